@@ -1,0 +1,52 @@
+//! Errors of key stores and of verification.
+
+use keygate_token::RandomError;
+
+/// A boxed error from a storage backend.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The tenant, user, project or key does not exist (or belongs to another tenant).
+    #[error("not found")]
+    NotFound,
+    /// A record with that unique name already exists.
+    #[error("{0} already exists")]
+    Conflict(String),
+    /// The request is inconsistent (for example an unknown project name).
+    #[error("{0}")]
+    Invalid(String),
+    /// The storage backend failed or is unreachable. Retry later; nothing was changed.
+    #[error("storage unavailable")]
+    Unavailable(#[source] BoxError),
+    /// The operating system could not provide randomness for a new key.
+    #[error(transparent)]
+    Random(#[from] RandomError),
+}
+
+impl StoreError {
+    /// Wraps a backend error as [`StoreError::Unavailable`].
+    pub fn unavailable(e: impl Into<BoxError>) -> Self {
+        Self::Unavailable(e.into())
+    }
+}
+
+/// Why a presented token was not accepted. Maps one to one to the HTTP error table.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifyError {
+    /// Bad shape, bad checksum, unknown id or hash mismatch: all look the same.
+    #[error("key not found")]
+    NotFound,
+    /// The key was revoked.
+    #[error("key revoked")]
+    Revoked,
+    /// The key expired.
+    #[error("key expired")]
+    Expired,
+    /// The store could not answer; the key may well be valid.
+    #[error("storage unavailable")]
+    Unavailable(#[source] StoreError),
+}

@@ -1,0 +1,58 @@
+//! SHA-256 of whole tokens, compared in constant time.
+
+use std::fmt;
+
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// The SHA-256 hash of a whole raw token: the only form in which a key is stored.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct TokenHash([u8; 32]);
+
+impl TokenHash {
+    /// Hashes the whole raw token (prefix, id, secret and checksum).
+    pub fn of(raw_token: &str) -> Self {
+        Self(Sha256::digest(raw_token.as_bytes()).into())
+    }
+
+    /// Wraps 32 bytes read back from storage.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// Reads a stored hash of any length; `None` unless it is 32 bytes.
+    pub fn from_slice(bytes: &[u8]) -> Option<Self> {
+        bytes.try_into().ok().map(Self)
+    }
+
+    /// The 32 hash bytes, for storing.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Compares two hashes in constant time.
+    pub fn ct_eq(&self, other: &Self) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+}
+
+impl fmt::Debug for TokenHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TokenHash(…)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_compare_and_debug_redacts() {
+        let a = TokenHash::of("kg_uk_x");
+        assert!(a.ct_eq(&TokenHash::of("kg_uk_x")));
+        assert!(!a.ct_eq(&TokenHash::of("kg_uk_y")));
+        assert_eq!(format!("{a:?}"), "TokenHash(…)");
+        assert_eq!(TokenHash::from_slice(a.as_bytes()), Some(a));
+        assert_eq!(TokenHash::from_slice(&[0; 31]), None);
+    }
+}

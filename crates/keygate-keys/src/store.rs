@@ -1,0 +1,105 @@
+//! The one trait every key store implements.
+
+use async_trait::async_trait;
+use keygate_token::{KeyId, TokenFormat};
+
+use crate::error::{StoreError, VerifyError};
+use crate::model::{
+    ApiKey, AuditEvent, Bootstrap, Bootstrapped, CreatedKey, NewAuditEvent, NewKey, Principal,
+    Project, Role, Tenant, TenantId, User,
+};
+
+/// Storage and verification of tenants, users, projects, keys and the audit log.
+///
+/// Every method that names a tenant only ever sees that tenant's records: asking for
+/// another tenant's key answers [`StoreError::NotFound`], exactly as for a key that
+/// does not exist. Writes are atomic: a failed write changes nothing.
+///
+/// [`KeyStore::verify`] runs on every request with no cache, so a revocation is
+/// effective on the very next request on every server sharing the store.
+#[async_trait]
+pub trait KeyStore: Send + Sync + 'static {
+    /// Creates a tenant, its owner, its projects and the owner's user key in one
+    /// transaction. Refuses with [`StoreError::Conflict`] if the tenant exists.
+    async fn bootstrap(
+        &self,
+        format: &TokenFormat,
+        request: Bootstrap,
+    ) -> Result<Bootstrapped, StoreError>;
+
+    /// Creates a tenant; [`StoreError::Conflict`] if the name is taken.
+    async fn create_tenant(&self, name: &str) -> Result<Tenant, StoreError>;
+
+    /// Finds a tenant by name.
+    async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>, StoreError>;
+
+    /// Creates a user in a tenant; [`StoreError::Conflict`] if the name is taken there.
+    async fn create_user(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        role: Role,
+    ) -> Result<User, StoreError>;
+
+    /// Creates a project in a tenant; [`StoreError::Conflict`] if the name is taken there.
+    async fn create_project(&self, tenant: &TenantId, name: &str) -> Result<Project, StoreError>;
+
+    /// Lists a tenant's projects, by name.
+    async fn list_projects(&self, tenant: &TenantId) -> Result<Vec<Project>, StoreError>;
+
+    /// Creates a key and returns its raw token, once. Only the SHA-256 hash of the
+    /// token is stored. Appends a `key.created` audit event by `actor` in the same
+    /// transaction.
+    ///
+    /// Refuses with [`StoreError::Invalid`] a user key without a user (or with a user
+    /// of another tenant), a tenant key with a user, an unknown project name, or an
+    /// expiry in the past.
+    async fn create_key(
+        &self,
+        format: &TokenFormat,
+        request: NewKey,
+        actor: &str,
+    ) -> Result<CreatedKey, StoreError>;
+
+    /// One key of a tenant (never its hash).
+    async fn get_key(&self, tenant: &TenantId, id: &KeyId) -> Result<ApiKey, StoreError>;
+
+    /// All keys of a tenant, newest first (never a hash).
+    async fn list_keys(&self, tenant: &TenantId) -> Result<Vec<ApiKey>, StoreError>;
+
+    /// Revokes a key. Idempotent: revoking a revoked key keeps the first
+    /// `revoked_at` and succeeds. Appends `key.revoked` on the first revocation.
+    async fn revoke_key(
+        &self,
+        tenant: &TenantId,
+        id: &KeyId,
+        actor: &str,
+    ) -> Result<ApiKey, StoreError>;
+
+    /// Issues a new key with the same kind, user, scopes, projects and expiry as `id`;
+    /// the old key stays valid until revoked. Appends `key.rotated`.
+    async fn rotate_key(
+        &self,
+        format: &TokenFormat,
+        tenant: &TenantId,
+        id: &KeyId,
+        actor: &str,
+    ) -> Result<CreatedKey, StoreError>;
+
+    /// Verifies a presented token: shape and checksum (no store access when they
+    /// fail), row by public id, constant-time hash comparison, revoked, expired.
+    async fn verify(&self, token: &str) -> Result<Principal, VerifyError>;
+
+    /// Appends an audit event.
+    async fn append_audit(&self, event: NewAuditEvent) -> Result<(), StoreError>;
+
+    /// The newest `limit` audit events of a tenant, newest first.
+    async fn list_audit(
+        &self,
+        tenant: &TenantId,
+        limit: usize,
+    ) -> Result<Vec<AuditEvent>, StoreError>;
+
+    /// Checks that the store answers (for health checks).
+    async fn ping(&self) -> Result<(), StoreError>;
+}

@@ -1,0 +1,156 @@
+//! Recognition of credentials in a mixed text corpus.
+
+use keygate_token::{CredentialKind, KeyKind, TokenFormat, recognise};
+
+fn kinds(text: &str) -> Vec<(CredentialKind, &str)> {
+    recognise(text)
+        .into_iter()
+        .map(|f| (f.kind, &text[f.span]))
+        .collect()
+}
+
+#[test]
+fn finds_keygate_tokens_of_any_brand_with_exact_spans() {
+    let kg = TokenFormat::default().generate(KeyKind::User).unwrap();
+    let zoop = TokenFormat::new("zoop_io")
+        .unwrap()
+        .generate(KeyKind::Tenant)
+        .unwrap();
+    let text = format!(
+        "export KEYGATE_API_KEY={}\n{{\"env\": {{\"ZOOP\": \"{}\"}}}}\n",
+        kg.expose(),
+        zoop.expose()
+    );
+    assert_eq!(
+        kinds(&text),
+        vec![
+            (CredentialKind::Keygate(KeyKind::User), kg.expose()),
+            (CredentialKind::Keygate(KeyKind::Tenant), zoop.expose()),
+        ]
+    );
+}
+
+#[test]
+fn random_strings_of_keygate_shape_do_not_match() {
+    let text = format!("kg_uk_{}", "a1B2c3D4e5F6".repeat(4));
+    assert!(recognise(&text).is_empty());
+}
+
+#[test]
+fn a_keygate_token_glued_to_a_word_prefix_is_still_found() {
+    let kg = TokenFormat::default().generate(KeyKind::Tenant).unwrap();
+    let text = format!("TOKEN=xx{}", kg.expose());
+    let found = kinds(&text);
+    assert_eq!(
+        found,
+        vec![(CredentialKind::Keygate(KeyKind::Tenant), kg.expose())]
+    );
+}
+
+#[test]
+fn finds_each_foreign_kind() {
+    let cases = [
+        (
+            "ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789",
+            CredentialKind::GitHub,
+        ),
+        (
+            "gho_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789",
+            CredentialKind::GitHub,
+        ),
+        (
+            "ghu_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789",
+            CredentialKind::GitHub,
+        ),
+        (
+            "ghs_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789",
+            CredentialKind::GitHub,
+        ),
+        (
+            "ghr_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789",
+            CredentialKind::GitHub,
+        ),
+        (
+            "github_pat_11ABCDEFG0123456789abc_defghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456",
+            CredentialKind::GitHub,
+        ),
+        ("glpat-xYz123AbC456dEf789gh", CredentialKind::GitLab),
+        ("xoxb-123456789012-abcdefABCDEF", CredentialKind::Slack),
+        ("xoxp-123456789012-abcdefABCDEF", CredentialKind::Slack),
+        ("AKIAIOSFODNN7EXAMPLE", CredentialKind::AwsAccessKeyId),
+        ("ASIAIOSFODNN7EXAMPLE", CredentialKind::AwsAccessKeyId),
+        ("sk_live_abcdefghijklmnop1234", CredentialKind::Stripe),
+        ("rk_live_abcdefghijklmnop1234", CredentialKind::Stripe),
+        (
+            "sk-ant-api03-abcdefghijklmnopqrstuvwxyz",
+            CredentialKind::Anthropic,
+        ),
+        (
+            "sk-proj-abcdefghijklmnopqrstuvwxyz012345",
+            CredentialKind::OpenAi,
+        ),
+        (
+            "sk-abcdefghijklmnopqrstuvwxyz012345",
+            CredentialKind::OpenAi,
+        ),
+    ];
+    for (secret, kind) in cases {
+        let text = format!("line one\nVAR=\"{secret}\" # comment\n");
+        assert_eq!(kinds(&text), vec![(kind, secret)], "{secret}");
+    }
+}
+
+#[test]
+fn look_alikes_are_not_credentials() {
+    let text = "\
+        ghp_short\n\
+        AKIAIOSFODNN7EXAMPL\n\
+        XAKIAIOSFODNN7EXAMPLE\n\
+        sk_test_abcdefghijklmnop1234\n\
+        sk-short\n\
+        the skeleton task-runner is fine\n\
+        glpat-tooshort\n";
+    assert_eq!(kinds(text), vec![]);
+}
+
+#[test]
+fn mixed_corpus_is_reported_in_order() {
+    let kg = TokenFormat::default().generate(KeyKind::User).unwrap();
+    let text = format!(
+        "# config\nAWS=AKIAIOSFODNN7EXAMPLE\nKEY={}\nGH=ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789\nANT=sk-ant-api03-abcdefghijklmnopqrstuvwxyz\n",
+        kg.expose()
+    );
+    let found: Vec<CredentialKind> = kinds(&text).into_iter().map(|(k, _)| k).collect();
+    assert_eq!(
+        found,
+        vec![
+            CredentialKind::AwsAccessKeyId,
+            CredentialKind::Keygate(KeyKind::User),
+            CredentialKind::GitHub,
+            CredentialKind::Anthropic,
+        ]
+    );
+}
+
+#[test]
+fn every_kind_has_a_name_and_id() {
+    for kind in [
+        CredentialKind::Keygate(KeyKind::User),
+        CredentialKind::Keygate(KeyKind::Tenant),
+        CredentialKind::GitHub,
+        CredentialKind::GitLab,
+        CredentialKind::Slack,
+        CredentialKind::AwsAccessKeyId,
+        CredentialKind::Stripe,
+        CredentialKind::Anthropic,
+        CredentialKind::OpenAi,
+    ] {
+        assert!(!kind.name().is_empty());
+        assert!(
+            kind.id()
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c == '-')
+        );
+        assert_eq!(kind.to_string(), kind.name());
+    }
+}
