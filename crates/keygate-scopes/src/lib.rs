@@ -4,8 +4,29 @@
 //! scopes it requires, whether only user keys may call it, whether it mutates state,
 //! which argument names a project, and which confirmation gate guards it. Tools not in
 //! the policy are denied. This crate loads and validates such files with precise
-//! errors and answers, for a verified key, whether a tool call is authorized and which
-//! tools it may see.
+//! errors (file, line and column) and answers, for a verified key ([`Principal`]),
+//! whether a tool call is authorized ([`Policy::authorize`], allocation-free when it
+//! is), which tools the key may see ([`Policy::visible_tools`]) and whether the key is
+//! read-only ([`Policy::read_only`]).
+//!
+//! ```
+//! use keygate_scopes::{ADMIN_SCOPE, Policy};
+//!
+//! let policy = Policy::from_toml_str(r#"
+//!     [scopes]
+//!     "services:write" = "Deploy and delete services"
+//!
+//!     [tools."service.delete"]
+//!     scopes = ["services:write"]
+//!     mutating = true
+//!     project_arg = "project"
+//!     gate = { kind = "approval", target_arg = "service", protect = ["keygate"] }
+//! "#)?;
+//! assert_eq!(policy.all_scopes(), [ADMIN_SCOPE, "services:write"]);
+//! # Ok::<(), keygate_scopes::PolicyError>(())
+//! ```
+//!
+//! [`Principal`]: keygate_keys::Principal
 //!
 //! # Features
 //!
@@ -22,5 +43,10 @@
 )]
 
 mod denied;
+mod error;
+mod load;
+mod policy;
 
 pub use crate::denied::Denied;
+pub use crate::error::{Location, PolicyError};
+pub use crate::policy::{ADMIN_SCOPE, ADMIN_SCOPE_DESCRIPTION, GateSpec, Policy, ToolPolicy};

@@ -1,0 +1,352 @@
+//! Parsing and validating policy files.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::error::PolicyError;
+use crate::policy::{ADMIN_SCOPE, ADMIN_SCOPE_DESCRIPTION, GateSpec, Policy, ToolPolicy};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    #[serde(default)]
+    scopes: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    tools: BTreeMap<String, Spanned<RawTool>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTool {
+    #[serde(default)]
+    description: Option<String>,
+    scopes: Spanned<Vec<Spanned<String>>>,
+    #[serde(default)]
+    mutating: bool,
+    #[serde(default)]
+    user_only: bool,
+    #[serde(default)]
+    project_arg: Option<Spanned<String>>,
+    #[serde(default)]
+    gate: Option<Spanned<RawGate>>,
+}
+
+/// Both gate kinds in one shape, so that every field keeps its span; which fields a
+/// kind accepts is checked after parsing.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGate {
+    kind: Spanned<String>,
+    #[serde(default)]
+    target_arg: Option<Spanned<String>>,
+    #[serde(default)]
+    protect: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    status_tool: Option<Spanned<String>>,
+    #[serde(default)]
+    failure_field: Option<Spanned<String>>,
+    #[serde(default)]
+    evidence_tools: Option<Spanned<Vec<Spanned<String>>>>,
+}
+
+pub(crate) fn parse(src: &str) -> Result<Policy, PolicyError> {
+    let raw: RawPolicy = toml::from_str(src).map_err(|e| {
+        let offset = e.span().map_or(0, |s| s.start);
+        PolicyError::invalid(src, offset, e.message().trim_end().to_owned())
+    })?;
+    Validator { src }.validate(raw)
+}
+
+struct Validator<'a> {
+    src: &'a str,
+}
+
+impl Validator<'_> {
+    fn err<T>(&self, offset: usize, message: impl Into<String>) -> Result<T, PolicyError> {
+        Err(PolicyError::invalid(self.src, offset, message))
+    }
+
+    /// A string that must not be empty or padded with spaces.
+    fn name(&self, value: Spanned<String>, what: &str) -> Result<String, PolicyError> {
+        let start = value.span().start;
+        let value = value.into_inner();
+        if value.trim().is_empty() {
+            return self.err(start, format!("{what} must not be empty"));
+        }
+        if value.trim() != value {
+            return self.err(
+                start,
+                format!("{what} `{value}` must not start or end with spaces"),
+            );
+        }
+        Ok(value)
+    }
+
+    /// A list of distinct names.
+    /// A list of distinct names, each with its offset.
+    fn names(
+        &self,
+        list: Vec<Spanned<String>>,
+        what: &str,
+    ) -> Result<Vec<(String, usize)>, PolicyError> {
+        let mut out: Vec<(String, usize)> = Vec::with_capacity(list.len());
+        for item in list {
+            let start = item.span().start;
+            let name = self.name(item, what)?;
+            if out.iter().any(|(n, _)| *n == name) {
+                return self.err(start, format!("{what} `{name}` is listed twice"));
+            }
+            out.push((name, start));
+        }
+        Ok(out)
+    }
+
+    fn validate(&self, raw: RawPolicy) -> Result<Policy, PolicyError> {
+        let mut scopes = BTreeMap::new();
+        for (name, description) in raw.scopes {
+            let start = description.span().start;
+            if name == ADMIN_SCOPE {
+                return self.err(
+                    start,
+                    format!("scope `{ADMIN_SCOPE}` is built in; remove it from [scopes]"),
+                );
+            }
+            if name.trim().is_empty() || name.chars().any(char::is_whitespace) {
+                return self.err(
+                    start,
+                    format!("scope name `{name}` must be non-empty and contain no spaces"),
+                );
+            }
+            scopes.insert(name, description.into_inner());
+        }
+
+        let tool_names: BTreeSet<String> = raw.tools.keys().cloned().collect();
+        let mutating_tools: BTreeSet<String> = raw
+            .tools
+            .iter()
+            .filter(|(_, t)| t.get_ref().mutating)
+            .map(|(n, _)| n.clone())
+            .collect();
+
+        let mut tools = BTreeMap::new();
+        let mut evidence: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (name, tool) in raw.tools {
+            let tool_start = tool.span().start;
+            if name.trim().is_empty() || name.trim() != name {
+                return self.err(
+                    tool_start,
+                    format!("tool name `{name}` must be non-empty without surrounding spaces"),
+                );
+            }
+            let raw_tool = tool.into_inner();
+            let scope_list = self.names(raw_tool.scopes.into_inner(), "scope")?;
+            for (scope, start) in &scope_list {
+                if scope == ADMIN_SCOPE {
+                    return self.err(
+                        *start,
+                        format!(
+                            "tool `{name}` requires `{ADMIN_SCOPE}`, which is reserved for key administration and is never required by a tool"
+                        ),
+                    );
+                }
+                if !scopes.contains_key(scope) {
+                    return self.err(
+                        *start,
+                        format!(
+                            "tool `{name}` requires scope `{scope}`, which is not declared in [scopes]"
+                        ),
+                    );
+                }
+            }
+            let project_arg = raw_tool
+                .project_arg
+                .map(|a| self.name(a, "project_arg"))
+                .transpose()?;
+            let gate = match raw_tool.gate {
+                None => None,
+                Some(gate) => {
+                    let gate_start = gate.span().start;
+                    if !raw_tool.mutating {
+                        return self.err(
+                            gate_start,
+                            format!(
+                                "tool `{name}` has a gate but is not mutating; gates guard mutating tools only (set `mutating = true` or remove the gate)"
+                            ),
+                        );
+                    }
+                    let spec = self.gate(&name, gate, &tool_names, &mutating_tools)?;
+                    if let GateSpec::Evidence {
+                        target_arg,
+                        evidence_tools,
+                        ..
+                    } = &spec
+                    {
+                        for t in evidence_tools {
+                            let args = evidence.entry(t.clone()).or_default();
+                            if !args.contains(target_arg) {
+                                args.push(target_arg.clone());
+                            }
+                        }
+                    }
+                    Some(spec)
+                }
+            };
+            tools.insert(
+                name.clone(),
+                ToolPolicy {
+                    name,
+                    description: raw_tool.description,
+                    scopes: scope_list.into_iter().map(|(s, _)| s).collect(),
+                    user_only: raw_tool.user_only,
+                    mutating: raw_tool.mutating,
+                    project_arg,
+                    gate,
+                },
+            );
+        }
+        scopes.insert(ADMIN_SCOPE.to_owned(), ADMIN_SCOPE_DESCRIPTION.to_owned());
+        Ok(Policy {
+            scopes,
+            tools,
+            evidence,
+        })
+    }
+
+    fn gate(
+        &self,
+        tool: &str,
+        gate: Spanned<RawGate>,
+        tool_names: &BTreeSet<String>,
+        mutating_tools: &BTreeSet<String>,
+    ) -> Result<GateSpec, PolicyError> {
+        let gate_start = gate.span().start;
+        let raw = gate.into_inner();
+        let kind_start = raw.kind.span().start;
+        let kind = raw.kind.into_inner();
+        let Some(target_arg) = raw.target_arg else {
+            return self.err(
+                gate_start,
+                format!(
+                    "the gate of tool `{tool}` has no `target_arg` (the argument naming what the call acts on)"
+                ),
+            );
+        };
+        let target_arg = self.name(target_arg, "target_arg")?;
+        let not_for = |field: &str, start: usize| {
+            self.err::<GateSpec>(
+                start,
+                format!("`{field}` is not a field of `{kind}` gates (tool `{tool}`)"),
+            )
+        };
+        match kind.as_str() {
+            "approval" => {
+                for (field, span) in [
+                    ("status_tool", raw.status_tool.as_ref().map(Spanned::span)),
+                    ("failure_field", raw.failure_field.as_ref().map(Spanned::span)),
+                    (
+                        "evidence_tools",
+                        raw.evidence_tools.as_ref().map(Spanned::span),
+                    ),
+                ] {
+                    if let Some(span) = span {
+                        return not_for(field, span.start);
+                    }
+                }
+                let protect = match raw.protect {
+                    Some(list) => self
+                        .names(list.into_inner(), "protected target")?
+                        .into_iter()
+                        .map(|(p, _)| p)
+                        .collect(),
+                    None => Vec::new(),
+                };
+                Ok(GateSpec::Approval {
+                    target_arg,
+                    protect,
+                })
+            }
+            "evidence" => {
+                if let Some(protect) = &raw.protect {
+                    return not_for("protect", protect.span().start);
+                }
+                let Some(status_tool) = raw.status_tool else {
+                    return self.err(
+                        gate_start,
+                        format!("the evidence gate of tool `{tool}` has no `status_tool`"),
+                    );
+                };
+                let status_start = status_tool.span().start;
+                let status_tool = self.name(status_tool, "status_tool")?;
+                self.known_reader(tool, &status_tool, status_start, tool_names, mutating_tools)?;
+                let Some(failure_field) = raw.failure_field else {
+                    return self.err(
+                        gate_start,
+                        format!("the evidence gate of tool `{tool}` has no `failure_field`"),
+                    );
+                };
+                let failure_field = self.name(failure_field, "failure_field")?;
+                let Some(list) = raw.evidence_tools else {
+                    return self.err(
+                        gate_start,
+                        format!("the evidence gate of tool `{tool}` has no `evidence_tools`"),
+                    );
+                };
+                let list_start = list.span().start;
+                let list = list.into_inner();
+                if list.is_empty() {
+                    return self.err(
+                        list_start,
+                        format!("the evidence gate of tool `{tool}` lists no evidence tools"),
+                    );
+                }
+                let mut evidence_tools = Vec::with_capacity(list.len());
+                for (t, start) in self.names(list, "evidence tool")? {
+                    self.known_reader(tool, &t, start, tool_names, mutating_tools)?;
+                    evidence_tools.push(t);
+                }
+                Ok(GateSpec::Evidence {
+                    target_arg,
+                    status_tool,
+                    failure_field,
+                    evidence_tools,
+                })
+            }
+            other => self.err(
+                kind_start,
+                format!(
+                    "unknown gate kind `{other}` for tool `{tool}`; expected `approval` or `evidence`"
+                ),
+            ),
+        }
+    }
+
+    /// A status or evidence tool must be in the policy and must not mutate.
+    fn known_reader(
+        &self,
+        gated: &str,
+        tool: &str,
+        start: usize,
+        tool_names: &BTreeSet<String>,
+        mutating_tools: &BTreeSet<String>,
+    ) -> Result<(), PolicyError> {
+        if !tool_names.contains(tool) {
+            return self.err(
+                start,
+                format!(
+                    "the gate of tool `{gated}` names tool `{tool}`, which is not in the policy"
+                ),
+            );
+        }
+        if mutating_tools.contains(tool) {
+            return self.err(
+                start,
+                format!(
+                    "the gate of tool `{gated}` reads evidence from `{tool}`, which is mutating; status and evidence tools must only read"
+                ),
+            );
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,332 @@
+//! The validated policy and the decisions made on it.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use keygate_keys::{KeyKind, Principal};
+use serde_json::Value;
+
+use crate::denied::Denied;
+use crate::error::PolicyError;
+
+/// The built-in scope for owner administration of keys and projects. It is always
+/// in the catalogue and is never required by a tool.
+pub const ADMIN_SCOPE: &str = "keys:admin";
+
+/// The catalogue description of [`ADMIN_SCOPE`].
+pub const ADMIN_SCOPE_DESCRIPTION: &str = "Manage API keys and projects (owners only)";
+
+/// A validated tool policy: the scope catalogue and every tool an agent may call.
+///
+/// Tools not in the policy are denied. Build one with [`Policy::from_toml_str`] or
+/// [`Policy::load`].
+///
+/// ```
+/// use keygate_scopes::Policy;
+///
+/// let policy = Policy::from_toml_str(r#"
+///     [scopes]
+///     "services:read" = "Read services"
+///
+///     [tools."service.list"]
+///     scopes = ["services:read"]
+/// "#)?;
+/// assert!(policy.tool("service.list").is_some());
+/// assert!(policy.tool("service.delete").is_none());
+/// # Ok::<(), keygate_scopes::PolicyError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    pub(crate) scopes: BTreeMap<String, String>,
+    pub(crate) tools: BTreeMap<String, ToolPolicy>,
+    /// Evidence tool name → the target arguments of the evidence gates listing it.
+    pub(crate) evidence: BTreeMap<String, Vec<String>>,
+}
+
+/// What the policy says about one tool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolPolicy {
+    pub(crate) name: String,
+    pub(crate) description: Option<String>,
+    pub(crate) scopes: Vec<String>,
+    pub(crate) user_only: bool,
+    pub(crate) mutating: bool,
+    pub(crate) project_arg: Option<String>,
+    pub(crate) gate: Option<GateSpec>,
+}
+
+impl ToolPolicy {
+    /// The tool's name, such as `service.delete`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A description for people, when the policy gives one.
+    pub fn description(&self) -> Option<&str> {
+        self.description.as_deref()
+    }
+
+    /// The scopes a key must hold, all of them, in policy order.
+    pub fn scopes(&self) -> &[String] {
+        &self.scopes
+    }
+
+    /// Whether only user keys (not tenant keys) may call the tool.
+    pub fn user_only(&self) -> bool {
+        self.user_only
+    }
+
+    /// Whether the tool changes state. A key that reaches no mutating tool is read-only.
+    pub fn mutating(&self) -> bool {
+        self.mutating
+    }
+
+    /// The argument that names a project, if the tool takes one.
+    pub fn project_arg(&self) -> Option<&str> {
+        self.project_arg.as_deref()
+    }
+
+    /// The confirmation gate guarding the tool, if any.
+    pub fn gate(&self) -> Option<&GateSpec> {
+        self.gate.as_ref()
+    }
+}
+
+/// A confirmation gate, as the policy file declares it (`gate = { kind = ... }`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum GateSpec {
+    /// `kind = "approval"`: every call needs a one-time challenge echoed back with the
+    /// exact target; targets in `protect` are never allowed.
+    Approval {
+        /// The argument naming the target, such as `service`.
+        target_arg: String,
+        /// Targets that are never allowed (compared trimmed and case-insensitively),
+        /// such as the gateway's own service.
+        protect: Vec<String>,
+    },
+    /// `kind = "evidence"`: when the target has failure history, the evidence tools
+    /// must have been read for it in the session before a challenge is offered.
+    Evidence {
+        /// The argument naming the target, such as `service`.
+        target_arg: String,
+        /// The tool that answers whether the target has failure history.
+        status_tool: String,
+        /// The boolean field of the status tool's `structuredContent` saying so.
+        failure_field: String,
+        /// The tools whose output is the evidence (events, build logs, runtime logs).
+        evidence_tools: Vec<String>,
+    },
+}
+
+impl GateSpec {
+    /// An approval gate on `target_arg`, never allowing the targets in `protect`.
+    pub fn approval(target_arg: impl Into<String>, protect: Vec<String>) -> Self {
+        Self::Approval {
+            target_arg: target_arg.into(),
+            protect,
+        }
+    }
+
+    /// An evidence gate on `target_arg`.
+    pub fn evidence(
+        target_arg: impl Into<String>,
+        status_tool: impl Into<String>,
+        failure_field: impl Into<String>,
+        evidence_tools: Vec<String>,
+    ) -> Self {
+        Self::Evidence {
+            target_arg: target_arg.into(),
+            status_tool: status_tool.into(),
+            failure_field: failure_field.into(),
+            evidence_tools,
+        }
+    }
+
+    /// `approval` or `evidence`, as written in the policy file.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Approval { .. } => "approval",
+            Self::Evidence { .. } => "evidence",
+        }
+    }
+
+    /// The argument naming the target.
+    pub fn target_arg(&self) -> &str {
+        match self {
+            Self::Approval { target_arg, .. } | Self::Evidence { target_arg, .. } => target_arg,
+        }
+    }
+
+    /// The target named by a call's arguments: the target argument, when it is a string.
+    pub fn target<'a>(&self, args: &'a Value) -> Option<&'a str> {
+        args.get(self.target_arg()).and_then(Value::as_str)
+    }
+
+    /// Targets that are never allowed (empty for evidence gates).
+    pub fn protect(&self) -> &[String] {
+        match self {
+            Self::Approval { protect, .. } => protect,
+            Self::Evidence { .. } => &[],
+        }
+    }
+
+    /// Whether `target` is protected: equal to a `protect` entry once both are trimmed,
+    /// ignoring case.
+    pub fn is_protected(&self, target: &str) -> bool {
+        let target = target.trim();
+        self.protect().iter().any(|p| {
+            let p = p.trim();
+            p.eq_ignore_ascii_case(target)
+                || p.chars()
+                    .flat_map(char::to_lowercase)
+                    .eq(target.chars().flat_map(char::to_lowercase))
+        })
+    }
+}
+
+impl Policy {
+    /// Parses and validates a policy from TOML text. Errors give the line and column.
+    ///
+    /// # Errors
+    ///
+    /// [`PolicyError::Invalid`] for bad TOML, unknown or mistyped fields, a tool
+    /// requiring an undeclared scope, a duplicate scope in a list, a gate on a
+    /// non-mutating tool, a gate without `target_arg`, or a gate naming a status or
+    /// evidence tool that is not in the policy.
+    pub fn from_toml_str(src: &str) -> Result<Self, PolicyError> {
+        crate::load::parse(src)
+    }
+
+    /// Reads, parses and validates a policy file. Errors name the file.
+    ///
+    /// # Errors
+    ///
+    /// [`PolicyError::Read`] when the file cannot be read, otherwise as
+    /// [`Policy::from_toml_str`], with the file's path in the location.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, PolicyError> {
+        let path = path.as_ref();
+        let src = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_toml_str(&src).map_err(|e| e.with_path(path))
+    }
+
+    /// The scope catalogue as `(name, description)`, sorted by name, [`ADMIN_SCOPE`]
+    /// included.
+    pub fn scopes(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.scopes.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// The description of a scope, if it is in the catalogue.
+    pub fn scope(&self, name: &str) -> Option<&str> {
+        self.scopes.get(name).map(String::as_str)
+    }
+
+    /// Every scope of the catalogue, sorted, [`ADMIN_SCOPE`] included: what a
+    /// bootstrapped owner key receives.
+    pub fn all_scopes(&self) -> Vec<String> {
+        self.scopes.keys().cloned().collect()
+    }
+
+    /// The policy of one tool, if the tool is in the policy.
+    pub fn tool(&self, name: &str) -> Option<&ToolPolicy> {
+        self.tools.get(name)
+    }
+
+    /// Every tool, sorted by name.
+    pub fn tools(&self) -> impl Iterator<Item = &ToolPolicy> {
+        self.tools.values()
+    }
+
+    /// Decides whether `principal` may call `tool` with `args`, returning the tool's
+    /// policy when it may. Allocates nothing unless it denies.
+    ///
+    /// Checks, in order: the tool is in the policy; the key holds every required
+    /// scope; a user-only tool is called with a user key; and, when the tool has a
+    /// project argument, a project named by it (a string) is one of the key's
+    /// projects. A key restricted to some projects must name one; an unrestricted key
+    /// may leave the argument out.
+    ///
+    /// # Errors
+    ///
+    /// The first [`Denied`] reason found.
+    pub fn authorize(
+        &self,
+        principal: &Principal,
+        tool: &str,
+        args: &Value,
+    ) -> Result<&ToolPolicy, Denied> {
+        let Some(policy) = self.tools.get(tool) else {
+            return Err(Denied::UnknownTool {
+                tool: tool.to_owned(),
+            });
+        };
+        if let Some(scope) = policy.scopes.iter().find(|s| !principal.has_scope(s)) {
+            return Err(Denied::MissingScope {
+                tool: tool.to_owned(),
+                scope: scope.clone(),
+            });
+        }
+        if policy.user_only && principal.kind != KeyKind::User {
+            return Err(Denied::UserOnly {
+                tool: tool.to_owned(),
+            });
+        }
+        if let Some(arg) = &policy.project_arg {
+            match args.get(arg.as_str()).and_then(Value::as_str) {
+                Some(project) if !principal.allows_project(project) => {
+                    return Err(Denied::ProjectNotAllowed {
+                        tool: tool.to_owned(),
+                        project: project.to_owned(),
+                    });
+                }
+                Some(_) => {}
+                None if principal.projects.is_some() => {
+                    return Err(Denied::ProjectMissing {
+                        tool: tool.to_owned(),
+                        arg: arg.clone(),
+                    });
+                }
+                None => {}
+            }
+        }
+        Ok(policy)
+    }
+
+    /// Whether `principal` passes the scope and user-only checks of `tool` (the
+    /// project argument aside): whether the tool should be listed for the key.
+    pub fn can_see(&self, principal: &Principal, tool: &ToolPolicy) -> bool {
+        tool.scopes.iter().all(|s| principal.has_scope(s))
+            && (!tool.user_only || principal.kind == KeyKind::User)
+    }
+
+    /// The tools `principal` may call (scopes and user-only checks pass), sorted by
+    /// name: what `tools/list` answers.
+    pub fn visible_tools(&self, principal: &Principal) -> Vec<&str> {
+        self.tools
+            .values()
+            .filter(|t| self.can_see(principal, t))
+            .map(ToolPolicy::name)
+            .collect()
+    }
+
+    /// Whether `principal` can call no mutating tool.
+    pub fn read_only(&self, principal: &Principal) -> bool {
+        !self
+            .tools
+            .values()
+            .any(|t| t.mutating && self.can_see(principal, t))
+    }
+
+    /// When `tool` is an evidence tool of some evidence gate, the target its call
+    /// reads evidence for: the value of the gate's target argument in `args`. The
+    /// gateway records the read (after the call succeeded) under this target.
+    pub fn evidence_target<'a>(&self, tool: &str, args: &'a Value) -> Option<&'a str> {
+        self.evidence
+            .get(tool)?
+            .iter()
+            .find_map(|arg| args.get(arg.as_str()).and_then(Value::as_str))
+    }
+}

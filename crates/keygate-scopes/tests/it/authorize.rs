@@ -1,0 +1,189 @@
+//! Authorizing calls, listing tools, read-only keys.
+
+use keygate_keys::KeyKind;
+use keygate_scopes::Denied;
+use proptest::prelude::*;
+use serde_json::json;
+
+use crate::util::{policy, principal};
+
+const ALL: &[&str] = &[
+    "customers:read",
+    "customers:write",
+    "invoices:read",
+    "jobs:write",
+    "services:read",
+    "services:write",
+];
+
+#[test]
+fn unknown_tool_is_denied() {
+    let p = policy();
+    let key = principal(KeyKind::User, ALL, None);
+    assert_eq!(
+        p.authorize(&key, "service.nuke", &json!({})),
+        Err(Denied::UnknownTool {
+            tool: "service.nuke".to_owned()
+        })
+    );
+}
+
+#[test]
+fn every_required_scope_is_needed() {
+    let p = policy();
+    let key = principal(KeyKind::User, &["services:read"], None);
+    assert!(p.authorize(&key, "service.status", &json!({})).is_ok());
+    assert_eq!(
+        p.authorize(&key, "service.delete", &json!({"service": "a"})),
+        Err(Denied::MissingScope {
+            tool: "service.delete".to_owned(),
+            scope: "services:write".to_owned()
+        })
+    );
+    let none = principal(KeyKind::User, &[], None);
+    assert!(matches!(
+        p.authorize(&none, "service.status", &json!({})),
+        Err(Denied::MissingScope { .. })
+    ));
+}
+
+#[test]
+fn user_only_tools_refuse_tenant_keys() {
+    let p = policy();
+    let tenant = principal(KeyKind::Tenant, ALL, None);
+    assert_eq!(
+        p.authorize(&tenant, "customers.create", &json!({"name": "x"})),
+        Err(Denied::UserOnly {
+            tool: "customers.create".to_owned()
+        })
+    );
+    assert!(p.authorize(&tenant, "customers.search", &json!({})).is_ok());
+    let user = principal(KeyKind::User, ALL, None);
+    let tool = p
+        .authorize(&user, "customers.create", &json!({"name": "x"}))
+        .expect("allowed");
+    assert_eq!(tool.name(), "customers.create");
+}
+
+#[test]
+fn project_argument_must_be_one_of_the_keys_projects() {
+    let p = policy();
+    let key = principal(KeyKind::User, ALL, Some(&["shop"]));
+    assert!(
+        p.authorize(&key, "service.list", &json!({"project": "shop"}))
+            .is_ok()
+    );
+    assert!(
+        p.authorize(&key, "service.list", &json!({"project": "pj_shop"}))
+            .is_ok(),
+        "project ids work as well as names"
+    );
+    assert_eq!(
+        p.authorize(&key, "service.list", &json!({"project": "ops"})),
+        Err(Denied::ProjectNotAllowed {
+            tool: "service.list".to_owned(),
+            project: "ops".to_owned()
+        })
+    );
+    for args in [
+        json!({}),
+        json!({"project": 7}),
+        json!({"project": null}),
+        json!(null),
+    ] {
+        assert_eq!(
+            p.authorize(&key, "service.list", &args),
+            Err(Denied::ProjectMissing {
+                tool: "service.list".to_owned(),
+                arg: "project".to_owned()
+            }),
+            "{args}"
+        );
+    }
+}
+
+#[test]
+fn unrestricted_keys_may_leave_the_project_out() {
+    let p = policy();
+    let key = principal(KeyKind::User, ALL, None);
+    assert!(p.authorize(&key, "service.list", &json!({})).is_ok());
+    assert!(
+        p.authorize(&key, "service.list", &json!({"project": "anything"}))
+            .is_ok()
+    );
+}
+
+#[test]
+fn key_with_no_projects_reaches_no_project_tool() {
+    let p = policy();
+    let key = principal(KeyKind::User, ALL, Some(&[]));
+    assert!(matches!(
+        p.authorize(&key, "service.list", &json!({"project": "shop"})),
+        Err(Denied::ProjectNotAllowed { .. })
+    ));
+}
+
+#[test]
+fn visible_tools_follow_scopes_and_key_kind() {
+    let p = policy();
+    let reader = principal(KeyKind::Tenant, &["services:read", "jobs:write"], None);
+    assert_eq!(
+        p.visible_tools(&reader),
+        [
+            "service.events",
+            "service.list",
+            "service.logs.build",
+            "service.logs.runtime",
+            "service.status"
+        ]
+    );
+    assert!(p.read_only(&reader), "jobs.create is user-only");
+
+    let user = principal(KeyKind::User, &["services:read", "jobs:write"], None);
+    assert!(p.visible_tools(&user).contains(&"jobs.create"));
+    assert!(!p.read_only(&user));
+
+    let all = principal(KeyKind::User, ALL, None);
+    assert_eq!(p.visible_tools(&all).len(), 12);
+    assert!(
+        p.visible_tools(&principal(KeyKind::User, &[], None))
+            .is_empty()
+    );
+}
+
+proptest! {
+    /// A tool is visible exactly when some call to it (with an allowed project) passes,
+    /// and `read_only` agrees with `authorize` on every mutating tool.
+    #[test]
+    fn visibility_agrees_with_authorize(
+        mask in 0u8..64,
+        user in any::<bool>(),
+        restricted in any::<bool>(),
+    ) {
+        let p = policy();
+        let scopes: Vec<&str> = ALL
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| mask & (1 << i) != 0)
+            .map(|(_, s)| *s)
+            .collect();
+        let kind = if user { KeyKind::User } else { KeyKind::Tenant };
+        let key = principal(kind, &scopes, restricted.then_some(&["shop"][..]));
+        let visible = p.visible_tools(&key);
+        let mut any_mutating = false;
+        for tool in p.tools() {
+            let args = json!({"project": "shop", "service": "api"});
+            let ok = p.authorize(&key, tool.name(), &args).is_ok();
+            prop_assert_eq!(ok, visible.contains(&tool.name()));
+            any_mutating |= ok && tool.mutating();
+            if ok {
+                let outside = json!({"project": "ops"});
+                prop_assert_eq!(
+                    p.authorize(&key, tool.name(), &outside).is_err(),
+                    restricted
+                );
+            }
+        }
+        prop_assert_eq!(p.read_only(&key), !any_mutating);
+    }
+}

@@ -1,0 +1,330 @@
+//! Loading and validating policy files.
+
+use keygate_scopes::{ADMIN_SCOPE, GateSpec, Policy, PolicyError};
+
+use crate::util::{POLICY, policy};
+
+/// The error message of an invalid policy, with its position.
+fn invalid(src: &str) -> String {
+    match Policy::from_toml_str(src) {
+        Ok(_) => panic!("policy unexpectedly valid:\n{src}"),
+        Err(e @ PolicyError::Invalid { .. }) => e.to_string(),
+        Err(e) => panic!("unexpected error {e:?}"),
+    }
+}
+
+const SCOPES: &str = "[scopes]\n\"s:read\" = \"Read\"\n\"s:write\" = \"Write\"\n";
+
+fn with_scopes(rest: &str) -> String {
+    format!("{SCOPES}{rest}")
+}
+
+#[test]
+fn example_policy_loads_with_every_field() {
+    let p = policy();
+    let names: Vec<&str> = p.tools().map(keygate_scopes::ToolPolicy::name).collect();
+    assert_eq!(names.len(), 12);
+    assert!(names.windows(2).all(|w| w[0] < w[1]), "sorted: {names:?}");
+
+    let search = p.tool("customers.search").expect("listed");
+    assert_eq!(search.description(), Some("Search customers by name"));
+    assert_eq!(search.scopes(), ["customers:read"]);
+    assert!(!search.mutating() && !search.user_only());
+    assert_eq!(search.project_arg(), Some("project"));
+    assert!(search.gate().is_none());
+
+    let create = p.tool("customers.create").expect("listed");
+    assert!(create.mutating() && create.user_only());
+    assert_eq!(create.description(), None);
+
+    assert_eq!(
+        p.tool("service.delete").and_then(|t| t.gate()),
+        Some(&GateSpec::approval("service", vec!["keygate".to_owned()]))
+    );
+    assert_eq!(
+        p.tool("service.replace").and_then(|t| t.gate()),
+        Some(&GateSpec::evidence(
+            "service",
+            "service.status",
+            "has_failure_history",
+            vec![
+                "service.events".to_owned(),
+                "service.logs.build".to_owned(),
+                "service.logs.runtime".to_owned()
+            ]
+        ))
+    );
+}
+
+#[test]
+fn catalogue_is_sorted_and_includes_the_admin_scope() {
+    let p = policy();
+    let scopes: Vec<(&str, &str)> = p.scopes().collect();
+    assert_eq!(scopes.len(), 7);
+    assert!(scopes.windows(2).all(|w| w[0].0 < w[1].0));
+    assert_eq!(
+        p.scope(ADMIN_SCOPE),
+        Some("Manage API keys and projects (owners only)")
+    );
+    assert_eq!(p.scope("invoices:read"), Some("List invoices"));
+    assert_eq!(p.scope("nope"), None);
+    let all = p.all_scopes();
+    assert_eq!(all.len(), 7);
+    assert!(all.iter().any(|s| s == ADMIN_SCOPE));
+    assert!(all.iter().any(|s| s == "services:write"));
+}
+
+#[test]
+fn empty_policy_has_only_the_admin_scope() {
+    let p = Policy::from_toml_str("").expect("empty is valid");
+    assert_eq!(p.all_scopes(), [ADMIN_SCOPE]);
+    assert_eq!(p.tools().count(), 0);
+}
+
+#[test]
+fn load_reads_a_file_and_names_it_in_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = dir.path().join("policy.toml");
+    std::fs::write(&good, POLICY).expect("write");
+    assert_eq!(Policy::load(&good).expect("loads"), policy());
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, with_scopes("[tools.\"t\"]\nscopes = [\"s:nope\"]\n")).expect("write");
+    let err = Policy::load(&bad).expect_err("invalid");
+    let loc = err.location().expect("has a location");
+    assert_eq!(loc.path(), Some(bad.as_path()));
+    assert_eq!((loc.line(), loc.column()), (5, 11));
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}:5:11: tool `t` requires scope `s:nope`, which is not declared in [scopes]",
+            bad.display()
+        )
+    );
+
+    let missing = dir.path().join("missing.toml");
+    let err = Policy::load(&missing).expect_err("missing");
+    assert!(matches!(err, PolicyError::Read { .. }), "{err:?}");
+    assert!(err.to_string().contains("missing.toml"), "{err}");
+}
+
+#[test]
+fn syntax_errors_have_a_position() {
+    let msg = invalid("[scopes]\n\"a\" = \"b\"\n[tools.\"t\"\n");
+    assert!(msg.starts_with("line 3, column "), "{msg}");
+}
+
+#[test]
+fn unknown_fields_are_rejected_with_position() {
+    let msg = invalid(&with_scopes(
+        "[tools.\"t\"]\nscopes = [\"s:read\"]\nmutatin = true\n",
+    ));
+    assert!(
+        msg.starts_with("line 6, column 1: unknown field `mutatin`"),
+        "{msg}"
+    );
+
+    let msg = invalid("[scope]\n");
+    assert!(msg.contains("unknown field `scope`"), "{msg}");
+
+    let msg = invalid(&with_scopes(
+        "[tools.\"t\"]\nscopes = [\"s:write\"]\nmutating = true\ngate = { kind = \"approval\", target_arg = \"x\", protekt = [] }\n",
+    ));
+    assert!(msg.starts_with("line 7, "), "{msg}");
+    assert!(msg.contains("unknown field `protekt`"), "{msg}");
+}
+
+#[test]
+fn mistyped_fields_are_rejected() {
+    let msg = invalid(&with_scopes(
+        "[tools.\"t\"]\nscopes = [\"s:read\"]\nmutating = \"yes\"\n",
+    ));
+    assert!(msg.starts_with("line 6, column 12: "), "{msg}");
+    let msg = invalid(&with_scopes("[tools.\"t\"]\nmutating = true\n"));
+    assert!(msg.contains("missing field `scopes`"), "{msg}");
+}
+
+#[test]
+fn undeclared_scope_is_rejected_at_the_scope() {
+    let msg = invalid(&with_scopes(
+        "[tools.\"t\"]\nscopes = [\"s:read\", \"s:delete\"]\n",
+    ));
+    assert_eq!(
+        msg,
+        "line 5, column 21: tool `t` requires scope `s:delete`, which is not declared in [scopes]"
+    );
+}
+
+#[test]
+fn duplicate_scope_in_a_list_is_rejected() {
+    let msg = invalid(&with_scopes(
+        "[tools.\"t\"]\nscopes = [\"s:read\", \"s:read\"]\n",
+    ));
+    assert_eq!(msg, "line 5, column 21: scope `s:read` is listed twice");
+}
+
+#[test]
+fn duplicate_tool_is_rejected_by_toml() {
+    let msg = invalid(&with_scopes(
+        "[tools.\"t\"]\nscopes = []\n[tools.\"t\"]\nscopes = []\n",
+    ));
+    assert!(msg.starts_with("line 6, "), "{msg}");
+}
+
+#[test]
+fn admin_scope_is_built_in_and_never_required() {
+    let msg = invalid("[scopes]\n\"keys:admin\" = \"mine\"\n");
+    assert!(msg.contains("built in"), "{msg}");
+    let msg = invalid(&with_scopes("[tools.\"t\"]\nscopes = [\"keys:admin\"]\n"));
+    assert!(msg.starts_with("line 5, column 11: "), "{msg}");
+    assert!(msg.contains("never required by a tool"), "{msg}");
+}
+
+#[test]
+fn gate_on_a_non_mutating_tool_is_rejected() {
+    let msg = invalid(&with_scopes(
+        "[tools.\"t\"]\nscopes = [\"s:read\"]\ngate = { kind = \"approval\", target_arg = \"x\" }\n",
+    ));
+    assert_eq!(
+        msg,
+        "line 6, column 8: tool `t` has a gate but is not mutating; gates guard mutating tools only (set `mutating = true` or remove the gate)"
+    );
+}
+
+#[test]
+fn gate_without_target_arg_is_rejected() {
+    let msg = invalid(&with_scopes(
+        "[tools.\"t\"]\nscopes = [\"s:write\"]\nmutating = true\ngate = { kind = \"approval\" }\n",
+    ));
+    assert!(msg.starts_with("line 7, column 8: "), "{msg}");
+    assert!(msg.contains("has no `target_arg`"), "{msg}");
+}
+
+#[test]
+fn unknown_gate_kind_is_rejected() {
+    let msg = invalid(&with_scopes(
+        "[tools.\"t\"]\nscopes = [\"s:write\"]\nmutating = true\ngate = { kind = \"vote\", target_arg = \"x\" }\n",
+    ));
+    assert!(
+        msg.starts_with("line 7, column 17: unknown gate kind `vote`"),
+        "{msg}"
+    );
+}
+
+const READERS: &str =
+    "[tools.\"status\"]\nscopes = [\"s:read\"]\n[tools.\"logs\"]\nscopes = [\"s:read\"]\n";
+
+fn evidence_gate(status: &str, evidence: &str) -> String {
+    with_scopes(&format!(
+        "{READERS}[tools.\"replace\"]\nscopes = [\"s:write\"]\nmutating = true\ngate = {{ kind = \"evidence\", target_arg = \"service\", status_tool = \"{status}\", failure_field = \"failed\", evidence_tools = [{evidence}] }}\n"
+    ))
+}
+
+#[test]
+fn evidence_gate_needs_its_tools_in_the_policy() {
+    assert!(Policy::from_toml_str(&evidence_gate("status", "\"logs\"")).is_ok());
+
+    let msg = invalid(&evidence_gate("stat", "\"logs\""));
+    assert!(msg.starts_with("line 11, column "), "{msg}");
+    assert!(
+        msg.ends_with("the gate of tool `replace` names tool `stat`, which is not in the policy"),
+        "{msg}"
+    );
+
+    let msg = invalid(&evidence_gate("status", "\"logs\", \"events\""));
+    assert!(
+        msg.ends_with("names tool `events`, which is not in the policy"),
+        "{msg}"
+    );
+
+    let msg = invalid(&evidence_gate("status", "\"logs\", \"logs\""));
+    assert!(
+        msg.ends_with("evidence tool `logs` is listed twice"),
+        "{msg}"
+    );
+
+    let msg = invalid(&evidence_gate("status", ""));
+    assert!(msg.ends_with("lists no evidence tools"), "{msg}");
+
+    let msg = invalid(&evidence_gate("replace", "\"logs\""));
+    assert!(msg.contains("which is mutating"), "{msg}");
+}
+
+#[test]
+fn gate_fields_of_the_other_kind_are_rejected() {
+    let msg = invalid(&with_scopes(
+        "[tools.\"t\"]\nscopes = [\"s:write\"]\nmutating = true\ngate = { kind = \"approval\", target_arg = \"x\", status_tool = \"t\" }\n",
+    ));
+    assert!(
+        msg.ends_with("`status_tool` is not a field of `approval` gates (tool `t`)"),
+        "{msg}"
+    );
+    let msg = invalid(&with_scopes(&format!(
+        "{READERS}[tools.\"t\"]\nscopes = [\"s:write\"]\nmutating = true\ngate = {{ kind = \"evidence\", target_arg = \"x\", protect = [\"a\"], status_tool = \"status\", failure_field = \"f\", evidence_tools = [\"logs\"] }}\n"
+    )));
+    assert!(
+        msg.contains("`protect` is not a field of `evidence` gates"),
+        "{msg}"
+    );
+    let msg = invalid(&with_scopes(&format!(
+        "{READERS}[tools.\"t\"]\nscopes = [\"s:write\"]\nmutating = true\ngate = {{ kind = \"evidence\", target_arg = \"x\", status_tool = \"status\", evidence_tools = [\"logs\"] }}\n"
+    )));
+    assert!(msg.contains("has no `failure_field`"), "{msg}");
+}
+
+#[test]
+fn empty_and_padded_names_are_rejected() {
+    let msg = invalid(&with_scopes(
+        "[tools.\"t\"]\nscopes = [\"s:read\"]\nproject_arg = \"\"\n",
+    ));
+    assert!(msg.ends_with("project_arg must not be empty"), "{msg}");
+    let msg = invalid(&with_scopes(
+        "[tools.\"t\"]\nscopes = [\"s:write\"]\nmutating = true\ngate = { kind = \"approval\", target_arg = \"x\", protect = [\" keygate\"] }\n",
+    ));
+    assert!(msg.contains("must not start or end with spaces"), "{msg}");
+    let msg = invalid("[scopes]\n\"a b\" = \"x\"\n");
+    assert!(msg.contains("no spaces"), "{msg}");
+}
+
+#[test]
+fn protected_targets_compare_trimmed_and_case_insensitively() {
+    let gate = GateSpec::approval("service", vec!["keygate".to_owned(), "Ärger".to_owned()]);
+    for t in ["keygate", "KeyGate", "  KEYGATE\t", "ärger", "ÄRGER "] {
+        assert!(gate.is_protected(t), "{t}");
+    }
+    for t in ["keygate2", "worker", "", "key gate"] {
+        assert!(!gate.is_protected(t), "{t}");
+    }
+    let evidence = GateSpec::evidence("service", "s", "f", vec![]);
+    assert!(!evidence.is_protected("keygate"));
+}
+
+#[test]
+fn gate_target_reads_the_target_argument() {
+    let gate = GateSpec::approval("service", vec![]);
+    assert_eq!(gate.target_arg(), "service");
+    assert_eq!(gate.kind(), "approval");
+    assert_eq!(
+        gate.target(&serde_json::json!({"service": "api"})),
+        Some("api")
+    );
+    assert_eq!(gate.target(&serde_json::json!({"service": 3})), None);
+    assert_eq!(gate.target(&serde_json::json!(null)), None);
+}
+
+#[test]
+fn evidence_target_names_what_an_evidence_read_is_for() {
+    let p = policy();
+    let args = serde_json::json!({"service": "api", "project": "shop"});
+    assert_eq!(p.evidence_target("service.events", &args), Some("api"));
+    assert_eq!(
+        p.evidence_target("service.logs.runtime", &args),
+        Some("api")
+    );
+    assert_eq!(p.evidence_target("service.status", &args), None);
+    assert_eq!(p.evidence_target("service.deploy", &args), None);
+    assert_eq!(
+        p.evidence_target("service.events", &serde_json::json!({})),
+        None
+    );
+}

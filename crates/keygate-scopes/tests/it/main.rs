@@ -1,0 +1,5 @@
+//! Integration tests of keygate-scopes: loading policy files and authorizing calls.
+
+mod authorize;
+mod load;
+mod util;
