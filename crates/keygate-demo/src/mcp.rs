@@ -1,0 +1,508 @@
+//! MCP Streamable HTTP: JSON-RPC 2.0 over `POST /mcp`, answered with `application/json`.
+
+use std::borrow::Cow;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::Response;
+use axum::routing::post;
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::value::RawValue;
+
+use crate::platform::{CallError, Platform, ToolError, ToolResult};
+use crate::tools::TOOLS_LIST;
+
+/// Protocol versions this server speaks, newest first.
+pub const PROTOCOL_VERSIONS: &[&str] = &["2025-06-18", "2025-03-26", "2024-11-05"];
+
+/// The version answered to a client that asks for one this server does not speak.
+pub const LATEST_PROTOCOL_VERSION: &str = "2025-06-18";
+
+/// The header carrying the session id issued by `initialize`.
+pub const SESSION_HEADER: &str = "mcp-session-id";
+
+/// The header in which the gateway names the calling person (user keys only).
+pub const USER_HEADER: &str = "x-keygate-user";
+
+const PROTOCOL_VERSION_HEADER: &str = "mcp-protocol-version";
+
+const PARSE_ERROR: i32 = -32700;
+const INVALID_REQUEST: i32 = -32600;
+const METHOD_NOT_FOUND: i32 = -32601;
+const INVALID_PARAMS: i32 = -32602;
+const INTERNAL_ERROR: i32 = -32603;
+/// Server-defined error code used for transport-level refusals (406, 415, 400 version).
+const TRANSPORT_ERROR: i32 = -32000;
+
+/// The demo platform's MCP endpoint: `POST /mcp` answers JSON-RPC, other methods on
+/// `/mcp` get `405 Method Not Allowed` (this server opens no SSE stream and keeps no
+/// session to delete).
+///
+/// The router is a plain [`axum::Router`]: serve it with `axum::serve`, nest it, or call it
+/// in-process as a tower service. It performs no authentication; put the keygate gateway
+/// in front of it.
+///
+/// ```
+/// let app = keygate_demo::router(keygate_demo::Platform::new());
+/// # let _ = app;
+/// ```
+pub fn router(platform: Platform) -> Router {
+    Router::new()
+        .route("/mcp", post(handle))
+        .with_state(platform)
+}
+
+/// A JSON-RPC message as posted by a client: a request, a notification or a response.
+#[derive(Deserialize)]
+struct Message<'a> {
+    #[serde(borrow, default)]
+    jsonrpc: Option<Cow<'a, str>>,
+    /// `None` when absent; `Some("null")` when explicitly null.
+    #[serde(borrow, default, deserialize_with = "present")]
+    id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    method: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    params: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    result: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    error: Option<&'a RawValue>,
+}
+
+/// Keeps an explicit `null` distinct from an absent member.
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(d).map(Some)
+}
+
+#[derive(Deserialize)]
+struct InitializeParams<'a> {
+    #[serde(borrow, rename = "protocolVersion")]
+    protocol_version: Cow<'a, str>,
+}
+
+#[derive(Deserialize)]
+struct CallParams<'a> {
+    #[serde(borrow)]
+    name: Cow<'a, str>,
+    #[serde(borrow, default)]
+    arguments: Option<&'a RawValue>,
+}
+
+#[derive(Serialize)]
+struct Success<'a, T> {
+    jsonrpc: &'static str,
+    id: &'a RawValue,
+    result: T,
+}
+
+#[derive(Serialize)]
+struct Failure<'a> {
+    jsonrpc: &'static str,
+    id: Option<&'a RawValue>,
+    error: ErrorObject<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorObject<'a> {
+    code: i32,
+    message: &'a str,
+}
+
+#[derive(Serialize)]
+struct InitializeResult<'a> {
+    #[serde(rename = "protocolVersion")]
+    protocol_version: &'a str,
+    capabilities: Capabilities,
+    #[serde(rename = "serverInfo")]
+    server_info: ServerInfo,
+    instructions: &'static str,
+}
+
+#[derive(Serialize)]
+struct Capabilities {
+    tools: Empty,
+}
+
+#[derive(Serialize)]
+struct Empty {}
+
+#[derive(Serialize)]
+struct ServerInfo {
+    name: &'static str,
+    title: &'static str,
+    version: &'static str,
+}
+
+#[derive(Serialize)]
+struct CallResult<'a> {
+    content: [TextContent<'a>; 1],
+    #[serde(rename = "structuredContent")]
+    structured_content: &'a RawValue,
+    #[serde(rename = "isError")]
+    is_error: bool,
+}
+
+#[derive(Serialize)]
+struct TextContent<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    text: &'a str,
+}
+
+#[derive(Serialize)]
+struct ErrorContent<'a> {
+    code: &'static str,
+    message: &'a str,
+}
+
+const INSTRUCTIONS: &str = "A demo platform with projects `shop` and `ops`. Read a service's \
+status, events and logs before changing it; deletion and replacement cannot be undone.";
+
+async fn handle(State(platform): State<Platform>, headers: HeaderMap, body: Bytes) -> Response {
+    if !accepts_json(&headers) {
+        return failure(
+            StatusCode::NOT_ACCEPTABLE,
+            None,
+            TRANSPORT_ERROR,
+            "Not Acceptable: the client must accept application/json or text/event-stream",
+        );
+    }
+    if !is_json_content(&headers) {
+        return failure(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            None,
+            TRANSPORT_ERROR,
+            "Unsupported Media Type: the body must be application/json",
+        );
+    }
+
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => {}
+        Some(b'[') if is_json(&body) => {
+            return failure(
+                StatusCode::BAD_REQUEST,
+                None,
+                INVALID_REQUEST,
+                "Invalid Request: batches are not supported",
+            );
+        }
+        _ if is_json(&body) => {
+            return failure(
+                StatusCode::BAD_REQUEST,
+                None,
+                INVALID_REQUEST,
+                "Invalid Request: expected a JSON-RPC object",
+            );
+        }
+        _ => return failure(StatusCode::BAD_REQUEST, None, PARSE_ERROR, "Parse error"),
+    }
+
+    let msg: Message<'_> = match serde_json::from_slice(&body) {
+        Ok(msg) => msg,
+        Err(e) if e.is_data() => {
+            return failure(
+                StatusCode::BAD_REQUEST,
+                None,
+                INVALID_REQUEST,
+                "Invalid Request: not a JSON-RPC 2.0 message",
+            );
+        }
+        Err(_) => return failure(StatusCode::BAD_REQUEST, None, PARSE_ERROR, "Parse error"),
+    };
+
+    let id = msg.id.filter(|id| valid_id(id));
+    if msg.jsonrpc.as_deref() != Some("2.0") {
+        return failure(
+            StatusCode::BAD_REQUEST,
+            id,
+            INVALID_REQUEST,
+            "Invalid Request: jsonrpc must be \"2.0\"",
+        );
+    }
+    let Some(method) = msg.method else {
+        // A response to a server-initiated request (this server sends none): accept it.
+        if msg.id.is_some() && (msg.result.is_some() || msg.error.is_some()) {
+            return accepted();
+        }
+        return failure(
+            StatusCode::BAD_REQUEST,
+            id,
+            INVALID_REQUEST,
+            "Invalid Request: method is missing",
+        );
+    };
+    let Some(raw_id) = msg.id else {
+        // Notifications (`notifications/initialized`, `notifications/cancelled`, ...)
+        // need no answer.
+        return accepted();
+    };
+    let Some(id) = id else {
+        return failure(
+            StatusCode::BAD_REQUEST,
+            None,
+            INVALID_REQUEST,
+            if raw_id.get() == "null" {
+                "Invalid Request: id must not be null"
+            } else {
+                "Invalid Request: id must be a string or an integer"
+            },
+        );
+    };
+
+    if method != "initialize"
+        && let Some(version) = headers.get(PROTOCOL_VERSION_HEADER)
+        && !version
+            .to_str()
+            .is_ok_and(|v| PROTOCOL_VERSIONS.contains(&v.trim()))
+    {
+        return failure(
+            StatusCode::BAD_REQUEST,
+            Some(id),
+            TRANSPORT_ERROR,
+            "Bad Request: unsupported MCP-Protocol-Version",
+        );
+    }
+
+    match method.as_ref() {
+        "initialize" => initialize(id, msg.params),
+        "ping" => success(id, &Empty {}),
+        "tools/list" => success(id, &*TOOLS_LIST),
+        "tools/call" => call(&platform, &headers, id, msg.params),
+        _ => failure(
+            StatusCode::OK,
+            Some(id),
+            METHOD_NOT_FOUND,
+            "Method not found",
+        ),
+    }
+}
+
+fn initialize(id: &RawValue, params: Option<&RawValue>) -> Response {
+    let Some(params) = params else {
+        return invalid_params(id, "Invalid params: protocolVersion is required");
+    };
+    let Ok(params) = serde_json::from_str::<InitializeParams<'_>>(params.get()) else {
+        return invalid_params(id, "Invalid params: protocolVersion must be a string");
+    };
+    let version = PROTOCOL_VERSIONS
+        .iter()
+        .find(|v| **v == params.protocol_version)
+        .copied()
+        .unwrap_or(LATEST_PROTOCOL_VERSION);
+    let Some(session) = new_session_id() else {
+        return failure(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Some(id),
+            INTERNAL_ERROR,
+            "Internal error",
+        );
+    };
+    let mut response = success(
+        id,
+        &InitializeResult {
+            protocol_version: version,
+            capabilities: Capabilities { tools: Empty {} },
+            server_info: ServerInfo {
+                name: "keygate-demo",
+                title: "Keygate demo platform",
+                version: env!("CARGO_PKG_VERSION"),
+            },
+            instructions: INSTRUCTIONS,
+        },
+    );
+    response.headers_mut().insert(SESSION_HEADER, session);
+    response
+}
+
+fn call(
+    platform: &Platform,
+    headers: &HeaderMap,
+    id: &RawValue,
+    params: Option<&RawValue>,
+) -> Response {
+    let Some(params) = params else {
+        return invalid_params(id, "Invalid params: name is required");
+    };
+    let params: CallParams<'_> = match serde_json::from_str(params.get()) {
+        Ok(p) => p,
+        Err(e) => return invalid_params(id, &format!("Invalid params: {e}")),
+    };
+    let arguments = match params.arguments {
+        Some(a) if a.get() != "null" => a.get(),
+        _ => "{}",
+    };
+    if !arguments.starts_with('{') {
+        return invalid_params(id, "Invalid params: arguments must be an object");
+    }
+    let user = headers
+        .get(USER_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty());
+    match platform.call(&params.name, arguments, user) {
+        Ok(result) => tool_result(id, &result),
+        Err(CallError::UnknownTool) => {
+            invalid_params(id, &format!("Unknown tool: {}", params.name))
+        }
+        Err(CallError::InvalidParams(message)) => invalid_params(
+            id,
+            &format!("Invalid params for {}: {message}", params.name),
+        ),
+    }
+}
+
+fn tool_result(id: &RawValue, result: &ToolResult) -> Response {
+    match result {
+        Ok(structured) => success(
+            id,
+            &CallResult {
+                content: [TextContent {
+                    kind: "text",
+                    text: structured.get(),
+                }],
+                structured_content: structured,
+                is_error: false,
+            },
+        ),
+        Err(ToolError { code, message }) => {
+            let structured = serde_json::value::to_raw_value(&ErrorContent { code, message });
+            let Ok(structured) = structured else {
+                return failure(StatusCode::OK, Some(id), INTERNAL_ERROR, "Internal error");
+            };
+            success(
+                id,
+                &CallResult {
+                    content: [TextContent {
+                        kind: "text",
+                        text: message,
+                    }],
+                    structured_content: &structured,
+                    is_error: true,
+                },
+            )
+        }
+    }
+}
+
+/// JSON-RPC ids must be strings or integers (MCP forbids `null`).
+fn valid_id(id: &RawValue) -> bool {
+    let text = id.get();
+    match text.as_bytes().first() {
+        Some(b'"') => true,
+        Some(b'-' | b'0'..=b'9') => !text.contains(['.', 'e', 'E']),
+        _ => false,
+    }
+}
+
+fn is_json(body: &[u8]) -> bool {
+    serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok()
+}
+
+/// A missing `Accept` is fine; one that rules out both JSON and SSE is not.
+fn accepts_json(headers: &HeaderMap) -> bool {
+    let mut seen = false;
+    for value in headers.get_all(header::ACCEPT) {
+        seen = true;
+        let Ok(value) = value.to_str() else { continue };
+        for range in value.split(',') {
+            let mut parts = range.split(';');
+            let media = parts.next().unwrap_or("").trim();
+            let refused = parts.any(|p| {
+                p.trim()
+                    .strip_prefix("q=")
+                    .and_then(|q| q.trim().parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            let matches = [
+                "application/json",
+                "text/event-stream",
+                "application/*",
+                "text/*",
+                "*/*",
+            ]
+            .iter()
+            .any(|m| media.eq_ignore_ascii_case(m));
+            if matches && !refused {
+                return true;
+            }
+        }
+    }
+    !seen
+}
+
+/// A missing `Content-Type` is tolerated; any other than JSON is refused.
+fn is_json_content(headers: &HeaderMap) -> bool {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return true;
+    };
+    let Ok(value) = value.to_str() else {
+        return false;
+    };
+    let media = value.split(';').next().unwrap_or("").trim();
+    media.eq_ignore_ascii_case("application/json")
+        || media
+            .get(media.len().saturating_sub(5)..)
+            .is_some_and(|s| s.eq_ignore_ascii_case("+json"))
+}
+
+/// 128 random bits, hex-encoded.
+fn new_session_id() -> Option<HeaderValue> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).ok()?;
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut text = [0u8; 32];
+    for (i, b) in bytes.iter().enumerate() {
+        text[2 * i] = HEX[usize::from(b >> 4)];
+        text[2 * i + 1] = HEX[usize::from(b & 0x0f)];
+    }
+    HeaderValue::from_bytes(&text).ok()
+}
+
+fn accepted() -> Response {
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = StatusCode::ACCEPTED;
+    response
+}
+
+fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+fn success<T: Serialize>(id: &RawValue, result: &T) -> Response {
+    let body = serde_json::to_vec(&Success {
+        jsonrpc: "2.0",
+        id,
+        result,
+    });
+    match body {
+        Ok(body) => json_response(StatusCode::OK, body),
+        Err(_) => failure(StatusCode::OK, Some(id), INTERNAL_ERROR, "Internal error"),
+    }
+}
+
+fn invalid_params(id: &RawValue, message: &str) -> Response {
+    failure(StatusCode::OK, Some(id), INVALID_PARAMS, message)
+}
+
+fn failure(status: StatusCode, id: Option<&RawValue>, code: i32, message: &str) -> Response {
+    let body = serde_json::to_vec(&Failure {
+        jsonrpc: "2.0",
+        id,
+        error: ErrorObject { code, message },
+    })
+    // Serializing two integers and two strings cannot fail; keep a valid body anyway.
+    .unwrap_or_else(|_| {
+        br#"{"jsonrpc":"2.0","id":null,"error":{"code":-32603,"message":"Internal error"}}"#
+            .to_vec()
+    });
+    json_response(status, body)
+}
