@@ -5,3 +5,44 @@
 //! request, answers failures with the exact JSON bodies and `WWW-Authenticate` headers of
 //! the keygate HTTP contract, and hands verified requests on with a `Principal` in their
 //! extensions and identity headers for the upstream.
+//!
+//! - [`AuthLayer`] / [`Auth`]: the layer and its service. No cache: a revoked key is
+//!   refused on the very next request. The raw token is never forwarded (the
+//!   `Authorization` header is removed) and never logged (it is marked sensitive).
+//! - [`AuthError`]: every failure of the contract, each an axum
+//!   [`IntoResponse`](axum::response::IntoResponse) with a fixed body.
+//! - [`Authenticated`]: an axum extractor for the verified
+//!   [`Principal`](keygate_keys::Principal) (also as `Option<Authenticated>`).
+//! - [`parse_authorization`]: the strict `Authorization: Bearer` parser, on its own.
+//! - [`apply_identity`] / [`identity_headers`]: the `X-Keygate-*` headers for an
+//!   upstream, with client-supplied ones removed.
+//! - [`deny`]: answer a policy denial ([`keygate_scopes::Denied`]) with a 403.
+//!
+//! # Features
+//!
+//! This crate has no optional features.
+
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::print_stdout,
+        clippy::print_stderr,
+        clippy::exit
+    )
+)]
+
+mod auth;
+mod error;
+mod extract;
+mod header;
+mod identity;
+
+pub use crate::auth::{Auth, AuthLayer, ResponseFuture};
+pub use crate::error::{AuthError, deny};
+pub use crate::extract::Authenticated;
+pub use crate::header::{MAX_AUTHORIZATION_LEN, parse_authorization};
+pub use crate::identity::{
+    X_KEYGATE_ACTOR, X_KEYGATE_KEY_ID, X_KEYGATE_TENANT, X_KEYGATE_USER, apply_identity,
+    identity_headers, strip_identity,
+};

@@ -1,0 +1,79 @@
+//! Identity headers handed to the upstream in place of the raw token.
+
+use http::header::{AUTHORIZATION, InvalidHeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue};
+use keygate_keys::Principal;
+
+/// `X-Keygate-Key-Id`: the verified key's public id.
+pub const X_KEYGATE_KEY_ID: HeaderName = HeaderName::from_static("x-keygate-key-id");
+/// `X-Keygate-Tenant`: the key's tenant id.
+pub const X_KEYGATE_TENANT: HeaderName = HeaderName::from_static("x-keygate-tenant");
+/// `X-Keygate-Actor`: `user` or `tenant`.
+pub const X_KEYGATE_ACTOR: HeaderName = HeaderName::from_static("x-keygate-actor");
+/// `X-Keygate-User`: the issuing user's id (user keys only).
+pub const X_KEYGATE_USER: HeaderName = HeaderName::from_static("x-keygate-user");
+
+/// Header names are stored lowercase, so this catches every spelling a client used.
+const PREFIX: &str = "x-keygate-";
+
+/// The identity headers for `principal`: key id, tenant id, actor, and the user id
+/// for user keys.
+///
+/// # Errors
+///
+/// Fails only if an id holds a control character, which no keygate store produces;
+/// callers should refuse the request rather than forward it without identity.
+pub fn identity_headers(
+    principal: &Principal,
+) -> Result<Vec<(HeaderName, HeaderValue)>, InvalidHeaderValue> {
+    let mut out = Vec::with_capacity(4);
+    out.push((
+        X_KEYGATE_KEY_ID,
+        HeaderValue::from_str(principal.key_id.as_str())?,
+    ));
+    out.push((
+        X_KEYGATE_TENANT,
+        HeaderValue::from_str(principal.tenant.id.as_str())?,
+    ));
+    out.push((
+        X_KEYGATE_ACTOR,
+        HeaderValue::from_static(principal.kind.actor()),
+    ));
+    if let Some(user) = &principal.user {
+        out.push((X_KEYGATE_USER, HeaderValue::from_str(user.id.as_str())?));
+    }
+    Ok(out)
+}
+
+/// Removes every client-supplied `X-Keygate-*` header (any case) and the
+/// `Authorization` header from `headers`.
+pub fn strip_identity(headers: &mut HeaderMap) {
+    let spoofed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| name.as_str().starts_with(PREFIX))
+        .cloned()
+        .collect();
+    for name in spoofed {
+        headers.remove(name);
+    }
+    headers.remove(AUTHORIZATION);
+}
+
+/// Replaces whatever identity the client claimed with the verified one: first
+/// [`strip_identity`] (every `X-Keygate-*` header and `Authorization`), then the
+/// [`identity_headers`] of `principal`.
+///
+/// # Errors
+///
+/// As [`identity_headers`]; on error the headers are already stripped and no
+/// identity header is set.
+pub fn apply_identity(
+    headers: &mut HeaderMap,
+    principal: &Principal,
+) -> Result<(), InvalidHeaderValue> {
+    strip_identity(headers);
+    for (name, value) in identity_headers(principal)? {
+        headers.insert(name, value);
+    }
+    Ok(())
+}
