@@ -16,7 +16,7 @@ impl TokenHash {
     }
 
     /// Wraps 32 bytes read back from storage.
-    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+    pub const fn from_bytes(bytes: [u8; 32]) -> Self {
         Self(bytes)
     }
 

@@ -25,13 +25,18 @@
     )
 )]
 
+mod common;
 mod error;
 mod hash;
+mod last_used;
+mod memory;
 mod model;
 mod store;
+mod verify;
 
 pub use crate::error::{BoxError, StoreError, VerifyError};
 pub use crate::hash::TokenHash;
+pub use crate::memory::MemoryStore;
 pub use crate::model::{
     ApiKey, AuditEvent, Bootstrap, Bootstrapped, CreatedKey, KeyStatus, NewAuditEvent, NewKey,
     Principal, Project, ProjectId, ProjectRef, Role, Tenant, TenantId, TenantRef, User, UserId,

@@ -1,0 +1,168 @@
+//! Validation and record building shared by every store.
+
+use std::collections::BTreeSet;
+
+use keygate_token::{KeyKind, Token, TokenFormat};
+use time::OffsetDateTime;
+
+use crate::error::StoreError;
+use crate::hash::TokenHash;
+use crate::model::{ApiKey, NewKey, ProjectRef, TenantId, UserId};
+
+/// The current time in UTC, truncated to microseconds so that every store (PostgreSQL
+/// keeps microseconds) returns exactly what it was given.
+pub(crate) fn now() -> OffsetDateTime {
+    truncate(OffsetDateTime::now_utc())
+}
+
+/// Truncates a timestamp to microseconds, in UTC.
+pub(crate) fn truncate(at: OffsetDateTime) -> OffsetDateTime {
+    let at = at.to_offset(time::UtcOffset::UTC);
+    let micros = at.microsecond();
+    at.replace_microsecond(micros).unwrap_or(at)
+}
+
+/// A validated key request with its freshly generated token.
+#[derive(Debug)]
+pub(crate) struct PreparedKey {
+    pub(crate) token: Token,
+    pub(crate) hash: TokenHash,
+    pub(crate) tenant_id: TenantId,
+    pub(crate) kind: KeyKind,
+    pub(crate) user_id: Option<UserId>,
+    pub(crate) name: String,
+    pub(crate) scopes: Vec<String>,
+    /// Project names, unique and sorted; the store resolves them.
+    pub(crate) projects: Option<Vec<String>>,
+    pub(crate) created_at: OffsetDateTime,
+    pub(crate) expires_at: Option<OffsetDateTime>,
+}
+
+impl PreparedKey {
+    /// The record to store and return, once the projects are resolved.
+    pub(crate) fn record(&self, projects: Option<Vec<ProjectRef>>) -> ApiKey {
+        ApiKey {
+            id: self.token.id(),
+            tenant_id: self.tenant_id.clone(),
+            kind: self.kind,
+            user_id: self.user_id.clone(),
+            name: self.name.clone(),
+            prefix: self.token.prefix().to_owned(),
+            scopes: self.scopes.clone(),
+            projects,
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            revoked_at: None,
+            last_used_at: None,
+        }
+    }
+}
+
+/// Checks a key request that needs no store access and generates its token.
+pub(crate) fn prepare_key(
+    format: &TokenFormat,
+    request: NewKey,
+) -> Result<PreparedKey, StoreError> {
+    let created_at = now();
+    match (request.kind, &request.user_id) {
+        (KeyKind::User, None) => {
+            return Err(StoreError::Invalid("a user key needs a user".to_owned()));
+        }
+        (KeyKind::Tenant, Some(_)) => {
+            return Err(StoreError::Invalid(
+                "a tenant key has no user; create a user key instead".to_owned(),
+            ));
+        }
+        _ => {}
+    }
+    let name = request.name.trim().to_owned();
+    if name.is_empty() {
+        return Err(StoreError::Invalid("a key needs a name".to_owned()));
+    }
+    let expires_at = request.expires_at.map(truncate);
+    if expires_at.is_some_and(|at| at <= created_at) {
+        return Err(StoreError::Invalid("expires_at is in the past".to_owned()));
+    }
+    let scopes = normalise(request.scopes);
+    let projects = request.projects.map(normalise);
+    let token = format.generate(request.kind)?;
+    let hash = TokenHash::of(token.expose());
+    Ok(PreparedKey {
+        token,
+        hash,
+        tenant_id: request.tenant_id,
+        kind: request.kind,
+        user_id: request.user_id,
+        name,
+        scopes,
+        projects,
+        created_at,
+        expires_at,
+    })
+}
+
+/// A new key request copying everything of `old` but its name.
+pub(crate) fn rotation_of(old: &ApiKey) -> Result<NewKey, StoreError> {
+    if old.revoked_at.is_some() {
+        return Err(StoreError::Invalid(
+            "a revoked key cannot be rotated; create a new key".to_owned(),
+        ));
+    }
+    if old.expires_at.is_some_and(|at| at <= now()) {
+        return Err(StoreError::Invalid(
+            "an expired key cannot be rotated; create a new key".to_owned(),
+        ));
+    }
+    Ok(NewKey {
+        tenant_id: old.tenant_id.clone(),
+        kind: old.kind,
+        user_id: old.user_id.clone(),
+        name: old.name.clone(),
+        scopes: old.scopes.clone(),
+        projects: old
+            .projects
+            .as_ref()
+            .map(|list| list.iter().map(|p| p.name.clone()).collect()),
+        expires_at: old.expires_at,
+    })
+}
+
+/// Trims, drops empty entries, deduplicates and sorts.
+pub(crate) fn normalise(list: Vec<String>) -> Vec<String> {
+    list.into_iter()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+/// Checks a tenant, user or project name.
+pub(crate) fn check_name(what: &str, name: &str) -> Result<String, StoreError> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(StoreError::Invalid(format!("a {what} needs a name")));
+    }
+    if name.len() > 200 {
+        return Err(StoreError::Invalid(format!(
+            "a {what} name is at most 200 bytes"
+        )));
+    }
+    Ok(name.to_owned())
+}
+
+/// The detail of a `key.created` audit event (never a secret).
+pub(crate) fn created_detail(key: &ApiKey) -> serde_json::Value {
+    serde_json::json!({
+        "name": key.name,
+        "kind": key.kind.actor(),
+        "scopes": key.scopes,
+        "projects": key.projects.as_ref().map(|l| l.iter().map(|p| p.name.clone()).collect::<Vec<_>>()),
+        "expires_at": key.expires_at.and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok()),
+    })
+}
+
+/// Sorts project references by name for display.
+pub(crate) fn sort_projects(list: &mut [ProjectRef]) {
+    list.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
+}

@@ -1,0 +1,458 @@
+//! An in-process store for tests and examples.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use async_trait::async_trait;
+use keygate_token::{KeyId, KeyKind, TokenFormat};
+use time::OffsetDateTime;
+
+use crate::common::{self, PreparedKey};
+use crate::error::{StoreError, VerifyError};
+use crate::hash::TokenHash;
+use crate::last_used::LastUsed;
+use crate::model::{
+    ApiKey, AuditEvent, Bootstrap, Bootstrapped, CreatedKey, NewAuditEvent, NewKey, Principal,
+    Project, ProjectId, ProjectRef, Role, Tenant, TenantId, TenantRef, User, UserId, UserRef,
+};
+use crate::store::KeyStore;
+use crate::verify::{KeyRow, verify_with};
+
+/// A [`KeyStore`] in process memory: nothing survives the process.
+///
+/// Meant for tests and examples. It follows exactly the same rules as the durable
+/// stores (the same conformance suite runs against it) and, like them, stores only
+/// the hash of each token.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    state: RwLock<State>,
+    last_used: LastUsed,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    tenants: HashMap<TenantId, Tenant>,
+    users: HashMap<UserId, User>,
+    projects: HashMap<ProjectId, Project>,
+    keys: HashMap<KeyId, StoredKey>,
+    /// Insertion order of keys, for "newest first".
+    next_seq: u64,
+    audit: Vec<AuditEvent>,
+}
+
+#[derive(Debug, Clone)]
+struct StoredKey {
+    seq: u64,
+    key: ApiKey,
+    hash: TokenHash,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Test hook: sets the expiry of a key, bypassing the "must be in the future"
+    /// rule, so tests can see an expired key without waiting.
+    #[doc(hidden)]
+    pub fn set_expires_at_for_test(&self, id: &KeyId, at: Option<OffsetDateTime>) {
+        if let Some(k) = self.write().keys.get_mut(id) {
+            k.key.expires_at = at.map(common::truncate);
+        }
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl State {
+    fn tenant(&self, id: &TenantId) -> Result<&Tenant, StoreError> {
+        self.tenants.get(id).ok_or(StoreError::NotFound)
+    }
+
+    fn key_of(&self, tenant: &TenantId, id: &KeyId) -> Result<&StoredKey, StoreError> {
+        self.keys
+            .get(id)
+            .filter(|k| &k.key.tenant_id == tenant)
+            .ok_or(StoreError::NotFound)
+    }
+
+    fn insert_tenant(&mut self, name: &str) -> Result<Tenant, StoreError> {
+        let name = common::check_name("tenant", name)?;
+        if self.tenants.values().any(|t| t.name == name) {
+            return Err(StoreError::Conflict(format!("tenant `{name}`")));
+        }
+        let tenant = Tenant {
+            id: TenantId::random()?,
+            name,
+            created_at: common::now(),
+        };
+        self.tenants.insert(tenant.id.clone(), tenant.clone());
+        Ok(tenant)
+    }
+
+    fn insert_user(
+        &mut self,
+        tenant: &TenantId,
+        name: &str,
+        role: Role,
+    ) -> Result<User, StoreError> {
+        self.tenant(tenant)?;
+        let name = common::check_name("user", name)?;
+        if self
+            .users
+            .values()
+            .any(|u| &u.tenant_id == tenant && u.name == name)
+        {
+            return Err(StoreError::Conflict(format!("user `{name}`")));
+        }
+        let user = User {
+            id: UserId::random()?,
+            tenant_id: tenant.clone(),
+            name,
+            role,
+            created_at: common::now(),
+        };
+        self.users.insert(user.id.clone(), user.clone());
+        Ok(user)
+    }
+
+    fn insert_project(&mut self, tenant: &TenantId, name: &str) -> Result<Project, StoreError> {
+        self.tenant(tenant)?;
+        let name = common::check_name("project", name)?;
+        if self
+            .projects
+            .values()
+            .any(|p| &p.tenant_id == tenant && p.name == name)
+        {
+            return Err(StoreError::Conflict(format!("project `{name}`")));
+        }
+        let project = Project {
+            id: ProjectId::random()?,
+            tenant_id: tenant.clone(),
+            name,
+            created_at: common::now(),
+        };
+        self.projects.insert(project.id.clone(), project.clone());
+        Ok(project)
+    }
+
+    /// Checks the tenant, user and projects of `key` and inserts it with its audit
+    /// event. Nothing is changed on error.
+    fn insert_key(
+        &mut self,
+        key: PreparedKey,
+        actor: &str,
+        extra_audit: Option<NewAuditEvent>,
+    ) -> Result<CreatedKey, StoreError> {
+        self.tenant(&key.tenant_id)?;
+        if let Some(user) = &key.user_id
+            && self
+                .users
+                .get(user)
+                .is_none_or(|u| u.tenant_id != key.tenant_id)
+        {
+            return Err(StoreError::Invalid(
+                "the key's user does not exist in this tenant".to_owned(),
+            ));
+        }
+        let projects = match &key.projects {
+            None => None,
+            Some(names) => {
+                let mut refs = Vec::with_capacity(names.len());
+                for name in names {
+                    let p = self
+                        .projects
+                        .values()
+                        .find(|p| p.tenant_id == key.tenant_id && &p.name == name)
+                        .ok_or_else(|| StoreError::Invalid(format!("unknown project `{name}`")))?;
+                    refs.push(ProjectRef {
+                        id: p.id.clone(),
+                        name: p.name.clone(),
+                    });
+                }
+                common::sort_projects(&mut refs);
+                Some(refs)
+            }
+        };
+        let record = key.record(projects);
+        if self.keys.contains_key(&record.id) {
+            return Err(StoreError::Conflict(format!("key `{}`", record.id)));
+        }
+        self.next_seq += 1;
+        self.keys.insert(
+            record.id,
+            StoredKey {
+                seq: self.next_seq,
+                key: record.clone(),
+                hash: key.hash,
+            },
+        );
+        let detail = common::created_detail(&record);
+        self.push_audit(NewAuditEvent {
+            tenant_id: record.tenant_id.clone(),
+            actor: actor.to_owned(),
+            action: "key.created".to_owned(),
+            target: record.id.to_string(),
+            detail,
+        });
+        if let Some(event) = extra_audit {
+            self.push_audit(event);
+        }
+        Ok(CreatedKey {
+            key: record,
+            token: key.token,
+        })
+    }
+
+    fn push_audit(&mut self, event: NewAuditEvent) {
+        let id = i64::try_from(self.audit.len()).unwrap_or(i64::MAX - 1) + 1;
+        self.audit.push(AuditEvent {
+            id,
+            at: common::now(),
+            tenant_id: event.tenant_id,
+            actor: event.actor,
+            action: event.action,
+            target: event.target,
+            detail: event.detail,
+        });
+    }
+
+    fn key_row(&self, id: &KeyId) -> Option<KeyRow> {
+        let stored = self.keys.get(id)?;
+        let key = &stored.key;
+        let tenant = self.tenants.get(&key.tenant_id)?;
+        let user = match &key.user_id {
+            None => None,
+            Some(uid) => {
+                let u = self.users.get(uid)?;
+                Some(UserRef {
+                    id: u.id.clone(),
+                    name: u.name.clone(),
+                    role: u.role,
+                })
+            }
+        };
+        Some(KeyRow {
+            hash: stored.hash,
+            revoked: key.revoked_at.is_some(),
+            principal: Principal {
+                key_id: key.id,
+                tenant: TenantRef {
+                    id: tenant.id.clone(),
+                    name: tenant.name.clone(),
+                },
+                kind: key.kind,
+                user,
+                scopes: key.scopes.iter().cloned().collect::<BTreeSet<_>>(),
+                projects: key.projects.clone(),
+                expires_at: key.expires_at,
+            },
+        })
+    }
+}
+
+#[async_trait]
+impl KeyStore for MemoryStore {
+    async fn bootstrap(
+        &self,
+        format: &TokenFormat,
+        request: Bootstrap,
+    ) -> Result<Bootstrapped, StoreError> {
+        let mut state = self.write();
+        // Work on a copy: all of it or none of it.
+        let mut next = State {
+            tenants: state.tenants.clone(),
+            users: state.users.clone(),
+            projects: state.projects.clone(),
+            keys: state.keys.clone(),
+            next_seq: state.next_seq,
+            audit: state.audit.clone(),
+        };
+        let tenant = next.insert_tenant(&request.tenant)?;
+        let owner = next.insert_user(&tenant.id, &request.owner, Role::Owner)?;
+        let mut projects = Vec::new();
+        for name in common::normalise(request.projects) {
+            projects.push(next.insert_project(&tenant.id, &name)?);
+        }
+        let prepared = common::prepare_key(
+            format,
+            NewKey {
+                tenant_id: tenant.id.clone(),
+                kind: KeyKind::User,
+                user_id: Some(owner.id.clone()),
+                name: request.key_name,
+                scopes: request.scopes,
+                projects: None,
+                expires_at: None,
+            },
+        )?;
+        let key = next.insert_key(prepared, "bootstrap", None)?;
+        *state = next;
+        Ok(Bootstrapped {
+            tenant,
+            owner,
+            projects,
+            key,
+        })
+    }
+
+    async fn create_tenant(&self, name: &str) -> Result<Tenant, StoreError> {
+        self.write().insert_tenant(name)
+    }
+
+    async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>, StoreError> {
+        Ok(self
+            .read()
+            .tenants
+            .values()
+            .find(|t| t.name == name)
+            .cloned())
+    }
+
+    async fn create_user(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        role: Role,
+    ) -> Result<User, StoreError> {
+        self.write().insert_user(tenant, name, role)
+    }
+
+    async fn create_project(&self, tenant: &TenantId, name: &str) -> Result<Project, StoreError> {
+        self.write().insert_project(tenant, name)
+    }
+
+    async fn list_projects(&self, tenant: &TenantId) -> Result<Vec<Project>, StoreError> {
+        let state = self.read();
+        state.tenant(tenant)?;
+        let mut list: Vec<Project> = state
+            .projects
+            .values()
+            .filter(|p| &p.tenant_id == tenant)
+            .cloned()
+            .collect();
+        list.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(list)
+    }
+
+    async fn create_key(
+        &self,
+        format: &TokenFormat,
+        request: NewKey,
+        actor: &str,
+    ) -> Result<CreatedKey, StoreError> {
+        let prepared = common::prepare_key(format, request)?;
+        self.write().insert_key(prepared, actor, None)
+    }
+
+    async fn get_key(&self, tenant: &TenantId, id: &KeyId) -> Result<ApiKey, StoreError> {
+        Ok(self.read().key_of(tenant, id)?.key.clone())
+    }
+
+    async fn list_keys(&self, tenant: &TenantId) -> Result<Vec<ApiKey>, StoreError> {
+        let state = self.read();
+        state.tenant(tenant)?;
+        let mut list: Vec<&StoredKey> = state
+            .keys
+            .values()
+            .filter(|k| &k.key.tenant_id == tenant)
+            .collect();
+        list.sort_by_key(|k| std::cmp::Reverse(k.seq));
+        Ok(list.into_iter().map(|k| k.key.clone()).collect())
+    }
+
+    async fn revoke_key(
+        &self,
+        tenant: &TenantId,
+        id: &KeyId,
+        actor: &str,
+    ) -> Result<ApiKey, StoreError> {
+        let mut state = self.write();
+        state.key_of(tenant, id)?;
+        let first = {
+            let stored = state.keys.get_mut(id).ok_or(StoreError::NotFound)?;
+            if stored.key.revoked_at.is_none() {
+                stored.key.revoked_at = Some(common::now());
+                true
+            } else {
+                false
+            }
+        };
+        if first {
+            state.push_audit(NewAuditEvent {
+                tenant_id: tenant.clone(),
+                actor: actor.to_owned(),
+                action: "key.revoked".to_owned(),
+                target: id.to_string(),
+                detail: serde_json::json!({}),
+            });
+        }
+        Ok(state.key_of(tenant, id)?.key.clone())
+    }
+
+    async fn rotate_key(
+        &self,
+        format: &TokenFormat,
+        tenant: &TenantId,
+        id: &KeyId,
+        actor: &str,
+    ) -> Result<CreatedKey, StoreError> {
+        let mut state = self.write();
+        let old = state.key_of(tenant, id)?.key.clone();
+        let prepared = common::prepare_key(format, common::rotation_of(&old)?)?;
+        let new_id = prepared.token.id();
+        let rotated = NewAuditEvent {
+            tenant_id: tenant.clone(),
+            actor: actor.to_owned(),
+            action: "key.rotated".to_owned(),
+            target: id.to_string(),
+            detail: serde_json::json!({ "new_key_id": new_id.as_str() }),
+        };
+        state.insert_key(prepared, actor, Some(rotated))
+    }
+
+    async fn verify(&self, token: &str) -> Result<Principal, VerifyError> {
+        let principal =
+            verify_with(token, |id| async move { Ok(self.read().key_row(&id)) }).await?;
+        if self.last_used.due(principal.key_id)
+            && let Some(stored) = self.write().keys.get_mut(&principal.key_id)
+        {
+            stored.key.last_used_at = Some(common::now());
+        }
+        Ok(principal)
+    }
+
+    async fn append_audit(&self, event: NewAuditEvent) -> Result<(), StoreError> {
+        let mut state = self.write();
+        state.tenant(&event.tenant_id)?;
+        state.push_audit(event);
+        Ok(())
+    }
+
+    async fn list_audit(
+        &self,
+        tenant: &TenantId,
+        limit: usize,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        Ok(self
+            .read()
+            .audit
+            .iter()
+            .rev()
+            .filter(|e| &e.tenant_id == tenant)
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
