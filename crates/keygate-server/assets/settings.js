@@ -1,0 +1,640 @@
+// Settings → API & MCP: the owner's page for issuing, rotating and revoking API keys.
+//
+// Served by keygated under a strict Content-Security-Policy (script-src 'self', no inline
+// script or style), so everything here is plain DOM work: no frameworks, no innerHTML with
+// data, no style attributes. The owner key is held in one module variable and nowhere else:
+// not in localStorage, sessionStorage, cookies or the URL. A raw key returned by create or
+// rotate lives in the reveal dialog only until that dialog closes.
+
+const API = "/api/v1";
+
+const EXPLAIN_401 = "This key is not valid (revoked, expired or unknown)";
+const EXPLAIN_403 = "You need the owner role to manage API keys";
+
+/** The owner key, in memory only. `null` when signed out. */
+let ownerKey = null;
+/** Introspection of the owner key (`GET /api/v1/token`). */
+let me = null;
+/** The scope catalogue, `[{name, description}]`. */
+let catalogue = [];
+/** Tenant projects, `[{id, name}]`. */
+let projects = [];
+/** Keys as last listed. */
+let keys = [];
+/** The raw key being revealed, or `null`. Cleared when the reveal dialog closes. */
+let revealedKey = null;
+/** The key a pending revoke/rotate confirmation is about. */
+let pendingRevoke = null;
+let pendingRotate = null;
+/** The key being replaced, while a rotation's reveal dialog is open. */
+let rotationOld = null;
+
+const $ = (id) => {
+  const el = document.getElementById(id);
+  if (!el) throw new Error(`missing element #${id}`);
+  return el;
+};
+
+/** Build an element: `h("span", {class: "badge"}, "text", child, ...)`. */
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (value === null || value === undefined || value === false) continue;
+    if (name === "class") el.className = value;
+    else if (name === "dataset") Object.assign(el.dataset, value);
+    else if (name.startsWith("on")) el.addEventListener(name.slice(2), value);
+    else el.setAttribute(name, value === true ? "" : String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return el;
+}
+
+function show(el, message) {
+  if (message !== undefined) el.textContent = message;
+  el.hidden = false;
+}
+
+function hide(el) {
+  el.hidden = true;
+  el.textContent = "";
+}
+
+// ---------------------------------------------------------------------------------------
+// API client
+
+/** An API failure with the HTTP status and the parsed error body. */
+class ApiError extends Error {
+  constructor(status, body, message) {
+    super(message);
+    this.status = status;
+    this.body = body;
+  }
+}
+
+/** Human text for a failed call; `context` picks the 401/403 wording. */
+function describe(status, body) {
+  const code = body && typeof body.error === "string" ? body.error : "";
+  if (status === 401) return EXPLAIN_401;
+  if (status === 403) return EXPLAIN_403;
+  if (status === 429) {
+    return "Too many requests. Wait a moment and try again.";
+  }
+  if (status === 400 || status === 422) {
+    if (body && typeof body.message === "string" && body.message) return body.message;
+    if (code === "invalid_request") return "The server rejected the request as invalid.";
+  }
+  if (status === 404) return "Not found. The key may have been removed; refresh the list.";
+  if (status === 0) return "The server could not be reached. Check your connection and try again.";
+  return `Something went wrong on the server (HTTP ${status}). Try again.`;
+}
+
+async function api(method, path, body, key = ownerKey) {
+  const headers = { Accept: "application/json" };
+  if (key) headers.Authorization = `Bearer ${key}`;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let res;
+  try {
+    res = await fetch(API + path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      cache: "no-store",
+      credentials: "omit",
+      referrerPolicy: "no-referrer",
+    });
+  } catch {
+    throw new ApiError(0, null, describe(0, null));
+  }
+  let data = null;
+  const text = await res.text();
+  if (text) {
+    try {
+      data = JSON.parse(text);
+    } catch {
+      data = null;
+    }
+  }
+  if (!res.ok) throw new ApiError(res.status, data, describe(res.status, data));
+  return data;
+}
+
+// ---------------------------------------------------------------------------------------
+// Formatting
+
+const dayFmt = new Intl.DateTimeFormat(undefined, { dateStyle: "medium" });
+const timeFmt = new Intl.DateTimeFormat(undefined, { timeStyle: "short" });
+
+function when(value, none) {
+  if (!value) return h("span", { class: "muted" }, none);
+  const d = new Date(value);
+  if (Number.isNaN(d.getTime())) return String(value);
+  return h("time", { datetime: value, title: d.toISOString(), class: "when" },
+    h("span", { class: "when-day" }, dayFmt.format(d)),
+    h("span", { class: "when-time" }, timeFmt.format(d)));
+}
+
+function kindLabel(kind) {
+  if (kind === "user") return "User key";
+  if (kind === "tenant") return "Tenant key";
+  return String(kind);
+}
+
+/** Chips for a list, folding everything past `max` into a "+N more" chip. */
+function chips(items, cls, max = Infinity) {
+  const shown = items.length > max ? items.slice(0, max - 1) : items;
+  const rest = items.slice(shown.length);
+  return h("span", { class: "chips" },
+    shown.map((t) => h("span", { class: `chip ${cls}` }, t)),
+    rest.length ? h("span", { class: "chip chip-more", title: rest.join(", ") }, `+${rest.length} more`) : null);
+}
+
+function statusBadge(status) {
+  const known = ["active", "expired", "revoked"].includes(status) ? status : "unknown";
+  return h("span", { class: `badge badge-${known}`, "data-testid": "key-status" }, status);
+}
+
+// ---------------------------------------------------------------------------------------
+// Sign-in / sign-out
+
+function signedOutView(message) {
+  ownerKey = null;
+  me = null;
+  keys = [];
+  catalogue = [];
+  projects = [];
+  for (const d of document.querySelectorAll("dialog[open]")) d.close();
+  $("keys-body").replaceChildren();
+  $("whoami").textContent = "";
+  $("session").hidden = true;
+  $("app").hidden = true;
+  hide($("page-error"));
+  $("signin-card").hidden = false;
+  const input = $("owner-key");
+  input.value = "";
+  if (message) show($("signin-error"), message);
+  else hide($("signin-error"));
+  input.focus();
+}
+
+async function signIn(event) {
+  event.preventDefault();
+  const input = $("owner-key");
+  const candidate = input.value.trim();
+  const error = $("signin-error");
+  hide(error);
+  if (!candidate) {
+    show(error, "Paste an owner API key.");
+    input.focus();
+    return;
+  }
+  if (/\s/.test(candidate)) {
+    show(error, "This does not look like an API key: it contains spaces.");
+    return;
+  }
+  const button = $("signin-button");
+  button.disabled = true;
+  button.textContent = "Signing in…";
+  try {
+    const token = await api("GET", "/token", undefined, candidate);
+    // Introspection works for any valid key; the key list needs the owner role.
+    const listed = await api("GET", "/keys", undefined, candidate);
+    ownerKey = candidate;
+    me = token;
+    keys = Array.isArray(listed && listed.keys) ? listed.keys : [];
+    input.value = "";
+    await loadCatalogue();
+    enterApp();
+  } catch (err) {
+    ownerKey = null;
+    show(error, err instanceof ApiError ? err.message : String(err));
+    input.select();
+  } finally {
+    button.disabled = false;
+    button.textContent = "Sign in";
+  }
+}
+
+async function loadCatalogue() {
+  const [scopes, projs] = await Promise.all([
+    api("GET", "/scopes").catch(() => null),
+    api("GET", "/projects").catch(() => null),
+  ]);
+  if (scopes && Array.isArray(scopes.scopes)) catalogue = scopes.scopes;
+  if (projs && Array.isArray(projs.projects)) projects = projs.projects;
+  // Without the catalogue, fall back to the owner key's own scopes (names only).
+  if (!catalogue.length && me && Array.isArray(me.scopes)) {
+    catalogue = me.scopes.map((name) => ({ name, description: "" }));
+  }
+  if (!projects.length && me && Array.isArray(me.projects)) projects = me.projects;
+}
+
+function enterApp() {
+  $("signin-card").hidden = true;
+  hide($("signin-error"));
+  const who = me && me.user ? me.user.name : "tenant key";
+  const tenant = me && me.tenant ? me.tenant.name : "";
+  $("whoami").replaceChildren(
+    h("span", { class: "session-user" }, who),
+    tenant ? h("span", { class: "session-tenant" }, tenant) : null,
+  );
+  $("session").hidden = false;
+  $("app").hidden = false;
+  renderKeys();
+  $("new-key-button").focus();
+}
+
+/** Handle an error from an authenticated call; returns the message to show locally. */
+function handleAuthError(err) {
+  if (err instanceof ApiError && err.status === 401) {
+    // The owner key itself stopped working (revoked, expired): start over.
+    signedOutView(EXPLAIN_401);
+    return null;
+  }
+  return err instanceof ApiError ? err.message : String(err);
+}
+
+async function refresh() {
+  try {
+    const listed = await api("GET", "/keys");
+    keys = Array.isArray(listed && listed.keys) ? listed.keys : [];
+    hide($("page-error"));
+    renderKeys();
+  } catch (err) {
+    const msg = handleAuthError(err);
+    if (msg) show($("page-error"), msg);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Key list
+
+function renderKeys() {
+  const body = $("keys-body");
+  const sorted = [...keys].sort((a, b) => {
+    const rank = (k) => (k.status === "active" ? 0 : k.status === "expired" ? 1 : 2);
+    return rank(a) - rank(b) || String(b.created_at).localeCompare(String(a.created_at));
+  });
+  body.replaceChildren(...sorted.map(keyRow));
+  $("keys-empty").hidden = sorted.length > 0;
+  $("keys-table").classList.toggle("is-empty", sorted.length === 0);
+}
+
+function keyRow(key) {
+  const isSelf = me && me.id === key.id;
+  const projectCell = Array.isArray(key.projects)
+    ? key.projects.length
+      ? chips(key.projects.map((p) => p.name), "chip-project")
+      : h("span", { class: "muted" }, "No projects")
+    : h("span", { class: "muted" }, "All projects");
+  const scopes = Array.isArray(key.scopes) ? key.scopes : [];
+
+  const actions = h("div", { class: "row-actions" });
+  if (key.status === "active") {
+    actions.append(
+      h("button", {
+        type: "button",
+        class: "btn btn-secondary btn-small",
+        "data-testid": "rotate-button",
+        "aria-label": `Rotate ${key.name}`,
+        onclick: () => openRotate(key),
+      }, "Rotate"),
+    );
+  }
+  if (key.status !== "revoked") {
+    actions.append(
+      h("button", {
+        type: "button",
+        class: "btn btn-danger-outline btn-small",
+        "data-testid": "revoke-button",
+        "aria-label": `Revoke ${key.name}`,
+        onclick: () => openRevoke(key),
+      }, "Revoke"),
+    );
+  }
+
+  return h("tr", {
+    class: key.status === "active" ? "" : "is-inactive",
+    "data-testid": "key-row",
+    "data-key-id": key.id,
+    "data-status": key.status,
+  },
+  h("td", { "data-label": "Name" },
+    h("div", { class: "key-name", "data-testid": "key-name" }, key.name,
+      isSelf ? h("span", { class: "tag-self" }, "this session") : null),
+    h("div", { class: "key-id" }, h("code", {}, `${key.prefix || ""}${key.id}…`))),
+  h("td", { "data-label": "Kind", class: "nowrap", "data-testid": "key-kind" }, kindLabel(key.kind)),
+  h("td", { "data-label": "Scopes", "data-testid": "key-scopes" },
+    scopes.length ? chips(scopes, "chip-scope", 4) : h("span", { class: "muted" }, "None")),
+  h("td", { "data-label": "Projects", class: "nowrap", "data-testid": "key-projects" }, projectCell),
+  h("td", { "data-label": "Created", class: "nowrap" }, when(key.created_at, "—")),
+  h("td", { "data-label": "Expires", class: "nowrap", "data-testid": "key-expires" }, when(key.expires_at, "Never")),
+  h("td", { "data-label": "Last used", class: "nowrap", "data-testid": "key-last-used" }, when(key.last_used_at, "Never")),
+  h("td", { "data-label": "Status" }, statusBadge(key.status)),
+  h("td", { class: "cell-actions" }, actions));
+}
+
+// ---------------------------------------------------------------------------------------
+// Create
+
+function selectedKind() {
+  const checked = document.querySelector('input[name="kind"]:checked');
+  return checked ? checked.value : "user";
+}
+
+function renderCreateForm() {
+  const scopeBox = $("create-scopes");
+  scopeBox.replaceChildren(
+    ...catalogue.map((s) =>
+      h("label", { class: "check", "data-scope": s.name },
+        h("input", { type: "checkbox", name: "scope", value: s.name, "data-testid": `scope-${s.name}` }),
+        h("span", { class: "check-body" },
+          h("code", { class: "check-title" }, s.name),
+          s.name === "keys:admin" ? h("span", { class: "optional" }, "user keys only") : null,
+          s.description ? h("span", { class: "check-text" }, s.description) : null))),
+  );
+  if (!catalogue.length) scopeBox.append(h("p", { class: "muted" }, "No scopes are defined by the policy."));
+
+  const projBox = $("create-projects");
+  projBox.replaceChildren(
+    ...projects.map((p) =>
+      h("label", { class: "check check-pill" },
+        h("input", { type: "checkbox", name: "project", value: p.name, "data-testid": `project-${p.name}` }),
+        h("span", {}, p.name))),
+  );
+  if (!projects.length) projBox.append(h("p", { class: "muted" }, "This tenant has no projects yet."));
+  syncKind();
+}
+
+/** Admin access only works through a user key, so a tenant key cannot take keys:admin. */
+function syncKind() {
+  const tenant = selectedKind() === "tenant";
+  for (const box of document.querySelectorAll('#create-scopes input[value="keys:admin"]')) {
+    box.disabled = tenant;
+    if (tenant) box.checked = false;
+    box.closest("label").classList.toggle("is-disabled", tenant);
+  }
+}
+
+async function openCreate() {
+  const form = $("create-form");
+  form.reset();
+  hide($("create-error"));
+  // Projects may have been added since sign-in.
+  try {
+    const projs = await api("GET", "/projects");
+    if (projs && Array.isArray(projs.projects)) projects = projs.projects;
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) {
+      handleAuthError(err);
+      return;
+    }
+  }
+  renderCreateForm();
+  $("create-dialog").showModal();
+  $("create-name").focus();
+}
+
+async function submitCreate(event) {
+  event.preventDefault();
+  const error = $("create-error");
+  hide(error);
+  const name = $("create-name").value.trim();
+  const kind = selectedKind();
+  const scopes = [...document.querySelectorAll('#create-scopes input[name="scope"]:checked')].map((i) => i.value);
+  const chosenProjects = [...document.querySelectorAll('#create-projects input[name="project"]:checked')].map((i) => i.value);
+  const expiry = $("create-expiry").value;
+
+  if (!name) {
+    show(error, "Give the key a name.");
+    $("create-name").focus();
+    return;
+  }
+  if (!scopes.length) {
+    show(error, "Choose at least one scope.");
+    return;
+  }
+  const body = { name, kind, scopes };
+  if (chosenProjects.length) body.projects = chosenProjects;
+  if (expiry) body.expires_in = Number(expiry);
+
+  const submit = $("create-submit");
+  submit.disabled = true;
+  submit.textContent = "Creating…";
+  try {
+    const created = await api("POST", "/keys", body);
+    $("create-dialog").close();
+    reveal(created, null);
+    refresh();
+  } catch (err) {
+    const msg = handleAuthError(err);
+    if (msg) show(error, msg);
+  } finally {
+    submit.disabled = false;
+    submit.textContent = "Create key";
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Reveal a raw key once
+
+function reveal(created, old) {
+  revealedKey = created && typeof created.key === "string" ? created.key : null;
+  rotationOld = old;
+  $("reveal-title").textContent = old ? "Your replacement key" : "Your new API key";
+  $("reveal-name").textContent = created.name || (old ? old.name : "");
+  $("reveal-key-id").textContent = created.id || "";
+  $("reveal-kind").textContent = kindLabel(created.kind);
+  const field = $("reveal-key");
+  field.value = revealedKey || "";
+  $("copy-status").textContent = "";
+  const panel = $("rotation-panel");
+  panel.hidden = !old;
+  $("rotation-status").textContent = "";
+  if (old) {
+    $("rotation-old-name").textContent = old.name;
+    $("rotation-old-id").textContent = old.id;
+    $("revoke-old-button").disabled = false;
+    $("revoke-old-button").hidden = false;
+  }
+  $("reveal-dialog").showModal();
+  field.focus();
+  field.select();
+}
+
+/** Runs on every close of the reveal dialog (Done, Escape): forget the raw key. */
+function forgetRevealed() {
+  revealedKey = null;
+  rotationOld = null;
+  const field = $("reveal-key");
+  field.value = "";
+  field.removeAttribute("value");
+  $("copy-status").textContent = "";
+  $("reveal-key-id").textContent = "";
+  $("reveal-name").textContent = "";
+}
+
+async function copyKey() {
+  const field = $("reveal-key");
+  const status = $("copy-status");
+  if (!revealedKey) return;
+  try {
+    if (!navigator.clipboard || !window.isSecureContext) throw new Error("no clipboard");
+    await navigator.clipboard.writeText(revealedKey);
+    status.textContent = "Copied to the clipboard.";
+  } catch {
+    // Fallback: select the text; the old copy command may still work here.
+    field.focus();
+    field.select();
+    let ok = false;
+    try {
+      ok = document.execCommand("copy");
+    } catch {
+      ok = false;
+    }
+    status.textContent = ok
+      ? "Copied to the clipboard."
+      : "The key is selected: press Ctrl+C (⌘C on a Mac) to copy it.";
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Revoke
+
+function openRevoke(key) {
+  pendingRevoke = key;
+  $("revoke-message").textContent =
+    `Revoke ${key.name} (${key.id})? Agents using it stop working on their next request.`;
+  $("revoke-self-warning").hidden = !(me && me.id === key.id);
+  hide($("revoke-error"));
+  const confirm = $("revoke-confirm");
+  confirm.disabled = false;
+  confirm.textContent = "Revoke key";
+  $("revoke-dialog").showModal();
+  $("revoke-cancel").focus();
+}
+
+async function confirmRevoke() {
+  const key = pendingRevoke;
+  if (!key) return;
+  const confirm = $("revoke-confirm");
+  confirm.disabled = true;
+  confirm.textContent = "Revoking…";
+  try {
+    await api("POST", `/keys/${encodeURIComponent(key.id)}/revoke`);
+    pendingRevoke = null;
+    $("revoke-dialog").close();
+    if (me && me.id === key.id) {
+      signedOutView("You revoked the key you were signed in with. Sign in with another owner key.");
+      return;
+    }
+    if (rotationOld && rotationOld.id === key.id) {
+      $("revoke-old-button").hidden = true;
+      $("rotation-status").textContent = `Old key ${key.id} revoked.`;
+    }
+    await refresh();
+  } catch (err) {
+    const msg = handleAuthError(err);
+    if (msg) show($("revoke-error"), msg);
+  } finally {
+    confirm.disabled = false;
+    confirm.textContent = "Revoke key";
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Rotate
+
+function openRotate(key) {
+  pendingRotate = key;
+  $("rotate-message").textContent =
+    `Create a replacement for ${key.name} (${key.id}) with the same kind, scopes and projects? ` +
+    "The old key keeps working until you revoke it.";
+  hide($("rotate-error"));
+  $("rotate-dialog").showModal();
+  $("rotate-confirm").focus();
+}
+
+async function confirmRotate() {
+  const key = pendingRotate;
+  if (!key) return;
+  const confirm = $("rotate-confirm");
+  confirm.disabled = true;
+  confirm.textContent = "Creating…";
+  try {
+    const created = await api("POST", `/keys/${encodeURIComponent(key.id)}/rotate`);
+    pendingRotate = null;
+    $("rotate-dialog").close();
+    reveal(created, key);
+    refresh();
+  } catch (err) {
+    const msg = handleAuthError(err);
+    if (msg) show($("rotate-error"), msg);
+  } finally {
+    confirm.disabled = false;
+    confirm.textContent = "Create replacement";
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// MCP card
+
+function renderMcpCard() {
+  const origin = window.location.origin;
+  $("mcp-endpoint").textContent = `${origin}/api/mcp`;
+  $("token-endpoint").textContent = `GET ${origin}${API}/token`;
+  const config = {
+    mcpServers: {
+      keygate: {
+        type: "http",
+        url: `${origin}/api/mcp`,
+        headers: { Authorization: "Bearer ${KEYGATE_API_KEY}" },
+      },
+    },
+  };
+  $("mcp-config").textContent = `// .mcp.json\n${JSON.stringify(config, null, 2)}`;
+}
+
+// ---------------------------------------------------------------------------------------
+// Wiring
+
+function init() {
+  renderMcpCard();
+  $("signin-form").addEventListener("submit", signIn);
+  $("signout-button").addEventListener("click", () => signedOutView(null));
+  $("new-key-button").addEventListener("click", openCreate);
+  $("create-form").addEventListener("submit", submitCreate);
+  for (const radio of document.querySelectorAll('input[name="kind"]')) {
+    radio.addEventListener("change", syncKind);
+  }
+  $("reveal-done").addEventListener("click", () => $("reveal-dialog").close());
+  $("reveal-dialog").addEventListener("close", forgetRevealed);
+  $("copy-button").addEventListener("click", copyKey);
+  $("revoke-old-button").addEventListener("click", () => {
+    if (rotationOld) openRevoke(rotationOld);
+  });
+  $("revoke-confirm").addEventListener("click", confirmRevoke);
+  $("revoke-dialog").addEventListener("close", () => {
+    pendingRevoke = null;
+  });
+  $("rotate-confirm").addEventListener("click", confirmRotate);
+  $("rotate-dialog").addEventListener("close", () => {
+    pendingRotate = null;
+  });
+  for (const btn of document.querySelectorAll("dialog [data-close]")) {
+    btn.addEventListener("click", () => btn.closest("dialog").close());
+  }
+  // Forget everything when the page is hidden for good (tab closed, navigated away).
+  window.addEventListener("pagehide", () => {
+    ownerKey = null;
+    revealedKey = null;
+  });
+  window.addEventListener("pageshow", (event) => {
+    if (event.persisted) signedOutView(null);
+  });
+  $("owner-key").focus();
+}
+
+init();
