@@ -145,7 +145,9 @@ async function takeRevealedKey(page) {
 async function closeReveal(page, key) {
   await page.click("#reveal-done");
   await waitClosed(page, "reveal-dialog");
-  expect((await page.inputValue("#reveal-key")) === "", "the raw key is still in the reveal field after closing");
+  await page
+    .waitForFunction(() => document.getElementById("reveal-key").value === "", null, { timeout: 2_000 })
+    .catch(() => fail("the raw key is still in the reveal field after closing"));
   const html = await page.content();
   expect(!html.includes(key), "the raw key is still somewhere in the page after closing the dialog");
 }

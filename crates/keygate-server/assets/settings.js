@@ -464,7 +464,10 @@ function reveal(created, old) {
   field.select();
 }
 
-/** Runs on every close of the reveal dialog (Done, Escape): forget the raw key. */
+/**
+ * Forget the raw key: runs on Done (before closing) and again on every close event, which
+ * also covers Escape.
+ */
 function forgetRevealed() {
   revealedKey = null;
   rotationOld = null;
@@ -609,7 +612,10 @@ function init() {
   for (const radio of document.querySelectorAll('input[name="kind"]')) {
     radio.addEventListener("change", syncKind);
   }
-  $("reveal-done").addEventListener("click", () => $("reveal-dialog").close());
+  $("reveal-done").addEventListener("click", () => {
+    forgetRevealed();
+    $("reveal-dialog").close();
+  });
   $("reveal-dialog").addEventListener("close", forgetRevealed);
   $("copy-button").addEventListener("click", copyKey);
   $("revoke-old-button").addEventListener("click", () => {
