@@ -151,6 +151,11 @@ function chips(items, cls, max = Infinity) {
     rest.length ? h("span", { class: "chip chip-more", title: rest.join(", ") }, `+${rest.length} more`) : null);
 }
 
+/** A project as `{id, name}` or as a bare name. */
+function projectName(p) {
+  return typeof p === "string" ? p : p && p.name ? p.name : String(p && p.id);
+}
+
 function statusBadge(status) {
   const known = ["active", "expired", "revoked"].includes(status) ? status : "unknown";
   return h("span", { class: `badge badge-${known}`, "data-testid": "key-status" }, status);
@@ -286,7 +291,7 @@ function keyRow(key) {
   const isSelf = me && me.id === key.id;
   const projectCell = Array.isArray(key.projects)
     ? key.projects.length
-      ? chips(key.projects.map((p) => p.name), "chip-project")
+      ? chips(key.projects.map(projectName), "chip-project")
       : h("span", { class: "muted" }, "No projects")
     : h("span", { class: "muted" }, "All projects");
   const scopes = Array.isArray(key.scopes) ? key.scopes : [];
@@ -359,10 +364,10 @@ function renderCreateForm() {
 
   const projBox = $("create-projects");
   projBox.replaceChildren(
-    ...projects.map((p) =>
+    ...projects.map(projectName).map((name) =>
       h("label", { class: "check check-pill" },
-        h("input", { type: "checkbox", name: "project", value: p.name, "data-testid": `project-${p.name}` }),
-        h("span", {}, p.name))),
+        h("input", { type: "checkbox", name: "project", value: name, "data-testid": `project-${name}` }),
+        h("span", {}, name))),
   );
   if (!projects.length) projBox.append(h("p", { class: "muted" }, "This tenant has no projects yet."));
   syncKind();
@@ -426,7 +431,7 @@ async function submitCreate(event) {
   try {
     const created = await api("POST", "/keys", body);
     $("create-dialog").close();
-    reveal(created, null);
+    reveal({ name, kind, ...created }, null);
     refresh();
   } catch (err) {
     const msg = handleAuthError(err);
@@ -570,7 +575,7 @@ async function confirmRotate() {
     const created = await api("POST", `/keys/${encodeURIComponent(key.id)}/rotate`);
     pendingRotate = null;
     $("rotate-dialog").close();
-    reveal(created, key);
+    reveal({ name: key.name, kind: key.kind, ...created }, key);
     refresh();
   } catch (err) {
     const msg = handleAuthError(err);
