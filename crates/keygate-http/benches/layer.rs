@@ -1,1 +1,101 @@
-fn main() {}
+//! A full request through `AuthLayer` with a `MemoryStore`, against the same router
+//! without the layer.
+//!
+//! Run: `cargo bench -p keygate-http --bench layer -- --warm-up-time 1 --measurement-time 3`
+
+#![allow(missing_docs, reason = "criterion generates the bench entry points")]
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::routing::get;
+use criterion::{Criterion, criterion_group, criterion_main};
+use http::{Request, StatusCode};
+use keygate_http::{AuthLayer, Authenticated};
+use keygate_keys::{Bootstrap, KeyStore, MemoryStore, TokenFormat};
+use tower::ServiceExt;
+
+async fn me(Authenticated(p): Authenticated) -> String {
+    p.tenant.name
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let store = Arc::new(MemoryStore::new());
+    let boot = rt
+        .block_on(store.bootstrap(
+            &TokenFormat::default(),
+            Bootstrap {
+                tenant: "acme".to_owned(),
+                owner: "alice".to_owned(),
+                projects: Vec::new(),
+                scopes: vec!["keys:admin".to_owned()],
+                key_name: "bench".to_owned(),
+            },
+        ))
+        .expect("bootstrap");
+    let authorization = format!("Bearer {}", boot.key.token.expose());
+
+    let baseline: Router = Router::new().route("/", get(|| async { "acme" }));
+    let protected: Router = Router::new()
+        .route("/", get(me))
+        .layer(AuthLayer::new(store.clone()));
+
+    let mut group = c.benchmark_group("request");
+    group.bench_function("baseline_no_layer", |b| {
+        b.iter(|| {
+            let req = Request::get("/").body(Body::empty()).expect("request");
+            let res = rt
+                .block_on(baseline.clone().oneshot(req))
+                .expect("infallible");
+            assert_eq!(res.status(), StatusCode::OK);
+        });
+    });
+    group.bench_function("auth_layer_valid_key", |b| {
+        b.iter(|| {
+            let req = Request::get("/")
+                .header("authorization", &authorization)
+                .body(Body::empty())
+                .expect("request");
+            let res = rt
+                .block_on(protected.clone().oneshot(req))
+                .expect("infallible");
+            assert_eq!(res.status(), StatusCode::OK);
+        });
+    });
+    group.bench_function("auth_layer_unknown_key", |b| {
+        let unknown = format!(
+            "Bearer {}",
+            TokenFormat::default()
+                .generate(keygate_keys::KeyKind::User)
+                .expect("token")
+                .expose()
+        );
+        b.iter(|| {
+            let req = Request::get("/")
+                .header("authorization", &unknown)
+                .body(Body::empty())
+                .expect("request");
+            let res = rt
+                .block_on(protected.clone().oneshot(req))
+                .expect("infallible");
+            assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        });
+    });
+    group.bench_function("auth_layer_missing_token", |b| {
+        b.iter(|| {
+            let req = Request::get("/").body(Body::empty()).expect("request");
+            let res = rt
+                .block_on(protected.clone().oneshot(req))
+                .expect("infallible");
+            assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,1 +1,8 @@
-//! Integration tests of the keygate HTTP layer.
+//! Integration tests of the keygate HTTP layer: an axum router behind `AuthLayer`
+//! with a `MemoryStore`, driven with `tower::ServiceExt::oneshot`.
+
+mod contract;
+mod extract;
+mod headers;
+mod identity;
+mod support;

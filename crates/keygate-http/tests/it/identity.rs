@@ -1,0 +1,86 @@
+//! Identity headers: spoofed ones removed, verified ones set, the token not forwarded.
+
+use http::StatusCode;
+use keygate_http::{apply_identity, identity_headers};
+
+use crate::support::{Fixture, bearer, send};
+
+#[tokio::test]
+async fn user_key_identity_reaches_the_handler() {
+    let fx = Fixture::new().await;
+    let a = send(fx.app(), "/echo", &[&bearer(fx.user_token())], &[]).await;
+    assert_eq!(a.status, StatusCode::OK);
+    let expected = format!(
+        "x-keygate-actor: user\nx-keygate-key-id: {}\nx-keygate-tenant: {}\nx-keygate-user: {}\nprincipal: true",
+        fx.boot.key.key.id, fx.boot.tenant.id, fx.boot.owner.id
+    );
+    assert_eq!(a.text(), expected);
+}
+
+#[tokio::test]
+async fn tenant_key_has_no_user_header() {
+    let fx = Fixture::new().await;
+    let a = send(fx.app(), "/echo", &[&bearer(fx.tenant_token())], &[]).await;
+    assert_eq!(a.status, StatusCode::OK);
+    let expected = format!(
+        "x-keygate-actor: tenant\nx-keygate-key-id: {}\nx-keygate-tenant: {}\nprincipal: true",
+        fx.tenant_key.key.id, fx.boot.tenant.id
+    );
+    assert_eq!(a.text(), expected);
+}
+
+#[tokio::test]
+async fn spoofed_identity_headers_are_stripped() {
+    let fx = Fixture::new().await;
+    let spoofed = [
+        ("X-Keygate-Tenant", "tn_someone_else"),
+        ("x-keygate-user", "us_admin"),
+        ("X-KEYGATE-ACTOR", "user"),
+        ("X-Keygate-Role", "owner"),
+        ("x-keygate-key-id", "AAAAAAAAAAAA"),
+    ];
+    // A tenant key: the spoofed X-Keygate-User must not survive.
+    let a = send(fx.app(), "/echo", &[&bearer(fx.tenant_token())], &spoofed).await;
+    assert_eq!(a.status, StatusCode::OK);
+    let body = a.text();
+    assert!(!body.contains("tn_someone_else"), "{body}");
+    assert!(!body.contains("us_admin"), "{body}");
+    assert!(!body.contains("x-keygate-role"), "{body}");
+    assert!(!body.contains("x-keygate-user"), "{body}");
+    assert!(!body.contains("AAAAAAAAAAAA"), "{body}");
+    assert!(body.contains("x-keygate-actor: tenant"), "{body}");
+    assert!(!body.contains("authorization"), "{body}");
+}
+
+#[tokio::test]
+async fn authorization_is_not_forwarded() {
+    let fx = Fixture::new().await;
+    let a = send(fx.app(), "/echo", &[&bearer(fx.user_token())], &[]).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert!(!a.text().contains("authorization"));
+    assert!(!a.text().contains(fx.user_token()));
+}
+
+#[tokio::test]
+async fn apply_identity_replaces_headers() {
+    let fx = Fixture::new().await;
+    let principal = fx.store_principal().await;
+    let mut headers = http::HeaderMap::new();
+    headers.insert("authorization", "Bearer x".parse().unwrap());
+    headers.insert("x-keygate-tenant", "evil".parse().unwrap());
+    headers.append("x-keygate-tenant", "evil2".parse().unwrap());
+    headers.insert("x-other", "kept".parse().unwrap());
+    apply_identity(&mut headers, &principal).unwrap();
+    assert!(headers.get("authorization").is_none());
+    assert_eq!(headers.get_all("x-keygate-tenant").iter().count(), 1);
+    assert_eq!(headers["x-keygate-tenant"], principal.tenant.id.as_str());
+    assert_eq!(headers["x-other"], "kept");
+    assert_eq!(identity_headers(&principal).unwrap().len(), 4);
+}
+
+impl Fixture {
+    async fn store_principal(&self) -> keygate_keys::Principal {
+        use keygate_keys::KeyStore;
+        self.store.verify(self.user_token()).await.unwrap()
+    }
+}
