@@ -1,0 +1,213 @@
+use std::time::Duration;
+
+use keygate_limits::{
+    FailMode, LimitError, Limits, Outcome, Quota, RateLimiter, RedisConfig, RedisLimiter, Scope,
+};
+
+use crate::{limits, nz};
+
+/// The Redis URL of `KEYGATE_TEST_REDIS`; `None` (with a note) when unset, a panic when
+/// unset under CI.
+fn redis_url() -> Option<String> {
+    match std::env::var("KEYGATE_TEST_REDIS") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "KEYGATE_TEST_REDIS must be set under CI (e.g. redis://127.0.0.1:6379)"
+            );
+            eprintln!("note: KEYGATE_TEST_REDIS unset, skipping Redis test");
+            None
+        }
+    }
+}
+
+/// A fresh key prefix, so parallel tests and runs never share buckets.
+fn prefix() -> String {
+    let n = getrandom::u64().expect("OS random numbers");
+    format!("keygate-test:{n:016x}:")
+}
+
+fn redis(url: &str, limits: Limits, prefix: &str) -> RedisLimiter {
+    RedisLimiter::new(
+        url,
+        limits,
+        RedisConfig::new()
+            .prefix(prefix)
+            .timeout(Duration::from_secs(2)),
+    )
+    .expect("valid test URL")
+}
+
+#[tokio::test]
+async fn two_instances_share_one_budget() -> Result<(), LimitError> {
+    let Some(url) = redis_url() else {
+        return Ok(());
+    };
+    let prefix = prefix();
+    // One unit per second comes back: far slower than this loop.
+    let limits = Limits::new(Quota::new(nz(1), nz(3)), Quota::from_rate(nz(100)));
+    let a = redis(&url, limits, &prefix);
+    let b = redis(&url, limits, &prefix);
+    let mut allowed = 0;
+    for i in 0..10 {
+        let lim = if i % 2 == 0 { &a } else { &b };
+        if lim.check("k", "t").await?.is_allowed() {
+            allowed += 1;
+        }
+    }
+    assert_eq!(allowed, 3);
+    // Another prefix is another budget.
+    let c = redis(&url, limits, &self::prefix());
+    assert!(c.check("k", "t").await?.is_allowed());
+    Ok(())
+}
+
+#[tokio::test]
+async fn key_tighter_than_tenant_and_rejections_consume_nothing() -> Result<(), LimitError> {
+    let Some(url) = redis_url() else {
+        return Ok(());
+    };
+    let lim = redis(
+        &url,
+        Limits::new(Quota::new(nz(1), nz(2)), Quota::new(nz(1), nz(4))),
+        &prefix(),
+    );
+    assert!(lim.check("noisy", "t").await?.is_allowed());
+    assert!(lim.check("noisy", "t").await?.is_allowed());
+    for _ in 0..10 {
+        let outcome = lim.check("noisy", "t").await?;
+        assert_eq!(outcome.scope(), Some(Scope::Key));
+        assert!(!outcome.is_allowed());
+    }
+    // The tenant has exactly its two remaining units left for other keys.
+    assert!(lim.check("quiet1", "t").await?.is_allowed());
+    assert!(lim.check("quiet2", "t").await?.is_allowed());
+    let outcome = lim.check("quiet3", "t").await?;
+    assert!(!outcome.is_allowed());
+    assert_eq!(outcome.scope(), Some(Scope::Tenant));
+    Ok(())
+}
+
+#[tokio::test]
+async fn tenant_tighter_than_key() -> Result<(), LimitError> {
+    let Some(url) = redis_url() else {
+        return Ok(());
+    };
+    let lim = redis(
+        &url,
+        Limits::new(Quota::from_rate(nz(100)), Quota::new(nz(1), nz(2))),
+        &prefix(),
+    );
+    assert!(lim.check("a", "t").await?.is_allowed());
+    assert!(lim.check("b", "t").await?.is_allowed());
+    for key in ["a", "b", "c"] {
+        let outcome = lim.check(key, "t").await?;
+        assert!(!outcome.is_allowed());
+        assert_eq!(outcome.scope(), Some(Scope::Tenant));
+    }
+    assert!(lim.check("a", "other-tenant").await?.is_allowed());
+    Ok(())
+}
+
+#[tokio::test]
+async fn waiting_retry_after_lets_the_next_request_through() -> Result<(), LimitError> {
+    let Some(url) = redis_url() else {
+        return Ok(());
+    };
+    let lim = redis(&url, limits(1, 100), &prefix());
+    assert!(lim.check("k", "t").await?.is_allowed());
+    let outcome = lim.check("k", "t").await?;
+    let Outcome::Limited {
+        scope, retry_after, ..
+    } = outcome
+    else {
+        panic!("expected a rejection, got {outcome:?}");
+    };
+    assert_eq!(scope, Scope::Key);
+    assert!(retry_after <= Duration::from_secs(1), "{retry_after:?}");
+    assert_eq!(outcome.retry_after_secs(), Some(1));
+    tokio::time::sleep(retry_after).await;
+    assert!(lim.check("k", "t").await?.is_allowed());
+    Ok(())
+}
+
+#[tokio::test]
+async fn buckets_live_under_the_prefix_and_expire() -> Result<(), LimitError> {
+    let Some(url) = redis_url() else {
+        return Ok(());
+    };
+    let prefix = prefix();
+    let lim = redis(&url, limits(2, 10), &prefix);
+    assert!(lim.check("k1", "t1").await?.is_allowed());
+    let mut conn = lim.connection();
+    let mut keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query_async(&mut conn)
+        .await
+        .expect("KEYS");
+    keys.sort();
+    assert_eq!(
+        keys,
+        [format!("{prefix}{{t1}}:k:k1"), format!("{prefix}{{t1}}:t")]
+    );
+    for key in keys {
+        let ttl: i64 = redis::cmd("PTTL")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .expect("PTTL");
+        // The time each bucket takes to refill: 1/2 s for the key, 1/10 s for the tenant.
+        assert!(ttl > 0 && ttl <= 500, "{key}: {ttl}");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn unreachable_redis_fails_closed_by_default() {
+    let lim = RedisLimiter::new(
+        "redis://127.0.0.1:1",
+        Limits::default(),
+        RedisConfig::new().timeout(Duration::from_millis(100)),
+    )
+    .expect("valid URL");
+    assert_eq!(lim.config().fail_mode, FailMode::Closed);
+    for _ in 0..3 {
+        let result = tokio::time::timeout(Duration::from_secs(10), lim.check("k", "t"))
+            .await
+            .expect("the limiter's own timeout ends the check");
+        assert!(
+            matches!(result, Err(LimitError::Unavailable { .. })),
+            "{result:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn unreachable_redis_fails_open_when_asked() -> Result<(), LimitError> {
+    let lim = RedisLimiter::new(
+        "redis://127.0.0.1:1",
+        limits(1, 1),
+        RedisConfig::new()
+            .timeout(Duration::from_millis(100))
+            .fail_mode(FailMode::Open),
+    )?;
+    for _ in 0..3 {
+        let outcome = tokio::time::timeout(Duration::from_secs(10), lim.check("k", "t"))
+            .await
+            .expect("the limiter's own timeout ends the check")?;
+        assert_eq!(outcome, Outcome::allowed(None));
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn from_url_builds_a_redis_limiter() -> Result<(), LimitError> {
+    let Some(url) = redis_url() else {
+        return Ok(());
+    };
+    let lim = keygate_limits::from_url(&url, limits(5, 5)).await?;
+    assert!(format!("{lim:?}").starts_with("RedisLimiter"));
+    assert_eq!(lim.limits(), limits(5, 5));
+    Ok(())
+}
