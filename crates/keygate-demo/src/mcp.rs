@@ -281,7 +281,7 @@ async fn handle(State(platform): State<Platform>, headers: HeaderMap, body: Byte
 }
 
 fn initialize(id: &RawValue, params: Option<&RawValue>) -> Response {
-    let Some(params) = params else {
+    let Some(params) = params.filter(|p| p.get().starts_with('{')) else {
         return invalid_params(id, "Invalid params: protocolVersion is required");
     };
     let Ok(params) = serde_json::from_str::<InitializeParams<'_>>(params.get()) else {
@@ -323,8 +323,11 @@ fn call(
     id: &RawValue,
     params: Option<&RawValue>,
 ) -> Response {
-    let Some(params) = params else {
-        return invalid_params(id, "Invalid params: name is required");
+    let Some(params) = params.filter(|p| p.get().starts_with('{')) else {
+        return invalid_params(
+            id,
+            "Invalid params: an object with the tool's name is required",
+        );
     };
     let params: CallParams<'_> = match serde_json::from_str(params.get()) {
         Ok(p) => p,

@@ -54,6 +54,8 @@ async fn initialize_negotiates_the_version_and_issues_a_session() {
 #[tokio::test]
 async fn initialize_without_a_version_is_invalid_params() {
     let app = app();
+    let reply = rpc(&app, "initialize", json!(["2025-06-18"])).await;
+    assert_eq!(reply.error_code(), -32602);
     assert_eq!(
         rpc(&app, "initialize", json!({})).await.error_code(),
         -32602
@@ -144,6 +146,7 @@ async fn unknown_methods_tools_and_bad_params_are_json_rpc_errors() {
     for params in [
         json!({"name": "service.explode", "arguments": {}}),
         json!({"arguments": {}}),
+        json!(["service.status", {"service": "worker"}]),
         json!({"name": 3}),
         json!({"name": "service.status"}),
         json!({"name": "service.status", "arguments": {}}),
