@@ -31,6 +31,10 @@ mod hash;
 mod last_used;
 mod memory;
 mod model;
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(feature = "sqlite")]
+mod sqlite;
 mod store;
 mod verify;
 
@@ -42,5 +46,9 @@ pub use crate::model::{
     Principal, Project, ProjectId, ProjectRef, Role, Tenant, TenantId, TenantRef, User, UserId,
     UserRef,
 };
+#[cfg(feature = "postgres")]
+pub use crate::postgres::PostgresStore;
+#[cfg(feature = "sqlite")]
+pub use crate::sqlite::SqliteStore;
 pub use crate::store::KeyStore;
 pub use keygate_token::{KeyId, KeyKind, Token, TokenFormat};

@@ -2,6 +2,8 @@
 
 mod conformance;
 mod memory;
+#[cfg(feature = "sqlite")]
+mod sqlite;
 
 /// Expands to one `#[tokio::test]` per conformance case, each on a fresh harness
 /// built by `$make` (an async fn returning `Option<Harness>`; `None` skips).

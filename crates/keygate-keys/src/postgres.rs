@@ -1,0 +1,911 @@
+//! PostgreSQL: several `keygated` instances sharing one database.
+//!
+//! A deadpool pool of tokio-postgres connections, statements prepared once per
+//! connection and cached. Migrations run at connect inside a transaction holding
+//! `pg_advisory_xact_lock`, so several processes may start at once. Tables live in
+//! the connection's `search_path` (by default `public`); [`PostgresStore::connect_with_schema`]
+//! puts them in a schema of their own, which is how tests isolate.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::{
+    GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, Transaction,
+};
+use keygate_token::{KeyId, KeyKind, TokenFormat};
+use time::OffsetDateTime;
+use tokio::sync::mpsc;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{NoTls, Row};
+
+use std::sync::Arc;
+
+use crate::common::{self, PreparedKey};
+use crate::error::{StoreError, VerifyError};
+use crate::hash::TokenHash;
+use crate::last_used::LastUsed;
+use crate::model::{
+    ApiKey, AuditEvent, Bootstrap, Bootstrapped, CreatedKey, NewAuditEvent, NewKey, Principal,
+    Project, ProjectId, ProjectRef, Role, Tenant, TenantId, TenantRef, User, UserId, UserRef,
+};
+use crate::store::KeyStore;
+use crate::verify::{KeyRow, verify_with};
+
+/// Connections in the pool.
+const POOL_SIZE: usize = 16;
+/// How long a caller waits for a pooled connection, and for a new one.
+const POOL_TIMEOUT: Duration = Duration::from_secs(5);
+/// Advisory lock key serialising migrations across processes ("keygate" in ASCII).
+const MIGRATION_LOCK: i64 = 0x6b65_7967_6174_65;
+/// Pending `last_used_at` updates; more are dropped (the value is only a hint).
+const TOUCH_QUEUE: usize = 1024;
+
+/// Migrations, in order; `schema_version` records the last one applied.
+const MIGRATIONS: &[&str] = &[r"
+CREATE TABLE tenants (
+    id          text PRIMARY KEY,
+    name        text NOT NULL UNIQUE,
+    created_at  timestamptz NOT NULL
+);
+CREATE TABLE users (
+    id          text PRIMARY KEY,
+    tenant_id   text NOT NULL REFERENCES tenants(id),
+    name        text NOT NULL,
+    role        text NOT NULL CHECK (role IN ('owner', 'member')),
+    created_at  timestamptz NOT NULL,
+    UNIQUE (tenant_id, name)
+);
+CREATE TABLE projects (
+    id          text PRIMARY KEY,
+    tenant_id   text NOT NULL REFERENCES tenants(id),
+    name        text NOT NULL,
+    created_at  timestamptz NOT NULL,
+    UNIQUE (tenant_id, name)
+);
+CREATE TABLE api_keys (
+    seq          bigint GENERATED ALWAYS AS IDENTITY,
+    id           text PRIMARY KEY,
+    tenant_id    text NOT NULL REFERENCES tenants(id),
+    actor_kind   text NOT NULL CHECK (actor_kind IN ('user', 'tenant')),
+    user_id      text REFERENCES users(id),
+    name         text NOT NULL,
+    prefix       text NOT NULL,
+    hash         bytea NOT NULL CHECK (octet_length(hash) = 32),
+    scopes       text[] NOT NULL,
+    projects     text[],
+    created_at   timestamptz NOT NULL,
+    expires_at   timestamptz,
+    revoked_at   timestamptz,
+    last_used_at timestamptz,
+    CHECK ((actor_kind = 'user') = (user_id IS NOT NULL))
+);
+CREATE INDEX api_keys_tenant ON api_keys (tenant_id, seq);
+CREATE TABLE audit_log (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at          timestamptz NOT NULL,
+    tenant_id   text NOT NULL,
+    actor       text NOT NULL,
+    action      text NOT NULL,
+    target      text NOT NULL,
+    detail      jsonb NOT NULL
+);
+CREATE INDEX audit_log_tenant ON audit_log (tenant_id, id);
+"];
+
+/// The columns of an [`ApiKey`], projects resolved to parallel id and name arrays.
+const KEY_COLUMNS: &str = "k.id, k.tenant_id, k.actor_kind, k.user_id, k.name, k.prefix, k.scopes, \
+     CASE WHEN k.projects IS NULL THEN NULL ELSE ARRAY(SELECT p.id FROM projects p \
+       WHERE p.id = ANY(k.projects) ORDER BY p.name, p.id) END, \
+     CASE WHEN k.projects IS NULL THEN NULL ELSE ARRAY(SELECT p.name FROM projects p \
+       WHERE p.id = ANY(k.projects) ORDER BY p.name, p.id) END, \
+     k.created_at, k.expires_at, k.revoked_at, k.last_used_at";
+
+/// A [`KeyStore`] in a PostgreSQL database, shared by any number of processes.
+///
+/// Cloning is cheap and shares the pool.
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pool: Pool,
+    last_used: Arc<LastUsed>,
+    touch: mpsc::Sender<(KeyId, OffsetDateTime)>,
+}
+
+fn db_err(e: tokio_postgres::Error) -> StoreError {
+    if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
+        return StoreError::Conflict("a record with that name".to_owned());
+    }
+    StoreError::unavailable(e)
+}
+
+fn pool_err(e: deadpool_postgres::PoolError) -> StoreError {
+    StoreError::unavailable(e)
+}
+
+fn bad_value(what: &str) -> StoreError {
+    StoreError::unavailable(format!("unexpected stored {what}"))
+}
+
+impl PostgresStore {
+    /// Connects to `url` (`postgres://…`), runs migrations and starts the
+    /// `last_used_at` writer. Tables go in the URL's `search_path` (set with
+    /// `options=-csearch_path%3D…`), by default `public`.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Invalid`] for a URL that does not parse (the URL is not echoed),
+    /// [`StoreError::Unavailable`] when the server cannot be reached or migrated.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::start(parse_url(url)?, None).await
+    }
+
+    /// Like [`PostgresStore::connect`], with every table in `schema` (created if
+    /// missing). `schema` must be a plain identifier: lowercase ASCII letters, digits
+    /// and `_`, starting with a letter or `_`.
+    ///
+    /// # Errors
+    ///
+    /// As [`PostgresStore::connect`], and [`StoreError::Invalid`] for a bad schema name.
+    pub async fn connect_with_schema(url: &str, schema: &str) -> Result<Self, StoreError> {
+        let valid = schema.len() <= 63
+            && schema.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+            && schema
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !valid {
+            return Err(StoreError::Invalid(format!(
+                "schema name `{schema}` is not a plain lowercase identifier"
+            )));
+        }
+        let mut config = parse_url(url)?;
+        config.options(format!("-c search_path={schema}"));
+        Self::start(config, Some(schema)).await
+    }
+
+    /// The connection pool, for callers that keep their own tables in the same
+    /// database (with the same `search_path`).
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    async fn start(
+        config: tokio_postgres::Config,
+        schema: Option<&str>,
+    ) -> Result<Self, StoreError> {
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(POOL_TIMEOUT))
+            .create_timeout(Some(POOL_TIMEOUT))
+            .build()
+            .map_err(StoreError::unavailable)?;
+        migrate(&pool, schema).await?;
+        let (touch, rx) = mpsc::channel(TOUCH_QUEUE);
+        tokio::spawn(write_last_used(pool.clone(), rx));
+        Ok(Self {
+            pool,
+            last_used: Arc::new(LastUsed::default()),
+            touch,
+        })
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.pool.get().await.map_err(pool_err)
+    }
+}
+
+fn parse_url(url: &str) -> Result<tokio_postgres::Config, StoreError> {
+    url.parse::<tokio_postgres::Config>()
+        .map_err(|_| StoreError::Invalid("the PostgreSQL URL does not parse".to_owned()))
+}
+
+/// Applies `MIGRATIONS` under an advisory lock held until commit.
+async fn migrate(pool: &Pool, schema: Option<&str>) -> Result<(), StoreError> {
+    let mut client = pool.get().await.map_err(pool_err)?;
+    let tx = client.transaction().await.map_err(db_err)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await
+        .map_err(db_err)?;
+    if let Some(schema) = schema {
+        // Validated as a plain identifier by the caller.
+        tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+            .await
+            .map_err(db_err)?;
+    }
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)")
+        .await
+        .map_err(db_err)?;
+    let current: i32 = tx
+        .query_one("SELECT COALESCE(MAX(version), 0) FROM schema_version", &[])
+        .await
+        .map_err(db_err)?
+        .get(0);
+    let known = i32::try_from(MIGRATIONS.len()).unwrap_or(i32::MAX);
+    if current > known {
+        return Err(StoreError::Invalid(format!(
+            "the database schema is version {current}, newer than this keygate ({known}); upgrade keygate"
+        )));
+    }
+    for (i, sql) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .skip(usize::try_from(current).unwrap_or(0))
+    {
+        tx.batch_execute(sql).await.map_err(db_err)?;
+        let version = i32::try_from(i + 1).unwrap_or(i32::MAX);
+        tx.execute(
+            "INSERT INTO schema_version (version) VALUES ($1)",
+            &[&version],
+        )
+        .await
+        .map_err(db_err)?;
+    }
+    tx.commit().await.map_err(db_err)
+}
+
+/// Writes queued `last_used_at` values, batching whatever is queued at once. Ends
+/// when the store (the last sender) is dropped.
+async fn write_last_used(pool: Pool, mut rx: mpsc::Receiver<(KeyId, OffsetDateTime)>) {
+    while let Some(first) = rx.recv().await {
+        let mut ids = vec![first.0.as_str().to_owned()];
+        let mut ats = vec![first.1];
+        while ids.len() < 256
+            && let Ok((id, at)) = rx.try_recv()
+        {
+            ids.push(id.as_str().to_owned());
+            ats.push(at);
+        }
+        let result = async {
+            let client = pool.get().await.map_err(pool_err)?;
+            let stmt = client
+                .prepare_cached(
+                    "UPDATE api_keys SET last_used_at = v.at \
+                     FROM unnest($1::text[], $2::timestamptz[]) AS v(id, at) \
+                     WHERE api_keys.id = v.id \
+                     AND (api_keys.last_used_at IS NULL OR api_keys.last_used_at < v.at)",
+                )
+                .await
+                .map_err(db_err)?;
+            client.execute(&stmt, &[&ids, &ats]).await.map_err(db_err)
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::warn!(error = %e, keys = ids.len(), "cannot record last_used_at");
+        }
+    }
+}
+
+fn key_from_row(r: &Row) -> Result<ApiKey, StoreError> {
+    let id: String = r.get(0);
+    let kind: String = r.get(2);
+    let pids: Option<Vec<String>> = r.get(7);
+    let pnames: Option<Vec<String>> = r.get(8);
+    Ok(ApiKey {
+        id: id.parse().map_err(|_| bad_value("key id"))?,
+        tenant_id: TenantId::new(r.get::<_, String>(1)),
+        kind: KeyKind::from_actor(&kind).ok_or_else(|| bad_value("actor_kind"))?,
+        user_id: r.get::<_, Option<String>>(3).map(UserId::new),
+        name: r.get(4),
+        prefix: r.get(5),
+        scopes: r.get(6),
+        projects: project_refs(pids, pnames),
+        created_at: r.get(9),
+        expires_at: r.get(10),
+        revoked_at: r.get(11),
+        last_used_at: r.get(12),
+    })
+}
+
+fn project_refs(ids: Option<Vec<String>>, names: Option<Vec<String>>) -> Option<Vec<ProjectRef>> {
+    let (ids, names) = (ids?, names?);
+    Some(
+        ids.into_iter()
+            .zip(names)
+            .map(|(id, name)| ProjectRef {
+                id: ProjectId::new(id),
+                name,
+            })
+            .collect(),
+    )
+}
+
+async fn get_key<C: GenericClient>(
+    client: &C,
+    tenant: &TenantId,
+    id: &KeyId,
+    for_update: bool,
+) -> Result<ApiKey, StoreError> {
+    let sql = format!(
+        "SELECT {KEY_COLUMNS} FROM api_keys k WHERE k.tenant_id = $1 AND k.id = $2{}",
+        if for_update { " FOR UPDATE OF k" } else { "" }
+    );
+    let stmt = client.prepare_cached(&sql).await.map_err(db_err)?;
+    let row = client
+        .query_opt(&stmt, &[&tenant.as_str(), &id.as_str()])
+        .await
+        .map_err(db_err)?
+        .ok_or(StoreError::NotFound)?;
+    key_from_row(&row)
+}
+
+async fn tenant_exists<C: GenericClient>(client: &C, tenant: &TenantId) -> Result<(), StoreError> {
+    let stmt = client
+        .prepare_cached("SELECT 1 FROM tenants WHERE id = $1")
+        .await
+        .map_err(db_err)?;
+    client
+        .query_opt(&stmt, &[&tenant.as_str()])
+        .await
+        .map_err(db_err)?
+        .map(|_| ())
+        .ok_or(StoreError::NotFound)
+}
+
+async fn exists<C: GenericClient>(
+    client: &C,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<bool, StoreError> {
+    let stmt = client.prepare_cached(sql).await.map_err(db_err)?;
+    Ok(client
+        .query_opt(&stmt, params)
+        .await
+        .map_err(db_err)?
+        .is_some())
+}
+
+async fn insert_tenant(tx: &Transaction<'_>, name: &str) -> Result<Tenant, StoreError> {
+    let name = common::check_name("tenant", name)?;
+    let conflict = || StoreError::Conflict(format!("tenant `{name}`"));
+    if exists(tx, "SELECT 1 FROM tenants WHERE name = $1", &[&name]).await? {
+        return Err(conflict());
+    }
+    let tenant = Tenant {
+        id: TenantId::random()?,
+        name: name.clone(),
+        created_at: common::now(),
+    };
+    let stmt = tx
+        .prepare_cached("INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)")
+        .await
+        .map_err(db_err)?;
+    tx.execute(
+        &stmt,
+        &[&tenant.id.as_str(), &tenant.name, &tenant.created_at],
+    )
+    .await
+    .map_err(|e| match db_err(e) {
+        StoreError::Conflict(_) => conflict(),
+        other => other,
+    })?;
+    Ok(tenant)
+}
+
+async fn insert_user(
+    tx: &Transaction<'_>,
+    tenant: &TenantId,
+    name: &str,
+    role: Role,
+) -> Result<User, StoreError> {
+    tenant_exists(tx, tenant).await?;
+    let name = common::check_name("user", name)?;
+    let conflict = || StoreError::Conflict(format!("user `{name}`"));
+    if exists(
+        tx,
+        "SELECT 1 FROM users WHERE tenant_id = $1 AND name = $2",
+        &[&tenant.as_str(), &name],
+    )
+    .await?
+    {
+        return Err(conflict());
+    }
+    let user = User {
+        id: UserId::random()?,
+        tenant_id: tenant.clone(),
+        name: name.clone(),
+        role,
+        created_at: common::now(),
+    };
+    let stmt = tx
+        .prepare_cached(
+            "INSERT INTO users (id, tenant_id, name, role, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .await
+        .map_err(db_err)?;
+    tx.execute(
+        &stmt,
+        &[
+            &user.id.as_str(),
+            &tenant.as_str(),
+            &user.name,
+            &role.as_str(),
+            &user.created_at,
+        ],
+    )
+    .await
+    .map_err(|e| match db_err(e) {
+        StoreError::Conflict(_) => conflict(),
+        other => other,
+    })?;
+    Ok(user)
+}
+
+async fn insert_project(
+    tx: &Transaction<'_>,
+    tenant: &TenantId,
+    name: &str,
+) -> Result<Project, StoreError> {
+    tenant_exists(tx, tenant).await?;
+    let name = common::check_name("project", name)?;
+    let conflict = || StoreError::Conflict(format!("project `{name}`"));
+    if exists(
+        tx,
+        "SELECT 1 FROM projects WHERE tenant_id = $1 AND name = $2",
+        &[&tenant.as_str(), &name],
+    )
+    .await?
+    {
+        return Err(conflict());
+    }
+    let project = Project {
+        id: ProjectId::random()?,
+        tenant_id: tenant.clone(),
+        name: name.clone(),
+        created_at: common::now(),
+    };
+    let stmt = tx
+        .prepare_cached(
+            "INSERT INTO projects (id, tenant_id, name, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .await
+        .map_err(db_err)?;
+    tx.execute(
+        &stmt,
+        &[
+            &project.id.as_str(),
+            &tenant.as_str(),
+            &project.name,
+            &project.created_at,
+        ],
+    )
+    .await
+    .map_err(|e| match db_err(e) {
+        StoreError::Conflict(_) => conflict(),
+        other => other,
+    })?;
+    Ok(project)
+}
+
+async fn push_audit(tx: &Transaction<'_>, event: &NewAuditEvent) -> Result<(), StoreError> {
+    let stmt = tx
+        .prepare_cached(
+            "INSERT INTO audit_log (at, tenant_id, actor, action, target, detail) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .await
+        .map_err(db_err)?;
+    tx.execute(
+        &stmt,
+        &[
+            &common::now(),
+            &event.tenant_id.as_str(),
+            &event.actor,
+            &event.action,
+            &event.target,
+            &event.detail,
+        ],
+    )
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+async fn insert_key(
+    tx: &Transaction<'_>,
+    key: PreparedKey,
+    actor: &str,
+    extra_audit: Option<&NewAuditEvent>,
+) -> Result<CreatedKey, StoreError> {
+    tenant_exists(tx, &key.tenant_id).await?;
+    if let Some(user) = &key.user_id
+        && !exists(
+            tx,
+            "SELECT 1 FROM users WHERE id = $1 AND tenant_id = $2",
+            &[&user.as_str(), &key.tenant_id.as_str()],
+        )
+        .await?
+    {
+        return Err(StoreError::Invalid(
+            "the key's user does not exist in this tenant".to_owned(),
+        ));
+    }
+    let projects = match &key.projects {
+        None => None,
+        Some(names) => {
+            let stmt = tx
+                .prepare_cached("SELECT id FROM projects WHERE tenant_id = $1 AND name = $2")
+                .await
+                .map_err(db_err)?;
+            let mut refs = Vec::with_capacity(names.len());
+            for name in names {
+                let row = tx
+                    .query_opt(&stmt, &[&key.tenant_id.as_str(), name])
+                    .await
+                    .map_err(db_err)?
+                    .ok_or_else(|| StoreError::Invalid(format!("unknown project `{name}`")))?;
+                refs.push(ProjectRef {
+                    id: ProjectId::new(row.get::<_, String>(0)),
+                    name: name.clone(),
+                });
+            }
+            common::sort_projects(&mut refs);
+            Some(refs)
+        }
+    };
+    let record = key.record(projects);
+    let project_ids: Option<Vec<&str>> = record
+        .projects
+        .as_ref()
+        .map(|l| l.iter().map(|p| p.id.as_str()).collect());
+    let stmt = tx
+        .prepare_cached(
+            "INSERT INTO api_keys (id, tenant_id, actor_kind, user_id, name, prefix, hash, \
+             scopes, projects, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .await
+        .map_err(db_err)?;
+    tx.execute(
+        &stmt,
+        &[
+            &record.id.as_str(),
+            &record.tenant_id.as_str(),
+            &record.kind.actor(),
+            &record.user_id.as_ref().map(UserId::as_str),
+            &record.name,
+            &record.prefix,
+            &&key.hash.as_bytes()[..],
+            &record.scopes,
+            &project_ids,
+            &record.created_at,
+            &record.expires_at,
+        ],
+    )
+    .await
+    .map_err(db_err)?;
+    push_audit(
+        tx,
+        &NewAuditEvent {
+            tenant_id: record.tenant_id.clone(),
+            actor: actor.to_owned(),
+            action: "key.created".to_owned(),
+            target: record.id.to_string(),
+            detail: common::created_detail(&record),
+        },
+    )
+    .await?;
+    if let Some(event) = extra_audit {
+        push_audit(tx, event).await?;
+    }
+    Ok(CreatedKey {
+        key: record,
+        token: key.token,
+    })
+}
+
+const VERIFY_SQL: &str = "SELECT k.hash, k.revoked_at IS NOT NULL, k.tenant_id, t.name, \
+     k.actor_kind, k.user_id, u.name, u.role, k.scopes, \
+     CASE WHEN k.projects IS NULL THEN NULL ELSE ARRAY(SELECT p.id FROM projects p \
+       WHERE p.id = ANY(k.projects) ORDER BY p.name, p.id) END, \
+     CASE WHEN k.projects IS NULL THEN NULL ELSE ARRAY(SELECT p.name FROM projects p \
+       WHERE p.id = ANY(k.projects) ORDER BY p.name, p.id) END, \
+     k.expires_at \
+     FROM api_keys k JOIN tenants t ON t.id = k.tenant_id \
+     LEFT JOIN users u ON u.id = k.user_id WHERE k.id = $1";
+
+impl PostgresStore {
+    async fn key_row(&self, id: KeyId) -> Result<Option<KeyRow>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client.prepare_cached(VERIFY_SQL).await.map_err(db_err)?;
+        let Some(r) = client
+            .query_opt(&stmt, &[&id.as_str()])
+            .await
+            .map_err(db_err)?
+        else {
+            return Ok(None);
+        };
+        let hash: Vec<u8> = r.get(0);
+        let kind: String = r.get(4);
+        let user = match (r.get::<_, Option<String>>(5), r.get::<_, Option<String>>(6)) {
+            (Some(uid), Some(name)) => {
+                let role: String = r.get(7);
+                Some(UserRef {
+                    id: UserId::new(uid),
+                    name,
+                    role: Role::parse(&role).ok_or_else(|| bad_value("role"))?,
+                })
+            }
+            _ => None,
+        };
+        let scopes: Vec<String> = r.get(8);
+        Ok(Some(KeyRow {
+            hash: TokenHash::from_slice(&hash).ok_or_else(|| bad_value("hash"))?,
+            revoked: r.get(1),
+            principal: Principal {
+                key_id: id,
+                tenant: TenantRef {
+                    id: TenantId::new(r.get::<_, String>(2)),
+                    name: r.get(3),
+                },
+                kind: KeyKind::from_actor(&kind).ok_or_else(|| bad_value("actor_kind"))?,
+                user,
+                scopes: scopes.into_iter().collect(),
+                projects: project_refs(r.get(9), r.get(10)),
+                expires_at: r.get(11),
+            },
+        }))
+    }
+}
+
+#[async_trait]
+impl KeyStore for PostgresStore {
+    async fn bootstrap(
+        &self,
+        format: &TokenFormat,
+        request: Bootstrap,
+    ) -> Result<Bootstrapped, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db_err)?;
+        let tenant = insert_tenant(&tx, &request.tenant).await?;
+        let owner = insert_user(&tx, &tenant.id, &request.owner, Role::Owner).await?;
+        let mut projects = Vec::new();
+        for name in common::normalise(request.projects) {
+            projects.push(insert_project(&tx, &tenant.id, &name).await?);
+        }
+        let prepared = common::prepare_key(
+            format,
+            NewKey {
+                tenant_id: tenant.id.clone(),
+                kind: KeyKind::User,
+                user_id: Some(owner.id.clone()),
+                name: request.key_name,
+                scopes: request.scopes,
+                projects: None,
+                expires_at: None,
+            },
+        )?;
+        let key = insert_key(&tx, prepared, "bootstrap", None).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(Bootstrapped {
+            tenant,
+            owner,
+            projects,
+            key,
+        })
+    }
+
+    async fn create_tenant(&self, name: &str) -> Result<Tenant, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db_err)?;
+        let tenant = insert_tenant(&tx, name).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(tenant)
+    }
+
+    async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached("SELECT id, name, created_at FROM tenants WHERE name = $1")
+            .await
+            .map_err(db_err)?;
+        Ok(client
+            .query_opt(&stmt, &[&name])
+            .await
+            .map_err(db_err)?
+            .map(|r| Tenant {
+                id: TenantId::new(r.get::<_, String>(0)),
+                name: r.get(1),
+                created_at: r.get(2),
+            }))
+    }
+
+    async fn create_user(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        role: Role,
+    ) -> Result<User, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db_err)?;
+        let user = insert_user(&tx, tenant, name, role).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(user)
+    }
+
+    async fn create_project(&self, tenant: &TenantId, name: &str) -> Result<Project, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db_err)?;
+        let project = insert_project(&tx, tenant, name).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(project)
+    }
+
+    async fn list_projects(&self, tenant: &TenantId) -> Result<Vec<Project>, StoreError> {
+        let client = self.client().await?;
+        tenant_exists(&client, tenant).await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT id, name, created_at FROM projects WHERE tenant_id = $1 ORDER BY name",
+            )
+            .await
+            .map_err(db_err)?;
+        Ok(client
+            .query(&stmt, &[&tenant.as_str()])
+            .await
+            .map_err(db_err)?
+            .into_iter()
+            .map(|r| Project {
+                id: ProjectId::new(r.get::<_, String>(0)),
+                tenant_id: tenant.clone(),
+                name: r.get(1),
+                created_at: r.get(2),
+            })
+            .collect())
+    }
+
+    async fn create_key(
+        &self,
+        format: &TokenFormat,
+        request: NewKey,
+        actor: &str,
+    ) -> Result<CreatedKey, StoreError> {
+        let prepared = common::prepare_key(format, request)?;
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db_err)?;
+        let created = insert_key(&tx, prepared, actor, None).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(created)
+    }
+
+    async fn get_key(&self, tenant: &TenantId, id: &KeyId) -> Result<ApiKey, StoreError> {
+        let client = self.client().await?;
+        get_key(&client, tenant, id, false).await
+    }
+
+    async fn list_keys(&self, tenant: &TenantId) -> Result<Vec<ApiKey>, StoreError> {
+        let client = self.client().await?;
+        tenant_exists(&client, tenant).await?;
+        let sql = format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys k WHERE k.tenant_id = $1 ORDER BY k.seq DESC"
+        );
+        let stmt = client.prepare_cached(&sql).await.map_err(db_err)?;
+        client
+            .query(&stmt, &[&tenant.as_str()])
+            .await
+            .map_err(db_err)?
+            .iter()
+            .map(key_from_row)
+            .collect()
+    }
+
+    async fn revoke_key(
+        &self,
+        tenant: &TenantId,
+        id: &KeyId,
+        actor: &str,
+    ) -> Result<ApiKey, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db_err)?;
+        let stmt = tx
+            .prepare_cached(
+                "UPDATE api_keys SET revoked_at = $1 \
+                 WHERE id = $2 AND tenant_id = $3 AND revoked_at IS NULL",
+            )
+            .await
+            .map_err(db_err)?;
+        let changed = tx
+            .execute(&stmt, &[&common::now(), &id.as_str(), &tenant.as_str()])
+            .await
+            .map_err(db_err)?;
+        let key = get_key(&tx, tenant, id, false).await?;
+        if changed == 1 {
+            push_audit(
+                &tx,
+                &NewAuditEvent {
+                    tenant_id: tenant.clone(),
+                    actor: actor.to_owned(),
+                    action: "key.revoked".to_owned(),
+                    target: id.to_string(),
+                    detail: serde_json::json!({}),
+                },
+            )
+            .await?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(key)
+    }
+
+    async fn rotate_key(
+        &self,
+        format: &TokenFormat,
+        tenant: &TenantId,
+        id: &KeyId,
+        actor: &str,
+    ) -> Result<CreatedKey, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db_err)?;
+        // Locked so a concurrent revoke cannot slip between the check and the insert.
+        let old = get_key(&tx, tenant, id, true).await?;
+        let prepared = common::prepare_key(format, common::rotation_of(&old)?)?;
+        let rotated = NewAuditEvent {
+            tenant_id: tenant.clone(),
+            actor: actor.to_owned(),
+            action: "key.rotated".to_owned(),
+            target: id.to_string(),
+            detail: serde_json::json!({ "new_key_id": prepared.token.id().as_str() }),
+        };
+        let created = insert_key(&tx, prepared, actor, Some(&rotated)).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(created)
+    }
+
+    async fn verify(&self, token: &str) -> Result<Principal, VerifyError> {
+        let principal = verify_with(token, |id| self.key_row(id)).await?;
+        if self.last_used.due(principal.key_id) {
+            // Not awaited; a full queue drops the update.
+            let _ = self.touch.try_send((principal.key_id, common::now()));
+        }
+        Ok(principal)
+    }
+
+    async fn append_audit(&self, event: NewAuditEvent) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db_err)?;
+        tenant_exists(&tx, &event.tenant_id).await?;
+        push_audit(&tx, &event).await?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn list_audit(
+        &self,
+        tenant: &TenantId,
+        limit: usize,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT id, at, actor, action, target, detail FROM audit_log \
+                 WHERE tenant_id = $1 ORDER BY id DESC LIMIT $2",
+            )
+            .await
+            .map_err(db_err)?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        Ok(client
+            .query(&stmt, &[&tenant.as_str(), &limit])
+            .await
+            .map_err(db_err)?
+            .into_iter()
+            .map(|r| AuditEvent {
+                id: r.get(0),
+                at: r.get(1),
+                tenant_id: tenant.clone(),
+                actor: r.get(2),
+                action: r.get(3),
+                target: r.get(4),
+                detail: r.get(5),
+            })
+            .collect())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client.simple_query("SELECT 1").await.map_err(db_err)?;
+        Ok(())
+    }
+}

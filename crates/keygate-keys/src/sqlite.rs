@@ -1,0 +1,935 @@
+//! SQLite: the embedded default store.
+//!
+//! One writer thread owns the only connection that writes; a few reader threads own
+//! read-only connections and answer in parallel (WAL lets readers run beside the
+//! writer). Async callers hand a closure to one of these threads and await a oneshot
+//! reply, so the runtime never blocks on SQLite. Every write is one `IMMEDIATE`
+//! transaction with `synchronous=FULL`: once a call returns `Ok`, the change survives
+//! a crash or power loss.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use keygate_token::{KeyId, KeyKind, TokenFormat};
+use rusqlite::{
+    Connection, OpenFlags, OptionalExtension, Row, Transaction, TransactionBehavior, params,
+};
+use time::OffsetDateTime;
+
+use crate::common::{self, PreparedKey};
+use crate::error::{StoreError, VerifyError};
+use crate::hash::TokenHash;
+use crate::last_used::LastUsed;
+use crate::model::{
+    ApiKey, AuditEvent, Bootstrap, Bootstrapped, CreatedKey, NewAuditEvent, NewKey, Principal,
+    Project, ProjectId, ProjectRef, Role, Tenant, TenantId, TenantRef, User, UserId, UserRef,
+};
+use crate::store::KeyStore;
+use crate::verify::{KeyRow, verify_with};
+
+/// How long a connection waits for a lock held by another connection or process.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Migrations, in order; `schema_version` records the last one applied.
+const MIGRATIONS: &[&str] = &[r"
+CREATE TABLE tenants (
+    id          TEXT PRIMARY KEY,
+    name        TEXT NOT NULL UNIQUE,
+    created_at  INTEGER NOT NULL
+);
+CREATE TABLE users (
+    id          TEXT PRIMARY KEY,
+    tenant_id   TEXT NOT NULL REFERENCES tenants(id),
+    name        TEXT NOT NULL,
+    role        TEXT NOT NULL CHECK (role IN ('owner', 'member')),
+    created_at  INTEGER NOT NULL,
+    UNIQUE (tenant_id, name)
+);
+CREATE TABLE projects (
+    id          TEXT PRIMARY KEY,
+    tenant_id   TEXT NOT NULL REFERENCES tenants(id),
+    name        TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    UNIQUE (tenant_id, name)
+);
+CREATE TABLE api_keys (
+    id           TEXT PRIMARY KEY,
+    tenant_id    TEXT NOT NULL REFERENCES tenants(id),
+    actor_kind   TEXT NOT NULL CHECK (actor_kind IN ('user', 'tenant')),
+    user_id      TEXT REFERENCES users(id),
+    name         TEXT NOT NULL,
+    prefix       TEXT NOT NULL,
+    hash         BLOB NOT NULL CHECK (length(hash) = 32),
+    scopes       TEXT NOT NULL,
+    projects     TEXT,
+    created_at   INTEGER NOT NULL,
+    expires_at   INTEGER,
+    revoked_at   INTEGER,
+    last_used_at INTEGER,
+    CHECK ((actor_kind = 'user') = (user_id IS NOT NULL))
+);
+CREATE INDEX api_keys_tenant ON api_keys (tenant_id);
+CREATE TABLE audit_log (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    at          INTEGER NOT NULL,
+    tenant_id   TEXT NOT NULL,
+    actor       TEXT NOT NULL,
+    action      TEXT NOT NULL,
+    target      TEXT NOT NULL,
+    detail      TEXT NOT NULL
+);
+CREATE INDEX audit_log_tenant ON audit_log (tenant_id, id);
+"];
+
+/// The columns of an [`ApiKey`], projects resolved to `[[id, name], …]` JSON.
+const KEY_COLUMNS: &str = "k.id, k.tenant_id, k.actor_kind, k.user_id, k.name, k.prefix, \
+     k.scopes, CASE WHEN k.projects IS NULL THEN NULL ELSE \
+     (SELECT json_group_array(json_array(p.id, p.name)) FROM projects p \
+      WHERE p.id IN (SELECT value FROM json_each(k.projects))) END, \
+     k.created_at, k.expires_at, k.revoked_at, k.last_used_at";
+
+type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+
+/// A [`KeyStore`] in one SQLite file (WAL, `synchronous=FULL`).
+///
+/// Open it with [`SqliteStore::open`]; migrations run at open. Cloning is cheap and
+/// shares the threads; they stop when the last clone is dropped.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    writer: mpsc::Sender<Job>,
+    /// `None` for an in-memory database, whose only connection is the writer's.
+    readers: Option<mpsc::Sender<Job>>,
+    last_used: LastUsed,
+    path: Option<PathBuf>,
+}
+
+fn closed() -> StoreError {
+    StoreError::unavailable("the SQLite worker thread has stopped")
+}
+
+fn db_err(e: rusqlite::Error) -> StoreError {
+    StoreError::unavailable(e)
+}
+
+fn micros(at: OffsetDateTime) -> i64 {
+    i64::try_from(at.unix_timestamp_nanos() / 1000).unwrap_or(i64::MAX)
+}
+
+fn from_micros(m: i64) -> rusqlite::Result<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(m) * 1000).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Integer, Box::new(e))
+    })
+}
+
+fn opt_micros(m: Option<i64>) -> rusqlite::Result<Option<OffsetDateTime>> {
+    m.map(from_micros).transpose()
+}
+
+fn conversion(e: impl std::error::Error + Send + Sync + 'static) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+}
+
+fn bad_value(what: &str) -> rusqlite::Error {
+    conversion(std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        format!("unexpected stored {what}"),
+    ))
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file at `path` and runs migrations.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Unavailable`] when the file cannot be opened or migrated.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let writer = open_connection(&path, false)?;
+        let readers = std::thread::available_parallelism()
+            .map_or(2, std::num::NonZero::get)
+            .clamp(2, 4);
+        let mut conns = Vec::with_capacity(readers);
+        for _ in 0..readers {
+            conns.push(open_connection(&path, true)?);
+        }
+        Ok(Self::start(writer, conns, Some(path)))
+    }
+
+    /// A private in-memory database (for tests): one connection, gone when dropped.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Unavailable`] if SQLite cannot create it.
+    pub fn open_in_memory() -> Result<Self, StoreError> {
+        let mut conn = Connection::open_in_memory().map_err(db_err)?;
+        configure(&conn, false)?;
+        migrate(&mut conn)?;
+        Ok(Self::start(conn, Vec::new(), None))
+    }
+
+    /// The database file, or `None` for an in-memory database.
+    pub fn path(&self) -> Option<&Path> {
+        self.inner.path.as_deref()
+    }
+
+    fn start(writer: Connection, readers: Vec<Connection>, path: Option<PathBuf>) -> Self {
+        let (wtx, wrx) = mpsc::channel::<Job>();
+        spawn_worker("keygate-sqlite-writer", writer, Arc::new(Mutex::new(wrx)));
+        let readers = if readers.is_empty() {
+            None
+        } else {
+            let (rtx, rrx) = mpsc::channel::<Job>();
+            let rrx = Arc::new(Mutex::new(rrx));
+            for conn in readers {
+                spawn_worker("keygate-sqlite-reader", conn, rrx.clone());
+            }
+            Some(rtx)
+        };
+        Self {
+            inner: Arc::new(Inner {
+                writer: wtx,
+                readers,
+                last_used: LastUsed::default(),
+                path,
+            }),
+        }
+    }
+
+    async fn run<T, F>(queue: &mpsc::Sender<Job>, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        queue
+            .send(Box::new(move |conn| {
+                let _ = tx.send(f(conn));
+            }))
+            .map_err(|_| closed())?;
+        rx.await.map_err(|_| closed())?
+    }
+
+    /// Runs `f` on a reader connection.
+    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let queue = self.inner.readers.as_ref().unwrap_or(&self.inner.writer);
+        Self::run(queue, move |conn| f(conn)).await
+    }
+
+    /// Runs `f` in one `IMMEDIATE` transaction on the writer connection; commits on
+    /// `Ok`, rolls back on `Err`.
+    async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        Self::run(&self.inner.writer, move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(db_err)?;
+            let out = f(&tx)?;
+            tx.commit().map_err(db_err)?;
+            Ok(out)
+        })
+        .await
+    }
+}
+
+fn spawn_worker(name: &str, mut conn: Connection, queue: Arc<Mutex<mpsc::Receiver<Job>>>) {
+    let spawned = std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || {
+            loop {
+                let job = {
+                    let rx = match queue.lock() {
+                        Ok(rx) => rx,
+                        Err(poisoned) => poisoned.into_inner(),
+                    };
+                    rx.recv()
+                };
+                match job {
+                    Ok(job) => job(&mut conn),
+                    Err(_) => break,
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start a SQLite worker thread");
+    }
+}
+
+fn open_connection(path: &Path, read_only: bool) -> Result<Connection, StoreError> {
+    let flags = if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI
+    };
+    let mut conn = Connection::open_with_flags(path, flags).map_err(db_err)?;
+    configure(&conn, read_only)?;
+    if !read_only {
+        migrate(&mut conn)?;
+    }
+    Ok(conn)
+}
+
+fn configure(conn: &Connection, read_only: bool) -> Result<(), StoreError> {
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(db_err)?;
+    if !read_only {
+        // WAL persists in the file; set it from the writer.
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(db_err)?;
+    }
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(db_err)?;
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(db_err)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(())
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(db_err)?;
+    tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        .map_err(db_err)?;
+    let current: i64 = tx
+        .query_row(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_version",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(db_err)?;
+    let known = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
+    if current > known {
+        return Err(StoreError::Invalid(format!(
+            "the database schema is version {current}, newer than this keygate ({known}); upgrade keygate"
+        )));
+    }
+    for (i, sql) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .skip(usize::try_from(current).unwrap_or(0))
+    {
+        tx.execute_batch(sql).map_err(db_err)?;
+        tx.execute(
+            "INSERT INTO schema_version (version) VALUES (?1)",
+            params![i64::try_from(i + 1).unwrap_or(i64::MAX)],
+        )
+        .map_err(db_err)?;
+    }
+    tx.commit().map_err(db_err)
+}
+
+fn key_from_row(r: &Row<'_>) -> rusqlite::Result<ApiKey> {
+    let id: String = r.get(0)?;
+    let kind: String = r.get(2)?;
+    let scopes: String = r.get(6)?;
+    let projects: Option<String> = r.get(7)?;
+    let projects = match projects {
+        None => None,
+        Some(json) => {
+            let pairs: Vec<(String, String)> = serde_json::from_str(&json).map_err(conversion)?;
+            let mut refs: Vec<ProjectRef> = pairs
+                .into_iter()
+                .map(|(id, name)| ProjectRef {
+                    id: ProjectId::new(id),
+                    name,
+                })
+                .collect();
+            common::sort_projects(&mut refs);
+            Some(refs)
+        }
+    };
+    Ok(ApiKey {
+        id: id.parse().map_err(|_| bad_value("key id"))?,
+        tenant_id: TenantId::new(r.get::<_, String>(1)?),
+        kind: KeyKind::from_actor(&kind).ok_or_else(|| bad_value("actor_kind"))?,
+        user_id: r.get::<_, Option<String>>(3)?.map(UserId::new),
+        name: r.get(4)?,
+        prefix: r.get(5)?,
+        scopes: serde_json::from_str(&scopes).map_err(conversion)?,
+        projects,
+        created_at: from_micros(r.get(8)?)?,
+        expires_at: opt_micros(r.get(9)?)?,
+        revoked_at: opt_micros(r.get(10)?)?,
+        last_used_at: opt_micros(r.get(11)?)?,
+    })
+}
+
+fn get_key(conn: &Connection, tenant: &TenantId, id: &KeyId) -> Result<ApiKey, StoreError> {
+    let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys k WHERE k.tenant_id = ?1 AND k.id = ?2");
+    conn.prepare_cached(&sql)
+        .map_err(db_err)?
+        .query_row(params![tenant.as_str(), id.as_str()], key_from_row)
+        .optional()
+        .map_err(db_err)?
+        .ok_or(StoreError::NotFound)
+}
+
+fn tenant_exists(conn: &Connection, tenant: &TenantId) -> Result<(), StoreError> {
+    conn.prepare_cached("SELECT 1 FROM tenants WHERE id = ?1")
+        .map_err(db_err)?
+        .exists(params![tenant.as_str()])
+        .map_err(db_err)?
+        .then_some(())
+        .ok_or(StoreError::NotFound)
+}
+
+fn insert_tenant(tx: &Transaction<'_>, name: &str) -> Result<Tenant, StoreError> {
+    let name = common::check_name("tenant", name)?;
+    let taken = tx
+        .prepare_cached("SELECT 1 FROM tenants WHERE name = ?1")
+        .map_err(db_err)?
+        .exists(params![name])
+        .map_err(db_err)?;
+    if taken {
+        return Err(StoreError::Conflict(format!("tenant `{name}`")));
+    }
+    let tenant = Tenant {
+        id: TenantId::random()?,
+        name,
+        created_at: common::now(),
+    };
+    tx.prepare_cached("INSERT INTO tenants (id, name, created_at) VALUES (?1, ?2, ?3)")
+        .map_err(db_err)?
+        .execute(params![
+            tenant.id.as_str(),
+            tenant.name,
+            micros(tenant.created_at)
+        ])
+        .map_err(db_err)?;
+    Ok(tenant)
+}
+
+fn insert_user(
+    tx: &Transaction<'_>,
+    tenant: &TenantId,
+    name: &str,
+    role: Role,
+) -> Result<User, StoreError> {
+    tenant_exists(tx, tenant)?;
+    let name = common::check_name("user", name)?;
+    let taken = tx
+        .prepare_cached("SELECT 1 FROM users WHERE tenant_id = ?1 AND name = ?2")
+        .map_err(db_err)?
+        .exists(params![tenant.as_str(), name])
+        .map_err(db_err)?;
+    if taken {
+        return Err(StoreError::Conflict(format!("user `{name}`")));
+    }
+    let user = User {
+        id: UserId::random()?,
+        tenant_id: tenant.clone(),
+        name,
+        role,
+        created_at: common::now(),
+    };
+    tx.prepare_cached(
+        "INSERT INTO users (id, tenant_id, name, role, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )
+    .map_err(db_err)?
+    .execute(params![
+        user.id.as_str(),
+        tenant.as_str(),
+        user.name,
+        role.as_str(),
+        micros(user.created_at)
+    ])
+    .map_err(db_err)?;
+    Ok(user)
+}
+
+fn insert_project(
+    tx: &Transaction<'_>,
+    tenant: &TenantId,
+    name: &str,
+) -> Result<Project, StoreError> {
+    tenant_exists(tx, tenant)?;
+    let name = common::check_name("project", name)?;
+    let taken = tx
+        .prepare_cached("SELECT 1 FROM projects WHERE tenant_id = ?1 AND name = ?2")
+        .map_err(db_err)?
+        .exists(params![tenant.as_str(), name])
+        .map_err(db_err)?;
+    if taken {
+        return Err(StoreError::Conflict(format!("project `{name}`")));
+    }
+    let project = Project {
+        id: ProjectId::random()?,
+        tenant_id: tenant.clone(),
+        name,
+        created_at: common::now(),
+    };
+    tx.prepare_cached(
+        "INSERT INTO projects (id, tenant_id, name, created_at) VALUES (?1, ?2, ?3, ?4)",
+    )
+    .map_err(db_err)?
+    .execute(params![
+        project.id.as_str(),
+        tenant.as_str(),
+        project.name,
+        micros(project.created_at)
+    ])
+    .map_err(db_err)?;
+    Ok(project)
+}
+
+fn push_audit(tx: &Transaction<'_>, event: &NewAuditEvent) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO audit_log (at, tenant_id, actor, action, target, detail) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )
+    .map_err(db_err)?
+    .execute(params![
+        micros(common::now()),
+        event.tenant_id.as_str(),
+        event.actor,
+        event.action,
+        event.target,
+        event.detail.to_string()
+    ])
+    .map_err(db_err)?;
+    Ok(())
+}
+
+fn insert_key(
+    tx: &Transaction<'_>,
+    key: PreparedKey,
+    actor: &str,
+    extra_audit: Option<&NewAuditEvent>,
+) -> Result<CreatedKey, StoreError> {
+    tenant_exists(tx, &key.tenant_id)?;
+    if let Some(user) = &key.user_id {
+        let ok = tx
+            .prepare_cached("SELECT 1 FROM users WHERE id = ?1 AND tenant_id = ?2")
+            .map_err(db_err)?
+            .exists(params![user.as_str(), key.tenant_id.as_str()])
+            .map_err(db_err)?;
+        if !ok {
+            return Err(StoreError::Invalid(
+                "the key's user does not exist in this tenant".to_owned(),
+            ));
+        }
+    }
+    let projects = match &key.projects {
+        None => None,
+        Some(names) => {
+            let mut refs = Vec::with_capacity(names.len());
+            let mut stmt = tx
+                .prepare_cached("SELECT id FROM projects WHERE tenant_id = ?1 AND name = ?2")
+                .map_err(db_err)?;
+            for name in names {
+                let id: Option<String> = stmt
+                    .query_row(params![key.tenant_id.as_str(), name], |r| r.get(0))
+                    .optional()
+                    .map_err(db_err)?;
+                let id =
+                    id.ok_or_else(|| StoreError::Invalid(format!("unknown project `{name}`")))?;
+                refs.push(ProjectRef {
+                    id: ProjectId::new(id),
+                    name: name.clone(),
+                });
+            }
+            common::sort_projects(&mut refs);
+            Some(refs)
+        }
+    };
+    let record = key.record(projects);
+    let exists = tx
+        .prepare_cached("SELECT 1 FROM api_keys WHERE id = ?1")
+        .map_err(db_err)?
+        .exists(params![record.id.as_str()])
+        .map_err(db_err)?;
+    if exists {
+        return Err(StoreError::Conflict(format!("key `{}`", record.id)));
+    }
+    let scopes = serde_json::to_string(&record.scopes).map_err(StoreError::unavailable)?;
+    let project_ids = record
+        .projects
+        .as_ref()
+        .map(|l| serde_json::to_string(&l.iter().map(|p| p.id.as_str()).collect::<Vec<_>>()))
+        .transpose()
+        .map_err(StoreError::unavailable)?;
+    tx.prepare_cached(
+        "INSERT INTO api_keys (id, tenant_id, actor_kind, user_id, name, prefix, hash, scopes, \
+         projects, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )
+    .map_err(db_err)?
+    .execute(params![
+        record.id.as_str(),
+        record.tenant_id.as_str(),
+        record.kind.actor(),
+        record.user_id.as_ref().map(UserId::as_str),
+        record.name,
+        record.prefix,
+        &key.hash.as_bytes()[..],
+        scopes,
+        project_ids,
+        micros(record.created_at),
+        record.expires_at.map(micros),
+    ])
+    .map_err(db_err)?;
+    push_audit(
+        tx,
+        &NewAuditEvent {
+            tenant_id: record.tenant_id.clone(),
+            actor: actor.to_owned(),
+            action: "key.created".to_owned(),
+            target: record.id.to_string(),
+            detail: common::created_detail(&record),
+        },
+    )?;
+    if let Some(event) = extra_audit {
+        push_audit(tx, event)?;
+    }
+    Ok(CreatedKey {
+        key: record,
+        token: key.token,
+    })
+}
+
+/// Loads what verification needs, in one statement.
+fn key_row(conn: &Connection, id: &KeyId) -> Result<Option<KeyRow>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT k.hash, k.revoked_at IS NOT NULL, k.tenant_id, t.name, k.actor_kind, \
+             k.user_id, u.name, u.role, k.scopes, \
+             CASE WHEN k.projects IS NULL THEN NULL ELSE \
+             (SELECT json_group_array(json_array(p.id, p.name)) FROM projects p \
+              WHERE p.id IN (SELECT value FROM json_each(k.projects))) END, \
+             k.expires_at \
+             FROM api_keys k JOIN tenants t ON t.id = k.tenant_id \
+             LEFT JOIN users u ON u.id = k.user_id WHERE k.id = ?1",
+        )
+        .map_err(db_err)?;
+    stmt.query_row(params![id.as_str()], |r| {
+        let hash: Vec<u8> = r.get(0)?;
+        let kind: String = r.get(4)?;
+        let user = match (
+            r.get::<_, Option<String>>(5)?,
+            r.get::<_, Option<String>>(6)?,
+        ) {
+            (Some(uid), Some(name)) => {
+                let role: String = r.get(7)?;
+                Some(UserRef {
+                    id: UserId::new(uid),
+                    name,
+                    role: Role::parse(&role).ok_or_else(|| bad_value("role"))?,
+                })
+            }
+            _ => None,
+        };
+        let scopes: String = r.get(8)?;
+        let projects = match r.get::<_, Option<String>>(9)? {
+            None => None,
+            Some(json) => {
+                let pairs: Vec<(String, String)> =
+                    serde_json::from_str(&json).map_err(conversion)?;
+                let mut refs: Vec<ProjectRef> = pairs
+                    .into_iter()
+                    .map(|(id, name)| ProjectRef {
+                        id: ProjectId::new(id),
+                        name,
+                    })
+                    .collect();
+                common::sort_projects(&mut refs);
+                Some(refs)
+            }
+        };
+        Ok(KeyRow {
+            hash: TokenHash::from_slice(&hash).ok_or_else(|| bad_value("hash"))?,
+            revoked: r.get(1)?,
+            principal: Principal {
+                key_id: *id,
+                tenant: TenantRef {
+                    id: TenantId::new(r.get::<_, String>(2)?),
+                    name: r.get(3)?,
+                },
+                kind: KeyKind::from_actor(&kind).ok_or_else(|| bad_value("actor_kind"))?,
+                user,
+                scopes: serde_json::from_str(&scopes).map_err(conversion)?,
+                projects,
+                expires_at: opt_micros(r.get(10)?)?,
+            },
+        })
+    })
+    .optional()
+    .map_err(db_err)
+}
+
+#[async_trait]
+impl KeyStore for SqliteStore {
+    async fn bootstrap(
+        &self,
+        format: &TokenFormat,
+        request: Bootstrap,
+    ) -> Result<Bootstrapped, StoreError> {
+        let format = format.clone();
+        self.write(move |tx| {
+            let tenant = insert_tenant(tx, &request.tenant)?;
+            let owner = insert_user(tx, &tenant.id, &request.owner, Role::Owner)?;
+            let mut projects = Vec::new();
+            for name in common::normalise(request.projects) {
+                projects.push(insert_project(tx, &tenant.id, &name)?);
+            }
+            let prepared = common::prepare_key(
+                &format,
+                NewKey {
+                    tenant_id: tenant.id.clone(),
+                    kind: KeyKind::User,
+                    user_id: Some(owner.id.clone()),
+                    name: request.key_name,
+                    scopes: request.scopes,
+                    projects: None,
+                    expires_at: None,
+                },
+            )?;
+            let key = insert_key(tx, prepared, "bootstrap", None)?;
+            Ok(Bootstrapped {
+                tenant,
+                owner,
+                projects,
+                key,
+            })
+        })
+        .await
+    }
+
+    async fn create_tenant(&self, name: &str) -> Result<Tenant, StoreError> {
+        let name = name.to_owned();
+        self.write(move |tx| insert_tenant(tx, &name)).await
+    }
+
+    async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>, StoreError> {
+        let name = name.to_owned();
+        self.read(move |conn| {
+            conn.prepare_cached("SELECT id, name, created_at FROM tenants WHERE name = ?1")
+                .map_err(db_err)?
+                .query_row(params![name], |r| {
+                    Ok(Tenant {
+                        id: TenantId::new(r.get::<_, String>(0)?),
+                        name: r.get(1)?,
+                        created_at: from_micros(r.get(2)?)?,
+                    })
+                })
+                .optional()
+                .map_err(db_err)
+        })
+        .await
+    }
+
+    async fn create_user(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        role: Role,
+    ) -> Result<User, StoreError> {
+        let (tenant, name) = (tenant.clone(), name.to_owned());
+        self.write(move |tx| insert_user(tx, &tenant, &name, role))
+            .await
+    }
+
+    async fn create_project(&self, tenant: &TenantId, name: &str) -> Result<Project, StoreError> {
+        let (tenant, name) = (tenant.clone(), name.to_owned());
+        self.write(move |tx| insert_project(tx, &tenant, &name))
+            .await
+    }
+
+    async fn list_projects(&self, tenant: &TenantId) -> Result<Vec<Project>, StoreError> {
+        let tenant = tenant.clone();
+        self.read(move |conn| {
+            tenant_exists(conn, &tenant)?;
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT id, name, created_at FROM projects WHERE tenant_id = ?1 ORDER BY name",
+                )
+                .map_err(db_err)?;
+            let rows = stmt
+                .query_map(params![tenant.as_str()], |r| {
+                    Ok(Project {
+                        id: ProjectId::new(r.get::<_, String>(0)?),
+                        tenant_id: tenant.clone(),
+                        name: r.get(1)?,
+                        created_at: from_micros(r.get(2)?)?,
+                    })
+                })
+                .map_err(db_err)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(db_err)
+        })
+        .await
+    }
+
+    async fn create_key(
+        &self,
+        format: &TokenFormat,
+        request: NewKey,
+        actor: &str,
+    ) -> Result<CreatedKey, StoreError> {
+        let prepared = common::prepare_key(format, request)?;
+        let actor = actor.to_owned();
+        self.write(move |tx| insert_key(tx, prepared, &actor, None))
+            .await
+    }
+
+    async fn get_key(&self, tenant: &TenantId, id: &KeyId) -> Result<ApiKey, StoreError> {
+        let (tenant, id) = (tenant.clone(), *id);
+        self.read(move |conn| get_key(conn, &tenant, &id)).await
+    }
+
+    async fn list_keys(&self, tenant: &TenantId) -> Result<Vec<ApiKey>, StoreError> {
+        let tenant = tenant.clone();
+        self.read(move |conn| {
+            tenant_exists(conn, &tenant)?;
+            let sql = format!(
+                "SELECT {KEY_COLUMNS} FROM api_keys k WHERE k.tenant_id = ?1 ORDER BY k.rowid DESC"
+            );
+            let mut stmt = conn.prepare_cached(&sql).map_err(db_err)?;
+            let rows = stmt
+                .query_map(params![tenant.as_str()], key_from_row)
+                .map_err(db_err)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(db_err)
+        })
+        .await
+    }
+
+    async fn revoke_key(
+        &self,
+        tenant: &TenantId,
+        id: &KeyId,
+        actor: &str,
+    ) -> Result<ApiKey, StoreError> {
+        let (tenant, id, actor) = (tenant.clone(), *id, actor.to_owned());
+        self.write(move |tx| {
+            get_key(tx, &tenant, &id)?;
+            let changed = tx
+                .prepare_cached(
+                    "UPDATE api_keys SET revoked_at = ?1 \
+                     WHERE id = ?2 AND tenant_id = ?3 AND revoked_at IS NULL",
+                )
+                .map_err(db_err)?
+                .execute(params![micros(common::now()), id.as_str(), tenant.as_str()])
+                .map_err(db_err)?;
+            if changed == 1 {
+                push_audit(
+                    tx,
+                    &NewAuditEvent {
+                        tenant_id: tenant.clone(),
+                        actor,
+                        action: "key.revoked".to_owned(),
+                        target: id.to_string(),
+                        detail: serde_json::json!({}),
+                    },
+                )?;
+            }
+            get_key(tx, &tenant, &id)
+        })
+        .await
+    }
+
+    async fn rotate_key(
+        &self,
+        format: &TokenFormat,
+        tenant: &TenantId,
+        id: &KeyId,
+        actor: &str,
+    ) -> Result<CreatedKey, StoreError> {
+        let (format, tenant, id, actor) = (format.clone(), tenant.clone(), *id, actor.to_owned());
+        self.write(move |tx| {
+            let old = get_key(tx, &tenant, &id)?;
+            let prepared = common::prepare_key(&format, common::rotation_of(&old)?)?;
+            let rotated = NewAuditEvent {
+                tenant_id: tenant.clone(),
+                actor: actor.clone(),
+                action: "key.rotated".to_owned(),
+                target: id.to_string(),
+                detail: serde_json::json!({ "new_key_id": prepared.token.id().as_str() }),
+            };
+            insert_key(tx, prepared, &actor, Some(&rotated))
+        })
+        .await
+    }
+
+    async fn verify(&self, token: &str) -> Result<Principal, VerifyError> {
+        let principal = verify_with(token, |id| self.read(move |conn| key_row(conn, &id))).await?;
+        if self.inner.last_used.due(principal.key_id) {
+            let id = principal.key_id;
+            let at = micros(common::now());
+            // Queued behind other writes and not awaited: verification never waits for it.
+            let _ = self
+                .inner
+                .writer
+                .send(Box::new(move |conn: &mut Connection| {
+                    let result = conn
+                        .prepare_cached("UPDATE api_keys SET last_used_at = ?1 WHERE id = ?2")
+                        .and_then(|mut s| s.execute(params![at, id.as_str()]));
+                    if let Err(e) = result {
+                        tracing::warn!(key_id = %id, error = %e, "cannot record last_used_at");
+                    }
+                }));
+        }
+        Ok(principal)
+    }
+
+    async fn append_audit(&self, event: NewAuditEvent) -> Result<(), StoreError> {
+        self.write(move |tx| {
+            tenant_exists(tx, &event.tenant_id)?;
+            push_audit(tx, &event)
+        })
+        .await
+    }
+
+    async fn list_audit(
+        &self,
+        tenant: &TenantId,
+        limit: usize,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        let tenant = tenant.clone();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT id, at, actor, action, target, detail FROM audit_log \
+                     WHERE tenant_id = ?1 ORDER BY id DESC LIMIT ?2",
+                )
+                .map_err(db_err)?;
+            let rows = stmt
+                .query_map(params![tenant.as_str(), limit], |r| {
+                    let detail: String = r.get(5)?;
+                    Ok(AuditEvent {
+                        id: r.get(0)?,
+                        at: from_micros(r.get(1)?)?,
+                        tenant_id: tenant.clone(),
+                        actor: r.get(2)?,
+                        action: r.get(3)?,
+                        target: r.get(4)?,
+                        detail: serde_json::from_str(&detail).map_err(conversion)?,
+                    })
+                })
+                .map_err(db_err)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(db_err)
+        })
+        .await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.read(|conn| conn.query_row("SELECT 1", [], |_| Ok(())).map_err(db_err))
+            .await
+    }
+}
