@@ -1,0 +1,227 @@
+//! Command-line definitions (clap derive).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap_complete::Shell;
+
+/// Default address of a local `keygated`.
+pub(crate) const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
+
+/// keygate: API keys, scope checks and confirmation gates for agent tool servers.
+///
+/// Secrets go to stdout alone; everything else to stderr. Exit codes: 0 ok,
+/// 1 check failed or something found, 2 usage or I/O error.
+#[derive(Debug, Parser)]
+#[command(name = "keygate", version, about, long_about)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Check tokens offline.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Find keygate keys and foreign credentials in files (exit 1 when any is found).
+    Scan(ScanArgs),
+    /// Map the credentials an agent would start with, and report problems (exit 1).
+    Doctor(DoctorArgs),
+    /// Start-up validation for an agent bridge: exactly one project, or refuse (exit 1).
+    Check(CheckArgs),
+    /// Create, list, show, revoke and rotate keys (admin API; key from KEYGATE_API_KEY).
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Create and list projects (admin API; key from KEYGATE_API_KEY).
+    #[command(subcommand)]
+    Projects(ProjectsCommand),
+    /// Show the audit log (admin API; key from KEYGATE_API_KEY).
+    Audit(AuditArgs),
+    /// Print a shell completion script to stdout.
+    Completions {
+        /// The shell to generate completions for.
+        shell: Shell,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TokenCommand {
+    /// Check a token's shape and checksum offline; print its kind and id, never the secret.
+    Check {
+        /// The token, or `-` to read one token from stdin (keeps it out of the process list).
+        token: String,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Output format of `scan`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Format {
+    /// `path:line:col: kind redacted`, one finding a line.
+    Text,
+    /// One JSON document.
+    Json,
+    /// A SARIF 2.1.0 log, for code-scanning tools.
+    Sarif,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ScanArgs {
+    /// Files or directories to scan.
+    #[arg(default_value = ".")]
+    pub(crate) paths: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub(crate) format: Format,
+    /// Also scan files that .gitignore and .ignore files exclude.
+    #[arg(long)]
+    pub(crate) no_ignore: bool,
+    /// Skip hidden files and directories (by default they are scanned, except `.git/`:
+    /// `.env` and `.mcp.json` are where secrets hide).
+    #[arg(long)]
+    pub(crate) no_hidden: bool,
+    /// Skip files larger than this many bytes.
+    #[arg(long, default_value_t = 10 * 1024 * 1024, value_name = "BYTES")]
+    pub(crate) max_filesize: u64,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DoctorArgs {
+    /// The project directory (where `.mcp.json` and `.env` live).
+    #[arg(default_value = ".")]
+    pub(crate) dir: PathBuf,
+    /// Introspect the keygate keys found against this server (expired, revoked, unknown).
+    #[arg(long, value_name = "URL")]
+    pub(crate) server: Option<String>,
+    /// Do not look at this process's environment variables.
+    #[arg(long)]
+    pub(crate) no_env: bool,
+    /// Print the map and the problems as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CheckArgs {
+    /// The environment variable holding the key (and the key of the `.mcp.json` env block).
+    #[arg(long, value_name = "NAME", default_value = "KEYGATE_API_KEY")]
+    pub(crate) env_var: String,
+    /// The `.mcp.json` to read the key from when the variable is not set
+    /// (default `.mcp.json` when --mcp-server is given).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) mcp_json: Option<PathBuf>,
+    /// The server entry of `.mcp.json` whose env block holds the key
+    /// (default: the only server in the file).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) mcp_server: Option<String>,
+    /// The keygate server.
+    #[arg(long, value_name = "URL", env = "KEYGATE_SERVER", default_value = DEFAULT_SERVER)]
+    pub(crate) server: String,
+}
+
+/// Where the admin API is.
+#[derive(Debug, Args)]
+pub(crate) struct ServerArg {
+    /// The keygate server.
+    #[arg(long, value_name = "URL", env = "KEYGATE_SERVER", default_value = DEFAULT_SERVER, global = true)]
+    pub(crate) server: String,
+}
+
+/// Kind of key to create.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum KindArg {
+    /// A user key, tied to you; may call user-only tools.
+    User,
+    /// A tenant key, acting for the tenant with no user.
+    Tenant,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum KeysCommand {
+    /// Create a key; prints the raw key alone on stdout (shown once).
+    Create {
+        #[command(flatten)]
+        server: ServerArg,
+        /// User key or tenant key.
+        #[arg(long, value_enum)]
+        kind: KindArg,
+        /// A scope the key holds (repeat for several).
+        #[arg(long = "scope", value_name = "SCOPE")]
+        scopes: Vec<String>,
+        /// A project the key may touch (repeat for several; none = all projects).
+        #[arg(long = "project", value_name = "PROJECT")]
+        projects: Vec<String>,
+        /// Lifetime, such as 30d, 12h, 90m or 45s (default: no expiry).
+        #[arg(long, value_name = "DURATION", value_parser = crate::duration::parse)]
+        expires_in: Option<std::time::Duration>,
+        /// A name to recognise the key by.
+        #[arg(long)]
+        name: String,
+    },
+    /// List keys: id, name, kind, scopes, created, expires, last used, status.
+    List {
+        #[command(flatten)]
+        server: ServerArg,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one key.
+    Show {
+        #[command(flatten)]
+        server: ServerArg,
+        /// The key id (the 12 characters after the prefix).
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key (effective on the very next request).
+    Revoke {
+        #[command(flatten)]
+        server: ServerArg,
+        /// The key id.
+        id: String,
+    },
+    /// Issue a new key with the same kind, scopes and projects; prints it alone on stdout.
+    Rotate {
+        #[command(flatten)]
+        server: ServerArg,
+        /// The key id.
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ProjectsCommand {
+    /// Create a project.
+    Create {
+        #[command(flatten)]
+        server: ServerArg,
+        /// The project's name.
+        name: String,
+    },
+    /// List projects.
+    List {
+        #[command(flatten)]
+        server: ServerArg,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AuditArgs {
+    #[command(flatten)]
+    pub(crate) server: ServerArg,
+    /// How many entries to show, newest first.
+    #[arg(long, default_value_t = 50)]
+    pub(crate) limit: u32,
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}

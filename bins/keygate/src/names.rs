@@ -1,0 +1,352 @@
+//! What a variable name suggests it holds, and reading `.mcp.json` and `.env` files.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::Context;
+use keygate_token::CredentialKind;
+use serde_json::Value;
+
+/// The service a variable name points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Expected {
+    /// A kind this tool recognises.
+    Kind(Service),
+    /// Some other service (such as `ZEROPS` in `ZEROPS_TOKEN`): a recognised foreign
+    /// credential there is the wrong one; a keygate key of any brand may be right.
+    Other,
+    /// Nothing: a generic name such as `API_KEY` or `TOKEN`.
+    Nothing,
+}
+
+/// The services whose credentials are recognised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Service {
+    Keygate,
+    GitHub,
+    GitLab,
+    Slack,
+    Aws,
+    Stripe,
+    Anthropic,
+    OpenAi,
+}
+
+impl Service {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Keygate => "keygate key",
+            Self::GitHub => "GitHub token",
+            Self::GitLab => "GitLab token",
+            Self::Slack => "Slack token",
+            Self::Aws => "AWS credential",
+            Self::Stripe => "Stripe key",
+            Self::Anthropic => "Anthropic API key",
+            Self::OpenAi => "OpenAI API key",
+        }
+    }
+
+    fn of(kind: CredentialKind) -> Option<Self> {
+        Some(match kind {
+            CredentialKind::Keygate(_) => Self::Keygate,
+            CredentialKind::GitHub => Self::GitHub,
+            CredentialKind::GitLab => Self::GitLab,
+            CredentialKind::Slack => Self::Slack,
+            CredentialKind::AwsAccessKeyId => Self::Aws,
+            CredentialKind::Stripe => Self::Stripe,
+            CredentialKind::Anthropic => Self::Anthropic,
+            CredentialKind::OpenAi => Self::OpenAi,
+            _ => return None,
+        })
+    }
+}
+
+/// Words of a variable name that say nothing about which service it is for.
+const GENERIC: &[&str] = &[
+    "TOKEN",
+    "TOKENS",
+    "KEY",
+    "KEYS",
+    "API",
+    "APIKEY",
+    "SECRET",
+    "SECRETS",
+    "ACCESS",
+    "AUTH",
+    "AUTHORIZATION",
+    "BEARER",
+    "PAT",
+    "PERSONAL",
+    "PRIVATE",
+    "ID",
+    "CREDENTIAL",
+    "CREDENTIALS",
+    "PASSWORD",
+    "PASS",
+    "PWD",
+    "CLIENT",
+    "APP",
+    "USER",
+    "TENANT",
+    "SERVICE",
+    "MCP",
+    "SERVER",
+    "DEPLOY",
+    "CI",
+    "BOT",
+    "PROD",
+    "PRODUCTION",
+    "DEV",
+    "DEVELOPMENT",
+    "STAGING",
+    "TEST",
+    "READ",
+    "WRITE",
+    "ADMIN",
+    "DEFAULT",
+    "MY",
+    "NEW",
+    "OLD",
+    "LIVE",
+    "RO",
+    "RW",
+    "ENV",
+    "VALUE",
+    "X",
+    "HEADER",
+    "SESSION",
+    "OAUTH",
+    "REFRESH",
+    "SIGNING",
+    "ORG",
+    "ORGANIZATION",
+    "PROJECT",
+];
+
+/// What a variable name (or an `.mcp.json` header name) suggests it should hold.
+///
+/// The name is split into words at every character that is not a letter or digit and
+/// compared word by word, so `DIGITALOCEAN_TOKEN` does not count as a Git name.
+pub(crate) fn expected(name: &str) -> Expected {
+    let upper = name.to_ascii_uppercase();
+    let words: Vec<&str> = upper
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect();
+    let has = |list: &[&str]| words.iter().any(|w| list.contains(w));
+    let service = if has(&["KEYGATE"]) {
+        Some(Service::Keygate)
+    } else if has(&["GITLAB", "GLPAT"]) {
+        Some(Service::GitLab)
+    } else if has(&["GITHUB", "GH", "GIT"]) {
+        Some(Service::GitHub)
+    } else if has(&["SLACK"]) {
+        Some(Service::Slack)
+    } else if has(&["AWS"]) {
+        Some(Service::Aws)
+    } else if has(&["STRIPE"]) {
+        Some(Service::Stripe)
+    } else if has(&["ANTHROPIC", "CLAUDE"]) {
+        Some(Service::Anthropic)
+    } else if has(&["OPENAI"]) {
+        Some(Service::OpenAi)
+    } else {
+        None
+    };
+    match service {
+        Some(s) => Expected::Kind(s),
+        None if words.iter().any(|w| !GENERIC.contains(w)) => Expected::Other,
+        None => Expected::Nothing,
+    }
+}
+
+/// Why a credential of `found` kind does not belong in a variable called `name`,
+/// or `None` when it may.
+pub(crate) fn wrong_kind(name: &str, found: CredentialKind) -> Option<String> {
+    let found_service = Service::of(found)?;
+    match expected(name) {
+        Expected::Kind(want) if want != found_service => Some(format!(
+            "{name} holds a {found}, but its name says it is for a {}",
+            want.name()
+        )),
+        Expected::Other if found_service != Service::Keygate => Some(format!(
+            "{name} holds a {found}, but its name says it is for another service"
+        )),
+        _ => None,
+    }
+}
+
+/// One server of an `.mcp.json`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct McpServer {
+    pub(crate) name: String,
+    /// `command …` or `url …`, for the map.
+    pub(crate) transport: String,
+    pub(crate) env: BTreeMap<String, String>,
+    pub(crate) headers: BTreeMap<String, String>,
+}
+
+/// Reads `{"mcpServers": {"name": {"command"/"url", "env": {..}, "headers": {..}}}}`.
+///
+/// Non-string values in `env`/`headers` are kept as their JSON text.
+pub(crate) fn read_mcp_json(path: &Path) -> anyhow::Result<Vec<McpServer>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    parse_mcp_json(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+pub(crate) fn parse_mcp_json(text: &str) -> anyhow::Result<Vec<McpServer>> {
+    let doc: Value = serde_json::from_str(text)?;
+    let Some(servers) = doc.get("mcpServers") else {
+        return Ok(Vec::new());
+    };
+    let servers = servers
+        .as_object()
+        .context("`mcpServers` is not an object")?;
+    let strings = |v: Option<&Value>| -> BTreeMap<String, String> {
+        v.and_then(Value::as_object)
+            .map(|o| {
+                o.iter()
+                    .map(|(k, v)| {
+                        let v = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+                        (k.clone(), v)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    Ok(servers
+        .iter()
+        .map(|(name, s)| {
+            let transport = if let Some(url) = s.get("url").and_then(Value::as_str) {
+                format!("url {url}")
+            } else if let Some(cmd) = s.get("command").and_then(Value::as_str) {
+                format!("command {cmd}")
+            } else {
+                "no command or url".to_owned()
+            };
+            McpServer {
+                name: name.clone(),
+                transport,
+                env: strings(s.get("env")),
+                headers: strings(s.get("headers")),
+            }
+        })
+        .collect())
+}
+
+/// Parses a `.env` file: `NAME=value` lines, optional `export `, `#` comments, and
+/// single or double quotes around the value.
+pub(crate) fn parse_dotenv(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter_map(|line| {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                return None;
+            }
+            let line = line.strip_prefix("export ").unwrap_or(line);
+            let (name, value) = line.split_once('=')?;
+            let name = name.trim();
+            if name.is_empty() || name.contains(char::is_whitespace) {
+                return None;
+            }
+            let value = value.trim();
+            let value = ['"', '\'']
+                .iter()
+                .find_map(|q| {
+                    value
+                        .strip_prefix(*q)
+                        .and_then(|v| v.find(*q).map(|end| &v[..end]))
+                })
+                .unwrap_or_else(|| {
+                    // Unquoted: a ` #` starts a comment.
+                    value.split(" #").next().unwrap_or(value).trim_end()
+                });
+            Some((name.to_owned(), value.to_owned()))
+        })
+        .collect()
+}
+
+/// Whether `value` only refers to another variable (`${NAME}` or `$NAME`).
+pub(crate) fn reference(value: &str) -> Option<&str> {
+    let v = value.trim();
+    let name = v
+        .strip_prefix("${")
+        .and_then(|v| v.strip_suffix('}'))
+        .or_else(|| v.strip_prefix('$'))?;
+    let ok = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    ok.then_some(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use keygate_token::KeyKind;
+
+    use super::*;
+
+    #[test]
+    fn names_suggest_services() {
+        assert_eq!(expected("GITHUB_TOKEN"), Expected::Kind(Service::GitHub));
+        assert_eq!(expected("GH_TOKEN"), Expected::Kind(Service::GitHub));
+        assert_eq!(expected("GIT_TOKEN"), Expected::Kind(Service::GitHub));
+        assert_eq!(expected("GITLAB_TOKEN"), Expected::Kind(Service::GitLab));
+        assert_eq!(
+            expected("KEYGATE_API_KEY"),
+            Expected::Kind(Service::Keygate)
+        );
+        assert_eq!(expected("AWS_ACCESS_KEY_ID"), Expected::Kind(Service::Aws));
+        assert_eq!(expected("ZEROPS_TOKEN"), Expected::Other);
+        assert_eq!(expected("DIGITALOCEAN_TOKEN"), Expected::Other);
+        assert_eq!(expected("API_KEY"), Expected::Nothing);
+        assert_eq!(expected("Authorization"), Expected::Nothing);
+    }
+
+    #[test]
+    fn wrong_kinds() {
+        assert!(wrong_kind("ZEROPS_TOKEN", CredentialKind::GitHub).is_some());
+        assert!(wrong_kind("ZEROPS_TOKEN", CredentialKind::Keygate(KeyKind::User)).is_none());
+        assert!(wrong_kind("KEYGATE_API_KEY", CredentialKind::GitHub).is_some());
+        assert!(wrong_kind("GITHUB_TOKEN", CredentialKind::Keygate(KeyKind::Tenant)).is_some());
+        assert!(wrong_kind("GITHUB_TOKEN", CredentialKind::GitHub).is_none());
+        assert!(wrong_kind("API_KEY", CredentialKind::OpenAi).is_none());
+        assert!(wrong_kind("OPENAI_API_KEY", CredentialKind::Anthropic).is_some());
+    }
+
+    #[test]
+    fn dotenv() {
+        let vars = parse_dotenv(
+            "# comment\nexport A=1\nB = \"two words\" \nC='x#y'\nD=plain # note\nbad line\n=x\n",
+        );
+        let want = [("A", "1"), ("B", "two words"), ("C", "x#y"), ("D", "plain")];
+        let want: Vec<(String, String)> = want
+            .iter()
+            .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+            .collect();
+        assert_eq!(vars, want);
+    }
+
+    #[test]
+    fn mcp_json() {
+        let servers = parse_mcp_json(
+            r#"{"mcpServers":{"z":{"command":"npx","env":{"T":"","N":3}},"h":{"url":"http://x","headers":{"Authorization":"Bearer ${T}"}}}}"#,
+        )
+        .unwrap();
+        assert_eq!(servers.len(), 2);
+        let by_name = |n: &str| servers.iter().find(|s| s.name == n).unwrap();
+        assert_eq!(by_name("h").transport, "url http://x");
+        assert_eq!(by_name("h").headers["Authorization"], "Bearer ${T}");
+        assert_eq!(by_name("z").transport, "command npx");
+        assert_eq!(by_name("z").env["T"], "");
+        assert_eq!(by_name("z").env["N"], "3");
+        assert!(parse_mcp_json("{").is_err());
+        assert!(parse_mcp_json(r#"{"mcpServers":[]}"#).is_err());
+    }
+
+    #[test]
+    fn references() {
+        assert_eq!(reference("${KEYGATE_API_KEY}"), Some("KEYGATE_API_KEY"));
+        assert_eq!(reference("$X"), Some("X"));
+        assert_eq!(reference("Bearer ${X}"), None);
+        assert_eq!(reference("$"), None);
+    }
+}

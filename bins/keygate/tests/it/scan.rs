@@ -1,0 +1,179 @@
+//! `keygate scan` on fixture trees.
+
+use std::fs;
+use std::path::Path;
+
+use keygate_token::KeyKind;
+use serde_json::Value;
+
+use crate::{github_token, key, keygate, look_alike, stderr, stdout};
+
+/// A tree with: a committed keygate key, a look-alike with a bad checksum, a GitHub
+/// token in `.env`, a key in an ignored file, a key in a binary file, and a key in `.git/`.
+struct Fixture {
+    dir: tempfile::TempDir,
+    key: String,
+    ignored_key: String,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let committed = key("zoop", KeyKind::Tenant);
+    let ignored = key("kg", KeyKind::User);
+    fs::create_dir_all(root.join("src")).unwrap();
+    fs::create_dir_all(root.join(".git")).unwrap();
+    fs::write(
+        root.join("src/config.rs"),
+        format!(
+            "// settings\nconst KEY: &str = \"{}\";\nconst FAKE: &str = \"{}\";\n",
+            committed.expose(),
+            look_alike("kg")
+        ),
+    )
+    .unwrap();
+    fs::write(
+        root.join(".env"),
+        format!("GITHUB_TOKEN={}\n", github_token()),
+    )
+    .unwrap();
+    fs::write(root.join(".gitignore"), "secrets.txt\n").unwrap();
+    fs::write(root.join("secrets.txt"), ignored.expose()).unwrap();
+    let mut binary = b"\0\x01\x02".to_vec();
+    binary.extend_from_slice(ignored.expose().as_bytes());
+    fs::write(root.join("blob.bin"), binary).unwrap();
+    fs::write(root.join(".git/config"), ignored.expose()).unwrap();
+    fs::write(root.join("clean.txt"), "nothing to see\n").unwrap();
+    Fixture {
+        dir,
+        key: committed.expose().to_owned(),
+        ignored_key: ignored.expose().to_owned(),
+    }
+}
+
+fn scan(root: &Path, args: &[&str]) -> std::process::Output {
+    keygate()
+        .current_dir(root)
+        .arg("scan")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn finds_keys_and_foreign_tokens_redacted() {
+    let f = fixture();
+    let out = scan(f.dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = stdout(&out);
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines.sort_unstable();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(
+        lines[0].starts_with(".env:1:14: GitHub token ghp_…"),
+        "{text}"
+    );
+    assert!(
+        lines[1].starts_with("src/config.rs:2:20: keygate tenant key zoop_tk_"),
+        "{text}"
+    );
+    // Redacted: no secret, no look-alike, nothing from ignored, binary or .git files.
+    assert!(!text.contains(&f.key));
+    assert!(!text.contains(&github_token()));
+    assert!(!text.contains(&f.ignored_key[..20]));
+}
+
+#[test]
+fn no_ignore_includes_ignored_files() {
+    let f = fixture();
+    let out = scan(f.dir.path(), &["--no-ignore"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(
+        text.contains("secrets.txt:1:1: keygate user key kg_uk_"),
+        "{text}"
+    );
+    // .git/ and binary files stay skipped.
+    assert!(!text.contains(".git/config"), "{text}");
+    assert!(!text.contains("blob.bin"), "{text}");
+}
+
+#[test]
+fn clean_tree_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("a.txt"), "hello\n").unwrap();
+    // A random look-alike with a bad checksum is not a key.
+    fs::write(dir.path().join("b.txt"), look_alike("kg")).unwrap();
+    let out = scan(dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(stdout(&out).is_empty());
+    assert!(stderr(&out).contains("0 credentials found"));
+}
+
+#[test]
+fn size_cap_and_explicit_paths() {
+    let f = fixture();
+    let out = scan(f.dir.path(), &["--max-filesize", "10", "src"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("1 over 10 bytes skipped"),
+        "{}",
+        stderr(&out)
+    );
+    let out = scan(f.dir.path(), &["src/config.rs", ".env"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stdout(&out).lines().count(), 2);
+}
+
+#[test]
+fn json_output_parses() {
+    let f = fixture();
+    let out = scan(f.dir.path(), &["--format", "json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let findings = doc["findings"].as_array().unwrap();
+    assert_eq!(findings.len(), 2);
+    let key = findings
+        .iter()
+        .find(|f| f["kind"] == "keygate-tenant-key")
+        .unwrap();
+    assert_eq!(key["path"], "src/config.rs");
+    assert_eq!(key["line"], 2);
+    assert_eq!(key["column"], 20);
+    assert!(doc["skipped"]["binary"].as_u64().unwrap() >= 1);
+    assert!(!stdout(&out).contains(&f.key));
+}
+
+#[test]
+fn sarif_output_is_a_valid_2_1_0_log() {
+    let f = fixture();
+    let out = scan(f.dir.path(), &["--format", "sarif"]);
+    assert_eq!(out.status.code(), Some(1));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["version"], "2.1.0");
+    let run = &doc["runs"][0];
+    assert_eq!(run["tool"]["driver"]["name"], "keygate");
+    let rules = run["tool"]["driver"]["rules"].as_array().unwrap();
+    let ids: Vec<&str> = rules.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert!(ids.contains(&"github") && ids.contains(&"keygate-user-key"));
+    let results = run["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2);
+    for result in results {
+        let rule = result["ruleId"].as_str().unwrap();
+        let index = result["ruleIndex"].as_u64().unwrap() as usize;
+        assert_eq!(rules[index]["id"], rule);
+        let loc = &result["locations"][0]["physicalLocation"];
+        assert!(loc["artifactLocation"]["uri"].is_string());
+        assert!(loc["region"]["startLine"].as_u64().unwrap() >= 1);
+        assert!(loc["region"]["startColumn"].as_u64().unwrap() >= 1);
+    }
+    assert!(!stdout(&out).contains(&f.key));
+}
+
+#[test]
+fn hidden_files_can_be_skipped() {
+    let f = fixture();
+    let out = scan(f.dir.path(), &["--no-hidden"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!stdout(&out).contains(".env"), "{}", stdout(&out));
+}
