@@ -122,8 +122,8 @@ pub(crate) fn keys(cmd: &KeysCommand) -> anyhow::Result<ExitCode> {
                 body["projects"] = json!(projects);
             }
             if let Some(lifetime) = expires_in {
-                let at = OffsetDateTime::now_utc() + *lifetime;
-                body["expires_at"] = json!(at.format(&Rfc3339).context("formatting the expiry")?);
+                // Seconds from now, counted by the server's clock, not ours.
+                body["expires_in"] = json!(lifetime.as_secs());
             }
             let created = admin.post("/api/v1/keys", &body)?;
             print_new_key(&created)?;

@@ -148,8 +148,8 @@ pub(crate) enum KeysCommand {
         /// User key or tenant key.
         #[arg(long, value_enum)]
         kind: KindArg,
-        /// A scope the key holds (repeat for several).
-        #[arg(long = "scope", value_name = "SCOPE")]
+        /// A scope the key holds (repeat for several; at least one).
+        #[arg(long = "scope", value_name = "SCOPE", required = true)]
         scopes: Vec<String>,
         /// A project the key may touch (repeat for several; none = all projects).
         #[arg(long = "project", value_name = "PROJECT")]

@@ -9,6 +9,7 @@ fn usage_errors_exit_2_with_help() {
         &["token"],
         &["scan", "--format", "xml"],
         &["keys", "create", "--kind", "robot", "--name", "x"],
+        &["keys", "create", "--kind", "user", "--name", "x"],
         &[
             "keys",
             "create",

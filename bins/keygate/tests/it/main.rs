@@ -6,6 +6,8 @@
 mod check;
 mod cli;
 mod doctor;
+mod fake;
+mod http;
 mod scan;
 mod token;
 
