@@ -26,6 +26,7 @@
 )]
 
 mod common;
+mod connect;
 mod error;
 mod hash;
 mod last_used;
@@ -38,6 +39,7 @@ mod sqlite;
 mod store;
 mod verify;
 
+pub use crate::connect::connect;
 pub use crate::error::{BoxError, StoreError, VerifyError};
 pub use crate::hash::TokenHash;
 pub use crate::memory::MemoryStore;

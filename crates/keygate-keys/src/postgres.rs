@@ -36,7 +36,7 @@ const POOL_SIZE: usize = 16;
 /// How long a caller waits for a pooled connection, and for a new one.
 const POOL_TIMEOUT: Duration = Duration::from_secs(5);
 /// Advisory lock key serialising migrations across processes ("keygate" in ASCII).
-const MIGRATION_LOCK: i64 = 0x6b65_7967_6174_65;
+const MIGRATION_LOCK: i64 = 0x006b_6579_6761_7465;
 /// Pending `last_used_at` updates; more are dropped (the value is only a hint).
 const TOUCH_QUEUE: usize = 1024;
 

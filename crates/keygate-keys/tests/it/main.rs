@@ -1,7 +1,10 @@
 //! Integration tests of keygate-keys: one conformance suite run against every store.
 
 mod conformance;
+mod connect;
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
