@@ -6,4 +6,71 @@
 //! exact target name; protected targets (the gateway's own service) are never
 //! confirmable; `evidence` gates additionally require the failure evidence (events, build
 //! logs, runtime logs) to have been read in the session before a replacement is offered.
-//! Decisions are plain values a caller can audit-log and render as an MCP tool error.
+//! Decisions are plain values a caller can audit-log and render as an MCP tool error
+//! ([`Decision::to_tool_result`]).
+//!
+//! Challenges and evidence reads live behind the object-safe [`GateStore`] trait
+//! ([`MemoryGateStore`] here; a shared database lets several gateways agree), and
+//! time comes from a [`Clock`] ([`SystemClock`], or [`ManualClock`] in tests).
+//!
+//! ```
+//! use std::sync::Arc;
+//!
+//! use keygate_gates::{Confirm, GateCall, Gates, MemoryGateStore, Outcome, SystemClock};
+//! use keygate_scopes::GateSpec;
+//!
+//! # tokio_test_block_on(async {
+//! let gates = Gates::new(Arc::new(MemoryGateStore::new()), Arc::new(SystemClock));
+//! let spec = GateSpec::approval("service", vec!["keygate".to_owned()]);
+//! let call = GateCall::new("key1", Some("session1"), "service.delete", "worker");
+//!
+//! let first = gates.decide(&spec, &call, None).await?;
+//! let Outcome::ConfirmationRequired { challenge, .. } = first.outcome() else {
+//!     unreachable!("the first call needs confirmation");
+//! };
+//! let again = call.clone().with_confirm(Confirm::new(challenge.clone(), "worker"));
+//! assert!(gates.decide(&spec, &again, None).await?.is_allowed());
+//! // A challenge passes once.
+//! assert!(!gates.decide(&spec, &again, None).await?.is_allowed());
+//! # Ok::<(), keygate_gates::GateError>(())
+//! # })?;
+//! # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
+//! #     tokio::runtime::Builder::new_current_thread().build().expect("runtime").block_on(f)
+//! # }
+//! # Ok::<(), keygate_gates::GateError>(())
+//! ```
+//!
+//! # Features
+//!
+//! This crate has no optional features.
+
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::print_stdout,
+        clippy::print_stderr,
+        clippy::exit
+    )
+)]
+
+mod clock;
+mod confirm;
+mod decision;
+mod error;
+mod gates;
+mod history;
+mod store;
+
+pub use crate::clock::{Clock, ManualClock, SystemClock};
+pub use crate::confirm::{CONFIRM_ARG, Confirm, strip_confirm};
+pub use crate::decision::{
+    CONFIRMATION_INVALID, CONFIRMATION_REQUIRED, DIAGNOSIS_REQUIRED, Decision, InvalidReason,
+    Outcome, SELF_SERVICE_BLOCKED,
+};
+pub use crate::error::{BoxError, GateError};
+pub use crate::gates::{
+    CHALLENGE_LEN, ConfirmArg, DEFAULT_CHALLENGE_TTL, DEFAULT_EVIDENCE_TTL, GateCall, Gates,
+};
+pub use crate::history::FailureHistory;
+pub use crate::store::{Challenge, EvidenceRead, GateStore, MemoryGateStore};

@@ -1,0 +1,472 @@
+//! What a gate decided, and how to tell the agent and the audit log.
+
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::history::FailureHistory;
+
+/// Code of a gated call that needs a challenge echoed back.
+pub const CONFIRMATION_REQUIRED: &str = "CONFIRMATION_REQUIRED";
+/// Code of a confirmation that does not hold (wrong session, key, tool or target,
+/// reused, expired, malformed, or no session to bind to).
+pub const CONFIRMATION_INVALID: &str = "CONFIRMATION_INVALID";
+/// Code of a call on a protected target: never confirmable.
+pub const SELF_SERVICE_BLOCKED: &str = "SELF_SERVICE_BLOCKED";
+/// Code of a call that needs the failure evidence read first.
+pub const DIAGNOSIS_REQUIRED: &str = "DIAGNOSIS_REQUIRED";
+
+/// Why a confirmation did not hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InvalidReason {
+    /// The call carried no `Mcp-Session-Id`, so there is no session to bind a
+    /// challenge (or evidence) to.
+    NoSession,
+    /// The call lacks the gate's target argument (or it is not a string).
+    MissingTarget,
+    /// The `confirm` argument is not `{"challenge": "…", "target": "…"}`.
+    MalformedConfirm {
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// `confirm.target` is not exactly the call's target. The challenge is kept.
+    TargetMismatch {
+        /// What `confirm.target` said.
+        given: String,
+    },
+    /// No such challenge: never issued, or already used.
+    UnknownChallenge,
+    /// The challenge expired (it is now used up).
+    Expired,
+    /// The challenge was issued in another session.
+    OtherSession,
+    /// The challenge was issued to another key.
+    OtherKey,
+    /// The challenge was issued for another tool.
+    OtherTool,
+    /// The challenge was issued for another target.
+    OtherTarget,
+}
+
+impl InvalidReason {
+    /// A short stable name for logs and audit, such as `other_session`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::NoSession => "no_session",
+            Self::MissingTarget => "missing_target",
+            Self::MalformedConfirm { .. } => "malformed_confirm",
+            Self::TargetMismatch { .. } => "target_mismatch",
+            Self::UnknownChallenge => "unknown_challenge",
+            Self::Expired => "expired",
+            Self::OtherSession => "other_session",
+            Self::OtherKey => "other_key",
+            Self::OtherTool => "other_tool",
+            Self::OtherTarget => "other_target",
+        }
+    }
+}
+
+/// What happens to a gated call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// Forward the call (with [`strip_confirm`](crate::strip_confirm)ped arguments).
+    Allow {
+        /// Whether a challenge was consumed; `false` when the gate did not apply (an
+        /// evidence gate on a target without failure history).
+        confirmed: bool,
+    },
+    /// Answer `CONFIRMATION_REQUIRED` with a fresh one-time challenge.
+    ConfirmationRequired {
+        /// The challenge to echo back in `confirm`.
+        challenge: String,
+        /// When it stops working.
+        expires_at: OffsetDateTime,
+    },
+    /// Answer `CONFIRMATION_INVALID`.
+    ConfirmationInvalid {
+        /// Why.
+        reason: InvalidReason,
+    },
+    /// Answer `SELF_SERVICE_BLOCKED`: the target is protected.
+    SelfServiceBlocked,
+    /// Answer `DIAGNOSIS_REQUIRED`: read the evidence first.
+    DiagnosisRequired {
+        /// The evidence tools not yet read for the target in this session, in policy
+        /// order.
+        evidence_missing: Vec<String>,
+        /// Every evidence tool of the gate, in policy order.
+        evidence_tools: Vec<String>,
+        /// What the status tool said.
+        history: FailureHistory,
+    },
+}
+
+/// A gate's decision on one call, with everything needed to audit-log it and to
+/// answer the agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub(crate) operation: String,
+    pub(crate) target_arg: String,
+    pub(crate) target: Option<String>,
+    pub(crate) key_id: String,
+    pub(crate) session_id: Option<String>,
+    pub(crate) outcome: Outcome,
+}
+
+impl Decision {
+    /// The gated tool, such as `service.delete`.
+    pub fn operation(&self) -> &str {
+        &self.operation
+    }
+
+    /// The call's target, such as `worker` (absent when the call had none).
+    pub fn target(&self) -> Option<&str> {
+        self.target.as_deref()
+    }
+
+    /// The key that made the call.
+    pub fn key_id(&self) -> &str {
+        &self.key_id
+    }
+
+    /// The call's `Mcp-Session-Id`, if it had one.
+    pub fn session_id(&self) -> Option<&str> {
+        self.session_id.as_deref()
+    }
+
+    /// What happens to the call.
+    pub fn outcome(&self) -> &Outcome {
+        &self.outcome
+    }
+
+    /// Whether the call may be forwarded.
+    pub fn is_allowed(&self) -> bool {
+        matches!(self.outcome, Outcome::Allow { .. })
+    }
+
+    /// The MCP error code, or `None` when allowed.
+    pub fn code(&self) -> Option<&'static str> {
+        match &self.outcome {
+            Outcome::Allow { .. } => None,
+            Outcome::ConfirmationRequired { .. } => Some(CONFIRMATION_REQUIRED),
+            Outcome::ConfirmationInvalid { .. } => Some(CONFIRMATION_INVALID),
+            Outcome::SelfServiceBlocked => Some(SELF_SERVICE_BLOCKED),
+            Outcome::DiagnosisRequired { .. } => Some(DIAGNOSIS_REQUIRED),
+        }
+    }
+
+    /// The audit-log action, such as `gate.confirmation_required` or `gate.confirmed`.
+    pub fn audit_action(&self) -> &'static str {
+        match &self.outcome {
+            Outcome::Allow { confirmed: false } => "gate.allowed",
+            Outcome::Allow { confirmed: true } => "gate.confirmed",
+            Outcome::ConfirmationRequired { .. } => "gate.confirmation_required",
+            Outcome::ConfirmationInvalid { .. } => "gate.confirmation_invalid",
+            Outcome::SelfServiceBlocked => "gate.self_service_blocked",
+            Outcome::DiagnosisRequired { .. } => "gate.diagnosis_required",
+        }
+    }
+
+    /// The audit-log target: `operation:target`, such as `service.delete:worker`.
+    pub fn audit_target(&self) -> String {
+        format!(
+            "{}:{}",
+            self.operation,
+            self.target.as_deref().unwrap_or("")
+        )
+    }
+
+    /// Audit-log details: key, session, and the reason or missing evidence. Never the
+    /// challenge.
+    pub fn audit_detail(&self) -> Value {
+        let mut detail = json!({
+            "key_id": self.key_id,
+            "session_id": self.session_id,
+            "operation": self.operation,
+            "target": self.target,
+        });
+        if let (Some(obj), Some(code)) = (detail.as_object_mut(), self.code()) {
+            obj.insert("code".to_owned(), code.into());
+            match &self.outcome {
+                Outcome::ConfirmationInvalid { reason } => {
+                    obj.insert("reason".to_owned(), reason.as_str().into());
+                }
+                Outcome::DiagnosisRequired {
+                    evidence_missing, ..
+                } => {
+                    obj.insert("evidence_missing".to_owned(), json!(evidence_missing));
+                }
+                Outcome::ConfirmationRequired { expires_at, .. } => {
+                    obj.insert("expires_at".to_owned(), rfc3339(*expires_at).into());
+                }
+                _ => {}
+            }
+        }
+        detail
+    }
+
+    /// What to tell the person, or `None` when allowed.
+    pub fn message(&self) -> Option<String> {
+        let tool = &self.operation;
+        let target = self.target.as_deref().unwrap_or("");
+        let action = Action::new(tool, &self.target_arg, target);
+        let Action {
+            subject,
+            gerund,
+            consequence,
+        } = &action;
+        let msg = match &self.outcome {
+            Outcome::Allow { .. } => return None,
+            Outcome::ConfirmationRequired {
+                challenge,
+                expires_at,
+            } => {
+                let confirm = json!({"challenge": challenge, "target": target});
+                format!(
+                    "{subject} {consequence}. To proceed, call {tool} again with confirm = {confirm} after the user has approved {gerund} `{target}` in this conversation. The challenge works once, only in this session, and expires at {}.",
+                    rfc3339(*expires_at)
+                )
+            }
+            Outcome::SelfServiceBlocked => format!(
+                "{subject} is blocked: `{target}` is protected (it runs this gateway), so it cannot be confirmed from an agent session. Nothing was changed; a person must do this directly, outside the agent."
+            ),
+            Outcome::DiagnosisRequired {
+                evidence_missing,
+                evidence_tools,
+                history,
+            } => {
+                let past = match history {
+                    FailureHistory::Failed {
+                        failed_deploys,
+                        state,
+                    } => {
+                        let mut details = Vec::new();
+                        if let Some(n) = failed_deploys {
+                            details.push(format!(
+                                "{n} failed deploy{}",
+                                if *n == 1 { "" } else { "s" }
+                            ));
+                        }
+                        if let Some(state) = state {
+                            details.push(format!("state: {state}"));
+                        }
+                        if details.is_empty() {
+                            format!("`{target}` has failed before.")
+                        } else {
+                            format!("`{target}` has failed before ({}).", details.join(", "))
+                        }
+                    }
+                    FailureHistory::Unknown { reason } => format!(
+                        "Whether `{target}` has failed before could not be determined ({reason}), so it is treated as failed."
+                    ),
+                    FailureHistory::None => String::new(),
+                };
+                format!(
+                    "{past} {subject} {consequence}, and replacing does not fix whatever made it fail. First find out why: call {} for `{target}` in this session and explain the cause to the user. Not read yet: {}. Then call {tool} again to get a confirmation challenge.",
+                    list(evidence_tools),
+                    list(evidence_missing)
+                )
+            }
+            Outcome::ConfirmationInvalid { reason } => {
+                let retry = format!(
+                    "Nothing was changed. To try again, call {tool} without confirm to get a new challenge, and ask the user to approve {gerund} `{target}` first."
+                );
+                match reason {
+                    InvalidReason::NoSession => format!(
+                        "{subject} needs the user's confirmation, and confirmations are bound to an MCP session, but this call carried no Mcp-Session-Id. Nothing was changed. Initialize an MCP session and make the call within it."
+                    ),
+                    InvalidReason::MissingTarget => format!(
+                        "{tool} is gated and needs the argument `{}` naming its target (a string). Nothing was changed.",
+                        self.target_arg
+                    ),
+                    InvalidReason::MalformedConfirm { detail } => format!(
+                        "The confirm argument is malformed: {detail}. It must be {{\"challenge\": \"<the challenge from CONFIRMATION_REQUIRED>\", \"target\": \"<the exact target>\"}}. Nothing was changed."
+                    ),
+                    InvalidReason::TargetMismatch { given } => format!(
+                        "confirm.target `{given}` is not exactly the target of this call, `{target}`. Nothing was changed and the challenge is still valid: repeat the call with confirm.target set to exactly \"{target}\" once the user has approved {gerund} `{target}`."
+                    ),
+                    InvalidReason::UnknownChallenge => {
+                        format!("The challenge is unknown or already used. {retry}")
+                    }
+                    InvalidReason::Expired => format!("The challenge has expired. {retry}"),
+                    InvalidReason::OtherSession => {
+                        format!("The challenge was issued for another session. {retry}")
+                    }
+                    InvalidReason::OtherKey => {
+                        format!("The challenge was issued to another API key. {retry}")
+                    }
+                    InvalidReason::OtherTool => {
+                        format!("The challenge was issued for another operation. {retry}")
+                    }
+                    InvalidReason::OtherTarget => {
+                        format!("The challenge was issued for another target. {retry}")
+                    }
+                }
+            }
+        };
+        Some(msg)
+    }
+
+    /// The JSON-RPC `result` of a refused call, or `None` when allowed:
+    /// `{"isError": true, "content": [{"type": "text", "text": …}], "structuredContent":
+    /// {"code", "operation", "target", "message"}}` plus `challenge` and `expires_at`
+    /// (RFC 3339) with `CONFIRMATION_REQUIRED`, or `evidence_missing` with
+    /// `DIAGNOSIS_REQUIRED`.
+    pub fn to_tool_result(&self) -> Option<Value> {
+        let code = self.code()?;
+        let message = self.message()?;
+        let mut structured = json!({
+            "code": code,
+            "operation": self.operation,
+            "target": self.target,
+            "message": message,
+        });
+        if let Some(obj) = structured.as_object_mut() {
+            match &self.outcome {
+                Outcome::ConfirmationRequired {
+                    challenge,
+                    expires_at,
+                } => {
+                    obj.insert("challenge".to_owned(), challenge.as_str().into());
+                    obj.insert("expires_at".to_owned(), rfc3339(*expires_at).into());
+                }
+                Outcome::DiagnosisRequired {
+                    evidence_missing, ..
+                } => {
+                    obj.insert("evidence_missing".to_owned(), json!(evidence_missing));
+                }
+                _ => {}
+            }
+        }
+        Some(json!({
+            "isError": true,
+            "content": [{"type": "text", "text": message}],
+            "structuredContent": structured,
+        }))
+    }
+}
+
+/// RFC 3339 in UTC with whole seconds, such as `2025-01-02T03:04:05Z`.
+fn rfc3339(at: OffsetDateTime) -> String {
+    let at = at
+        .to_offset(time::UtcOffset::UTC)
+        .replace_nanosecond(0)
+        .unwrap_or(at);
+    at.format(&Rfc3339).unwrap_or_default()
+}
+
+/// `a`, `a and b`, `a, b and c`.
+fn list(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}
+
+/// How to speak of a gated operation: "Deleting service `worker`", "deleting", and
+/// what it destroys.
+struct Action {
+    subject: String,
+    gerund: String,
+    consequence: &'static str,
+}
+
+impl Action {
+    fn new(tool: &str, noun: &str, target: &str) -> Self {
+        let verb = tool.rsplit('.').next().unwrap_or(tool).to_ascii_lowercase();
+        if verb.is_empty() || !verb.chars().all(|c| c.is_ascii_alphabetic()) {
+            return Self {
+                subject: format!("Calling {tool} on {noun} `{target}`"),
+                gerund: format!("calling {tool} on"),
+                consequence: "cannot be undone",
+            };
+        }
+        let gerund = gerund(&verb);
+        let consequence = match verb.as_str() {
+            "delete" | "remove" | "destroy" | "drop" | "purge" => {
+                "removes it and its data permanently"
+            }
+            "replace" | "recreate" | "reset" => {
+                "discards its current deployment, image and configuration for good"
+            }
+            _ => "cannot be undone",
+        };
+        let mut chars = gerund.chars();
+        let capital = chars
+            .next()
+            .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
+            .unwrap_or_default();
+        Self {
+            subject: format!("{capital} {noun} `{target}`"),
+            gerund,
+            consequence,
+        }
+    }
+}
+
+/// `delete` → `deleting`, `drop` → `dropping`, `list` → `listing`.
+fn gerund(verb: &str) -> String {
+    let vowel = |c: u8| b"aeiou".contains(&c);
+    let b = verb.as_bytes();
+    match b {
+        [.., b'e'] if !verb.ends_with("ee") => format!("{}ing", &verb[..verb.len() - 1]),
+        // Short consonant-vowel-consonant verbs double the consonant (stop, set, drop),
+        // as does `reset`.
+        [.., c1, v, c2]
+            if (b.len() <= 4 || verb == "reset")
+                && !vowel(*c1)
+                && vowel(*v)
+                && !vowel(*c2)
+                && !b"wxy".contains(c2) =>
+        {
+            format!("{verb}{}ing", char::from(*c2))
+        }
+        _ => format!("{verb}ing"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Action, list, rfc3339};
+
+    #[test]
+    fn actions_read_naturally() {
+        let a = Action::new("service.delete", "service", "worker");
+        assert_eq!(a.subject, "Deleting service `worker`");
+        assert_eq!(a.gerund, "deleting");
+        assert_eq!(a.consequence, "removes it and its data permanently");
+        assert_eq!(
+            Action::new("service.replace", "service", "api").subject,
+            "Replacing service `api`"
+        );
+        assert_eq!(Action::new("db.drop", "table", "t").gerund, "dropping");
+        for (verb, ing) in [
+            ("reset", "resetting"),
+            ("stop", "stopping"),
+            ("list", "listing"),
+            ("scale", "scaling"),
+            ("free", "freeing"),
+            ("destroy", "destroying"),
+            ("wipe", "wiping"),
+        ] {
+            assert_eq!(super::gerund(verb), ing);
+        }
+        let odd = Action::new("x.v2", "thing", "t");
+        assert_eq!(odd.subject, "Calling x.v2 on thing `t`");
+    }
+
+    #[test]
+    fn lists_and_times() {
+        assert_eq!(list(&[]), "");
+        assert_eq!(list(&["a".to_owned()]), "a");
+        assert_eq!(
+            list(&["a".to_owned(), "b".to_owned(), "c".to_owned()]),
+            "a, b and c"
+        );
+        let at = time::macros::datetime!(2025-01-02 03:04:05.678 +01:00);
+        assert_eq!(rfc3339(at), "2025-01-02T02:04:05Z");
+    }
+}

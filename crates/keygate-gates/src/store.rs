@@ -1,0 +1,191 @@
+//! Where challenges and evidence reads live: a trait and an in-memory store.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::error::GateError;
+
+/// A one-time challenge, bound to the key, session, tool and target it was issued for.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Challenge {
+    /// The challenge itself (32 base62 characters from the OS CSPRNG).
+    pub challenge: String,
+    /// The key it was issued to.
+    pub key_id: String,
+    /// The `Mcp-Session-Id` it was issued in.
+    pub session_id: String,
+    /// The gated tool, such as `service.delete`.
+    pub tool: String,
+    /// The exact target, such as `worker`.
+    pub target: String,
+    /// When it was issued.
+    pub issued_at: OffsetDateTime,
+    /// When it stops working.
+    pub expires_at: OffsetDateTime,
+}
+
+impl fmt::Debug for Challenge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Challenge")
+            .field(
+                "challenge",
+                &format_args!("{}…", self.challenge.get(..4).unwrap_or_default()),
+            )
+            .field("key_id", &self.key_id)
+            .field("session_id", &self.session_id)
+            .field("tool", &self.tool)
+            .field("target", &self.target)
+            .field("issued_at", &self.issued_at)
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+/// A successful call of an evidence tool for a target, by a key, in a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EvidenceRead {
+    /// The key that made the call.
+    pub key_id: String,
+    /// The session it was made in.
+    pub session_id: String,
+    /// The evidence tool, such as `service.logs.build`.
+    pub tool: String,
+    /// The target it was read for, such as `api`.
+    pub target: String,
+    /// When it was read.
+    pub at: OffsetDateTime,
+}
+
+/// Storage for challenges and evidence reads.
+///
+/// Object-safe (`Arc<dyn GateStore>`); [`MemoryGateStore`] serves one process, a
+/// shared database lets several gateway instances honour each other's challenges.
+#[async_trait]
+pub trait GateStore: Send + Sync + fmt::Debug {
+    /// Stores a freshly issued challenge.
+    async fn put_challenge(&self, challenge: &Challenge) -> Result<(), GateError>;
+
+    /// Removes and returns the challenge, atomically: of concurrent callers presenting
+    /// the same challenge, at most one gets it. Expired challenges may be returned
+    /// (the caller checks expiry) or not.
+    async fn take_challenge(&self, challenge: &str) -> Result<Option<Challenge>, GateError>;
+
+    /// Records an evidence read (a later read of the same thing replaces it).
+    async fn record_evidence(&self, read: &EvidenceRead) -> Result<(), GateError>;
+
+    /// Whether `key_id` read `tool` for `target` in `session_id` at or after `since`.
+    async fn evidence_read(
+        &self,
+        key_id: &str,
+        session_id: &str,
+        tool: &str,
+        target: &str,
+        since: OffsetDateTime,
+    ) -> Result<bool, GateError>;
+
+    /// Forgets challenges expired at `now` and evidence read before `evidence_before`;
+    /// returns how many entries went.
+    async fn purge(
+        &self,
+        now: OffsetDateTime,
+        evidence_before: OffsetDateTime,
+    ) -> Result<u64, GateError>;
+}
+
+type EvidenceKey = (String, String, String, String);
+
+/// An in-memory [`GateStore`] for one process and for tests.
+///
+/// Expired challenges are dropped whenever a new one is stored, so the map stays
+/// bounded by the challenges issued within one time-to-live. Evidence reads stay
+/// until [`GateStore::purge`].
+#[derive(Debug, Default)]
+pub struct MemoryGateStore {
+    challenges: Mutex<HashMap<String, Challenge>>,
+    evidence: Mutex<HashMap<EvidenceKey, OffsetDateTime>>,
+}
+
+impl MemoryGateStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn challenges(&self) -> MutexGuard<'_, HashMap<String, Challenge>> {
+        self.challenges
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn evidence(&self) -> MutexGuard<'_, HashMap<EvidenceKey, OffsetDateTime>> {
+        self.evidence.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[async_trait]
+impl GateStore for MemoryGateStore {
+    async fn put_challenge(&self, challenge: &Challenge) -> Result<(), GateError> {
+        let mut map = self.challenges();
+        // Whatever expired before this one was issued can never pass again.
+        map.retain(|_, c| c.expires_at > challenge.issued_at);
+        map.insert(challenge.challenge.clone(), challenge.clone());
+        Ok(())
+    }
+
+    async fn take_challenge(&self, challenge: &str) -> Result<Option<Challenge>, GateError> {
+        Ok(self.challenges().remove(challenge))
+    }
+
+    async fn record_evidence(&self, read: &EvidenceRead) -> Result<(), GateError> {
+        self.evidence().insert(
+            (
+                read.key_id.clone(),
+                read.session_id.clone(),
+                read.tool.clone(),
+                read.target.clone(),
+            ),
+            read.at,
+        );
+        Ok(())
+    }
+
+    async fn evidence_read(
+        &self,
+        key_id: &str,
+        session_id: &str,
+        tool: &str,
+        target: &str,
+        since: OffsetDateTime,
+    ) -> Result<bool, GateError> {
+        let key = (
+            key_id.to_owned(),
+            session_id.to_owned(),
+            tool.to_owned(),
+            target.to_owned(),
+        );
+        Ok(self.evidence().get(&key).is_some_and(|at| *at >= since))
+    }
+
+    async fn purge(
+        &self,
+        now: OffsetDateTime,
+        evidence_before: OffsetDateTime,
+    ) -> Result<u64, GateError> {
+        let mut gone = 0;
+        {
+            let mut map = self.challenges();
+            let before = map.len();
+            map.retain(|_, c| c.expires_at > now);
+            gone += before - map.len();
+        }
+        let mut map = self.evidence();
+        let before = map.len();
+        map.retain(|_, at| *at >= evidence_before);
+        gone += before - map.len();
+        Ok(u64::try_from(gone).unwrap_or(u64::MAX))
+    }
+}

@@ -1,0 +1,192 @@
+//! The evidence gate.
+
+use keygate_gates::{
+    CONFIRMATION_REQUIRED, Confirm, DIAGNOSIS_REQUIRED, FailureHistory, GateCall, InvalidReason,
+    Outcome,
+};
+use time::Duration;
+
+use crate::util::{EVIDENCE, challenge, fixture, replace_gate};
+
+const TOOL: &str = "service.replace";
+
+fn failed() -> FailureHistory {
+    FailureHistory::Failed {
+        failed_deploys: Some(3),
+        state: Some("failed".to_owned()),
+    }
+}
+
+fn missing(d: &keygate_gates::Decision) -> Vec<String> {
+    match d.outcome() {
+        Outcome::DiagnosisRequired {
+            evidence_missing, ..
+        } => evidence_missing.clone(),
+        other => panic!("expected diagnosis required, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn no_failure_history_is_ungated() {
+    let f = fixture();
+    let spec = replace_gate();
+    for history in [FailureHistory::None, FailureHistory::from(false)] {
+        for session in [Some("s1"), None] {
+            let d = f
+                .gates
+                .decide(
+                    &spec,
+                    &GateCall::new("k1", session, TOOL, "api"),
+                    Some(&history),
+                )
+                .await
+                .expect("decide");
+            assert_eq!(d.outcome(), &Outcome::Allow { confirmed: false });
+            assert_eq!(d.audit_action(), "gate.allowed");
+        }
+    }
+}
+
+#[tokio::test]
+async fn failure_history_needs_evidence_then_confirmation() {
+    let f = fixture();
+    let spec = replace_gate();
+    let h = failed();
+    let call = GateCall::new("k1", Some("s1"), TOOL, "api");
+
+    let d = f
+        .gates
+        .decide(&spec, &call, Some(&h))
+        .await
+        .expect("decide");
+    assert_eq!(d.code(), Some(DIAGNOSIS_REQUIRED));
+    assert_eq!(missing(&d), EVIDENCE);
+
+    f.gates
+        .record_evidence("k1", "s1", "service.events", "api")
+        .await
+        .expect("record");
+    // Evidence for another target, session or key does not count.
+    f.gates
+        .record_evidence("k1", "s1", "service.logs.build", "web")
+        .await
+        .expect("record");
+    f.gates
+        .record_evidence("k1", "s2", "service.logs.build", "api")
+        .await
+        .expect("record");
+    f.gates
+        .record_evidence("k2", "s1", "service.logs.build", "api")
+        .await
+        .expect("record");
+    let d = f
+        .gates
+        .decide(&spec, &call, Some(&h))
+        .await
+        .expect("decide");
+    assert_eq!(missing(&d), ["service.logs.build", "service.logs.runtime"]);
+
+    f.gates
+        .record_evidence("k1", "s1", "service.logs.build", "api")
+        .await
+        .expect("record");
+    f.gates
+        .record_evidence("k1", "s1", "service.logs.runtime", "api")
+        .await
+        .expect("record");
+    let d = f
+        .gates
+        .decide(&spec, &call, Some(&h))
+        .await
+        .expect("decide");
+    assert_eq!(d.code(), Some(CONFIRMATION_REQUIRED));
+    let c = challenge(&d);
+
+    let confirmed = call.clone().with_confirm(Confirm::new(c.clone(), "api"));
+    let d = f
+        .gates
+        .decide(&spec, &confirmed, Some(&h))
+        .await
+        .expect("decide");
+    assert_eq!(d.outcome(), &Outcome::Allow { confirmed: true });
+    let d = f
+        .gates
+        .decide(&spec, &confirmed, Some(&h))
+        .await
+        .expect("decide");
+    assert_eq!(
+        d.outcome(),
+        &Outcome::ConfirmationInvalid {
+            reason: InvalidReason::UnknownChallenge
+        }
+    );
+}
+
+#[tokio::test]
+async fn unknown_history_is_treated_as_failure() {
+    let f = fixture();
+    let spec = replace_gate();
+    let call = GateCall::new("k1", Some("s1"), TOOL, "api");
+    let d = f.gates.decide(&spec, &call, None).await.expect("decide");
+    assert_eq!(d.code(), Some(DIAGNOSIS_REQUIRED));
+    let unknown = FailureHistory::Unknown {
+        reason: "the status tool timed out".to_owned(),
+    };
+    let d = f
+        .gates
+        .decide(&spec, &call, Some(&unknown))
+        .await
+        .expect("decide");
+    assert_eq!(d.code(), Some(DIAGNOSIS_REQUIRED));
+    assert!(
+        d.message()
+            .expect("message")
+            .contains("could not be determined (the status tool timed out)")
+    );
+}
+
+#[tokio::test]
+async fn evidence_goes_stale() {
+    let f = fixture();
+    let spec = replace_gate();
+    let gates = f.gates.clone().with_evidence_ttl(Duration::minutes(10));
+    for tool in EVIDENCE {
+        gates
+            .record_evidence("k1", "s1", tool, "api")
+            .await
+            .expect("record");
+    }
+    let call = GateCall::new("k1", Some("s1"), TOOL, "api");
+    let d = gates
+        .decide(&spec, &call, Some(&failed()))
+        .await
+        .expect("decide");
+    assert_eq!(d.code(), Some(CONFIRMATION_REQUIRED));
+    f.clock.advance(Duration::minutes(11));
+    let d = gates
+        .decide(&spec, &call, Some(&failed()))
+        .await
+        .expect("decide");
+    assert_eq!(missing(&d), EVIDENCE);
+    assert_eq!(gates.purge().await.expect("purge"), 3 + 1);
+}
+
+#[tokio::test]
+async fn failure_history_without_a_session_cannot_proceed() {
+    let f = fixture();
+    let d = f
+        .gates
+        .decide(
+            &replace_gate(),
+            &GateCall::new("k1", None, TOOL, "api"),
+            Some(&failed()),
+        )
+        .await
+        .expect("decide");
+    assert_eq!(
+        d.outcome(),
+        &Outcome::ConfirmationInvalid {
+            reason: InvalidReason::NoSession
+        }
+    );
+}

@@ -1,0 +1,8 @@
+//! Integration tests of keygate-gates: approval and evidence gates, rendering, and a
+//! property test over random interleavings of calls.
+
+mod approval;
+mod evidence;
+mod prop;
+mod render;
+mod util;

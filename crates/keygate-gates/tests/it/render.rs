@@ -1,0 +1,133 @@
+//! The MCP tool results and audit details of decisions.
+
+use keygate_gates::{Confirm, FailureHistory, GateCall};
+use serde_json::json;
+
+use crate::util::{challenge, delete_gate, fixture, replace_gate};
+
+#[tokio::test]
+async fn confirmation_required_renders_exactly() {
+    let f = fixture();
+    let d = f
+        .gates
+        .decide(
+            &delete_gate(),
+            &GateCall::new("k1", Some("s1"), "service.delete", "worker"),
+            None,
+        )
+        .await
+        .expect("decide");
+    let c = challenge(&d);
+    let text = format!(
+        "Deleting service `worker` removes it and its data permanently. To proceed, call service.delete again with confirm = {{\"challenge\":\"{c}\",\"target\":\"worker\"}} after the user has approved deleting `worker` in this conversation. The challenge works once, only in this session, and expires at 2025-06-01T12:05:00Z."
+    );
+    assert_eq!(
+        d.to_tool_result().expect("refused"),
+        json!({
+            "isError": true,
+            "content": [{"type": "text", "text": text}],
+            "structuredContent": {
+                "code": "CONFIRMATION_REQUIRED",
+                "operation": "service.delete",
+                "target": "worker",
+                "message": text,
+                "challenge": c,
+                "expires_at": "2025-06-01T12:05:00Z",
+            }
+        })
+    );
+    assert_eq!(d.audit_action(), "gate.confirmation_required");
+    assert_eq!(d.audit_target(), "service.delete:worker");
+    let detail = d.audit_detail();
+    assert_eq!(detail["key_id"], "k1");
+    assert_eq!(detail["session_id"], "s1");
+    assert_eq!(detail["code"], "CONFIRMATION_REQUIRED");
+    assert!(
+        !detail.to_string().contains(&c),
+        "the audit log never holds a challenge"
+    );
+}
+
+#[tokio::test]
+async fn diagnosis_required_renders_the_missing_evidence() {
+    let f = fixture();
+    f.gates
+        .record_evidence("k1", "s1", "service.events", "api")
+        .await
+        .expect("record");
+    let history = FailureHistory::Failed {
+        failed_deploys: Some(3),
+        state: Some("failed".to_owned()),
+    };
+    let d = f
+        .gates
+        .decide(
+            &replace_gate(),
+            &GateCall::new("k1", Some("s1"), "service.replace", "api"),
+            Some(&history),
+        )
+        .await
+        .expect("decide");
+    let result = d.to_tool_result().expect("refused");
+    let text = "`api` has failed before (3 failed deploys, state: failed). Replacing service `api` discards its current deployment, image and configuration for good, and replacing does not fix whatever made it fail. First find out why: call service.events, service.logs.build and service.logs.runtime for `api` in this session and explain the cause to the user. Not read yet: service.logs.build and service.logs.runtime. Then call service.replace again to get a confirmation challenge.";
+    assert_eq!(
+        result,
+        json!({
+            "isError": true,
+            "content": [{"type": "text", "text": text}],
+            "structuredContent": {
+                "code": "DIAGNOSIS_REQUIRED",
+                "operation": "service.replace",
+                "target": "api",
+                "message": text,
+                "evidence_missing": ["service.logs.build", "service.logs.runtime"],
+            }
+        })
+    );
+    assert_eq!(
+        d.audit_detail()["evidence_missing"],
+        json!(["service.logs.build", "service.logs.runtime"])
+    );
+}
+
+#[tokio::test]
+async fn blocked_and_invalid_render_without_extra_fields() {
+    let f = fixture();
+    let d = f
+        .gates
+        .decide(
+            &delete_gate(),
+            &GateCall::new("k1", Some("s1"), "service.delete", "keygate"),
+            None,
+        )
+        .await
+        .expect("decide");
+    let r = d.to_tool_result().expect("refused");
+    let sc = r["structuredContent"].as_object().expect("object");
+    assert_eq!(sc.len(), 4, "{sc:?}");
+    assert_eq!(sc["code"], "SELF_SERVICE_BLOCKED");
+    assert!(
+        sc["message"]
+            .as_str()
+            .expect("text")
+            .starts_with("Deleting service `keygate` is blocked")
+    );
+    assert_eq!(d.audit_action(), "gate.self_service_blocked");
+
+    let d = f
+        .gates
+        .decide(
+            &delete_gate(),
+            &GateCall::new("k1", Some("s1"), "service.delete", "w")
+                .with_confirm(Confirm::new("nope", "w")),
+            None,
+        )
+        .await
+        .expect("decide");
+    let r = d.to_tool_result().expect("refused");
+    let sc = r["structuredContent"].as_object().expect("object");
+    assert_eq!(sc.len(), 4, "{sc:?}");
+    assert_eq!(sc["code"], "CONFIRMATION_INVALID");
+    assert_eq!(r["content"][0]["text"], sc["message"]);
+    assert_eq!(d.audit_detail()["reason"], "unknown_challenge");
+}

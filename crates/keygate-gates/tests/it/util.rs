@@ -1,0 +1,45 @@
+//! Shared fixtures.
+
+use std::sync::Arc;
+
+use keygate_gates::{Decision, Gates, ManualClock, MemoryGateStore, Outcome};
+use keygate_scopes::GateSpec;
+use time::macros::datetime;
+
+pub(crate) struct Fixture {
+    pub(crate) gates: Gates,
+    pub(crate) clock: Arc<ManualClock>,
+}
+
+pub(crate) fn fixture() -> Fixture {
+    let clock = Arc::new(ManualClock::new(datetime!(2025-06-01 12:00:00 UTC)));
+    let gates = Gates::new(Arc::new(MemoryGateStore::new()), clock.clone());
+    Fixture { gates, clock }
+}
+
+pub(crate) fn delete_gate() -> GateSpec {
+    GateSpec::approval("service", vec!["keygate".to_owned()])
+}
+
+pub(crate) const EVIDENCE: [&str; 3] = [
+    "service.events",
+    "service.logs.build",
+    "service.logs.runtime",
+];
+
+pub(crate) fn replace_gate() -> GateSpec {
+    GateSpec::evidence(
+        "service",
+        "service.status",
+        "has_failure_history",
+        EVIDENCE.iter().map(|s| (*s).to_owned()).collect(),
+    )
+}
+
+/// The challenge of a `CONFIRMATION_REQUIRED` decision.
+pub(crate) fn challenge(d: &Decision) -> String {
+    match d.outcome() {
+        Outcome::ConfirmationRequired { challenge, .. } => challenge.clone(),
+        other => panic!("expected confirmation required, got {other:?}"),
+    }
+}
