@@ -2,6 +2,8 @@
 
 mod conformance;
 mod connect;
+#[cfg(feature = "sqlite")]
+mod durability;
 mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
