@@ -126,6 +126,28 @@ impl Platform {
 /// The most replicas `service.scale` accepts.
 const MAX_REPLICAS: u32 = 100;
 
+/// Events and log lines kept per service: the oldest are dropped, so a long load test
+/// against the demo does not grow it without bound.
+const MAX_LINES: usize = 100;
+
+/// Customers, jobs, and environment variables per service, that the demo keeps at most.
+const MAX_RECORDS: usize = 10_000;
+const MAX_ENV_VARS: usize = 100;
+
+fn record(lines: &mut Vec<String>, line: String) {
+    if lines.len() >= MAX_LINES {
+        lines.drain(..=lines.len() - MAX_LINES);
+    }
+    lines.push(line);
+}
+
+fn limit_reached(what: &str) -> ToolResult {
+    tool_error(
+        "LIMIT_REACHED",
+        format!("the demo platform holds no more {what}"),
+    )
+}
+
 /// Why a `tools/call` could not run (protocol errors, answered as JSON-RPC errors).
 #[derive(Debug)]
 pub(crate) enum CallError {
@@ -521,6 +543,9 @@ impl State {
         if title.is_empty() {
             return tool_error("INVALID_ARGUMENT", "title must not be empty".to_owned());
         }
+        if self.jobs.len() >= MAX_RECORDS {
+            return limit_reached("jobs");
+        }
         let job = Job {
             id: format!("job_{}", self.jobs.len() + 1),
             title: title.to_owned(),
@@ -599,18 +624,22 @@ impl State {
         s.last_deploy += 1;
         let deploy = s.last_deploy;
         s.state = ServiceState::Running;
-        s.events
-            .push(format!("deploy #{deploy} started (image {})", s.image));
-        s.events
-            .push(format!("deploy #{deploy} succeeded (image {})", s.image));
+        record(
+            &mut s.events,
+            format!("deploy #{deploy} started (image {})", s.image),
+        );
+        record(
+            &mut s.events,
+            format!("deploy #{deploy} succeeded (image {})", s.image),
+        );
         s.build_log = vec![
             format!("deploy #{deploy}: building image {}", s.image),
             format!("deploy #{deploy}: image {} built", s.image),
         ];
-        s.runtime_log.push(format!(
-            "deploy #{deploy}: {} replica(s) started",
-            s.replicas
-        ));
+        record(
+            &mut s.runtime_log,
+            format!("deploy #{deploy}: {} replica(s) started", s.replicas),
+        );
         ok(&json!({
             "service": a.service,
             "deploy": deploy,
@@ -631,9 +660,11 @@ impl State {
                 ),
             );
         }
-        s.events
-            .push(format!("restarted {} replica(s)", s.replicas));
-        s.runtime_log.push("restarted".to_owned());
+        record(
+            &mut s.events,
+            format!("restarted {} replica(s)", s.replicas),
+        );
+        record(&mut s.runtime_log, "restarted".to_owned());
         ok(&json!({
             "service": a.service,
             "restarted": true,
@@ -646,8 +677,10 @@ impl State {
         let s = self.service_mut(&a.service, a.project.as_ref())?;
         let previous = s.replicas;
         s.replicas = a.replicas;
-        s.events
-            .push(format!("scaled from {previous} to {} replicas", a.replicas));
+        record(
+            &mut s.events,
+            format!("scaled from {previous} to {} replicas", a.replicas),
+        );
         ok(&json!({
             "service": a.service,
             "previous_replicas": previous,
@@ -657,9 +690,12 @@ impl State {
 
     fn service_env_set(&mut self, a: &EnvArgs<'_>) -> ToolResult {
         let s = self.service_mut(&a.service, a.project.as_ref())?;
+        if s.env.len() >= MAX_ENV_VARS && !s.env.contains_key(a.key.as_ref()) {
+            return limit_reached("environment variables on this service");
+        }
         let previous = s.env.insert(a.key.to_string(), a.value.to_string());
         let changed = previous.as_deref() != Some(a.value.as_ref());
-        s.events.push(format!("environment variable {} set", a.key));
+        record(&mut s.events, format!("environment variable {} set", a.key));
         // The value may be a secret: report what changed, never the value itself.
         ok(&json!({
             "service": a.service,

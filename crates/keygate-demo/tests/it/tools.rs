@@ -354,3 +354,32 @@ async fn every_tool_can_be_called() {
         assert_eq!(result["isError"], false, "{tool}: {result}");
     }
 }
+
+#[tokio::test]
+async fn history_and_env_stay_bounded_under_load() {
+    let app = app();
+    for _ in 0..150 {
+        call_ok(&app, "service.restart", json!({"service": "api"})).await;
+    }
+    let events = call_ok(&app, "service.events", json!({"service": "api"})).await;
+    let events = events["events"].as_array().unwrap();
+    assert_eq!(events.len(), 100);
+    assert_eq!(events[99], "restarted 2 replica(s)");
+    let runtime = call_ok(&app, "service.logs.runtime", json!({"service": "api"})).await;
+    assert_eq!(runtime["lines"].as_array().unwrap().len(), 100);
+
+    // `api` starts with one variable (LOG_LEVEL): 99 more fit, the 100th new one does not.
+    for i in 0..99 {
+        let args = json!({"service": "api", "key": format!("K{i}"), "value": "v"});
+        call_ok(&app, "service.env.set", args).await;
+    }
+    let args = json!({"service": "api", "key": "ONE_TOO_MANY", "value": "v"});
+    let (code, _) = call_err(&app, None, "service.env.set", args).await;
+    assert_eq!(code, "LIMIT_REACHED");
+    // Changing an existing variable still works at the limit.
+    let args = json!({"service": "api", "key": "K0", "value": "w"});
+    assert_eq!(
+        call_ok(&app, "service.env.set", args).await["changed"],
+        true
+    );
+}
