@@ -21,6 +21,8 @@ pub(crate) struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
+    /// Create a tenant, its owner and the owner's admin key; prints the key alone on stdout.
+    Bootstrap(BootstrapArgs),
     /// Check tokens offline.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -43,6 +45,28 @@ pub(crate) enum Command {
         /// The shell to generate completions for.
         shell: Shell,
     },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BootstrapArgs {
+    /// The key store: sqlite://PATH or postgres://… (several tenants may share one).
+    #[arg(long, value_name = "URL", env = "KEYGATE_DATABASE")]
+    pub(crate) database: String,
+    /// The new tenant's name (refused if it exists).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) tenant: String,
+    /// The owner's name.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) owner: String,
+    /// The tool policy whose every scope the owner key receives (besides keys:admin).
+    #[arg(long, value_name = "FILE", conflicts_with = "demo")]
+    pub(crate) policy: Option<PathBuf>,
+    /// Use the demo platform's policy and create projects `shop` and `ops`.
+    #[arg(long)]
+    pub(crate) demo: bool,
+    /// The token brand of this deployment (key prefix `<brand>_uk_`).
+    #[arg(long, default_value = "kg", env = "KEYGATE_BRAND")]
+    pub(crate) brand: String,
 }
 
 #[derive(Debug, Subcommand)]

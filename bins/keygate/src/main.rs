@@ -1,6 +1,6 @@
 //! `keygate`, the command line of the keygate toolkit.
 //!
-//! It checks tokens offline (`token check`), finds leaked keygate keys and foreign
+//! It sets up a tenant in a key store (`bootstrap`), checks tokens offline (`token check`), finds leaked keygate keys and foreign
 //! credentials in files (`scan`), maps the credentials an agent would start with
 //! (`doctor`), runs the start-up validation of an agent bridge (`check`), and
 //! administers keys and projects through a running `keygated` (`keys`, `projects`,
@@ -11,6 +11,7 @@
 //! 1 a check failed or something was found, 2 a usage or I/O error.
 
 mod admin;
+mod bootstrap;
 mod check;
 mod cli;
 mod client;
@@ -66,6 +67,7 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Bootstrap(args) => bootstrap::run(&args),
         Command::Token(cmd) => token_check::run(&cmd),
         Command::Scan(args) => scan::run(&args),
         Command::Doctor(args) => doctor::run(&args),
