@@ -5,4 +5,5 @@ mod contract;
 mod extract;
 mod headers;
 mod identity;
+mod logs;
 mod support;
