@@ -211,3 +211,59 @@ async fn from_url_builds_a_redis_limiter() -> Result<(), LimitError> {
     assert_eq!(lim.limits(), limits(5, 5));
     Ok(())
 }
+
+/// Counts the warnings and infos this crate logs.
+#[derive(Default)]
+struct Counter {
+    warn: std::sync::atomic::AtomicUsize,
+    info: std::sync::atomic::AtomicUsize,
+}
+
+struct CountingSubscriber(std::sync::Arc<Counter>);
+
+impl tracing::Subscriber for CountingSubscriber {
+    fn enabled(&self, _metadata: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _span: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _span: &tracing::span::Id, _values: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _span: &tracing::span::Id, _follows: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        let meta = event.metadata();
+        if !meta.target().starts_with("keygate_limits") {
+            return;
+        }
+        let counter = match *meta.level() {
+            tracing::Level::WARN => &self.0.warn,
+            tracing::Level::INFO => &self.0.info,
+            _ => return,
+        };
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    fn enter(&self, _span: &tracing::span::Id) {}
+    fn exit(&self, _span: &tracing::span::Id) {}
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_outage_is_logged_once_not_per_request() {
+    let counter = std::sync::Arc::new(Counter::default());
+    let _guard = tracing::subscriber::set_default(CountingSubscriber(counter.clone()));
+    let lim = RedisLimiter::new(
+        "redis://:hunter2@127.0.0.1:1",
+        Limits::default(),
+        RedisConfig::new().timeout(Duration::from_millis(100)),
+    )
+    .expect("valid URL");
+    assert!(!format!("{lim:?}").contains("hunter2"));
+    for _ in 0..5 {
+        let result = lim.check("k", "t").await;
+        assert!(
+            matches!(result, Err(LimitError::Unavailable { .. })),
+            "{result:?}"
+        );
+    }
+    assert_eq!(counter.warn.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert_eq!(counter.info.load(std::sync::atomic::Ordering::Relaxed), 0);
+}
