@@ -3,17 +3,69 @@
 //! This crate issues API keys, stores only the SHA-256 hash of each raw token, and
 //! verifies presented tokens on every request with no cache: parse and checksum (no
 //! store access on failure), load the row by public id, compare hashes in constant
-//! time, then check revocation and expiry. Stores implement one [`KeyStore`] trait: an
-//! in-memory store for tests, SQLite (the embedded default) and PostgreSQL (several
-//! servers sharing one database).
+//! time (with a dummy comparison when the id is unknown), then revoked (wins) and
+//! expired. That sequence lives in one place and every store uses it. Stores
+//! implement one [`KeyStore`] trait: [`MemoryStore`] for tests, `SqliteStore` (the
+//! embedded default) and `PostgresStore` (several servers sharing one database); one
+//! conformance suite runs against all three. [`connect`] opens a store from a URL.
+//!
+//! ```
+//! use keygate_keys::{Bootstrap, KeyStore, MemoryStore, TokenFormat};
+//!
+//! # tokio_test_block_on(async {
+//! let store = MemoryStore::new();
+//! let setup = store
+//!     .bootstrap(
+//!         &TokenFormat::default(),
+//!         Bootstrap {
+//!             tenant: "acme".to_owned(),
+//!             owner: "alice".to_owned(),
+//!             projects: vec!["shop".to_owned()],
+//!             scopes: vec!["keys:admin".to_owned()],
+//!             key_name: "owner".to_owned(),
+//!         },
+//!     )
+//!     .await?;
+//! // Shown once; only its hash is stored.
+//! let principal = store.verify(setup.key.token.expose()).await?;
+//! assert!(principal.is_owner());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # })?;
+//! # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
+//! #     tokio::runtime::Builder::new_current_thread().build().map(|rt| rt.block_on(f)).unwrap_or_else(|e| panic!("{e}"))
+//! # }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # `last_used_at`
+//!
+//! Verification never waits for a write. Each store keeps an in-process map of key
+//! id → when its `last_used_at` was last queued; a write is queued at most once per
+//! key per minute per process (SQLite: onto the writer thread's queue; PostgreSQL: a
+//! bounded channel to a background task that batches updates with `unnest`; memory:
+//! in place). A full queue drops the update: the value is accurate to about a minute.
+//!
+//! # Storage
+//!
+//! Tables `tenants`, `users`, `projects`, `api_keys` (hash as 32-byte BLOB/bytea,
+//! scopes as JSON text/`text[]`, projects as project ids, NULL = all) and
+//! `audit_log`, plus `schema_version`; migrations are embedded and run at open.
+//! SQLite timestamps are UTC microseconds since the Unix epoch (INTEGER), PostgreSQL
+//! ones `timestamptz`. `key.created`, `key.revoked` (first revocation only) and
+//! `key.rotated` audit events are written in the same transaction as the change.
 //!
 //! # Features
 //!
-//! - `sqlite` (default): [`SqliteStore`], on a bundled SQLite.
-//! - `postgres`: [`PostgresStore`], on tokio-postgres with a deadpool pool.
+//! - `sqlite` (default): `SqliteStore`, on a bundled SQLite: WAL, `synchronous=FULL`,
+//!   `busy_timeout`, one writer thread and a few reader threads behind oneshot
+//!   replies, so async callers never block the runtime.
+//! - `postgres`: `PostgresStore`, on tokio-postgres with a deadpool pool, cached
+//!   prepared statements, migrations under `pg_advisory_xact_lock`, and an optional
+//!   schema of its own.
 //!
-//! With default features off only the model, the trait and [`MemoryStore`] remain,
-//! which is what crates that merely need a [`Principal`] depend on.
+//! With default features off only the model, the trait, [`connect`] and
+//! [`MemoryStore`] remain, which is what crates that merely need a [`Principal`]
+//! depend on.
 
 #![cfg_attr(
     not(test),

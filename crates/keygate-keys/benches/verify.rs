@@ -1,0 +1,171 @@
+//! Verification cost per store, each beside its baseline: a bare SHA-256 of the same
+//! token, and a bare `SELECT` by primary key on the same database.
+//!
+//! Targets: MemoryStore ≤ 500 ns/op, SqliteStore ≤ 10 µs/op. PostgresStore runs when
+//! KEYGATE_TEST_POSTGRES is set (build with `--features postgres`) and reports
+//! verifications per second with 16 concurrent tasks.
+
+#![allow(
+    missing_docs,
+    reason = "criterion_group! generates undocumented functions"
+)]
+
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use keygate_keys::{Bootstrap, KeyStore, MemoryStore, TokenFormat, TokenHash};
+
+fn bootstrap(rt: &tokio::runtime::Runtime, store: &dyn KeyStore) -> String {
+    rt.block_on(store.bootstrap(
+        &TokenFormat::default(),
+        Bootstrap {
+            tenant: "bench".to_owned(),
+            owner: "alice".to_owned(),
+            projects: vec!["shop".to_owned()],
+            scopes: vec!["keys:admin".to_owned(), "services:read".to_owned()],
+            key_name: "bench".to_owned(),
+        },
+    ))
+    .map(|b| b.key.token.expose().to_owned())
+    .unwrap_or_else(|e| panic!("bootstrap: {e}"))
+}
+
+fn current_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("runtime: {e}"))
+}
+
+fn memory(c: &mut Criterion) {
+    let rt = current_thread();
+    let store = MemoryStore::new();
+    let token = bootstrap(&rt, &store);
+    let mut g = c.benchmark_group("memory");
+    g.bench_function("verify", |b| {
+        b.iter(|| rt.block_on(store.verify(black_box(&token))).is_ok());
+    });
+    g.bench_function("baseline_sha256", |b| {
+        b.iter(|| TokenHash::of(black_box(&token)));
+    });
+    g.finish();
+}
+
+#[cfg(feature = "sqlite")]
+fn sqlite(c: &mut Criterion) {
+    use keygate_keys::SqliteStore;
+    let rt = current_thread();
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let path = dir.path().join("bench.db");
+    let store = SqliteStore::open(&path).unwrap_or_else(|e| panic!("open: {e}"));
+    let token = bootstrap(&rt, &store);
+    let id = token[token.len() - 48..token.len() - 36].to_owned();
+    let conn = rusqlite::Connection::open(&path).unwrap_or_else(|e| panic!("open: {e}"));
+    let mut g = c.benchmark_group("sqlite");
+    g.bench_function("verify", |b| {
+        b.iter(|| rt.block_on(store.verify(black_box(&token))).is_ok());
+    });
+    g.bench_function("baseline_sha256", |b| {
+        b.iter(|| TokenHash::of(black_box(&token)));
+    });
+    g.bench_function("baseline_select_by_pk_same_thread", |b| {
+        b.iter(|| {
+            let mut stmt = conn
+                .prepare_cached("SELECT hash FROM api_keys WHERE id = ?1")
+                .unwrap_or_else(|e| panic!("prepare: {e}"));
+            stmt.query_row([black_box(&id)], |r| r.get::<_, Vec<u8>>(0))
+                .unwrap_or_else(|e| panic!("select: {e}"))
+        });
+    });
+    g.finish();
+}
+
+#[cfg(not(feature = "sqlite"))]
+fn sqlite(_: &mut Criterion) {}
+
+#[cfg(feature = "postgres")]
+fn postgres(c: &mut Criterion) {
+    use keygate_keys::PostgresStore;
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+    const TASKS: u64 = 16;
+    let Ok(url) = std::env::var("KEYGATE_TEST_POSTGRES") else {
+        eprintln!("note: KEYGATE_TEST_POSTGRES is unset; skipping the PostgreSQL bench");
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("runtime: {e}"));
+    let schema = format!("kg_bench_{}", std::process::id());
+    let store = Arc::new(
+        rt.block_on(PostgresStore::connect_with_schema(&url, &schema))
+            .unwrap_or_else(|e| panic!("connect: {e}")),
+    );
+    let token = Arc::new(bootstrap(&rt, &*store));
+    let id = Arc::new(token[token.len() - 48..token.len() - 36].to_owned());
+    let mut g = c.benchmark_group("postgres_16_tasks");
+    g.throughput(criterion::Throughput::Elements(1));
+    g.bench_function("verify", |b| {
+        b.iter_custom(|iters| {
+            let (store, token) = (store.clone(), token.clone());
+            rt.block_on(async move {
+                let start = Instant::now();
+                let mut tasks = Vec::new();
+                for _ in 0..TASKS {
+                    let (store, token) = (store.clone(), token.clone());
+                    tasks.push(tokio::spawn(async move {
+                        for _ in 0..iters.div_ceil(TASKS) {
+                            black_box(store.verify(&token).await.is_ok());
+                        }
+                    }));
+                }
+                for t in tasks {
+                    let _ = t.await;
+                }
+                start.elapsed()
+            })
+        });
+    });
+    g.bench_function("baseline_select_by_pk_same_pool", |b| {
+        b.iter_custom(|iters| {
+            let (store, id) = (store.clone(), id.clone());
+            rt.block_on(async move {
+                let start = Instant::now();
+                let mut tasks = Vec::new();
+                for _ in 0..TASKS {
+                    let (store, id) = (store.clone(), id.clone());
+                    tasks.push(tokio::spawn(async move {
+                        for _ in 0..iters.div_ceil(TASKS) {
+                            let Ok(client) = store.pool().get().await else {
+                                continue;
+                            };
+                            let Ok(stmt) = client
+                                .prepare_cached("SELECT hash FROM api_keys WHERE id = $1")
+                                .await
+                            else {
+                                continue;
+                            };
+                            black_box(client.query_opt(&stmt, &[&id.as_str()]).await.is_ok());
+                        }
+                    }));
+                }
+                for t in tasks {
+                    let _ = t.await;
+                }
+                start.elapsed().max(Duration::from_nanos(1))
+            })
+        });
+    });
+    g.finish();
+    rt.block_on(async {
+        if let Ok(client) = store.pool().get().await {
+            let _ = client
+                .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+                .await;
+        }
+    });
+}
+
+#[cfg(not(feature = "postgres"))]
+fn postgres(_: &mut Criterion) {}
+
+criterion_group!(benches, memory, sqlite, postgres);
+criterion_main!(benches);
