@@ -51,46 +51,70 @@ fn a_keygate_token_glued_to_a_word_prefix_is_still_found() {
 fn finds_each_foreign_kind() {
     let cases = [
         (
-            "ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789",
+            concat!("ghp_", "aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789"),
             CredentialKind::GitHub,
         ),
         (
-            "gho_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789",
+            concat!("gho_", "aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789"),
             CredentialKind::GitHub,
         ),
         (
-            "ghu_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789",
+            concat!("ghu_", "aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789"),
             CredentialKind::GitHub,
         ),
         (
-            "ghs_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789",
+            concat!("ghs_", "aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789"),
             CredentialKind::GitHub,
         ),
         (
-            "ghr_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789",
+            concat!("ghr_", "aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789"),
             CredentialKind::GitHub,
         ),
         (
-            "github_pat_11ABCDEFG0123456789abc_defghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456",
+            concat!(
+                "github_pat_",
+                "11ABCDEFG0123456789abc_defghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456"
+            ),
             CredentialKind::GitHub,
         ),
-        ("glpat-xYz123AbC456dEf789gh", CredentialKind::GitLab),
-        ("xoxb-123456789012-abcdefABCDEF", CredentialKind::Slack),
-        ("xoxp-123456789012-abcdefABCDEF", CredentialKind::Slack),
-        ("AKIAIOSFODNN7EXAMPLE", CredentialKind::AwsAccessKeyId),
-        ("ASIAIOSFODNN7EXAMPLE", CredentialKind::AwsAccessKeyId),
-        ("sk_live_abcdefghijklmnop1234", CredentialKind::Stripe),
-        ("rk_live_abcdefghijklmnop1234", CredentialKind::Stripe),
         (
-            "sk-ant-api03-abcdefghijklmnopqrstuvwxyz",
+            concat!("glpat-", "xYz123AbC456dEf789gh"),
+            CredentialKind::GitLab,
+        ),
+        (
+            concat!("xoxb-", "123456789012-abcdefABCDEF"),
+            CredentialKind::Slack,
+        ),
+        (
+            concat!("xoxp-", "123456789012-abcdefABCDEF"),
+            CredentialKind::Slack,
+        ),
+        (
+            concat!("AKIA", "IOSFODNN7EXAMPLE"),
+            CredentialKind::AwsAccessKeyId,
+        ),
+        (
+            concat!("ASIA", "IOSFODNN7EXAMPLE"),
+            CredentialKind::AwsAccessKeyId,
+        ),
+        (
+            concat!("sk_live_", "abcdefghijklmnop1234"),
+            CredentialKind::Stripe,
+        ),
+        (
+            concat!("rk_live_", "abcdefghijklmnop1234"),
+            CredentialKind::Stripe,
+        ),
+        (
+            concat!("sk-ant-", "api03-abcdefghijklmnopqrstuvwxyz"),
             CredentialKind::Anthropic,
         ),
         (
-            "sk-proj-abcdefghijklmnopqrstuvwxyz012345",
+            concat!("sk-proj-", "abcdefghijklmnopqrstuvwxyz012345"),
             CredentialKind::OpenAi,
         ),
         (
-            "sk-abcdefghijklmnopqrstuvwxyz012345",
+            concat!("sk-", "abcdefghijklmnopqrstuvwxyz012345"),
             CredentialKind::OpenAi,
         ),
     ];
@@ -117,8 +141,11 @@ fn look_alikes_are_not_credentials() {
 fn mixed_corpus_is_reported_in_order() {
     let kg = TokenFormat::default().generate(KeyKind::User).unwrap();
     let text = format!(
-        "# config\nAWS=AKIAIOSFODNN7EXAMPLE\nKEY={}\nGH=ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789\nANT=sk-ant-api03-abcdefghijklmnopqrstuvwxyz\n",
-        kg.expose()
+        "# config\nAWS={}\nKEY={}\nGH={}\nANT={}\n",
+        concat!("AKIA", "IOSFODNN7EXAMPLE"),
+        kg.expose(),
+        concat!("ghp_", "aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789"),
+        concat!("sk-ant-", "api03-abcdefghijklmnopqrstuvwxyz"),
     );
     let found: Vec<CredentialKind> = kinds(&text).into_iter().map(|(k, _)| k).collect();
     assert_eq!(
