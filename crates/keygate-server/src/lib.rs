@@ -3,4 +3,49 @@
 //! Composes the keygate crates into the axum application that `keygated` serves: the
 //! owner admin API for keys and projects, token introspection, the MCP gateway that
 //! puts authentication, policy, rate limits and confirmation gates in front of a tool
-//! server, the Settings → API & MCP page, health and Prometheus metrics.
+//! server, the Settings → API & MCP page, health and Prometheus metrics. It never
+//! prints or exits: the binary owns configuration parsing, logging and exit codes.
+//!
+//! - [`Config`] / [`Upstream`]: what to serve, as values.
+//! - [`App`]: [`App::new`] opens the store and builds everything, [`App::router`]
+//!   is the axum router (for `oneshot` tests), [`App::serve`] serves until a shutdown
+//!   future completes, [`App::take_demo_owner`] hands out the demo owner key once.
+//! - [`ServerError`]: why the server could not start.
+//!
+//! # Features
+//!
+//! This crate has no optional features: it always supports SQLite and PostgreSQL
+//! stores and both rate-limit backends, chosen at run time by [`Config`].
+
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::print_stdout,
+        clippy::print_stderr,
+        clippy::exit
+    )
+)]
+#![allow(
+    clippy::result_large_err,
+    reason = "handlers short-circuit with a ready axum Response; boxing it buys nothing"
+)]
+
+mod admin;
+mod app;
+mod config;
+mod error;
+mod gate_store;
+mod mcp;
+mod metrics;
+mod page;
+mod state;
+mod upstream;
+
+pub use crate::app::{
+    ADMIN_BODY_LIMIT, App, DEMO_OWNER, DEMO_PROJECTS, DEMO_TENANT, MCP_BODY_LIMIT,
+};
+pub use crate::config::{Config, Upstream};
+pub use crate::error::ServerError;
+pub use crate::mcp::MAX_JSON_DEPTH;
+pub use crate::page::CSP;

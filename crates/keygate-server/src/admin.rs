@@ -1,0 +1,454 @@
+//! The owner admin API (keys, projects, audit log of the caller's tenant), token
+//! introspection and the scope catalogue.
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use keygate_keys::{ApiKey, CreatedKey, KeyId, KeyKind, NewKey, Principal, Project, ProjectRef};
+use keygate_scopes::ADMIN_SCOPE;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Longest key or project name accepted, in characters.
+const MAX_NAME: usize = 64;
+/// Most audit events one listing returns.
+const MAX_AUDIT: usize = 1000;
+/// Longest lifetime `expires_in` accepts: ten years.
+const MAX_EXPIRES_IN: u64 = 10 * 366 * 86_400;
+
+/// Refuses anyone but an owner's user key holding `keys:admin`.
+fn require_owner(p: &Principal) -> Result<(), ApiError> {
+    if p.kind == KeyKind::User && p.is_owner() && p.has_scope(ADMIN_SCOPE) {
+        Ok(())
+    } else {
+        Err(ApiError::InsufficientScope)
+    }
+}
+
+fn actor(p: &Principal) -> String {
+    format!("key:{}", p.key_id)
+}
+
+fn rfc3339(at: Option<OffsetDateTime>) -> Option<String> {
+    at.and_then(|at| at.format(&Rfc3339).ok())
+}
+
+/// The JSON form of a key: never a hash, never the raw token.
+#[derive(Debug, Serialize)]
+pub(crate) struct KeyView {
+    id: KeyId,
+    name: String,
+    kind: KeyKind,
+    user_id: Option<String>,
+    prefix: String,
+    scopes: Vec<String>,
+    projects: Option<Vec<ProjectRef>>,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    expires_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    revoked_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    last_used_at: Option<OffsetDateTime>,
+    status: keygate_keys::KeyStatus,
+}
+
+impl From<ApiKey> for KeyView {
+    fn from(k: ApiKey) -> Self {
+        let status = k.status(OffsetDateTime::now_utc());
+        Self {
+            id: k.id,
+            name: k.name,
+            kind: k.kind,
+            user_id: k.user_id.map(|u| u.to_string()),
+            prefix: k.prefix,
+            scopes: k.scopes,
+            projects: k.projects,
+            created_at: k.created_at,
+            expires_at: k.expires_at,
+            revoked_at: k.revoked_at,
+            last_used_at: k.last_used_at,
+            status,
+        }
+    }
+}
+
+/// A created key with its raw token: this response is the only place it is shown.
+fn created_view(created: CreatedKey, replaces: Option<&KeyId>) -> Result<Value, ApiError> {
+    let token = created.token.expose().to_owned();
+    let mut v = serde_json::to_value(KeyView::from(created.key)).map_err(|e| {
+        tracing::error!(error = %e, "cannot serialize a key view");
+        ApiError::Internal
+    })?;
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert("key".to_owned(), Value::String(token));
+        if let Some(old) = replaces {
+            obj.insert("replaces".to_owned(), Value::String(old.to_string()));
+        }
+    }
+    Ok(v)
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct ProjectView {
+    id: String,
+    name: String,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+}
+
+impl From<Project> for ProjectView {
+    fn from(p: Project) -> Self {
+        Self {
+            id: p.id.to_string(),
+            name: p.name,
+            created_at: p.created_at,
+        }
+    }
+}
+
+/// `POST /api/v1/keys` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateKey {
+    name: String,
+    kind: KeyKind,
+    scopes: Vec<String>,
+    #[serde(default)]
+    projects: Option<Vec<String>>,
+    #[serde(default)]
+    expires_at: Option<String>,
+    #[serde(default)]
+    expires_in: Option<ExpiresIn>,
+}
+
+/// A lifetime: whole seconds, or a string such as `45s`, `90m`, `12h`, `30d`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum ExpiresIn {
+    Seconds(u64),
+    Text(String),
+}
+
+impl ExpiresIn {
+    fn seconds(&self) -> Result<u64, ApiError> {
+        match self {
+            Self::Seconds(s) => Ok(*s),
+            Self::Text(t) => parse_duration(t).ok_or_else(|| {
+                ApiError::invalid(format!(
+                    "expires_in {t:?} is not a duration: give seconds (3600) or a number with s, m, h or d (\"45s\", \"90m\", \"12h\", \"30d\")"
+                ))
+            }),
+        }
+    }
+}
+
+/// Parses `Ns`, `Nm`, `Nh` or `Nd` (or bare digits, seconds) into seconds.
+pub(crate) fn parse_duration(text: &str) -> Option<u64> {
+    let (digits, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    if digits.is_empty() {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    let mult = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
+
+fn validate_name(what: &str, name: &str) -> Result<String, ApiError> {
+    if name.trim().is_empty() {
+        return Err(ApiError::invalid(format!("{what} name must not be empty")));
+    }
+    if name.chars().count() > MAX_NAME {
+        return Err(ApiError::invalid(format!(
+            "{what} name is longer than {MAX_NAME} characters"
+        )));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(ApiError::invalid(format!(
+            "{what} name must not contain control characters"
+        )));
+    }
+    Ok(name.trim().to_owned())
+}
+
+fn expiry(body: &CreateKey, now: OffsetDateTime) -> Result<Option<OffsetDateTime>, ApiError> {
+    let at = match (&body.expires_at, &body.expires_in) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::invalid("give expires_at or expires_in, not both"));
+        }
+        (Some(text), None) => Some(OffsetDateTime::parse(text, &Rfc3339).map_err(|_| {
+            ApiError::invalid(format!(
+                "expires_at {text:?} is not an RFC 3339 time such as 2030-01-31T12:00:00Z"
+            ))
+        })?),
+        (None, Some(inn)) => {
+            let secs = inn.seconds()?;
+            if secs == 0 {
+                return Err(ApiError::invalid("expires_in must be at least 1 second"));
+            }
+            if secs > MAX_EXPIRES_IN {
+                return Err(ApiError::invalid(
+                    "expires_in is more than ten years; leave it out for a key that never expires",
+                ));
+            }
+            let secs = i64::try_from(secs).unwrap_or(i64::MAX);
+            Some(now + time::Duration::seconds(secs))
+        }
+        (None, None) => None,
+    };
+    if at.is_some_and(|at| at <= now) {
+        return Err(ApiError::invalid("expires_at must be in the future"));
+    }
+    Ok(at)
+}
+
+pub(crate) async fn create_key(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    body: Result<Json<CreateKey>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    require_owner(&principal)?;
+    let Json(body) = body.map_err(|e| ApiError::from_json(&e))?;
+    let name = validate_name("key", &body.name)?;
+    for scope in &body.scopes {
+        if state.policy.scope(scope).is_none() {
+            return Err(ApiError::invalid(format!(
+                "unknown scope `{scope}`; GET /api/v1/scopes lists them"
+            )));
+        }
+    }
+    let now = OffsetDateTime::now_utc();
+    let expires_at = expiry(&body, now)?;
+    if let Some(wanted) = &body.projects {
+        let existing = state.store.list_projects(&principal.tenant.id).await?;
+        if let Some(missing) = wanted
+            .iter()
+            .find(|w| !existing.iter().any(|p| &p.name == *w))
+        {
+            return Err(ApiError::invalid(format!(
+                "unknown project `{missing}`; GET /api/v1/projects lists them"
+            )));
+        }
+    }
+    let user_id = match body.kind {
+        KeyKind::User => principal.user.as_ref().map(|u| u.id.clone()),
+        KeyKind::Tenant => None,
+    };
+    let request = NewKey {
+        tenant_id: principal.tenant.id.clone(),
+        kind: body.kind,
+        user_id,
+        name,
+        scopes: body.scopes,
+        projects: body.projects,
+        expires_at,
+    };
+    let created = state
+        .store
+        .create_key(&state.format, request, &actor(&principal))
+        .await?;
+    tracing::info!(key_id = %created.key.id, kind = %created.key.kind, by = %principal.key_id, "key created");
+    Ok((StatusCode::CREATED, Json(created_view(created, None)?)))
+}
+
+pub(crate) async fn list_keys(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+) -> Result<Json<Value>, ApiError> {
+    require_owner(&principal)?;
+    let keys = state.store.list_keys(&principal.tenant.id).await?;
+    let keys: Vec<KeyView> = keys.into_iter().map(KeyView::from).collect();
+    Ok(Json(json!({ "keys": keys })))
+}
+
+fn parse_id(id: &str) -> Result<KeyId, ApiError> {
+    id.parse().map_err(|_| ApiError::NotFound)
+}
+
+pub(crate) async fn get_key(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Result<Json<KeyView>, ApiError> {
+    require_owner(&principal)?;
+    let key = state
+        .store
+        .get_key(&principal.tenant.id, &parse_id(&id)?)
+        .await?;
+    Ok(Json(key.into()))
+}
+
+pub(crate) async fn revoke_key(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Result<Json<KeyView>, ApiError> {
+    require_owner(&principal)?;
+    let key = state
+        .store
+        .revoke_key(&principal.tenant.id, &parse_id(&id)?, &actor(&principal))
+        .await?;
+    tracing::info!(key_id = %key.id, by = %principal.key_id, "key revoked");
+    Ok(Json(key.into()))
+}
+
+pub(crate) async fn rotate_key(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    require_owner(&principal)?;
+    let old = parse_id(&id)?;
+    let created = state
+        .store
+        .rotate_key(
+            &state.format,
+            &principal.tenant.id,
+            &old,
+            &actor(&principal),
+        )
+        .await?;
+    tracing::info!(old_key_id = %old, key_id = %created.key.id, by = %principal.key_id, "key rotated");
+    Ok((
+        StatusCode::CREATED,
+        Json(created_view(created, Some(&old))?),
+    ))
+}
+
+/// `POST /api/v1/projects` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateProject {
+    name: String,
+}
+
+pub(crate) async fn create_project(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    body: Result<Json<CreateProject>, JsonRejection>,
+) -> Result<(StatusCode, Json<ProjectView>), ApiError> {
+    require_owner(&principal)?;
+    let Json(body) = body.map_err(|e| ApiError::from_json(&e))?;
+    let name = validate_name("project", &body.name)?;
+    let project = state
+        .store
+        .create_project(&principal.tenant.id, &name)
+        .await?;
+    Ok((StatusCode::CREATED, Json(project.into())))
+}
+
+pub(crate) async fn list_projects(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+) -> Result<Json<Value>, ApiError> {
+    require_owner(&principal)?;
+    let projects = state.store.list_projects(&principal.tenant.id).await?;
+    let projects: Vec<ProjectView> = projects.into_iter().map(ProjectView::from).collect();
+    Ok(Json(json!({ "projects": projects })))
+}
+
+/// `GET /api/v1/audit?limit=N` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AuditQuery {
+    limit: Option<usize>,
+}
+
+pub(crate) async fn list_audit(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    query: Result<Query<AuditQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    require_owner(&principal)?;
+    let bad = || {
+        ApiError::invalid(format!(
+            "limit must be a whole number from 1 to {MAX_AUDIT}"
+        ))
+    };
+    let Query(q) = query.map_err(|_| bad())?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=MAX_AUDIT).contains(&limit) {
+        return Err(bad());
+    }
+    let events = state.store.list_audit(&principal.tenant.id, limit).await?;
+    Ok(Json(json!({ "events": events })))
+}
+
+/// `GET /api/v1/scopes`: the scope catalogue, for any valid key.
+pub(crate) async fn list_scopes(
+    State(state): State<AppState>,
+    Extension(_principal): Extension<Principal>,
+) -> Json<Value> {
+    let scopes: Vec<Value> = state
+        .policy
+        .scopes()
+        .map(|(name, description)| json!({ "name": name, "description": description }))
+        .collect();
+    Json(json!({ "scopes": scopes }))
+}
+
+/// `GET /api/v1/token`: what the presented key is and what it reaches. `projects` is
+/// resolved: an unrestricted key lists every project of its tenant.
+pub(crate) async fn token(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+) -> Result<Json<Value>, ApiError> {
+    let projects: Vec<ProjectRef> = match &principal.projects {
+        Some(list) => list.clone(),
+        None => state
+            .store
+            .list_projects(&principal.tenant.id)
+            .await?
+            .into_iter()
+            .map(|p| ProjectRef {
+                id: p.id,
+                name: p.name,
+            })
+            .collect(),
+    };
+    Ok(Json(json!({
+        "id": principal.key_id,
+        "kind": principal.kind,
+        "tenant": { "id": principal.tenant.id, "name": principal.tenant.name },
+        "user": principal.user.as_ref().map(|u| json!({ "id": u.id, "name": u.name })),
+        "scopes": principal.scopes,
+        "projects": projects,
+        "read_only": state.policy.read_only(&principal),
+        "expires_at": rfc3339(principal.expires_at),
+    })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("90"), Some(90));
+        assert_eq!(parse_duration("45s"), Some(45));
+        assert_eq!(parse_duration("90m"), Some(5400));
+        assert_eq!(parse_duration("12h"), Some(43_200));
+        assert_eq!(parse_duration("30d"), Some(2_592_000));
+        assert_eq!(parse_duration("7y"), None);
+        assert_eq!(parse_duration("h"), None);
+        assert_eq!(parse_duration("-1s"), None);
+        assert_eq!(parse_duration(" 1s"), None);
+        assert_eq!(parse_duration("99999999999999999999d"), None);
+    }
+}

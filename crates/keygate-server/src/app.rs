@@ -1,0 +1,435 @@
+//! Building the application from a [`Config`] and serving it.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use keygate_gates::{GateStore, Gates, MemoryGateStore, SystemClock};
+use keygate_keys::{Bootstrap, Bootstrapped, KeyStore, Principal, StoreError};
+use keygate_limits::{Limits, Quota};
+use keygate_scopes::Policy;
+use serde_json::json;
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::config::{Config, Upstream as UpstreamConfig};
+use crate::error::ServerError;
+use crate::metrics::{Metrics, TimedStore};
+use crate::state::AppState;
+use crate::upstream::Upstream;
+use crate::{admin, mcp, page};
+
+/// Largest MCP request body: 1 MiB.
+pub const MCP_BODY_LIMIT: usize = 1024 * 1024;
+/// Largest admin API request body: 16 KiB.
+pub const ADMIN_BODY_LIMIT: usize = 16 * 1024;
+/// The tenant `--demo` creates on an empty database.
+pub const DEMO_TENANT: &str = "demo";
+/// The owner `--demo` creates in [`DEMO_TENANT`].
+pub const DEMO_OWNER: &str = "owner";
+/// The projects `--demo` creates in [`DEMO_TENANT`].
+pub const DEMO_PROJECTS: [&str; 2] = ["shop", "ops"];
+
+/// How often expired challenges and stale evidence reads are forgotten.
+const PURGE_EVERY: Duration = Duration::from_secs(300);
+
+/// A built keygate application, ready to serve.
+///
+/// ```no_run
+/// use keygate_server::{App, Config, Upstream};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let mut app = App::new(Config::new(Upstream::Demo)).await?;
+/// if let Some(owner) = app.take_demo_owner() {
+///     // Show the raw key to the operator once; it is never stored.
+///     let _raw: &str = owner.key.token.expose();
+/// }
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+/// app.serve(listener, async {
+///     let _ = tokio::signal::ctrl_c().await;
+/// })
+/// .await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct App {
+    router: Router,
+    state: AppState,
+    demo_owner: Option<Bootstrapped>,
+}
+
+impl App {
+    /// Opens the store named by [`Config::database`] (running its migrations), loads
+    /// the policy, sets up the rate limiter, the gate state (in PostgreSQL with a
+    /// PostgreSQL store, in memory otherwise) and the upstream, and with the demo
+    /// upstream bootstraps the demo tenant on a database that has none.
+    ///
+    /// # Errors
+    ///
+    /// A [`ServerError`] naming what could not be set up.
+    pub async fn new(config: Config) -> Result<Self, ServerError> {
+        let url = config.database.trim();
+        let is_postgres = url.split_once("://").is_some_and(|(s, _)| {
+            matches!(s.to_ascii_lowercase().as_str(), "postgres" | "postgresql")
+        });
+        if is_postgres {
+            let store = keygate_keys::PostgresStore::connect(url)
+                .await
+                .map_err(ServerError::Store)?;
+            let gates = crate::gate_store::PgGateStore::new(store.pool().clone())
+                .await
+                .map_err(ServerError::Gates)?;
+            Self::with_stores(config, Arc::new(store), Arc::new(gates)).await
+        } else {
+            let store = keygate_keys::connect(url)
+                .await
+                .map_err(ServerError::Store)?;
+            Self::with_store(config, store).await
+        }
+    }
+
+    /// Like [`App::new`] on an already opened key store ([`Config::database`] is
+    /// ignored), with gate state in memory.
+    ///
+    /// # Errors
+    ///
+    /// As [`App::new`].
+    pub async fn with_store(config: Config, store: Arc<dyn KeyStore>) -> Result<Self, ServerError> {
+        Self::with_stores(config, store, Arc::new(MemoryGateStore::new())).await
+    }
+
+    /// Like [`App::new`] on an already opened key store and gate store
+    /// ([`Config::database`] is ignored).
+    ///
+    /// # Errors
+    ///
+    /// As [`App::new`].
+    pub async fn with_stores(
+        config: Config,
+        store: Arc<dyn KeyStore>,
+        gate_store: Arc<dyn GateStore>,
+    ) -> Result<Self, ServerError> {
+        let policy = load_policy(&config)?;
+        let upstream = match &config.upstream {
+            UpstreamConfig::Demo => Upstream::in_process(
+                keygate_demo::router(keygate_demo::Platform::new()),
+                config.upstream_timeout,
+            ),
+            UpstreamConfig::Http(url) => {
+                Upstream::http(url, config.upstream_timeout).map_err(ServerError::Config)?
+            }
+        };
+        let limits = Limits::new(
+            Quota::from_rate(config.key_rate),
+            Quota::from_rate(config.tenant_rate),
+        );
+        let limiter = keygate_limits::from_url(&config.rate_limit_backend, limits)
+            .await
+            .map_err(ServerError::Limits)?;
+        let ttl = time::Duration::try_from(config.challenge_ttl)
+            .map_err(|_| ServerError::Config("the challenge lifetime is too long".to_owned()))?;
+        let gates = Gates::new(gate_store, Arc::new(SystemClock)).with_challenge_ttl(ttl);
+        let metrics = Metrics::new();
+        let store: Arc<dyn KeyStore> = Arc::new(TimedStore {
+            inner: store,
+            metrics: metrics.clone(),
+        });
+        let state = AppState {
+            store,
+            policy: Arc::new(policy),
+            gates,
+            limiter,
+            upstream,
+            format: config.format.clone(),
+            metrics,
+        };
+        let demo_owner = if config.is_demo() {
+            bootstrap_demo(&state).await?
+        } else {
+            None
+        };
+        Ok(Self {
+            router: router(state.clone(), config.request_timeout),
+            state,
+            demo_owner,
+        })
+    }
+
+    /// The demo owner created by [`App::new`] on an empty database, once: its raw
+    /// key ([`CreatedKey::token`](keygate_keys::CreatedKey)) is for the caller to show
+    /// and is not kept.
+    pub fn take_demo_owner(&mut self) -> Option<Bootstrapped> {
+        self.demo_owner.take()
+    }
+
+    /// The axum router (for tests with `oneshot`, or to nest in another app).
+    pub fn router(&self) -> Router {
+        self.router.clone()
+    }
+
+    /// The tool policy in force.
+    pub fn policy(&self) -> &Policy {
+        &self.state.policy
+    }
+
+    /// Serves on `listener` until `shutdown` completes, then lets in-flight requests
+    /// finish.
+    ///
+    /// # Errors
+    ///
+    /// [`ServerError::Io`] when the listener fails.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
+        let gates = self.state.gates.clone();
+        let purge = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(PURGE_EVERY);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                if let Err(e) = gates.purge().await {
+                    tracing::warn!(error = %e, "could not purge gate state");
+                }
+            }
+        });
+        let result = axum::serve(listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(ServerError::Io);
+        purge.abort();
+        result
+    }
+}
+
+fn load_policy(config: &Config) -> Result<Policy, ServerError> {
+    match (&config.policy, &config.upstream) {
+        (Some(path), _) => Policy::load(path).map_err(ServerError::Policy),
+        (None, UpstreamConfig::Demo) => {
+            Policy::from_toml_str(keygate_demo::POLICY_TOML).map_err(ServerError::Policy)
+        }
+        (None, UpstreamConfig::Http(_)) => Err(ServerError::Config(
+            "an upstream needs a policy file (--policy FILE): tools not in a policy are denied"
+                .to_owned(),
+        )),
+    }
+}
+
+/// Creates tenant `demo`, owner `owner`, projects `shop` and `ops`, and the owner's
+/// key with every scope, when the database has no demo tenant yet.
+async fn bootstrap_demo(state: &AppState) -> Result<Option<Bootstrapped>, ServerError> {
+    if state
+        .store
+        .tenant_by_name(DEMO_TENANT)
+        .await
+        .map_err(ServerError::Store)?
+        .is_some()
+    {
+        return Ok(None);
+    }
+    let request = Bootstrap {
+        tenant: DEMO_TENANT.to_owned(),
+        owner: DEMO_OWNER.to_owned(),
+        projects: DEMO_PROJECTS.iter().map(|p| (*p).to_owned()).collect(),
+        scopes: state.policy.all_scopes(),
+        key_name: "demo owner key".to_owned(),
+    };
+    match state.store.bootstrap(&state.format, request).await {
+        Ok(done) => {
+            tracing::info!(tenant = DEMO_TENANT, key_id = %done.key.key.id, "demo tenant bootstrapped");
+            Ok(Some(done))
+        }
+        // Another instance bootstrapped it between our look-up and our write.
+        Err(StoreError::Conflict(_)) => Ok(None),
+        Err(e) => Err(ServerError::Store(e)),
+    }
+}
+
+/// All routes, with authentication on `/api/*`.
+fn router(state: AppState, request_timeout: Duration) -> Router {
+    let auth = keygate_http::AuthLayer::new(state.store.clone());
+    let admin_routes = Router::new()
+        .route("/api/v1/token", get(admin::token))
+        .route("/api/v1/scopes", get(admin::list_scopes))
+        .route(
+            "/api/v1/keys",
+            post(admin::create_key).get(admin::list_keys),
+        )
+        .route("/api/v1/keys/{id}", get(admin::get_key))
+        .route("/api/v1/keys/{id}/revoke", post(admin::revoke_key))
+        .route("/api/v1/keys/{id}/rotate", post(admin::rotate_key))
+        .route(
+            "/api/v1/projects",
+            post(admin::create_project).get(admin::list_projects),
+        )
+        .route("/api/v1/audit", get(admin::list_audit))
+        .route_layer(middleware::from_fn_with_state(state.clone(), rate_limited))
+        .layer(DefaultBodyLimit::max(ADMIN_BODY_LIMIT));
+    let mcp_routes = Router::new()
+        .route(
+            "/api/mcp",
+            post(mcp::gateway)
+                .get(mcp::passthrough)
+                .delete(mcp::passthrough),
+        )
+        .layer(DefaultBodyLimit::max(MCP_BODY_LIMIT));
+    let api = admin_routes.merge(mcp_routes).route_layer(auth);
+    Router::new()
+        .merge(api)
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .merge(page::routes())
+        .fallback(not_found)
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::GATEWAY_TIMEOUT,
+            request_timeout,
+        ))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            header::AUTHORIZATION,
+        ]))
+        .with_state(state)
+}
+
+/// Applies the key and tenant rate limits to admin and introspection calls (the MCP
+/// gateway applies them itself, after policy).
+async fn rate_limited(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let Some(principal) = req.extensions().get::<Principal>() else {
+        return next.run(req).await;
+    };
+    match state.rate_limit(principal).await {
+        Ok(headers) => {
+            let mut resp = next.run(req).await;
+            resp.headers_mut().extend(headers);
+            resp
+        }
+        Err(resp) => resp,
+    }
+}
+
+fn route_label(path: Option<&str>, method: &Method) -> &'static str {
+    match path {
+        Some("/api/mcp") => "mcp",
+        Some("/api/v1/token") => "token",
+        Some("/api/v1/scopes") => "scopes",
+        Some("/api/v1/keys") if method == Method::POST => "keys_create",
+        Some("/api/v1/keys") => "keys_list",
+        Some("/api/v1/keys/{id}") => "keys_get",
+        Some("/api/v1/keys/{id}/revoke") => "keys_revoke",
+        Some("/api/v1/keys/{id}/rotate") => "keys_rotate",
+        Some("/api/v1/projects") => "projects",
+        Some("/api/v1/audit") => "audit",
+        Some("/healthz") => "healthz",
+        Some("/metrics") => "metrics",
+        Some(p) if p.starts_with("/settings") => "settings",
+        _ => "other",
+    }
+}
+
+fn outcome_label(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        200..=299 => "ok",
+        400 => "invalid_request",
+        401 => "unauthorized",
+        403 => "forbidden",
+        404 => "not_found",
+        413 => "too_large",
+        429 => "rate_limited",
+        502 => "upstream_error",
+        503 => "unavailable",
+        504 => "timeout",
+        500..=599 => "error",
+        _ => "other",
+    }
+}
+
+fn json_error(status: StatusCode, body: serde_json::Value) -> Response {
+    let mut resp = (status, axum::Json(body)).into_response();
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// Counts and logs every request (route, status, latency: never headers or bodies),
+/// and gives the framework's plain-text 413 and timeout answers JSON bodies.
+async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = route_label(
+        req.extensions()
+            .get::<MatchedPath>()
+            .map(MatchedPath::as_str),
+        req.method(),
+    );
+    let method = req.method().clone();
+    let started = Instant::now();
+    let mut resp = next.run(req).await;
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"));
+    if !is_json {
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            let limit = if route == "mcp" {
+                MCP_BODY_LIMIT
+            } else {
+                ADMIN_BODY_LIMIT
+            };
+            resp = json_error(
+                status,
+                json!({ "error": "payload_too_large", "message": format!("the request body is larger than {limit} bytes") }),
+            );
+        } else if status == StatusCode::GATEWAY_TIMEOUT
+            && resp.headers().get(header::CONTENT_TYPE).is_none()
+        {
+            resp = json_error(status, json!({ "error": "timeout" }));
+        } else if status == StatusCode::METHOD_NOT_ALLOWED {
+            let allow = resp.headers().get(header::ALLOW).cloned();
+            resp = json_error(status, json!({ "error": "method_not_allowed" }));
+            if let Some(allow) = allow {
+                resp.headers_mut().insert(header::ALLOW, allow);
+            }
+        }
+    }
+    state.metrics.request(route, outcome_label(status));
+    let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    tracing::info!(%method, route, status = status.as_u16(), took_us = micros, "request");
+    resp
+}
+
+async fn healthz(State(state): State<AppState>) -> Response {
+    match state.store.ping().await {
+        Ok(()) => json_error(StatusCode::OK, json!({ "status": "ok" })),
+        Err(e) => {
+            tracing::warn!(error = %e, "health check: key store unavailable");
+            let mut resp = json_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({ "status": "unavailable" }),
+            );
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            resp
+        }
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let mut resp = Response::new(Body::from(state.metrics.render()));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    resp
+}
+
+async fn not_found() -> Response {
+    json_error(StatusCode::NOT_FOUND, json!({ "error": "not_found" }))
+}

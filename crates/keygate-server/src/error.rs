@@ -1,0 +1,122 @@
+//! Errors: why the server could not start, and the admin API's error answers.
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use keygate_keys::StoreError;
+use serde_json::json;
+
+/// Why the server could not be built or stopped serving.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// A configuration value is unusable; the message says which and why.
+    #[error("{0}")]
+    Config(String),
+    /// The key store could not be opened, migrated or bootstrapped.
+    #[error("key store: {0}")]
+    Store(#[source] StoreError),
+    /// The policy file is invalid or unreadable.
+    #[error("policy: {0}")]
+    Policy(#[source] keygate_scopes::PolicyError),
+    /// The rate limiter could not be set up.
+    #[error("rate limiter: {0}")]
+    Limits(#[source] keygate_limits::LimitError),
+    /// The shared gate state (PostgreSQL tables) could not be set up.
+    #[error("gate state: {0}")]
+    Gates(#[source] keygate_gates::GateError),
+    /// Listening or serving failed.
+    #[error("serving: {0}")]
+    Io(#[source] std::io::Error),
+}
+
+/// An admin-API failure, rendered as JSON with the right status.
+///
+/// 4xx answers carry a short machine code in `error` (and, for request mistakes, a
+/// `message` a person can act on); 5xx answers are fixed and the detail is logged.
+#[derive(Debug)]
+pub(crate) enum ApiError {
+    /// 403 `{"error":"insufficient_scope"}`.
+    InsufficientScope,
+    /// 404 `{"error":"not_found"}`: absent, or another tenant's.
+    NotFound,
+    /// 409 `{"error":"conflict","message":…}`.
+    Conflict(String),
+    /// 400 `{"error":"invalid_request","message":…}`.
+    Invalid(String),
+    /// 503 `{"error":"unavailable"}` with `Retry-After: 1`.
+    Unavailable,
+    /// 500 `{"error":"internal"}`.
+    Internal,
+}
+
+impl ApiError {
+    pub(crate) fn invalid(message: impl Into<String>) -> Self {
+        Self::Invalid(message.into())
+    }
+
+    /// A body that is not the JSON the endpoint takes.
+    pub(crate) fn from_json(rejection: &JsonRejection) -> Self {
+        let message = match rejection {
+            JsonRejection::MissingJsonContentType(_) => {
+                "expected a JSON body with Content-Type: application/json".to_owned()
+            }
+            JsonRejection::JsonSyntaxError(_) => "the body is not valid JSON".to_owned(),
+            JsonRejection::JsonDataError(e) => {
+                let text = e.body_text();
+                // "Failed to deserialize the JSON body into the target type: kind: …"
+                let detail = text.split_once(": ").map_or(text.as_str(), |(_, d)| d);
+                format!("invalid body: {detail}")
+            }
+            other => other.body_text(),
+        };
+        Self::Invalid(message)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => Self::NotFound,
+            StoreError::Conflict(what) => Self::Conflict(format!("{what} already exists")),
+            StoreError::Invalid(message) => Self::Invalid(message),
+            StoreError::Unavailable(source) => {
+                tracing::error!(error = %source, "key store unavailable; answering 503");
+                Self::Unavailable
+            }
+            other => {
+                tracing::error!(error = %other, "key store failed");
+                Self::Internal
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, body) = match self {
+            Self::InsufficientScope => {
+                return keygate_http::AuthError::InsufficientScope.into_response();
+            }
+            Self::Unavailable => return keygate_http::AuthError::Unavailable.into_response(),
+            Self::NotFound => (StatusCode::NOT_FOUND, json!({ "error": "not_found" })),
+            Self::Conflict(message) => (
+                StatusCode::CONFLICT,
+                json!({ "error": "conflict", "message": message }),
+            ),
+            Self::Invalid(message) => (
+                StatusCode::BAD_REQUEST,
+                json!({ "error": "invalid_request", "message": message }),
+            ),
+            Self::Internal => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                json!({ "error": "internal" }),
+            ),
+        };
+        let mut resp = (status, Json(body)).into_response();
+        resp.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        resp
+    }
+}

@@ -1,0 +1,550 @@
+//! `/api/mcp`: the MCP gateway.
+//!
+//! Every request is authenticated by the layer in front of this handler. For
+//! `tools/call` the gateway applies, in order: policy (403), rate limits (429),
+//! confirmation gates (a tool-error result), then forwards with `confirm` stripped.
+//! `tools/list` answers only the tools the key may call. Everything else is
+//! rate-limited and forwarded as is, streaming.
+
+use axum::Extension;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use keygate_gates::{Decision, FailureHistory, GateCall};
+use keygate_http::AuthError;
+use keygate_keys::{NewAuditEvent, Principal};
+use keygate_scopes::GateSpec;
+use serde_json::{Map, Value, json};
+
+use crate::state::{AppState, LimitHeaders};
+use crate::upstream::{Buffered, UpstreamError};
+
+/// Deepest JSON nesting accepted in an MCP request body.
+pub const MAX_JSON_DEPTH: usize = 64;
+
+const SESSION: &str = "mcp-session-id";
+
+/// JSON-RPC error codes the gateway itself answers with.
+mod code {
+    pub(super) const PARSE_ERROR: i64 = -32700;
+    pub(super) const INVALID_REQUEST: i64 = -32600;
+    pub(super) const INVALID_PARAMS: i64 = -32602;
+    pub(super) const UPSTREAM_UNAVAILABLE: i64 = -32001;
+    pub(super) const UPSTREAM_TIMEOUT: i64 = -32002;
+    pub(super) const UPSTREAM_BAD_RESPONSE: i64 = -32003;
+}
+
+/// A JSON-RPC error response with an HTTP status.
+fn rpc_error(status: StatusCode, id: Value, code: i64, message: impl Into<String>) -> Response {
+    let body = json!({
+        "jsonrpc": "2.0",
+        "id": id,
+        "error": { "code": code, "message": message.into() },
+    });
+    (status, axum::Json(body)).into_response()
+}
+
+fn upstream_failure(id: Value, e: &UpstreamError) -> Response {
+    tracing::warn!(error = %e, "upstream MCP server failed");
+    let (status, code) = match e {
+        UpstreamError::Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, code::UPSTREAM_TIMEOUT),
+        UpstreamError::Unreachable(_) => (StatusCode::BAD_GATEWAY, code::UPSTREAM_UNAVAILABLE),
+        UpstreamError::BadResponse(_) => (StatusCode::BAD_GATEWAY, code::UPSTREAM_BAD_RESPONSE),
+    };
+    rpc_error(status, id, code, e.to_string())
+}
+
+fn with_headers(mut resp: Response, headers: LimitHeaders) -> Response {
+    resp.headers_mut().extend(headers);
+    resp
+}
+
+fn identity(principal: &Principal) -> Result<Vec<(HeaderName, HeaderValue)>, Response> {
+    keygate_http::identity_headers(principal).map_err(|_| {
+        tracing::error!(key_id = %principal.key_id, "identity cannot be sent as headers");
+        AuthError::Unavailable.into_response()
+    })
+}
+
+/// Whether `bytes` (JSON) nests deeper than `max` arrays and objects.
+pub(crate) fn too_deep(bytes: &[u8], max: usize) -> bool {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in bytes {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
+/// `GET` and `DELETE /api/mcp` (the server-sent event stream and session end):
+/// rate-limited and forwarded.
+pub(crate) async fn passthrough(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    method: Method,
+    headers: HeaderMap,
+) -> Response {
+    let limits = match state.rate_limit(&principal).await {
+        Ok(h) => h,
+        Err(resp) => return resp,
+    };
+    let ident = match identity(&principal) {
+        Ok(i) => i,
+        Err(resp) => return resp,
+    };
+    match state
+        .upstream
+        .send(method, &headers, &ident, Bytes::new())
+        .await
+    {
+        Ok(resp) => with_headers(resp.map(axum::body::Body::new), limits),
+        Err(e) => upstream_failure(Value::Null, &e),
+    }
+}
+
+/// `POST /api/mcp`.
+pub(crate) async fn gateway(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if too_deep(&body, MAX_JSON_DEPTH) {
+        return rpc_error(
+            StatusCode::BAD_REQUEST,
+            Value::Null,
+            code::INVALID_REQUEST,
+            format!("Invalid Request: JSON nested deeper than {MAX_JSON_DEPTH} levels"),
+        );
+    }
+    let message: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(_) => {
+            return rpc_error(
+                StatusCode::BAD_REQUEST,
+                Value::Null,
+                code::PARSE_ERROR,
+                "Parse error: the body is not JSON",
+            );
+        }
+    };
+    let Some(obj) = message.as_object() else {
+        let why = if message.is_array() {
+            "Invalid Request: batches are not supported; send one JSON-RPC message per request"
+        } else {
+            "Invalid Request: a JSON-RPC message must be an object"
+        };
+        return rpc_error(
+            StatusCode::BAD_REQUEST,
+            Value::Null,
+            code::INVALID_REQUEST,
+            why,
+        );
+    };
+    let id = obj.get("id").cloned().unwrap_or(Value::Null);
+    if obj.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+        return rpc_error(
+            StatusCode::BAD_REQUEST,
+            id,
+            code::INVALID_REQUEST,
+            "Invalid Request: jsonrpc must be \"2.0\"",
+        );
+    }
+    let ident = match identity(&principal) {
+        Ok(i) => i,
+        Err(resp) => return resp,
+    };
+    let call = Call {
+        state: &state,
+        principal: &principal,
+        headers: &headers,
+        identity: &ident,
+        id,
+    };
+    match obj.get("method").and_then(Value::as_str) {
+        Some("tools/call") => call.tools_call(obj, body).await,
+        Some("tools/list") => match state.rate_limit(&principal).await {
+            Ok(limits) => with_headers(call.tools_list(body).await, limits),
+            Err(resp) => resp,
+        },
+        _ => match state.rate_limit(&principal).await {
+            Ok(limits) => {
+                let resp = match state
+                    .upstream
+                    .send(Method::POST, &headers, &ident, body)
+                    .await
+                {
+                    Ok(resp) => resp,
+                    Err(e) => upstream_failure(call.id, &e),
+                };
+                with_headers(resp, limits)
+            }
+            Err(resp) => resp,
+        },
+    }
+}
+
+/// One MCP request being handled.
+struct Call<'a> {
+    state: &'a AppState,
+    principal: &'a Principal,
+    headers: &'a HeaderMap,
+    identity: &'a [(HeaderName, HeaderValue)],
+    id: Value,
+}
+
+impl Call<'_> {
+    fn session(&self) -> Option<&str> {
+        self.headers
+            .get(SESSION)
+            .and_then(|v| v.to_str().ok())
+            .filter(|s| !s.is_empty())
+    }
+
+    /// A JSON-RPC result answered by the gateway itself (a gate decision).
+    fn result(&self, result: Value) -> Response {
+        let body = json!({ "jsonrpc": "2.0", "id": self.id, "result": result });
+        let mut resp = (StatusCode::OK, axum::Json(body)).into_response();
+        if let Some(s) = self.headers.get(SESSION) {
+            resp.headers_mut().insert(SESSION, s.clone());
+        }
+        resp
+    }
+
+    async fn tools_call(self, obj: &Map<String, Value>, body: Bytes) -> Response {
+        let params = obj.get("params").and_then(Value::as_object);
+        let Some(name) = params.and_then(|p| p.get("name")).and_then(Value::as_str) else {
+            return rpc_error(
+                StatusCode::OK,
+                self.id,
+                code::INVALID_PARAMS,
+                "Invalid params: tools/call needs params.name (the tool to call)",
+            );
+        };
+        let empty = Value::Object(Map::new());
+        let args = match params.and_then(|p| p.get("arguments")) {
+            None | Some(Value::Null) => &empty,
+            Some(v @ Value::Object(_)) => v,
+            Some(_) => {
+                return rpc_error(
+                    StatusCode::OK,
+                    self.id,
+                    code::INVALID_PARAMS,
+                    "Invalid params: tools/call params.arguments must be an object",
+                );
+            }
+        };
+        let state = self.state;
+
+        // 1. Policy.
+        let tool = match state.policy.authorize(self.principal, name, args) {
+            Ok(tool) => tool,
+            Err(denied) => {
+                tracing::info!(key_id = %self.principal.key_id, tool = name, reason = %denied, "tool call denied by policy");
+                return keygate_http::deny(&denied);
+            }
+        };
+        // 2. Rate limits.
+        let limits = match state.rate_limit(self.principal).await {
+            Ok(h) => h,
+            Err(resp) => return resp,
+        };
+        // 3. Gates.
+        if let Some(spec) = tool.gate() {
+            let history = match spec {
+                GateSpec::Evidence { .. } => {
+                    match self.failure_history(spec, tool.project_arg(), args).await {
+                        Ok(h) => h,
+                        Err(resp) => return with_headers(resp, limits),
+                    }
+                }
+                _ => None,
+            };
+            let call = GateCall::from_args(
+                spec,
+                self.principal.key_id.as_str(),
+                self.session(),
+                name,
+                args,
+            );
+            let decision = match state.gates.decide(spec, &call, history.as_ref()).await {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::error!(error = %e, "gate state unavailable; answering 503");
+                    return AuthError::Unavailable.into_response();
+                }
+            };
+            state.metrics.gate(decision.code().unwrap_or("ALLOWED"));
+            let audited = self.audit(&decision).await;
+            if let Some(result) = decision.to_tool_result() {
+                tracing::info!(key_id = %self.principal.key_id, tool = name, code = decision.code(), "gated call answered");
+                return with_headers(self.result(result), limits);
+            }
+            if !audited {
+                // An allowed destructive call must leave a trace; refuse rather than act unseen.
+                return AuthError::Unavailable.into_response();
+            }
+        }
+        // 4. Forward, without `confirm`.
+        let body = if args.get(keygate_gates::CONFIRM_ARG).is_some() {
+            forwarded_call(obj, keygate_gates::strip_confirm(args))
+        } else {
+            body
+        };
+        let evidence = state.policy.evidence_target(name, args).zip(self.session());
+        let resp = if let Some((target, session)) = evidence {
+            match state
+                .upstream
+                .post_buffered(self.headers, self.identity, body)
+                .await
+            {
+                Ok(buffered) => {
+                    if call_succeeded(&buffered, &self.id)
+                        && let Err(e) = state
+                            .gates
+                            .record_evidence(self.principal.key_id.as_str(), session, name, target)
+                            .await
+                    {
+                        tracing::error!(error = %e, "could not record an evidence read");
+                    }
+                    buffered.into_response()
+                }
+                Err(e) => upstream_failure(self.id, &e),
+            }
+        } else {
+            match state
+                .upstream
+                .send(Method::POST, self.headers, self.identity, body)
+                .await
+            {
+                Ok(resp) => resp,
+                Err(e) => upstream_failure(self.id, &e),
+            }
+        };
+        with_headers(resp, limits)
+    }
+
+    /// Asks the upstream's status tool whether the gate's target has failure history.
+    /// `Ok(None)` when the call names no target (the gate refuses it anyway).
+    async fn failure_history(
+        &self,
+        spec: &GateSpec,
+        project_arg: Option<&str>,
+        args: &Value,
+    ) -> Result<Option<FailureHistory>, Response> {
+        let GateSpec::Evidence {
+            status_tool,
+            failure_field,
+            ..
+        } = spec
+        else {
+            return Ok(None);
+        };
+        let Some(target) = spec.target(args) else {
+            return Ok(None);
+        };
+        let mut arguments = Map::new();
+        arguments.insert(
+            spec.target_arg().to_owned(),
+            Value::String(target.to_owned()),
+        );
+        if let Some(arg) = project_arg
+            && let Some(project) = args.get(arg)
+        {
+            arguments.insert(arg.to_owned(), project.clone());
+        }
+        let id = Value::String(format!(
+            "keygate-status-{}",
+            keygate_token::random_base62(12).unwrap_or_default()
+        ));
+        let request = json!({
+            "jsonrpc": "2.0",
+            "id": id,
+            "method": "tools/call",
+            "params": { "name": status_tool, "arguments": arguments },
+        });
+        let body = Bytes::from(request.to_string());
+        let buffered = self
+            .state
+            .upstream
+            .post_buffered(self.headers, self.identity, body)
+            .await
+            .map_err(|e| upstream_failure(self.id.clone(), &e))?;
+        Ok(Some(
+            match buffered.response_to(&id).and_then(|m| m.get("result")) {
+                Some(result) => FailureHistory::from_status(result, failure_field),
+                None => FailureHistory::Unknown {
+                    reason: format!("the status tool {status_tool} gave no result"),
+                },
+            },
+        ))
+    }
+
+    /// Appends the decision to the audit log; `false` when that failed.
+    async fn audit(&self, decision: &Decision) -> bool {
+        let event = NewAuditEvent {
+            tenant_id: self.principal.tenant.id.clone(),
+            actor: format!("key:{}", self.principal.key_id),
+            action: decision.audit_action().to_owned(),
+            target: decision.audit_target(),
+            detail: decision.audit_detail(),
+        };
+        match self.state.store.append_audit(event).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(error = %e, "could not audit a gate decision");
+                false
+            }
+        }
+    }
+
+    async fn tools_list(self, body: Bytes) -> Response {
+        let buffered = match self
+            .state
+            .upstream
+            .post_buffered(self.headers, self.identity, body)
+            .await
+        {
+            Ok(b) => b,
+            Err(e) => return upstream_failure(self.id, &e),
+        };
+        let Some(mut message) = buffered.response_to(&self.id).cloned() else {
+            return upstream_failure(
+                self.id,
+                &UpstreamError::BadResponse(format!(
+                    "HTTP {} without an answer to tools/list",
+                    buffered.status.as_u16()
+                )),
+            );
+        };
+        let policy = &self.state.policy;
+        if let Some(tools) = message
+            .get_mut("result")
+            .and_then(|r| r.get_mut("tools"))
+            .and_then(Value::as_array_mut)
+        {
+            let visible = policy.visible_tools(self.principal);
+            tools.retain(|t| {
+                t.get("name")
+                    .and_then(Value::as_str)
+                    .is_some_and(|n| visible.contains(&n))
+            });
+            for t in tools.iter_mut() {
+                let gated = t
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .and_then(|n| policy.tool(n))
+                    .is_some_and(|p| p.gate().is_some());
+                if gated {
+                    add_confirm_argument(t);
+                }
+            }
+        }
+        let mut resp = (buffered.status, axum::Json(message)).into_response();
+        if let Some(s) = buffered.headers.get(SESSION) {
+            resp.headers_mut().insert(SESSION, s.clone());
+        }
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        resp
+    }
+}
+
+/// The body forwarded upstream: the same request with the arguments replaced.
+fn forwarded_call(obj: &Map<String, Value>, args: Value) -> Bytes {
+    let mut out = obj.clone();
+    if let Some(Value::Object(params)) = out.get_mut("params") {
+        params.insert("arguments".to_owned(), args);
+    }
+    Bytes::from(serde_json::to_vec(&out).unwrap_or_default())
+}
+
+/// Whether the upstream answered request `id` with a result that is not a tool error.
+fn call_succeeded(buffered: &Buffered, id: &Value) -> bool {
+    buffered.status.is_success()
+        && buffered.response_to(id).is_some_and(|m| {
+            m.get("result")
+                .is_some_and(|r| r.get("isError").and_then(Value::as_bool) != Some(true))
+        })
+}
+
+/// Shows agents the `confirm` argument a gated tool accepts.
+fn add_confirm_argument(tool: &mut Value) {
+    let Some(schema) = tool.get_mut("inputSchema").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let props = schema
+        .entry("properties")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if let Some(props) = props.as_object_mut() {
+        props.insert(
+            keygate_gates::CONFIRM_ARG.to_owned(),
+            json!({
+                "type": "object",
+                "description": "Confirmation of a gated operation: the challenge from a CONFIRMATION_REQUIRED answer and the exact target name the user approved. Leave it out on the first call.",
+                "properties": {
+                    "challenge": { "type": "string" },
+                    "target": { "type": "string" }
+                },
+                "required": ["challenge", "target"],
+                "additionalProperties": false
+            }),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn depth_is_counted_outside_strings() {
+        assert!(!too_deep(br#"{"a":[1,{"b":"[[[[[["}]}"#, 3));
+        assert!(too_deep(br#"{"a":[1,{"b":[]}]}"#, 3));
+        assert!(!too_deep(br#"{"a":"\"{{{{"}"#, 1));
+    }
+
+    #[test]
+    fn confirm_is_added_to_gated_schemas() {
+        let mut tool = json!({"name": "service.delete", "inputSchema": {"type": "object", "properties": {"service": {"type": "string"}}}});
+        add_confirm_argument(&mut tool);
+        assert!(
+            tool["inputSchema"]["properties"]["confirm"]["properties"]["challenge"].is_object()
+        );
+        assert!(tool["inputSchema"]["properties"]["service"].is_object());
+    }
+
+    #[test]
+    fn forwarded_calls_replace_only_the_arguments() {
+        let obj = json!({"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"service.delete","arguments":{"service":"api","confirm":{"challenge":"c","target":"api"}},"_meta":{"progressToken":1}}});
+        let body = forwarded_call(obj.as_object().unwrap(), json!({"service":"api"}));
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["params"]["arguments"], json!({"service":"api"}));
+        assert_eq!(v["params"]["_meta"], json!({"progressToken":1}));
+        assert_eq!(v["id"], json!(7));
+    }
+}

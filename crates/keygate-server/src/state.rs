@@ -1,0 +1,82 @@
+//! What every handler shares.
+
+use std::sync::Arc;
+
+use axum::http::{HeaderName, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use keygate_gates::Gates;
+use keygate_http::AuthError;
+use keygate_keys::{KeyStore, Principal, TokenFormat};
+use keygate_limits::{Outcome, RateLimiter};
+use keygate_scopes::Policy;
+
+use crate::metrics::Metrics;
+use crate::upstream::Upstream;
+
+const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+
+/// Rate-limit response headers to add to an allowed request's answer.
+pub(crate) type LimitHeaders = Vec<(HeaderName, HeaderValue)>;
+
+/// Shared state of the application; cheap to clone.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub(crate) store: Arc<dyn KeyStore>,
+    pub(crate) policy: Arc<Policy>,
+    pub(crate) gates: Gates,
+    pub(crate) limiter: Arc<dyn RateLimiter>,
+    pub(crate) upstream: Upstream,
+    pub(crate) format: TokenFormat,
+    pub(crate) metrics: Metrics,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("upstream", &self.upstream)
+            .field("limiter", &self.limiter)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// Counts one request against the key's and the tenant's budgets. Allowed: the
+    /// `RateLimit-Policy` / `RateLimit` headers to answer with. Refused: the 429 (or
+    /// 503 when the backend is down and fails closed) to answer instead.
+    pub(crate) async fn rate_limit(&self, principal: &Principal) -> Result<LimitHeaders, Response> {
+        let outcome = match self
+            .limiter
+            .check(principal.key_id.as_str(), principal.tenant.id.as_str())
+            .await
+        {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                tracing::error!(error = %e, "rate limiter unavailable; answering 503");
+                return Err(AuthError::Unavailable.into_response());
+            }
+        };
+        let mut headers = LimitHeaders::new();
+        if let Ok(v) = HeaderValue::from_str(&self.limiter.limits().policy_header()) {
+            headers.push((RATELIMIT_POLICY, v));
+        }
+        if let Some(v) = outcome
+            .ratelimit_header()
+            .and_then(|h| HeaderValue::from_str(&h).ok())
+        {
+            headers.push((RATELIMIT, v));
+        }
+        if let Outcome::Allowed { .. } = outcome {
+            return Ok(headers);
+        }
+        let scope = outcome.scope().map_or("unknown", |s| s.as_str());
+        self.metrics.limited(scope);
+        tracing::info!(key_id = %principal.key_id, scope, "rate limited");
+        let mut resp = AuthError::RateLimited {
+            retry_after_secs: outcome.retry_after_secs().unwrap_or(1),
+        }
+        .into_response();
+        resp.headers_mut().extend(headers);
+        Err(resp)
+    }
+}

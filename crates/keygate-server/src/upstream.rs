@@ -1,0 +1,315 @@
+//! The MCP server behind the gateway: over HTTP, or in-process (the demo platform).
+
+use std::time::Duration;
+
+use axum::body::Body;
+use bytes::Bytes;
+use futures_util::TryStreamExt;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+
+/// Request headers passed through to the upstream (identity headers are added apart;
+/// `Authorization`, cookies and everything else stay here).
+const FORWARD_REQUEST: [&str; 5] = [
+    "content-type",
+    "accept",
+    "mcp-session-id",
+    "mcp-protocol-version",
+    "last-event-id",
+];
+
+/// Response headers passed back to the client.
+const FORWARD_RESPONSE: [&str; 4] = [
+    "content-type",
+    "mcp-session-id",
+    "mcp-protocol-version",
+    "cache-control",
+];
+
+/// Largest upstream response the gateway reads in full (tools/list filtering, status
+/// look-ups, evidence recording). Streamed responses are not limited.
+const MAX_BUFFERED: usize = 8 * 1024 * 1024;
+
+/// Why the upstream could not answer.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum UpstreamError {
+    #[error("the upstream MCP server did not answer within {} s", .0.as_secs_f64())]
+    Timeout(Duration),
+    #[error("the upstream MCP server is unreachable")]
+    Unreachable(#[source] reqwest::Error),
+    #[error("the upstream MCP server sent an unreadable response: {0}")]
+    BadResponse(String),
+}
+
+#[derive(Debug, Clone)]
+enum Target {
+    Http {
+        client: reqwest::Client,
+        url: reqwest::Url,
+    },
+    InProcess(axum::Router),
+}
+
+/// The MCP server tool calls are forwarded to.
+#[derive(Debug, Clone)]
+pub(crate) struct Upstream {
+    target: Target,
+    timeout: Duration,
+}
+
+impl Upstream {
+    /// An upstream over HTTP, with a pooled client.
+    pub(crate) fn http(url: &str, timeout: Duration) -> Result<Self, String> {
+        let url =
+            reqwest::Url::parse(url).map_err(|e| format!("invalid upstream URL {url:?}: {e}"))?;
+        if url.scheme() != "http" {
+            return Err(format!(
+                "upstream URL must be http:// (got {}://); terminate TLS in front of the upstream",
+                url.scheme()
+            ));
+        }
+        let client = reqwest::Client::builder()
+            .connect_timeout(timeout.min(Duration::from_secs(5)))
+            .read_timeout(timeout)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(64)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| format!("cannot build the upstream HTTP client: {e}"))?;
+        Ok(Self {
+            target: Target::Http { client, url },
+            timeout,
+        })
+    }
+
+    /// An in-process upstream: an axum router serving MCP at `/mcp`.
+    pub(crate) fn in_process(router: axum::Router, timeout: Duration) -> Self {
+        Self {
+            target: Target::InProcess(router),
+            timeout,
+        }
+    }
+
+    /// Sends one MCP request and returns the response with its body still streaming.
+    ///
+    /// Only the MCP transport headers of `client` are forwarded; `identity` is added.
+    pub(crate) async fn send(
+        &self,
+        method: Method,
+        client: &HeaderMap,
+        identity: &[(HeaderName, HeaderValue)],
+        body: Bytes,
+    ) -> Result<Response<Body>, UpstreamError> {
+        let mut forwarded = forward_headers(client, method == Method::POST);
+        for (name, value) in identity {
+            forwarded.insert(name.clone(), value.clone());
+        }
+        let timeout = self.timeout;
+        match &self.target {
+            Target::Http { client, url } => {
+                let send = client
+                    .request(method, url.clone())
+                    .headers(forwarded)
+                    .body(body)
+                    .send();
+                let resp = tokio::time::timeout(timeout, send)
+                    .await
+                    .map_err(|_| UpstreamError::Timeout(timeout))?
+                    .map_err(|e| {
+                        if e.is_timeout() {
+                            UpstreamError::Timeout(timeout)
+                        } else {
+                            UpstreamError::Unreachable(e)
+                        }
+                    })?;
+                let mut out = Response::new(Body::empty());
+                *out.status_mut() = resp.status();
+                copy_response_headers(resp.headers(), out.headers_mut());
+                let stream = resp.bytes_stream().map_err(axum::Error::new);
+                *out.body_mut() = Body::from_stream(stream);
+                Ok(out)
+            }
+            Target::InProcess(router) => {
+                let mut req = Request::builder().method(method).uri("/mcp");
+                if let Some(h) = req.headers_mut() {
+                    *h = forwarded;
+                }
+                let req = req
+                    .body(Body::from(body))
+                    .map_err(|e| UpstreamError::BadResponse(e.to_string()))?;
+                let resp = tokio::time::timeout(timeout, router.clone().oneshot(req))
+                    .await
+                    .map_err(|_| UpstreamError::Timeout(timeout))?
+                    .map_err(|e| UpstreamError::BadResponse(e.to_string()))?;
+                let (parts, body) = resp.into_parts();
+                let mut out = Response::new(body);
+                *out.status_mut() = parts.status;
+                copy_response_headers(&parts.headers, out.headers_mut());
+                Ok(out)
+            }
+        }
+    }
+
+    /// Sends one MCP POST and reads the whole answer as JSON-RPC messages (from a JSON
+    /// body, or from the `data:` lines of an event stream).
+    pub(crate) async fn post_buffered(
+        &self,
+        client: &HeaderMap,
+        identity: &[(HeaderName, HeaderValue)],
+        body: Bytes,
+    ) -> Result<Buffered, UpstreamError> {
+        let resp = self.send(Method::POST, client, identity, body).await?;
+        Buffered::read(resp, self.timeout).await
+    }
+}
+
+/// An upstream answer read in full.
+#[derive(Debug)]
+pub(crate) struct Buffered {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) bytes: Bytes,
+    pub(crate) messages: Vec<serde_json::Value>,
+}
+
+impl Buffered {
+    async fn read(resp: Response<Body>, timeout: Duration) -> Result<Self, UpstreamError> {
+        let (parts, body) = resp.into_parts();
+        let limited = http_body_util::Limited::new(body, MAX_BUFFERED);
+        let bytes = tokio::time::timeout(timeout, limited.collect())
+            .await
+            .map_err(|_| UpstreamError::Timeout(timeout))?
+            .map_err(|e| UpstreamError::BadResponse(e.to_string()))?
+            .to_bytes();
+        let is_sse = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("text/event-stream"));
+        let messages = if bytes.is_empty() {
+            Vec::new()
+        } else if is_sse {
+            sse_messages(&bytes)?
+        } else {
+            match serde_json::from_slice::<serde_json::Value>(&bytes) {
+                Ok(serde_json::Value::Array(items)) => items,
+                Ok(v) => vec![v],
+                Err(e) => {
+                    return Err(UpstreamError::BadResponse(format!(
+                        "HTTP {} with a body that is not JSON ({e})",
+                        parts.status.as_u16()
+                    )));
+                }
+            }
+        };
+        Ok(Self {
+            status: parts.status,
+            headers: parts.headers,
+            bytes,
+            messages,
+        })
+    }
+
+    /// The JSON-RPC response answering request `id`, if any.
+    pub(crate) fn response_to(&self, id: &serde_json::Value) -> Option<&serde_json::Value> {
+        self.messages.iter().find(|m| {
+            m.get("id") == Some(id) && (m.get("result").is_some() || m.get("error").is_some())
+        })
+    }
+
+    /// The answer as the client gets it, byte for byte.
+    pub(crate) fn into_response(self) -> axum::response::Response {
+        let mut resp = axum::response::Response::new(Body::from(self.bytes));
+        *resp.status_mut() = self.status;
+        *resp.headers_mut() = self.headers;
+        resp
+    }
+}
+
+/// The JSON payloads of an event stream's `data:` lines, one per event.
+fn sse_messages(bytes: &[u8]) -> Result<Vec<serde_json::Value>, UpstreamError> {
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| UpstreamError::BadResponse("event stream is not UTF-8".to_owned()))?;
+    let mut out = Vec::new();
+    let mut data = String::new();
+    for line in text.lines().chain(std::iter::once("")) {
+        if line.is_empty() {
+            if !data.is_empty() {
+                let v = serde_json::from_str(&data).map_err(|e| {
+                    UpstreamError::BadResponse(format!("event data is not JSON: {e}"))
+                })?;
+                out.push(v);
+                data.clear();
+            }
+        } else if let Some(rest) = line.strip_prefix("data:") {
+            if !data.is_empty() {
+                data.push('\n');
+            }
+            data.push_str(rest.strip_prefix(' ').unwrap_or(rest));
+        }
+    }
+    Ok(out)
+}
+
+fn forward_headers(incoming: &HeaderMap, has_body: bool) -> HeaderMap {
+    let mut out = HeaderMap::new();
+    for name in FORWARD_REQUEST {
+        for v in incoming.get_all(name) {
+            out.append(HeaderName::from_static(name), v.clone());
+        }
+    }
+    if has_body && !out.contains_key(header::CONTENT_TYPE) {
+        out.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+    }
+    out
+}
+
+fn copy_response_headers(from: &HeaderMap, to: &mut HeaderMap) {
+    for name in FORWARD_RESPONSE {
+        if let Some(v) = from.get(name) {
+            to.insert(HeaderName::from_static(name), v.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_streams_are_split_into_messages() {
+        let body = b"event: message\ndata: {\"a\":1}\n\ndata: {\"b\":\ndata: 2}\n\n";
+        let msgs = sse_messages(body).unwrap();
+        assert_eq!(
+            msgs,
+            vec![serde_json::json!({"a":1}), serde_json::json!({"b":2})]
+        );
+        assert!(sse_messages(b"data: nope\n\n").is_err());
+    }
+
+    #[test]
+    fn only_transport_headers_are_forwarded() {
+        let mut h = HeaderMap::new();
+        h.insert("authorization", HeaderValue::from_static("Bearer x"));
+        h.insert("mcp-session-id", HeaderValue::from_static("s1"));
+        h.insert("cookie", HeaderValue::from_static("c=1"));
+        h.insert("x-keygate-tenant", HeaderValue::from_static("spoofed"));
+        let out = forward_headers(&h, true);
+        assert!(out.get("authorization").is_none());
+        assert!(out.get("cookie").is_none());
+        assert_eq!(out.get("mcp-session-id").unwrap(), "s1");
+        assert!(out.get("x-keygate-tenant").is_none());
+        assert_eq!(out.get("content-type").unwrap(), "application/json");
+    }
+
+    #[test]
+    fn only_http_upstreams_are_accepted() {
+        assert!(Upstream::http("http://127.0.0.1:9000/mcp", Duration::from_secs(1)).is_ok());
+        assert!(Upstream::http("ftp://x", Duration::from_secs(1)).is_err());
+        assert!(Upstream::http("not a url", Duration::from_secs(1)).is_err());
+    }
+}
