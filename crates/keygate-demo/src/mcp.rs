@@ -202,7 +202,9 @@ async fn handle(State(platform): State<Platform>, headers: HeaderMap, body: Byte
 
     let msg: Message<'_> = match serde_json::from_slice(&body) {
         Ok(msg) => msg,
-        Err(e) if e.is_data() => {
+        // A shape error (such as a duplicate member) can be met before a syntax error
+        // further on: only a body that is JSON is an Invalid Request.
+        Err(e) if e.is_data() && is_json(&body) => {
             return failure(
                 StatusCode::BAD_REQUEST,
                 None,

@@ -1,5 +1,6 @@
 //! Integration tests for the demo platform's MCP endpoint, called in-process with `oneshot`.
 
+mod fuzz_regressions;
 mod policy;
 mod protocol;
 mod tools;
