@@ -66,7 +66,7 @@ async function call(method, path, key, body) {
       signal: AbortSignal.timeout(HTTP_TIMEOUT_MS),
     });
   } catch (err) {
-    fail(`${method} ${path}: request failed: ${err.message}`);
+    fail(`${method} ${path}: request failed: ${reason(err)}`);
   }
   const text = await res.text();
   let parsed = null;
@@ -76,6 +76,12 @@ async function call(method, path, key, body) {
     parsed = text;
   }
   return { status: res.status, body: parsed };
+}
+
+/** A fetch error with its cause (connection refused, timeout, ...). */
+function reason(err) {
+  const cause = err && err.cause ? ` (${err.cause.code || err.cause.message})` : "";
+  return `${err.message}${cause}`;
 }
 
 function sameJson(a, b) {
@@ -142,8 +148,10 @@ async function takeRevealedKey(page) {
   return { key, id };
 }
 
-async function closeReveal(page, key) {
-  await page.click("#reveal-done");
+/** Closes the reveal dialog with Done, or with Escape when `how` is "escape". */
+async function closeReveal(page, key, how = "done") {
+  if (how === "escape") await page.keyboard.press("Escape");
+  else await page.click("#reveal-done");
   await waitClosed(page, "reveal-dialog");
   await page
     .waitForFunction(() => document.getElementById("reveal-key").value === "", null, { timeout: 2_000 })
@@ -164,7 +172,7 @@ async function confirmRevoke(page, name, id) {
 async function run(browser) {
   // The page itself and its security headers.
   const pageRes = await fetch(`${baseUrl}/settings/api`, { signal: AbortSignal.timeout(HTTP_TIMEOUT_MS) }).catch(
-    (err) => fail(`GET /settings/api: request failed: ${err.message}`),
+    (err) => fail(`GET /settings/api: request failed: ${reason(err)}`),
   );
   expect(pageRes.status === 200, `GET /settings/api: expected 200, got ${pageRes.status}`);
   const csp = pageRes.headers.get("content-security-policy") || "";
@@ -292,12 +300,12 @@ async function run(browser) {
   await page.click("#revoke-old-button");
   await confirmRevoke(page, `${name}-rot`, toRotate.body.id);
   await page.waitForSelector("#rotation-status:not(:empty)");
-  await closeReveal(page, rotated.key);
+  await closeReveal(page, rotated.key, "escape");
   await waitRowStatus(page, toRotate.body.id, "revoked");
   await waitRowStatus(page, rotated.id, "active");
   const oldGone = await call("GET", "/api/v1/token", toRotate.body.key);
   expect(oldGone.status === 401, `the rotated-out key: expected 401 after revoking, got ${oldGone.status}`);
-  log("rotated a key, the replacement works, the old key was revoked from the dialog");
+  log("rotated a key, the replacement works, the old key was revoked from the dialog, Escape forgot the key");
 
   // Screenshot of the list while signed in as the owner.
   await page.mouse.move(0, 0);
