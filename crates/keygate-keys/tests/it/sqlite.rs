@@ -128,3 +128,53 @@ async fn a_newer_schema_is_refused() {
     let err = SqliteStore::open(&path).unwrap_err();
     assert!(err.to_string().contains("newer"), "{err}");
 }
+
+/// Verification reads on the calling task while another connection holds an open
+/// write transaction: it neither waits for that writer nor sees its uncommitted
+/// change, and sees the change on the very next call once committed.
+#[tokio::test]
+async fn verify_reads_beside_an_open_write_and_sees_the_commit_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("k.db");
+    let store = SqliteStore::open(&path).unwrap();
+    let setup = conformance::setup(&store, "acme").await;
+    let principal = store.verify(&setup.owner_token).await.unwrap();
+    let mut conn = Connection::open(&path).unwrap();
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive)
+        .unwrap();
+    tx.execute(
+        "UPDATE api_keys SET revoked_at = 1 WHERE id = ?1",
+        [principal.key_id.as_str()],
+    )
+    .unwrap();
+    // The writer holds the write lock: readers still answer, from the last commit.
+    for _ in 0..3 {
+        store.verify(&setup.owner_token).await.unwrap();
+    }
+    tx.commit().unwrap();
+    let err = store.verify(&setup.owner_token).await.unwrap_err();
+    assert!(matches!(err, keygate_keys::VerifyError::Revoked), "{err:?}");
+}
+
+/// Many concurrent verifications (more than there are inline connections) all
+/// answer, some through the reader threads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_verifications_fall_back_to_the_reader_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path().join("k.db")).unwrap());
+    let token = Arc::new(conformance::setup(&*store, "acme").await.owner_token);
+    let tasks: Vec<_> = (0..32)
+        .map(|_| {
+            let (store, token) = (store.clone(), token.clone());
+            tokio::spawn(async move {
+                for _ in 0..50 {
+                    store.verify(&token).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
