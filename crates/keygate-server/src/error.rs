@@ -47,6 +47,8 @@ pub(crate) enum ApiError {
     Invalid(String),
     /// 503 `{"error":"unavailable"}` with `Retry-After: 1`.
     Unavailable,
+    /// 413 `{"error":"payload_too_large","message":…}`.
+    TooLarge,
     /// 500 `{"error":"internal"}`.
     Internal,
 }
@@ -58,6 +60,9 @@ impl ApiError {
 
     /// A body that is not the JSON the endpoint takes.
     pub(crate) fn from_json(rejection: &JsonRejection) -> Self {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return Self::TooLarge;
+        }
         let message = match rejection {
             JsonRejection::MissingJsonContentType(_) => {
                 "expected a JSON body with Content-Type: application/json".to_owned()
@@ -108,6 +113,10 @@ impl IntoResponse for ApiError {
             Self::Invalid(message) => (
                 StatusCode::BAD_REQUEST,
                 json!({ "error": "invalid_request", "message": message }),
+            ),
+            Self::TooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                json!({ "error": "payload_too_large", "message": format!("the request body is larger than {} bytes", crate::app::ADMIN_BODY_LIMIT) }),
             ),
             Self::Internal => (
                 StatusCode::INTERNAL_SERVER_ERROR,

@@ -1,1 +1,8 @@
-//! Integration tests of the keygate server.
+//! Integration tests of the keygate server: `oneshot` on `App::router()` over a
+//! `MemoryStore` and the in-process demo platform (or a loopback upstream).
+
+mod admin;
+mod errors;
+mod mcp;
+mod misc;
+mod util;

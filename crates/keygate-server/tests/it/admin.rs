@@ -1,0 +1,354 @@
+//! The owner admin API, introspection and the scope catalogue.
+
+use http::StatusCode;
+use keygate_keys::{Bootstrap, KeyStore, TokenFormat};
+use serde_json::{Value, json};
+
+use crate::util::demo;
+
+const VIEW_FIELDS: [&str; 12] = [
+    "id",
+    "name",
+    "kind",
+    "user_id",
+    "prefix",
+    "scopes",
+    "projects",
+    "created_at",
+    "expires_at",
+    "revoked_at",
+    "last_used_at",
+    "status",
+];
+
+fn assert_view(v: &Value, extra: &[&str]) {
+    let obj = v.as_object().unwrap();
+    let mut keys: Vec<&str> = obj.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    let mut want: Vec<&str> = VIEW_FIELDS.iter().chain(extra).copied().collect();
+    want.sort_unstable();
+    assert_eq!(keys, want, "{v}");
+}
+
+#[tokio::test]
+async fn create_list_get_revoke_rotate() {
+    let h = demo().await;
+    let r = h
+        .post(
+            "/api/v1/keys",
+            &h.owner,
+            json!({"name": "ci agent", "kind": "tenant", "scopes": ["services:read"], "projects": ["shop"], "expires_in": "30d"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.raw);
+    assert_view(&r.body, &["key"]);
+    let raw = r.body["key"].as_str().unwrap().to_owned();
+    assert!(raw.starts_with("kg_tk_"));
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(r.body["kind"], "tenant");
+    assert_eq!(r.body["user_id"], Value::Null);
+    assert_eq!(r.body["status"], "active");
+    assert_eq!(r.body["projects"][0]["name"], "shop");
+    assert!(
+        r.body["projects"][0]["id"]
+            .as_str()
+            .unwrap()
+            .starts_with("pj_")
+    );
+    assert!(r.body["expires_at"].is_string());
+
+    let list = h.get("/api/v1/keys", &h.owner).await;
+    assert_eq!(list.status, StatusCode::OK);
+    let keys = list.body["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 2, "the owner key and the new one");
+    for k in keys {
+        assert_view(k, &[]);
+    }
+    assert!(!list.raw.contains(&raw));
+    assert!(!list.raw.contains(&raw[raw.len() - 36..]), "no secret part");
+
+    let got = h.get(&format!("/api/v1/keys/{id}"), &h.owner).await;
+    assert_eq!(got.status, StatusCode::OK);
+    assert_view(&got.body, &[]);
+
+    // A user key created through the API belongs to the calling owner.
+    let (_, user) = h
+        .create_key(json!({"name": "mine", "kind": "user", "scopes": ["services:read"]}))
+        .await;
+    assert_eq!(user["user_id"], json!(h.owner_id.as_str()));
+    assert_eq!(user["projects"], Value::Null);
+
+    let rotated = h
+        .post(&format!("/api/v1/keys/{id}/rotate"), &h.owner, json!({}))
+        .await;
+    assert_eq!(rotated.status, StatusCode::CREATED, "{}", rotated.raw);
+    assert_eq!(rotated.body["replaces"], json!(id));
+    assert_view(&rotated.body, &["key", "replaces"]);
+    assert_eq!(rotated.body["scopes"], json!(["services:read"]));
+    let new_raw = rotated.body["key"].as_str().unwrap();
+    assert_ne!(new_raw, raw);
+    // The old key stays active until revoked.
+    assert_eq!(h.get("/api/v1/token", &raw).await.status, StatusCode::OK);
+    assert_eq!(h.get("/api/v1/token", new_raw).await.status, StatusCode::OK);
+
+    let first = h
+        .post(&format!("/api/v1/keys/{id}/revoke"), &h.owner, json!({}))
+        .await;
+    assert_eq!(first.status, StatusCode::OK);
+    assert_eq!(first.body["status"], "revoked");
+    let again = h
+        .post(&format!("/api/v1/keys/{id}/revoke"), &h.owner, json!({}))
+        .await;
+    assert_eq!(again.status, StatusCode::OK, "revoking twice is fine");
+    assert_eq!(again.body["revoked_at"], first.body["revoked_at"]);
+    assert_eq!(
+        h.get("/api/v1/token", &raw).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+
+    let audit = h.get("/api/v1/audit?limit=10", &h.owner).await;
+    assert_eq!(audit.status, StatusCode::OK);
+    let actions: Vec<&str> = audit.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    for a in ["key.created", "key.rotated", "key.revoked"] {
+        assert!(actions.contains(&a), "{actions:?}");
+    }
+    assert!(!audit.raw.contains(&raw));
+    let bad = h.get("/api/v1/audit?limit=0", &h.owner).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn create_body_validation_is_precise() {
+    let h = demo().await;
+    let cases = [
+        (
+            json!({"name": "x", "kind": "tenant", "scopes": [], "colour": "red"}),
+            "colour",
+        ),
+        (json!({"name": "x", "kind": "robot", "scopes": []}), "robot"),
+        (
+            json!({"name": "x", "kind": "tenant", "scopes": ["services:root"]}),
+            "unknown scope `services:root`",
+        ),
+        (
+            json!({"name": "", "kind": "tenant", "scopes": []}),
+            "must not be empty",
+        ),
+        (
+            json!({"name": "a".repeat(65), "kind": "tenant", "scopes": []}),
+            "longer than 64",
+        ),
+        (
+            json!({"name": "a\u{7}b", "kind": "tenant", "scopes": []}),
+            "control characters",
+        ),
+        (
+            json!({"name": "x", "kind": "tenant", "scopes": [], "projects": ["nope"]}),
+            "unknown project `nope`",
+        ),
+        (
+            json!({"name": "x", "kind": "tenant", "scopes": [], "expires_at": "2001-01-01T00:00:00Z"}),
+            "in the future",
+        ),
+        (
+            json!({"name": "x", "kind": "tenant", "scopes": [], "expires_at": "tomorrow"}),
+            "RFC 3339",
+        ),
+        (
+            json!({"name": "x", "kind": "tenant", "scopes": [], "expires_in": "3w"}),
+            "not a duration",
+        ),
+        (
+            json!({"name": "x", "kind": "tenant", "scopes": [], "expires_in": 0}),
+            "at least 1 second",
+        ),
+        (
+            json!({"name": "x", "kind": "tenant", "scopes": [], "expires_in": 60, "expires_at": "2099-01-01T00:00:00Z"}),
+            "not both",
+        ),
+        (json!({"kind": "tenant", "scopes": []}), "name"),
+    ];
+    for (body, needle) in cases {
+        let r = h.post("/api/v1/keys", &h.owner, body.clone()).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}: {}", r.raw);
+        assert_eq!(r.body["error"], "invalid_request", "{body}");
+        let message = r.body["message"].as_str().unwrap();
+        assert!(message.contains(needle), "{body}: {message}");
+    }
+    for ok in [
+        json!(3600),
+        json!("45s"),
+        json!("90m"),
+        json!("12h"),
+        json!("30d"),
+    ] {
+        let r = h
+            .post(
+                "/api/v1/keys",
+                &h.owner,
+                json!({"name": "x", "kind": "tenant", "scopes": ["services:read"], "expires_in": ok}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{ok}: {}", r.raw);
+    }
+    let r = h
+        .post(
+            "/api/v1/keys",
+            &h.owner,
+            json!({"name": "x", "kind": "tenant", "scopes": [], "expires_at": "2099-01-01T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.raw);
+    assert_eq!(r.body["expires_at"], "2099-01-01T00:00:00Z");
+}
+
+#[tokio::test]
+async fn projects_and_tenant_isolation() {
+    let h = demo().await;
+    let r = h
+        .post("/api/v1/projects", &h.owner, json!({"name": "billing"}))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.raw);
+    assert!(r.body["id"].as_str().unwrap().starts_with("pj_"));
+    let dup = h
+        .post("/api/v1/projects", &h.owner, json!({"name": "billing"}))
+        .await;
+    assert_eq!(dup.status, StatusCode::CONFLICT);
+    let list = h.get("/api/v1/projects", &h.owner).await;
+    let names: Vec<&str> = list.body["projects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["billing", "ops", "shop"]);
+
+    // A second tenant in the same store sees none of it.
+    let other = h
+        .store
+        .bootstrap(
+            &TokenFormat::default(),
+            Bootstrap {
+                tenant: "acme".to_owned(),
+                owner: "alice".to_owned(),
+                projects: vec!["shop".to_owned()],
+                scopes: vec!["keys:admin".to_owned()],
+                key_name: "acme owner".to_owned(),
+            },
+        )
+        .await
+        .unwrap();
+    let acme = other.key.token.expose().to_owned();
+    let acme_id = other.key.key.id.to_string();
+    let demo_key = h.tenant_key(&["services:read"]).await;
+    let demo_id = h.principal(&demo_key).await.key_id.to_string();
+
+    let keys = h.get("/api/v1/keys", &acme).await;
+    assert_eq!(keys.body["keys"].as_array().unwrap().len(), 1);
+    assert!(!keys.raw.contains(&demo_id));
+    for path in [
+        format!("/api/v1/keys/{demo_id}"),
+        "/api/v1/keys/not-an-id".to_owned(),
+    ] {
+        let r = h.get(&path, &acme).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(r.raw, r#"{"error":"not_found"}"#);
+    }
+    for action in ["revoke", "rotate"] {
+        let r = h
+            .post(
+                &format!("/api/v1/keys/{demo_id}/{action}"),
+                &acme,
+                json!({}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{action}");
+        let r = h
+            .post(
+                &format!("/api/v1/keys/{acme_id}/{action}"),
+                &h.owner,
+                json!({}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{action}");
+    }
+    assert_eq!(
+        h.get("/api/v1/token", &demo_key).await.status,
+        StatusCode::OK
+    );
+    let projects = h.get("/api/v1/projects", &acme).await;
+    assert_eq!(projects.body["projects"].as_array().unwrap().len(), 1);
+    let audit = h.get("/api/v1/audit", &acme).await;
+    assert!(!audit.raw.contains(&demo_id));
+}
+
+#[tokio::test]
+async fn introspection_and_catalogue() {
+    let h = demo().await;
+    let r = h.get("/api/v1/token", &h.owner).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let mut keys: Vec<&str> = r
+        .body
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "expires_at",
+            "id",
+            "kind",
+            "projects",
+            "read_only",
+            "scopes",
+            "tenant",
+            "user"
+        ]
+    );
+    assert_eq!(r.body["kind"], "user");
+    assert_eq!(r.body["tenant"]["name"], "demo");
+    assert_eq!(r.body["user"]["name"], "owner");
+    assert_eq!(r.body["read_only"], false);
+    assert_eq!(r.body["expires_at"], Value::Null);
+    let names: Vec<&str> = r.body["projects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["ops", "shop"],
+        "unrestricted: every project, resolved"
+    );
+
+    let (reader, _) = h
+        .create_key(json!({"name": "r", "kind": "tenant", "scopes": ["services:read"], "projects": ["shop"], "expires_in": 3600}))
+        .await;
+    let r = h.get("/api/v1/token", &reader).await;
+    assert_eq!(r.body["kind"], "tenant");
+    assert_eq!(r.body["user"], Value::Null);
+    assert_eq!(r.body["read_only"], true);
+    assert_eq!(r.body["scopes"], json!(["services:read"]));
+    assert_eq!(r.body["projects"].as_array().unwrap().len(), 1);
+    assert_eq!(r.body["projects"][0]["name"], "shop");
+    assert!(r.body["expires_at"].as_str().unwrap().ends_with('Z'));
+
+    let c = h.get("/api/v1/scopes", &reader).await;
+    let scopes = c.body["scopes"].as_array().unwrap();
+    assert!(scopes.iter().any(|s| s["name"] == "keys:admin"));
+    assert!(
+        scopes
+            .iter()
+            .all(|s| s["description"].as_str().is_some_and(|d| !d.is_empty()))
+    );
+    assert_eq!(scopes.len(), 7);
+}

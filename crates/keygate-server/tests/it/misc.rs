@@ -1,0 +1,90 @@
+//! Settings page, health, metrics, body limits, unknown routes.
+
+use axum::body::Body;
+use http::{Method, Request, StatusCode};
+use keygate_server::{ADMIN_BODY_LIMIT, CSP, MCP_BODY_LIMIT};
+use serde_json::json;
+
+use crate::util::demo;
+
+#[tokio::test]
+async fn settings_page_and_assets_have_security_headers() {
+    let h = demo().await;
+    for (path, ct) in [
+        ("/settings/api", "text/html"),
+        ("/settings/api/app.js", "text/javascript"),
+        ("/settings/api/app.css", "text/css"),
+    ] {
+        let r = h.call(Method::GET, path, None, None).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}");
+        let header = |name: &str| r.headers[name].to_str().unwrap().to_owned();
+        assert!(header("content-type").starts_with(ct), "{path}");
+        assert_eq!(header("content-security-policy"), CSP);
+        assert_eq!(header("x-frame-options"), "DENY");
+        assert_eq!(header("x-content-type-options"), "nosniff");
+        assert_eq!(header("referrer-policy"), "no-referrer");
+        assert_eq!(header("cache-control"), "no-store");
+    }
+    let html = h.call(Method::GET, "/settings/api", None, None).await.raw;
+    assert!(html.contains("/settings/api/app.js"));
+    assert!(CSP.contains("frame-ancestors 'none'"));
+}
+
+#[tokio::test]
+async fn health_metrics_and_unknown_routes() {
+    let h = demo().await;
+    let r = h.call(Method::GET, "/healthz", None, None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body, json!({"status": "ok"}));
+
+    h.get("/api/v1/token", &h.owner).await;
+    h.get("/api/v1/token", "kg_uk_bogus").await;
+    let r = h.call(Method::GET, "/metrics", None, None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    for needle in [
+        "keygate_requests_total{route=\"token\",outcome=\"ok\"} 1",
+        "keygate_requests_total{route=\"token\",outcome=\"unauthorized\"} 1",
+        "keygate_verify_duration_seconds_count",
+    ] {
+        assert!(r.raw.contains(needle), "{needle} missing from:\n{}", r.raw);
+    }
+    assert!(!r.raw.contains(&h.owner));
+    assert!(!r.raw.contains("kg_uk_"));
+
+    let r = h.call(Method::GET, "/nope", None, None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(r.raw, r#"{"error":"not_found"}"#);
+}
+
+#[tokio::test]
+async fn bodies_over_the_limits_get_413_json() {
+    let h = demo().await;
+    let big = "x".repeat(ADMIN_BODY_LIMIT + 1);
+    let r = h
+        .post("/api/v1/projects", &h.owner, json!({ "name": big }))
+        .await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.raw);
+    assert_eq!(r.body["error"], "payload_too_large");
+
+    let big = "x".repeat(MCP_BODY_LIMIT + 1);
+    let body = json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"customers.search","arguments":{"q": big}}});
+    let r = h.mcp(&h.owner, None, body).await;
+    assert_eq!(
+        r.status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "{}",
+        &r.raw[..r.raw.len().min(200)]
+    );
+    assert_eq!(r.body["error"], "payload_too_large");
+
+    // Without a Content-Length too (a streamed body).
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        (0..20).map(|_| Ok(vec![b' '; 64 * 1024])).collect();
+    let req = Request::post("/api/mcp")
+        .header("authorization", format!("Bearer {}", h.owner))
+        .header("content-type", "application/json")
+        .body(Body::from_stream(futures_util::stream::iter(chunks)))
+        .unwrap();
+    let r = h.send(req).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+}

@@ -1,0 +1,188 @@
+//! Shared fixtures: a demo app on a memory store, request helpers.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use keygate_keys::{KeyKind, KeyStore, MemoryStore, NewKey, Principal, TenantId, UserId};
+use keygate_server::{App, Config, Upstream};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+pub(crate) struct Harness {
+    pub(crate) app: Router,
+    pub(crate) store: Arc<MemoryStore>,
+    pub(crate) owner: String,
+    pub(crate) tenant: TenantId,
+    pub(crate) owner_id: UserId,
+}
+
+pub(crate) struct Reply {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Value,
+    pub(crate) raw: String,
+}
+
+pub(crate) async fn demo() -> Harness {
+    demo_with(Config::new(Upstream::Demo)).await
+}
+
+pub(crate) async fn demo_with(config: Config) -> Harness {
+    let store = Arc::new(MemoryStore::new());
+    let mut app = App::with_store(config, store.clone()).await.unwrap();
+    let owner = app
+        .take_demo_owner()
+        .expect("a fresh store gets the demo tenant");
+    assert!(
+        app.take_demo_owner().is_none(),
+        "the owner key is handed out once"
+    );
+    Harness {
+        app: app.router(),
+        store,
+        owner: owner.key.token.expose().to_owned(),
+        tenant: owner.tenant.id,
+        owner_id: owner.owner.id,
+    }
+}
+
+impl Harness {
+    pub(crate) async fn send(&self, req: Request<Body>) -> Reply {
+        let resp = self.app.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let raw = String::from_utf8_lossy(&bytes).into_owned();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Reply {
+            status,
+            headers,
+            body,
+            raw,
+        }
+    }
+
+    pub(crate) async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(key) = key {
+            req = req.header("authorization", format!("Bearer {key}"));
+        }
+        let body = match body {
+            Some(v) => {
+                req = req.header("content-type", "application/json");
+                Body::from(v.to_string())
+            }
+            None => Body::empty(),
+        };
+        self.send(req.body(body).unwrap()).await
+    }
+
+    pub(crate) async fn get(&self, path: &str, key: &str) -> Reply {
+        self.call(Method::GET, path, Some(key), None).await
+    }
+
+    pub(crate) async fn post(&self, path: &str, key: &str, body: Value) -> Reply {
+        self.call(Method::POST, path, Some(key), Some(body)).await
+    }
+
+    /// Creates a key through the admin API as the owner; returns (raw key, view).
+    pub(crate) async fn create_key(&self, body: Value) -> (String, Value) {
+        let r = self.post("/api/v1/keys", &self.owner, body).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.raw);
+        (r.body["key"].as_str().unwrap().to_owned(), r.body)
+    }
+
+    pub(crate) async fn tenant_key(&self, scopes: &[&str]) -> String {
+        self.create_key(json!({"name": "agent", "kind": "tenant", "scopes": scopes}))
+            .await
+            .0
+    }
+
+    pub(crate) async fn user_key(&self, scopes: &[&str]) -> String {
+        self.create_key(json!({"name": "person", "kind": "user", "scopes": scopes}))
+            .await
+            .0
+    }
+
+    /// A user key of a member (not an owner), straight from the store.
+    pub(crate) async fn member_key(&self, scopes: &[&str]) -> String {
+        let member = self
+            .store
+            .create_user(&self.tenant, "member", keygate_keys::Role::Member)
+            .await
+            .unwrap();
+        let created = self
+            .store
+            .create_key(
+                &keygate_keys::TokenFormat::default(),
+                NewKey {
+                    tenant_id: self.tenant.clone(),
+                    kind: KeyKind::User,
+                    user_id: Some(member.id),
+                    name: "member key".to_owned(),
+                    scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+                    projects: None,
+                    expires_at: None,
+                },
+                "test",
+            )
+            .await
+            .unwrap();
+        created.token.expose().to_owned()
+    }
+
+    pub(crate) async fn principal(&self, key: &str) -> Principal {
+        self.store.verify(key).await.unwrap()
+    }
+
+    /// One MCP request with the key and, when given, a session id.
+    pub(crate) async fn mcp(&self, key: &str, session: Option<&str>, body: Value) -> Reply {
+        let mut req = Request::builder()
+            .method(Method::POST)
+            .uri("/api/mcp")
+            .header("authorization", format!("Bearer {key}"))
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json");
+        if let Some(s) = session {
+            req = req.header("mcp-session-id", s);
+        }
+        self.send(req.body(Body::from(body.to_string())).unwrap())
+            .await
+    }
+
+    pub(crate) async fn tool(
+        &self,
+        key: &str,
+        session: Option<&str>,
+        name: &str,
+        args: Value,
+    ) -> Reply {
+        self.mcp(
+            key,
+            session,
+            json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": name, "arguments": args}}),
+        )
+        .await
+    }
+}
+
+/// The `structuredContent.code` of a gate answer, or `None` for an upstream result.
+pub(crate) fn gate_code(r: &Reply) -> Option<String> {
+    assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
+    let result = &r.body["result"];
+    assert!(result.is_object(), "{}", r.raw);
+    result["structuredContent"]["code"]
+        .as_str()
+        .filter(|c| c.chars().all(|ch| ch.is_ascii_uppercase() || ch == '_'))
+        .filter(|_| result["isError"] == json!(true))
+        .map(str::to_owned)
+}
