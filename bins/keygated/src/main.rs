@@ -336,7 +336,13 @@ fn main() -> ExitCode {
             {
                 eprintln!("keygated: {e:#}");
             }
-            if e.downcast_ref::<Usage>().is_some() {
+            let config_error = matches!(
+                e.downcast_ref::<keygate_server::ServerError>(),
+                Some(
+                    keygate_server::ServerError::Config(_) | keygate_server::ServerError::Policy(_)
+                )
+            );
+            if config_error || e.downcast_ref::<Usage>().is_some() {
                 ExitCode::from(2)
             } else {
                 ExitCode::FAILURE
