@@ -5,4 +5,5 @@ mod admin;
 mod errors;
 mod mcp;
 mod misc;
+mod postgres;
 mod util;

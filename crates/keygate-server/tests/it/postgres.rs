@@ -1,0 +1,124 @@
+//! Two app instances on one PostgreSQL database share keys and gate state.
+
+use http::StatusCode;
+use keygate_server::{App, Config, Upstream};
+use serde_json::json;
+
+use crate::util::{Harness, gate_code};
+
+/// The test database URL, or `None` (with a note) when PostgreSQL tests are off.
+fn postgres_url() -> Option<String> {
+    match std::env::var("KEYGATE_TEST_POSTGRES") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("KEYGATE_TEST_POSTGRES must be set in CI (a PostgreSQL URL)")
+        }
+        _ => {
+            eprintln!("note: KEYGATE_TEST_POSTGRES is not set; skipping a PostgreSQL test");
+            None
+        }
+    }
+}
+
+/// A fresh schema; the URL that puts every table in it.
+async fn fresh_schema(url: &str) -> String {
+    let schema = format!(
+        "kgs_{}",
+        keygate_token::random_base62(12).unwrap().to_lowercase()
+    );
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+        .batch_execute(&format!("CREATE SCHEMA {schema}"))
+        .await
+        .unwrap();
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}options=-csearch_path%3D{schema}")
+}
+
+async fn instance(url: &str) -> App {
+    let mut config = Config::new(Upstream::Demo);
+    config.database = url.to_owned();
+    App::new(config).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_challenge_from_one_instance_is_honoured_once_by_another() {
+    let Some(base) = postgres_url() else { return };
+    let url = fresh_schema(&base).await;
+    let mut a = instance(&url).await;
+    let mut b = instance(&url).await;
+    let owner = a.take_demo_owner().expect("the first instance bootstraps");
+    assert!(b.take_demo_owner().is_none(), "the second finds the tenant");
+    let store = std::sync::Arc::new(keygate_keys::MemoryStore::new());
+    let harness = |app: &App| Harness {
+        app: app.router(),
+        store: store.clone(),
+        owner: owner.key.token.expose().to_owned(),
+        tenant: owner.tenant.id.clone(),
+        owner_id: owner.owner.id.clone(),
+    };
+    let (ha, hb) = (harness(&a), harness(&b));
+    let key = ha.owner.clone();
+
+    // Keys are shared: created on A, revoked on B, refused on A.
+    let (temp, view) = ha
+        .create_key(json!({"name": "t", "kind": "tenant", "scopes": ["services:read"]}))
+        .await;
+    assert_eq!(hb.get("/api/v1/token", &temp).await.status, StatusCode::OK);
+    let id = view["id"].as_str().unwrap();
+    let r = hb
+        .post(&format!("/api/v1/keys/{id}/revoke"), &key, json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        ha.get("/api/v1/token", &temp).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // A challenge issued by A confirms on B, once.
+    let first = ha
+        .tool(&key, Some("s"), "service.delete", json!({"service": "api"}))
+        .await;
+    assert_eq!(gate_code(&first).as_deref(), Some("CONFIRMATION_REQUIRED"));
+    let challenge = first.body["result"]["structuredContent"]["challenge"].clone();
+    let confirm = json!({"service": "api", "confirm": {"challenge": challenge, "target": "api"}});
+    let ok = hb
+        .tool(&key, Some("s"), "service.delete", confirm.clone())
+        .await;
+    assert_eq!(gate_code(&ok), None, "{}", ok.raw);
+    let again = ha.tool(&key, Some("s"), "service.delete", confirm).await;
+    assert_eq!(gate_code(&again).as_deref(), Some("CONFIRMATION_INVALID"));
+
+    // Evidence read through A counts on B.
+    for tool in [
+        "service.events",
+        "service.logs.build",
+        "service.logs.runtime",
+    ] {
+        let r = ha
+            .tool(&key, Some("e"), tool, json!({"service": "worker"}))
+            .await;
+        assert_eq!(r.body["result"]["isError"], false, "{}", r.raw);
+    }
+    let r = hb
+        .tool(
+            &key,
+            Some("e"),
+            "service.replace",
+            json!({"service": "worker", "image": "x:1"}),
+        )
+        .await;
+    assert_eq!(
+        gate_code(&r).as_deref(),
+        Some("CONFIRMATION_REQUIRED"),
+        "{}",
+        r.raw
+    );
+
+    // Health reflects the database.
+    let h = ha.call(http::Method::GET, "/healthz", None, None).await;
+    assert_eq!(h.status, StatusCode::OK);
+}
