@@ -31,9 +31,23 @@ impl TokenHash {
     }
 
     /// Compares two hashes in constant time.
+    ///
+    /// Word by word (four `u64` comparisons with `subtle`, all of them always
+    /// made), which costs a fraction of `subtle`'s byte-by-byte slice comparison.
     pub fn ct_eq(&self, other: &Self) -> bool {
-        self.0.ct_eq(&other.0).into()
+        let mut equal = subtle::Choice::from(1);
+        for i in 0..4 {
+            equal &= word(&self.0, i).ct_eq(&word(&other.0, i));
+        }
+        equal.into()
     }
+}
+
+/// The `i`-th 8-byte word of a hash.
+fn word(bytes: &[u8; 32], i: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&bytes[i * 8..i * 8 + 8]);
+    u64::from_ne_bytes(w)
 }
 
 impl fmt::Debug for TokenHash {
@@ -51,6 +65,12 @@ mod tests {
         let a = TokenHash::of("kg_uk_x");
         assert!(a.ct_eq(&TokenHash::of("kg_uk_x")));
         assert!(!a.ct_eq(&TokenHash::of("kg_uk_y")));
+        // A difference in any single byte is seen.
+        for i in 0..32 {
+            let mut bytes = *a.as_bytes();
+            bytes[i] ^= 0x80;
+            assert!(!a.ct_eq(&TokenHash::from_bytes(bytes)), "byte {i}");
+        }
         assert_eq!(format!("{a:?}"), "TokenHash(…)");
         assert_eq!(TokenHash::from_slice(a.as_bytes()), Some(a));
         assert_eq!(TokenHash::from_slice(&[0; 31]), None);

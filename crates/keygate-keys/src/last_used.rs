@@ -10,6 +10,7 @@
 //! worth slowing or failing a request for.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -18,20 +19,48 @@ use keygate_token::KeyId;
 /// At most one `last_used_at` write per key per this interval, per process.
 pub(crate) const LAST_USED_INTERVAL: Duration = Duration::from_secs(60);
 
-/// Above this many remembered keys, entries older than the interval are pruned.
-const PRUNE_ABOVE: usize = 10_000;
+/// Above this many remembered keys in one shard, entries older than the interval
+/// are pruned.
+const PRUNE_ABOVE: usize = 1_000;
+
+/// Independent maps, so that concurrent verifications of different keys rarely
+/// meet on one lock.
+const SHARDS: usize = 16;
+
+/// Hashes a [`KeyId`] cheaply (SipHash costs more than the rest of the check).
+///
+/// No flooding risk: key ids are drawn from the operating system's CSPRNG, and an
+/// id is remembered only after its token verified, so nobody can choose ids that
+/// collide.
+#[derive(Debug, Default, Clone, Copy)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x517c_c1b7_2722_0a95);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type Shard = HashMap<KeyId, Instant, BuildHasherDefault<IdHasher>>;
 
 /// Remembers when each key's `last_used_at` was last written.
 #[derive(Debug, Default)]
 pub(crate) struct LastUsed {
-    written: Mutex<HashMap<KeyId, Instant>>,
+    shards: [Mutex<Shard>; SHARDS],
 }
 
 impl LastUsed {
     /// Whether a `last_used_at` write for `id` is due now; if so, records it as done.
     pub(crate) fn due(&self, id: KeyId) -> bool {
+        let shard = usize::from(id.as_str().as_bytes().first().copied().unwrap_or(0)) % SHARDS;
         let now = Instant::now();
-        let mut written = match self.written.lock() {
+        let mut written = match self.shards[shard].lock() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
