@@ -1,0 +1,4 @@
+//! End-to-end tests: the real `keygated` and `keygate` binaries over real HTTP on
+//! loopback. Each test starts its own server process (see the `keygate_e2e` harness).
+
+mod errors;
