@@ -312,6 +312,13 @@ async function run(browser) {
   await page.screenshot({ path: screenshotPath, fullPage: true });
   log(`screenshot saved to ${screenshotPath}`);
 
+  // The list fits a phone's width: no sideways scrolling of the page.
+  await page.setViewportSize({ width: 390, height: 844 });
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  expect(overflow <= 0, `at 390 px wide the page scrolls sideways by ${overflow} px`);
+  await page.setViewportSize({ width: 1360, height: 900 });
+  log("the key list fits a 390 px wide screen");
+
   // 6. A key that is not an owner's admin key gets the owner-role message; a revoked one the 401 message.
   await signOut(page);
   await signIn(page, rotated.key);
