@@ -1,4 +1,8 @@
 //! End-to-end tests: the real `keygated` and `keygate` binaries over real HTTP on
 //! loopback. Each test starts its own server process (see the `keygate_e2e` harness).
 
+mod concurrency;
 mod errors;
+mod gates;
+mod keys;
+mod postgres;
