@@ -83,6 +83,73 @@ fn sqlite(c: &mut Criterion) {
     g.bench_function("baseline_sha256", |b| {
         b.iter(|| TokenHash::of(black_box(&token)));
     });
+    // The same verification while another connection commits in a loop (WAL
+    // appends and checkpoints): the inline read must not wait for the writer.
+    // Prints the slowest single call seen, the figure that matters for blocking
+    // an async worker.
+    {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = {
+            let (stop, path) = (stop.clone(), path.clone());
+            std::thread::spawn(move || {
+                let conn =
+                    rusqlite::Connection::open(&path).unwrap_or_else(|e| panic!("open: {e}"));
+                let _ = conn.busy_timeout(std::time::Duration::from_secs(5));
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = conn.execute(
+                        "INSERT INTO audit_log (at, tenant_id, actor, action, target, detail) \
+                         VALUES (0, 'bench', 'bench', 'bench', 'bench', '{}')",
+                        [],
+                    );
+                }
+            })
+        };
+        // (slowest, calls over 100 µs, calls) per measured function.
+        let mut tails = [(std::time::Duration::ZERO, 0u64, 0u64); 2];
+        let select = |conn: &rusqlite::Connection| {
+            let mut stmt = conn
+                .prepare_cached("SELECT hash FROM api_keys WHERE id = ?1")
+                .unwrap_or_else(|e| panic!("prepare: {e}"));
+            stmt.query_row([black_box(&id)], |r| r.get::<_, Vec<u8>>(0))
+                .unwrap_or_else(|e| panic!("select: {e}"))
+        };
+        for (i, name) in [
+            "verify_beside_a_busy_writer",
+            "baseline_select_beside_a_busy_writer",
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let tail = &mut tails[i];
+            g.bench_function(name, |b| {
+                b.iter_custom(|iters| {
+                    rt.block_on(async {
+                        let mut total = std::time::Duration::ZERO;
+                        for _ in 0..iters {
+                            let start = std::time::Instant::now();
+                            if i == 0 {
+                                black_box(store.verify(black_box(&token)).await.is_ok());
+                            } else {
+                                black_box(select(&conn));
+                            }
+                            let took = start.elapsed();
+                            tail.0 = tail.0.max(took);
+                            tail.1 += u64::from(took > std::time::Duration::from_micros(100));
+                            tail.2 += 1;
+                            total += took;
+                        }
+                        total
+                    })
+                });
+            });
+            eprintln!(
+                "sqlite/{name}: slowest single call {:?}, {} of {} calls over 100 µs",
+                tail.0, tail.1, tail.2
+            );
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = writer.join();
+    }
     g.bench_function("baseline_select_by_pk_same_thread", |b| {
         b.iter(|| {
             let mut stmt = conn
