@@ -1,7 +1,7 @@
 //! The owner admin API (keys, projects, audit log of the caller's tenant), token
 //! introspection and the scope catalogue.
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
@@ -277,14 +277,19 @@ pub(crate) async fn list_keys(
     Ok(Json(json!({ "keys": keys })))
 }
 
-fn parse_id(id: &str) -> Result<KeyId, ApiError> {
+/// The key id of the path. A segment that is not even UTF-8 (`%ff`) is as absent as
+/// any other malformed id: 404 JSON, not the framework's plain-text 400.
+fn parse_id(id: &Result<Path<String>, PathRejection>) -> Result<KeyId, ApiError> {
+    let Ok(Path(id)) = id else {
+        return Err(ApiError::NotFound);
+    };
     id.parse().map_err(|_| ApiError::NotFound)
 }
 
 pub(crate) async fn get_key(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<KeyView>, ApiError> {
     require_owner(&principal)?;
     let key = state
@@ -297,7 +302,7 @@ pub(crate) async fn get_key(
 pub(crate) async fn revoke_key(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<KeyView>, ApiError> {
     require_owner(&principal)?;
     let key = state
@@ -311,7 +316,7 @@ pub(crate) async fn revoke_key(
 pub(crate) async fn rotate_key(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     require_owner(&principal)?;
     let old = parse_id(&id)?;

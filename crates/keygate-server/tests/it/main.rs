@@ -6,4 +6,5 @@ mod errors;
 mod mcp;
 mod misc;
 mod postgres;
+mod router_proptest;
 mod util;
