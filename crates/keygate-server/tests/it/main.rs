@@ -3,8 +3,10 @@
 
 mod admin;
 mod errors;
+mod limits;
 mod mcp;
 mod misc;
 mod postgres;
 mod router_proptest;
+mod timing;
 mod util;
