@@ -1,8 +1,11 @@
 //! End-to-end tests: the real `keygated` and `keygate` binaries over real HTTP on
 //! loopback. Each test starts its own server process (see the `keygate_e2e` harness).
 
+mod browser;
+mod cli;
 mod concurrency;
 mod errors;
+mod examples;
 mod gates;
 mod keys;
 mod postgres;

@@ -1,0 +1,317 @@
+//! The `keygate` CLI against the real server: bootstrap, the admin verbs and `check`,
+//! with exact exit codes (0 ok, 1 refused, 2 usage or I/O error).
+
+use std::time::Duration;
+
+use keygate_e2e::{CliOutput, Server, eventually, keygate, with_valid_checksum};
+use serde_json::{Value, json};
+
+/// The secret part of a raw key (everything after the 12-character id).
+fn secret(key: &str) -> &str {
+    &key[key.len() - 36..]
+}
+
+/// Runs an admin verb against `server` with `key` in `KEYGATE_API_KEY`.
+fn admin(server: &Server, key: &str, args: &[&str]) -> CliOutput {
+    keygate(
+        args,
+        &[("KEYGATE_SERVER", &server.base), ("KEYGATE_API_KEY", key)],
+        None,
+    )
+}
+
+/// `keygate check` with `key` in `KEYGATE_API_KEY` (or none).
+fn check(server: &Server, key: Option<&str>) -> CliOutput {
+    let mut env = vec![("KEYGATE_SERVER", server.base.as_str())];
+    if let Some(key) = key {
+        env.push(("KEYGATE_API_KEY", key));
+    }
+    let out = keygate(&["check"], &env, None);
+    if let Some(key) = key.filter(|k| k.len() > 36) {
+        assert!(
+            !out.stdout.contains(secret(key)) && !out.stderr.contains(secret(key)),
+            "check printed the secret"
+        );
+    }
+    out
+}
+
+#[track_caller]
+fn assert_refused(out: &CliOutput, message: &str) {
+    out.expect_code(1);
+    assert!(
+        out.stderr.contains(message),
+        "expected {message:?} in:\n{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("hint:"),
+        "a hint follows: {}",
+        out.stderr
+    );
+    assert_eq!(out.stdout, "", "refusals go to stderr");
+}
+
+fn one_line_key(out: &CliOutput) -> String {
+    out.expect_code(0);
+    let key = out.stdout.trim_end_matches('\n');
+    assert_eq!(
+        key.lines().count(),
+        1,
+        "the key alone on stdout: {}",
+        out.stdout
+    );
+    assert!(key.starts_with("kg_"), "{key}");
+    key.to_owned()
+}
+
+#[tokio::test]
+async fn bootstrap_refuses_an_existing_tenant() {
+    let server = Server::demo();
+    let out = keygate(
+        &[
+            "bootstrap",
+            "--database",
+            &server.database,
+            "--tenant",
+            "demo",
+            "--owner",
+            "mallory",
+            "--demo",
+        ],
+        &[],
+        None,
+    );
+    out.expect_code(1);
+    assert_eq!(out.stdout, "", "no key printed");
+    assert!(out.stderr.contains("demo"), "{}", out.stderr);
+    // A new tenant in the same database: an owner key that works on the running server.
+    let owner = keygate_e2e::bootstrap_tenant(&server.database, "acme", "alice");
+    let me = server.api(&owner).introspect().await;
+    assert_eq!(me.status, 200, "{}", me.text);
+    assert_eq!(me.json["tenant"]["name"], "acme");
+    assert_eq!(me.json["user"]["name"], "alice");
+    assert!(
+        me.json["scopes"]
+            .as_array()
+            .is_some_and(|s| s.contains(&json!("keys:admin")))
+    );
+}
+
+#[tokio::test]
+async fn keys_and_projects_verbs_drive_the_admin_api() {
+    let server = Server::demo();
+    let owner = server.owner_key();
+
+    let created = admin(
+        &server,
+        &owner,
+        &[
+            "keys",
+            "create",
+            "--kind",
+            "tenant",
+            "--scope",
+            "services:read",
+            "--project",
+            "shop",
+            "--name",
+            "ci-bot",
+            "--expires-in",
+            "30d",
+        ],
+    );
+    let key = one_line_key(&created);
+    let me = server.api(&key).introspect().await;
+    assert_eq!(me.status, 200, "{}", me.text);
+    assert_eq!(me.json["kind"], "tenant");
+    assert_eq!(me.json["scopes"], json!(["services:read"]));
+    assert_eq!(me.json["projects"][0]["name"], "shop");
+    assert!(me.json["expires_at"].is_string());
+    let id = me.json["id"].as_str().expect("an id").to_owned();
+
+    let list = admin(&server, &owner, &["keys", "list", "--json"]);
+    list.expect_code(0);
+    let listed: Value = serde_json::from_str(&list.stdout).expect("JSON on stdout");
+    assert!(listed.to_string().contains(&id), "{listed}");
+    assert!(!list.stdout.contains(secret(&key)) && !list.stdout.contains(secret(&owner)));
+    let text = admin(&server, &owner, &["keys", "list"]);
+    text.expect_code(0);
+    assert!(text.stdout.contains("ci-bot"), "{}", text.stdout);
+
+    let show = admin(&server, &owner, &["keys", "show", &id, "--json"]);
+    show.expect_code(0);
+    let shown: Value = serde_json::from_str(&show.stdout).expect("JSON on stdout");
+    assert_eq!(shown["name"], "ci-bot", "{shown}");
+
+    let rotated = one_line_key(&admin(&server, &owner, &["keys", "rotate", &id]));
+    assert_ne!(rotated, key);
+    assert_eq!(server.api(&rotated).introspect().await.status, 200);
+    assert_eq!(
+        server.api(&key).introspect().await.status,
+        200,
+        "old key left active"
+    );
+
+    admin(&server, &owner, &["keys", "revoke", &id]).expect_code(0);
+    let a = server.api(&key).introspect().await;
+    assert_eq!(
+        a.text,
+        r#"{"error":"invalid_token","reason":"key_revoked"}"#
+    );
+    assert_eq!(server.api(&rotated).introspect().await.status, 200);
+    // Idempotent.
+    admin(&server, &owner, &["keys", "revoke", &id]).expect_code(0);
+
+    admin(&server, &owner, &["projects", "create", "billing"]).expect_code(0);
+    let projects = admin(&server, &owner, &["projects", "list", "--json"]);
+    projects.expect_code(0);
+    for name in ["billing", "ops", "shop"] {
+        assert!(projects.stdout.contains(name), "{}", projects.stdout);
+    }
+    // A duplicate is the server's 409: a refusal.
+    admin(&server, &owner, &["projects", "create", "billing"]).expect_code(1);
+
+    let audit = admin(&server, &owner, &["audit", "--json"]);
+    audit.expect_code(0);
+    for action in ["key.created", "key.rotated", "key.revoked"] {
+        assert!(audit.stdout.contains(action), "audit lacks {action}");
+    }
+
+    // A key that is not an owner's admin key: the server's 403 is a refusal (1).
+    admin(&server, &rotated, &["keys", "list"]).expect_code(1);
+    // A malformed id is refused offline; no key at all, a bad flag: usage (2).
+    let bad_id = admin(&server, &owner, &["keys", "show", "not-an-id"]);
+    assert!(matches!(bad_id.code, 1 | 2), "{bad_id:?}");
+    keygate(&["keys", "list"], &[("KEYGATE_SERVER", &server.base)], None).expect_code(2);
+    admin(&server, &owner, &["keys", "list", "--no-such-flag"]).expect_code(2);
+    // An unreachable server: I/O error (2).
+    let dead = keygate(
+        &["keys", "list"],
+        &[
+            ("KEYGATE_SERVER", "http://127.0.0.1:9"),
+            ("KEYGATE_API_KEY", &owner),
+        ],
+        None,
+    );
+    dead.expect_code(2);
+}
+
+#[tokio::test]
+async fn check_refuses_each_bad_credential_and_passes_a_project_key() {
+    let server = Server::demo();
+    let owner = server.owner_key();
+    let api = server.api(&owner);
+
+    assert_refused(
+        &check(&server, None),
+        "No authentication found: set KEYGATE_API_KEY or add it to the env block in .mcp.json",
+    );
+    assert_refused(&check(&server, Some("kg_uk_short")), "Token is malformed");
+
+    // Restricted to an empty project list: no project at all.
+    let (_, none) = api
+        .new_key(json!({"name":"nowhere","kind":"user","scopes":["services:read"],"projects":[]}))
+        .await;
+    assert_refused(&check(&server, Some(&none)), "Token has no project access");
+    // The demo owner reaches shop and ops.
+    assert_refused(
+        &check(&server, Some(&owner)),
+        "Token accesses 2 projects; use project-scoped token",
+    );
+
+    let (id, revoked) = api
+        .new_key(
+            json!({"name":"gone","kind":"user","scopes":["services:read"],"projects":["shop"]}),
+        )
+        .await;
+    api.revoke(&id).await;
+    assert_refused(
+        &check(&server, Some(&revoked)),
+        "AUTH_TOKEN_EXPIRED: key_revoked",
+    );
+
+    let (_, short) = api
+        .new_key(json!({"name":"short","kind":"user","scopes":["services:read"],"projects":["shop"],"expires_in":1}))
+        .await;
+    eventually(Duration::from_secs(5), || {
+        let api = server.api(&short);
+        async move { (api.introspect().await.status == 401).then_some(()) }
+    })
+    .await
+    .expect("expired within 5 s");
+    assert_refused(&check(&server, Some(&short)), "AUTH_TOKEN_EXPIRED: expired");
+
+    let unknown = with_valid_checksum(&format!("kg_uk_{}", "Q".repeat(42)));
+    assert_refused(
+        &check(&server, Some(&unknown)),
+        "AUTH_TOKEN_EXPIRED: key_not_found",
+    );
+
+    // Read-only (every scope a read scope), one project: passes with a warning.
+    let (_, reader) = api
+        .new_key(json!({"name":"reader","kind":"tenant","scopes":["services:read","customers:read"],"projects":["shop"]}))
+        .await;
+    let out = check(&server, Some(&reader));
+    out.expect_code(0);
+    assert!(out.stderr.contains("read-only"), "{}", out.stderr);
+    assert!(out.stderr.contains("shop"), "{}", out.stderr);
+
+    // A one-project key that may write: passes without a warning.
+    let (_, writer) = api
+        .new_key(json!({"name":"writer","kind":"user","scopes":["services:read","services:write"],"projects":["ops"]}))
+        .await;
+    let out = check(&server, Some(&writer));
+    out.expect_code(0);
+    assert!(
+        out.stderr.contains("ok:") && out.stderr.contains("ops"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("warning"), "{}", out.stderr);
+
+    // An unreachable server is not a verdict on the key: exit 2.
+    let dead = keygate(
+        &["check", "--server", "http://127.0.0.1:9"],
+        &[("KEYGATE_API_KEY", &writer)],
+        None,
+    );
+    dead.expect_code(2);
+}
+
+#[tokio::test]
+async fn check_reads_the_env_block_of_mcp_json() {
+    let server = Server::demo();
+    let api = server.api(&server.owner_key());
+    let (_, key) = api
+        .new_key(json!({"name":"agent","kind":"user","scopes":["services:read","services:write"],"projects":["shop"]}))
+        .await;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let mcp_json = json!({"mcpServers": {
+        "shop": {"type":"http","url": server.url("/api/mcp"), "env": {"KEYGATE_API_KEY": key}},
+        "other": {"command":"true"}
+    }});
+    std::fs::write(dir.path().join(".mcp.json"), mcp_json.to_string()).expect("written");
+    let env = [("KEYGATE_SERVER", server.base.as_str())];
+
+    let out = keygate(&["check", "--mcp-server", "shop"], &env, Some(dir.path()));
+    out.expect_code(0);
+    assert!(
+        out.stderr.contains(".mcp.json"),
+        "names the source: {}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains(secret(&key)), "never the secret");
+    let out = keygate(
+        &["check", "--mcp-json", ".mcp.json", "--mcp-server", "shop"],
+        &env,
+        Some(dir.path()),
+    );
+    out.expect_code(0);
+    // The server without an env block holds no credential.
+    let out = keygate(&["check", "--mcp-server", "other"], &env, Some(dir.path()));
+    assert_refused(&out, "No authentication found");
+    // Without --mcp-json/--mcp-server the file is not read.
+    let out = keygate(&["check"], &env, Some(dir.path()));
+    assert_refused(&out, "No authentication found");
+}
