@@ -378,6 +378,9 @@ pub struct ServerOptions {
     pub database: Option<String>,
     /// Further arguments (`--key-rate 2`, …).
     pub args: Vec<String>,
+    /// Environment variables for the server (after the harness's own, so
+    /// `KEYGATE_LOG` here wins over `KEYGATE_E2E_LOG`).
+    pub env: Vec<(String, String)>,
 }
 
 impl ServerOptions {
@@ -393,6 +396,13 @@ impl ServerOptions {
     #[must_use]
     pub fn database(mut self, url: &str) -> Self {
         self.database = Some(url.to_owned());
+        self
+    }
+
+    /// Sets an environment variable of the server (`KEYGATE_LOG=trace`, …).
+    #[must_use]
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.env.push((name.to_owned(), value.to_owned()));
         self
     }
 
@@ -452,6 +462,7 @@ impl Server {
             "KEYGATE_LOG",
             std::env::var("KEYGATE_E2E_LOG").unwrap_or_else(|_| "info".to_owned()),
         );
+        cmd.envs(options.env.iter().map(|(k, v)| (k, v)));
         if let Some(dir) = &dir {
             cmd.current_dir(dir.path());
         }
@@ -673,25 +684,27 @@ pub struct Api<'a> {
 }
 
 impl Api<'_> {
+    // The request helpers build the request at once and return a future that borrows
+    // nothing, so `|| server.api(&key).introspect()` works as a retry closure.
+
     /// `GET path`.
-    pub async fn get(&self, path: &str) -> Answer {
-        send(client().get(self.server.url(path)).bearer_auth(&self.key)).await
+    pub fn get(&self, path: &str) -> impl Future<Output = Answer> + Send + 'static {
+        send(client().get(self.server.url(path)).bearer_auth(&self.key))
     }
 
     /// `POST path` with a JSON body.
-    pub async fn post(&self, path: &str, body: &Value) -> Answer {
+    pub fn post(&self, path: &str, body: &Value) -> impl Future<Output = Answer> + Send + 'static {
         send(
             client()
                 .post(self.server.url(path))
                 .bearer_auth(&self.key)
                 .json(body),
         )
-        .await
     }
 
     /// `GET /api/v1/token`.
-    pub async fn introspect(&self) -> Answer {
-        self.get("/api/v1/token").await
+    pub fn introspect(&self) -> impl Future<Output = Answer> + Send + 'static {
+        self.get("/api/v1/token")
     }
 
     /// `POST /api/v1/keys`, which must answer 201; returns the body (`id`, `key`, …).
