@@ -142,6 +142,9 @@ fn sqlite(c: &mut Criterion) {
                     })
                 });
             });
+            if tail.2 == 0 {
+                continue;
+            }
             eprintln!(
                 "sqlite/{name}: slowest single call {:?}, {} of {} calls over 100 µs",
                 tail.0, tail.1, tail.2
