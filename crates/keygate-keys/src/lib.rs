@@ -58,7 +58,8 @@
 //!
 //! - `sqlite` (default): `SqliteStore`, on a bundled SQLite: WAL, `synchronous=FULL`,
 //!   `busy_timeout`, one writer thread and a few reader threads behind oneshot
-//!   replies, so async callers never block the runtime.
+//!   replies; `verify` alone reads inline from read-only connections that never
+//!   wait for a lock (a few µs), falling back to the reader threads.
 //! - `postgres`: `PostgresStore`, on tokio-postgres with a deadpool pool, cached
 //!   prepared statements, migrations under `pg_advisory_xact_lock`, and an optional
 //!   schema of its own.
