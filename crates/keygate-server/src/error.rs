@@ -98,6 +98,31 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// `message` with every credential in it (a keygate key of any brand, a foreign token)
+/// redacted. Messages quote what the client sent (an unknown scope, a bad `kind`), and a
+/// key pasted into the wrong field must not come back in an error body, where proxies
+/// and client logs would keep it.
+fn redact_credentials(message: &str) -> String {
+    let findings = keygate_token::recognise(message);
+    if findings.is_empty() {
+        return message.to_owned();
+    }
+    let mut out = String::with_capacity(message.len());
+    let mut last = 0;
+    for f in findings {
+        let (Some(before), Some(found)) =
+            (message.get(last..f.span.start), message.get(f.span.clone()))
+        else {
+            continue;
+        };
+        out.push_str(before);
+        out.push_str(&keygate_token::redact(found));
+        last = f.span.end;
+    }
+    out.push_str(message.get(last..).unwrap_or_default());
+    out
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, body) = match self {
@@ -108,11 +133,11 @@ impl IntoResponse for ApiError {
             Self::NotFound => (StatusCode::NOT_FOUND, json!({ "error": "not_found" })),
             Self::Conflict(message) => (
                 StatusCode::CONFLICT,
-                json!({ "error": "conflict", "message": message }),
+                json!({ "error": "conflict", "message": redact_credentials(&message) }),
             ),
             Self::Invalid(message) => (
                 StatusCode::BAD_REQUEST,
-                json!({ "error": "invalid_request", "message": message }),
+                json!({ "error": "invalid_request", "message": redact_credentials(&message) }),
             ),
             Self::TooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -127,5 +152,28 @@ impl IntoResponse for ApiError {
         resp.headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_in_messages_are_redacted() {
+        let key = keygate_token::TokenFormat::default()
+            .generate(keygate_token::KeyKind::User)
+            .unwrap();
+        let raw = key.expose();
+        let message = format!("invalid body: kind: unknown variant `{raw}`, expected `user`");
+        let out = redact_credentials(&message);
+        assert!(!out.contains(raw), "{out}");
+        assert!(!out.contains(&raw[raw.len() - 36..raw.len() - 6]), "{out}");
+        assert!(out.starts_with("invalid body: kind: unknown variant `kg_uk_"));
+        assert!(out.ends_with("`, expected `user`"));
+        assert_eq!(
+            redact_credentials("name must not be empty"),
+            "name must not be empty"
+        );
     }
 }
