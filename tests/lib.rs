@@ -603,6 +603,8 @@ pub fn client() -> reqwest::Client {
     static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
     CLIENT
         .get_or_init(|| {
+            // reqwest is built with rustls and no default provider (see the root manifest).
+            let _ = rustls::crypto::ring::default_provider().install_default();
             reqwest::Client::builder()
                 .no_proxy()
                 .timeout(REQUEST_TIMEOUT)

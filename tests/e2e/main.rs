@@ -6,6 +6,8 @@ mod cli;
 mod concurrency;
 mod errors;
 mod examples;
+mod faults;
 mod gates;
 mod keys;
+mod leaks;
 mod postgres;

@@ -43,13 +43,13 @@ impl Client {
         let url = reqwest::Url::parse(&base)
             .with_context(|| format!("the server address {server:?} is not a URL"))?;
         match url.scheme() {
-            "http" => {}
-            "https" => bail!(
-                "this build of keygate speaks plain HTTP only; reach {server} through a local \
-                 TLS-terminating proxy or use an http:// address on a trusted network"
+            "http" | "https" => {}
+            other => bail!(
+                "the server address {server:?} has scheme {other:?}; use https:// (or http:// on loopback)"
             ),
-            other => bail!("the server address {server:?} has scheme {other:?}; use http://"),
         }
+        // TLS is rustls with the ring provider; installing it twice is harmless.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(30))
@@ -94,8 +94,16 @@ impl Client {
                 } else {
                     "request failed"
                 };
-                // Without the URL-bearing source chain: only the server address is named.
-                anyhow::anyhow!("cannot reach the keygate server at {}: {why}", self.base)
+                // Only the innermost cause (an I/O or TLS error, which carries no URL and
+                // no header) is shown next to the server address.
+                let mut cause: &dyn std::error::Error = &err;
+                while let Some(next) = cause.source() {
+                    cause = next;
+                }
+                anyhow::anyhow!(
+                    "cannot reach the keygate server at {}: {why} ({cause})",
+                    self.base
+                )
             })?;
             let status = response.status().as_u16();
             let bytes = response

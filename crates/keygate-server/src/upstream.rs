@@ -63,12 +63,15 @@ impl Upstream {
     pub(crate) fn http(url: &str, timeout: Duration) -> Result<Self, String> {
         let url =
             reqwest::Url::parse(url).map_err(|e| format!("invalid upstream URL {url:?}: {e}"))?;
-        if url.scheme() != "http" {
+        if !matches!(url.scheme(), "http" | "https") {
             return Err(format!(
-                "upstream URL must be http:// (got {}://); terminate TLS in front of the upstream",
+                "upstream URL must be http:// or https:// (got {}://)",
                 url.scheme()
             ));
         }
+        // reqwest is built with rustls and no default provider; installing ring is
+        // idempotent (an already installed provider is kept).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
             .connect_timeout(timeout.min(Duration::from_secs(5)))
             .read_timeout(timeout)
