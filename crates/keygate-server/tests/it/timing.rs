@@ -37,10 +37,16 @@ fn with_checksum(signed: &str) -> String {
 /// `token` with the character at `at` (an offset into the body: id then secret)
 /// replaced by another base62 character, with a valid checksum.
 fn altered(token: &str, at: usize) -> String {
+    altered_to(token, at, b'A')
+}
+
+/// `token` with the character at `at` set to `to` (or, if it already is `to`, to the
+/// next base62 character), with a valid checksum.
+fn altered_to(token: &str, at: usize, to: u8) -> String {
     let body_start = token.len() - (ID_LEN + SECRET_LEN + CHECKSUM_LEN);
     let mut signed = token.as_bytes()[..token.len() - CHECKSUM_LEN].to_vec();
     let i = body_start + at;
-    signed[i] = if signed[i] == b'A' { b'B' } else { b'A' };
+    signed[i] = if signed[i] == to { to + 1 } else { to };
     with_checksum(std::str::from_utf8(&signed).unwrap())
 }
 
@@ -216,9 +222,10 @@ fn welch_t(a: (f64, f64, f64, usize), b: (f64, f64, f64, usize)) -> f64 {
 }
 
 async fn measure(label: &str, store: &dyn KeyStore, right: &str, revoked: &str, rounds: usize) {
-    let classes: [(&str, String); 5] = [
+    let classes: [(&str, String); 6] = [
         ("wrong first secret char", secret_first(right)),
         ("wrong last secret char", secret_last(right)),
+        ("wrong first, other value", altered_to(right, ID_LEN, b'C')),
         ("unknown id", unknown_id(right)),
         ("revoked", revoked.to_owned()),
         ("right key", right.to_owned()),
@@ -230,8 +237,19 @@ async fn measure(label: &str, store: &dyn KeyStore, right: &str, revoked: &str, 
             let _ = store.verify(t).await;
         }
     }
+    let mut order: Vec<usize> = (0..classes.len()).collect();
+    let mut rng: u64 = 0x9e37_79b9_7f4a_7c15;
     for _ in 0..rounds {
-        for (i, (_, t)) in classes.iter().enumerate() {
+        // A fresh random order every round (xorshift + Fisher-Yates): no class always
+        // runs first or right after another.
+        for j in (1..order.len()).rev() {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            order.swap(j, usize::try_from(rng % (j as u64 + 1)).unwrap());
+        }
+        for &i in &order {
+            let t = &classes[i].1;
             let started = Instant::now();
             let out: Result<Principal, VerifyError> = store.verify(t).await;
             let took = started.elapsed();
@@ -253,17 +271,20 @@ async fn measure(label: &str, store: &dyn KeyStore, right: &str, revoked: &str, 
             st.2.sqrt()
         );
     }
+    let t = |a: usize, b: usize| welch_t(s[a], s[b]);
+    println!("Welch t, first vs last secret char: {:+.2}", t(0, 1));
     println!(
-        "Welch t, first vs last secret char: {:+.2}",
-        welch_t(s[0], s[1])
+        "Welch t, first vs first with another value (noise floor): {:+.2}",
+        t(0, 2)
     );
     println!(
         "Welch t, unknown id vs wrong secret (first): {:+.2}",
-        welch_t(s[2], s[0])
+        t(3, 0)
     );
+    println!("Welch t, revoked vs wrong secret (first): {:+.2}", t(4, 0));
     println!(
-        "Welch t, revoked vs wrong secret (first): {:+.2}",
-        welch_t(s[3], s[0])
+        "Welch t, right key vs wrong secret (first): {:+.2}",
+        t(5, 0)
     );
 }
 
