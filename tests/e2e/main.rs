@@ -11,3 +11,4 @@ mod gates;
 mod keys;
 mod leaks;
 mod postgres;
+mod revocation_load;
