@@ -153,6 +153,28 @@ async fn redis_down_fails_closed_with_503() {
 }
 
 #[tokio::test]
+async fn redis_down_with_fail_open_lets_requests_through_uncounted() {
+    let port = closed_port().port();
+    let server = Server::demo_with(&[
+        "--rate-limit-backend",
+        &format!("redis://127.0.0.1:{port}"),
+        "--rate-limit-fail-open",
+    ]);
+    let owner = server.owner_key();
+    for _ in 0..3 {
+        let a = server.api(&owner).introspect().await;
+        assert_eq!(a.status, 200, "{}", a.text);
+        assert!(
+            a.header("ratelimit").is_none(),
+            "uncounted: no RateLimit header"
+        );
+    }
+    // Failing open never skips authentication.
+    let a = server.api("kg_uk_nope").introspect().await;
+    assert_eq!(a.status, 401);
+}
+
+#[tokio::test]
 async fn kill_9_right_after_an_acknowledged_write_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("keygate.db").display());

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use keygate_server::{App, Config, Upstream};
+use keygate_server::{App, Config, FailMode, Upstream};
 use keygate_token::TokenFormat;
 use serde::Deserialize;
 
@@ -56,9 +56,16 @@ struct Args {
     /// between instances [default: memory].
     #[arg(long, env = "KEYGATE_RATE_LIMIT_BACKEND", value_name = "BACKEND", value_parser = rate_limit_backend)]
     rate_limit_backend: Option<String>,
+    /// While the Redis rate-limit backend is unreachable, let requests through
+    /// uncounted instead of refusing them with 503 [default: refuse].
+    #[arg(long, env = "KEYGATE_RATE_LIMIT_FAIL_OPEN")]
+    rate_limit_fail_open: bool,
     /// Seconds to wait for the upstream to answer [default: 10].
     #[arg(long, env = "KEYGATE_UPSTREAM_TIMEOUT", value_name = "SECONDS")]
     upstream_timeout: Option<NonZeroU32>,
+    /// Seconds any request may take to produce its response head [default: 30].
+    #[arg(long, env = "KEYGATE_REQUEST_TIMEOUT", value_name = "SECONDS")]
+    request_timeout: Option<NonZeroU32>,
     /// Token brand: keys look like BRAND_uk_… [default: kg].
     #[arg(long, env = "KEYGATE_BRAND", value_name = "BRAND", value_parser = brand)]
     brand: Option<String>,
@@ -76,7 +83,9 @@ struct FileConfig {
     key_rate: Option<NonZeroU32>,
     tenant_rate: Option<NonZeroU32>,
     rate_limit_backend: Option<String>,
+    rate_limit_fail_open: Option<bool>,
     upstream_timeout: Option<NonZeroU32>,
+    request_timeout: Option<NonZeroU32>,
     brand: Option<String>,
 }
 
@@ -115,11 +124,13 @@ fn database_url(s: &str) -> Result<String, String> {
 fn upstream_url(s: &str) -> Result<String, String> {
     let s = s.trim();
     match s.split_once("://") {
-        Some(("http", rest)) if !rest.is_empty() => Ok(s.to_owned()),
-        Some((scheme, _)) if scheme != "http" => Err(format!(
-            "expected an http:// URL such as http://127.0.0.1:9000/mcp, not {scheme}://"
+        Some(("http" | "https", rest)) if !rest.is_empty() => Ok(s.to_owned()),
+        Some((scheme, _)) if scheme != "http" && scheme != "https" => Err(format!(
+            "expected an http:// or https:// URL such as http://127.0.0.1:9000/mcp, not {scheme}://"
         )),
-        _ => Err("expected an http:// URL such as http://127.0.0.1:9000/mcp".to_owned()),
+        _ => {
+            Err("expected an http:// or https:// URL such as http://127.0.0.1:9000/mcp".to_owned())
+        }
     }
 }
 
@@ -228,8 +239,14 @@ fn resolve(args: Args) -> anyhow::Result<(Config, SocketAddr)> {
     )? {
         config.rate_limit_backend = v;
     }
+    if args.rate_limit_fail_open || file.rate_limit_fail_open == Some(true) {
+        config.rate_limit_fail_mode = FailMode::Open;
+    }
     if let Some(v) = args.upstream_timeout.or(file.upstream_timeout) {
         config.upstream_timeout = Duration::from_secs(u64::from(v.get()));
+    }
+    if let Some(v) = args.request_timeout.or(file.request_timeout) {
+        config.request_timeout = Duration::from_secs(u64::from(v.get()));
     }
     if let Some(v) = args.brand.map_or_else(
         || from_file(&path, "brand", file.brand, brand),

@@ -64,6 +64,20 @@ pub enum FailMode {
 /// Redis URL that does not parse, [`LimitError::RedisNotCompiled`] when the `redis`
 /// feature is off. Errors never contain the password of the URL.
 pub async fn from_url(spec: &str, limits: Limits) -> Result<Arc<dyn RateLimiter>, LimitError> {
+    from_url_with(spec, limits, FailMode::default()).await
+}
+
+/// Like [`from_url`], with what a Redis limiter does while Redis is unreachable
+/// (`fail_mode`; the in-process limiter never fails, so it ignores it).
+///
+/// # Errors
+///
+/// As [`from_url`].
+pub async fn from_url_with(
+    spec: &str,
+    limits: Limits,
+    fail_mode: FailMode,
+) -> Result<Arc<dyn RateLimiter>, LimitError> {
     let trimmed = spec.trim();
     if trimmed.eq_ignore_ascii_case("memory") {
         return Ok(Arc::new(MemoryLimiter::new(limits)));
@@ -72,7 +86,9 @@ pub async fn from_url(spec: &str, limits: Limits) -> Result<Arc<dyn RateLimiter>
         .split_once("://")
         .map(|(scheme, _)| scheme.to_ascii_lowercase());
     match scheme.as_deref() {
-        Some("redis" | "rediss" | "redis+unix" | "unix") => redis_from_url(trimmed, limits).await,
+        Some("redis" | "rediss" | "redis+unix" | "unix") => {
+            redis_from_url(trimmed, limits, fail_mode).await
+        }
         _ => Err(LimitError::UnknownBackend {
             spec: redact_url(trimmed),
         }),
@@ -80,8 +96,13 @@ pub async fn from_url(spec: &str, limits: Limits) -> Result<Arc<dyn RateLimiter>
 }
 
 #[cfg(feature = "redis")]
-async fn redis_from_url(url: &str, limits: Limits) -> Result<Arc<dyn RateLimiter>, LimitError> {
-    let limiter = crate::redis::RedisLimiter::new(url, limits, crate::redis::RedisConfig::new())?;
+async fn redis_from_url(
+    url: &str,
+    limits: Limits,
+    fail_mode: FailMode,
+) -> Result<Arc<dyn RateLimiter>, LimitError> {
+    let config = crate::redis::RedisConfig::new().fail_mode(fail_mode);
+    let limiter = crate::redis::RedisLimiter::new(url, limits, config)?;
     Ok(Arc::new(limiter))
 }
 
@@ -90,7 +111,11 @@ async fn redis_from_url(url: &str, limits: Limits) -> Result<Arc<dyn RateLimiter
     clippy::unused_async,
     reason = "same signature as with the redis feature"
 )]
-async fn redis_from_url(_url: &str, _limits: Limits) -> Result<Arc<dyn RateLimiter>, LimitError> {
+async fn redis_from_url(
+    _url: &str,
+    _limits: Limits,
+    _fail_mode: FailMode,
+) -> Result<Arc<dyn RateLimiter>, LimitError> {
     Err(LimitError::RedisNotCompiled)
 }
 

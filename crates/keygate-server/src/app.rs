@@ -130,9 +130,13 @@ impl App {
             Quota::from_rate(config.key_rate),
             Quota::from_rate(config.tenant_rate),
         );
-        let limiter = keygate_limits::from_url(&config.rate_limit_backend, limits)
-            .await
-            .map_err(ServerError::Limits)?;
+        let limiter = keygate_limits::from_url_with(
+            &config.rate_limit_backend,
+            limits,
+            config.rate_limit_fail_mode,
+        )
+        .await
+        .map_err(ServerError::Limits)?;
         let ttl = time::Duration::try_from(config.challenge_ttl)
             .map_err(|_| ServerError::Config("the challenge lifetime is too long".to_owned()))?;
         let gates = Gates::new(gate_store, Arc::new(SystemClock)).with_challenge_ttl(ttl);

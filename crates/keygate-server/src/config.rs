@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use keygate_keys::TokenFormat;
+use keygate_limits::FailMode;
 
 /// Where checked tool calls go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +45,9 @@ pub struct Config {
     pub tenant_rate: NonZeroU32,
     /// Rate-limit backend: `memory` (default) or a `redis://` URL.
     pub rate_limit_backend: String,
+    /// While a Redis backend is unreachable: refuse with 503 (`Closed`, the default) or
+    /// let requests through uncounted (`Open`).
+    pub rate_limit_fail_mode: FailMode,
     /// Token format (brand) of the keys this server issues. Default `kg`.
     pub format: TokenFormat,
     /// How long the upstream may take to start answering. Default 10 s.
@@ -64,6 +68,7 @@ impl Config {
             key_rate: NonZeroU32::new(20).unwrap_or(NonZeroU32::MIN),
             tenant_rate: NonZeroU32::new(100).unwrap_or(NonZeroU32::MIN),
             rate_limit_backend: "memory".to_owned(),
+            rate_limit_fail_mode: FailMode::Closed,
             format: TokenFormat::default(),
             upstream_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),

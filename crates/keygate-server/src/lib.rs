@@ -49,3 +49,4 @@ pub use crate::config::{Config, Upstream};
 pub use crate::error::ServerError;
 pub use crate::mcp::MAX_JSON_DEPTH;
 pub use crate::page::CSP;
+pub use keygate_limits::FailMode;

@@ -212,6 +212,20 @@ async fn from_url_builds_a_redis_limiter() -> Result<(), LimitError> {
     Ok(())
 }
 
+#[tokio::test]
+async fn from_url_with_passes_the_fail_mode_on() -> Result<(), LimitError> {
+    // Nothing listens on port 1: only the fail mode decides the answer.
+    let url = "redis://127.0.0.1:1";
+    let open = keygate_limits::from_url_with(url, limits(5, 5), FailMode::Open).await?;
+    assert!(open.check("k", "t").await?.is_allowed());
+    let closed = keygate_limits::from_url_with(url, limits(5, 5), FailMode::Closed).await?;
+    assert!(matches!(
+        closed.check("k", "t").await,
+        Err(LimitError::Unavailable { .. })
+    ));
+    Ok(())
+}
+
 /// Counts the warnings and infos this crate logs.
 #[derive(Default)]
 struct Counter {
