@@ -1,4 +1,6 @@
-//! Cost of the demo platform's MCP handler, called in-process as a tower service.
+//! Cost of the demo platform's MCP handler, called in-process as a tower service, beside
+//! its baseline: a bare axum route that parses the same `service.status` body as JSON and
+//! echoes it back through the same harness.
 #![allow(missing_docs, reason = "criterion generates the bench entry points")]
 
 use axum::body::{Body, to_bytes};
@@ -20,7 +22,25 @@ fn bench(c: &mut Criterion) {
         .build()
         .unwrap();
     let app = keygate_demo::router(keygate_demo::Platform::new());
+    let echo = axum::Router::new().route(
+        "/mcp",
+        axum::routing::post(|axum::Json(v): axum::Json<serde_json::Value>| async { axum::Json(v) }),
+    );
     let mut group = c.benchmark_group("mcp");
+    group.bench_function("baseline_axum_json_echo", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let response = echo
+                    .clone()
+                    .oneshot(post(
+                        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"service.status","arguments":{"service":"worker","project":"shop"}}}"#,
+                    ))
+                    .await
+                    .unwrap();
+                to_bytes(response.into_body(), usize::MAX).await.unwrap()
+            })
+        });
+    });
     for (name, body) in [
         ("ping", r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#),
         (

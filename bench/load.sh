@@ -1,0 +1,335 @@
+#!/usr/bin/env bash
+# Load benchmark: the MCP gateway against its baselines, in one run, on loopback.
+#
+#   bench/load.sh                 # about 100 s once the release binaries are built
+#
+# Targets, each under the same load generator (wrk, one thread, fixed connections, fixed
+# duration), one after another:
+#   echo        a bare axum JSON echo (examples/echo.rs): the floor
+#   demo        the demo platform served directly, no auth, no gateway
+#               (examples/demo-platform.rs): THE BASELINE every ratio is relative to
+#   sqlite      keygated --demo on a fresh SQLite file
+#   postgres    keygated --demo on a fresh PostgreSQL schema
+# Every request is the same JSON-RPC tools/call of the read tool service.list (the
+# gateway checks the key, the policy, the rate limits and the gates, then calls the
+# in-process demo platform). keygated runs with --key-rate/--tenant-rate 1000000 so rate
+# limiting never caps throughput: the limiter is still consulted on every call.
+#
+# Two passes per gateway: peak (as fast as the connections go) and a fixed rate at half
+# of that gateway's peak, where the demo platform is measured at the same rate to give
+# the p99 keygate adds. The fixed-rate pass uses `oha -q` when oha is installed
+# (cargo install oha --locked), otherwise wrk with a per-connection delay (see mcp.lua).
+#
+# With 2 cores the generator competes with the server, so every server runs pinned to
+# CPU 0 (taskset -c 0) and the generator to CPU 1, for every target alike. The
+# PostgreSQL backends that serve keygated are pinned to CPU 1 too (the database stands
+# for another machine; KG_BENCH_PIN_PG=0 leaves them where the kernel puts them).
+#
+# Settings (environment):
+#   KG_BENCH_DURATION     seconds per measured pass            [8]
+#   KG_BENCH_WARMUP       seconds of warm-up before a peak pass [2]
+#   KG_BENCH_CONNECTIONS  connections for the peak passes       [32]
+#   KG_BENCH_POSTGRES     PostgreSQL URL (a fresh schema is created in it and dropped)
+#                         [$KEYGATE_TEST_POSTGRES, else postgres://postgres@127.0.0.1:5432/test]
+#   KG_BENCH_SERVER_CPU / KG_BENCH_LOAD_CPU                     [0 / 1]
+#   KG_BENCH_NO_BUILD=1   use the release binaries as they are
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+DURATION=${KG_BENCH_DURATION:-8}
+WARMUP=${KG_BENCH_WARMUP:-2}
+CONNS=${KG_BENCH_CONNECTIONS:-32}
+SERVER_CPU=${KG_BENCH_SERVER_CPU:-0}
+LOAD_CPU=${KG_BENCH_LOAD_CPU:-1}
+PG_URL=${KG_BENCH_POSTGRES:-${KEYGATE_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432/test}}
+HIGH_RATE=1000000
+BODY='{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"service.list","arguments":{}}}'
+BIN=$ROOT/target/release
+LUA=$ROOT/bench/mcp.lua
+# The whole run is bounded: a watchdog ends it past this many seconds.
+DEADLINE=${KG_BENCH_DEADLINE:-175}
+
+log() { printf '%s\n' "$*" >&2; }
+die() { log "load.sh: $*"; exit 1; }
+
+# --- tools ------------------------------------------------------------------------------
+if ! command -v wrk >/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        log "installing wrk (apt-get)"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null \
+            || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+    fi
+    command -v wrk >/dev/null || die "wrk is missing: apt-get install wrk"
+fi
+command -v taskset >/dev/null || die "taskset is missing (util-linux)"
+command -v curl >/dev/null || die "curl is missing"
+OHA=$(command -v oha || true)
+[ -n "$OHA" ] && ! command -v jq >/dev/null && OHA=""
+
+if [ "${KG_BENCH_NO_BUILD:-0}" != 1 ]; then
+    log "building release binaries (cargo build --release; not part of the timed run)"
+    cargo build --release --quiet -p keygated -p keygate-examples --bin keygated \
+        --example demo-platform --example echo
+fi
+for b in keygated examples/demo-platform examples/echo; do
+    [ -x "$BIN/$b" ] || die "$BIN/$b is missing: cargo build --release -p keygated -p keygate-examples --bins --examples"
+done
+
+# --- processes and clean-up -------------------------------------------------------------
+TMP=$(mktemp -d)
+PIDS=()
+PG_SCHEMA=""
+WATCHDOG=""
+
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    if [ -n "$WATCHDOG" ]; then kill "$WATCHDOG" 2>/dev/null || true; fi
+    if [ -n "$PG_SCHEMA" ]; then
+        psql -q "$PG_URL" -c "DROP SCHEMA IF EXISTS $PG_SCHEMA CASCADE" >/dev/null 2>&1 || true
+    fi
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Its output goes nowhere, so a pipe reading this script's output never waits for it.
+( exec >/dev/null 2>&1; sleep "$DEADLINE"; kill -TERM $$ ) &
+WATCHDOG=$!
+
+# A port nobody listens on (the kernel picks a free one; the race is harmless here).
+free_port() {
+    local p
+    for _ in $(seq 50); do
+        p=$(( 20000 + RANDOM % 30000 ))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
+    done
+    die "no free port"
+}
+
+# start NAME PORT CMD... : runs CMD pinned to the server CPU, waits until PORT accepts.
+start() {
+    local name=$1 port=$2
+    shift 2
+    taskset -c "$SERVER_CPU" "$@" >"$TMP/$name.out" 2>"$TMP/$name.err" &
+    local pid=$!
+    PIDS+=("$pid")
+    for _ in $(seq 200); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            LAST_PID=$pid
+            return
+        fi
+        kill -0 "$pid" 2>/dev/null || { cat "$TMP/$name.err" >&2; die "$name exited at start"; }
+        sleep 0.05
+    done
+    die "$name did not listen on $port"
+}
+
+stop() {
+    kill "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+}
+
+# One request with curl first: a load run must measure the success path.
+check() {
+    local url=$1 key=$2 out
+    local auth=()
+    [ -n "$key" ] && auth=(-H "Authorization: Bearer $key")
+    out=$(curl -sS -w '\n%{http_code}' "${auth[@]}" -H 'Content-Type: application/json' \
+        -H 'Accept: application/json, text/event-stream' -d "$BODY" "$url")
+    [ "${out##*$'\n'}" = 200 ] || die "check $url: HTTP ${out##*$'\n'}: ${out%$'\n'*}"
+    case "${out%$'\n'*}" in
+        *'"isError":true'* | *'"error"'*) die "check $url: ${out%$'\n'*}" ;;
+    esac
+}
+
+# wrk_run URL KEY SECONDS CONNECTIONS [DELAY_MS] -> "rps p50_us p99_us non2xx errors"
+wrk_run() {
+    local url=$1 key=$2 secs=$3 conns=$4 delay=${5:-}
+    local line
+    line=$(KG_KEY=$key KG_BODY=$BODY KG_DELAY_MS=$delay \
+        taskset -c "$LOAD_CPU" wrk -t1 -c"$conns" -d"${secs}s" --timeout 5s -s "$LUA" "$url" \
+        | grep '^RESULT') || die "wrk failed against $url"
+    awk '{ for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+           print v["rps"], v["p50_us"], v["p99_us"], v["non2xx"], v["errors"] }' <<<"$line"
+}
+
+# fixed_run URL KEY RATE -> "rps p50_us p99_us non2xx errors" at a fixed request rate
+fixed_run() {
+    local url=$1 key=$2 rate=$3
+    if [ -n "$OHA" ]; then
+        local auth=()
+        [ -n "$key" ] && auth=(-H "Authorization: Bearer $key")
+        taskset -c "$LOAD_CPU" "$OHA" --no-tui --output-format json -z "${DURATION}s" \
+            -q "$rate" --latency-correction -c "$CONNS" -m POST "${auth[@]}" \
+            -H 'Content-Type: application/json' \
+            -H 'Accept: application/json, text/event-stream' -d "$BODY" "$url" \
+            >"$TMP/oha.json" 2>"$TMP/oha.err" || die "oha failed: $(cat "$TMP/oha.err")"
+        jq -r '[.summary.requestsPerSec,
+                (.latencyPercentiles.p50 * 1e6 | floor),
+                (.latencyPercentiles.p99 * 1e6 | floor),
+                ([.statusCodeDistribution | to_entries[] | select(.key != "200") | .value] | add // 0),
+                ([.errorDistribution | to_entries[] | select(.key | test("deadline") | not) | .value] | add // 0)] | @tsv' \
+            "$TMP/oha.json" | tr '\t' ' '
+    else
+        # wrk has no fixed-rate mode: each connection waits 10 ms between requests, so
+        # RATE/100 connections send about RATE requests/s while the server keeps up.
+        local conns=$(( (rate + 50) / 100 ))
+        [ "$conns" -lt 1 ] && conns=1
+        wrk_run "$url" "$key" "$DURATION" "$conns" 10
+    fi
+}
+
+peak() {
+    wrk_run "$1" "$2" "$WARMUP" "$CONNS" >/dev/null
+    wrk_run "$1" "$2" "$DURATION" "$CONNS"
+}
+
+hwm_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
+
+# Waits for keygated --demo to print the owner key on stdout.
+demo_key() {
+    local name=$1 key=""
+    for _ in $(seq 200); do
+        key=$(grep -m1 -o '^[a-z0-9_]*_uk_[A-Za-z0-9]*' "$TMP/$name.out" 2>/dev/null || true)
+        [ -n "$key" ] && { echo "$key"; return; }
+        sleep 0.05
+    done
+    cat "$TMP/$name.err" >&2
+    die "$name printed no key"
+}
+
+declare -A RES
+record() { RES[$1]=$2; }
+field() { local a; read -r -a a <<<"${RES[$1]}"; echo "${a[$2]}"; }
+
+START=$SECONDS
+log "servers on CPU $SERVER_CPU, wrk on CPU $LOAD_CPU; $CONNS connections, ${WARMUP}s warm-up + ${DURATION}s per peak pass"
+
+# --- (a) floor and baseline ------------------------------------------------------------
+port=$(free_port)
+start echo "$port" "$BIN/examples/echo" --listen "127.0.0.1:$port"
+echo_pid=$LAST_PID
+log "echo (floor) ..."
+record echo "$(peak "http://127.0.0.1:$port/mcp" "")"
+stop "$echo_pid"
+
+demo_port=$(free_port)
+DEMO_URL="http://127.0.0.1:$demo_port/mcp"
+RUST_LOG=warn start demo "$demo_port" "$BIN/examples/demo-platform" --listen "127.0.0.1:$demo_port"
+demo_pid=$LAST_PID
+check "$DEMO_URL" ""
+log "demo platform (baseline) ..."
+record demo "$(peak "$DEMO_URL" "")"
+
+# --- (b) and (c): the gateway ----------------------------------------------------------
+# gateway NAME DATABASE_URL
+gateway() {
+    local name=$1 db=$2 port pid key url rate
+    port=$(free_port)
+    url="http://127.0.0.1:$port/api/mcp"
+    start "$name" "$port" "$BIN/keygated" --demo --database "$db" \
+        --listen "127.0.0.1:$port" --key-rate "$HIGH_RATE" --tenant-rate "$HIGH_RATE"
+    pid=$LAST_PID
+    key=$(demo_key "$name")
+    check "$url" "$key"
+    if [ "$name" = postgres ] && [ "${KG_BENCH_PIN_PG:-1}" = 1 ]; then
+        # Fill the pool, then pin the PostgreSQL backends serving this keygated (and only
+        # those) to the generator's CPU: the database stands for another machine, and
+        # keygated keeps CPU $SERVER_CPU to itself, as the baseline does.
+        wrk_run "$url" "$key" 1 "$CONNS" >/dev/null
+        local backend
+        for backend in $(psql -qAt "$PG_URL" -c "SELECT pid FROM pg_stat_activity WHERE application_name = '$PG_SCHEMA'"); do
+            taskset -p -c "$LOAD_CPU" "$backend" >/dev/null
+        done
+    fi
+    log "keygated $name: peak ..."
+    record "$name" "$(peak "$url" "$key")"
+    rate=$(awk -v r="$(field "$name" 0)" 'BEGIN { printf "%d", r / 2 }')
+    log "keygated $name and the baseline at $rate requests/s ..."
+    record "$name@half" "$(fixed_run "$url" "$key" "$rate")"
+    record "demo@$name" "$(fixed_run "$DEMO_URL" "" "$rate")"
+    RES[$name.rate]=$rate
+    RES[$name.hwm]=$(hwm_kib "$pid")
+    stop "$pid"
+}
+
+gateway sqlite "sqlite://$TMP/keygate.db"
+
+if command -v psql >/dev/null && psql -q "$PG_URL" -c 'SELECT 1' >/dev/null 2>&1; then
+    PG_SCHEMA="kg_load_$$_$RANDOM"
+    psql -q "$PG_URL" -c "CREATE SCHEMA $PG_SCHEMA" >/dev/null
+    sep='?'
+    case "$PG_URL" in *\?*) sep='&' ;; esac
+    gateway postgres "${PG_URL}${sep}options=-csearch_path%3D$PG_SCHEMA&application_name=$PG_SCHEMA"
+else
+    log "PostgreSQL not reachable at the configured URL (or no psql): skipping it"
+fi
+stop "$demo_pid"
+ELAPSED=$(( SECONDS - START ))
+
+# --- report -----------------------------------------------------------------------------
+fixed_tool="oha -q (latency-corrected)"
+[ -z "$OHA" ] && fixed_tool="wrk, RATE/100 connections each pausing 10 ms"
+base_rps=$(field demo 0)
+base_p50=$(field demo 1)
+base_p99=$(field demo 2)
+
+ms() { awk -v u="$1" 'BEGIN { printf "%.2f", u / 1000 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+
+echo
+echo "keygate load benchmark: $(nproc) CPUs ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)),"
+echo "servers pinned to CPU $SERVER_CPU, wrk to CPU $LOAD_CPU; tools/call service.list;"
+echo "peak: wrk -t1 -c$CONNS, ${DURATION}s after ${WARMUP}s warm-up; keygated --key-rate/--tenant-rate $HIGH_RATE"
+echo
+printf '%-28s %10s %7s %9s %7s %9s %7s %8s\n' target 'req/s' '×base' 'p50 ms' '×base' 'p99 ms' '×base' 'non-2xx'
+for t in echo demo sqlite postgres; do
+    [ -n "${RES[$t]:-}" ] || continue
+    case $t in
+        echo) label="axum JSON echo (floor)" ;;
+        demo) label="demo platform (baseline)" ;;
+        sqlite) label="keygated SQLite" ;;
+        postgres) label="keygated PostgreSQL" ;;
+    esac
+    printf '%-28s %10.0f %7s %9s %7s %9s %7s %8s\n' "$label" "$(field "$t" 0)" \
+        "$(ratio "$(field "$t" 0)" "$base_rps")" \
+        "$(ms "$(field "$t" 1)")" "$(ratio "$(field "$t" 1)" "$base_p50")" \
+        "$(ms "$(field "$t" 2)")" "$(ratio "$(field "$t" 2)" "$base_p99")" \
+        "$(( $(field "$t" 3) + $(field "$t" 4) ))"
+done
+echo
+echo "fixed rate (half of each gateway's peak), ${DURATION}s, $fixed_tool:"
+printf '%-28s %10s %10s %9s %9s %12s\n' target 'rate' 'req/s' 'p50 ms' 'p99 ms' 'p99 added'
+for t in sqlite postgres; do
+    [ -n "${RES[$t@half]:-}" ] || continue
+    printf '%-28s %10s %10.0f %9s %9s %12s\n' "demo platform (baseline)" "${RES[$t.rate]}" \
+        "$(field "demo@$t" 0)" "$(ms "$(field "demo@$t" 1)")" "$(ms "$(field "demo@$t" 2)")" ""
+    printf '%-28s %10s %10.0f %9s %9s %12s\n' "keygated $t" "${RES[$t.rate]}" \
+        "$(field "$t@half" 0)" "$(ms "$(field "$t@half" 1)")" "$(ms "$(field "$t@half" 2)")" \
+        "$(ms $(( $(field "$t@half" 2) - $(field "demo@$t" 2) ))) ms"
+done
+echo
+verdict() { if awk -v a="$1" -v b="$2" 'BEGIN { exit !(a >= b) }'; then echo met; else echo MISSED; fi; }
+if [ -n "${RES[sqlite]:-}" ]; then
+    r=$(ratio "$(field sqlite 0)" "$base_rps")
+    echo "target: SQLite gateway >= 0.70 x baseline req/s: $r ($(verdict "$r" 0.70))"
+fi
+if [ -n "${RES[postgres]:-}" ]; then
+    r=$(ratio "$(field postgres 0)" "$base_rps")
+    echo "target: PostgreSQL gateway >= 0.50 x baseline req/s: $r ($(verdict "$r" 0.50))"
+fi
+for t in sqlite postgres; do
+    [ -n "${RES[$t@half]:-}" ] || continue
+    added=$(( $(field "$t@half" 2) - $(field "demo@$t" 2) ))
+    echo "target: $t p99 added at half peak <= 1 ms: $(ms "$added") ms ($(verdict 1000 "$added"))"
+    echo "target: keygated $t peak RSS (VmHWM) <= 50 MiB: $(awk -v k="${RES[$t.hwm]}" 'BEGIN { printf "%.1f", k / 1024 }') MiB ($(verdict $((50 * 1024)) "${RES[$t.hwm]}"))"
+done
+echo "run took ${ELAPSED}s"
