@@ -101,6 +101,24 @@ pub(crate) fn prepare_key(
     })
 }
 
+/// The owner key a [`Bootstrap`](crate::Bootstrap) creates: a user key of `owner`, every project, no expiry.
+pub(crate) fn bootstrap_key(
+    tenant: &TenantId,
+    owner: &UserId,
+    name: String,
+    scopes: Vec<String>,
+) -> NewKey {
+    NewKey {
+        tenant_id: tenant.clone(),
+        kind: KeyKind::User,
+        user_id: Some(owner.clone()),
+        name,
+        scopes,
+        projects: None,
+        expires_at: None,
+    }
+}
+
 /// A new key request copying everything of `old` but its name.
 pub(crate) fn rotation_of(old: &ApiKey) -> Result<NewKey, StoreError> {
     if old.revoked_at.is_some() {

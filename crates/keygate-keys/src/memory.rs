@@ -4,7 +4,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
-use keygate_token::{KeyId, KeyKind, TokenFormat};
+use keygate_token::{KeyId, TokenFormat};
 use time::OffsetDateTime;
 
 use crate::common::{self, PreparedKey};
@@ -299,15 +299,7 @@ impl KeyStore for MemoryStore {
         }
         let prepared = common::prepare_key(
             format,
-            NewKey {
-                tenant_id: tenant.id.clone(),
-                kind: KeyKind::User,
-                user_id: Some(owner.id.clone()),
-                name: request.key_name,
-                scopes: request.scopes,
-                projects: None,
-                expires_at: None,
-            },
+            common::bootstrap_key(&tenant.id, &owner.id, request.key_name, request.scopes),
         )?;
         let key = next.insert_key(prepared, "bootstrap", None)?;
         *state = next;

@@ -670,15 +670,7 @@ impl KeyStore for PostgresStore {
         }
         let prepared = common::prepare_key(
             format,
-            NewKey {
-                tenant_id: tenant.id.clone(),
-                kind: KeyKind::User,
-                user_id: Some(owner.id.clone()),
-                name: request.key_name,
-                scopes: request.scopes,
-                projects: None,
-                expires_at: None,
-            },
+            common::bootstrap_key(&tenant.id, &owner.id, request.key_name, request.scopes),
         )?;
         let key = insert_key(&tx, prepared, "bootstrap", None).await?;
         tx.commit().await.map_err(db_err)?;
