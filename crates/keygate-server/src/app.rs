@@ -22,7 +22,7 @@ use tower_http::timeout::TimeoutLayer;
 use crate::config::{Config, Upstream as UpstreamConfig};
 use crate::error::ServerError;
 use crate::metrics::{Metrics, TimedStore};
-use crate::state::AppState;
+use crate::state::{AppState, Shared};
 use crate::upstream::Upstream;
 use crate::{admin, mcp, page};
 
@@ -145,15 +145,16 @@ impl App {
             inner: store,
             metrics: metrics.clone(),
         });
-        let state = AppState {
+        let state = AppState::new(Shared {
             store,
             policy: Arc::new(policy),
             gates,
+            ratelimit_policy: Shared::ratelimit_policy(limiter.as_ref()),
             limiter,
             upstream,
             format: config.format.clone(),
             metrics,
-        };
+        });
         let demo_owner = if config.is_demo() {
             bootstrap_demo(&state).await?
         } else {

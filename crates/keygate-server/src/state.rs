@@ -19,16 +19,43 @@ const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 /// Rate-limit response headers to add to an allowed request's answer.
 pub(crate) type LimitHeaders = Vec<(HeaderName, HeaderValue)>;
 
-/// Shared state of the application; cheap to clone.
+/// Shared state of the application: one `Arc`, so the clone axum makes for every
+/// request is a reference-count increment, not a copy of every field.
 #[derive(Clone)]
-pub(crate) struct AppState {
+pub(crate) struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub(crate) fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What every handler shares.
+pub(crate) struct Shared {
     pub(crate) store: Arc<dyn KeyStore>,
     pub(crate) policy: Arc<Policy>,
     pub(crate) gates: Gates,
     pub(crate) limiter: Arc<dyn RateLimiter>,
+    /// `RateLimit-Policy` of `limiter`: the same on every answer, so built once.
+    pub(crate) ratelimit_policy: Option<HeaderValue>,
     pub(crate) upstream: Upstream,
     pub(crate) format: TokenFormat,
     pub(crate) metrics: Metrics,
+}
+
+impl Shared {
+    /// The `RateLimit-Policy` header value of `limiter`.
+    pub(crate) fn ratelimit_policy(limiter: &dyn RateLimiter) -> Option<HeaderValue> {
+        HeaderValue::from_str(&limiter.limits().policy_header()).ok()
+    }
 }
 
 impl std::fmt::Debug for AppState {
@@ -40,7 +67,7 @@ impl std::fmt::Debug for AppState {
     }
 }
 
-impl AppState {
+impl Shared {
     /// Counts one request against the key's and the tenant's budgets. Allowed: the
     /// `RateLimit-Policy` / `RateLimit` headers to answer with. Refused: the 429 (or
     /// 503 when the backend is down and fails closed) to answer instead.
@@ -57,8 +84,8 @@ impl AppState {
             }
         };
         let mut headers = LimitHeaders::new();
-        if let Ok(v) = HeaderValue::from_str(&self.limiter.limits().policy_header()) {
-            headers.push((RATELIMIT_POLICY, v));
+        if let Some(v) = &self.ratelimit_policy {
+            headers.push((RATELIMIT_POLICY, v.clone()));
         }
         if let Some(v) = outcome
             .ratelimit_header()
