@@ -37,11 +37,12 @@ where
     F: FnOnce(KeyId) -> Fut,
     Fut: Future<Output = Result<Option<KeyRow>, StoreError>>,
 {
-    let Ok(token) = Token::parse(raw) else {
+    // Checked in place: `raw` is hashed as given, so no copy of the secret is made.
+    let Ok(id) = Token::check_id(raw) else {
         return Err(VerifyError::NotFound);
     };
-    let presented = TokenHash::of(token.expose());
-    let row = load(token.id()).await.map_err(VerifyError::Unavailable)?;
+    let presented = TokenHash::of(raw);
+    let row = load(id).await.map_err(VerifyError::Unavailable)?;
     decide(&presented, row, OffsetDateTime::now_utc)
 }
 

@@ -112,44 +112,37 @@ impl Token {
     ///
     /// A [`ParseError`] saying exactly what is wrong, never echoing the secret.
     pub fn parse(s: &str) -> Result<Self, ParseError> {
-        if s.is_empty() {
-            return Err(ParseError::Empty);
-        }
-        if s.len() > MAX_TOKEN_LEN {
-            return Err(ParseError::TooLong {
-                len: s.len(),
-                max: MAX_TOKEN_LEN,
-            });
-        }
-        let last = s.rfind('_').ok_or(ParseError::BadPrefix)?;
-        let (head, body) = (&s[..last], &s[last + 1..]);
-        let (brand, code) = head.rsplit_once('_').ok_or(ParseError::BadPrefix)?;
-        validate_brand(brand).map_err(ParseError::BadBrand)?;
-        let kind = KeyKind::from_code(code).ok_or_else(|| ParseError::UnknownKind {
-            found: code.chars().take(4).collect(),
-        })?;
-        if body.len() != BODY_LEN {
-            return Err(ParseError::BadLength {
-                expected: BODY_LEN,
-                found: body.chars().count(),
-            });
-        }
-        if let Some(i) = body.bytes().position(|b| !is_base62(b)) {
-            return Err(ParseError::InvalidChar {
-                position: last + 1 + i,
-            });
-        }
-        let (signed, checksum) = s.as_bytes().split_at(s.len() - CHECKSUM_LEN);
-        if checksum != checksum_of(signed) {
-            return Err(ParseError::ChecksumMismatch);
-        }
-        let id = KeyId::from_bytes(&body.as_bytes()[..ID_LEN]).ok_or(ParseError::BadPrefix)?;
+        let Checked {
+            prefix_len,
+            kind,
+            id,
+        } = check(s)?;
         Ok(Self {
             raw: Zeroizing::new(s.to_owned()),
-            prefix_len: last + 1,
+            prefix_len,
             kind,
             id,
         })
+    }
+
+    /// Checks `s` exactly as [`Token::parse`] does (shape and checksum) without copying
+    /// it, and returns its public id: for a verifier that goes on to hash the string it
+    /// was given and look the id up.
+    ///
+    /// ```
+    /// use keygate_token::{KeyKind, Token, TokenFormat};
+    ///
+    /// let token = TokenFormat::default().generate(KeyKind::Tenant)?;
+    /// assert_eq!(Token::check_id(token.expose())?, token.id());
+    /// assert!(Token::check_id("kg_tk_nope").is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// The same [`ParseError`] as [`Token::parse`].
+    pub fn check_id(s: &str) -> Result<KeyId, ParseError> {
+        check(s).map(|checked| checked.id)
     }
 
     /// Generates a token with a fresh id and secret. The brand must be valid.
@@ -218,6 +211,55 @@ impl FromStr for Token {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Self::parse(s)
     }
+}
+
+/// What [`check`] found in a well-formed token.
+struct Checked {
+    /// Length of `<brand>_<kind>_`.
+    prefix_len: usize,
+    kind: KeyKind,
+    id: KeyId,
+}
+
+/// Shape and checksum of `s`, read from the right, without copying it.
+fn check(s: &str) -> Result<Checked, ParseError> {
+    if s.is_empty() {
+        return Err(ParseError::Empty);
+    }
+    if s.len() > MAX_TOKEN_LEN {
+        return Err(ParseError::TooLong {
+            len: s.len(),
+            max: MAX_TOKEN_LEN,
+        });
+    }
+    let last = s.rfind('_').ok_or(ParseError::BadPrefix)?;
+    let (head, body) = (&s[..last], &s[last + 1..]);
+    let (brand, code) = head.rsplit_once('_').ok_or(ParseError::BadPrefix)?;
+    validate_brand(brand).map_err(ParseError::BadBrand)?;
+    let kind = KeyKind::from_code(code).ok_or_else(|| ParseError::UnknownKind {
+        found: code.chars().take(4).collect(),
+    })?;
+    if body.len() != BODY_LEN {
+        return Err(ParseError::BadLength {
+            expected: BODY_LEN,
+            found: body.chars().count(),
+        });
+    }
+    if let Some(i) = body.bytes().position(|b| !is_base62(b)) {
+        return Err(ParseError::InvalidChar {
+            position: last + 1 + i,
+        });
+    }
+    let (signed, checksum) = s.as_bytes().split_at(s.len() - CHECKSUM_LEN);
+    if checksum != checksum_of(signed) {
+        return Err(ParseError::ChecksumMismatch);
+    }
+    let id = KeyId::from_bytes(&body.as_bytes()[..ID_LEN]).ok_or(ParseError::BadPrefix)?;
+    Ok(Checked {
+        prefix_len: last + 1,
+        kind,
+        id,
+    })
 }
 
 /// CRC32 (IEEE) of `signed`, as six zero-padded base62 characters.

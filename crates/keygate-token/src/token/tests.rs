@@ -191,4 +191,22 @@ proptest! {
     fn parse_never_panics(s in "\\PC{0,80}") {
         let _ = Token::parse(&s);
     }
+
+    #[test]
+    fn check_id_agrees_with_parse(brand in brand(), kind in kind(), at in 0usize..80, c in any::<char>()) {
+        // A valid token, and the same token with one character replaced (most such
+        // changes break the checksum): check_id must say exactly what parse says.
+        let token = TokenFormat::new(&brand).unwrap().generate(kind).unwrap();
+        let mut chars: Vec<char> = token.expose().chars().collect();
+        let at = at % chars.len();
+        chars[at] = c;
+        let changed: String = chars.into_iter().collect();
+        for s in [token.expose(), changed.as_str()] {
+            match (Token::parse(s), Token::check_id(s)) {
+                (Ok(parsed), Ok(id)) => prop_assert_eq!(parsed.id(), id),
+                (Err(a), Err(b)) => prop_assert_eq!(a, b),
+                (a, b) => prop_assert!(false, "parse {:?} but check_id {:?}", a.is_ok(), b.is_ok()),
+            }
+        }
+    }
 }
