@@ -26,11 +26,7 @@ fn reason(d: &keygate_gates::Decision) -> InvalidReason {
 async fn first_call_gets_a_challenge_then_the_confirmed_call_passes_once() {
     let f = fixture();
     let spec = delete_gate();
-    let first = f
-        .gates
-        .decide(&spec, &call("k1", "s1", "worker"), None)
-        .await
-        .expect("decide");
+    let first = f.decide(&spec, &call("k1", "s1", "worker")).await;
     assert_eq!(first.code(), Some(CONFIRMATION_REQUIRED));
     assert!(!first.is_allowed());
     assert_eq!(first.operation(), TOOL);
@@ -51,21 +47,13 @@ async fn first_call_gets_a_challenge_then_the_confirmed_call_passes_once() {
     }
 
     let confirmed = call("k1", "s1", "worker").with_confirm(Confirm::new(c.clone(), "worker"));
-    let ok = f
-        .gates
-        .decide(&spec, &confirmed, None)
-        .await
-        .expect("decide");
+    let ok = f.decide(&spec, &confirmed).await;
     assert!(ok.is_allowed());
     assert_eq!(ok.outcome(), &Outcome::Allow { confirmed: true });
     assert_eq!(ok.audit_action(), "gate.confirmed");
     assert_eq!(ok.to_tool_result(), None);
 
-    let again = f
-        .gates
-        .decide(&spec, &confirmed, None)
-        .await
-        .expect("decide");
+    let again = f.decide(&spec, &confirmed).await;
     assert_eq!(again.code(), Some(CONFIRMATION_INVALID));
     assert_eq!(reason(&again), InvalidReason::UnknownChallenge);
 }
@@ -74,30 +62,17 @@ async fn first_call_gets_a_challenge_then_the_confirmed_call_passes_once() {
 async fn each_call_without_confirm_gets_a_fresh_challenge() {
     let f = fixture();
     let spec = delete_gate();
-    let a = challenge(
-        &f.gates
-            .decide(&spec, &call("k1", "s1", "w"), None)
-            .await
-            .expect("decide"),
-    );
-    let b = challenge(
-        &f.gates
-            .decide(&spec, &call("k1", "s1", "w"), None)
-            .await
-            .expect("decide"),
-    );
+    let a = challenge(&f.decide(&spec, &call("k1", "s1", "w")).await);
+    let b = challenge(&f.decide(&spec, &call("k1", "s1", "w")).await);
     assert_ne!(a, b);
     // Both stay usable, once each.
     for c in [a, b] {
         let d = f
-            .gates
             .decide(
                 &spec,
                 &call("k1", "s1", "w").with_confirm(Confirm::new(c, "w")),
-                None,
             )
-            .await
-            .expect("decide");
+            .await;
         assert!(d.is_allowed());
     }
 }
@@ -105,23 +80,14 @@ async fn each_call_without_confirm_gets_a_fresh_challenge() {
 async fn presented_elsewhere(key: &str, session: &str, tool: &str, target: &str) -> InvalidReason {
     let f = fixture();
     let spec = delete_gate();
-    let c = challenge(
-        &f.gates
-            .decide(&spec, &call("k1", "s1", "worker"), None)
-            .await
-            .expect("decide"),
-    );
+    let c = challenge(&f.decide(&spec, &call("k1", "s1", "worker")).await);
     let other = GateCall::new(key, Some(session), tool, target)
         .with_confirm(Confirm::new(c.clone(), target));
-    let d = f.gates.decide(&spec, &other, None).await.expect("decide");
+    let d = f.decide(&spec, &other).await;
     assert_eq!(d.code(), Some(CONFIRMATION_INVALID));
     // A challenge presented wrongly is spent: the rightful call cannot use it either.
     let rightful = call("k1", "s1", "worker").with_confirm(Confirm::new(c, "worker"));
-    let after = f
-        .gates
-        .decide(&spec, &rightful, None)
-        .await
-        .expect("decide");
+    let after = f.decide(&spec, &rightful).await;
     assert_eq!(reason(&after), InvalidReason::UnknownChallenge);
     reason(&d)
 }
@@ -151,20 +117,15 @@ async fn messages_for_other_sessions_do_not_leak_them() {
     let f = fixture();
     let spec = delete_gate();
     let c = challenge(
-        &f.gates
-            .decide(&spec, &call("k1", "secret-session", "worker"), None)
-            .await
-            .expect("decide"),
+        &f.decide(&spec, &call("k1", "secret-session", "worker"))
+            .await,
     );
     let d = f
-        .gates
         .decide(
             &spec,
             &call("k1", "s2", "worker").with_confirm(Confirm::new(c, "worker")),
-            None,
         )
-        .await
-        .expect("decide");
+        .await;
     let text = d.message().expect("message");
     assert!(
         text.starts_with("The challenge was issued for another session."),
@@ -183,22 +144,14 @@ async fn messages_for_other_sessions_do_not_leak_them() {
 async fn the_confirm_target_must_be_exact_and_a_typo_keeps_the_challenge() {
     let f = fixture();
     let spec = delete_gate();
-    let c = challenge(
-        &f.gates
-            .decide(&spec, &call("k1", "s1", "worker"), None)
-            .await
-            .expect("decide"),
-    );
+    let c = challenge(&f.decide(&spec, &call("k1", "s1", "worker")).await);
     for typo in ["Worker", "worker ", "work", ""] {
         let d = f
-            .gates
             .decide(
                 &spec,
                 &call("k1", "s1", "worker").with_confirm(Confirm::new(c.clone(), typo)),
-                None,
             )
-            .await
-            .expect("decide");
+            .await;
         assert_eq!(
             reason(&d),
             InvalidReason::TargetMismatch {
@@ -212,14 +165,11 @@ async fn the_confirm_target_must_be_exact_and_a_typo_keeps_the_challenge() {
         );
     }
     let d = f
-        .gates
         .decide(
             &spec,
             &call("k1", "s1", "worker").with_confirm(Confirm::new(c, "worker")),
-            None,
         )
-        .await
-        .expect("decide");
+        .await;
     assert!(d.is_allowed());
 }
 
@@ -227,29 +177,16 @@ async fn the_confirm_target_must_be_exact_and_a_typo_keeps_the_challenge() {
 async fn challenges_expire() {
     let f = fixture();
     let spec = delete_gate();
-    let c = challenge(
-        &f.gates
-            .decide(&spec, &call("k1", "s1", "w"), None)
-            .await
-            .expect("decide"),
-    );
+    let c = challenge(&f.decide(&spec, &call("k1", "s1", "w")).await);
     f.clock.advance(Duration::seconds(299));
-    let c2 = challenge(
-        &f.gates
-            .decide(&spec, &call("k1", "s1", "w"), None)
-            .await
-            .expect("decide"),
-    );
+    let c2 = challenge(&f.decide(&spec, &call("k1", "s1", "w")).await);
     f.clock.advance(Duration::seconds(1));
     let d = f
-        .gates
         .decide(
             &spec,
             &call("k1", "s1", "w").with_confirm(Confirm::new(c, "w")),
-            None,
         )
-        .await
-        .expect("decide");
+        .await;
     assert_eq!(reason(&d), InvalidReason::Expired);
     assert!(
         d.message()
@@ -258,14 +195,11 @@ async fn challenges_expire() {
     );
     // The one issued later is still good.
     let d = f
-        .gates
         .decide(
             &spec,
             &call("k1", "s1", "w").with_confirm(Confirm::new(c2, "w")),
-            None,
         )
-        .await
-        .expect("decide");
+        .await;
     assert!(d.is_allowed());
 }
 
@@ -298,27 +232,18 @@ async fn protected_targets_are_never_confirmable() {
     let f = fixture();
     let spec = delete_gate();
     for target in ["keygate", "KeyGate", " KEYGATE "] {
-        let d = f
-            .gates
-            .decide(&spec, &call("k1", "s1", target), None)
-            .await
-            .expect("decide");
+        let d = f.decide(&spec, &call("k1", "s1", target)).await;
         assert_eq!(d.code(), Some(SELF_SERVICE_BLOCKED), "{target}");
         let d = f
-            .gates
             .decide(
                 &spec,
                 &call("k1", "s1", target).with_confirm(Confirm::new("x".repeat(32), target)),
-                None,
             )
-            .await
-            .expect("decide");
+            .await;
         assert_eq!(d.code(), Some(SELF_SERVICE_BLOCKED));
         let d = f
-            .gates
-            .decide(&spec, &GateCall::new("k1", None, TOOL, target), None)
-            .await
-            .expect("decide");
+            .decide(&spec, &GateCall::new("k1", None, TOOL, target))
+            .await;
         assert_eq!(d.code(), Some(SELF_SERVICE_BLOCKED));
     }
 }
@@ -328,28 +253,18 @@ async fn without_a_session_nothing_can_be_confirmed() {
     let f = fixture();
     let spec = delete_gate();
     let d = f
-        .gates
-        .decide(&spec, &GateCall::new("k1", None, TOOL, "worker"), None)
-        .await
-        .expect("decide");
+        .decide(&spec, &GateCall::new("k1", None, TOOL, "worker"))
+        .await;
     assert_eq!(reason(&d), InvalidReason::NoSession);
     assert!(d.message().expect("message").contains("Mcp-Session-Id"));
     // A challenge from a session does not work without one either.
-    let c = challenge(
-        &f.gates
-            .decide(&spec, &call("k1", "s1", "worker"), None)
-            .await
-            .expect("decide"),
-    );
+    let c = challenge(&f.decide(&spec, &call("k1", "s1", "worker")).await);
     let d = f
-        .gates
         .decide(
             &spec,
             &GateCall::new("k1", None, TOOL, "worker").with_confirm(Confirm::new(c, "worker")),
-            None,
         )
-        .await
-        .expect("decide");
+        .await;
     assert_eq!(reason(&d), InvalidReason::NoSession);
 }
 
@@ -359,51 +274,39 @@ async fn arguments_are_read_with_precise_errors() {
     let spec = delete_gate();
     let args = json!({"project": "ops"});
     let d = f
-        .gates
         .decide(
             &spec,
             &GateCall::from_args(&spec, "k1", Some("s1"), TOOL, &args),
-            None,
         )
-        .await
-        .expect("decide");
+        .await;
     assert_eq!(reason(&d), InvalidReason::MissingTarget);
     assert_eq!(d.target(), None);
     assert!(d.message().expect("message").contains("argument `service`"));
 
     let args = json!({"service": "worker", "confirm": "yes"});
     let d = f
-        .gates
         .decide(
             &spec,
             &GateCall::from_args(&spec, "k1", Some("s1"), TOOL, &args),
-            None,
         )
-        .await
-        .expect("decide");
+        .await;
     assert!(matches!(reason(&d), InvalidReason::MalformedConfirm { .. }));
     assert!(d.message().expect("message").contains("must be an object"));
 
     let args = json!({"service": "worker"});
     let first = f
-        .gates
         .decide(
             &spec,
             &GateCall::from_args(&spec, "k1", Some("s1"), TOOL, &args),
-            None,
         )
-        .await
-        .expect("decide");
+        .await;
     let args = json!({"service": "worker", "confirm": {"challenge": challenge(&first), "target": "worker"}});
     let d = f
-        .gates
         .decide(
             &spec,
             &GateCall::from_args(&spec, "k1", Some("s1"), TOOL, &args),
-            None,
         )
-        .await
-        .expect("decide");
+        .await;
     assert!(d.is_allowed());
     assert_eq!(
         keygate_gates::strip_confirm(&args),
@@ -434,11 +337,7 @@ async fn unknown_challenges_are_invalid() {
 async fn purge_forgets_expired_challenges() {
     let f = fixture();
     let spec = delete_gate();
-    let _ = f
-        .gates
-        .decide(&spec, &call("k1", "s1", "w"), None)
-        .await
-        .expect("decide");
+    let _ = f.decide(&spec, &call("k1", "s1", "w")).await;
     assert_eq!(f.gates.purge().await.expect("purge"), 0);
     f.clock.advance(Duration::seconds(301));
     assert_eq!(f.gates.purge().await.expect("purge"), 1);

@@ -127,7 +127,7 @@ async fn unknown_history_is_treated_as_failure() {
     let f = fixture();
     let spec = replace_gate();
     let call = GateCall::new("k1", Some("s1"), TOOL, "api");
-    let d = f.gates.decide(&spec, &call, None).await.expect("decide");
+    let d = f.decide(&spec, &call).await;
     assert_eq!(d.code(), Some(DIAGNOSIS_REQUIRED));
     let unknown = FailureHistory::Unknown {
         reason: "the status tool timed out".to_owned(),

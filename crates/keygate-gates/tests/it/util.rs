@@ -2,13 +2,20 @@
 
 use std::sync::Arc;
 
-use keygate_gates::{Decision, Gates, ManualClock, MemoryGateStore, Outcome};
+use keygate_gates::{Decision, GateCall, Gates, ManualClock, MemoryGateStore, Outcome};
 use keygate_scopes::GateSpec;
 use time::macros::datetime;
 
 pub(crate) struct Fixture {
     pub(crate) gates: Gates,
     pub(crate) clock: Arc<ManualClock>,
+}
+
+impl Fixture {
+    /// `gates.decide` for an approval or evidence call without failure history given.
+    pub(crate) async fn decide(&self, spec: &GateSpec, call: &GateCall<'_>) -> Decision {
+        self.gates.decide(spec, call, None).await.expect("decide")
+    }
 }
 
 pub(crate) fn fixture() -> Fixture {
