@@ -238,6 +238,13 @@ async fn bootstrap_demo(state: &AppState) -> Result<Option<Bootstrapped>, Server
         .map_err(ServerError::Store)?
         .is_some()
     {
+        // A first-time user who restarts (or lost the key) would otherwise see nothing.
+        tracing::info!(
+            tenant = DEMO_TENANT,
+            "demo tenant already exists: its owner key was printed when it was created; \
+             lost it? start over with a new --database file, or create another tenant \
+             and owner key with `keygate bootstrap --database URL --tenant NAME --owner NAME --demo`"
+        );
         return Ok(None);
     }
     let request = Bootstrap {
