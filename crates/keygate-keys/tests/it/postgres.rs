@@ -30,7 +30,38 @@ pub(crate) fn schema() -> String {
 
 struct PgHooks {
     store: Arc<PostgresStore>,
+    url: String,
     schema: String,
+}
+
+impl Drop for PgHooks {
+    /// Drops the test's schema, so runs do not pile schemas up in the test database.
+    /// On a fresh connection in a thread of its own: the test's runtime is finishing.
+    fn drop(&mut self) {
+        drop_schema(&self.url, &self.schema);
+    }
+}
+
+/// Drops `schema` on a fresh connection in a thread of its own (callable from `Drop`
+/// while a test's runtime is finishing); a failure is only noted.
+fn drop_schema(url: &str, schema: &str) {
+    let sql = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
+    let url = url.to_owned();
+    let dropped = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
+            tokio::spawn(conn);
+            client.batch_execute(&sql).await
+        })
+    })
+    .join();
+    if !matches!(dropped, Ok(Ok(()))) {
+        eprintln!("note: could not drop test schema {schema}");
+    }
 }
 
 #[async_trait]
@@ -87,7 +118,7 @@ async fn make() -> Option<Harness> {
     );
     Some(Harness {
         store: store.clone(),
-        hooks: Box::new(PgHooks { store, schema }),
+        hooks: Box::new(PgHooks { store, url, schema }),
     })
 }
 
@@ -121,6 +152,8 @@ async fn several_processes_may_migrate_at_once() {
         .unwrap()
         .get(0);
     assert_eq!(n, 1);
+    drop(stores);
+    drop_schema(&url, &schema);
 }
 
 #[tokio::test]
