@@ -4,39 +4,7 @@ use http::StatusCode;
 use keygate_server::{App, Config, Upstream};
 use serde_json::json;
 
-use crate::util::{Harness, gate_code};
-
-/// The test database URL, or `None` (with a note) when PostgreSQL tests are off.
-fn postgres_url() -> Option<String> {
-    match std::env::var("KEYGATE_TEST_POSTGRES") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var_os("CI").is_some() => {
-            panic!("KEYGATE_TEST_POSTGRES must be set in CI (a PostgreSQL URL)")
-        }
-        _ => {
-            eprintln!("note: KEYGATE_TEST_POSTGRES is not set; skipping a PostgreSQL test");
-            None
-        }
-    }
-}
-
-/// A fresh schema; the URL that puts every table in it.
-async fn fresh_schema(url: &str) -> String {
-    let schema = format!(
-        "kgs_{}",
-        keygate_token::random_base62(12).unwrap().to_lowercase()
-    );
-    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    client
-        .batch_execute(&format!("CREATE SCHEMA {schema}"))
-        .await
-        .unwrap();
-    let sep = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{sep}options=-csearch_path%3D{schema}")
-}
+use crate::util::{Harness, PgSchema, gate_code, postgres_url};
 
 async fn instance(url: &str) -> App {
     let mut config = Config::new(Upstream::Demo);
@@ -47,7 +15,8 @@ async fn instance(url: &str) -> App {
 #[tokio::test]
 async fn a_challenge_from_one_instance_is_honoured_once_by_another() {
     let Some(base) = postgres_url() else { return };
-    let url = fresh_schema(&base).await;
+    let schema = PgSchema::create(&base, "kgs").await;
+    let url = schema.url();
     let mut a = instance(&url).await;
     let mut b = instance(&url).await;
     let owner = a.take_demo_owner().expect("the first instance bootstraps");

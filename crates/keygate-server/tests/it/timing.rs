@@ -19,7 +19,7 @@ use http::{Request, StatusCode};
 use keygate_keys::{KeyKind, KeyStore, MemoryStore, NewKey, Principal, TokenFormat, VerifyError};
 use keygate_token::{CHECKSUM_LEN, ID_LEN, SECRET_LEN};
 
-use crate::util::demo;
+use crate::util::{PgSchema, demo, postgres_url};
 
 const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
@@ -60,19 +60,6 @@ fn secret_last(token: &str) -> String {
 
 fn unknown_id(token: &str) -> String {
     altered(token, 0)
-}
-
-fn postgres_url() -> Option<String> {
-    match std::env::var("KEYGATE_TEST_POSTGRES") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var_os("CI").is_some() => {
-            panic!("KEYGATE_TEST_POSTGRES must be set in CI (a PostgreSQL URL)")
-        }
-        _ => {
-            eprintln!("note: KEYGATE_TEST_POSTGRES is not set; skipping a PostgreSQL test");
-            None
-        }
-    }
 }
 
 async fn new_key(store: &dyn KeyStore, tenant: &keygate_keys::TenantId) -> String {
@@ -118,11 +105,8 @@ fn altered_tokens_still_parse_and_differ_where_intended() {
 #[tokio::test]
 async fn well_formed_tokens_all_reach_the_store() {
     let Some(base) = postgres_url() else { return };
-    let schema = format!(
-        "kgt_{}",
-        keygate_token::random_base62(12).unwrap().to_lowercase()
-    );
-    let store = keygate_keys::PostgresStore::connect_with_schema(&base, &schema)
+    let schema = PgSchema::create(&base, "kgt").await;
+    let store = keygate_keys::PostgresStore::connect_with_schema(&base, &schema.name)
         .await
         .unwrap();
     let boot = store
