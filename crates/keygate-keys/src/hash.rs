@@ -6,8 +6,19 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 /// The SHA-256 hash of a whole raw token: the only form in which a key is stored.
-#[derive(Clone, Copy, PartialEq, Eq)]
+///
+/// `==` is the constant-time [`TokenHash::ct_eq`]: no comparison of stored hashes can
+/// stop at the first differing byte by accident.
+#[derive(Clone, Copy)]
 pub struct TokenHash([u8; 32]);
+
+impl PartialEq for TokenHash {
+    fn eq(&self, other: &Self) -> bool {
+        self.ct_eq(other)
+    }
+}
+
+impl Eq for TokenHash {}
 
 impl TokenHash {
     /// Hashes the whole raw token (prefix, id, secret and checksum).
