@@ -1,14 +1,23 @@
 //! Gate state in PostgreSQL, so a challenge issued by one `keygated` instance can be
 //! confirmed through another.
+//!
+//! Like keys, challenges are stored only as their SHA-256: someone reading the table
+//! learns which key, session and target a challenge is for, never the challenge.
 
 use async_trait::async_trait;
 use deadpool_postgres::Pool;
 use keygate_gates::{Challenge, EvidenceRead, GateError, GateStore};
+use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
+
+/// What the table keeps of a challenge.
+fn digest(challenge: &str) -> Vec<u8> {
+    Sha256::digest(challenge.as_bytes()).to_vec()
+}
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS gate_challenges (
-    challenge  TEXT PRIMARY KEY,
+    challenge_sha256 BYTEA PRIMARY KEY,
     key_id     TEXT NOT NULL,
     session_id TEXT NOT NULL,
     tool       TEXT NOT NULL,
@@ -64,8 +73,8 @@ impl GateStore for PgGateStore {
         let client = self.client().await?;
         client
             .execute(
-                "INSERT INTO gate_challenges (challenge, key_id, session_id, tool, target, issued_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                &[&c.challenge, &c.key_id, &c.session_id, &c.tool, &c.target, &c.issued_at, &c.expires_at],
+                "INSERT INTO gate_challenges (challenge_sha256, key_id, session_id, tool, target, issued_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                &[&digest(&c.challenge), &c.key_id, &c.session_id, &c.tool, &c.target, &c.issued_at, &c.expires_at],
             )
             .await
             .map_err(GateError::store)?;
@@ -76,19 +85,19 @@ impl GateStore for PgGateStore {
         let client = self.client().await?;
         let row = client
             .query_opt(
-                "DELETE FROM gate_challenges WHERE challenge = $1 RETURNING challenge, key_id, session_id, tool, target, issued_at, expires_at",
-                &[&challenge],
+                "DELETE FROM gate_challenges WHERE challenge_sha256 = $1 RETURNING key_id, session_id, tool, target, issued_at, expires_at",
+                &[&digest(challenge)],
             )
             .await
             .map_err(GateError::store)?;
         Ok(row.map(|r| Challenge {
-            challenge: r.get(0),
-            key_id: r.get(1),
-            session_id: r.get(2),
-            tool: r.get(3),
-            target: r.get(4),
-            issued_at: r.get(5),
-            expires_at: r.get(6),
+            challenge: challenge.to_owned(),
+            key_id: r.get(0),
+            session_id: r.get(1),
+            tool: r.get(2),
+            target: r.get(3),
+            issued_at: r.get(4),
+            expires_at: r.get(5),
         }))
     }
 

@@ -53,6 +53,21 @@ async fn a_challenge_from_one_instance_is_honoured_once_by_another() {
         .await;
     assert_eq!(gate_code(&first).as_deref(), Some("CONFIRMATION_REQUIRED"));
     let challenge = first.body["result"]["structuredContent"]["challenge"].clone();
+    // The table keeps the challenge's SHA-256 only.
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let rows: String = client
+        .query_one(
+            "SELECT coalesce(string_agg(row_to_json(c)::text, ''), '') FROM gate_challenges c",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(rows.contains("\\x"), "a stored challenge row: {rows}");
+    assert!(!rows.contains(challenge.as_str().unwrap()), "{rows}");
     let confirm = json!({"service": "api", "confirm": {"challenge": challenge, "target": "api"}});
     let ok = hb
         .tool(&key, Some("s"), "service.delete", confirm.clone())
