@@ -117,6 +117,16 @@ fn db_err(e: tokio_postgres::Error) -> StoreError {
     StoreError::unavailable(e)
 }
 
+/// For an INSERT into a table with a unique name: a violation of that constraint is
+/// `Conflict(what)`, anything else [`db_err`]. The constraint decides, so no SELECT
+/// has to check first (and a concurrent insert cannot slip between the two).
+fn insert_err(what: String) -> impl FnOnce(tokio_postgres::Error) -> StoreError {
+    move |e| match db_err(e) {
+        StoreError::Conflict(_) => StoreError::Conflict(what),
+        other => other,
+    }
+}
+
 fn pool_err(e: deadpool_postgres::PoolError) -> StoreError {
     StoreError::unavailable(e)
 }
@@ -362,10 +372,7 @@ async fn exists<C: GenericClient>(
 
 async fn insert_tenant(tx: &Transaction<'_>, name: &str) -> Result<Tenant, StoreError> {
     let name = common::check_name("tenant", name)?;
-    let conflict = || StoreError::Conflict(format!("tenant `{name}`"));
-    if exists(tx, "SELECT 1 FROM tenants WHERE name = $1", &[&name]).await? {
-        return Err(conflict());
-    }
+    let conflict = insert_err(format!("tenant `{name}`"));
     let tenant = Tenant {
         id: TenantId::random()?,
         name: name.clone(),
@@ -380,10 +387,7 @@ async fn insert_tenant(tx: &Transaction<'_>, name: &str) -> Result<Tenant, Store
         &[&tenant.id.as_str(), &tenant.name, &tenant.created_at],
     )
     .await
-    .map_err(|e| match db_err(e) {
-        StoreError::Conflict(_) => conflict(),
-        other => other,
-    })?;
+    .map_err(conflict)?;
     Ok(tenant)
 }
 
@@ -395,16 +399,7 @@ async fn insert_user(
 ) -> Result<User, StoreError> {
     tenant_exists(tx, tenant).await?;
     let name = common::check_name("user", name)?;
-    let conflict = || StoreError::Conflict(format!("user `{name}`"));
-    if exists(
-        tx,
-        "SELECT 1 FROM users WHERE tenant_id = $1 AND name = $2",
-        &[&tenant.as_str(), &name],
-    )
-    .await?
-    {
-        return Err(conflict());
-    }
+    let conflict = insert_err(format!("user `{name}`"));
     let user = User {
         id: UserId::random()?,
         tenant_id: tenant.clone(),
@@ -429,10 +424,7 @@ async fn insert_user(
         ],
     )
     .await
-    .map_err(|e| match db_err(e) {
-        StoreError::Conflict(_) => conflict(),
-        other => other,
-    })?;
+    .map_err(conflict)?;
     Ok(user)
 }
 
@@ -443,16 +435,7 @@ async fn insert_project(
 ) -> Result<Project, StoreError> {
     tenant_exists(tx, tenant).await?;
     let name = common::check_name("project", name)?;
-    let conflict = || StoreError::Conflict(format!("project `{name}`"));
-    if exists(
-        tx,
-        "SELECT 1 FROM projects WHERE tenant_id = $1 AND name = $2",
-        &[&tenant.as_str(), &name],
-    )
-    .await?
-    {
-        return Err(conflict());
-    }
+    let conflict = insert_err(format!("project `{name}`"));
     let project = Project {
         id: ProjectId::random()?,
         tenant_id: tenant.clone(),
@@ -475,10 +458,7 @@ async fn insert_project(
         ],
     )
     .await
-    .map_err(|e| match db_err(e) {
-        StoreError::Conflict(_) => conflict(),
-        other => other,
-    })?;
+    .map_err(conflict)?;
     Ok(project)
 }
 

@@ -132,6 +132,20 @@ fn db_err(e: rusqlite::Error) -> StoreError {
     StoreError::unavailable(e)
 }
 
+/// For an INSERT into a table with a unique name: a violation of that constraint is
+/// `Conflict(what)`, anything else [`db_err`]. The constraint decides, so no SELECT
+/// has to check first.
+fn insert_err(what: String) -> impl FnOnce(rusqlite::Error) -> StoreError {
+    move |e| match &e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
+        {
+            StoreError::Conflict(what)
+        }
+        _ => db_err(e),
+    }
+}
+
 fn micros(at: OffsetDateTime) -> i64 {
     i64::try_from(at.unix_timestamp_nanos() / 1000).unwrap_or(i64::MAX)
 }
@@ -449,14 +463,7 @@ fn tenant_exists(conn: &Connection, tenant: &TenantId) -> Result<(), StoreError>
 
 fn insert_tenant(tx: &Transaction<'_>, name: &str) -> Result<Tenant, StoreError> {
     let name = common::check_name("tenant", name)?;
-    let taken = tx
-        .prepare_cached("SELECT 1 FROM tenants WHERE name = ?1")
-        .map_err(db_err)?
-        .exists(params![name])
-        .map_err(db_err)?;
-    if taken {
-        return Err(StoreError::Conflict(format!("tenant `{name}`")));
-    }
+    let conflict = insert_err(format!("tenant `{name}`"));
     let tenant = Tenant {
         id: TenantId::random()?,
         name,
@@ -469,7 +476,7 @@ fn insert_tenant(tx: &Transaction<'_>, name: &str) -> Result<Tenant, StoreError>
             tenant.name,
             micros(tenant.created_at)
         ])
-        .map_err(db_err)?;
+        .map_err(conflict)?;
     Ok(tenant)
 }
 
@@ -481,14 +488,7 @@ fn insert_user(
 ) -> Result<User, StoreError> {
     tenant_exists(tx, tenant)?;
     let name = common::check_name("user", name)?;
-    let taken = tx
-        .prepare_cached("SELECT 1 FROM users WHERE tenant_id = ?1 AND name = ?2")
-        .map_err(db_err)?
-        .exists(params![tenant.as_str(), name])
-        .map_err(db_err)?;
-    if taken {
-        return Err(StoreError::Conflict(format!("user `{name}`")));
-    }
+    let conflict = insert_err(format!("user `{name}`"));
     let user = User {
         id: UserId::random()?,
         tenant_id: tenant.clone(),
@@ -507,7 +507,7 @@ fn insert_user(
         role.as_str(),
         micros(user.created_at)
     ])
-    .map_err(db_err)?;
+    .map_err(conflict)?;
     Ok(user)
 }
 
@@ -518,14 +518,7 @@ fn insert_project(
 ) -> Result<Project, StoreError> {
     tenant_exists(tx, tenant)?;
     let name = common::check_name("project", name)?;
-    let taken = tx
-        .prepare_cached("SELECT 1 FROM projects WHERE tenant_id = ?1 AND name = ?2")
-        .map_err(db_err)?
-        .exists(params![tenant.as_str(), name])
-        .map_err(db_err)?;
-    if taken {
-        return Err(StoreError::Conflict(format!("project `{name}`")));
-    }
+    let conflict = insert_err(format!("project `{name}`"));
     let project = Project {
         id: ProjectId::random()?,
         tenant_id: tenant.clone(),
@@ -542,7 +535,7 @@ fn insert_project(
         project.name,
         micros(project.created_at)
     ])
-    .map_err(db_err)?;
+    .map_err(conflict)?;
     Ok(project)
 }
 
