@@ -46,7 +46,7 @@ mod platform;
 mod tools;
 
 pub use crate::mcp::{
-    LATEST_PROTOCOL_VERSION, PROTOCOL_VERSIONS, SESSION_HEADER, USER_HEADER, router,
+    LATEST_PROTOCOL_VERSION, PROTOCOL_VERSIONS, SESSION_HEADER, USER_HEADER, respond, router,
 };
 pub use crate::platform::Platform;
 pub use crate::tools::TOOL_NAMES;

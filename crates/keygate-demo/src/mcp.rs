@@ -162,7 +162,23 @@ const INSTRUCTIONS: &str = "A demo platform with projects `shop` and `ops`. Read
 status, events and logs before changing it; deletion and replacement cannot be undone.";
 
 async fn handle(State(platform): State<Platform>, headers: HeaderMap, body: Bytes) -> Response {
-    if !accepts_json(&headers) {
+    respond(&platform, &headers, &body)
+}
+
+/// Answers one `POST /mcp` request (its headers and body) as [`router`] does, without the
+/// router: for a caller that serves the platform in-process and already holds the
+/// request's parts, such as `keygated --demo`.
+///
+/// ```
+/// use axum::http::{HeaderMap, StatusCode};
+///
+/// let platform = keygate_demo::Platform::new();
+/// let body = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"service.list","arguments":{}}}"#;
+/// let response = keygate_demo::respond(&platform, &HeaderMap::new(), body);
+/// assert_eq!(response.status(), StatusCode::OK);
+/// ```
+pub fn respond(platform: &Platform, headers: &HeaderMap, body: &[u8]) -> Response {
+    if !accepts_json(headers) {
         return failure(
             StatusCode::NOT_ACCEPTABLE,
             None,
@@ -170,7 +186,7 @@ async fn handle(State(platform): State<Platform>, headers: HeaderMap, body: Byte
             "Not Acceptable: the client must accept application/json or text/event-stream",
         );
     }
-    if !is_json_content(&headers) {
+    if !is_json_content(headers) {
         return failure(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             None,
@@ -181,7 +197,7 @@ async fn handle(State(platform): State<Platform>, headers: HeaderMap, body: Byte
 
     match body.iter().find(|b| !b.is_ascii_whitespace()) {
         Some(b'{') => {}
-        Some(b'[') if is_json(&body) => {
+        Some(b'[') if is_json(body) => {
             return failure(
                 StatusCode::BAD_REQUEST,
                 None,
@@ -189,7 +205,7 @@ async fn handle(State(platform): State<Platform>, headers: HeaderMap, body: Byte
                 "Invalid Request: batches are not supported",
             );
         }
-        _ if is_json(&body) => {
+        _ if is_json(body) => {
             return failure(
                 StatusCode::BAD_REQUEST,
                 None,
@@ -200,11 +216,11 @@ async fn handle(State(platform): State<Platform>, headers: HeaderMap, body: Byte
         _ => return failure(StatusCode::BAD_REQUEST, None, PARSE_ERROR, "Parse error"),
     }
 
-    let msg: Message<'_> = match serde_json::from_slice(&body) {
+    let msg: Message<'_> = match serde_json::from_slice(body) {
         Ok(msg) => msg,
         // A shape error (such as a duplicate member) can be met before a syntax error
         // further on: only a body that is JSON is an Invalid Request.
-        Err(e) if e.is_data() && is_json(&body) => {
+        Err(e) if e.is_data() && is_json(body) => {
             return failure(
                 StatusCode::BAD_REQUEST,
                 None,
@@ -272,7 +288,7 @@ async fn handle(State(platform): State<Platform>, headers: HeaderMap, body: Byte
         "initialize" => initialize(id, msg.params),
         "ping" => success(id, &Empty {}),
         "tools/list" => success(id, &*TOOLS_LIST),
-        "tools/call" => call(&platform, &headers, id, msg.params),
+        "tools/call" => call(platform, headers, id, msg.params),
         _ => failure(
             StatusCode::OK,
             Some(id),
