@@ -118,10 +118,9 @@ impl App {
     ) -> Result<Self, ServerError> {
         let policy = load_policy(&config)?;
         let upstream = match &config.upstream {
-            UpstreamConfig::Demo => Upstream::in_process(
-                keygate_demo::router(keygate_demo::Platform::new()),
-                config.upstream_timeout,
-            ),
+            UpstreamConfig::Demo => {
+                Upstream::in_process(keygate_demo::Platform::new(), config.upstream_timeout)
+            }
             UpstreamConfig::Http(url) => {
                 Upstream::http(url, config.upstream_timeout).map_err(ServerError::Config)?
             }

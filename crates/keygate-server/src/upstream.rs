@@ -5,9 +5,8 @@ use std::time::Duration;
 use axum::body::Body;
 use bytes::Bytes;
 use futures_util::TryStreamExt;
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, header};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, header};
 use http_body_util::BodyExt;
-use tower::ServiceExt;
 
 /// Request headers passed through to the upstream (identity headers are added apart;
 /// `Authorization`, cookies and everything else stay here).
@@ -48,7 +47,8 @@ enum Target {
         client: reqwest::Client,
         url: reqwest::Url,
     },
-    InProcess(axum::Router),
+    /// The demo platform, called directly: no second router, no copy of the body.
+    InProcess(keygate_demo::Platform),
 }
 
 /// The MCP server tool calls are forwarded to.
@@ -86,10 +86,10 @@ impl Upstream {
         })
     }
 
-    /// An in-process upstream: an axum router serving MCP at `/mcp`.
-    pub(crate) fn in_process(router: axum::Router, timeout: Duration) -> Self {
+    /// The demo platform, in-process.
+    pub(crate) fn in_process(platform: keygate_demo::Platform, timeout: Duration) -> Self {
         Self {
-            target: Target::InProcess(router),
+            target: Target::InProcess(platform),
             timeout,
         }
     }
@@ -133,18 +133,18 @@ impl Upstream {
                 *out.body_mut() = Body::from_stream(stream);
                 Ok(out)
             }
-            Target::InProcess(router) => {
-                let mut req = Request::builder().method(method).uri("/mcp");
-                if let Some(h) = req.headers_mut() {
-                    *h = forwarded;
-                }
-                let req = req
-                    .body(Body::from(body))
-                    .map_err(|e| UpstreamError::BadResponse(e.to_string()))?;
-                let resp = tokio::time::timeout(timeout, router.clone().oneshot(req))
-                    .await
-                    .map_err(|_| UpstreamError::Timeout(timeout))?
-                    .map_err(|e| UpstreamError::BadResponse(e.to_string()))?;
+            Target::InProcess(platform) => {
+                // The demo platform answers synchronously, in microseconds: no timeout to
+                // arm. It only serves POST; other methods get the 405 its router gives.
+                let resp = if method == Method::POST {
+                    keygate_demo::respond(platform, &forwarded, &body)
+                } else {
+                    let mut resp = Response::new(Body::empty());
+                    *resp.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+                    resp.headers_mut()
+                        .insert(header::ALLOW, HeaderValue::from_static("POST"));
+                    return Ok(resp);
+                };
                 let (parts, body) = resp.into_parts();
                 let mut out = Response::new(body);
                 *out.status_mut() = parts.status;
