@@ -40,6 +40,7 @@ mod mcp;
 mod metrics;
 mod page;
 mod state;
+mod strict;
 mod upstream;
 
 pub use crate::app::{

@@ -6,8 +6,10 @@
 //! `tools/list` answers only the tools the key may call. Everything else is
 //! rate-limited and forwarded as is, streaming.
 
+use std::borrow::Cow;
+
 use axum::Extension;
-use axum::extract::State;
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -15,6 +17,7 @@ use keygate_gates::{Decision, FailureHistory, GateCall};
 use keygate_http::AuthError;
 use keygate_keys::{NewAuditEvent, Principal};
 use keygate_scopes::GateSpec;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use crate::state::{AppState, LimitHeaders};
@@ -124,13 +127,89 @@ pub(crate) async fn passthrough(
     }
 }
 
+/// The parts of a JSON-RPC message the gateway reads, borrowed from the body: `params`
+/// stays raw until a tool call needs it, and nothing is copied for the common case.
+/// A member given twice is refused (serde's `duplicate field`), so the gateway and the
+/// upstream cannot read different values from one ambiguous message.
+#[derive(serde::Deserialize)]
+struct Message<'a> {
+    #[serde(borrow, default)]
+    jsonrpc: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    method: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    params: Option<&'a RawValue>,
+}
+
+/// `params` of a `tools/call`, borrowed.
+#[derive(serde::Deserialize)]
+struct CallParams<'a> {
+    #[serde(borrow, default)]
+    name: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    arguments: Option<&'a RawValue>,
+}
+
+/// A JSON string, borrowed when it has no escapes; `None` for any other JSON value.
+fn json_str(raw: &RawValue) -> Option<Cow<'_, str>> {
+    match serde_json::from_str::<&str>(raw.get()) {
+        Ok(s) => Some(Cow::Borrowed(s)),
+        Err(_) => serde_json::from_str::<String>(raw.get())
+            .ok()
+            .map(Cow::Owned),
+    }
+}
+
+/// A raw JSON-RPC id as a value to answer with (`null` when absent).
+fn id_value(raw: Option<&RawValue>) -> Value {
+    raw.and_then(|r| serde_json::from_str(r.get()).ok())
+        .unwrap_or(Value::Null)
+}
+
+/// The answer to a body that is not one JSON-RPC object.
+fn malformed(body: &[u8], shape: Option<serde_json::Error>) -> Response {
+    let Ok(value) = serde_json::from_slice::<Value>(body) else {
+        return rpc_error(
+            StatusCode::BAD_REQUEST,
+            Value::Null,
+            code::PARSE_ERROR,
+            "Parse error: the body is not JSON",
+        );
+    };
+    let why = match (&value, shape) {
+        (Value::Array(_), _) => {
+            "Invalid Request: batches are not supported; send one JSON-RPC message per request"
+                .to_owned()
+        }
+        (Value::Object(_), Some(e)) => format!("Invalid Request: {e}"),
+        _ => "Invalid Request: a JSON-RPC message must be an object".to_owned(),
+    };
+    rpc_error(
+        StatusCode::BAD_REQUEST,
+        Value::Null,
+        code::INVALID_REQUEST,
+        why,
+    )
+}
+
 /// `POST /api/mcp`.
-pub(crate) async fn gateway(
-    State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+///
+/// Takes the whole request so that the principal and the headers are moved out of it,
+/// not cloned as the `Extension` and `HeaderMap` extractors would.
+pub(crate) async fn gateway(State(state): State<AppState>, req: Request) -> Response {
+    let (mut parts, body) = req.into_parts();
+    let Some(principal) = parts.extensions.remove::<Principal>() else {
+        tracing::error!("MCP request without a verified principal; answering 503");
+        return AuthError::Unavailable.into_response();
+    };
+    let headers = std::mem::take(&mut parts.headers);
+    // The body limit (and its 413) come from `DefaultBodyLimit`, as with any extractor.
+    let body = match Bytes::from_request(Request::from_parts(parts, body), &state).await {
+        Ok(body) => body,
+        Err(rejection) => return rejection.into_response(),
+    };
     if too_deep(&body, MAX_JSON_DEPTH) {
         return rpc_error(
             StatusCode::BAD_REQUEST,
@@ -139,32 +218,14 @@ pub(crate) async fn gateway(
             format!("Invalid Request: JSON nested deeper than {MAX_JSON_DEPTH} levels"),
         );
     }
-    let message: Value = match serde_json::from_slice(&body) {
-        Ok(v) => v,
-        Err(_) => {
-            return rpc_error(
-                StatusCode::BAD_REQUEST,
-                Value::Null,
-                code::PARSE_ERROR,
-                "Parse error: the body is not JSON",
-            );
-        }
+    let is_object = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    let message = match serde_json::from_slice::<Message<'_>>(&body) {
+        Ok(m) if is_object => m,
+        Ok(_) => return malformed(&body, None),
+        Err(e) => return malformed(&body, Some(e)),
     };
-    let Some(obj) = message.as_object() else {
-        let why = if message.is_array() {
-            "Invalid Request: batches are not supported; send one JSON-RPC message per request"
-        } else {
-            "Invalid Request: a JSON-RPC message must be an object"
-        };
-        return rpc_error(
-            StatusCode::BAD_REQUEST,
-            Value::Null,
-            code::INVALID_REQUEST,
-            why,
-        );
-    };
-    let id = obj.get("id").cloned().unwrap_or(Value::Null);
-    if obj.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+    let id = id_value(message.id);
+    if message.jsonrpc.and_then(json_str).as_deref() != Some("2.0") {
         return rpc_error(
             StatusCode::BAD_REQUEST,
             id,
@@ -183,17 +244,18 @@ pub(crate) async fn gateway(
         identity: &ident,
         id,
     };
-    match obj.get("method").and_then(Value::as_str) {
-        Some("tools/call") => call.tools_call(obj, body).await,
+    match message.method.and_then(json_str).as_deref() {
+        // `Bytes` clones share the buffer `message` borrows from.
+        Some("tools/call") => call.tools_call(message.params, body.clone()).await,
         Some("tools/list") => match state.rate_limit(&principal).await {
-            Ok(limits) => with_headers(call.tools_list(body).await, limits),
+            Ok(limits) => with_headers(call.tools_list(body.clone()).await, limits),
             Err(resp) => resp,
         },
         _ => match state.rate_limit(&principal).await {
             Ok(limits) => {
                 let resp = match state
                     .upstream
-                    .send(Method::POST, &headers, &ident, body)
+                    .send(Method::POST, &headers, &ident, body.clone())
                     .await
                 {
                     Ok(resp) => resp,
@@ -233,9 +295,24 @@ impl Call<'_> {
         resp
     }
 
-    async fn tools_call(self, obj: &Map<String, Value>, body: Bytes) -> Response {
-        let params = obj.get("params").and_then(Value::as_object);
-        let Some(name) = params.and_then(|p| p.get("name")).and_then(Value::as_str) else {
+    async fn tools_call(self, params: Option<&RawValue>, body: Bytes) -> Response {
+        let params = params
+            .filter(|p| p.get().starts_with('{'))
+            .map(|p| serde_json::from_str::<CallParams<'_>>(p.get()));
+        let params = match params {
+            Some(Ok(p)) => Some(p),
+            Some(Err(e)) => {
+                return rpc_error(
+                    StatusCode::OK,
+                    self.id,
+                    code::INVALID_PARAMS,
+                    format!("Invalid params: {e}"),
+                );
+            }
+            None => None,
+        };
+        let name = params.as_ref().and_then(|p| p.name).and_then(json_str);
+        let Some(name) = name else {
             return rpc_error(
                 StatusCode::OK,
                 self.id,
@@ -243,10 +320,21 @@ impl Call<'_> {
                 "Invalid params: tools/call needs params.name (the tool to call)",
             );
         };
-        let empty = Value::Object(Map::new());
-        let args = match params.and_then(|p| p.get("arguments")) {
-            None | Some(Value::Null) => &empty,
-            Some(v @ Value::Object(_)) => v,
+        let name = name.as_ref();
+        let args = match params.and_then(|p| p.arguments).map(|a| a.get()) {
+            None | Some("null") => Value::Object(Map::new()),
+            // Duplicate members refused: see `strict`.
+            Some(text) if text.starts_with('{') => match crate::strict::from_str(text) {
+                Ok(v) => v,
+                Err(e) => {
+                    return rpc_error(
+                        StatusCode::OK,
+                        self.id,
+                        code::INVALID_PARAMS,
+                        format!("Invalid params: arguments: {e}"),
+                    );
+                }
+            },
             Some(_) => {
                 return rpc_error(
                     StatusCode::OK,
@@ -256,6 +344,7 @@ impl Call<'_> {
                 );
             }
         };
+        let args = &args;
         let state = self.state;
 
         // 1. Policy.
@@ -309,7 +398,7 @@ impl Call<'_> {
         }
         // 4. Forward, without `confirm`.
         let body = if args.get(keygate_gates::CONFIRM_ARG).is_some() {
-            forwarded_call(obj, keygate_gates::strip_confirm(args))
+            forwarded_call(&body, keygate_gates::strip_confirm(args))
         } else {
             body
         };
@@ -475,8 +564,11 @@ impl Call<'_> {
 }
 
 /// The body forwarded upstream: the same request with the arguments replaced.
-fn forwarded_call(obj: &Map<String, Value>, args: Value) -> Bytes {
-    let mut out = obj.clone();
+fn forwarded_call(body: &[u8], args: Value) -> Bytes {
+    // The body was read as one JSON object before the call got here.
+    let Ok(mut out) = serde_json::from_slice::<Map<String, Value>>(body) else {
+        return Bytes::copy_from_slice(body);
+    };
     if let Some(Value::Object(params)) = out.get_mut("params") {
         params.insert("arguments".to_owned(), args);
     }
@@ -541,7 +633,7 @@ mod tests {
     #[test]
     fn forwarded_calls_replace_only_the_arguments() {
         let obj = json!({"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"service.delete","arguments":{"service":"api","confirm":{"challenge":"c","target":"api"}},"_meta":{"progressToken":1}}});
-        let body = forwarded_call(obj.as_object().unwrap(), json!({"service":"api"}));
+        let body = forwarded_call(obj.to_string().as_bytes(), json!({"service":"api"}));
         let v: Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["params"]["arguments"], json!({"service":"api"}));
         assert_eq!(v["params"]["_meta"], json!({"progressToken":1}));

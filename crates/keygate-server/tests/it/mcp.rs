@@ -392,6 +392,65 @@ async fn malformed_and_too_deep_requests_are_json_rpc_errors() {
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(r.body["error"]["code"], -32600);
     assert!(r.body["error"]["message"].as_str().unwrap().contains("64"));
+    // Non-object messages.
+    let r = send_raw(r#""tools/list""#).await;
+    assert_eq!(r.body["error"]["code"], -32600);
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("object")
+    );
+    // A member given twice could be read differently by the gateway and the upstream
+    // (first or last wins): refused, whichever member it is.
+    let r = send_raw(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"service.list","arguments":{}},"params":{"name":"service.delete","arguments":{"service":"api"}}}"#).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.raw);
+    assert_eq!(r.body["error"]["code"], -32600);
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("duplicate field `params`"),
+        "{}",
+        r.raw
+    );
+    let r = send_raw(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"service.list","name":"service.delete","arguments":{"service":"api"}}}"#).await;
+    assert_eq!(r.body["error"]["code"], -32602, "{}", r.raw);
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("duplicate field `name`"),
+        "{}",
+        r.raw
+    );
+    let r = send_raw(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"service.delete","arguments":{"service":"web","confirm":{"challenge":"c","target":"web"},"service":"api"}}}"#).await;
+    assert_eq!(r.body["error"]["code"], -32602, "{}", r.raw);
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("duplicate member `service`"),
+        "{}",
+        r.raw
+    );
+    // Escapes are decoded before the method and tool names are compared.
+    let r = send_raw(r#"{"jsonrpc":"2\u002e0","id":"a","method":"tools\/call","params":{"name":"service\u002elist"}}"#).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
+    assert_eq!(r.body["id"], "a");
+    assert_eq!(r.body["result"]["isError"], false, "{}", r.raw);
+    // A tool call without a name, or with arguments that are not an object.
+    let r = send_raw(r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":[]}"#).await;
+    assert_eq!(r.body["error"]["code"], -32602);
+    assert_eq!(r.body["id"], 2);
+    let r = send_raw(r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"service.list","arguments":[1]}}"#).await;
+    assert_eq!(r.body["error"]["code"], -32602);
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("must be an object")
+    );
     // Other methods go through: initialize answers a session id.
     let r = h
         .mcp(&h.owner, None, json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}))
