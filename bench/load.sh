@@ -25,13 +25,6 @@
 # PostgreSQL backends that serve keygated are pinned to CPU 1 too (the database stands
 # for another machine; KG_BENCH_PIN_PG=0 leaves them where the kernel puts them).
 #
-# On a virtual machine, waking a sleeping generator costs the server an inter-processor
-# interrupt (a VM exit) inside every response's writev; the slower the server, the more
-# often the generator sleeps, so the cost grows as throughput falls and is charged to
-# whichever server is slower. A real client is on another host and is never woken this
-# way, so while the run lasts the script keeps idle CPUs polling instead of halting
-# (holding /dev/cpu_dma_latency at 0, as latency-tuned hosts do), for every target alike.
-#
 # Besides requests/s, each peak pass reports the server's CPU time per request (user +
 # system, from /proc/PID/stat): 1 / (req/s) when the server saturates its core, and a
 # figure that moves far less than req/s with whatever else the host runs.
@@ -43,8 +36,6 @@
 #   KG_BENCH_POSTGRES     PostgreSQL URL (a fresh schema is created in it and dropped)
 #                         [$KEYGATE_TEST_POSTGRES, else postgres://postgres@127.0.0.1:5432/test]
 #   KG_BENCH_SERVER_CPU / KG_BENCH_LOAD_CPU                     [0 / 1]
-#   KG_BENCH_IDLE_POLL    1: keep idle CPUs polling (/dev/cpu_dma_latency = 0) while the
-#                         run lasts, when that file is writable; 0: leave them be   [1]
 #   KG_BENCH_NO_BUILD=1   use the release binaries as they are
 set -euo pipefail
 
@@ -90,16 +81,6 @@ for b in keygated examples/demo-platform examples/echo; do
     [ -x "$BIN/$b" ] || die "$BIN/$b is missing: cargo build --release -p keygated -p keygate-examples --bins --examples"
 done
 
-# --- idle CPUs poll while this script runs ----------------------------------------------
-IDLE_POLL=off
-if [ "${KG_BENCH_IDLE_POLL:-1}" = 1 ] && [ -w /dev/cpu_dma_latency ]; then
-    # The request holds while the file stays open: fd 9 is closed when the script exits.
-    # A write that is not 4 bytes long is read as a hexadecimal number.
-    exec 9>/dev/cpu_dma_latency
-    printf '0' >&9
-    IDLE_POLL=on
-fi
-
 # --- processes and clean-up -------------------------------------------------------------
 TMP=$(mktemp -d)
 PIDS=()
@@ -141,7 +122,7 @@ free_port() {
 start() {
     local name=$1 port=$2
     shift 2
-    taskset -c "$SERVER_CPU" "$@" >"$TMP/$name.out" 2>"$TMP/$name.err" 9>&- &
+    taskset -c "$SERVER_CPU" "$@" >"$TMP/$name.out" 2>"$TMP/$name.err" &
     local pid=$!
     PIDS+=("$pid")
     for _ in $(seq 200); do
@@ -319,7 +300,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
 
 echo
 echo "keygate load benchmark: $(nproc) CPUs ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)),"
-echo "servers pinned to CPU $SERVER_CPU, wrk to CPU $LOAD_CPU; idle CPUs polling: $IDLE_POLL; tools/call service.list;"
+echo "servers pinned to CPU $SERVER_CPU, wrk to CPU $LOAD_CPU; tools/call service.list;"
 echo "peak: wrk -t1 -c$CONNS, ${DURATION}s after ${WARMUP}s warm-up; keygated --key-rate/--tenant-rate $HIGH_RATE"
 echo
 printf '%-28s %10s %7s %9s %7s %9s %7s %8s %11s %7s\n' target 'req/s' '×base' 'p50 ms' '×base' 'p99 ms' '×base' 'non-2xx' 'CPU µs/req' '×base'
