@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -16,6 +16,7 @@ use keygate_keys::{Bootstrap, Bootstrapped, KeyStore, Principal, StoreError};
 use keygate_limits::{Limits, Quota};
 use keygate_scopes::Policy;
 use serde_json::json;
+use tower::ServiceBuilder;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::timeout::TimeoutLayer;
 
@@ -293,21 +294,27 @@ fn router(state: AppState, request_timeout: Duration) -> Router {
         )
         .layer(DefaultBodyLimit::max(MCP_BODY_LIMIT));
     let api = admin_routes.merge(mcp_routes).route_layer(auth);
-    Router::new()
+    let routes = Router::new()
         .merge(api)
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .merge(page::routes())
         .fallback(not_found)
+        .with_state(state.clone());
+    // The layers every request passes through wrap the routed app once, from outside.
+    // `Router::layer` would wrap each route's boxed service instead, and a request
+    // clones every boxed level of its route (an allocation each) on its way in.
+    let app = ServiceBuilder::new()
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            header::AUTHORIZATION,
+        ]))
+        .layer(middleware::from_fn_with_state(state, observe))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::GATEWAY_TIMEOUT,
             request_timeout,
         ))
-        .layer(middleware::from_fn_with_state(state.clone(), observe))
-        .layer(SetSensitiveRequestHeadersLayer::new([
-            header::AUTHORIZATION,
-        ]))
-        .with_state(state)
+        .service(routes);
+    Router::new().fallback_service(app)
 }
 
 /// Applies the key and tenant rate limits to admin and introspection calls (the MCP
@@ -326,22 +333,29 @@ async fn rate_limited(State(state): State<AppState>, req: Request, next: Next) -
     }
 }
 
-fn route_label(path: Option<&str>, method: &Method) -> &'static str {
+/// The route `path` is served by, as a metrics label. Matched on the request's path
+/// because the layer that counts requests runs before routing.
+fn route_label(path: &str, method: &Method) -> &'static str {
     match path {
-        Some("/api/mcp") => "mcp",
-        Some("/api/v1/token") => "token",
-        Some("/api/v1/scopes") => "scopes",
-        Some("/api/v1/keys") if method == Method::POST => "keys_create",
-        Some("/api/v1/keys") => "keys_list",
-        Some("/api/v1/keys/{id}") => "keys_get",
-        Some("/api/v1/keys/{id}/revoke") => "keys_revoke",
-        Some("/api/v1/keys/{id}/rotate") => "keys_rotate",
-        Some("/api/v1/projects") => "projects",
-        Some("/api/v1/audit") => "audit",
-        Some("/healthz") => "healthz",
-        Some("/metrics") => "metrics",
-        Some(p) if p.starts_with("/settings") => "settings",
-        _ => "other",
+        "/api/mcp" => "mcp",
+        "/api/v1/token" => "token",
+        "/api/v1/scopes" => "scopes",
+        "/api/v1/keys" if method == Method::POST => "keys_create",
+        "/api/v1/keys" => "keys_list",
+        "/api/v1/projects" => "projects",
+        "/api/v1/audit" => "audit",
+        "/healthz" => "healthz",
+        "/metrics" => "metrics",
+        "/settings/api" | "/settings/api/app.js" | "/settings/api/app.css" => "settings",
+        _ => match path
+            .strip_prefix("/api/v1/keys/")
+            .map(|rest| rest.split_once('/'))
+        {
+            Some(None) if path.len() > "/api/v1/keys/".len() => "keys_get",
+            Some(Some((id, "revoke"))) if !id.is_empty() => "keys_revoke",
+            Some(Some((id, "rotate"))) if !id.is_empty() => "keys_rotate",
+            _ => "other",
+        },
     }
 }
 
@@ -372,12 +386,7 @@ fn json_error(status: StatusCode, body: serde_json::Value) -> Response {
 /// Counts and logs every request (route, status, latency: never headers or bodies),
 /// and gives the framework's plain-text 413 and timeout answers JSON bodies.
 async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let route = route_label(
-        req.extensions()
-            .get::<MatchedPath>()
-            .map(MatchedPath::as_str),
-        req.method(),
-    );
+    let route = route_label(req.uri().path(), req.method());
     let method = req.method().clone();
     let started = Instant::now();
     let mut resp = next.run(req).await;
@@ -445,4 +454,40 @@ async fn metrics(State(state): State<AppState>) -> Response {
 
 async fn not_found() -> Response {
     json_error(StatusCode::NOT_FOUND, json!({ "error": "not_found" }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_are_labelled_from_the_request_path() {
+        let get = Method::GET;
+        let post = Method::POST;
+        for (path, method, label) in [
+            ("/api/mcp", &post, "mcp"),
+            ("/api/mcp/", &post, "other"),
+            ("/api/v1/keys", &post, "keys_create"),
+            ("/api/v1/keys", &get, "keys_list"),
+            ("/api/v1/keys/", &get, "other"),
+            ("/api/v1/keys/abc", &get, "keys_get"),
+            ("/api/v1/keys/abc/revoke", &post, "keys_revoke"),
+            ("/api/v1/keys/abc/rotate", &post, "keys_rotate"),
+            ("/api/v1/keys//revoke", &post, "other"),
+            ("/api/v1/keys/abc/other", &post, "other"),
+            ("/api/v1/keys/abc/revoke/x", &post, "other"),
+            ("/api/v1/token", &get, "token"),
+            ("/api/v1/scopes", &get, "scopes"),
+            ("/api/v1/projects", &post, "projects"),
+            ("/api/v1/audit", &get, "audit"),
+            ("/healthz", &get, "healthz"),
+            ("/metrics", &get, "metrics"),
+            ("/settings/api", &get, "settings"),
+            ("/settings/api/app.js", &get, "settings"),
+            ("/settings/nope", &get, "other"),
+            ("/", &get, "other"),
+        ] {
+            assert_eq!(route_label(path, method), label, "{method} {path}");
+        }
+    }
 }
