@@ -20,6 +20,12 @@ use keygate_server::{App, Config, FailMode, Upstream};
 use keygate_token::TokenFormat;
 use serde::Deserialize;
 
+/// mimalloc: a gateway request allocates ~65 times (header maps, JSON, the key's
+/// principal), and the system allocator spent about a quarter of the request's
+/// instructions on them (callgrind; BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// API keys, rate limits and confirmation gates in front of MCP tool servers.
 ///
 /// Settings come from flags, then KEYGATE_* environment variables, then the --config
