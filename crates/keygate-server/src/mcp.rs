@@ -321,7 +321,7 @@ impl Call<'_> {
             );
         };
         let name = name.as_ref();
-        let args = match params.and_then(|p| p.arguments).map(|a| a.get()) {
+        let args = match params.and_then(|p| p.arguments).map(RawValue::get) {
             None | Some("null") => Value::Object(Map::new()),
             // Duplicate members refused: see `strict`.
             Some(text) if text.starts_with('{') => match crate::strict::from_str(text) {
