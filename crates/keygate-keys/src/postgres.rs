@@ -18,7 +18,9 @@ use tokio::sync::mpsc;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{NoTls, Row};
 
-use std::sync::Arc;
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::common::{self, PreparedKey};
 use crate::error::{StoreError, VerifyError};
@@ -33,6 +35,8 @@ use crate::verify::{KeyRow, verify_with};
 
 /// Connections in the pool.
 const POOL_SIZE: usize = 16;
+/// Most connections held out of the pool for verification (see [`Readers`]).
+const MAX_READERS: usize = 4;
 /// How long a caller waits for a pooled connection, and for a new one.
 const POOL_TIMEOUT: Duration = Duration::from_secs(5);
 /// Advisory lock key serialising migrations across processes ("keygate" in ASCII).
@@ -106,8 +110,56 @@ const KEY_COLUMNS: &str = "k.id, k.tenant_id, k.actor_kind, k.user_id, k.name, k
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: Pool,
+    readers: Arc<Readers>,
     last_used: Arc<LastUsed>,
     touch: mpsc::Sender<(KeyId, OffsetDateTime)>,
+}
+
+/// Connections taken from the pool for verification and shared by every concurrent
+/// verify, one per CPU the process may use (at most [`MAX_READERS`]).
+///
+/// tokio-postgres pipelines the queries concurrent callers make on one connection: a
+/// burst of verifies goes out in one write, is answered by one busy backend and comes
+/// back in one read, where a connection per request costs each verify its own write,
+/// backend wake-up and read. Every verify is still its own query on the database, so
+/// a revocation is seen by the next one. A connection that closes (database restart,
+/// terminated backend) is replaced from the pool on the next verify.
+#[derive(Debug)]
+struct Readers {
+    slots: Box<[Mutex<Option<Arc<deadpool_postgres::Object>>>]>,
+    next: AtomicUsize,
+}
+
+impl Readers {
+    fn new() -> Self {
+        let n = std::thread::available_parallelism()
+            .map_or(1, NonZeroUsize::get)
+            .clamp(1, MAX_READERS);
+        Self {
+            slots: (0..n).map(|_| Mutex::new(None)).collect(),
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    /// A shared connection, round-robin; a closed or missing one is replaced first.
+    async fn get(&self, pool: &Pool) -> Result<Arc<deadpool_postgres::Object>, StoreError> {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
+        let slot = &self.slots[i];
+        let live = |s: &Option<Arc<deadpool_postgres::Object>>| {
+            s.as_ref().filter(|c| !c.is_closed()).cloned()
+        };
+        if let Some(client) = live(&slot.lock().unwrap_or_else(PoisonError::into_inner)) {
+            return Ok(client);
+        }
+        let fresh = Arc::new(pool.get().await.map_err(pool_err)?);
+        let mut held = slot.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(client) = live(&held) {
+            // Another verify replaced it meanwhile; `fresh` goes back to the pool.
+            return Ok(client);
+        }
+        *held = Some(fresh.clone());
+        Ok(fresh)
+    }
 }
 
 fn db_err(e: tokio_postgres::Error) -> StoreError {
@@ -200,6 +252,7 @@ impl PostgresStore {
         tokio::spawn(write_last_used(pool.clone(), rx));
         Ok(Self {
             pool,
+            readers: Arc::new(Readers::new()),
             last_used: Arc::new(LastUsed::default()),
             touch,
         })
@@ -591,7 +644,7 @@ const VERIFY_SQL: &str = "SELECT k.hash, k.revoked_at IS NOT NULL, k.tenant_id, 
 
 impl PostgresStore {
     async fn key_row(&self, id: KeyId) -> Result<Option<KeyRow>, StoreError> {
-        let client = self.client().await?;
+        let client = self.readers.get(&self.pool).await?;
         let stmt = client.prepare_cached(VERIFY_SQL).await.map_err(db_err)?;
         let Some(r) = client
             .query_opt(&stmt, &[&id.as_str()])

@@ -165,3 +165,90 @@ async fn bad_schema_names_are_refused() {
         .unwrap();
     assert!(err.to_string().contains("schema name"), "{err}");
 }
+
+/// Verification shares a few connections among concurrent callers (pipelined):
+/// many verifies at once all succeed, a revocation shows on the very next one, and a
+/// shared connection whose backend is terminated is replaced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn shared_verify_connections_pipeline_and_recover() {
+    let Some(url) = url() else { return };
+    let schema = schema();
+    // Named after the schema, so that only this test's backends are terminated below.
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let named = format!("{url}{sep}application_name={schema}");
+    let store = Arc::new(
+        PostgresStore::connect_with_schema(&named, &schema)
+            .await
+            .unwrap(),
+    );
+    let hooks = PgHooks {
+        store: store.clone(),
+        url: url.clone(),
+        schema: schema.clone(),
+    };
+    let s = conformance::setup(store.as_ref(), "acme").await;
+    let other = store
+        .create_key(&conformance::format(), conformance::tenant_key(&s), "test")
+        .await
+        .unwrap();
+    let other_token = other.token.expose().to_owned();
+
+    // 256 verifies in flight at once, half of each key.
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..256 {
+        let store = store.clone();
+        let token = if i % 2 == 0 {
+            s.owner_token.clone()
+        } else {
+            other_token.clone()
+        };
+        tasks.spawn(async move { store.verify(&token).await.map(|p| p.key_id) });
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    while let Some(result) = tasks.join_next().await {
+        seen.insert(result.unwrap().unwrap());
+    }
+    assert_eq!(seen.len(), 2, "both keys verified");
+
+    // Revocation is seen by the next verify, on the same shared connections.
+    store
+        .revoke_key(&s.tenant, &other.key.id, "test")
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.verify(&other_token).await,
+        Err(keygate_keys::VerifyError::Revoked)
+    ));
+
+    // Terminate every backend of this store: the shared connections die with them,
+    // and verification recovers within a few attempts.
+    let (admin, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let killed = admin
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE application_name = $1",
+            &[&schema],
+        )
+        .await
+        .unwrap();
+    assert!(
+        !killed.is_empty(),
+        "the shared verify connection has a backend"
+    );
+    let mut recovered = false;
+    for _ in 0..50 {
+        if store.verify(&s.owner_token).await.is_ok() {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(
+        recovered,
+        "verification did not recover after its connection died"
+    );
+    drop(hooks);
+}
