@@ -143,6 +143,10 @@ impl Readers {
 
     /// A shared connection, round-robin; a closed or missing one is replaced first.
     async fn get(&self, pool: &Pool) -> Result<Arc<deadpool_postgres::Object>, StoreError> {
+        if pool.is_closed() {
+            // Closing the pool stops verification too, not only new checkouts.
+            return Err(pool_err(deadpool_postgres::PoolError::Closed));
+        }
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
         let slot = &self.slots[i];
         let live = |s: &Option<Arc<deadpool_postgres::Object>>| {
