@@ -79,6 +79,10 @@ fn a_denial_logs_client_names_escaped_and_cut() {
         .with_ansi(false)
         .with_writer(captured.clone())
         .finish();
+    // With exactly one dispatcher registered, tracing computes a callsite's interest
+    // from the default of whichever thread hits it first (another test's, which has
+    // none, for `deny`); a second one makes it decide per event.
+    let _second = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let forged = format!(
