@@ -6,12 +6,15 @@
 //!   requires it; every scope a tool requires is in the catalogue, listed once; tool
 //!   names and project arguments are non-empty without surrounding spaces; gates guard
 //!   mutating tools only and name a target argument; an evidence gate's status tool and
-//!   evidence tools are tools of the policy that do not mutate;
+//!   evidence tools are tools of the policy that do not mutate; every `[methods]` entry
+//!   is a method family or one of its methods and requires declared scopes, listed once;
 //! - decisions on an accepted policy agree with it: a user key holding every scope may
 //!   call every tool (no project restriction), a tenant key holding every scope exactly
 //!   the tools that are not user-only, a key with no scopes exactly the tools that
 //!   require none; tools outside the policy are denied; `read_only` agrees with
-//!   `visible_tools`;
+//!   `visible_tools`; lifecycle methods pass for every key, a policed method passes
+//!   for the owner exactly when `[methods]` maps it and for the scopeless key exactly
+//!   when it maps it to no scope, and methods of unmapped families are denied;
 //! - an error has a location inside the input: line 1 ..= number of lines, column
 //!   1 ..= length of that line + 1, and a non-empty message.
 
@@ -20,7 +23,9 @@
 use std::collections::BTreeSet;
 
 use keygate_keys::{KeyId, KeyKind, Principal, TenantId, TenantRef, UserId, UserRef};
-use keygate_scopes::{ADMIN_SCOPE, GateSpec, Policy, PolicyError};
+use keygate_scopes::{
+    ADMIN_SCOPE, GateSpec, METHOD_FAMILIES, POLICED_METHODS, Policy, PolicyError,
+};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -88,6 +93,21 @@ fn check_policy(policy: &Policy) {
             }
         }
     }
+    for (method, scopes) in policy.methods() {
+        assert!(
+            METHOD_FAMILIES.contains(&method) || POLICED_METHODS.contains(&method),
+            "[methods] holds {method:?}"
+        );
+        let mut seen = BTreeSet::new();
+        for scope in scopes {
+            assert!(
+                policy.scope(scope).is_some(),
+                "{method}: undeclared {scope:?}"
+            );
+            assert_ne!(scope, ADMIN_SCOPE, "{method} requires keys:admin");
+            assert!(seen.insert(scope), "{method}: {scope:?} listed twice");
+        }
+    }
 }
 
 fn principal(kind: KeyKind, scopes: BTreeSet<String>) -> Principal {
@@ -136,6 +156,43 @@ fn check_decisions(policy: &Policy) {
     let unknown = "\u{0}not a tool";
     if policy.tool(unknown).is_none() {
         assert!(policy.authorize(&user, unknown, &args).is_err());
+    }
+    for method in [
+        "initialize",
+        "ping",
+        "notifications/initialized",
+        "tools/list",
+    ] {
+        for p in [&user, &tenant, &nothing] {
+            assert!(
+                policy.authorize_method(p, method).is_ok(),
+                "{method} denied"
+            );
+        }
+    }
+    for method in POLICED_METHODS {
+        let scopes = policy.method_scopes(method);
+        assert_eq!(
+            policy.authorize_method(&user, method).is_ok(),
+            scopes.is_some(),
+            "{method}: owner decision"
+        );
+        assert_eq!(
+            policy.authorize_method(&nothing, method).is_ok(),
+            scopes.is_some_and(<[String]>::is_empty),
+            "{method}: scopeless key decision"
+        );
+    }
+    for method in [
+        "tasks/get",
+        "foo/bar",
+        "resources",
+        "sampling/createMessage",
+    ] {
+        assert!(
+            policy.authorize_method(&user, method).is_err(),
+            "{method} allowed"
+        );
     }
     for p in [&user, &tenant, &nothing] {
         let visible = policy.visible_tools(p);

@@ -10,5 +10,6 @@ mod faults;
 mod gates;
 mod keys;
 mod leaks;
+mod policing;
 mod postgres;
 mod revocation_load;

@@ -176,8 +176,13 @@ impl From<&Denied> for AuthError {
     }
 }
 
+/// How much of a policy denial [`deny`] logs: its fixed text and the client-supplied
+/// names in it, each of which alone [`LOG_MAX_CHARS`](crate::LOG_MAX_CHARS) would cut.
+pub const DENIAL_LOG_CHARS: usize = 160;
+
 /// Answers a policy denial with 403 `{"error":"insufficient_scope"}`, logging the
-/// detail (which tool, which scope or project) at debug level.
+/// detail (which tool or method, which scope or project) at debug level, cut short and
+/// escaped ([`untrusted`](crate::untrusted)): the names in it come from the client.
 ///
 /// ```
 /// use keygate_http::deny;
@@ -190,6 +195,9 @@ impl From<&Denied> for AuthError {
 /// # None }
 /// ```
 pub fn deny(denied: &Denied) -> Response {
-    tracing::debug!(reason = %denied, "request denied by policy");
+    tracing::debug!(
+        reason = ?crate::untrusted(denied).max_chars(DENIAL_LOG_CHARS),
+        "request denied by policy"
+    );
     AuthError::InsufficientScope.into_response()
 }

@@ -17,6 +17,8 @@
 //! - [`apply_identity`] / [`identity_headers`]: the `X-Keygate-*` headers for an
 //!   upstream, with client-supplied ones removed.
 //! - [`deny`]: answer a policy denial ([`keygate_scopes::Denied`]) with a 403.
+//! - [`untrusted`]: a client-supplied value (tool name, session id, method) fit for a
+//!   log line: cut short, control characters escaped.
 //!
 //! # Features
 //!
@@ -37,12 +39,14 @@ mod error;
 mod extract;
 mod header;
 mod identity;
+mod untrusted;
 
 pub use crate::auth::{Auth, AuthLayer, ResponseFuture};
-pub use crate::error::{AuthError, deny};
+pub use crate::error::{AuthError, DENIAL_LOG_CHARS, deny};
 pub use crate::extract::Authenticated;
 pub use crate::header::{MAX_AUTHORIZATION_LEN, parse_authorization};
 pub use crate::identity::{
     X_KEYGATE_ACTOR, X_KEYGATE_KEY_ID, X_KEYGATE_TENANT, X_KEYGATE_USER, apply_identity,
     identity_headers, strip_identity,
 };
+pub use crate::untrusted::{LOG_MAX_CHARS, Untrusted, untrusted};

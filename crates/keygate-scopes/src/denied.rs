@@ -1,6 +1,6 @@
-//! Why a tool call is not authorized.
+//! Why a tool call or another MCP method is not authorized.
 
-/// Why a verified key may not make a tool call. Every variant answers HTTP 403
+/// Why a verified key may not make a tool call or send a method. Every variant answers HTTP 403
 /// `{"error":"insufficient_scope"}`; the detail is for logs and audit, and is
 /// safe to show to the key's own holder.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -42,5 +42,20 @@ pub enum Denied {
         tool: String,
         /// The argument that must name a project.
         arg: String,
+    },
+    /// The method is not a lifecycle or utility message, and `[methods]` maps
+    /// neither it nor its family: methods not listed are denied.
+    #[error("method `{method}` is not allowed")]
+    UnknownMethod {
+        /// The method asked for.
+        method: String,
+    },
+    /// The key lacks a scope `[methods]` requires for the method.
+    #[error("method `{method}` requires scope `{scope}`")]
+    MethodMissingScope {
+        /// The method asked for.
+        method: String,
+        /// The first required scope the key lacks.
+        scope: String,
     },
 }

@@ -3,11 +3,14 @@
 //! A policy file (TOML) lists every tool an agent may call through the gateway: the
 //! scopes it requires, whether only user keys may call it, whether it mutates state,
 //! which argument names a project, and which confirmation gate guards it. Tools not in
-//! the policy are denied. This crate loads and validates such files with precise
-//! errors (file, line and column) and answers, for a verified key ([`Principal`]),
-//! whether a tool call is authorized ([`Policy::authorize`], allocation-free when it
-//! is), which tools the key may see ([`Policy::visible_tools`]) and whether the key is
-//! read-only ([`Policy::read_only`]).
+//! the policy are denied. Its `[methods]` table maps the other MCP method families
+//! (`resources`, `prompts`, `completion`, or single methods of them) to the scopes
+//! they need; methods it does not map are denied, lifecycle and utility messages
+//! always pass. This crate loads and validates such files with precise errors (file,
+//! line and column) and answers, for a verified key ([`Principal`]), whether a tool
+//! call is authorized ([`Policy::authorize`], allocation-free when it is), whether a
+//! method is ([`Policy::authorize_method`]), which tools the key may see
+//! ([`Policy::visible_tools`]) and whether the key is read-only ([`Policy::read_only`]).
 //!
 //! ```
 //! use keygate_scopes::{ADMIN_SCOPE, Policy};
@@ -49,4 +52,7 @@ mod policy;
 
 pub use crate::denied::Denied;
 pub use crate::error::{Location, PolicyError};
-pub use crate::policy::{ADMIN_SCOPE, ADMIN_SCOPE_DESCRIPTION, GateSpec, Policy, ToolPolicy};
+pub use crate::policy::{
+    ADMIN_SCOPE, ADMIN_SCOPE_DESCRIPTION, GateSpec, METHOD_FAMILIES, POLICED_METHODS, Policy,
+    ToolPolicy, always_allowed,
+};

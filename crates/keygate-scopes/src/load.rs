@@ -6,7 +6,10 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::error::PolicyError;
-use crate::policy::{ADMIN_SCOPE, ADMIN_SCOPE_DESCRIPTION, GateSpec, Policy, ToolPolicy};
+use crate::policy::{
+    ADMIN_SCOPE, ADMIN_SCOPE_DESCRIPTION, GateSpec, METHOD_FAMILIES, POLICED_METHODS, Policy,
+    ToolPolicy, always_allowed,
+};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -15,6 +18,8 @@ struct RawPolicy {
     scopes: BTreeMap<String, Spanned<String>>,
     #[serde(default)]
     tools: BTreeMap<String, Spanned<RawTool>>,
+    #[serde(default)]
+    methods: BTreeMap<String, Spanned<Vec<Spanned<String>>>>,
 }
 
 #[derive(Deserialize)]
@@ -141,25 +146,12 @@ impl Validator<'_> {
                 );
             }
             let raw_tool = tool.into_inner();
-            let scope_list = self.names(raw_tool.scopes.into_inner(), "scope")?;
-            for (scope, start) in &scope_list {
-                if scope == ADMIN_SCOPE {
-                    return self.err(
-                        *start,
-                        format!(
-                            "tool `{name}` requires `{ADMIN_SCOPE}`, which is reserved for key administration and is never required by a tool"
-                        ),
-                    );
-                }
-                if !scopes.contains_key(scope) {
-                    return self.err(
-                        *start,
-                        format!(
-                            "tool `{name}` requires scope `{scope}`, which is not declared in [scopes]"
-                        ),
-                    );
-                }
-            }
+            let scope_list = self.required_scopes(
+                &format!("tool `{name}`"),
+                "a tool",
+                raw_tool.scopes.into_inner(),
+                &scopes,
+            )?;
             let project_arg = raw_tool
                 .project_arg
                 .map(|a| self.name(a, "project_arg"))
@@ -198,7 +190,7 @@ impl Validator<'_> {
                 ToolPolicy {
                     name,
                     description: raw_tool.description,
-                    scopes: scope_list.into_iter().map(|(s, _)| s).collect(),
+                    scopes: scope_list,
                     user_only: raw_tool.user_only,
                     mutating: raw_tool.mutating,
                     project_arg,
@@ -206,12 +198,89 @@ impl Validator<'_> {
                 },
             );
         }
+        let mut methods = BTreeMap::new();
+        for (name, list) in raw.methods {
+            let start = list.span().start;
+            self.method_key(&name, start)?;
+            let what = if name.contains('/') {
+                format!("method `{name}`")
+            } else {
+                format!("method family `{name}`")
+            };
+            let required = self.required_scopes(&what, "a method", list.into_inner(), &scopes)?;
+            methods.insert(name, required);
+        }
         scopes.insert(ADMIN_SCOPE.to_owned(), ADMIN_SCOPE_DESCRIPTION.to_owned());
         Ok(Policy {
             scopes,
             tools,
+            methods,
             evidence,
         })
+    }
+
+    /// The scopes a tool or method requires: distinct, declared, never [`ADMIN_SCOPE`].
+    /// `who` names the tool or method in messages (``tool `t` ``), `kind` its kind
+    /// (`a tool`).
+    fn required_scopes(
+        &self,
+        who: &str,
+        kind: &str,
+        list: Vec<Spanned<String>>,
+        declared: &BTreeMap<String, String>,
+    ) -> Result<Vec<String>, PolicyError> {
+        let list = self.names(list, "scope")?;
+        for (scope, start) in &list {
+            if scope == ADMIN_SCOPE {
+                return self.err(
+                    *start,
+                    format!(
+                        "{who} requires `{ADMIN_SCOPE}`, which is reserved for key administration and is never required by {kind}"
+                    ),
+                );
+            }
+            if !declared.contains_key(scope) {
+                return self.err(
+                    *start,
+                    format!("{who} requires scope `{scope}`, which is not declared in [scopes]"),
+                );
+            }
+        }
+        Ok(list.into_iter().map(|(s, _)| s).collect())
+    }
+
+    /// A key of `[methods]` must be a family of [`METHOD_FAMILIES`] or one of
+    /// [`POLICED_METHODS`]: lifecycle and utility messages always pass, tools are
+    /// policed by `[tools]`, and any other name would be a typo or a method the
+    /// gateway denies whatever the policy says.
+    fn method_key(&self, name: &str, start: usize) -> Result<(), PolicyError> {
+        if METHOD_FAMILIES.contains(&name) || POLICED_METHODS.contains(&name) {
+            return Ok(());
+        }
+        if always_allowed(name) || matches!(name, "notifications" | "logging") {
+            return self.err(
+                start,
+                format!(
+                    "`{name}` in [methods]: lifecycle and utility messages always pass and are not policed; remove it"
+                ),
+            );
+        }
+        if name == "tools" || name.starts_with("tools/") {
+            return self.err(
+                start,
+                format!(
+                    "`{name}` in [methods]: tools are policed one by one in [tools]; remove it"
+                ),
+            );
+        }
+        self.err(
+            start,
+            format!(
+                "unknown method `{name}` in [methods]; expected a family ({}) or one of its methods ({}); methods not listed are denied",
+                quoted(&METHOD_FAMILIES),
+                quoted(&POLICED_METHODS),
+            ),
+        )
     }
 
     fn gate(
@@ -349,4 +418,13 @@ impl Validator<'_> {
         }
         Ok(())
     }
+}
+
+/// `` `a`, `b`, `c` ``.
+fn quoted(names: &[&str]) -> String {
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -16,9 +16,43 @@ pub const ADMIN_SCOPE: &str = "keys:admin";
 /// The catalogue description of [`ADMIN_SCOPE`].
 pub const ADMIN_SCOPE_DESCRIPTION: &str = "Manage API keys and projects (owners only)";
 
-/// A validated tool policy: the scope catalogue and every tool an agent may call.
+/// The method families `[methods]` maps to scopes: every method `<family>/…` is
+/// allowed with the family's scopes, unless the method has an entry of its own.
+pub const METHOD_FAMILIES: [&str; 3] = ["resources", "prompts", "completion"];
+
+/// The methods of [`METHOD_FAMILIES`] that `[methods]` may also name one by one, to
+/// require other scopes than their family (`"resources/subscribe" = [...]`).
+pub const POLICED_METHODS: [&str; 8] = [
+    "resources/list",
+    "resources/templates/list",
+    "resources/read",
+    "resources/subscribe",
+    "resources/unsubscribe",
+    "prompts/list",
+    "prompts/get",
+    "completion/complete",
+];
+
+/// Whether `method` is a lifecycle or utility message, which always passes:
+/// `initialize`, `ping`, every `notifications/…`, `server/discover` and
+/// `logging/setLevel`. (Answers to server requests carry no method and pass too.)
 ///
-/// Tools not in the policy are denied. Build one with [`Policy::from_toml_str`] or
+/// ```
+/// assert!(keygate_scopes::always_allowed("notifications/initialized"));
+/// assert!(!keygate_scopes::always_allowed("resources/read"));
+/// ```
+pub fn always_allowed(method: &str) -> bool {
+    matches!(
+        method,
+        "initialize" | "ping" | "server/discover" | "logging/setLevel"
+    ) || method.starts_with("notifications/")
+}
+
+/// A validated tool policy: the scope catalogue, every tool an agent may call and the
+/// scopes the other MCP methods need.
+///
+/// Tools not in the policy are denied, and so are methods `[methods]` does not map
+/// (see [`Policy::authorize_method`]). Build one with [`Policy::from_toml_str`] or
 /// [`Policy::load`].
 ///
 /// ```
@@ -39,6 +73,9 @@ pub const ADMIN_SCOPE_DESCRIPTION: &str = "Manage API keys and projects (owners 
 pub struct Policy {
     pub(crate) scopes: BTreeMap<String, String>,
     pub(crate) tools: BTreeMap<String, ToolPolicy>,
+    /// `[methods]`: a family (`resources`) or one method (`resources/read`) → the
+    /// scopes it requires, all of them.
+    pub(crate) methods: BTreeMap<String, Vec<String>>,
     /// Evidence tool name → the target arguments of the evidence gates listing it.
     pub(crate) evidence: BTreeMap<String, Vec<String>>,
 }
@@ -190,10 +227,11 @@ impl Policy {
     ///
     /// # Errors
     ///
-    /// [`PolicyError::Invalid`] for bad TOML, unknown or mistyped fields, a tool
-    /// requiring an undeclared scope, a duplicate scope in a list, a gate on a
-    /// non-mutating tool, a gate without `target_arg`, or a gate naming a status or
-    /// evidence tool that is not in the policy.
+    /// [`PolicyError::Invalid`] for bad TOML, unknown or mistyped fields, a tool or
+    /// method requiring an undeclared scope, a duplicate scope in a list, a gate on a
+    /// non-mutating tool, a gate without `target_arg`, a gate naming a status or
+    /// evidence tool that is not in the policy, or a `[methods]` entry that is not a
+    /// family of [`METHOD_FAMILIES`] or one of [`POLICED_METHODS`].
     pub fn from_toml_str(src: &str) -> Result<Self, PolicyError> {
         crate::load::parse(src)
     }
@@ -293,6 +331,91 @@ impl Policy {
             }
         }
         Ok(policy)
+    }
+
+    /// The scopes `[methods]` requires for `method`: its own entry, else its family's
+    /// (the part before the first `/`); `None` when neither is listed. A method
+    /// without a `/` has no family.
+    pub fn method_scopes(&self, method: &str) -> Option<&[String]> {
+        let (family, _) = method.split_once('/')?;
+        self.methods
+            .get(method)
+            .or_else(|| self.methods.get(family))
+            .map(Vec::as_slice)
+    }
+
+    /// Every `[methods]` entry (a family or one method) with the scopes it requires,
+    /// sorted by name.
+    pub fn methods(&self) -> impl Iterator<Item = (&str, &[String])> {
+        self.methods.iter().map(|(k, v)| (k.as_str(), v.as_slice()))
+    }
+
+    /// Decides whether `principal` may send a JSON-RPC request or notification with
+    /// `method`. Allocates nothing unless it denies.
+    ///
+    /// - Lifecycle and utility messages ([`always_allowed`]) pass.
+    /// - `tools/list` and `tools/call` pass: tools are policed one by one by
+    ///   `[tools]`, so every call must still pass [`Policy::authorize`] with its tool,
+    ///   and a list answer is filtered with [`Policy::visible_tools`].
+    /// - Every other method needs the scopes [`Policy::method_scopes`] names, all of
+    ///   them. A method `[methods]` does not map, itself or by its family, is denied:
+    ///   families not listed (`prompts` in a policy that maps only `resources`),
+    ///   families no policy can map (`tasks/…`, `sampling/…`) and made-up names alike.
+    ///
+    /// ```
+    /// # use std::collections::BTreeSet;
+    /// # use keygate_keys::{KeyId, KeyKind, Principal, TenantId, TenantRef};
+    /// use keygate_scopes::{Denied, Policy};
+    ///
+    /// let policy = Policy::from_toml_str(r#"
+    ///     [scopes]
+    ///     "docs:read" = "Read the documentation"
+    ///
+    ///     [methods]
+    ///     resources = ["docs:read"]
+    /// "#)?;
+    /// # let key = Principal {
+    /// #     key_id: "abcdefghijkl".parse::<KeyId>().expect("an id"),
+    /// #     tenant: TenantRef { id: TenantId::new("tn_1"), name: "acme".to_owned() },
+    /// #     kind: KeyKind::Tenant,
+    /// #     user: None,
+    /// #     scopes: BTreeSet::new(),
+    /// #     projects: None,
+    /// #     expires_at: None,
+    /// # };
+    /// // `key` holds no scope.
+    /// assert!(policy.authorize_method(&key, "ping").is_ok());
+    /// assert!(matches!(
+    ///     policy.authorize_method(&key, "resources/read"),
+    ///     Err(Denied::MethodMissingScope { .. })
+    /// ));
+    /// assert!(matches!(
+    ///     policy.authorize_method(&key, "prompts/get"),
+    ///     Err(Denied::UnknownMethod { .. })
+    /// ));
+    /// # Ok::<(), keygate_scopes::PolicyError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Denied::UnknownMethod`] for a method the policy does not map,
+    /// [`Denied::MethodMissingScope`] naming the first required scope the key lacks.
+    pub fn authorize_method(&self, principal: &Principal, method: &str) -> Result<(), Denied> {
+        if always_allowed(method) || matches!(method, "tools/list" | "tools/call") {
+            return Ok(());
+        }
+        let Some(scopes) = self.method_scopes(method) else {
+            return Err(Denied::UnknownMethod {
+                method: method.to_owned(),
+            });
+        };
+        match scopes.iter().find(|s| !principal.has_scope(s)) {
+            Some(scope) => Err(Denied::MethodMissingScope {
+                method: method.to_owned(),
+                scope: scope.clone(),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Whether `principal` passes the scope and user-only checks of `tool` (the

@@ -292,6 +292,7 @@ fn router(state: AppState, request_timeout: Duration) -> Router {
                 .get(mcp::passthrough)
                 .delete(mcp::passthrough),
         )
+        .route_layer(middleware::from_fn_with_state(state.clone(), rate_limited))
         .layer(DefaultBodyLimit::max(MCP_BODY_LIMIT));
     let api = admin_routes.merge(mcp_routes).route_layer(auth);
     let routes = Router::new()
@@ -317,8 +318,9 @@ fn router(state: AppState, request_timeout: Duration) -> Router {
     Router::new().fallback_service(app)
 }
 
-/// Applies the key and tenant rate limits to admin and introspection calls (the MCP
-/// gateway applies them itself, after policy).
+/// Applies the key and tenant rate limits to every authenticated `/api/*` request,
+/// before its handler reads the body: a request that is then refused (by policy, as
+/// malformed, as too large) has spent its unit like any other, so no request is free.
 async fn rate_limited(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let Some(principal) = req.extensions().get::<Principal>() else {
         return next.run(req).await;
@@ -423,7 +425,13 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
     let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     // Per-request lines are debug: at info they cost a stderr write per request (about
     // 5% of the gateway's CPU under load); `/metrics` counts requests at any level.
-    tracing::debug!(%method, route, status = status.as_u16(), took_us = micros, "request");
+    tracing::debug!(
+        method = %keygate_http::untrusted(&method),
+        route,
+        status = status.as_u16(),
+        took_us = micros,
+        "request"
+    );
     resp
 }
 

@@ -48,6 +48,6 @@ pub use crate::app::{
 };
 pub use crate::config::{Config, Upstream};
 pub use crate::error::ServerError;
-pub use crate::mcp::MAX_JSON_DEPTH;
+pub use crate::mcp::{MAX_JSON_DEPTH, MAX_SESSION_ID_LEN};
 pub use crate::page::CSP;
 pub use keygate_limits::FailMode;

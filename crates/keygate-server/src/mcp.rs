@@ -1,10 +1,15 @@
 //! `/api/mcp`: the MCP gateway.
 //!
-//! Every request is authenticated by the layer in front of this handler. For
-//! `tools/call` the gateway applies, in order: policy (403), rate limits (429),
-//! confirmation gates (a tool-error result), then forwards with `confirm` stripped.
-//! `tools/list` answers only the tools the key may call. Everything else is
-//! rate-limited and forwarded as is, streaming.
+//! Every request is authenticated, then rate-limited (429), by the layers in front of
+//! these handlers, so a request refused below has spent its unit like any other. Then:
+//! the `Mcp-Session-Id` (400 unless it is one header of 1-128 visible ASCII
+//! characters), the message (400 unless one JSON-RPC object), the method's policy (403;
+//! lifecycle and utility messages and answers to server requests always pass). For
+//! `tools/call` the tool's policy (403), confirmation gates (a tool-error result), then
+//! forwarding with `confirm` stripped. `tools/list` answers only the tools the key may
+//! call. Everything else is forwarded as is, streaming.
+//!
+//! Client-supplied strings reach log lines only through [`keygate_http::untrusted`].
 
 use std::borrow::Cow;
 
@@ -14,17 +19,20 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header}
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use keygate_gates::{Decision, FailureHistory, GateCall};
-use keygate_http::AuthError;
+use keygate_http::{AuthError, DENIAL_LOG_CHARS, untrusted};
 use keygate_keys::{NewAuditEvent, Principal};
 use keygate_scopes::GateSpec;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
-use crate::state::{AppState, LimitHeaders};
+use crate::state::AppState;
 use crate::upstream::{Buffered, UpstreamError};
 
 /// Deepest JSON nesting accepted in an MCP request body.
 pub const MAX_JSON_DEPTH: usize = 64;
+
+/// Longest `Mcp-Session-Id` accepted, in characters (each visible ASCII).
+pub const MAX_SESSION_ID_LEN: usize = 128;
 
 const SESSION: &str = "mcp-session-id";
 
@@ -58,9 +66,39 @@ fn upstream_failure(id: Value, e: &UpstreamError) -> Response {
     rpc_error(status, id, code, e.to_string())
 }
 
-fn with_headers(mut resp: Response, headers: LimitHeaders) -> Response {
-    resp.headers_mut().extend(headers);
-    resp
+/// The request's `Mcp-Session-Id`, checked before it can reach gate state, the audit
+/// log, a log line or an answer: `Ok(None)` without one. Several headers, or a value
+/// that is not 1-[`MAX_SESSION_ID_LEN`] visible ASCII characters (0x21-0x7E, the MCP
+/// specification's alphabet), get a 400 JSON-RPC error (`-32600`, id `null`).
+fn session_id(headers: &HeaderMap) -> Result<Option<&str>, Response> {
+    let refuse = |why: &str| {
+        rpc_error(
+            StatusCode::BAD_REQUEST,
+            Value::Null,
+            code::INVALID_REQUEST,
+            format!("Invalid Request: {why}"),
+        )
+    };
+    let mut values = headers.get_all(SESSION).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        tracing::debug!("several Mcp-Session-Id headers refused");
+        return Err(refuse("send at most one Mcp-Session-Id header"));
+    }
+    let bytes = value.as_bytes();
+    let visible = (1..=MAX_SESSION_ID_LEN).contains(&bytes.len())
+        && bytes.iter().all(|b| (0x21..=0x7e).contains(b));
+    match value.to_str() {
+        Ok(id) if visible => Ok(Some(id)),
+        _ => {
+            tracing::debug!(len = bytes.len(), "malformed Mcp-Session-Id refused");
+            Err(refuse(&format!(
+                "Mcp-Session-Id must be 1-{MAX_SESSION_ID_LEN} visible ASCII characters (0x21-0x7E)"
+            )))
+        }
+    }
 }
 
 fn identity(principal: &Principal) -> Result<Vec<(HeaderName, HeaderValue)>, Response> {
@@ -102,17 +140,16 @@ pub(crate) fn too_deep(bytes: &[u8], max: usize) -> bool {
 }
 
 /// `GET` and `DELETE /api/mcp` (the server-sent event stream and session end):
-/// rate-limited and forwarded.
+/// forwarded once the session id is checked.
 pub(crate) async fn passthrough(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     method: Method,
     headers: HeaderMap,
 ) -> Response {
-    let limits = match state.rate_limit(&principal).await {
-        Ok(h) => h,
-        Err(resp) => return resp,
-    };
+    if let Err(resp) = session_id(&headers) {
+        return resp;
+    }
     let ident = match identity(&principal) {
         Ok(i) => i,
         Err(resp) => return resp,
@@ -122,7 +159,7 @@ pub(crate) async fn passthrough(
         .send(method, &headers, &ident, Bytes::new())
         .await
     {
-        Ok(resp) => with_headers(resp.map(axum::body::Body::new), limits),
+        Ok(resp) => resp.map(axum::body::Body::new),
         Err(e) => upstream_failure(Value::Null, &e),
     }
 }
@@ -205,6 +242,10 @@ pub(crate) async fn gateway(State(state): State<AppState>, req: Request) -> Resp
         return AuthError::Unavailable.into_response();
     };
     let headers = std::mem::take(&mut parts.headers);
+    let session = match session_id(&headers) {
+        Ok(s) => s,
+        Err(resp) => return resp,
+    };
     // The body limit (and its 413) come from `DefaultBodyLimit`, as with any extractor.
     let body = match Bytes::from_request(Request::from_parts(parts, body), &state).await {
         Ok(body) => body,
@@ -233,6 +274,32 @@ pub(crate) async fn gateway(State(state): State<AppState>, req: Request) -> Resp
             "Invalid Request: jsonrpc must be \"2.0\"",
         );
     }
+    // No method: an answer to a server request (sampling, elicitation), which always
+    // passes. A method that is not a string is no request at all.
+    let method = match message.method.map(json_str) {
+        None => None,
+        Some(Some(m)) => Some(m),
+        Some(None) => {
+            return rpc_error(
+                StatusCode::BAD_REQUEST,
+                id,
+                code::INVALID_REQUEST,
+                "Invalid Request: method must be a string",
+            );
+        }
+    };
+    let method = method.as_deref();
+    if let Some(m) = method
+        && let Err(denied) = state.policy.authorize_method(&principal, m)
+    {
+        tracing::info!(
+            key_id = %principal.key_id,
+            method = ?untrusted(m),
+            reason = ?untrusted(&denied).max_chars(DENIAL_LOG_CHARS),
+            "method denied by policy"
+        );
+        return keygate_http::deny(&denied);
+    }
     let ident = match identity(&principal) {
         Ok(i) => i,
         Err(resp) => return resp,
@@ -241,29 +308,21 @@ pub(crate) async fn gateway(State(state): State<AppState>, req: Request) -> Resp
         state: &state,
         principal: &principal,
         headers: &headers,
+        session,
         identity: &ident,
         id,
     };
-    match message.method.and_then(json_str).as_deref() {
+    match method {
         // `Bytes` clones share the buffer `message` borrows from.
         Some("tools/call") => call.tools_call(message.params, body.clone()).await,
-        Some("tools/list") => match state.rate_limit(&principal).await {
-            Ok(limits) => with_headers(call.tools_list(body.clone()).await, limits),
-            Err(resp) => resp,
-        },
-        _ => match state.rate_limit(&principal).await {
-            Ok(limits) => {
-                let resp = match state
-                    .upstream
-                    .send(Method::POST, &headers, &ident, body.clone())
-                    .await
-                {
-                    Ok(resp) => resp,
-                    Err(e) => upstream_failure(call.id, &e),
-                };
-                with_headers(resp, limits)
-            }
-            Err(resp) => resp,
+        Some("tools/list") => call.tools_list(body.clone()).await,
+        _ => match state
+            .upstream
+            .send(Method::POST, &headers, &ident, body.clone())
+            .await
+        {
+            Ok(resp) => resp,
+            Err(e) => upstream_failure(call.id, &e),
         },
     }
 }
@@ -273,16 +332,15 @@ struct Call<'a> {
     state: &'a AppState,
     principal: &'a Principal,
     headers: &'a HeaderMap,
+    /// The checked `Mcp-Session-Id` (see [`session_id`]).
+    session: Option<&'a str>,
     identity: &'a [(HeaderName, HeaderValue)],
     id: Value,
 }
 
 impl Call<'_> {
     fn session(&self) -> Option<&str> {
-        self.headers
-            .get(SESSION)
-            .and_then(|v| v.to_str().ok())
-            .filter(|s| !s.is_empty())
+        self.session
     }
 
     /// A JSON-RPC result answered by the gateway itself (a gate decision).
@@ -351,22 +409,23 @@ impl Call<'_> {
         let tool = match state.policy.authorize(self.principal, name, args) {
             Ok(tool) => tool,
             Err(denied) => {
-                tracing::info!(key_id = %self.principal.key_id, tool = name, reason = %denied, "tool call denied by policy");
+                tracing::info!(
+                    key_id = %self.principal.key_id,
+                    tool = ?untrusted(name),
+                    reason = ?untrusted(&denied).max_chars(DENIAL_LOG_CHARS),
+                    "tool call denied by policy"
+                );
                 return keygate_http::deny(&denied);
             }
         };
-        // 2. Rate limits.
-        let limits = match state.rate_limit(self.principal).await {
-            Ok(h) => h,
-            Err(resp) => return resp,
-        };
+        // 2. Rate limits: already spent, before the handler (`app::rate_limited`).
         // 3. Gates.
         if let Some(spec) = tool.gate() {
             let history = match spec {
                 GateSpec::Evidence { .. } => {
                     match self.failure_history(spec, tool.project_arg(), args).await {
                         Ok(h) => h,
-                        Err(resp) => return with_headers(resp, limits),
+                        Err(resp) => return resp,
                     }
                 }
                 _ => None,
@@ -388,8 +447,8 @@ impl Call<'_> {
             state.metrics.gate(decision.code().unwrap_or("ALLOWED"));
             let audited = self.audit(&decision).await;
             if let Some(result) = decision.to_tool_result() {
-                tracing::info!(key_id = %self.principal.key_id, tool = name, code = decision.code(), "gated call answered");
-                return with_headers(self.result(result), limits);
+                tracing::info!(key_id = %self.principal.key_id, tool = ?untrusted(name), code = decision.code(), "gated call answered");
+                return self.result(result);
             }
             if !audited {
                 // An allowed destructive call must leave a trace; refuse rather than act unseen.
@@ -403,7 +462,7 @@ impl Call<'_> {
             body
         };
         let evidence = state.policy.evidence_target(name, args).zip(self.session());
-        let resp = if let Some((target, session)) = evidence {
+        if let Some((target, session)) = evidence {
             match state
                 .upstream
                 .post_buffered(self.headers, self.identity, body)
@@ -431,8 +490,7 @@ impl Call<'_> {
                 Ok(resp) => resp,
                 Err(e) => upstream_failure(self.id, &e),
             }
-        };
-        with_headers(resp, limits)
+        }
     }
 
     /// Asks the upstream's status tool whether the gate's target has failure history.

@@ -68,3 +68,39 @@ async fn no_outcome_logs_the_token() {
         assert!(!logs.contains(secret), "{logs}");
     }
 }
+
+/// A policy denial names what the client asked for; its log line is cut short and
+/// escaped, so a tool name can neither forge a line nor color the terminal.
+#[test]
+fn a_denial_logs_client_names_escaped_and_cut() {
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(captured.clone())
+        .finish();
+    // With exactly one dispatcher registered, tracing computes a callsite's interest
+    // from the default of whichever thread hits it first (another test's, which has
+    // none, for `deny`); a second one makes it decide per event.
+    let _second = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let forged = format!(
+        "x\n2026-01-01T00:00:00.000000Z  INFO forged: key revoked\u{1b}[31m{}",
+        "a".repeat(500_000)
+    );
+    let denied = keygate_scopes::Denied::UnknownTool { tool: forged };
+    let length = denied.to_string().chars().count();
+    let resp = keygate_http::deny(&denied);
+    assert_eq!(resp.status(), http::StatusCode::FORBIDDEN);
+
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert_eq!(logs.lines().count(), 1, "{logs}");
+    assert!(!logs.contains('\u{1b}'), "{logs}");
+    assert!(
+        logs.contains(r"x\n2026-01-01T00:00:00.000000Z  INFO forged"),
+        "{logs}"
+    );
+    assert!(logs.contains(&format!("…[{length} chars]")), "{logs}");
+    assert!(logs.len() < 1024, "{} bytes logged", logs.len());
+}

@@ -187,3 +187,129 @@ proptest! {
         prop_assert_eq!(p.read_only(&key), !any_mutating);
     }
 }
+
+const METHODS: &str = r#"
+[scopes]
+"docs:read" = "Read documentation resources"
+"docs:watch" = "Subscribe to documentation changes"
+"prompts:use" = "Use prompts"
+
+[methods]
+resources = ["docs:read"]
+"resources/subscribe" = ["docs:read", "docs:watch"]
+"completion/complete" = []
+"#;
+
+fn methods_policy() -> keygate_scopes::Policy {
+    keygate_scopes::Policy::from_toml_str(METHODS).expect("valid")
+}
+
+#[test]
+fn lifecycle_and_tool_methods_always_pass() {
+    let none = principal(KeyKind::Tenant, &[], None);
+    for p in [policy(), methods_policy()] {
+        for method in [
+            "initialize",
+            "ping",
+            "notifications/initialized",
+            "notifications/cancelled",
+            "server/discover",
+            "logging/setLevel",
+            "tools/list",
+            "tools/call",
+        ] {
+            assert_eq!(p.authorize_method(&none, method), Ok(()), "{method}");
+        }
+    }
+}
+
+#[test]
+fn methods_need_the_scopes_of_their_entry_or_family() {
+    let p = methods_policy();
+    let reader = principal(KeyKind::Tenant, &["docs:read"], None);
+    for method in [
+        "resources/list",
+        "resources/read",
+        "resources/templates/list",
+    ] {
+        assert_eq!(p.authorize_method(&reader, method), Ok(()), "{method}");
+    }
+    // The exact entry replaces the family's scopes.
+    assert_eq!(
+        p.authorize_method(&reader, "resources/subscribe"),
+        Err(Denied::MethodMissingScope {
+            method: "resources/subscribe".to_owned(),
+            scope: "docs:watch".to_owned()
+        })
+    );
+    let watcher = principal(KeyKind::User, &["docs:read", "docs:watch"], None);
+    assert_eq!(p.authorize_method(&watcher, "resources/subscribe"), Ok(()));
+
+    let none = principal(KeyKind::User, &[], None);
+    assert_eq!(
+        p.authorize_method(&none, "resources/read"),
+        Err(Denied::MethodMissingScope {
+            method: "resources/read".to_owned(),
+            scope: "docs:read".to_owned()
+        })
+    );
+    // An entry with no scopes lets every key through.
+    assert_eq!(p.authorize_method(&none, "completion/complete"), Ok(()));
+    assert_eq!(
+        p.method_scopes("resources/unsubscribe"),
+        Some(&["docs:read".to_owned()][..])
+    );
+    assert_eq!(p.method_scopes("completion/complete"), Some(&[][..]));
+    let entries: Vec<&str> = p.methods().map(|(m, _)| m).collect();
+    assert_eq!(
+        entries,
+        ["completion/complete", "resources", "resources/subscribe"]
+    );
+}
+
+#[test]
+fn methods_the_policy_does_not_map_are_denied() {
+    let every = principal(
+        KeyKind::User,
+        &["docs:read", "docs:watch", "prompts:use", "services:read"],
+        None,
+    );
+    let unknown = |method: &str| Denied::UnknownMethod {
+        method: method.to_owned(),
+    };
+    let p = methods_policy();
+    for method in [
+        // A family the policy does not list, and a method of a family listed one by one.
+        "prompts/list",
+        "prompts/get",
+        "completion/other",
+        // Families no policy can map, and made-up names.
+        "tasks/get",
+        "tasks/result",
+        "sampling/createMessage",
+        "foo/bar",
+        "tools/other",
+        // A family name alone, other case, empty.
+        "resources",
+        "Resources/list",
+        "",
+        "notifications",
+    ] {
+        assert_eq!(
+            p.authorize_method(&every, method),
+            Err(unknown(method)),
+            "{method:?}"
+        );
+    }
+    // A policy without [methods] denies every such method.
+    let tools_only = policy();
+    let owner = principal(KeyKind::User, ALL, None);
+    for method in keygate_scopes::POLICED_METHODS {
+        assert_eq!(
+            tools_only.authorize_method(&owner, method),
+            Err(unknown(method)),
+            "{method}"
+        );
+    }
+    assert_eq!(tools_only.methods().count(), 0);
+}

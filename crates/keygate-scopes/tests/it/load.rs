@@ -328,3 +328,117 @@ fn evidence_target_names_what_an_evidence_read_is_for() {
         None
     );
 }
+
+#[test]
+fn methods_map_families_and_single_methods_to_declared_scopes() {
+    let p = Policy::from_toml_str(&with_scopes(
+        "[methods]\nresources = [\"s:read\"]\nprompts = []\n\"resources/subscribe\" = [\"s:read\", \"s:write\"]\n\"completion/complete\" = [\"s:write\"]\n",
+    ))
+    .expect("valid");
+    let entries: Vec<(&str, Vec<&str>)> = p
+        .methods()
+        .map(|(m, s)| (m, s.iter().map(String::as_str).collect()))
+        .collect();
+    assert_eq!(
+        entries,
+        [
+            ("completion/complete", vec!["s:write"]),
+            ("prompts", vec![]),
+            ("resources", vec!["s:read"]),
+            ("resources/subscribe", vec!["s:read", "s:write"]),
+        ]
+    );
+    assert_eq!(p.method_scopes("prompts/get"), Some(&[][..]));
+    assert_eq!(p.method_scopes("completion/other"), None);
+    // Every method a policy may name loads.
+    for name in keygate_scopes::METHOD_FAMILIES
+        .iter()
+        .chain(keygate_scopes::POLICED_METHODS.iter())
+    {
+        let src = with_scopes(&format!("[methods]\n\"{name}\" = [\"s:read\"]\n"));
+        assert!(Policy::from_toml_str(&src).is_ok(), "{name}");
+    }
+    // No [methods]: nothing mapped.
+    assert_eq!(policy().methods().count(), 0);
+}
+
+#[test]
+fn methods_need_declared_scopes() {
+    let msg = invalid(&with_scopes(
+        "[methods]\nresources = [\"s:read\", \"s:nope\"]\n",
+    ));
+    assert_eq!(
+        msg,
+        "line 5, column 24: method family `resources` requires scope `s:nope`, which is not declared in [scopes]"
+    );
+    let msg = invalid(&with_scopes("[methods]\n\"prompts/get\" = [\"s:nope\"]\n"));
+    assert_eq!(
+        msg,
+        "line 5, column 18: method `prompts/get` requires scope `s:nope`, which is not declared in [scopes]"
+    );
+    let msg = invalid(&with_scopes(
+        "[methods]\nresources = [\"s:read\", \"s:read\"]\n",
+    ));
+    assert_eq!(msg, "line 5, column 24: scope `s:read` is listed twice");
+    let msg = invalid(&with_scopes("[methods]\nresources = [\"keys:admin\"]\n"));
+    assert_eq!(
+        msg,
+        "line 5, column 14: method family `resources` requires `keys:admin`, which is reserved for key administration and is never required by a method"
+    );
+}
+
+#[test]
+fn unknown_lifecycle_and_tool_methods_are_rejected_in_methods() {
+    for (name, expected) in [
+        ("tasks", "unknown method `tasks` in [methods]"),
+        ("foo/bar", "unknown method `foo/bar` in [methods]"),
+        ("resource", "unknown method `resource` in [methods]"),
+        (
+            "resources/write",
+            "unknown method `resources/write` in [methods]",
+        ),
+        ("ping", "lifecycle and utility messages always pass"),
+        ("initialize", "lifecycle and utility messages always pass"),
+        (
+            "notifications",
+            "lifecycle and utility messages always pass",
+        ),
+        (
+            "notifications/initialized",
+            "lifecycle and utility messages always pass",
+        ),
+        (
+            "logging/setLevel",
+            "lifecycle and utility messages always pass",
+        ),
+        (
+            "server/discover",
+            "lifecycle and utility messages always pass",
+        ),
+        ("tools", "tools are policed one by one in [tools]"),
+        ("tools/call", "tools are policed one by one in [tools]"),
+    ] {
+        let msg = invalid(&with_scopes(&format!("[methods]\n\"{name}\" = []\n")));
+        let column = name.len() + 6;
+        assert!(
+            msg.starts_with(&format!("line 5, column {column}: ")),
+            "{name}: {msg}"
+        );
+        assert!(msg.contains(expected), "{name}: {msg}");
+    }
+    let msg = invalid(&with_scopes("[methods]\nfoo = []\n"));
+    assert!(
+        msg.ends_with("expected a family (`resources`, `prompts`, `completion`) or one of its methods (`resources/list`, `resources/templates/list`, `resources/read`, `resources/subscribe`, `resources/unsubscribe`, `prompts/list`, `prompts/get`, `completion/complete`); methods not listed are denied"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn methods_entries_are_lists_of_scopes() {
+    let msg = invalid(&with_scopes("[methods]\nresources = \"s:read\"\n"));
+    assert!(msg.starts_with("line 5, column 13: "), "{msg}");
+    let msg = invalid(&with_scopes("[methods.resources]\nscopes = [\"s:read\"]\n"));
+    assert!(msg.starts_with("line 4, "), "{msg}");
+    let msg = invalid(&with_scopes("[methods]\nresources = [\" s:read\"]\n"));
+    assert!(msg.contains("must not start or end with spaces"), "{msg}");
+}

@@ -172,16 +172,71 @@ async fn rate_limits_answer_429_with_retry_after() {
     );
 }
 
+/// No request that passed authentication is free: calls the policy denies, calls with
+/// invalid params, malformed session ids and bodies all spend the key's budget, so a
+/// key cannot flood the gateway (and its log) with requests it may never make.
 #[tokio::test]
-async fn a_policy_denial_comes_before_the_rate_limit() {
+async fn refused_mcp_requests_spend_the_rate_budget() {
     let mut config = Config::new(Upstream::Demo);
-    config.key_rate = NonZeroU32::new(1).unwrap();
+    config.key_rate = NonZeroU32::new(2).unwrap();
     let h = demo_with(config).await;
-    let tenant = h.tenant_key(&["customers:write"]).await;
-    for _ in 0..3 {
-        let r = h
-            .tool(&tenant, None, "customers.create", json!({"name": "x"}))
-            .await;
-        assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.raw);
+    let huge = "x".repeat(100_000);
+    let call =
+        |name: &str| json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":name}});
+    let kinds: [(&str, Option<&str>, serde_json::Value, StatusCode); 6] = [
+        ("unknown tool", None, call(&huge), StatusCode::FORBIDDEN),
+        (
+            "missing scope",
+            None,
+            call("service.delete"),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "no tool name",
+            None,
+            json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{}}),
+            StatusCode::OK,
+        ),
+        (
+            "unmapped method",
+            None,
+            json!({"jsonrpc":"2.0","id":1,"method":"resources/list"}),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "bad session id",
+            Some("has space"),
+            json!({"jsonrpc":"2.0","id":1,"method":"ping"}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "not JSON-RPC",
+            None,
+            json!({"jsonrpc":"1.0","id":1,"method":"ping"}),
+            StatusCode::BAD_REQUEST,
+        ),
+    ];
+    for (kind, session, body, refused) in kinds {
+        // A key of its own (zero scopes) per kind: each budget starts full.
+        let key = h.stored_tenant_key(&[]).await;
+        let first = h.mcp(&key, session, body.clone()).await;
+        assert_eq!(first.status, refused, "{kind}: {}", first.raw);
+        assert!(
+            first.headers.contains_key("ratelimit"),
+            "{kind}: a refused answer says what is left"
+        );
+        let mut limited = None;
+        for _ in 0..10 {
+            let r = h.mcp(&key, session, body.clone()).await;
+            if r.status == StatusCode::TOO_MANY_REQUESTS {
+                limited = Some(r);
+                break;
+            }
+            assert_eq!(r.status, refused, "{kind}: {}", r.raw);
+        }
+        let r =
+            limited.unwrap_or_else(|| panic!("{kind}: a burst of 2 runs out within 11 requests"));
+        assert_eq!(r.raw, r#"{"error":"rate_limited"}"#, "{kind}");
+        assert!(r.headers.contains_key("retry-after"), "{kind}");
     }
 }

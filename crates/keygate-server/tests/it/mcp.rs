@@ -7,7 +7,7 @@ use axum::body::Bytes;
 use axum::extract::Request;
 use axum::middleware::{self, Next};
 use axum::routing::post;
-use http::{HeaderMap, StatusCode};
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use keygate_keys::KeyStore;
 use keygate_server::{App, Config, Upstream};
 use serde_json::{Value, json};
@@ -499,9 +499,13 @@ async fn upstream() -> (String, Seen) {
 }
 
 async fn http_gateway(url: String, timeout: Duration) -> Harness {
+    http_gateway_with(url, timeout, keygate_demo::POLICY_TOML).await
+}
+
+async fn http_gateway_with(url: String, timeout: Duration, policy_toml: &str) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let policy = dir.path().join("policy.toml");
-    std::fs::write(&policy, keygate_demo::POLICY_TOML).unwrap();
+    std::fs::write(&policy, policy_toml).unwrap();
     let mut config = Config::new(Upstream::Http(url));
     config.policy = Some(policy);
     config.upstream_timeout = timeout;
@@ -624,4 +628,301 @@ async fn a_gate_with_an_unreachable_status_tool_does_not_forward() {
         .await;
     assert_eq!(r.status, StatusCode::BAD_GATEWAY, "{}", r.raw);
     assert!(r.body["error"].is_object());
+}
+
+/// One MCP request with raw `Mcp-Session-Id` header values (any number of them).
+async fn with_session_headers(
+    h: &Harness,
+    method: Method,
+    sessions: &[HeaderValue],
+    body: Option<Value>,
+) -> crate::util::Reply {
+    let mut req = http::Request::builder()
+        .method(method)
+        .uri("/api/mcp")
+        .header("authorization", format!("Bearer {}", h.owner))
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json");
+    for s in sessions {
+        req = req.header("mcp-session-id", s.clone());
+    }
+    let body = body.map_or_else(axum::body::Body::empty, |b| {
+        axum::body::Body::from(b.to_string())
+    });
+    h.send(req.body(body).unwrap()).await
+}
+
+#[tokio::test]
+async fn session_ids_must_be_one_header_of_1_to_128_visible_ascii_characters() {
+    // Every refusal below spends the owner's budget: make it large.
+    let mut config = Config::new(Upstream::Demo);
+    config.key_rate = std::num::NonZeroU32::new(10_000).unwrap();
+    let h = crate::util::demo_with(config).await;
+    let delete = json!({"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"service.delete","arguments":{"service":"api"}}});
+    let long = "a".repeat(keygate_server::MAX_SESSION_ID_LEN + 1);
+    let huge = "b".repeat(400_000);
+    let bad: Vec<(&str, Vec<HeaderValue>)> = vec![
+        ("empty", vec![HeaderValue::from_static("")]),
+        (
+            "129 characters",
+            vec![HeaderValue::from_str(&long).unwrap()],
+        ),
+        ("400 kB", vec![HeaderValue::from_str(&huge).unwrap()]),
+        ("a space", vec![HeaderValue::from_static("s 1")]),
+        ("a tab", vec![HeaderValue::from_static("s\t1")]),
+        (
+            "not ASCII",
+            vec![HeaderValue::from_bytes("sé".as_bytes()).unwrap()],
+        ),
+        ("obs-text", vec![HeaderValue::from_bytes(b"s\xff").unwrap()]),
+        (
+            "two headers",
+            vec![
+                HeaderValue::from_static("s1"),
+                HeaderValue::from_static("s2"),
+            ],
+        ),
+        (
+            "the same twice",
+            vec![
+                HeaderValue::from_static("s1"),
+                HeaderValue::from_static("s1"),
+            ],
+        ),
+    ];
+    for (what, sessions) in &bad {
+        let r = with_session_headers(&h, Method::POST, sessions, Some(delete.clone())).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{what}: {}", r.raw);
+        assert_eq!(r.body["jsonrpc"], "2.0", "{what}");
+        assert_eq!(r.body["id"], Value::Null, "{what}");
+        assert_eq!(r.body["error"]["code"], -32600, "{what}");
+        let message = r.body["error"]["message"].as_str().unwrap();
+        if sessions.len() == 1 {
+            assert_eq!(
+                message,
+                "Invalid Request: Mcp-Session-Id must be 1-128 visible ASCII characters (0x21-0x7E)",
+                "{what}"
+            );
+        } else {
+            assert_eq!(
+                message, "Invalid Request: send at most one Mcp-Session-Id header",
+                "{what}"
+            );
+        }
+        assert!(r.headers.get("mcp-session-id").is_none(), "{what}: echoed");
+        assert!(
+            r.raw.len() < 200,
+            "{what}: the id is not echoed in the body"
+        );
+        for method in [Method::GET, Method::DELETE] {
+            let r = with_session_headers(&h, method.clone(), sessions, None).await;
+            assert_eq!(
+                r.status,
+                StatusCode::BAD_REQUEST,
+                "{method} {what}: {}",
+                r.raw
+            );
+            assert_eq!(r.body["error"]["code"], -32600, "{method} {what}");
+        }
+    }
+    // None of them reached the gates: no decision was audited.
+    let audit = h.get("/api/v1/audit?limit=50", &h.owner).await;
+    assert!(!audit.raw.contains("gate."), "{}", audit.raw);
+
+    // The longest id and every visible character pass, reach the gate and are echoed.
+    let visible: String = (0x21u8..=0x7e).map(char::from).collect();
+    let longest = "z".repeat(keygate_server::MAX_SESSION_ID_LEN);
+    for id in [visible.as_str(), longest.as_str(), "1"] {
+        let value = HeaderValue::from_str(id).unwrap();
+        let r = with_session_headers(&h, Method::POST, &[value], Some(delete.clone())).await;
+        assert_eq!(
+            gate_code(&r).as_deref(),
+            Some("CONFIRMATION_REQUIRED"),
+            "{id}: {}",
+            r.raw
+        );
+        assert_eq!(r.headers["mcp-session-id"], id);
+    }
+    // GET and DELETE with a valid id (or none) go to the upstream (the demo has no
+    // stream and no session to end: 405).
+    for sessions in [vec![HeaderValue::from_static("s1")], vec![]] {
+        for method in [Method::GET, Method::DELETE] {
+            let r = with_session_headers(&h, method.clone(), &sessions, None).await;
+            assert_eq!(
+                r.status,
+                StatusCode::METHOD_NOT_ALLOWED,
+                "{method}: {}",
+                r.raw
+            );
+        }
+    }
+}
+
+/// The demo policy with a `[methods]` table over its own scopes.
+fn policy_with_methods() -> String {
+    format!(
+        "{}\n[methods]\nresources = [\"services:read\"]\n\"resources/subscribe\" = [\"services:read\", \"services:write\"]\n\"completion/complete\" = []\n",
+        keygate_demo::POLICY_TOML
+    )
+}
+
+#[tokio::test]
+async fn other_methods_are_policed_by_the_methods_table() {
+    let (base, seen) = upstream().await;
+    let h = http_gateway_with(
+        format!("{base}/mcp"),
+        Duration::from_secs(10),
+        &policy_with_methods(),
+    )
+    .await;
+    let reader = h.tenant_key(&["services:read"]).await;
+    let writer = h.tenant_key(&["services:read", "services:write"]).await;
+    let nobody = h.tenant_key(&[]).await;
+    let deny = r#"{"error":"insufficient_scope"}"#;
+    let request = |method: &str| json!({"jsonrpc":"2.0","id":"m","method":method,"params":{}});
+    let forwarded = |method: &str| {
+        seen.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, body)| body["method"] == method)
+            .count()
+    };
+    let cases: [(&str, &str, bool); 22] = [
+        // The family's scopes, or the method's own entry.
+        (&reader, "resources/list", true),
+        (&reader, "resources/read", true),
+        (&reader, "resources/templates/list", true),
+        (&reader, "resources/subscribe", false),
+        (&writer, "resources/subscribe", true),
+        (&nobody, "resources/read", false),
+        // An entry without scopes: any key.
+        (&nobody, "completion/complete", true),
+        // Families the policy does not map, families no policy can map, made-up names.
+        (&writer, "prompts/list", false),
+        (&writer, "prompts/get", false),
+        (&writer, "tasks/get", false),
+        (&writer, "tasks/result", false),
+        (&writer, "sampling/createMessage", false),
+        (&writer, "foo/bar", false),
+        (&writer, "resources", false),
+        (&writer, "Resources/list", false),
+        // Lifecycle and utility messages pass for any key.
+        (&nobody, "initialize", true),
+        (&nobody, "ping", true),
+        (&nobody, "logging/setLevel", true),
+        (&nobody, "server/discover", true),
+        (&nobody, "notifications/initialized", true),
+        // Tools are policed per tool.
+        (&nobody, "tools/list", true),
+        (&reader, "tools/call", true),
+    ];
+    for (key, method, allowed) in cases {
+        let before = forwarded(method);
+        let mut body = request(method);
+        if method == "tools/call" {
+            body["params"] = json!({"name": "service.list", "arguments": {}});
+        }
+        let r = h.mcp(key, None, body).await;
+        if allowed {
+            assert_ne!(r.status, StatusCode::FORBIDDEN, "{method}: {}", r.raw);
+            assert_eq!(forwarded(method), before + 1, "{method} was not forwarded");
+        } else {
+            assert_eq!(r.status, StatusCode::FORBIDDEN, "{method}: {}", r.raw);
+            assert_eq!(r.raw, deny, "{method}");
+            assert_eq!(forwarded(method), before, "{method} reached the upstream");
+        }
+    }
+    // An answer to a server request has no method and passes.
+    let before = seen.0.lock().unwrap().len();
+    let r = h
+        .mcp(
+            &nobody,
+            None,
+            json!({"jsonrpc":"2.0","id":"srv-1","result":{"action":"accept"}}),
+        )
+        .await;
+    assert_ne!(r.status, StatusCode::FORBIDDEN, "{}", r.raw);
+    assert_eq!(seen.0.lock().unwrap().len(), before + 1);
+    // A method that is not a string is not a request.
+    let r = h
+        .mcp(&h.owner, None, json!({"jsonrpc":"2.0","id":4,"method":7}))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.raw);
+    assert_eq!(r.body["error"]["code"], -32600);
+    assert_eq!(r.body["id"], 4);
+    assert_eq!(seen.0.lock().unwrap().len(), before + 1);
+}
+
+#[tokio::test]
+async fn the_demo_policy_maps_no_method_family() {
+    let h = demo().await;
+    for method in keygate_scopes::POLICED_METHODS {
+        let r = h
+            .mcp(
+                &h.owner,
+                None,
+                json!({"jsonrpc":"2.0","id":1,"method":method}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{method}: {}", r.raw);
+        assert_eq!(r.raw, r#"{"error":"insufficient_scope"}"#);
+    }
+    let r = h
+        .mcp(
+            &h.owner,
+            None,
+            json!({"jsonrpc":"2.0","id":1,"method":"ping"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn client_strings_reach_the_log_cut_short_and_escaped() {
+    let captured = crate::util::LogCapture::start();
+    let h = demo().await;
+    let key = h.tenant_key(&["services:read"]).await;
+    let forged = format!(
+        "x\n2026-01-01T00:00:00.000000Z  INFO forged: all keys revoked\u{1b}[31m\r{}",
+        "y".repeat(500_000)
+    );
+    let start = captured.text().len();
+    for body in [
+        json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":forged,"arguments":{}}}),
+        json!({"jsonrpc":"2.0","id":1,"method":forged}),
+        json!({"jsonrpc":"2.0","id":1,"method":format!("resources/{forged}")}),
+    ] {
+        let r = h.mcp(&key, None, body).await;
+        assert_eq!(
+            r.status,
+            StatusCode::FORBIDDEN,
+            "{}",
+            &r.raw[..r.raw.len().min(200)]
+        );
+    }
+    let logs = captured.text()[start..].to_owned();
+    assert!(logs.contains("tool call denied by policy"), "{logs}");
+    assert!(logs.contains("method denied by policy"), "{logs}");
+    assert!(
+        !logs.contains('\u{1b}'),
+        "an escape character reached the log: {logs}"
+    );
+    assert!(!logs.contains('\r'), "{logs}");
+    for line in logs.lines() {
+        assert!(
+            !line.starts_with("2026-01-01T00:00:00"),
+            "forged line: {line}"
+        );
+    }
+    assert!(
+        logs.contains(r"x\n2026-01-01T00:00:00.000000Z  INFO forged"),
+        "{logs}"
+    );
+    assert!(logs.contains("…["), "the cut is marked: {logs}");
+    assert!(
+        logs.len() < 8 * 1024,
+        "{} bytes logged for three denials",
+        logs.len()
+    );
 }

@@ -140,6 +140,28 @@ impl Harness {
         created.token.expose().to_owned()
     }
 
+    /// A tenant key with `scopes`, straight from the store (spending no owner budget).
+    pub(crate) async fn stored_tenant_key(&self, scopes: &[&str]) -> String {
+        let created = self
+            .store
+            .create_key(
+                &keygate_keys::TokenFormat::default(),
+                NewKey {
+                    tenant_id: self.tenant.clone(),
+                    kind: KeyKind::Tenant,
+                    user_id: None,
+                    name: "stored key".to_owned(),
+                    scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+                    projects: None,
+                    expires_at: None,
+                },
+                "test",
+            )
+            .await
+            .unwrap();
+        created.token.expose().to_owned()
+    }
+
     pub(crate) async fn principal(&self, key: &str) -> Principal {
         self.store.verify(key).await.unwrap()
     }
@@ -257,5 +279,53 @@ impl Drop for PgSchema {
         if !matches!(dropped, Ok(Ok(()))) {
             eprintln!("note: could not drop test schema {}", self.name);
         }
+    }
+}
+
+/// Everything logged (at any level, without colours) on the current thread while this
+/// lives: for `current_thread` tests, whose requests run on the test's thread.
+pub(crate) struct LogCapture {
+    buf: Arc<std::sync::Mutex<Vec<u8>>>,
+    _guard: tracing::subscriber::DefaultGuard,
+    // With exactly one dispatcher registered, tracing computes a callsite's interest
+    // from the default of whichever thread hits it first, so a callsite another test's
+    // thread reached first would stay disabled here. A second one keeps it per event.
+    _second: tracing::Dispatch,
+}
+
+#[derive(Clone)]
+struct Sink(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl LogCapture {
+    pub(crate) fn start() -> Self {
+        let buf = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = Sink(buf.clone());
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || sink.clone())
+            .finish();
+        let second = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
+        let guard = tracing::subscriber::set_default(subscriber);
+        Self {
+            buf,
+            _guard: guard,
+            _second: second,
+        }
+    }
+
+    /// What was logged so far.
+    pub(crate) fn text(&self) -> String {
+        String::from_utf8_lossy(&self.buf.lock().unwrap()).into_owned()
     }
 }
