@@ -6,7 +6,8 @@
 //! the policy are denied. This crate loads and validates such files with precise
 //! errors (file, line and column) and answers, for a verified key ([`Principal`]),
 //! whether a tool call is authorized ([`Policy::authorize`], allocation-free when it
-//! is), which tools the key may see ([`Policy::visible_tools`]) and whether the key is
+//! is; a project named by a key not restricted to projects is left for the caller to
+//! resolve within the key's tenant, [`ProjectAccess::InTenant`]), which tools the key may see ([`Policy::visible_tools`]) and whether the key is
 //! read-only ([`Policy::read_only`]).
 //!
 //! ```
@@ -42,11 +43,13 @@
     )
 )]
 
+mod authorized;
 mod denied;
 mod error;
 mod load;
 mod policy;
 
+pub use crate::authorized::{Authorized, ProjectAccess};
 pub use crate::denied::Denied;
 pub use crate::error::{Location, PolicyError};
 pub use crate::policy::{ADMIN_SCOPE, ADMIN_SCOPE_DESCRIPTION, GateSpec, Policy, ToolPolicy};

@@ -16,7 +16,7 @@ use bytes::Bytes;
 use keygate_gates::{Decision, FailureHistory, GateCall};
 use keygate_http::AuthError;
 use keygate_keys::{NewAuditEvent, Principal};
-use keygate_scopes::GateSpec;
+use keygate_scopes::{Authorized, GateSpec, ProjectAccess};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
@@ -241,7 +241,7 @@ pub(crate) async fn gateway(State(state): State<AppState>, req: Request) -> Resp
         state: &state,
         principal: &principal,
         headers: &headers,
-        identity: &ident,
+        identity: Cow::Borrowed(&ident),
         id,
     };
     match message.method.and_then(json_str).as_deref() {
@@ -273,7 +273,9 @@ struct Call<'a> {
     state: &'a AppState,
     principal: &'a Principal,
     headers: &'a HeaderMap,
-    identity: &'a [(HeaderName, HeaderValue)],
+    /// The key's identity headers, plus `X-Keygate-Project` once a tool call's project
+    /// is resolved.
+    identity: Cow<'a, [(HeaderName, HeaderValue)]>,
     id: Value,
 }
 
@@ -295,7 +297,7 @@ impl Call<'_> {
         resp
     }
 
-    async fn tools_call(self, params: Option<&RawValue>, body: Bytes) -> Response {
+    async fn tools_call(mut self, params: Option<&RawValue>, body: Bytes) -> Response {
         let params = params
             .filter(|p| p.get().starts_with('{'))
             .map(|p| serde_json::from_str::<CallParams<'_>>(p.get()));
@@ -347,14 +349,18 @@ impl Call<'_> {
         let args = &args;
         let state = self.state;
 
-        // 1. Policy.
-        let tool = match state.policy.authorize(self.principal, name, args) {
-            Ok(tool) => tool,
+        // 1. Policy, and the project within the key's tenant.
+        let allowed = match state.policy.authorize(self.principal, name, args) {
+            Ok(allowed) => allowed,
             Err(denied) => {
                 tracing::info!(key_id = %self.principal.key_id, tool = name, reason = %denied, "tool call denied by policy");
                 return keygate_http::deny(&denied);
             }
         };
+        if let Err(resp) = self.resolve_project(&allowed).await {
+            return resp;
+        }
+        let tool = allowed.tool();
         // 2. Rate limits.
         let limits = match state.rate_limit(self.principal).await {
             Ok(h) => h,
@@ -406,7 +412,7 @@ impl Call<'_> {
         let resp = if let Some((target, session)) = evidence {
             match state
                 .upstream
-                .post_buffered(self.headers, self.identity, body)
+                .post_buffered(self.headers, &self.identity, body)
                 .await
             {
                 Ok(buffered) => {
@@ -425,7 +431,7 @@ impl Call<'_> {
         } else {
             match state
                 .upstream
-                .send(Method::POST, self.headers, self.identity, body)
+                .send(Method::POST, self.headers, &self.identity, body)
                 .await
             {
                 Ok(resp) => resp,
@@ -433,6 +439,44 @@ impl Call<'_> {
             }
         };
         with_headers(resp, limits)
+    }
+
+    /// Resolves the project a permitted call names: a restricted key's own project comes
+    /// from the key; a project named by an unrestricted key must be one of its tenant's
+    /// (one indexed store look-up), else 403 exactly as for any project denial. The
+    /// resolved id is forwarded as `X-Keygate-Project`.
+    async fn resolve_project(&mut self, allowed: &Authorized<'_>) -> Result<(), Response> {
+        let project = match allowed.project() {
+            ProjectAccess::None => return Ok(()),
+            ProjectAccess::Resolved(project) => project.id.clone(),
+            ProjectAccess::InTenant(named) => {
+                match self
+                    .state
+                    .store
+                    .find_project(&self.principal.tenant.id, named)
+                    .await
+                {
+                    Ok(Some(project)) => project.id,
+                    Ok(None) => {
+                        let denied = allowed.outside_tenant();
+                        tracing::info!(key_id = %self.principal.key_id, tool = allowed.tool().name(), reason = %denied, "tool call denied: project not in the key's tenant");
+                        return Err(keygate_http::deny(&denied));
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "key store unavailable resolving a project; answering 503");
+                        return Err(AuthError::Unavailable.into_response());
+                    }
+                }
+            }
+            // A kind of project access this gateway does not know: refuse.
+            _ => return Err(keygate_http::deny(&allowed.outside_tenant())),
+        };
+        let header = keygate_http::project_header(&project).map_err(|_| {
+            tracing::error!(project = %project, "a project id cannot be sent as a header");
+            AuthError::Unavailable.into_response()
+        })?;
+        self.identity.to_mut().push(header);
+        Ok(())
     }
 
     /// Asks the upstream's status tool whether the gate's target has failure history.
@@ -478,7 +522,7 @@ impl Call<'_> {
         let buffered = self
             .state
             .upstream
-            .post_buffered(self.headers, self.identity, body)
+            .post_buffered(self.headers, &self.identity, body)
             .await
             .map_err(|e| upstream_failure(self.id.clone(), &e))?;
         Ok(Some(
@@ -513,7 +557,7 @@ impl Call<'_> {
         let buffered = match self
             .state
             .upstream
-            .post_buffered(self.headers, self.identity, body)
+            .post_buffered(self.headers, &self.identity, body)
             .await
         {
             Ok(b) => b,
