@@ -1,8 +1,9 @@
 //! `/api/mcp`: the MCP gateway.
 //!
 //! Every request is authenticated by the layer in front of this handler. For
-//! `tools/call` the gateway applies, in order: policy (403), rate limits (429),
-//! confirmation gates (a tool-error result), then forwards with `confirm` stripped.
+//! `tools/call` the gateway applies, in order: policy and the project within the key's
+//! tenant (403), rate limits (429), confirmation gates (a tool-error result), then
+//! forwards with `confirm` stripped and the resolved project as `X-Keygate-Project`.
 //! `tools/list` answers only the tools the key may call. Everything else is
 //! rate-limited and forwarded as is, streaming.
 
