@@ -11,8 +11,11 @@
 //!   -d '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"service.status","arguments":{"service":"worker"}}}'
 //! ```
 //!
-//! The platform trusts the `X-Keygate-User` header that the gateway sets, so never expose
-//! it directly: run `keygated --upstream http://127.0.0.1:9000/mcp` in front of it.
+//! The platform trusts the identity headers the gateway sets (`X-Keygate-Tenant` picks the
+//! tenant's own data set, `X-Keygate-Project` the project, `X-Keygate-User` the person),
+//! so never expose it directly: run `keygated --upstream http://127.0.0.1:9000/mcp` in
+//! front of it. Requests without `X-Keygate-Tenant`, like the `curl` above, use a data set
+//! of their own.
 //! Ctrl-C stops it gracefully.
 
 use std::io::IsTerminal as _;

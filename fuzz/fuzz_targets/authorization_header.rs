@@ -31,7 +31,7 @@ use http_body_util::BodyExt;
 use keygate_http::{AuthError, AuthLayer, MAX_AUTHORIZATION_LEN, parse_authorization};
 use keygate_keys::{
     ApiKey, AuditEvent, Bootstrap, Bootstrapped, CreatedKey, KeyId, KeyStore, MemoryStore,
-    NewAuditEvent, NewKey, Principal, Project, Role, StoreError, Tenant, TenantId, Token,
+    NewAuditEvent, NewKey, Principal, Project, ProjectRef, Role, StoreError, Tenant, TenantId, Token,
     TokenFormat, User, VerifyError,
 };
 use libfuzzer_sys::fuzz_target;
@@ -298,6 +298,13 @@ impl KeyStore for Recording {
     }
     async fn list_projects(&self, tenant: &TenantId) -> Result<Vec<Project>, StoreError> {
         self.inner.list_projects(tenant).await
+    }
+    async fn find_project(
+        &self,
+        tenant: &TenantId,
+        project: &str,
+    ) -> Result<Option<ProjectRef>, StoreError> {
+        self.inner.find_project(tenant, project).await
     }
     async fn create_key(
         &self,

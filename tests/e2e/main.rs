@@ -8,6 +8,8 @@ mod errors;
 mod examples;
 mod faults;
 mod gates;
+mod hygiene;
+mod isolation;
 mod keys;
 mod leaks;
 mod policing;

@@ -6,9 +6,18 @@
 //! without authentication, as the upstream a real deployment would put behind keygated.
 //! Its policy, [`POLICY_TOML`], ships beside this crate as `policy.toml`.
 //!
-//! The platform does no authentication of its own. It trusts the `X-Keygate-User` header
-//! the gateway sets for user keys: `customers.create` and `jobs.create` record that user as
-//! their creator and fail without it.
+//! The platform does no authentication of its own. It trusts the identity headers the
+//! gateway sets, as an upstream behind keygate should:
+//!
+//! - `X-Keygate-Tenant` selects the tenant's own data set (seeded on its first request;
+//!   at most [`Platform::MAX_TENANTS`] are kept). Tenants never see each other's
+//!   services, customers or jobs, whatever their projects are called. A request without
+//!   it (the platform served directly, with no gateway) uses a data set of its own.
+//! - `X-Keygate-Project` is the id the gateway resolved the call's `project` argument to
+//!   within the tenant; the platform binds it to the project first named with it and
+//!   answers `PROJECT_MISMATCH` when the argument and the id disagree later.
+//! - `X-Keygate-User` names the person of a user key: `customers.create` and
+//!   `jobs.create` record that user as their creator and fail without it.
 //!
 //! The seeded state tells the story the gateway's gates are about: `worker` (project
 //! `shop`) has two failed deploys (`deploy #41 failed: exit code 137 (OOMKilled)`) with
@@ -46,7 +55,8 @@ mod platform;
 mod tools;
 
 pub use crate::mcp::{
-    LATEST_PROTOCOL_VERSION, PROTOCOL_VERSIONS, SESSION_HEADER, USER_HEADER, respond, router,
+    LATEST_PROTOCOL_VERSION, PROJECT_HEADER, PROTOCOL_VERSIONS, SESSION_HEADER, TENANT_HEADER,
+    USER_HEADER, respond, router,
 };
 pub use crate::platform::Platform;
 pub use crate::tools::TOOL_NAMES;

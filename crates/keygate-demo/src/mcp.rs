@@ -11,7 +11,7 @@ use axum::routing::post;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 
-use crate::platform::{CallError, Platform, ToolError, ToolResult};
+use crate::platform::{CallError, Caller, Platform, ToolError, ToolResult};
 use crate::tools::TOOLS_LIST;
 
 /// Protocol versions this server speaks, newest first.
@@ -25,6 +25,17 @@ pub const SESSION_HEADER: &str = "mcp-session-id";
 
 /// The header in which the gateway names the calling person (user keys only).
 pub const USER_HEADER: &str = "x-keygate-user";
+
+/// The header in which the gateway names the key's tenant: whose data set a request
+/// reads and changes.
+pub const TENANT_HEADER: &str = "x-keygate-tenant";
+
+/// The header in which the gateway names the project a call's `project` argument was
+/// resolved to (its id, within the key's tenant).
+pub const PROJECT_HEADER: &str = "x-keygate-project";
+
+/// Longest tenant or project id accepted in a header.
+const MAX_ID_LEN: usize = 128;
 
 const PROTOCOL_VERSION_HEADER: &str = "mcp-protocol-version";
 
@@ -363,7 +374,23 @@ fn call(
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
         .filter(|v| !v.is_empty());
-    match platform.call(&params.name, arguments, user) {
+    let (Ok(tenant), Ok(project)) = (
+        id_header(headers, TENANT_HEADER),
+        id_header(headers, PROJECT_HEADER),
+    ) else {
+        return failure(
+            StatusCode::BAD_REQUEST,
+            Some(id),
+            TRANSPORT_ERROR,
+            "Bad Request: X-Keygate-Tenant and X-Keygate-Project must be 1-128 visible ASCII characters",
+        );
+    };
+    let caller = Caller {
+        tenant,
+        project,
+        user,
+    };
+    match platform.call(&caller, &params.name, arguments) {
         Ok(result) => tool_result(id, &result),
         Err(CallError::UnknownTool) => {
             invalid_params(id, &format!("Unknown tool: {}", params.name))
@@ -373,6 +400,24 @@ fn call(
             &format!("Invalid params for {}: {message}", params.name),
         ),
     }
+}
+
+/// An id header (`X-Keygate-Tenant`, `X-Keygate-Project`): absent is `Ok(None)`; given
+/// twice, empty, too long or not visible ASCII is `Err`.
+fn id_header<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<&'h str>, ()> {
+    let mut values = headers.get_all(name).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    let bytes = value.as_bytes();
+    if values.next().is_some()
+        || bytes.is_empty()
+        || bytes.len() > MAX_ID_LEN
+        || !bytes.iter().all(u8::is_ascii_graphic)
+    {
+        return Err(());
+    }
+    value.to_str().map(Some).map_err(|_| ())
 }
 
 fn tool_result(id: &RawValue, result: &ToolResult) -> Response {

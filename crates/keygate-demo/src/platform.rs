@@ -1,7 +1,7 @@
 //! The in-memory platform state and the tools that read and change it.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -9,20 +9,32 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use serde_json::value::RawValue;
 
-/// The demo platform: projects, services, customers, invoices and jobs, held in memory.
+/// The demo platform: projects, services, customers, invoices and jobs, held in memory,
+/// one data set per tenant.
+///
+/// Behind the gateway every request carries `X-Keygate-Tenant`, and each tenant gets a
+/// data set of its own, seeded with the state described in the crate documentation on
+/// its first request: one tenant can never read or change another's services. A request
+/// without the header (the platform served directly, as the load-test baseline or the
+/// standalone example) uses a data set of its own that no tenant shares. At most
+/// [`Platform::MAX_TENANTS`] tenant data sets are kept; the one used longest ago makes
+/// room for a new tenant, which finds the seeded state again on its next request.
 ///
 /// Cloning is cheap and every clone shares the same state, so a clone handed to
 /// [`router`](crate::router) and one kept by a test see the same changes.
-/// [`Platform::new`] seeds the state described in the crate documentation.
 #[derive(Clone)]
 pub struct Platform {
-    state: Arc<Mutex<State>>,
+    /// The data set of requests that name no tenant.
+    direct: Arc<Mutex<State>>,
+    tenants: Arc<Mutex<Tenants>>,
 }
 
 impl fmt::Debug for Platform {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = self.lock();
+        let tenants = lock(&self.tenants).sets.len();
+        let state = lock(&self.direct);
         f.debug_struct("Platform")
+            .field("tenants", &tenants)
             .field("services", &state.services.len())
             .field("customers", &state.customers.len())
             .field("jobs", &state.jobs.len())
@@ -36,68 +48,190 @@ impl Default for Platform {
     }
 }
 
+/// Who a request comes from, as the gateway's identity headers say.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Caller<'a> {
+    /// `X-Keygate-Tenant`: whose data set the call reads and changes.
+    pub(crate) tenant: Option<&'a str>,
+    /// `X-Keygate-Project`: the project id the gateway resolved the call's project to.
+    pub(crate) project: Option<&'a str>,
+    /// `X-Keygate-User`: the calling person, for user keys.
+    pub(crate) user: Option<&'a str>,
+}
+
+/// The tenant data sets, with when each was last used.
+struct Tenants {
+    sets: HashMap<String, Slot>,
+    /// Incremented on every use: a logical clock for "used longest ago".
+    clock: u64,
+    max: usize,
+}
+
+struct Slot {
+    state: Arc<Mutex<State>>,
+    used: u64,
+}
+
+impl Tenants {
+    /// The data set of `tenant`, seeded on first use; when `max` are held, the one
+    /// used longest ago is dropped first.
+    fn get(&mut self, tenant: &str) -> Arc<Mutex<State>> {
+        self.clock += 1;
+        let now = self.clock;
+        if let Some(slot) = self.sets.get_mut(tenant) {
+            slot.used = now;
+            return slot.state.clone();
+        }
+        if self.sets.len() >= self.max {
+            let oldest = self
+                .sets
+                .iter()
+                .min_by_key(|(_, slot)| slot.used)
+                .map(|(id, _)| id.clone());
+            if let Some(id) = oldest {
+                self.sets.remove(&id);
+            }
+        }
+        let state = Arc::new(Mutex::new(State::seed()));
+        self.sets.insert(
+            tenant.to_owned(),
+            Slot {
+                state: state.clone(),
+                used: now,
+            },
+        );
+        state
+    }
+}
+
+/// Locks `m`. A poisoned lock is recovered: every tool leaves the state consistent
+/// before it can panic, so the data is still usable.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 impl Platform {
-    /// A platform with the seeded demo state: projects `shop` and `ops`; services `api`
-    /// (shop, running), `worker` (shop, two failed deploys), `web` (shop, waiting for its
-    /// first deploy) and `keygate` (ops, running); customers Acme Corp, Globex and
-    /// Initech; one invoice each.
+    /// Most tenant data sets kept at once.
+    pub const MAX_TENANTS: usize = 100;
+
+    /// A platform whose every data set starts as the seeded demo state: projects `shop`
+    /// and `ops`; services `api` (shop, running), `worker` (shop, two failed deploys),
+    /// `web` (shop, waiting for its first deploy) and `keygate` (ops, running);
+    /// customers Acme Corp, Globex and Initech; one invoice each.
     #[must_use]
     pub fn new() -> Self {
+        Self::with_max_tenants(Self::MAX_TENANTS)
+    }
+
+    fn with_max_tenants(max: usize) -> Self {
         Self {
-            state: Arc::new(Mutex::new(State::seed())),
+            direct: Arc::new(Mutex::new(State::seed())),
+            tenants: Arc::new(Mutex::new(Tenants {
+                sets: HashMap::new(),
+                clock: 0,
+                max: max.max(1),
+            })),
         }
     }
 
-    /// Whether a service of this name exists (it may have been deleted by `service.delete`).
+    /// Whether a service of this name exists in the data set of requests that name no
+    /// tenant (it may have been deleted by `service.delete`).
     #[must_use]
     pub fn has_service(&self, name: &str) -> bool {
-        self.lock().services.contains_key(name)
+        lock(&self.direct).services.contains_key(name)
     }
 
-    /// Locks the state. A poisoned lock is recovered: every tool leaves the state
-    /// consistent before it can panic, so the data is still usable.
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// Whether a service of this name exists in the data set of `tenant` (the value of
+    /// `X-Keygate-Tenant`), seeding it if the tenant had none yet.
+    #[must_use]
+    pub fn has_tenant_service(&self, tenant: &str, name: &str) -> bool {
+        let state = lock(&self.tenants).get(tenant);
+        lock(&state).services.contains_key(name)
     }
 
-    /// Calls a tool with its JSON arguments object. `user` is the calling person's id, if any.
+    /// Calls a tool with its JSON arguments object, on the caller's data set.
     pub(crate) fn call(
         &self,
+        caller: &Caller<'_>,
         tool: &str,
         args: &str,
-        user: Option<&str>,
     ) -> Result<ToolResult, CallError> {
-        let mut state = self.lock();
-        let state = &mut *state;
+        match caller.tenant {
+            None => lock(&self.direct).call(caller, tool, args),
+            Some(tenant) => {
+                let state = lock(&self.tenants).get(tenant);
+                let mut state = lock(&state);
+                state.call(caller, tool, args)
+            }
+        }
+    }
+}
+
+impl State {
+    fn call(
+        &mut self,
+        caller: &Caller<'_>,
+        tool: &str,
+        args: &str,
+    ) -> Result<ToolResult, CallError> {
+        let user = caller.user;
+        let header = caller.project;
+        // Resolves the call's project, then runs the tool on it.
+        macro_rules! scoped {
+            ($args:ident, |$p:pat_param| $then:expr) => {
+                Ok(
+                    match self.resolve_project($args.project.as_deref(), header) {
+                        Ok($p) => $then,
+                        Err(e) => Err(e),
+                    },
+                )
+            };
+        }
         match tool {
             "customers.search" => {
                 let a: SearchArgs<'_> = parse(args)?;
-                Ok(state.customers_search(&a))
+                scoped!(a, |_| self.customers_search(&a))
             }
             "customers.create" => {
                 let a: NameArgs<'_> = parse(args)?;
-                Ok(state.customers_create(&a, user))
+                scoped!(a, |_| self.customers_create(&a, user))
             }
             "invoices.list" => {
                 let a: ProjectArgs<'_> = parse(args)?;
-                Ok(state.invoices_list(&a))
+                scoped!(a, |_| self.invoices_list())
             }
             "jobs.create" => {
                 let a: TitleArgs<'_> = parse(args)?;
-                Ok(state.jobs_create(&a, user))
+                scoped!(a, |_| self.jobs_create(&a, user))
             }
             "service.list" => {
                 let a: ProjectArgs<'_> = parse(args)?;
-                Ok(state.service_list(&a))
+                scoped!(a, |p| self.service_list(p))
             }
-            "service.status" => Ok(state.service_status(&parse(args)?)),
-            "service.events" => Ok(state.service_events(&parse(args)?)),
-            "service.logs.build" => Ok(state.service_logs(&parse(args)?, LogKind::Build)),
-            "service.logs.runtime" => Ok(state.service_logs(&parse(args)?, LogKind::Runtime)),
-            "service.deploy" => Ok(state.service_deploy(&parse(args)?)),
-            "service.restart" => Ok(state.service_restart(&parse(args)?)),
+            "service.status" => {
+                let a: ServiceArgs<'_> = parse(args)?;
+                scoped!(a, |p| self.service_status(&a, p))
+            }
+            "service.events" => {
+                let a: ServiceArgs<'_> = parse(args)?;
+                scoped!(a, |p| self.service_events(&a, p))
+            }
+            "service.logs.build" => {
+                let a: ServiceArgs<'_> = parse(args)?;
+                scoped!(a, |p| self.service_logs(&a, p, LogKind::Build))
+            }
+            "service.logs.runtime" => {
+                let a: ServiceArgs<'_> = parse(args)?;
+                scoped!(a, |p| self.service_logs(&a, p, LogKind::Runtime))
+            }
+            "service.deploy" => {
+                let a: ServiceArgs<'_> = parse(args)?;
+                scoped!(a, |p| self.service_deploy(&a, p))
+            }
+            "service.restart" => {
+                let a: ServiceArgs<'_> = parse(args)?;
+                scoped!(a, |p| self.service_restart(&a, p))
+            }
             "service.scale" => {
                 let a: ScaleArgs<'_> = parse(args)?;
                 if a.replicas > MAX_REPLICAS {
@@ -105,7 +239,7 @@ impl Platform {
                         "replicas must be between 0 and {MAX_REPLICAS}"
                     )));
                 }
-                Ok(state.service_scale(&a))
+                scoped!(a, |p| self.service_scale(&a, p))
             }
             "service.env.set" => {
                 let a: EnvArgs<'_> = parse(args)?;
@@ -114,10 +248,16 @@ impl Platform {
                         "key must be letters, digits and `_`, not starting with a digit".to_owned(),
                     ));
                 }
-                Ok(state.service_env_set(&a))
+                scoped!(a, |p| self.service_env_set(&a, p))
             }
-            "service.delete" => Ok(state.service_delete(&parse(args)?)),
-            "service.replace" => Ok(state.service_replace(&parse(args)?)),
+            "service.delete" => {
+                let a: ServiceArgs<'_> = parse(args)?;
+                scoped!(a, |p| self.service_delete(&a, p))
+            }
+            "service.replace" => {
+                let a: ReplaceArgs<'_> = parse(args)?;
+                scoped!(a, |p| self.service_replace(&a, p))
+            }
             _ => Err(CallError::UnknownTool),
         }
     }
@@ -314,6 +454,9 @@ struct Job {
 
 struct State {
     projects: [&'static str; 2],
+    /// Project ids the gateway sent (`X-Keygate-Project`) with the project name each
+    /// was first sent for: at most one per project.
+    bound: Vec<(String, &'static str)>,
     services: BTreeMap<String, Service>,
     customers: Vec<Customer>,
     invoices: Vec<Invoice>,
@@ -426,6 +569,7 @@ impl State {
         };
         Self {
             projects: ["shop", "ops"],
+            bound: Vec::new(),
             services,
             customers: vec![
                 customer("cus_1", "Acme Corp"),
@@ -459,24 +603,71 @@ impl State {
         }
     }
 
-    /// Checks an optional project argument names a known project.
-    fn check_project(&self, project: Option<&Cow<'_, str>>) -> Result<(), ToolError> {
-        match project {
-            Some(p) if !self.projects.contains(&p.as_ref()) => Err(ToolError {
+    /// The demo project named `name`.
+    fn project_named(&self, name: &str) -> Result<&'static str, ToolError> {
+        self.projects
+            .iter()
+            .find(|p| **p == name)
+            .copied()
+            .ok_or_else(|| ToolError {
                 code: "UNKNOWN_PROJECT",
-                message: format!("unknown project {p}"),
+                message: format!("unknown project {name}"),
+            })
+    }
+
+    /// The project a call is scoped to, from its `project` argument and the project id
+    /// the gateway resolved it to (`X-Keygate-Project`), which is what an upstream should
+    /// trust. A demo data set does not know its tenant's project ids in advance: an id
+    /// is bound to the demo project it is first sent with by name, and must agree with
+    /// the argument from then on.
+    fn resolve_project(
+        &mut self,
+        arg: Option<&str>,
+        id: Option<&str>,
+    ) -> Result<Option<&'static str>, ToolError> {
+        let Some(id) = id else {
+            // Served directly, or by a gateway whose policy names no project argument.
+            return arg.map(|name| self.project_named(name)).transpose();
+        };
+        let bound = self
+            .bound
+            .iter()
+            .find(|(bound_id, _)| bound_id == id)
+            .map(|(_, name)| *name);
+        let named = match arg {
+            // The call named the project by its id (or named none).
+            None => None,
+            Some(a) if a == id => None,
+            Some(a) => Some(self.project_named(a)?),
+        };
+        match (named, bound) {
+            (None, Some(name)) => Ok(Some(name)),
+            (None, None) => Err(ToolError {
+                code: "UNKNOWN_PROJECT",
+                message: format!(
+                    "project {id} is not known to this demo platform yet: name it once (`shop` or `ops`)"
+                ),
             }),
-            _ => Ok(()),
+            (Some(name), Some(bound)) if name == bound => Ok(Some(name)),
+            (Some(name), None) if !self.bound.iter().any(|(_, n)| *n == name) => {
+                self.bound.push((id.to_owned(), name));
+                Ok(Some(name))
+            }
+            (Some(name), _) => Err(ToolError {
+                code: "PROJECT_MISMATCH",
+                message: format!(
+                    "the gateway resolved this call to project {id}, which is not project {name} here"
+                ),
+            }),
         }
     }
 
-    /// Finds a service, checking the optional project argument matches it.
+    /// Finds a service, checking it belongs to the call's project (when it names one).
     fn service_mut(
         &mut self,
         name: &str,
-        project: Option<&Cow<'_, str>>,
+        project: Option<&'static str>,
     ) -> Result<&mut Service, ToolError> {
-        self.check_project(project)?;
         let Some(service) = self.services.get_mut(name) else {
             return Err(ToolError {
                 code: "UNKNOWN_SERVICE",
@@ -484,7 +675,7 @@ impl State {
             });
         };
         match project {
-            Some(p) if p.as_ref() != service.project => Err(ToolError {
+            Some(p) if p != service.project => Err(ToolError {
                 code: "PROJECT_MISMATCH",
                 message: format!("service {name} is not in project {p}"),
             }),
@@ -493,7 +684,6 @@ impl State {
     }
 
     fn customers_search(&self, a: &SearchArgs<'_>) -> ToolResult {
-        self.check_project(a.project.as_ref())?;
         let q = a.q.to_lowercase();
         let found: Vec<&Customer> = self
             .customers
@@ -507,7 +697,6 @@ impl State {
         let Some(user) = user else {
             return tool_error("USER_REQUIRED", "customers.create needs a user".to_owned());
         };
-        self.check_project(a.project.as_ref())?;
         let name = a.name.trim();
         if name.is_empty() {
             return tool_error("INVALID_ARGUMENT", "name must not be empty".to_owned());
@@ -529,8 +718,7 @@ impl State {
         result
     }
 
-    fn invoices_list(&self, a: &ProjectArgs<'_>) -> ToolResult {
-        self.check_project(a.project.as_ref())?;
+    fn invoices_list(&self) -> ToolResult {
         ok(&json!({ "invoices": &self.invoices }))
     }
 
@@ -538,7 +726,6 @@ impl State {
         let Some(user) = user else {
             return tool_error("USER_REQUIRED", "jobs.create needs a user".to_owned());
         };
-        self.check_project(a.project.as_ref())?;
         let title = a.title.trim();
         if title.is_empty() {
             return tool_error("INVALID_ARGUMENT", "title must not be empty".to_owned());
@@ -556,8 +743,7 @@ impl State {
         result
     }
 
-    fn service_list(&self, a: &ProjectArgs<'_>) -> ToolResult {
-        self.check_project(a.project.as_ref())?;
+    fn service_list(&self, project: Option<&'static str>) -> ToolResult {
         #[derive(Serialize)]
         struct Row<'s> {
             name: &'s str,
@@ -569,7 +755,7 @@ impl State {
         let services: Vec<Row<'_>> = self
             .services
             .iter()
-            .filter(|(_, s)| a.project.as_deref().is_none_or(|p| p == s.project))
+            .filter(|(_, s)| project.is_none_or(|p| p == s.project))
             .map(|(name, s)| Row {
                 name,
                 project: s.project,
@@ -581,7 +767,7 @@ impl State {
         ok(&json!({ "services": services }))
     }
 
-    fn service_status(&mut self, a: &ServiceArgs<'_>) -> ToolResult {
+    fn service_status(&mut self, a: &ServiceArgs<'_>, project: Option<&'static str>) -> ToolResult {
         #[derive(Serialize)]
         struct Status<'s> {
             service: &'s str,
@@ -592,7 +778,7 @@ impl State {
             failed_deploys: u32,
             has_failure_history: bool,
         }
-        let s = self.service_mut(&a.service, a.project.as_ref())?;
+        let s = self.service_mut(&a.service, project)?;
         ok(&Status {
             service: &a.service,
             project: s.project,
@@ -604,13 +790,18 @@ impl State {
         })
     }
 
-    fn service_events(&mut self, a: &ServiceArgs<'_>) -> ToolResult {
-        let s = self.service_mut(&a.service, a.project.as_ref())?;
+    fn service_events(&mut self, a: &ServiceArgs<'_>, project: Option<&'static str>) -> ToolResult {
+        let s = self.service_mut(&a.service, project)?;
         ok(&json!({ "service": a.service, "events": s.events }))
     }
 
-    fn service_logs(&mut self, a: &ServiceArgs<'_>, kind: LogKind) -> ToolResult {
-        let s = self.service_mut(&a.service, a.project.as_ref())?;
+    fn service_logs(
+        &mut self,
+        a: &ServiceArgs<'_>,
+        project: Option<&'static str>,
+        kind: LogKind,
+    ) -> ToolResult {
+        let s = self.service_mut(&a.service, project)?;
         let (kind, lines) = match kind {
             LogKind::Build => ("build", &s.build_log),
             LogKind::Runtime => ("runtime", &s.runtime_log),
@@ -618,8 +809,8 @@ impl State {
         ok(&json!({ "service": a.service, "kind": kind, "lines": lines }))
     }
 
-    fn service_deploy(&mut self, a: &ServiceArgs<'_>) -> ToolResult {
-        let s = self.service_mut(&a.service, a.project.as_ref())?;
+    fn service_deploy(&mut self, a: &ServiceArgs<'_>, project: Option<&'static str>) -> ToolResult {
+        let s = self.service_mut(&a.service, project)?;
         let previous = s.state;
         s.last_deploy += 1;
         let deploy = s.last_deploy;
@@ -649,8 +840,12 @@ impl State {
         }))
     }
 
-    fn service_restart(&mut self, a: &ServiceArgs<'_>) -> ToolResult {
-        let s = self.service_mut(&a.service, a.project.as_ref())?;
+    fn service_restart(
+        &mut self,
+        a: &ServiceArgs<'_>,
+        project: Option<&'static str>,
+    ) -> ToolResult {
+        let s = self.service_mut(&a.service, project)?;
         if s.state == ServiceState::WaitingForFirstDeploy {
             return tool_error(
                 "INVALID_STATE",
@@ -673,8 +868,8 @@ impl State {
         }))
     }
 
-    fn service_scale(&mut self, a: &ScaleArgs<'_>) -> ToolResult {
-        let s = self.service_mut(&a.service, a.project.as_ref())?;
+    fn service_scale(&mut self, a: &ScaleArgs<'_>, project: Option<&'static str>) -> ToolResult {
+        let s = self.service_mut(&a.service, project)?;
         let previous = s.replicas;
         s.replicas = a.replicas;
         record(
@@ -688,8 +883,8 @@ impl State {
         }))
     }
 
-    fn service_env_set(&mut self, a: &EnvArgs<'_>) -> ToolResult {
-        let s = self.service_mut(&a.service, a.project.as_ref())?;
+    fn service_env_set(&mut self, a: &EnvArgs<'_>, project: Option<&'static str>) -> ToolResult {
+        let s = self.service_mut(&a.service, project)?;
         if s.env.len() >= MAX_ENV_VARS && !s.env.contains_key(a.key.as_ref()) {
             return limit_reached("environment variables on this service");
         }
@@ -705,18 +900,22 @@ impl State {
         }))
     }
 
-    fn service_delete(&mut self, a: &ServiceArgs<'_>) -> ToolResult {
-        let project = self.service_mut(&a.service, a.project.as_ref())?.project;
+    fn service_delete(&mut self, a: &ServiceArgs<'_>, project: Option<&'static str>) -> ToolResult {
+        let project = self.service_mut(&a.service, project)?.project;
         self.services.remove(a.service.as_ref());
         ok(&json!({ "service": a.service, "project": project, "deleted": true }))
     }
 
-    fn service_replace(&mut self, a: &ReplaceArgs<'_>) -> ToolResult {
+    fn service_replace(
+        &mut self,
+        a: &ReplaceArgs<'_>,
+        project: Option<&'static str>,
+    ) -> ToolResult {
         let image = a.image.trim();
         if image.is_empty() {
             return tool_error("INVALID_ARGUMENT", "image must not be empty".to_owned());
         }
-        let s = self.service_mut(&a.service, a.project.as_ref())?;
+        let s = self.service_mut(&a.service, project)?;
         let previous_image = std::mem::replace(&mut s.image, image.to_owned());
         let discarded = s.failed_deploys;
         s.last_deploy += 1;
@@ -739,5 +938,54 @@ impl State {
             "discarded_failed_deploys": discarded,
             "state": s.state,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn replicas(platform: &Platform, tenant: &str) -> u32 {
+        let state = lock(&platform.tenants).get(tenant);
+        lock(&state).services["api"].replicas
+    }
+
+    fn scale(platform: &Platform, tenant: &str, replicas: u32) {
+        let caller = Caller {
+            tenant: Some(tenant),
+            ..Caller::default()
+        };
+        let args = format!(r#"{{"service":"api","replicas":{replicas}}}"#);
+        let result = platform.call(&caller, "service.scale", &args);
+        assert!(matches!(result, Ok(Ok(_))));
+    }
+
+    #[test]
+    fn the_data_set_used_longest_ago_makes_room_for_a_new_tenant() {
+        let platform = Platform::with_max_tenants(2);
+        scale(&platform, "tn_a", 5);
+        scale(&platform, "tn_b", 6);
+        // `a` used again: `b` is now the one used longest ago.
+        scale(&platform, "tn_a", 7);
+        scale(&platform, "tn_c", 8);
+        assert_eq!(lock(&platform.tenants).sets.len(), 2);
+        assert!(lock(&platform.tenants).sets.contains_key("tn_a"));
+        assert!(!lock(&platform.tenants).sets.contains_key("tn_b"));
+        assert_eq!(replicas(&platform, "tn_a"), 7);
+        // `b` comes back seeded (and `c`, now the oldest, makes room for it).
+        assert_eq!(replicas(&platform, "tn_b"), 2);
+        assert!(!lock(&platform.tenants).sets.contains_key("tn_c"));
+        assert_eq!(lock(&platform.tenants).sets.len(), 2);
+        // The direct data set is never evicted.
+        assert_eq!(lock(&platform.direct).services["api"].replicas, 2);
+    }
+
+    #[test]
+    fn at_most_max_tenants_are_held() {
+        let platform = Platform::new();
+        for i in 0..Platform::MAX_TENANTS * 3 {
+            scale(&platform, &format!("tn_{i}"), 3);
+        }
+        assert_eq!(lock(&platform.tenants).sets.len(), Platform::MAX_TENANTS);
     }
 }

@@ -100,7 +100,8 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let tool = policy
                 .authorize(&principal, black_box("service.deploy"), black_box(&args))
-                .expect("allowed");
+                .expect("allowed")
+                .tool();
             black_box(tool.gate().is_none())
         });
     });
@@ -109,7 +110,8 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let tool = policy
                 .authorize(&principal, black_box("service.replace"), black_box(&args))
-                .expect("allowed");
+                .expect("allowed")
+                .tool();
             let spec = tool.gate().expect("gated");
             let call = GateCall::from_args(spec, &key_id, Some("s1"), tool.name(), &args);
             let d = ready(gates.decide(spec, &call, Some(&history))).expect("decided");

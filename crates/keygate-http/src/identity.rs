@@ -2,7 +2,7 @@
 
 use http::header::{AUTHORIZATION, InvalidHeaderValue};
 use http::{HeaderMap, HeaderName, HeaderValue};
-use keygate_keys::Principal;
+use keygate_keys::{Principal, ProjectId};
 
 /// `X-Keygate-Key-Id`: the verified key's public id.
 pub const X_KEYGATE_KEY_ID: HeaderName = HeaderName::from_static("x-keygate-key-id");
@@ -12,6 +12,9 @@ pub const X_KEYGATE_TENANT: HeaderName = HeaderName::from_static("x-keygate-tena
 pub const X_KEYGATE_ACTOR: HeaderName = HeaderName::from_static("x-keygate-actor");
 /// `X-Keygate-User`: the issuing user's id (user keys only).
 pub const X_KEYGATE_USER: HeaderName = HeaderName::from_static("x-keygate-user");
+/// `X-Keygate-Project`: the id of the project a call names, once the gateway has
+/// resolved it within the key's tenant (only on calls that name one).
+pub const X_KEYGATE_PROJECT: HeaderName = HeaderName::from_static("x-keygate-project");
 
 /// Header names are stored lowercase, so this catches every spelling a client used.
 const PREFIX: &str = "x-keygate-";
@@ -43,6 +46,19 @@ pub fn identity_headers(
         out.push((X_KEYGATE_USER, HeaderValue::from_str(user.id.as_str())?));
     }
     Ok(out)
+}
+
+/// The `X-Keygate-Project` header naming `project`, for a call that names a project of
+/// the key's tenant. Set it beside [`identity_headers`] only once the project was
+/// resolved (a restricted key's own project, or one found in the key's tenant).
+///
+/// # Errors
+///
+/// As [`identity_headers`]: only an id holding a control character fails.
+pub fn project_header(
+    project: &ProjectId,
+) -> Result<(HeaderName, HeaderValue), InvalidHeaderValue> {
+    Ok((X_KEYGATE_PROJECT, HeaderValue::from_str(project.as_str())?))
 }
 
 /// Removes every client-supplied `X-Keygate-*` header (any case) and the

@@ -15,7 +15,8 @@
 //!   [`Principal`](keygate_keys::Principal) (also as `Option<Authenticated>`).
 //! - [`parse_authorization`]: the strict `Authorization: Bearer` parser, on its own.
 //! - [`apply_identity`] / [`identity_headers`]: the `X-Keygate-*` headers for an
-//!   upstream, with client-supplied ones removed.
+//!   upstream, with client-supplied ones removed; [`project_header`] adds
+//!   `X-Keygate-Project` for a call naming a project resolved in the key's tenant.
 //! - [`deny`]: answer a policy denial ([`keygate_scopes::Denied`]) with a 403.
 //! - [`untrusted`]: a client-supplied value (tool name, session id, method) fit for a
 //!   log line: cut short, control characters escaped.
@@ -46,7 +47,7 @@ pub use crate::error::{AuthError, DENIAL_LOG_CHARS, deny};
 pub use crate::extract::Authenticated;
 pub use crate::header::{MAX_AUTHORIZATION_LEN, parse_authorization};
 pub use crate::identity::{
-    X_KEYGATE_ACTOR, X_KEYGATE_KEY_ID, X_KEYGATE_TENANT, X_KEYGATE_USER, apply_identity,
-    identity_headers, strip_identity,
+    X_KEYGATE_ACTOR, X_KEYGATE_KEY_ID, X_KEYGATE_PROJECT, X_KEYGATE_TENANT, X_KEYGATE_USER,
+    apply_identity, identity_headers, project_header, strip_identity,
 };
 pub use crate::untrusted::{LOG_MAX_CHARS, Untrusted, untrusted};

@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 use crate::error::StoreError;
 use crate::hash::TokenHash;
 use crate::model::{ApiKey, NewKey, ProjectRef, TenantId, UserId};
+use crate::name::check_name_characters;
 
 /// The current time in UTC, truncated to microseconds so that every store (PostgreSQL
 /// keeps microseconds) returns exactly what it was given.
@@ -63,6 +64,24 @@ pub(crate) fn prepare_key(
     format: &TokenFormat,
     request: NewKey,
 ) -> Result<PreparedKey, StoreError> {
+    prepare(format, request, true)
+}
+
+/// The replacement of `old`: everything copied but the token. The name is not checked
+/// again: it was accepted when `old` was created, and refusing it now would block the
+/// rotation of a key created before a character rule existed.
+pub(crate) fn prepare_rotation(
+    format: &TokenFormat,
+    old: &ApiKey,
+) -> Result<PreparedKey, StoreError> {
+    prepare(format, rotation_of(old)?, false)
+}
+
+fn prepare(
+    format: &TokenFormat,
+    request: NewKey,
+    check_name: bool,
+) -> Result<PreparedKey, StoreError> {
     let created_at = now();
     match (request.kind, &request.user_id) {
         (KeyKind::User, None) => {
@@ -78,6 +97,9 @@ pub(crate) fn prepare_key(
     let name = request.name.trim().to_owned();
     if name.is_empty() {
         return Err(StoreError::Invalid("a key needs a name".to_owned()));
+    }
+    if check_name {
+        check_characters("key", &name)?;
     }
     let expires_at = request.expires_at.map(truncate);
     if expires_at.is_some_and(|at| at <= created_at) {
@@ -120,7 +142,7 @@ pub(crate) fn bootstrap_key(
 }
 
 /// A new key request copying everything of `old` but its name.
-pub(crate) fn rotation_of(old: &ApiKey) -> Result<NewKey, StoreError> {
+fn rotation_of(old: &ApiKey) -> Result<NewKey, StoreError> {
     if old.revoked_at.is_some() {
         return Err(StoreError::Invalid(
             "a revoked key cannot be rotated; create a new key".to_owned(),
@@ -155,8 +177,14 @@ pub(crate) fn normalise(list: Vec<String>) -> Vec<String> {
         .collect()
 }
 
+/// Refuses a name holding a control or an invisible or bidirectional formatting
+/// character.
+fn check_characters(what: &'static str, name: &str) -> Result<(), StoreError> {
+    check_name_characters(name).map_err(|reason| StoreError::InvalidName { what, reason })
+}
+
 /// Checks a tenant, user or project name.
-pub(crate) fn check_name(what: &str, name: &str) -> Result<String, StoreError> {
+pub(crate) fn check_name(what: &'static str, name: &str) -> Result<String, StoreError> {
     let name = name.trim();
     if name.is_empty() {
         return Err(StoreError::Invalid(format!("a {what} needs a name")));
@@ -166,6 +194,7 @@ pub(crate) fn check_name(what: &str, name: &str) -> Result<String, StoreError> {
             "a {what} name is at most 200 bytes"
         )));
     }
+    check_characters(what, name)?;
     Ok(name.to_owned())
 }
 

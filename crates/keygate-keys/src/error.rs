@@ -2,6 +2,8 @@
 
 use keygate_token::RandomError;
 
+use crate::name::NameError;
+
 /// A boxed error from a storage backend.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -18,6 +20,15 @@ pub enum StoreError {
     /// The request is inconsistent (for example an unknown project name).
     #[error("{0}")]
     Invalid(String),
+    /// A tenant, user, project or key name holds a character names may not hold
+    /// (see [`check_name_characters`](crate::check_name_characters)).
+    #[error("a {what} name {reason}")]
+    InvalidName {
+        /// What was named: `tenant`, `user`, `project` or `key`.
+        what: &'static str,
+        /// Which character, and why it is refused.
+        reason: NameError,
+    },
     /// The storage backend failed or is unreachable. Retry later; nothing was changed.
     #[error("storage unavailable")]
     Unavailable(#[source] BoxError),

@@ -85,6 +85,7 @@ mod hash;
 mod last_used;
 mod memory;
 mod model;
+mod name;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "sqlite")]
@@ -101,6 +102,7 @@ pub use crate::model::{
     Principal, Project, ProjectId, ProjectRef, Role, Tenant, TenantId, TenantRef, User, UserId,
     UserRef,
 };
+pub use crate::name::{NameError, check_name_characters};
 #[cfg(feature = "postgres")]
 pub use crate::postgres::PostgresStore;
 #[cfg(feature = "sqlite")]

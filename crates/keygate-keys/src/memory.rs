@@ -350,6 +350,30 @@ impl KeyStore for MemoryStore {
         Ok(list)
     }
 
+    async fn find_project(
+        &self,
+        tenant: &TenantId,
+        project: &str,
+    ) -> Result<Option<ProjectRef>, StoreError> {
+        let state = self.read();
+        let of_tenant = |p: &&Project| &p.tenant_id == tenant;
+        let found = state
+            .projects
+            .get(&ProjectId::new(project))
+            .filter(of_tenant)
+            .or_else(|| {
+                state
+                    .projects
+                    .values()
+                    .filter(of_tenant)
+                    .find(|p| p.name == project)
+            });
+        Ok(found.map(|p| ProjectRef {
+            id: p.id.clone(),
+            name: p.name.clone(),
+        }))
+    }
+
     async fn create_key(
         &self,
         format: &TokenFormat,
@@ -414,7 +438,7 @@ impl KeyStore for MemoryStore {
     ) -> Result<CreatedKey, StoreError> {
         let mut state = self.write();
         let old = state.key_of(tenant, id)?.key.clone();
-        let prepared = common::prepare_key(format, common::rotation_of(&old)?)?;
+        let prepared = common::prepare_rotation(format, &old)?;
         let new_id = prepared.token.id();
         let rotated = NewAuditEvent {
             tenant_id: tenant.clone(),

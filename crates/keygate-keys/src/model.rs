@@ -315,13 +315,30 @@ impl Principal {
     }
 
     /// Whether the key may touch the project named (or with the id) `project`.
+    ///
+    /// For an unrestricted key this is `true` for **any** name, including a project of
+    /// another tenant or none at all: only the store knows the tenant's projects.
+    #[deprecated(
+        since = "0.1.0",
+        note = "true for any name when the key is unrestricted; use `Policy::authorize` \
+                (keygate-scopes), or `restricted_project` and `KeyStore::find_project`"
+    )]
     pub fn allows_project(&self, project: &str) -> bool {
         match &self.projects {
             None => true,
-            Some(list) => list
-                .iter()
-                .any(|p| p.name == project || p.id.as_str() == project),
+            Some(_) => self.restricted_project(project).is_some(),
         }
+    }
+
+    /// One of a restricted key's own projects, by id or by name (an id wins over a
+    /// name, as in [`KeyStore::find_project`](crate::KeyStore::find_project)). `None`
+    /// when it is not one of them, and always `None` for an unrestricted key, whose
+    /// projects only the store can resolve.
+    pub fn restricted_project(&self, project: &str) -> Option<&ProjectRef> {
+        let list = self.projects.as_ref()?;
+        list.iter()
+            .find(|p| p.id.as_str() == project)
+            .or_else(|| list.iter().find(|p| p.name == project))
     }
 
     /// Whether this is a user key of a tenant owner.

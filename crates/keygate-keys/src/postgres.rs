@@ -646,6 +646,13 @@ const VERIFY_SQL: &str = "SELECT k.hash, k.revoked_at IS NOT NULL, k.tenant_id, 
      FROM api_keys k JOIN tenants t ON t.id = k.tenant_id \
      LEFT JOIN users u ON u.id = k.user_id WHERE k.id = $1";
 
+/// The project of a tenant with the id, else the name, `$2`: two index look-ups
+/// (primary key; `UNIQUE (tenant_id, name)`) in one statement.
+const FIND_PROJECT_SQL: &str = "(SELECT id, name, 0 AS rank FROM projects \
+     WHERE id = $2 AND tenant_id = $1) UNION ALL \
+     (SELECT id, name, 1 AS rank FROM projects WHERE tenant_id = $1 AND name = $2) \
+     ORDER BY rank LIMIT 1";
+
 impl PostgresStore {
     async fn key_row(&self, id: KeyId) -> Result<Option<KeyRow>, StoreError> {
         let client = self.readers.get(&self.pool).await?;
@@ -788,6 +795,27 @@ impl KeyStore for PostgresStore {
             .collect())
     }
 
+    async fn find_project(
+        &self,
+        tenant: &TenantId,
+        project: &str,
+    ) -> Result<Option<ProjectRef>, StoreError> {
+        // On the request path: the shared, pipelined connections `verify` uses.
+        let client = self.readers.get(&self.pool).await?;
+        let stmt = client
+            .prepare_cached(FIND_PROJECT_SQL)
+            .await
+            .map_err(db_err)?;
+        Ok(client
+            .query_opt(&stmt, &[&tenant.as_str(), &project])
+            .await
+            .map_err(db_err)?
+            .map(|r| ProjectRef {
+                id: ProjectId::new(r.get::<_, String>(0)),
+                name: r.get(1),
+            }))
+    }
+
     async fn create_key(
         &self,
         format: &TokenFormat,
@@ -871,7 +899,7 @@ impl KeyStore for PostgresStore {
         let tx = client.transaction().await.map_err(db_err)?;
         // Locked so a concurrent revoke cannot slip between the check and the insert.
         let old = get_key(&tx, tenant, id, true).await?;
-        let prepared = common::prepare_key(format, common::rotation_of(&old)?)?;
+        let prepared = common::prepare_rotation(format, &old)?;
         let rotated = NewAuditEvent {
             tenant_id: tenant.clone(),
             actor: actor.to_owned(),

@@ -277,23 +277,33 @@ impl SqliteStore {
     /// Reading inline saves the two thread wake-ups (send to a reader thread,
     /// oneshot back) that cost about ten times the read itself.
     fn read_inline(&self, id: &KeyId) -> Option<Result<Option<KeyRow>, StoreError>> {
-        for slot in &self.inner.inline {
-            let Ok(conn) = slot.try_lock() else {
-                continue;
-            };
-            return match key_row_raw(&conn, id) {
-                Err(rusqlite::Error::SqliteFailure(e, _))
-                    if matches!(
-                        e.code,
-                        rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
-                    ) =>
-                {
-                    None
-                }
-                other => Some(other.map_err(db_err)),
-            };
+        self.inline(|conn| key_row_raw(conn, id))
+    }
+
+    /// Runs `f` on the calling task on the first free inline connection (see
+    /// [`SqliteStore::read_inline`]); `None` when every one is in use or SQLite
+    /// answered `SQLITE_BUSY`/`SQLITE_LOCKED`, so the caller goes through the reader
+    /// threads instead. Only for single indexed reads.
+    fn inline<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Option<Result<T, StoreError>> {
+        let conn = self
+            .inner
+            .inline
+            .iter()
+            .find_map(|slot| slot.try_lock().ok())?;
+        match f(&conn) {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(
+                    e.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) =>
+            {
+                None
+            }
+            other => Some(other.map_err(db_err)),
         }
-        None
     }
 
     /// Runs `f` in one `IMMEDIATE` transaction on the writer connection; commits on
@@ -653,6 +663,28 @@ fn insert_key(
     })
 }
 
+/// The project of `tenant` with the id, else the name, `project`: two index look-ups
+/// (primary key; `UNIQUE (tenant_id, name)`) in one statement.
+fn find_project_raw(
+    conn: &Connection,
+    tenant: &TenantId,
+    project: &str,
+) -> rusqlite::Result<Option<ProjectRef>> {
+    conn.prepare_cached(
+        "SELECT id, name, 0 AS rank FROM projects WHERE id = ?2 AND tenant_id = ?1 \
+         UNION ALL \
+         SELECT id, name, 1 AS rank FROM projects WHERE tenant_id = ?1 AND name = ?2 \
+         ORDER BY rank LIMIT 1",
+    )?
+    .query_row(params![tenant.as_str(), project], |r| {
+        Ok(ProjectRef {
+            id: ProjectId::new(r.get::<_, String>(0)?),
+            name: r.get(1)?,
+        })
+    })
+    .optional()
+}
+
 /// Loads what verification needs, in one statement.
 fn key_row(conn: &Connection, id: &KeyId) -> Result<Option<KeyRow>, StoreError> {
     key_row_raw(conn, id).map_err(db_err)
@@ -818,6 +850,19 @@ impl KeyStore for SqliteStore {
         .await
     }
 
+    async fn find_project(
+        &self,
+        tenant: &TenantId,
+        project: &str,
+    ) -> Result<Option<ProjectRef>, StoreError> {
+        if let Some(found) = self.inline(|conn| find_project_raw(conn, tenant, project)) {
+            return found;
+        }
+        let (tenant, project) = (tenant.clone(), project.to_owned());
+        self.read(move |conn| find_project_raw(conn, &tenant, &project).map_err(db_err))
+            .await
+    }
+
     async fn create_key(
         &self,
         format: &TokenFormat,
@@ -895,7 +940,7 @@ impl KeyStore for SqliteStore {
         let (format, tenant, id, actor) = (format.clone(), tenant.clone(), *id, actor.to_owned());
         self.write(move |tx| {
             let old = get_key(tx, &tenant, &id)?;
-            let prepared = common::prepare_key(&format, common::rotation_of(&old)?)?;
+            let prepared = common::prepare_rotation(&format, &old)?;
             let rotated = NewAuditEvent {
                 tenant_id: tenant.clone(),
                 actor: actor.clone(),
@@ -1015,6 +1060,28 @@ mod tests {
         assert!(!store.inner.inline.is_empty());
         let id = keygate_token::Token::parse(&token).unwrap().id();
         assert!(matches!(store.read_inline(&id), Some(Ok(Some(_)))));
+    }
+
+    #[tokio::test]
+    async fn find_project_reads_inline_and_falls_back_when_every_connection_is_taken() {
+        let (_dir, store, token) = store_with_key().await;
+        let tenant = store.verify(&token).await.unwrap().tenant.id;
+        let shop = store.create_project(&tenant, "shop").await.unwrap();
+        let inline = store
+            .inline(|conn| find_project_raw(conn, &tenant, "shop"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(inline.map(|p| p.id), Some(shop.id.clone()));
+        let held: Vec<_> = store
+            .inner
+            .inline
+            .iter()
+            .map(|m| m.lock().unwrap())
+            .collect();
+        assert!(store.inline(|_| Ok(())).is_none());
+        let found = store.find_project(&tenant, shop.id.as_str()).await.unwrap();
+        assert_eq!(found.map(|p| p.name), Some("shop".to_owned()));
+        drop(held);
     }
 
     #[tokio::test]

@@ -6,7 +6,7 @@ use keygate_token::{KeyId, TokenFormat};
 use crate::error::{StoreError, VerifyError};
 use crate::model::{
     ApiKey, AuditEvent, Bootstrap, Bootstrapped, CreatedKey, NewAuditEvent, NewKey, Principal,
-    Project, Role, Tenant, TenantId, User,
+    Project, ProjectRef, Role, Tenant, TenantId, User,
 };
 
 /// Storage and verification of tenants, users, projects, keys and the audit log.
@@ -46,6 +46,20 @@ pub trait KeyStore: Send + Sync + 'static {
 
     /// Lists a tenant's projects, by name.
     async fn list_projects(&self, tenant: &TenantId) -> Result<Vec<Project>, StoreError>;
+
+    /// The project of `tenant` whose id or name is `project`, in one indexed look-up;
+    /// `None` when the tenant has none (whether or not another tenant has one, and for
+    /// an unknown tenant). An id wins over a name, should a project be named like
+    /// another's id.
+    ///
+    /// This is how a call naming a project with a key unrestricted to projects is
+    /// checked against the key's tenant, so it sits on the request path: stores answer
+    /// it as fast as [`KeyStore::verify`].
+    async fn find_project(
+        &self,
+        tenant: &TenantId,
+        project: &str,
+    ) -> Result<Option<ProjectRef>, StoreError>;
 
     /// Creates a key and returns its raw token, once. Only the SHA-256 hash of the
     /// token is stored. Appends a `key.created` audit event by `actor` in the same

@@ -8,8 +8,10 @@
 //! they need; methods it does not map are denied, lifecycle and utility messages
 //! always pass. This crate loads and validates such files with precise errors (file,
 //! line and column) and answers, for a verified key ([`Principal`]), whether a tool
-//! call is authorized ([`Policy::authorize`], allocation-free when it is), whether a
-//! method is ([`Policy::authorize_method`]), which tools the key may see
+//! call is authorized ([`Policy::authorize`], allocation-free when it is; a project
+//! named by a key not restricted to projects is left for the caller to resolve within
+//! the key's tenant, [`ProjectAccess::InTenant`]), whether a method is
+//! ([`Policy::authorize_method`]), which tools the key may see
 //! ([`Policy::visible_tools`]) and whether the key is read-only ([`Policy::read_only`]).
 //!
 //! ```
@@ -45,11 +47,13 @@
     )
 )]
 
+mod authorized;
 mod denied;
 mod error;
 mod load;
 mod policy;
 
+pub use crate::authorized::{Authorized, ProjectAccess};
 pub use crate::denied::Denied;
 pub use crate::error::{Location, PolicyError};
 pub use crate::policy::{

@@ -6,6 +6,7 @@ use std::path::Path;
 use keygate_keys::{KeyKind, Principal};
 use serde_json::Value;
 
+use crate::authorized::{Authorized, ProjectAccess, project_access};
 use crate::denied::Denied;
 use crate::error::PolicyError;
 
@@ -278,24 +279,56 @@ impl Policy {
         self.tools.values()
     }
 
-    /// Decides whether `principal` may call `tool` with `args`, returning the tool's
-    /// policy when it may. Allocates nothing unless it denies.
+    /// Decides whether `principal` may call `tool` with `args`. Allocates nothing
+    /// unless it denies.
     ///
     /// Checks, in order: the tool is in the policy; the key holds every required
     /// scope; a user-only tool is called with a user key; and, when the tool has a
-    /// project argument, a project named by it (a string) is one of the key's
-    /// projects. A key restricted to some projects must name one; an unrestricted key
-    /// may leave the argument out.
+    /// project argument, the project it names (a string). A key restricted to projects
+    /// must name one of them (by name or id; [`ProjectAccess::Resolved`]). A key not
+    /// restricted to projects may leave the argument out ([`ProjectAccess::None`]);
+    /// when it names a project, the answer is [`ProjectAccess::InTenant`]: the caller
+    /// **must** resolve the name within the key's tenant and refuse the call
+    /// ([`Authorized::outside_tenant`]) when the tenant has no such project, since an
+    /// unrestricted key reaches every project of its own tenant and of no other.
+    ///
+    /// ```
+    /// use keygate_scopes::{Policy, ProjectAccess};
+    /// # use keygate_keys::{KeyId, KeyKind, Principal, TenantId, TenantRef};
+    /// # let principal = Principal {
+    /// #     key_id: "a1b2c3d4e5f6".parse::<KeyId>()?,
+    /// #     tenant: TenantRef { id: TenantId::new("tn_1"), name: "acme".to_owned() },
+    /// #     kind: KeyKind::Tenant,
+    /// #     user: None,
+    /// #     scopes: ["services:read".to_owned()].into(),
+    /// #     projects: None,
+    /// #     expires_at: None,
+    /// # };
+    ///
+    /// let policy = Policy::from_toml_str(r#"
+    ///     [scopes]
+    ///     "services:read" = "Read services"
+    ///
+    ///     [tools."service.list"]
+    ///     scopes = ["services:read"]
+    ///     project_arg = "project"
+    /// "#)?;
+    /// let args = serde_json::json!({"project": "shop"});
+    /// let allowed = policy.authorize(&principal, "service.list", &args)?;
+    /// // An unrestricted key: `shop` must be a project of the key's own tenant.
+    /// assert_eq!(allowed.project(), ProjectAccess::InTenant("shop"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///
     /// The first [`Denied`] reason found.
-    pub fn authorize(
-        &self,
-        principal: &Principal,
+    pub fn authorize<'a>(
+        &'a self,
+        principal: &'a Principal,
         tool: &str,
-        args: &Value,
-    ) -> Result<&ToolPolicy, Denied> {
+        args: &'a Value,
+    ) -> Result<Authorized<'a>, Denied> {
         let Some(policy) = self.tools.get(tool) else {
             return Err(Denied::UnknownTool {
                 tool: tool.to_owned(),
@@ -312,25 +345,18 @@ impl Policy {
                 tool: tool.to_owned(),
             });
         }
-        if let Some(arg) = &policy.project_arg {
-            match args.get(arg.as_str()).and_then(Value::as_str) {
-                Some(project) if !principal.allows_project(project) => {
-                    return Err(Denied::ProjectNotAllowed {
-                        tool: tool.to_owned(),
-                        project: project.to_owned(),
-                    });
-                }
-                Some(_) => {}
-                None if principal.projects.is_some() => {
-                    return Err(Denied::ProjectMissing {
-                        tool: tool.to_owned(),
-                        arg: arg.clone(),
-                    });
-                }
-                None => {}
-            }
-        }
-        Ok(policy)
+        let project = match &policy.project_arg {
+            Some(arg) => project_access(
+                principal,
+                policy,
+                args.get(arg.as_str()).and_then(Value::as_str),
+            )?,
+            None => ProjectAccess::None,
+        };
+        Ok(Authorized {
+            tool: policy,
+            project,
+        })
     }
 
     /// The scopes `[methods]` requires for `method`: its own entry, else its family's

@@ -3,7 +3,8 @@
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use keygate_keys::{ApiKey, CreatedKey, KeyId, KeyKind, NewKey, Principal, Project, ProjectRef};
 use keygate_scopes::ADMIN_SCOPE;
@@ -19,8 +20,11 @@ use crate::state::AppState;
 const MAX_NAME: usize = 64;
 /// Most audit events one listing returns.
 const MAX_AUDIT: usize = 1000;
-/// Longest lifetime `expires_in` accepts: ten years.
-const MAX_EXPIRES_IN: u64 = 10 * 366 * 86_400;
+/// Longest lifetime a key may be given, by `expires_at` or `expires_in`: ten years.
+const MAX_LIFETIME: time::Duration = time::Duration::days(10 * 366);
+/// The one answer to an expiry beyond [`MAX_LIFETIME`], whichever field gave it.
+const TOO_FAR: &str = "a key expires at most ten years from now (expires_at or expires_in); \
+     leave both out for a key that never expires";
 
 /// Refuses anyone but an owner's user key holding `keys:admin`.
 fn require_owner(p: &Principal) -> Result<(), ApiError> {
@@ -78,6 +82,18 @@ impl From<ApiKey> for KeyView {
             status,
         }
     }
+}
+
+/// The 201 answer carrying a raw key: `Cache-Control: no-store`, so that no cache, proxy
+/// or browser history keeps the only copy of the secret it shows.
+fn reveal(created: CreatedKey, replaces: Option<&KeyId>) -> Result<Response, ApiError> {
+    let body = created_view(created, replaces)?;
+    Ok((
+        StatusCode::CREATED,
+        [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+        Json(body),
+    )
+        .into_response())
 }
 
 /// A created key with its raw token: this response is the only place it is shown.
@@ -184,6 +200,9 @@ fn validate_name(what: &str, name: &str) -> Result<String, ApiError> {
             "{what} name must not contain control characters"
         )));
     }
+    // The store refuses these too; answering here names the field.
+    keygate_keys::check_name_characters(name)
+        .map_err(|e| ApiError::invalid(format!("{what} name {e}")))?;
     Ok(name.trim().to_owned())
 }
 
@@ -202,18 +221,20 @@ fn expiry(body: &CreateKey, now: OffsetDateTime) -> Result<Option<OffsetDateTime
             if secs == 0 {
                 return Err(ApiError::invalid("expires_in must be at least 1 second"));
             }
-            if secs > MAX_EXPIRES_IN {
-                return Err(ApiError::invalid(
-                    "expires_in is more than ten years; leave it out for a key that never expires",
-                ));
-            }
-            let secs = i64::try_from(secs).unwrap_or(i64::MAX);
-            Some(now + time::Duration::seconds(secs))
+            let lifetime = i64::try_from(secs)
+                .ok()
+                .map(time::Duration::seconds)
+                .filter(|d| *d <= MAX_LIFETIME)
+                .ok_or_else(|| ApiError::invalid(TOO_FAR))?;
+            Some(now + lifetime)
         }
         (None, None) => None,
     };
     if at.is_some_and(|at| at <= now) {
         return Err(ApiError::invalid("expires_at must be in the future"));
+    }
+    if at.is_some_and(|at| at - now > MAX_LIFETIME) {
+        return Err(ApiError::invalid(TOO_FAR));
     }
     Ok(at)
 }
@@ -222,7 +243,7 @@ pub(crate) async fn create_key(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     body: Result<Json<CreateKey>, JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<Response, ApiError> {
     require_owner(&principal)?;
     let Json(body) = body.map_err(|e| ApiError::from_json(&e))?;
     let name = validate_name("key", &body.name)?;
@@ -264,7 +285,7 @@ pub(crate) async fn create_key(
         .create_key(&state.format, request, &actor(&principal))
         .await?;
     tracing::info!(key_id = %created.key.id, kind = %created.key.kind, by = %principal.key_id, "key created");
-    Ok((StatusCode::CREATED, Json(created_view(created, None)?)))
+    reveal(created, None)
 }
 
 pub(crate) async fn list_keys(
@@ -317,7 +338,7 @@ pub(crate) async fn rotate_key(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     id: Result<Path<String>, PathRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<Response, ApiError> {
     require_owner(&principal)?;
     let old = parse_id(&id)?;
     let created = state
@@ -330,10 +351,7 @@ pub(crate) async fn rotate_key(
         )
         .await?;
     tracing::info!(old_key_id = %old, key_id = %created.key.id, by = %principal.key_id, "key rotated");
-    Ok((
-        StatusCode::CREATED,
-        Json(created_view(created, Some(&old))?),
-    ))
+    reveal(created, Some(&old))
 }
 
 /// `POST /api/v1/projects` body.

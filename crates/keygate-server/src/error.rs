@@ -86,6 +86,7 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound => Self::NotFound,
             StoreError::Conflict(what) => Self::Conflict(format!("{what} already exists")),
             StoreError::Invalid(message) => Self::Invalid(message),
+            e @ StoreError::InvalidName { .. } => Self::Invalid(e.to_string()),
             StoreError::Unavailable(source) => {
                 tracing::error!(error = %source, "key store unavailable; answering 503");
                 Self::Unavailable

@@ -5,9 +5,10 @@
 //! the `Mcp-Session-Id` (400 unless it is one header of 1-128 visible ASCII
 //! characters), the message (400 unless one JSON-RPC object), the method's policy (403;
 //! lifecycle and utility messages and answers to server requests always pass). For
-//! `tools/call` the tool's policy (403), confirmation gates (a tool-error result), then
-//! forwarding with `confirm` stripped. `tools/list` answers only the tools the key may
-//! call. Everything else is forwarded as is, streaming.
+//! `tools/call` the tool's policy and the project within the key's tenant (403),
+//! confirmation gates (a tool-error result), then forwarding with `confirm` stripped and
+//! the resolved project as `X-Keygate-Project`. `tools/list` answers only the tools the
+//! key may call. Everything else is forwarded as is, streaming.
 //!
 //! Client-supplied strings reach log lines only through [`keygate_http::untrusted`].
 
@@ -21,7 +22,7 @@ use bytes::Bytes;
 use keygate_gates::{Decision, FailureHistory, GateCall};
 use keygate_http::{AuthError, DENIAL_LOG_CHARS, untrusted};
 use keygate_keys::{NewAuditEvent, Principal};
-use keygate_scopes::GateSpec;
+use keygate_scopes::{Authorized, GateSpec, ProjectAccess};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
@@ -309,7 +310,7 @@ pub(crate) async fn gateway(State(state): State<AppState>, req: Request) -> Resp
         principal: &principal,
         headers: &headers,
         session,
-        identity: &ident,
+        identity: Cow::Borrowed(&ident),
         id,
     };
     match method {
@@ -334,7 +335,9 @@ struct Call<'a> {
     headers: &'a HeaderMap,
     /// The checked `Mcp-Session-Id` (see [`session_id`]).
     session: Option<&'a str>,
-    identity: &'a [(HeaderName, HeaderValue)],
+    /// The key's identity headers, plus `X-Keygate-Project` once a tool call's project
+    /// is resolved.
+    identity: Cow<'a, [(HeaderName, HeaderValue)]>,
     id: Value,
 }
 
@@ -353,7 +356,7 @@ impl Call<'_> {
         resp
     }
 
-    async fn tools_call(self, params: Option<&RawValue>, body: Bytes) -> Response {
+    async fn tools_call(mut self, params: Option<&RawValue>, body: Bytes) -> Response {
         let params = params
             .filter(|p| p.get().starts_with('{'))
             .map(|p| serde_json::from_str::<CallParams<'_>>(p.get()));
@@ -405,9 +408,9 @@ impl Call<'_> {
         let args = &args;
         let state = self.state;
 
-        // 1. Policy.
-        let tool = match state.policy.authorize(self.principal, name, args) {
-            Ok(tool) => tool,
+        // 1. Policy, and the project within the key's tenant.
+        let allowed = match state.policy.authorize(self.principal, name, args) {
+            Ok(allowed) => allowed,
             Err(denied) => {
                 tracing::info!(
                     key_id = %self.principal.key_id,
@@ -418,6 +421,10 @@ impl Call<'_> {
                 return keygate_http::deny(&denied);
             }
         };
+        if let Err(resp) = self.resolve_project(&allowed).await {
+            return resp;
+        }
+        let tool = allowed.tool();
         // 2. Rate limits: already spent, before the handler (`app::rate_limited`).
         // 3. Gates.
         if let Some(spec) = tool.gate() {
@@ -465,7 +472,7 @@ impl Call<'_> {
         if let Some((target, session)) = evidence {
             match state
                 .upstream
-                .post_buffered(self.headers, self.identity, body)
+                .post_buffered(self.headers, &self.identity, body)
                 .await
             {
                 Ok(buffered) => {
@@ -484,13 +491,56 @@ impl Call<'_> {
         } else {
             match state
                 .upstream
-                .send(Method::POST, self.headers, self.identity, body)
+                .send(Method::POST, self.headers, &self.identity, body)
                 .await
             {
                 Ok(resp) => resp,
                 Err(e) => upstream_failure(self.id, &e),
             }
         }
+    }
+
+    /// Resolves the project a permitted call names: a restricted key's own project comes
+    /// from the key; a project named by an unrestricted key must be one of its tenant's
+    /// (one indexed store look-up), else 403 exactly as for any project denial. The
+    /// resolved id is forwarded as `X-Keygate-Project`.
+    async fn resolve_project(&mut self, allowed: &Authorized<'_>) -> Result<(), Response> {
+        let project = match allowed.project() {
+            ProjectAccess::None => return Ok(()),
+            ProjectAccess::Resolved(project) => project.id.clone(),
+            ProjectAccess::InTenant(named) => {
+                match self
+                    .state
+                    .store
+                    .find_project(&self.principal.tenant.id, named)
+                    .await
+                {
+                    Ok(Some(project)) => project.id,
+                    Ok(None) => {
+                        let denied = allowed.outside_tenant();
+                        tracing::info!(
+                            key_id = %self.principal.key_id,
+                            tool = allowed.tool().name(),
+                            reason = ?untrusted(&denied).max_chars(DENIAL_LOG_CHARS),
+                            "tool call denied: project not in the key's tenant"
+                        );
+                        return Err(keygate_http::deny(&denied));
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "key store unavailable resolving a project; answering 503");
+                        return Err(AuthError::Unavailable.into_response());
+                    }
+                }
+            }
+            // A kind of project access this gateway does not know: refuse.
+            _ => return Err(keygate_http::deny(&allowed.outside_tenant())),
+        };
+        let header = keygate_http::project_header(&project).map_err(|_| {
+            tracing::error!(project = %project, "a project id cannot be sent as a header");
+            AuthError::Unavailable.into_response()
+        })?;
+        self.identity.to_mut().push(header);
+        Ok(())
     }
 
     /// Asks the upstream's status tool whether the gate's target has failure history.
@@ -536,7 +586,7 @@ impl Call<'_> {
         let buffered = self
             .state
             .upstream
-            .post_buffered(self.headers, self.identity, body)
+            .post_buffered(self.headers, &self.identity, body)
             .await
             .map_err(|e| upstream_failure(self.id.clone(), &e))?;
         Ok(Some(
@@ -571,7 +621,7 @@ impl Call<'_> {
         let buffered = match self
             .state
             .upstream
-            .post_buffered(self.headers, self.identity, body)
+            .post_buffered(self.headers, &self.identity, body)
             .await
         {
             Ok(b) => b,

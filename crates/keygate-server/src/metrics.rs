@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use keygate_keys::{
     ApiKey, AuditEvent, Bootstrap, Bootstrapped, CreatedKey, KeyId, KeyStore, NewAuditEvent,
-    NewKey, Principal, Project, Role, StoreError, Tenant, TenantId, TokenFormat, User, VerifyError,
+    NewKey, Principal, Project, ProjectRef, Role, StoreError, Tenant, TenantId, TokenFormat, User,
+    VerifyError,
 };
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -150,6 +151,14 @@ impl KeyStore for TimedStore {
 
     async fn list_projects(&self, tenant: &TenantId) -> Result<Vec<Project>, StoreError> {
         self.inner.list_projects(tenant).await
+    }
+
+    async fn find_project(
+        &self,
+        tenant: &TenantId,
+        project: &str,
+    ) -> Result<Option<ProjectRef>, StoreError> {
+        self.inner.find_project(tenant, project).await
     }
 
     async fn create_key(

@@ -1,7 +1,7 @@
 //! Identity headers: spoofed ones removed, verified ones set, the token not forwarded.
 
 use http::StatusCode;
-use keygate_http::{apply_identity, identity_headers};
+use keygate_http::{X_KEYGATE_PROJECT, apply_identity, identity_headers, project_header};
 
 use crate::support::{Fixture, bearer, send};
 
@@ -76,6 +76,27 @@ async fn apply_identity_replaces_headers() {
     assert_eq!(headers["x-keygate-tenant"], principal.tenant.id.as_str());
     assert_eq!(headers["x-other"], "kept");
     assert_eq!(identity_headers(&principal).unwrap().len(), 4);
+}
+
+#[tokio::test]
+async fn a_spoofed_project_header_is_stripped_and_only_set_for_a_resolved_project() {
+    let fx = Fixture::new().await;
+    let spoofed = [("X-Keygate-Project", "pj_someone_else")];
+    let a = send(fx.app(), "/echo", &[&bearer(fx.user_token())], &spoofed).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert!(!a.text().contains("x-keygate-project"), "{}", a.text());
+    let principal = fx.store_principal().await;
+    assert!(
+        identity_headers(&principal)
+            .unwrap()
+            .iter()
+            .all(|(name, _)| name != X_KEYGATE_PROJECT),
+        "the project is per call, not per key"
+    );
+    let (name, value) = project_header(&keygate_keys::ProjectId::new("pj_abc")).unwrap();
+    assert_eq!(name.as_str(), "x-keygate-project");
+    assert_eq!(value, "pj_abc");
+    assert!(project_header(&keygate_keys::ProjectId::new("pj_\n")).is_err());
 }
 
 impl Fixture {

@@ -12,8 +12,8 @@ use http_body_util::BodyExt;
 use keygate_http::{AuthLayer, Authenticated};
 use keygate_keys::{
     ApiKey, AuditEvent, Bootstrap, Bootstrapped, CreatedKey, KeyId, KeyKind, KeyStore, MemoryStore,
-    NewAuditEvent, NewKey, Principal, Project, Role, StoreError, Tenant, TenantId, TokenFormat,
-    User, VerifyError,
+    NewAuditEvent, NewKey, Principal, Project, ProjectRef, Role, StoreError, Tenant, TenantId,
+    TokenFormat, User, VerifyError,
 };
 use tower::ServiceExt;
 
@@ -200,6 +200,13 @@ impl KeyStore for DownStore {
     }
     async fn list_projects(&self, tenant: &TenantId) -> Result<Vec<Project>, StoreError> {
         self.0.list_projects(tenant).await
+    }
+    async fn find_project(
+        &self,
+        tenant: &TenantId,
+        project: &str,
+    ) -> Result<Option<ProjectRef>, StoreError> {
+        self.0.find_project(tenant, project).await
     }
     async fn create_key(
         &self,

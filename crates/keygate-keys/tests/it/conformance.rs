@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use keygate_keys::{
-    Bootstrap, KeyId, KeyKind, KeyStore, NewAuditEvent, NewKey, Role, StoreError, TenantId,
-    TokenFormat, VerifyError,
+    Bootstrap, KeyId, KeyKind, KeyStore, NameError, NewAuditEvent, NewKey, ProjectRef, Role,
+    StoreError, TenantId, TokenFormat, VerifyError,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -264,11 +264,11 @@ pub(crate) async fn scopes_and_projects_round_trip(h: &Harness) {
             .collect::<BTreeSet<_>>()
     );
     assert_eq!(p.projects, k.key.projects);
-    assert!(p.allows_project("shop"));
-    assert!(!p.allows_project("billing"));
+    assert_eq!(p.restricted_project("shop").unwrap().name, "shop");
+    assert!(p.restricted_project("billing").is_none());
     let all = h.store.list_projects(&s.tenant).await.unwrap();
     let shop = all.iter().find(|p| p.name == "shop").unwrap();
-    assert!(p.allows_project(shop.id.as_str()));
+    assert_eq!(p.restricted_project(shop.id.as_str()).unwrap().id, shop.id);
     // Empty project list = no project at all (not "all").
     let none = h
         .store
@@ -600,4 +600,126 @@ pub(crate) async fn last_used_is_recorded(h: &Harness) {
     }
     let at = seen.expect("last_used_at written within 2 s");
     assert!(at >= k.key.created_at);
+}
+
+pub(crate) async fn find_project_stays_within_the_tenant(h: &Harness) {
+    let a = setup(&*h.store, "acme").await;
+    let b = setup(&*h.store, "globex").await;
+    let projects_a = h.store.list_projects(&a.tenant).await.unwrap();
+    let projects_b = h.store.list_projects(&b.tenant).await.unwrap();
+    let as_ref = |p: &keygate_keys::Project| ProjectRef {
+        id: p.id.clone(),
+        name: p.name.clone(),
+    };
+    let shop_a = as_ref(projects_a.iter().find(|p| p.name == "shop").unwrap());
+    let shop_b = as_ref(projects_b.iter().find(|p| p.name == "shop").unwrap());
+    let ops_a = as_ref(projects_a.iter().find(|p| p.name == "ops").unwrap());
+    assert_ne!(shop_a.id, shop_b.id);
+    // By name and by id, within the tenant.
+    let find = |t: &TenantId, p: &str| {
+        let (store, t, p) = (h.store.clone(), t.clone(), p.to_owned());
+        async move { store.find_project(&t, &p).await.unwrap() }
+    };
+    assert_eq!(find(&a.tenant, "shop").await, Some(shop_a.clone()));
+    assert_eq!(
+        find(&a.tenant, shop_a.id.as_str()).await,
+        Some(shop_a.clone())
+    );
+    assert_eq!(find(&b.tenant, "shop").await, Some(shop_b.clone()));
+    // Another tenant's project, by id, is not found: the same answer as for no project.
+    assert_eq!(find(&a.tenant, shop_b.id.as_str()).await, None);
+    assert_eq!(find(&b.tenant, ops_a.id.as_str()).await, None);
+    assert_eq!(find(&a.tenant, "billing").await, None);
+    h.store.create_project(&b.tenant, "billing").await.unwrap();
+    assert_eq!(find(&a.tenant, "billing").await, None);
+    assert!(find(&b.tenant, "billing").await.is_some());
+    // Exact: no trimming, no case folding, nothing for an empty name.
+    assert_eq!(find(&a.tenant, " shop").await, None);
+    assert_eq!(find(&a.tenant, "SHOP").await, None);
+    assert_eq!(find(&a.tenant, "").await, None);
+    // An unknown tenant has no projects.
+    assert_eq!(find(&TenantId::new("tn_ghost"), "shop").await, None);
+    // An id wins over a project named like it.
+    let decoy = h
+        .store
+        .create_project(&a.tenant, ops_a.id.as_str())
+        .await
+        .unwrap();
+    assert_eq!(
+        find(&a.tenant, ops_a.id.as_str()).await,
+        Some(ops_a.clone())
+    );
+    assert_eq!(
+        find(&a.tenant, decoy.id.as_str()).await.map(|p| p.name),
+        Some(ops_a.id.to_string())
+    );
+}
+
+pub(crate) async fn names_with_invisible_characters_are_refused(h: &Harness) {
+    fn invalid<T>(r: &Result<T, StoreError>, what: &str, c: char) -> bool {
+        matches!(r, Err(StoreError::InvalidName { what: w, reason })
+            if *w == what && reason.character() == c)
+    }
+    let r = h.store.create_tenant("acme\u{202E}").await;
+    assert!(invalid(&r, "tenant", '\u{202E}'), "{r:?}");
+    let r = h.store.create_tenant("ac\u{0007}me").await;
+    assert!(
+        matches!(
+            &r,
+            Err(StoreError::InvalidName {
+                reason: NameError::Control('\u{0007}'),
+                ..
+            })
+        ),
+        "{r:?}"
+    );
+    // Bootstrap refuses a tenant, owner or project name, atomically.
+    for (tenant, owner, project, what, c) in [
+        ("ac\u{200B}me", "alice", "shop", "tenant", '\u{200B}'),
+        ("acme", "ali\u{202E}ce", "shop", "user", '\u{202E}'),
+        ("acme", "alice", "sh\u{2066}op", "project", '\u{2066}'),
+    ] {
+        let r = h
+            .store
+            .bootstrap(
+                &format(),
+                Bootstrap {
+                    tenant: tenant.to_owned(),
+                    owner: owner.to_owned(),
+                    projects: vec![project.to_owned()],
+                    scopes: vec![],
+                    key_name: "k".to_owned(),
+                },
+            )
+            .await;
+        assert!(invalid(&r, what, c), "{r:?}");
+        assert!(h.store.tenant_by_name("acme").await.unwrap().is_none());
+    }
+    let s = setup(&*h.store, "acme").await;
+    let r = h.store.create_project(&s.tenant, "sh\u{200D}op").await;
+    assert!(invalid(&r, "project", '\u{200D}'), "{r:?}");
+    let r = h
+        .store
+        .create_user(&s.tenant, "bob\u{FEFF}", Role::Member)
+        .await;
+    assert!(invalid(&r, "user", '\u{FEFF}'), "{r:?}");
+    let mut req = tenant_key(&s);
+    req.name = "deploy\u{202E}kcab".to_owned();
+    let r = h.store.create_key(&format(), req, "u").await;
+    assert!(invalid(&r, "key", '\u{202E}'), "{r:?}");
+    let r = StoreError::InvalidName {
+        what: "key",
+        reason: NameError::Invisible('\u{202E}'),
+    };
+    assert_eq!(
+        r.to_string(),
+        "a key name must not contain invisible or bidirectional formatting characters (found U+202E)"
+    );
+    // Nothing of it was stored; ordinary non-ASCII names are fine.
+    assert_eq!(h.store.list_projects(&s.tenant).await.unwrap().len(), 2);
+    assert_eq!(h.store.list_keys(&s.tenant).await.unwrap().len(), 1);
+    h.store
+        .create_project(&s.tenant, "Zürich café")
+        .await
+        .unwrap();
 }

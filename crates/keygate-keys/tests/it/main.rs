@@ -29,6 +29,8 @@ macro_rules! conformance_tests {
             raw_token_never_stored,
             audit_events_recorded,
             last_used_is_recorded,
+            find_project_stays_within_the_tenant,
+            names_with_invisible_characters_are_refused,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {

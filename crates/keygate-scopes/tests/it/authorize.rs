@@ -1,9 +1,11 @@
 //! Authorizing calls, listing tools, read-only keys.
 
-use keygate_keys::KeyKind;
-use keygate_scopes::Denied;
+use keygate_keys::{KeyKind, ProjectId, ProjectRef};
+use keygate_scopes::{Denied, ProjectAccess};
 use proptest::prelude::*;
 use serde_json::json;
+
+use keygate_scopes::Policy;
 
 use crate::util::{policy, principal};
 
@@ -59,10 +61,11 @@ fn user_only_tools_refuse_tenant_keys() {
     );
     assert!(p.authorize(&tenant, "customers.search", &json!({})).is_ok());
     let user = principal(KeyKind::User, ALL, None);
+    let args = json!({"name": "x"});
     let tool = p
-        .authorize(&user, "customers.create", &json!({"name": "x"}))
+        .authorize(&user, "customers.create", &args)
         .expect("allowed");
-    assert_eq!(tool.name(), "customers.create");
+    assert_eq!(tool.tool().name(), "customers.create");
 }
 
 #[test]
@@ -111,6 +114,85 @@ fn unrestricted_keys_may_leave_the_project_out() {
         p.authorize(&key, "service.list", &json!({"project": "anything"}))
             .is_ok()
     );
+}
+
+#[test]
+fn a_named_project_of_an_unrestricted_key_is_left_to_the_tenant_check() {
+    let p = policy();
+    let key = principal(KeyKind::User, ALL, None);
+    let args = json!({"project": "shop"});
+    let allowed = p.authorize(&key, "service.list", &args).unwrap();
+    assert_eq!(allowed.project(), ProjectAccess::InTenant("shop"));
+    assert_eq!(allowed.tool().name(), "service.list");
+    // The tenant has no such project: the same denial as a project outside a key's list.
+    assert_eq!(
+        allowed.outside_tenant(),
+        Denied::ProjectNotAllowed {
+            tool: "service.list".to_owned(),
+            project: "shop".to_owned()
+        }
+    );
+    for args in [json!({}), json!({"project": 7}), json!({"project": null})] {
+        let allowed = p.authorize(&key, "service.list", &args).unwrap();
+        assert_eq!(allowed.project(), ProjectAccess::None, "{args}");
+    }
+}
+
+#[test]
+fn a_restricted_keys_project_is_resolved_from_the_key() {
+    let p = policy();
+    let key = principal(KeyKind::User, ALL, Some(&["shop", "ops"]));
+    let shop = ProjectRef {
+        id: ProjectId::new("pj_shop"),
+        name: "shop".to_owned(),
+    };
+    for named in ["shop", "pj_shop"] {
+        let args = json!({ "project": named });
+        let allowed = p.authorize(&key, "service.list", &args).unwrap();
+        assert_eq!(allowed.project(), ProjectAccess::Resolved(&shop), "{named}");
+    }
+    // Another tenant's project id is just a project outside the key.
+    assert!(matches!(
+        p.authorize(
+            &key,
+            "service.list",
+            &json!({"project": "pj_7Hq2otherTenant"})
+        ),
+        Err(Denied::ProjectNotAllowed { .. })
+    ));
+    // An id wins over a project named like it.
+    let mut tricky = principal(KeyKind::User, ALL, Some(&["ops"]));
+    if let Some(list) = tricky.projects.as_mut() {
+        list.push(ProjectRef {
+            id: ProjectId::new("pj_decoy"),
+            name: "pj_ops".to_owned(),
+        });
+    }
+    let args = json!({"project": "pj_ops"});
+    let allowed = p.authorize(&tricky, "service.list", &args).unwrap();
+    assert!(
+        matches!(allowed.project(), ProjectAccess::Resolved(r) if r.name == "ops"),
+        "{allowed:?}"
+    );
+}
+
+#[test]
+fn tools_without_a_project_argument_name_no_project() {
+    let p = Policy::from_toml_str(
+        r#"
+        [scopes]
+        "s" = "s"
+        [tools."ping"]
+        scopes = ["s"]
+        "#,
+    )
+    .unwrap();
+    for projects in [None, Some(&["shop"][..])] {
+        let key = principal(KeyKind::User, &["s"], projects);
+        let args = json!({"project": "elsewhere"});
+        let allowed = p.authorize(&key, "ping", &args).unwrap();
+        assert_eq!(allowed.project(), ProjectAccess::None);
+    }
 }
 
 #[test]

@@ -196,15 +196,126 @@ async fn create_body_validation_is_precise() {
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{ok}: {}", r.raw);
     }
+    // Within the ten-year cap (2099 was accepted before the cap applied to expires_at).
+    let in_two_years = (time::OffsetDateTime::now_utc() + time::Duration::days(730))
+        .replace_nanosecond(0)
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
     let r = h
         .post(
             "/api/v1/keys",
             &h.owner,
-            json!({"name": "x", "kind": "tenant", "scopes": [], "expires_at": "2099-01-01T00:00:00Z"}),
+            json!({"name": "x", "kind": "tenant", "scopes": [], "expires_at": in_two_years}),
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.raw);
-    assert_eq!(r.body["expires_at"], "2099-01-01T00:00:00Z");
+    assert_eq!(r.body["expires_at"], in_two_years.as_str());
+}
+
+#[tokio::test]
+async fn expires_at_and_expires_in_share_one_ten_year_cap() {
+    let h = demo().await;
+    let create = |expiry: Value| {
+        let mut body = json!({"name": "x", "kind": "tenant", "scopes": []});
+        body.as_object_mut()
+            .unwrap()
+            .extend(expiry.as_object().unwrap().clone());
+        h.post("/api/v1/keys", &h.owner, body)
+    };
+    let ten_years = 10 * 366 * 86_400_u64;
+    let now = time::OffsetDateTime::now_utc();
+    let rfc = |at: time::OffsetDateTime| {
+        at.format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    };
+    let mut messages = Vec::new();
+    for too_far in [
+        json!({"expires_at": "9999-12-31T23:59:59Z"}),
+        json!({"expires_at": rfc(now + time::Duration::days(10 * 366 + 1))}),
+        json!({"expires_in": ten_years + 1}),
+        json!({"expires_in": "3661d"}),
+        json!({"expires_in": u64::MAX}),
+    ] {
+        let r = create(too_far.clone()).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{too_far}: {}", r.raw);
+        messages.push(r.body["message"].as_str().unwrap().to_owned());
+    }
+    assert!(messages.iter().all(|m| m == &messages[0]), "{messages:?}");
+    assert!(messages[0].contains("at most ten years"), "{}", messages[0]);
+    for within in [
+        json!({"expires_in": ten_years}),
+        json!({"expires_in": "3660d"}),
+        json!({"expires_at": rfc(now + time::Duration::days(10 * 366 - 1))}),
+    ] {
+        let r = create(within.clone()).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{within}: {}", r.raw);
+    }
+}
+
+#[tokio::test]
+async fn names_with_bidi_or_invisible_characters_are_refused() {
+    let h = demo().await;
+    for (name, code) in [
+        ("shop\u{202E}gnp.exe", "U+202E"),
+        ("ci\u{200B}bot", "U+200B"),
+        ("\u{2066}deploy\u{2069}", "U+2066"),
+        ("key\u{FEFF}", "U+FEFF"),
+    ] {
+        let r = h
+            .post(
+                "/api/v1/keys",
+                &h.owner,
+                json!({"name": name, "kind": "tenant", "scopes": []}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{name:?}: {}", r.raw);
+        let message = r.body["message"].as_str().unwrap();
+        assert!(
+            message.starts_with("key name must not contain invisible or bidirectional")
+                && message.contains(code),
+            "{message}"
+        );
+        let r = h
+            .post("/api/v1/projects", &h.owner, json!({"name": name}))
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{name:?}: {}", r.raw);
+        let message = r.body["message"].as_str().unwrap();
+        assert!(
+            message.starts_with("project name must not contain invisible or bidirectional")
+                && message.contains(code),
+            "{message}"
+        );
+    }
+    let projects = h.get("/api/v1/projects", &h.owner).await;
+    assert_eq!(projects.body["projects"].as_array().unwrap().len(), 2);
+    // Ordinary names in any script are fine.
+    let r = h
+        .post("/api/v1/projects", &h.owner, json!({"name": "Zürich 東京"}))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.raw);
+}
+
+#[tokio::test]
+async fn answers_carrying_a_raw_key_are_not_stored_by_caches() {
+    let h = demo().await;
+    let r = h
+        .post(
+            "/api/v1/keys",
+            &h.owner,
+            json!({"name": "ci", "kind": "tenant", "scopes": ["services:read"]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.raw);
+    assert!(r.body["key"].is_string());
+    assert_eq!(r.headers["cache-control"], "no-store");
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    let rotated = h
+        .post(&format!("/api/v1/keys/{id}/rotate"), &h.owner, json!({}))
+        .await;
+    assert_eq!(rotated.status, StatusCode::CREATED, "{}", rotated.raw);
+    assert!(rotated.body["key"].is_string());
+    assert_eq!(rotated.headers["cache-control"], "no-store");
 }
 
 #[tokio::test]

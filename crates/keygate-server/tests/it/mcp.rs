@@ -926,3 +926,189 @@ async fn client_strings_reach_the_log_cut_short_and_escaped() {
         logs.len()
     );
 }
+
+/// A second tenant in the harness's store, with `projects`; returns its owner key (every
+/// scope of the demo policy).
+async fn second_tenant(h: &Harness, name: &str, projects: &[&str]) -> String {
+    let policy = keygate_scopes::Policy::from_toml_str(keygate_demo::POLICY_TOML).unwrap();
+    let done = h
+        .store
+        .bootstrap(
+            &keygate_keys::TokenFormat::default(),
+            keygate_keys::Bootstrap {
+                tenant: name.to_owned(),
+                owner: "eve".to_owned(),
+                projects: projects.iter().map(|p| (*p).to_owned()).collect(),
+                scopes: policy.all_scopes(),
+                key_name: "eve's key".to_owned(),
+            },
+        )
+        .await
+        .unwrap();
+    done.key.token.expose().to_owned()
+}
+
+#[tokio::test]
+async fn an_unrestricted_key_reaches_no_project_outside_its_tenant() {
+    let h = demo().await;
+    let eve = second_tenant(&h, "other", &[]).await;
+    let demo_projects = h.store.list_projects(&h.tenant).await.unwrap();
+    let demo_shop = demo_projects.iter().find(|p| p.name == "shop").unwrap();
+    let deny = r#"{"error":"insufficient_scope"}"#;
+    for (tool, args) in [
+        ("service.list", json!({"project": "shop"})),
+        ("invoices.list", json!({"project": "shop"})),
+        (
+            "service.scale",
+            json!({"service": "api", "replicas": 9, "project": "shop"}),
+        ),
+        ("service.list", json!({"project": demo_shop.id.as_str()})),
+        // A project no tenant has: the very same answer.
+        ("service.list", json!({"project": "nowhere"})),
+    ] {
+        let r = h.tool(&eve, None, tool, args.clone()).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{tool} {args}: {}", r.raw);
+        assert_eq!(r.raw, deny, "{tool} {args}");
+    }
+    // The demo tenant's own key still reaches its project.
+    let r = h
+        .tool(&h.owner, None, "service.list", json!({"project": "shop"}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
+    assert_eq!(r.body["result"]["isError"], false, "{}", r.raw);
+    // Without a project argument the other tenant reaches only its own data set.
+    let r = h
+        .tool(
+            &eve,
+            None,
+            "service.scale",
+            json!({"service": "api", "replicas": 9}),
+        )
+        .await;
+    assert_eq!(
+        r.body["result"]["structuredContent"]["previous_replicas"], 2,
+        "{}",
+        r.raw
+    );
+    let r = h
+        .tool(&h.owner, None, "service.status", json!({"service": "api"}))
+        .await;
+    assert_eq!(
+        r.body["result"]["structuredContent"]["replicas"], 2,
+        "{}",
+        r.raw
+    );
+}
+
+#[tokio::test]
+async fn a_tenant_with_its_own_shop_reaches_only_its_own() {
+    let h = demo().await;
+    let eve = second_tenant(&h, "other", &["shop"]).await;
+    let r = h
+        .tool(
+            &eve,
+            None,
+            "service.scale",
+            json!({"service": "api", "replicas": 9, "project": "shop"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
+    assert_eq!(
+        r.body["result"]["structuredContent"]["replicas"], 9,
+        "{}",
+        r.raw
+    );
+    let r = h
+        .tool(
+            &h.owner,
+            None,
+            "service.status",
+            json!({"service": "api", "project": "shop"}),
+        )
+        .await;
+    assert_eq!(
+        r.body["result"]["structuredContent"]["replicas"], 2,
+        "{}",
+        r.raw
+    );
+    let r = h
+        .tool(
+            &eve,
+            None,
+            "service.status",
+            json!({"service": "api", "project": "shop"}),
+        )
+        .await;
+    assert_eq!(
+        r.body["result"]["structuredContent"]["replicas"], 9,
+        "{}",
+        r.raw
+    );
+}
+
+#[tokio::test]
+async fn the_resolved_project_id_and_the_tenant_reach_an_http_upstream() {
+    let (base, seen) = upstream().await;
+    let h = http_gateway(format!("{base}/mcp"), Duration::from_secs(10)).await;
+    let shop = h.store.list_projects(&h.tenant).await.unwrap()[0].clone();
+    assert_eq!(shop.name, "shop");
+    let last_headers = |seen: &Seen| seen.0.lock().unwrap().last().unwrap().0.clone();
+    let spoof = |req: http::request::Builder| {
+        req.header("x-keygate-project", "pj_spoofed")
+            .header("x-keygate-tenant", "tn_spoofed")
+    };
+    let call = |key: &str, args: Value| {
+        let body = json!({"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"service.list","arguments":args}});
+        spoof(http::Request::post("/api/mcp"))
+            .header("authorization", format!("Bearer {key}"))
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(body.to_string()))
+            .unwrap()
+    };
+    let tenant = h.tenant.as_str();
+
+    // An unrestricted key, by name and by id.
+    for named in ["shop", shop.id.as_str()] {
+        let r = h.send(call(&h.owner, json!({"project": named}))).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
+        assert_eq!(r.body["result"]["isError"], false, "{}", r.raw);
+        let headers = last_headers(&seen);
+        assert_eq!(headers["x-keygate-project"], shop.id.as_str(), "{named}");
+        assert_eq!(headers["x-keygate-tenant"], tenant);
+        assert_eq!(headers.get_all("x-keygate-project").iter().count(), 1);
+    }
+    // No project named: no project header, and the client's is gone.
+    let r = h.send(call(&h.owner, json!({}))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
+    let headers = last_headers(&seen);
+    assert!(headers.get("x-keygate-project").is_none(), "{headers:?}");
+    assert_eq!(headers["x-keygate-tenant"], tenant);
+    // A restricted key: its own project, resolved without the store.
+    let (restricted, _) = h
+        .create_key(json!({"name": "r", "kind": "tenant", "scopes": ["services:read", "services:write"], "projects": ["shop"]}))
+        .await;
+    let r = h.send(call(&restricted, json!({"project": "shop"}))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
+    assert_eq!(last_headers(&seen)["x-keygate-project"], shop.id.as_str());
+    // The evidence gate's status look-up carries the project too.
+    let before = seen.0.lock().unwrap().len();
+    let r = h
+        .tool(
+            &h.owner,
+            Some("s1"),
+            "service.replace",
+            json!({"service": "worker", "image": "shop/worker:2.3.1", "project": "shop"}),
+        )
+        .await;
+    assert_eq!(
+        gate_code(&r).as_deref(),
+        Some("DIAGNOSIS_REQUIRED"),
+        "{}",
+        r.raw
+    );
+    let seen_now = seen.0.lock().unwrap();
+    let (status_headers, status_body) = &seen_now[before];
+    assert_eq!(status_body["params"]["name"], "service.status");
+    assert_eq!(status_headers["x-keygate-project"], shop.id.as_str());
+    assert_eq!(status_headers["x-keygate-tenant"], tenant);
+}
