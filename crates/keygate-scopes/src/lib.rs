@@ -45,8 +45,12 @@
 mod denied;
 mod error;
 mod load;
+mod names;
 mod policy;
 
 pub use crate::denied::Denied;
 pub use crate::error::{Location, PolicyError};
-pub use crate::policy::{ADMIN_SCOPE, ADMIN_SCOPE_DESCRIPTION, GateSpec, Policy, ToolPolicy};
+pub use crate::names::{fold_name, hidden_char, is_hidden_char};
+pub use crate::policy::{
+    ADMIN_SCOPE, ADMIN_SCOPE_DESCRIPTION, GateSpec, Policy, Protected, ToolPolicy,
+};
