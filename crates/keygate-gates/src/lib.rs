@@ -42,7 +42,8 @@
 //!
 //! # Features
 //!
-//! This crate has no optional features.
+//! - `conformance`: the [`conformance`] module, the checks every [`GateStore`]
+//!   backend must pass, for the tests of backends outside this crate.
 
 #![cfg_attr(
     not(test),
@@ -54,14 +55,18 @@
     )
 )]
 
+mod arguments;
 mod clock;
 mod confirm;
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
 mod decision;
 mod error;
 mod gates;
 mod history;
 mod store;
 
+pub use crate::arguments::Arguments;
 pub use crate::clock::{Clock, ManualClock, SystemClock};
 pub use crate::confirm::{CONFIRM_ARG, Confirm, strip_confirm};
 pub use crate::decision::{
@@ -73,4 +78,4 @@ pub use crate::gates::{
     CHALLENGE_LEN, ConfirmArg, DEFAULT_CHALLENGE_TTL, DEFAULT_EVIDENCE_TTL, GateCall, Gates,
 };
 pub use crate::history::FailureHistory;
-pub use crate::store::{Challenge, EvidenceRead, GateStore, MemoryGateStore};
+pub use crate::store::{Challenge, EvidenceRead, GateStore, MemoryGateStore, Taken};
