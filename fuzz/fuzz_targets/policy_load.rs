@@ -8,6 +8,9 @@
 //!   mutating tools only and name a target argument; an evidence gate's status tool and
 //!   evidence tools are tools of the policy that do not mutate; every `[methods]` entry
 //!   is a method family or one of its methods and requires declared scopes, listed once;
+//!   protected targets hold no hidden characters, are distinct once folded, and each
+//!   protects itself and its ASCII upper-case form and its form padded with invisible
+//!   and ideographic spaces;
 //! - decisions on an accepted policy agree with it: a user key holding every scope may
 //!   call every tool (no project restriction), a tenant key holding every scope exactly
 //!   the tools that are not user-only, a key with no scopes exactly the tools that
@@ -24,7 +27,8 @@ use std::collections::BTreeSet;
 
 use keygate_keys::{KeyId, KeyKind, Principal, TenantId, TenantRef, UserId, UserRef};
 use keygate_scopes::{
-    ADMIN_SCOPE, GateSpec, METHOD_FAMILIES, POLICED_METHODS, Policy, PolicyError,
+    ADMIN_SCOPE, GateSpec, METHOD_FAMILIES, POLICED_METHODS, Policy, PolicyError, fold_name,
+    hidden_char,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -76,6 +80,25 @@ fn check_policy(policy: &Policy) {
             !target.is_empty() && target.trim() == target,
             "target_arg {target:?}"
         );
+        let mut folded = BTreeSet::new();
+        for p in gate.protect() {
+            assert!(
+                hidden_char(p).is_none(),
+                "{name}: protect {p:?} hides characters"
+            );
+            assert!(folded.insert(fold_name(p)), "{name}: protect {p:?} twice");
+            for look_alike in [
+                p.clone(),
+                p.to_ascii_uppercase(),
+                format!("\u{200b}{p}\u{3000}"),
+            ] {
+                assert_eq!(
+                    gate.protected_as(&look_alike),
+                    Some(p.as_str()),
+                    "{name}: {look_alike:?} is not protected as {p:?}"
+                );
+            }
+        }
         if let GateSpec::Evidence {
             status_tool,
             failure_field,

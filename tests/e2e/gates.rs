@@ -288,3 +288,233 @@ async fn tools_list_shows_only_what_the_key_may_call() {
         );
     }
 }
+
+async fn image(mcp: &mut Mcp, service: &str) -> String {
+    let status = mcp
+        .call_ok("service.status", json!({ "service": service }))
+        .await;
+    status["image"]
+        .as_str()
+        .unwrap_or_else(|| panic!("an image: {status}"))
+        .to_owned()
+}
+
+#[track_caller]
+fn assert_reason(a: &Answer, reason: &str) {
+    assert_gate(a, "CONFIRMATION_INVALID");
+    assert_eq!(structured(a)["reason"], reason, "{}", a.text);
+}
+
+/// The arguments a gate answer names, in `structuredContent` and in the text.
+#[track_caller]
+fn assert_names_arguments(a: &Answer, arguments: &Value, canonical: &str) {
+    assert_eq!(&structured(a)["arguments"], arguments, "{}", a.text);
+    let text = a.json["result"]["content"][0]["text"]
+        .as_str()
+        .expect("a text content");
+    assert!(
+        text.contains(canonical),
+        "the text names {canonical}: {text}"
+    );
+    assert_eq!(structured(a)["message"], text);
+}
+
+#[tokio::test]
+async fn the_gateway_never_replaces_its_own_service() {
+    let server = Server::demo();
+    let owner = server.owner_key();
+    let mut mcp = session(&server, &owner).await;
+    let before = image(&mut mcp, "keygate").await;
+    let args = json!({"service": "keygate", "image": "evil/keygated:1"});
+    // keygate has no failed deploys, so without `protect` the evidence gate let it by.
+    let a = mcp.call("service.replace", args.clone()).await;
+    assert_gate(&a, "SELF_SERVICE_BLOCKED");
+    assert!(structured(&a).get("challenge").is_none(), "{}", a.text);
+    assert_names_arguments(
+        &a,
+        &args,
+        r#"{"image":"evil/keygated:1","service":"keygate"}"#,
+    );
+    // Without a session, and with a forged confirm.
+    let mut stateless = server.api(&owner).mcp();
+    let a = stateless.call("service.replace", args.clone()).await;
+    assert_gate(&a, "SELF_SERVICE_BLOCKED");
+    let forged = json!({"service": "keygate", "image": "evil/keygated:1",
+                        "confirm": {"challenge": "A".repeat(32), "target": "keygate"}});
+    let a = mcp.call("service.replace", forged).await;
+    assert_gate(&a, "SELF_SERVICE_BLOCKED");
+    assert_eq!(image(&mut mcp, "keygate").await, before);
+
+    let audit = server.api(&owner).get("/api/v1/audit").await;
+    assert!(
+        audit.text.contains("gate.self_service_blocked")
+            && audit.text.contains("service.replace:keygate"),
+        "{}",
+        audit.text
+    );
+}
+
+#[tokio::test]
+async fn look_alikes_of_the_protected_service_are_blocked() {
+    // Many calls in a row: more than the default per-key rate.
+    let server = Server::demo_with(&["--key-rate", "100000", "--tenant-rate", "100000"]);
+    let mut mcp = session(&server, &server.owner_key()).await;
+    let look_alikes = [
+        "keygate\u{200b}",
+        "\u{feff}keygate",
+        "ｋｅｙｇａｔｅ",
+        "keygate\0",
+        "keygate\u{0301}",
+        "kéygate",
+        "KEYGATE",
+        " keygate ",
+        "key\u{200d}gate",
+        "keygate\n",
+    ];
+    for tool in ["service.delete", "service.replace"] {
+        for name in look_alikes {
+            let args = json!({"service": name, "image": "evil/keygated:1"});
+            let a = mcp.call(tool, args.clone()).await;
+            assert_gate(&a, "SELF_SERVICE_BLOCKED");
+            assert_eq!(structured(&a)["target"], name, "{}", a.text);
+            let a = mcp
+                .call(
+                    tool,
+                    json!({"service": name, "image": "evil/keygated:1",
+                           "confirm": {"challenge": "A".repeat(32), "target": name}}),
+                )
+                .await;
+            assert_gate(&a, "SELF_SERVICE_BLOCKED");
+        }
+    }
+    let a = mcp
+        .call("service.delete", json!({"service": "keygate\u{200b}"}))
+        .await;
+    let text = structured(&a)["message"].as_str().expect("a message");
+    assert!(
+        text.contains(r"`keygate\u{200b}` reads as `keygate`, which is protected"),
+        "{text}"
+    );
+
+    // A name that hides characters but is not protected is refused, and says why.
+    let a = mcp
+        .call("service.delete", json!({"service": "worker\u{200b}"}))
+        .await;
+    assert_reason(&a, "invalid_target");
+    let text = structured(&a)["message"].as_str().expect("a message");
+    assert!(text.contains("U+200B"), "{text}");
+    assert!(structured(&a).get("challenge").is_none(), "{}", a.text);
+    // Even where the evidence gate would let the call by (`web` has no failures).
+    let a = mcp
+        .call(
+            "service.replace",
+            json!({"service": "web\u{feff}", "image": "shop/web:9"}),
+        )
+        .await;
+    assert_reason(&a, "invalid_target");
+    assert!(services(&mut mcp).await.contains(&"keygate".to_owned()));
+}
+
+/// Reads the evidence for `worker` (it has failed deploys) and asks for a challenge to
+/// replace it with `image`.
+async fn replace_challenge(mcp: &mut Mcp, image: &str) -> String {
+    for tool in [
+        "service.events",
+        "service.logs.build",
+        "service.logs.runtime",
+    ] {
+        mcp.call_ok(tool, json!({"service": "worker"})).await;
+    }
+    let args = json!({"service": "worker", "image": image});
+    let a = mcp.call("service.replace", args.clone()).await;
+    assert_gate(&a, "CONFIRMATION_REQUIRED");
+    assert_names_arguments(
+        &a,
+        &args,
+        &format!(r#"Arguments: {{"image":"{image}","service":"worker"}}."#),
+    );
+    challenge(&a)
+}
+
+#[tokio::test]
+async fn a_challenge_confirms_only_the_arguments_it_was_shown_with() {
+    let server = Server::demo();
+    let mut mcp = session(&server, &server.owner_key()).await;
+    let before = image(&mut mcp, "worker").await;
+    let c = replace_challenge(&mut mcp, "shop/worker:A").await;
+
+    // Confirmed with image B: refused, B does not run, and the challenge is spent.
+    let b = json!({"service": "worker", "image": "shop/worker:B",
+                   "confirm": {"challenge": c, "target": "worker"}});
+    let a = mcp.call("service.replace", b).await;
+    assert_reason(&a, "other_arguments");
+    assert_names_arguments(
+        &a,
+        &json!({"service": "worker", "image": "shop/worker:B"}),
+        r#"Arguments: {"image":"shop/worker:B","service":"worker"}."#,
+    );
+    assert_eq!(image(&mut mcp, "worker").await, before);
+    let a_args = json!({"service": "worker", "image": "shop/worker:A",
+                        "confirm": {"challenge": c, "target": "worker"}});
+    let a = mcp.call("service.replace", a_args).await;
+    assert_reason(&a, "unknown_challenge");
+    assert_eq!(image(&mut mcp, "worker").await, before);
+
+    // A fresh challenge for A, confirmed with A (keys in another order): A runs.
+    let c = replace_challenge(&mut mcp, "shop/worker:A").await;
+    let a = mcp
+        .call(
+            "service.replace",
+            json!({"confirm": {"target": "worker", "challenge": c},
+                   "image": "shop/worker:A", "service": "worker"}),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert!(!a.is_tool_error(), "{}", a.text);
+    assert_eq!(image(&mut mcp, "worker").await, "shop/worker:A");
+}
+
+#[tokio::test]
+async fn another_key_or_session_cannot_burn_a_challenge() {
+    let server = Server::demo();
+    let owner = server.owner_key();
+    let (_, other_key) = server
+        .api(&owner)
+        .new_key(
+            json!({"name":"other","kind":"tenant","scopes":["services:read","services:write"]}),
+        )
+        .await;
+    let mut mine = session(&server, &owner).await;
+    let mut my_other_session = session(&server, &owner).await;
+    let mut theirs = session(&server, &other_key).await;
+    let mut theirs_in_my_session = server
+        .api(&other_key)
+        .mcp()
+        .with_session(mine.session.as_deref());
+
+    let first = mine.call("service.delete", json!({"service":"api"})).await;
+    let c = challenge(&first);
+    let confirm = json!({"service":"api","confirm":{"challenge":c,"target":"api"}});
+    for _ in 0..2 {
+        let a = my_other_session
+            .call("service.delete", confirm.clone())
+            .await;
+        assert_reason(&a, "other_session");
+        let a = theirs.call("service.delete", confirm.clone()).await;
+        assert_reason(&a, "other_session");
+        let a = theirs_in_my_session
+            .call("service.delete", confirm.clone())
+            .await;
+        assert_gate(&a, "CONFIRMATION_INVALID");
+        assert!(!a.text.contains(&c), "{}", a.text);
+    }
+    assert!(services(&mut mine).await.contains(&"api".to_owned()));
+
+    // The owner's challenge still works, once.
+    let ok = mine.call("service.delete", confirm.clone()).await;
+    assert_eq!(ok.status, 200, "{}", ok.text);
+    assert!(!ok.is_tool_error(), "{}", ok.text);
+    assert!(!services(&mut mine).await.contains(&"api".to_owned()));
+    let again = mine.call("service.delete", confirm).await;
+    assert_reason(&again, "unknown_challenge");
+}

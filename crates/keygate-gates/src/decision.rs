@@ -1,15 +1,19 @@
 //! What a gate decided, and how to tell the agent and the audit log.
 
+use std::borrow::Cow;
+
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use crate::arguments::Arguments;
 use crate::history::FailureHistory;
 
 /// Code of a gated call that needs a challenge echoed back.
 pub const CONFIRMATION_REQUIRED: &str = "CONFIRMATION_REQUIRED";
-/// Code of a confirmation that does not hold (wrong session, key, tool or target,
-/// reused, expired, malformed, or no session to bind to).
+/// Code of a confirmation that does not hold (wrong session, key, tool, target or
+/// arguments, reused, expired, malformed, no session to bind to), or of a target
+/// holding hidden characters.
 pub const CONFIRMATION_INVALID: &str = "CONFIRMATION_INVALID";
 /// Code of a call on a protected target: never confirmable.
 pub const SELF_SERVICE_BLOCKED: &str = "SELF_SERVICE_BLOCKED";
@@ -25,6 +29,13 @@ pub enum InvalidReason {
     NoSession,
     /// The call lacks the gate's target argument (or it is not a string).
     MissingTarget,
+    /// The target holds a control, format or other invisible character
+    /// ([`keygate_scopes::hidden_char`]): what a person reads would not be what is
+    /// called.
+    InvalidTarget {
+        /// The first such character.
+        character: char,
+    },
     /// The `confirm` argument is not `{"challenge": "…", "target": "…"}`.
     MalformedConfirm {
         /// What is wrong with it.
@@ -39,14 +50,16 @@ pub enum InvalidReason {
     UnknownChallenge,
     /// The challenge expired (it is now used up).
     Expired,
-    /// The challenge was issued in another session.
+    /// The challenge was issued in another session. It is kept for its owner.
     OtherSession,
-    /// The challenge was issued to another key.
+    /// The challenge was issued to another key. It is kept for its owner.
     OtherKey,
     /// The challenge was issued for another tool.
     OtherTool,
     /// The challenge was issued for another target.
     OtherTarget,
+    /// The challenge was issued for other arguments (it is now used up).
+    OtherArguments,
 }
 
 impl InvalidReason {
@@ -55,6 +68,7 @@ impl InvalidReason {
         match self {
             Self::NoSession => "no_session",
             Self::MissingTarget => "missing_target",
+            Self::InvalidTarget { .. } => "invalid_target",
             Self::MalformedConfirm { .. } => "malformed_confirm",
             Self::TargetMismatch { .. } => "target_mismatch",
             Self::UnknownChallenge => "unknown_challenge",
@@ -63,6 +77,7 @@ impl InvalidReason {
             Self::OtherKey => "other_key",
             Self::OtherTool => "other_tool",
             Self::OtherTarget => "other_target",
+            Self::OtherArguments => "other_arguments",
         }
     }
 }
@@ -112,6 +127,9 @@ pub struct Decision {
     pub(crate) target: Option<String>,
     pub(crate) key_id: String,
     pub(crate) session_id: Option<String>,
+    pub(crate) arguments: Arguments,
+    /// The protected name the target reads as, when blocked.
+    pub(crate) protected_as: Option<String>,
     pub(crate) outcome: Outcome,
 }
 
@@ -124,6 +142,11 @@ impl Decision {
     /// The call's target, such as `worker` (absent when the call had none).
     pub fn target(&self) -> Option<&str> {
         self.target.as_deref()
+    }
+
+    /// The call's arguments without `confirm`.
+    pub fn arguments(&self) -> &Arguments {
+        &self.arguments
     }
 
     /// The key that made the call.
@@ -178,14 +201,15 @@ impl Decision {
         )
     }
 
-    /// Audit-log details: key, session, and the reason or missing evidence. Never the
-    /// challenge.
+    /// Audit-log details: key, session, the SHA-256 of the canonical arguments, and
+    /// the reason or missing evidence. Never the challenge, nor argument values.
     pub fn audit_detail(&self) -> Value {
         let mut detail = json!({
             "key_id": self.key_id,
             "session_id": self.session_id,
             "operation": self.operation,
             "target": self.target,
+            "arguments_sha256": hex(&self.arguments.digest()),
         });
         if let (Some(obj), Some(code)) = (detail.as_object_mut(), self.code()) {
             obj.insert("code".to_owned(), code.into());
@@ -210,7 +234,9 @@ impl Decision {
     /// What to tell the person, or `None` when allowed.
     pub fn message(&self) -> Option<String> {
         let tool = &self.operation;
-        let target = self.target.as_deref().unwrap_or("");
+        let target = visible(self.target.as_deref().unwrap_or(""));
+        let target = target.as_ref();
+        let args = self.arguments.canonical();
         let action = Action::new(tool, &self.target_arg, target);
         let Action {
             subject,
@@ -225,13 +251,21 @@ impl Decision {
             } => {
                 let confirm = json!({"challenge": challenge, "target": target});
                 format!(
-                    "{subject} {consequence}. To proceed, call {tool} again with confirm = {confirm} after the user has approved {gerund} `{target}` in this conversation. The challenge works once, only in this session, and expires at {}.",
+                    "{subject} {consequence}. Arguments: {args}. To proceed, call {tool} again with exactly these arguments and confirm = {confirm} after the user has approved {gerund} `{target}` with these arguments in this conversation. The challenge works once, only in this session and with these arguments, and expires at {}.",
                     rfc3339(*expires_at)
                 )
             }
-            Outcome::SelfServiceBlocked => format!(
-                "{subject} is blocked: `{target}` is protected (it runs this gateway), so it cannot be confirmed from an agent session. Nothing was changed; a person must do this directly, outside the agent."
-            ),
+            Outcome::SelfServiceBlocked => {
+                let why = match self.protected_as.as_deref() {
+                    Some(p) if p != target => {
+                        format!("`{target}` reads as `{}`, which is protected", visible(p))
+                    }
+                    _ => format!("`{target}` is protected"),
+                };
+                format!(
+                    "{subject} is blocked: {why} (it runs this gateway), so it cannot be confirmed from an agent session. Arguments: {args}. Nothing was changed; a person must do this directly, outside the agent."
+                )
+            }
             Outcome::DiagnosisRequired {
                 evidence_missing,
                 evidence_tools,
@@ -264,7 +298,7 @@ impl Decision {
                     FailureHistory::None => String::new(),
                 };
                 format!(
-                    "{past} {subject} {consequence}, and replacing does not fix whatever made it fail. First find out why: call {} for `{target}` in this session and explain the cause to the user. Not read yet: {}. Then call {tool} again to get a confirmation challenge.",
+                    "{past} {subject} {consequence}, and replacing does not fix whatever made it fail. First find out why: call {} for `{target}` in this session and explain the cause to the user. Not read yet: {}. Then call {tool} again with the arguments to run ({args}) to get a confirmation challenge.",
                     list(evidence_tools),
                     list(evidence_missing)
                 )
@@ -273,13 +307,18 @@ impl Decision {
                 let retry = format!(
                     "Nothing was changed. To try again, call {tool} without confirm to get a new challenge, and ask the user to approve {gerund} `{target}` first."
                 );
-                match reason {
+                let why = match reason {
                     InvalidReason::NoSession => format!(
                         "{subject} needs the user's confirmation, and confirmations are bound to an MCP session, but this call carried no Mcp-Session-Id. Nothing was changed. Initialize an MCP session and make the call within it."
                     ),
                     InvalidReason::MissingTarget => format!(
                         "{tool} is gated and needs the argument `{}` naming its target (a string). Nothing was changed.",
                         self.target_arg
+                    ),
+                    InvalidReason::InvalidTarget { character } => format!(
+                        "The {} `{target}` contains U+{:04X}, a control, format or invisible character, so a person could not see what it names. Gated calls refuse such names. Nothing was changed; call {tool} again with the plain name.",
+                        self.target_arg,
+                        u32::from(*character)
                     ),
                     InvalidReason::MalformedConfirm { detail } => format!(
                         "The confirm argument is malformed: {detail}. It must be {{\"challenge\": \"<the challenge from CONFIRMATION_REQUIRED>\", \"target\": \"<the exact target>\"}}. Nothing was changed."
@@ -303,7 +342,11 @@ impl Decision {
                     InvalidReason::OtherTarget => {
                         format!("The challenge was issued for another target. {retry}")
                     }
-                }
+                    InvalidReason::OtherArguments => format!(
+                        "The challenge was issued for other arguments of {tool}; a challenge confirms only the exact arguments the user approved, and this one is now used up. {retry}"
+                    ),
+                };
+                format!("{why} Arguments: {args}.")
             }
         };
         Some(msg)
@@ -311,9 +354,10 @@ impl Decision {
 
     /// The JSON-RPC `result` of a refused call, or `None` when allowed:
     /// `{"isError": true, "content": [{"type": "text", "text": …}], "structuredContent":
-    /// {"code", "operation", "target", "message"}}` plus `challenge` and `expires_at`
-    /// (RFC 3339) with `CONFIRMATION_REQUIRED`, or `evidence_missing` with
-    /// `DIAGNOSIS_REQUIRED`.
+    /// {"code", "operation", "target", "arguments", "message"}}` (`arguments` without
+    /// `confirm`) plus `challenge` and `expires_at` (RFC 3339) with
+    /// `CONFIRMATION_REQUIRED`, `evidence_missing` with `DIAGNOSIS_REQUIRED`, or
+    /// `reason` ([`InvalidReason::as_str`]) with `CONFIRMATION_INVALID`.
     pub fn to_tool_result(&self) -> Option<Value> {
         let code = self.code()?;
         let message = self.message()?;
@@ -321,6 +365,7 @@ impl Decision {
             "code": code,
             "operation": self.operation,
             "target": self.target,
+            "arguments": self.arguments.value(),
             "message": message,
         });
         if let Some(obj) = structured.as_object_mut() {
@@ -336,6 +381,9 @@ impl Decision {
                     evidence_missing, ..
                 } => {
                     obj.insert("evidence_missing".to_owned(), json!(evidence_missing));
+                }
+                Outcome::ConfirmationInvalid { reason } => {
+                    obj.insert("reason".to_owned(), reason.as_str().into());
                 }
                 _ => {}
             }
@@ -355,6 +403,30 @@ fn rfc3339(at: OffsetDateTime) -> String {
         .replace_nanosecond(0)
         .unwrap_or(at);
     at.format(&Rfc3339).unwrap_or_default()
+}
+
+/// Lower-case hex.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `s` with hidden characters ([`keygate_scopes::is_hidden_char`]) written as
+/// `\u{…}`, so that a person sees them.
+fn visible(s: &str) -> Cow<'_, str> {
+    if keygate_scopes::hidden_char(s).is_none() {
+        return Cow::Borrowed(s);
+    }
+    Cow::Owned(
+        s.chars()
+            .map(|c| {
+                if keygate_scopes::is_hidden_char(c) {
+                    c.escape_unicode().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
 }
 
 /// `a`, `a and b`, `a, b and c`.
@@ -430,7 +502,15 @@ fn gerund(verb: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{Action, list, rfc3339};
+    use super::{Action, list, rfc3339, visible};
+
+    #[test]
+    fn hidden_characters_are_shown() {
+        assert_eq!(visible("worker"), "worker");
+        assert_eq!(visible("keygate\u{200b}"), "keygate\\u{200b}");
+        assert_eq!(visible("\u{feff}k\0"), "\\u{feff}k\\u{0}");
+        assert_eq!(visible("kéygate"), "kéygate");
+    }
 
     #[test]
     fn actions_read_naturally() {

@@ -6,12 +6,13 @@ use keygate_scopes::GateSpec;
 use serde_json::Value;
 use time::Duration;
 
+use crate::arguments::Arguments;
 use crate::clock::Clock;
 use crate::confirm::Confirm;
 use crate::decision::{Decision, InvalidReason, Outcome};
 use crate::error::GateError;
 use crate::history::FailureHistory;
-use crate::store::{Challenge, EvidenceRead, GateStore};
+use crate::store::{Challenge, EvidenceRead, GateStore, Taken};
 
 /// Default lifetime of a challenge: 300 seconds.
 pub const DEFAULT_CHALLENGE_TTL: Duration = Duration::seconds(300);
@@ -49,10 +50,13 @@ pub struct GateCall<'a> {
     pub target: Option<&'a str>,
     /// The confirmation sent with the call.
     pub confirm: ConfirmArg,
+    /// The call's arguments without `confirm`, which a challenge is bound to.
+    pub arguments: Arguments,
 }
 
 impl<'a> GateCall<'a> {
-    /// A call of `tool` on `target` without confirmation.
+    /// A call of `tool` on `target` without confirmation and with no arguments besides
+    /// the target (see [`GateCall::with_arguments`]).
     pub fn new(
         key_id: &'a str,
         session_id: Option<&'a str>,
@@ -65,7 +69,16 @@ impl<'a> GateCall<'a> {
             tool,
             target: Some(target),
             confirm: ConfirmArg::Absent,
+            arguments: Arguments::default(),
         }
+    }
+
+    /// The same call with these arguments (`confirm` in them is left out; the target
+    /// is not read from them).
+    #[must_use]
+    pub fn with_arguments(mut self, args: &Value) -> Self {
+        self.arguments = Arguments::from_args(args);
+        self
     }
 
     /// The same call with a confirmation.
@@ -75,9 +88,9 @@ impl<'a> GateCall<'a> {
         self
     }
 
-    /// Reads the target (the gate's target argument) and `confirm` from a call's
-    /// arguments. Never fails: a missing target or malformed confirm becomes a
-    /// `CONFIRMATION_INVALID` decision explaining it.
+    /// Reads the target (the gate's target argument), `confirm` and the canonical
+    /// arguments from a call's arguments. Never fails: a missing target or malformed
+    /// confirm becomes a `CONFIRMATION_INVALID` decision explaining it.
     pub fn from_args(
         spec: &GateSpec,
         key_id: &'a str,
@@ -97,15 +110,17 @@ impl<'a> GateCall<'a> {
             tool,
             target: spec.target(args),
             confirm,
+            arguments: Arguments::from_args(args),
         }
     }
 }
 
 /// Confirmation gates: issues and checks one-time challenges, tracks evidence reads.
 ///
-/// Challenges are bound to key id + session id + tool + target and consumed by the
-/// first call that presents them, whether or not the rest matches. Evidence reads are
-/// bound to key id + session id + evidence tool + target.
+/// Challenges are bound to key id + session id + tool + target + canonical arguments.
+/// Only the key and session they were issued to can consume them; the first such call
+/// that presents one spends it, whether or not the tool, target and arguments match.
+/// Evidence reads are bound to key id + session id + evidence tool + target.
 #[derive(Debug, Clone)]
 pub struct Gates {
     store: Arc<dyn GateStore>,
@@ -178,19 +193,36 @@ impl Gates {
         self.store.purge(now, now - self.evidence_ttl).await
     }
 
+    /// Whether deciding `call` needs the failure history of its target: an evidence
+    /// gate on a target that is present, not protected and free of hidden characters.
+    /// Otherwise [`Gates::decide`] refuses (or, for approval gates, ignores history),
+    /// so the caller need not ask the status tool.
+    pub fn needs_history(&self, spec: &GateSpec, call: &GateCall<'_>) -> bool {
+        matches!(spec, GateSpec::Evidence { .. })
+            && call
+                .target
+                .is_some_and(|t| !spec.is_protected(t) && keygate_scopes::hidden_char(t).is_none())
+    }
+
     /// Decides a call of a tool guarded by `spec`.
     ///
     /// `history` is what the gate's status tool said about the target; it matters for
     /// evidence gates only, where `None` (not determined) counts as failure history.
     ///
-    /// In order: no target → `CONFIRMATION_INVALID`; protected target →
-    /// `SELF_SERVICE_BLOCKED` (even with a confirm); evidence gate without failure
-    /// history → allow; no session → `CONFIRMATION_INVALID`; malformed confirm →
-    /// `CONFIRMATION_INVALID`; no confirm → (evidence gates: `DIAGNOSIS_REQUIRED` while
-    /// evidence is unread) `CONFIRMATION_REQUIRED` with a fresh challenge; a confirm
-    /// → allow only when its challenge was issued to this key, in this session, for
-    /// this tool and target, has not expired or been used, and `confirm.target` is
-    /// exactly the target.
+    /// In order: no target → `CONFIRMATION_INVALID`; protected target (or one that
+    /// reads as it, see [`GateSpec::protected_as`]) → `SELF_SERVICE_BLOCKED` (approval
+    /// and evidence gates, with or without session or confirm); a target holding a
+    /// control, format or invisible character → `CONFIRMATION_INVALID`
+    /// (`invalid_target`); evidence gate without failure history → allow; no session
+    /// → `CONFIRMATION_INVALID`; malformed confirm → `CONFIRMATION_INVALID`; no
+    /// confirm → (evidence gates: `DIAGNOSIS_REQUIRED` while evidence is unread)
+    /// `CONFIRMATION_REQUIRED` with a fresh challenge bound to key, session, tool,
+    /// target and arguments; a confirm → allow only when `confirm.target` is exactly
+    /// the target and its challenge was issued to this key, in this session, for this
+    /// tool, target and canonical arguments, and has not expired or been used.
+    ///
+    /// A challenge presented by another key or session is left for its owner; one
+    /// presented by its owner is spent even when the tool, target or arguments differ.
     ///
     /// # Errors
     ///
@@ -208,6 +240,8 @@ impl Gates {
             target: call.target.map(str::to_owned),
             key_id: call.key_id.to_owned(),
             session_id: call.session_id.map(str::to_owned),
+            arguments: call.arguments.clone(),
+            protected_as: None,
             outcome,
         };
         let invalid = |reason| Ok(decision(Outcome::ConfirmationInvalid { reason }));
@@ -215,8 +249,14 @@ impl Gates {
         let Some(target) = call.target else {
             return invalid(InvalidReason::MissingTarget);
         };
-        if spec.is_protected(target) {
-            return Ok(decision(Outcome::SelfServiceBlocked));
+        if let Some(protected) = spec.protected_as(target) {
+            return Ok(Decision {
+                protected_as: Some(protected.to_owned()),
+                ..decision(Outcome::SelfServiceBlocked)
+            });
+        }
+        if let Some(character) = keygate_scopes::hidden_char(target) {
+            return invalid(InvalidReason::InvalidTarget { character });
         }
         let evidence_tools = match spec {
             GateSpec::Evidence { evidence_tools, .. } => {
@@ -270,6 +310,7 @@ impl Gates {
                 session_id: session.to_owned(),
                 tool: call.tool.to_owned(),
                 target: target.to_owned(),
+                arguments_sha256: call.arguments.digest(),
                 issued_at: now,
                 expires_at: now + self.challenge_ttl,
             };
@@ -286,12 +327,23 @@ impl Gates {
                 given: confirm.target.clone(),
             });
         }
-        let Some(issued) = self.store.take_challenge(&confirm.challenge).await? else {
-            return invalid(InvalidReason::UnknownChallenge);
+        let issued = match self
+            .store
+            .take_challenge(&confirm.challenge, call.key_id, session)
+            .await?
+        {
+            Taken::Taken(issued) => issued,
+            // Another key or session: refused, and left for its owner.
+            Taken::NotYours(issued) if issued.session_id != session => {
+                return invalid(InvalidReason::OtherSession);
+            }
+            Taken::NotYours(_) => return invalid(InvalidReason::OtherKey),
+            Taken::Unknown => return invalid(InvalidReason::UnknownChallenge),
         };
         let reason = if issued.expires_at <= now {
             Some(InvalidReason::Expired)
         } else if issued.session_id != session {
+            // The store returned another session's challenge as ours: refuse anyway.
             Some(InvalidReason::OtherSession)
         } else if issued.key_id != call.key_id {
             Some(InvalidReason::OtherKey)
@@ -299,6 +351,8 @@ impl Gates {
             Some(InvalidReason::OtherTool)
         } else if issued.target != target {
             Some(InvalidReason::OtherTarget)
+        } else if issued.arguments_sha256 != call.arguments.digest() {
+            Some(InvalidReason::OtherArguments)
         } else {
             None
         };

@@ -2,10 +2,11 @@
 //!
 //! A valid key does not remove every guardrail. This crate decides, for destructive tool
 //! calls, whether the call may proceed now: `approval` gates need a one-time challenge
-//! issued in the same session for the same key, tool and target, echoed back with the
-//! exact target name; protected targets (the gateway's own service) are never
-//! confirmable; `evidence` gates additionally require the failure evidence (events, build
-//! logs, runtime logs) to have been read in the session before a replacement is offered.
+//! issued in the same session for the same key, tool, target and arguments, echoed back
+//! with the exact target name; protected targets (the gateway's own service) and names
+//! that look like them are never confirmable, on any gate; `evidence` gates additionally
+//! require the failure evidence (events, build logs, runtime logs) to have been read in
+//! the session before a replacement is offered.
 //! Decisions are plain values a caller can audit-log and render as an MCP tool error
 //! ([`Decision::to_tool_result`]).
 //!
@@ -42,7 +43,8 @@
 //!
 //! # Features
 //!
-//! This crate has no optional features.
+//! - `conformance`: the [`conformance`] module, the checks every [`GateStore`]
+//!   backend must pass, for the tests of backends outside this crate.
 
 #![cfg_attr(
     not(test),
@@ -54,14 +56,18 @@
     )
 )]
 
+mod arguments;
 mod clock;
 mod confirm;
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
 mod decision;
 mod error;
 mod gates;
 mod history;
 mod store;
 
+pub use crate::arguments::Arguments;
 pub use crate::clock::{Clock, ManualClock, SystemClock};
 pub use crate::confirm::{CONFIRM_ARG, Confirm, strip_confirm};
 pub use crate::decision::{
@@ -73,4 +79,4 @@ pub use crate::gates::{
     CHALLENGE_LEN, ConfirmArg, DEFAULT_CHALLENGE_TTL, DEFAULT_EVIDENCE_TTL, GateCall, Gates,
 };
 pub use crate::history::FailureHistory;
-pub use crate::store::{Challenge, EvidenceRead, GateStore, MemoryGateStore};
+pub use crate::store::{Challenge, EvidenceRead, GateStore, MemoryGateStore, Taken};

@@ -9,7 +9,8 @@ use time::OffsetDateTime;
 
 use crate::error::GateError;
 
-/// A one-time challenge, bound to the key, session, tool and target it was issued for.
+/// A one-time challenge, bound to the key, session, tool, target and arguments it was
+/// issued for.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Challenge {
     /// The challenge itself (32 base62 characters from the OS CSPRNG).
@@ -22,6 +23,9 @@ pub struct Challenge {
     pub tool: String,
     /// The exact target, such as `worker`.
     pub target: String,
+    /// SHA-256 of the call's canonical arguments without `confirm`
+    /// ([`Arguments::digest`](crate::Arguments::digest)).
+    pub arguments_sha256: [u8; 32],
     /// When it was issued.
     pub issued_at: OffsetDateTime,
     /// When it stops working.
@@ -39,10 +43,37 @@ impl fmt::Debug for Challenge {
             .field("session_id", &self.session_id)
             .field("tool", &self.tool)
             .field("target", &self.target)
+            .field(
+                "arguments_sha256",
+                &format_args!("{}", Hex(&self.arguments_sha256)),
+            )
             .field("issued_at", &self.issued_at)
             .field("expires_at", &self.expires_at)
             .finish()
     }
+}
+
+/// Lower-case hex, for `Debug`.
+struct Hex<'a>(&'a [u8]);
+
+impl fmt::Display for Hex<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
+}
+
+/// What [`GateStore::take_challenge`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Taken {
+    /// The challenge was issued to the presenting key in the presenting session; it is
+    /// removed and can never be taken again.
+    Taken(Challenge),
+    /// The challenge exists but was issued to another key or in another session; it is
+    /// left in place for its owner.
+    NotYours(Challenge),
+    /// No such challenge (never issued, already taken, or purged).
+    Unknown,
 }
 
 /// A successful call of an evidence tool for a target, by a key, in a session.
@@ -69,10 +100,17 @@ pub trait GateStore: Send + Sync + fmt::Debug {
     /// Stores a freshly issued challenge.
     async fn put_challenge(&self, challenge: &Challenge) -> Result<(), GateError>;
 
-    /// Removes and returns the challenge, atomically: of concurrent callers presenting
-    /// the same challenge, at most one gets it. Expired challenges may be returned
-    /// (the caller checks expiry) or not.
-    async fn take_challenge(&self, challenge: &str) -> Result<Option<Challenge>, GateError>;
+    /// Removes and returns the challenge when it was issued to `key_id` in
+    /// `session_id`, atomically: of concurrent callers presenting the same challenge,
+    /// at most one gets [`Taken::Taken`]. A challenge of another key or session is
+    /// left in place ([`Taken::NotYours`]), so presenting it cannot burn it. Expired
+    /// challenges may be returned (the caller checks expiry) or not.
+    async fn take_challenge(
+        &self,
+        challenge: &str,
+        key_id: &str,
+        session_id: &str,
+    ) -> Result<Taken, GateError>;
 
     /// Records an evidence read (a later read of the same thing replaces it).
     async fn record_evidence(&self, read: &EvidenceRead) -> Result<(), GateError>;
@@ -136,8 +174,20 @@ impl GateStore for MemoryGateStore {
         Ok(())
     }
 
-    async fn take_challenge(&self, challenge: &str) -> Result<Option<Challenge>, GateError> {
-        Ok(self.challenges().remove(challenge))
+    async fn take_challenge(
+        &self,
+        challenge: &str,
+        key_id: &str,
+        session_id: &str,
+    ) -> Result<Taken, GateError> {
+        let mut map = self.challenges();
+        Ok(match map.get(challenge) {
+            None => Taken::Unknown,
+            Some(c) if c.key_id != key_id || c.session_id != session_id => {
+                Taken::NotYours(c.clone())
+            }
+            Some(_) => map.remove(challenge).map_or(Taken::Unknown, Taken::Taken),
+        })
     }
 
     async fn record_evidence(&self, read: &EvidenceRead) -> Result<(), GateError> {
@@ -187,5 +237,17 @@ impl GateStore for MemoryGateStore {
         map.retain(|_, at| *at >= evidence_before);
         gone += before - map.len();
         Ok(u64::try_from(gone).unwrap_or(u64::MAX))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::MemoryGateStore;
+
+    #[tokio::test]
+    async fn the_memory_store_conforms() {
+        crate::conformance::run(Arc::new(MemoryGateStore::new())).await;
     }
 }

@@ -51,12 +51,14 @@ mod authorized;
 mod denied;
 mod error;
 mod load;
+mod names;
 mod policy;
 
 pub use crate::authorized::{Authorized, ProjectAccess};
 pub use crate::denied::Denied;
 pub use crate::error::{Location, PolicyError};
+pub use crate::names::{fold_name, hidden_char, is_hidden_char};
 pub use crate::policy::{
     ADMIN_SCOPE, ADMIN_SCOPE_DESCRIPTION, GateSpec, METHOD_FAMILIES, POLICED_METHODS, Policy,
-    ToolPolicy, always_allowed,
+    Protected, ToolPolicy, always_allowed,
 };

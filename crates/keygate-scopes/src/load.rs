@@ -6,9 +6,10 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::error::PolicyError;
+use crate::names::{fold_name, hidden_char};
 use crate::policy::{
     ADMIN_SCOPE, ADMIN_SCOPE_DESCRIPTION, GateSpec, METHOD_FAMILIES, POLICED_METHODS, Policy,
-    ToolPolicy, always_allowed,
+    Protected, ToolPolicy, always_allowed,
 };
 
 #[derive(Deserialize)]
@@ -323,23 +324,14 @@ impl Validator<'_> {
                         return not_for(field, span.start);
                     }
                 }
-                let protect = match raw.protect {
-                    Some(list) => self
-                        .names(list.into_inner(), "protected target")?
-                        .into_iter()
-                        .map(|(p, _)| p)
-                        .collect(),
-                    None => Vec::new(),
-                };
+                let protect = self.protect(raw.protect)?;
                 Ok(GateSpec::Approval {
                     target_arg,
                     protect,
                 })
             }
             "evidence" => {
-                if let Some(protect) = &raw.protect {
-                    return not_for("protect", protect.span().start);
-                }
+                let protect = self.protect(raw.protect)?;
                 let Some(status_tool) = raw.status_tool else {
                     return self.err(
                         gate_start,
@@ -380,6 +372,7 @@ impl Validator<'_> {
                     status_tool,
                     failure_field,
                     evidence_tools,
+                    protect,
                 })
             }
             other => self.err(
@@ -389,6 +382,46 @@ impl Validator<'_> {
                 ),
             ),
         }
+    }
+
+    /// The `protect` list of a gate: names without hidden characters, none looking
+    /// like another (same folded form).
+    fn protect(
+        &self,
+        list: Option<Spanned<Vec<Spanned<String>>>>,
+    ) -> Result<Protected, PolicyError> {
+        let Some(list) = list else {
+            return Ok(Protected::default());
+        };
+        let mut names: Vec<String> = Vec::new();
+        for (name, start) in self.names(list.into_inner(), "protected target")? {
+            if let Some(c) = hidden_char(&name) {
+                return self.err(
+                    start,
+                    format!(
+                        "protected target {name:?} contains U+{:04X}, a control, format or invisible character; write the plain name",
+                        u32::from(c)
+                    ),
+                );
+            }
+            let folded = fold_name(&name);
+            if folded.is_empty() {
+                return self.err(
+                    start,
+                    format!("protected target {name:?} is empty once accents and white space are removed"),
+                );
+            }
+            if let Some(earlier) = names.iter().find(|n| fold_name(n) == folded) {
+                return self.err(
+                    start,
+                    format!(
+                        "protected target `{name}` is the same name as `{earlier}` (names are compared after NFKC, case folding and removing accents and invisible characters)"
+                    ),
+                );
+            }
+            names.push(name);
+        }
+        Ok(Protected::new(names))
     }
 
     /// A status or evidence tool must be in the policy and must not mutate.

@@ -9,6 +9,7 @@ use serde_json::Value;
 use crate::authorized::{Authorized, ProjectAccess, project_access};
 use crate::denied::Denied;
 use crate::error::PolicyError;
+use crate::names::fold_name;
 
 /// The built-in scope for owner administration of keys and projects. It is always
 /// in the catalogue and is never required by a tool.
@@ -130,6 +131,45 @@ impl ToolPolicy {
     }
 }
 
+/// Targets a gate never lets through, such as the gateway's own service: kept as
+/// written and in their folded form ([`fold_name`]), computed once at load.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Protected {
+    names: Vec<String>,
+    folded: Vec<String>,
+}
+
+impl Protected {
+    /// Protects `names`.
+    pub fn new(names: Vec<String>) -> Self {
+        let folded = names.iter().map(|n| fold_name(n)).collect();
+        Self { names, folded }
+    }
+
+    /// The protected names as written in the policy.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// Whether nothing is protected.
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    /// The protected name `target` looks like (same [`fold_name`] form), as written in
+    /// the policy.
+    pub fn matching(&self, target: &str) -> Option<&str> {
+        if self.names.is_empty() {
+            return None;
+        }
+        let target = fold_name(target);
+        self.folded
+            .iter()
+            .position(|f| *f == target)
+            .map(|i| self.names[i].as_str())
+    }
+}
+
 /// A confirmation gate, as the policy file declares it (`gate = { kind = ... }`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -139,12 +179,13 @@ pub enum GateSpec {
     Approval {
         /// The argument naming the target, such as `service`.
         target_arg: String,
-        /// Targets that are never allowed (compared trimmed and case-insensitively),
+        /// Targets that are never allowed (compared in their [`fold_name`] form),
         /// such as the gateway's own service.
-        protect: Vec<String>,
+        protect: Protected,
     },
     /// `kind = "evidence"`: when the target has failure history, the evidence tools
-    /// must have been read for it in the session before a challenge is offered.
+    /// must have been read for it in the session before a challenge is offered;
+    /// targets in `protect` are never allowed, history or not.
     Evidence {
         /// The argument naming the target, such as `service`.
         target_arg: String,
@@ -154,6 +195,8 @@ pub enum GateSpec {
         failure_field: String,
         /// The tools whose output is the evidence (events, build logs, runtime logs).
         evidence_tools: Vec<String>,
+        /// Targets that are never allowed, as for approval gates.
+        protect: Protected,
     },
 }
 
@@ -162,11 +205,12 @@ impl GateSpec {
     pub fn approval(target_arg: impl Into<String>, protect: Vec<String>) -> Self {
         Self::Approval {
             target_arg: target_arg.into(),
-            protect,
+            protect: Protected::new(protect),
         }
     }
 
-    /// An evidence gate on `target_arg`.
+    /// An evidence gate on `target_arg`, protecting nothing (see
+    /// [`GateSpec::with_protect`]).
     pub fn evidence(
         target_arg: impl Into<String>,
         status_tool: impl Into<String>,
@@ -178,7 +222,19 @@ impl GateSpec {
             status_tool: status_tool.into(),
             failure_field: failure_field.into(),
             evidence_tools,
+            protect: Protected::default(),
         }
+    }
+
+    /// The same gate, protecting `protect` instead.
+    #[must_use]
+    pub fn with_protect(mut self, protect: Vec<String>) -> Self {
+        match &mut self {
+            Self::Approval { protect: p, .. } | Self::Evidence { protect: p, .. } => {
+                *p = Protected::new(protect);
+            }
+        }
+        self
     }
 
     /// `approval` or `evidence`, as written in the policy file.
@@ -201,25 +257,29 @@ impl GateSpec {
         args.get(self.target_arg()).and_then(Value::as_str)
     }
 
-    /// Targets that are never allowed (empty for evidence gates).
+    /// Targets that are never allowed, as written in the policy.
     pub fn protect(&self) -> &[String] {
+        self.protected().names()
+    }
+
+    /// The protected targets of the gate.
+    pub fn protected(&self) -> &Protected {
         match self {
-            Self::Approval { protect, .. } => protect,
-            Self::Evidence { .. } => &[],
+            Self::Approval { protect, .. } | Self::Evidence { protect, .. } => protect,
         }
     }
 
-    /// Whether `target` is protected: equal to a `protect` entry once both are trimmed,
-    /// ignoring case.
+    /// The protected target `target` names or looks like, as written in the policy:
+    /// equal once both are in their [`fold_name`] form (NFKC, case folded, without
+    /// default-ignorable code points, controls, format characters or accents,
+    /// trimmed).
+    pub fn protected_as(&self, target: &str) -> Option<&str> {
+        self.protected().matching(target)
+    }
+
+    /// Whether `target` is protected (see [`GateSpec::protected_as`]).
     pub fn is_protected(&self, target: &str) -> bool {
-        let target = target.trim();
-        self.protect().iter().any(|p| {
-            let p = p.trim();
-            p.eq_ignore_ascii_case(target)
-                || p.chars()
-                    .flat_map(char::to_lowercase)
-                    .eq(target.chars().flat_map(char::to_lowercase))
-        })
+        self.protected_as(target).is_some()
     }
 }
 

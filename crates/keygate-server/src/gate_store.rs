@@ -2,11 +2,12 @@
 //! confirmed through another.
 //!
 //! Like keys, challenges are stored only as their SHA-256: someone reading the table
-//! learns which key, session and target a challenge is for, never the challenge.
+//! learns which key, session and target a challenge is for, never the challenge. The
+//! arguments a challenge is bound to are kept as the SHA-256 of their canonical form.
 
 use async_trait::async_trait;
 use deadpool_postgres::Pool;
-use keygate_gates::{Challenge, EvidenceRead, GateError, GateStore};
+use keygate_gates::{Challenge, EvidenceRead, GateError, GateStore, Taken};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
@@ -15,8 +16,11 @@ fn digest(challenge: &str) -> Vec<u8> {
     Sha256::digest(challenge.as_bytes()).to_vec()
 }
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS gate_challenges (
+/// The table as it was before challenges were bound to arguments; kept for the test
+/// of the migration.
+#[cfg(test)]
+const SCHEMA_BEFORE_ARGUMENTS: &str = "
+CREATE TABLE gate_challenges (
     challenge_sha256 BYTEA PRIMARY KEY,
     key_id     TEXT NOT NULL,
     session_id TEXT NOT NULL,
@@ -25,6 +29,37 @@ CREATE TABLE IF NOT EXISTS gate_challenges (
     issued_at  TIMESTAMPTZ NOT NULL,
     expires_at TIMESTAMPTZ NOT NULL
 );
+";
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS gate_challenges (
+    challenge_sha256 BYTEA PRIMARY KEY,
+    key_id     TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    tool       TEXT NOT NULL,
+    target     TEXT NOT NULL,
+    arguments_sha256 BYTEA NOT NULL,
+    issued_at  TIMESTAMPTZ NOT NULL,
+    expires_at TIMESTAMPTZ NOT NULL
+);
+-- Tables made before challenges were bound to arguments: their challenges could
+-- confirm any arguments, so they go, and the column is added. A keygated that does
+-- not know the column can then issue no challenge at all (NOT NULL), rather than one
+-- that ignores arguments.
+DO $$
+BEGIN
+    IF NOT EXISTS (
+        SELECT 1 FROM information_schema.columns
+        WHERE table_schema = current_schema()
+          AND table_name = 'gate_challenges'
+          AND column_name = 'arguments_sha256'
+    ) THEN
+        LOCK TABLE gate_challenges IN ACCESS EXCLUSIVE MODE;
+        DELETE FROM gate_challenges;
+        ALTER TABLE gate_challenges ADD COLUMN arguments_sha256 BYTEA NOT NULL;
+    END IF;
+END
+$$;
 CREATE INDEX IF NOT EXISTS gate_challenges_expires_at ON gate_challenges (expires_at);
 CREATE TABLE IF NOT EXISTS gate_evidence (
     key_id     TEXT NOT NULL,
@@ -73,32 +108,60 @@ impl GateStore for PgGateStore {
         let client = self.client().await?;
         client
             .execute(
-                "INSERT INTO gate_challenges (challenge_sha256, key_id, session_id, tool, target, issued_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                &[&digest(&c.challenge), &c.key_id, &c.session_id, &c.tool, &c.target, &c.issued_at, &c.expires_at],
+                "INSERT INTO gate_challenges (challenge_sha256, key_id, session_id, tool, target, arguments_sha256, issued_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                &[&digest(&c.challenge), &c.key_id, &c.session_id, &c.tool, &c.target, &c.arguments_sha256.as_slice(), &c.issued_at, &c.expires_at],
             )
             .await
             .map_err(GateError::store)?;
         Ok(())
     }
 
-    async fn take_challenge(&self, challenge: &str) -> Result<Option<Challenge>, GateError> {
+    async fn take_challenge(
+        &self,
+        challenge: &str,
+        key_id: &str,
+        session_id: &str,
+    ) -> Result<Taken, GateError> {
         let client = self.client().await?;
+        // One statement: delete the row when it is the caller's, otherwise read it.
+        // Both parts see the same snapshot, so a row is reported at most once, and of
+        // concurrent deletes of one row only one returns it.
         let row = client
             .query_opt(
-                "DELETE FROM gate_challenges WHERE challenge_sha256 = $1 RETURNING key_id, session_id, tool, target, issued_at, expires_at",
-                &[&digest(challenge)],
+                "WITH taken AS (
+                    DELETE FROM gate_challenges
+                    WHERE challenge_sha256 = $1 AND key_id = $2 AND session_id = $3
+                    RETURNING key_id, session_id, tool, target, arguments_sha256, issued_at, expires_at
+                )
+                SELECT true, * FROM taken
+                UNION ALL
+                SELECT false, key_id, session_id, tool, target, arguments_sha256, issued_at, expires_at
+                FROM gate_challenges
+                WHERE challenge_sha256 = $1 AND NOT (key_id = $2 AND session_id = $3)",
+                &[&digest(challenge), &key_id, &session_id],
             )
             .await
             .map_err(GateError::store)?;
-        Ok(row.map(|r| Challenge {
+        let Some(r) = row else {
+            return Ok(Taken::Unknown);
+        };
+        let arguments: Vec<u8> = r.get(5);
+        let found = Challenge {
             challenge: challenge.to_owned(),
-            key_id: r.get(0),
-            session_id: r.get(1),
-            tool: r.get(2),
-            target: r.get(3),
-            issued_at: r.get(4),
-            expires_at: r.get(5),
-        }))
+            key_id: r.get(1),
+            session_id: r.get(2),
+            tool: r.get(3),
+            target: r.get(4),
+            // A digest of another length matches no call's arguments.
+            arguments_sha256: arguments.try_into().unwrap_or([0; 32]),
+            issued_at: r.get(6),
+            expires_at: r.get(7),
+        };
+        Ok(if r.get(0) {
+            Taken::Taken(found)
+        } else {
+            Taken::NotYours(found)
+        })
     }
 
     async fn record_evidence(&self, read: &EvidenceRead) -> Result<(), GateError> {
@@ -153,5 +216,201 @@ impl GateStore for PgGateStore {
             .await
             .map_err(GateError::store)?;
         Ok(a + b)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use keygate_gates::{
+        CONFIRMATION_INVALID, Confirm, GateCall, Gates, InvalidReason, Outcome, SystemClock,
+    };
+    use keygate_keys::PostgresStore;
+    use keygate_scopes::GateSpec;
+    use serde_json::json;
+
+    use super::{PgGateStore, SCHEMA_BEFORE_ARGUMENTS};
+
+    /// A PostgreSQL schema of its own for one test, dropped at the end.
+    struct Schema {
+        base: String,
+        name: String,
+        admin: tokio_postgres::Client,
+    }
+
+    impl Schema {
+        async fn create(prefix: &str) -> Option<Self> {
+            let base = match std::env::var("KEYGATE_TEST_POSTGRES") {
+                Ok(url) if !url.is_empty() => url,
+                _ if std::env::var_os("CI").is_some() => {
+                    panic!("KEYGATE_TEST_POSTGRES must be set in CI (a PostgreSQL URL)")
+                }
+                _ => {
+                    eprintln!("note: KEYGATE_TEST_POSTGRES is not set; skipping a PostgreSQL test");
+                    return None;
+                }
+            };
+            let name = format!(
+                "{prefix}_{}",
+                keygate_token::random_base62(12).unwrap().to_lowercase()
+            );
+            let (admin, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            admin
+                .batch_execute(&format!("CREATE SCHEMA {name}"))
+                .await
+                .unwrap();
+            Some(Self { base, name, admin })
+        }
+
+        async fn gate_store(&self) -> PgGateStore {
+            let keys = PostgresStore::connect_with_schema(&self.base, &self.name)
+                .await
+                .unwrap();
+            PgGateStore::new(keys.pool().clone()).await.unwrap()
+        }
+
+        async fn drop(self) {
+            self.admin
+                .batch_execute(&format!("DROP SCHEMA {} CASCADE", self.name))
+                .await
+                .unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn the_postgres_store_conforms() {
+        let Some(schema) = Schema::create("kgg").await else {
+            return;
+        };
+        keygate_gates::conformance::run(Arc::new(schema.gate_store().await)).await;
+        schema.drop().await;
+    }
+
+    #[tokio::test]
+    async fn an_older_table_is_migrated_and_its_unbound_challenges_dropped() {
+        let Some(schema) = Schema::create("kgm").await else {
+            return;
+        };
+        let s = &schema.name;
+        schema
+            .admin
+            .batch_execute(&format!(
+                "SET search_path = {s}; {SCHEMA_BEFORE_ARGUMENTS}
+                 INSERT INTO gate_challenges VALUES ('\\x00', 'k1', 's1', 'service.delete', 'worker', now(), now() + interval '5 minutes');
+                 RESET search_path;"
+            ))
+            .await
+            .unwrap();
+        let store = schema.gate_store().await;
+        let count = |sql: String| {
+            let admin = &schema.admin;
+            async move { admin.query_one(&sql, &[]).await.unwrap().get::<_, i64>(0) }
+        };
+        assert_eq!(
+            count(format!("SELECT count(*) FROM {s}.gate_challenges")).await,
+            0,
+            "challenges not bound to arguments are dropped"
+        );
+        assert_eq!(
+            count(format!(
+                "SELECT count(*) FROM information_schema.columns WHERE table_schema = '{s}' AND table_name = 'gate_challenges' AND column_name = 'arguments_sha256' AND is_nullable = 'NO'"
+            ))
+            .await,
+            1,
+            "the argument digest is a required column"
+        );
+        // A keygated that does not know the column can issue no challenge.
+        let old_insert = schema
+            .admin
+            .execute(
+                &format!("INSERT INTO {s}.gate_challenges (challenge_sha256, key_id, session_id, tool, target, issued_at, expires_at) VALUES ('\\x01', 'k', 's', 't', 'w', now(), now())"),
+                &[],
+            )
+            .await;
+        assert!(old_insert.is_err(), "an unbound challenge was stored");
+        // Starting again changes nothing, and the migrated table works.
+        drop(store);
+        let store = Arc::new(schema.gate_store().await);
+        keygate_gates::conformance::run(store).await;
+        schema.drop().await;
+    }
+
+    /// The gate on the PostgreSQL store: a challenge covers the call's arguments, and
+    /// another session presenting it does not burn it.
+    #[tokio::test]
+    async fn gates_on_postgres_bind_arguments_and_keep_challenges_from_others() {
+        let Some(schema) = Schema::create("kgd").await else {
+            return;
+        };
+        let gates = Gates::new(Arc::new(schema.gate_store().await), Arc::new(SystemClock));
+        let spec = GateSpec::approval("service", vec!["keygate".to_owned()]);
+        let tool = "service.replace";
+        let a = json!({"service": "worker", "image": "A"});
+        let call = |session, args| GateCall::from_args(&spec, "k1", Some(session), tool, args);
+        let issue = || async {
+            match gates
+                .decide(&spec, &call("s1", &a), None)
+                .await
+                .unwrap()
+                .outcome()
+            {
+                Outcome::ConfirmationRequired { challenge, .. } => challenge.clone(),
+                other => panic!("expected a challenge, got {other:?}"),
+            }
+        };
+        let with = |args: &serde_json::Value, c: &str| {
+            let mut args = args.clone();
+            args["confirm"] = json!({"challenge": c, "target": "worker"});
+            args
+        };
+
+        let c = issue().await;
+        let b = with(&json!({"service": "worker", "image": "B"}), &c);
+        let d = gates.decide(&spec, &call("s1", &b), None).await.unwrap();
+        assert_eq!(d.code(), Some(CONFIRMATION_INVALID));
+        assert_eq!(
+            d.outcome(),
+            &Outcome::ConfirmationInvalid {
+                reason: InvalidReason::OtherArguments
+            }
+        );
+        let exact = with(&a, &c);
+        let d = gates
+            .decide(&spec, &call("s1", &exact), None)
+            .await
+            .unwrap();
+        assert!(!d.is_allowed(), "a challenge spent on other arguments");
+
+        let c = issue().await;
+        let exact = with(&a, &c);
+        let d = gates
+            .decide(&spec, &call("s2", &exact), None)
+            .await
+            .unwrap();
+        assert_eq!(
+            d.outcome(),
+            &Outcome::ConfirmationInvalid {
+                reason: InvalidReason::OtherSession
+            }
+        );
+        let other_key = GateCall::from_args(&spec, "k2", Some("s1"), tool, &exact)
+            .with_confirm(Confirm::new(c.clone(), "worker"));
+        assert!(
+            !gates
+                .decide(&spec, &other_key, None)
+                .await
+                .unwrap()
+                .is_allowed()
+        );
+        let d = gates
+            .decide(&spec, &call("s1", &exact), None)
+            .await
+            .unwrap();
+        assert!(d.is_allowed(), "{:?}", d.outcome());
+        schema.drop().await;
     }
 }

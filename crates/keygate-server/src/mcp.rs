@@ -428,15 +428,6 @@ impl Call<'_> {
         // 2. Rate limits: already spent, before the handler (`app::rate_limited`).
         // 3. Gates.
         if let Some(spec) = tool.gate() {
-            let history = match spec {
-                GateSpec::Evidence { .. } => {
-                    match self.failure_history(spec, tool.project_arg(), args).await {
-                        Ok(h) => h,
-                        Err(resp) => return resp,
-                    }
-                }
-                _ => None,
-            };
             let call = GateCall::from_args(
                 spec,
                 self.principal.key_id.as_str(),
@@ -444,6 +435,15 @@ impl Call<'_> {
                 name,
                 args,
             );
+            // Protected and unreadable targets are refused without asking the upstream.
+            let history = if state.gates.needs_history(spec, &call) {
+                match self.failure_history(spec, tool.project_arg(), args).await {
+                    Ok(h) => h,
+                    Err(resp) => return resp,
+                }
+            } else {
+                None
+            };
             let decision = match state.gates.decide(spec, &call, history.as_ref()).await {
                 Ok(d) => d,
                 Err(e) => {

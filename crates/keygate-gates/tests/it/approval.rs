@@ -4,6 +4,7 @@ use keygate_gates::{
     CHALLENGE_LEN, CONFIRMATION_INVALID, CONFIRMATION_REQUIRED, Confirm, GateCall, InvalidReason,
     Outcome, SELF_SERVICE_BLOCKED,
 };
+use keygate_scopes::GateSpec;
 use serde_json::json;
 use time::Duration;
 
@@ -77,39 +78,171 @@ async fn each_call_without_confirm_gets_a_fresh_challenge() {
     }
 }
 
-async fn presented_elsewhere(key: &str, session: &str, tool: &str, target: &str) -> InvalidReason {
+/// Issues a challenge to k1 in s1 for deleting `worker` with `args`, presents it with
+/// `other`, and says why that was refused and whether the rightful call could still
+/// use the challenge afterwards.
+async fn presented_elsewhere(other: GateCall<'_>) -> (InvalidReason, bool) {
     let f = fixture();
     let spec = delete_gate();
-    let c = challenge(&f.decide(&spec, &call("k1", "s1", "worker")).await);
-    let other = GateCall::new(key, Some(session), tool, target)
-        .with_confirm(Confirm::new(c.clone(), target));
-    let d = f.decide(&spec, &other).await;
+    let args = json!({"service": "worker", "project": "ops"});
+    let rightful = call("k1", "s1", "worker").with_arguments(&args);
+    let c = challenge(&f.decide(&spec, &rightful).await);
+    let target = other.target.expect("a target");
+    let d = f
+        .decide(&spec, &other.with_confirm(Confirm::new(c.clone(), target)))
+        .await;
     assert_eq!(d.code(), Some(CONFIRMATION_INVALID));
-    // A challenge presented wrongly is spent: the rightful call cannot use it either.
-    let rightful = call("k1", "s1", "worker").with_confirm(Confirm::new(c, "worker"));
-    let after = f.decide(&spec, &rightful).await;
-    assert_eq!(reason(&after), InvalidReason::UnknownChallenge);
-    reason(&d)
+    let after = f
+        .decide(&spec, &rightful.with_confirm(Confirm::new(c, "worker")))
+        .await;
+    (reason(&d), after.is_allowed())
 }
 
 #[tokio::test]
-async fn a_challenge_is_bound_to_session_key_tool_and_target() {
+async fn a_challenge_is_bound_to_session_key_tool_target_and_arguments() {
+    let args = json!({"service": "worker", "project": "ops"});
+    let same = |key, session, tool, target| {
+        GateCall::new(key, Some(session), tool, target).with_arguments(&args)
+    };
+    // Another session or key is refused and cannot burn the owner's challenge.
     assert_eq!(
-        presented_elsewhere("k1", "s2", TOOL, "worker").await,
-        InvalidReason::OtherSession
+        presented_elsewhere(same("k1", "s2", TOOL, "worker")).await,
+        (InvalidReason::OtherSession, true)
     );
     assert_eq!(
-        presented_elsewhere("k2", "s1", TOOL, "worker").await,
-        InvalidReason::OtherKey
+        presented_elsewhere(same("k2", "s1", TOOL, "worker")).await,
+        (InvalidReason::OtherKey, true)
     );
     assert_eq!(
-        presented_elsewhere("k1", "s1", "db.delete", "worker").await,
-        InvalidReason::OtherTool
+        presented_elsewhere(same("k2", "s2", TOOL, "worker")).await,
+        (InvalidReason::OtherSession, true)
+    );
+    // The owner presenting it for something else spends it.
+    assert_eq!(
+        presented_elsewhere(same("k1", "s1", "db.delete", "worker")).await,
+        (InvalidReason::OtherTool, false)
     );
     assert_eq!(
-        presented_elsewhere("k1", "s1", TOOL, "api").await,
-        InvalidReason::OtherTarget
+        presented_elsewhere(
+            GateCall::new("k1", Some("s1"), TOOL, "api")
+                .with_arguments(&json!({"service": "api", "project": "ops"}))
+        )
+        .await,
+        (InvalidReason::OtherTarget, false)
     );
+    assert_eq!(
+        presented_elsewhere(
+            call("k1", "s1", "worker")
+                .with_arguments(&json!({"service": "worker", "project": "shop"}))
+        )
+        .await,
+        (InvalidReason::OtherArguments, false)
+    );
+    assert_eq!(
+        presented_elsewhere(
+            call("k1", "s1", "worker").with_arguments(&json!({"service": "worker"}))
+        )
+        .await,
+        (InvalidReason::OtherArguments, false)
+    );
+}
+
+#[tokio::test]
+async fn a_challenge_confirms_only_the_arguments_it_was_issued_for() {
+    let f = fixture();
+    let spec = GateSpec::approval("service", vec![]);
+    let tool = "service.replace";
+    let a = json!({"service": "worker", "image": "shop/worker:A"});
+    let first = f
+        .decide(
+            &spec,
+            &GateCall::from_args(&spec, "k1", Some("s1"), tool, &a),
+        )
+        .await;
+    assert_eq!(first.arguments().value(), &a);
+    let c = challenge(&first);
+    let text = first.message().expect("message");
+    assert!(
+        text.contains(r#"Arguments: {"image":"shop/worker:A","service":"worker"}."#),
+        "{text}"
+    );
+
+    let b = json!({"service": "worker", "image": "shop/worker:B",
+                   "confirm": {"challenge": c, "target": "worker"}});
+    let d = f
+        .decide(
+            &spec,
+            &GateCall::from_args(&spec, "k1", Some("s1"), tool, &b),
+        )
+        .await;
+    assert_eq!(reason(&d), InvalidReason::OtherArguments);
+    assert!(!d.is_allowed());
+    let text = d.message().expect("message");
+    assert!(text.contains("issued for other arguments"), "{text}");
+    assert!(
+        text.ends_with(r#"Arguments: {"image":"shop/worker:B","service":"worker"}."#),
+        "{text}"
+    );
+    // It is spent: not even the approved arguments pass with it now.
+    let a_confirmed = json!({"image": "shop/worker:A", "service": "worker",
+                             "confirm": {"challenge": c, "target": "worker"}});
+    let d = f
+        .decide(
+            &spec,
+            &GateCall::from_args(&spec, "k1", Some("s1"), tool, &a_confirmed),
+        )
+        .await;
+    assert_eq!(reason(&d), InvalidReason::UnknownChallenge);
+
+    // The same arguments in another key order are the same arguments.
+    let c = challenge(
+        &f.decide(
+            &spec,
+            &GateCall::from_args(&spec, "k1", Some("s1"), tool, &a),
+        )
+        .await,
+    );
+    let reordered = json!({"confirm": {"target": "worker", "challenge": c},
+                           "image": "shop/worker:A", "service": "worker"});
+    let d = f
+        .decide(
+            &spec,
+            &GateCall::from_args(&spec, "k1", Some("s1"), tool, &reordered),
+        )
+        .await;
+    assert!(d.is_allowed(), "{:?}", d.outcome());
+}
+
+#[tokio::test]
+async fn another_key_or_session_cannot_burn_a_challenge() {
+    let f = fixture();
+    let spec = delete_gate();
+    let c = challenge(&f.decide(&spec, &call("k1", "s1", "worker")).await);
+    for _ in 0..3 {
+        for (key, session) in [("k2", "s1"), ("k1", "s2"), ("k2", "s2")] {
+            let d = f
+                .decide(
+                    &spec,
+                    &call(key, session, "worker").with_confirm(Confirm::new(c.clone(), "worker")),
+                )
+                .await;
+            assert!(!d.is_allowed());
+        }
+    }
+    let d = f
+        .decide(
+            &spec,
+            &call("k1", "s1", "worker").with_confirm(Confirm::new(c.clone(), "worker")),
+        )
+        .await;
+    assert!(d.is_allowed(), "{:?}", d.outcome());
+    let d = f
+        .decide(
+            &spec,
+            &call("k2", "s2", "worker").with_confirm(Confirm::new(c, "worker")),
+        )
+        .await;
+    assert_eq!(reason(&d), InvalidReason::UnknownChallenge);
 }
 
 #[tokio::test]
@@ -248,6 +381,107 @@ async fn protected_targets_are_never_confirmable() {
     }
 }
 
+/// The look-alikes of `keygate` from the issue, and more.
+pub(crate) const LOOK_ALIKES: [&str; 14] = [
+    "keygate\u{200b}",
+    "\u{feff}keygate",
+    "ｋｅｙｇａｔｅ",
+    "keygate\0",
+    "keygate\u{0301}",
+    "kéygate",
+    "KEYGATE",
+    " keygate ",
+    "key\u{200d}gate",
+    "keygate\u{00ad}",
+    "keygate\n",
+    "\u{202e}keygate",
+    "keygate\u{fe0f}",
+    "𝐤𝐞𝐲𝐠𝐚𝐭𝐞",
+];
+
+#[tokio::test]
+async fn look_alikes_of_protected_targets_are_blocked() {
+    let f = fixture();
+    for spec in [delete_gate(), crate::util::replace_gate()] {
+        for target in LOOK_ALIKES {
+            for session in [Some("s1"), None] {
+                let plain = GateCall::new("k1", session, TOOL, target);
+                let forged = plain
+                    .clone()
+                    .with_confirm(Confirm::new("x".repeat(32), target));
+                for c in [plain, forged] {
+                    let d = f
+                        .gates
+                        .decide(&spec, &c, Some(&keygate_gates::FailureHistory::None))
+                        .await
+                        .expect("decide");
+                    assert_eq!(
+                        d.code(),
+                        Some(SELF_SERVICE_BLOCKED),
+                        "{} {target:?}",
+                        spec.kind()
+                    );
+                }
+            }
+        }
+    }
+    // The message shows what was typed and which protected name it reads as.
+    let d = f
+        .decide(&delete_gate(), &call("k1", "s1", "keygate\u{200b}"))
+        .await;
+    let text = d.message().expect("message");
+    assert!(
+        text.starts_with(
+            "Deleting service `keygate\\u{200b}` is blocked: `keygate\\u{200b}` reads as `keygate`, which is protected"
+        ),
+        "{text}"
+    );
+    // Names that only resemble it are ordinary targets.
+    for target in ["keygates", "key-gate", "gatekey"] {
+        let d = f.decide(&delete_gate(), &call("k1", "s1", target)).await;
+        assert_eq!(d.code(), Some(CONFIRMATION_REQUIRED), "{target}");
+    }
+}
+
+#[tokio::test]
+async fn targets_with_hidden_characters_are_refused() {
+    let f = fixture();
+    for (target, character) in [
+        ("worker\u{200b}", '\u{200b}'),
+        ("\u{feff}worker", '\u{feff}'),
+        ("wor\0ker", '\0'),
+        ("worker\u{2028}", '\u{2028}'),
+        ("worker\u{e0041}", '\u{e0041}'),
+    ] {
+        for spec in [delete_gate(), crate::util::replace_gate()] {
+            // Even where the gate would not apply (no failure history).
+            let d = f
+                .gates
+                .decide(
+                    &spec,
+                    &GateCall::new("k1", Some("s1"), TOOL, target),
+                    Some(&keygate_gates::FailureHistory::None),
+                )
+                .await
+                .expect("decide");
+            assert_eq!(reason(&d), InvalidReason::InvalidTarget { character });
+            assert_eq!(d.audit_detail()["reason"], "invalid_target");
+        }
+    }
+    let d = f
+        .decide(&delete_gate(), &call("k1", "s1", "worker\u{200b}"))
+        .await;
+    assert_eq!(
+        d.message().expect("message"),
+        "The service `worker\\u{200b}` contains U+200B, a control, format or invisible character, so a person could not see what it names. Gated calls refuse such names. Nothing was changed; call service.delete again with the plain name. Arguments: {}."
+    );
+    // Accented and other visible non-ASCII names are fine.
+    for target in ["wörker", "サービス", "kéygate-api"] {
+        let d = f.decide(&delete_gate(), &call("k1", "s1", target)).await;
+        assert_eq!(d.code(), Some(CONFIRMATION_REQUIRED), "{target}");
+    }
+}
+
 #[tokio::test]
 async fn without_a_session_nothing_can_be_confirmed() {
     let f = fixture();
@@ -329,7 +563,7 @@ async fn unknown_challenges_are_invalid() {
     assert_eq!(reason(&d), InvalidReason::UnknownChallenge);
     assert_eq!(
         d.message().expect("message"),
-        "The challenge is unknown or already used. Nothing was changed. To try again, call service.delete without confirm to get a new challenge, and ask the user to approve deleting `w` first."
+        "The challenge is unknown or already used. Nothing was changed. To try again, call service.delete without confirm to get a new challenge, and ask the user to approve deleting `w` first. Arguments: {}."
     );
 }
 

@@ -41,6 +41,7 @@ pub(crate) fn replace_gate() -> GateSpec {
         "has_failure_history",
         EVIDENCE.iter().map(|s| (*s).to_owned()).collect(),
     )
+    .with_protect(vec!["keygate".to_owned()])
 }
 
 /// The challenge of a `CONFIRMATION_REQUIRED` decision.

@@ -260,13 +260,6 @@ fn gate_fields_of_the_other_kind_are_rejected() {
         "{msg}"
     );
     let msg = invalid(&with_scopes(&format!(
-        "{READERS}[tools.\"t\"]\nscopes = [\"s:write\"]\nmutating = true\ngate = {{ kind = \"evidence\", target_arg = \"x\", protect = [\"a\"], status_tool = \"status\", failure_field = \"f\", evidence_tools = [\"logs\"] }}\n"
-    )));
-    assert!(
-        msg.contains("`protect` is not a field of `evidence` gates"),
-        "{msg}"
-    );
-    let msg = invalid(&with_scopes(&format!(
         "{READERS}[tools.\"t\"]\nscopes = [\"s:write\"]\nmutating = true\ngate = {{ kind = \"evidence\", target_arg = \"x\", status_tool = \"status\", evidence_tools = [\"logs\"] }}\n"
     )));
     assert!(msg.contains("has no `failure_field`"), "{msg}");
@@ -295,8 +288,74 @@ fn protected_targets_compare_trimmed_and_case_insensitively() {
     for t in ["keygate2", "worker", "", "key gate"] {
         assert!(!gate.is_protected(t), "{t}");
     }
+    assert_eq!(gate.protected_as("ÄRGER"), Some("Ärger"));
     let evidence = GateSpec::evidence("service", "s", "f", vec![]);
     assert!(!evidence.is_protected("keygate"));
+    let evidence = evidence.with_protect(vec!["keygate".to_owned()]);
+    assert!(evidence.is_protected("KeyGate"));
+    assert_eq!(evidence.protect(), ["keygate"]);
+}
+
+#[test]
+fn protected_targets_catch_look_alikes() {
+    let gate = GateSpec::approval("service", vec!["keygate".to_owned()]);
+    for t in [
+        "keygate\u{200b}",
+        "\u{feff}keygate",
+        "ｋｅｙｇａｔｅ",
+        "keygate\0",
+        "keygate\u{0301}",
+        "kéygate",
+        "KEYGATE",
+        " keygate ",
+        "key\u{2060}gate",
+        "keygate\u{00ad}",
+    ] {
+        assert_eq!(gate.protected_as(t), Some("keygate"), "{t:?}");
+    }
+    for t in ["keygates", "key-gate", "gatekey", "api"] {
+        assert!(!gate.is_protected(t), "{t:?}");
+    }
+}
+
+#[test]
+fn evidence_gates_take_protect() {
+    let p = Policy::from_toml_str(&with_scopes(&format!(
+        "{READERS}[tools.\"replace\"]\nscopes = [\"s:write\"]\nmutating = true\ngate = {{ kind = \"evidence\", target_arg = \"service\", protect = [\"keygate\"], status_tool = \"status\", failure_field = \"failed\", evidence_tools = [\"logs\"] }}\n"
+    )))
+    .expect("protect is a field of evidence gates");
+    let gate = p.tool("replace").and_then(|t| t.gate()).expect("gated");
+    assert_eq!(gate.kind(), "evidence");
+    assert_eq!(gate.protect(), ["keygate"]);
+    assert!(gate.is_protected("ｋｅｙｇａｔｅ"));
+}
+
+#[test]
+fn protected_targets_must_be_plain_and_distinct() {
+    let gate = |protect: &str| {
+        with_scopes(&format!(
+            "[tools.\"t\"]\nscopes = [\"s:write\"]\nmutating = true\ngate = {{ kind = \"approval\", target_arg = \"x\", protect = [{protect}] }}\n"
+        ))
+    };
+    let msg = invalid(&gate("\"keygate\\u200b\""));
+    assert!(
+        msg.starts_with("line 7, column 58: ")
+            && msg.contains("protected target \"keygate\\u{200b}\" contains U+200B"),
+        "{msg}"
+    );
+    let msg = invalid(&gate("\"keygate\", \"KeyGate\""));
+    assert!(
+        msg.contains("protected target `KeyGate` is the same name as `keygate`"),
+        "{msg}"
+    );
+    let msg = invalid(&gate("\"keygate\", \"ｋｅｙｇａｔｅ\""));
+    assert!(msg.contains("is the same name as `keygate`"), "{msg}");
+    let msg = invalid(&gate("\"\\u0301\""));
+    assert!(msg.contains("is empty once accents"), "{msg}");
+    let msg = invalid(&with_scopes(&format!(
+        "{READERS}[tools.\"r\"]\nscopes = [\"s:write\"]\nmutating = true\ngate = {{ kind = \"evidence\", target_arg = \"x\", protect = [\"a\\u0000\"], status_tool = \"status\", failure_field = \"f\", evidence_tools = [\"logs\"] }}\n"
+    )));
+    assert!(msg.contains("contains U+0000"), "{msg}");
 }
 
 #[test]

@@ -150,14 +150,24 @@ async fn delete_needs_a_challenge_from_the_same_session() {
             == false
     );
 
-    // From another session: invalid, and the challenge is spent.
+    // From another session: invalid, and the challenge is kept for its owner.
     let confirm = json!({"service": "api", "confirm": {"challenge": challenge, "target": "api"}});
     let other = h
         .tool(&key, Some("s2"), "service.delete", confirm.clone())
         .await;
     assert_eq!(gate_code(&other).as_deref(), Some("CONFIRMATION_INVALID"));
+    let reason = &other.body["result"]["structuredContent"]["reason"];
+    assert_eq!(reason, "other_session", "{}", other.raw);
+    // Its owner presenting it with other arguments spends it.
+    let changed = json!({"service": "api", "project": "shop",
+                         "confirm": {"challenge": challenge, "target": "api"}});
+    let changed = h.tool(&key, Some("s1"), "service.delete", changed).await;
+    let reason = &changed.body["result"]["structuredContent"]["reason"];
+    assert_eq!(reason, "other_arguments", "{}", changed.raw);
     let reuse = h.tool(&key, Some("s1"), "service.delete", confirm).await;
     assert_eq!(gate_code(&reuse).as_deref(), Some("CONFIRMATION_INVALID"));
+    let reason = &reuse.body["result"]["structuredContent"]["reason"];
+    assert_eq!(reason, "unknown_challenge", "{}", reuse.raw);
 
     // A fresh challenge, with a target that is not exactly the name: refused, kept.
     let first = h
