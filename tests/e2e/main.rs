@@ -12,3 +12,4 @@ mod keys;
 mod leaks;
 mod postgres;
 mod revocation_load;
+mod transport;
