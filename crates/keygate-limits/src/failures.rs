@@ -132,7 +132,7 @@ struct Table {
 /// [`FailureQuota::interval`]; while it may not fail once more it is blocked, for at
 /// most one interval. Failures recorded while already blocked (requests that passed
 /// the check before an earlier one failed) do not extend the block, so the budget is
-/// exceeded at most by the verifications in flight when it ran out.
+/// exceeded at most by the verifications in flight each time it runs out.
 ///
 /// **Memory.** At most [`FailureLimiter::capacity`] clients are tracked (default
 /// [`DEFAULT_MAX_CLIENTS`], about 3 MiB; set with [`FailureLimiter::max_clients`]). A client whose budget is full again is
