@@ -381,6 +381,8 @@ pub struct ServerOptions {
     /// Environment variables for the server (after the harness's own, so
     /// `KEYGATE_LOG` here wins over `KEYGATE_E2E_LOG`).
     pub env: Vec<(String, String)>,
+    /// Run the server under this open-file limit (`ulimit -n`, soft and hard).
+    pub max_open_files: Option<u32>,
 }
 
 impl ServerOptions {
@@ -410,6 +412,14 @@ impl ServerOptions {
     #[must_use]
     pub fn args(mut self, args: &[&str]) -> Self {
         self.args.extend(args.iter().map(|a| (*a).to_owned()));
+        self
+    }
+
+    /// Runs the server under an open-file limit of `files` (through `sh -c 'ulimit -n
+    /// FILES && exec keygated …'`, so the process id is still the server's).
+    #[must_use]
+    pub fn max_open_files(mut self, files: u32) -> Self {
+        self.max_open_files = Some(files);
         self
     }
 }
@@ -452,7 +462,16 @@ impl Server {
                 (Some(dir), url, Some(path))
             }
         };
-        let mut cmd = clean_command(&binary("keygated"));
+        let mut cmd = match options.max_open_files {
+            None => clean_command(&binary("keygated")),
+            Some(files) => {
+                let mut cmd = clean_command(Path::new("sh"));
+                cmd.arg("-c")
+                    .arg(format!("ulimit -n {files} && exec \"$0\" \"$@\""))
+                    .arg(binary("keygated"));
+                cmd
+            }
+        };
         cmd.args(["--listen", "127.0.0.1:0", "--database", &database]);
         if options.demo {
             cmd.arg("--demo");

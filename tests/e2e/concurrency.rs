@@ -13,8 +13,16 @@ const RUN_FOR: Duration = Duration::from_secs(3);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn no_request_sent_after_the_revoke_returned_succeeds() {
-    // Limits far above what 8 clients can send, so no 429 muddies the outcome.
-    let server = Server::demo_with(&["--key-rate", "1000000", "--tenant-rate", "1000000"]);
+    // Limits far above what 8 clients can send, so no 429 muddies the outcome; the
+    // revoked key's 401s all come from one address, so no failure limit either.
+    let server = Server::demo_with(&[
+        "--key-rate",
+        "1000000",
+        "--tenant-rate",
+        "1000000",
+        "--auth-failure-rate",
+        "0",
+    ]);
     let admin = server.api(&server.owner_key());
     let (id, key) = admin
         .new_key(json!({"name":"hammered","kind":"tenant","scopes":["services:read"]}))

@@ -15,3 +15,4 @@ mod leaks;
 mod policing;
 mod postgres;
 mod revocation_load;
+mod transport;

@@ -75,6 +75,20 @@ struct Args {
     /// Token brand: keys look like BRAND_uk_… [default: kg].
     #[arg(long, env = "KEYGATE_BRAND", value_name = "BRAND", value_parser = brand)]
     brand: Option<String>,
+    /// Seconds a client may take to send a request's headers (from connecting, or
+    /// from the previous answer on a kept-alive connection) before the connection is
+    /// closed [default: 30].
+    #[arg(long, env = "KEYGATE_HEADER_TIMEOUT", value_name = "SECONDS")]
+    header_timeout: Option<NonZeroU32>,
+    /// Most client connections held at once; more wait until one closes [default:
+    /// half of what the open-file limit leaves after 64, at most 4096].
+    #[arg(long, env = "KEYGATE_MAX_CONNECTIONS", value_name = "N")]
+    max_connections: Option<NonZeroU32>,
+    /// Failed authentications a minute, and burst, per client address (IPv6: per
+    /// /64) before its requests get 429 without being verified; 0 turns it off.
+    /// Behind a proxy every client shares the proxy's address [default: 60].
+    #[arg(long, env = "KEYGATE_AUTH_FAILURE_RATE", value_name = "N")]
+    auth_failure_rate: Option<u32>,
 }
 
 /// The TOML file: the same settings, all optional, unknown keys refused.
@@ -93,6 +107,9 @@ struct FileConfig {
     upstream_timeout: Option<NonZeroU32>,
     request_timeout: Option<NonZeroU32>,
     brand: Option<String>,
+    header_timeout: Option<NonZeroU32>,
+    max_connections: Option<NonZeroU32>,
+    auth_failure_rate: Option<u32>,
 }
 
 /// A usage or configuration error: exit code 2.
@@ -254,6 +271,15 @@ fn resolve(args: Args) -> anyhow::Result<(Config, SocketAddr)> {
     if let Some(v) = args.request_timeout.or(file.request_timeout) {
         config.request_timeout = Duration::from_secs(u64::from(v.get()));
     }
+    if let Some(v) = args.header_timeout.or(file.header_timeout) {
+        config.header_timeout = Duration::from_secs(u64::from(v.get()));
+    }
+    if let Some(v) = args.max_connections.or(file.max_connections) {
+        config.max_connections = v;
+    }
+    if let Some(v) = args.auth_failure_rate.or(file.auth_failure_rate) {
+        config.auth_failure_rate = NonZeroU32::new(v);
+    }
     if let Some(v) = args.brand.map_or_else(
         || from_file(&path, "brand", file.brand, brand),
         |v| Ok(Some(v)),
@@ -371,5 +397,48 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolved(args: &[&str]) -> Config {
+        let args = Args::try_parse_from(std::iter::once("keygated").chain(args.iter().copied()))
+            .expect("the arguments parse");
+        resolve(args).expect("the settings resolve").0
+    }
+
+    #[test]
+    fn connection_settings_flag_over_file_over_default() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("keygate.toml");
+        std::fs::write(
+            &path,
+            "demo = true\nmax-connections = 7\nheader-timeout = 9\nauth-failure-rate = 0\n",
+        )
+        .expect("the file is written");
+        let file = path.to_str().expect("a UTF-8 path");
+        let config = resolved(&["--config", file, "--max-connections", "3"]);
+        assert_eq!(config.max_connections.get(), 3, "the flag wins");
+        assert_eq!(
+            config.header_timeout,
+            Duration::from_secs(9),
+            "from the file"
+        );
+        assert_eq!(config.auth_failure_rate, None, "0 turns the limit off");
+
+        let config = resolved(&["--config", file, "--auth-failure-rate", "5"]);
+        assert_eq!(config.auth_failure_rate.map(NonZeroU32::get), Some(5));
+        assert_eq!(config.max_connections.get(), 7);
+
+        let config = resolved(&["--demo"]);
+        assert_eq!(config.header_timeout, Duration::from_secs(30));
+        assert_eq!(config.auth_failure_rate.map(NonZeroU32::get), Some(60));
+        assert_eq!(
+            config.max_connections,
+            keygate_server::default_max_connections()
+        );
     }
 }

@@ -9,6 +9,8 @@
 //! - [`AuthLayer`] / [`Auth`]: the layer and its service. No cache: a revoked key is
 //!   refused on the very next request. The raw token is never forwarded (the
 //!   `Authorization` header is removed) and never logged (it is marked sensitive).
+//!   [`AuthLayer::with_failure_limiter`] adds a budget of failed authentications per
+//!   client address: a client over it is answered 429 before its token is verified.
 //! - [`AuthError`]: every failure of the contract, each an axum
 //!   [`IntoResponse`](axum::response::IntoResponse) with a fixed body.
 //! - [`Authenticated`]: an axum extractor for the verified

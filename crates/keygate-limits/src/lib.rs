@@ -7,6 +7,10 @@
 //! for many keys) and Redis (`RedisLimiter`, one atomic GCRA script per check, so several
 //! servers share one budget). [`from_url`] picks one from a `memory` / `redis://…` spec.
 //!
+//! A third budget is counted apart, in-process only: failed authentications per client
+//! address ([`FailureLimiter`], IPv6 per /64), asked before a token is verified so that
+//! a flood of forged tokens from one client stops costing key-store reads.
+//!
 //! The crate knows nothing of HTTP or of key records: keys and tenants are plain string
 //! ids. It renders the header values the HTTP layer sends: `Retry-After`
 //! ([`retry_after_secs`]) and the `RateLimit-Policy` / `RateLimit` fields of
@@ -40,6 +44,7 @@
 //!   [`LimitError::RedisNotCompiled`].
 
 mod error;
+mod failures;
 mod limiter;
 mod memory;
 mod outcome;
@@ -48,6 +53,7 @@ mod quota;
 mod redis;
 
 pub use crate::error::LimitError;
+pub use crate::failures::{ClientId, DEFAULT_MAX_CLIENTS, FailureLimiter, FailureQuota};
 pub use crate::limiter::{FailMode, RateLimiter, from_url, from_url_with, redact_url};
 pub use crate::memory::{DEFAULT_HOUSEKEEPING_EVERY, MemoryLimiter};
 pub use crate::outcome::{Outcome, Status, retry_after_secs};

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use keygate_gates::{GateStore, Gates, MemoryGateStore, SystemClock};
 use keygate_keys::{Bootstrap, Bootstrapped, KeyStore, Principal, StoreError};
-use keygate_limits::{Limits, Quota};
+use keygate_limits::{FailureLimiter, FailureQuota, Limits, Quota};
 use keygate_scopes::Policy;
 use serde_json::json;
 use tower::ServiceBuilder;
@@ -23,6 +23,7 @@ use tower_http::timeout::TimeoutLayer;
 use crate::config::{Config, Upstream as UpstreamConfig};
 use crate::error::ServerError;
 use crate::metrics::{Metrics, TimedStore};
+use crate::serve::Transport;
 use crate::state::{AppState, Shared};
 use crate::upstream::Upstream;
 use crate::{admin, mcp, page};
@@ -63,6 +64,7 @@ const PURGE_EVERY: Duration = Duration::from_secs(300);
 pub struct App {
     router: Router,
     state: AppState,
+    transport: Transport,
     demo_owner: Option<Bootstrapped>,
 }
 
@@ -118,6 +120,18 @@ impl App {
         gate_store: Arc<dyn GateStore>,
     ) -> Result<Self, ServerError> {
         let policy = load_policy(&config)?;
+        if config.header_timeout.is_zero() {
+            return Err(ServerError::Config(
+                "the header timeout must be above zero".to_owned(),
+            ));
+        }
+        let transport = Transport {
+            header_timeout: config.header_timeout,
+            max_connections: usize::try_from(config.max_connections.get()).unwrap_or(usize::MAX),
+        };
+        let failures = config
+            .auth_failure_rate
+            .map(|n| Arc::new(FailureLimiter::new(FailureQuota::per_minute(n))));
         let upstream = match &config.upstream {
             UpstreamConfig::Demo => {
                 Upstream::in_process(keygate_demo::Platform::new(), config.upstream_timeout)
@@ -161,8 +175,9 @@ impl App {
             None
         };
         Ok(Self {
-            router: router(state.clone(), config.request_timeout),
+            router: router(state.clone(), config.request_timeout, failures),
             state,
+            transport,
             demo_owner,
         })
     }
@@ -184,12 +199,22 @@ impl App {
         &self.state.policy
     }
 
-    /// Serves on `listener` until `shutdown` completes, then lets in-flight requests
-    /// finish.
+    /// Serves HTTP/1.1 on `listener` until `shutdown` completes, then stops accepting
+    /// and lets in-flight requests finish.
+    ///
+    /// A connection whose request headers do not all arrive within
+    /// [`Config::header_timeout`] (from accept, or from the end of the previous answer
+    /// on a kept-alive connection) is closed. At most [`Config::max_connections`] are
+    /// held; at the cap new connections wait in the listen queue. A failing `accept`
+    /// (out of file descriptors) is retried with a backoff of up to 1 s, never given up.
+    /// Every accepted socket gets TCP_NODELAY, and the router sees the peer address as
+    /// [`ConnectInfo<SocketAddr>`](axum::extract::ConnectInfo) (for the per-address
+    /// failed-authentication limit).
     ///
     /// # Errors
     ///
-    /// [`ServerError::Io`] when the listener fails.
+    /// None today: accept failures are retried. The `Result` is kept for failures a
+    /// later transport may have.
     pub async fn serve(
         self,
         listener: tokio::net::TcpListener,
@@ -206,12 +231,9 @@ impl App {
                 }
             }
         });
-        let result = axum::serve(listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(ServerError::Io);
+        crate::serve::serve(listener, self.router, self.transport, shutdown).await;
         purge.abort();
-        result
+        Ok(())
     }
 }
 
@@ -266,8 +288,15 @@ async fn bootstrap_demo(state: &AppState) -> Result<Option<Bootstrapped>, Server
 }
 
 /// All routes, with authentication on `/api/*`.
-fn router(state: AppState, request_timeout: Duration) -> Router {
-    let auth = keygate_http::AuthLayer::new(state.store.clone());
+fn router(
+    state: AppState,
+    request_timeout: Duration,
+    failures: Option<Arc<FailureLimiter>>,
+) -> Router {
+    let mut auth = keygate_http::AuthLayer::new(state.store.clone());
+    if let Some(failures) = failures {
+        auth = auth.with_failure_limiter(failures);
+    }
     let admin_routes = Router::new()
         .route("/api/v1/token", get(admin::token))
         .route("/api/v1/scopes", get(admin::list_scopes))

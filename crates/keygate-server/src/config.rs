@@ -27,6 +27,8 @@ pub enum Upstream {
 /// let mut config = Config::new(Upstream::Demo);
 /// config.database = "sqlite://keygate.db".to_owned();
 /// assert_eq!(config.key_rate.get(), 20);
+/// assert_eq!(config.header_timeout.as_secs(), 30);
+/// assert_eq!(config.auth_failure_rate.map(|n| n.get()), Some(60));
 /// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -56,6 +58,65 @@ pub struct Config {
     pub request_timeout: Duration,
     /// How long a confirmation challenge lives. Default 300 s.
     pub challenge_ttl: Duration,
+    /// How long a client may take to send a request's headers, counted from the moment
+    /// the connection is ready to read them (accepted, or idle after an answer): a
+    /// connection whose headers have not all arrived by then is closed, so a client
+    /// that sends them slowly (or keeps an idle connection) cannot hold a connection
+    /// slot longer. Must not be zero. Default 30 s.
+    pub header_timeout: Duration,
+    /// Most client connections held at once. At the cap no more are accepted: new
+    /// ones wait in the kernel's listen queue until one closes. Default
+    /// [`default_max_connections`].
+    pub max_connections: NonZeroU32,
+    /// Failed authentications a minute, and burst, per client address (IPv6 per /64):
+    /// a client over this budget is answered 429 before its token is verified, so a
+    /// flood of forged tokens does not become a flood of key-store reads (see
+    /// [`keygate_http::AuthLayer::with_failure_limiter`]). `None` turns it off.
+    /// Default 60.
+    pub auth_failure_rate: Option<NonZeroU32>,
+}
+
+/// Connections [`default_max_connections`] never goes over.
+const MAX_CONNECTIONS_CEILING: u32 = 4096;
+/// Descriptors [`default_max_connections`] leaves for the store, the listener, logs
+/// and the upstream's idle pool.
+const RESERVED_FILES: u64 = 64;
+
+/// The default of [`Config::max_connections`]: half of what the process's open-file
+/// limit (soft `RLIMIT_NOFILE`) leaves after 64 descriptors for the store, the
+/// listener and the upstream's idle pool, at most 4096 and at least 1 (1024 where the
+/// limit cannot be read).
+///
+/// Half, because a client connection may hold a second descriptor, its request to
+/// the upstream. A cap under the open-file limit means the cap is reached before the
+/// process runs out of descriptors: new connections then wait in the listen queue
+/// instead of failing `accept` with `EMFILE`, and the store and the upstream can still
+/// open theirs. The ceiling keeps memory for connection buffers and tasks modest on
+/// hosts with a very high limit; raise the cap (and `ulimit -n`) for more.
+///
+/// ```
+/// let cap = keygate_server::default_max_connections();
+/// assert!(cap.get() >= 1 && cap.get() <= 4096);
+/// ```
+pub fn default_max_connections() -> NonZeroU32 {
+    let cap = open_file_limit().map_or(1024, |files| {
+        let usable = files.saturating_sub(RESERVED_FILES) / 2;
+        u32::try_from(usable.min(u64::from(MAX_CONNECTIONS_CEILING)))
+            .unwrap_or(MAX_CONNECTIONS_CEILING)
+    });
+    NonZeroU32::new(cap).unwrap_or(NonZeroU32::MIN)
+}
+
+/// The soft open-file limit; `None` when it cannot be read. Unlimited is `u64::MAX`.
+#[cfg(unix)]
+fn open_file_limit() -> Option<u64> {
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+    Some(limit.current.unwrap_or(u64::MAX))
+}
+
+#[cfg(not(unix))]
+fn open_file_limit() -> Option<u64> {
+    None
 }
 
 impl Config {
@@ -73,6 +134,9 @@ impl Config {
             upstream_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             challenge_ttl: Duration::from_secs(300),
+            header_timeout: Duration::from_secs(30),
+            max_connections: default_max_connections(),
+            auth_failure_rate: NonZeroU32::new(60),
         }
     }
 

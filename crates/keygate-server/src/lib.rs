@@ -9,7 +9,8 @@
 //! - [`Config`] / [`Upstream`]: what to serve, as values.
 //! - [`App`]: [`App::new`] opens the store and builds everything, [`App::router`]
 //!   is the axum router (for `oneshot` tests), [`App::serve`] serves until a shutdown
-//!   future completes, [`App::take_demo_owner`] hands out the demo owner key once.
+//!   future completes (HTTP/1.1, with a header timeout, a connection cap and
+//!   TCP_NODELAY), [`App::take_demo_owner`] hands out the demo owner key once.
 //! - [`ServerError`]: why the server could not start.
 //!
 //! # Features
@@ -39,6 +40,7 @@ mod gate_store;
 mod mcp;
 mod metrics;
 mod page;
+mod serve;
 mod state;
 mod strict;
 mod upstream;
@@ -46,7 +48,7 @@ mod upstream;
 pub use crate::app::{
     ADMIN_BODY_LIMIT, App, DEMO_OWNER, DEMO_PROJECTS, DEMO_TENANT, MCP_BODY_LIMIT,
 };
-pub use crate::config::{Config, Upstream};
+pub use crate::config::{Config, Upstream, default_max_connections};
 pub use crate::error::ServerError;
 pub use crate::mcp::{MAX_JSON_DEPTH, MAX_SESSION_ID_LEN};
 pub use crate::page::CSP;

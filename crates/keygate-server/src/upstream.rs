@@ -73,6 +73,8 @@ impl Upstream {
         // idempotent (an already installed provider is kept).
         let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
+            // reqwest's default, stated: streamed answers are many small writes.
+            .tcp_nodelay(true)
             .connect_timeout(timeout.min(Duration::from_secs(5)))
             .read_timeout(timeout)
             .pool_idle_timeout(Duration::from_secs(90))

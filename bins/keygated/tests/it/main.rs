@@ -1,12 +1,13 @@
 //! Command-line behaviour of `keygated`: configuration errors, help, and a demo start.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Command as StdCommand, Stdio};
+use std::process::{Child, Command as StdCommand, Stdio};
+use std::time::Duration;
 
 use assert_cmd::Command;
 use assert_cmd::cargo::cargo_bin;
 
-const ENV: [&str; 12] = [
+const ENV: [&str; 15] = [
     "KEYGATE_CONFIG",
     "KEYGATE_LISTEN",
     "KEYGATE_DATABASE",
@@ -19,6 +20,9 @@ const ENV: [&str; 12] = [
     "KEYGATE_UPSTREAM_TIMEOUT",
     "KEYGATE_BRAND",
     "KEYGATE_LOG",
+    "KEYGATE_HEADER_TIMEOUT",
+    "KEYGATE_MAX_CONNECTIONS",
+    "KEYGATE_AUTH_FAILURE_RATE",
 ];
 
 fn keygated() -> Command {
@@ -57,7 +61,13 @@ fn help_and_version() {
         "--key-rate",
         "--tenant-rate",
         "--rate-limit-backend",
+        "--header-timeout",
+        "--max-connections",
+        "--auth-failure-rate",
         "KEYGATE_LISTEN",
+        "KEYGATE_HEADER_TIMEOUT",
+        "KEYGATE_MAX_CONNECTIONS",
+        "KEYGATE_AUTH_FAILURE_RATE",
     ] {
         assert!(help.contains(flag), "{flag} missing from --help");
     }
@@ -66,7 +76,7 @@ fn help_and_version() {
 
 #[test]
 fn bad_values_exit_2_with_a_precise_message() {
-    let cases: [(&[&str], &str); 8] = [
+    let cases: [(&[&str], &str); 11] = [
         (&["--demo", "--listen", "localhost"], "--listen"),
         (&["--demo", "--key-rate", "0"], "--key-rate"),
         (&["--demo", "--tenant-rate", "many"], "--tenant-rate"),
@@ -84,6 +94,12 @@ fn bad_values_exit_2_with_a_precise_message() {
             "cannot be used with",
         ),
         (&[], "give --upstream URL"),
+        (&["--demo", "--header-timeout", "0"], "--header-timeout"),
+        (&["--demo", "--max-connections", "0"], "--max-connections"),
+        (
+            &["--demo", "--auth-failure-rate", "many"],
+            "--auth-failure-rate",
+        ),
     ];
     for (args, needle) in cases {
         let (code, err) = run(keygated().args(args));
@@ -115,6 +131,17 @@ fn config_file_errors_name_the_file_key_and_position() {
     std::fs::write(&path, "demo = true\nkey-rate = 0\n").unwrap();
     let (code, err) = run(keygated().arg("--config").arg(&path));
     assert_eq!(code, 2, "{err}");
+
+    for bad in [
+        "max-connections = 0",
+        "header-timeout = 0",
+        "auth-failure-rate = -1",
+    ] {
+        std::fs::write(&path, format!("demo = true\n{bad}\n")).unwrap();
+        let (code, err) = run(keygated().arg("--config").arg(&path));
+        assert_eq!(code, 2, "{bad}: {err}");
+        assert!(err.contains("line 2"), "{bad}: {err}");
+    }
 
     let (code, err) = run(keygated()
         .arg("--config")
@@ -222,4 +249,81 @@ fn demo_prints_the_owner_key_once_and_serves() {
             );
         }
     }
+}
+
+/// Spawns `keygated --demo` on a fresh database with `args` and `env`; the child and
+/// its address, once it listens.
+fn spawn_demo(
+    dir: &std::path::Path,
+    args: &[&std::ffi::OsStr],
+    env: &[(&str, &str)],
+) -> (Child, String) {
+    let db = format!("sqlite://{}", dir.join("k.db").display());
+    let mut cmd = StdCommand::new(cargo_bin("keygated"));
+    for var in ENV {
+        cmd.env_remove(var);
+    }
+    let mut child = cmd
+        .args(["--demo", "--listen", "127.0.0.1:0", "--database", &db])
+        .args(args)
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while stderr.read_line(&mut line).unwrap() > 0 {
+        if let Some(a) = line.trim().strip_prefix("keygated: listening on http://") {
+            let addr = a.to_owned();
+            // Keep draining stderr so the server never blocks on a full pipe.
+            std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+            return (child, addr);
+        }
+        line.clear();
+    }
+    let _ = child.kill();
+    let status = child.wait();
+    panic!("keygated exited before listening: {status:?}");
+}
+
+/// `header-timeout` from the file and `KEYGATE_MAX_CONNECTIONS` from the environment
+/// both apply: with one slot, a second connection is served only once the server has
+/// closed the first, stalled one, after the one-second header timeout.
+#[test]
+fn header_timeout_from_the_file_and_connection_cap_from_the_env() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("keygate.toml");
+    std::fs::write(&config, "header-timeout = 1\n").unwrap();
+    let (mut child, addr) = spawn_demo(
+        dir.path(),
+        &["--config".as_ref(), config.as_os_str()],
+        &[("KEYGATE_MAX_CONNECTIONS", "1")],
+    );
+    let mut stalled = std::net::TcpStream::connect(&addr).unwrap();
+    stalled.write_all(b"GET /healthz HT").unwrap();
+    let mut second = std::net::TcpStream::connect(&addr).unwrap();
+    second
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    write!(
+        second,
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    second.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    // By then the stalled connection was closed (else the only slot was still taken).
+    stalled
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut rest = Vec::new();
+    let closed = stalled.read_to_end(&mut rest);
+    assert!(
+        closed.is_ok(),
+        "the stalled connection is still open: {closed:?}"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
 }

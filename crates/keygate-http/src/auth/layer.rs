@@ -4,6 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use keygate_keys::KeyStore;
+use keygate_limits::FailureLimiter;
 use tower::Layer;
 
 use super::service::Auth;
@@ -16,6 +17,11 @@ use super::service::Auth;
 /// identity headers set (client-supplied ones removed) and no `Authorization`
 /// header. Any other request is answered by the layer with the exact
 /// [`AuthError`](crate::AuthError) response and never reaches the inner service.
+///
+/// With [`AuthLayer::with_failure_limiter`], failed authentications are counted per
+/// client address, and a client over its budget is answered 429
+/// `{"error":"rate_limited"}` with `Retry-After` before its token is verified (see
+/// there).
 ///
 /// ```
 /// use std::sync::Arc;
@@ -31,18 +37,61 @@ use super::service::Auth;
 #[derive(Clone)]
 pub struct AuthLayer {
     store: Arc<dyn KeyStore>,
+    failures: Option<Arc<FailureLimiter>>,
 }
 
 impl AuthLayer {
-    /// A layer verifying tokens against `store`.
+    /// A layer verifying tokens against `store`, with no limit on failures.
     pub fn new(store: Arc<dyn KeyStore>) -> Self {
-        Self { store }
+        Self {
+            store,
+            failures: None,
+        }
+    }
+
+    /// Counts failed authentications per client address in `limiter`, and answers a
+    /// client over its budget 429 `{"error":"rate_limited"}` with `Retry-After`
+    /// **before** its token is verified, so the store is not read.
+    ///
+    /// Counted: every 401 of verification (`invalid_token` for bad shapes, checksums,
+    /// unknown ids, hash mismatches and revoked keys; `expired`). Not counted: a
+    /// missing or malformed `Authorization` header (refused without a store read) and
+    /// a store failure (503, not the client's fault). While a client is over budget
+    /// every token it presents is refused, valid ones included; requests with no token
+    /// are answered 401 `missing_token` as usual.
+    ///
+    /// The client address is the peer of the connection, read from the request's
+    /// [`ConnectInfo<SocketAddr>`](axum::extract::ConnectInfo) extension (serve with
+    /// `into_make_service_with_connect_info::<SocketAddr>()`, or insert it yourself).
+    /// Requests without one are not limited. Forwarding headers such as
+    /// `X-Forwarded-For` are never trusted: behind a proxy every client shares the
+    /// proxy's address, and so its budget.
+    ///
+    /// ```
+    /// use std::num::NonZeroU32;
+    /// use std::sync::Arc;
+    /// use keygate_http::AuthLayer;
+    /// use keygate_keys::KeyStore;
+    /// use keygate_limits::{FailureLimiter, FailureQuota};
+    ///
+    /// fn layer(store: Arc<dyn KeyStore>) -> AuthLayer {
+    ///     let per_minute = NonZeroU32::new(60).unwrap_or(NonZeroU32::MIN);
+    ///     let limiter = FailureLimiter::new(FailureQuota::per_minute(per_minute));
+    ///     AuthLayer::new(store).with_failure_limiter(Arc::new(limiter))
+    /// }
+    /// ```
+    #[must_use]
+    pub fn with_failure_limiter(mut self, limiter: Arc<FailureLimiter>) -> Self {
+        self.failures = Some(limiter);
+        self
     }
 }
 
 impl fmt::Debug for AuthLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AuthLayer").finish_non_exhaustive()
+        f.debug_struct("AuthLayer")
+            .field("failures", &self.failures)
+            .finish_non_exhaustive()
     }
 }
 
@@ -50,6 +99,6 @@ impl<S> Layer<S> for AuthLayer {
     type Service = Auth<S>;
 
     fn layer(&self, inner: S) -> Auth<S> {
-        Auth::new(inner, self.store.clone())
+        Auth::new(inner, self.store.clone(), self.failures.clone())
     }
 }

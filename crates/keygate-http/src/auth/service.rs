@@ -1,13 +1,16 @@
 //! The service: verifies, rewrites identity headers, then calls the inner service.
 
 use std::fmt;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use axum::extract::ConnectInfo;
 use axum::response::{IntoResponse, Response};
 use http::Request;
 use http::header::AUTHORIZATION;
 use keygate_keys::KeyStore;
+use keygate_limits::{ClientId, FailureLimiter, retry_after_secs};
 use tower::Service;
 use zeroize::Zeroizing;
 
@@ -21,11 +24,20 @@ use crate::identity::apply_identity;
 pub struct Auth<S> {
     inner: S,
     store: Arc<dyn KeyStore>,
+    failures: Option<Arc<FailureLimiter>>,
 }
 
 impl<S> Auth<S> {
-    pub(crate) fn new(inner: S, store: Arc<dyn KeyStore>) -> Self {
-        Self { inner, store }
+    pub(crate) fn new(
+        inner: S,
+        store: Arc<dyn KeyStore>,
+        failures: Option<Arc<FailureLimiter>>,
+    ) -> Self {
+        Self {
+            inner,
+            store,
+            failures,
+        }
     }
 
     /// The wrapped service.
@@ -74,6 +86,23 @@ where
                 return ResponseFuture::new(Box::pin(async move { Ok(err.into_response()) }));
             }
         };
+        // The failure budget of the peer, asked before the store is.
+        let failures = self
+            .failures
+            .as_ref()
+            .and_then(|limiter| Some((Arc::clone(limiter), peer(&req)?)));
+        if let Some((limiter, ip)) = &failures
+            && let Some(wait) = limiter.blocked_for(*ip)
+        {
+            tracing::debug!(
+                client = %ClientId::from(*ip),
+                "refused before verification: too many failed authentications"
+            );
+            let err = AuthError::RateLimited {
+                retry_after_secs: retry_after_secs(wait),
+            };
+            return ResponseFuture::new(Box::pin(async move { Ok(err.into_response()) }));
+        }
 
         ResponseFuture::new(Box::pin(async move {
             let principal = match store.verify(&token).await {
@@ -81,6 +110,17 @@ where
                 Err(err) => {
                     let err = AuthError::from(err);
                     tracing::debug!(error = %err, "key refused");
+                    if let Some((limiter, ip)) = failures
+                        && counts_as_failure(&err)
+                        && limiter.record_failure(ip)
+                    {
+                        tracing::info!(
+                            client = %ClientId::from(ip),
+                            quota = %limiter.quota(),
+                            "client over its budget of failed authentications: \
+                             refusing its tokens with 429 until the budget refills"
+                        );
+                    }
                     return Ok(err.into_response());
                 }
             };
@@ -97,4 +137,20 @@ where
             inner.call(req).await
         }))
     }
+}
+
+/// The peer address of the connection, when the server recorded it.
+fn peer<B>(req: &Request<B>) -> Option<IpAddr> {
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip())
+}
+
+/// Whether a refusal spends the client's failure budget: every 401 of verification.
+/// A store failure (503) is not the client's doing.
+fn counts_as_failure(err: &AuthError) -> bool {
+    matches!(
+        err,
+        AuthError::KeyNotFound | AuthError::KeyRevoked | AuthError::Expired
+    )
 }

@@ -3,6 +3,7 @@
 
 mod contract;
 mod extract;
+mod failures;
 mod headers;
 mod identity;
 mod logs;

@@ -1,6 +1,8 @@
 //! Integration tests of keygate-limits: the in-process backend on a fake clock, the
-//! Redis backend against a real Redis (`KEYGATE_TEST_REDIS`), header values and specs.
+//! Redis backend against a real Redis (`KEYGATE_TEST_REDIS`), header values and specs,
+//! and the failed-authentication limiter.
 
+mod failures;
 mod headers;
 mod memory;
 #[cfg(feature = "redis")]

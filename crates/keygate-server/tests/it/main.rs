@@ -1,5 +1,6 @@
 //! Integration tests of the keygate server: `oneshot` on `App::router()` over a
-//! `MemoryStore` and the in-process demo platform (or a loopback upstream).
+//! `MemoryStore` and the in-process demo platform (or a loopback upstream), and
+//! `App::serve` on loopback sockets.
 
 mod admin;
 mod errors;
@@ -9,4 +10,5 @@ mod misc;
 mod postgres;
 mod router_proptest;
 mod timing;
+mod transport;
 mod util;
