@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use keygate_keys::{
     ApiKey, AuditEvent, Bootstrap, Bootstrapped, CreatedKey, KeyId, KeyKind, KeyStore, MemoryStore,
-    NewAuditEvent, NewKey, Principal, Project, Role, StoreError, Tenant, TenantId, TokenFormat,
-    User, VerifyError,
+    NewAuditEvent, NewKey, Principal, Project, ProjectRef, Role, StoreError, Tenant, TenantId,
+    TokenFormat, User, VerifyError,
 };
 use keygate_server::{App, Config, Upstream};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -149,6 +149,9 @@ impl KeyStore for CountingStore {
     }
     async fn list_projects(&self, t: &TenantId) -> Result<Vec<Project>, StoreError> {
         self.inner.list_projects(t).await
+    }
+    async fn find_project(&self, t: &TenantId, p: &str) -> Result<Option<ProjectRef>, StoreError> {
+        self.inner.find_project(t, p).await
     }
     async fn create_key(
         &self,
