@@ -299,6 +299,13 @@ impl KeyStore for CountingStore {
     async fn list_projects(&self, tenant: &TenantId) -> Result<Vec<Project>, StoreError> {
         self.0.list_projects(tenant).await
     }
+    async fn find_project(
+        &self,
+        tenant: &TenantId,
+        project: &str,
+    ) -> Result<Option<ProjectRef>, StoreError> {
+        self.0.find_project(tenant, project).await
+    }
     async fn create_key(
         &self,
         format: &TokenFormat,
