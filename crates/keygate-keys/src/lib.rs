@@ -102,7 +102,7 @@ pub use crate::model::{
     Principal, Project, ProjectId, ProjectRef, Role, Tenant, TenantId, TenantRef, User, UserId,
     UserRef,
 };
-pub use crate::name::{NameError, check_name_characters};
+pub use crate::name::{NameError, check_name_characters, is_hidden_char};
 #[cfg(feature = "postgres")]
 pub use crate::postgres::PostgresStore;
 #[cfg(feature = "sqlite")]

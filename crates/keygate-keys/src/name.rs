@@ -5,7 +5,8 @@
 //! `shop` while being `\u{202E}pohs`, and one holding a zero-width character looks
 //! exactly like another name: both are refused, as are control characters.
 
-use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+use icu_properties::props::{DefaultIgnorableCodePoint, GeneralCategory, GeneralCategoryGroup};
+use icu_properties::{CodePointMapData, CodePointSetData};
 
 /// Why a name is refused for the characters it holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -59,39 +60,42 @@ pub fn check_name_characters(name: &str) -> Result<(), NameError> {
         if c.is_control() {
             return Err(NameError::Control(c));
         }
-        if is_invisible(c) {
+        if is_hidden_char(c) {
             return Err(NameError::Invisible(c));
         }
     }
     Ok(())
 }
 
-/// Format characters, line and paragraph separators, and the default-ignorable code
-/// points outside `Cf` (Unicode's `Default_Ignorable_Code_Point`, DerivedCoreProperties).
-fn is_invisible(c: char) -> bool {
+/// Control (Cc), format (Cf), line separator (Zl) and paragraph separator (Zp).
+const HIDDEN_CATEGORIES: GeneralCategoryGroup = GeneralCategoryGroup::Control
+    .union(GeneralCategoryGroup::Format)
+    .union(GeneralCategoryGroup::LineSeparator)
+    .union(GeneralCategoryGroup::ParagraphSeparator);
+
+/// Whether `c` is invisible or controls layout rather than being text: a control or
+/// format character, a line or paragraph separator, or a default-ignorable code point
+/// (zero-width spaces and joiners, the byte order mark, variation selectors, Hangul
+/// fillers, tags, ...).
+///
+/// The one rule for hidden characters: names refuse them ([`check_name_characters`])
+/// and gated targets holding them are refused by the gates. The Unicode data is
+/// ICU4X's (`Default_Ignorable_Code_Point` and `General_Category`), not a table of ours.
+///
+/// ```
+/// use keygate_keys::is_hidden_char;
+///
+/// assert!(is_hidden_char('\u{202E}'));
+/// assert!(is_hidden_char('\u{FE0F}'));
+/// assert!(is_hidden_char('\0'));
+/// assert!(!is_hidden_char('é'));
+/// ```
+pub fn is_hidden_char(c: char) -> bool {
     if c.is_ascii() {
-        return false;
+        return c.is_ascii_control();
     }
-    matches!(
-        c.general_category(),
-        GeneralCategory::Format
-            | GeneralCategory::LineSeparator
-            | GeneralCategory::ParagraphSeparator
-    ) || matches!(
-        c,
-        // Combining grapheme joiner.
-        '\u{034F}'
-        // Hangul fillers.
-        | '\u{115F}' | '\u{1160}' | '\u{3164}' | '\u{FFA0}'
-        // Khmer inherent vowels.
-        | '\u{17B4}' | '\u{17B5}'
-        // Mongolian free variation selectors (U+180E is `Cf`).
-        | '\u{180B}'..='\u{180F}'
-        // Variation selectors.
-        | '\u{FE00}'..='\u{FE0F}' | '\u{E0100}'..='\u{E01EF}'
-        // Reserved default-ignorable code points.
-        | '\u{2065}' | '\u{FFF0}'..='\u{FFF8}' | '\u{E0000}'..='\u{E0FFF}'
-    )
+    HIDDEN_CATEGORIES.contains(CodePointMapData::<GeneralCategory>::new().get(c))
+        || CodePointSetData::new::<DefaultIgnorableCodePoint>().contains(c)
 }
 
 #[cfg(test)]

@@ -6,26 +6,13 @@
 
 use icu_casemap::CaseMapper;
 use icu_normalizer::{ComposingNormalizerBorrowed, DecomposingNormalizerBorrowed};
-use icu_properties::props::{DefaultIgnorableCodePoint, GeneralCategory, GeneralCategoryGroup};
-use icu_properties::{CodePointMapData, CodePointSetData};
-
-/// Control (Cc), format (Cf), line separator (Zl) and paragraph separator (Zp).
-const HIDDEN_CATEGORIES: GeneralCategoryGroup = GeneralCategoryGroup::Control
-    .union(GeneralCategoryGroup::Format)
-    .union(GeneralCategoryGroup::LineSeparator)
-    .union(GeneralCategoryGroup::ParagraphSeparator);
+use icu_properties::CodePointMapData;
+use icu_properties::props::{GeneralCategory, GeneralCategoryGroup};
 
 /// How many folding rounds at most; every name in practice is stable after two.
 const MAX_ROUNDS: usize = 4;
 
-/// Whether `c` is invisible or controls layout rather than being text: a control or
-/// format character, a line or paragraph separator, or a default-ignorable code point
-/// (zero-width spaces and joiners, the byte order mark, variation selectors, Hangul
-/// fillers, tags, ...).
-pub fn is_hidden_char(c: char) -> bool {
-    HIDDEN_CATEGORIES.contains(CodePointMapData::<GeneralCategory>::new().get(c))
-        || CodePointSetData::new::<DefaultIgnorableCodePoint>().contains(c)
-}
+pub use keygate_keys::is_hidden_char;
 
 /// The first character of `name` for which [`is_hidden_char`] holds, if any. A gated
 /// target holding one is refused: what a person reads would not be what is called.
