@@ -107,9 +107,10 @@ pub(crate) struct ScanArgs {
     /// `.env` and `.mcp.json` are where secrets hide).
     #[arg(long)]
     pub(crate) no_hidden: bool,
-    /// Skip files larger than this many bytes.
-    #[arg(long, default_value_t = 10 * 1024 * 1024, value_name = "BYTES")]
-    pub(crate) max_filesize: u64,
+    /// Skip files larger than this many bytes (default: no limit; a large file is read
+    /// in pieces, so memory stays bounded).
+    #[arg(long, value_name = "BYTES")]
+    pub(crate) max_filesize: Option<u64>,
 }
 
 #[derive(Debug, Args)]
