@@ -118,7 +118,8 @@ pub(crate) struct DoctorArgs {
     /// The project directory (where `.mcp.json` and `.env` live).
     #[arg(default_value = ".")]
     pub(crate) dir: PathBuf,
-    /// Introspect the keygate keys found against this server (expired, revoked, unknown).
+    /// Introspect the keygate keys found against this server, http://… or https://…
+    /// (expired, revoked, unknown).
     #[arg(long, value_name = "URL")]
     pub(crate) server: Option<String>,
     /// Do not look at this process's environment variables.
@@ -142,7 +143,8 @@ pub(crate) struct CheckArgs {
     /// (default: the only server in the file).
     #[arg(long, value_name = "NAME")]
     pub(crate) mcp_server: Option<String>,
-    /// The keygate server.
+    /// The keygate server: http://… or https://… (certificates checked against the
+    /// system's roots).
     #[arg(long, value_name = "URL", env = "KEYGATE_SERVER", default_value = DEFAULT_SERVER)]
     pub(crate) server: String,
 }
@@ -150,7 +152,8 @@ pub(crate) struct CheckArgs {
 /// Where the admin API is.
 #[derive(Debug, Args)]
 pub(crate) struct ServerArg {
-    /// The keygate server.
+    /// The keygate server: http://… or https://… (certificates checked against the
+    /// system's roots).
     #[arg(long, value_name = "URL", env = "KEYGATE_SERVER", default_value = DEFAULT_SERVER, global = true)]
     pub(crate) server: String,
 }
