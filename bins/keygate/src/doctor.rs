@@ -161,7 +161,7 @@ pub(crate) fn run(args: &DoctorArgs) -> anyhow::Result<ExitCode> {
                 file: file.clone(),
                 code: "too_large",
                 message: format!(
-                    "{file} is {}; only its first {} were read (a .env file is a few lines: \
+                    "{file} is {}; only its first {} was read (a .env file is a few lines: \
                      is it the right file? `keygate scan` reads all of it)",
                     size(read.size),
                     size(MAX_PROJECT_FILE)

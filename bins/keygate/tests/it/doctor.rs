@@ -216,7 +216,7 @@ fn a_sparse_multi_gib_env_is_read_in_part_with_a_warning() {
     let text = stdout(&out);
     assert!(text.contains("Warnings (1):"), "{text}");
     assert!(
-        text.contains(".env is 3 GiB; only its first 1 MiB were read"),
+        text.contains(".env is 3 GiB; only its first 1 MiB was read"),
         "{text}"
     );
     assert!(text.contains("No problems found."), "{text}");
