@@ -223,6 +223,31 @@ fn a_sparse_multi_gib_env_is_read_in_part_with_a_warning() {
     assert!(!text.contains(kg.expose()));
 }
 
+#[test]
+fn an_mcp_json_over_1_mib_is_an_io_error_not_a_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(".mcp.json");
+    fs::write(&path, r#"{"mcpServers":{}}"#).unwrap();
+    fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(2 << 30)
+        .unwrap();
+    let out = keygate_within(64)
+        .arg("doctor")
+        .arg(dir.path())
+        .arg("--no-env")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("is larger than 1048576 bytes; an .mcp.json is a few lines"),
+        "{}",
+        stderr(&out)
+    );
+}
+
 #[cfg(unix)]
 #[test]
 fn links_out_of_the_directory_are_not_followed() {
