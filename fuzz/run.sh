@@ -19,7 +19,7 @@ shift || true
 if [ "$#" -gt 0 ]; then
     targets=("$@")
 else
-    targets=(token_parse authorization_header policy_load mcp_request)
+    targets=(token_parse authorization_header policy_load mcp_request gateway_router)
 fi
 
 command -v cargo-fuzz >/dev/null || {

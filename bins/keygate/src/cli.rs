@@ -107,9 +107,10 @@ pub(crate) struct ScanArgs {
     /// `.env` and `.mcp.json` are where secrets hide).
     #[arg(long)]
     pub(crate) no_hidden: bool,
-    /// Skip files larger than this many bytes.
-    #[arg(long, default_value_t = 10 * 1024 * 1024, value_name = "BYTES")]
-    pub(crate) max_filesize: u64,
+    /// Skip files larger than this many bytes (default: no limit; a large file is read
+    /// in pieces, so memory stays bounded).
+    #[arg(long, value_name = "BYTES")]
+    pub(crate) max_filesize: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -117,7 +118,8 @@ pub(crate) struct DoctorArgs {
     /// The project directory (where `.mcp.json` and `.env` live).
     #[arg(default_value = ".")]
     pub(crate) dir: PathBuf,
-    /// Introspect the keygate keys found against this server (expired, revoked, unknown).
+    /// Introspect the keygate keys found against this server, http://… or https://…
+    /// (expired, revoked, unknown).
     #[arg(long, value_name = "URL")]
     pub(crate) server: Option<String>,
     /// Do not look at this process's environment variables.
@@ -141,7 +143,8 @@ pub(crate) struct CheckArgs {
     /// (default: the only server in the file).
     #[arg(long, value_name = "NAME")]
     pub(crate) mcp_server: Option<String>,
-    /// The keygate server.
+    /// The keygate server: http://… or https://… (certificates checked against the
+    /// system's roots).
     #[arg(long, value_name = "URL", env = "KEYGATE_SERVER", default_value = DEFAULT_SERVER)]
     pub(crate) server: String,
 }
@@ -149,7 +152,8 @@ pub(crate) struct CheckArgs {
 /// Where the admin API is.
 #[derive(Debug, Args)]
 pub(crate) struct ServerArg {
-    /// The keygate server.
+    /// The keygate server: http://… or https://… (certificates checked against the
+    /// system's roots).
     #[arg(long, value_name = "URL", env = "KEYGATE_SERVER", default_value = DEFAULT_SERVER, global = true)]
     pub(crate) server: String,
 }

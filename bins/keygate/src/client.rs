@@ -50,12 +50,22 @@ impl Client {
         }
         // TLS is rustls with the ring provider; installing it twice is harmless.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(30))
-            .user_agent(concat!("keygate-cli/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .context("setting up the HTTP client")?;
+            .user_agent(concat!("keygate-cli/", env!("CARGO_PKG_VERSION")));
+        if url.scheme() == "http" {
+            // The platform verifier refuses to start without a CA store, which plain
+            // HTTP does not need (a container without ca-certificates). With no roots at
+            // all, a redirect to https:// fails closed.
+            builder = builder.tls_certs_only(Vec::new());
+        }
+        let http = builder.build().with_context(|| {
+            format!(
+                "setting up the HTTP client for {base} (an https:// server needs the \
+                 system's CA certificates, or SSL_CERT_FILE naming a PEM file of them)"
+            )
+        })?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

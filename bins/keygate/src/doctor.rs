@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -13,7 +13,9 @@ use serde_json::{Value, json};
 use crate::cli::DoctorArgs;
 use crate::client::{Client, explain_reason, rejection_reason};
 use crate::exit;
-use crate::names::{parse_dotenv, read_mcp_json, reference, wrong_kind};
+use crate::names::{
+    MAX_PROJECT_FILE, parse_dotenv, read_bounded, read_mcp_json, reference, wrong_kind,
+};
 
 /// One place that holds (or should hold) a credential.
 #[derive(Debug)]
@@ -60,18 +62,51 @@ struct Problem {
     fix: String,
 }
 
+/// A file of the directory that was not read, or read in part. Not a problem of the
+/// credentials (the exit code does not change), but the map is incomplete.
+#[derive(Debug)]
+struct Warning {
+    file: String,
+    /// `link_outside`, `link_broken`, `not_a_file` or `too_large`.
+    code: &'static str,
+    message: String,
+}
+
+/// Where a file of the directory leads.
+#[derive(Debug)]
+enum Located {
+    /// A regular file (or a link to one inside the directory): read it.
+    File(PathBuf),
+    /// Not there, or a directory (a virtualenv called `.env`): nothing to read.
+    Absent,
+    /// There, and not read.
+    Skipped(Warning),
+}
+
 pub(crate) fn run(args: &DoctorArgs) -> anyhow::Result<ExitCode> {
     let dir = &args.dir;
     if !dir.is_dir() {
         anyhow::bail!("{} is not a directory", dir.display());
     }
+    // Links are followed only to files inside this directory.
+    let root = dir
+        .canonicalize()
+        .with_context(|| format!("reading {}", dir.display()))?;
     let mut entries = Vec::new();
     let mut problems = Vec::new();
+    let mut warnings = Vec::new();
     // Raw keygate keys to introspect, keyed by id; never printed.
     let mut keys: Vec<(String, Token)> = Vec::new();
 
     let mcp_path = dir.join(".mcp.json");
-    let mcp_present = mcp_path.is_file();
+    let mcp_present = match locate(&root, ".mcp.json") {
+        Located::File(_) => true,
+        Located::Absent => false,
+        Located::Skipped(warning) => {
+            warnings.push(warning);
+            false
+        }
+    };
     if mcp_present {
         if !ignored_by_git(dir, &mcp_path) {
             problems.push(Problem {
@@ -111,11 +146,31 @@ pub(crate) fn run(args: &DoctorArgs) -> anyhow::Result<ExitCode> {
     }
 
     for file in dotenv_files(dir)? {
+        let path = match locate(&root, &file) {
+            Located::File(path) => path,
+            Located::Absent => continue,
+            Located::Skipped(warning) => {
+                warnings.push(warning);
+                continue;
+            }
+        };
+        let read = read_bounded(&path, MAX_PROJECT_FILE)
+            .with_context(|| format!("reading {}", dir.join(&file).display()))?;
+        if read.truncated {
+            warnings.push(Warning {
+                file: file.clone(),
+                code: "too_large",
+                message: format!(
+                    "{file} is {}; only its first {} was read (a .env file is a few lines: \
+                     is it the right file? `keygate scan` reads all of it)",
+                    size(read.size),
+                    size(MAX_PROJECT_FILE)
+                ),
+            });
+        }
         let path = dir.join(&file);
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {}", path.display()))?;
         let mut holds_credential = false;
-        for (name, value) in parse_dotenv(&text) {
+        for (name, value) in parse_dotenv(&read.text) {
             let holds = classify(&value, &mut keys);
             if !matches!(holds, Holds::Credential { .. }) {
                 continue;
@@ -168,11 +223,18 @@ pub(crate) fn run(args: &DoctorArgs) -> anyhow::Result<ExitCode> {
         introspect(server, &keys, &mut entries, &mut problems)?;
     }
 
+    let report = Report {
+        dir,
+        mcp_present,
+        entries: &entries,
+        problems: &problems,
+        warnings: &warnings,
+    };
     let mut out = std::io::stdout().lock();
     if args.json {
-        writeln!(out, "{}", to_json(dir, mcp_present, &entries, &problems))?;
+        writeln!(out, "{}", to_json(&report))?;
     } else {
-        write_text(&mut out, dir, mcp_present, &entries, &problems)?;
+        write_text(&mut out, &report)?;
     }
     out.flush()?;
     Ok(if problems.is_empty() {
@@ -244,7 +306,8 @@ fn check_kind(
     }
 }
 
-/// `.env` and `.env.*` files directly in `dir`, sorted.
+/// The names `.env` and `.env.*` directly in `dir`, sorted (files, links or anything
+/// else: [`locate`] decides).
 fn dotenv_files(dir: &Path) -> anyhow::Result<Vec<String>> {
     let mut files = BTreeSet::new();
     for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
@@ -252,11 +315,78 @@ fn dotenv_files(dir: &Path) -> anyhow::Result<Vec<String>> {
         let Ok(name) = entry.file_name().into_string() else {
             continue;
         };
-        if (name == ".env" || name.starts_with(".env.")) && entry.path().is_file() {
+        if name == ".env" || name.starts_with(".env.") {
             files.insert(name);
         }
     }
     Ok(files.into_iter().collect())
+}
+
+/// Where the file `name` of the directory `root` (canonical) leads.
+///
+/// A link is followed when its target is a file inside `root` (`.env -> config/dev.env`),
+/// and never out of it: a checkout must not make `doctor` read `~/.aws/credentials` or
+/// `/dev/zero`. Anything but a regular file (a FIFO would block the read) is not read.
+fn locate(root: &Path, name: &str) -> Located {
+    let path = root.join(name);
+    let skipped = |code, message| {
+        Located::Skipped(Warning {
+            file: name.to_owned(),
+            code,
+            message,
+        })
+    };
+    let Ok(mut meta) = std::fs::symlink_metadata(&path) else {
+        return Located::Absent;
+    };
+    if meta.file_type().is_symlink() {
+        let shown =
+            std::fs::read_link(&path).map_or_else(|_| "?".to_owned(), |t| t.display().to_string());
+        let Ok(target) = std::fs::canonicalize(&path) else {
+            return skipped(
+                "link_broken",
+                format!("{name} is a link to {shown}, which does not exist: not read"),
+            );
+        };
+        if !target.starts_with(root) {
+            return skipped(
+                "link_outside",
+                format!(
+                    "{name} is a link to {shown}, outside {}: not followed",
+                    root.display()
+                ),
+            );
+        }
+        match std::fs::metadata(&target) {
+            Ok(m) => meta = m,
+            Err(_) => return Located::Absent,
+        }
+    }
+    if meta.is_dir() {
+        Located::Absent
+    } else if meta.is_file() {
+        Located::File(path)
+    } else {
+        skipped(
+            "not_a_file",
+            format!("{name} is not a regular file (a FIFO, socket or device): not read"),
+        )
+    }
+}
+
+/// A byte count for people: `3.0 GiB`, `1 MiB`, `512 bytes`.
+fn size(bytes: u64) -> String {
+    const UNITS: [(&str, u64); 3] = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
+    for (unit, scale) in UNITS {
+        if bytes >= scale {
+            return if bytes.is_multiple_of(scale) {
+                format!("{} {unit}", bytes / scale)
+            } else {
+                format!("{:.1} {unit}", bytes as f64 / scale as f64)
+            };
+        }
+    }
+    format!("{bytes} bytes")
 }
 
 /// Whether git would ignore `path`: the `.gitignore` files of `dir` and its parents up
@@ -348,8 +478,19 @@ fn introspect(
     Ok(())
 }
 
-fn to_json(dir: &Path, mcp_present: bool, entries: &[Entry], problems: &[Problem]) -> Value {
-    let entries: Vec<Value> = entries
+/// Everything the map shows.
+#[derive(Debug)]
+struct Report<'a> {
+    dir: &'a Path,
+    mcp_present: bool,
+    entries: &'a [Entry],
+    problems: &'a [Problem],
+    warnings: &'a [Warning],
+}
+
+fn to_json(report: &Report<'_>) -> Value {
+    let entries: Vec<Value> = report
+        .entries
         .iter()
         .map(|e| {
             let (holds, kind, redacted) = match &e.holds {
@@ -377,31 +518,43 @@ fn to_json(dir: &Path, mcp_present: bool, entries: &[Entry], problems: &[Problem
             })
         })
         .collect();
-    let problems: Vec<Value> = problems
+    let problems: Vec<Value> = report
+        .problems
         .iter()
         .map(|p| json!({ "code": p.code, "message": p.message, "fix": p.fix }))
         .collect();
+    let warnings: Vec<Value> = report
+        .warnings
+        .iter()
+        .map(|w| json!({ "file": w.file, "code": w.code, "message": w.message }))
+        .collect();
     json!({
-        "dir": dir.to_string_lossy(),
-        "mcp_json": mcp_present,
+        "dir": report.dir.to_string_lossy(),
+        "mcp_json": report.mcp_present,
         "entries": entries,
         "problems": problems,
+        "warnings": warnings,
     })
 }
 
-fn write_text(
-    out: &mut impl Write,
-    dir: &Path,
-    mcp_present: bool,
-    entries: &[Entry],
-    problems: &[Problem],
-) -> std::io::Result<()> {
+fn write_text(out: &mut impl Write, report: &Report<'_>) -> std::io::Result<()> {
+    let Report {
+        dir,
+        mcp_present,
+        entries,
+        problems,
+        warnings,
+    } = report;
     writeln!(out, "Credential map of {}", dir.display())?;
     if !mcp_present {
-        writeln!(out, "  .mcp.json: none")?;
+        if warnings.iter().any(|w| w.file == ".mcp.json") {
+            writeln!(out, "  .mcp.json: not read (see the warnings)")?;
+        } else {
+            writeln!(out, "  .mcp.json: none")?;
+        }
     }
     let mut last: Option<(&str, Option<&str>)> = None;
-    for e in entries {
+    for e in *entries {
         let group = (e.source.as_str(), e.server.as_deref());
         if last != Some(group) {
             match &e.server {
@@ -424,11 +577,17 @@ fn write_text(
     if entries.is_empty() {
         writeln!(out, "  no credentials found")?;
     }
+    if !warnings.is_empty() {
+        writeln!(out, "Warnings ({}):", warnings.len())?;
+        for w in *warnings {
+            writeln!(out, "  - {}", w.message)?;
+        }
+    }
     if problems.is_empty() {
         writeln!(out, "No problems found.")?;
     } else {
         writeln!(out, "Problems ({}):", problems.len())?;
-        for p in problems {
+        for p in *problems {
             writeln!(out, "  - {}", p.message)?;
             writeln!(out, "    fix: {}", p.fix)?;
         }

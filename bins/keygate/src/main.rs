@@ -20,6 +20,7 @@ mod duration;
 mod exit;
 mod names;
 mod scan;
+mod text;
 mod token_check;
 
 use std::io::Write;

@@ -1,11 +1,14 @@
 //! What a variable name suggests it holds, and reading `.mcp.json` and `.env` files.
 
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::path::Path;
 
 use anyhow::Context;
 use keygate_token::CredentialKind;
 use serde_json::Value;
+
+use crate::text::{Decoder, Encoding};
 
 /// The service a variable name points at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -186,13 +189,64 @@ pub(crate) struct McpServer {
     pub(crate) headers: BTreeMap<String, String>,
 }
 
+/// At most this much of an `.env` or `.mcp.json` file is read. Such files are a few
+/// lines; a larger one (say a sparse file of gigabytes) must not fill memory.
+pub(crate) const MAX_PROJECT_FILE: u64 = 1 << 20;
+
+/// The text of a small file of a project (`.env`, `.mcp.json`).
+#[derive(Debug)]
+pub(crate) struct ProjectFile {
+    /// UTF-8, or UTF-16 with a byte-order mark; bytes that do not decode are U+FFFD.
+    pub(crate) text: String,
+    /// The file's size.
+    pub(crate) size: u64,
+    /// Whether the file is larger than was read; `text` then ends at the last whole
+    /// line read.
+    pub(crate) truncated: bool,
+}
+
+/// Reads at most `max` bytes of the file at `path` (which the caller has checked is a
+/// regular file: opening a FIFO would wait for a writer).
+pub(crate) fn read_bounded(path: &Path, max: u64) -> std::io::Result<ProjectFile> {
+    let file = std::fs::File::open(path)?;
+    let size = file.metadata()?.len();
+    let mut bytes = Vec::new();
+    // One byte past the cap tells a file that grew since the stat.
+    file.take(max.saturating_add(1)).read_to_end(&mut bytes)?;
+    let truncated = bytes.len() as u64 > max;
+    bytes.truncate(usize::try_from(max).unwrap_or(usize::MAX));
+    let (encoding, bom) = Encoding::sniff(&bytes);
+    let mut decoder = Decoder::new(encoding);
+    let mut text = String::new();
+    decoder.push(&bytes[bom.min(bytes.len())..], &mut text);
+    if truncated {
+        // The last line read may be cut: drop it.
+        text.truncate(text.rfind('\n').map_or(0, |i| i + 1));
+    } else {
+        decoder.finish(&mut text);
+    }
+    Ok(ProjectFile {
+        text,
+        size: size.max(bytes.len() as u64),
+        truncated,
+    })
+}
+
 /// Reads `{"mcpServers": {"name": {"command"/"url", "env": {..}, "headers": {..}}}}`.
 ///
-/// Non-string values in `env`/`headers` are kept as their JSON text.
+/// Non-string values in `env`/`headers` are kept as their JSON text. A file larger
+/// than [`MAX_PROJECT_FILE`] is an error.
 pub(crate) fn read_mcp_json(path: &Path) -> anyhow::Result<Vec<McpServer>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    parse_mcp_json(&text).with_context(|| format!("parsing {}", path.display()))
+    let file = read_bounded(path, MAX_PROJECT_FILE)
+        .with_context(|| format!("reading {}", path.display()))?;
+    if file.truncated {
+        anyhow::bail!(
+            "{} is larger than {} bytes; an .mcp.json is a few lines",
+            path.display(),
+            MAX_PROJECT_FILE
+        );
+    }
+    parse_mcp_json(&file.text).with_context(|| format!("parsing {}", path.display()))
 }
 
 pub(crate) fn parse_mcp_json(text: &str) -> anyhow::Result<Vec<McpServer>> {

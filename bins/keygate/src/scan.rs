@@ -12,9 +12,7 @@ use serde_json::{Value, json};
 
 use crate::cli::{Format, ScanArgs};
 use crate::exit;
-
-/// How much of a file is looked at for a NUL byte to call it binary (as git does).
-const BINARY_PROBE: usize = 8 * 1024;
+use crate::text::{self, Decoder, Encoding};
 
 /// One credential found in a file, already redacted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,12 +90,14 @@ pub(crate) fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
         Format::Sarif => writeln!(out, "{}", to_sarif(&hits))?,
     }
     out.flush()?;
+    let too_large = match args.max_filesize {
+        Some(max) => format!(" and {} over {max} bytes", tally.too_large),
+        None => String::new(),
+    };
     eprintln!(
-        "scanned {} files ({} binary and {} over {} bytes skipped, {} unreadable): {} credentials found",
+        "scanned {} files ({} binary{too_large} skipped, {} unreadable): {} credentials found",
         tally.files,
         tally.binary,
-        tally.too_large,
-        args.max_filesize,
         tally.unreadable,
         hits.len()
     );
@@ -150,46 +150,204 @@ enum Scanned {
     TooLarge,
 }
 
-fn scan_file(path: &Path, max: u64) -> std::io::Result<Scanned> {
+/// How a file is read: `chunk` bytes at a time, in windows of text that overlap by
+/// `overlap` bytes.
+#[derive(Debug, Clone, Copy)]
+struct Pieces {
+    chunk: usize,
+    /// More than the longest credential recognised plus the context its boundaries
+    /// (and a keygate key's brand) are checked in.
+    overlap: usize,
+}
+
+/// 1 MiB reads, so a scan holds a few MiB whatever the file's size; 4 KiB of overlap,
+/// where the longest credential (a GitHub token: prefix and 255 characters) is under 300.
+const PIECES: Pieces = Pieces {
+    chunk: 1 << 20,
+    overlap: 4096,
+};
+
+fn scan_file(path: &Path, max: Option<u64>) -> std::io::Result<Scanned> {
     let file = std::fs::File::open(path)?;
+    let Some(max) = max else {
+        return scan_reader(path, file, PIECES);
+    };
     if file.metadata()?.len() > max {
         return Ok(Scanned::TooLarge);
     }
-    let mut bytes = Vec::new();
     // Read at most one byte past the cap, in case the file grew since the stat.
-    file.take(max.saturating_add(1)).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > max {
-        return Ok(Scanned::TooLarge);
-    }
-    if bytes[..bytes.len().min(BINARY_PROBE)].contains(&0) {
+    let mut reader = file.take(max.saturating_add(1));
+    let scanned = scan_reader(path, &mut reader, PIECES)?;
+    Ok(if reader.limit() == 0 {
+        Scanned::TooLarge
+    } else {
+        scanned
+    })
+}
+
+/// Scans what `reader` yields, piece by piece, in windows that overlap, so a
+/// credential cut by a read or a window boundary is still found, once.
+///
+/// The text is UTF-16 when a byte-order mark says so, else UTF-8 with invalid bytes
+/// replaced; a file whose start looks binary ([`text::looks_binary`]) is skipped.
+fn scan_reader(path: &Path, mut reader: impl Read, pieces: Pieces) -> std::io::Result<Scanned> {
+    // The probe, with room for a byte-order mark.
+    let mut head = vec![0; text::BINARY_PROBE + 3];
+    let n = read_full(&mut reader, &mut head)?;
+    head.truncate(n);
+    let (encoding, bom) = Encoding::sniff(&head);
+    let mut probe = Decoder::new(encoding);
+    let mut probe_text = String::new();
+    probe.push(&head[bom..], &mut probe_text);
+    if text::looks_binary(&probe_text, probe.replaced()) {
         return Ok(Scanned::Binary);
     }
-    let text = String::from_utf8_lossy(&bytes);
-    Ok(Scanned::Hits(find(path, &text)))
+
+    let mut decoder = Decoder::new(encoding);
+    let mut window = Window::new(display_path(path), pieces.overlap);
+    decoder.push(&head[bom..], &mut window.text);
+    let mut end = n < head.len();
+    drop((head, probe_text));
+    let mut raw = vec![0; pieces.chunk.max(1)];
+    loop {
+        if end {
+            decoder.finish(&mut window.text);
+            window.scan(true);
+            return Ok(Scanned::Hits(window.hits));
+        }
+        window.scan(false);
+        let n = read_full(&mut reader, &mut raw)?;
+        decoder.push(&raw[..n], &mut window.text);
+        end = n < raw.len();
+    }
+}
+
+/// Reads until `buf` is full or the reader ends; fewer bytes than `buf` holds means
+/// the end was reached.
+fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(filled)
+}
+
+/// The part of a file's text in memory, and the hits found so far.
+///
+/// Each call to [`Window::scan`] reports the findings that start in the text between
+/// the end of the previous report and the overlap before the window's end (the end
+/// itself for the last window), then keeps an overlap's worth of what it reported
+/// as the left context of the next window.
+struct Window {
+    path: PathBuf,
+    overlap: usize,
+    text: String,
+    /// Offset in the whole text of `text[0]`.
+    start: usize,
+    cursor: Cursor,
+    hits: Vec<Hit>,
+}
+
+/// A position in the whole text, with its line and column.
+#[derive(Debug, Clone, Copy)]
+struct Cursor {
+    /// Byte offset in the whole text.
+    offset: usize,
+    /// 1-based line.
+    line: usize,
+    /// Characters since the start of the line.
+    column: usize,
+}
+
+impl Cursor {
+    /// Moves past `text`, which starts at the cursor.
+    fn advance(&mut self, text: &str) {
+        match text.rfind('\n') {
+            Some(last) => {
+                self.line += text.matches('\n').count();
+                self.column = text[last + 1..].chars().count();
+            }
+            None => self.column += text.chars().count(),
+        }
+        self.offset += text.len();
+    }
+}
+
+impl Window {
+    fn new(path: PathBuf, overlap: usize) -> Self {
+        Self {
+            path,
+            overlap,
+            text: String::new(),
+            start: 0,
+            cursor: Cursor {
+                offset: 0,
+                line: 1,
+                column: 0,
+            },
+            hits: Vec::new(),
+        }
+    }
+
+    /// Reports what can be reported now; `last` when the whole text has been read.
+    fn scan(&mut self, last: bool) {
+        let from = self.cursor.offset - self.start;
+        let to = if last {
+            self.text.len()
+        } else {
+            floor_char_boundary(&self.text, self.text.len().saturating_sub(self.overlap))
+        };
+        // Wait until there is at least an overlap's worth of new text, so each byte
+        // is searched at most a few times whatever the size of the reads.
+        if to <= from || (!last && to - from < self.overlap) {
+            return;
+        }
+        for finding in recognise(&self.text) {
+            let at = finding.span.start;
+            if at < from {
+                continue;
+            }
+            if at >= to {
+                break;
+            }
+            let local = self.cursor.offset - self.start;
+            self.cursor.advance(&self.text[local..at]);
+            self.hits.push(Hit {
+                path: self.path.clone(),
+                line: self.cursor.line,
+                column: self.cursor.column + 1,
+                kind: finding.kind,
+                redacted: redact(&self.text[finding.span]),
+            });
+        }
+        let local = self.cursor.offset - self.start;
+        self.cursor.advance(&self.text[local..to]);
+        let keep = floor_char_boundary(&self.text, to.saturating_sub(self.overlap));
+        self.text.drain(..keep);
+        self.start += keep;
+    }
+}
+
+/// The largest char boundary of `text` at or before `i`.
+fn floor_char_boundary(text: &str, mut i: usize) -> usize {
+    while !text.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
 }
 
 /// Every credential in `text`, with 1-based line and character column.
-pub(crate) fn find(path: &Path, text: &str) -> Vec<Hit> {
-    let mut hits = Vec::new();
-    let (mut line, mut line_start, mut pos) = (1, 0, 0);
-    for finding in recognise(text) {
-        let start = finding.span.start;
-        for (i, b) in text.as_bytes()[pos..start].iter().enumerate() {
-            if *b == b'\n' {
-                line += 1;
-                line_start = pos + i + 1;
-            }
-        }
-        pos = start;
-        hits.push(Hit {
-            path: display_path(path),
-            line,
-            column: text[line_start..start].chars().count() + 1,
-            kind: finding.kind,
-            redacted: redact(&text[finding.span.clone()]),
-        });
-    }
-    hits
+#[cfg(test)]
+fn find(path: &Path, text: &str) -> Vec<Hit> {
+    let mut window = Window::new(display_path(path), PIECES.overlap);
+    window.text.push_str(text);
+    window.scan(true);
+    window.hits
 }
 
 /// `./a/b` prints as `a/b`, as ripgrep does.
@@ -324,6 +482,99 @@ mod tests {
         assert_eq!(hits[0].path, Path::new("f"));
         assert_eq!(hits[0].redacted, key.to_string());
         assert!(!hits[0].redacted.contains(key.expose()));
+    }
+
+    fn hits_in_pieces(bytes: &[u8], pieces: Pieces) -> Vec<Hit> {
+        match scan_reader(Path::new("f"), bytes, pieces).unwrap() {
+            Scanned::Hits(hits) => hits,
+            _ => panic!("scanned as binary"),
+        }
+    }
+
+    /// A GitHub-shaped token built at run time, so no literal credential sits in the repo.
+    fn github_token() -> String {
+        format!("{}{}", concat!("gh", "p_"), "A1b2C3d4".repeat(5))[..40].to_owned()
+    }
+
+    #[test]
+    fn pieces_and_windows_find_what_one_pass_finds() {
+        let format = TokenFormat::new("zoop").unwrap();
+        let key = format.generate(KeyKind::User).unwrap();
+        let tenant = TokenFormat::default().generate(KeyKind::Tenant).unwrap();
+        // Credentials side by side (one pass keeps the earliest of overlapping matches),
+        // a multi-byte character before them, and keys glued to word characters.
+        let cluster = format!(
+            "é {} {}\nx={}\tok{} {}\nnot a credential: ok{} or {}ok\n",
+            key.expose(),
+            github_token(),
+            tenant.expose(),
+            key.expose(),
+            tenant.expose(),
+            github_token(),
+            key.expose(),
+        );
+        // The first read is the binary probe (8 KiB and a BOM's room); the pieces and
+        // windows start after it, so the credentials go around there.
+        let probe = text::BINARY_PROBE + 3;
+        let filler = "ab\u{e9}c \u{1D11E} line\n".repeat((probe + 600) / 16);
+        // Overlap 90 holds a keygate key (≤ 68 bytes), a 40-character GitHub token and
+        // their boundary context; the default overlap is the same rule for 255-character bodies.
+        for at in probe - 150..probe + 450 {
+            if !filler.is_char_boundary(at) {
+                continue;
+            }
+            let text = format!("{}{cluster}{}", &filler[..at], &filler[at..]);
+            let want = find(Path::new("f"), &text);
+            assert_eq!(want.len(), 5, "{want:?}");
+            for chunk in [1, 7, 64, 333] {
+                let got = hits_in_pieces(text.as_bytes(), Pieces { chunk, overlap: 90 });
+                assert_eq!(got, want, "at {at}, chunk {chunk}");
+            }
+        }
+    }
+
+    #[test]
+    fn utf16_files_are_scanned_in_pieces() {
+        let key = TokenFormat::default().generate(KeyKind::User).unwrap();
+        let text = format!("# \u{1D11E} config\r\nKEYGATE_API_KEY={}\r\n", key.expose());
+        let want = find(Path::new("f"), &text);
+        assert_eq!((want[0].line, want[0].column), (2, 17));
+        for big_endian in [false, true] {
+            let mut bytes = if big_endian {
+                vec![0xFE, 0xFF]
+            } else {
+                vec![0xFF, 0xFE]
+            };
+            for unit in text.encode_utf16() {
+                bytes.extend(if big_endian {
+                    unit.to_be_bytes()
+                } else {
+                    unit.to_le_bytes()
+                });
+            }
+            for chunk in [1, 3, 80] {
+                let got = hits_in_pieces(&bytes, Pieces { chunk, overlap: 90 });
+                assert_eq!(got, want, "big endian {big_endian}, chunk {chunk}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_window_stays_small() {
+        // 4 MiB of text in 64 KiB pieces: the window never holds much more than a piece
+        // and the overlap, however long the text.
+        let mut window = Window::new(PathBuf::from("f"), 4096);
+        let line = "a line without any credential in it\n".repeat(1 << 11);
+        let mut largest = 0;
+        for _ in 0..(4 << 20) / line.len() {
+            window.text.push_str(&line);
+            largest = largest.max(window.text.len());
+            window.scan(false);
+        }
+        window.scan(true);
+        assert!(largest <= line.len() + 2 * 4096, "{largest}");
+        assert!(window.hits.is_empty());
+        assert_eq!(window.cursor.line, (4 << 20) / line.len() * (1 << 11) + 1);
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::fs;
 use keygate_token::KeyKind;
 use serde_json::{Value, json};
 
-use crate::{github_token, key, keygate, stderr, stdout};
+use crate::{github_token, key, keygate, keygate_within, stderr, stdout};
 
 fn doctor(dir: &std::path::Path, extra: &[&str]) -> std::process::Output {
     keygate()
@@ -158,4 +158,195 @@ fn broken_mcp_json_is_an_io_error() {
     let out = doctor(dir.path(), &[]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("parsing"), "{}", stderr(&out));
+}
+
+fn warning_codes(doc: &Value) -> Vec<(String, String)> {
+    doc["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| {
+            (
+                w["file"].as_str().unwrap().to_owned(),
+                w["code"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_sparse_multi_gib_env_is_read_in_part_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let kg = key("kg", KeyKind::User);
+    let path = dir.path().join(".env");
+    fs::write(&path, format!("KEYGATE_API_KEY={}\n", kg.expose())).unwrap();
+    // 3 GiB that take no disk: the rest reads as NULs.
+    fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(3 << 30)
+        .unwrap();
+    fs::write(dir.path().join(".gitignore"), ".env\n").unwrap();
+
+    // 64 MiB of address space: reading the file whole could not even start.
+    let run = |extra: &[&str]| {
+        keygate_within(64)
+            .arg("doctor")
+            .arg(dir.path())
+            .arg("--no-env")
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        warning_codes(&doc),
+        [(".env".to_owned(), "too_large".to_owned())]
+    );
+    let entries = doc["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{doc}");
+    assert_eq!(entries[0]["name"], "KEYGATE_API_KEY");
+    assert_eq!(entries[0]["redacted"], kg.to_string());
+
+    let out = run(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("Warnings (1):"), "{text}");
+    assert!(
+        text.contains(".env is 3 GiB; only its first 1 MiB was read"),
+        "{text}"
+    );
+    assert!(text.contains("No problems found."), "{text}");
+    assert!(!text.contains(kg.expose()));
+}
+
+#[test]
+fn an_mcp_json_over_1_mib_is_an_io_error_not_a_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(".mcp.json");
+    fs::write(&path, r#"{"mcpServers":{}}"#).unwrap();
+    fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(2 << 30)
+        .unwrap();
+    let out = keygate_within(64)
+        .arg("doctor")
+        .arg(dir.path())
+        .arg("--no-env")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("is larger than 1048576 bytes; an .mcp.json is a few lines"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn links_out_of_the_directory_are_not_followed() {
+    use std::os::unix::fs::symlink;
+
+    let tree = tempfile::tempdir().unwrap();
+    let project = tree.path().join("project");
+    let outside = tree.path().join("elsewhere");
+    fs::create_dir_all(&project).unwrap();
+    fs::create_dir_all(&outside).unwrap();
+    // What the links lead to would be problems, were they read.
+    let kg = key("kg", KeyKind::User);
+    fs::write(
+        outside.join("secrets.env"),
+        format!("GITHUB_TOKEN={}\n", kg.expose()),
+    )
+    .unwrap();
+    let mcp =
+        json!({"mcpServers": {"z": {"command": "zcli", "env": {"ZEROPS_TOKEN": github_token()}}}});
+    fs::write(outside.join("mcp.json"), mcp.to_string()).unwrap();
+    symlink(outside.join("secrets.env"), project.join(".env")).unwrap();
+    symlink("../elsewhere/mcp.json", project.join(".mcp.json")).unwrap();
+    symlink("/dev/zero", project.join(".env.zero")).unwrap();
+    symlink("missing.env", project.join(".env.gone")).unwrap();
+
+    let out = doctor(&project, &["--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["entries"], json!([]));
+    assert_eq!(doc["problems"], json!([]));
+    assert_eq!(doc["mcp_json"], false);
+    let mut warnings = warning_codes(&doc);
+    warnings.sort();
+    let want: Vec<(String, String)> = [
+        (".env", "link_outside"),
+        (".env.gone", "link_broken"),
+        (".env.zero", "link_outside"),
+        (".mcp.json", "link_outside"),
+    ]
+    .iter()
+    .map(|(f, c)| ((*f).to_owned(), (*c).to_owned()))
+    .collect();
+    assert_eq!(warnings, want);
+
+    let out = doctor(&project, &[]);
+    let text = stdout(&out);
+    assert!(
+        text.contains(".mcp.json: not read (see the warnings)"),
+        "{text}"
+    );
+    assert!(
+        text.contains(".mcp.json is a link to ../elsewhere/mcp.json, outside"),
+        "{text}"
+    );
+    assert!(text.contains("not followed"), "{text}");
+    assert!(!text.contains(kg.expose()));
+}
+
+#[cfg(unix)]
+#[test]
+fn a_link_inside_the_directory_is_followed() {
+    use std::os::unix::fs::symlink;
+
+    let dir = tempfile::tempdir().unwrap();
+    fs::create_dir_all(dir.path().join("config")).unwrap();
+    let kg = key("kg", KeyKind::User);
+    fs::write(
+        dir.path().join("config/dev.env"),
+        format!("GITHUB_TOKEN={}\n", kg.expose()),
+    )
+    .unwrap();
+    symlink("config/dev.env", dir.path().join(".env")).unwrap();
+    // A directory called `.env.d` (or a virtualenv called `.env`) is not a file to read.
+    fs::create_dir_all(dir.path().join(".env.d")).unwrap();
+
+    let out = doctor(dir.path(), &["--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut codes = codes(&doc);
+    codes.sort();
+    assert_eq!(codes, ["env_file_not_ignored", "wrong_kind"]);
+    assert_eq!(doc["entries"][0]["source"], ".env");
+    assert_eq!(doc["warnings"], json!([]));
+}
+
+#[cfg(unix)]
+#[test]
+fn a_fifo_called_env_is_not_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new("mkfifo")
+        .arg(dir.path().join(".env"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = doctor(dir.path(), &["--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        warning_codes(&doc),
+        [(".env".to_owned(), "not_a_file".to_owned())]
+    );
 }

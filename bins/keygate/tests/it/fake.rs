@@ -4,7 +4,7 @@
 //! contract; the real server is exercised by the end-to-end tests.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
+use std::net::{TcpListener, TcpStream};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -26,48 +26,56 @@ pub(crate) struct Fake {
 impl Fake {
     /// Serves `answers` (status, JSON body) in order, one per connection.
     pub(crate) fn serve(answers: Vec<(u16, String)>) -> Self {
+        Self::start("http", answers, Ok)
+    }
+
+    /// The same over TLS, with the certificate of `tls/server.pem` (for `127.0.0.1` and
+    /// `localhost`, issued by `tls/ca.pem`). A connection whose handshake fails is
+    /// dropped and the next one gets the same answer.
+    pub(crate) fn serve_tls(answers: Vec<(u16, String)>) -> Self {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+        let certs = CertificateDer::pem_slice_iter(include_bytes!("tls/server.pem"))
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_slice(include_bytes!("tls/server.key")).unwrap();
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap();
+        let config = std::sync::Arc::new(config);
+        Self::start("https", answers, move |tcp| {
+            let conn =
+                rustls::ServerConnection::new(config.clone()).map_err(std::io::Error::other)?;
+            Ok(rustls::StreamOwned::new(conn, tcp))
+        })
+    }
+
+    fn start<S: Read + Write>(
+        scheme: &str,
+        answers: Vec<(u16, String)>,
+        wrap: impl Fn(TcpStream) -> std::io::Result<S> + Send + 'static,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
+        let url = format!("{scheme}://{}", listener.local_addr().unwrap());
         let (tx, seen) = mpsc::channel();
         let expected = answers.len();
         // Detached: if the CLI never connects, the thread ends with the test process.
         std::thread::spawn(move || {
-            for (status, body) in answers {
-                let Ok((stream, _)) = listener.accept() else {
+            let mut answers = answers.into_iter().peekable();
+            while let Some((status, body)) = answers.peek() {
+                let Ok((tcp, _)) = listener.accept() else {
                     return;
                 };
-                let mut reader = BufReader::new(stream);
-                let mut line = String::new();
-                reader.read_line(&mut line).unwrap();
-                let (mut authorization, mut length) = (None, 0usize);
-                loop {
-                    let mut header = String::new();
-                    reader.read_line(&mut header).unwrap();
-                    let header = header.trim_end();
-                    if header.is_empty() {
-                        break;
-                    }
-                    let (name, value) = header.split_once(':').unwrap();
-                    match name.to_ascii_lowercase().as_str() {
-                        "authorization" => authorization = Some(value.trim().to_owned()),
-                        "content-length" => length = value.trim().parse().unwrap(),
-                        _ => {}
-                    }
+                let answered = wrap(tcp).and_then(|stream| answer(stream, *status, body));
+                if let Ok(request) = answered {
+                    let _ = tx.send(request);
+                    answers.next();
                 }
-                let mut request_body = vec![0; length];
-                reader.read_exact(&mut request_body).unwrap();
-                let _ = tx.send(Seen {
-                    line: line.trim_end().to_owned(),
-                    authorization,
-                    body: String::from_utf8(request_body).unwrap(),
-                });
-                let mut stream = reader.into_inner();
-                write!(
-                    stream,
-                    "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                )
-                .unwrap();
             }
         });
         Self {
@@ -88,4 +96,40 @@ impl Fake {
             })
             .collect()
     }
+}
+
+/// Reads one request from `stream` and writes the answer.
+fn answer(stream: impl Read + Write, status: u16, body: &str) -> std::io::Result<Seen> {
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let (mut authorization, mut length) = (None, 0usize);
+    loop {
+        let mut header = String::new();
+        reader.read_line(&mut header)?;
+        let header = header.trim_end();
+        if header.is_empty() {
+            break;
+        }
+        let (name, value) = header.split_once(':').unwrap();
+        match name.to_ascii_lowercase().as_str() {
+            "authorization" => authorization = Some(value.trim().to_owned()),
+            "content-length" => length = value.trim().parse().unwrap(),
+            _ => {}
+        }
+    }
+    let mut request_body = vec![0; length];
+    reader.read_exact(&mut request_body)?;
+    let mut stream = reader.into_inner();
+    write!(
+        stream,
+        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    stream.flush()?;
+    Ok(Seen {
+        line: line.trim_end().to_owned(),
+        authorization,
+        body: String::from_utf8(request_body).unwrap(),
+    })
 }

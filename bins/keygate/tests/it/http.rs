@@ -232,3 +232,62 @@ fn server_errors_become_clear_refusals() {
     assert_eq!(seen[1].line, "GET /api/v1/audit?limit=5 HTTP/1.1");
     assert_eq!(seen[2].body, r#"{"name":"shop"}"#);
 }
+
+fn tls_file(name: &str) -> String {
+    format!("{}/tests/it/tls/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn https_servers_are_spoken_to_over_tls_with_verified_certificates() {
+    let token = key("kg", KeyKind::User);
+    // The connection that trusts another CA fails its handshake and gets no answer; the
+    // answer goes to the one that trusts the CA of the server's certificate.
+    let fake = Fake::serve_tls(vec![(200, introspection(1, false))]);
+    assert!(fake.url.starts_with("https://127.0.0.1:"));
+    let check_trusting = |ca: &str| {
+        keygate()
+            .args(["check", "--server", &fake.url])
+            .env("KEYGATE_API_KEY", token.expose())
+            // Read by the platform verifier on Linux in place of the system's roots.
+            .env("SSL_CERT_FILE", tls_file(ca))
+            .output()
+            .unwrap()
+    };
+    let untrusted = check_trusting("other-ca.pem");
+    assert_eq!(untrusted.status.code(), Some(2), "{}", stderr(&untrusted));
+    let err = stderr(&untrusted);
+    assert!(
+        err.contains(&format!("cannot reach the keygate server at {}", fake.url)),
+        "{err}"
+    );
+    assert!(
+        err.contains("invalid peer certificate: UnknownIssuer"),
+        "{err}"
+    );
+    assert!(!err.contains(token.expose()));
+
+    let out = check_trusting("ca.pem");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("ok: user key"), "{}", stderr(&out));
+    let seen = fake.finish();
+    assert_eq!(seen[0].line, "GET /api/v1/token HTTP/1.1");
+    assert_eq!(
+        seen[0].authorization.as_deref(),
+        Some(format!("Bearer {}", token.expose()).as_str())
+    );
+}
+
+#[test]
+fn plain_http_needs_no_certificate_store() {
+    // A minimal container with no CA certificates at all still reaches http:// servers.
+    let token = key("kg", KeyKind::User);
+    let fake = Fake::serve(vec![(200, introspection(1, false))]);
+    let out = keygate()
+        .args(["check", "--server", &fake.url])
+        .env("KEYGATE_API_KEY", token.expose())
+        .env("SSL_CERT_FILE", tls_file("missing.pem"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    fake.finish();
+}

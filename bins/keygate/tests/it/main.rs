@@ -25,6 +25,23 @@ fn keygate() -> Command {
     cmd
 }
 
+/// The binary under `ulimit -v` (address space, in MiB) and with an empty environment:
+/// a program that reads a whole large file into memory fails to allocate, so a test
+/// can tell bounded memory from unbounded without measuring anything. A debug build
+/// maps about 24 MiB before it does any work.
+fn keygate_within(mib: u64) -> Command {
+    let bin = assert_cmd::cargo::cargo_bin("keygate");
+    let mut cmd = Command::new("sh");
+    cmd.env_clear();
+    if let Some(path) = std::env::var_os("PATH") {
+        cmd.env("PATH", path);
+    }
+    cmd.arg("-c")
+        .arg(format!("ulimit -v {} && exec \"$0\" \"$@\"", mib * 1024))
+        .arg(bin);
+    cmd
+}
+
 fn key(brand: &str, kind: KeyKind) -> Token {
     TokenFormat::new(brand)
         .expect("valid brand")

@@ -6,7 +6,7 @@ use std::path::Path;
 use keygate_token::KeyKind;
 use serde_json::Value;
 
-use crate::{github_token, key, keygate, look_alike, stderr, stdout};
+use crate::{github_token, key, keygate, keygate_within, look_alike, stderr, stdout};
 
 /// A tree with: a committed keygate key, a look-alike with a bad checksum, a GitHub
 /// token in `.env`, a key in an ignored file, a key in a binary file, and a key in `.git/`.
@@ -39,7 +39,8 @@ fn fixture() -> Fixture {
     .unwrap();
     fs::write(root.join(".gitignore"), "secrets.txt\n").unwrap();
     fs::write(root.join("secrets.txt"), ignored.expose()).unwrap();
-    let mut binary = b"\0\x01\x02".to_vec();
+    // An executable's header: NULs and control bytes, as binaries start.
+    let mut binary = b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x03\0>\0\x01\0\0\0".to_vec();
     binary.extend_from_slice(ignored.expose().as_bytes());
     fs::write(root.join("blob.bin"), binary).unwrap();
     fs::write(root.join(".git/config"), ignored.expose()).unwrap();
@@ -176,4 +177,131 @@ fn hidden_files_can_be_skipped() {
     let out = scan(f.dir.path(), &["--no-hidden"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(!stdout(&out).contains(".env"), "{}", stdout(&out));
+}
+
+fn utf16(text: &str, big_endian: bool) -> Vec<u8> {
+    let mut bytes = if big_endian {
+        vec![0xFE, 0xFF]
+    } else {
+        vec![0xFF, 0xFE]
+    };
+    for unit in text.encode_utf16() {
+        bytes.extend(if big_endian {
+            unit.to_be_bytes()
+        } else {
+            unit.to_le_bytes()
+        });
+    }
+    bytes
+}
+
+#[test]
+fn utf16_files_with_a_byte_order_mark_are_scanned() {
+    let dir = tempfile::tempdir().unwrap();
+    let le = key("kg", KeyKind::User);
+    let be = key("zoop", KeyKind::Tenant);
+    // As PowerShell's `>` writes: UTF-16 with a BOM and CRLF line ends.
+    let text = |k: &str| format!("# d\u{e9}j\u{e0} vu \u{1F511}\r\nKEYGATE_API_KEY={k}\r\n");
+    fs::write(dir.path().join("le.env"), utf16(&text(le.expose()), false)).unwrap();
+    fs::write(dir.path().join("be.env"), utf16(&text(be.expose()), true)).unwrap();
+    let out = scan(dir.path(), &["--format", "json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut found: Vec<(String, u64, u64, String)> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["path"].as_str().unwrap().to_owned(),
+                f["line"].as_u64().unwrap(),
+                f["column"].as_u64().unwrap(),
+                f["redacted"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    found.sort();
+    assert_eq!(
+        found,
+        [
+            ("be.env".to_owned(), 2, 17, be.to_string()),
+            ("le.env".to_owned(), 2, 17, le.to_string()),
+        ]
+    );
+    assert_eq!(doc["skipped"]["binary"], 0);
+    assert!(!stdout(&out).contains(le.expose()) && !stdout(&out).contains(be.expose()));
+}
+
+#[test]
+fn one_nul_does_not_make_a_text_file_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = key("kg", KeyKind::User);
+    // A NUL that slipped into a config file, well inside the first 8 KiB.
+    let text = format!(
+        "name = \"x\0\"\n{}token = \"{}\"\n",
+        "# padding\n".repeat(50),
+        k.expose()
+    );
+    fs::write(dir.path().join("settings.toml"), text).unwrap();
+    let out = scan(dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out).trim_end(),
+        format!("settings.toml:52:10: keygate user key {k}")
+    );
+    assert!(
+        stderr(&out).contains("0 binary skipped"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn keys_past_10_mib_are_found_in_bounded_memory() {
+    use std::io::{Seek, SeekFrom, Write};
+
+    const MIB: u64 = 1 << 20;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("huge.log");
+    let mut file = fs::File::create(&path).unwrap();
+    let header = "a log line\n".repeat(1000);
+    file.write_all(header.as_bytes()).unwrap();
+    // Keys across every power-of-two boundary from 64 KiB to 8 MiB (where reads and
+    // windows end, whatever their size), just under the old 10 MiB cap, and far past it,
+    // each on a line of its own; the file is sparse around them (read as NULs).
+    let mut places: Vec<u64> = (16..=23).map(|bit| (1u64 << bit) - 30).collect();
+    places.extend([10 * MIB - 40, 10 * MIB + 100, 20 * MIB, 47 * MIB]);
+    places.extend((16..=23).map(|bit| (1u64 << bit) - 4096 - 7));
+    places.sort_unstable();
+    let keys: Vec<_> = places.iter().map(|_| key("kg", KeyKind::User)).collect();
+    for (at, k) in places.iter().zip(&keys) {
+        file.seek(SeekFrom::Start(*at)).unwrap();
+        write!(file, "\n{}\n", k.expose()).unwrap();
+    }
+    file.set_len(48 * MIB).unwrap();
+    drop(file);
+
+    // Each key's line: the header's lines and two per key before it (holes hold no newline).
+    let mut want = Vec::new();
+    let mut newlines_before = header.matches('\n').count();
+    for k in &keys {
+        newlines_before += 1;
+        want.push(format!(
+            "huge.log:{}:1: keygate user key {k}",
+            newlines_before + 1
+        ));
+        newlines_before += 1;
+    }
+
+    // 64 MiB of address space: a scan that read the 48 MiB file whole could not.
+    let out = keygate_within(64)
+        .current_dir(dir.path())
+        .args(["scan", "huge.log"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = stdout(&out);
+    let got: Vec<&str> = text.lines().collect();
+    assert_eq!(got, want);
+    assert!(stderr(&out).contains(&format!("{} credentials found", keys.len())));
 }
