@@ -628,6 +628,15 @@ impl Call<'_> {
             Err(e) => return upstream_failure(self.id, &e),
         };
         let Some(mut message) = buffered.response_to(&self.id).cloned() else {
+            // The upstream's own refusal (415 for a wrong content type, 404 for an ended
+            // session, 202 for a tools/list sent as a notification) reaches the client
+            // with its status: it lists no tool, so there is nothing to filter.
+            if buffered.status.is_client_error()
+                || buffered.status.is_server_error()
+                || buffered.status == StatusCode::ACCEPTED
+            {
+                return buffered.into_response();
+            }
             return upstream_failure(
                 self.id,
                 &UpstreamError::BadResponse(format!(

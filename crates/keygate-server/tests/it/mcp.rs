@@ -1122,3 +1122,31 @@ async fn the_resolved_project_id_and_the_tenant_reach_an_http_upstream() {
     assert_eq!(status_headers["x-keygate-project"], shop.id.as_str());
     assert_eq!(status_headers["x-keygate-tenant"], tenant);
 }
+
+#[tokio::test]
+async fn the_upstreams_own_refusal_of_a_tools_list_reaches_the_client() {
+    let h = crate::util::demo().await;
+    // A tools/list sent as a notification: the upstream accepts it with 202 and no body.
+    let r = h
+        .mcp(
+            &h.owner,
+            None,
+            json!({"jsonrpc": "2.0", "method": "tools/list"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.raw);
+    // A tools/list the upstream refuses for its content type: its 415, not a 502.
+    let req = http::Request::builder()
+        .method(Method::POST)
+        .uri("/api/mcp")
+        .header("authorization", format!("Bearer {}", h.owner))
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "text/plain")
+        .body(axum::body::Body::from(
+            json!({"jsonrpc": "2.0", "id": 4, "method": "tools/list"}).to_string(),
+        ))
+        .unwrap();
+    let r = h.send(req).await;
+    assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{}", r.raw);
+    assert!(!r.raw.contains("service.list"), "{}", r.raw);
+}
