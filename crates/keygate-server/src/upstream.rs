@@ -72,16 +72,25 @@ impl Upstream {
         // reqwest is built with rustls and no default provider; installing ring is
         // idempotent (an already installed provider is kept).
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             // reqwest's default, stated: streamed answers are many small writes.
             .tcp_nodelay(true)
             .connect_timeout(timeout.min(Duration::from_secs(5)))
             .read_timeout(timeout)
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(64)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| format!("cannot build the upstream HTTP client: {e}"))?;
+            .redirect(reqwest::redirect::Policy::none());
+        if url.scheme() == "http" {
+            // The platform verifier refuses to start without a CA store, which a plain
+            // HTTP upstream does not need (a container without ca-certificates).
+            builder = builder.tls_certs_only(Vec::new());
+        }
+        let client = builder.build().map_err(|e| {
+            format!(
+                "cannot build the upstream HTTP client: {e} (an https:// upstream needs the \
+                 system's CA certificates, or SSL_CERT_FILE naming a PEM file of them)"
+            )
+        })?;
         Ok(Self {
             target: Target::Http { client, url },
             timeout,
