@@ -20,7 +20,6 @@ mod duration;
 mod exit;
 mod names;
 mod scan;
-mod text;
 mod token_check;
 
 use std::io::Write;

@@ -32,6 +32,21 @@ pub enum CredentialKind {
 }
 
 impl CredentialKind {
+    /// Every kind [`recognise`] can report, in the order its rules are tried: keygate
+    /// user and tenant keys first, then the foreign credentials. Reports that list one
+    /// rule per kind (SARIF) index into this list.
+    pub const ALL: &'static [CredentialKind] = &[
+        Self::Keygate(KeyKind::User),
+        Self::Keygate(KeyKind::Tenant),
+        Self::GitHub,
+        Self::GitLab,
+        Self::Slack,
+        Self::AwsAccessKeyId,
+        Self::Stripe,
+        Self::Anthropic,
+        Self::OpenAi,
+    ];
+
     /// A short human-readable name, such as `GitHub token`.
     pub fn name(self) -> &'static str {
         match self {

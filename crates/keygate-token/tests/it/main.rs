@@ -181,3 +181,21 @@ fn every_kind_has_a_name_and_id() {
         assert_eq!(kind.to_string(), kind.name());
     }
 }
+
+#[test]
+fn all_lists_every_kind_once() {
+    let kinds = CredentialKind::ALL;
+    for (i, kind) in kinds.iter().enumerate() {
+        assert!(!kinds[..i].contains(kind), "{kind:?} listed twice");
+        assert!(
+            !kinds[..i].iter().any(|k| k.id() == kind.id()),
+            "{kind:?}: id not unique"
+        );
+    }
+    // Everything recognise reports is listed.
+    let user = TokenFormat::default().generate(KeyKind::User).unwrap();
+    for found in recognise(user.expose()) {
+        assert!(kinds.contains(&found.kind));
+    }
+    assert_eq!(kinds.len(), 9);
+}
