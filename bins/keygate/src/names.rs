@@ -1,12 +1,12 @@
-//! What a variable name suggests it holds, and reading `.mcp.json` and `.env` files.
+//! What a variable name suggests it holds, and reading `.env` files (`.mcp.json` is
+//! keygate-client's).
 
-use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 
-use anyhow::Context;
 use keygate_token::CredentialKind;
-use serde_json::Value;
+
+pub(crate) use keygate_client::{read_mcp_json, reference};
 
 use crate::text::{Decoder, Encoding};
 
@@ -179,16 +179,6 @@ pub(crate) fn wrong_kind(name: &str, found: CredentialKind) -> Option<String> {
     }
 }
 
-/// One server of an `.mcp.json`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct McpServer {
-    pub(crate) name: String,
-    /// `command …` or `url …`, for the map.
-    pub(crate) transport: String,
-    pub(crate) env: BTreeMap<String, String>,
-    pub(crate) headers: BTreeMap<String, String>,
-}
-
 /// At most this much of an `.env` or `.mcp.json` file is read. Such files are a few
 /// lines; a larger one (say a sparse file of gigabytes) must not fill memory.
 pub(crate) const MAX_PROJECT_FILE: u64 = 1 << 20;
@@ -232,63 +222,6 @@ pub(crate) fn read_bounded(path: &Path, max: u64) -> std::io::Result<ProjectFile
     })
 }
 
-/// Reads `{"mcpServers": {"name": {"command"/"url", "env": {..}, "headers": {..}}}}`.
-///
-/// Non-string values in `env`/`headers` are kept as their JSON text. A file larger
-/// than [`MAX_PROJECT_FILE`] is an error.
-pub(crate) fn read_mcp_json(path: &Path) -> anyhow::Result<Vec<McpServer>> {
-    let file = read_bounded(path, MAX_PROJECT_FILE)
-        .with_context(|| format!("reading {}", path.display()))?;
-    if file.truncated {
-        anyhow::bail!(
-            "{} is larger than {} bytes; an .mcp.json is a few lines",
-            path.display(),
-            MAX_PROJECT_FILE
-        );
-    }
-    parse_mcp_json(&file.text).with_context(|| format!("parsing {}", path.display()))
-}
-
-pub(crate) fn parse_mcp_json(text: &str) -> anyhow::Result<Vec<McpServer>> {
-    let doc: Value = serde_json::from_str(text)?;
-    let Some(servers) = doc.get("mcpServers") else {
-        return Ok(Vec::new());
-    };
-    let servers = servers
-        .as_object()
-        .context("`mcpServers` is not an object")?;
-    let strings = |v: Option<&Value>| -> BTreeMap<String, String> {
-        v.and_then(Value::as_object)
-            .map(|o| {
-                o.iter()
-                    .map(|(k, v)| {
-                        let v = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
-                        (k.clone(), v)
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    Ok(servers
-        .iter()
-        .map(|(name, s)| {
-            let transport = if let Some(url) = s.get("url").and_then(Value::as_str) {
-                format!("url {url}")
-            } else if let Some(cmd) = s.get("command").and_then(Value::as_str) {
-                format!("command {cmd}")
-            } else {
-                "no command or url".to_owned()
-            };
-            McpServer {
-                name: name.clone(),
-                transport,
-                env: strings(s.get("env")),
-                headers: strings(s.get("headers")),
-            }
-        })
-        .collect())
-}
-
 /// Parses a `.env` file: `NAME=value` lines, optional `export `, `#` comments, and
 /// single or double quotes around the value.
 pub(crate) fn parse_dotenv(text: &str) -> Vec<(String, String)> {
@@ -319,17 +252,6 @@ pub(crate) fn parse_dotenv(text: &str) -> Vec<(String, String)> {
             Some((name.to_owned(), value.to_owned()))
         })
         .collect()
-}
-
-/// Whether `value` only refers to another variable (`${NAME}` or `$NAME`).
-pub(crate) fn reference(value: &str) -> Option<&str> {
-    let v = value.trim();
-    let name = v
-        .strip_prefix("${")
-        .and_then(|v| v.strip_suffix('}'))
-        .or_else(|| v.strip_prefix('$'))?;
-    let ok = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    ok.then_some(name)
 }
 
 #[cfg(test)]
@@ -377,30 +299,5 @@ mod tests {
             .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
             .collect();
         assert_eq!(vars, want);
-    }
-
-    #[test]
-    fn mcp_json() {
-        let servers = parse_mcp_json(
-            r#"{"mcpServers":{"z":{"command":"npx","env":{"T":"","N":3}},"h":{"url":"http://x","headers":{"Authorization":"Bearer ${T}"}}}}"#,
-        )
-        .unwrap();
-        assert_eq!(servers.len(), 2);
-        let by_name = |n: &str| servers.iter().find(|s| s.name == n).unwrap();
-        assert_eq!(by_name("h").transport, "url http://x");
-        assert_eq!(by_name("h").headers["Authorization"], "Bearer ${T}");
-        assert_eq!(by_name("z").transport, "command npx");
-        assert_eq!(by_name("z").env["T"], "");
-        assert_eq!(by_name("z").env["N"], "3");
-        assert!(parse_mcp_json("{").is_err());
-        assert!(parse_mcp_json(r#"{"mcpServers":[]}"#).is_err());
-    }
-
-    #[test]
-    fn references() {
-        assert_eq!(reference("${KEYGATE_API_KEY}"), Some("KEYGATE_API_KEY"));
-        assert_eq!(reference("$X"), Some("X"));
-        assert_eq!(reference("Bearer ${X}"), None);
-        assert_eq!(reference("$"), None);
     }
 }
