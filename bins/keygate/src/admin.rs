@@ -1,16 +1,17 @@
 //! `keygate keys|projects|audit`: the owner admin API over HTTP.
 
+use std::future::Future;
 use std::io::Write;
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
-use keygate_token::{KeyId, Token};
-use serde_json::{Value, json};
+use anyhow::bail;
+use keygate_client::{Client, CreateKey, ExpiresIn, IssuedKey, KeyInfo, RejectReason};
+use keygate_keys::KeyStatus;
+use keygate_token::{KeyId, KeyKind, Token};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::cli::{AuditArgs, KeysCommand, KindArg, ProjectsCommand};
-use crate::client::{Answer, Client, explain_reason, rejection_reason};
 use crate::exit::Refused;
 
 /// The only place the admin key comes from: never a flag, which would land in shell
@@ -19,7 +20,7 @@ const KEY_VAR: &str = "KEYGATE_API_KEY";
 
 struct Admin {
     client: Client,
-    token: Token,
+    rt: tokio::runtime::Runtime,
 }
 
 impl Admin {
@@ -30,35 +31,34 @@ impl Admin {
         }
         let token = Token::parse(raw.trim())
             .map_err(|err| anyhow::anyhow!("{KEY_VAR} does not hold a keygate key: {err}"))?;
-        Ok(Self {
-            client: Client::new(server)?,
-            token,
-        })
+        let client = Client::new(server, token)?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|err| anyhow::anyhow!("starting the async runtime: {err}"))?;
+        Ok(Self { client, rt })
     }
 
-    fn get(&self, path: &str) -> anyhow::Result<Value> {
-        let answer = self.client.get(path, self.token.expose())?;
-        self.body(answer)
+    /// The answer of a request; a refusal by the server becomes a clear one (exit 1).
+    fn call<T>(
+        &self,
+        request: impl Future<Output = Result<T, keygate_client::Error>>,
+    ) -> anyhow::Result<T> {
+        self.rt.block_on(request).map_err(|err| self.refusal(err))
     }
 
-    fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
-        let answer = self.client.post(path, self.token.expose(), body)?;
-        self.body(answer)
-    }
-
-    /// The body of a 2xx answer; anything else becomes a clear refusal (exit 1).
-    fn body(&self, answer: Answer) -> anyhow::Result<Value> {
-        if answer.ok() {
-            return Ok(answer.body);
-        }
-        let error = answer.error().unwrap_or("").to_owned();
-        let refused = match answer.status {
+    fn refusal(&self, err: keygate_client::Error) -> anyhow::Error {
+        let keygate_client::Error::Rejected { status, body, .. } = err else {
+            return err.into();
+        };
+        let error = body.error.as_str();
+        let refused = match status {
             401 => {
-                let reason = rejection_reason(&answer);
+                let reason = RejectReason::of_unauthorized(&body);
                 Refused::new(
                     format!(
                         "the key in {KEY_VAR} was refused: {} ({reason})",
-                        explain_reason(reason)
+                        reason.explain()
                     ),
                     "hint: use a current owner key",
                 )
@@ -78,22 +78,21 @@ impl Admin {
             429 => Refused::bare("rate limited by the server; try again shortly"),
             status if status >= 500 => Refused::bare(format!(
                 "the keygate server at {} failed ({status}); see its logs",
-                self.client.base()
+                self.client.server()
             )),
             status => {
-                let message = answer
-                    .body
-                    .get("message")
-                    .and_then(Value::as_str)
+                let message = body
+                    .message
+                    .as_ref()
                     .map(|m| format!(": {m}"))
                     .unwrap_or_default();
                 Refused::bare(format!(
                     "the server refused the request ({status} {}){message}",
-                    if error.is_empty() { "error" } else { &error }
+                    if error.is_empty() { "error" } else { error }
                 ))
             }
         };
-        Err(refused.into())
+        refused.into()
     }
 }
 
@@ -113,44 +112,41 @@ pub(crate) fn keys(cmd: &KeysCommand) -> anyhow::Result<ExitCode> {
             name,
         } => {
             let admin = Admin::new(&server.server)?;
-            let mut body = json!({
-                "name": name,
-                "kind": match kind { KindArg::User => "user", KindArg::Tenant => "tenant" },
-                "scopes": scopes,
-            });
+            let kind = match kind {
+                KindArg::User => KeyKind::User,
+                KindArg::Tenant => KeyKind::Tenant,
+            };
+            let mut body = CreateKey::new(name, kind, scopes.clone());
             if !projects.is_empty() {
-                body["projects"] = json!(projects);
+                body.projects = Some(projects.clone());
             }
-            if let Some(lifetime) = expires_in {
-                // Seconds from now, counted by the server's clock, not ours.
-                body["expires_in"] = json!(lifetime.as_secs());
-            }
-            let created = admin.post("/api/v1/keys", &body)?;
+            // Seconds from now, counted by the server's clock, not ours.
+            body.expires_in = expires_in.map(|lifetime| ExpiresIn::Seconds(lifetime.as_secs()));
+            let created = admin.call(admin.client.create_key(&body))?;
             print_new_key(&created)?;
-            eprintln!("created {}", describe(&created));
+            eprintln!("created {}", describe(&created.info));
             eprintln!("the key is shown this once: store it now");
         }
         KeysCommand::List { server, json } => {
             let admin = Admin::new(&server.server)?;
-            let listing = admin.get("/api/v1/keys")?;
-            let keys = array(&listing, "keys")?;
+            let keys = admin.call(admin.client.keys())?;
             let mut out = std::io::stdout().lock();
             if *json {
-                writeln!(out, "{}", Value::Array(keys.to_vec()))?;
+                writeln!(out, "{}", serde_json::to_value(&keys)?)?;
             } else {
                 let now = OffsetDateTime::now_utc();
                 let rows: Vec<Vec<String>> = keys
                     .iter()
                     .map(|k| {
                         vec![
-                            text(k, "id"),
-                            text(k, "name"),
-                            text(k, "kind"),
-                            list(k, "scopes"),
-                            when(k, "created_at"),
-                            when(k, "expires_at"),
-                            when(k, "last_used_at"),
-                            status(k, now),
+                            k.id.to_string(),
+                            k.name.clone(),
+                            k.kind.to_string(),
+                            k.scopes.join(","),
+                            when(k.created_at),
+                            when(k.expires_at),
+                            when(k.last_used_at),
+                            status(k.status_at(now)).to_owned(),
                         ]
                     })
                     .collect();
@@ -174,32 +170,32 @@ pub(crate) fn keys(cmd: &KeysCommand) -> anyhow::Result<ExitCode> {
         KeysCommand::Show { server, id, json } => {
             let id = key_id(id)?;
             let admin = Admin::new(&server.server)?;
-            let key = admin.get(&format!("/api/v1/keys/{id}"))?;
+            let key = admin.call(admin.client.key_info(&id))?;
             let mut out = std::io::stdout().lock();
             if *json {
-                writeln!(out, "{key}")?;
+                writeln!(out, "{}", serde_json::to_value(&key)?)?;
             } else {
                 let now = OffsetDateTime::now_utc();
-                let projects = match key.get("projects") {
-                    Some(Value::Array(p)) => p
+                let projects = match &key.projects {
+                    Some(p) => p
                         .iter()
-                        .map(|p| p.get("name").and_then(Value::as_str).unwrap_or("?"))
+                        .map(|p| p.name.as_str())
                         .collect::<Vec<_>>()
                         .join(", "),
-                    _ => "all".to_owned(),
+                    None => "all".to_owned(),
                 };
                 for (label, value) in [
-                    ("id", text(&key, "id")),
-                    ("name", text(&key, "name")),
-                    ("kind", text(&key, "kind")),
-                    ("prefix", text(&key, "prefix")),
-                    ("scopes", list(&key, "scopes")),
+                    ("id", key.id.to_string()),
+                    ("name", key.name.clone()),
+                    ("kind", key.kind.to_string()),
+                    ("prefix", key.prefix.clone()),
+                    ("scopes", key.scopes.join(",")),
                     ("projects", projects),
-                    ("created", when(&key, "created_at")),
-                    ("expires", when(&key, "expires_at")),
-                    ("last used", when(&key, "last_used_at")),
-                    ("revoked", when(&key, "revoked_at")),
-                    ("status", status(&key, now)),
+                    ("created", when(key.created_at)),
+                    ("expires", when(key.expires_at)),
+                    ("last used", when(key.last_used_at)),
+                    ("revoked", when(key.revoked_at)),
+                    ("status", status(key.status_at(now)).to_owned()),
                 ] {
                     writeln!(out, "{label:<10} {value}")?;
                 }
@@ -209,15 +205,15 @@ pub(crate) fn keys(cmd: &KeysCommand) -> anyhow::Result<ExitCode> {
         KeysCommand::Revoke { server, id } => {
             let id = key_id(id)?;
             let admin = Admin::new(&server.server)?;
-            admin.post(&format!("/api/v1/keys/{id}/revoke"), &json!({}))?;
+            admin.call(admin.client.revoke_key(&id))?;
             eprintln!("revoked key {id}: it is refused from the next request on");
         }
         KeysCommand::Rotate { server, id } => {
             let id = key_id(id)?;
             let admin = Admin::new(&server.server)?;
-            let created = admin.post(&format!("/api/v1/keys/{id}/rotate"), &json!({}))?;
+            let created = admin.call(admin.client.rotate_key(&id))?;
             print_new_key(&created)?;
-            eprintln!("created {} to replace key {id}", describe(&created));
+            eprintln!("created {} to replace key {id}", describe(&created.info));
             eprintln!("the key is shown this once: store it now");
             eprintln!(
                 "the old key {id} stays active: once the new key works, run `keygate keys revoke {id}`"
@@ -228,26 +224,22 @@ pub(crate) fn keys(cmd: &KeysCommand) -> anyhow::Result<ExitCode> {
 }
 
 /// Writes the raw key alone on stdout, one line.
-fn print_new_key(created: &Value) -> anyhow::Result<()> {
-    let key = created
-        .get("key")
-        .and_then(Value::as_str)
-        .context("the server's answer has no key")?;
+fn print_new_key(created: &IssuedKey) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{key}")?;
+    writeln!(out, "{}", created.key.expose())?;
     out.flush()?;
     Ok(())
 }
 
-fn describe(key: &Value) -> String {
+fn describe(key: &KeyInfo) -> String {
     let mut s = format!(
         "{} key {} ({}) with scopes [{}]",
-        text(key, "kind"),
-        text(key, "id"),
-        text(key, "name"),
-        list(key, "scopes")
+        key.kind,
+        key.id,
+        key.name,
+        key.scopes.join(",")
     );
-    if let Some(at) = key.get("expires_at").and_then(Value::as_str) {
+    if let Some(at) = key.expires_at.and_then(|at| at.format(&Rfc3339).ok()) {
         s.push_str(&format!(", expiring {at}"));
     }
     s
@@ -257,24 +249,19 @@ pub(crate) fn projects(cmd: &ProjectsCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         ProjectsCommand::Create { server, name } => {
             let admin = Admin::new(&server.server)?;
-            let project = admin.post("/api/v1/projects", &json!({ "name": name }))?;
-            eprintln!(
-                "created project {} (id {})",
-                text(&project, "name"),
-                text(&project, "id")
-            );
+            let project = admin.call(admin.client.create_project(name))?;
+            eprintln!("created project {} (id {})", project.name, project.id);
         }
         ProjectsCommand::List { server, json } => {
             let admin = Admin::new(&server.server)?;
-            let listing = admin.get("/api/v1/projects")?;
-            let projects = array(&listing, "projects")?;
+            let projects = admin.call(admin.client.projects())?;
             let mut out = std::io::stdout().lock();
             if *json {
-                writeln!(out, "{}", Value::Array(projects.to_vec()))?;
+                writeln!(out, "{}", serde_json::to_value(&projects)?)?;
             } else {
                 let rows: Vec<Vec<String>> = projects
                     .iter()
-                    .map(|p| vec![text(p, "id"), text(p, "name"), when(p, "created_at")])
+                    .map(|p| vec![p.id.to_string(), p.name.clone(), when(Some(p.created_at))])
                     .collect();
                 table(&mut out, &["ID", "NAME", "CREATED"], &rows)?;
             }
@@ -286,20 +273,19 @@ pub(crate) fn projects(cmd: &ProjectsCommand) -> anyhow::Result<ExitCode> {
 
 pub(crate) fn audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
     let admin = Admin::new(&args.server.server)?;
-    let listing = admin.get(&format!("/api/v1/audit?limit={}", args.limit))?;
-    let events = array(&listing, "events")?;
+    let events = admin.call(admin.client.audit(args.limit))?;
     let mut out = std::io::stdout().lock();
     if args.json {
-        writeln!(out, "{}", Value::Array(events.to_vec()))?;
+        writeln!(out, "{}", serde_json::to_value(&events)?)?;
     } else {
         let rows: Vec<Vec<String>> = events
             .iter()
             .map(|e| {
                 vec![
-                    when(e, "at"),
-                    text(e, "actor"),
-                    text(e, "action"),
-                    text(e, "target"),
+                    when(Some(e.at)),
+                    e.actor.clone(),
+                    e.action.clone(),
+                    e.target.clone(),
                 ]
             })
             .collect();
@@ -309,42 +295,10 @@ pub(crate) fn audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// A listing: a bare array, or an object holding one under `field`.
-fn array<'a>(listing: &'a Value, field: &str) -> anyhow::Result<&'a [Value]> {
-    listing
-        .as_array()
-        .or_else(|| listing.get(field).and_then(Value::as_array))
-        .map(Vec::as_slice)
-        .with_context(|| format!("the server's answer is not a list of {field}"))
-}
-
-fn text(v: &Value, field: &str) -> String {
-    match v.get(field) {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Null) | None => "-".to_owned(),
-        Some(other) => other.to_string(),
-    }
-}
-
-fn list(v: &Value, field: &str) -> String {
-    v.get(field)
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .map(|s| s.as_str().map_or_else(|| s.to_string(), str::to_owned))
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-        .unwrap_or_else(|| "-".to_owned())
-}
-
-/// An RFC 3339 time as `YYYY-MM-DD HH:MM` UTC, or `-`.
-fn when(v: &Value, field: &str) -> String {
-    let Some(s) = v.get(field).and_then(Value::as_str) else {
+/// A time as `YYYY-MM-DD HH:MM` UTC, or `-`.
+fn when(at: Option<OffsetDateTime>) -> String {
+    let Some(at) = at else {
         return "-".to_owned();
-    };
-    let Ok(at) = OffsetDateTime::parse(s, &Rfc3339) else {
-        return s.to_owned();
     };
     let at = at.to_offset(time::UtcOffset::UTC);
     format!(
@@ -357,20 +311,13 @@ fn when(v: &Value, field: &str) -> String {
     )
 }
 
-/// The server's `status`, or one derived from `revoked_at` and `expires_at`.
-fn status(v: &Value, now: OffsetDateTime) -> String {
-    if let Some(s) = v.get("status").and_then(Value::as_str) {
-        return s.to_owned();
+/// The server's word for a key's status.
+fn status(status: KeyStatus) -> &'static str {
+    match status {
+        KeyStatus::Active => "active",
+        KeyStatus::Expired => "expired",
+        KeyStatus::Revoked => "revoked",
     }
-    if v.get("revoked_at").is_some_and(|r| !r.is_null()) {
-        return "revoked".to_owned();
-    }
-    let expired = v
-        .get("expires_at")
-        .and_then(Value::as_str)
-        .and_then(|s| OffsetDateTime::parse(s, &Rfc3339).ok())
-        .is_some_and(|at| at <= now);
-    if expired { "expired" } else { "active" }.to_owned()
 }
 
 /// Left-aligned columns separated by two spaces.
@@ -410,19 +357,12 @@ mod tests {
 
     #[test]
     fn statuses() {
-        let now = OffsetDateTime::now_utc();
+        assert_eq!(status(KeyStatus::Revoked), "revoked");
+        assert_eq!(status(KeyStatus::Expired), "expired");
+        assert_eq!(status(KeyStatus::Active), "active");
+        assert_eq!(when(None), "-");
         assert_eq!(
-            status(&json!({"revoked_at": "2020-01-01T00:00:00Z"}), now),
-            "revoked"
-        );
-        assert_eq!(
-            status(&json!({"expires_at": "2020-01-01T00:00:00Z"}), now),
-            "expired"
-        );
-        assert_eq!(status(&json!({"expires_at": null}), now), "active");
-        assert_eq!(status(&json!({"status": "revoked"}), now), "revoked");
-        assert_eq!(
-            when(&json!({"at": "2024-05-06T07:08:09+02:00"}), "at"),
+            when(Some(time::macros::datetime!(2024-05-06 07:08:09 +02:00))),
             "2024-05-06 05:08Z"
         );
     }

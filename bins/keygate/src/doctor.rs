@@ -3,12 +3,14 @@
 use std::io::Write;
 use std::process::ExitCode;
 
+use anyhow::Context;
+use keygate_client::RejectReason;
 use keygate_scan::{CredentialMap, Doctor};
-use serde_json::Value;
+use keygate_token::Token;
 
 use crate::cli::DoctorArgs;
-use crate::client::{Client, explain_reason, rejection_reason};
 use crate::exit;
+use crate::runtime::block_on;
 
 pub(crate) fn run(args: &DoctorArgs) -> anyhow::Result<ExitCode> {
     let mut doctor = Doctor::new();
@@ -41,30 +43,22 @@ fn introspect(server: &str, map: &mut CredentialMap) -> anyhow::Result<()> {
     if map.keys().is_empty() {
         return Ok(());
     }
-    let client = Client::new(server)?;
     for token in map.keys().to_vec() {
-        let answer = client.get("/api/v1/token", token.expose())?;
-        if answer.ok() {
-            let n = answer
-                .body
-                .get("projects")
-                .and_then(Value::as_array)
-                .map_or(0, Vec::len);
-            let tenant = answer
-                .body
-                .pointer("/tenant/name")
-                .and_then(Value::as_str)
-                .unwrap_or("?");
-            map.key_active(&token, tenant, n);
-        } else if answer.status == 401 {
-            let reason = rejection_reason(&answer);
-            map.key_rejected(&token, reason, explain_reason(reason));
-        } else {
-            anyhow::bail!(
-                "the keygate server at {} answered {} to token introspection",
-                client.base(),
-                answer.status
-            );
+        let parsed = Token::parse(token.expose()).context("the key to introspect")?;
+        let client = keygate_client::Client::new(server, parsed)?;
+        match block_on(client.token())? {
+            Ok(info) => map.key_active(&token, &info.tenant.name, info.projects.len()),
+            Err(keygate_client::Error::Rejected {
+                status: 401, body, ..
+            }) => {
+                let reason = RejectReason::of(401, &body);
+                map.key_rejected(&token, reason.as_str(), reason.explain());
+            }
+            Err(keygate_client::Error::Rejected { status, .. }) => anyhow::bail!(
+                "the keygate server at {} answered {status} to token introspection",
+                server.trim_end_matches('/'),
+            ),
+            Err(err) => return Err(err.into()),
         }
     }
     Ok(())

@@ -14,11 +14,10 @@ mod admin;
 mod bootstrap;
 mod check;
 mod cli;
-mod client;
 mod doctor;
 mod duration;
 mod exit;
-mod names;
+mod runtime;
 mod scan;
 mod token_check;
 

@@ -1,0 +1,513 @@
+//! The JSON of keygated's API: what the server writes and the client reads.
+//!
+//! The server serialises these very types, so a field renamed here is renamed on the
+//! wire for both ends at once.
+
+use keygate_keys::{AuditEvent, KeyStatus, ProjectId, ProjectRef, TenantRef, UserId};
+use keygate_token::{KeyId, KeyKind, Token};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// Token introspection, `GET /api/v1/token`: what the presented key is and what it
+/// reaches.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenInfo {
+    /// The key's public id (as sent: a caller that holds the key knows it already).
+    pub id: String,
+    /// User key or tenant key.
+    pub kind: KeyKind,
+    /// The tenant it belongs to.
+    pub tenant: TenantRef,
+    /// The issuing user (user keys only).
+    pub user: Option<TokenUser>,
+    /// The scopes it holds.
+    pub scopes: Vec<String>,
+    /// The projects it reaches, resolved: every project of the tenant when the key is
+    /// not restricted.
+    pub projects: Vec<ProjectRef>,
+    /// Whether it can call no mutating tool.
+    pub read_only: bool,
+    /// When it expires (RFC 3339), if ever.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+/// The user of a user key, as introspection shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenUser {
+    /// Its id.
+    pub id: UserId,
+    /// Its name.
+    pub name: String,
+}
+
+/// A key as the admin API shows it: never a hash, never the raw token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyInfo {
+    /// The public id.
+    pub id: KeyId,
+    /// The name it was given.
+    pub name: String,
+    /// User key or tenant key.
+    pub kind: KeyKind,
+    /// The issuing user (user keys).
+    #[serde(default)]
+    pub user_id: Option<UserId>,
+    /// The token prefix, such as `kg_uk_`.
+    #[serde(default)]
+    pub prefix: String,
+    /// The scopes it holds.
+    pub scopes: Vec<String>,
+    /// The projects it may touch; `None`: all of the tenant's.
+    #[serde(default)]
+    pub projects: Option<Vec<ProjectRef>>,
+    /// When it was created (keygated always says; read as absent when a server
+    /// does not).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub created_at: Option<OffsetDateTime>,
+    /// When it expires, if ever.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+    /// When it was revoked, if it was.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub revoked_at: Option<OffsetDateTime>,
+    /// When it was last used, if ever.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub last_used_at: Option<OffsetDateTime>,
+    /// Active, expired or revoked, as the server saw it when answering (keygated
+    /// always says; see [`KeyInfo::status_at`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<KeyStatus>,
+}
+
+impl KeyInfo {
+    /// The server's status, or one derived from `revoked_at` and `expires_at` at
+    /// `now` when the answer had none.
+    pub fn status_at(&self, now: OffsetDateTime) -> KeyStatus {
+        if let Some(status) = self.status {
+            status
+        } else if self.revoked_at.is_some() {
+            KeyStatus::Revoked
+        } else if self.expires_at.is_some_and(|at| at <= now) {
+            KeyStatus::Expired
+        } else {
+            KeyStatus::Active
+        }
+    }
+}
+
+/// A key just created or rotated, with its raw token: the one answer that shows it
+/// (`201`, `Cache-Control: no-store`).
+///
+/// `Debug` shows the token redacted, as [`Token`]'s own `Debug` does.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IssuedKey {
+    /// The key's record.
+    #[serde(flatten)]
+    pub info: KeyInfo,
+    /// The raw token.
+    #[serde(with = "raw_token")]
+    pub key: Token,
+    /// The key a rotation replaces (left active until revoked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<KeyId>,
+}
+
+/// `POST /api/v1/keys`: the key to create.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKey {
+    /// A name to recognise it by.
+    pub name: String,
+    /// User key or tenant key.
+    pub kind: KeyKind,
+    /// The scopes it holds (fixed at creation).
+    pub scopes: Vec<String>,
+    /// Names of the projects it may touch; absent: all of the tenant's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub projects: Option<Vec<String>>,
+    /// When it expires, RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    /// How long it lives, counted by the server's clock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in: Option<ExpiresIn>,
+}
+
+impl CreateKey {
+    /// A key of `kind` named `name` holding `scopes`, for all projects, never expiring.
+    pub fn new(name: impl Into<String>, kind: KeyKind, scopes: Vec<String>) -> Self {
+        Self {
+            name: name.into(),
+            kind,
+            scopes,
+            projects: None,
+            expires_at: None,
+            expires_in: None,
+        }
+    }
+}
+
+/// A key's lifetime: whole seconds, or a string such as `45s`, `90m`, `12h`, `30d`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+#[non_exhaustive]
+pub enum ExpiresIn {
+    /// Whole seconds.
+    Seconds(u64),
+    /// A number with a unit: `s`, `m`, `h` or `d`.
+    Text(String),
+}
+
+/// `GET /api/v1/keys`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "Listing<KeyInfo>")]
+pub struct KeyList {
+    /// The tenant's keys.
+    pub keys: Vec<KeyInfo>,
+}
+
+/// A project as the admin API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectInfo {
+    /// Its id.
+    pub id: ProjectId,
+    /// Its name (unique in the tenant).
+    pub name: String,
+    /// When it was created.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// `POST /api/v1/projects`: the project to create.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateProject {
+    /// Its name.
+    pub name: String,
+}
+
+/// `GET /api/v1/projects`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "Listing<ProjectInfo>")]
+pub struct ProjectList {
+    /// The tenant's projects.
+    pub projects: Vec<ProjectInfo>,
+}
+
+/// `GET /api/v1/audit`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "Listing<AuditEvent>")]
+pub struct AuditList {
+    /// The newest events of the tenant's log, newest first.
+    pub events: Vec<AuditEvent>,
+}
+
+/// An error answer: `{"error"}`, with `reason` for refused keys and `message` for
+/// request mistakes a person can act on.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// The machine code, such as `insufficient_scope` (empty when the answer had no
+    /// JSON body).
+    #[serde(default)]
+    pub error: String,
+    /// Why a key was refused (`key_not_found`, `key_revoked`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// What was wrong with the request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// Why the server refused a request, in the words of the HTTP contract.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RejectReason {
+    /// `missing_token`: no `Authorization: Bearer` header.
+    MissingToken,
+    /// `invalid_request`: a malformed header or body.
+    InvalidRequest,
+    /// `key_not_found`: bad shape, bad checksum, unknown id or wrong secret.
+    KeyNotFound,
+    /// `key_revoked`.
+    KeyRevoked,
+    /// `expired`.
+    Expired,
+    /// `insufficient_scope`: the key may not do this.
+    InsufficientScope,
+    /// `rate_limited`.
+    RateLimited,
+    /// `usage_exceeded`: a usage-limited key is used up.
+    UsageExceeded,
+    /// `forbidden_origin`: the request's `Origin` is not allowed.
+    ForbiddenOrigin,
+    /// `not_found`: absent, or another tenant's.
+    NotFound,
+    /// `conflict`: such as a name that exists.
+    Conflict,
+    /// `payload_too_large`.
+    PayloadTooLarge,
+    /// `unavailable`: try again shortly.
+    Unavailable,
+    /// `internal`: see the server's logs.
+    Internal,
+    /// A code this version does not know, as the server sent it.
+    Other(String),
+}
+
+impl RejectReason {
+    /// The reason for a code of the contract (`error` or `reason` field).
+    pub fn from_code(code: &str) -> Self {
+        match code {
+            "missing_token" => Self::MissingToken,
+            "invalid_request" => Self::InvalidRequest,
+            "key_not_found" => Self::KeyNotFound,
+            "key_revoked" => Self::KeyRevoked,
+            "expired" => Self::Expired,
+            "insufficient_scope" => Self::InsufficientScope,
+            "rate_limited" => Self::RateLimited,
+            "usage_exceeded" => Self::UsageExceeded,
+            "forbidden_origin" => Self::ForbiddenOrigin,
+            "not_found" => Self::NotFound,
+            "conflict" => Self::Conflict,
+            "payload_too_large" => Self::PayloadTooLarge,
+            "unavailable" => Self::Unavailable,
+            "internal" => Self::Internal,
+            other => Self::Other(other.to_owned()),
+        }
+    }
+
+    /// Why a `401` refused the key: `expired`, else the `reason`, else
+    /// `missing_token`, else `key_not_found` (a 401 says nothing more).
+    pub fn of_unauthorized(body: &ErrorBody) -> Self {
+        match (body.error.as_str(), body.reason.as_deref()) {
+            ("expired", _) => Self::Expired,
+            (_, Some(reason)) => Self::from_code(reason),
+            ("missing_token", None) => Self::MissingToken,
+            _ => Self::KeyNotFound,
+        }
+    }
+
+    /// Why an answer with `status` and `body` refused the request.
+    pub fn of(status: u16, body: &ErrorBody) -> Self {
+        if status == 401 {
+            Self::of_unauthorized(body)
+        } else {
+            Self::from_code(&body.error)
+        }
+    }
+
+    /// The code, as the contract spells it.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::MissingToken => "missing_token",
+            Self::InvalidRequest => "invalid_request",
+            Self::KeyNotFound => "key_not_found",
+            Self::KeyRevoked => "key_revoked",
+            Self::Expired => "expired",
+            Self::InsufficientScope => "insufficient_scope",
+            Self::RateLimited => "rate_limited",
+            Self::UsageExceeded => "usage_exceeded",
+            Self::ForbiddenOrigin => "forbidden_origin",
+            Self::NotFound => "not_found",
+            Self::Conflict => "conflict",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::Unavailable => "unavailable",
+            Self::Internal => "internal",
+            Self::Other(code) => code,
+        }
+    }
+
+    /// A readable sentence for a refused key.
+    pub fn explain(&self) -> &'static str {
+        match self {
+            Self::Expired => "the key has expired",
+            Self::KeyRevoked => "the key was revoked",
+            Self::KeyNotFound => "the server does not know this key",
+            Self::MissingToken => "the server received no key",
+            _ => "the server refused the key",
+        }
+    }
+}
+
+impl std::fmt::Display for RejectReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A raw token as its string on the wire.
+mod raw_token {
+    use keygate_token::Token;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(token: &Token, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(token.expose())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Token, D::Error> {
+        let raw = zeroize::Zeroizing::new(String::deserialize(d)?);
+        // The parse error never echoes the secret.
+        Token::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
+impl TryFrom<Listing<KeyInfo>> for KeyList {
+    type Error = String;
+
+    fn try_from(listing: Listing<KeyInfo>) -> Result<Self, String> {
+        Ok(Self {
+            keys: listing.take("keys")?,
+        })
+    }
+}
+
+impl TryFrom<Listing<ProjectInfo>> for ProjectList {
+    type Error = String;
+
+    fn try_from(listing: Listing<ProjectInfo>) -> Result<Self, String> {
+        Ok(Self {
+            projects: listing.take("projects")?,
+        })
+    }
+}
+
+impl TryFrom<Listing<AuditEvent>> for AuditList {
+    type Error = String;
+
+    fn try_from(listing: Listing<AuditEvent>) -> Result<Self, String> {
+        Ok(Self {
+            events: listing.take("events")?,
+        })
+    }
+}
+
+/// A listing as read: `{"<field>": [..]}`, or a bare array.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Listing<T> {
+    Bare(Vec<T>),
+    Wrapped(std::collections::BTreeMap<String, Vec<T>>),
+}
+
+impl<T> Listing<T> {
+    fn take(self, field: &str) -> Result<Vec<T>, String> {
+        match self {
+            Self::Bare(items) => Ok(items),
+            Self::Wrapped(mut fields) => fields
+                .remove(field)
+                .ok_or_else(|| format!("not a list of {field}")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(error: &str, reason: Option<&str>) -> ErrorBody {
+        ErrorBody {
+            error: error.to_owned(),
+            reason: reason.map(str::to_owned),
+            message: None,
+        }
+    }
+
+    #[test]
+    fn unauthorized_reasons() {
+        let of = |e, r| {
+            RejectReason::of_unauthorized(&body(e, r))
+                .as_str()
+                .to_owned()
+        };
+        assert_eq!(of("expired", None), "expired");
+        assert_eq!(of("invalid_token", Some("key_revoked")), "key_revoked");
+        assert_eq!(of("invalid_token", Some("key_not_found")), "key_not_found");
+        assert_eq!(of("invalid_token", Some("odd")), "odd");
+        assert_eq!(of("missing_token", None), "missing_token");
+        assert_eq!(of("", None), "key_not_found");
+        assert_eq!(
+            RejectReason::of(403, &body("insufficient_scope", None)),
+            RejectReason::InsufficientScope
+        );
+    }
+
+    #[test]
+    fn codes_round_trip() {
+        for code in [
+            "missing_token",
+            "invalid_request",
+            "key_not_found",
+            "key_revoked",
+            "expired",
+            "insufficient_scope",
+            "rate_limited",
+            "usage_exceeded",
+            "forbidden_origin",
+            "not_found",
+            "conflict",
+            "payload_too_large",
+            "unavailable",
+            "internal",
+            "something_new",
+        ] {
+            assert_eq!(RejectReason::from_code(code).as_str(), code);
+        }
+    }
+
+    #[test]
+    fn error_bodies() {
+        let parsed: ErrorBody =
+            serde_json::from_str(r#"{"error":"invalid_token","reason":"key_revoked"}"#)
+                .expect("an error body");
+        assert_eq!(parsed, body("invalid_token", Some("key_revoked")));
+        assert_eq!(
+            serde_json::to_string(&body("expired", None)).expect("serialises"),
+            r#"{"error":"expired"}"#
+        );
+    }
+
+    #[test]
+    fn statuses() {
+        let now = OffsetDateTime::now_utc();
+        let key = |extra: serde_json::Value| -> KeyInfo {
+            let mut v = serde_json::json!({
+                "id": "AAAAAAAAAAAA", "name": "k", "kind": "user", "scopes": [],
+            });
+            if let (Some(v), Some(extra)) = (v.as_object_mut(), extra.as_object()) {
+                v.extend(extra.clone());
+            }
+            serde_json::from_value(v).expect("a key")
+        };
+        let status = |extra| key(extra).status_at(now);
+        use serde_json::json;
+        assert_eq!(
+            status(json!({"revoked_at": "2020-01-01T00:00:00Z"})),
+            KeyStatus::Revoked
+        );
+        assert_eq!(
+            status(json!({"expires_at": "2020-01-01T00:00:00Z"})),
+            KeyStatus::Expired
+        );
+        assert_eq!(status(json!({"expires_at": null})), KeyStatus::Active);
+        assert_eq!(status(json!({"status": "revoked"})), KeyStatus::Revoked);
+    }
+
+    #[test]
+    fn listings_wrapped_or_bare() {
+        let wrapped: ProjectList = serde_json::from_str(
+            r#"{"projects":[{"id":"p1","name":"shop","created_at":"2025-01-02T03:04:05Z"}]}"#,
+        )
+        .expect("a listing");
+        let bare: ProjectList = serde_json::from_str(
+            r#"[{"id":"p1","name":"shop","created_at":"2025-01-02T03:04:05Z"}]"#,
+        )
+        .expect("a listing");
+        assert_eq!(wrapped, bare);
+        assert_eq!(
+            serde_json::to_string(&wrapped).expect("serialises"),
+            r#"{"projects":[{"id":"p1","name":"shop","created_at":"2025-01-02T03:04:05Z"}]}"#
+        );
+        assert!(serde_json::from_str::<ProjectList>(r#"{"keys":[]}"#).is_err());
+    }
+}
