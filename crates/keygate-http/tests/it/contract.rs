@@ -7,10 +7,12 @@ use axum::response::IntoResponse;
 use http::StatusCode;
 use http_body_util::BodyExt;
 use keygate_http::{AuthError, deny};
-use keygate_keys::{KeyKind, KeyStore, MemoryStore, Token, TokenFormat};
+use keygate_keys::{KeyKind, KeyStore, Token, TokenFormat, Verifier};
 use keygate_scopes::Denied;
 
-use crate::support::{DownStore, Fixture, bearer, protected, send};
+use keygate_test::DownVerifier;
+
+use crate::support::{Fixture, bearer, protected, send};
 
 const REALM: &str = r#"Bearer realm="keygate""#;
 
@@ -161,7 +163,7 @@ async fn expired_is_expired() {
 #[tokio::test]
 async fn store_down_is_503_not_401() {
     let fx = Fixture::new().await;
-    let down: Arc<dyn KeyStore> = Arc::new(DownStore(MemoryStore::new()));
+    let down: Arc<dyn Verifier> = Arc::new(DownVerifier::new());
     let a = send(protected(down), "/echo", &[&bearer(fx.user_token())], &[]).await;
     assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(a.text(), r#"{"error":"unavailable"}"#);

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use keygate_keys::{KeyId, KeyStore, PostgresStore};
+use keygate_keys::{KeyId, KeyStore, PostgresStore, Verifier};
 use time::OffsetDateTime;
 
 use crate::conformance::{self, Harness, Hooks};

@@ -16,7 +16,9 @@ use std::time::Instant;
 
 use axum::body::Body;
 use http::{Request, StatusCode};
-use keygate_keys::{KeyKind, KeyStore, MemoryStore, NewKey, Principal, TokenFormat, VerifyError};
+use keygate_keys::{
+    KeyKind, KeyStore, MemoryStore, NewKey, Principal, TokenFormat, Verifier, VerifyError,
+};
 use keygate_token::{CHECKSUM_LEN, ID_LEN, SECRET_LEN};
 
 use crate::util::{PgSchema, demo, postgres_url};
