@@ -86,7 +86,7 @@ impl App {
             let store = keygate_keys::PostgresStore::connect(url)
                 .await
                 .map_err(ServerError::Store)?;
-            let gates = crate::gate_store::PgGateStore::new(store.pool().clone())
+            let gates = keygate_gates::PgGateStore::new(store.pool().clone())
                 .await
                 .map_err(ServerError::Gates)?;
             Self::with_stores(config, Arc::new(store), Arc::new(gates)).await

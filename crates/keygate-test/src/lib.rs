@@ -3,6 +3,8 @@
 //! - [`service_url`], [`postgres_url`], [`redis_url`]: the URLs of the test services,
 //!   from `KEYGATE_TEST_POSTGRES` / `KEYGATE_TEST_REDIS`. Unset, a test skips with a
 //!   note on stderr; unset with `CI` set, it fails, so CI never skips silently.
+//! - [`PgSchema`]: a fresh PostgreSQL schema per test, dropped at the end;
+//!   [`pg_connect`] for a client of the test database.
 //! - [`DownVerifier`], [`CountingVerifier`]: fake [`Verifier`]s for the
 //!   authentication layer, so a test changes how tokens are verified without
 //!   wrapping a whole [`KeyStore`](keygate_keys::KeyStore).
@@ -21,7 +23,9 @@
 )]
 
 mod fake;
+mod postgres;
 mod services;
 
 pub use crate::fake::{CountingVerifier, DownVerifier};
+pub use crate::postgres::{PgSchema, pg_connect};
 pub use crate::services::{postgres_url, redis_url, service_url, under_ci};

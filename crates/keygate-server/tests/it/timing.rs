@@ -21,7 +21,9 @@ use keygate_keys::{
 };
 use keygate_token::{CHECKSUM_LEN, ID_LEN, SECRET_LEN};
 
-use crate::util::{PgSchema, demo, postgres_url};
+use keygate_test::{PgSchema, postgres_url};
+
+use crate::util::demo;
 
 const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
