@@ -5,6 +5,7 @@
 //!   note on stderr; unset with `CI` set, it fails, so CI never skips silently.
 //! - [`PgSchema`]: a fresh PostgreSQL schema per test, dropped at the end;
 //!   [`pg_connect`] for a client of the test database.
+//! - [`with_checksum`]: a hand-made token body with a valid checksum.
 //! - [`DownVerifier`], [`CountingVerifier`]: fake [`Verifier`]s for the
 //!   authentication layer, so a test changes how tokens are verified without
 //!   wrapping a whole [`KeyStore`](keygate_keys::KeyStore).
@@ -23,9 +24,11 @@
 )]
 
 mod fake;
+mod forge;
 mod postgres;
 mod services;
 
 pub use crate::fake::{CountingVerifier, DownVerifier};
+pub use crate::forge::with_checksum;
 pub use crate::postgres::{PgSchema, pg_connect};
 pub use crate::services::{postgres_url, redis_url, service_url, under_ci};

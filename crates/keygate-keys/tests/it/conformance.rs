@@ -84,18 +84,7 @@ pub(crate) fn tenant_key(s: &Setup) -> NewKey {
     }
 }
 
-const B62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-
-/// Appends a valid checksum (CRC32, six base62 chars) to `signed`.
-pub(crate) fn with_checksum(signed: &str) -> String {
-    let mut v = u64::from(crc32fast::hash(signed.as_bytes()));
-    let mut sum = [b'0'; 6];
-    for slot in sum.iter_mut().rev() {
-        *slot = B62[(v % 62) as usize];
-        v /= 62;
-    }
-    format!("{signed}{}", std::str::from_utf8(&sum).unwrap())
-}
+pub(crate) use keygate_test::with_checksum;
 
 fn is_not_found<T: std::fmt::Debug>(r: Result<T, VerifyError>) -> bool {
     matches!(r, Err(VerifyError::NotFound))
