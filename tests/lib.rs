@@ -124,34 +124,7 @@ pub fn clean_command(program: &Path) -> Command {
     cmd
 }
 
-/// `CI` is set: skipping is not allowed.
-pub fn under_ci() -> bool {
-    std::env::var_os("CI").is_some_and(|v| !v.is_empty())
-}
-
-fn service_url(var: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(url) if !url.trim().is_empty() => Some(url.trim().to_owned()),
-        _ => {
-            assert!(
-                !under_ci(),
-                "{var} must be set under CI (this end-to-end test needs the service)"
-            );
-            eprintln!("note: {var} is not set; skipping this end-to-end test");
-            None
-        }
-    }
-}
-
-/// The PostgreSQL URL for tests, or `None` to skip (a panic under CI).
-pub fn postgres_url() -> Option<String> {
-    service_url("KEYGATE_TEST_POSTGRES")
-}
-
-/// The Redis URL for tests, or `None` to skip (a panic under CI).
-pub fn redis_url() -> Option<String> {
-    service_url("KEYGATE_TEST_REDIS")
-}
+pub use keygate_test::{PgSchema, postgres_url, redis_url, under_ci};
 
 /// A random lowercase alphanumeric string of `len` characters (not for secrets).
 pub fn random_name(len: usize) -> String {
@@ -170,75 +143,6 @@ pub fn random_name(len: usize) -> String {
         }
     }
     out
-}
-
-/// A fresh PostgreSQL schema for one test, dropped (with everything in it) on drop.
-#[derive(Debug)]
-pub struct PgSchema {
-    admin_url: String,
-    /// The schema's name (`kg_e2e_…`).
-    pub name: String,
-    /// The database URL with `search_path` set to the schema, for `--database`.
-    pub url: String,
-}
-
-impl PgSchema {
-    /// Creates the schema in the database of `admin_url`.
-    pub async fn create(admin_url: &str) -> Self {
-        let name = format!("kg_e2e_{}", random_name(12));
-        let client = pg_client(admin_url).await;
-        tokio::time::timeout(
-            REQUEST_TIMEOUT,
-            client.batch_execute(&format!("CREATE SCHEMA {name}")),
-        )
-        .await
-        .expect("CREATE SCHEMA in time")
-        .expect("can create a test schema");
-        let sep = if admin_url.contains('?') { '&' } else { '?' };
-        let url = format!("{admin_url}{sep}options=-csearch_path%3D{name}");
-        Self {
-            admin_url: admin_url.to_owned(),
-            name,
-            url,
-        }
-    }
-}
-
-async fn pg_client(url: &str) -> tokio_postgres::Client {
-    let (client, conn) = tokio::time::timeout(
-        REQUEST_TIMEOUT,
-        tokio_postgres::connect(url, tokio_postgres::NoTls),
-    )
-    .await
-    .expect("PostgreSQL answers in time")
-    .expect("PostgreSQL is reachable");
-    tokio::spawn(conn);
-    client
-}
-
-impl Drop for PgSchema {
-    fn drop(&mut self) {
-        let url = self.admin_url.clone();
-        let sql = format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name);
-        // A runtime of its own on a thread of its own: drop may run inside a runtime.
-        let done = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async {
-                let connect = tokio_postgres::connect(&url, tokio_postgres::NoTls);
-                if let Ok(Ok((client, conn))) = tokio::time::timeout(REQUEST_TIMEOUT, connect).await
-                {
-                    tokio::spawn(conn);
-                    let _ = tokio::time::timeout(REQUEST_TIMEOUT, client.batch_execute(&sql)).await;
-                }
-            });
-        });
-        let _ = done.join();
-    }
 }
 
 /// Text a child process wrote, collected by a reader thread.
@@ -967,16 +871,7 @@ pub fn bootstrap_tenant(database: &str, tenant: &str, owner: &str) -> String {
 
 /// Appends a valid CRC32/base62 checksum to a token without one, to forge tokens that
 /// pass the offline check but name no key.
-pub fn with_valid_checksum(token_without_checksum: &str) -> String {
-    const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    let mut v = u64::from(crc32fast::hash(token_without_checksum.as_bytes()));
-    let mut sum = [b'0'; 6];
-    for slot in sum.iter_mut().rev() {
-        *slot = ALPHABET[(v % 62) as usize];
-        v /= 62;
-    }
-    format!("{token_without_checksum}{}", String::from_utf8_lossy(&sum))
-}
+pub use keygate_test::with_checksum as with_valid_checksum;
 
 /// Polls `check` every 50 ms until it returns `Some`, up to `timeout`.
 pub async fn eventually<T, F, Fut>(timeout: Duration, mut check: F) -> Option<T>

@@ -30,9 +30,7 @@ use http::{HeaderMap, HeaderValue, Request, StatusCode};
 use http_body_util::BodyExt;
 use keygate_http::{AuthError, AuthLayer, MAX_AUTHORIZATION_LEN, parse_authorization};
 use keygate_keys::{
-    ApiKey, AuditEvent, Bootstrap, Bootstrapped, CreatedKey, KeyId, KeyStore, MemoryStore,
-    NewAuditEvent, NewKey, Principal, Project, ProjectRef, Role, StoreError, Tenant, TenantId, Token,
-    TokenFormat, User, VerifyError,
+    Bootstrap, KeyStore, MemoryStore, Principal, Token, TokenFormat, Verifier, VerifyError,
 };
 use libfuzzer_sys::fuzz_target;
 use tower::{Service, ServiceExt};
@@ -51,7 +49,7 @@ enum Outcome {
     Other,
 }
 
-/// A `KeyStore` that records every `verify` call and delegates to a `MemoryStore`.
+/// A `Verifier` that records every `verify` call and delegates to a `MemoryStore`.
 struct Recording {
     inner: MemoryStore,
     seen: Mutex<Seen>,
@@ -74,7 +72,7 @@ fn fixture() -> &'static Fixture {
             seen: Mutex::new(Seen::default()),
         });
         let boot = runtime
-            .block_on(store.bootstrap(
+            .block_on(store.inner.bootstrap(
                 &TokenFormat::default(),
                 Bootstrap {
                     tenant: "acme".to_owned(),
@@ -271,72 +269,7 @@ fn check_parse(values: &[HeaderValue], parsed: &Result<&str, AuthError>) {
 }
 
 #[async_trait]
-impl KeyStore for Recording {
-    async fn bootstrap(
-        &self,
-        format: &TokenFormat,
-        request: Bootstrap,
-    ) -> Result<Bootstrapped, StoreError> {
-        self.inner.bootstrap(format, request).await
-    }
-    async fn create_tenant(&self, name: &str) -> Result<Tenant, StoreError> {
-        self.inner.create_tenant(name).await
-    }
-    async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>, StoreError> {
-        self.inner.tenant_by_name(name).await
-    }
-    async fn create_user(
-        &self,
-        tenant: &TenantId,
-        name: &str,
-        role: Role,
-    ) -> Result<User, StoreError> {
-        self.inner.create_user(tenant, name, role).await
-    }
-    async fn create_project(&self, tenant: &TenantId, name: &str) -> Result<Project, StoreError> {
-        self.inner.create_project(tenant, name).await
-    }
-    async fn list_projects(&self, tenant: &TenantId) -> Result<Vec<Project>, StoreError> {
-        self.inner.list_projects(tenant).await
-    }
-    async fn find_project(
-        &self,
-        tenant: &TenantId,
-        project: &str,
-    ) -> Result<Option<ProjectRef>, StoreError> {
-        self.inner.find_project(tenant, project).await
-    }
-    async fn create_key(
-        &self,
-        format: &TokenFormat,
-        request: NewKey,
-        actor: &str,
-    ) -> Result<CreatedKey, StoreError> {
-        self.inner.create_key(format, request, actor).await
-    }
-    async fn get_key(&self, tenant: &TenantId, id: &KeyId) -> Result<ApiKey, StoreError> {
-        self.inner.get_key(tenant, id).await
-    }
-    async fn list_keys(&self, tenant: &TenantId) -> Result<Vec<ApiKey>, StoreError> {
-        self.inner.list_keys(tenant).await
-    }
-    async fn revoke_key(
-        &self,
-        tenant: &TenantId,
-        id: &KeyId,
-        actor: &str,
-    ) -> Result<ApiKey, StoreError> {
-        self.inner.revoke_key(tenant, id, actor).await
-    }
-    async fn rotate_key(
-        &self,
-        format: &TokenFormat,
-        tenant: &TenantId,
-        id: &KeyId,
-        actor: &str,
-    ) -> Result<CreatedKey, StoreError> {
-        self.inner.rotate_key(format, tenant, id, actor).await
-    }
+impl Verifier for Recording {
     async fn verify(&self, token: &str) -> Result<Principal, VerifyError> {
         let result = self.inner.verify(token).await;
         let summary = match &result {
@@ -350,18 +283,5 @@ impl KeyStore for Recording {
             .calls
             .push((token.to_owned(), summary));
         result
-    }
-    async fn append_audit(&self, event: NewAuditEvent) -> Result<(), StoreError> {
-        self.inner.append_audit(event).await
-    }
-    async fn list_audit(
-        &self,
-        tenant: &TenantId,
-        limit: usize,
-    ) -> Result<Vec<AuditEvent>, StoreError> {
-        self.inner.list_audit(tenant, limit).await
-    }
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.inner.ping().await
     }
 }

@@ -366,7 +366,7 @@ async fn postgres_failures_are_503_and_recover_without_a_restart() {
     let Some(admin_url) = postgres_url() else {
         return;
     };
-    let schema = PgSchema::create(&admin_url).await;
+    let schema = PgSchema::create(&admin_url, "kg_e2e").await;
     let app = format!("kg_e2e_{}", random_name(10));
     let url = format!("{}&application_name={app}", schema.url);
     assert!(schema.url.contains('?'));

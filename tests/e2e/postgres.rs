@@ -6,7 +6,7 @@ use serde_json::json;
 
 /// Two demo gateways on one fresh schema, and the demo owner key.
 async fn two_instances(admin_url: &str) -> (PgSchema, Server, Server, String) {
-    let schema = PgSchema::create(admin_url).await;
+    let schema = PgSchema::create(admin_url, "kg_e2e").await;
     let first = Server::start(ServerOptions::demo().database(&schema.url));
     let owner = first.owner_key();
     let second = Server::start(ServerOptions::demo().database(&schema.url));

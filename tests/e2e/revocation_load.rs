@@ -24,7 +24,7 @@ async fn revokes_at_random_moments_hold_on_both_instances() {
     let Some(admin_url) = postgres_url() else {
         return;
     };
-    let schema = PgSchema::create(&admin_url).await;
+    let schema = PgSchema::create(&admin_url, "kg_e2e").await;
     // No 429s: the revoked keys' 401s all come from one address.
     let fast = [
         "--key-rate",

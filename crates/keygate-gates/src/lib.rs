@@ -45,6 +45,9 @@
 //!
 //! - `conformance`: the [`conformance`] module, the checks every [`GateStore`]
 //!   backend must pass, for the tests of backends outside this crate.
+//! - `postgres`: `PgGateStore`, gate state in PostgreSQL (tokio-postgres on a
+//!   deadpool pool, typically the key store's), so a challenge issued or an evidence
+//!   read recorded through one server counts on every server sharing the database.
 
 #![cfg_attr(
     not(test),
@@ -65,6 +68,8 @@ mod decision;
 mod error;
 mod gates;
 mod history;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod store;
 
 pub use crate::arguments::Arguments;
@@ -79,4 +84,6 @@ pub use crate::gates::{
     CHALLENGE_LEN, ConfirmArg, DEFAULT_CHALLENGE_TTL, DEFAULT_EVIDENCE_TTL, GateCall, Gates,
 };
 pub use crate::history::FailureHistory;
+#[cfg(feature = "postgres")]
+pub use crate::postgres::PgGateStore;
 pub use crate::store::{Challenge, EvidenceRead, GateStore, MemoryGateStore, Taken};

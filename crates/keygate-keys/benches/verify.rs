@@ -19,7 +19,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use keygate_keys::{Bootstrap, KeyStore, MemoryStore, Token, TokenFormat, TokenHash};
+use keygate_keys::{Bootstrap, KeyStore, MemoryStore, Token, TokenFormat, TokenHash, Verifier};
 
 fn bootstrap(rt: &tokio::runtime::Runtime, store: &dyn KeyStore) -> String {
     rt.block_on(store.bootstrap(

@@ -5,12 +5,14 @@
 //! store access on failure), load the row by public id, compare hashes in constant
 //! time (with a dummy comparison when the id is unknown), then revoked (wins) and
 //! expired. That sequence lives in one place and every store uses it. Stores
-//! implement one [`KeyStore`] trait: [`MemoryStore`] for tests, `SqliteStore` (the
+//! implement one [`KeyStore`] trait, whose supertrait [`Verifier`] holds the one
+//! method of the request path (what an authentication layer needs, and what a
+//! decorator that times or counts verification wraps): [`MemoryStore`] for tests, `SqliteStore` (the
 //! embedded default) and `PostgresStore` (several servers sharing one database); one
 //! conformance suite runs against all three. [`connect`] opens a store from a URL.
 //!
 //! ```
-//! use keygate_keys::{Bootstrap, KeyStore, MemoryStore, TokenFormat};
+//! use keygate_keys::{Bootstrap, KeyStore, MemoryStore, TokenFormat, Verifier};
 //!
 //! # tokio_test_block_on(async {
 //! let store = MemoryStore::new();
@@ -107,5 +109,5 @@ pub use crate::name::{NameError, check_name_characters, is_hidden_char};
 pub use crate::postgres::PostgresStore;
 #[cfg(feature = "sqlite")]
 pub use crate::sqlite::SqliteStore;
-pub use crate::store::KeyStore;
+pub use crate::store::{KeyStore, Verifier};
 pub use keygate_token::{KeyId, KeyKind, Token, TokenFormat};

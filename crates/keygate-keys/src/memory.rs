@@ -15,7 +15,7 @@ use crate::model::{
     ApiKey, AuditEvent, Bootstrap, Bootstrapped, CreatedKey, NewAuditEvent, NewKey, Principal,
     Project, ProjectId, ProjectRef, Role, Tenant, TenantId, TenantRef, User, UserId, UserRef,
 };
-use crate::store::KeyStore;
+use crate::store::{KeyStore, Verifier};
 use crate::verify::{KeyRow, verify_with};
 
 /// A [`KeyStore`] in process memory: nothing survives the process.
@@ -450,17 +450,6 @@ impl KeyStore for MemoryStore {
         state.insert_key(prepared, actor, Some(rotated))
     }
 
-    async fn verify(&self, token: &str) -> Result<Principal, VerifyError> {
-        let principal =
-            verify_with(token, |id| async move { Ok(self.read().key_row(&id)) }).await?;
-        if self.last_used.due(principal.key_id)
-            && let Some(stored) = self.write().keys.get_mut(&principal.key_id)
-        {
-            stored.key.last_used_at = Some(common::now());
-        }
-        Ok(principal)
-    }
-
     async fn append_audit(&self, event: NewAuditEvent) -> Result<(), StoreError> {
         let mut state = self.write();
         state.tenant(&event.tenant_id)?;
@@ -486,5 +475,19 @@ impl KeyStore for MemoryStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+}
+
+#[async_trait]
+impl Verifier for MemoryStore {
+    async fn verify(&self, token: &str) -> Result<Principal, VerifyError> {
+        let principal =
+            verify_with(token, |id| async move { Ok(self.read().key_row(&id)) }).await?;
+        if self.last_used.due(principal.key_id)
+            && let Some(stored) = self.write().keys.get_mut(&principal.key_id)
+        {
+            stored.key.last_used_at = Some(common::now());
+        }
+        Ok(principal)
     }
 }

@@ -30,7 +30,7 @@ use crate::model::{
     ApiKey, AuditEvent, Bootstrap, Bootstrapped, CreatedKey, NewAuditEvent, NewKey, Principal,
     Project, ProjectId, ProjectRef, Role, Tenant, TenantId, TenantRef, User, UserId, UserRef,
 };
-use crate::store::KeyStore;
+use crate::store::{KeyStore, Verifier};
 use crate::verify::{KeyRow, verify_with};
 
 /// Connections in the pool.
@@ -912,15 +912,6 @@ impl KeyStore for PostgresStore {
         Ok(created)
     }
 
-    async fn verify(&self, token: &str) -> Result<Principal, VerifyError> {
-        let principal = verify_with(token, |id| self.key_row(id)).await?;
-        if self.last_used.due(principal.key_id) {
-            // Not awaited; a full queue drops the update.
-            let _ = self.touch.try_send((principal.key_id, common::now()));
-        }
-        Ok(principal)
-    }
-
     async fn append_audit(&self, event: NewAuditEvent) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(db_err)?;
@@ -964,5 +955,17 @@ impl KeyStore for PostgresStore {
         let client = self.client().await?;
         client.simple_query("SELECT 1").await.map_err(db_err)?;
         Ok(())
+    }
+}
+
+#[async_trait]
+impl Verifier for PostgresStore {
+    async fn verify(&self, token: &str) -> Result<Principal, VerifyError> {
+        let principal = verify_with(token, |id| self.key_row(id)).await?;
+        if self.last_used.due(principal.key_id) {
+            // Not awaited; a full queue drops the update.
+            let _ = self.touch.try_send((principal.key_id, common::now()));
+        }
+        Ok(principal)
     }
 }

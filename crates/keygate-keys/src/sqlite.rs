@@ -4,7 +4,7 @@
 //! read-only connections and answer in parallel (WAL lets readers run beside the
 //! writer). Async callers hand a closure to one of these threads and await a oneshot
 //! reply, so the runtime never blocks on SQLite for long. The one exception is the
-//! hot path: [`KeyStore::verify`] reads its row on the calling task from a small
+//! hot path: [`Verifier::verify`](crate::Verifier::verify) reads its row on the calling task from a small
 //! pool of read-only connections that never wait for a lock (falling back to the
 //! reader threads when all are in use or the database is busy), because the two
 //! thread hand-offs cost about ten times the read itself.
@@ -32,7 +32,7 @@ use crate::model::{
     ApiKey, AuditEvent, Bootstrap, Bootstrapped, CreatedKey, NewAuditEvent, NewKey, Principal,
     Project, ProjectId, ProjectRef, Role, Tenant, TenantId, TenantRef, User, UserId, UserRef,
 };
-use crate::store::KeyStore;
+use crate::store::{KeyStore, Verifier};
 use crate::verify::{KeyRow, verify_with};
 
 /// How long a connection waits for a lock held by another connection or process.
@@ -953,33 +953,6 @@ impl KeyStore for SqliteStore {
         .await
     }
 
-    async fn verify(&self, token: &str) -> Result<Principal, VerifyError> {
-        let principal = verify_with(token, |id| async move {
-            match self.read_inline(&id) {
-                Some(row) => row,
-                None => self.read(move |conn| key_row(conn, &id)).await,
-            }
-        })
-        .await?;
-        if self.inner.last_used.due(principal.key_id) {
-            let id = principal.key_id;
-            let at = micros(common::now());
-            // Queued behind other writes and not awaited: verification never waits for it.
-            let _ = self
-                .inner
-                .writer
-                .send(Box::new(move |conn: &mut Connection| {
-                    let result = conn
-                        .prepare_cached("UPDATE api_keys SET last_used_at = ?1 WHERE id = ?2")
-                        .and_then(|mut s| s.execute(params![at, id.as_str()]));
-                    if let Err(e) = result {
-                        tracing::warn!(key_id = %id, error = %e, "cannot record last_used_at");
-                    }
-                }));
-        }
-        Ok(principal)
-    }
-
     async fn append_audit(&self, event: NewAuditEvent) -> Result<(), StoreError> {
         self.write(move |tx| {
             tenant_exists(tx, &event.tenant_id)?;
@@ -1024,6 +997,36 @@ impl KeyStore for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
         self.read(|conn| conn.query_row("SELECT 1", [], |_| Ok(())).map_err(db_err))
             .await
+    }
+}
+
+#[async_trait]
+impl Verifier for SqliteStore {
+    async fn verify(&self, token: &str) -> Result<Principal, VerifyError> {
+        let principal = verify_with(token, |id| async move {
+            match self.read_inline(&id) {
+                Some(row) => row,
+                None => self.read(move |conn| key_row(conn, &id)).await,
+            }
+        })
+        .await?;
+        if self.inner.last_used.due(principal.key_id) {
+            let id = principal.key_id;
+            let at = micros(common::now());
+            // Queued behind other writes and not awaited: verification never waits for it.
+            let _ = self
+                .inner
+                .writer
+                .send(Box::new(move |conn: &mut Connection| {
+                    let result = conn
+                        .prepare_cached("UPDATE api_keys SET last_used_at = ?1 WHERE id = ?2")
+                        .and_then(|mut s| s.execute(params![at, id.as_str()]));
+                    if let Err(e) = result {
+                        tracing::warn!(key_id = %id, error = %e, "cannot record last_used_at");
+                    }
+                }));
+        }
+        Ok(principal)
     }
 }
 

@@ -1,4 +1,5 @@
-//! The one trait every key store implements.
+//! The traits every key store implements: [`Verifier`] (the request path) and
+//! [`KeyStore`] (everything else).
 
 use async_trait::async_trait;
 use keygate_token::{KeyId, TokenFormat};
@@ -9,16 +10,50 @@ use crate::model::{
     Project, ProjectRef, Role, Tenant, TenantId, User,
 };
 
+/// Verification of presented tokens: the one store method the authentication layer
+/// calls on every request.
+///
+/// Every [`KeyStore`] is a `Verifier`. The layer (`keygate-http`'s `AuthLayer`) takes
+/// an `Arc<dyn Verifier>`, so something that changes only how a token is verified
+/// (timing it, counting calls, failing it in a test) implements this one method and
+/// wraps another `Verifier`, rather than the whole store:
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use keygate_keys::{Principal, Verifier, VerifyError};
+///
+/// struct Counting {
+///     inner: Arc<dyn Verifier>,
+///     calls: AtomicUsize,
+/// }
+///
+/// #[async_trait::async_trait]
+/// impl Verifier for Counting {
+///     async fn verify(&self, token: &str) -> Result<Principal, VerifyError> {
+///         self.calls.fetch_add(1, Ordering::Relaxed);
+///         self.inner.verify(token).await
+///     }
+/// }
+/// ```
+#[async_trait]
+pub trait Verifier: Send + Sync + 'static {
+    /// Verifies a presented token: shape and checksum (no store access when they
+    /// fail), row by public id, constant-time hash comparison, revoked, expired.
+    async fn verify(&self, token: &str) -> Result<Principal, VerifyError>;
+}
+
 /// Storage and verification of tenants, users, projects, keys and the audit log.
 ///
 /// Every method that names a tenant only ever sees that tenant's records: asking for
 /// another tenant's key answers [`StoreError::NotFound`], exactly as for a key that
 /// does not exist. Writes are atomic: a failed write changes nothing.
 ///
-/// [`KeyStore::verify`] runs on every request with no cache, so a revocation is
-/// effective on the very next request on every server sharing the store.
+/// Verification is the supertrait [`Verifier`]: [`Verifier::verify`] runs on every
+/// request with no cache, so a revocation is effective on the very next request on
+/// every server sharing the store.
 #[async_trait]
-pub trait KeyStore: Send + Sync + 'static {
+pub trait KeyStore: Verifier {
     /// Creates a tenant, its owner, its projects and the owner's user key in one
     /// transaction. Refuses with [`StoreError::Conflict`] if the tenant exists.
     async fn bootstrap(
@@ -54,7 +89,7 @@ pub trait KeyStore: Send + Sync + 'static {
     ///
     /// This is how a call naming a project with a key unrestricted to projects is
     /// checked against the key's tenant, so it sits on the request path: stores answer
-    /// it as fast as [`KeyStore::verify`].
+    /// it as fast as [`Verifier::verify`].
     async fn find_project(
         &self,
         tenant: &TenantId,
@@ -99,10 +134,6 @@ pub trait KeyStore: Send + Sync + 'static {
         id: &KeyId,
         actor: &str,
     ) -> Result<CreatedKey, StoreError>;
-
-    /// Verifies a presented token: shape and checksum (no store access when they
-    /// fail), row by public id, constant-time hash comparison, revoked, expired.
-    async fn verify(&self, token: &str) -> Result<Principal, VerifyError>;
 
     /// Appends an audit event.
     async fn append_audit(&self, event: NewAuditEvent) -> Result<(), StoreError>;

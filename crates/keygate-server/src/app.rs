@@ -12,7 +12,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use keygate_gates::{GateStore, Gates, MemoryGateStore, SystemClock};
-use keygate_keys::{Bootstrap, Bootstrapped, KeyStore, Principal, StoreError};
+use keygate_keys::{Bootstrap, Bootstrapped, KeyStore, Principal, StoreError, Verifier};
 use keygate_limits::{FailureLimiter, FailureQuota, Limits, Quota};
 use keygate_scopes::Policy;
 use serde_json::json;
@@ -22,7 +22,7 @@ use tower_http::timeout::TimeoutLayer;
 
 use crate::config::{Config, Upstream as UpstreamConfig};
 use crate::error::ServerError;
-use crate::metrics::{Metrics, TimedStore};
+use crate::metrics::{Metrics, TimedVerifier};
 use crate::serve::Transport;
 use crate::state::{AppState, Shared};
 use crate::upstream::Upstream;
@@ -86,7 +86,7 @@ impl App {
             let store = keygate_keys::PostgresStore::connect(url)
                 .await
                 .map_err(ServerError::Store)?;
-            let gates = crate::gate_store::PgGateStore::new(store.pool().clone())
+            let gates = keygate_gates::PgGateStore::new(store.pool().clone())
                 .await
                 .map_err(ServerError::Gates)?;
             Self::with_stores(config, Arc::new(store), Arc::new(gates)).await
@@ -117,6 +117,25 @@ impl App {
     pub async fn with_stores(
         config: Config,
         store: Arc<dyn KeyStore>,
+        gate_store: Arc<dyn GateStore>,
+    ) -> Result<Self, ServerError> {
+        let verifier: Arc<dyn Verifier> = store.clone();
+        Self::with_verifier(config, store, verifier, gate_store).await
+    }
+
+    /// Like [`App::with_stores`], with presented tokens verified by `verifier`
+    /// instead of by `store` (which still serves everything else: admin API, project
+    /// look-ups, the demo bootstrap, health). For a decorator of the store's
+    /// verification (a test that counts or fails it), which then wraps only
+    /// [`Verifier`] rather than the whole [`KeyStore`].
+    ///
+    /// # Errors
+    ///
+    /// As [`App::new`].
+    pub async fn with_verifier(
+        config: Config,
+        store: Arc<dyn KeyStore>,
+        verifier: Arc<dyn Verifier>,
         gate_store: Arc<dyn GateStore>,
     ) -> Result<Self, ServerError> {
         let policy = load_policy(&config)?;
@@ -155,12 +174,13 @@ impl App {
             .map_err(|_| ServerError::Config("the challenge lifetime is too long".to_owned()))?;
         let gates = Gates::new(gate_store, Arc::new(SystemClock)).with_challenge_ttl(ttl);
         let metrics = Metrics::new();
-        let store: Arc<dyn KeyStore> = Arc::new(TimedStore {
-            inner: store,
+        let verifier: Arc<dyn Verifier> = Arc::new(TimedVerifier {
+            inner: verifier,
             metrics: metrics.clone(),
         });
         let state = AppState::new(Shared {
             store,
+            verifier,
             policy: Arc::new(policy),
             gates,
             ratelimit_policy: Shared::ratelimit_policy(limiter.as_ref()),
@@ -293,7 +313,7 @@ fn router(
     request_timeout: Duration,
     failures: Option<Arc<FailureLimiter>>,
 ) -> Router {
-    let mut auth = keygate_http::AuthLayer::new(state.store.clone());
+    let mut auth = keygate_http::AuthLayer::new(state.verifier.clone());
     if let Some(failures) = failures {
         auth = auth.with_failure_limiter(failures);
     }

@@ -36,7 +36,6 @@ mod admin;
 mod app;
 mod config;
 mod error;
-mod gate_store;
 mod mcp;
 mod metrics;
 mod page;

@@ -5,11 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use keygate_keys::{
-    ApiKey, AuditEvent, Bootstrap, Bootstrapped, CreatedKey, KeyId, KeyStore, NewAuditEvent,
-    NewKey, Principal, Project, ProjectRef, Role, StoreError, Tenant, TenantId, TokenFormat, User,
-    VerifyError,
-};
+use keygate_keys::{Principal, Verifier, VerifyError};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -111,112 +107,18 @@ impl Metrics {
     }
 }
 
-/// A key store that times [`KeyStore::verify`] into the metrics and delegates
-/// everything else.
-pub(crate) struct TimedStore {
-    pub(crate) inner: Arc<dyn KeyStore>,
+/// A verifier that times [`Verifier::verify`] into the metrics.
+pub(crate) struct TimedVerifier {
+    pub(crate) inner: Arc<dyn Verifier>,
     pub(crate) metrics: Metrics,
 }
 
 #[async_trait]
-impl KeyStore for TimedStore {
-    async fn bootstrap(
-        &self,
-        format: &TokenFormat,
-        request: Bootstrap,
-    ) -> Result<Bootstrapped, StoreError> {
-        self.inner.bootstrap(format, request).await
-    }
-
-    async fn create_tenant(&self, name: &str) -> Result<Tenant, StoreError> {
-        self.inner.create_tenant(name).await
-    }
-
-    async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>, StoreError> {
-        self.inner.tenant_by_name(name).await
-    }
-
-    async fn create_user(
-        &self,
-        tenant: &TenantId,
-        name: &str,
-        role: Role,
-    ) -> Result<User, StoreError> {
-        self.inner.create_user(tenant, name, role).await
-    }
-
-    async fn create_project(&self, tenant: &TenantId, name: &str) -> Result<Project, StoreError> {
-        self.inner.create_project(tenant, name).await
-    }
-
-    async fn list_projects(&self, tenant: &TenantId) -> Result<Vec<Project>, StoreError> {
-        self.inner.list_projects(tenant).await
-    }
-
-    async fn find_project(
-        &self,
-        tenant: &TenantId,
-        project: &str,
-    ) -> Result<Option<ProjectRef>, StoreError> {
-        self.inner.find_project(tenant, project).await
-    }
-
-    async fn create_key(
-        &self,
-        format: &TokenFormat,
-        request: NewKey,
-        actor: &str,
-    ) -> Result<CreatedKey, StoreError> {
-        self.inner.create_key(format, request, actor).await
-    }
-
-    async fn get_key(&self, tenant: &TenantId, id: &KeyId) -> Result<ApiKey, StoreError> {
-        self.inner.get_key(tenant, id).await
-    }
-
-    async fn list_keys(&self, tenant: &TenantId) -> Result<Vec<ApiKey>, StoreError> {
-        self.inner.list_keys(tenant).await
-    }
-
-    async fn revoke_key(
-        &self,
-        tenant: &TenantId,
-        id: &KeyId,
-        actor: &str,
-    ) -> Result<ApiKey, StoreError> {
-        self.inner.revoke_key(tenant, id, actor).await
-    }
-
-    async fn rotate_key(
-        &self,
-        format: &TokenFormat,
-        tenant: &TenantId,
-        id: &KeyId,
-        actor: &str,
-    ) -> Result<CreatedKey, StoreError> {
-        self.inner.rotate_key(format, tenant, id, actor).await
-    }
-
+impl Verifier for TimedVerifier {
     async fn verify(&self, token: &str) -> Result<Principal, VerifyError> {
         let started = Instant::now();
         let result = self.inner.verify(token).await;
         self.metrics.verified(started.elapsed());
         result
-    }
-
-    async fn append_audit(&self, event: NewAuditEvent) -> Result<(), StoreError> {
-        self.inner.append_audit(event).await
-    }
-
-    async fn list_audit(
-        &self,
-        tenant: &TenantId,
-        limit: usize,
-    ) -> Result<Vec<AuditEvent>, StoreError> {
-        self.inner.list_audit(tenant, limit).await
-    }
-
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.inner.ping().await
     }
 }

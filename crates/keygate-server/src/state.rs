@@ -6,7 +6,7 @@ use axum::http::{HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use keygate_gates::Gates;
 use keygate_http::AuthError;
-use keygate_keys::{KeyStore, Principal, TokenFormat};
+use keygate_keys::{KeyStore, Principal, TokenFormat, Verifier};
 use keygate_limits::{Outcome, RateLimiter};
 use keygate_scopes::Policy;
 
@@ -41,6 +41,8 @@ impl std::ops::Deref for AppState {
 /// What every handler shares.
 pub(crate) struct Shared {
     pub(crate) store: Arc<dyn KeyStore>,
+    /// What the authentication layer verifies tokens with (timed into `metrics`).
+    pub(crate) verifier: Arc<dyn Verifier>,
     pub(crate) policy: Arc<Policy>,
     pub(crate) gates: Gates,
     pub(crate) limiter: Arc<dyn RateLimiter>,

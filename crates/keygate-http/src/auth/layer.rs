@@ -3,14 +3,18 @@
 use std::fmt;
 use std::sync::Arc;
 
-use keygate_keys::KeyStore;
+use keygate_keys::Verifier;
 use keygate_limits::FailureLimiter;
 use tower::Layer;
 
 use super::service::Auth;
 
-/// A tower [`Layer`] that verifies the bearer token of every request against a
-/// [`KeyStore`] (no cache: a revocation is effective on the very next request).
+/// A tower [`Layer`] that verifies the bearer token of every request with a
+/// [`Verifier`] (no cache: a revocation is effective on the very next request).
+///
+/// Every [`KeyStore`](keygate_keys::KeyStore) is a [`Verifier`], so an
+/// `Arc<dyn KeyStore>` (or `Arc<SqliteStore>`) is passed as it is; a decorator that
+/// only changes verification (timing, counting) implements [`Verifier`] alone.
 ///
 /// A verified request reaches the inner service with the
 /// [`Principal`](keygate_keys::Principal) in its extensions, the `X-Keygate-*`
@@ -36,15 +40,16 @@ use super::service::Auth;
 /// ```
 #[derive(Clone)]
 pub struct AuthLayer {
-    store: Arc<dyn KeyStore>,
+    verifier: Arc<dyn Verifier>,
     failures: Option<Arc<FailureLimiter>>,
 }
 
 impl AuthLayer {
-    /// A layer verifying tokens against `store`, with no limit on failures.
-    pub fn new(store: Arc<dyn KeyStore>) -> Self {
+    /// A layer verifying tokens with `verifier` (a key store, or a decorator of
+    /// one), with no limit on failures.
+    pub fn new(verifier: Arc<dyn Verifier>) -> Self {
         Self {
-            store,
+            verifier,
             failures: None,
         }
     }
@@ -99,6 +104,6 @@ impl<S> Layer<S> for AuthLayer {
     type Service = Auth<S>;
 
     fn layer(&self, inner: S) -> Auth<S> {
-        Auth::new(inner, self.store.clone(), self.failures.clone())
+        Auth::new(inner, self.verifier.clone(), self.failures.clone())
     }
 }

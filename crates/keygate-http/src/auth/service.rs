@@ -9,7 +9,7 @@ use axum::extract::ConnectInfo;
 use axum::response::{IntoResponse, Response};
 use http::Request;
 use http::header::AUTHORIZATION;
-use keygate_keys::KeyStore;
+use keygate_keys::Verifier;
 use keygate_limits::{ClientId, FailureLimiter, retry_after_secs};
 use tower::Service;
 use zeroize::Zeroizing;
@@ -23,19 +23,19 @@ use crate::identity::apply_identity;
 #[derive(Clone)]
 pub struct Auth<S> {
     inner: S,
-    store: Arc<dyn KeyStore>,
+    verifier: Arc<dyn Verifier>,
     failures: Option<Arc<FailureLimiter>>,
 }
 
 impl<S> Auth<S> {
     pub(crate) fn new(
         inner: S,
-        store: Arc<dyn KeyStore>,
+        verifier: Arc<dyn Verifier>,
         failures: Option<Arc<FailureLimiter>>,
     ) -> Self {
         Self {
             inner,
-            store,
+            verifier,
             failures,
         }
     }
@@ -72,7 +72,7 @@ where
         // Keep the service that was polled ready; leave a fresh clone in its place.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let store = self.store.clone();
+        let verifier = self.verifier.clone();
 
         for (name, value) in req.headers_mut().iter_mut() {
             if name == AUTHORIZATION {
@@ -105,7 +105,7 @@ where
         }
 
         ResponseFuture::new(Box::pin(async move {
-            let principal = match store.verify(&token).await {
+            let principal = match verifier.verify(&token).await {
                 Ok(principal) => principal,
                 Err(err) => {
                     let err = AuthError::from(err);

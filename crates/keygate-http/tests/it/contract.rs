@@ -7,10 +7,12 @@ use axum::response::IntoResponse;
 use http::StatusCode;
 use http_body_util::BodyExt;
 use keygate_http::{AuthError, deny};
-use keygate_keys::{KeyKind, KeyStore, MemoryStore, Token, TokenFormat};
+use keygate_keys::{KeyKind, KeyStore, Token, TokenFormat, Verifier};
 use keygate_scopes::Denied;
 
-use crate::support::{DownStore, Fixture, bearer, protected, send};
+use keygate_test::DownVerifier;
+
+use crate::support::{Fixture, bearer, protected, send};
 
 const REALM: &str = r#"Bearer realm="keygate""#;
 
@@ -90,19 +92,12 @@ async fn unknown_id_is_key_not_found() {
 /// Same id, another secret, a valid checksum: only the hash comparison can refuse it.
 #[tokio::test]
 async fn hash_mismatch_is_key_not_found() {
-    const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     let fx = Fixture::new().await;
     let real = fx.user_token();
     let prefix_len = real.len() - 48;
     let mut forged = real[..prefix_len + 12].to_owned();
     forged.push_str(&"z".repeat(30));
-    let mut crc = u64::from(crc32fast::hash(forged.as_bytes()));
-    let mut checksum = [b'0'; 6];
-    for slot in checksum.iter_mut().rev() {
-        *slot = ALPHABET[(crc % 62) as usize];
-        crc /= 62;
-    }
-    forged.push_str(std::str::from_utf8(&checksum).unwrap());
+    let forged = keygate_test::with_checksum(&forged);
     assert_ne!(forged, real);
     let parsed = Token::parse(&forged).expect("forged token is well formed");
     assert_eq!(parsed.id(), Token::parse(real).unwrap().id());
@@ -161,7 +156,7 @@ async fn expired_is_expired() {
 #[tokio::test]
 async fn store_down_is_503_not_401() {
     let fx = Fixture::new().await;
-    let down: Arc<dyn KeyStore> = Arc::new(DownStore(MemoryStore::new()));
+    let down: Arc<dyn Verifier> = Arc::new(DownVerifier::new());
     let a = send(protected(down), "/echo", &[&bearer(fx.user_token())], &[]).await;
     assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(a.text(), r#"{"error":"unavailable"}"#);

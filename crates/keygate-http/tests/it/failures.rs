@@ -4,7 +4,6 @@
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
 
 use axum::Router;
 use axum::body::Body;
@@ -12,16 +11,18 @@ use axum::extract::ConnectInfo;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use keygate_http::AuthLayer;
-use keygate_keys::{KeyKind, KeyStore, TokenFormat};
+use keygate_keys::{KeyKind, KeyStore, TokenFormat, Verifier};
 use keygate_limits::{FailureLimiter, FailureQuota};
 use tower::ServiceExt;
 
-use crate::support::{Answer, CountingStore, DownStore, Fixture, routes};
+use keygate_test::{CountingVerifier, DownVerifier};
+
+use crate::support::{Answer, Fixture, routes};
 
 const ATTACKER: &str = "198.51.100.7:50000";
 const OTHER: &str = "203.0.113.9:50000";
 
-fn app(store: Arc<dyn KeyStore>, per_minute: u32) -> Router {
+fn app(store: Arc<dyn Verifier>, per_minute: u32) -> Router {
     let quota = FailureQuota::per_minute(NonZeroU32::new(per_minute).unwrap());
     let limiter = Arc::new(FailureLimiter::new(quota));
     routes().layer(AuthLayer::new(store).with_failure_limiter(limiter))
@@ -60,13 +61,13 @@ fn forged() -> String {
 #[tokio::test]
 async fn forged_tokens_over_the_budget_are_refused_before_the_store() {
     let fx = Fixture::new().await;
-    let store = Arc::new(CountingStore(fx.store.clone(), AtomicUsize::new(0)));
+    let store = Arc::new(CountingVerifier::new(fx.store.clone()));
     let app = app(store.clone(), 5);
     for n in 0..5 {
         let a = get(&app, Some(ATTACKER), Some(&forged())).await;
         assert_eq!(a.status, StatusCode::UNAUTHORIZED, "failure {n}");
     }
-    assert_eq!(store.verifies(), 5);
+    assert_eq!(store.calls(), 5);
     for _ in 0..200 {
         let a = get(&app, Some(ATTACKER), Some(&forged())).await;
         assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS);
@@ -77,7 +78,7 @@ async fn forged_tokens_over_the_budget_are_refused_before_the_store() {
         assert!((1..=12).contains(&retry), "Retry-After {retry}");
         assert_eq!(a.header("www-authenticate"), None);
     }
-    assert_eq!(store.verifies(), 5, "no refused request reached the store");
+    assert_eq!(store.calls(), 5, "no refused request reached the store");
 
     // The same address with a valid key is refused too (see the layer's docs), and
     // another address is not affected.
@@ -87,7 +88,7 @@ async fn forged_tokens_over_the_budget_are_refused_before_the_store() {
     assert_eq!(a.status, StatusCode::OK, "{}", a.text());
     let a = get(&app, Some(OTHER), Some(&forged())).await;
     assert_eq!(a.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(store.verifies(), 7);
+    assert_eq!(store.calls(), 7);
 }
 
 #[tokio::test]
@@ -129,7 +130,7 @@ async fn revoked_and_expired_keys_count_missing_tokens_do_not() {
 #[tokio::test]
 async fn store_failures_do_not_count() {
     let fx = Fixture::new().await;
-    let down = Arc::new(DownStore(keygate_keys::MemoryStore::new()));
+    let down = Arc::new(DownVerifier::new());
     let app = app(down, 1);
     for _ in 0..10 {
         let a = get(&app, Some(ATTACKER), Some(fx.user_token())).await;
@@ -140,13 +141,13 @@ async fn store_failures_do_not_count() {
 #[tokio::test]
 async fn without_a_peer_address_nothing_is_limited() {
     let fx = Fixture::new().await;
-    let store = Arc::new(CountingStore(fx.store.clone(), AtomicUsize::new(0)));
+    let store = Arc::new(CountingVerifier::new(fx.store.clone()));
     let app = app(store.clone(), 1);
     for _ in 0..10 {
         let a = get(&app, None, Some(&forged())).await;
         assert_eq!(a.status, StatusCode::UNAUTHORIZED);
     }
-    assert_eq!(store.verifies(), 10);
+    assert_eq!(store.calls(), 10);
 }
 
 #[tokio::test]

@@ -101,7 +101,7 @@ async fn a_spoofed_project_header_is_stripped_and_only_set_for_a_resolved_projec
 
 impl Fixture {
     async fn store_principal(&self) -> keygate_keys::Principal {
-        use keygate_keys::KeyStore;
+        use keygate_keys::Verifier;
         self.store.verify(self.user_token()).await.unwrap()
     }
 }

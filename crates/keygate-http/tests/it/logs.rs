@@ -3,10 +3,12 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use keygate_keys::{KeyStore, MemoryStore};
+use keygate_keys::{KeyStore, Verifier};
 use tracing_subscriber::fmt::MakeWriter;
 
-use crate::support::{DownStore, Fixture, bearer, protected, send};
+use keygate_test::DownVerifier;
+
+use crate::support::{Fixture, bearer, protected, send};
 
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
@@ -39,7 +41,7 @@ async fn no_outcome_logs_the_token() {
 
     let fx = Fixture::new().await;
     let user = fx.user_token().to_owned();
-    let down: Arc<dyn KeyStore> = Arc::new(DownStore(MemoryStore::new()));
+    let down: Arc<dyn Verifier> = Arc::new(DownVerifier::new());
     let revoked = fx.tenant_token().to_owned();
     fx.store
         .revoke_key(&fx.boot.tenant.id, &fx.tenant_key.key.id, "test")

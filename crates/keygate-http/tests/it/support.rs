@@ -1,9 +1,7 @@
 //! Fixtures: a store with one tenant, its keys, and the routers under test.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-use async_trait::async_trait;
 use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
@@ -12,9 +10,8 @@ use http::{HeaderMap, HeaderValue, Request, StatusCode};
 use http_body_util::BodyExt;
 use keygate_http::{AuthLayer, Authenticated};
 use keygate_keys::{
-    ApiKey, AuditEvent, Bootstrap, Bootstrapped, CreatedKey, KeyId, KeyKind, KeyStore, MemoryStore,
-    NewAuditEvent, NewKey, Principal, Project, ProjectRef, Role, StoreError, Tenant, TenantId,
-    TokenFormat, User, VerifyError,
+    Bootstrap, Bootstrapped, CreatedKey, KeyKind, KeyStore, MemoryStore, NewKey, TokenFormat,
+    Verifier,
 };
 use tower::ServiceExt;
 
@@ -113,8 +110,8 @@ pub(crate) fn routes() -> Router {
 }
 
 /// The routes behind the layer.
-pub(crate) fn protected(store: Arc<dyn KeyStore>) -> Router {
-    routes().layer(AuthLayer::new(store))
+pub(crate) fn protected(verifier: Arc<dyn Verifier>) -> Router {
+    routes().layer(AuthLayer::new(verifier))
 }
 
 /// A response, fully read.
@@ -167,191 +164,4 @@ pub(crate) async fn send(
 /// `Bearer <token>` as bytes.
 pub(crate) fn bearer(token: &str) -> Vec<u8> {
     format!("Bearer {token}").into_bytes()
-}
-
-/// A store whose `verify` always fails as if the database were down; every
-/// other method delegates.
-pub(crate) struct DownStore(pub(crate) MemoryStore);
-
-#[async_trait]
-impl KeyStore for DownStore {
-    async fn bootstrap(
-        &self,
-        format: &TokenFormat,
-        request: Bootstrap,
-    ) -> Result<Bootstrapped, StoreError> {
-        self.0.bootstrap(format, request).await
-    }
-    async fn create_tenant(&self, name: &str) -> Result<Tenant, StoreError> {
-        self.0.create_tenant(name).await
-    }
-    async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>, StoreError> {
-        self.0.tenant_by_name(name).await
-    }
-    async fn create_user(
-        &self,
-        tenant: &TenantId,
-        name: &str,
-        role: Role,
-    ) -> Result<User, StoreError> {
-        self.0.create_user(tenant, name, role).await
-    }
-    async fn create_project(&self, tenant: &TenantId, name: &str) -> Result<Project, StoreError> {
-        self.0.create_project(tenant, name).await
-    }
-    async fn list_projects(&self, tenant: &TenantId) -> Result<Vec<Project>, StoreError> {
-        self.0.list_projects(tenant).await
-    }
-    async fn find_project(
-        &self,
-        tenant: &TenantId,
-        project: &str,
-    ) -> Result<Option<ProjectRef>, StoreError> {
-        self.0.find_project(tenant, project).await
-    }
-    async fn create_key(
-        &self,
-        format: &TokenFormat,
-        request: NewKey,
-        actor: &str,
-    ) -> Result<CreatedKey, StoreError> {
-        self.0.create_key(format, request, actor).await
-    }
-    async fn get_key(&self, tenant: &TenantId, id: &KeyId) -> Result<ApiKey, StoreError> {
-        self.0.get_key(tenant, id).await
-    }
-    async fn list_keys(&self, tenant: &TenantId) -> Result<Vec<ApiKey>, StoreError> {
-        self.0.list_keys(tenant).await
-    }
-    async fn revoke_key(
-        &self,
-        tenant: &TenantId,
-        id: &KeyId,
-        actor: &str,
-    ) -> Result<ApiKey, StoreError> {
-        self.0.revoke_key(tenant, id, actor).await
-    }
-    async fn rotate_key(
-        &self,
-        format: &TokenFormat,
-        tenant: &TenantId,
-        id: &KeyId,
-        actor: &str,
-    ) -> Result<CreatedKey, StoreError> {
-        self.0.rotate_key(format, tenant, id, actor).await
-    }
-    async fn verify(&self, _token: &str) -> Result<Principal, VerifyError> {
-        Err(VerifyError::Unavailable(StoreError::unavailable(
-            "connection refused",
-        )))
-    }
-    async fn append_audit(&self, event: NewAuditEvent) -> Result<(), StoreError> {
-        self.0.append_audit(event).await
-    }
-    async fn list_audit(
-        &self,
-        tenant: &TenantId,
-        limit: usize,
-    ) -> Result<Vec<AuditEvent>, StoreError> {
-        self.0.list_audit(tenant, limit).await
-    }
-    async fn ping(&self) -> Result<(), StoreError> {
-        Err(StoreError::unavailable("connection refused"))
-    }
-}
-
-/// A store that counts its `verify` calls; every method delegates.
-pub(crate) struct CountingStore(pub(crate) Arc<MemoryStore>, pub(crate) AtomicUsize);
-
-impl CountingStore {
-    /// How many times `verify` was called.
-    pub(crate) fn verifies(&self) -> usize {
-        self.1.load(Ordering::SeqCst)
-    }
-}
-
-#[async_trait]
-impl KeyStore for CountingStore {
-    async fn bootstrap(
-        &self,
-        format: &TokenFormat,
-        request: Bootstrap,
-    ) -> Result<Bootstrapped, StoreError> {
-        self.0.bootstrap(format, request).await
-    }
-    async fn create_tenant(&self, name: &str) -> Result<Tenant, StoreError> {
-        self.0.create_tenant(name).await
-    }
-    async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>, StoreError> {
-        self.0.tenant_by_name(name).await
-    }
-    async fn create_user(
-        &self,
-        tenant: &TenantId,
-        name: &str,
-        role: Role,
-    ) -> Result<User, StoreError> {
-        self.0.create_user(tenant, name, role).await
-    }
-    async fn create_project(&self, tenant: &TenantId, name: &str) -> Result<Project, StoreError> {
-        self.0.create_project(tenant, name).await
-    }
-    async fn list_projects(&self, tenant: &TenantId) -> Result<Vec<Project>, StoreError> {
-        self.0.list_projects(tenant).await
-    }
-    async fn find_project(
-        &self,
-        tenant: &TenantId,
-        project: &str,
-    ) -> Result<Option<ProjectRef>, StoreError> {
-        self.0.find_project(tenant, project).await
-    }
-    async fn create_key(
-        &self,
-        format: &TokenFormat,
-        request: NewKey,
-        actor: &str,
-    ) -> Result<CreatedKey, StoreError> {
-        self.0.create_key(format, request, actor).await
-    }
-    async fn get_key(&self, tenant: &TenantId, id: &KeyId) -> Result<ApiKey, StoreError> {
-        self.0.get_key(tenant, id).await
-    }
-    async fn list_keys(&self, tenant: &TenantId) -> Result<Vec<ApiKey>, StoreError> {
-        self.0.list_keys(tenant).await
-    }
-    async fn revoke_key(
-        &self,
-        tenant: &TenantId,
-        id: &KeyId,
-        actor: &str,
-    ) -> Result<ApiKey, StoreError> {
-        self.0.revoke_key(tenant, id, actor).await
-    }
-    async fn rotate_key(
-        &self,
-        format: &TokenFormat,
-        tenant: &TenantId,
-        id: &KeyId,
-        actor: &str,
-    ) -> Result<CreatedKey, StoreError> {
-        self.0.rotate_key(format, tenant, id, actor).await
-    }
-    async fn verify(&self, token: &str) -> Result<Principal, VerifyError> {
-        self.1.fetch_add(1, Ordering::SeqCst);
-        self.0.verify(token).await
-    }
-    async fn append_audit(&self, event: NewAuditEvent) -> Result<(), StoreError> {
-        self.0.append_audit(event).await
-    }
-    async fn list_audit(
-        &self,
-        tenant: &TenantId,
-        limit: usize,
-    ) -> Result<Vec<AuditEvent>, StoreError> {
-        self.0.list_audit(tenant, limit).await
-    }
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.0.ping().await
-    }
 }

@@ -7,7 +7,7 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use keygate_keys::{KeyId, KeyStore, SqliteStore, TenantId, VerifyError};
+use keygate_keys::{KeyId, KeyStore, SqliteStore, TenantId, Verifier, VerifyError};
 
 const CHILD_ENV: &str = "KEYGATE_DURABILITY_CHILD_DB";
 const TEST_NAME: &str = "durability::acknowledged_revoke_survives_sigkill";

@@ -3,24 +3,13 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use keygate_keys::{KeyId, KeyStore, PostgresStore};
+use keygate_keys::{KeyId, KeyStore, PostgresStore, Verifier};
 use time::OffsetDateTime;
 
 use crate::conformance::{self, Harness, Hooks};
 
 /// The test database URL, or `None` (with a note) when unset; panics under CI.
-pub(crate) fn url() -> Option<String> {
-    match std::env::var("KEYGATE_TEST_POSTGRES") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var_os("CI").is_some() => {
-            panic!("KEYGATE_TEST_POSTGRES is unset but CI is set: PostgreSQL tests must run in CI")
-        }
-        _ => {
-            eprintln!("note: KEYGATE_TEST_POSTGRES is unset; skipping a PostgreSQL test");
-            None
-        }
-    }
-}
+pub(crate) use keygate_test::postgres_url as url;
 
 /// A fresh random schema name.
 pub(crate) fn schema() -> String {

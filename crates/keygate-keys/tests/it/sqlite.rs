@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use keygate_keys::{KeyId, KeyStore, SqliteStore};
+use keygate_keys::{KeyId, SqliteStore, Verifier};
 use rusqlite::Connection;
 use time::OffsetDateTime;
 

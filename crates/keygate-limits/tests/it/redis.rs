@@ -4,23 +4,9 @@ use keygate_limits::{
     FailMode, LimitError, Limits, Outcome, Quota, RateLimiter, RedisConfig, RedisLimiter, Scope,
 };
 
-use crate::{limits, nz};
+use keygate_test::redis_url;
 
-/// The Redis URL of `KEYGATE_TEST_REDIS`; `None` (with a note) when unset, a panic when
-/// unset under CI.
-fn redis_url() -> Option<String> {
-    match std::env::var("KEYGATE_TEST_REDIS") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "KEYGATE_TEST_REDIS must be set under CI (e.g. redis://127.0.0.1:6379)"
-            );
-            eprintln!("note: KEYGATE_TEST_REDIS unset, skipping Redis test");
-            None
-        }
-    }
-}
+use crate::{limits, nz};
 
 /// A fresh key prefix, so parallel tests and runs never share buckets.
 fn prefix() -> String {

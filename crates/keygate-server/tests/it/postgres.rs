@@ -4,7 +4,9 @@ use http::StatusCode;
 use keygate_server::{App, Config, Upstream};
 use serde_json::json;
 
-use crate::util::{Harness, PgSchema, gate_code, postgres_url};
+use keygate_test::{PgSchema, postgres_url};
+
+use crate::util::{Harness, gate_code};
 
 async fn instance(url: &str) -> App {
     let mut config = Config::new(Upstream::Demo);
@@ -16,7 +18,7 @@ async fn instance(url: &str) -> App {
 async fn a_challenge_from_one_instance_is_honoured_once_by_another() {
     let Some(base) = postgres_url() else { return };
     let schema = PgSchema::create(&base, "kgs").await;
-    let url = schema.url();
+    let url = schema.url.clone();
     let mut a = instance(&url).await;
     let mut b = instance(&url).await;
     let owner = a.take_demo_owner().expect("the first instance bootstraps");
@@ -54,10 +56,7 @@ async fn a_challenge_from_one_instance_is_honoured_once_by_another() {
     assert_eq!(gate_code(&first).as_deref(), Some("CONFIRMATION_REQUIRED"));
     let challenge = first.body["result"]["structuredContent"]["challenge"].clone();
     // The table keeps the challenge's SHA-256 only.
-    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let client = keygate_test::pg_connect(&url).await;
     let rows: String = client
         .query_one(
             "SELECT coalesce(string_agg(row_to_json(c)::text, ''), '') FROM gate_challenges c",

@@ -16,23 +16,14 @@ use std::time::Instant;
 
 use axum::body::Body;
 use http::{Request, StatusCode};
-use keygate_keys::{KeyKind, KeyStore, MemoryStore, NewKey, Principal, TokenFormat, VerifyError};
+use keygate_keys::{
+    KeyKind, KeyStore, MemoryStore, NewKey, Principal, TokenFormat, Verifier, VerifyError,
+};
 use keygate_token::{CHECKSUM_LEN, ID_LEN, SECRET_LEN};
 
-use crate::util::{PgSchema, demo, postgres_url};
+use keygate_test::{PgSchema, postgres_url, with_checksum};
 
-const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-
-/// Recomputes the checksum so a hand-edited token still parses.
-fn with_checksum(signed: &str) -> String {
-    let mut v = u64::from(crc32fast::hash(signed.as_bytes()));
-    let mut out = [b'0'; CHECKSUM_LEN];
-    for slot in out.iter_mut().rev() {
-        *slot = ALPHABET[usize::try_from(v % 62).unwrap()];
-        v /= 62;
-    }
-    format!("{signed}{}", std::str::from_utf8(&out).unwrap())
-}
+use crate::util::demo;
 
 /// `token` with the character at `at` (an offset into the body: id then secret)
 /// replaced by another base62 character, with a valid checksum.

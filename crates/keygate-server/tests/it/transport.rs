@@ -4,16 +4,12 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
-use keygate_keys::{
-    ApiKey, AuditEvent, Bootstrap, Bootstrapped, CreatedKey, KeyId, KeyKind, KeyStore, MemoryStore,
-    NewAuditEvent, NewKey, Principal, Project, ProjectRef, Role, StoreError, Tenant, TenantId,
-    TokenFormat, User, VerifyError,
-};
+use keygate_gates::MemoryGateStore;
+use keygate_keys::{KeyKind, KeyStore, MemoryStore, TokenFormat, Verifier};
 use keygate_server::{App, Config, Upstream};
+use keygate_test::CountingVerifier;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -28,7 +24,20 @@ struct Served {
 }
 
 async fn serve(config: Config, store: Arc<dyn KeyStore>) -> Served {
-    let mut app = App::with_store(config, store).await.unwrap();
+    let verifier: Arc<dyn Verifier> = store.clone();
+    serve_verified(config, store, verifier).await
+}
+
+/// As [`serve`], with tokens verified by `verifier` and everything else by `store`.
+async fn serve_verified(
+    config: Config,
+    store: Arc<dyn KeyStore>,
+    verifier: Arc<dyn Verifier>,
+) -> Served {
+    let gates = Arc::new(MemoryGateStore::new());
+    let mut app = App::with_verifier(config, store, verifier, gates)
+        .await
+        .unwrap();
     let owner = app
         .take_demo_owner()
         .map(|o| o.key.token.expose().to_owned());
@@ -124,76 +133,6 @@ async fn connections_over_the_cap_wait_for_a_free_slot() {
     assert_eq!(byte, [0u8], "nothing was read early");
 }
 
-/// A memory store that counts `verify` calls.
-struct CountingStore {
-    inner: MemoryStore,
-    verifies: AtomicUsize,
-}
-
-#[async_trait]
-impl KeyStore for CountingStore {
-    async fn bootstrap(&self, f: &TokenFormat, r: Bootstrap) -> Result<Bootstrapped, StoreError> {
-        self.inner.bootstrap(f, r).await
-    }
-    async fn create_tenant(&self, name: &str) -> Result<Tenant, StoreError> {
-        self.inner.create_tenant(name).await
-    }
-    async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>, StoreError> {
-        self.inner.tenant_by_name(name).await
-    }
-    async fn create_user(&self, t: &TenantId, name: &str, role: Role) -> Result<User, StoreError> {
-        self.inner.create_user(t, name, role).await
-    }
-    async fn create_project(&self, t: &TenantId, name: &str) -> Result<Project, StoreError> {
-        self.inner.create_project(t, name).await
-    }
-    async fn list_projects(&self, t: &TenantId) -> Result<Vec<Project>, StoreError> {
-        self.inner.list_projects(t).await
-    }
-    async fn find_project(&self, t: &TenantId, p: &str) -> Result<Option<ProjectRef>, StoreError> {
-        self.inner.find_project(t, p).await
-    }
-    async fn create_key(
-        &self,
-        f: &TokenFormat,
-        r: NewKey,
-        actor: &str,
-    ) -> Result<CreatedKey, StoreError> {
-        self.inner.create_key(f, r, actor).await
-    }
-    async fn get_key(&self, t: &TenantId, id: &KeyId) -> Result<ApiKey, StoreError> {
-        self.inner.get_key(t, id).await
-    }
-    async fn list_keys(&self, t: &TenantId) -> Result<Vec<ApiKey>, StoreError> {
-        self.inner.list_keys(t).await
-    }
-    async fn revoke_key(&self, t: &TenantId, id: &KeyId, a: &str) -> Result<ApiKey, StoreError> {
-        self.inner.revoke_key(t, id, a).await
-    }
-    async fn rotate_key(
-        &self,
-        f: &TokenFormat,
-        t: &TenantId,
-        id: &KeyId,
-        a: &str,
-    ) -> Result<CreatedKey, StoreError> {
-        self.inner.rotate_key(f, t, id, a).await
-    }
-    async fn verify(&self, token: &str) -> Result<Principal, VerifyError> {
-        self.verifies.fetch_add(1, Ordering::SeqCst);
-        self.inner.verify(token).await
-    }
-    async fn append_audit(&self, event: NewAuditEvent) -> Result<(), StoreError> {
-        self.inner.append_audit(event).await
-    }
-    async fn list_audit(&self, t: &TenantId, limit: usize) -> Result<Vec<AuditEvent>, StoreError> {
-        self.inner.list_audit(t, limit).await
-    }
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.inner.ping().await
-    }
-}
-
 fn client_from(ip: Ipv4Addr) -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
@@ -208,11 +147,9 @@ fn client_from(ip: Ipv4Addr) -> reqwest::Client {
 async fn a_forged_token_flood_stops_reaching_the_store() {
     let mut config = Config::new(Upstream::Demo);
     config.auth_failure_rate = NonZeroU32::new(5);
-    let store = Arc::new(CountingStore {
-        inner: MemoryStore::new(),
-        verifies: AtomicUsize::new(0),
-    });
-    let served = serve(config, store.clone()).await;
+    let store = Arc::new(MemoryStore::new());
+    let counting = Arc::new(CountingVerifier::new(store.clone()));
+    let served = serve_verified(config, store, counting.clone()).await;
     let owner = served.owner.clone().unwrap();
     let url = format!("http://{}/api/v1/token", served.addr);
     let attacker = client_from(Ipv4Addr::LOCALHOST);
@@ -250,7 +187,7 @@ async fn a_forged_token_flood_stops_reaching_the_store() {
     );
     assert_eq!(refused + limited, 200);
     assert_eq!(
-        store.verifies.load(Ordering::SeqCst),
+        counting.calls(),
         refused,
         "every 429 was answered without a store read"
     );
@@ -271,11 +208,9 @@ async fn a_forged_token_flood_stops_reaching_the_store() {
 async fn with_the_limit_off_every_token_is_verified() {
     let mut config = Config::new(Upstream::Demo);
     config.auth_failure_rate = None;
-    let store = Arc::new(CountingStore {
-        inner: MemoryStore::new(),
-        verifies: AtomicUsize::new(0),
-    });
-    let served = serve(config, store.clone()).await;
+    let store = Arc::new(MemoryStore::new());
+    let counting = Arc::new(CountingVerifier::new(store.clone()));
+    let served = serve_verified(config, store, counting.clone()).await;
     let url = format!("http://{}/api/v1/token", served.addr);
     let client = client_from(Ipv4Addr::LOCALHOST);
     for _ in 0..100 {
@@ -288,7 +223,7 @@ async fn with_the_limit_off_every_token_is_verified() {
             .unwrap();
         assert_eq!(resp.status(), 401);
     }
-    assert_eq!(store.verifies.load(Ordering::SeqCst), 100);
+    assert_eq!(counting.calls(), 100);
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@ use axum::Router;
 use axum::body::Body;
 use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::BodyExt;
-use keygate_keys::{KeyKind, KeyStore, MemoryStore, NewKey, Principal, TenantId, UserId};
+use keygate_keys::{KeyKind, KeyStore, MemoryStore, NewKey, Principal, TenantId, UserId, Verifier};
 use keygate_server::{App, Config, Upstream};
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -207,79 +207,6 @@ pub(crate) fn gate_code(r: &Reply) -> Option<String> {
         .filter(|c| c.chars().all(|ch| ch.is_ascii_uppercase() || ch == '_'))
         .filter(|_| result["isError"] == json!(true))
         .map(str::to_owned)
-}
-
-/// The test database URL, or `None` (with a note) when PostgreSQL tests are off; a panic
-/// when it is unset under CI.
-pub(crate) fn postgres_url() -> Option<String> {
-    match std::env::var("KEYGATE_TEST_POSTGRES") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var_os("CI").is_some() => {
-            panic!("KEYGATE_TEST_POSTGRES must be set in CI (a PostgreSQL URL)")
-        }
-        _ => {
-            eprintln!("note: KEYGATE_TEST_POSTGRES is not set; skipping a PostgreSQL test");
-            None
-        }
-    }
-}
-
-/// A fresh schema in the test database, dropped (with everything in it) when this is.
-pub(crate) struct PgSchema {
-    base: String,
-    /// The schema's name.
-    pub(crate) name: String,
-}
-
-impl PgSchema {
-    /// Creates `<prefix>_<random>` in the database at `base`.
-    pub(crate) async fn create(base: &str, prefix: &str) -> Self {
-        let name = format!(
-            "{prefix}_{}",
-            keygate_token::random_base62(12).unwrap().to_lowercase()
-        );
-        let (client, conn) = tokio_postgres::connect(base, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(conn);
-        client
-            .batch_execute(&format!("CREATE SCHEMA {name}"))
-            .await
-            .unwrap();
-        Self {
-            base: base.to_owned(),
-            name,
-        }
-    }
-
-    /// The database URL that puts every table in this schema.
-    pub(crate) fn url(&self) -> String {
-        let sep = if self.base.contains('?') { '&' } else { '?' };
-        format!("{}{sep}options=-csearch_path%3D{}", self.base, self.name)
-    }
-}
-
-impl Drop for PgSchema {
-    /// On a fresh connection in a thread of its own: the test's runtime is finishing.
-    fn drop(&mut self) {
-        let sql = format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name);
-        let base = self.base.clone();
-        let dropped = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                let (client, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls).await?;
-                tokio::spawn(conn);
-                client.batch_execute(&sql).await
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!("note: could not drop test schema {}", self.name);
-        }
-    }
 }
 
 /// Everything logged (at any level, without colours) on the current thread while this

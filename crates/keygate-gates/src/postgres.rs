@@ -1,13 +1,14 @@
-//! Gate state in PostgreSQL, so a challenge issued by one `keygated` instance can be
-//! confirmed through another.
+//! Gate state in PostgreSQL, so a challenge issued by one server can be confirmed
+//! through another.
 //!
 //! Like keys, challenges are stored only as their SHA-256: someone reading the table
 //! learns which key, session and target a challenge is for, never the challenge. The
 //! arguments a challenge is bound to are kept as the SHA-256 of their canonical form.
 
+use crate::error::GateError;
+use crate::store::{Challenge, EvidenceRead, GateStore, Taken};
 use async_trait::async_trait;
 use deadpool_postgres::Pool;
-use keygate_gates::{Challenge, EvidenceRead, GateError, GateStore, Taken};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
@@ -71,8 +72,13 @@ CREATE TABLE IF NOT EXISTS gate_evidence (
 );
 ";
 
-/// A [`GateStore`] on the PostgreSQL pool of the key store.
-pub(crate) struct PgGateStore {
+/// A [`GateStore`] in PostgreSQL, on a connection pool (the key store's: keygate-keys'
+/// `PostgresStore::pool`), so every server sharing the database shares gate state.
+///
+/// Tables `gate_challenges` and `gate_evidence`, created at [`PgGateStore::new`] in
+/// the pool's `search_path`. A challenge is kept as its SHA-256 only, its arguments as
+/// the SHA-256 of their canonical form.
+pub struct PgGateStore {
     pool: Pool,
 }
 
@@ -84,8 +90,12 @@ impl std::fmt::Debug for PgGateStore {
 
 impl PgGateStore {
     /// Creates the tables if missing (idempotent; concurrent starts are serialized by
-    /// an advisory lock).
-    pub(crate) async fn new(pool: Pool) -> Result<Self, GateError> {
+    /// an advisory lock) and migrates older ones.
+    ///
+    /// # Errors
+    ///
+    /// [`GateError`] when the database cannot be reached or the tables cannot be made.
+    pub async fn new(pool: Pool) -> Result<Self, GateError> {
         let mut client = pool.get().await.map_err(GateError::store)?;
         let tx = client.transaction().await.map_err(GateError::store)?;
         tx.execute("SELECT pg_advisory_xact_lock(7254015001)", &[])
@@ -223,61 +233,40 @@ impl GateStore for PgGateStore {
 mod tests {
     use std::sync::Arc;
 
-    use keygate_gates::{
+    use crate::{
         CONFIRMATION_INVALID, Confirm, GateCall, Gates, InvalidReason, Outcome, SystemClock,
     };
     use keygate_keys::PostgresStore;
     use keygate_scopes::GateSpec;
+    use keygate_test::PgSchema;
     use serde_json::json;
 
     use super::{PgGateStore, SCHEMA_BEFORE_ARGUMENTS};
 
-    /// A PostgreSQL schema of its own for one test, dropped at the end.
+    /// A PostgreSQL schema of its own for one test, dropped at the end (with the
+    /// admin client of the test database); `None` when PostgreSQL tests are off.
     struct Schema {
-        base: String,
-        name: String,
+        pg: PgSchema,
         admin: tokio_postgres::Client,
     }
 
     impl Schema {
         async fn create(prefix: &str) -> Option<Self> {
-            let base = match std::env::var("KEYGATE_TEST_POSTGRES") {
-                Ok(url) if !url.is_empty() => url,
-                _ if std::env::var_os("CI").is_some() => {
-                    panic!("KEYGATE_TEST_POSTGRES must be set in CI (a PostgreSQL URL)")
-                }
-                _ => {
-                    eprintln!("note: KEYGATE_TEST_POSTGRES is not set; skipping a PostgreSQL test");
-                    return None;
-                }
-            };
-            let name = format!(
-                "{prefix}_{}",
-                keygate_token::random_base62(12).unwrap().to_lowercase()
-            );
-            let (admin, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
-                .await
-                .unwrap();
-            tokio::spawn(conn);
-            admin
-                .batch_execute(&format!("CREATE SCHEMA {name}"))
-                .await
-                .unwrap();
-            Some(Self { base, name, admin })
+            let base = keygate_test::postgres_url()?;
+            let pg = PgSchema::create(&base, prefix).await;
+            let admin = pg.admin().await;
+            Some(Self { pg, admin })
         }
 
         async fn gate_store(&self) -> PgGateStore {
-            let keys = PostgresStore::connect_with_schema(&self.base, &self.name)
+            let keys = PostgresStore::connect_with_schema(self.pg.base(), &self.pg.name)
                 .await
                 .unwrap();
             PgGateStore::new(keys.pool().clone()).await.unwrap()
         }
 
         async fn drop(self) {
-            self.admin
-                .batch_execute(&format!("DROP SCHEMA {} CASCADE", self.name))
-                .await
-                .unwrap();
+            drop(self.pg);
         }
     }
 
@@ -286,7 +275,7 @@ mod tests {
         let Some(schema) = Schema::create("kgg").await else {
             return;
         };
-        keygate_gates::conformance::run(Arc::new(schema.gate_store().await)).await;
+        crate::conformance::run(Arc::new(schema.gate_store().await)).await;
         schema.drop().await;
     }
 
@@ -295,7 +284,7 @@ mod tests {
         let Some(schema) = Schema::create("kgm").await else {
             return;
         };
-        let s = &schema.name;
+        let s = &schema.pg.name;
         schema
             .admin
             .batch_execute(&format!(
@@ -335,7 +324,7 @@ mod tests {
         // Starting again changes nothing, and the migrated table works.
         drop(store);
         let store = Arc::new(schema.gate_store().await);
-        keygate_gates::conformance::run(store).await;
+        crate::conformance::run(store).await;
         schema.drop().await;
     }
 

@@ -1,7 +1,8 @@
-//! The one conformance suite every store runs.
+//! The one conformance suite every key store runs.
 //!
-//! Each case takes a [`Harness`]; `conformance_tests!` (in main.rs) turns every case
-//! into a `#[tokio::test]` per backend.
+//! Each case takes a [`Harness`]; [`conformance_tests!`](crate::conformance_tests)
+//! turns every case into a `#[tokio::test]` per backend. A case panics when the store
+//! does not behave as [`KeyStore`] says.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use time::{Duration, OffsetDateTime};
 
 /// What a backend offers beyond the trait, for tests only.
 #[async_trait]
-pub(crate) trait Hooks: Send + Sync {
+pub trait Hooks: Send + Sync {
     /// Sets a key's expiry (possibly in the past) behind the store's back.
     async fn set_expires_at(&self, id: &KeyId, at: OffsetDateTime);
     /// Every stored value of every table as text, or `None` when the backend keeps
@@ -23,23 +24,38 @@ pub(crate) trait Hooks: Send + Sync {
     async fn dump(&self) -> Option<String>;
 }
 
-pub(crate) struct Harness {
-    pub(crate) store: Arc<dyn KeyStore>,
-    pub(crate) hooks: Box<dyn Hooks>,
+/// A store under test and its [`Hooks`].
+pub struct Harness {
+    /// The store.
+    pub store: Arc<dyn KeyStore>,
+    /// What the backend offers beyond the trait.
+    pub hooks: Box<dyn Hooks>,
 }
 
-pub(crate) fn format() -> TokenFormat {
+impl std::fmt::Debug for Harness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Harness").finish_non_exhaustive()
+    }
+}
+
+/// The token format every case uses (the default one).
+pub fn format() -> TokenFormat {
     TokenFormat::default()
 }
 
 /// A tenant with an owner and projects `shop` and `ops`.
-pub(crate) struct Setup {
-    pub(crate) tenant: TenantId,
-    pub(crate) owner: keygate_keys::User,
-    pub(crate) owner_token: String,
+#[derive(Debug)]
+pub struct Setup {
+    /// The tenant's id.
+    pub tenant: TenantId,
+    /// The owner.
+    pub owner: keygate_keys::User,
+    /// The owner's raw key.
+    pub owner_token: String,
 }
 
-pub(crate) async fn setup(store: &dyn KeyStore, tenant: &str) -> Setup {
+/// Bootstraps `tenant` (owner `alice`, projects `shop` and `ops`) in `store`.
+pub async fn setup(store: &dyn KeyStore, tenant: &str) -> Setup {
     let b = store
         .bootstrap(
             &format(),
@@ -60,7 +76,8 @@ pub(crate) async fn setup(store: &dyn KeyStore, tenant: &str) -> Setup {
     }
 }
 
-pub(crate) fn user_key(s: &Setup, scopes: &[&str], projects: Option<&[&str]>) -> NewKey {
+/// A request for a user key of `s`'s owner with `scopes` and `projects`.
+pub fn user_key(s: &Setup, scopes: &[&str], projects: Option<&[&str]>) -> NewKey {
     NewKey {
         tenant_id: s.tenant.clone(),
         kind: KeyKind::User,
@@ -72,7 +89,8 @@ pub(crate) fn user_key(s: &Setup, scopes: &[&str], projects: Option<&[&str]>) ->
     }
 }
 
-pub(crate) fn tenant_key(s: &Setup) -> NewKey {
+/// A request for a tenant key of `s` restricted to `shop`, expiring in 30 days.
+pub fn tenant_key(s: &Setup) -> NewKey {
     NewKey {
         tenant_id: s.tenant.clone(),
         kind: KeyKind::Tenant,
@@ -84,24 +102,14 @@ pub(crate) fn tenant_key(s: &Setup) -> NewKey {
     }
 }
 
-const B62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-
-/// Appends a valid checksum (CRC32, six base62 chars) to `signed`.
-pub(crate) fn with_checksum(signed: &str) -> String {
-    let mut v = u64::from(crc32fast::hash(signed.as_bytes()));
-    let mut sum = [b'0'; 6];
-    for slot in sum.iter_mut().rev() {
-        *slot = B62[(v % 62) as usize];
-        v /= 62;
-    }
-    format!("{signed}{}", std::str::from_utf8(&sum).unwrap())
-}
+use crate::forge::with_checksum;
 
 fn is_not_found<T: std::fmt::Debug>(r: Result<T, VerifyError>) -> bool {
     matches!(r, Err(VerifyError::NotFound))
 }
 
-pub(crate) async fn create_then_verify(h: &Harness) {
+/// Case: create then verify.
+pub async fn create_then_verify(h: &Harness) {
     let s = setup(&*h.store, "acme").await;
     let owner = h.store.verify(&s.owner_token).await.unwrap();
     assert_eq!(owner.tenant.name, "acme");
@@ -131,7 +139,8 @@ pub(crate) async fn create_then_verify(h: &Harness) {
     h.store.ping().await.unwrap();
 }
 
-pub(crate) async fn wrong_secret_garbage_and_bad_checksum_are_not_found(h: &Harness) {
+/// Case: wrong secret garbage and bad checksum are not found.
+pub async fn wrong_secret_garbage_and_bad_checksum_are_not_found(h: &Harness) {
     let s = setup(&*h.store, "acme").await;
     let raw = s.owner_token.clone();
     // Same id, different secret, valid checksum.
@@ -169,7 +178,8 @@ pub(crate) async fn wrong_secret_garbage_and_bad_checksum_are_not_found(h: &Harn
     h.store.verify(&raw).await.unwrap();
 }
 
-pub(crate) async fn revoke_then_revoked_and_idempotent(h: &Harness) {
+/// Case: revoke then revoked and idempotent.
+pub async fn revoke_then_revoked_and_idempotent(h: &Harness) {
     let s = setup(&*h.store, "acme").await;
     let k = h
         .store
@@ -202,7 +212,8 @@ pub(crate) async fn revoke_then_revoked_and_idempotent(h: &Harness) {
     h.store.verify(&s.owner_token).await.unwrap();
 }
 
-pub(crate) async fn expiry_and_revoked_wins(h: &Harness) {
+/// Case: expiry and revoked wins.
+pub async fn expiry_and_revoked_wins(h: &Harness) {
     let s = setup(&*h.store, "acme").await;
     let mut req = user_key(&s, &["a"], None);
     req.expires_at = Some(OffsetDateTime::now_utc() - Duration::seconds(1));
@@ -228,7 +239,8 @@ pub(crate) async fn expiry_and_revoked_wins(h: &Harness) {
     ));
 }
 
-pub(crate) async fn scopes_and_projects_round_trip(h: &Harness) {
+/// Case: scopes and projects round trip.
+pub async fn scopes_and_projects_round_trip(h: &Harness) {
     let s = setup(&*h.store, "acme").await;
     let k = h
         .store
@@ -286,7 +298,8 @@ pub(crate) async fn scopes_and_projects_round_trip(h: &Harness) {
     ));
 }
 
-pub(crate) async fn rotation_copies_and_keeps_old(h: &Harness) {
+/// Case: rotation copies and keeps old.
+pub async fn rotation_copies_and_keeps_old(h: &Harness) {
     let s = setup(&*h.store, "acme").await;
     let old = h
         .store
@@ -333,7 +346,8 @@ pub(crate) async fn rotation_copies_and_keeps_old(h: &Harness) {
     assert_eq!(list[1].id, old.key.id);
 }
 
-pub(crate) async fn tenant_isolation(h: &Harness) {
+/// Case: tenant isolation.
+pub async fn tenant_isolation(h: &Harness) {
     let a = setup(&*h.store, "acme").await;
     let b = setup(&*h.store, "globex").await;
     let ka = h
@@ -375,7 +389,8 @@ pub(crate) async fn tenant_isolation(h: &Harness) {
     ));
 }
 
-pub(crate) async fn bootstrap_refuses_existing_and_is_atomic(h: &Harness) {
+/// Case: bootstrap refuses existing and is atomic.
+pub async fn bootstrap_refuses_existing_and_is_atomic(h: &Harness) {
     let s = setup(&*h.store, "acme").await;
     let again = h
         .store
@@ -428,7 +443,8 @@ pub(crate) async fn bootstrap_refuses_existing_and_is_atomic(h: &Harness) {
     ));
 }
 
-pub(crate) async fn user_key_needs_user_of_same_tenant(h: &Harness) {
+/// Case: user key needs user of same tenant.
+pub async fn user_key_needs_user_of_same_tenant(h: &Harness) {
     let a = setup(&*h.store, "acme").await;
     let b = setup(&*h.store, "globex").await;
     let mut req = user_key(&a, &[], None);
@@ -462,7 +478,8 @@ pub(crate) async fn user_key_needs_user_of_same_tenant(h: &Harness) {
     assert!(!h.store.list_keys(&a.tenant).await.unwrap().is_empty());
 }
 
-pub(crate) async fn concurrent_creates_and_verifies(h: &Harness) {
+/// Case: concurrent creates and verifies.
+pub async fn concurrent_creates_and_verifies(h: &Harness) {
     let s = Arc::new(setup(&*h.store, "acme").await);
     let mut tasks = Vec::new();
     for i in 0..32 {
@@ -497,7 +514,8 @@ pub(crate) async fn concurrent_creates_and_verifies(h: &Harness) {
     assert_eq!(list.iter().filter(|k| k.revoked_at.is_some()).count(), 8);
 }
 
-pub(crate) async fn raw_token_never_stored(h: &Harness) {
+/// Case: raw token never stored.
+pub async fn raw_token_never_stored(h: &Harness) {
     let s = setup(&*h.store, "acme").await;
     let k = h
         .store
@@ -524,7 +542,8 @@ pub(crate) async fn raw_token_never_stored(h: &Harness) {
     }
 }
 
-pub(crate) async fn audit_events_recorded(h: &Harness) {
+/// Case: audit events recorded.
+pub async fn audit_events_recorded(h: &Harness) {
     let s = setup(&*h.store, "acme").await;
     let k = h
         .store
@@ -575,7 +594,8 @@ pub(crate) async fn audit_events_recorded(h: &Harness) {
     assert!(!text.contains(k.token.expose()));
 }
 
-pub(crate) async fn last_used_is_recorded(h: &Harness) {
+/// Case: last used is recorded.
+pub async fn last_used_is_recorded(h: &Harness) {
     let s = setup(&*h.store, "acme").await;
     let k = h
         .store
@@ -602,7 +622,8 @@ pub(crate) async fn last_used_is_recorded(h: &Harness) {
     assert!(at >= k.key.created_at);
 }
 
-pub(crate) async fn find_project_stays_within_the_tenant(h: &Harness) {
+/// Case: find project stays within the tenant.
+pub async fn find_project_stays_within_the_tenant(h: &Harness) {
     let a = setup(&*h.store, "acme").await;
     let b = setup(&*h.store, "globex").await;
     let projects_a = h.store.list_projects(&a.tenant).await.unwrap();
@@ -655,7 +676,8 @@ pub(crate) async fn find_project_stays_within_the_tenant(h: &Harness) {
     );
 }
 
-pub(crate) async fn names_with_invisible_characters_are_refused(h: &Harness) {
+/// Case: names with invisible characters are refused.
+pub async fn names_with_invisible_characters_are_refused(h: &Harness) {
     fn invalid<T>(r: &Result<T, StoreError>, what: &str, c: char) -> bool {
         matches!(r, Err(StoreError::InvalidName { what: w, reason })
             if *w == what && reason.character() == c)
