@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use keygate_demo::Platform;
 use keygate_keys::{
     ApiKey, AuditEvent, Bootstrap, Bootstrapped, CreatedKey, KeyId, KeyKind, KeyStore, MemoryStore,
     NewAuditEvent, NewKey, Principal, Project, ProjectRef, Role, StoreError, Tenant, TenantId,
@@ -28,9 +29,9 @@ struct Served {
 }
 
 async fn serve(config: Config, store: Arc<dyn KeyStore>) -> Served {
-    let mut app = App::with_store(config, store).await.unwrap();
-    let owner = app
-        .take_demo_owner()
+    let app = App::with_store(config, store).await.unwrap();
+    let owner = crate::util::take_demo_owner(&app)
+        .await
         .map(|o| o.key.token.expose().to_owned());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -62,7 +63,7 @@ async fn healthz(sock: &mut TcpStream) {
 
 #[tokio::test]
 async fn headers_that_do_not_arrive_in_time_close_the_connection() {
-    let mut config = Config::new(Upstream::Demo);
+    let mut config = Config::new(Upstream::in_process(Platform::new()));
     config.header_timeout = Duration::from_secs(1);
     let served = serve(config, Arc::new(MemoryStore::new())).await;
 
@@ -95,7 +96,7 @@ async fn headers_that_do_not_arrive_in_time_close_the_connection() {
 
 #[tokio::test]
 async fn connections_over_the_cap_wait_for_a_free_slot() {
-    let mut config = Config::new(Upstream::Demo);
+    let mut config = Config::new(Upstream::in_process(Platform::new()));
     config.max_connections = NonZeroU32::new(2).unwrap();
     let served = serve(config, Arc::new(MemoryStore::new())).await;
 
@@ -206,7 +207,7 @@ fn client_from(ip: Ipv4Addr) -> reqwest::Client {
 
 #[tokio::test]
 async fn a_forged_token_flood_stops_reaching_the_store() {
-    let mut config = Config::new(Upstream::Demo);
+    let mut config = Config::new(Upstream::in_process(Platform::new()));
     config.auth_failure_rate = NonZeroU32::new(5);
     let store = Arc::new(CountingStore {
         inner: MemoryStore::new(),
@@ -269,7 +270,7 @@ async fn a_forged_token_flood_stops_reaching_the_store() {
 
 #[tokio::test]
 async fn with_the_limit_off_every_token_is_verified() {
-    let mut config = Config::new(Upstream::Demo);
+    let mut config = Config::new(Upstream::in_process(Platform::new()));
     config.auth_failure_rate = None;
     let store = Arc::new(CountingStore {
         inner: MemoryStore::new(),
@@ -293,7 +294,7 @@ async fn with_the_limit_off_every_token_is_verified() {
 
 #[tokio::test]
 async fn a_zero_header_timeout_is_a_configuration_error() {
-    let mut config = Config::new(Upstream::Demo);
+    let mut config = Config::new(Upstream::in_process(Platform::new()));
     config.header_timeout = Duration::ZERO;
     let err = App::with_store(config, Arc::new(MemoryStore::new()))
         .await
