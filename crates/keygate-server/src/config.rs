@@ -217,6 +217,7 @@ impl Config {
 /// assert_eq!("30".parse::<Timeout>()?.get(), Duration::from_secs(30));
 /// assert_eq!("1m 30s".parse::<Timeout>()?.get(), Duration::from_secs(90));
 /// assert!("0".parse::<Timeout>().is_err());
+/// assert!("0s".parse::<Timeout>().is_err());
 /// assert!("soon".parse::<Timeout>().is_err());
 /// # Ok::<(), keygate_server::ServerError>(())
 /// ```
@@ -256,10 +257,7 @@ impl FromStr for Timeout {
     /// [`ServerError::Config`] for zero and for text that is neither.
     fn from_str(s: &str) -> Result<Self, ServerError> {
         let s = s.trim();
-        if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
-            let secs = s
-                .parse::<u64>()
-                .map_err(|e| ServerError::Config(format!("{e}")))?;
+        if let Ok(secs) = s.parse::<u64>() {
             return Self::new(Duration::from_secs(secs));
         }
         let duration = humantime::parse_duration(s).map_err(|e| {
