@@ -78,15 +78,20 @@ fn fixture() -> &'static Fixture {
             .build()
             .expect("runtime");
         let (app, user, tenant, user_session, tenant_session) = runtime.block_on(async {
-            let mut config = Config::new(Upstream::Demo);
+            let mut config = Config::new(Upstream::in_process(keygate_demo::Platform::new()));
             config.key_rate = 1_000_000.try_into().expect("non-zero");
             config.tenant_rate = 1_000_000.try_into().expect("non-zero");
-            let mut app = App::with_store(config, Arc::new(MemoryStore::new()))
+            let app = App::with_store(config, Arc::new(MemoryStore::new()))
                 .await
                 .expect("the demo app starts");
-            let owner = app
-                .take_demo_owner()
-                .expect("a fresh store gets the demo owner");
+            let scopes = app.policy().all_scopes();
+            let keygate_demo::DemoBootstrap::Created(owner) =
+                keygate_demo::bootstrap(&**app.store(), app.format(), scopes)
+                    .await
+                    .expect("the demo tenant is created")
+            else {
+                panic!("a fresh store gets the demo owner");
+            };
             let owner = owner.key.token.expose().to_owned();
             let app = app.router();
 

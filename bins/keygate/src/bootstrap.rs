@@ -4,14 +4,12 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use keygate_demo::DEMO_PROJECTS;
 use keygate_keys::{Bootstrap, StoreError, TokenFormat};
 use keygate_scopes::{ADMIN_SCOPE, Policy};
 
 use crate::cli::BootstrapArgs;
 use crate::exit::Refused;
-
-/// Projects the demo tenant gets.
-const DEMO_PROJECTS: [&str; 2] = ["shop", "ops"];
 
 pub(crate) fn run(args: &BootstrapArgs) -> anyhow::Result<ExitCode> {
     let format = TokenFormat::new(&args.brand)

@@ -36,9 +36,15 @@
 //! # let _ = app;
 //! ```
 //!
+//! [`bootstrap`] creates the demo tenant ([`DEMO_TENANT`], owner [`DEMO_OWNER`],
+//! projects [`DEMO_PROJECTS`]) in a key store that has none; `keygated --demo` calls it
+//! and prints the owner key it returns.
+//!
 //! # Features
 //!
-//! This crate has no optional features.
+//! - `server` (off by default): [`Platform`] implements keygate-server's
+//!   `InProcessUpstream`, so a binary can hand it to the gateway as
+//!   `Upstream::in_process(Platform::new())`, with [`POLICY_TOML`] as its policy.
 
 #![cfg_attr(
     not(test),
@@ -50,10 +56,14 @@
     )
 )]
 
+mod bootstrap;
 mod mcp;
 mod platform;
 mod tools;
+#[cfg(feature = "server")]
+mod upstream;
 
+pub use crate::bootstrap::{DEMO_OWNER, DEMO_PROJECTS, DEMO_TENANT, DemoBootstrap, bootstrap};
 pub use crate::mcp::{
     LATEST_PROTOCOL_VERSION, PROJECT_HEADER, PROTOCOL_VERSIONS, SESSION_HEADER, TENANT_HEADER,
     USER_HEADER, respond, router,

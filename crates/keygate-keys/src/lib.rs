@@ -95,7 +95,7 @@ mod sqlite;
 mod store;
 mod verify;
 
-pub use crate::connect::connect;
+pub use crate::connect::{DatabaseBackend, DatabaseUrl, connect};
 pub use crate::error::{BoxError, StoreError, VerifyError};
 pub use crate::hash::TokenHash;
 pub use crate::memory::MemoryStore;

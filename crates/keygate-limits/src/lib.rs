@@ -54,7 +54,7 @@ mod redis;
 
 pub use crate::error::LimitError;
 pub use crate::failures::{ClientId, DEFAULT_MAX_CLIENTS, FailureLimiter, FailureQuota};
-pub use crate::limiter::{FailMode, RateLimiter, from_url, from_url_with, redact_url};
+pub use crate::limiter::{Backend, FailMode, RateLimiter, from_url, from_url_with, redact_url};
 pub use crate::memory::{DEFAULT_HOUSEKEEPING_EVERY, MemoryLimiter};
 pub use crate::outcome::{Outcome, Status, retry_after_secs};
 pub use crate::quota::{Limits, Quota, Scope};

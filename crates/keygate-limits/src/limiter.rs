@@ -1,6 +1,7 @@
 //! The limiter trait and the backend chooser.
 
 use std::fmt;
+use std::str::FromStr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -78,20 +79,80 @@ pub async fn from_url_with(
     limits: Limits,
     fail_mode: FailMode,
 ) -> Result<Arc<dyn RateLimiter>, LimitError> {
-    let trimmed = spec.trim();
-    if trimmed.eq_ignore_ascii_case("memory") {
-        return Ok(Arc::new(MemoryLimiter::new(limits)));
-    }
-    let scheme = trimmed
-        .split_once("://")
-        .map(|(scheme, _)| scheme.to_ascii_lowercase());
-    match scheme.as_deref() {
-        Some("redis" | "rediss" | "redis+unix" | "unix") => {
-            redis_from_url(trimmed, limits, fail_mode).await
+    spec.parse::<Backend>()?.build(limits, fail_mode).await
+}
+
+/// Where rate-limit budgets live, parsed from a spec: `memory` (any case), or a
+/// `redis://`, `rediss://`, `redis+unix://` or `unix://` URL. The one grammar for
+/// rate-limit backends ([`from_url`] and the binaries' settings use it). Surrounding
+/// whitespace is ignored; `Debug` shows a Redis URL with its password replaced by `***`.
+///
+/// ```
+/// use keygate_limits::Backend;
+///
+/// assert_eq!("Memory".parse::<Backend>()?, Backend::Memory);
+/// assert!(matches!("redis://127.0.0.1:6379".parse()?, Backend::Redis(_)));
+/// assert!("memcached".parse::<Backend>().is_err());
+/// # Ok::<(), keygate_limits::LimitError>(())
+/// ```
+#[derive(Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Backend {
+    /// In-process budgets ([`MemoryLimiter`]): one instance's own.
+    #[default]
+    Memory,
+    /// Budgets in Redis, shared by every instance that uses it (the URL as given).
+    Redis(String),
+}
+
+impl Backend {
+    /// Builds the limiter; `fail_mode` is what a Redis limiter does while Redis is
+    /// unreachable (the in-process limiter never fails, so it ignores it).
+    ///
+    /// # Errors
+    ///
+    /// As [`from_url`].
+    pub async fn build(
+        &self,
+        limits: Limits,
+        fail_mode: FailMode,
+    ) -> Result<Arc<dyn RateLimiter>, LimitError> {
+        match self {
+            Self::Memory => Ok(Arc::new(MemoryLimiter::new(limits))),
+            Self::Redis(url) => redis_from_url(url, limits, fail_mode).await,
         }
-        _ => Err(LimitError::UnknownBackend {
-            spec: redact_url(trimmed),
-        }),
+    }
+}
+
+impl FromStr for Backend {
+    type Err = LimitError;
+
+    /// # Errors
+    ///
+    /// [`LimitError::UnknownBackend`] for a spec that is neither.
+    fn from_str(spec: &str) -> Result<Self, LimitError> {
+        let trimmed = spec.trim();
+        if trimmed.eq_ignore_ascii_case("memory") {
+            return Ok(Self::Memory);
+        }
+        let scheme = trimmed
+            .split_once("://")
+            .map(|(scheme, _)| scheme.to_ascii_lowercase());
+        match scheme.as_deref() {
+            Some("redis" | "rediss" | "redis+unix" | "unix") => Ok(Self::Redis(trimmed.to_owned())),
+            _ => Err(LimitError::UnknownBackend {
+                spec: redact_url(trimmed),
+            }),
+        }
+    }
+}
+
+impl fmt::Debug for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Memory => f.write_str("Memory"),
+            Self::Redis(url) => f.debug_tuple("Redis").field(&redact_url(url)).finish(),
+        }
     }
 }
 

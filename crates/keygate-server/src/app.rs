@@ -12,7 +12,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use keygate_gates::{GateStore, Gates, MemoryGateStore, SystemClock};
-use keygate_keys::{Bootstrap, Bootstrapped, KeyStore, Principal, StoreError, Verifier};
+use keygate_keys::{DatabaseBackend, KeyStore, Principal, TokenFormat, Verifier};
 use keygate_limits::{FailureLimiter, FailureQuota, Limits, Quota};
 use keygate_scopes::Policy;
 use serde_json::json;
@@ -32,12 +32,6 @@ use crate::{admin, mcp, page};
 pub const MCP_BODY_LIMIT: usize = 1024 * 1024;
 /// Largest admin API request body: 16 KiB.
 pub const ADMIN_BODY_LIMIT: usize = 16 * 1024;
-/// The tenant `--demo` creates on an empty database.
-pub const DEMO_TENANT: &str = "demo";
-/// The owner `--demo` creates in [`DEMO_TENANT`].
-pub const DEMO_OWNER: &str = "owner";
-/// The projects `--demo` creates in [`DEMO_TENANT`].
-pub const DEMO_PROJECTS: [&str; 2] = ["shop", "ops"];
 
 /// How often expired challenges and stale evidence reads are forgotten.
 const PURGE_EVERY: Duration = Duration::from_secs(300);
@@ -48,11 +42,9 @@ const PURGE_EVERY: Duration = Duration::from_secs(300);
 /// use keygate_server::{App, Config, Upstream};
 ///
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-/// let mut app = App::new(Config::new(Upstream::Demo)).await?;
-/// if let Some(owner) = app.take_demo_owner() {
-///     // Show the raw key to the operator once; it is never stored.
-///     let _raw: &str = owner.key.token.expose();
-/// }
+/// let mut config = Config::new(Upstream::Http("http://127.0.0.1:9000/mcp".to_owned()));
+/// config.policy = Some("policy.toml".into());
+/// let app = App::new(config).await?;
 /// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
 /// app.serve(listener, async {
 ///     let _ = tokio::signal::ctrl_c().await;
@@ -65,25 +57,20 @@ pub struct App {
     router: Router,
     state: AppState,
     transport: Transport,
-    demo_owner: Option<Bootstrapped>,
 }
 
 impl App {
     /// Opens the store named by [`Config::database`] (running its migrations), loads
     /// the policy, sets up the rate limiter, the gate state (in PostgreSQL with a
-    /// PostgreSQL store, in memory otherwise) and the upstream, and with the demo
-    /// upstream bootstraps the demo tenant on a database that has none.
+    /// PostgreSQL store, in memory otherwise) and the upstream.
     ///
     /// # Errors
     ///
     /// A [`ServerError`] naming what could not be set up.
     pub async fn new(config: Config) -> Result<Self, ServerError> {
-        let url = config.database.trim();
-        let is_postgres = url.split_once("://").is_some_and(|(s, _)| {
-            matches!(s.to_ascii_lowercase().as_str(), "postgres" | "postgresql")
-        });
-        if is_postgres {
-            let store = keygate_keys::PostgresStore::connect(url)
+        let url = &config.database;
+        if url.backend() == DatabaseBackend::Postgres {
+            let store = keygate_keys::PostgresStore::connect(url.as_str())
                 .await
                 .map_err(ServerError::Store)?;
             let gates = keygate_gates::PgGateStore::new(store.pool().clone())
@@ -91,9 +78,7 @@ impl App {
                 .map_err(ServerError::Gates)?;
             Self::with_stores(config, Arc::new(store), Arc::new(gates)).await
         } else {
-            let store = keygate_keys::connect(url)
-                .await
-                .map_err(ServerError::Store)?;
+            let store = url.connect().await.map_err(ServerError::Store)?;
             Self::with_store(config, store).await
         }
     }
@@ -152,8 +137,8 @@ impl App {
             .auth_failure_rate
             .map(|n| Arc::new(FailureLimiter::new(FailureQuota::per_minute(n))));
         let upstream = match &config.upstream {
-            UpstreamConfig::Demo => {
-                Upstream::in_process(keygate_demo::Platform::new(), config.upstream_timeout)
+            UpstreamConfig::InProcess(upstream) => {
+                Upstream::in_process(upstream.clone(), config.upstream_timeout)
             }
             UpstreamConfig::Http(url) => {
                 Upstream::http(url, config.upstream_timeout).map_err(ServerError::Config)?
@@ -163,13 +148,11 @@ impl App {
             Quota::from_rate(config.key_rate),
             Quota::from_rate(config.tenant_rate),
         );
-        let limiter = keygate_limits::from_url_with(
-            &config.rate_limit_backend,
-            limits,
-            config.rate_limit_fail_mode,
-        )
-        .await
-        .map_err(ServerError::Limits)?;
+        let limiter = config
+            .rate_limit_backend
+            .build(limits, config.rate_limit_fail_mode)
+            .await
+            .map_err(ServerError::Limits)?;
         let ttl = time::Duration::try_from(config.challenge_ttl)
             .map_err(|_| ServerError::Config("the challenge lifetime is too long".to_owned()))?;
         let gates = Gates::new(gate_store, Arc::new(SystemClock)).with_challenge_ttl(ttl);
@@ -189,24 +172,22 @@ impl App {
             format: config.format.clone(),
             metrics,
         });
-        let demo_owner = if config.is_demo() {
-            bootstrap_demo(&state).await?
-        } else {
-            None
-        };
         Ok(Self {
             router: router(state.clone(), config.request_timeout, failures),
             state,
             transport,
-            demo_owner,
         })
     }
 
-    /// The demo owner created by [`App::new`] on an empty database, once: its raw
-    /// key ([`CreatedKey::token`](keygate_keys::CreatedKey)) is for the caller to show
-    /// and is not kept.
-    pub fn take_demo_owner(&mut self) -> Option<Bootstrapped> {
-        self.demo_owner.take()
+    /// The key store the app serves (for a binary that seeds it, such as the demo's
+    /// bootstrap, before serving).
+    pub fn store(&self) -> &Arc<dyn KeyStore> {
+        &self.state.store
+    }
+
+    /// The token format (brand) of the keys this app issues.
+    pub fn format(&self) -> &TokenFormat {
+        &self.state.format
     }
 
     /// The axum router (for tests with `oneshot`, or to nest in another app).
@@ -258,52 +239,17 @@ impl App {
 }
 
 fn load_policy(config: &Config) -> Result<Policy, ServerError> {
-    match (&config.policy, &config.upstream) {
+    let shipped = match &config.upstream {
+        UpstreamConfig::InProcess(upstream) => upstream.policy_toml(),
+        UpstreamConfig::Http(_) => None,
+    };
+    match (&config.policy, shipped) {
         (Some(path), _) => Policy::load(path).map_err(ServerError::Policy),
-        (None, UpstreamConfig::Demo) => {
-            Policy::from_toml_str(keygate_demo::POLICY_TOML).map_err(ServerError::Policy)
-        }
-        (None, UpstreamConfig::Http(_)) => Err(ServerError::Config(
+        (None, Some(toml)) => Policy::from_toml_str(toml).map_err(ServerError::Policy),
+        (None, None) => Err(ServerError::Config(
             "an upstream needs a policy file (--policy FILE): tools not in a policy are denied"
                 .to_owned(),
         )),
-    }
-}
-
-/// Creates tenant `demo`, owner `owner`, projects `shop` and `ops`, and the owner's
-/// key with every scope, when the database has no demo tenant yet.
-async fn bootstrap_demo(state: &AppState) -> Result<Option<Bootstrapped>, ServerError> {
-    if state
-        .store
-        .tenant_by_name(DEMO_TENANT)
-        .await
-        .map_err(ServerError::Store)?
-        .is_some()
-    {
-        // A first-time user who restarts (or lost the key) would otherwise see nothing.
-        tracing::info!(
-            tenant = DEMO_TENANT,
-            "demo tenant already exists: its owner key was printed when it was created; \
-             lost it? start over with a new --database file, or create another tenant \
-             and owner key with `keygate bootstrap --database URL --tenant NAME --owner NAME --demo`"
-        );
-        return Ok(None);
-    }
-    let request = Bootstrap {
-        tenant: DEMO_TENANT.to_owned(),
-        owner: DEMO_OWNER.to_owned(),
-        projects: DEMO_PROJECTS.iter().map(|p| (*p).to_owned()).collect(),
-        scopes: state.policy.all_scopes(),
-        key_name: "demo owner key".to_owned(),
-    };
-    match state.store.bootstrap(&state.format, request).await {
-        Ok(done) => {
-            tracing::info!(tenant = DEMO_TENANT, key_id = %done.key.key.id, "demo tenant bootstrapped");
-            Ok(Some(done))
-        }
-        // Another instance bootstrapped it between our look-up and our write.
-        Err(StoreError::Conflict(_)) => Ok(None),
-        Err(e) => Err(ServerError::Store(e)),
     }
 }
 

@@ -1,21 +1,84 @@
 //! Server configuration, as values; the binary parses flags, env and files into it.
 
+use std::fmt;
 use std::num::NonZeroU32;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use keygate_keys::TokenFormat;
-use keygate_limits::FailMode;
+use keygate_keys::{DatabaseUrl, TokenFormat};
+use keygate_limits::{Backend, FailMode};
+use serde::de::{self, Deserialize, DeserializeOwned, Deserializer, Visitor};
+
+use crate::error::ServerError;
+
+use crate::upstream::InProcessUpstream;
 
 /// Where checked tool calls go.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Upstream {
-    /// The in-process demo platform (`keygate_demo`), with its policy unless another
-    /// policy file is given.
-    Demo,
+    /// An MCP server in this process (such as the demo platform), called directly;
+    /// its [`InProcessUpstream::policy_toml`] is the policy unless a policy file is
+    /// given.
+    InProcess(Arc<dyn InProcessUpstream>),
     /// An MCP server over Streamable HTTP, such as `http://127.0.0.1:9000/mcp`.
     Http(String),
+}
+
+impl Upstream {
+    /// An in-process upstream.
+    pub fn in_process(upstream: impl InProcessUpstream) -> Self {
+        Self::InProcess(Arc::new(upstream))
+    }
+}
+
+impl FromStr for Upstream {
+    type Err = ServerError;
+
+    /// An [`Upstream::Http`] from an `http://` or `https://` URL (surrounding
+    /// whitespace ignored), as `--upstream` takes it.
+    ///
+    /// # Errors
+    ///
+    /// [`ServerError::Config`] for any other scheme, or none.
+    fn from_str(s: &str) -> Result<Self, ServerError> {
+        const EXPECTED: &str =
+            "expected an http:// or https:// URL such as http://127.0.0.1:9000/mcp";
+        let s = s.trim();
+        match s.split_once("://") {
+            Some(("http" | "https", rest)) if !rest.is_empty() => Ok(Self::Http(s.to_owned())),
+            Some((scheme, _)) if scheme != "http" && scheme != "https" => {
+                Err(ServerError::Config(format!("{EXPECTED}, not {scheme}://")))
+            }
+            _ => Err(ServerError::Config(EXPECTED.to_owned())),
+        }
+    }
+}
+
+/// Reads a TOML settings file into `T` (a binary's settings, such as `keygated`'s),
+/// with errors that name the file, the key whose value is wrong, and its line.
+///
+/// # Errors
+///
+/// [`ServerError::Config`] when the file cannot be read or does not fit `T`.
+pub fn read_settings_file<T: DeserializeOwned>(path: &Path) -> Result<T, ServerError> {
+    let shown = path.display();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ServerError::Config(format!("cannot read config file {shown}: {e}")))?;
+    toml::from_str(&text).map_err(|e| {
+        // A value's error points at the value: the text before it on its line is `key =`.
+        let key = e.span().and_then(|span| {
+            let line = text.get(..span.start)?.rsplit('\n').next()?;
+            let key = line.split_once('=')?.0.trim().trim_matches('"');
+            (!key.is_empty()).then(|| key.to_owned())
+        });
+        match key {
+            Some(key) => ServerError::Config(format!("config file {shown}: `{key}`: {e}")),
+            None => ServerError::Config(format!("config file {shown}: {e}")),
+        }
+    })
 }
 
 /// Everything [`App::new`](crate::App::new) needs. Build it with [`Config::new`] and
@@ -24,29 +87,30 @@ pub enum Upstream {
 /// ```
 /// use keygate_server::{Config, Upstream};
 ///
-/// let mut config = Config::new(Upstream::Demo);
-/// config.database = "sqlite://keygate.db".to_owned();
+/// let mut config = Config::new(Upstream::Http("http://127.0.0.1:9000/mcp".to_owned()));
+/// config.database = "sqlite://keygate.db".parse()?;
 /// assert_eq!(config.key_rate.get(), 20);
 /// assert_eq!(config.header_timeout.as_secs(), 30);
 /// assert_eq!(config.auth_failure_rate.map(|n| n.get()), Some(60));
+/// # Ok::<(), keygate_keys::StoreError>(())
 /// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Config {
-    /// Key store URL: `sqlite://PATH`, `sqlite::memory:` or `postgres://…`.
+    /// Key store: `sqlite://PATH`, `sqlite::memory:` or `postgres://…`.
     /// Default `sqlite://keygate.db`.
-    pub database: String,
+    pub database: DatabaseUrl,
     /// The MCP server to protect.
     pub upstream: Upstream,
-    /// Tool policy file. Required with [`Upstream::Http`]; with [`Upstream::Demo`] the
-    /// demo policy is used when absent.
+    /// Tool policy file. Required unless the upstream is in-process and ships a
+    /// policy ([`InProcessUpstream::policy_toml`]), which is used when this is absent.
     pub policy: Option<PathBuf>,
     /// Requests per second (and burst) per key. Default 20.
     pub key_rate: NonZeroU32,
     /// Requests per second (and burst) per tenant. Default 100.
     pub tenant_rate: NonZeroU32,
-    /// Rate-limit backend: `memory` (default) or a `redis://` URL.
-    pub rate_limit_backend: String,
+    /// Rate-limit backend: in memory (default) or Redis.
+    pub rate_limit_backend: Backend,
     /// While a Redis backend is unreachable: refuse with 503 (`Closed`, the default) or
     /// let requests through uncounted (`Open`).
     pub rate_limit_fail_mode: FailMode,
@@ -123,12 +187,12 @@ impl Config {
     /// A configuration with every default and the given upstream.
     pub fn new(upstream: Upstream) -> Self {
         Self {
-            database: "sqlite://keygate.db".to_owned(),
+            database: DatabaseUrl::default(),
             upstream,
             policy: None,
             key_rate: NonZeroU32::new(20).unwrap_or(NonZeroU32::MIN),
             tenant_rate: NonZeroU32::new(100).unwrap_or(NonZeroU32::MIN),
-            rate_limit_backend: "memory".to_owned(),
+            rate_limit_backend: Backend::Memory,
             rate_limit_fail_mode: FailMode::Closed,
             format: TokenFormat::default(),
             upstream_timeout: Duration::from_secs(10),
@@ -139,9 +203,91 @@ impl Config {
             auth_failure_rate: NonZeroU32::new(60),
         }
     }
+}
 
-    /// Whether the upstream is the in-process demo platform.
-    pub fn is_demo(&self) -> bool {
-        self.upstream == Upstream::Demo
+/// A duration setting above zero, such as [`Config::header_timeout`], as a binary reads
+/// it: whole seconds (`30`, the form these settings have always taken) or a duration
+/// such as `30s`, `1m 30s` or `2h` (humantime's grammar). From a settings file, an
+/// integer or a string.
+///
+/// ```
+/// use std::time::Duration;
+/// use keygate_server::Timeout;
+///
+/// assert_eq!("30".parse::<Timeout>()?.get(), Duration::from_secs(30));
+/// assert_eq!("1m 30s".parse::<Timeout>()?.get(), Duration::from_secs(90));
+/// assert!("0".parse::<Timeout>().is_err());
+/// assert!("0s".parse::<Timeout>().is_err());
+/// assert!("soon".parse::<Timeout>().is_err());
+/// # Ok::<(), keygate_server::ServerError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeout(Duration);
+
+impl Timeout {
+    /// `duration`, unless it is zero.
+    ///
+    /// # Errors
+    ///
+    /// [`ServerError::Config`] for zero.
+    pub fn new(duration: Duration) -> Result<Self, ServerError> {
+        if duration.is_zero() {
+            return Err(ServerError::Config("must be above zero".to_owned()));
+        }
+        Ok(Self(duration))
+    }
+
+    /// The duration.
+    pub fn get(self) -> Duration {
+        self.0
+    }
+}
+
+impl From<Timeout> for Duration {
+    fn from(t: Timeout) -> Self {
+        t.0
+    }
+}
+
+impl FromStr for Timeout {
+    type Err = ServerError;
+
+    /// # Errors
+    ///
+    /// [`ServerError::Config`] for zero and for text that is neither.
+    fn from_str(s: &str) -> Result<Self, ServerError> {
+        let s = s.trim();
+        if let Ok(secs) = s.parse::<u64>() {
+            return Self::new(Duration::from_secs(secs));
+        }
+        let duration = humantime::parse_duration(s).map_err(|e| {
+            ServerError::Config(format!(
+                "{e} (expected whole seconds such as 30, or a duration such as 30s or 1m 30s)"
+            ))
+        })?;
+        Self::new(duration)
+    }
+}
+
+impl<'de> Deserialize<'de> for Timeout {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TimeoutVisitor;
+        impl Visitor<'_> for TimeoutVisitor {
+            type Value = Timeout;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("whole seconds above zero, or a duration such as \"30s\"")
+            }
+            fn visit_u64<E: de::Error>(self, secs: u64) -> Result<Timeout, E> {
+                Timeout::new(Duration::from_secs(secs)).map_err(E::custom)
+            }
+            fn visit_i64<E: de::Error>(self, secs: i64) -> Result<Timeout, E> {
+                let secs = u64::try_from(secs).map_err(|_| E::custom("must be above zero"))?;
+                self.visit_u64(secs)
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<Timeout, E> {
+                text.parse().map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_any(TimeoutVisitor)
     }
 }

@@ -10,8 +10,12 @@
 //! - [`App`]: [`App::new`] opens the store and builds everything, [`App::router`]
 //!   is the axum router (for `oneshot` tests), [`App::serve`] serves until a shutdown
 //!   future completes (HTTP/1.1, with a header timeout, a connection cap and
-//!   TCP_NODELAY), [`App::take_demo_owner`] hands out the demo owner key once.
+//!   TCP_NODELAY).
+//! - [`InProcessUpstream`]: an MCP server in the same process (the demo platform is
+//!   one), handed in by the binary as [`Upstream::InProcess`].
 //! - [`ServerError`]: why the server could not start.
+//! - For binaries: [`read_settings_file`], [`Timeout`] (a duration setting) and
+//!   [`shutdown_signal`].
 //!
 //! # Features
 //!
@@ -44,11 +48,11 @@ mod state;
 mod strict;
 mod upstream;
 
-pub use crate::app::{
-    ADMIN_BODY_LIMIT, App, DEMO_OWNER, DEMO_PROJECTS, DEMO_TENANT, MCP_BODY_LIMIT,
-};
-pub use crate::config::{Config, Upstream, default_max_connections};
+pub use crate::app::{ADMIN_BODY_LIMIT, App, MCP_BODY_LIMIT};
+pub use crate::config::{Config, Timeout, Upstream, default_max_connections, read_settings_file};
 pub use crate::error::ServerError;
 pub use crate::mcp::{MAX_JSON_DEPTH, MAX_SESSION_ID_LEN};
 pub use crate::page::CSP;
+pub use crate::serve::shutdown_signal;
+pub use crate::upstream::InProcessUpstream;
 pub use keygate_limits::FailMode;

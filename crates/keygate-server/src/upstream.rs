@@ -1,5 +1,7 @@
-//! The MCP server behind the gateway: over HTTP, or in-process (the demo platform).
+//! The MCP server behind the gateway: over HTTP, or in-process (an [`InProcessUpstream`]).
 
+use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -30,6 +32,32 @@ const FORWARD_RESPONSE: [&str; 4] = [
 /// look-ups, evidence recording). Streamed responses are not limited.
 const MAX_BUFFERED: usize = 8 * 1024 * 1024;
 
+/// An MCP server running in the gateway's own process, which the gateway calls
+/// directly: no socket, no second router, no copy of the request body.
+///
+/// The binary hands one to [`Upstream::InProcess`](crate::Upstream::InProcess) (the demo
+/// platform is one); keygate-server knows no particular upstream. It is called with
+/// POST requests only, once the key, the policy and the gates have let them through;
+/// other methods (the GET stream, DELETE of a session) are answered 405 with
+/// `Allow: POST` by the gateway.
+#[async_trait::async_trait]
+pub trait InProcessUpstream: fmt::Debug + Send + Sync + 'static {
+    /// Answers one MCP POST. `headers` holds the MCP transport headers the client
+    /// sent (`Content-Type`, `Accept`, `Mcp-Session-Id`, `MCP-Protocol-Version`,
+    /// `Last-Event-ID`) and the identity headers the gateway set (`X-Keygate-Tenant`,
+    /// `X-Keygate-Project`, …); never `Authorization`. The response's status and its
+    /// `Content-Type`, `Mcp-Session-Id`, `MCP-Protocol-Version` and `Cache-Control`
+    /// headers reach the client; its body may stream.
+    async fn respond(&self, headers: &HeaderMap, body: Bytes) -> Response<Body>;
+
+    /// The tool policy (TOML, in the keygate policy file format) this upstream ships
+    /// with, used when [`Config::policy`](crate::Config::policy) is `None`. Default:
+    /// none, so a policy file is required.
+    fn policy_toml(&self) -> Option<&str> {
+        None
+    }
+}
+
 /// Why the upstream could not answer.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum UpstreamError {
@@ -47,8 +75,8 @@ enum Target {
         client: reqwest::Client,
         url: reqwest::Url,
     },
-    /// The demo platform, called directly: no second router, no copy of the body.
-    InProcess(keygate_demo::Platform),
+    /// Called directly: no second router, no copy of the body.
+    InProcess(Arc<dyn InProcessUpstream>),
 }
 
 /// The MCP server tool calls are forwarded to.
@@ -97,10 +125,10 @@ impl Upstream {
         })
     }
 
-    /// The demo platform, in-process.
-    pub(crate) fn in_process(platform: keygate_demo::Platform, timeout: Duration) -> Self {
+    /// An in-process upstream.
+    pub(crate) fn in_process(upstream: Arc<dyn InProcessUpstream>, timeout: Duration) -> Self {
         Self {
-            target: Target::InProcess(platform),
+            target: Target::InProcess(upstream),
             timeout,
         }
     }
@@ -144,11 +172,11 @@ impl Upstream {
                 *out.body_mut() = Body::from_stream(stream);
                 Ok(out)
             }
-            Target::InProcess(platform) => {
-                // The demo platform answers synchronously, in microseconds: no timeout to
-                // arm. It only serves POST; other methods get the 405 its router gives.
+            Target::InProcess(upstream) => {
+                // No timeout to arm: an in-process upstream answers in the gateway's own
+                // time (the request timeout still bounds it). It serves POST only.
                 let resp = if method == Method::POST {
-                    keygate_demo::respond(platform, &forwarded, &body)
+                    upstream.respond(&forwarded, body).await
                 } else {
                     let mut resp = Response::new(Body::empty());
                     *resp.status_mut() = StatusCode::METHOD_NOT_ALLOWED;

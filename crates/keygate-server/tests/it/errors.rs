@@ -4,6 +4,7 @@ use std::num::NonZeroU32;
 
 use axum::body::Body;
 use http::{Method, Request, StatusCode};
+use keygate_demo::Platform;
 use keygate_server::{Config, Upstream};
 use serde_json::json;
 use time::OffsetDateTime;
@@ -131,7 +132,7 @@ async fn insufficient_scope_for_admin_routes() {
 
 #[tokio::test]
 async fn rate_limits_answer_429_with_retry_after() {
-    let mut config = Config::new(Upstream::Demo);
+    let mut config = Config::new(Upstream::in_process(Platform::new()));
     config.key_rate = NonZeroU32::new(2).unwrap();
     let h = demo_with(config).await;
     let first = h.get("/api/v1/token", &h.owner).await;
@@ -177,7 +178,7 @@ async fn rate_limits_answer_429_with_retry_after() {
 /// key cannot flood the gateway (and its log) with requests it may never make.
 #[tokio::test]
 async fn refused_mcp_requests_spend_the_rate_budget() {
-    let mut config = Config::new(Upstream::Demo);
+    let mut config = Config::new(Upstream::in_process(Platform::new()));
     config.key_rate = NonZeroU32::new(2).unwrap();
     let h = demo_with(config).await;
     let huge = "x".repeat(100_000);

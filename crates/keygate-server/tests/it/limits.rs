@@ -7,6 +7,7 @@ use std::time::Duration;
 use axum::body::Body;
 use futures_util::StreamExt;
 use http::{Method, Request, StatusCode};
+use keygate_demo::Platform;
 use keygate_server::{ADMIN_BODY_LIMIT, App, Config, MAX_JSON_DEPTH, MCP_BODY_LIMIT, Upstream};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -195,7 +196,7 @@ async fn a_silent_upstream_hits_the_shorter_of_the_two_timeouts() {
 
 #[tokio::test]
 async fn a_client_that_never_finishes_its_body_gets_504() {
-    let mut config = Config::new(Upstream::Demo);
+    let mut config = Config::new(Upstream::in_process(Platform::new()));
     config.request_timeout = Duration::from_millis(300);
     let h = demo_with(config).await;
     for path in ["/api/mcp", "/api/v1/projects"] {
@@ -218,7 +219,7 @@ async fn a_client_that_never_finishes_its_body_gets_504() {
 /// returns the status line and the body.
 async fn over_tcp(request: Vec<u8>) -> (String, String) {
     let app = App::with_store(
-        Config::new(Upstream::Demo),
+        Config::new(Upstream::in_process(Platform::new())),
         std::sync::Arc::new(keygate_keys::MemoryStore::new()),
     )
     .await

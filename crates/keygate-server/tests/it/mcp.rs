@@ -8,6 +8,7 @@ use axum::extract::Request;
 use axum::middleware::{self, Next};
 use axum::routing::post;
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use keygate_demo::Platform;
 use keygate_keys::KeyStore;
 use keygate_server::{App, Config, Upstream};
 use serde_json::{Value, json};
@@ -665,7 +666,7 @@ async fn with_session_headers(
 #[tokio::test]
 async fn session_ids_must_be_one_header_of_1_to_128_visible_ascii_characters() {
     // Every refusal below spends the owner's budget: make it large.
-    let mut config = Config::new(Upstream::Demo);
+    let mut config = Config::new(Upstream::in_process(Platform::new()));
     config.key_rate = std::num::NonZeroU32::new(10_000).unwrap();
     let h = crate::util::demo_with(config).await;
     let delete = json!({"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"service.delete","arguments":{"service":"api"}}});

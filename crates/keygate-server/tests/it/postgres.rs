@@ -1,16 +1,17 @@
 //! Two app instances on one PostgreSQL database share keys and gate state.
 
 use http::StatusCode;
+use keygate_demo::Platform;
 use keygate_server::{App, Config, Upstream};
 use serde_json::json;
 
 use keygate_test::{PgSchema, postgres_url};
 
-use crate::util::{Harness, gate_code};
+use crate::util::{Harness, gate_code, take_demo_owner};
 
 async fn instance(url: &str) -> App {
-    let mut config = Config::new(Upstream::Demo);
-    config.database = url.to_owned();
+    let mut config = Config::new(Upstream::in_process(Platform::new()));
+    config.database = url.parse().unwrap();
     App::new(config).await.unwrap()
 }
 
@@ -19,10 +20,15 @@ async fn a_challenge_from_one_instance_is_honoured_once_by_another() {
     let Some(base) = postgres_url() else { return };
     let schema = PgSchema::create(&base, "kgs").await;
     let url = schema.url.clone();
-    let mut a = instance(&url).await;
-    let mut b = instance(&url).await;
-    let owner = a.take_demo_owner().expect("the first instance bootstraps");
-    assert!(b.take_demo_owner().is_none(), "the second finds the tenant");
+    let a = instance(&url).await;
+    let b = instance(&url).await;
+    let owner = take_demo_owner(&a)
+        .await
+        .expect("the first instance bootstraps");
+    assert!(
+        take_demo_owner(&b).await.is_none(),
+        "the second finds the tenant"
+    );
     let store = std::sync::Arc::new(keygate_keys::MemoryStore::new());
     let harness = |app: &App| Harness {
         app: app.router(),

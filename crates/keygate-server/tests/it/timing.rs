@@ -136,8 +136,10 @@ async fn well_formed_tokens_all_reach_the_store() {
 
     let pool = store.pool().clone();
     let store: Arc<dyn KeyStore> = Arc::new(store);
-    let mut config = keygate_server::Config::new(keygate_server::Upstream::Demo);
-    config.database = "ignored".to_owned();
+    let mut config = keygate_server::Config::new(keygate_server::Upstream::in_process(
+        keygate_demo::Platform::new(),
+    ));
+    config.database = "sqlite://ignored".parse().unwrap();
     let app = keygate_server::App::with_store(config, store.clone())
         .await
         .unwrap()

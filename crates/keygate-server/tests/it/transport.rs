@@ -6,6 +6,7 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use keygate_demo::Platform;
 use keygate_gates::MemoryGateStore;
 use keygate_keys::{KeyKind, KeyStore, MemoryStore, TokenFormat, Verifier};
 use keygate_server::{App, Config, Upstream};
@@ -35,11 +36,11 @@ async fn serve_verified(
     verifier: Arc<dyn Verifier>,
 ) -> Served {
     let gates = Arc::new(MemoryGateStore::new());
-    let mut app = App::with_verifier(config, store, verifier, gates)
+    let app = App::with_verifier(config, store, verifier, gates)
         .await
         .unwrap();
-    let owner = app
-        .take_demo_owner()
+    let owner = crate::util::take_demo_owner(&app)
+        .await
         .map(|o| o.key.token.expose().to_owned());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -71,7 +72,7 @@ async fn healthz(sock: &mut TcpStream) {
 
 #[tokio::test]
 async fn headers_that_do_not_arrive_in_time_close_the_connection() {
-    let mut config = Config::new(Upstream::Demo);
+    let mut config = Config::new(Upstream::in_process(Platform::new()));
     config.header_timeout = Duration::from_secs(1);
     let served = serve(config, Arc::new(MemoryStore::new())).await;
 
@@ -104,7 +105,7 @@ async fn headers_that_do_not_arrive_in_time_close_the_connection() {
 
 #[tokio::test]
 async fn connections_over_the_cap_wait_for_a_free_slot() {
-    let mut config = Config::new(Upstream::Demo);
+    let mut config = Config::new(Upstream::in_process(Platform::new()));
     config.max_connections = NonZeroU32::new(2).unwrap();
     let served = serve(config, Arc::new(MemoryStore::new())).await;
 
@@ -145,7 +146,7 @@ fn client_from(ip: Ipv4Addr) -> reqwest::Client {
 
 #[tokio::test]
 async fn a_forged_token_flood_stops_reaching_the_store() {
-    let mut config = Config::new(Upstream::Demo);
+    let mut config = Config::new(Upstream::in_process(Platform::new()));
     config.auth_failure_rate = NonZeroU32::new(5);
     let store = Arc::new(MemoryStore::new());
     let counting = Arc::new(CountingVerifier::new(store.clone()));
@@ -206,7 +207,7 @@ async fn a_forged_token_flood_stops_reaching_the_store() {
 
 #[tokio::test]
 async fn with_the_limit_off_every_token_is_verified() {
-    let mut config = Config::new(Upstream::Demo);
+    let mut config = Config::new(Upstream::in_process(Platform::new()));
     config.auth_failure_rate = None;
     let store = Arc::new(MemoryStore::new());
     let counting = Arc::new(CountingVerifier::new(store.clone()));
@@ -228,7 +229,7 @@ async fn with_the_limit_off_every_token_is_verified() {
 
 #[tokio::test]
 async fn a_zero_header_timeout_is_a_configuration_error() {
-    let mut config = Config::new(Upstream::Demo);
+    let mut config = Config::new(Upstream::in_process(Platform::new()));
     config.header_timeout = Duration::ZERO;
     let err = App::with_store(config, Arc::new(MemoryStore::new()))
         .await

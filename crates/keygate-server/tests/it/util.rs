@@ -6,6 +6,7 @@ use axum::Router;
 use axum::body::Body;
 use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::BodyExt;
+use keygate_demo::Platform;
 use keygate_keys::{KeyKind, KeyStore, MemoryStore, NewKey, Principal, TenantId, UserId, Verifier};
 use keygate_server::{App, Config, Upstream};
 use serde_json::{Value, json};
@@ -27,17 +28,17 @@ pub(crate) struct Reply {
 }
 
 pub(crate) async fn demo() -> Harness {
-    demo_with(Config::new(Upstream::Demo)).await
+    demo_with(Config::new(Upstream::in_process(Platform::new()))).await
 }
 
 pub(crate) async fn demo_with(config: Config) -> Harness {
     let store = Arc::new(MemoryStore::new());
-    let mut app = App::with_store(config, store.clone()).await.unwrap();
-    let owner = app
-        .take_demo_owner()
+    let app = App::with_store(config, store.clone()).await.unwrap();
+    let owner = take_demo_owner(&app)
+        .await
         .expect("a fresh store gets the demo tenant");
     assert!(
-        app.take_demo_owner().is_none(),
+        take_demo_owner(&app).await.is_none(),
         "the owner key is handed out once"
     );
     Harness {
@@ -46,6 +47,19 @@ pub(crate) async fn demo_with(config: Config) -> Harness {
         owner: owner.key.token.expose().to_owned(),
         tenant: owner.tenant.id,
         owner_id: owner.owner.id,
+    }
+}
+
+/// Bootstraps the demo tenant into `app`'s store, as `keygated --demo` does: its owner,
+/// or `None` when the store has it already.
+pub(crate) async fn take_demo_owner(app: &App) -> Option<keygate_keys::Bootstrapped> {
+    let scopes = app.policy().all_scopes();
+    match keygate_demo::bootstrap(&**app.store(), app.format(), scopes)
+        .await
+        .unwrap()
+    {
+        keygate_demo::DemoBootstrap::Created(owner) => Some(*owner),
+        _ => None,
     }
 }
 
