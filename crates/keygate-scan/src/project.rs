@@ -1,27 +1,13 @@
 //! Reading the small files of a project: `.mcp.json` and `.env`.
 
-use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 
-use serde_json::Value;
+use keygate_client::{Error as ClientError, McpJsonError};
+pub use keygate_client::{McpServer, reference};
 
 use crate::Error;
 use crate::text::{Decoder, Encoding};
-
-/// One server of an `.mcp.json`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct McpServer {
-    /// The server's name (its key under `mcpServers`).
-    pub name: String,
-    /// `command …` or `url …`, for the map.
-    pub transport: String,
-    /// Its `env` block; values that are not strings are kept as their JSON text.
-    pub env: BTreeMap<String, String>,
-    /// Its `headers` block, likewise.
-    pub headers: BTreeMap<String, String>,
-}
 
 /// At most this much of an `.env` or `.mcp.json` file is read. Such files are a few
 /// lines; a larger one (say a sparse file of gigabytes) must not fill memory.
@@ -66,76 +52,33 @@ pub(crate) fn read_bounded(path: &Path, max: u64) -> std::io::Result<ProjectFile
     })
 }
 
-/// Reads `{"mcpServers": {"name": {"command"/"url", "env": {..}, "headers": {..}}}}`.
+/// Reads `{"mcpServers": {"name": {"command"/"url", "env": {..}, "headers": {..}}}}`:
+/// [`keygate_client::read_mcp_json`], the one reader of these files, with its errors
+/// as this crate's.
 ///
-/// Non-string values in `env`/`headers` are kept as their JSON text. A file larger
-/// than [`MAX_PROJECT_FILE`] is an error, and so is a file without an object
-/// `mcpServers` (a file without `mcpServers` has no servers).
+/// A file larger than [`MAX_PROJECT_FILE`] is an error, and so is a file without an
+/// object `mcpServers` (a file without `mcpServers` has no servers).
 pub fn read_mcp_json(path: &Path) -> Result<Vec<McpServer>, Error> {
-    let file = read_bounded(path, MAX_PROJECT_FILE).map_err(|source| Error::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    if file.truncated {
-        return Err(Error::McpJsonTooLarge {
-            path: path.to_path_buf(),
-            max: MAX_PROJECT_FILE,
-        });
-    }
-    parse_mcp_json(&file.text).map_err(|err| match err {
-        McpJsonError::Json(source) => Error::McpJson {
-            path: path.to_path_buf(),
-            source,
-        },
-        McpJsonError::NotAnObject => Error::McpServersNotAnObject {
-            path: path.to_path_buf(),
-        },
+    keygate_client::read_mcp_json(path).map_err(|err| {
+        let path = path.to_path_buf();
+        match err {
+            ClientError::ReadFile { source, .. } => Error::Read { path, source },
+            ClientError::McpJsonTooLarge { max, .. } => Error::McpJsonTooLarge { path, max },
+            ClientError::McpJson {
+                source: McpJsonError::Json(source),
+                ..
+            } => Error::McpJson { path, source },
+            ClientError::McpJson {
+                source: McpJsonError::NotAnObject,
+                ..
+            } => Error::McpServersNotAnObject { path },
+            // Reading a file fails in no other way; keep whatever it said.
+            other => Error::Read {
+                path,
+                source: std::io::Error::other(other.to_string()),
+            },
+        }
     })
-}
-
-/// Why the text of an `.mcp.json` is not one.
-#[derive(Debug)]
-pub(crate) enum McpJsonError {
-    Json(serde_json::Error),
-    NotAnObject,
-}
-
-pub(crate) fn parse_mcp_json(text: &str) -> Result<Vec<McpServer>, McpJsonError> {
-    let doc: Value = serde_json::from_str(text).map_err(McpJsonError::Json)?;
-    let Some(servers) = doc.get("mcpServers") else {
-        return Ok(Vec::new());
-    };
-    let servers = servers.as_object().ok_or(McpJsonError::NotAnObject)?;
-    let strings = |v: Option<&Value>| -> BTreeMap<String, String> {
-        v.and_then(Value::as_object)
-            .map(|o| {
-                o.iter()
-                    .map(|(k, v)| {
-                        let v = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
-                        (k.clone(), v)
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    Ok(servers
-        .iter()
-        .map(|(name, s)| {
-            let transport = if let Some(url) = s.get("url").and_then(Value::as_str) {
-                format!("url {url}")
-            } else if let Some(cmd) = s.get("command").and_then(Value::as_str) {
-                format!("command {cmd}")
-            } else {
-                "no command or url".to_owned()
-            };
-            McpServer {
-                name: name.clone(),
-                transport,
-                env: strings(s.get("env")),
-                headers: strings(s.get("headers")),
-            }
-        })
-        .collect())
 }
 
 /// Parses the text of a `.env` file: `NAME=value` lines, optional `export `, `#`
@@ -173,17 +116,6 @@ pub fn parse_dotenv(text: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The variable `value` only refers to (`${NAME}` or `$NAME`), if that is all it is.
-pub fn reference(value: &str) -> Option<&str> {
-    let v = value.trim();
-    let name = v
-        .strip_prefix("${")
-        .and_then(|v| v.strip_suffix('}'))
-        .or_else(|| v.strip_prefix('$'))?;
-    let ok = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    ok.then_some(name)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,30 +131,5 @@ mod tests {
             .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
             .collect();
         assert_eq!(vars, want);
-    }
-
-    #[test]
-    fn mcp_json() {
-        let servers = parse_mcp_json(
-            r#"{"mcpServers":{"z":{"command":"npx","env":{"T":"","N":3}},"h":{"url":"http://x","headers":{"Authorization":"Bearer ${T}"}}}}"#,
-        )
-        .unwrap();
-        assert_eq!(servers.len(), 2);
-        let by_name = |n: &str| servers.iter().find(|s| s.name == n).unwrap();
-        assert_eq!(by_name("h").transport, "url http://x");
-        assert_eq!(by_name("h").headers["Authorization"], "Bearer ${T}");
-        assert_eq!(by_name("z").transport, "command npx");
-        assert_eq!(by_name("z").env["T"], "");
-        assert_eq!(by_name("z").env["N"], "3");
-        assert!(parse_mcp_json("{").is_err());
-        assert!(parse_mcp_json(r#"{"mcpServers":[]}"#).is_err());
-    }
-
-    #[test]
-    fn references() {
-        assert_eq!(reference("${KEYGATE_API_KEY}"), Some("KEYGATE_API_KEY"));
-        assert_eq!(reference("$X"), Some("X"));
-        assert_eq!(reference("Bearer ${X}"), None);
-        assert_eq!(reference("$"), None);
     }
 }
