@@ -418,8 +418,8 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
     }
     state.metrics.request(route, outcome_label(status));
     let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-    // Per-request lines are debug: at info they cost a stderr write per request (about
-    // 5% of the gateway's CPU under load); `/metrics` counts requests at any level.
+    // Per-request lines are debug: at info they cost a stderr write per request (see
+    // BENCHMARKS.md); `/metrics` counts requests at any level.
     tracing::debug!(
         method = %keygate_http::untrusted(&method),
         route,
