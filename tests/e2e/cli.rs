@@ -316,3 +316,56 @@ async fn check_reads_the_env_block_of_mcp_json() {
     let out = keygate(&["check"], &env, Some(dir.path()));
     assert_refused(&out, "No authentication found");
 }
+
+#[tokio::test]
+async fn doctor_asks_the_server_about_each_key() {
+    let server = Server::demo();
+    let api = server.api(&server.owner_key());
+    let (id, key) = api
+        .new_key(
+            json!({"name":"agent","kind":"user","scopes":["services:read"],"projects":["shop"]}),
+        )
+        .await;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    std::fs::write(dir.path().join(".gitignore"), ".env\n").expect("written");
+    std::fs::write(dir.path().join(".env"), format!("KEYGATE_API_KEY={key}\n")).expect("written");
+    let doctor = || {
+        keygate(
+            &["doctor", ".", "--no-env", "--server", &server.base],
+            &[],
+            Some(dir.path()),
+        )
+    };
+
+    let out = doctor();
+    out.expect_code(0);
+    assert!(
+        out.stdout.contains("active: tenant demo, 1 project(s)"),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains(secret(&key)), "never the secret");
+
+    api.revoke(&id).await;
+    let out = doctor();
+    out.expect_code(1);
+    assert!(
+        out.stdout.contains("rejected: key_revoked"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("the key was revoked (key_revoked)"),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains(secret(&key)), "never the secret");
+
+    // A server that is not there is an I/O error, not a verdict on the key.
+    let out = keygate(
+        &["doctor", ".", "--no-env", "--server", "http://127.0.0.1:9"],
+        &[],
+        Some(dir.path()),
+    );
+    out.expect_code(2);
+}
