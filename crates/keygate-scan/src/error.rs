@@ -31,27 +31,8 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// An `.mcp.json` is larger than [`MAX_PROJECT_FILE`](crate::MAX_PROJECT_FILE).
-    #[error("{} is larger than {max} bytes; an .mcp.json is a few lines", path.display())]
-    McpJsonTooLarge {
-        /// The file.
-        path: PathBuf,
-        /// The cap.
-        max: u64,
-    },
-    /// An `.mcp.json` is not JSON.
-    #[error("parsing {}", path.display())]
-    McpJson {
-        /// The file.
-        path: PathBuf,
-        /// What the JSON parser said.
-        #[source]
-        source: serde_json::Error,
-    },
-    /// An `.mcp.json` whose `mcpServers` is not an object.
-    #[error("parsing {}: `mcpServers` is not an object", path.display())]
-    McpServersNotAnObject {
-        /// The file.
-        path: PathBuf,
-    },
+    /// An `.mcp.json` that is too large or not of the expected shape, as
+    /// [`keygate_client::read_mcp_json`] (the one reader of these files) says.
+    #[error(transparent)]
+    McpJson(keygate_client::Error),
 }

@@ -3,7 +3,7 @@
 use std::io::Read;
 use std::path::Path;
 
-use keygate_client::{Error as ClientError, McpJsonError};
+use keygate_client::Error as ClientError;
 pub use keygate_client::{McpServer, reference};
 
 use crate::Error;
@@ -59,25 +59,12 @@ pub(crate) fn read_bounded(path: &Path, max: u64) -> std::io::Result<ProjectFile
 /// A file larger than [`MAX_PROJECT_FILE`] is an error, and so is a file without an
 /// object `mcpServers` (a file without `mcpServers` has no servers).
 pub fn read_mcp_json(path: &Path) -> Result<Vec<McpServer>, Error> {
-    keygate_client::read_mcp_json(path).map_err(|err| {
-        let path = path.to_path_buf();
-        match err {
-            ClientError::ReadFile { source, .. } => Error::Read { path, source },
-            ClientError::McpJsonTooLarge { max, .. } => Error::McpJsonTooLarge { path, max },
-            ClientError::McpJson {
-                source: McpJsonError::Json(source),
-                ..
-            } => Error::McpJson { path, source },
-            ClientError::McpJson {
-                source: McpJsonError::NotAnObject,
-                ..
-            } => Error::McpServersNotAnObject { path },
-            // Reading a file fails in no other way; keep whatever it said.
-            other => Error::Read {
-                path,
-                source: std::io::Error::other(other.to_string()),
-            },
-        }
+    keygate_client::read_mcp_json(path).map_err(|err| match err {
+        ClientError::ReadFile { source, .. } => Error::Read {
+            path: path.to_path_buf(),
+            source,
+        },
+        other => Error::McpJson(other),
     })
 }
 
