@@ -816,6 +816,22 @@ impl CliOutput {
     }
 }
 
+/// `keygate bootstrap --database DATABASE --tenant TENANT --owner OWNER EXTRA…`: a
+/// tenant in the same database as a running server (or a fresh one).
+pub fn bootstrap(database: &str, tenant: &str, owner: &str, extra: &[&str]) -> CliOutput {
+    let mut args = vec![
+        "bootstrap",
+        "--database",
+        database,
+        "--tenant",
+        tenant,
+        "--owner",
+        owner,
+    ];
+    args.extend_from_slice(extra);
+    keygate(&args, &[], None)
+}
+
 /// Runs `keygate` with `args` and `env` (no inherited `KEYGATE_*`) in `dir` (or a fresh
 /// empty temporary directory), bounded by [`CLI_TIMEOUT`].
 pub fn keygate(args: &[&str], env: &[(&str, &str)], dir: Option<&Path>) -> CliOutput {
@@ -849,20 +865,7 @@ pub fn keygate(args: &[&str], env: &[(&str, &str)], dir: Option<&Path>) -> CliOu
 /// `keygate bootstrap --database DB --tenant TENANT --owner OWNER --demo`, which must
 /// succeed; returns the owner key it printed.
 pub fn bootstrap_tenant(database: &str, tenant: &str, owner: &str) -> String {
-    let out = keygate(
-        &[
-            "bootstrap",
-            "--database",
-            database,
-            "--tenant",
-            tenant,
-            "--owner",
-            owner,
-            "--demo",
-        ],
-        &[],
-        None,
-    );
+    let out = bootstrap(database, tenant, owner, &["--demo"]);
     out.expect_code(0);
     let key = out.stdout.trim().to_owned();
     assert_eq!(key.lines().count(), 1, "one key line: {}", out.stdout);

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use keygate_e2e::{CliOutput, Server, eventually, keygate, with_valid_checksum};
+use keygate_e2e::{CliOutput, Server, bootstrap, eventually, keygate, with_valid_checksum};
 use serde_json::{Value, json};
 
 /// The secret part of a raw key (everything after the 12-character id).
@@ -68,20 +68,7 @@ fn one_line_key(out: &CliOutput) -> String {
 #[tokio::test]
 async fn bootstrap_refuses_an_existing_tenant() {
     let server = Server::demo();
-    let out = keygate(
-        &[
-            "bootstrap",
-            "--database",
-            &server.database,
-            "--tenant",
-            "demo",
-            "--owner",
-            "mallory",
-            "--demo",
-        ],
-        &[],
-        None,
-    );
+    let out = bootstrap(&server.database, "demo", "mallory", &["--demo"]);
     out.expect_code(1);
     assert_eq!(out.stdout, "", "no key printed");
     assert!(out.stderr.contains("demo"), "{}", out.stderr);

@@ -40,21 +40,7 @@ fn bootstrapped_sqlite() -> (tempfile::TempDir, String, String) {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("keygate.db").display());
     let policy = demo_policy();
-    let out = keygate_e2e::keygate(
-        &[
-            "bootstrap",
-            "--database",
-            &url,
-            "--tenant",
-            "acme",
-            "--owner",
-            "ada",
-            "--policy",
-            policy.to_str().unwrap(),
-        ],
-        &[],
-        None,
-    );
+    let out = keygate_e2e::bootstrap(&url, "acme", "ada", &["--policy", policy.to_str().unwrap()]);
     out.expect_code(0);
     let key = out.stdout.trim().to_owned();
     (dir, url, key)

@@ -1,7 +1,7 @@
 //! Input and answer hygiene of the admin API and `keygate bootstrap`: names without
 //! bidirectional or invisible characters, no caching of raw keys, one expiry cap.
 
-use keygate_e2e::{Server, keygate};
+use keygate_e2e::{Server, bootstrap};
 use serde_json::json;
 
 #[tokio::test]
@@ -50,19 +50,7 @@ async fn names_with_bidi_overrides_or_zero_width_characters_are_refused() {
         ("ev\u{202E}il", "eve", "tenant"),
         ("other", "ev\u{2060}e", "user"),
     ] {
-        let out = keygate(
-            &[
-                "bootstrap",
-                "--database",
-                &server.database,
-                "--tenant",
-                tenant,
-                "--owner",
-                owner,
-            ],
-            &[],
-            None,
-        );
+        let out = bootstrap(&server.database, tenant, owner, &[]);
         out.expect_code(2);
         assert!(out.stdout.is_empty(), "no key printed: {}", out.stdout);
         assert!(
@@ -74,19 +62,7 @@ async fn names_with_bidi_overrides_or_zero_width_characters_are_refused() {
         );
     }
     // The name `other` is still free.
-    let out = keygate(
-        &[
-            "bootstrap",
-            "--database",
-            &server.database,
-            "--tenant",
-            "other",
-            "--owner",
-            "eve",
-        ],
-        &[],
-        None,
-    );
+    let out = bootstrap(&server.database, "other", "eve", &[]);
     out.expect_code(0);
 }
 

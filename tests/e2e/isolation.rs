@@ -2,7 +2,7 @@
 //! its own tenant only (the attacks of issue 15, against `keygated --demo` on SQLite with
 //! a second tenant bootstrapped into the same database).
 
-use keygate_e2e::{Answer, Server, bootstrap_tenant, keygate};
+use keygate_e2e::{Answer, Server, bootstrap, bootstrap_tenant};
 use serde_json::{Value, json};
 
 const DENIED: &str = r#"{"error":"insufficient_scope"}"#;
@@ -37,19 +37,7 @@ async fn another_tenants_unrestricted_key_cannot_reach_demos_shop() {
     let server = Server::demo();
     let demo_owner = server.owner_key();
     // Tenant `other` with no project at all, bootstrapped into the same database.
-    let out = keygate(
-        &[
-            "bootstrap",
-            "--database",
-            &server.database,
-            "--tenant",
-            "other",
-            "--owner",
-            "eve",
-        ],
-        &[],
-        None,
-    );
+    let out = bootstrap(&server.database, "other", "eve", &[]);
     out.expect_code(0);
     let eve_owner = out.stdout.trim().to_owned();
     // Eve's owner mints an unrestricted key.

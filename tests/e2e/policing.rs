@@ -232,21 +232,7 @@ async fn every_method_is_policed_by_the_methods_table() {
     std::fs::write(&policy, POLICY).unwrap();
     let policy = policy.to_str().unwrap();
     let database = format!("sqlite://{}", dir.path().join("keygate.db").display());
-    let out = keygate_e2e::keygate(
-        &[
-            "bootstrap",
-            "--database",
-            &database,
-            "--tenant",
-            "acme",
-            "--owner",
-            "ada",
-            "--policy",
-            policy,
-        ],
-        &[],
-        None,
-    );
+    let out = keygate_e2e::bootstrap(&database, "acme", "ada", &["--policy", policy]);
     out.expect_code(0);
     let owner = out.stdout.trim().to_owned();
     let server = Server::start(ServerOptions::default().database(&database).args(&[
