@@ -134,37 +134,33 @@ impl Harness {
             .create_user(&self.tenant, "member", keygate_keys::Role::Member)
             .await
             .unwrap();
-        let created = self
-            .store
-            .create_key(
-                &keygate_keys::TokenFormat::default(),
-                NewKey {
-                    tenant_id: self.tenant.clone(),
-                    kind: KeyKind::User,
-                    user_id: Some(member.id),
-                    name: "member key".to_owned(),
-                    scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
-                    projects: None,
-                    expires_at: None,
-                },
-                "test",
-            )
+        self.stored_key(KeyKind::User, Some(member.id), "member key", scopes)
             .await
-            .unwrap();
-        created.token.expose().to_owned()
     }
 
     /// A tenant key with `scopes`, straight from the store (spending no owner budget).
     pub(crate) async fn stored_tenant_key(&self, scopes: &[&str]) -> String {
+        self.stored_key(KeyKind::Tenant, None, "stored key", scopes)
+            .await
+    }
+
+    /// A key of the harness's tenant created in the store, not through the admin API.
+    async fn stored_key(
+        &self,
+        kind: KeyKind,
+        user_id: Option<UserId>,
+        name: &str,
+        scopes: &[&str],
+    ) -> String {
         let created = self
             .store
             .create_key(
                 &keygate_keys::TokenFormat::default(),
                 NewKey {
                     tenant_id: self.tenant.clone(),
-                    kind: KeyKind::Tenant,
-                    user_id: None,
-                    name: "stored key".to_owned(),
+                    kind,
+                    user_id,
+                    name: name.to_owned(),
                     scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
                     projects: None,
                     expires_at: None,
