@@ -3,6 +3,7 @@
 mod fuzz_regressions;
 mod policy;
 mod protocol;
+mod stateless;
 mod tenants;
 mod tools;
 
