@@ -85,8 +85,6 @@ const LOCAL_IDENTITY: &str = "local";
 const SESSION_HEADER: &str = "mcp-session-id";
 /// The header naming the request's protocol version.
 const VERSION_HEADER: &str = "mcp-protocol-version";
-/// The stateful revisions `initialize` negotiates here.
-const STATEFUL_VERSIONS: [&str; 4] = ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
 /// The name of the input request that asks the person to confirm a delete.
 const CONFIRM_INPUT: &str = "confirm";
 /// Most stateless confirmations pending at once; at the cap they are all dropped (their
@@ -197,12 +195,11 @@ async fn mcp(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Re
 
     // 2026-07-28 when the version header names no stateful revision (or, without it,
     // for server/discover and any request carrying the `_meta` envelope).
-    let is_stateless = match headers.get(VERSION_HEADER) {
-        Some(v) => !v
-            .to_str()
-            .is_ok_and(|v| STATEFUL_VERSIONS.contains(&v.trim())),
-        None => method == DISCOVER_METHOD || revision::has_envelope(parsed.message.params),
-    };
+    let version = headers
+        .get(VERSION_HEADER)
+        .map(|v| v.to_str().unwrap_or("\u{fffd}"));
+    let is_stateless =
+        revision::is_stateless_request(version, parsed.method.as_deref(), parsed.message.params);
     if is_stateless {
         if parsed.is_notification() || parsed.is_response() {
             return StatusCode::ACCEPTED.into_response();

@@ -351,6 +351,30 @@ pub fn has_envelope(params: Option<&serde_json::value::RawValue>) -> bool {
         .is_some_and(|m| m.contains_key(PROTOCOL_VERSION_KEY))
 }
 
+/// Every version a client can negotiate with `initialize` (the stateful era), oldest
+/// first: the stateful [`Revision`]s and the older ones servers still accept.
+pub const HANDSHAKE_VERSIONS: &[&str] = &["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
+
+/// Whether a request belongs to the stateless era (2026-07-28), as a server that
+/// speaks both eras on one endpoint decides it: when an `MCP-Protocol-Version` header
+/// was sent (`version_header`), by whether it names no [`HANDSHAKE_VERSIONS`] entry
+/// (the Python SDK routes on the header the same way; an unknown version goes to the
+/// stateless era, whose envelope check refuses it properly); without the header, by
+/// whether the request is `server/discover` or carries the envelope ([`has_envelope`]).
+///
+/// A header sent more than once should be treated as stateless too (and then refused
+/// as a header mismatch).
+pub fn is_stateless_request(
+    version_header: Option<&str>,
+    method: Option<&str>,
+    params: Option<&serde_json::value::RawValue>,
+) -> bool {
+    match version_header {
+        Some(version) => !HANDSHAKE_VERSIONS.contains(&version.trim()),
+        None => method == Some(DISCOVER_METHOD) || has_envelope(params),
+    }
+}
+
 /// Whether shared caches may keep a result (2026-07-28 caching hints).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -529,6 +553,42 @@ mod tests {
         let raw = serde_json::value::to_raw_value(&json!({"name": "x"})).unwrap();
         assert!(!has_envelope(Some(&raw)));
         assert!(!has_envelope(None));
+    }
+
+    #[test]
+    fn requests_are_routed_to_their_era() {
+        let raw = |v: Value| serde_json::value::to_raw_value(&v).unwrap();
+        let enveloped = raw(json!({"_meta": {PROTOCOL_VERSION_KEY: "2026-07-28"}}));
+        let plain = raw(json!({"name": "x"}));
+        // The header decides when present.
+        assert!(!is_stateless_request(
+            Some("2025-11-25"),
+            Some("tools/list"),
+            Some(&enveloped)
+        ));
+        assert!(!is_stateless_request(Some(" 2024-11-05 "), None, None));
+        assert!(is_stateless_request(
+            Some("2026-07-28"),
+            Some("tools/list"),
+            Some(&plain)
+        ));
+        assert!(is_stateless_request(Some("2030-01-01"), Some("ping"), None));
+        // Without it, the method or the body's envelope.
+        assert!(is_stateless_request(None, Some(DISCOVER_METHOD), None));
+        assert!(is_stateless_request(
+            None,
+            Some("tools/list"),
+            Some(&enveloped)
+        ));
+        assert!(!is_stateless_request(
+            None,
+            Some("tools/list"),
+            Some(&plain)
+        ));
+        assert!(!is_stateless_request(None, Some("initialize"), None));
+        for r in SUPPORTED.iter().filter(|r| !r.is_stateless()) {
+            assert!(HANDSHAKE_VERSIONS.contains(&r.as_str()));
+        }
     }
 
     #[test]

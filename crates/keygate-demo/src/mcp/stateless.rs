@@ -21,8 +21,8 @@ use keygate_mcp::revision::{self, DISCOVER_METHOD, DiscoverResult, MetaError, Re
 use serde_json::{Value, json};
 
 use super::{
-    Era, INSTRUCTIONS, PROTOCOL_VERSION_HEADER, PROTOCOL_VERSIONS, accepted, answerable, call,
-    failure, failure_value, json_value, success,
+    Era, INSTRUCTIONS, PROTOCOL_VERSION_HEADER, accepted, answerable, call, failure, failure_value,
+    json_value, success,
 };
 use crate::platform::Platform;
 use crate::tools::STATELESS_TOOLS_LIST;
@@ -32,21 +32,13 @@ const METHOD_HEADER: &str = "mcp-method";
 /// The header naming the tool, prompt or resource a request is about (2026-07-28).
 const NAME_HEADER: &str = "mcp-name";
 
-/// Whether the request is answered as 2026-07-28 (see the module documentation).
+/// Whether the request is answered as 2026-07-28 (see the module documentation); a
+/// version header sent twice is, and is then refused.
 pub(super) fn is_stateless(headers: &HeaderMap, parsed: &Parsed<'_>) -> bool {
     let mut versions = headers.get_all(PROTOCOL_VERSION_HEADER).iter();
-    match versions.next() {
-        Some(version) => {
-            versions.next().is_some()
-                || !version
-                    .to_str()
-                    .is_ok_and(|v| PROTOCOL_VERSIONS.contains(&v.trim()))
-        }
-        None => {
-            parsed.method.as_deref() == Some(DISCOVER_METHOD)
-                || revision::has_envelope(parsed.message.params)
-        }
-    }
+    let version = versions.next().map(|v| v.to_str().unwrap_or("\u{fffd}"));
+    versions.next().is_some()
+        || revision::is_stateless_request(version, parsed.method.as_deref(), parsed.message.params)
 }
 
 /// Answers one 2026-07-28 message.
