@@ -11,6 +11,14 @@
 //!   -d '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"service.status","arguments":{"service":"worker"}}}'
 //! ```
 //!
+//! It speaks the stateful revisions (`initialize` first) and the stateless 2026-07-28,
+//! which needs no `initialize`: every request carries its `_meta` envelope.
+//!
+//! ```sh
+//! curl -s http://127.0.0.1:9000/mcp -H 'content-type: application/json' -H 'mcp-protocol-version: 2026-07-28' \
+//!   -d '{"jsonrpc":"2.0","id":1,"method":"server/discover","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}'
+//! ```
+//!
 //! The platform trusts the identity headers the gateway sets (`X-Keygate-Tenant` picks the
 //! tenant's own data set, `X-Keygate-Project` the project, `X-Keygate-User` the person),
 //! so never expose it directly: run `keygated --upstream http://127.0.0.1:9000/mcp` in

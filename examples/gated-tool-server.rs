@@ -32,23 +32,50 @@
 //! apply the gate from its policy file). State lives in memory
 //! ([`keygate_gates::MemoryGateStore`]) and is lost on exit.
 //!
+//! It speaks the stateless MCP revision 2026-07-28 too (no `initialize`, no session;
+//! `_meta` on every request, `server/discover`), with its wire format from
+//! [`keygate_mcp`]. Without a session there is nothing to bind a challenge to, so a
+//! stateless `files.delete` asks the person directly when the client declares form
+//! elicitation: a multi round-trip `input_required` result with an `elicitation/create`
+//! form that asks for the exact path, and a one-time `requestState`; the retry carries
+//! `inputResponses.confirm` `{"action":"accept","content":{"path":"<path>"}}`.
+//! A stateless client without elicitation gets `CONFIRMATION_INVALID`.
+//!
+//! ```sh
+//! # 2026-07-28: discover, then a delete that asks for confirmation
+//! META='"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{"elicitation":{}}}'
+//! curl -s http://127.0.0.1:9100/mcp -H 'content-type: application/json' -H 'mcp-protocol-version: 2026-07-28' \
+//!   -d '{"jsonrpc":"2.0","id":1,"method":"server/discover","params":{'"$META"'}}'
+//! curl -s http://127.0.0.1:9100/mcp -H 'content-type: application/json' -H 'mcp-protocol-version: 2026-07-28' \
+//!   -d '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"files.delete","arguments":{"path":"/home/me/notes.md"},'"$META"'}}'
+//! ```
+//!
 //! `--self-test` serves on an ephemeral loopback port, drives the whole flow against
-//! itself (confirm, replay, other session, protected path), and exits 0 (1 on any
+//! itself (confirm, replay, other session, protected path; and statelessly: discover,
+//! elicitation accepted, declined, replayed, wrong path), and exits 0 (1 on any
 //! mismatch).
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail, ensure};
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use clap::Parser;
-use keygate_gates::{GateCall, Gates, MemoryGateStore, SystemClock, strip_confirm};
+use keygate_gates::{
+    GateCall, Gates, InvalidReason, MemoryGateStore, Outcome, SystemClock, strip_confirm,
+};
+use keygate_mcp::jsonrpc::{self, INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND};
+use keygate_mcp::mrtr::{
+    ElicitAction, ElicitRequestParams, InputRequest, InputRequiredResult, RetryParams,
+};
+use keygate_mcp::revision::{self, DISCOVER_METHOD, DiscoverResult, RequestMeta};
 use keygate_scopes::GateSpec;
 use serde_json::{Value, json};
 
@@ -56,6 +83,15 @@ use serde_json::{Value, json};
 const LOCAL_IDENTITY: &str = "local";
 /// The session header of MCP Streamable HTTP.
 const SESSION_HEADER: &str = "mcp-session-id";
+/// The header naming the request's protocol version.
+const VERSION_HEADER: &str = "mcp-protocol-version";
+/// The name of the input request that asks the person to confirm a delete.
+const CONFIRM_INPUT: &str = "confirm";
+/// Most stateless confirmations pending at once; at the cap they are all dropped (their
+/// deletes must be asked again), so unanswered asks cannot grow memory without bound.
+const MAX_PENDING: usize = 1024;
+/// The tool-error code of a confirmation the person declined or got wrong.
+const CONFIRMATION_DECLINED: &str = "CONFIRMATION_DECLINED";
 /// Paths that can never be deleted from an agent session.
 const PROTECTED: [&str; 3] = ["/", "/etc", "/home"];
 /// The paths the server starts with.
@@ -78,11 +114,13 @@ struct Args {
     self_test: bool,
 }
 
-/// The server's state: the paths, the sessions it issued, and the gate.
+/// The server's state: the paths, the sessions it issued, the pending stateless
+/// confirmations (`requestState` -> path), and the gate.
 #[derive(Debug)]
 struct App {
     paths: Mutex<BTreeSet<String>>,
     sessions: Mutex<HashSet<String>>,
+    pending: Mutex<HashMap<String, String>>,
     gates: Gates,
     delete_gate: GateSpec,
 }
@@ -102,6 +140,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let app = Arc::new(App {
         paths: Mutex::new(PATHS.iter().map(|p| (*p).to_owned()).collect()),
         sessions: Mutex::new(HashSet::new()),
+        pending: Mutex::new(HashMap::new()),
         gates: Gates::new(Arc::new(MemoryGateStore::new()), Arc::new(SystemClock)),
         delete_gate: GateSpec::approval("path", PROTECTED.map(str::to_owned).to_vec()),
     });
@@ -140,18 +179,37 @@ async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `POST /mcp`: one JSON-RPC request.
-async fn mcp(State(app): State<Arc<App>>, headers: HeaderMap, body: String) -> Response {
-    let Ok(request) = serde_json::from_str::<Value>(&body) else {
-        return rpc_error(Value::Null, -32700, "parse error").into_response();
+/// `POST /mcp`: one JSON-RPC message, read with [`keygate_mcp::jsonrpc::parse`].
+async fn mcp(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
+    let parsed = match jsonrpc::parse(&body) {
+        Ok(parsed) => parsed,
+        Err(e) => return (StatusCode::BAD_REQUEST, axum::Json(e.to_response())).into_response(),
     };
-    let id = request.get("id").cloned().unwrap_or(Value::Null);
-    let method = request.get("method").and_then(Value::as_str).unwrap_or("");
-    let params = request.get("params").cloned().unwrap_or(Value::Null);
+    let id = parsed.id.clone();
+    let method = parsed.method.as_deref().unwrap_or("");
+    let params: Value = parsed
+        .message
+        .params
+        .and_then(|p| serde_json::from_str(p.get()).ok())
+        .unwrap_or(Value::Null);
+
+    // 2026-07-28 when the version header names no stateful revision (or, without it,
+    // for server/discover and any request carrying the `_meta` envelope).
+    let version = headers
+        .get(VERSION_HEADER)
+        .map(|v| v.to_str().unwrap_or("\u{fffd}"));
+    let is_stateless =
+        revision::is_stateless_request(version, parsed.method.as_deref(), parsed.message.params);
+    if is_stateless {
+        if parsed.is_notification() || parsed.is_response() {
+            return StatusCode::ACCEPTED.into_response();
+        }
+        return stateless(&app, id, method, &params).await;
+    }
 
     if method == "initialize" {
         let Ok(session) = keygate_token::random_base62(24) else {
-            return rpc_error(id, -32603, "internal error").into_response();
+            return rpc_error(id, INTERNAL_ERROR, "internal error").into_response();
         };
         lock(&app.sessions).insert(session.clone());
         let result = json!({
@@ -192,8 +250,168 @@ async fn mcp(State(app): State<Arc<App>>, headers: HeaderMap, body: String) -> R
                 Err((code, message)) => rpc_error(id, code, &message).into_response(),
             }
         }
-        _ => rpc_error(id, -32601, "method not found").into_response(),
+        _ => rpc_error(id, METHOD_NOT_FOUND, "method not found").into_response(),
     }
+}
+
+/// One 2026-07-28 request: the `_meta` envelope checked, no session.
+async fn stateless(app: &App, id: Value, method: &str, params: &Value) -> Response {
+    let meta = match RequestMeta::from_params(Some(params)) {
+        Ok(meta) => meta,
+        Err(e) => return (StatusCode::BAD_REQUEST, axum::Json(e.to_response(id))).into_response(),
+    };
+    let complete = |mut result: Value| {
+        result["resultType"] = json!("complete");
+        result
+    };
+    match method {
+        DISCOVER_METHOD => {
+            let result = DiscoverResult::new(
+                json!({"tools": {}}),
+                "gated-tool-server",
+                env!("CARGO_PKG_VERSION"),
+            );
+            rpc_result(id, serde_json::to_value(result).unwrap_or(Value::Null)).into_response()
+        }
+        "tools/list" => rpc_result(
+            id,
+            complete(json!({"tools": tools(), "ttlMs": 0, "cacheScope": "private"})),
+        )
+        .into_response(),
+        "tools/call" => {
+            let name = params.get("name").and_then(Value::as_str).unwrap_or("");
+            let args = params.get("arguments").cloned().unwrap_or(json!({}));
+            let retry: RetryParams = serde_json::from_value(params.clone()).unwrap_or_default();
+            let result = if name == "files.delete" {
+                delete_stateless(app, &meta, &args, &retry).await
+            } else {
+                call(app, None, name, &args).await.map(complete)
+            };
+            match result {
+                Ok(result) => rpc_result(id, result).into_response(),
+                Err((code, message)) => {
+                    (StatusCode::BAD_REQUEST, rpc_error(id, code, &message)).into_response()
+                }
+            }
+        }
+        _ => (
+            StatusCode::NOT_FOUND,
+            rpc_error(id, METHOD_NOT_FOUND, "method not found"),
+        )
+            .into_response(),
+    }
+}
+
+/// A stateless `files.delete`: the gate refuses protected and malformed paths as in a
+/// session; otherwise the person confirms through MRTR elicitation, when the client
+/// declares it.
+async fn delete_stateless(
+    app: &App,
+    meta: &RequestMeta,
+    args: &Value,
+    retry: &RetryParams,
+) -> Result<Value, (i64, String)> {
+    let args = strip_confirm(args);
+    let gate_call = GateCall::from_args(
+        &app.delete_gate,
+        LOCAL_IDENTITY,
+        None,
+        "files.delete",
+        &args,
+    );
+    let decision = app
+        .gates
+        .decide(&app.delete_gate, &gate_call, None)
+        .await
+        .map_err(|e| {
+            eprintln!("gate failed: {e}");
+            (INTERNAL_ERROR, "internal error".to_owned())
+        })?;
+    let no_session = matches!(
+        decision.outcome(),
+        Outcome::ConfirmationInvalid {
+            reason: InvalidReason::NoSession
+        }
+    );
+    if !no_session || !meta.capabilities.elicitation_form() {
+        // Blocked, malformed, or nobody to ask: the gate's own answer.
+        return Ok(decision
+            .to_tool_result()
+            .unwrap_or_else(|| declined("the delete was not confirmed")));
+    }
+    let path = args.get("path").and_then(Value::as_str).unwrap_or_default();
+
+    let Some(state) = retry.request_state.as_deref() else {
+        // First call: ask, with a one-time state naming the path.
+        let state = keygate_token::random_base62(24)
+            .map_err(|_| (INTERNAL_ERROR, "internal error".to_owned()))?;
+        let mut pending = lock(&app.pending);
+        if pending.len() >= MAX_PENDING {
+            pending.clear();
+        }
+        pending.insert(state.clone(), path.to_owned());
+        drop(pending);
+        let ask = ElicitRequestParams::form(
+            format!("Delete {path}? This cannot be undone. Type the path to confirm."),
+            json!({
+                "type": "object",
+                "properties": {"path": {"type": "string", "description": "The exact path to delete"}},
+                "required": ["path"],
+            }),
+        );
+        let result = InputRequiredResult::new()
+            .with_request(CONFIRM_INPUT, InputRequest::Elicitation(ask))
+            .with_state(state);
+        return Ok(result.to_value());
+    };
+    // The retry: the state works once, and only for the path it was issued for.
+    let issued_for = lock(&app.pending).remove(state);
+    if issued_for.as_deref() != Some(path) {
+        return Ok(tool_error(
+            keygate_gates::CONFIRMATION_INVALID,
+            "the confirmation is unknown, used, or for another path: call again without it",
+        ));
+    }
+    let answer = retry.elicit_result(CONFIRM_INPUT);
+    match answer.as_ref().map(|a| (a.action, a.accepted_str("path"))) {
+        Some((ElicitAction::Accept, Some(typed))) if typed == path => {
+            if lock(&app.paths).remove(path) {
+                eprintln!("deleted {path} (confirmed by elicitation)");
+                Ok(complete_ok(
+                    &format!("deleted {path}"),
+                    json!({ "deleted": path }),
+                ))
+            } else {
+                Ok(tool_error("NOT_FOUND", &format!("no such path: {path}")))
+            }
+        }
+        Some((ElicitAction::Accept, _)) => Ok(declined("the typed path does not match")),
+        Some(_) => Ok(declined("the person declined the delete")),
+        None => Err((
+            INVALID_PARAMS,
+            format!("inputResponses.{CONFIRM_INPUT} is missing or not an elicitation result"),
+        )),
+    }
+}
+
+/// A tool error with a code, as the gate's answers are shaped.
+fn tool_error(code: &str, message: &str) -> Value {
+    json!({
+        "isError": true,
+        "content": [{"type": "text", "text": message}],
+        "structuredContent": {"code": code, "message": message},
+        "resultType": "complete",
+    })
+}
+
+fn declined(message: &str) -> Value {
+    tool_error(CONFIRMATION_DECLINED, message)
+}
+
+fn complete_ok(text: &str, structured: Value) -> Value {
+    let mut result = tool_ok(text, structured);
+    result["resultType"] = json!("complete");
+    result
 }
 
 /// One tool call: the tool result, or a JSON-RPC error code and message.
@@ -220,7 +438,7 @@ async fn call(
                 .map_err(|e| {
                     // A store failure: no decision, so nothing is deleted.
                     eprintln!("gate failed: {e}");
-                    (-32603, "internal error".to_owned())
+                    (INTERNAL_ERROR, "internal error".to_owned())
                 })?;
             if let Some(refusal) = decision.to_tool_result() {
                 eprintln!(
@@ -247,7 +465,7 @@ async fn call(
                 }))
             }
         }
-        other => Err((-32602, format!("unknown tool: {other}"))),
+        other => Err((INVALID_PARAMS, format!("unknown tool: {other}"))),
     }
 }
 
@@ -285,11 +503,11 @@ fn tool_ok(text: &str, structured: Value) -> Value {
 }
 
 fn rpc_result(id: Value, result: Value) -> axum::Json<Value> {
-    axum::Json(json!({"jsonrpc": "2.0", "id": id, "result": result}))
+    axum::Json(jsonrpc::result_response(id, result))
 }
 
 fn rpc_error(id: Value, code: i64, message: &str) -> axum::Json<Value> {
-    axum::Json(json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}}))
+    axum::Json(jsonrpc::error_response(id, code, message))
 }
 
 /// Locks a mutex; a panic elsewhere does not make the set unusable.
@@ -438,6 +656,168 @@ async fn self_test(url: &str) -> anyhow::Result<()> {
     ensure!(
         code(&no_session) == Some(keygate_gates::CONFIRMATION_INVALID),
         "delete without a session: {no_session}"
+    );
+    self_test_stateless(&anonymous.http, url).await
+}
+
+/// A 2026-07-28 client for the self-test: no session, the `_meta` envelope on every
+/// request.
+struct Stateless<'a> {
+    http: &'a reqwest::Client,
+    url: &'a str,
+    /// Whether it declares form elicitation.
+    elicitation: bool,
+}
+
+impl Stateless<'_> {
+    /// Sends `method`; returns the HTTP status and the JSON-RPC message.
+    async fn send(&self, method: &str, mut params: Value) -> anyhow::Result<(u16, Value)> {
+        let capabilities = if self.elicitation {
+            json!({"elicitation": {"form": {}}})
+        } else {
+            json!({})
+        };
+        params["_meta"] = json!({
+            revision::PROTOCOL_VERSION_KEY: "2026-07-28",
+            revision::CLIENT_CAPABILITIES_KEY: capabilities,
+        });
+        let response = self
+            .http
+            .post(self.url)
+            .header(VERSION_HEADER, "2026-07-28")
+            .header("mcp-method", method)
+            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
+            .send()
+            .await?;
+        ensure!(
+            response.headers().get(SESSION_HEADER).is_none(),
+            "{method}: a stateless answer issued a session"
+        );
+        let status = response.status().as_u16();
+        Ok((status, response.json().await?))
+    }
+
+    /// Calls a tool; returns the JSON-RPC `result`.
+    async fn call(&self, params: Value) -> anyhow::Result<Value> {
+        let (_, body) = self.send("tools/call", params).await?;
+        body.get("result")
+            .cloned()
+            .with_context(|| format!("no result in {body}"))
+    }
+}
+
+/// The stateless flow: discover, then deletes confirmed (or not) by MRTR elicitation.
+async fn self_test_stateless(http: &reqwest::Client, url: &str) -> anyhow::Result<()> {
+    let client = Stateless {
+        http,
+        url,
+        elicitation: true,
+    };
+    let (_, discovered) = client.send(DISCOVER_METHOD, json!({})).await?;
+    ensure!(
+        discovered["result"]["supportedVersions"] == json!(["2026-07-28"]),
+        "server/discover: {discovered}"
+    );
+    let target = "/home/me/notes.md";
+    let delete = |state: Option<&str>, answer: Option<Value>| {
+        let mut params = json!({"name": "files.delete", "arguments": {"path": target}});
+        if let Some(state) = state {
+            params["requestState"] = json!(state);
+        }
+        if let Some(answer) = answer {
+            params["inputResponses"] = json!({ CONFIRM_INPUT: answer });
+        }
+        params
+    };
+    // The first call asks; the answer names the path and carries a one-time state.
+    let ask = |result: Value| -> anyhow::Result<String> {
+        let asked: InputRequiredResult = serde_json::from_value(result.clone())
+            .with_context(|| format!("not input_required: {result}"))?;
+        let Some(InputRequest::Elicitation(form)) = asked
+            .input_requests
+            .as_ref()
+            .and_then(|r| r.get(CONFIRM_INPUT))
+        else {
+            bail!("no confirm elicitation: {result}");
+        };
+        ensure!(form.message.contains(target), "elicitation: {result}");
+        asked.request_state.context("no requestState")
+    };
+    let accept = |path: &str| json!({"action": "accept", "content": {"path": path}});
+
+    // Declined: nothing deleted, and the state is spent.
+    let state = ask(client.call(delete(None, None)).await?)?;
+    let no = client
+        .call(delete(Some(&state), Some(json!({"action": "decline"}))))
+        .await?;
+    ensure!(code(&no) == Some(CONFIRMATION_DECLINED), "declined: {no}");
+    let replay = client
+        .call(delete(Some(&state), Some(accept(target))))
+        .await?;
+    ensure!(
+        code(&replay) == Some(keygate_gates::CONFIRMATION_INVALID),
+        "replayed requestState: {replay}"
+    );
+    // A wrong path typed: declined.
+    let state = ask(client.call(delete(None, None)).await?)?;
+    let wrong = client
+        .call(delete(Some(&state), Some(accept("/home/me"))))
+        .await?;
+    ensure!(
+        code(&wrong) == Some(CONFIRMATION_DECLINED),
+        "wrong path: {wrong}"
+    );
+    // Accepted with the exact path: deleted.
+    let state = ask(client.call(delete(None, None)).await?)?;
+    let done = client
+        .call(delete(Some(&state), Some(accept(target))))
+        .await?;
+    ensure!(
+        done["structuredContent"]["deleted"] == target && done["resultType"] == "complete",
+        "confirmed stateless delete: {done}"
+    );
+    let listed = client
+        .call(json!({"name": "files.list", "arguments": {}}))
+        .await?;
+    ensure!(
+        listed["structuredContent"]["paths"]
+            .as_array()
+            .is_some_and(|p| !p.contains(&json!(target))),
+        "{target} is still listed: {listed}"
+    );
+    // Protected paths are blocked without asking anyone.
+    let blocked = client
+        .call(json!({"name": "files.delete", "arguments": {"path": "/home"}}))
+        .await?;
+    ensure!(
+        code(&blocked) == Some(keygate_gates::SELF_SERVICE_BLOCKED),
+        "protected path: {blocked}"
+    );
+    // A client that cannot be asked cannot confirm.
+    let mute = Stateless {
+        http,
+        url,
+        elicitation: false,
+    };
+    let refused = mute
+        .call(json!({"name": "files.delete", "arguments": {"path": "/srv/app/cache.db"}}))
+        .await?;
+    ensure!(
+        code(&refused) == Some(keygate_gates::CONFIRMATION_INVALID),
+        "stateless delete without elicitation: {refused}"
+    );
+    // A request without the envelope is refused as the SDKs refuse it.
+    let bare = http
+        .post(url)
+        .header(VERSION_HEADER, "2026-07-28")
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
+        .send()
+        .await?;
+    ensure!(bare.status().as_u16() == 400, "no _meta: {}", bare.status());
+    let bare: Value = bare.json().await?;
+    ensure!(
+        bare["error"]["code"] == jsonrpc::INVALID_PARAMS,
+        "no _meta: {bare}"
     );
     Ok(())
 }

@@ -4,6 +4,12 @@
 //! MCP tools over Streamable HTTP (JSON-RPC 2.0 over `POST /mcp`). `keygated --demo` serves
 //! it in-process behind the gateway; the `demo-platform` example serves it standalone,
 //! without authentication, as the upstream a real deployment would put behind keygated.
+//!
+//! It speaks every revision keygate does, on the one endpoint: the stateful 2025
+//! revisions (`initialize` issues an `Mcp-Session-Id`; versions in
+//! [`PROTOCOL_VERSIONS`]) and the stateless 2026-07-28 (no `initialize`, no session,
+//! `server/discover`, the `_meta` envelope checked on every request as the Python SDK
+//! checks it). The envelope is read with [`keygate_mcp`], as the gateway reads it.
 //! Its policy, [`POLICY_TOML`], ships beside this crate as `policy.toml`.
 //!
 //! The platform does no authentication of its own. It trusts the identity headers the

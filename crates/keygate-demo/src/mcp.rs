@@ -1,4 +1,10 @@
 //! MCP Streamable HTTP: JSON-RPC 2.0 over `POST /mcp`, answered with `application/json`.
+//!
+//! Every revision keygate speaks is served on the one endpoint: the stateful ones
+//! (`initialize`, a session id) here, the stateless 2026-07-28 in [`stateless`]. The
+//! envelope is read by [`keygate_mcp::jsonrpc::parse`], as the gateway reads it.
+
+mod stateless;
 
 use std::borrow::Cow;
 
@@ -8,17 +14,24 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use axum::routing::post;
-use serde::{Deserialize, Deserializer, Serialize};
+use keygate_mcp::jsonrpc::{
+    self, INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use serde_json::value::RawValue;
 
 use crate::platform::{CallError, Caller, Platform, ToolError, ToolResult};
 use crate::tools::TOOLS_LIST;
 
-/// Protocol versions this server speaks, newest first.
-pub const PROTOCOL_VERSIONS: &[&str] = &["2025-06-18", "2025-03-26", "2024-11-05"];
+/// Protocol versions this server negotiates with `initialize` (the stateful ones),
+/// newest first. It also speaks the stateless 2026-07-28, which needs no `initialize`
+/// (see [`keygate_mcp::revision`]).
+pub const PROTOCOL_VERSIONS: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
 
-/// The version answered to a client that asks for one this server does not speak.
-pub const LATEST_PROTOCOL_VERSION: &str = "2025-06-18";
+/// The version `initialize` answers a client that asks for one this server does not
+/// speak: the newest stateful revision.
+pub const LATEST_PROTOCOL_VERSION: &str = keygate_mcp::revision::LATEST_STATEFUL.as_str();
 
 /// The header carrying the session id issued by `initialize`.
 pub const SESSION_HEADER: &str = "mcp-session-id";
@@ -39,13 +52,8 @@ const MAX_ID_LEN: usize = 128;
 
 const PROTOCOL_VERSION_HEADER: &str = "mcp-protocol-version";
 
-const PARSE_ERROR: i32 = -32700;
-const INVALID_REQUEST: i32 = -32600;
-const METHOD_NOT_FOUND: i32 = -32601;
-const INVALID_PARAMS: i32 = -32602;
-const INTERNAL_ERROR: i32 = -32603;
 /// Server-defined error code used for transport-level refusals (406, 415, 400 version).
-const TRANSPORT_ERROR: i32 = -32000;
+const TRANSPORT_ERROR: i64 = -32000;
 
 /// The demo platform's MCP endpoint: `POST /mcp` answers JSON-RPC, other methods on
 /// `/mcp` get `405 Method Not Allowed` (this server opens no SSE stream and keeps no
@@ -63,29 +71,6 @@ pub fn router(platform: Platform) -> Router {
     Router::new()
         .route("/mcp", post(handle))
         .with_state(platform)
-}
-
-/// A JSON-RPC message as posted by a client: a request, a notification or a response.
-#[derive(Deserialize)]
-struct Message<'a> {
-    #[serde(borrow, default)]
-    jsonrpc: Option<Cow<'a, str>>,
-    /// `None` when absent; `Some("null")` when explicitly null.
-    #[serde(borrow, default, deserialize_with = "present")]
-    id: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    method: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    params: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    result: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    error: Option<&'a RawValue>,
-}
-
-/// Keeps an explicit `null` distinct from an absent member.
-fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
-    <&RawValue>::deserialize(d).map(Some)
 }
 
 #[derive(Deserialize)]
@@ -118,7 +103,7 @@ struct Failure<'a> {
 
 #[derive(Serialize)]
 struct ErrorObject<'a> {
-    code: i32,
+    code: i64,
     message: &'a str,
 }
 
@@ -154,6 +139,9 @@ struct CallResult<'a> {
     structured_content: &'a RawValue,
     #[serde(rename = "isError")]
     is_error: bool,
+    /// 2026-07-28 results say how to read them (`complete`).
+    #[serde(rename = "resultType", skip_serializing_if = "Option::is_none")]
+    result_type: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -206,52 +194,24 @@ pub fn respond(platform: &Platform, headers: &HeaderMap, body: &[u8]) -> Respons
         );
     }
 
-    match body.iter().find(|b| !b.is_ascii_whitespace()) {
-        Some(b'{') => {}
-        Some(b'[') if is_json(body) => {
-            return failure(
+    let parsed = match jsonrpc::parse(body) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            return failure_value(
                 StatusCode::BAD_REQUEST,
-                None,
-                INVALID_REQUEST,
-                "Invalid Request: batches are not supported",
+                answerable(e.id()),
+                e.code(),
+                e.message(),
             );
         }
-        _ if is_json(body) => {
-            return failure(
-                StatusCode::BAD_REQUEST,
-                None,
-                INVALID_REQUEST,
-                "Invalid Request: expected a JSON-RPC object",
-            );
-        }
-        _ => return failure(StatusCode::BAD_REQUEST, None, PARSE_ERROR, "Parse error"),
-    }
-
-    let msg: Message<'_> = match serde_json::from_slice(body) {
-        Ok(msg) => msg,
-        // A shape error (such as a duplicate member) can be met before a syntax error
-        // further on: only a body that is JSON is an Invalid Request.
-        Err(e) if e.is_data() && is_json(body) => {
-            return failure(
-                StatusCode::BAD_REQUEST,
-                None,
-                INVALID_REQUEST,
-                "Invalid Request: not a JSON-RPC 2.0 message",
-            );
-        }
-        Err(_) => return failure(StatusCode::BAD_REQUEST, None, PARSE_ERROR, "Parse error"),
     };
-
-    let id = msg.id.filter(|id| valid_id(id));
-    if msg.jsonrpc.as_deref() != Some("2.0") {
-        return failure(
-            StatusCode::BAD_REQUEST,
-            id,
-            INVALID_REQUEST,
-            "Invalid Request: jsonrpc must be \"2.0\"",
-        );
+    if stateless::is_stateless(headers, &parsed) {
+        return stateless::respond(platform, headers, &parsed);
     }
-    let Some(method) = msg.method else {
+    let msg = parsed.message;
+
+    let id = msg.id.filter(|id| jsonrpc::is_valid_id(id));
+    let Some(method) = parsed.method else {
         // A response to a server-initiated request (this server sends none): accept it.
         if msg.id.is_some() && (msg.result.is_some() || msg.error.is_some()) {
             return accepted();
@@ -299,7 +259,7 @@ pub fn respond(platform: &Platform, headers: &HeaderMap, body: &[u8]) -> Respons
         "initialize" => initialize(id, msg.params),
         "ping" => success(id, &Empty {}),
         "tools/list" => success(id, &*TOOLS_LIST),
-        "tools/call" => call(platform, headers, id, msg.params),
+        "tools/call" => call(platform, headers, id, msg.params, Era::Stateful),
         _ => failure(
             StatusCode::OK,
             Some(id),
@@ -346,12 +306,48 @@ fn initialize(id: &RawValue, params: Option<&RawValue>) -> Response {
     response
 }
 
+/// Which era a request belongs to: how its errors and results are framed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Era {
+    /// 2025 revisions: errors of a request that was read are HTTP 200.
+    Stateful,
+    /// 2026-07-28: errors carry the status of their code, results a `resultType`.
+    Stateless,
+}
+
+impl Era {
+    fn error_status(self, code: i64) -> StatusCode {
+        match self {
+            Self::Stateful => StatusCode::OK,
+            Self::Stateless => jsonrpc::http_status(code)
+                .and_then(|s| StatusCode::from_u16(s).ok())
+                .unwrap_or(StatusCode::OK),
+        }
+    }
+
+    fn result_type(self) -> Option<&'static str> {
+        match self {
+            Self::Stateful => None,
+            Self::Stateless => Some(keygate_mcp::mrtr::ResultType::Complete.as_str()),
+        }
+    }
+}
+
 fn call(
     platform: &Platform,
     headers: &HeaderMap,
     id: &RawValue,
     params: Option<&RawValue>,
+    era: Era,
 ) -> Response {
+    let invalid_params = |id: &RawValue, message: &str| {
+        failure(
+            era.error_status(INVALID_PARAMS),
+            Some(id),
+            INVALID_PARAMS,
+            message,
+        )
+    };
     let Some(params) = params.filter(|p| p.get().starts_with('{')) else {
         return invalid_params(
             id,
@@ -391,7 +387,7 @@ fn call(
         user,
     };
     match platform.call(&caller, &params.name, arguments) {
-        Ok(result) => tool_result(id, &result),
+        Ok(result) => tool_result(id, &result, era),
         Err(CallError::UnknownTool) => {
             invalid_params(id, &format!("Unknown tool: {}", params.name))
         }
@@ -420,7 +416,7 @@ fn id_header<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<&'h str>, 
     value.to_str().map(Some).map_err(|_| ())
 }
 
-fn tool_result(id: &RawValue, result: &ToolResult) -> Response {
+fn tool_result(id: &RawValue, result: &ToolResult, era: Era) -> Response {
     match result {
         Ok(structured) => success(
             id,
@@ -431,6 +427,7 @@ fn tool_result(id: &RawValue, result: &ToolResult) -> Response {
                 }],
                 structured_content: structured,
                 is_error: false,
+                result_type: era.result_type(),
             },
         ),
         Err(ToolError { code, message }) => {
@@ -447,24 +444,11 @@ fn tool_result(id: &RawValue, result: &ToolResult) -> Response {
                     }],
                     structured_content: &structured,
                     is_error: true,
+                    result_type: era.result_type(),
                 },
             )
         }
     }
-}
-
-/// JSON-RPC ids must be strings or integers (MCP forbids `null`).
-fn valid_id(id: &RawValue) -> bool {
-    let text = id.get();
-    match text.as_bytes().first() {
-        Some(b'"') => true,
-        Some(b'-' | b'0'..=b'9') => !text.contains(['.', 'e', 'E']),
-        _ => false,
-    }
-}
-
-fn is_json(body: &[u8]) -> bool {
-    serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok()
 }
 
 /// A missing `Accept` is fine; one that rules out both JSON and SSE is not.
@@ -559,7 +543,26 @@ fn invalid_params(id: &RawValue, message: &str) -> Response {
     failure(StatusCode::OK, Some(id), INVALID_PARAMS, message)
 }
 
-fn failure(status: StatusCode, id: Option<&RawValue>, code: i32, message: &str) -> Response {
+/// The id to answer an envelope error with: the message's own when MCP allows it.
+fn answerable(id: &Value) -> Value {
+    match id {
+        Value::String(_) => id.clone(),
+        Value::Number(n) if n.is_i64() || n.is_u64() => id.clone(),
+        _ => Value::Null,
+    }
+}
+
+/// An error response built from JSON values (see [`jsonrpc::error_response`]).
+fn failure_value(status: StatusCode, id: Value, code: i64, message: &str) -> Response {
+    json_value(status, &jsonrpc::error_response(id, code, message))
+}
+
+/// A response with a JSON body.
+fn json_value(status: StatusCode, body: &Value) -> Response {
+    json_response(status, serde_json::to_vec(body).unwrap_or_default())
+}
+
+fn failure(status: StatusCode, id: Option<&RawValue>, code: i64, message: &str) -> Response {
     let body = serde_json::to_vec(&Failure {
         jsonrpc: "2.0",
         id,

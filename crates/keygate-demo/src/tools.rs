@@ -240,3 +240,16 @@ pub(crate) static TOOLS_LIST: LazyLock<Box<RawValue>> = LazyLock::new(|| {
     serde_json::value::to_raw_value(&json!({ "tools": tools }))
         .unwrap_or_else(|_| RawValue::NULL.to_owned())
 });
+
+/// The `tools/list` result for 2026-07-28 clients: the same tools, with the caching
+/// hints and `resultType` that revision requires. The list is private to the caller
+/// (the gateway in front filters it per key), and may not be cached.
+pub(crate) static STATELESS_TOOLS_LIST: LazyLock<Box<RawValue>> = LazyLock::new(|| {
+    serde_json::value::to_raw_value(&json!({
+        "tools": catalogue(),
+        "ttlMs": 0,
+        "cacheScope": "private",
+        "resultType": keygate_mcp::mrtr::ResultType::Complete.as_str(),
+    }))
+    .unwrap_or_else(|_| RawValue::NULL.to_owned())
+});

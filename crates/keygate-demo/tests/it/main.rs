@@ -3,6 +3,8 @@
 mod fuzz_regressions;
 mod policy;
 mod protocol;
+mod python_sdk;
+mod stateless;
 mod tenants;
 mod tools;
 

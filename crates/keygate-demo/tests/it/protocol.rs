@@ -22,6 +22,7 @@ async fn initialize_negotiates_the_version_and_issues_a_session() {
     let app = app();
     let mut sessions = BTreeSet::new();
     for (asked, answered) in [
+        ("2025-11-25", "2025-11-25"),
         ("2025-06-18", "2025-06-18"),
         ("2025-03-26", "2025-03-26"),
         ("2024-11-05", "2024-11-05"),
@@ -48,7 +49,7 @@ async fn initialize_negotiates_the_version_and_issues_a_session() {
         assert!(session.bytes().all(|b| b.is_ascii_hexdigit()));
         assert!(sessions.insert(session.to_owned()), "session ids are fresh");
     }
-    assert_eq!(LATEST_PROTOCOL_VERSION, "2025-06-18");
+    assert_eq!(LATEST_PROTOCOL_VERSION, "2025-11-25");
 }
 
 #[tokio::test]
