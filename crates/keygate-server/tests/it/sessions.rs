@@ -181,7 +181,7 @@ struct Upstreamed {
 
 /// A stateful MCP server in miniature: `initialize` issues `sess-N` (`gone-N` for a
 /// client named `gone`, whose DELETE it answers 404; `fixed` for a client named
-/// `fixed`), other POSTs answer a result, GET opens an (empty) event stream, DELETE
+/// `fixed`; `bad id N`, which no client may send, for one named `bad`), other POSTs answer a result, GET opens an (empty) event stream, DELETE
 /// ends a session.
 async fn stateful(
     State(up): State<Upstreamed>,
@@ -201,6 +201,7 @@ async fn stateful(
             let id = match msg["params"]["clientInfo"]["name"].as_str() {
                 Some("gone") => format!("gone-{n}"),
                 Some("fixed") => "fixed".to_owned(),
+                Some("bad") => format!("bad id {n}"),
                 _ => format!("sess-{n}"),
             };
             up.live.lock().unwrap().insert(id.clone());
@@ -350,6 +351,70 @@ async fn an_upstream_cannot_hand_one_session_to_two_keys() {
     // A again (same key, same id) is fine.
     let r = initialize_as(&h, &a, "fixed").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
+}
+
+#[tokio::test]
+async fn a_session_id_clients_cannot_send_back_is_not_passed_on() {
+    let (url, _up) = stateful_upstream().await;
+    let h = gateway(url, Arc::new(MemoryGateStore::new())).await;
+    let r = initialize_as(&h, &h.owner, "bad").await;
+    assert_eq!(r.status, StatusCode::BAD_GATEWAY, "{}", r.raw);
+    assert_eq!(r.body["error"]["code"], -32003, "{}", r.raw);
+    assert!(r.headers.get("mcp-session-id").is_none(), "{:?}", r.headers);
+}
+
+/// A binding is refreshed by a request of its key once its last refresh is old enough
+/// (and only then: the hot path is one read); an expired one is an unknown session.
+#[tokio::test]
+async fn bindings_are_refreshed_when_due_and_refused_once_expired() {
+    let gates = Arc::new(MemoryGateStore::new());
+    let h = crate::util::demo_with_gates(
+        Config::new(Upstream::in_process(keygate_demo::Platform::new())),
+        gates.clone(),
+    )
+    .await;
+    let key_id = h.principal(&h.owner).await.key_id.as_str().to_owned();
+    let now = OffsetDateTime::now_utc();
+    let minutes = time::Duration::minutes;
+    let seed = |session: &'static str, seen: OffsetDateTime, expires: OffsetDateTime| {
+        let gates = gates.clone();
+        let binding = SessionBinding {
+            key_id: key_id.clone(),
+            bound_at: seen,
+            seen_at: seen,
+            expires_at: expires,
+        };
+        async move { assert!(gates.bind_session(session, &binding).await.unwrap()) }
+    };
+    seed("stale-refresh", now - minutes(10), now + minutes(1)).await;
+    seed("fresh-refresh", now - minutes(1), now + minutes(1)).await;
+    seed("expired", now - minutes(30), now - minutes(1)).await;
+
+    let r = h.mcp(&h.owner, Some("stale-refresh"), call(1)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
+    let b = gates
+        .session_binding("stale-refresh", now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(b.seen_at >= now, "refreshed: {b:?}");
+    assert!(
+        b.expires_at >= now + time::Duration::hours(23),
+        "moved to a full idle time: {b:?}"
+    );
+
+    let r = h.mcp(&h.owner, Some("fresh-refresh"), call(2)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
+    let b = gates
+        .session_binding("fresh-refresh", now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(b.seen_at, now - minutes(1), "refreshed too early: {b:?}");
+    assert_eq!(b.expires_at, now + minutes(1), "{b:?}");
+
+    let r = h.mcp(&h.owner, Some("expired"), call(3)).await;
+    assert_not_found(&r, json!(3), "an expired binding");
 }
 
 /// A gate store whose session bindings fail (everything else works).
