@@ -153,6 +153,15 @@ async fn a_session_of_the_demo_is_usable_only_by_the_key_that_opened_it() {
     );
     drop(log);
 
+    // The session is checked before policy: a call the key may not make is still 404
+    // in a session that is not its own (and 403 without one).
+    let reader = h.stored_tenant_key(&["services:read"]).await;
+    let delete = json!({"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"service.delete","arguments":{"service":"api"}}});
+    let r = h.mcp(&reader, Some(&session), delete.clone()).await;
+    assert_not_found(&r, json!(8), "a call the key may not make");
+    let r = h.mcp(&reader, None, delete).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.raw);
+
     // A's session still works for A, whatever the others tried; A's own answers pass.
     let r = h.mcp(&a, Some(&session), call(2)).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
