@@ -166,9 +166,21 @@ async fn session_ids_are_one_header_of_1_to_128_visible_ascii_characters() {
     assert!(!audit.text.contains("gate."), "{}", audit.text);
     assert!(!audit.text.contains("sss"), "a session id was audited");
 
-    // The longest valid id reaches the gate, is bound to the challenge and echoed.
+    // The longest valid id passes the check and is looked up: no `initialize` opened
+    // it, so it is an unknown session (404), as the official SDKs answer.
     let longest = "v".repeat(128);
     let mut mcp = server.api(&owner).mcp().with_session(Some(&longest));
+    let first = mcp.call("service.delete", json!({"service": "api"})).await;
+    assert_eq!(first.status, 404, "{}", first.text);
+    assert_eq!(first.json["error"]["code"], -32600, "{}", first.text);
+    assert_eq!(
+        first.json["error"]["message"], "Session not found",
+        "{}",
+        first.text
+    );
+    // A session the gateway saw opened reaches the gate, bound to the challenge.
+    let mut mcp = server.api(&owner).mcp();
+    mcp.initialize().await;
     let first = mcp.call("service.delete", json!({"service": "api"})).await;
     assert_eq!(
         first.tool_code(),
@@ -176,7 +188,7 @@ async fn session_ids_are_one_header_of_1_to_128_visible_ascii_characters() {
         "{}",
         first.text
     );
-    assert_eq!(first.header("mcp-session-id"), Some(longest.as_str()));
+    assert_eq!(first.header("mcp-session-id"), mcp.session.as_deref());
     let challenge = first.json["result"]["structuredContent"]["challenge"].clone();
     let done = mcp
         .call(

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
-use crate::store::{Challenge, EvidenceRead, GateStore, Taken};
+use crate::store::{Challenge, EvidenceRead, GateStore, SessionBinding, Taken};
 
 /// When the suite's challenges are issued (whole seconds: every backend keeps those).
 const ISSUED: OffsetDateTime = datetime!(2025-06-01 12:00:00 UTC);
@@ -52,7 +52,209 @@ pub async fn run(store: Arc<dyn GateStore>) {
     only_its_key_and_session_take_a_challenge(&*store).await;
     concurrent_takes_hand_it_out_once(store.clone()).await;
     evidence_is_bound_and_ages(&*store).await;
+    a_session_is_bound_to_one_key(&*store).await;
+    a_session_binding_expires_unless_refreshed(&*store).await;
+    concurrent_binds_give_a_session_to_one_key(store.clone()).await;
     purge_forgets_what_expired(&*store).await;
+}
+
+/// A binding of `key` from `at`, live for `ttl` seconds.
+fn binding(key: &str, at: OffsetDateTime, ttl: i64) -> SessionBinding {
+    SessionBinding {
+        key_id: key.to_owned(),
+        bound_at: at,
+        seen_at: at,
+        expires_at: at + Duration::seconds(ttl),
+    }
+}
+
+async fn bind(store: &dyn GateStore, session: &str, b: &SessionBinding) -> bool {
+    store
+        .bind_session(session, b)
+        .await
+        .unwrap_or_else(|e| panic!("bind_session failed: {e}"))
+}
+
+async fn bound(
+    store: &dyn GateStore,
+    session: &str,
+    now: OffsetDateTime,
+) -> Option<SessionBinding> {
+    store
+        .session_binding(session, now)
+        .await
+        .unwrap_or_else(|e| panic!("session_binding failed: {e}"))
+}
+
+async fn touch(
+    store: &dyn GateStore,
+    session: &str,
+    key: &str,
+    at: OffsetDateTime,
+    ttl: i64,
+) -> bool {
+    store
+        .touch_session(session, key, at, at + Duration::seconds(ttl))
+        .await
+        .unwrap_or_else(|e| panic!("touch_session failed: {e}"))
+}
+
+async fn end(store: &dyn GateStore, session: &str, key: &str) -> bool {
+    store
+        .end_session(session, key)
+        .await
+        .unwrap_or_else(|e| panic!("end_session failed: {e}"))
+}
+
+/// A session comes back bound to the key that bound it; another key can neither take
+/// it over, refresh it nor end it; its own key ends it.
+pub async fn a_session_is_bound_to_one_key(store: &dyn GateStore) {
+    // Ids as clients send them: any visible ASCII, up to 128 characters.
+    let long = "~".repeat(128);
+    for session in ["sess-A", long.as_str(), "a\\b'\"c%_"] {
+        let mine = binding("kA", ISSUED, 3600);
+        assert_eq!(
+            bound(store, session, ISSUED).await,
+            None,
+            "{session}: unbound at first"
+        );
+        assert!(
+            bind(store, session, &mine).await,
+            "{session}: a fresh session binds"
+        );
+        assert_eq!(
+            bound(store, session, ISSUED).await,
+            Some(mine.clone()),
+            "{session}: the binding comes back as bound"
+        );
+        let theirs = binding("kD", ISSUED + Duration::seconds(1), 3600);
+        assert!(
+            !bind(store, session, &theirs).await,
+            "{session}: another key cannot take over a live session"
+        );
+        assert!(
+            !touch(store, session, "kD", ISSUED + Duration::seconds(2), 7200).await,
+            "{session}: another key cannot refresh it"
+        );
+        assert!(
+            !end(store, session, "kD").await,
+            "{session}: another key cannot end it"
+        );
+        assert_eq!(
+            bound(store, session, ISSUED + Duration::seconds(3)).await,
+            Some(mine.clone()),
+            "{session}: others left the binding as it was"
+        );
+        let again = binding("kA", ISSUED + Duration::seconds(4), 60);
+        assert!(
+            bind(store, session, &again).await,
+            "{session}: its own key binds it again"
+        );
+        assert_eq!(
+            bound(store, session, ISSUED + Duration::seconds(5)).await,
+            Some(again)
+        );
+        assert!(
+            end(store, session, "kA").await,
+            "{session}: its key ends it"
+        );
+        assert_eq!(
+            bound(store, session, ISSUED + Duration::seconds(5)).await,
+            None,
+            "{session}: an ended session is unbound"
+        );
+        assert!(!end(store, session, "kA").await, "{session}: it ends once");
+    }
+    assert!(bind(store, "sess-1", &binding("kA", ISSUED, 60)).await);
+    assert_eq!(
+        bound(store, "sess-2", ISSUED).await,
+        None,
+        "another id is another session"
+    );
+    assert_eq!(
+        bound(store, "SESS-1", ISSUED).await,
+        None,
+        "session ids are compared exactly"
+    );
+    assert!(end(store, "sess-1", "kA").await);
+}
+
+/// A binding counts until `expires_at`; a refresh by its key before then moves it;
+/// once expired it is gone, cannot be refreshed, and the id can be bound anew.
+pub async fn a_session_binding_expires_unless_refreshed(store: &dyn GateStore) {
+    let s = "sess-expiry";
+    let b = binding("kA", ISSUED, 60);
+    assert!(bind(store, s, &b).await);
+    let at = |secs| ISSUED + Duration::seconds(secs);
+    assert!(
+        bound(store, s, at(59)).await.is_some(),
+        "live before it expires"
+    );
+    assert_eq!(bound(store, s, at(60)).await, None, "expired at expires_at");
+    assert!(
+        touch(store, s, "kA", at(30), 60).await,
+        "its key refreshes it"
+    );
+    let refreshed = bound(store, s, at(89)).await;
+    assert_eq!(
+        refreshed,
+        Some(SessionBinding {
+            seen_at: at(30),
+            expires_at: at(90),
+            ..b
+        }),
+        "a refresh moves seen_at and expires_at"
+    );
+    assert_eq!(
+        bound(store, s, at(90)).await,
+        None,
+        "the refreshed binding expires"
+    );
+    assert!(
+        !touch(store, s, "kA", at(90), 60).await,
+        "an expired binding cannot be refreshed"
+    );
+    assert!(
+        bind(store, s, &binding("kD", at(91), 60)).await,
+        "after expiry the id can be bound by another key"
+    );
+    assert_eq!(
+        bound(store, s, at(92)).await.map(|b| b.key_id).as_deref(),
+        Some("kD")
+    );
+    assert!(end(store, s, "kD").await);
+}
+
+/// Of concurrent binds of one session id by different keys, exactly one wins, and the
+/// binding names the winner.
+pub async fn concurrent_binds_give_a_session_to_one_key(store: Arc<dyn GateStore>) {
+    let s = "sess-race";
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let key = format!("k{i}");
+            (bind(&*store, s, &binding(&key, ISSUED, 60)).await, key)
+        }));
+    }
+    let mut winners = Vec::new();
+    for task in tasks {
+        match task.await {
+            Ok((true, key)) => winners.push(key),
+            Ok((false, _)) => {}
+            Err(e) => panic!("a bind panicked: {e}"),
+        }
+    }
+    assert_eq!(
+        winners.len(),
+        1,
+        "exactly one key binds the session: {winners:?}"
+    );
+    assert_eq!(
+        bound(&*store, s, ISSUED).await.map(|b| b.key_id),
+        winners.pop(),
+        "the binding is the winner's"
+    );
 }
 
 /// Every field comes back as stored, the argument digest included.
@@ -169,7 +371,8 @@ pub async fn evidence_is_bound_and_ages(store: &dyn GateStore) {
     );
 }
 
-/// Purge removes expired challenges and stale evidence, and counts them.
+/// Purge removes expired challenges, expired session bindings and stale evidence, and
+/// counts them.
 pub async fn purge_forgets_what_expired(store: &dyn GateStore) {
     // Whatever the earlier checks left, purge it first.
     let later = ISSUED + Duration::days(1);
@@ -185,11 +388,31 @@ pub async fn purge_forgets_what_expired(store: &dyn GateStore) {
     old.issued_at = later - Duration::seconds(10);
     old.expires_at = later + Duration::seconds(1);
     put(store, &old).await;
+    assert!(bind(store, "sess-fresh", &binding("k1", later, 300)).await);
+    assert!(
+        bind(
+            store,
+            "sess-old",
+            &binding("k1", later - Duration::seconds(10), 11)
+        )
+        .await
+    );
     let gone = store
         .purge(later + Duration::seconds(1), later)
         .await
         .unwrap_or_else(|e| panic!("purge failed: {e}"));
-    assert_eq!(gone, 1, "one challenge expired");
+    assert_eq!(gone, 2, "one challenge and one session binding expired");
+    // Gone, not merely expired: a refresh dated before its expiry finds nothing.
+    assert!(
+        !touch(store, "sess-old", "k1", later, 60).await,
+        "a purged binding is gone"
+    );
+    assert!(
+        bound(store, "sess-fresh", later + Duration::seconds(1))
+            .await
+            .is_some(),
+        "an unexpired binding survives purge"
+    );
     assert_eq!(
         take(store, &old.challenge, "k1", "s1").await,
         Taken::Unknown,

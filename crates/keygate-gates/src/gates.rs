@@ -154,6 +154,17 @@ impl Gates {
         self
     }
 
+    /// The gate store (for state kept next to gate state, such as the binding of MCP
+    /// sessions to keys).
+    pub fn store(&self) -> &Arc<dyn GateStore> {
+        &self.store
+    }
+
+    /// The clock decisions are made by.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
     /// How long a challenge stays valid.
     pub fn challenge_ttl(&self) -> Duration {
         self.challenge_ttl

@@ -10,7 +10,8 @@
 //! Decisions are plain values a caller can audit-log and render as an MCP tool error
 //! ([`Decision::to_tool_result`]).
 //!
-//! Challenges and evidence reads live behind the object-safe [`GateStore`] trait
+//! Challenges, evidence reads and the binding of each MCP session to the key that
+//! opened it ([`SessionBinding`]) live behind the object-safe [`GateStore`] trait
 //! ([`MemoryGateStore`] here; a shared database lets several gateways agree), and
 //! time comes from a [`Clock`] ([`SystemClock`], or [`ManualClock`] in tests).
 //!
@@ -86,4 +87,6 @@ pub use crate::gates::{
 pub use crate::history::FailureHistory;
 #[cfg(feature = "postgres")]
 pub use crate::postgres::PgGateStore;
-pub use crate::store::{Challenge, EvidenceRead, GateStore, MemoryGateStore, Taken};
+pub use crate::store::{
+    Challenge, EvidenceRead, GateStore, MemoryGateStore, SessionBinding, Taken, session_digest,
+};

@@ -4,9 +4,10 @@
 //! Like keys, challenges are stored only as their SHA-256: someone reading the table
 //! learns which key, session and target a challenge is for, never the challenge. The
 //! arguments a challenge is bound to are kept as the SHA-256 of their canonical form.
+//! Session bindings likewise keep the SHA-256 of the `Mcp-Session-Id`, never the id.
 
 use crate::error::GateError;
-use crate::store::{Challenge, EvidenceRead, GateStore, Taken};
+use crate::store::{Challenge, EvidenceRead, GateStore, SessionBinding, Taken, session_digest};
 use async_trait::async_trait;
 use deadpool_postgres::Pool;
 use sha2::{Digest, Sha256};
@@ -29,6 +30,31 @@ CREATE TABLE gate_challenges (
     target     TEXT NOT NULL,
     issued_at  TIMESTAMPTZ NOT NULL,
     expires_at TIMESTAMPTZ NOT NULL
+);
+";
+
+/// The tables as they were before session bindings; kept for the test of the
+/// migration.
+#[cfg(test)]
+const SCHEMA_BEFORE_SESSIONS: &str = "
+CREATE TABLE gate_challenges (
+    challenge_sha256 BYTEA PRIMARY KEY,
+    key_id     TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    tool       TEXT NOT NULL,
+    target     TEXT NOT NULL,
+    arguments_sha256 BYTEA NOT NULL,
+    issued_at  TIMESTAMPTZ NOT NULL,
+    expires_at TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX gate_challenges_expires_at ON gate_challenges (expires_at);
+CREATE TABLE gate_evidence (
+    key_id     TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    tool       TEXT NOT NULL,
+    target     TEXT NOT NULL,
+    read_at    TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (key_id, session_id, tool, target)
 );
 ";
 
@@ -70,14 +96,26 @@ CREATE TABLE IF NOT EXISTS gate_evidence (
     read_at    TIMESTAMPTZ NOT NULL,
     PRIMARY KEY (key_id, session_id, tool, target)
 );
+-- Added with session binding: a new table only, so a database made before it needs
+-- no change to its tables, and an older keygated on the same database keeps working
+-- (without checking bindings).
+CREATE TABLE IF NOT EXISTS gate_sessions (
+    session_sha256 BYTEA PRIMARY KEY,
+    key_id     TEXT NOT NULL,
+    bound_at   TIMESTAMPTZ NOT NULL,
+    seen_at    TIMESTAMPTZ NOT NULL,
+    expires_at TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX IF NOT EXISTS gate_sessions_expires_at ON gate_sessions (expires_at);
 ";
 
 /// A [`GateStore`] in PostgreSQL, on a connection pool (the key store's: keygate-keys'
 /// `PostgresStore::pool`), so every server sharing the database shares gate state.
 ///
-/// Tables `gate_challenges` and `gate_evidence`, created at [`PgGateStore::new`] in
-/// the pool's `search_path`. A challenge is kept as its SHA-256 only, its arguments as
-/// the SHA-256 of their canonical form.
+/// Tables `gate_challenges`, `gate_evidence` and `gate_sessions`, created at
+/// [`PgGateStore::new`] in the pool's `search_path`. A challenge is kept as its
+/// SHA-256 only, its arguments as the SHA-256 of their canonical form, a session id
+/// (a capability: whoever presents it speaks in the session) as its SHA-256.
 pub struct PgGateStore {
     pool: Pool,
 }
@@ -205,12 +243,101 @@ impl GateStore for PgGateStore {
         Ok(row.is_some())
     }
 
+    async fn bind_session(&self, session_id: &str, b: &SessionBinding) -> Result<bool, GateError> {
+        let client = self.client().await?;
+        // One statement: a row of another key that is still live at `bound_at` is left
+        // alone (and no row comes back).
+        let row = client
+            .query_opt(
+                "INSERT INTO gate_sessions (session_sha256, key_id, bound_at, seen_at, expires_at)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (session_sha256) DO UPDATE
+                 SET key_id = EXCLUDED.key_id, bound_at = EXCLUDED.bound_at,
+                     seen_at = EXCLUDED.seen_at, expires_at = EXCLUDED.expires_at
+                 WHERE gate_sessions.key_id = EXCLUDED.key_id
+                    OR gate_sessions.expires_at <= EXCLUDED.bound_at
+                 RETURNING 1",
+                &[
+                    &session_digest(session_id).as_slice(),
+                    &b.key_id,
+                    &b.bound_at,
+                    &b.seen_at,
+                    &b.expires_at,
+                ],
+            )
+            .await
+            .map_err(GateError::store)?;
+        Ok(row.is_some())
+    }
+
+    async fn session_binding(
+        &self,
+        session_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<SessionBinding>, GateError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT key_id, bound_at, seen_at, expires_at FROM gate_sessions
+                 WHERE session_sha256 = $1 AND expires_at > $2",
+                &[&session_digest(session_id).as_slice(), &now],
+            )
+            .await
+            .map_err(GateError::store)?;
+        Ok(row.map(|r| SessionBinding {
+            key_id: r.get(0),
+            bound_at: r.get(1),
+            seen_at: r.get(2),
+            expires_at: r.get(3),
+        }))
+    }
+
+    async fn touch_session(
+        &self,
+        session_id: &str,
+        key_id: &str,
+        seen_at: OffsetDateTime,
+        expires_at: OffsetDateTime,
+    ) -> Result<bool, GateError> {
+        let client = self.client().await?;
+        let n = client
+            .execute(
+                "UPDATE gate_sessions SET seen_at = $3, expires_at = $4
+                 WHERE session_sha256 = $1 AND key_id = $2 AND expires_at > $3",
+                &[
+                    &session_digest(session_id).as_slice(),
+                    &key_id,
+                    &seen_at,
+                    &expires_at,
+                ],
+            )
+            .await
+            .map_err(GateError::store)?;
+        Ok(n > 0)
+    }
+
+    async fn end_session(&self, session_id: &str, key_id: &str) -> Result<bool, GateError> {
+        let client = self.client().await?;
+        let n = client
+            .execute(
+                "DELETE FROM gate_sessions WHERE session_sha256 = $1 AND key_id = $2",
+                &[&session_digest(session_id).as_slice(), &key_id],
+            )
+            .await
+            .map_err(GateError::store)?;
+        Ok(n > 0)
+    }
+
     async fn purge(
         &self,
         now: OffsetDateTime,
         evidence_before: OffsetDateTime,
     ) -> Result<u64, GateError> {
         let client = self.client().await?;
+        let sessions = client
+            .execute("DELETE FROM gate_sessions WHERE expires_at <= $1", &[&now])
+            .await
+            .map_err(GateError::store)?;
         let a = client
             .execute(
                 "DELETE FROM gate_challenges WHERE expires_at <= $1",
@@ -225,7 +352,7 @@ impl GateStore for PgGateStore {
             )
             .await
             .map_err(GateError::store)?;
-        Ok(a + b)
+        Ok(a + b + sessions)
     }
 }
 
@@ -241,7 +368,8 @@ mod tests {
     use keygate_test::PgSchema;
     use serde_json::json;
 
-    use super::{PgGateStore, SCHEMA_BEFORE_ARGUMENTS};
+    use super::{PgGateStore, SCHEMA_BEFORE_ARGUMENTS, SCHEMA_BEFORE_SESSIONS};
+    use crate::{GateStore, SessionBinding};
 
     /// A PostgreSQL schema of its own for one test, dropped at the end (with the
     /// admin client of the test database); `None` when PostgreSQL tests are off.
@@ -325,6 +453,125 @@ mod tests {
         drop(store);
         let store = Arc::new(schema.gate_store().await);
         crate::conformance::run(store).await;
+        schema.drop().await;
+    }
+
+    /// A database made before session bindings gains the table and keeps its gate
+    /// state: challenges and evidence recorded by an older server still count.
+    #[tokio::test]
+    async fn a_database_from_before_session_bindings_gains_the_table_only() {
+        let Some(schema) = Schema::create("kgn").await else {
+            return;
+        };
+        let s = &schema.pg.name;
+        let challenge = "c".repeat(32);
+        let digest: String = super::digest(&challenge)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        schema
+            .admin
+            .batch_execute(&format!(
+                "SET search_path = {s}; {SCHEMA_BEFORE_SESSIONS}
+                 INSERT INTO gate_challenges VALUES ('\\x{digest}', 'k1', 's1', 'service.delete', 'worker', '\\x00', now(), now() + interval '5 minutes');
+                 INSERT INTO gate_evidence VALUES ('k1', 's1', 'service.events', 'api', now());
+                 RESET search_path;"
+            ))
+            .await
+            .unwrap();
+        let store = schema.gate_store().await;
+        let since = time::OffsetDateTime::now_utc() - time::Duration::minutes(5);
+        assert!(
+            store
+                .evidence_read("k1", "s1", "service.events", "api", since)
+                .await
+                .unwrap(),
+            "an older server's evidence read still counts"
+        );
+        assert!(
+            matches!(
+                store.take_challenge(&challenge, "k1", "s1").await.unwrap(),
+                crate::Taken::Taken(_)
+            ),
+            "an older server's challenge still counts"
+        );
+        store
+            .purge(
+                time::OffsetDateTime::now_utc() + time::Duration::days(1),
+                since + time::Duration::days(1),
+            )
+            .await
+            .unwrap();
+        // Starting again changes nothing, and the new table works.
+        drop(store);
+        crate::conformance::run(Arc::new(schema.gate_store().await)).await;
+        schema.drop().await;
+    }
+
+    /// Two store handles (as two servers) on one database see one binding; the table
+    /// keeps the session id's SHA-256, never the id.
+    #[tokio::test]
+    async fn two_handles_on_one_database_share_session_bindings() {
+        let Some(schema) = Schema::create("kgb").await else {
+            return;
+        };
+        let (a, b) = (schema.gate_store().await, schema.gate_store().await);
+        let now = time::OffsetDateTime::now_utc()
+            .replace_nanosecond(0)
+            .unwrap();
+        let session = "session-of-A-0123456789";
+        let binding = SessionBinding {
+            key_id: "kA".to_owned(),
+            bound_at: now,
+            seen_at: now,
+            expires_at: now + time::Duration::hours(1),
+        };
+        assert!(a.bind_session(session, &binding).await.unwrap());
+        assert_eq!(
+            b.session_binding(session, now).await.unwrap(),
+            Some(binding.clone()),
+            "bound through A, seen through B"
+        );
+        let theirs = SessionBinding {
+            key_id: "kD".to_owned(),
+            ..binding.clone()
+        };
+        assert!(
+            !b.bind_session(session, &theirs).await.unwrap(),
+            "another key cannot take A's session through B"
+        );
+        let later = now + time::Duration::minutes(10);
+        assert!(
+            b.touch_session(session, "kA", later, later + time::Duration::hours(1))
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            a.session_binding(session, later)
+                .await
+                .unwrap()
+                .map(|b| b.seen_at),
+            Some(later),
+            "a refresh through B is seen through A"
+        );
+        let s = &schema.pg.name;
+        let rows: String = schema
+            .admin
+            .query_one(
+                &format!("SELECT string_agg(row_to_json(t)::text, '') FROM {s}.gate_sessions t"),
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert!(!rows.contains(session), "the session id is stored: {rows}");
+        let hex: String = crate::session_digest(session)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert!(rows.contains(&hex), "its SHA-256 is stored: {rows}");
+        assert!(a.end_session(session, "kA").await.unwrap());
+        assert_eq!(b.session_binding(session, later).await.unwrap(), None);
         schema.drop().await;
     }
 

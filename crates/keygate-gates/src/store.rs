@@ -5,6 +5,7 @@ use std::fmt;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
+use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use crate::error::GateError;
@@ -91,10 +92,34 @@ pub struct EvidenceRead {
     pub at: OffsetDateTime,
 }
 
-/// Storage for challenges and evidence reads.
+/// A stateful MCP session's binding to the key whose `initialize` opened it.
+///
+/// The session id itself is not part of the record: it is a capability (whoever
+/// presents it speaks in the session), so stores keep only its SHA-256
+/// ([`session_digest`]) and someone reading them learns which key holds a session,
+/// never how to join it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionBinding {
+    /// The key that opened the session; no other key may use it.
+    pub key_id: String,
+    /// When it was bound (the `initialize` answer).
+    pub bound_at: OffsetDateTime,
+    /// When the binding was last refreshed by a request of its key.
+    pub seen_at: OffsetDateTime,
+    /// When it stops counting, unless refreshed first ([`GateStore::touch_session`]).
+    pub expires_at: OffsetDateTime,
+}
+
+/// What stores keep of an `Mcp-Session-Id`: its SHA-256, never the id (a capability).
+pub fn session_digest(session_id: &str) -> [u8; 32] {
+    Sha256::digest(session_id.as_bytes()).into()
+}
+
+/// Storage for challenges, evidence reads and session bindings.
 ///
 /// Object-safe (`Arc<dyn GateStore>`); [`MemoryGateStore`] serves one process, a
-/// shared database lets several gateway instances honour each other's challenges.
+/// shared database lets several gateway instances honour each other's challenges and
+/// session bindings.
 #[async_trait]
 pub trait GateStore: Send + Sync + fmt::Debug {
     /// Stores a freshly issued challenge.
@@ -125,8 +150,43 @@ pub trait GateStore: Send + Sync + fmt::Debug {
         since: OffsetDateTime,
     ) -> Result<bool, GateError>;
 
-    /// Forgets challenges expired at `now` and evidence read before `evidence_before`;
-    /// returns how many entries went.
+    /// Binds `session_id` (kept as its SHA-256 only, see [`SessionBinding`]) to
+    /// `binding.key_id`, atomically. `Ok(true)` when the session is now bound to that
+    /// key: it was unbound, its binding had expired at `binding.bound_at`, or it was
+    /// bound to the same key already (then the binding is replaced by `binding`).
+    /// `Ok(false)` when a live binding of another key holds it; that binding is left
+    /// in place, so an upstream handing out a session id twice cannot move a session
+    /// from one key to another.
+    async fn bind_session(
+        &self,
+        session_id: &str,
+        binding: &SessionBinding,
+    ) -> Result<bool, GateError>;
+
+    /// The binding of `session_id` live at `now` (`expires_at` after `now`); `None`
+    /// when it was never bound, was ended, or has expired.
+    async fn session_binding(
+        &self,
+        session_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<SessionBinding>, GateError>;
+
+    /// Refreshes the binding of `session_id` when it is bound to `key_id` and live at
+    /// `seen_at`: sets `seen_at` and `expires_at`. Returns whether it did.
+    async fn touch_session(
+        &self,
+        session_id: &str,
+        key_id: &str,
+        seen_at: OffsetDateTime,
+        expires_at: OffsetDateTime,
+    ) -> Result<bool, GateError>;
+
+    /// Ends the binding of `session_id` when it is bound to `key_id` (a binding of
+    /// another key is left in place). Returns whether one went.
+    async fn end_session(&self, session_id: &str, key_id: &str) -> Result<bool, GateError>;
+
+    /// Forgets challenges and session bindings expired at `now` and evidence read
+    /// before `evidence_before`; returns how many entries went.
     async fn purge(
         &self,
         now: OffsetDateTime,
@@ -139,12 +199,14 @@ type EvidenceKey = (String, String, String, String);
 /// An in-memory [`GateStore`] for one process and for tests.
 ///
 /// Expired challenges are dropped whenever a new one is stored, so the map stays
-/// bounded by the challenges issued within one time-to-live. Evidence reads stay
-/// until [`GateStore::purge`].
+/// bounded by the challenges issued within one time-to-live. Evidence reads and
+/// expired session bindings stay until [`GateStore::purge`]. Sessions are keyed by
+/// the SHA-256 of their id, as in a database.
 #[derive(Debug, Default)]
 pub struct MemoryGateStore {
     challenges: Mutex<HashMap<String, Challenge>>,
     evidence: Mutex<HashMap<EvidenceKey, OffsetDateTime>>,
+    sessions: Mutex<HashMap<[u8; 32], SessionBinding>>,
 }
 
 impl MemoryGateStore {
@@ -161,6 +223,10 @@ impl MemoryGateStore {
 
     fn evidence(&self) -> MutexGuard<'_, HashMap<EvidenceKey, OffsetDateTime>> {
         self.evidence.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn sessions(&self) -> MutexGuard<'_, HashMap<[u8; 32], SessionBinding>> {
+        self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -220,6 +286,63 @@ impl GateStore for MemoryGateStore {
         Ok(self.evidence().get(&key).is_some_and(|at| *at >= since))
     }
 
+    async fn bind_session(
+        &self,
+        session_id: &str,
+        binding: &SessionBinding,
+    ) -> Result<bool, GateError> {
+        let mut map = self.sessions();
+        let digest = session_digest(session_id);
+        let taken = map.get(&digest).is_some_and(|held| {
+            held.key_id != binding.key_id && held.expires_at > binding.bound_at
+        });
+        if !taken {
+            map.insert(digest, binding.clone());
+        }
+        Ok(!taken)
+    }
+
+    async fn session_binding(
+        &self,
+        session_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<SessionBinding>, GateError> {
+        Ok(self
+            .sessions()
+            .get(&session_digest(session_id))
+            .filter(|b| b.expires_at > now)
+            .cloned())
+    }
+
+    async fn touch_session(
+        &self,
+        session_id: &str,
+        key_id: &str,
+        seen_at: OffsetDateTime,
+        expires_at: OffsetDateTime,
+    ) -> Result<bool, GateError> {
+        let mut map = self.sessions();
+        match map.get_mut(&session_digest(session_id)) {
+            Some(b) if b.key_id == key_id && b.expires_at > seen_at => {
+                b.seen_at = seen_at;
+                b.expires_at = expires_at;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn end_session(&self, session_id: &str, key_id: &str) -> Result<bool, GateError> {
+        let mut map = self.sessions();
+        let digest = session_digest(session_id);
+        if map.get(&digest).is_some_and(|b| b.key_id == key_id) {
+            map.remove(&digest);
+            Ok(true)
+        } else {
+            Ok(false)
+        }
+    }
+
     async fn purge(
         &self,
         now: OffsetDateTime,
@@ -230,6 +353,12 @@ impl GateStore for MemoryGateStore {
             let mut map = self.challenges();
             let before = map.len();
             map.retain(|_, c| c.expires_at > now);
+            gone += before - map.len();
+        }
+        {
+            let mut map = self.sessions();
+            let before = map.len();
+            map.retain(|_, b| b.expires_at > now);
             gone += before - map.len();
         }
         let mut map = self.evidence();

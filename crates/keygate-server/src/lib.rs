@@ -44,6 +44,7 @@ mod mcp;
 mod metrics;
 mod page;
 mod serve;
+mod sessions;
 mod state;
 mod strict;
 mod upstream;

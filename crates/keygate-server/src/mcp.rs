@@ -3,7 +3,9 @@
 //! Every request is authenticated, then rate-limited (429), by the layers in front of
 //! these handlers, so a request refused below has spent its unit like any other. Then:
 //! the `Mcp-Session-Id` (400 unless it is one header of 1-128 visible ASCII
-//! characters), the message (400 unless one JSON-RPC object), the method's policy (403;
+//! characters), the message (400 unless one JSON-RPC object), the session's binding to
+//! the key (404 for another key's or an unknown session, see [`crate::sessions`]), the
+//! method's policy (403;
 //! lifecycle and utility messages and answers to server requests always pass). For
 //! `tools/call` the tool's policy and the project within the key's tenant (403),
 //! confirmation gates (a tool-error result), then forwarding with `confirm` stripped and
@@ -71,7 +73,7 @@ fn upstream_failure(id: Value, e: &UpstreamError) -> Response {
 /// log, a log line or an answer: `Ok(None)` without one. Several headers, or a value
 /// that is not 1-[`MAX_SESSION_ID_LEN`] visible ASCII characters (0x21-0x7E, the MCP
 /// specification's alphabet), get a 400 JSON-RPC error (`-32600`, id `null`).
-fn session_id(headers: &HeaderMap) -> Result<Option<&str>, Response> {
+pub(crate) fn session_id(headers: &HeaderMap) -> Result<Option<&str>, Response> {
     let refuse = |why: &str| {
         rpc_error(
             StatusCode::BAD_REQUEST,
@@ -148,19 +150,32 @@ pub(crate) async fn passthrough(
     method: Method,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(resp) = session_id(&headers) {
+    let session = match session_id(&headers) {
+        Ok(s) => s,
+        Err(resp) => return resp,
+    };
+    // Another key's session: 404, upstream not contacted (see `sessions`).
+    if let Some(s) = session
+        && let Err(resp) = crate::sessions::check(&state, &principal, s, None).await
+    {
         return resp;
     }
     let ident = match identity(&principal) {
         Ok(i) => i,
         Err(resp) => return resp,
     };
+    let deleting = method == Method::DELETE;
     match state
         .upstream
         .send(method, &headers, &ident, Bytes::new())
         .await
     {
-        Ok(resp) => resp.map(axum::body::Body::new),
+        Ok(resp) => {
+            if let Some(s) = session.filter(|_| deleting) {
+                crate::sessions::deleted(&state, &principal, s, resp.status()).await;
+            }
+            resp.map(axum::body::Body::new)
+        }
         Err(e) => upstream_failure(Value::Null, &e),
     }
 }
@@ -290,6 +305,12 @@ pub(crate) async fn gateway(State(state): State<AppState>, req: Request) -> Resp
         }
     };
     let method = method.as_deref();
+    // Another key's session: 404, upstream not contacted (see `sessions`).
+    if let Some(s) = session
+        && let Err(resp) = crate::sessions::check(&state, &principal, s, method.map(|_| &id)).await
+    {
+        return resp;
+    }
     if let Some(m) = method
         && let Err(denied) = state.policy.authorize_method(&principal, m)
     {
@@ -322,6 +343,9 @@ pub(crate) async fn gateway(State(state): State<AppState>, req: Request) -> Resp
             .send(Method::POST, &headers, &ident, body.clone())
             .await
         {
+            Ok(resp) if method == Some("initialize") => {
+                crate::sessions::bind(&state, &principal, resp, call.id).await
+            }
             Ok(resp) => resp,
             Err(e) => upstream_failure(call.id, &e),
         },

@@ -120,10 +120,11 @@ async fn policy_denials_are_403() {
 async fn delete_needs_a_challenge_from_the_same_session() {
     let h = demo().await;
     let key = h.tenant_key(&["services:write", "services:read"]).await;
+    let (s1, s2) = (h.session(&key).await, h.session(&key).await);
     let first = h
         .tool(
             &key,
-            Some("s1"),
+            Some(s1.as_str()),
             "service.delete",
             json!({"service": "api"}),
         )
@@ -142,7 +143,7 @@ async fn delete_needs_a_challenge_from_the_same_session() {
     assert!(
         h.tool(
             &key,
-            Some("s1"),
+            Some(s1.as_str()),
             "service.status",
             json!({"service": "api"})
         )
@@ -154,7 +155,7 @@ async fn delete_needs_a_challenge_from_the_same_session() {
     // From another session: invalid, and the challenge is kept for its owner.
     let confirm = json!({"service": "api", "confirm": {"challenge": challenge, "target": "api"}});
     let other = h
-        .tool(&key, Some("s2"), "service.delete", confirm.clone())
+        .tool(&key, Some(s2.as_str()), "service.delete", confirm.clone())
         .await;
     assert_eq!(gate_code(&other).as_deref(), Some("CONFIRMATION_INVALID"));
     let reason = &other.body["result"]["structuredContent"]["reason"];
@@ -162,10 +163,14 @@ async fn delete_needs_a_challenge_from_the_same_session() {
     // Its owner presenting it with other arguments spends it.
     let changed = json!({"service": "api", "project": "shop",
                          "confirm": {"challenge": challenge, "target": "api"}});
-    let changed = h.tool(&key, Some("s1"), "service.delete", changed).await;
+    let changed = h
+        .tool(&key, Some(s1.as_str()), "service.delete", changed)
+        .await;
     let reason = &changed.body["result"]["structuredContent"]["reason"];
     assert_eq!(reason, "other_arguments", "{}", changed.raw);
-    let reuse = h.tool(&key, Some("s1"), "service.delete", confirm).await;
+    let reuse = h
+        .tool(&key, Some(s1.as_str()), "service.delete", confirm)
+        .await;
     assert_eq!(gate_code(&reuse).as_deref(), Some("CONFIRMATION_INVALID"));
     let reason = &reuse.body["result"]["structuredContent"]["reason"];
     assert_eq!(reason, "unknown_challenge", "{}", reuse.raw);
@@ -174,7 +179,7 @@ async fn delete_needs_a_challenge_from_the_same_session() {
     let first = h
         .tool(
             &key,
-            Some("s1"),
+            Some(s1.as_str()),
             "service.delete",
             json!({"service": "api"}),
         )
@@ -186,7 +191,7 @@ async fn delete_needs_a_challenge_from_the_same_session() {
     let typo = h
         .tool(
             &key,
-            Some("s1"),
+            Some(s1.as_str()),
             "service.delete",
             json!({"service": "api", "confirm": {"challenge": challenge, "target": "API"}}),
         )
@@ -195,7 +200,7 @@ async fn delete_needs_a_challenge_from_the_same_session() {
     let ok = h
         .tool(
             &key,
-            Some("s1"),
+            Some(s1.as_str()),
             "service.delete",
             json!({"service": "api", "confirm": {"challenge": challenge, "target": "api"}}),
         )
@@ -205,7 +210,7 @@ async fn delete_needs_a_challenge_from_the_same_session() {
     let gone = h
         .tool(
             &key,
-            Some("s1"),
+            Some(s1.as_str()),
             "service.status",
             json!({"service": "api"}),
         )
@@ -219,7 +224,7 @@ async fn delete_needs_a_challenge_from_the_same_session() {
     let blocked = h
         .tool(
             &key,
-            Some("s1"),
+            Some(s1.as_str()),
             "service.delete",
             json!({"service": "KeyGate"}),
         )
@@ -271,9 +276,10 @@ async fn delete_needs_a_challenge_from_the_same_session() {
 async fn replace_of_a_failed_service_needs_evidence_then_confirmation() {
     let h = demo().await;
     let key = h.tenant_key(&["services:write", "services:read"]).await;
+    let (s1, other) = (h.session(&key).await, h.session(&key).await);
     let replace = json!({"service": "worker", "image": "shop/worker:2.3.1"});
     let first = h
-        .tool(&key, Some("s1"), "service.replace", replace.clone())
+        .tool(&key, Some(s1.as_str()), "service.replace", replace.clone())
         .await;
     assert_eq!(
         gate_code(&first).as_deref(),
@@ -296,14 +302,19 @@ async fn replace_of_a_failed_service_needs_evidence_then_confirmation() {
         "service.logs.runtime",
     ] {
         let r = h
-            .tool(&key, Some("other"), tool, json!({"service": "worker"}))
+            .tool(
+                &key,
+                Some(other.as_str()),
+                tool,
+                json!({"service": "worker"}),
+            )
             .await;
         assert_eq!(r.body["result"]["isError"], false, "{}", r.raw);
     }
     // A failed evidence call (unknown service) does not count either.
     h.tool(
         &key,
-        Some("s1"),
+        Some(s1.as_str()),
         "service.events",
         json!({"service": "nope"}),
     )
@@ -311,14 +322,14 @@ async fn replace_of_a_failed_service_needs_evidence_then_confirmation() {
     let r = h
         .tool(
             &key,
-            Some("s1"),
+            Some(s1.as_str()),
             "service.events",
             json!({"service": "worker"}),
         )
         .await;
     assert_eq!(r.body["result"]["isError"], false);
     let second = h
-        .tool(&key, Some("s1"), "service.replace", replace.clone())
+        .tool(&key, Some(s1.as_str()), "service.replace", replace.clone())
         .await;
     assert_eq!(gate_code(&second).as_deref(), Some("DIAGNOSIS_REQUIRED"));
     assert_eq!(
@@ -326,11 +337,11 @@ async fn replace_of_a_failed_service_needs_evidence_then_confirmation() {
         json!(["service.logs.build", "service.logs.runtime"])
     );
     for tool in ["service.logs.build", "service.logs.runtime"] {
-        h.tool(&key, Some("s1"), tool, json!({"service": "worker"}))
+        h.tool(&key, Some(s1.as_str()), tool, json!({"service": "worker"}))
             .await;
     }
     let third = h
-        .tool(&key, Some("s1"), "service.replace", replace.clone())
+        .tool(&key, Some(s1.as_str()), "service.replace", replace.clone())
         .await;
     assert_eq!(
         gate_code(&third).as_deref(),
@@ -341,7 +352,9 @@ async fn replace_of_a_failed_service_needs_evidence_then_confirmation() {
     let challenge = third.body["result"]["structuredContent"]["challenge"].clone();
     let mut confirmed = replace.clone();
     confirmed["confirm"] = json!({"challenge": challenge, "target": "worker"});
-    let done = h.tool(&key, Some("s1"), "service.replace", confirmed).await;
+    let done = h
+        .tool(&key, Some(s1.as_str()), "service.replace", confirmed)
+        .await;
     assert_eq!(gate_code(&done), None, "{}", done.raw);
     assert_eq!(done.body["result"]["isError"], false, "{}", done.raw);
 }
@@ -548,10 +561,11 @@ async fn http_gateway_with(url: String, timeout: Duration, policy_toml: &str) ->
 async fn forwarding_strips_confirm_and_authorization_and_sets_identity() {
     let (base, seen) = upstream().await;
     let h = http_gateway(format!("{base}/mcp"), Duration::from_secs(10)).await;
+    let s9 = h.session(&h.owner).await;
     let first = h
         .tool(
             &h.owner,
-            Some("s9"),
+            Some(s9.as_str()),
             "service.delete",
             json!({"service": "web"}),
         )
@@ -564,7 +578,7 @@ async fn forwarding_strips_confirm_and_authorization_and_sets_identity() {
         let http_req = http::Request::post("/api/mcp")
             .header("authorization", format!("Bearer {}", h.owner))
             .header("content-type", "application/json")
-            .header("mcp-session-id", "s9")
+            .header("mcp-session-id", &s9)
             .header("x-keygate-tenant", "spoofed")
             .header("cookie", "a=b")
             .body(axum::body::Body::from(body.to_string()))
@@ -579,7 +593,7 @@ async fn forwarding_strips_confirm_and_authorization_and_sets_identity() {
     assert_eq!(body["params"]["arguments"], json!({"service": "web"}));
     assert!(headers.get("authorization").is_none());
     assert!(headers.get("cookie").is_none());
-    assert_eq!(headers["mcp-session-id"], "s9");
+    assert_eq!(headers["mcp-session-id"], s9.as_str());
     assert_eq!(headers["x-keygate-tenant"], p.tenant.id.as_str());
     assert_eq!(headers["x-keygate-key-id"], p.key_id.as_str());
     assert_eq!(headers["x-keygate-actor"], "user");
@@ -632,7 +646,7 @@ async fn a_gate_with_an_unreachable_status_tool_does_not_forward() {
     let r = h
         .tool(
             &h.owner,
-            Some("s"),
+            None,
             "service.replace",
             json!({"service": "worker", "image": "x"}),
         )
@@ -668,7 +682,8 @@ async fn session_ids_must_be_one_header_of_1_to_128_visible_ascii_characters() {
     // Every refusal below spends the owner's budget: make it large.
     let mut config = Config::new(Upstream::in_process(Platform::new()));
     config.key_rate = std::num::NonZeroU32::new(10_000).unwrap();
-    let h = crate::util::demo_with(config).await;
+    let gates = Arc::new(keygate_gates::MemoryGateStore::new());
+    let h = crate::util::demo_with_gates(config, gates.clone()).await;
     let delete = json!({"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"service.delete","arguments":{"service":"api"}}});
     let long = "a".repeat(keygate_server::MAX_SESSION_ID_LEN + 1);
     let huge = "b".repeat(400_000);
@@ -740,9 +755,27 @@ async fn session_ids_must_be_one_header_of_1_to_128_visible_ascii_characters() {
     let audit = h.get("/api/v1/audit?limit=50", &h.owner).await;
     assert!(!audit.raw.contains("gate."), "{}", audit.raw);
 
-    // The longest id and every visible character pass, reach the gate and are echoed.
+    // The longest id and every visible character pass: unbound, they are unknown
+    // sessions (404); bound to the key (as an upstream's `initialize` could issue
+    // them), they reach the gate and are echoed.
     let visible: String = (0x21u8..=0x7e).map(char::from).collect();
     let longest = "z".repeat(keygate_server::MAX_SESSION_ID_LEN);
+    use keygate_gates::GateStore as _;
+    let owner = h.principal(&h.owner).await;
+    let now = time::OffsetDateTime::now_utc();
+    for id in [visible.as_str(), longest.as_str(), "1", "s1"] {
+        let value = HeaderValue::from_str(id).unwrap();
+        let r = with_session_headers(&h, Method::POST, &[value], Some(delete.clone())).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{id}: {}", r.raw);
+        assert_eq!(r.body["error"]["message"], "Session not found", "{id}");
+        let binding = keygate_gates::SessionBinding {
+            key_id: owner.key_id.as_str().to_owned(),
+            bound_at: now,
+            seen_at: now,
+            expires_at: now + time::Duration::hours(1),
+        };
+        assert!(gates.bind_session(id, &binding).await.unwrap());
+    }
     for id in [visible.as_str(), longest.as_str(), "1"] {
         let value = HeaderValue::from_str(id).unwrap();
         let r = with_session_headers(&h, Method::POST, &[value], Some(delete.clone())).await;
@@ -754,8 +787,8 @@ async fn session_ids_must_be_one_header_of_1_to_128_visible_ascii_characters() {
         );
         assert_eq!(r.headers["mcp-session-id"], id);
     }
-    // GET and DELETE with a valid id (or none) go to the upstream (the demo has no
-    // stream and no session to end: 405).
+    // GET and DELETE with a valid id of the key (or none) go to the upstream (the demo
+    // has no stream and no session to end: 405).
     for sessions in [vec![HeaderValue::from_static("s1")], vec![]] {
         for method in [Method::GET, Method::DELETE] {
             let r = with_session_headers(&h, method.clone(), &sessions, None).await;
@@ -1061,6 +1094,7 @@ async fn a_tenant_with_its_own_shop_reaches_only_its_own() {
 async fn the_resolved_project_id_and_the_tenant_reach_an_http_upstream() {
     let (base, seen) = upstream().await;
     let h = http_gateway(format!("{base}/mcp"), Duration::from_secs(10)).await;
+    let s1 = h.session(&h.owner).await;
     let shop = h.store.list_projects(&h.tenant).await.unwrap()[0].clone();
     assert_eq!(shop.name, "shop");
     let last_headers = |seen: &Seen| seen.0.lock().unwrap().last().unwrap().0.clone();
@@ -1106,7 +1140,7 @@ async fn the_resolved_project_id_and_the_tenant_reach_an_http_upstream() {
     let r = h
         .tool(
             &h.owner,
-            Some("s1"),
+            Some(s1.as_str()),
             "service.replace",
             json!({"service": "worker", "image": "shop/worker:2.3.1", "project": "shop"}),
         )

@@ -39,6 +39,7 @@ async fn a_challenge_from_one_instance_is_honoured_once_by_another() {
     };
     let (ha, hb) = (harness(&a), harness(&b));
     let key = ha.owner.clone();
+    let (s, e) = (ha.session(&key).await, ha.session(&key).await);
 
     // Keys are shared: created on A, revoked on B, refused on A.
     let (temp, view) = ha
@@ -57,7 +58,12 @@ async fn a_challenge_from_one_instance_is_honoured_once_by_another() {
 
     // A challenge issued by A confirms on B, once.
     let first = ha
-        .tool(&key, Some("s"), "service.delete", json!({"service": "api"}))
+        .tool(
+            &key,
+            Some(s.as_str()),
+            "service.delete",
+            json!({"service": "api"}),
+        )
         .await;
     assert_eq!(gate_code(&first).as_deref(), Some("CONFIRMATION_REQUIRED"));
     let challenge = first.body["result"]["structuredContent"]["challenge"].clone();
@@ -75,10 +81,12 @@ async fn a_challenge_from_one_instance_is_honoured_once_by_another() {
     assert!(!rows.contains(challenge.as_str().unwrap()), "{rows}");
     let confirm = json!({"service": "api", "confirm": {"challenge": challenge, "target": "api"}});
     let ok = hb
-        .tool(&key, Some("s"), "service.delete", confirm.clone())
+        .tool(&key, Some(s.as_str()), "service.delete", confirm.clone())
         .await;
     assert_eq!(gate_code(&ok), None, "{}", ok.raw);
-    let again = ha.tool(&key, Some("s"), "service.delete", confirm).await;
+    let again = ha
+        .tool(&key, Some(s.as_str()), "service.delete", confirm)
+        .await;
     assert_eq!(gate_code(&again).as_deref(), Some("CONFIRMATION_INVALID"));
 
     // Evidence read through A counts on B.
@@ -88,14 +96,14 @@ async fn a_challenge_from_one_instance_is_honoured_once_by_another() {
         "service.logs.runtime",
     ] {
         let r = ha
-            .tool(&key, Some("e"), tool, json!({"service": "worker"}))
+            .tool(&key, Some(e.as_str()), tool, json!({"service": "worker"}))
             .await;
         assert_eq!(r.body["result"]["isError"], false, "{}", r.raw);
     }
     let r = hb
         .tool(
             &key,
-            Some("e"),
+            Some(e.as_str()),
             "service.replace",
             json!({"service": "worker", "image": "x:1"}),
         )

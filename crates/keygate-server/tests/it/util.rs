@@ -32,8 +32,18 @@ pub(crate) async fn demo() -> Harness {
 }
 
 pub(crate) async fn demo_with(config: Config) -> Harness {
+    demo_with_gates(config, Arc::new(keygate_gates::MemoryGateStore::new())).await
+}
+
+/// [`demo_with`] on the gate store `gates` (for a test that reads or seeds it).
+pub(crate) async fn demo_with_gates(
+    config: Config,
+    gates: Arc<dyn keygate_gates::GateStore>,
+) -> Harness {
     let store = Arc::new(MemoryStore::new());
-    let app = App::with_store(config, store.clone()).await.unwrap();
+    let app = App::with_stores(config, store.clone(), gates)
+        .await
+        .unwrap();
     let owner = take_demo_owner(&app)
         .await
         .expect("a fresh store gets the demo tenant");
@@ -189,6 +199,20 @@ impl Harness {
         }
         self.send(req.body(Body::from(body.to_string())).unwrap())
             .await
+    }
+
+    /// Opens a stateful MCP session for `key` (`initialize`); returns its id, which
+    /// only `key` may use.
+    pub(crate) async fn session(&self, key: &str) -> String {
+        let r = self
+            .mcp(
+                key,
+                None,
+                json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}}}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
+        r.headers["mcp-session-id"].to_str().unwrap().to_owned()
     }
 
     pub(crate) async fn tool(
