@@ -37,6 +37,7 @@
 )]
 
 mod admin;
+mod answers;
 mod app;
 mod config;
 mod error;
