@@ -9,6 +9,7 @@ mod mcp;
 mod misc;
 mod postgres;
 mod router_proptest;
+mod streams;
 mod timing;
 mod transport;
 mod util;
