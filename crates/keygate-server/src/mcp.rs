@@ -251,6 +251,17 @@ pub(crate) async fn gateway(State(state): State<AppState>, req: Request) -> Resp
     // The body limit (and its 413) come from `DefaultBodyLimit`, as with any extractor.
     let body = match Bytes::from_request(Request::from_parts(parts, body), &state).await {
         Ok(body) => body,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return rpc_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                Value::Null,
+                code::INVALID_REQUEST,
+                format!(
+                    "Request body too large: this gateway takes MCP messages of at most {} bytes",
+                    state.max_body
+                ),
+            );
+        }
         Err(rejection) => return rejection.into_response(),
     };
     if too_deep(&body, MAX_JSON_DEPTH) {

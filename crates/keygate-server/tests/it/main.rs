@@ -7,6 +7,7 @@ mod errors;
 mod limits;
 mod mcp;
 mod misc;
+mod origins;
 mod postgres;
 mod router_proptest;
 mod streams;
