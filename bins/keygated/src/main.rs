@@ -8,7 +8,7 @@
 
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
-use std::num::NonZeroU32;
+use std::num::{NonZeroU32, NonZeroUsize};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::str::FromStr;
@@ -61,12 +61,35 @@ struct Args {
     /// Tool policy file (TOML); required with --upstream.
     #[arg(long, env = "KEYGATE_POLICY", value_name = "FILE")]
     policy: Option<PathBuf>,
-    /// Requests per second, and burst, per key [default: 20].
+    /// Requests per second, and burst, per key [default: 1000]. Sized so one busy
+    /// agent calling back to back (no think time, over loopback: several hundred
+    /// calls a second) is never refused, while a runaway loop over many connections is.
     #[arg(long, env = "KEYGATE_KEY_RATE", value_name = "N")]
     key_rate: Option<NonZeroU32>,
-    /// Requests per second, and burst, per tenant [default: 100].
+    /// Requests per second, and burst, per tenant [default: 5000]: five such agents.
     #[arg(long, env = "KEYGATE_TENANT_RATE", value_name = "N")]
     tenant_rate: Option<NonZeroU32>,
+    /// Largest MCP request body in bytes; larger ones get 413 with a JSON-RPC error
+    /// [default: 4194304, 4 MiB, what the official SDKs' servers take].
+    #[arg(long, env = "KEYGATE_MAX_BODY", value_name = "BYTES")]
+    #[serde(alias = "max_body")]
+    max_body: Option<NonZeroUsize>,
+    /// The URL people and browsers reach this gateway at (https://keys.example.com);
+    /// its origin may call /api/* from a browser.
+    #[arg(long, env = "KEYGATE_PUBLIC_URL", value_name = "URL")]
+    public_url: Option<String>,
+    /// A browser origin (scheme://host[:port]) allowed to call /api/* besides the
+    /// gateway's own, answered with CORS; repeat the flag, or separate with commas in
+    /// KEYGATE_ALLOWED_ORIGIN. Any other Origin gets 403 forbidden_origin (DNS
+    /// rebinding); requests without Origin pass.
+    #[arg(
+        long = "allowed-origin",
+        env = "KEYGATE_ALLOWED_ORIGIN",
+        value_name = "ORIGIN",
+        value_delimiter = ','
+    )]
+    #[serde(alias = "allowed-origins", alias = "allowed_origin")]
+    allowed_origin: Vec<String>,
     /// Where rate-limit budgets live: memory, or redis://HOST:PORT to share them
     /// between instances [default: memory].
     #[arg(long, env = "KEYGATE_RATE_LIMIT_BACKEND", value_name = "BACKEND")]
@@ -76,8 +99,8 @@ struct Args {
     /// uncounted instead of refusing them with 503 [default: refuse].
     #[arg(long, env = "KEYGATE_RATE_LIMIT_FAIL_OPEN")]
     rate_limit_fail_open: bool,
-    /// Seconds (or a duration such as 1m30s) to wait for the upstream to answer
-    /// [default: 10].
+    /// Seconds (or a duration such as 1m30s) to wait for the upstream to start
+    /// answering (its response head); an open stream is never cut [default: 10].
     #[arg(long, env = "KEYGATE_UPSTREAM_TIMEOUT", value_name = "SECONDS")]
     upstream_timeout: Option<Timeout>,
     /// Seconds (or a duration) any request may take to produce its response head
@@ -148,6 +171,15 @@ fn resolve(args: Args) -> anyhow::Result<(Config, SocketAddr)> {
         max_connections
     );
     config.policy = args.policy.or(file.policy);
+    if let Some(max) = args.max_body.or(file.max_body) {
+        config.max_body = max.get();
+    }
+    config.public_url = args.public_url.or(file.public_url);
+    config.allowed_origins = if args.allowed_origin.is_empty() {
+        file.allowed_origin
+    } else {
+        args.allowed_origin
+    };
     config.format = args.brand.or(file.brand).unwrap_or(config.format);
     if args.rate_limit_fail_open || file.rate_limit_fail_open {
         config.rate_limit_fail_mode = FailMode::Open;

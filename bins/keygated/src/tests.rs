@@ -41,3 +41,47 @@ fn connection_settings_flag_over_file_over_default() {
         keygate_server::default_max_connections()
     );
 }
+
+#[test]
+fn origin_and_body_settings_flag_over_file() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("keygate.toml");
+    std::fs::write(
+        &path,
+        "demo = true\nmax-body = 1000\npublic-url = \"https://keys.example.com\"\n\
+         allowed-origin = [\"https://a.example.com\", \"http://localhost:5173\"]\n",
+    )
+    .expect("the file is written");
+    let file = path.to_str().expect("a UTF-8 path");
+    let config = resolved(&["--config", file]);
+    assert_eq!(config.max_body, 1000);
+    assert_eq!(
+        config.public_url.as_deref(),
+        Some("https://keys.example.com")
+    );
+    assert_eq!(
+        config.allowed_origins,
+        ["https://a.example.com", "http://localhost:5173"]
+    );
+    let config = resolved(&[
+        "--config",
+        file,
+        "--max-body",
+        "5000",
+        "--allowed-origin",
+        "https://b.example.com",
+        "--allowed-origin",
+        "https://c.example.com",
+    ]);
+    assert_eq!(config.max_body, 5000);
+    assert_eq!(
+        config.allowed_origins,
+        ["https://b.example.com", "https://c.example.com"]
+    );
+    let config = resolved(&["--demo"]);
+    assert_eq!(config.max_body, 4 * 1024 * 1024);
+    assert_eq!(config.key_rate.get(), keygate_server::DEFAULT_KEY_RATE);
+    assert!(config.allowed_origins.is_empty());
+    std::fs::write(&path, "demo = true\nmax_body = 77\n").expect("the file is written");
+    assert_eq!(resolved(&["--config", file]).max_body, 77);
+}

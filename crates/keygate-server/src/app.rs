@@ -28,8 +28,9 @@ use crate::state::{AppState, Shared};
 use crate::upstream::Upstream;
 use crate::{admin, mcp, page};
 
-/// Largest MCP request body: 1 MiB.
-pub const MCP_BODY_LIMIT: usize = 1024 * 1024;
+/// The default of [`Config::max_body`], the largest MCP request body: 4 MiB, what
+/// the official SDKs' servers accept.
+pub const MCP_BODY_LIMIT: usize = 4 * 1024 * 1024;
 /// Largest admin API request body: 16 KiB.
 pub const ADMIN_BODY_LIMIT: usize = 16 * 1024;
 
@@ -124,6 +125,15 @@ impl App {
         gate_store: Arc<dyn GateStore>,
     ) -> Result<Self, ServerError> {
         let policy = load_policy(&config)?;
+        let origins = Arc::new(crate::origin::Origins::new(
+            config.public_url.as_deref(),
+            &config.allowed_origins,
+        )?);
+        if config.max_body == 0 {
+            return Err(ServerError::Config(
+                "the MCP body limit must be above zero".to_owned(),
+            ));
+        }
         if config.header_timeout.is_zero() {
             return Err(ServerError::Config(
                 "the header timeout must be above zero".to_owned(),
@@ -170,10 +180,11 @@ impl App {
             limiter,
             upstream,
             format: config.format.clone(),
+            max_body: config.max_body,
             metrics,
         });
         Ok(Self {
-            router: router(state.clone(), config.request_timeout, failures),
+            router: router(state.clone(), config.request_timeout, failures, origins),
             state,
             transport,
         })
@@ -258,7 +269,9 @@ fn router(
     state: AppState,
     request_timeout: Duration,
     failures: Option<Arc<FailureLimiter>>,
+    origins: Arc<crate::origin::Origins>,
 ) -> Router {
+    let max_body = state.max_body;
     let mut auth = keygate_http::AuthLayer::new(state.verifier.clone());
     if let Some(failures) = failures {
         auth = auth.with_failure_limiter(failures);
@@ -288,7 +301,7 @@ fn router(
                 .delete(mcp::passthrough),
         )
         .route_layer(middleware::from_fn_with_state(state.clone(), rate_limited))
-        .layer(DefaultBodyLimit::max(MCP_BODY_LIMIT));
+        .layer(DefaultBodyLimit::max(max_body));
     let api = admin_routes.merge(mcp_routes).route_layer(auth);
     let routes = Router::new()
         .merge(api)
@@ -308,6 +321,11 @@ fn router(
         .layer(TimeoutLayer::with_status_code(
             StatusCode::GATEWAY_TIMEOUT,
             request_timeout,
+        ))
+        // Before authentication: a foreign origin is refused whatever it presents.
+        .layer(middleware::from_fn_with_state(
+            origins,
+            crate::origin::guard,
         ))
         .service(routes);
     Router::new().fallback_service(app)
@@ -396,7 +414,7 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
     if !is_json {
         if status == StatusCode::PAYLOAD_TOO_LARGE {
             let limit = if route == "mcp" {
-                MCP_BODY_LIMIT
+                state.max_body
             } else {
                 ADMIN_BODY_LIMIT
             };

@@ -89,7 +89,8 @@ pub fn read_settings_file<T: DeserializeOwned>(path: &Path) -> Result<T, ServerE
 ///
 /// let mut config = Config::new(Upstream::Http("http://127.0.0.1:9000/mcp".to_owned()));
 /// config.database = "sqlite://keygate.db".parse()?;
-/// assert_eq!(config.key_rate.get(), 20);
+/// assert_eq!(config.key_rate.get(), 1000);
+/// assert_eq!(config.max_body, 4 * 1024 * 1024);
 /// assert_eq!(config.header_timeout.as_secs(), 30);
 /// assert_eq!(config.auth_failure_rate.map(|n| n.get()), Some(60));
 /// # Ok::<(), keygate_keys::StoreError>(())
@@ -105,10 +106,25 @@ pub struct Config {
     /// Tool policy file. Required unless the upstream is in-process and ships a
     /// policy ([`InProcessUpstream::policy_toml`]), which is used when this is absent.
     pub policy: Option<PathBuf>,
-    /// Requests per second (and burst) per key. Default 20.
+    /// Requests per second (and burst) per key. Default [`DEFAULT_KEY_RATE`]: one busy
+    /// agent calling back to back is never refused; a runaway loop or a flood over
+    /// many connections is.
     pub key_rate: NonZeroU32,
-    /// Requests per second (and burst) per tenant. Default 100.
+    /// Requests per second (and burst) per tenant. Default [`DEFAULT_TENANT_RATE`]:
+    /// a handful of busy agents of one tenant.
     pub tenant_rate: NonZeroU32,
+    /// Largest MCP request body, in bytes; a larger one is answered 413 with a
+    /// JSON-RPC error. Default [`MCP_BODY_LIMIT`](crate::MCP_BODY_LIMIT) (4 MiB, what
+    /// the official SDKs' servers accept).
+    pub max_body: usize,
+    /// The URL people and browsers reach this gateway at, such as
+    /// `https://keys.example.com`; its origin is the gateway's own (see
+    /// [`allowed_origins`](Self::allowed_origins)). Default none.
+    pub public_url: Option<String>,
+    /// Browser origins (`scheme://host[:port]`) besides the gateway's own that may
+    /// call `/api/*`; they get CORS answers. A request whose `Origin` is neither is
+    /// refused with 403 `{"error":"forbidden_origin"}` (DNS rebinding). Default none.
+    pub allowed_origins: Vec<String>,
     /// Rate-limit backend: in memory (default) or Redis.
     pub rate_limit_backend: Backend,
     /// While a Redis backend is unreachable: refuse with 503 (`Closed`, the default) or
@@ -139,6 +155,15 @@ pub struct Config {
     /// Default 60.
     pub auth_failure_rate: Option<NonZeroU32>,
 }
+
+/// Default [`Config::key_rate`]: requests per second, and burst, per key. One SDK
+/// client calling a tool back to back over loopback, with no think time, makes
+/// several hundred requests a second (a Python client's 200 sequential calls took
+/// about a quarter of a second); the default lets that through and still stops a
+/// loop running away over many connections.
+pub const DEFAULT_KEY_RATE: u32 = 1000;
+/// Default [`Config::tenant_rate`]: five such agents of one tenant at full speed.
+pub const DEFAULT_TENANT_RATE: u32 = 5000;
 
 /// Connections [`default_max_connections`] never goes over.
 const MAX_CONNECTIONS_CEILING: u32 = 4096;
@@ -190,8 +215,11 @@ impl Config {
             database: DatabaseUrl::default(),
             upstream,
             policy: None,
-            key_rate: NonZeroU32::new(20).unwrap_or(NonZeroU32::MIN),
-            tenant_rate: NonZeroU32::new(100).unwrap_or(NonZeroU32::MIN),
+            key_rate: NonZeroU32::new(DEFAULT_KEY_RATE).unwrap_or(NonZeroU32::MIN),
+            tenant_rate: NonZeroU32::new(DEFAULT_TENANT_RATE).unwrap_or(NonZeroU32::MIN),
+            max_body: crate::MCP_BODY_LIMIT,
+            public_url: None,
+            allowed_origins: Vec::new(),
             rate_limit_backend: Backend::Memory,
             rate_limit_fail_mode: FailMode::Closed,
             format: TokenFormat::default(),

@@ -37,11 +37,13 @@
 )]
 
 mod admin;
+mod answers;
 mod app;
 mod config;
 mod error;
 mod mcp;
 mod metrics;
+mod origin;
 mod page;
 mod serve;
 mod sessions;
@@ -50,7 +52,10 @@ mod strict;
 mod upstream;
 
 pub use crate::app::{ADMIN_BODY_LIMIT, App, MCP_BODY_LIMIT};
-pub use crate::config::{Config, Timeout, Upstream, default_max_connections, read_settings_file};
+pub use crate::config::{
+    Config, DEFAULT_KEY_RATE, DEFAULT_TENANT_RATE, Timeout, Upstream, default_max_connections,
+    read_settings_file,
+};
 pub use crate::error::ServerError;
 pub use crate::mcp::{MAX_JSON_DEPTH, MAX_SESSION_ID_LEN};
 pub use crate::page::CSP;

@@ -18,7 +18,7 @@ use std::borrow::Cow;
 
 use axum::Extension;
 use axum::extract::{FromRequest, Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use keygate_gates::{Decision, FailureHistory, GateCall};
@@ -28,8 +28,9 @@ use keygate_scopes::{Authorized, GateSpec, ProjectAccess};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
+use crate::answers;
 use crate::state::AppState;
-use crate::upstream::{Buffered, UpstreamError};
+use crate::upstream::UpstreamError;
 
 /// Deepest JSON nesting accepted in an MCP request body.
 pub const MAX_JSON_DEPTH: usize = 64;
@@ -265,6 +266,17 @@ pub(crate) async fn gateway(State(state): State<AppState>, req: Request) -> Resp
     // The body limit (and its 413) come from `DefaultBodyLimit`, as with any extractor.
     let body = match Bytes::from_request(Request::from_parts(parts, body), &state).await {
         Ok(body) => body,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return rpc_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                Value::Null,
+                code::INVALID_REQUEST,
+                format!(
+                    "Request body too large: this gateway takes MCP messages of at most {} bytes",
+                    state.max_body
+                ),
+            );
+        }
         Err(rejection) => return rejection.into_response(),
     };
     if too_deep(&body, MAX_JSON_DEPTH) {
@@ -305,6 +317,9 @@ pub(crate) async fn gateway(State(state): State<AppState>, req: Request) -> Resp
         }
     };
     let method = method.as_deref();
+    if let Err(resp) = routing_headers_match(&headers, method, message.params, &id) {
+        return resp;
+    }
     // Another key's session: 404, upstream not contacted (see `sessions`).
     if let Some(s) = session
         && let Err(resp) = crate::sessions::check(&state, &principal, s, method.map(|_| &id)).await
@@ -350,6 +365,32 @@ pub(crate) async fn gateway(State(state): State<AppState>, req: Request) -> Resp
             Err(e) => upstream_failure(call.id, &e),
         },
     }
+}
+
+/// The 2026-07-28 routing headers (`Mcp-Method`, `Mcp-Name`) against the body: a
+/// mismatch is refused with HTTP 400 and JSON-RPC error `-32020`, so the policy never
+/// judges one call while an upstream routing on headers runs another. Requests
+/// without those headers (the stateful revisions) cost one header look-up.
+fn routing_headers_match(
+    headers: &HeaderMap,
+    method: Option<&str>,
+    params: Option<&RawValue>,
+    id: &Value,
+) -> Result<(), Response> {
+    use keygate_mcp::headers;
+    if !headers::has_routing_headers(headers) {
+        return Ok(());
+    }
+    let params = params.and_then(|p| serde_json::from_str::<Value>(p.get()).ok());
+    headers::check_routing(headers, method, params.as_ref()).map_err(|e| {
+        tracing::debug!(error = %e, "MCP routing headers do not match the body");
+        rpc_error(
+            StatusCode::BAD_REQUEST,
+            id.clone(),
+            e.code(),
+            format!("Header mismatch: {e}"),
+        )
+    })
 }
 
 /// One MCP request being handled.
@@ -494,24 +535,26 @@ impl Call<'_> {
         };
         let evidence = state.policy.evidence_target(name, args).zip(self.session());
         if let Some((target, session)) = evidence {
-            match state
+            let resp = match state
                 .upstream
-                .post_buffered(self.headers, &self.identity, body)
+                .send(Method::POST, self.headers, &self.identity, body)
                 .await
             {
-                Ok(buffered) => {
-                    if call_succeeded(&buffered, &self.id)
-                        && let Err(e) = state
-                            .gates
-                            .record_evidence(self.principal.key_id.as_str(), session, name, target)
-                            .await
-                    {
-                        tracing::error!(error = %e, "could not record an evidence read");
-                    }
-                    buffered.into_response()
+                Ok(resp) => resp,
+                Err(e) => return upstream_failure(self.id, &e),
+            };
+            // Streamed as it comes; the read is recorded as its answer passes.
+            let gates = state.gates.clone();
+            let read = [self.principal.key_id.as_str(), session, name, target].map(str::to_owned);
+            answers::watch_answer(resp, self.id, move |answer| async move {
+                let [key, session, tool, target] = read;
+                if call_succeeded(&answer)
+                    && let Err(e) = gates.record_evidence(&key, &session, &tool, &target).await
+                {
+                    tracing::error!(error = %e, "could not record an evidence read");
                 }
-                Err(e) => upstream_failure(self.id, &e),
-            }
+            })
+            .await
         } else {
             match state
                 .upstream
@@ -641,66 +684,63 @@ impl Call<'_> {
         }
     }
 
+    /// Forwards a `tools/list` and filters its answer, in the form it comes in (an
+    /// event stream is rewritten event by event): only the tools the key may call,
+    /// with the `confirm` argument on gated ones. The upstream's own refusal (415 for a
+    /// wrong content type, 404 for an ended session, 202 for a tools/list sent as a
+    /// notification) reaches the client with its status: it lists no tool.
     async fn tools_list(self, body: Bytes) -> Response {
-        let buffered = match self
+        let resp = match self
             .state
             .upstream
-            .post_buffered(self.headers, &self.identity, body)
+            .send(Method::POST, self.headers, &self.identity, body)
             .await
         {
-            Ok(b) => b,
+            Ok(resp) => resp,
             Err(e) => return upstream_failure(self.id, &e),
         };
-        let Some(mut message) = buffered.response_to(&self.id).cloned() else {
-            // The upstream's own refusal (415 for a wrong content type, 404 for an ended
-            // session, 202 for a tools/list sent as a notification) reaches the client
-            // with its status: it lists no tool, so there is nothing to filter.
-            if buffered.status.is_client_error()
-                || buffered.status.is_server_error()
-                || buffered.status == StatusCode::ACCEPTED
-            {
-                return buffered.into_response();
-            }
-            return upstream_failure(
-                self.id,
-                &UpstreamError::BadResponse(format!(
-                    "HTTP {} without an answer to tools/list",
-                    buffered.status.as_u16()
-                )),
-            );
-        };
-        let policy = &self.state.policy;
-        if let Some(tools) = message
-            .get_mut("result")
-            .and_then(|r| r.get_mut("tools"))
-            .and_then(Value::as_array_mut)
-        {
-            let visible = policy.visible_tools(self.principal);
-            tools.retain(|t| {
-                t.get("name")
-                    .and_then(Value::as_str)
-                    .is_some_and(|n| visible.contains(&n))
-            });
-            for t in tools.iter_mut() {
-                let gated = t
-                    .get("name")
-                    .and_then(Value::as_str)
-                    .and_then(|n| policy.tool(n))
-                    .is_some_and(|p| p.gate().is_some());
-                if gated {
-                    add_confirm_argument(t);
-                }
-            }
+        let policy = self.state.policy.clone();
+        let visible: std::collections::HashSet<String> = policy
+            .visible_tools(self.principal)
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        let filter = move |message: &mut Value| filter_tools(message, &visible, &policy);
+        match answers::edit_answer(resp, self.id.clone(), filter).await {
+            Ok(resp) => resp,
+            Err(e) => upstream_failure(self.id, &e),
         }
-        let mut resp = (buffered.status, axum::Json(message)).into_response();
-        if let Some(s) = buffered.headers.get(SESSION) {
-            resp.headers_mut().insert(SESSION, s.clone());
+    }
+}
+
+/// Keeps the tools of a `tools/list` answer that are in `visible`, and shows gated
+/// ones their `confirm` argument.
+fn filter_tools(
+    message: &mut Value,
+    visible: &std::collections::HashSet<String>,
+    policy: &keygate_scopes::Policy,
+) {
+    let Some(tools) = message
+        .get_mut("result")
+        .and_then(|r| r.get_mut("tools"))
+        .and_then(Value::as_array_mut)
+    else {
+        return;
+    };
+    tools.retain(|t| {
+        t.get("name")
+            .and_then(Value::as_str)
+            .is_some_and(|n| visible.contains(n))
+    });
+    for t in tools.iter_mut() {
+        let gated = t
+            .get("name")
+            .and_then(Value::as_str)
+            .and_then(|n| policy.tool(n))
+            .is_some_and(|p| p.gate().is_some());
+        if gated {
+            add_confirm_argument(t);
         }
-        resp.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        resp
     }
 }
 
@@ -716,13 +756,12 @@ fn forwarded_call(body: &[u8], args: Value) -> Bytes {
     Bytes::from(serde_json::to_vec(&out).unwrap_or_default())
 }
 
-/// Whether the upstream answered request `id` with a result that is not a tool error.
-fn call_succeeded(buffered: &Buffered, id: &Value) -> bool {
-    buffered.status.is_success()
-        && buffered.response_to(id).is_some_and(|m| {
-            m.get("result")
-                .is_some_and(|r| r.get("isError").and_then(Value::as_bool) != Some(true))
-        })
+/// Whether a tool call's answer (a 2xx one: others never get here) is a result that
+/// is not a tool error.
+fn call_succeeded(answer: &Value) -> bool {
+    answer
+        .get("result")
+        .is_some_and(|r| r.get("isError").and_then(Value::as_bool) != Some(true))
 }
 
 /// Shows agents the `confirm` argument a gated tool accepts.

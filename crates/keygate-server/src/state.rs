@@ -50,6 +50,8 @@ pub(crate) struct Shared {
     pub(crate) ratelimit_policy: Option<HeaderValue>,
     pub(crate) upstream: Upstream,
     pub(crate) format: TokenFormat,
+    /// Largest MCP request body, in bytes.
+    pub(crate) max_body: usize,
     pub(crate) metrics: Metrics,
 }
 

@@ -10,24 +10,6 @@ use futures_util::TryStreamExt;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, header};
 use http_body_util::BodyExt;
 
-/// Request headers passed through to the upstream (identity headers are added apart;
-/// `Authorization`, cookies and everything else stay here).
-const FORWARD_REQUEST: [&str; 5] = [
-    "content-type",
-    "accept",
-    "mcp-session-id",
-    "mcp-protocol-version",
-    "last-event-id",
-];
-
-/// Response headers passed back to the client.
-const FORWARD_RESPONSE: [&str; 4] = [
-    "content-type",
-    "mcp-session-id",
-    "mcp-protocol-version",
-    "cache-control",
-];
-
 /// Largest upstream response the gateway reads in full (tools/list filtering, status
 /// look-ups, evidence recording). Streamed responses are not limited.
 const MAX_BUFFERED: usize = 8 * 1024 * 1024;
@@ -43,11 +25,12 @@ const MAX_BUFFERED: usize = 8 * 1024 * 1024;
 #[async_trait::async_trait]
 pub trait InProcessUpstream: fmt::Debug + Send + Sync + 'static {
     /// Answers one MCP POST. `headers` holds the MCP transport headers the client
-    /// sent (`Content-Type`, `Accept`, `Mcp-Session-Id`, `MCP-Protocol-Version`,
+    /// sent (every `Mcp-*` header such as `Mcp-Session-Id`, `MCP-Protocol-Version`,
+    /// `Mcp-Method`, `Mcp-Name` and `Mcp-Param-*`, plus `Content-Type`, `Accept` and
     /// `Last-Event-ID`) and the identity headers the gateway set (`X-Keygate-Tenant`,
-    /// `X-Keygate-Project`, …); never `Authorization`. The response's status and its
-    /// `Content-Type`, `Mcp-Session-Id`, `MCP-Protocol-Version` and `Cache-Control`
-    /// headers reach the client; its body may stream.
+    /// `X-Keygate-Project`, …); never `Authorization`. The response's status, its
+    /// `Mcp-*` headers, `Content-Type` and `Cache-Control` reach the client; its body
+    /// may stream.
     async fn respond(&self, headers: &HeaderMap, body: Bytes) -> Response<Body>;
 
     /// The tool policy (TOML, in the keygate policy file format) this upstream ships
@@ -104,7 +87,9 @@ impl Upstream {
             // reqwest's default, stated: streamed answers are many small writes.
             .tcp_nodelay(true)
             .connect_timeout(timeout.min(Duration::from_secs(5)))
-            .read_timeout(timeout)
+            // No read timeout: it would apply between any two bytes of a streamed
+            // answer and cut idle GET streams and silent tools. `send` bounds the wait
+            // for the response head instead; buffered reads bound themselves.
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(64)
             .redirect(reqwest::redirect::Policy::none());
@@ -193,8 +178,9 @@ impl Upstream {
         }
     }
 
-    /// Sends one MCP POST and reads the whole answer as JSON-RPC messages (from a JSON
-    /// body, or from the `data:` lines of an event stream).
+    /// Sends one MCP POST the gateway makes for itself (the gates' status look-up)
+    /// and reads the whole answer as JSON-RPC messages (from a JSON body, or from the
+    /// events of an event stream), the read bounded by the upstream timeout too.
     pub(crate) async fn post_buffered(
         &self,
         client: &HeaderMap,
@@ -209,10 +195,7 @@ impl Upstream {
 /// An upstream answer read in full.
 #[derive(Debug)]
 pub(crate) struct Buffered {
-    pub(crate) status: StatusCode,
-    pub(crate) headers: HeaderMap,
-    pub(crate) bytes: Bytes,
-    pub(crate) messages: Vec<serde_json::Value>,
+    messages: Vec<serde_json::Value>,
 }
 
 impl Buffered {
@@ -228,11 +211,12 @@ impl Buffered {
             .headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|ct| ct.starts_with("text/event-stream"));
+            .is_some_and(keygate_mcp::sse::is_event_stream);
         let messages = if bytes.is_empty() {
             Vec::new()
         } else if is_sse {
-            sse_messages(&bytes)?
+            keygate_mcp::sse::messages(bytes)
+                .map_err(|e| UpstreamError::BadResponse(e.to_string()))?
         } else {
             match serde_json::from_slice::<serde_json::Value>(&bytes) {
                 Ok(serde_json::Value::Array(items)) => items,
@@ -245,60 +229,25 @@ impl Buffered {
                 }
             }
         };
-        Ok(Self {
-            status: parts.status,
-            headers: parts.headers,
-            bytes,
-            messages,
-        })
+        Ok(Self { messages })
     }
 
     /// The JSON-RPC response answering request `id`, if any.
     pub(crate) fn response_to(&self, id: &serde_json::Value) -> Option<&serde_json::Value> {
-        self.messages.iter().find(|m| {
-            m.get("id") == Some(id) && (m.get("result").is_some() || m.get("error").is_some())
-        })
-    }
-
-    /// The answer as the client gets it, byte for byte.
-    pub(crate) fn into_response(self) -> axum::response::Response {
-        let mut resp = axum::response::Response::new(Body::from(self.bytes));
-        *resp.status_mut() = self.status;
-        *resp.headers_mut() = self.headers;
-        resp
+        self.messages
+            .iter()
+            .find(|m| crate::answers::is_answer(m, id))
     }
 }
 
-/// The JSON payloads of an event stream's `data:` lines, one per event.
-fn sse_messages(bytes: &[u8]) -> Result<Vec<serde_json::Value>, UpstreamError> {
-    let text = std::str::from_utf8(bytes)
-        .map_err(|_| UpstreamError::BadResponse("event stream is not UTF-8".to_owned()))?;
-    let mut out = Vec::new();
-    let mut data = String::new();
-    for line in text.lines().chain(std::iter::once("")) {
-        if line.is_empty() {
-            if !data.is_empty() {
-                let v = serde_json::from_str(&data).map_err(|e| {
-                    UpstreamError::BadResponse(format!("event data is not JSON: {e}"))
-                })?;
-                out.push(v);
-                data.clear();
-            }
-        } else if let Some(rest) = line.strip_prefix("data:") {
-            if !data.is_empty() {
-                data.push('\n');
-            }
-            data.push_str(rest.strip_prefix(' ').unwrap_or(rest));
-        }
-    }
-    Ok(out)
-}
-
+/// The client's MCP transport headers ([`keygate_mcp::headers::is_transport_request_header`]:
+/// every `Mcp-*`, `Last-Event-ID`, `Content-Type`, `Accept`), all copies of each;
+/// `Authorization`, cookies, client-sent `X-Keygate-*` and everything else stay here.
 fn forward_headers(incoming: &HeaderMap, has_body: bool) -> HeaderMap {
     let mut out = HeaderMap::new();
-    for name in FORWARD_REQUEST {
-        for v in incoming.get_all(name) {
-            out.append(HeaderName::from_static(name), v.clone());
+    for (name, value) in incoming {
+        if keygate_mcp::headers::is_transport_request_header(name) {
+            out.append(name.clone(), value.clone());
         }
     }
     if has_body && !out.contains_key(header::CONTENT_TYPE) {
@@ -310,10 +259,12 @@ fn forward_headers(incoming: &HeaderMap, has_body: bool) -> HeaderMap {
     out
 }
 
+/// The upstream's MCP transport headers ([`keygate_mcp::headers::is_transport_response_header`]:
+/// every `Mcp-*`, `Content-Type`, `Cache-Control`).
 fn copy_response_headers(from: &HeaderMap, to: &mut HeaderMap) {
-    for name in FORWARD_RESPONSE {
-        if let Some(v) = from.get(name) {
-            to.insert(HeaderName::from_static(name), v.clone());
+    for (name, value) in from {
+        if keygate_mcp::headers::is_transport_response_header(name) {
+            to.append(name.clone(), value.clone());
         }
     }
 }
@@ -323,29 +274,50 @@ mod tests {
     use super::*;
 
     #[test]
-    fn event_streams_are_split_into_messages() {
-        let body = b"event: message\ndata: {\"a\":1}\n\ndata: {\"b\":\ndata: 2}\n\n";
-        let msgs = sse_messages(body).unwrap();
-        assert_eq!(
-            msgs,
-            vec![serde_json::json!({"a":1}), serde_json::json!({"b":2})]
-        );
-        assert!(sse_messages(b"data: nope\n\n").is_err());
-    }
-
-    #[test]
     fn only_transport_headers_are_forwarded() {
         let mut h = HeaderMap::new();
         h.insert("authorization", HeaderValue::from_static("Bearer x"));
         h.insert("mcp-session-id", HeaderValue::from_static("s1"));
         h.insert("cookie", HeaderValue::from_static("c=1"));
         h.insert("x-keygate-tenant", HeaderValue::from_static("spoofed"));
+        h.insert("mcp-method", HeaderValue::from_static("tools/call"));
+        h.insert("mcp-name", HeaderValue::from_static("get_weather"));
+        h.insert("mcp-param-region", HeaderValue::from_static("eu"));
+        h.insert("last-event-id", HeaderValue::from_static("e7"));
+        h.insert("host", HeaderValue::from_static("gateway"));
         let out = forward_headers(&h, true);
+        for name in [
+            "mcp-method",
+            "mcp-name",
+            "mcp-param-region",
+            "last-event-id",
+        ] {
+            assert!(out.contains_key(name), "{name}");
+        }
+        assert!(out.get("host").is_none());
         assert!(out.get("authorization").is_none());
         assert!(out.get("cookie").is_none());
         assert_eq!(out.get("mcp-session-id").unwrap(), "s1");
         assert!(out.get("x-keygate-tenant").is_none());
         assert_eq!(out.get("content-type").unwrap(), "application/json");
+    }
+
+    #[test]
+    fn every_mcp_response_header_reaches_the_client() {
+        let mut from = HeaderMap::new();
+        from.insert("mcp-session-id", HeaderValue::from_static("s"));
+        from.insert(
+            "mcp-protocol-version",
+            HeaderValue::from_static("2026-07-28"),
+        );
+        from.insert("mcp-something-new", HeaderValue::from_static("x"));
+        from.insert("cache-control", HeaderValue::from_static("no-cache"));
+        from.insert("set-cookie", HeaderValue::from_static("a=b"));
+        from.insert("content-length", HeaderValue::from_static("3"));
+        let mut to = HeaderMap::new();
+        copy_response_headers(&from, &mut to);
+        assert_eq!(to.len(), 4, "{to:?}");
+        assert_eq!(to["mcp-something-new"], "x");
     }
 
     #[test]

@@ -65,11 +65,12 @@ async fn every_body_reading_route_refuses_one_byte_over_its_limit() {
 
     let r = raw_post(&h, "/api/mcp", body_of(MCP_BODY_LIMIT + 1)).await;
     assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+    // A JSON-RPC error, as MCP clients read one.
     assert_eq!(
         r.body,
-        json!({"error": "payload_too_large", "message": format!("the request body is larger than {MCP_BODY_LIMIT} bytes")})
+        json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32600, "message": format!("Request body too large: this gateway takes MCP messages of at most {MCP_BODY_LIMIT} bytes")}})
     );
-    // A whole MiB of valid JSON-RPC is accepted.
+    // A body of the whole limit, valid JSON-RPC, is accepted.
     let pad = "x".repeat(MCP_BODY_LIMIT - 200);
     let body = json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"service.list","arguments":{"pad": pad}}}).to_string();
     assert!(body.len() <= MCP_BODY_LIMIT);

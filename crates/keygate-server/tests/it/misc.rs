@@ -75,11 +75,12 @@ async fn bodies_over_the_limits_get_413_json() {
         "{}",
         &r.raw[..r.raw.len().min(200)]
     );
-    assert_eq!(r.body["error"], "payload_too_large");
+    assert_eq!(r.body["error"]["code"], -32600);
 
     // Without a Content-Length too (a streamed body).
-    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
-        (0..20).map(|_| Ok(vec![b' '; 64 * 1024])).collect();
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = (0..MCP_BODY_LIMIT / (64 * 1024) + 1)
+        .map(|_| Ok(vec![b' '; 64 * 1024]))
+        .collect();
     let req = Request::post("/api/mcp")
         .header("authorization", format!("Bearer {}", h.owner))
         .header("content-type", "application/json")
