@@ -28,36 +28,30 @@ use keygate_scopes::{Authorized, GateSpec, ProjectAccess};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
+use keygate_mcp::jsonrpc::{self, CallParams};
+
 use crate::answers;
 use crate::state::AppState;
 use crate::upstream::UpstreamError;
 
+/// JSON-RPC error codes the gateway answers with.
+use keygate_mcp::jsonrpc as code;
+
 /// Deepest JSON nesting accepted in an MCP request body.
-pub const MAX_JSON_DEPTH: usize = 64;
+pub const MAX_JSON_DEPTH: usize = jsonrpc::MAX_DEPTH;
 
 /// Longest `Mcp-Session-Id` accepted, in characters (each visible ASCII).
 pub const MAX_SESSION_ID_LEN: usize = 128;
 
 const SESSION: &str = "mcp-session-id";
 
-/// JSON-RPC error codes the gateway itself answers with.
-mod code {
-    pub(super) const PARSE_ERROR: i64 = -32700;
-    pub(super) const INVALID_REQUEST: i64 = -32600;
-    pub(super) const INVALID_PARAMS: i64 = -32602;
-    pub(super) const UPSTREAM_UNAVAILABLE: i64 = -32001;
-    pub(super) const UPSTREAM_TIMEOUT: i64 = -32002;
-    pub(super) const UPSTREAM_BAD_RESPONSE: i64 = -32003;
-}
-
 /// A JSON-RPC error response with an HTTP status.
 fn rpc_error(status: StatusCode, id: Value, code: i64, message: impl Into<String>) -> Response {
-    let body = json!({
-        "jsonrpc": "2.0",
-        "id": id,
-        "error": { "code": code, "message": message.into() },
-    });
-    (status, axum::Json(body)).into_response()
+    (
+        status,
+        axum::Json(jsonrpc::error_response(id, code, message)),
+    )
+        .into_response()
 }
 
 fn upstream_failure(id: Value, e: &UpstreamError) -> Response {
@@ -112,37 +106,6 @@ fn identity(principal: &Principal) -> Result<Vec<(HeaderName, HeaderValue)>, Res
     })
 }
 
-/// Whether `bytes` (JSON) nests deeper than `max` arrays and objects.
-pub(crate) fn too_deep(bytes: &[u8], max: usize) -> bool {
-    let mut depth = 0usize;
-    let mut in_string = false;
-    let mut escaped = false;
-    for &b in bytes {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
-            b'{' | b'[' => {
-                depth += 1;
-                if depth > max {
-                    return true;
-                }
-            }
-            b'}' | b']' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    false
-}
-
 /// `GET` and `DELETE /api/mcp` (the server-sent event stream and session end):
 /// forwarded once the session id is checked.
 pub(crate) async fn passthrough(
@@ -181,73 +144,6 @@ pub(crate) async fn passthrough(
     }
 }
 
-/// The parts of a JSON-RPC message the gateway reads, borrowed from the body: `params`
-/// stays raw until a tool call needs it, and nothing is copied for the common case.
-/// A member given twice is refused (serde's `duplicate field`), so the gateway and the
-/// upstream cannot read different values from one ambiguous message.
-#[derive(serde::Deserialize)]
-struct Message<'a> {
-    #[serde(borrow, default)]
-    jsonrpc: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    id: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    method: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    params: Option<&'a RawValue>,
-}
-
-/// `params` of a `tools/call`, borrowed.
-#[derive(serde::Deserialize)]
-struct CallParams<'a> {
-    #[serde(borrow, default)]
-    name: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    arguments: Option<&'a RawValue>,
-}
-
-/// A JSON string, borrowed when it has no escapes; `None` for any other JSON value.
-fn json_str(raw: &RawValue) -> Option<Cow<'_, str>> {
-    match serde_json::from_str::<&str>(raw.get()) {
-        Ok(s) => Some(Cow::Borrowed(s)),
-        Err(_) => serde_json::from_str::<String>(raw.get())
-            .ok()
-            .map(Cow::Owned),
-    }
-}
-
-/// A raw JSON-RPC id as a value to answer with (`null` when absent).
-fn id_value(raw: Option<&RawValue>) -> Value {
-    raw.and_then(|r| serde_json::from_str(r.get()).ok())
-        .unwrap_or(Value::Null)
-}
-
-/// The answer to a body that is not one JSON-RPC object.
-fn malformed(body: &[u8], shape: Option<serde_json::Error>) -> Response {
-    let Ok(value) = serde_json::from_slice::<Value>(body) else {
-        return rpc_error(
-            StatusCode::BAD_REQUEST,
-            Value::Null,
-            code::PARSE_ERROR,
-            "Parse error: the body is not JSON",
-        );
-    };
-    let why = match (&value, shape) {
-        (Value::Array(_), _) => {
-            "Invalid Request: batches are not supported; send one JSON-RPC message per request"
-                .to_owned()
-        }
-        (Value::Object(_), Some(e)) => format!("Invalid Request: {e}"),
-        _ => "Invalid Request: a JSON-RPC message must be an object".to_owned(),
-    };
-    rpc_error(
-        StatusCode::BAD_REQUEST,
-        Value::Null,
-        code::INVALID_REQUEST,
-        why,
-    )
-}
-
 /// `POST /api/mcp`.
 ///
 /// Takes the whole request so that the principal and the headers are moved out of it,
@@ -279,43 +175,14 @@ pub(crate) async fn gateway(State(state): State<AppState>, req: Request) -> Resp
         }
         Err(rejection) => return rejection.into_response(),
     };
-    if too_deep(&body, MAX_JSON_DEPTH) {
-        return rpc_error(
-            StatusCode::BAD_REQUEST,
-            Value::Null,
-            code::INVALID_REQUEST,
-            format!("Invalid Request: JSON nested deeper than {MAX_JSON_DEPTH} levels"),
-        );
-    }
-    let is_object = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
-    let message = match serde_json::from_slice::<Message<'_>>(&body) {
-        Ok(m) if is_object => m,
-        Ok(_) => return malformed(&body, None),
-        Err(e) => return malformed(&body, Some(e)),
+    let parsed = match jsonrpc::parse(&body) {
+        Ok(parsed) => parsed,
+        Err(e) => return (StatusCode::BAD_REQUEST, axum::Json(e.to_response())).into_response(),
     };
-    let id = id_value(message.id);
-    if message.jsonrpc.and_then(json_str).as_deref() != Some("2.0") {
-        return rpc_error(
-            StatusCode::BAD_REQUEST,
-            id,
-            code::INVALID_REQUEST,
-            "Invalid Request: jsonrpc must be \"2.0\"",
-        );
-    }
+    let (message, id) = (parsed.message, parsed.id);
     // No method: an answer to a server request (sampling, elicitation), which always
-    // passes. A method that is not a string is no request at all.
-    let method = match message.method.map(json_str) {
-        None => None,
-        Some(Some(m)) => Some(m),
-        Some(None) => {
-            return rpc_error(
-                StatusCode::BAD_REQUEST,
-                id,
-                code::INVALID_REQUEST,
-                "Invalid Request: method must be a string",
-            );
-        }
-    };
+    // passes (`parse` refused a method that is not a string).
+    let method = parsed.method;
     let method = method.as_deref();
     if let Err(resp) = routing_headers_match(&headers, method, message.params, &id) {
         return resp;
@@ -381,8 +248,15 @@ fn routing_headers_match(
     if !headers::has_routing_headers(headers) {
         return Ok(());
     }
-    let params = params.and_then(|p| serde_json::from_str::<Value>(p.get()).ok());
-    headers::check_routing(headers, method, params.as_ref()).map_err(|e| {
+    // Only the member `Mcp-Name` mirrors is read: the arguments stay raw.
+    let named = method.and_then(headers::name_param).and_then(|param| {
+        let members = params.and_then(|p| {
+            serde_json::from_str::<std::collections::HashMap<String, &RawValue>>(p.get()).ok()
+        })?;
+        let value = serde_json::from_str::<Value>(members.get(param)?.get()).ok()?;
+        Some(json!({ param: value }))
+    });
+    headers::check_routing(headers, method, named.as_ref()).map_err(|e| {
         tracing::debug!(error = %e, "MCP routing headers do not match the body");
         rpc_error(
             StatusCode::BAD_REQUEST,
@@ -422,12 +296,9 @@ impl Call<'_> {
     }
 
     async fn tools_call(mut self, params: Option<&RawValue>, body: Bytes) -> Response {
-        let params = params
-            .filter(|p| p.get().starts_with('{'))
-            .map(|p| serde_json::from_str::<CallParams<'_>>(p.get()));
-        let params = match params {
-            Some(Ok(p)) => Some(p),
-            Some(Err(e)) => {
+        let params = match CallParams::read(params) {
+            Ok(p) => p,
+            Err(e) => {
                 return rpc_error(
                     StatusCode::OK,
                     self.id,
@@ -435,9 +306,8 @@ impl Call<'_> {
                     format!("Invalid params: {e}"),
                 );
             }
-            None => None,
         };
-        let name = params.as_ref().and_then(|p| p.name).and_then(json_str);
+        let name = params.as_ref().and_then(CallParams::name);
         let Some(name) = name else {
             return rpc_error(
                 StatusCode::OK,
@@ -792,13 +662,6 @@ fn add_confirm_argument(tool: &mut Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn depth_is_counted_outside_strings() {
-        assert!(!too_deep(br#"{"a":[1,{"b":"[[[[[["}]}"#, 3));
-        assert!(too_deep(br#"{"a":[1,{"b":[]}]}"#, 3));
-        assert!(!too_deep(br#"{"a":"\"{{{{"}"#, 1));
-    }
 
     #[test]
     fn confirm_is_added_to_gated_schemas() {
