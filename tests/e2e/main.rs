@@ -4,6 +4,7 @@
 mod browser;
 mod cli;
 mod concurrency;
+mod conformance;
 mod errors;
 mod examples;
 mod faults;
@@ -12,7 +13,9 @@ mod hygiene;
 mod isolation;
 mod keys;
 mod leaks;
+mod peers;
 mod policing;
 mod postgres;
+mod python_sdk;
 mod revocation_load;
 mod transport;
