@@ -4,7 +4,6 @@
 mod browser;
 mod cli;
 mod concurrency;
-mod conformance;
 mod errors;
 mod examples;
 mod faults;
@@ -13,6 +12,7 @@ mod hygiene;
 mod isolation;
 mod keys;
 mod leaks;
+mod mcp_conformance;
 mod peers;
 mod policing;
 mod postgres;
