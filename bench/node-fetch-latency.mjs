@@ -63,7 +63,7 @@ function start(cmd, args, re, options = {}) {
   });
 }
 
-const upstream = await start(python, ['conformance_server.py', '0'], /listening on (\S+)/, { cwd: peers });
+const upstream = await start(python, ['conformance_server.py', '0'], /listening on (\S+)\n/, { cwd: peers });
 const database = `sqlite://${join(dir, 'keygate.db')}`;
 const policy = join(peers, 'conformance-policy.toml');
 const key = execFileSync(
@@ -77,7 +77,7 @@ const gatewayAddr = await start(
   join(bin, 'keygated'),
   ['--listen', '127.0.0.1:0', '--database', database, '--upstream', upstream, '--policy', policy,
     '--key-rate', '1000000', '--tenant-rate', '1000000'],
-  /keygated: listening on (http:\/\/\S+)/,
+  /keygated: listening on (http:\/\/\S+)\n/,
   { cwd: dir, env: { PATH: process.env.PATH, KEYGATE_LOG: 'warn' } },
 );
 
