@@ -2,7 +2,8 @@
 //! negotiates 2026-07-28 through `server/discover`, `legacy` the newest stateful
 //! revision through `initialize`, and a pinned 2026-07-28 works without a probe.
 //!
-//! The interpreter is `KEYGATE_PYTHON` (default `python3`) and must import `mcp`.
+//! The interpreter is `KEYGATE_TEST_PYTHON`, else the workspace's
+//! `tests/peers/.venv/bin/python` (see tests/peers/README.md); it must import `mcp`.
 //! Without one the test prints a note and passes, except under `CI=true`, where it
 //! fails.
 
@@ -32,7 +33,9 @@ asyncio.run(main())
 "#;
 
 fn python() -> Option<String> {
-    let python = std::env::var("KEYGATE_PYTHON").unwrap_or_else(|_| "python3".to_owned());
+    let python = std::env::var("KEYGATE_TEST_PYTHON").unwrap_or_else(|_| {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/peers/.venv/bin/python").to_owned()
+    });
     let usable = std::process::Command::new(&python)
         .args(["-c", "import mcp"])
         .output()
@@ -45,9 +48,9 @@ async fn the_python_sdk_negotiates_every_revision() {
     let Some(python) = python() else {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true but no Python with the `mcp` SDK (set KEYGATE_PYTHON)"
+            "CI=true but no Python with the `mcp` SDK (set KEYGATE_TEST_PYTHON)"
         );
-        eprintln!("note: no Python with the `mcp` SDK (set KEYGATE_PYTHON); skipped");
+        eprintln!("note: no Python with the `mcp` SDK (set KEYGATE_TEST_PYTHON); skipped");
         return;
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

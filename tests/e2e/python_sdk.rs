@@ -1,0 +1,248 @@
+//! The official MCP Python SDK (`mcp` 2.3) through keygated in front of a server on the
+//! same SDK (`tests/peers/conformance_server.py`), in both of the client's modes:
+//! `mode="legacy"` (initialize handshake, 2025-11-25) and `mode="auto"` (probes
+//! `server/discover`, 2026-07-28 when the path carries it). The client is
+//! `tests/peers/sdk_client.py`; where a check needs a request no SDK sends (another key
+//! presenting a session id, a foreign `Origin`) it is made over raw HTTP.
+//!
+//! keygated runs with its defaults (`--upstream-timeout` 10 s, 4 MiB bodies, default rate
+//! limits), so the 12 s silent tool and the 13 s idle GET stream outlast the upstream
+//! timeout, as they do for real agents.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use keygate_e2e::{Mcp, client, send};
+use serde_json::{Value, json};
+
+use crate::peers::{Gateway, Need, PeerServer, available, python_script, run_bounded, tail};
+
+/// The longest one client run may take (the slow scenarios wait 12-13 s).
+const RUN_BUDGET: Duration = Duration::from_secs(60);
+
+/// Runs `sdk_client.py --url URL --mode MODE SCENARIO ARG` with `key`; the JSON it printed.
+fn sdk(url: &str, key: &str, mode: &str, scenario: &str, arg: &str) -> Result<Value, String> {
+    let mut cmd: Command = python_script(Path::new("sdk_client.py"));
+    cmd.args(["--url", url, "--mode", mode, scenario, arg])
+        .env("KEYGATE_PEER_KEY", key);
+    let run = run_bounded(cmd, RUN_BUDGET);
+    if !run.status.success() {
+        return Err(format!(
+            "sdk_client.py {mode} {scenario} {arg} failed ({}):\n{}",
+            run.status, run.stderr
+        ));
+    }
+    serde_json::from_str(run.stdout.trim())
+        .map_err(|e| format!("sdk_client.py printed no JSON ({e}): {}", run.stdout))
+}
+
+fn setup(test: &str) -> Option<(PeerServer, Gateway)> {
+    if !available(test, Need::Python) {
+        return None;
+    }
+    let upstream = PeerServer::start();
+    let gateway = Gateway::start(&upstream.url, &[]);
+    Some((upstream, gateway))
+}
+
+/// How many requests of `method` the client sent, and how many carried `Last-Event-ID`.
+fn requests(out: &Value, method: &str) -> (usize, usize) {
+    let list = out["requests"].as_array().cloned().unwrap_or_default();
+    let of_method = list.iter().filter(|r| r["method"] == method).count();
+    let resumed = list.iter().filter(|r| r["last_event_id"] == true).count();
+    (of_method, resumed)
+}
+
+#[test]
+fn legacy_negotiates_2025_11_25_and_auto_negotiates_2026_07_28() {
+    let Some((upstream, gateway)) = setup("the Python SDK negotiation test") else {
+        return;
+    };
+    let url = gateway.mcp_url();
+    // Directly, the SDK server speaks both (the baseline for the gateway).
+    for (mode, version) in [("legacy", "2025-11-25"), ("auto", "2026-07-28")] {
+        let direct = sdk(&upstream.url, "unused", mode, "negotiate", "0").unwrap();
+        assert_eq!(
+            direct["protocol_version"], version,
+            "direct, {mode}: {direct}"
+        );
+        let through = sdk(&url, &gateway.key, mode, "negotiate", "0")
+            .unwrap_or_else(|e| panic!("{e}\ngateway log:\n{}", gateway.server.logs()));
+        assert_eq!(
+            through["protocol_version"], version,
+            "through keygated, mode={mode}: {through}"
+        );
+    }
+}
+
+/// Another tenant's key presenting the first key's `Mcp-Session-Id` gets 404 for every
+/// method (POST, GET, DELETE), and the session still works for its own key afterwards.
+#[tokio::test]
+async fn a_session_answers_404_to_any_other_key() {
+    let Some((_upstream, gateway)) = setup("the session-binding test") else {
+        return;
+    };
+    let url = gateway.mcp_url();
+    let other = gateway.other_tenant_key();
+    let mut owner = Mcp::new(&url, &gateway.key);
+    owner.initialize().await;
+    let session = owner.session.clone().expect("a session id");
+    assert_eq!(owner.tool_names().await.len(), 17);
+
+    let mut intruder = Mcp::new(&url, &other).with_session(Some(&session));
+    let a = intruder.rpc("tools/list", json!({})).await;
+    assert_eq!(
+        a.status, 404,
+        "another key's tools/list on the session: {}",
+        a.text
+    );
+    let a = intruder.call("test_simple_text", json!({})).await;
+    assert_eq!(
+        a.status, 404,
+        "another key's tools/call on the session: {}",
+        a.text
+    );
+    for method in [reqwest::Method::GET, reqwest::Method::DELETE] {
+        let a = send(
+            client()
+                .request(method.clone(), &url)
+                .bearer_auth(&other)
+                .header("accept", "text/event-stream")
+                .header("mcp-session-id", &session)
+                .header("mcp-protocol-version", "2025-06-18")
+                .timeout(Duration::from_secs(5)),
+        )
+        .await;
+        assert_eq!(
+            a.status, 404,
+            "another key's {method} on the session: {}",
+            a.text
+        );
+    }
+    // Still A's.
+    assert_eq!(owner.tool_names().await.len(), 17);
+}
+
+/// The legacy client closes with DELETE; after that the session id answers 404 (the
+/// upstream's own answer, passed through), which tells clients to initialize again.
+#[tokio::test]
+async fn after_delete_the_session_answers_404() {
+    let Some((_upstream, gateway)) = setup("the DELETE test") else {
+        return;
+    };
+    let url = gateway.mcp_url();
+    let out = sdk(&url, &gateway.key, "legacy", "negotiate", "0")
+        .unwrap_or_else(|e| panic!("{e}\ngateway log:\n{}", gateway.server.logs()));
+    assert_eq!(
+        requests(&out, "DELETE").0,
+        1,
+        "the client sent DELETE: {out}"
+    );
+    let session = out["session_id"].as_str().expect("a session id").to_owned();
+    let mut mcp = Mcp::new(&url, &gateway.key).with_session(Some(&session));
+    let a = mcp.rpc("tools/list", json!({})).await;
+    assert_eq!(a.status, 404, "tools/list on a deleted session: {}", a.text);
+}
+
+/// A request with a foreign `Origin` is refused (DNS rebinding); the gateway's own
+/// origin is served.
+#[tokio::test]
+async fn a_foreign_origin_is_refused_with_403() {
+    let Some((_upstream, gateway)) = setup("the Origin test") else {
+        return;
+    };
+    let init = json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{
+        "protocolVersion":"2025-11-25","capabilities":{},
+        "clientInfo":{"name":"keygate-e2e","version":"0"}}});
+    let post = |origin: &str| {
+        client()
+            .post(gateway.mcp_url())
+            .bearer_auth(&gateway.key)
+            .header("accept", "application/json, text/event-stream")
+            .header("origin", origin)
+            .json(&init)
+    };
+    let a = send(post("http://evil.example.com")).await;
+    assert_eq!(a.status, 403, "{}", a.text);
+    assert_eq!(a.text, r#"{"error":"forbidden_origin"}"#);
+    let a = send(post(&gateway.server.base)).await;
+    assert_eq!(a.status, 200, "the gateway's own origin: {}", a.text);
+}
+
+/// A 2 MiB tool argument reaches the upstream in both revisions (SDK servers take 4 MB).
+#[test]
+fn a_two_mebibyte_call_passes_in_both_modes() {
+    let Some((_upstream, gateway)) = setup("the 2 MiB test") else {
+        return;
+    };
+    let size = 2 * 1024 * 1024;
+    for mode in ["legacy", "auto"] {
+        let out = sdk(
+            &gateway.mcp_url(),
+            &gateway.key,
+            mode,
+            "big",
+            &size.to_string(),
+        )
+        .unwrap_or_else(|e| panic!("{e}\ngateway log:\n{}", gateway.server.logs()));
+        assert_eq!(out["is_error"], false, "{mode}: {out}");
+        assert_eq!(out["text"], size.to_string(), "{mode}: {out}");
+    }
+}
+
+/// The slow ones, concurrently (about 15 s in all): a tool silent for 12 s answers, in
+/// both modes, without the client having to resume the stream; a GET stream idle for
+/// 13 s still delivers the notification sent at its end, without a reconnect.
+#[test]
+fn long_silences_outlast_the_upstream_timeout() {
+    let Some((_upstream, gateway)) = setup("the long-silence test") else {
+        return;
+    };
+    let url = gateway.mcp_url();
+    let key = gateway.key.clone();
+    let runs: Vec<(&str, std::thread::JoinHandle<Result<Value, String>>)> = [
+        ("legacy", "silent", "12"),
+        ("auto", "silent", "12"),
+        ("legacy", "notify", "13"),
+    ]
+    .into_iter()
+    .map(|(mode, scenario, arg)| {
+        let (url, key) = (url.clone(), key.clone());
+        (
+            scenario,
+            std::thread::spawn(move || {
+                sdk(&url, &key, mode, scenario, arg).map(|v| json!({"mode": mode, "out": v}))
+            }),
+        )
+    })
+    .collect();
+    let mut failures = Vec::new();
+    for (scenario, run) in runs {
+        let result = run.join().expect("a client thread");
+        let out = match result {
+            Ok(out) => out,
+            Err(e) => {
+                failures.push(e);
+                continue;
+            }
+        };
+        let (mode, out) = (out["mode"].clone(), &out["out"]);
+        let (gets, resumed) = requests(out, "GET");
+        let ok = match scenario {
+            "silent" => out["is_error"] == false && out["text"] == "slept 12" && resumed == 0,
+            _ => out["updates"] == json!(["test://watched-resource"]) && gets == 1 && resumed == 0,
+        };
+        if !ok {
+            failures.push(format!(
+                "{scenario} ({mode}): {out} (GET requests {gets}, resumed with Last-Event-ID {resumed})"
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{}\ngateway log (tail):\n{}",
+        failures.join("\n"),
+        tail(&gateway.server.logs(), 30)
+    );
+}
