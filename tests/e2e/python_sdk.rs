@@ -5,9 +5,11 @@
 //! `tests/peers/sdk_client.py`; where a check needs a request no SDK sends (another key
 //! presenting a session id, a foreign `Origin`) it is made over raw HTTP.
 //!
-//! keygated runs with its defaults (`--upstream-timeout` 10 s, 4 MiB bodies, default rate
-//! limits), so the 12 s silent tool and the 13 s idle GET stream outlast the upstream
-//! timeout, as they do for real agents.
+//! keygated runs with its defaults (`--upstream-timeout` 300 s, 4 MiB bodies, default rate
+//! limits), as a new user runs it: the 12 s silent tool (an event stream in 2025-11-25,
+//! one JSON body only when done in 2026-07-28) and the 13 s idle GET stream outlast the
+//! 10 s bound that used to cut them. That a stream outlives even a short upstream
+//! timeout is shown in keygate-server's `streams` tests.
 
 use std::path::Path;
 use std::process::Command;

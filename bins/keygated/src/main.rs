@@ -100,11 +100,12 @@ struct Args {
     #[arg(long, env = "KEYGATE_RATE_LIMIT_FAIL_OPEN")]
     rate_limit_fail_open: bool,
     /// Seconds (or a duration such as 1m30s) to wait for the upstream to start
-    /// answering (its response head); an open stream is never cut [default: 10].
+    /// answering (its response head; a tool answered in one JSON body starts answering
+    /// when it is done); an open stream is never cut [default: 300].
     #[arg(long, env = "KEYGATE_UPSTREAM_TIMEOUT", value_name = "SECONDS")]
     upstream_timeout: Option<Timeout>,
-    /// Seconds (or a duration) any request may take to produce its response head
-    /// [default: 30].
+    /// Seconds (or a duration) any request may take to produce its response head; an
+    /// MCP request, to be sent by the client [default: 30].
     #[arg(long, env = "KEYGATE_REQUEST_TIMEOUT", value_name = "SECONDS")]
     request_timeout: Option<Timeout>,
     /// Token brand: keys look like BRAND_uk_… [default: kg].

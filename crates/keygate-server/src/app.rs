@@ -181,6 +181,7 @@ impl App {
             upstream,
             format: config.format.clone(),
             max_body: config.max_body,
+            request_timeout: config.request_timeout,
             metrics,
         });
         Ok(Self {
@@ -272,6 +273,11 @@ fn router(
     origins: Arc<crate::origin::Origins>,
 ) -> Router {
     let max_body = state.max_body;
+    // Every request but an MCP one must produce its head within the request timeout. An
+    // MCP request is bounded by it while the client sends it (`mcp::gateway`), then by
+    // the upstream timeout: a tool answered in one JSON body may take longer than any
+    // generic bound, and a stream may stay open as long as its ends want.
+    let timeout = TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, request_timeout);
     let mut auth = keygate_http::AuthLayer::new(state.verifier.clone());
     if let Some(failures) = failures {
         auth = auth.with_failure_limiter(failures);
@@ -292,7 +298,8 @@ fn router(
         )
         .route("/api/v1/audit", get(admin::list_audit))
         .route_layer(middleware::from_fn_with_state(state.clone(), rate_limited))
-        .layer(DefaultBodyLimit::max(ADMIN_BODY_LIMIT));
+        .layer(DefaultBodyLimit::max(ADMIN_BODY_LIMIT))
+        .layer(timeout);
     let mcp_routes = Router::new()
         .route(
             "/api/mcp",
@@ -303,12 +310,15 @@ fn router(
         .route_layer(middleware::from_fn_with_state(state.clone(), rate_limited))
         .layer(DefaultBodyLimit::max(max_body));
     let api = admin_routes.merge(mcp_routes).route_layer(auth);
-    let routes = Router::new()
-        .merge(api)
+    let others = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .merge(page::routes())
         .fallback(not_found)
+        .layer(timeout);
+    let routes = Router::new()
+        .merge(api)
+        .merge(others)
         .with_state(state.clone());
     // The layers every request passes through wrap the routed app once, from outside.
     // `Router::layer` would wrap each route's boxed service instead, and a request
@@ -318,10 +328,6 @@ fn router(
             header::AUTHORIZATION,
         ]))
         .layer(middleware::from_fn_with_state(state, observe))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::GATEWAY_TIMEOUT,
-            request_timeout,
-        ))
         // Before authentication: a foreign origin is refused whatever it presents.
         .layer(middleware::from_fn_with_state(
             origins,

@@ -132,9 +132,14 @@ pub struct Config {
     pub rate_limit_fail_mode: FailMode,
     /// Token format (brand) of the keys this server issues. Default `kg`.
     pub format: TokenFormat,
-    /// How long the upstream may take to start answering. Default 10 s.
+    /// How long the upstream may take to start answering (its response head; a tool
+    /// answered in one JSON body starts answering when it is done). Default 300 s, the
+    /// official Python SDK client's own bound on a silent answer. Connecting is bounded
+    /// by 5 s apart, so a stopped upstream is found at once.
     pub upstream_timeout: Duration,
-    /// How long any request may take to produce its response head. Default 30 s.
+    /// How long any request may take to produce its response head; for an MCP request,
+    /// how long the client may take to send it (then [`Config::upstream_timeout`]
+    /// applies). Default 30 s.
     pub request_timeout: Duration,
     /// How long a confirmation challenge lives. Default 300 s.
     pub challenge_ttl: Duration,
@@ -223,7 +228,7 @@ impl Config {
             rate_limit_backend: Backend::Memory,
             rate_limit_fail_mode: FailMode::Closed,
             format: TokenFormat::default(),
-            upstream_timeout: Duration::from_secs(10),
+            upstream_timeout: Duration::from_secs(300),
             request_timeout: Duration::from_secs(30),
             challenge_ttl: Duration::from_secs(300),
             header_timeout: Duration::from_secs(30),

@@ -160,7 +160,13 @@ pub(crate) async fn gateway(State(state): State<AppState>, req: Request) -> Resp
         Err(resp) => return resp,
     };
     // The body limit (and its 413) come from `DefaultBodyLimit`, as with any extractor.
-    let body = match Bytes::from_request(Request::from_parts(parts, body), &state).await {
+    let read = Bytes::from_request(Request::from_parts(parts, body), &state);
+    let Ok(read) = tokio::time::timeout(state.request_timeout, read).await else {
+        tracing::info!(key_id = %principal.key_id, "MCP request body not received within the request timeout");
+        // `observe` turns an empty 504 into `{"error":"timeout"}`, as for every route.
+        return StatusCode::GATEWAY_TIMEOUT.into_response();
+    };
+    let body = match read {
         Ok(body) => body,
         Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             return rpc_error(

@@ -1,6 +1,7 @@
 //! What every handler shares.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::http::{HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
@@ -52,6 +53,9 @@ pub(crate) struct Shared {
     pub(crate) format: TokenFormat,
     /// Largest MCP request body, in bytes.
     pub(crate) max_body: usize,
+    /// How long a client may take to send an MCP request (the body included); the wait
+    /// for the upstream is bounded by the upstream timeout instead.
+    pub(crate) request_timeout: Duration,
     pub(crate) metrics: Metrics,
 }
 

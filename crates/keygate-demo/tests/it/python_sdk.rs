@@ -34,7 +34,11 @@ asyncio.run(main())
 
 fn python() -> Option<String> {
     let python = std::env::var("KEYGATE_TEST_PYTHON").unwrap_or_else(|_| {
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/peers/.venv/bin/python").to_owned()
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/peers/.venv/bin/python"
+        )
+        .to_owned()
     });
     let usable = std::process::Command::new(&python)
         .args(["-c", "import mcp"])

@@ -163,29 +163,14 @@ async fn gateway_with_timeouts(upstream: String, request: Duration, up: Duration
 }
 
 #[tokio::test]
-async fn a_silent_upstream_hits_the_shorter_of_the_two_timeouts() {
+async fn a_silent_upstream_is_bounded_by_the_upstream_timeout_alone() {
     let upstream = silent_upstream().await;
-    // The request timeout is the shorter: the generic 504 JSON answer.
-    let h = gateway_with_timeouts(
-        upstream.clone(),
-        Duration::from_millis(300),
-        Duration::from_secs(20),
-    )
-    .await;
-    let started = std::time::Instant::now();
-    let r = h.tool(&h.owner, None, "service.list", json!({})).await;
-    assert_eq!(r.status, StatusCode::GATEWAY_TIMEOUT, "{}", r.raw);
-    assert_eq!(r.body, json!({"error": "timeout"}));
-    assert_eq!(r.headers["content-type"], "application/json");
-    // Bounded well below the upstream timeout (not a timing claim: 20 s would mean the
-    // request timeout did not apply at all).
-    assert!(started.elapsed() < Duration::from_secs(15));
-
-    // The upstream timeout is the shorter: a JSON-RPC error with the request's id.
+    // The request timeout bounds the client sending its MCP request, not the wait for
+    // the upstream: a tool answered in one JSON body may take longer than it.
     let h = gateway_with_timeouts(
         upstream,
-        Duration::from_secs(20),
         Duration::from_millis(300),
+        Duration::from_millis(1500),
     )
     .await;
     let r = h.tool(&h.owner, None, "service.list", json!({})).await;
@@ -193,6 +178,8 @@ async fn a_silent_upstream_hits_the_shorter_of_the_two_timeouts() {
     assert_eq!(r.body["jsonrpc"], "2.0");
     assert_eq!(r.body["id"], 1);
     assert_eq!(r.body["error"]["code"], -32002);
+    // Other routes keep the request timeout's generic answer.
+    assert_eq!(r.headers["content-type"], "application/json");
 }
 
 #[tokio::test]
