@@ -137,7 +137,12 @@ impl<'a> GateCall<'a> {
     }
 }
 
-/// Confirmation gates: issues and checks one-time challenges, tracks evidence reads.
+/// Confirmation gates: asks for and checks person approvals, issues and checks
+/// one-time challenges (`approval = "agent"`), tracks evidence reads.
+///
+/// Approvals are bound to key id + tool + target + canonical arguments; only a person
+/// ([`Approver`], see [`Approval::may_be_decided_by`]) decides one, and it lets the
+/// identical call through once.
 ///
 /// Challenges are bound to key id + session id + tool + target + canonical arguments.
 /// Only the key and session they were issued to can consume them; the first such call
@@ -291,7 +296,18 @@ impl Gates {
     /// reads as it, see [`GateSpec::protected_as`]) → `SELF_SERVICE_BLOCKED` (approval
     /// and evidence gates, with or without session or confirm); a target holding a
     /// control, format or invisible character → `CONFIRMATION_INVALID`
-    /// (`invalid_target`); evidence gate without failure history → allow; no session
+    /// (`invalid_target`); evidence gate without failure history → allow.
+    ///
+    /// Then, for a person gate ([`ApprovalBy::Person`], the default): (evidence gates:
+    /// no session → `CONFIRMATION_INVALID`, `DIAGNOSIS_REQUIRED` while evidence is
+    /// unread) an approved, unexpired approval for exactly this key, tool, target and
+    /// canonical arguments → allow, and it is used ([`Outcome::Approved`]); a denied one
+    /// not yet answered → `CONFIRMATION_DECLINED` (then closed); a pending one →
+    /// `APPROVAL_REQUIRED` with it again; more than the key's cap pending →
+    /// `TOO_MANY_APPROVALS`; else `APPROVAL_REQUIRED` with a new approval recording
+    /// [`GateCall::caller`]. `confirm` is never read: nothing the agent sends approves.
+    ///
+    /// For an agent gate ([`ApprovalBy::Agent`]): no session
     /// → `CONFIRMATION_INVALID`; malformed confirm → `CONFIRMATION_INVALID`; no
     /// confirm → (evidence gates: `DIAGNOSIS_REQUIRED` while evidence is unread)
     /// `CONFIRMATION_REQUIRED` with a fresh challenge bound to key, session, tool,
