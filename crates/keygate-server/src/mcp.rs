@@ -291,6 +291,19 @@ impl Call<'_> {
         self.session
     }
 
+    /// Whether this request belongs to the stateless revision (2026-07-28): no
+    /// session, and its `MCP-Protocol-Version` header or, without one, its `_meta`
+    /// envelope says so.
+    fn is_stateless(&self, params: Option<&RawValue>) -> bool {
+        let version = self
+            .headers
+            .get("mcp-protocol-version")
+            .and_then(|v| v.to_str().ok());
+        // A request in a session is stateful, whatever its `_meta` says.
+        self.session.is_none()
+            && keygate_mcp::revision::is_stateless_request(version, Some("tools/call"), params)
+    }
+
     /// A JSON-RPC result answered by the gateway itself (a gate decision).
     fn result(&self, result: Value) -> Response {
         let body = json!({ "jsonrpc": "2.0", "id": self.id, "result": result });
@@ -448,8 +461,17 @@ impl Call<'_> {
                     }
                 }
             }
-            if let Some(result) = decision.to_tool_result() {
+            if let Some(mut result) = decision.to_tool_result() {
                 tracing::info!(key_id = %self.principal.key_id, tool = ?untrusted(name), code = decision.code(), "gated call answered");
+                // 2026-07-28 results say they are final; clients refuse one that does not.
+                if self.is_stateless(raw_params)
+                    && let Some(obj) = result.as_object_mut()
+                {
+                    obj.insert(
+                        "resultType".to_owned(),
+                        keygate_mcp::mrtr::ResultType::Complete.as_str().into(),
+                    );
+                }
                 return self.result(result);
             }
             if !audited {

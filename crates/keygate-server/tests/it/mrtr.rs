@@ -316,6 +316,13 @@ async fn clients_without_form_elicitation_and_stateful_requests_get_the_approval
             "{capabilities}: {}",
             r.raw
         );
+        // A 2026-07-28 result says it is final, as that revision's clients require.
+        assert_eq!(
+            r.body["result"]["resultType"],
+            json!("complete"),
+            "{}",
+            r.raw
+        );
     }
     // A stateful request whose client declared elicitation in `_meta` the 2025 way.
     let session = h.session(&agent).await;
@@ -335,6 +342,7 @@ async fn clients_without_form_elicitation_and_stateful_requests_get_the_approval
         "{}",
         r.raw
     );
+    assert!(r.body["result"].get("resultType").is_none(), "{}", r.raw);
     assert!(exists(&h, "web").await);
 }
 
