@@ -20,7 +20,13 @@ fn meta(capabilities: Value) -> Value {
 
 /// A 2026-07-28 `tools/call` of `service.delete` from a client with `capabilities`,
 /// with `extra` members in `params` (an MRTR retry's).
-async fn delete(h: &Harness, key: &str, args: Value, capabilities: Value, extra: Value) -> Reply {
+pub(crate) async fn delete(
+    h: &Harness,
+    key: &str,
+    args: Value,
+    capabilities: Value,
+    extra: Value,
+) -> Reply {
     let mut params =
         json!({"name": "service.delete", "arguments": args, "_meta": meta(capabilities)});
     if let (Some(p), Some(extra)) = (params.as_object_mut(), extra.as_object()) {
@@ -34,16 +40,16 @@ async fn delete(h: &Harness, key: &str, args: Value, capabilities: Value, extra:
     .await
 }
 
-fn elicits() -> Value {
+pub(crate) fn elicits() -> Value {
     json!({"elicitation": {"form": {}}})
 }
 
-fn web() -> Value {
+pub(crate) fn web() -> Value {
     json!({"service": "web"})
 }
 
 /// The first call: `input_required`; returns its `requestState`.
-async fn ask(h: &Harness, key: &str, args: Value) -> String {
+pub(crate) async fn ask(h: &Harness, key: &str, args: Value) -> String {
     let r = delete(h, key, args, elicits(), json!({})).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
     assert_eq!(
@@ -59,7 +65,13 @@ async fn ask(h: &Harness, key: &str, args: Value) -> String {
 }
 
 /// The retry with `answer` under `approval` and `state`.
-async fn retry(h: &Harness, key: &str, args: Value, state: &str, answer: Value) -> Reply {
+pub(crate) async fn retry(
+    h: &Harness,
+    key: &str,
+    args: Value,
+    state: &str,
+    answer: Value,
+) -> Reply {
     delete(
         h,
         key,
@@ -70,7 +82,7 @@ async fn retry(h: &Harness, key: &str, args: Value, state: &str, answer: Value) 
     .await
 }
 
-fn accept(name: &str) -> Value {
+pub(crate) fn accept(name: &str) -> Value {
     json!({"action": "accept", "content": {"target": name}})
 }
 
@@ -84,7 +96,7 @@ async fn exists(h: &Harness, name: &str) -> bool {
             .is_some_and(|s| s.iter().any(|s| s["name"] == json!(name)))
 }
 
-fn invalid(r: &Reply) -> String {
+pub(crate) fn invalid(r: &Reply) -> String {
     assert_eq!(
         gate_code(r).as_deref(),
         Some("CONFIRMATION_INVALID"),
