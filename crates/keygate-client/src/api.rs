@@ -203,6 +203,87 @@ pub struct AuditList {
     pub events: Vec<AuditEvent>,
 }
 
+/// Where an approval stands, as `GET /api/v1/approvals/{id}` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum ApprovalState {
+    /// Waiting for a person.
+    Pending,
+    /// Approved: the agent's identical retry proceeds once.
+    Approved,
+    /// Denied.
+    Denied,
+    /// Approved and used by the retry.
+    Used,
+    /// Not decided (or not used) in time.
+    Expired,
+}
+
+/// A key as an approval names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalKey {
+    /// The calling key's public id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+}
+
+/// A person as an approval names them: the calling key's user, or who decided.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalPerson {
+    /// Their user id.
+    pub id: String,
+    /// Their user name.
+    pub name: String,
+}
+
+/// An agent's gated call waiting for (or decided by) a person:
+/// `GET /api/v1/approvals/{id}`, and the answer of approve and deny.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalInfo {
+    /// Its id, as in the approval URL `/approvals/<id>`.
+    pub id: String,
+    /// Where it stands.
+    pub status: ApprovalState,
+    /// The gated operation, such as `service.delete`.
+    pub operation: String,
+    /// The tool called (the same name as `operation`).
+    pub tool: String,
+    /// Exactly what the call acts on, such as `web`: the name the person types.
+    pub target: String,
+    /// The call's arguments (without `confirm`).
+    pub arguments: serde_json::Value,
+    /// The calling key.
+    pub key: ApprovalKey,
+    /// The calling key's user (user keys); `null` for a tenant key.
+    pub user: Option<ApprovalPerson>,
+    /// When the agent's call asked for it.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// When it stops counting.
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    /// Who approved or denied it.
+    pub decided_by: Option<ApprovalPerson>,
+}
+
+/// `GET /api/v1/approvals`: the pending approvals the caller may decide, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "Listing<ApprovalInfo>")]
+pub struct ApprovalList {
+    /// The approvals.
+    pub approvals: Vec<ApprovalInfo>,
+}
+
+/// `POST /api/v1/approvals/{id}/approve`: the target's exact name, typed by the person.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApproveBody {
+    /// Exactly the approval's `target`.
+    pub target: String,
+}
+
 /// An error answer: `{"error"}`, with `reason` for refused keys and `message` for
 /// request mistakes a person can act on.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -378,6 +459,16 @@ impl TryFrom<Listing<AuditEvent>> for AuditList {
     fn try_from(listing: Listing<AuditEvent>) -> Result<Self, String> {
         Ok(Self {
             events: listing.take("events")?,
+        })
+    }
+}
+
+impl TryFrom<Listing<ApprovalInfo>> for ApprovalList {
+    type Error = String;
+
+    fn try_from(listing: Listing<ApprovalInfo>) -> Result<Self, String> {
+        Ok(Self {
+            approvals: listing.take("approvals")?,
         })
     }
 }

@@ -44,8 +44,9 @@ mod credential;
 mod error;
 
 pub use crate::api::{
-    AuditList, CreateKey, CreateProject, ErrorBody, ExpiresIn, IssuedKey, KeyInfo, KeyList,
-    ProjectInfo, ProjectList, RejectReason, TokenInfo, TokenUser,
+    ApprovalInfo, ApprovalKey, ApprovalList, ApprovalPerson, ApprovalState, ApproveBody, AuditList,
+    CreateKey, CreateProject, ErrorBody, ExpiresIn, IssuedKey, KeyInfo, KeyList, ProjectInfo,
+    ProjectList, RejectReason, TokenInfo, TokenUser,
 };
 #[cfg(feature = "http")]
 pub use crate::check::{Check, Outcome, Ready, Refusal};

@@ -33,11 +33,16 @@ fn page(content_type: &'static str, body: &'static str) -> Response {
     (headers, body).into_response()
 }
 
-/// `GET /settings/api`, `/settings/api/app.js` and `/settings/api/app.css`.
+/// `GET /settings/api`, `/settings/api/app.js`, `/settings/api/app.css`, and
+/// `/approvals/{id}` (the same page; its script reads the approval id from the path).
 pub(crate) fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
         .route(
             "/settings/api",
+            get(|| async { page("text/html; charset=utf-8", HTML) }),
+        )
+        .route(
+            "/approvals/{id}",
             get(|| async { page("text/html; charset=utf-8", HTML) }),
         )
         .route(

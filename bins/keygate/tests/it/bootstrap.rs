@@ -65,7 +65,7 @@ fn policy_scopes_go_to_the_owner_key() {
     let out = bootstrap(&db, "acme", &["--policy", policy.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("[keys:admin,things:read]"),
+        stderr(&out).contains("[gates:approve,keys:admin,things:read]"),
         "{}",
         stderr(&out)
     );

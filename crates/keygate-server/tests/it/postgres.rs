@@ -9,10 +9,84 @@ use keygate_test::{PgSchema, postgres_url};
 
 use crate::util::{Harness, gate_code, take_demo_owner};
 
-async fn instance(url: &str) -> App {
+/// An instance on `url`; `agent`: with the demo policy's gates set to the
+/// agent-relayed challenge.
+async fn instance(url: &str, agent: bool) -> App {
     let mut config = Config::new(Upstream::in_process(Platform::new()));
     config.database = url.parse().unwrap();
+    if agent {
+        let (config, _dir) = crate::util::with_agent_policy(config);
+        return App::new(config).await.unwrap();
+    }
     App::new(config).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_person_approval_given_through_one_instance_lets_the_retry_through_another_once() {
+    let Some(base) = postgres_url() else { return };
+    let schema = PgSchema::create(&base, "kga").await;
+    let url = schema.url.clone();
+    let a = instance(&url, false).await;
+    let b = instance(&url, false).await;
+    let owner = take_demo_owner(&a)
+        .await
+        .expect("the first instance bootstraps");
+    let store = std::sync::Arc::new(keygate_keys::MemoryStore::new());
+    let harness = |app: &App| Harness {
+        app: app.router(),
+        store: store.clone(),
+        owner: owner.key.token.expose().to_owned(),
+        tenant: owner.tenant.id.clone(),
+        owner_id: owner.owner.id.clone(),
+    };
+    let (ha, hb) = (harness(&a), harness(&b));
+    let agent = ha.user_key(&["services:read", "services:write"]).await;
+    let first = ha
+        .tool(&agent, None, "service.delete", json!({"service": "web"}))
+        .await;
+    assert_eq!(
+        gate_code(&first).as_deref(),
+        Some("APPROVAL_REQUIRED"),
+        "{}",
+        first.raw
+    );
+    let id = first.body["result"]["structuredContent"]["approval_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Asked again through B: the same approval, listed on B.
+    let again = hb
+        .tool(&agent, None, "service.delete", json!({"service": "web"}))
+        .await;
+    assert_eq!(
+        again.body["result"]["structuredContent"]["approval_id"],
+        json!(id)
+    );
+    let list = hb.get("/api/v1/approvals", &hb.owner).await;
+    assert_eq!(list.body["approvals"][0]["id"], json!(id), "{}", list.raw);
+    let ok = hb
+        .post(
+            &format!("/api/v1/approvals/{id}/approve"),
+            &hb.owner,
+            json!({"target": "web"}),
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.raw);
+    let ran = ha
+        .tool(&agent, None, "service.delete", json!({"service": "web"}))
+        .await;
+    assert_eq!(gate_code(&ran), None, "{}", ran.raw);
+    let twice = hb
+        .tool(&agent, None, "service.delete", json!({"service": "web"}))
+        .await;
+    assert_eq!(gate_code(&twice).as_deref(), Some("APPROVAL_REQUIRED"));
+    assert_ne!(
+        twice.body["result"]["structuredContent"]["approval_id"],
+        json!(id),
+        "used once, on whichever instance"
+    );
+    let shown = ha.get(&format!("/api/v1/approvals/{id}"), &ha.owner).await;
+    assert_eq!(shown.body["status"], json!("used"), "{}", shown.raw);
 }
 
 #[tokio::test]
@@ -20,8 +94,9 @@ async fn a_challenge_from_one_instance_is_honoured_once_by_another() {
     let Some(base) = postgres_url() else { return };
     let schema = PgSchema::create(&base, "kgs").await;
     let url = schema.url.clone();
-    let a = instance(&url).await;
-    let b = instance(&url).await;
+    // The challenge's mechanics: `approval = "agent"`.
+    let a = instance(&url, true).await;
+    let b = instance(&url, true).await;
     let owner = take_demo_owner(&a)
         .await
         .expect("the first instance bootstraps");
