@@ -382,6 +382,116 @@ impl TryFrom<Listing<AuditEvent>> for AuditList {
     }
 }
 
+// Approvals
+//
+// The person's side of the approval gate (`/api/v1/approvals`): what the server writes
+// and the CLI and the settings page read.
+
+/// A gated tool call waiting for (or past) a person's decision, `GET /api/v1/approvals/{id}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Approval {
+    /// Its id, as in `approval_url` (`<public-url>/approvals/<id>`).
+    pub id: String,
+    /// Pending, approved, denied, used or expired.
+    pub status: ApprovalStatus,
+    /// The operation the gate names, such as `service.delete`.
+    pub operation: String,
+    /// The tool that was called.
+    pub tool: String,
+    /// The target the approver must type exactly, such as a service name.
+    pub target: String,
+    /// The call's arguments as the agent sent them (untrusted: show as text only).
+    #[serde(default)]
+    pub arguments: serde_json::Map<String, serde_json::Value>,
+    /// The key that made the call.
+    pub key: ApprovalKey,
+    /// The user of that key (user keys), `None` for tenant keys.
+    #[serde(default)]
+    pub user: Option<TokenUser>,
+    /// When the call asked.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// When the approval lapses unless used.
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    /// Who approved or denied it, once decided.
+    #[serde(default)]
+    pub decided_by: Option<TokenUser>,
+}
+
+/// Where an [`Approval`] stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum ApprovalStatus {
+    /// Waiting for a person.
+    Pending,
+    /// Approved: the agent's identical retry proceeds once.
+    Approved,
+    /// Denied by a person.
+    Denied,
+    /// Approved and spent by the retry.
+    Used,
+    /// Lapsed before anyone decided or before the retry came.
+    Expired,
+}
+
+impl ApprovalStatus {
+    /// The word on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Approved => "approved",
+            Self::Denied => "denied",
+            Self::Used => "used",
+            Self::Expired => "expired",
+        }
+    }
+}
+
+impl std::fmt::Display for ApprovalStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The key that asked for an [`Approval`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalKey {
+    /// Its public id.
+    pub id: KeyId,
+    /// The name it was given.
+    pub name: String,
+}
+
+/// `GET /api/v1/approvals`: the pending approvals the caller may decide.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "Listing<Approval>")]
+pub struct ApprovalList {
+    /// Pending approvals.
+    pub approvals: Vec<Approval>,
+}
+
+/// `POST /api/v1/approvals/{id}/approve`: the target's exact name, typed by the person.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApproveApproval {
+    /// The target's name.
+    pub target: String,
+}
+
+impl TryFrom<Listing<Approval>> for ApprovalList {
+    type Error = String;
+
+    fn try_from(listing: Listing<Approval>) -> Result<Self, String> {
+        Ok(Self {
+            approvals: listing.take("approvals")?,
+        })
+    }
+}
+
+// End of approvals
+
 /// A listing as read: `{"<field>": [..]}`, or a bare array.
 #[derive(Deserialize)]
 #[serde(untagged)]
@@ -509,5 +619,28 @@ mod tests {
             r#"{"projects":[{"id":"p1","name":"shop","created_at":"2025-01-02T03:04:05Z"}]}"#
         );
         assert!(serde_json::from_str::<ProjectList>(r#"{"keys":[]}"#).is_err());
+    }
+
+    #[test]
+    fn approvals_read_as_the_contract_writes_them() {
+        let doc = serde_json::json!({"approvals": [{
+            "id": "ap_1", "status": "pending", "operation": "service.delete",
+            "tool": "service.delete", "target": "web", "arguments": {"service": "web"},
+            "key": {"id": "AAAAAAAAAAAA", "name": "agent"}, "user": null,
+            "created_at": "2026-12-01T10:00:00Z", "expires_at": "2026-12-01T10:05:00Z",
+            "decided_by": null,
+        }]});
+        let list: ApprovalList = serde_json::from_value(doc.clone()).expect("a listing");
+        let a = &list.approvals[0];
+        assert_eq!(a.status, ApprovalStatus::Pending);
+        assert_eq!(a.key.name, "agent");
+        assert_eq!(a.arguments["service"], "web");
+        assert!(a.user.is_none() && a.decided_by.is_none());
+        assert_eq!(serde_json::to_value(&list).expect("serialises"), doc);
+        for status in ["approved", "denied", "used", "expired"] {
+            let s: ApprovalStatus =
+                serde_json::from_value(serde_json::json!(status)).expect("a status");
+            assert_eq!(s.as_str(), status);
+        }
     }
 }
