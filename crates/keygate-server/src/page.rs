@@ -1,4 +1,5 @@
-//! The "Settings → API & MCP" page: three embedded files served with strict headers.
+//! The "Settings → API & MCP" page (also the approval page, `/approvals/{id}`): three
+//! embedded files served with strict headers.
 
 use axum::Router;
 use axum::http::{HeaderName, HeaderValue, header};
@@ -33,11 +34,17 @@ fn page(content_type: &'static str, body: &'static str) -> Response {
     (headers, body).into_response()
 }
 
-/// `GET /settings/api`, `/settings/api/app.js` and `/settings/api/app.css`.
+/// `GET /settings/api`, `/settings/api/app.js`, `/settings/api/app.css`, and
+/// `GET /approvals/{id}`: the same page, which reads the id from its path and opens that
+/// approval once the person has signed in with their own key.
 pub(crate) fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
         .route(
             "/settings/api",
+            get(|| async { page("text/html; charset=utf-8", HTML) }),
+        )
+        .route(
+            "/approvals/{id}",
             get(|| async { page("text/html; charset=utf-8", HTML) }),
         )
         .route(
