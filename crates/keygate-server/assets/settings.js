@@ -12,6 +12,8 @@ const API = "/api/v1";
 const EXPLAIN_401 = "This key is not valid (revoked, expired or unknown)";
 const EXPLAIN_403 = "You need the owner role to manage API keys";
 const APPROVE_SCOPE = "gates:approve";
+/** Scopes only a person's (user) key may hold. */
+const USER_ONLY_SCOPES = ["keys:admin", APPROVE_SCOPE];
 const EXPLAIN_APPROVE_403 =
   "This key cannot approve: it needs gates:approve and must not be the key that asked.";
 const EXPLAIN_APPROVE_404 =
@@ -407,7 +409,7 @@ function renderCreateForm() {
         h("input", { type: "checkbox", name: "scope", value: s.name, "data-testid": `scope-${s.name}` }),
         h("span", { class: "check-body" },
           h("code", { class: "check-title" }, s.name),
-          s.name === "keys:admin" ? h("span", { class: "optional" }, "user keys only") : null,
+          USER_ONLY_SCOPES.includes(s.name) ? h("span", { class: "optional" }, "user keys only") : null,
           s.description ? h("span", { class: "check-text" }, s.description) : null))),
   );
   if (!catalogue.length) scopeBox.append(h("p", { class: "muted" }, "No scopes are defined by the policy."));
@@ -423,10 +425,14 @@ function renderCreateForm() {
   syncKind();
 }
 
-/** Admin access only works through a user key, so a tenant key cannot take keys:admin. */
+/**
+ * Admin access and approving only work through a user key (a person), so a tenant key
+ * cannot take keys:admin or gates:approve.
+ */
 function syncKind() {
   const tenant = selectedKind() === "tenant";
-  for (const box of document.querySelectorAll('#create-scopes input[value="keys:admin"]')) {
+  const selector = USER_ONLY_SCOPES.map((s) => `#create-scopes input[value="${s}"]`).join(", ");
+  for (const box of document.querySelectorAll(selector)) {
     box.disabled = tenant;
     if (tenant) box.checked = false;
     box.closest("label").classList.toggle("is-disabled", tenant);
