@@ -76,7 +76,7 @@ use keygate_mcp::mrtr::{
     ElicitAction, ElicitRequestParams, InputRequest, InputRequiredResult, RetryParams,
 };
 use keygate_mcp::revision::{self, DISCOVER_METHOD, DiscoverResult, RequestMeta};
-use keygate_scopes::GateSpec;
+use keygate_scopes::{ApprovalBy, GateSpec};
 use serde_json::{Value, json};
 
 /// Who every call is attributed to: there is no key without the gateway.
@@ -142,7 +142,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         sessions: Mutex::new(HashSet::new()),
         pending: Mutex::new(HashMap::new()),
         gates: Gates::new(Arc::new(MemoryGateStore::new()), Arc::new(SystemClock)),
-        delete_gate: GateSpec::approval("path", PROTECTED.map(str::to_owned).to_vec()),
+        // The agent-relayed challenge: not person-verified (a person approval needs the
+        // approval page of keygated, or a tool server of its own to host one).
+        delete_gate: GateSpec::approval("path", PROTECTED.map(str::to_owned).to_vec())
+            .with_approval_by(ApprovalBy::Agent),
     });
     let addr = if args.self_test {
         SocketAddr::from(([127, 0, 0, 1], 0))

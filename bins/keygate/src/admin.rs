@@ -6,7 +6,9 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::bail;
-use keygate_client::{Approval, Client, CreateKey, ExpiresIn, IssuedKey, KeyInfo, RejectReason};
+use keygate_client::{
+    ApprovalInfo, Client, CreateKey, ExpiresIn, IssuedKey, KeyInfo, RejectReason,
+};
 use keygate_keys::KeyStatus;
 use keygate_token::{KeyId, KeyKind, Token};
 use time::OffsetDateTime;
@@ -392,7 +394,7 @@ pub(crate) fn approvals(cmd: &ApprovalsCommand) -> anyhow::Result<ExitCode> {
 }
 
 /// `ID (OPERATION TARGET, asked by KEY)`.
-fn summary(a: &Approval) -> String {
+fn summary(a: &ApprovalInfo) -> String {
     format!(
         "{} ({} {}, asked by key {} ({}))",
         printable(&a.id),

@@ -203,6 +203,87 @@ pub struct AuditList {
     pub events: Vec<AuditEvent>,
 }
 
+/// Where an approval stands, as `GET /api/v1/approvals/{id}` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum ApprovalState {
+    /// Waiting for a person.
+    Pending,
+    /// Approved: the agent's identical retry proceeds once.
+    Approved,
+    /// Denied.
+    Denied,
+    /// Approved and used by the retry.
+    Used,
+    /// Not decided (or not used) in time.
+    Expired,
+}
+
+/// A key as an approval names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalKey {
+    /// The calling key's public id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+}
+
+/// A person as an approval names them: the calling key's user, or who decided.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalPerson {
+    /// Their user id.
+    pub id: String,
+    /// Their user name.
+    pub name: String,
+}
+
+/// An agent's gated call waiting for (or decided by) a person:
+/// `GET /api/v1/approvals/{id}`, and the answer of approve and deny.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalInfo {
+    /// Its id, as in the approval URL `/approvals/<id>`.
+    pub id: String,
+    /// Where it stands.
+    pub status: ApprovalState,
+    /// The gated operation, such as `service.delete`.
+    pub operation: String,
+    /// The tool called (the same name as `operation`).
+    pub tool: String,
+    /// Exactly what the call acts on, such as `web`: the name the person types.
+    pub target: String,
+    /// The call's arguments (without `confirm`).
+    pub arguments: serde_json::Value,
+    /// The calling key.
+    pub key: ApprovalKey,
+    /// The calling key's user (user keys); `null` for a tenant key.
+    pub user: Option<ApprovalPerson>,
+    /// When the agent's call asked for it.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// When it stops counting.
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    /// Who approved or denied it.
+    pub decided_by: Option<ApprovalPerson>,
+}
+
+/// `GET /api/v1/approvals`: the pending approvals the caller may decide, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "Listing<ApprovalInfo>")]
+pub struct ApprovalList {
+    /// The approvals.
+    pub approvals: Vec<ApprovalInfo>,
+}
+
+/// `POST /api/v1/approvals/{id}/approve`: the target's exact name, typed by the person.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApproveBody {
+    /// Exactly the approval's `target`.
+    pub target: String,
+}
+
 /// An error answer: `{"error"}`, with `reason` for refused keys and `message` for
 /// request mistakes a person can act on.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -382,115 +463,15 @@ impl TryFrom<Listing<AuditEvent>> for AuditList {
     }
 }
 
-// Approvals
-//
-// The person's side of the approval gate (`/api/v1/approvals`): what the server writes
-// and the CLI and the settings page read.
-
-/// A gated tool call waiting for (or past) a person's decision, `GET /api/v1/approvals/{id}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Approval {
-    /// Its id, as in `approval_url` (`<public-url>/approvals/<id>`).
-    pub id: String,
-    /// Pending, approved, denied, used or expired.
-    pub status: ApprovalStatus,
-    /// The operation the gate names, such as `service.delete`.
-    pub operation: String,
-    /// The tool that was called.
-    pub tool: String,
-    /// The target the approver must type exactly, such as a service name.
-    pub target: String,
-    /// The call's arguments as the agent sent them (untrusted: show as text only).
-    #[serde(default)]
-    pub arguments: serde_json::Map<String, serde_json::Value>,
-    /// The key that made the call.
-    pub key: ApprovalKey,
-    /// The user of that key (user keys), `None` for tenant keys.
-    #[serde(default)]
-    pub user: Option<TokenUser>,
-    /// When the call asked.
-    #[serde(with = "time::serde::rfc3339")]
-    pub created_at: OffsetDateTime,
-    /// When the approval lapses unless used.
-    #[serde(with = "time::serde::rfc3339")]
-    pub expires_at: OffsetDateTime,
-    /// Who approved or denied it, once decided.
-    #[serde(default)]
-    pub decided_by: Option<TokenUser>,
-}
-
-/// Where an [`Approval`] stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-#[non_exhaustive]
-pub enum ApprovalStatus {
-    /// Waiting for a person.
-    Pending,
-    /// Approved: the agent's identical retry proceeds once.
-    Approved,
-    /// Denied by a person.
-    Denied,
-    /// Approved and spent by the retry.
-    Used,
-    /// Lapsed before anyone decided or before the retry came.
-    Expired,
-}
-
-impl ApprovalStatus {
-    /// The word on the wire.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Approved => "approved",
-            Self::Denied => "denied",
-            Self::Used => "used",
-            Self::Expired => "expired",
-        }
-    }
-}
-
-impl std::fmt::Display for ApprovalStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// The key that asked for an [`Approval`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ApprovalKey {
-    /// Its public id.
-    pub id: KeyId,
-    /// The name it was given.
-    pub name: String,
-}
-
-/// `GET /api/v1/approvals`: the pending approvals the caller may decide.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(try_from = "Listing<Approval>")]
-pub struct ApprovalList {
-    /// Pending approvals.
-    pub approvals: Vec<Approval>,
-}
-
-/// `POST /api/v1/approvals/{id}/approve`: the target's exact name, typed by the person.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ApproveApproval {
-    /// The target's name.
-    pub target: String,
-}
-
-impl TryFrom<Listing<Approval>> for ApprovalList {
+impl TryFrom<Listing<ApprovalInfo>> for ApprovalList {
     type Error = String;
 
-    fn try_from(listing: Listing<Approval>) -> Result<Self, String> {
+    fn try_from(listing: Listing<ApprovalInfo>) -> Result<Self, String> {
         Ok(Self {
             approvals: listing.take("approvals")?,
         })
     }
 }
-
-// End of approvals
 
 /// A listing as read: `{"<field>": [..]}`, or a bare array.
 #[derive(Deserialize)]
@@ -632,15 +613,15 @@ mod tests {
         }]});
         let list: ApprovalList = serde_json::from_value(doc.clone()).expect("a listing");
         let a = &list.approvals[0];
-        assert_eq!(a.status, ApprovalStatus::Pending);
+        assert_eq!(a.status, ApprovalState::Pending);
         assert_eq!(a.key.name, "agent");
         assert_eq!(a.arguments["service"], "web");
         assert!(a.user.is_none() && a.decided_by.is_none());
         assert_eq!(serde_json::to_value(&list).expect("serialises"), doc);
         for status in ["approved", "denied", "used", "expired"] {
-            let s: ApprovalStatus =
+            let s: ApprovalState =
                 serde_json::from_value(serde_json::json!(status)).expect("a status");
-            assert_eq!(s.as_str(), status);
+            assert_eq!(serde_json::to_value(s).expect("serialises"), status);
         }
     }
 }

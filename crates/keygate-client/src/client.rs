@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::api::{
-    Approval, ApprovalList, ApproveApproval, AuditList, CreateKey, CreateProject, IssuedKey,
+    ApprovalInfo, ApprovalList, ApproveBody, AuditList, CreateKey, CreateProject, IssuedKey,
     KeyInfo, KeyList, ProjectInfo, ProjectList, TokenInfo,
 };
 use crate::error::Error;
@@ -144,13 +144,13 @@ impl Client {
 
     /// `GET /api/v1/approvals`: the pending approvals this key may decide (a user key
     /// with `gates:approve`, never the key that asked).
-    pub async fn approvals(&self) -> Result<Vec<Approval>, Error> {
+    pub async fn approvals(&self) -> Result<Vec<ApprovalInfo>, Error> {
         let list: ApprovalList = self.get("/api/v1/approvals", "a list of approvals").await?;
         Ok(list.approvals)
     }
 
     /// `GET /api/v1/approvals/{id}`.
-    pub async fn approval(&self, id: &str) -> Result<Approval, Error> {
+    pub async fn approval(&self, id: &str) -> Result<ApprovalInfo, Error> {
         let path = format!("/api/v1/approvals/{}", segment(id));
         self.get(&path, "an approval").await
     }
@@ -158,16 +158,16 @@ impl Client {
     /// `POST /api/v1/approvals/{id}/approve` with the target's exact name: the agent's
     /// identical retry then proceeds once. A wrong name is refused (422
     /// `target_mismatch`).
-    pub async fn approve(&self, id: &str, target: &str) -> Result<Approval, Error> {
+    pub async fn approve(&self, id: &str, target: &str) -> Result<ApprovalInfo, Error> {
         let path = format!("/api/v1/approvals/{}/approve", segment(id));
-        let body = ApproveApproval {
+        let body = ApproveBody {
             target: target.to_owned(),
         };
         self.post(&path, &body, "an approval").await
     }
 
     /// `POST /api/v1/approvals/{id}/deny`.
-    pub async fn deny(&self, id: &str) -> Result<Approval, Error> {
+    pub async fn deny(&self, id: &str) -> Result<ApprovalInfo, Error> {
         let path = format!("/api/v1/approvals/{}/deny", segment(id));
         self.post(&path, &Empty {}, "an approval").await
     }

@@ -6,7 +6,7 @@
 //! - The JSON of the API as types, shared with the server so both ends read and
 //!   write the same bodies: [`TokenInfo`] (`GET /api/v1/token`), [`KeyInfo`],
 //!   [`CreateKey`], [`IssuedKey`], [`ProjectInfo`] and the listings of the owner admin
-//!   API, the approvals a person decides ([`Approval`]), and error answers ([`ErrorBody`], read as a [`RejectReason`]).
+//!   API, the approvals a person decides ([`ApprovalInfo`]), and error answers ([`ErrorBody`], read as a [`RejectReason`]).
 //! - [`Client`]: an async client of one server presenting one key, a method per
 //!   endpoint, failing with a typed [`Error`].
 //! - Credential discovery: [`Lookup`] finds the key an agent would start with (an
@@ -44,9 +44,9 @@ mod credential;
 mod error;
 
 pub use crate::api::{
-    Approval, ApprovalKey, ApprovalList, ApprovalStatus, ApproveApproval, AuditList, CreateKey,
-    CreateProject, ErrorBody, ExpiresIn, IssuedKey, KeyInfo, KeyList, ProjectInfo, ProjectList,
-    RejectReason, TokenInfo, TokenUser,
+    ApprovalInfo, ApprovalKey, ApprovalList, ApprovalPerson, ApprovalState, ApproveBody, AuditList,
+    CreateKey, CreateProject, ErrorBody, ExpiresIn, IssuedKey, KeyInfo, KeyList, ProjectInfo,
+    ProjectList, RejectReason, TokenInfo, TokenUser,
 };
 #[cfg(feature = "http")]
 pub use crate::check::{Check, Outcome, Ready, Refusal};

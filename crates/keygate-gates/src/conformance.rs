@@ -14,6 +14,8 @@ use std::sync::Arc;
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
+use crate::approval::{Approval, ApprovalStatus, Claimed, DecidedBy};
+use crate::arguments::Arguments;
 use crate::store::{Challenge, EvidenceRead, GateStore, SessionBinding, Taken};
 
 /// When the suite's challenges are issued (whole seconds: every backend keeps those).
@@ -55,7 +57,356 @@ pub async fn run(store: Arc<dyn GateStore>) {
     a_session_is_bound_to_one_key(&*store).await;
     a_session_binding_expires_unless_refreshed(&*store).await;
     concurrent_binds_give_a_session_to_one_key(store.clone()).await;
+    an_approval_keeps_its_fields(&*store).await;
+    an_approval_is_claimed_only_by_its_call(&*store).await;
+    an_approval_is_decided_once_while_pending(&*store).await;
+    concurrent_claims_use_an_approval_once(store.clone()).await;
+    pending_approvals_are_listed_by_tenant_and_counted_by_key(&*store).await;
     purge_forgets_what_expired(&*store).await;
+}
+
+/// A pending approval `id` of key `key` in tenant `tn_1` for `service.delete` on
+/// `worker` with arguments `args`, asked at [`ISSUED`], live 300 s.
+fn approval(id: &str, key: &str, args: &serde_json::Value) -> Approval {
+    Approval {
+        id: id.to_owned(),
+        tenant_id: "tn_1".to_owned(),
+        key_id: key.to_owned(),
+        user_id: Some("us_ann".to_owned()),
+        user_name: Some("ann".to_owned()),
+        tool: "service.delete".to_owned(),
+        target: "worker".to_owned(),
+        arguments: Arguments::from_args(args),
+        created_at: ISSUED,
+        expires_at: ISSUED + Duration::seconds(300),
+        status: ApprovalStatus::Pending,
+        decided_by: None,
+        closed_at: None,
+    }
+}
+
+fn decider(at: OffsetDateTime) -> DecidedBy {
+    DecidedBy {
+        key_id: "annskey".to_owned(),
+        user_id: "us_ann".to_owned(),
+        name: "ann".to_owned(),
+        at,
+    }
+}
+
+async fn put_approval(store: &dyn GateStore, a: &Approval) {
+    store
+        .put_approval(a)
+        .await
+        .unwrap_or_else(|e| panic!("put_approval failed: {e}"));
+}
+
+async fn get_approval(store: &dyn GateStore, id: &str) -> Option<Approval> {
+    store
+        .get_approval(id)
+        .await
+        .unwrap_or_else(|e| panic!("get_approval failed: {e}"))
+}
+
+async fn claim(store: &dyn GateStore, a: &Approval, key: &str, at: OffsetDateTime) -> Claimed {
+    store
+        .claim_approval(key, &a.tool, &a.target, &a.arguments.digest(), at)
+        .await
+        .unwrap_or_else(|e| panic!("claim_approval failed: {e}"))
+}
+
+async fn decide(
+    store: &dyn GateStore,
+    id: &str,
+    status: ApprovalStatus,
+    at: OffsetDateTime,
+) -> Option<Approval> {
+    store
+        .decide_approval(id, status, &decider(at))
+        .await
+        .unwrap_or_else(|e| panic!("decide_approval failed: {e}"))
+}
+
+/// Every field comes back as stored: arguments (hidden characters and all), a tenant
+/// key's missing user, the decider.
+pub async fn an_approval_keeps_its_fields(store: &dyn GateStore) {
+    let args = serde_json::json!({"service": "worker", "image": "a\u{200b}:1", "n": [1.5, null, {"b": true, "a": "é"}]});
+    let mut a = approval("ap-fields", "k1", &args);
+    a.user_id = None;
+    a.user_name = None;
+    put_approval(store, &a).await;
+    assert_eq!(
+        get_approval(store, &a.id).await,
+        Some(a.clone()),
+        "an approval comes back as stored"
+    );
+    assert_eq!(
+        get_approval(store, "ap-none").await,
+        None,
+        "an unknown approval"
+    );
+    let at = ISSUED + Duration::seconds(5);
+    let decided = decide(store, &a.id, ApprovalStatus::Denied, at).await;
+    let expected = Approval {
+        status: ApprovalStatus::Denied,
+        decided_by: Some(decider(at)),
+        ..a.clone()
+    };
+    assert_eq!(
+        decided,
+        Some(expected.clone()),
+        "deciding returns the decided approval"
+    );
+    assert_eq!(
+        get_approval(store, &a.id).await,
+        Some(expected),
+        "and keeps it"
+    );
+}
+
+/// A pending approval is found only by its key, tool, target and arguments; once
+/// approved it is used by the first claim and never again; an expired one is never
+/// used; a denied one is reported once.
+pub async fn an_approval_is_claimed_only_by_its_call(store: &dyn GateStore) {
+    let args = serde_json::json!({"service": "worker"});
+    let a = approval("ap-claim", "k1", &args);
+    put_approval(store, &a).await;
+    let at = ISSUED + Duration::seconds(1);
+    assert_eq!(
+        claim(store, &a, "k1", at).await,
+        Claimed::Pending(a.clone()),
+        "its call finds it pending"
+    );
+    assert_eq!(
+        claim(store, &a, "k2", at).await,
+        Claimed::Nothing,
+        "another key's call"
+    );
+    let other_args = Arguments::from_args(&serde_json::json!({"service": "worker", "force": true}));
+    let found = store
+        .claim_approval("k1", &a.tool, &a.target, &other_args.digest(), at)
+        .await
+        .unwrap_or_else(|e| panic!("claim_approval failed: {e}"));
+    assert_eq!(found, Claimed::Nothing, "other arguments");
+    for (tool, target) in [("service.replace", "worker"), ("service.delete", "web")] {
+        let found = store
+            .claim_approval("k1", tool, target, &a.arguments.digest(), at)
+            .await
+            .unwrap_or_else(|e| panic!("claim_approval failed: {e}"));
+        assert_eq!(
+            found,
+            Claimed::Nothing,
+            "another tool or target: {tool} {target}"
+        );
+    }
+    assert!(
+        decide(store, &a.id, ApprovalStatus::Approved, at)
+            .await
+            .is_some()
+    );
+    assert_eq!(
+        claim(store, &a, "k2", at).await,
+        Claimed::Nothing,
+        "another key cannot use it"
+    );
+    let used = claim(store, &a, "k1", ISSUED + Duration::seconds(2)).await;
+    let Claimed::Approved(used) = used else {
+        panic!("its call uses the approved approval, got {used:?}");
+    };
+    assert_eq!(used.status, ApprovalStatus::Used);
+    assert_eq!(used.closed_at, Some(ISSUED + Duration::seconds(2)));
+    assert_eq!(
+        claim(store, &a, "k1", ISSUED + Duration::seconds(3)).await,
+        Claimed::Nothing,
+        "used once"
+    );
+    assert_eq!(
+        get_approval(store, &a.id).await.map(|a| a.status),
+        Some(ApprovalStatus::Used)
+    );
+
+    let late = approval(
+        "ap-late",
+        "k1",
+        &serde_json::json!({"service": "worker", "late": 1}),
+    );
+    put_approval(store, &late).await;
+    assert!(
+        decide(store, &late.id, ApprovalStatus::Approved, at)
+            .await
+            .is_some()
+    );
+    assert_eq!(
+        claim(store, &late, "k1", late.expires_at).await,
+        Claimed::Nothing,
+        "an approval is not used at or after its expiry"
+    );
+    let denied = approval(
+        "ap-denied",
+        "k1",
+        &serde_json::json!({"service": "worker", "denied": 1}),
+    );
+    put_approval(store, &denied).await;
+    assert!(
+        decide(store, &denied.id, ApprovalStatus::Denied, at)
+            .await
+            .is_some()
+    );
+    assert!(
+        matches!(claim(store, &denied, "k1", at).await, Claimed::Denied(d) if d.id == denied.id),
+        "a denial is reported"
+    );
+    assert_eq!(
+        claim(store, &denied, "k1", at).await,
+        Claimed::Nothing,
+        "once"
+    );
+}
+
+/// Only a pending, unexpired approval is decided, and only once.
+pub async fn an_approval_is_decided_once_while_pending(store: &dyn GateStore) {
+    let a = approval(
+        "ap-once",
+        "k1",
+        &serde_json::json!({"service": "worker", "once": 1}),
+    );
+    put_approval(store, &a).await;
+    let at = ISSUED + Duration::seconds(1);
+    assert!(
+        decide(store, &a.id, ApprovalStatus::Approved, at)
+            .await
+            .is_some()
+    );
+    assert_eq!(
+        decide(store, &a.id, ApprovalStatus::Denied, at).await,
+        None,
+        "decided once"
+    );
+    assert_eq!(
+        decide(store, &a.id, ApprovalStatus::Approved, at).await,
+        None,
+        "decided once"
+    );
+    let b = approval(
+        "ap-expired",
+        "k1",
+        &serde_json::json!({"service": "worker", "once": 2}),
+    );
+    put_approval(store, &b).await;
+    assert_eq!(
+        decide(store, &b.id, ApprovalStatus::Approved, b.expires_at).await,
+        None,
+        "not after expiry"
+    );
+    assert_eq!(
+        decide(store, &b.id, ApprovalStatus::Used, at).await,
+        None,
+        "only approve or deny"
+    );
+    assert_eq!(
+        decide(store, "ap-unknown", ApprovalStatus::Approved, at).await,
+        None
+    );
+    assert_eq!(
+        get_approval(store, &b.id).await.map(|a| a.status),
+        Some(ApprovalStatus::Pending)
+    );
+}
+
+/// Of concurrent claims of one approved approval, exactly one uses it.
+pub async fn concurrent_claims_use_an_approval_once(store: Arc<dyn GateStore>) {
+    let a = approval(
+        "ap-race",
+        "k1",
+        &serde_json::json!({"service": "worker", "race": 1}),
+    );
+    put_approval(&*store, &a).await;
+    let at = ISSUED + Duration::seconds(1);
+    assert!(
+        decide(&*store, &a.id, ApprovalStatus::Approved, at)
+            .await
+            .is_some()
+    );
+    let mut tasks = Vec::new();
+    for _ in 0..12 {
+        let store = store.clone();
+        let a = a.clone();
+        tasks.push(tokio::spawn(
+            async move { claim(&*store, &a, "k1", at).await },
+        ));
+    }
+    let mut used = 0;
+    for task in tasks {
+        match task.await {
+            Ok(Claimed::Approved(_)) => used += 1,
+            Ok(_) => {}
+            Err(e) => panic!("a claim panicked: {e}"),
+        }
+    }
+    assert_eq!(used, 1, "exactly one concurrent claim uses the approval");
+}
+
+/// Pending approvals are listed per tenant (oldest first) and counted per key; decided
+/// and expired ones are neither.
+pub async fn pending_approvals_are_listed_by_tenant_and_counted_by_key(store: &dyn GateStore) {
+    let base = ISSUED + Duration::hours(1);
+    let mut made = Vec::new();
+    for (i, (id, tenant, key)) in [
+        ("ap-l1", "tn_list", "kl1"),
+        ("ap-l2", "tn_list", "kl2"),
+        ("ap-l3", "tn_other", "kl3"),
+        ("ap-l4", "tn_list", "kl1"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut a = approval(id, key, &serde_json::json!({"service": "worker", "i": i}));
+        a.tenant_id = tenant.to_owned();
+        a.created_at = base + Duration::seconds(i64::try_from(i).unwrap_or(0));
+        a.expires_at = a.created_at + Duration::seconds(300);
+        put_approval(store, &a).await;
+        made.push(a);
+    }
+    let list = |at| async move {
+        store
+            .pending_approvals("tn_list", at)
+            .await
+            .unwrap_or_else(|e| panic!("pending_approvals failed: {e}"))
+            .into_iter()
+            .map(|a| a.id)
+            .collect::<Vec<_>>()
+    };
+    let count = |key: &'static str, at| async move {
+        store
+            .count_pending_approvals(key, at)
+            .await
+            .unwrap_or_else(|e| panic!("count_pending_approvals failed: {e}"))
+    };
+    let at = base + Duration::seconds(10);
+    assert_eq!(
+        list(at).await,
+        ["ap-l1", "ap-l2", "ap-l4"],
+        "its tenant's, oldest first"
+    );
+    assert_eq!(count("kl1", at).await, 2);
+    assert!(
+        decide(store, "ap-l1", ApprovalStatus::Denied, at)
+            .await
+            .is_some()
+    );
+    assert_eq!(
+        list(at).await,
+        ["ap-l2", "ap-l4"],
+        "a decided one is not pending"
+    );
+    assert_eq!(count("kl1", at).await, 1);
+    let after = made[1].expires_at;
+    assert_eq!(
+        list(after).await,
+        ["ap-l4"],
+        "an expired one is not pending"
+    );
+    assert_eq!(count("kl2", after).await, 0);
 }
 
 /// A binding of `key` from `at`, live for `ttl` seconds.
@@ -397,11 +748,29 @@ pub async fn purge_forgets_what_expired(store: &dyn GateStore) {
         )
         .await
     );
+    let mut gone_approval = approval("ap-purged", "k1", &serde_json::json!({}));
+    gone_approval.expires_at = later;
+    put_approval(store, &gone_approval).await;
+    let mut kept_approval = approval("ap-kept", "k1", &serde_json::json!({}));
+    kept_approval.expires_at = later + Duration::seconds(1);
+    put_approval(store, &kept_approval).await;
     let gone = store
         .purge(later + Duration::seconds(1), later)
         .await
         .unwrap_or_else(|e| panic!("purge failed: {e}"));
-    assert_eq!(gone, 2, "one challenge and one session binding expired");
+    assert_eq!(
+        gone, 3,
+        "one challenge, one session binding and one approval expired"
+    );
+    assert_eq!(
+        get_approval(store, "ap-purged").await,
+        None,
+        "a purged approval is gone"
+    );
+    assert!(
+        get_approval(store, "ap-kept").await.is_some(),
+        "an approval expired after evidence_before is kept (shown as expired)"
+    );
     // Gone, not merely expired: a refresh dated before its expiry finds nothing.
     assert!(
         !touch(store, "sess-old", "k1", later, 60).await,

@@ -19,6 +19,12 @@ pub const CONFIRMATION_INVALID: &str = "CONFIRMATION_INVALID";
 pub const SELF_SERVICE_BLOCKED: &str = "SELF_SERVICE_BLOCKED";
 /// Code of a call that needs the failure evidence read first.
 pub const DIAGNOSIS_REQUIRED: &str = "DIAGNOSIS_REQUIRED";
+/// Code of a call that waits for a person's approval on the approval page.
+pub const APPROVAL_REQUIRED: &str = "APPROVAL_REQUIRED";
+/// Code of a call a person declined.
+pub const CONFIRMATION_DECLINED: &str = "CONFIRMATION_DECLINED";
+/// Code of a call refused because its key has too many approvals pending.
+pub const TOO_MANY_APPROVALS: &str = "TOO_MANY_APPROVALS";
 
 /// Why a confirmation did not hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,6 +112,36 @@ pub enum Outcome {
     },
     /// Answer `SELF_SERVICE_BLOCKED`: the target is protected.
     SelfServiceBlocked,
+    /// Forward the call: a person approved exactly this call (key, tool, target and
+    /// arguments), and the approval is now used.
+    Approved {
+        /// The approval that was used.
+        approval_id: String,
+        /// The user id of the person who approved it.
+        approver_user_id: String,
+    },
+    /// Answer `APPROVAL_REQUIRED`: a person must approve the call on the approval page,
+    /// then the agent repeats it.
+    ApprovalRequired {
+        /// The approval's id.
+        approval_id: String,
+        /// Where the person approves it (`<public-url>/approvals/<id>`, or relative).
+        approval_url: String,
+        /// When it stops working.
+        expires_at: OffsetDateTime,
+    },
+    /// Answer `CONFIRMATION_DECLINED`: a person declined the call.
+    ConfirmationDeclined {
+        /// The approval that was declined.
+        approval_id: String,
+        /// The user id of the person who declined it.
+        decided_by: Option<String>,
+    },
+    /// Answer `TOO_MANY_APPROVALS`: the key has this many approvals pending already.
+    TooManyApprovals {
+        /// The most approvals one key may have pending.
+        limit: usize,
+    },
     /// Answer `DIAGNOSIS_REQUIRED`: read the evidence first.
     DiagnosisRequired {
         /// The evidence tools not yet read for the target in this session, in policy
@@ -166,25 +202,38 @@ impl Decision {
 
     /// Whether the call may be forwarded.
     pub fn is_allowed(&self) -> bool {
-        matches!(self.outcome, Outcome::Allow { .. })
+        matches!(
+            self.outcome,
+            Outcome::Allow { .. } | Outcome::Approved { .. }
+        )
     }
 
     /// The MCP error code, or `None` when allowed.
     pub fn code(&self) -> Option<&'static str> {
         match &self.outcome {
-            Outcome::Allow { .. } => None,
+            Outcome::Allow { .. } | Outcome::Approved { .. } => None,
             Outcome::ConfirmationRequired { .. } => Some(CONFIRMATION_REQUIRED),
+            Outcome::ApprovalRequired { .. } => Some(APPROVAL_REQUIRED),
+            Outcome::ConfirmationDeclined { .. } => Some(CONFIRMATION_DECLINED),
+            Outcome::TooManyApprovals { .. } => Some(TOO_MANY_APPROVALS),
             Outcome::ConfirmationInvalid { .. } => Some(CONFIRMATION_INVALID),
             Outcome::SelfServiceBlocked => Some(SELF_SERVICE_BLOCKED),
             Outcome::DiagnosisRequired { .. } => Some(DIAGNOSIS_REQUIRED),
         }
     }
 
-    /// The audit-log action, such as `gate.confirmation_required` or `gate.confirmed`.
+    /// The audit-log action, such as `gate.confirmation_required` or `gate.approved`
+    /// (an agent-relayed challenge, channel `agent`; a person's approval is audited
+    /// `gate.approved` with channel `page` when they approve, and its use here as
+    /// `gate.approval_used`).
     pub fn audit_action(&self) -> &'static str {
         match &self.outcome {
             Outcome::Allow { confirmed: false } => "gate.allowed",
-            Outcome::Allow { confirmed: true } => "gate.confirmed",
+            Outcome::Allow { confirmed: true } => "gate.approved",
+            Outcome::Approved { .. } => "gate.approval_used",
+            Outcome::ApprovalRequired { .. } => "gate.approval_required",
+            Outcome::ConfirmationDeclined { .. } => "gate.confirmation_declined",
+            Outcome::TooManyApprovals { .. } => "gate.too_many_approvals",
             Outcome::ConfirmationRequired { .. } => "gate.confirmation_required",
             Outcome::ConfirmationInvalid { .. } => "gate.confirmation_invalid",
             Outcome::SelfServiceBlocked => "gate.self_service_blocked",
@@ -211,6 +260,26 @@ impl Decision {
             "target": self.target,
             "arguments_sha256": hex(&self.arguments.digest()),
         });
+        if let Some(obj) = detail.as_object_mut() {
+            match &self.outcome {
+                Outcome::Allow { confirmed: true } => {
+                    obj.insert("channel".to_owned(), "agent".into());
+                    obj.insert("approver_user_id".to_owned(), Value::Null);
+                }
+                Outcome::Approved {
+                    approval_id,
+                    approver_user_id,
+                } => {
+                    obj.insert("channel".to_owned(), "page".into());
+                    obj.insert("approval_id".to_owned(), approval_id.as_str().into());
+                    obj.insert(
+                        "approver_user_id".to_owned(),
+                        approver_user_id.as_str().into(),
+                    );
+                }
+                _ => {}
+            }
+        }
         if let (Some(obj), Some(code)) = (detail.as_object_mut(), self.code()) {
             obj.insert("code".to_owned(), code.into());
             match &self.outcome {
@@ -224,6 +293,21 @@ impl Decision {
                 }
                 Outcome::ConfirmationRequired { expires_at, .. } => {
                     obj.insert("expires_at".to_owned(), rfc3339(*expires_at).into());
+                }
+                Outcome::ApprovalRequired {
+                    approval_id,
+                    expires_at,
+                    ..
+                } => {
+                    obj.insert("approval_id".to_owned(), approval_id.as_str().into());
+                    obj.insert("expires_at".to_owned(), rfc3339(*expires_at).into());
+                }
+                Outcome::ConfirmationDeclined {
+                    approval_id,
+                    decided_by,
+                } => {
+                    obj.insert("approval_id".to_owned(), approval_id.as_str().into());
+                    obj.insert("approver_user_id".to_owned(), json!(decided_by));
                 }
                 _ => {}
             }
@@ -244,7 +328,21 @@ impl Decision {
             consequence,
         } = &action;
         let msg = match &self.outcome {
-            Outcome::Allow { .. } => return None,
+            Outcome::Allow { .. } | Outcome::Approved { .. } => return None,
+            Outcome::ApprovalRequired {
+                approval_url,
+                expires_at,
+                ..
+            } => format!(
+                "{subject} {consequence}, so a person must approve it; you cannot approve it yourself, and no confirm argument will. Arguments: {args}. Ask the user to open {approval_url}, sign in with their own key and approve {gerund} `{target}` there by typing its exact name. Then call {tool} again with exactly these arguments. The approval works once, only for this API key and these arguments, and expires at {}.",
+                rfc3339(*expires_at)
+            ),
+            Outcome::ConfirmationDeclined { .. } => format!(
+                "A person declined {gerund} `{target}` with these arguments. Nothing was changed. Arguments: {args}. Do not try again unless the user asks you to; calling {tool} again asks them anew."
+            ),
+            Outcome::TooManyApprovals { limit } => format!(
+                "{subject} needs a person's approval, but this API key already has {limit} approvals waiting for a person, the most it may have. Nothing was changed and no approval was asked for. Ask the user to approve or deny the waiting ones (or wait until they expire), then call {tool} again."
+            ),
             Outcome::ConfirmationRequired {
                 challenge,
                 expires_at,
@@ -356,8 +454,11 @@ impl Decision {
     /// `{"isError": true, "content": [{"type": "text", "text": …}], "structuredContent":
     /// {"code", "operation", "target", "arguments", "message"}}` (`arguments` without
     /// `confirm`) plus `challenge` and `expires_at` (RFC 3339) with
-    /// `CONFIRMATION_REQUIRED`, `evidence_missing` with `DIAGNOSIS_REQUIRED`, or
-    /// `reason` ([`InvalidReason::as_str`]) with `CONFIRMATION_INVALID`.
+    /// `CONFIRMATION_REQUIRED`, `evidence_missing` with `DIAGNOSIS_REQUIRED`,
+    /// `reason` ([`InvalidReason::as_str`]) with `CONFIRMATION_INVALID`,
+    /// `approval_id`, `approval_url` and `expires_at` with `APPROVAL_REQUIRED`,
+    /// `approval_id` with `CONFIRMATION_DECLINED`, or `limit` with
+    /// `TOO_MANY_APPROVALS`.
     pub fn to_tool_result(&self) -> Option<Value> {
         let code = self.code()?;
         let message = self.message()?;
@@ -384,6 +485,21 @@ impl Decision {
                 }
                 Outcome::ConfirmationInvalid { reason } => {
                     obj.insert("reason".to_owned(), reason.as_str().into());
+                }
+                Outcome::ApprovalRequired {
+                    approval_id,
+                    approval_url,
+                    expires_at,
+                } => {
+                    obj.insert("approval_id".to_owned(), approval_id.as_str().into());
+                    obj.insert("approval_url".to_owned(), approval_url.as_str().into());
+                    obj.insert("expires_at".to_owned(), rfc3339(*expires_at).into());
+                }
+                Outcome::ConfirmationDeclined { approval_id, .. } => {
+                    obj.insert("approval_id".to_owned(), approval_id.as_str().into());
+                }
+                Outcome::TooManyApprovals { limit } => {
+                    obj.insert("limit".to_owned(), json!(limit));
                 }
                 _ => {}
             }

@@ -2,10 +2,13 @@
 
 use std::sync::Arc;
 
-use keygate_scopes::GateSpec;
+use keygate_scopes::{ApprovalBy, GateSpec};
 use serde_json::Value;
-use time::Duration;
+use time::{Duration, OffsetDateTime};
 
+use crate::approval::{
+    APPROVAL_ID_LEN, Approval, ApprovalError, ApprovalStatus, Approver, Caller, Claimed, DecidedBy,
+};
 use crate::arguments::Arguments;
 use crate::clock::Clock;
 use crate::confirm::Confirm;
@@ -23,6 +26,13 @@ pub const DEFAULT_EVIDENCE_TTL: Duration = Duration::hours(1);
 
 /// Length of a challenge in base62 characters: 32 × log2(62) ≈ 190 bits.
 pub const CHALLENGE_LEN: usize = 32;
+
+/// Default lifetime of a person approval: 300 seconds from when it was asked for.
+pub const DEFAULT_APPROVAL_TTL: Duration = Duration::seconds(300);
+
+/// Default most approvals one key may have pending at once; beyond it a gated call
+/// is answered `TOO_MANY_APPROVALS`, so an agent cannot flood its person's list.
+pub const DEFAULT_MAX_PENDING_APPROVALS: usize = 20;
 
 /// The `confirm` argument of a call, as far as it could be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +62,9 @@ pub struct GateCall<'a> {
     pub confirm: ConfirmArg,
     /// The call's arguments without `confirm`, which a challenge is bound to.
     pub arguments: Arguments,
+    /// Whose key makes the call (tenant, user), recorded with a person approval so
+    /// that the right person decides it. Default: no tenant, which nobody can approve.
+    pub caller: Caller,
 }
 
 impl<'a> GateCall<'a> {
@@ -70,7 +83,15 @@ impl<'a> GateCall<'a> {
             target: Some(target),
             confirm: ConfirmArg::Absent,
             arguments: Arguments::default(),
+            caller: Caller::default(),
         }
+    }
+
+    /// The same call made by a key of `caller` (needed for person approvals).
+    #[must_use]
+    pub fn with_caller(mut self, caller: Caller) -> Self {
+        self.caller = caller;
+        self
     }
 
     /// The same call with these arguments (`confirm` in them is left out; the target
@@ -111,6 +132,7 @@ impl<'a> GateCall<'a> {
             target: spec.target(args),
             confirm,
             arguments: Arguments::from_args(args),
+            caller: Caller::default(),
         }
     }
 }
@@ -127,6 +149,9 @@ pub struct Gates {
     clock: Arc<dyn Clock>,
     challenge_ttl: Duration,
     evidence_ttl: Duration,
+    approval_ttl: Duration,
+    max_pending_approvals: usize,
+    public_url: Option<String>,
 }
 
 impl Gates {
@@ -137,7 +162,49 @@ impl Gates {
             clock,
             challenge_ttl: DEFAULT_CHALLENGE_TTL,
             evidence_ttl: DEFAULT_EVIDENCE_TTL,
+            approval_ttl: DEFAULT_APPROVAL_TTL,
+            max_pending_approvals: DEFAULT_MAX_PENDING_APPROVALS,
+            public_url: None,
         }
+    }
+
+    /// Sets how long a person approval stays valid, from when it is asked for
+    /// (default 300 s).
+    #[must_use]
+    pub fn with_approval_ttl(mut self, ttl: Duration) -> Self {
+        self.approval_ttl = ttl;
+        self
+    }
+
+    /// Sets the most approvals one key may have pending (default
+    /// [`DEFAULT_MAX_PENDING_APPROVALS`]).
+    #[must_use]
+    pub fn with_max_pending_approvals(mut self, max: usize) -> Self {
+        self.max_pending_approvals = max;
+        self
+    }
+
+    /// Sets the URL people reach the gateway at, such as `https://keys.example.com`:
+    /// approval URLs become `<url>/approvals/<id>` (default: relative,
+    /// `/approvals/<id>`).
+    #[must_use]
+    pub fn with_public_url(mut self, url: impl Into<String>) -> Self {
+        let url: String = url.into();
+        self.public_url = Some(url.trim_end_matches('/').to_owned());
+        self
+    }
+
+    /// How long a person approval stays valid.
+    pub fn approval_ttl(&self) -> Duration {
+        self.approval_ttl
+    }
+
+    /// Where the person approves approval `id`.
+    pub fn approval_url(&self, id: &str) -> String {
+        format!(
+            "{}/approvals/{id}",
+            self.public_url.as_deref().unwrap_or("")
+        )
     }
 
     /// Sets how long a challenge stays valid (default 300 s).
@@ -278,6 +345,11 @@ impl Gates {
             }
             _ => None,
         };
+        if spec.approval_by() == ApprovalBy::Person {
+            return self
+                .decide_person(call, target, evidence_tools, history, decision)
+                .await;
+        }
         let Some(session) = call.session_id else {
             return invalid(InvalidReason::NoSession);
         };
@@ -370,6 +442,237 @@ impl Gates {
         match reason {
             Some(reason) => invalid(reason),
             None => Ok(decision(Outcome::Allow { confirmed: true })),
+        }
+    }
+
+    /// The person-approval part of [`Gates::decide`], after the protected-target,
+    /// hidden-character and failure-history checks.
+    async fn decide_person(
+        &self,
+        call: &GateCall<'_>,
+        target: &str,
+        evidence_tools: Option<&Vec<String>>,
+        history: Option<&FailureHistory>,
+        decision: impl Fn(Outcome) -> Decision,
+    ) -> Result<Decision, GateError> {
+        let now = self.clock.now();
+        if let Some(tools) = evidence_tools {
+            // Evidence is read in a session; without one it cannot have been read.
+            let Some(session) = call.session_id else {
+                return Ok(decision(Outcome::ConfirmationInvalid {
+                    reason: InvalidReason::NoSession,
+                }));
+            };
+            if let Some(missing) = self
+                .missing_evidence(call.key_id, session, tools, target, now)
+                .await?
+            {
+                return Ok(decision(Outcome::DiagnosisRequired {
+                    evidence_missing: missing,
+                    evidence_tools: tools.clone(),
+                    history: history.cloned().unwrap_or_else(|| FailureHistory::Unknown {
+                        reason: "the status tool was not asked".to_owned(),
+                    }),
+                }));
+            }
+        }
+        // `confirm` is never read here: whatever the agent sends, only a person approves.
+        let digest = call.arguments.digest();
+        let claimed = self
+            .store
+            .claim_approval(call.key_id, call.tool, target, &digest, now)
+            .await?;
+        let required = |a: &Approval| {
+            decision(Outcome::ApprovalRequired {
+                approval_id: a.id.clone(),
+                approval_url: self.approval_url(&a.id),
+                expires_at: a.expires_at,
+            })
+        };
+        match claimed {
+            Claimed::Approved(a) => {
+                return Ok(decision(Outcome::Approved {
+                    approver_user_id: a
+                        .decided_by
+                        .as_ref()
+                        .map(|d| d.user_id.clone())
+                        .unwrap_or_default(),
+                    approval_id: a.id,
+                }));
+            }
+            Claimed::Denied(a) => {
+                return Ok(decision(Outcome::ConfirmationDeclined {
+                    decided_by: a.decided_by.as_ref().map(|d| d.user_id.clone()),
+                    approval_id: a.id,
+                }));
+            }
+            Claimed::Pending(a) => return Ok(required(&a)),
+            // A kind of claim this gate does not know: ask anew.
+            _ => {}
+        }
+        let pending = self.store.count_pending_approvals(call.key_id, now).await?;
+        if pending >= u64::try_from(self.max_pending_approvals).unwrap_or(u64::MAX) {
+            return Ok(decision(Outcome::TooManyApprovals {
+                limit: self.max_pending_approvals,
+            }));
+        }
+        let approval = Approval {
+            id: keygate_token::random_base62(APPROVAL_ID_LEN)?,
+            tenant_id: call.caller.tenant_id.clone(),
+            key_id: call.key_id.to_owned(),
+            user_id: call.caller.user_id.clone(),
+            user_name: call.caller.user_name.clone(),
+            tool: call.tool.to_owned(),
+            target: target.to_owned(),
+            arguments: call.arguments.clone(),
+            created_at: now,
+            expires_at: now + self.approval_ttl,
+            status: ApprovalStatus::Pending,
+            decided_by: None,
+            closed_at: None,
+        };
+        self.store.put_approval(&approval).await?;
+        Ok(required(&approval))
+    }
+
+    /// The evidence tools not read by `key_id` for `target` in `session` within the
+    /// evidence lifetime, or `None` when every one was.
+    async fn missing_evidence(
+        &self,
+        key_id: &str,
+        session: &str,
+        tools: &[String],
+        target: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<Vec<String>>, GateError> {
+        let since = now - self.evidence_ttl;
+        let mut missing = Vec::new();
+        for tool in tools {
+            if !self
+                .store
+                .evidence_read(key_id, session, tool, target, since)
+                .await?
+            {
+                missing.push(tool.clone());
+            }
+        }
+        Ok((!missing.is_empty()).then_some(missing))
+    }
+
+    /// Approval `id` as `approver` may see it.
+    ///
+    /// # Errors
+    ///
+    /// [`ApprovalError::InsufficientScope`] when `approver` is a tenant key, lacks
+    /// `gates:approve` or is the calling key itself; [`ApprovalError::NotFound`] when
+    /// there is no such approval, it is another tenant's, or it is not `approver`'s to
+    /// decide; [`ApprovalError::Store`] when the store fails.
+    pub async fn approval_for(
+        &self,
+        id: &str,
+        approver: &Approver,
+    ) -> Result<Approval, ApprovalError> {
+        if !approver.can_approve() {
+            return Err(ApprovalError::InsufficientScope);
+        }
+        let Some(a) = self.store.get_approval(id).await? else {
+            return Err(ApprovalError::NotFound);
+        };
+        if a.tenant_id != approver.tenant_id {
+            return Err(ApprovalError::NotFound);
+        }
+        if a.key_id == approver.key_id {
+            return Err(ApprovalError::InsufficientScope);
+        }
+        if !a.may_be_decided_by(approver) {
+            return Err(ApprovalError::NotFound);
+        }
+        Ok(a)
+    }
+
+    /// The approvals pending now that `approver` may decide, oldest first.
+    ///
+    /// # Errors
+    ///
+    /// [`ApprovalError::InsufficientScope`] when `approver` is a tenant key or lacks
+    /// `gates:approve`; [`ApprovalError::Store`] when the store fails.
+    pub async fn approvals_for(&self, approver: &Approver) -> Result<Vec<Approval>, ApprovalError> {
+        if !approver.can_approve() {
+            return Err(ApprovalError::InsufficientScope);
+        }
+        let now = self.clock.now();
+        let mut list = self
+            .store
+            .pending_approvals(&approver.tenant_id, now)
+            .await?;
+        list.retain(|a| a.may_be_decided_by(approver));
+        Ok(list)
+    }
+
+    /// `approver` approves approval `id`, typing `typed_target`, which must be
+    /// exactly the approval's target (no folding: the person types what the call
+    /// names). The identical call of the approval's key then proceeds once.
+    ///
+    /// # Errors
+    ///
+    /// As [`Gates::approval_for`], then [`ApprovalError::NotPending`] when it is
+    /// decided, used or expired, [`ApprovalError::TargetMismatch`] (nothing changes)
+    /// when the typed name differs.
+    pub async fn approve(
+        &self,
+        id: &str,
+        approver: &Approver,
+        typed_target: &str,
+    ) -> Result<Approval, ApprovalError> {
+        self.decide_approval(id, approver, Some(typed_target), ApprovalStatus::Approved)
+            .await
+    }
+
+    /// `approver` denies approval `id`: the call's next identical retry is answered
+    /// `CONFIRMATION_DECLINED`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Gates::approval_for`], then [`ApprovalError::NotPending`] when it is
+    /// decided, used or expired.
+    pub async fn deny(&self, id: &str, approver: &Approver) -> Result<Approval, ApprovalError> {
+        self.decide_approval(id, approver, None, ApprovalStatus::Denied)
+            .await
+    }
+
+    async fn decide_approval(
+        &self,
+        id: &str,
+        approver: &Approver,
+        typed_target: Option<&str>,
+        status: ApprovalStatus,
+    ) -> Result<Approval, ApprovalError> {
+        let a = self.approval_for(id, approver).await?;
+        let now = self.clock.now();
+        if !a.is_pending(now) {
+            return Err(ApprovalError::NotPending {
+                status: a.status_name(now),
+            });
+        }
+        if typed_target.is_some_and(|typed| typed != a.target) {
+            return Err(ApprovalError::TargetMismatch);
+        }
+        let by = DecidedBy {
+            key_id: approver.key_id.clone(),
+            user_id: approver.user_id.clone().unwrap_or_default(),
+            name: approver.user_name.clone().unwrap_or_default(),
+            at: now,
+        };
+        match self.store.decide_approval(id, status, &by).await? {
+            Some(decided) => Ok(decided),
+            // Decided (or expired) between the read and the write.
+            None => {
+                let status = match self.store.get_approval(id).await? {
+                    Some(a) => a.status_name(now),
+                    None => "expired",
+                };
+                Err(ApprovalError::NotPending { status })
+            }
         }
     }
 }

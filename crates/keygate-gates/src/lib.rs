@@ -1,45 +1,59 @@
 //! Confirmation gates for agent tool calls.
 //!
 //! A valid key does not remove every guardrail. This crate decides, for destructive tool
-//! calls, whether the call may proceed now: `approval` gates need a one-time challenge
-//! issued in the same session for the same key, tool, target and arguments, echoed back
-//! with the exact target name; protected targets (the gateway's own service) and names
-//! that look like them are never confirmable, on any gate; `evidence` gates additionally
-//! require the failure evidence (events, build logs, runtime logs) to have been read in
-//! the session before a replacement is offered.
+//! calls, whether the call may proceed now. Protected targets (the gateway's own
+//! service) and names that look like them are never allowed, on any gate; `evidence`
+//! gates first require the failure evidence (events, build logs, runtime logs) to have
+//! been read in the session. Then the call needs an approval:
+//!
+//! - `approval = "person"` (the default): a person approves exactly this call (key,
+//!   tool, target, canonical arguments) through a channel the agent cannot answer by
+//!   itself. The gate answers `APPROVAL_REQUIRED` with an [`Approval`] id and URL; the
+//!   person, signed in with their own key ([`Approver`]), approves it
+//!   ([`Gates::approve`], typing the target's exact name) or denies it
+//!   ([`Gates::deny`]); the identical retry then proceeds once (or is answered
+//!   `CONFIRMATION_DECLINED`). Nothing the agent sends approves it.
+//! - `approval = "agent"`: a one-time challenge issued in the same session for the same
+//!   key, tool, target and arguments, echoed back with the exact target name. Not
+//!   person-verified: the platform takes the agent's word.
+//!
 //! Decisions are plain values a caller can audit-log and render as an MCP tool error
 //! ([`Decision::to_tool_result`]).
 //!
-//! Challenges, evidence reads and the binding of each MCP session to the key that
-//! opened it ([`SessionBinding`]) live behind the object-safe [`GateStore`] trait
+//! Challenges, approvals, evidence reads and the binding of each MCP session to the key
+//! that opened it ([`SessionBinding`]) live behind the object-safe [`GateStore`] trait
 //! ([`MemoryGateStore`] here; a shared database lets several gateways agree), and
 //! time comes from a [`Clock`] ([`SystemClock`], or [`ManualClock`] in tests).
 //!
 //! ```
 //! use std::sync::Arc;
 //!
-//! use keygate_gates::{Confirm, GateCall, Gates, MemoryGateStore, Outcome, SystemClock};
+//! use keygate_gates::{Approver, Caller, GateCall, Gates, MemoryGateStore, Outcome, SystemClock};
 //! use keygate_scopes::GateSpec;
 //!
 //! # tokio_test_block_on(async {
 //! let gates = Gates::new(Arc::new(MemoryGateStore::new()), Arc::new(SystemClock));
 //! let spec = GateSpec::approval("service", vec!["keygate".to_owned()]);
-//! let call = GateCall::new("key1", Some("session1"), "service.delete", "worker");
+//! let call = GateCall::new("agentkey0001", None, "service.delete", "worker")
+//!     .with_caller(Caller::user_key("tn_1", "us_ann", "ann"));
 //!
 //! let first = gates.decide(&spec, &call, None).await?;
-//! let Outcome::ConfirmationRequired { challenge, .. } = first.outcome() else {
-//!     unreachable!("the first call needs confirmation");
+//! let Outcome::ApprovalRequired { approval_id, approval_url, .. } = first.outcome() else {
+//!     unreachable!("the first call needs a person");
 //! };
-//! let again = call.clone().with_confirm(Confirm::new(challenge.clone(), "worker"));
-//! assert!(gates.decide(&spec, &again, None).await?.is_allowed());
-//! // A challenge passes once.
-//! assert!(!gates.decide(&spec, &again, None).await?.is_allowed());
-//! # Ok::<(), keygate_gates::GateError>(())
+//! assert_eq!(approval_url, &format!("/approvals/{approval_id}"));
+//! // Ann signs in with her own key, which holds `gates:approve`, and types the name.
+//! let ann = Approver::user_key("annskey00001", "tn_1", "us_ann", "ann", false, true);
+//! gates.approve(approval_id, &ann, "worker").await?;
+//! assert!(gates.decide(&spec, &call, None).await?.is_allowed());
+//! // An approval passes once.
+//! assert!(!gates.decide(&spec, &call, None).await?.is_allowed());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! # })?;
 //! # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
 //! #     tokio::runtime::Builder::new_current_thread().build().expect("runtime").block_on(f)
 //! # }
-//! # Ok::<(), keygate_gates::GateError>(())
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
 //! # Features
@@ -60,6 +74,7 @@
     )
 )]
 
+mod approval;
 mod arguments;
 mod clock;
 mod confirm;
@@ -73,16 +88,20 @@ mod history;
 mod postgres;
 mod store;
 
+pub use crate::approval::{
+    APPROVAL_ID_LEN, Approval, ApprovalError, ApprovalStatus, Approver, Caller, Claimed, DecidedBy,
+};
 pub use crate::arguments::Arguments;
 pub use crate::clock::{Clock, ManualClock, SystemClock};
 pub use crate::confirm::{CONFIRM_ARG, Confirm, strip_confirm};
 pub use crate::decision::{
-    CONFIRMATION_INVALID, CONFIRMATION_REQUIRED, DIAGNOSIS_REQUIRED, Decision, InvalidReason,
-    Outcome, SELF_SERVICE_BLOCKED,
+    APPROVAL_REQUIRED, CONFIRMATION_DECLINED, CONFIRMATION_INVALID, CONFIRMATION_REQUIRED,
+    DIAGNOSIS_REQUIRED, Decision, InvalidReason, Outcome, SELF_SERVICE_BLOCKED, TOO_MANY_APPROVALS,
 };
 pub use crate::error::{BoxError, GateError};
 pub use crate::gates::{
-    CHALLENGE_LEN, ConfirmArg, DEFAULT_CHALLENGE_TTL, DEFAULT_EVIDENCE_TTL, GateCall, Gates,
+    CHALLENGE_LEN, ConfirmArg, DEFAULT_APPROVAL_TTL, DEFAULT_CHALLENGE_TTL, DEFAULT_EVIDENCE_TTL,
+    DEFAULT_MAX_PENDING_APPROVALS, GateCall, Gates,
 };
 pub use crate::history::FailureHistory;
 #[cfg(feature = "postgres")]

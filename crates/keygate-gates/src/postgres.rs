@@ -6,6 +6,8 @@
 //! arguments a challenge is bound to are kept as the SHA-256 of their canonical form.
 //! Session bindings likewise keep the SHA-256 of the `Mcp-Session-Id`, never the id.
 
+use crate::approval::{Approval, ApprovalStatus, Claimed, DecidedBy};
+use crate::arguments::Arguments;
 use crate::error::GateError;
 use crate::store::{Challenge, EvidenceRead, GateStore, SessionBinding, Taken, session_digest};
 use async_trait::async_trait;
@@ -107,12 +109,73 @@ CREATE TABLE IF NOT EXISTS gate_sessions (
     expires_at TIMESTAMPTZ NOT NULL
 );
 CREATE INDEX IF NOT EXISTS gate_sessions_expires_at ON gate_sessions (expires_at);
+-- Added with person approvals: a new table only, like gate_sessions.
+CREATE TABLE IF NOT EXISTS gate_approvals (
+    id          TEXT PRIMARY KEY,
+    tenant_id   TEXT NOT NULL,
+    key_id      TEXT NOT NULL,
+    user_id     TEXT,
+    user_name   TEXT,
+    tool        TEXT NOT NULL,
+    target      TEXT NOT NULL,
+    arguments   TEXT NOT NULL,
+    arguments_sha256 BYTEA NOT NULL,
+    status      TEXT NOT NULL,
+    created_at  TIMESTAMPTZ NOT NULL,
+    expires_at  TIMESTAMPTZ NOT NULL,
+    decided_by_key  TEXT,
+    decided_by_user TEXT,
+    decided_by_name TEXT,
+    decided_at  TIMESTAMPTZ,
+    closed_at   TIMESTAMPTZ
+);
+CREATE INDEX IF NOT EXISTS gate_approvals_call ON gate_approvals (key_id, tool, arguments_sha256);
+CREATE INDEX IF NOT EXISTS gate_approvals_tenant ON gate_approvals (tenant_id, status);
+CREATE INDEX IF NOT EXISTS gate_approvals_expires_at ON gate_approvals (expires_at);
 ";
+
+/// The columns of `gate_approvals` in the order [`approval_from_row`] reads them.
+const APPROVAL_COLUMNS: &str = "id, tenant_id, key_id, user_id, user_name, tool, target, arguments, status, created_at, expires_at, decided_by_key, decided_by_user, decided_by_name, decided_at, closed_at";
+
+/// An approval from a row of [`APPROVAL_COLUMNS`].
+fn approval_from_row(r: &tokio_postgres::Row) -> Result<Approval, GateError> {
+    let arguments: String = r.get(7);
+    let arguments: serde_json::Value =
+        serde_json::from_str(&arguments).map_err(GateError::store)?;
+    let status: String = r.get(8);
+    let status = ApprovalStatus::parse(&status)
+        .ok_or_else(|| GateError::store(format!("unknown approval status {status:?}")))?;
+    let decided_by = match (r.get(11), r.get(12), r.get(13), r.get(14)) {
+        (Some(key_id), Some(user_id), Some(name), Some(at)) => Some(DecidedBy {
+            key_id,
+            user_id,
+            name,
+            at,
+        }),
+        _ => None,
+    };
+    Ok(Approval {
+        id: r.get(0),
+        tenant_id: r.get(1),
+        key_id: r.get(2),
+        user_id: r.get(3),
+        user_name: r.get(4),
+        tool: r.get(5),
+        target: r.get(6),
+        arguments: Arguments::from_args(&arguments),
+        status,
+        created_at: r.get(9),
+        expires_at: r.get(10),
+        decided_by,
+        closed_at: r.get(15),
+    })
+}
 
 /// A [`GateStore`] in PostgreSQL, on a connection pool (the key store's: keygate-keys'
 /// `PostgresStore::pool`), so every server sharing the database shares gate state.
 ///
-/// Tables `gate_challenges`, `gate_evidence` and `gate_sessions`, created at
+/// Tables `gate_challenges`, `gate_evidence`, `gate_sessions` and `gate_approvals`,
+/// created at
 /// [`PgGateStore::new`] in the pool's `search_path`. A challenge is kept as its
 /// SHA-256 only, its arguments as the SHA-256 of their canonical form, a session id
 /// (a capability: whoever presents it speaks in the session) as its SHA-256.
@@ -328,12 +391,167 @@ impl GateStore for PgGateStore {
         Ok(n > 0)
     }
 
+    async fn put_approval(&self, a: &Approval) -> Result<(), GateError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO gate_approvals (id, tenant_id, key_id, user_id, user_name, tool, target, arguments, arguments_sha256, status, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                &[&a.id, &a.tenant_id, &a.key_id, &a.user_id, &a.user_name, &a.tool, &a.target, &a.arguments.canonical(), &a.arguments.digest().as_slice(), &a.status.as_str(), &a.created_at, &a.expires_at],
+            )
+            .await
+            .map_err(GateError::store)?;
+        Ok(())
+    }
+
+    async fn get_approval(&self, id: &str) -> Result<Option<Approval>, GateError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                &format!("SELECT {APPROVAL_COLUMNS} FROM gate_approvals WHERE id = $1"),
+                &[&id],
+            )
+            .await
+            .map_err(GateError::store)?;
+        row.as_ref().map(approval_from_row).transpose()
+    }
+
+    async fn pending_approvals(
+        &self,
+        tenant_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Approval>, GateError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                &format!("SELECT {APPROVAL_COLUMNS} FROM gate_approvals WHERE tenant_id = $1 AND status = 'pending' AND expires_at > $2 ORDER BY created_at, id"),
+                &[&tenant_id, &now],
+            )
+            .await
+            .map_err(GateError::store)?;
+        rows.iter().map(approval_from_row).collect()
+    }
+
+    async fn count_pending_approvals(
+        &self,
+        key_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<u64, GateError> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "SELECT count(*) FROM gate_approvals WHERE key_id = $1 AND status = 'pending' AND expires_at > $2",
+                &[&key_id, &now],
+            )
+            .await
+            .map_err(GateError::store)?;
+        let n: i64 = row.get(0);
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn claim_approval(
+        &self,
+        key_id: &str,
+        tool: &str,
+        target: &str,
+        arguments_sha256: &[u8; 32],
+        now: OffsetDateTime,
+    ) -> Result<Claimed, GateError> {
+        let client = self.client().await?;
+        let args = arguments_sha256.as_slice();
+        // Each UPDATE claims one row; of concurrent claims of one row only one updates
+        // it (the others re-check the WHERE clause after the first commits).
+        let used = client
+            .query_opt(
+                &format!(
+                    "UPDATE gate_approvals SET status = 'used', closed_at = $5
+                     WHERE id = (SELECT id FROM gate_approvals
+                                 WHERE key_id = $1 AND tool = $2 AND target = $3 AND arguments_sha256 = $4
+                                   AND status = 'approved' AND closed_at IS NULL AND expires_at > $5
+                                 ORDER BY created_at, id LIMIT 1)
+                       AND status = 'approved' AND closed_at IS NULL
+                     RETURNING {APPROVAL_COLUMNS}"
+                ),
+                &[&key_id, &tool, &target, &args, &now],
+            )
+            .await
+            .map_err(GateError::store)?;
+        if let Some(r) = used {
+            return Ok(Claimed::Approved(approval_from_row(&r)?));
+        }
+        let denied = client
+            .query_opt(
+                &format!(
+                    "UPDATE gate_approvals SET closed_at = $5
+                     WHERE id = (SELECT id FROM gate_approvals
+                                 WHERE key_id = $1 AND tool = $2 AND target = $3 AND arguments_sha256 = $4
+                                   AND status = 'denied' AND closed_at IS NULL
+                                 ORDER BY created_at, id LIMIT 1)
+                       AND status = 'denied' AND closed_at IS NULL
+                     RETURNING {APPROVAL_COLUMNS}"
+                ),
+                &[&key_id, &tool, &target, &args, &now],
+            )
+            .await
+            .map_err(GateError::store)?;
+        if let Some(r) = denied {
+            return Ok(Claimed::Denied(approval_from_row(&r)?));
+        }
+        let pending = client
+            .query_opt(
+                &format!(
+                    "SELECT {APPROVAL_COLUMNS} FROM gate_approvals
+                     WHERE key_id = $1 AND tool = $2 AND target = $3 AND arguments_sha256 = $4
+                       AND status = 'pending' AND expires_at > $5
+                     ORDER BY created_at, id LIMIT 1"
+                ),
+                &[&key_id, &tool, &target, &args, &now],
+            )
+            .await
+            .map_err(GateError::store)?;
+        match pending {
+            Some(r) => Ok(Claimed::Pending(approval_from_row(&r)?)),
+            None => Ok(Claimed::Nothing),
+        }
+    }
+
+    async fn decide_approval(
+        &self,
+        id: &str,
+        status: ApprovalStatus,
+        by: &DecidedBy,
+    ) -> Result<Option<Approval>, GateError> {
+        if !matches!(status, ApprovalStatus::Approved | ApprovalStatus::Denied) {
+            return Ok(None);
+        }
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                &format!(
+                    "UPDATE gate_approvals
+                     SET status = $2, decided_by_key = $3, decided_by_user = $4, decided_by_name = $5, decided_at = $6
+                     WHERE id = $1 AND status = 'pending' AND expires_at > $6
+                     RETURNING {APPROVAL_COLUMNS}"
+                ),
+                &[&id, &status.as_str(), &by.key_id, &by.user_id, &by.name, &by.at],
+            )
+            .await
+            .map_err(GateError::store)?;
+        row.as_ref().map(approval_from_row).transpose()
+    }
+
     async fn purge(
         &self,
         now: OffsetDateTime,
         evidence_before: OffsetDateTime,
     ) -> Result<u64, GateError> {
         let client = self.client().await?;
+        let approvals = client
+            .execute(
+                "DELETE FROM gate_approvals WHERE expires_at <= $1",
+                &[&evidence_before],
+            )
+            .await
+            .map_err(GateError::store)?;
         let sessions = client
             .execute("DELETE FROM gate_sessions WHERE expires_at <= $1", &[&now])
             .await
@@ -352,7 +570,7 @@ impl GateStore for PgGateStore {
             )
             .await
             .map_err(GateError::store)?;
-        Ok(a + b + sessions)
+        Ok(a + b + sessions + approvals)
     }
 }
 
@@ -583,7 +801,8 @@ mod tests {
             return;
         };
         let gates = Gates::new(Arc::new(schema.gate_store().await), Arc::new(SystemClock));
-        let spec = GateSpec::approval("service", vec!["keygate".to_owned()]);
+        let spec = GateSpec::approval("service", vec!["keygate".to_owned()])
+            .with_approval_by(keygate_scopes::ApprovalBy::Agent);
         let tool = "service.replace";
         let a = json!({"service": "worker", "image": "A"});
         let call = |session, args| GateCall::from_args(&spec, "k1", Some(session), tool, args);

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
+use crate::approval::{Approval, ApprovalStatus, Claimed, DecidedBy};
 use crate::error::GateError;
 
 /// A one-time challenge, bound to the key, session, tool, target and arguments it was
@@ -185,8 +186,56 @@ pub trait GateStore: Send + Sync + fmt::Debug {
     /// another key is left in place). Returns whether one went.
     async fn end_session(&self, session_id: &str, key_id: &str) -> Result<bool, GateError>;
 
-    /// Forgets challenges and session bindings expired at `now` and evidence read
-    /// before `evidence_before`; returns how many entries went.
+    /// Stores a new approval (status [`ApprovalStatus::Pending`]).
+    async fn put_approval(&self, approval: &Approval) -> Result<(), GateError>;
+
+    /// The approval with id `id`, whatever its status.
+    async fn get_approval(&self, id: &str) -> Result<Option<Approval>, GateError>;
+
+    /// The approvals of `tenant_id` pending at `now` (not expired), oldest first.
+    async fn pending_approvals(
+        &self,
+        tenant_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Approval>, GateError>;
+
+    /// How many approvals of `key_id` are pending at `now`.
+    async fn count_pending_approvals(
+        &self,
+        key_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<u64, GateError>;
+
+    /// For a call of `key_id` on `tool` and `target` with canonical arguments
+    /// `arguments_sha256`, in this order: an approved approval unexpired at `now` is
+    /// marked [`ApprovalStatus::Used`] (closed at `now`) and returned as
+    /// [`Claimed::Approved`], atomically: of concurrent claims at most one gets it; else
+    /// a denied one not yet closed is closed and returned ([`Claimed::Denied`]),
+    /// atomically likewise; else a pending one unexpired at `now`
+    /// ([`Claimed::Pending`]); else [`Claimed::Nothing`].
+    async fn claim_approval(
+        &self,
+        key_id: &str,
+        tool: &str,
+        target: &str,
+        arguments_sha256: &[u8; 32],
+        now: OffsetDateTime,
+    ) -> Result<Claimed, GateError>;
+
+    /// Sets approval `id` to `status` ([`ApprovalStatus::Approved`] or
+    /// [`ApprovalStatus::Denied`]) decided by `by`, atomically and only while it is
+    /// pending and unexpired at `by.at`: the updated approval, or `None` when it was not
+    /// pending (or does not exist, or `status` is neither).
+    async fn decide_approval(
+        &self,
+        id: &str,
+        status: ApprovalStatus,
+        by: &DecidedBy,
+    ) -> Result<Option<Approval>, GateError>;
+
+    /// Forgets challenges and session bindings expired at `now`, evidence read before
+    /// `evidence_before` and approvals that expired before `evidence_before` (kept a
+    /// while after expiry so people see them as expired); returns how many went.
     async fn purge(
         &self,
         now: OffsetDateTime,
@@ -207,6 +256,7 @@ pub struct MemoryGateStore {
     challenges: Mutex<HashMap<String, Challenge>>,
     evidence: Mutex<HashMap<EvidenceKey, OffsetDateTime>>,
     sessions: Mutex<HashMap<[u8; 32], SessionBinding>>,
+    approvals: Mutex<HashMap<String, Approval>>,
 }
 
 impl MemoryGateStore {
@@ -228,6 +278,17 @@ impl MemoryGateStore {
     fn sessions(&self) -> MutexGuard<'_, HashMap<[u8; 32], SessionBinding>> {
         self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
     }
+
+    fn approvals(&self) -> MutexGuard<'_, HashMap<String, Approval>> {
+        self.approvals
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Whether `a` is for this call.
+fn approval_for(a: &Approval, key_id: &str, tool: &str, target: &str, args: &[u8; 32]) -> bool {
+    a.key_id == key_id && a.tool == tool && a.target == target && a.arguments.digest() == *args
 }
 
 #[async_trait]
@@ -343,12 +404,109 @@ impl GateStore for MemoryGateStore {
         }
     }
 
+    async fn put_approval(&self, approval: &Approval) -> Result<(), GateError> {
+        self.approvals()
+            .insert(approval.id.clone(), approval.clone());
+        Ok(())
+    }
+
+    async fn get_approval(&self, id: &str) -> Result<Option<Approval>, GateError> {
+        Ok(self.approvals().get(id).cloned())
+    }
+
+    async fn pending_approvals(
+        &self,
+        tenant_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Approval>, GateError> {
+        let mut list: Vec<Approval> = self
+            .approvals()
+            .values()
+            .filter(|a| a.tenant_id == tenant_id && a.is_pending(now))
+            .cloned()
+            .collect();
+        list.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(list)
+    }
+
+    async fn count_pending_approvals(
+        &self,
+        key_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<u64, GateError> {
+        let n = self
+            .approvals()
+            .values()
+            .filter(|a| a.key_id == key_id && a.is_pending(now))
+            .count();
+        Ok(u64::try_from(n).unwrap_or(u64::MAX))
+    }
+
+    async fn claim_approval(
+        &self,
+        key_id: &str,
+        tool: &str,
+        target: &str,
+        arguments_sha256: &[u8; 32],
+        now: OffsetDateTime,
+    ) -> Result<Claimed, GateError> {
+        let mut map = self.approvals();
+        let mine = |a: &&mut Approval| approval_for(a, key_id, tool, target, arguments_sha256);
+        if let Some(a) = map.values_mut().filter(mine).find(|a| {
+            a.status == ApprovalStatus::Approved && a.expires_at > now && a.closed_at.is_none()
+        }) {
+            a.status = ApprovalStatus::Used;
+            a.closed_at = Some(now);
+            return Ok(Claimed::Approved(a.clone()));
+        }
+        if let Some(a) = map
+            .values_mut()
+            .filter(mine)
+            .find(|a| a.status == ApprovalStatus::Denied && a.closed_at.is_none())
+        {
+            a.closed_at = Some(now);
+            return Ok(Claimed::Denied(a.clone()));
+        }
+        Ok(map
+            .values_mut()
+            .filter(mine)
+            .filter(|a| a.is_pending(now))
+            .min_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)))
+            .map_or(Claimed::Nothing, |a| Claimed::Pending(a.clone())))
+    }
+
+    async fn decide_approval(
+        &self,
+        id: &str,
+        status: ApprovalStatus,
+        by: &DecidedBy,
+    ) -> Result<Option<Approval>, GateError> {
+        if !matches!(status, ApprovalStatus::Approved | ApprovalStatus::Denied) {
+            return Ok(None);
+        }
+        let mut map = self.approvals();
+        Ok(match map.get_mut(id) {
+            Some(a) if a.is_pending(by.at) => {
+                a.status = status;
+                a.decided_by = Some(by.clone());
+                Some(a.clone())
+            }
+            _ => None,
+        })
+    }
+
     async fn purge(
         &self,
         now: OffsetDateTime,
         evidence_before: OffsetDateTime,
     ) -> Result<u64, GateError> {
         let mut gone = 0;
+        {
+            let mut map = self.approvals();
+            let before = map.len();
+            map.retain(|_, a| a.expires_at > evidence_before);
+            gone += before - map.len();
+        }
         {
             let mut map = self.challenges();
             let before = map.len();

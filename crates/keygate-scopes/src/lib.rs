@@ -15,7 +15,7 @@
 //! ([`Policy::visible_tools`]) and whether the key is read-only ([`Policy::read_only`]).
 //!
 //! ```
-//! use keygate_scopes::{ADMIN_SCOPE, Policy};
+//! use keygate_scopes::{ADMIN_SCOPE, APPROVE_SCOPE, ApprovalBy, Policy};
 //!
 //! let policy = Policy::from_toml_str(r#"
 //!     [scopes]
@@ -27,7 +27,10 @@
 //!     project_arg = "project"
 //!     gate = { kind = "approval", target_arg = "service", protect = ["keygate"] }
 //! "#)?;
-//! assert_eq!(policy.all_scopes(), [ADMIN_SCOPE, "services:write"]);
+//! assert_eq!(policy.all_scopes(), [APPROVE_SCOPE, ADMIN_SCOPE, "services:write"]);
+//! let gate = policy.tool("service.delete").and_then(|t| t.gate());
+//! // A person approves, unless the gate says `approval = "agent"`.
+//! assert_eq!(gate.map(|g| g.approval_by()), Some(ApprovalBy::Person));
 //! # Ok::<(), keygate_scopes::PolicyError>(())
 //! ```
 //!
@@ -59,6 +62,6 @@ pub use crate::denied::Denied;
 pub use crate::error::{Location, PolicyError};
 pub use crate::names::{fold_name, hidden_char, is_hidden_char};
 pub use crate::policy::{
-    ADMIN_SCOPE, ADMIN_SCOPE_DESCRIPTION, GateSpec, METHOD_FAMILIES, POLICED_METHODS, Policy,
-    Protected, ToolPolicy, always_allowed,
+    ADMIN_SCOPE, ADMIN_SCOPE_DESCRIPTION, APPROVE_SCOPE, APPROVE_SCOPE_DESCRIPTION, ApprovalBy,
+    GateSpec, METHOD_FAMILIES, POLICED_METHODS, Policy, Protected, ToolPolicy, always_allowed,
 };

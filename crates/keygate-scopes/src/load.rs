@@ -8,8 +8,8 @@ use toml::Spanned;
 use crate::error::PolicyError;
 use crate::names::{fold_name, hidden_char};
 use crate::policy::{
-    ADMIN_SCOPE, ADMIN_SCOPE_DESCRIPTION, GateSpec, METHOD_FAMILIES, POLICED_METHODS, Policy,
-    Protected, ToolPolicy, always_allowed,
+    ADMIN_SCOPE, ADMIN_SCOPE_DESCRIPTION, APPROVE_SCOPE, APPROVE_SCOPE_DESCRIPTION, ApprovalBy,
+    GateSpec, METHOD_FAMILIES, POLICED_METHODS, Policy, Protected, ToolPolicy, always_allowed,
 };
 
 #[derive(Deserialize)]
@@ -55,6 +55,8 @@ struct RawGate {
     failure_field: Option<Spanned<String>>,
     #[serde(default)]
     evidence_tools: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    approval: Option<Spanned<String>>,
 }
 
 pub(crate) fn parse(src: &str) -> Result<Policy, PolicyError> {
@@ -113,10 +115,10 @@ impl Validator<'_> {
         let mut scopes = BTreeMap::new();
         for (name, description) in raw.scopes {
             let start = description.span().start;
-            if name == ADMIN_SCOPE {
+            if name == ADMIN_SCOPE || name == APPROVE_SCOPE {
                 return self.err(
                     start,
-                    format!("scope `{ADMIN_SCOPE}` is built in; remove it from [scopes]"),
+                    format!("scope `{name}` is built in; remove it from [scopes]"),
                 );
             }
             if name.trim().is_empty() || name.chars().any(char::is_whitespace) {
@@ -212,6 +214,10 @@ impl Validator<'_> {
             methods.insert(name, required);
         }
         scopes.insert(ADMIN_SCOPE.to_owned(), ADMIN_SCOPE_DESCRIPTION.to_owned());
+        scopes.insert(
+            APPROVE_SCOPE.to_owned(),
+            APPROVE_SCOPE_DESCRIPTION.to_owned(),
+        );
         Ok(Policy {
             scopes,
             tools,
@@ -220,7 +226,8 @@ impl Validator<'_> {
         })
     }
 
-    /// The scopes a tool or method requires: distinct, declared, never [`ADMIN_SCOPE`].
+    /// The scopes a tool or method requires: distinct, declared, never [`ADMIN_SCOPE`]
+    /// or [`APPROVE_SCOPE`].
     /// `who` names the tool or method in messages (``tool `t` ``), `kind` its kind
     /// (`a tool`).
     fn required_scopes(
@@ -237,6 +244,14 @@ impl Validator<'_> {
                     *start,
                     format!(
                         "{who} requires `{ADMIN_SCOPE}`, which is reserved for key administration and is never required by {kind}"
+                    ),
+                );
+            }
+            if scope == APPROVE_SCOPE {
+                return self.err(
+                    *start,
+                    format!(
+                        "{who} requires `{APPROVE_SCOPE}`, which is reserved for a person approving gated calls and is never required by {kind}"
                     ),
                 );
             }
@@ -304,6 +319,24 @@ impl Validator<'_> {
             );
         };
         let target_arg = self.name(target_arg, "target_arg")?;
+        let approval = match raw.approval {
+            None => ApprovalBy::Person,
+            Some(by) => {
+                let start = by.span().start;
+                match by.into_inner().as_str() {
+                    "person" => ApprovalBy::Person,
+                    "agent" => ApprovalBy::Agent,
+                    other => {
+                        return self.err(
+                            start,
+                            format!(
+                                "unknown approval `{other}` for the gate of tool `{tool}`; expected `person` (a person approves, the default) or `agent` (the agent relays a challenge; not person-verified)"
+                            ),
+                        );
+                    }
+                }
+            }
+        };
         let not_for = |field: &str, start: usize| {
             self.err::<GateSpec>(
                 start,
@@ -328,6 +361,7 @@ impl Validator<'_> {
                 Ok(GateSpec::Approval {
                     target_arg,
                     protect,
+                    approval,
                 })
             }
             "evidence" => {
@@ -373,6 +407,7 @@ impl Validator<'_> {
                     failure_field,
                     evidence_tools,
                     protect,
+                    approval,
                 })
             }
             other => self.err(

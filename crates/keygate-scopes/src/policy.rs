@@ -18,6 +18,38 @@ pub const ADMIN_SCOPE: &str = "keys:admin";
 /// The catalogue description of [`ADMIN_SCOPE`].
 pub const ADMIN_SCOPE_DESCRIPTION: &str = "Manage API keys and projects (owners only)";
 
+/// The built-in scope a person's user key needs to approve or deny an agent's gated
+/// call (`approval = "person"` gates). Like [`ADMIN_SCOPE`] it is always in the
+/// catalogue, an owner may grant it, and no tool or method ever requires it.
+pub const APPROVE_SCOPE: &str = "gates:approve";
+
+/// The catalogue description of [`APPROVE_SCOPE`].
+pub const APPROVE_SCOPE_DESCRIPTION: &str =
+    "Approve or deny an agent's gated calls (a person's own user key)";
+
+/// Who approves a gated call (`approval = "person" | "agent"` in a gate).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ApprovalBy {
+    /// `"person"` (the default): a person approves through a channel the calling agent
+    /// cannot answer by itself (the approval page, signed in with their own key).
+    #[default]
+    Person,
+    /// `"agent"`: the agent relays a one-time challenge back. Not person-verified: the
+    /// platform accepts the agent's word that its person agreed.
+    Agent,
+}
+
+impl ApprovalBy {
+    /// `person` or `agent`, as written in the policy file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Person => "person",
+            Self::Agent => "agent",
+        }
+    }
+}
+
 /// The method families `[methods]` maps to scopes: every method `<family>/…` is
 /// allowed with the family's scopes, unless the method has an entry of its own.
 pub const METHOD_FAMILIES: [&str; 3] = ["resources", "prompts", "completion"];
@@ -182,6 +214,8 @@ pub enum GateSpec {
         /// Targets that are never allowed (compared in their [`fold_name`] form),
         /// such as the gateway's own service.
         protect: Protected,
+        /// Who approves a call: a person (default) or the agent's relayed challenge.
+        approval: ApprovalBy,
     },
     /// `kind = "evidence"`: when the target has failure history, the evidence tools
     /// must have been read for it in the session before a challenge is offered;
@@ -197,15 +231,19 @@ pub enum GateSpec {
         evidence_tools: Vec<String>,
         /// Targets that are never allowed, as for approval gates.
         protect: Protected,
+        /// Who approves a call once the evidence is read, as for approval gates.
+        approval: ApprovalBy,
     },
 }
 
 impl GateSpec {
-    /// An approval gate on `target_arg`, never allowing the targets in `protect`.
+    /// An approval gate on `target_arg`, never allowing the targets in `protect`,
+    /// approved by a person (see [`GateSpec::with_approval_by`]).
     pub fn approval(target_arg: impl Into<String>, protect: Vec<String>) -> Self {
         Self::Approval {
             target_arg: target_arg.into(),
             protect: Protected::new(protect),
+            approval: ApprovalBy::Person,
         }
     }
 
@@ -223,6 +261,23 @@ impl GateSpec {
             failure_field: failure_field.into(),
             evidence_tools,
             protect: Protected::default(),
+            approval: ApprovalBy::Person,
+        }
+    }
+
+    /// The same gate, approved by `by` instead.
+    #[must_use]
+    pub fn with_approval_by(mut self, by: ApprovalBy) -> Self {
+        match &mut self {
+            Self::Approval { approval, .. } | Self::Evidence { approval, .. } => *approval = by,
+        }
+        self
+    }
+
+    /// Who approves a call of the gate.
+    pub fn approval_by(&self) -> ApprovalBy {
+        match self {
+            Self::Approval { approval, .. } | Self::Evidence { approval, .. } => *approval,
         }
     }
 
@@ -313,7 +368,7 @@ impl Policy {
     }
 
     /// The scope catalogue as `(name, description)`, sorted by name, [`ADMIN_SCOPE`]
-    /// included.
+    /// and [`APPROVE_SCOPE`] included.
     pub fn scopes(&self) -> impl Iterator<Item = (&str, &str)> {
         self.scopes.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
@@ -323,8 +378,8 @@ impl Policy {
         self.scopes.get(name).map(String::as_str)
     }
 
-    /// Every scope of the catalogue, sorted, [`ADMIN_SCOPE`] included: what a
-    /// bootstrapped owner key receives.
+    /// Every scope of the catalogue, sorted, [`ADMIN_SCOPE`] and [`APPROVE_SCOPE`]
+    /// included: what a bootstrapped owner key receives.
     pub fn all_scopes(&self) -> Vec<String> {
         self.scopes.keys().cloned().collect()
     }

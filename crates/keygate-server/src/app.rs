@@ -26,7 +26,7 @@ use crate::metrics::{Metrics, TimedVerifier};
 use crate::serve::Transport;
 use crate::state::{AppState, Shared};
 use crate::upstream::Upstream;
-use crate::{admin, mcp, page};
+use crate::{admin, approvals, mcp, page};
 
 /// The default of [`Config::max_body`], the largest MCP request body: 4 MiB, what
 /// the official SDKs' servers accept.
@@ -165,7 +165,20 @@ impl App {
             .map_err(ServerError::Limits)?;
         let ttl = time::Duration::try_from(config.challenge_ttl)
             .map_err(|_| ServerError::Config("the challenge lifetime is too long".to_owned()))?;
-        let gates = Gates::new(gate_store, Arc::new(SystemClock)).with_challenge_ttl(ttl);
+        let approval_ttl = time::Duration::try_from(config.approval_ttl)
+            .ok()
+            .filter(|t| t.is_positive())
+            .ok_or_else(|| {
+                ServerError::Config(
+                    "the approval lifetime must be above zero and not too long".to_owned(),
+                )
+            })?;
+        let mut gates = Gates::new(gate_store, Arc::new(SystemClock))
+            .with_challenge_ttl(ttl)
+            .with_approval_ttl(approval_ttl);
+        if let Some(url) = &config.public_url {
+            gates = gates.with_public_url(url.as_str());
+        }
         let metrics = Metrics::new();
         let verifier: Arc<dyn Verifier> = Arc::new(TimedVerifier {
             inner: verifier,
@@ -297,6 +310,10 @@ fn router(
             post(admin::create_project).get(admin::list_projects),
         )
         .route("/api/v1/audit", get(admin::list_audit))
+        .route("/api/v1/approvals", get(approvals::list))
+        .route("/api/v1/approvals/{id}", get(approvals::get))
+        .route("/api/v1/approvals/{id}/approve", post(approvals::approve))
+        .route("/api/v1/approvals/{id}/deny", post(approvals::deny))
         .route_layer(middleware::from_fn_with_state(state.clone(), rate_limited))
         .layer(DefaultBodyLimit::max(ADMIN_BODY_LIMIT))
         .layer(timeout);
@@ -365,9 +382,19 @@ fn route_label(path: &str, method: &Method) -> &'static str {
         "/api/v1/keys" => "keys_list",
         "/api/v1/projects" => "projects",
         "/api/v1/audit" => "audit",
+        "/api/v1/approvals" => "approvals_list",
         "/healthz" => "healthz",
         "/metrics" => "metrics",
         "/settings/api" | "/settings/api/app.js" | "/settings/api/app.css" => "settings",
+        _ if path.starts_with("/approvals/") => "settings",
+        _ if let Some(rest) = path.strip_prefix("/api/v1/approvals/") => {
+            match rest.split_once('/') {
+                None if !rest.is_empty() => "approvals_get",
+                Some((id, "approve")) if !id.is_empty() => "approvals_approve",
+                Some((id, "deny")) if !id.is_empty() => "approvals_deny",
+                _ => "other",
+            }
+        }
         _ => match path
             .strip_prefix("/api/v1/keys/")
             .map(|rest| rest.split_once('/'))
@@ -512,6 +539,13 @@ mod tests {
             ("/settings/api", &get, "settings"),
             ("/settings/api/app.js", &get, "settings"),
             ("/settings/nope", &get, "other"),
+            ("/approvals/abc", &get, "settings"),
+            ("/api/v1/approvals", &get, "approvals_list"),
+            ("/api/v1/approvals/abc", &get, "approvals_get"),
+            ("/api/v1/approvals/abc/approve", &post, "approvals_approve"),
+            ("/api/v1/approvals/abc/deny", &post, "approvals_deny"),
+            ("/api/v1/approvals//deny", &post, "other"),
+            ("/api/v1/approvals/abc/x", &post, "other"),
             ("/", &get, "other"),
         ] {
             assert_eq!(route_label(path, method), label, "{method} {path}");

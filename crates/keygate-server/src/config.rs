@@ -143,6 +143,9 @@ pub struct Config {
     pub request_timeout: Duration,
     /// How long a confirmation challenge lives. Default 300 s.
     pub challenge_ttl: Duration,
+    /// How long a person approval lives, from the agent's call that asked for it to
+    /// the retry that uses it (`--approval-ttl`). Default 300 s.
+    pub approval_ttl: Duration,
     /// How long a client may take to send a request's headers, counted from the moment
     /// the connection is ready to read them (accepted, or idle after an answer): a
     /// connection whose headers have not all arrived by then is closed, so a client
@@ -231,6 +234,7 @@ impl Config {
             upstream_timeout: Duration::from_secs(300),
             request_timeout: Duration::from_secs(30),
             challenge_ttl: Duration::from_secs(300),
+            approval_ttl: Duration::from_secs(300),
             header_timeout: Duration::from_secs(30),
             max_connections: default_max_connections(),
             auth_failure_rate: NonZeroU32::new(60),

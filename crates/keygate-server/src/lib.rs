@@ -3,7 +3,8 @@
 //! Composes the keygate crates into the axum application that `keygated` serves: the
 //! owner admin API for keys and projects, token introspection, the MCP gateway that
 //! puts authentication, policy, rate limits and confirmation gates in front of a tool
-//! server, the Settings → API & MCP page, health and Prometheus metrics. It never
+//! server, the approvals API a person decides an agent's gated calls with, the
+//! Settings → API & MCP page, health and Prometheus metrics. It never
 //! prints or exits: the binary owns configuration parsing, logging and exit codes.
 //!
 //! - [`Config`] / [`Upstream`]: what to serve, as values.
@@ -39,6 +40,7 @@
 mod admin;
 mod answers;
 mod app;
+mod approvals;
 mod config;
 mod error;
 mod mcp;

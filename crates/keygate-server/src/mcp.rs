@@ -375,7 +375,8 @@ impl Call<'_> {
                 self.session(),
                 name,
                 args,
-            );
+            )
+            .with_caller(crate::approvals::caller(self.principal));
             // Protected and unreadable targets are refused without asking the upstream.
             let history = if state.gates.needs_history(spec, &call) {
                 match self.failure_history(spec, tool.project_arg(), args).await {

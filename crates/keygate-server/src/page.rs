@@ -35,8 +35,7 @@ fn page(content_type: &'static str, body: &'static str) -> Response {
 }
 
 /// `GET /settings/api`, `/settings/api/app.js`, `/settings/api/app.css`, and
-/// `GET /approvals/{id}`: the same page, which reads the id from its path and opens that
-/// approval once the person has signed in with their own key.
+/// `/approvals/{id}` (the same page; its script reads the approval id from the path).
 pub(crate) fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
         .route(

@@ -51,7 +51,7 @@ async fn first_call_gets_a_challenge_then_the_confirmed_call_passes_once() {
     let ok = f.decide(&spec, &confirmed).await;
     assert!(ok.is_allowed());
     assert_eq!(ok.outcome(), &Outcome::Allow { confirmed: true });
-    assert_eq!(ok.audit_action(), "gate.confirmed");
+    assert_eq!(ok.audit_action(), "gate.approved");
     assert_eq!(ok.to_tool_result(), None);
 
     let again = f.decide(&spec, &confirmed).await;
@@ -150,7 +150,8 @@ async fn a_challenge_is_bound_to_session_key_tool_target_and_arguments() {
 #[tokio::test]
 async fn a_challenge_confirms_only_the_arguments_it_was_issued_for() {
     let f = fixture();
-    let spec = GateSpec::approval("service", vec![]);
+    let spec =
+        GateSpec::approval("service", vec![]).with_approval_by(keygate_scopes::ApprovalBy::Agent);
     let tool = "service.replace";
     let a = json!({"service": "worker", "image": "shop/worker:A"});
     let first = f

@@ -3,6 +3,7 @@
 
 mod approval;
 mod evidence;
+mod person;
 mod prop;
 mod render;
 mod util;

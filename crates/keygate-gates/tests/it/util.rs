@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use keygate_gates::{Decision, GateCall, Gates, ManualClock, MemoryGateStore, Outcome};
-use keygate_scopes::GateSpec;
+use keygate_scopes::{ApprovalBy, GateSpec};
 use time::macros::datetime;
 
 pub(crate) struct Fixture {
@@ -24,7 +24,14 @@ pub(crate) fn fixture() -> Fixture {
     Fixture { gates, clock }
 }
 
+/// The delete gate with the agent-relayed challenge (`approval = "agent"`), whose
+/// mechanics most of these tests check.
 pub(crate) fn delete_gate() -> GateSpec {
+    GateSpec::approval("service", vec!["keygate".to_owned()]).with_approval_by(ApprovalBy::Agent)
+}
+
+/// The delete gate approved by a person (the default).
+pub(crate) fn person_delete_gate() -> GateSpec {
     GateSpec::approval("service", vec!["keygate".to_owned()])
 }
 
@@ -42,6 +49,7 @@ pub(crate) fn replace_gate() -> GateSpec {
         EVIDENCE.iter().map(|s| (*s).to_owned()).collect(),
     )
     .with_protect(vec!["keygate".to_owned()])
+    .with_approval_by(ApprovalBy::Agent)
 }
 
 /// The challenge of a `CONFIRMATION_REQUIRED` decision.

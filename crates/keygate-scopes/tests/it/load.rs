@@ -1,6 +1,6 @@
 //! Loading and validating policy files.
 
-use keygate_scopes::{ADMIN_SCOPE, GateSpec, Policy, PolicyError};
+use keygate_scopes::{ADMIN_SCOPE, APPROVE_SCOPE, ApprovalBy, GateSpec, Policy, PolicyError};
 
 use crate::util::{POLICY, policy};
 
@@ -60,8 +60,9 @@ fn example_policy_loads_with_every_field() {
 fn catalogue_is_sorted_and_includes_the_admin_scope() {
     let p = policy();
     let scopes: Vec<(&str, &str)> = p.scopes().collect();
-    assert_eq!(scopes.len(), 7);
+    assert_eq!(scopes.len(), 8);
     assert!(scopes.windows(2).all(|w| w[0].0 < w[1].0));
+    assert!(p.scope(APPROVE_SCOPE).is_some());
     assert_eq!(
         p.scope(ADMIN_SCOPE),
         Some("Manage API keys and projects (owners only)")
@@ -69,15 +70,16 @@ fn catalogue_is_sorted_and_includes_the_admin_scope() {
     assert_eq!(p.scope("invoices:read"), Some("List invoices"));
     assert_eq!(p.scope("nope"), None);
     let all = p.all_scopes();
-    assert_eq!(all.len(), 7);
+    assert_eq!(all.len(), 8);
     assert!(all.iter().any(|s| s == ADMIN_SCOPE));
+    assert!(all.iter().any(|s| s == APPROVE_SCOPE));
     assert!(all.iter().any(|s| s == "services:write"));
 }
 
 #[test]
-fn empty_policy_has_only_the_admin_scope() {
+fn empty_policy_has_only_the_built_in_scopes() {
     let p = Policy::from_toml_str("").expect("empty is valid");
-    assert_eq!(p.all_scopes(), [ADMIN_SCOPE]);
+    assert_eq!(p.all_scopes(), [APPROVE_SCOPE, ADMIN_SCOPE]);
     assert_eq!(p.tools().count(), 0);
 }
 
@@ -178,6 +180,72 @@ fn admin_scope_is_built_in_and_never_required() {
     let msg = invalid(&with_scopes("[tools.\"t\"]\nscopes = [\"keys:admin\"]\n"));
     assert!(msg.starts_with("line 5, column 11: "), "{msg}");
     assert!(msg.contains("never required by a tool"), "{msg}");
+}
+
+#[test]
+fn approve_scope_is_built_in_and_never_required() {
+    let msg = invalid("[scopes]\n\"gates:approve\" = \"mine\"\n");
+    assert_eq!(
+        msg,
+        "line 2, column 19: scope `gates:approve` is built in; remove it from [scopes]"
+    );
+    let msg = invalid(&with_scopes(
+        "[tools.\"t\"]\nscopes = [\"gates:approve\"]\n",
+    ));
+    assert_eq!(
+        msg,
+        "line 5, column 11: tool `t` requires `gates:approve`, which is reserved for a person approving gated calls and is never required by a tool"
+    );
+    let msg = invalid(&with_scopes("[methods]\nprompts = [\"gates:approve\"]\n"));
+    assert!(msg.contains("never required by a method"), "{msg}");
+}
+
+#[test]
+fn gates_are_approved_by_a_person_unless_they_say_agent() {
+    let gate = |extra: &str| {
+        let src = with_scopes(&format!(
+            "[tools.\"d\"]\nscopes = []\nmutating = true\ngate = {{ kind = \"approval\", target_arg = \"service\"{extra} }}\n"
+        ));
+        Policy::from_toml_str(&src).map(|p| {
+            p.tool("d")
+                .and_then(|t| t.gate())
+                .map(GateSpec::approval_by)
+        })
+    };
+    assert_eq!(gate("").expect("valid"), Some(ApprovalBy::Person));
+    assert_eq!(
+        gate(", approval = \"person\"").expect("valid"),
+        Some(ApprovalBy::Person)
+    );
+    assert_eq!(
+        gate(", approval = \"agent\"").expect("valid"),
+        Some(ApprovalBy::Agent)
+    );
+    let msg = gate(", approval = \"robot\"")
+        .expect_err("invalid")
+        .to_string();
+    assert_eq!(
+        msg,
+        "line 7, column 64: unknown approval `robot` for the gate of tool `d`; expected `person` (a person approves, the default) or `agent` (the agent relays a challenge; not person-verified)"
+    );
+    let src = with_scopes(
+        "[tools.\"st\"]\nscopes = []\n[tools.\"r\"]\nscopes = []\nmutating = true\ngate = { kind = \"evidence\", target_arg = \"service\", status_tool = \"st\", failure_field = \"f\", evidence_tools = [\"st\"], approval = \"agent\" }\n",
+    );
+    let p = Policy::from_toml_str(&src).expect("valid");
+    assert_eq!(
+        p.tool("r")
+            .and_then(|t| t.gate())
+            .map(GateSpec::approval_by),
+        Some(ApprovalBy::Agent)
+    );
+    assert_eq!(ApprovalBy::Agent.as_str(), "agent");
+    assert_eq!(ApprovalBy::default(), ApprovalBy::Person);
+    assert_eq!(
+        GateSpec::approval("service", vec![])
+            .with_approval_by(ApprovalBy::Agent)
+            .approval_by(),
+        ApprovalBy::Agent
+    );
 }
 
 #[test]

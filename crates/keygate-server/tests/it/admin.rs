@@ -456,10 +456,11 @@ async fn introspection_and_catalogue() {
     let c = h.get("/api/v1/scopes", &reader).await;
     let scopes = c.body["scopes"].as_array().unwrap();
     assert!(scopes.iter().any(|s| s["name"] == "keys:admin"));
+    assert!(scopes.iter().any(|s| s["name"] == "gates:approve"));
     assert!(
         scopes
             .iter()
             .all(|s| s["description"].as_str().is_some_and(|d| !d.is_empty()))
     );
-    assert_eq!(scopes.len(), 7);
+    assert_eq!(scopes.len(), 8);
 }

@@ -118,7 +118,7 @@ async fn policy_denials_are_403() {
 
 #[tokio::test]
 async fn delete_needs_a_challenge_from_the_same_session() {
-    let h = demo().await;
+    let h = crate::util::demo_agent().await;
     let key = h.tenant_key(&["services:write", "services:read"]).await;
     let (s1, s2) = (h.session(&key).await, h.session(&key).await);
     let first = h
@@ -256,7 +256,7 @@ async fn delete_needs_a_challenge_from_the_same_session() {
     for a in [
         "gate.confirmation_required",
         "gate.confirmation_invalid",
-        "gate.confirmed",
+        "gate.approved",
         "gate.self_service_blocked",
     ] {
         assert!(actions.contains(&a), "{a} not in {actions:?}");
@@ -274,7 +274,7 @@ async fn delete_needs_a_challenge_from_the_same_session() {
 
 #[tokio::test]
 async fn replace_of_a_failed_service_needs_evidence_then_confirmation() {
-    let h = demo().await;
+    let h = crate::util::demo_agent().await;
     let key = h.tenant_key(&["services:write", "services:read"]).await;
     let (s1, other) = (h.session(&key).await, h.session(&key).await);
     let replace = json!({"service": "worker", "image": "shop/worker:2.3.1"});
@@ -560,7 +560,8 @@ async fn http_gateway_with(url: String, timeout: Duration, policy_toml: &str) ->
 #[tokio::test]
 async fn forwarding_strips_confirm_and_authorization_and_sets_identity() {
     let (base, seen) = upstream().await;
-    let h = http_gateway(format!("{base}/mcp"), Duration::from_secs(10)).await;
+    let policy = crate::util::agent_policy();
+    let h = http_gateway_with(format!("{base}/mcp"), Duration::from_secs(10), &policy).await;
     let s9 = h.session(&h.owner).await;
     let first = h
         .tool(
@@ -682,6 +683,7 @@ async fn session_ids_must_be_one_header_of_1_to_128_visible_ascii_characters() {
     // Every refusal below spends the owner's budget: make it large.
     let mut config = Config::new(Upstream::in_process(Platform::new()));
     config.key_rate = std::num::NonZeroU32::new(10_000).unwrap();
+    let (config, _dir) = crate::util::with_agent_policy(config);
     let gates = Arc::new(keygate_gates::MemoryGateStore::new());
     let h = crate::util::demo_with_gates(config, gates.clone()).await;
     let delete = json!({"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"service.delete","arguments":{"service":"api"}}});

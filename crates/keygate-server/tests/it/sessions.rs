@@ -477,6 +477,44 @@ impl GateStore for BrokenSessions {
     async fn end_session(&self, _: &str, _: &str) -> Result<bool, GateError> {
         Err(broken())
     }
+    async fn put_approval(&self, a: &keygate_gates::Approval) -> Result<(), GateError> {
+        self.0.put_approval(a).await
+    }
+    async fn get_approval(&self, id: &str) -> Result<Option<keygate_gates::Approval>, GateError> {
+        self.0.get_approval(id).await
+    }
+    async fn pending_approvals(
+        &self,
+        tenant: &str,
+        now: OffsetDateTime,
+    ) -> Result<Vec<keygate_gates::Approval>, GateError> {
+        self.0.pending_approvals(tenant, now).await
+    }
+    async fn count_pending_approvals(
+        &self,
+        key: &str,
+        now: OffsetDateTime,
+    ) -> Result<u64, GateError> {
+        self.0.count_pending_approvals(key, now).await
+    }
+    async fn claim_approval(
+        &self,
+        key: &str,
+        tool: &str,
+        target: &str,
+        args: &[u8; 32],
+        now: OffsetDateTime,
+    ) -> Result<keygate_gates::Claimed, GateError> {
+        self.0.claim_approval(key, tool, target, args, now).await
+    }
+    async fn decide_approval(
+        &self,
+        id: &str,
+        status: keygate_gates::ApprovalStatus,
+        by: &keygate_gates::DecidedBy,
+    ) -> Result<Option<keygate_gates::Approval>, GateError> {
+        self.0.decide_approval(id, status, by).await
+    }
     async fn purge(&self, now: OffsetDateTime, before: OffsetDateTime) -> Result<u64, GateError> {
         self.0.purge(now, before).await
     }

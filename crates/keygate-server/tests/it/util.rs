@@ -31,6 +31,33 @@ pub(crate) async fn demo() -> Harness {
     demo_with(Config::new(Upstream::in_process(Platform::new()))).await
 }
 
+/// The demo policy with the agent-relayed challenge (`approval = "agent"`) on its gates,
+/// for the tests of the challenge's mechanics.
+pub(crate) fn agent_policy() -> String {
+    let policy = keygate_demo::POLICY_TOML.replace("approval = \"person\"", "approval = \"agent\"");
+    assert_ne!(
+        policy,
+        keygate_demo::POLICY_TOML,
+        "the demo gates name their approval"
+    );
+    policy
+}
+
+/// `config` with [`agent_policy`] as its policy file (in the returned directory).
+pub(crate) fn with_agent_policy(mut config: Config) -> (Config, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("policy.toml");
+    std::fs::write(&path, agent_policy()).unwrap();
+    config.policy = Some(path);
+    (config, dir)
+}
+
+/// The demo with the agent-relayed challenge on its gates ([`agent_policy`]).
+pub(crate) async fn demo_agent() -> Harness {
+    let (config, _dir) = with_agent_policy(Config::new(Upstream::in_process(Platform::new())));
+    demo_with(config).await
+}
+
 pub(crate) async fn demo_with(config: Config) -> Harness {
     demo_with_gates(config, Arc::new(keygate_gates::MemoryGateStore::new())).await
 }
