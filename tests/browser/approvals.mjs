@@ -307,10 +307,27 @@ async function run(browser) {
   expect(denied.status === 200 && denied.body.status === "denied", `the denied approval reads ${JSON.stringify(denied.body)}`);
   log("denied the other call from the page");
 
+  // A call that arrives while the page is open shows up on Refresh; decided elsewhere
+  // (here: denied through the API) in the meantime, approving it says it is closed.
+  const late = await mustNeedApproval(agent, { service: "worker" });
+  await page.click("#approvals-refresh");
+  const lateCard = card(late.approval_id);
+  await page.waitForSelector(`${lateCard}[data-status="pending"]`);
+  const elsewhere = await call("POST", `/api/v1/approvals/${encodeURIComponent(late.approval_id)}/deny`, ownerKey);
+  expect(elsewhere.status === 200, `denying through the API: expected 200, got ${elsewhere.status}`);
+  await page.fill(`${lateCard} [data-testid="approval-confirm"]`, "worker");
+  await page.click(`${lateCard} [data-testid="approve-button"]`);
+  await page.waitForSelector(`${lateCard} [data-testid="approval-error"]:not([hidden])`);
+  const closed = await text(page, `${lateCard} [data-testid="approval-error"]`);
+  expect(closed.startsWith("This approval is closed"), `approving a call denied elsewhere shows "${closed}"`);
+  log("a call that arrived later appears on Refresh; approving it after it was denied elsewhere says it is closed");
+
   // 4. The agent's identical retry runs once.
   const retry = await agent.tool("service.delete", { service: "web" });
   expect(!retry.isError, `the identical retry after approval failed: ${JSON.stringify(retry)}`);
-  expect(!(await serviceNames(agent)).includes("web"), "web is still listed after the approved delete");
+  const left = await serviceNames(agent);
+  expect(!left.includes("web"), "web is still listed after the approved delete");
+  expect(left.includes("worker"), "worker was deleted although its approval was denied");
   const used = await call("GET", `/api/v1/approvals/${encodeURIComponent(id)}`, ownerKey);
   expect(used.status === 200 && used.body.status === "used", `after the retry the approval reads ${JSON.stringify(used.body)}`);
   log("the agent's identical retry deleted web and spent the approval");
