@@ -287,6 +287,9 @@ pub struct ServerOptions {
     pub env: Vec<(String, String)>,
     /// Run the server under this open-file limit (`ulimit -n`, soft and hard).
     pub max_open_files: Option<u32>,
+    /// With `--demo`: the demo policy with its gates set to the agent-relayed challenge
+    /// (`approval = "agent"`), for the tests of the challenge's mechanics.
+    pub agent_gates: bool,
 }
 
 impl ServerOptions {
@@ -296,6 +299,14 @@ impl ServerOptions {
             demo: true,
             ..Self::default()
         }
+    }
+
+    /// The demo policy with `approval = "agent"` on its gates (see
+    /// [`ServerOptions::agent_gates`]).
+    #[must_use]
+    pub fn agent_gates(mut self) -> Self {
+        self.agent_gates = true;
+        self
     }
 
     /// Uses this database URL.
@@ -341,6 +352,7 @@ pub struct Server {
     /// The SQLite file, when the harness made one.
     pub sqlite_path: Option<PathBuf>,
     _dir: Option<tempfile::TempDir>,
+    _policy_dir: Option<tempfile::TempDir>,
 }
 
 impl Server {
@@ -380,6 +392,18 @@ impl Server {
         if options.demo {
             cmd.arg("--demo");
         }
+        let policy_dir = options.agent_gates.then(|| {
+            let demo =
+                std::fs::read_to_string(workspace_dir().join("crates/keygate-demo/policy.toml"))
+                    .expect("the demo policy");
+            let agent = demo.replace("approval = \"person\"", "approval = \"agent\"");
+            assert_ne!(agent, demo, "the demo gates name their approval");
+            let dir = tempfile::tempdir().expect("a temporary directory");
+            let path = dir.path().join("policy.toml");
+            std::fs::write(&path, agent).expect("the policy is written");
+            cmd.arg("--policy").arg(&path);
+            dir
+        });
         cmd.args(&options.args);
         cmd.env(
             "KEYGATE_LOG",
@@ -398,6 +422,7 @@ impl Server {
             database,
             sqlite_path,
             _dir: dir,
+            _policy_dir: policy_dir,
         };
         server.wait_healthy();
         server

@@ -1,7 +1,17 @@
 //! The confirmation gates through the MCP gateway of the real server.
+//!
+//! Most tests here check the agent-relayed challenge's mechanics, on the demo policy
+//! with `approval = "agent"` ([`agent_demo`]); the demo's own policy asks a person
+//! (last test).
 
-use keygate_e2e::{Answer, Mcp, Server};
+use keygate_e2e::{Answer, Mcp, Server, ServerOptions};
 use serde_json::{Value, json};
+
+/// `keygated --demo` with the demo policy's gates set to the agent-relayed challenge
+/// (`approval = "agent"`).
+fn agent_demo(args: &[&str]) -> Server {
+    Server::start(ServerOptions::demo().agent_gates().args(args))
+}
 
 fn structured(a: &Answer) -> &Value {
     &a.json["result"]["structuredContent"]
@@ -41,7 +51,7 @@ async fn session(server: &Server, key: &str) -> Mcp {
 
 #[tokio::test]
 async fn delete_needs_a_challenge_from_the_same_session_and_the_exact_name() {
-    let server = Server::demo();
+    let server = agent_demo(&[]);
     let owner = server.owner_key();
     let mut one = session(&server, &owner).await;
     let mut two = session(&server, &owner).await;
@@ -115,7 +125,7 @@ async fn delete_needs_a_challenge_from_the_same_session_and_the_exact_name() {
     for action in [
         "gate.confirmation_required",
         "gate.confirmation_invalid",
-        "gate.confirmed",
+        "gate.approved",
     ] {
         assert!(audit.text.contains(action), "audit lacks {action}");
     }
@@ -127,7 +137,7 @@ async fn delete_needs_a_challenge_from_the_same_session_and_the_exact_name() {
 
 #[tokio::test]
 async fn the_gateway_never_deletes_its_own_service() {
-    let server = Server::demo();
+    let server = agent_demo(&[]);
     let mut mcp = session(&server, &server.owner_key()).await;
     for name in ["keygate", "KeyGate"] {
         let a = mcp.call("service.delete", json!({"service": name})).await;
@@ -147,7 +157,7 @@ async fn the_gateway_never_deletes_its_own_service() {
 
 #[tokio::test]
 async fn replacing_a_failed_service_needs_the_evidence_read_first() {
-    let server = Server::demo();
+    let server = agent_demo(&[]);
     let owner = server.owner_key();
     let mut mcp = session(&server, &owner).await;
     let evidence = [
@@ -222,7 +232,7 @@ async fn replacing_a_failed_service_needs_the_evidence_read_first() {
 
 #[tokio::test]
 async fn services_without_failures_and_ordinary_operations_are_never_gated() {
-    let server = Server::demo();
+    let server = agent_demo(&[]);
     let mut mcp = session(&server, &server.owner_key()).await;
     for service in ["web", "api"] {
         let a = mcp
@@ -252,7 +262,7 @@ async fn services_without_failures_and_ordinary_operations_are_never_gated() {
 
 #[tokio::test]
 async fn tools_list_shows_only_what_the_key_may_call() {
-    let server = Server::demo();
+    let server = agent_demo(&[]);
     let owner = server.owner_key();
     let admin = server.api(&owner);
     let (_, reader) = admin
@@ -321,7 +331,7 @@ fn assert_names_arguments(a: &Answer, arguments: &Value, canonical: &str) {
 
 #[tokio::test]
 async fn the_gateway_never_replaces_its_own_service() {
-    let server = Server::demo();
+    let server = agent_demo(&[]);
     let owner = server.owner_key();
     let mut mcp = session(&server, &owner).await;
     let before = image(&mut mcp, "keygate").await;
@@ -357,7 +367,7 @@ async fn the_gateway_never_replaces_its_own_service() {
 #[tokio::test]
 async fn look_alikes_of_the_protected_service_are_blocked() {
     // Many calls in a row: more than the default per-key rate.
-    let server = Server::demo_with(&["--key-rate", "100000", "--tenant-rate", "100000"]);
+    let server = agent_demo(&["--key-rate", "100000", "--tenant-rate", "100000"]);
     let mut mcp = session(&server, &server.owner_key()).await;
     let look_alikes = [
         "keygate\u{200b}",
@@ -438,7 +448,7 @@ async fn replace_challenge(mcp: &mut Mcp, image: &str) -> String {
 
 #[tokio::test]
 async fn a_challenge_confirms_only_the_arguments_it_was_shown_with() {
-    let server = Server::demo();
+    let server = agent_demo(&[]);
     let mut mcp = session(&server, &server.owner_key()).await;
     let before = image(&mut mcp, "worker").await;
     let c = replace_challenge(&mut mcp, "shop/worker:A").await;
@@ -476,7 +486,7 @@ async fn a_challenge_confirms_only_the_arguments_it_was_shown_with() {
 
 #[tokio::test]
 async fn another_key_or_session_cannot_burn_a_challenge() {
-    let server = Server::demo();
+    let server = agent_demo(&[]);
     let owner = server.owner_key();
     let (_, other_key) = server
         .api(&owner)
@@ -524,4 +534,55 @@ async fn another_key_or_session_cannot_burn_a_challenge() {
     assert!(!services(&mut mine).await.contains(&"api".to_owned()));
     let again = mine.call("service.delete", confirm).await;
     assert_reason(&again, "unknown_challenge");
+}
+
+#[tokio::test]
+async fn the_demo_asks_a_person_and_the_identical_retry_runs_once() {
+    let server = Server::demo();
+    let owner = server.owner_key();
+    let (_, agent) = server
+        .api(&owner)
+        .new_key(json!({"name": "agent", "kind": "user", "scopes": ["services:read", "services:write", "gates:approve"]}))
+        .await;
+    let mut mcp = session(&server, &agent).await;
+    let first = mcp.call("service.delete", json!({"service": "web"})).await;
+    assert_gate(&first, "APPROVAL_REQUIRED");
+    let id = structured(&first)["approval_id"]
+        .as_str()
+        .expect("an approval id")
+        .to_owned();
+    assert_eq!(
+        structured(&first)["approval_url"],
+        json!(format!("/approvals/{id}"))
+    );
+    let made_up = mcp
+        .call(
+            "service.delete",
+            json!({"service": "web", "confirm": {"challenge": id, "target": "web"}}),
+        )
+        .await;
+    assert_gate(&made_up, "APPROVAL_REQUIRED");
+    let itself = server
+        .api(&agent)
+        .post(
+            &format!("/api/v1/approvals/{id}/approve"),
+            &json!({"target": "web"}),
+        )
+        .await;
+    assert_eq!(itself.status, 403, "{}", itself.text);
+    assert!(services(&mut mcp).await.contains(&"web".to_owned()));
+
+    let ok = server
+        .api(&owner)
+        .post(
+            &format!("/api/v1/approvals/{id}/approve"),
+            &json!({"target": "web"}),
+        )
+        .await;
+    assert_eq!(ok.status, 200, "{}", ok.text);
+    let ran = mcp.call("service.delete", json!({"service": "web"})).await;
+    assert!(!ran.is_tool_error(), "{}", ran.text);
+    assert!(!services(&mut mcp).await.contains(&"web".to_owned()));
+    let again = mcp.call("service.delete", json!({"service": "web"})).await;
+    assert_gate(&again, "APPROVAL_REQUIRED");
 }

@@ -50,8 +50,11 @@ async fn no_raw_key_in_logs_metrics_error_bodies_or_the_database() {
     let dir = tempfile::tempdir().unwrap();
     let db_path = dir.path().join("keygate.db");
     let url = format!("sqlite://{}", db_path.display());
+    // With the agent-relayed challenge: a challenge is one of the secrets that must
+    // never reach a log.
     let mut server = Server::start(
         ServerOptions::demo()
+            .agent_gates()
             .database(&url)
             .env("KEYGATE_LOG", "trace"),
     );

@@ -119,7 +119,12 @@ async fn with_sessions(
 
 #[tokio::test]
 async fn session_ids_are_one_header_of_1_to_128_visible_ascii_characters() {
-    let server = Server::demo_with(&["--key-rate", "1000"]);
+    // The challenge's mechanics: the demo policy with `approval = "agent"`.
+    let server = Server::start(
+        ServerOptions::demo()
+            .agent_gates()
+            .args(&["--key-rate", "1000"]),
+    );
     let owner = server.owner_key();
     let delete = json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"service.delete","arguments":{"service":"api"}}});
     let big = "s".repeat(300_000);

@@ -7,9 +7,9 @@ use serde_json::json;
 /// Two demo gateways on one fresh schema, and the demo owner key.
 async fn two_instances(admin_url: &str) -> (PgSchema, Server, Server, String) {
     let schema = PgSchema::create(admin_url, "kg_e2e").await;
-    let first = Server::start(ServerOptions::demo().database(&schema.url));
+    let first = Server::start(ServerOptions::demo().agent_gates().database(&schema.url));
     let owner = first.owner_key();
-    let second = Server::start(ServerOptions::demo().database(&schema.url));
+    let second = Server::start(ServerOptions::demo().agent_gates().database(&schema.url));
     // The database is no longer empty: the second prints no key.
     std::thread::sleep(std::time::Duration::from_millis(100));
     assert_eq!(second.stdout(), "", "the owner key is printed once");

@@ -126,6 +126,10 @@ struct Args {
     /// Behind a proxy every client shares the proxy's address [default: 60].
     #[arg(long, env = "KEYGATE_AUTH_FAILURE_RATE", value_name = "N")]
     auth_failure_rate: Option<u32>,
+    /// Seconds (or a duration such as 10m) a person approval lives, from the agent's
+    /// call that asks for it to the identical retry that uses it [default: 300].
+    #[arg(long, env = "KEYGATE_APPROVAL_TTL", value_name = "SECONDS")]
+    approval_ttl: Option<Timeout>,
 }
 
 /// A file value, parsed with the rules of its flag.
@@ -169,7 +173,8 @@ fn resolve(args: Args) -> anyhow::Result<(Config, SocketAddr)> {
         upstream_timeout,
         request_timeout,
         header_timeout,
-        max_connections
+        max_connections,
+        approval_ttl
     );
     config.policy = args.policy.or(file.policy);
     if let Some(max) = args.max_body.or(file.max_body) {

@@ -85,3 +85,28 @@ fn origin_and_body_settings_flag_over_file() {
     std::fs::write(&path, "demo = true\nmax_body = 77\n").expect("the file is written");
     assert_eq!(resolved(&["--config", file]).max_body, 77);
 }
+
+#[test]
+fn approval_ttl_flag_env_or_file_over_default() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("keygate.toml");
+    std::fs::write(&path, "demo = true\napproval-ttl = \"10m\"\n").expect("the file is written");
+    let file = path.to_str().expect("a UTF-8 path");
+    assert_eq!(
+        resolved(&["--config", file]).approval_ttl,
+        Duration::from_secs(600),
+        "from the file"
+    );
+    assert_eq!(
+        resolved(&["--config", file, "--approval-ttl", "90"]).approval_ttl,
+        Duration::from_secs(90),
+        "the flag wins"
+    );
+    assert_eq!(
+        resolved(&["--demo"]).approval_ttl,
+        Duration::from_secs(300),
+        "300 s by default"
+    );
+    let zero = Args::try_parse_from(["keygated", "--demo", "--approval-ttl", "0"]);
+    assert!(zero.is_err(), "a zero lifetime is refused");
+}

@@ -590,8 +590,9 @@ impl Call<'_> {
     }
 }
 
-/// Keeps the tools of a `tools/list` answer that are in `visible`, and shows gated
-/// ones their `confirm` argument.
+/// Keeps the tools of a `tools/list` answer that are in `visible`, and shows the tools
+/// gated with the agent-relayed challenge (`approval = "agent"`) their `confirm`
+/// argument.
 fn filter_tools(
     message: &mut Value,
     visible: &std::collections::HashSet<String>,
@@ -610,12 +611,15 @@ fn filter_tools(
             .is_some_and(|n| visible.contains(n))
     });
     for t in tools.iter_mut() {
-        let gated = t
+        // Only the agent-relayed challenge takes `confirm`; a person gate is approved
+        // on the approval page, and showing the argument would invite made-up ones.
+        let challenged = t
             .get("name")
             .and_then(Value::as_str)
             .and_then(|n| policy.tool(n))
-            .is_some_and(|p| p.gate().is_some());
-        if gated {
+            .and_then(keygate_scopes::ToolPolicy::gate)
+            .is_some_and(|g| g.approval_by() == keygate_scopes::ApprovalBy::Agent);
+        if challenged {
             add_confirm_argument(t);
         }
     }

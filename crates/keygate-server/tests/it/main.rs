@@ -3,6 +3,7 @@
 //! `App::serve` on loopback sockets.
 
 mod admin;
+mod approvals;
 mod errors;
 mod limits;
 mod mcp;

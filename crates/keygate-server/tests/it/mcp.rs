@@ -48,7 +48,11 @@ async fn tools_list_shows_only_callable_tools() {
         .iter()
         .find(|t| t["name"] == "service.delete")
         .unwrap();
-    assert!(delete["inputSchema"]["properties"]["confirm"].is_object());
+    assert!(
+        delete["inputSchema"]["properties"]["confirm"].is_null(),
+        "a person gate takes no confirm: {delete}"
+    );
+    assert!(delete["inputSchema"]["properties"]["service"].is_object());
     let deploy = all.body["result"]["tools"]
         .as_array()
         .unwrap()

@@ -429,8 +429,13 @@ async fn tools_list_answered_as_an_event_stream_stays_one_and_is_filtered() {
                 .iter()
                 .find(|t| t["name"] == "service.delete")
                 .unwrap();
+            // The demo's person gate takes no `confirm`.
             assert!(
-                delete["inputSchema"]["properties"]["confirm"].is_object(),
+                delete["inputSchema"]["properties"]["confirm"].is_null(),
+                "{delete}"
+            );
+            assert!(
+                delete["inputSchema"]["properties"]["service"].is_object(),
                 "{delete}"
             );
         }

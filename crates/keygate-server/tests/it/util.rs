@@ -182,7 +182,7 @@ impl Harness {
     }
 
     /// A key of the harness's tenant created in the store, not through the admin API.
-    async fn stored_key(
+    pub(crate) async fn stored_key(
         &self,
         kind: KeyKind,
         user_id: Option<UserId>,
