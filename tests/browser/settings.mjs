@@ -21,6 +21,8 @@ const HTTP_TIMEOUT_MS = 5_000;
 const OWNER_ROLE_MESSAGE = "You need the owner role to manage API keys";
 const INVALID_KEY_MESSAGE = "This key is not valid (revoked, expired or unknown)";
 const REVEAL_WARNING = "Copy this key now. It cannot be shown again.";
+// Scopes only user keys hold (a tenant key with them is refused).
+const USER_ONLY = ["keys:admin", "gates:approve"];
 const KEY_SHAPE = /^[A-Za-z0-9_]+_(uk|tk)_[A-Za-z0-9]{48}$/;
 
 class Failure extends Error {}
@@ -227,7 +229,7 @@ async function run(browser) {
     els.map((e) => e.value));
   const preselected = await page.$$eval('#create-scopes input[name="scope"]:checked', (els) => els.length);
   expect(preselected === 0, "the create dialog preselects scopes");
-  const chosen = enabled.filter((s) => s !== "keys:admin").slice(0, 2);
+  const chosen = enabled.filter((s) => !USER_ONLY.includes(s)).slice(0, 2);
   expect(chosen.length === 2, `the scope catalogue offers fewer than two scopes for a tenant key: ${enabled}`);
   for (const scope of chosen) await page.check(`#create-scopes input[name="scope"][value="${scope}"]`);
   const name = `browser-test-${Date.now().toString(36)}`;
@@ -278,7 +280,7 @@ async function run(browser) {
 
   // 5. Rotation: replacement shown once, old key revoked from the reveal dialog.
   const scopes = (await call("GET", "/api/v1/scopes", ownerKey)).body?.scopes?.map((s) => s.name) ?? [];
-  const rotScope = scopes.find((s) => s !== "keys:admin");
+  const rotScope = scopes.find((s) => !USER_ONLY.includes(s));
   expect(rotScope, "the scope catalogue has no scope besides keys:admin");
   const toRotate = await call("POST", "/api/v1/keys", ownerKey, {
     name: `${name}-rot`,
