@@ -15,93 +15,23 @@
 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { chromium } from "playwright-core";
+import * as harness from "./harness.mjs";
+import { STEP_TIMEOUT_MS, env, expect, fail, log, reason, text } from "./harness.mjs";
 
 const TOTAL_BUDGET_MS = 55_000;
-const STEP_TIMEOUT_MS = 10_000;
-const HTTP_TIMEOUT_MS = 5_000;
 
 const CANNOT_APPROVE =
   "This key cannot approve: it needs gates:approve and must not be the key that asked.";
 // An agent's argument that would run script if the page ever rendered it as HTML.
 const HOSTILE = '<img src=x onerror="window.__kgXss=1">';
 
-class Failure extends Error {}
-
-function fail(message) {
-  throw new Failure(message);
-}
-
-function expect(condition, message) {
-  if (!condition) fail(message);
-}
-
-function log(message) {
-  process.stderr.write(`  ok: ${message}\n`);
-}
-
-function env(name, fallback) {
-  const value = process.env[name];
-  if (value === undefined || value === "") {
-    if (fallback !== undefined) return fallback;
-    process.stderr.write(`FAIL: environment variable ${name} is not set\n`);
-    process.exit(2);
-  }
-  return value;
-}
-
 const baseUrl = env("KEYGATE_URL").replace(/\/+$/, "");
 const ownerKey = env("KEYGATE_OWNER_KEY");
 const screenshotPath = env("KEYGATE_SCREENSHOT", join(tmpdir(), "keygate-approval-page.png"));
 const chromiumPath = env("KEYGATE_CHROMIUM", "/usr/bin/chromium");
 
-function reason(err) {
-  const cause = err && err.cause ? ` (${err.cause.code || err.cause.message})` : "";
-  return `${err.message}${cause}`;
-}
-
 /** A call to the API from Node (not the page): `{status, headers, body}`. */
-async function call(method, path, key, body, extraHeaders = {}) {
-  const headers = { Accept: "application/json", ...extraHeaders };
-  if (key) headers.Authorization = `Bearer ${key}`;
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  let res;
-  try {
-    res = await fetch(baseUrl + path, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(HTTP_TIMEOUT_MS),
-    });
-  } catch (err) {
-    fail(`${method} ${path}: request failed: ${reason(err)}`);
-  }
-  const text = await res.text();
-  let parsed = null;
-  const sse = (res.headers.get("content-type") || "").startsWith("text/event-stream");
-  if (sse) {
-    // The last JSON-RPC message of the stream.
-    const datas = text
-      .split("\n")
-      .filter((l) => l.startsWith("data:"))
-      .map((l) => {
-        try {
-          return JSON.parse(l.slice(5).trim());
-        } catch {
-          return null;
-        }
-      })
-      .filter((m) => m !== null);
-    parsed = datas.length ? datas[datas.length - 1] : null;
-  } else {
-    try {
-      parsed = text ? JSON.parse(text) : null;
-    } catch {
-      parsed = text;
-    }
-  }
-  return { status: res.status, headers: res.headers, body: parsed };
-}
+const call = (...args) => harness.call(baseUrl, ...args);
 
 /** An MCP client without elicitation (stateful revision), as an agent would be. */
 class Agent {
@@ -159,11 +89,6 @@ async function serviceNames(agent) {
   expect(!result.isError, `service.list failed: ${JSON.stringify(result)}`);
   const services = (result.structuredContent && result.structuredContent.services) || [];
   return services.map((s) => s.name);
-}
-
-async function text(page, selector) {
-  const raw = await page.locator(selector).first().textContent({ timeout: STEP_TIMEOUT_MS });
-  return (raw || "").replace(/\s+/g, " ").trim();
 }
 
 async function signIn(page, key) {
@@ -351,45 +276,4 @@ async function run(browser) {
   await call("POST", `/api/v1/keys/${created.body.id}/revoke`, ownerKey);
 }
 
-async function main() {
-  const deadline = setTimeout(() => {
-    process.stderr.write(`FAIL: the approval test did not finish within ${TOTAL_BUDGET_MS / 1000} s\n`);
-    process.exit(1);
-  }, TOTAL_BUDGET_MS);
-  let browser;
-  try {
-    browser = await chromium.launch({
-      executablePath: chromiumPath,
-      headless: true,
-      timeout: 20_000,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-    });
-  } catch (err) {
-    process.stderr.write(`FAIL: could not start Chromium at ${chromiumPath}: ${err.message}\n`);
-    process.exit(1);
-  }
-  let code = 0;
-  try {
-    await run(browser);
-    process.stderr.write("PASS: approval page\n");
-  } catch (err) {
-    code = 1;
-    const message = err instanceof Failure ? err.message : err.stack || String(err);
-    process.stderr.write(`FAIL: ${message}\n`);
-  } finally {
-    await browser.close().catch(() => {});
-    clearTimeout(deadline);
-  }
-  process.exit(code);
-}
-
-main();
+harness.runInChromium("approval page", chromiumPath, TOTAL_BUDGET_MS, run);
