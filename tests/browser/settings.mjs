@@ -12,86 +12,28 @@
 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { chromium } from "playwright-core";
+import * as harness from "./harness.mjs";
+import { HTTP_TIMEOUT_MS, STEP_TIMEOUT_MS, env, expect, fail, log, reason, text } from "./harness.mjs";
 
 const TOTAL_BUDGET_MS = 55_000;
-const STEP_TIMEOUT_MS = 10_000;
-const HTTP_TIMEOUT_MS = 5_000;
 
 const OWNER_ROLE_MESSAGE = "You need the owner role to manage API keys";
 const INVALID_KEY_MESSAGE = "This key is not valid (revoked, expired or unknown)";
 const REVEAL_WARNING = "Copy this key now. It cannot be shown again.";
+// Scopes only user keys hold (a tenant key with them is refused).
+const USER_ONLY = ["keys:admin", "gates:approve"];
 const KEY_SHAPE = /^[A-Za-z0-9_]+_(uk|tk)_[A-Za-z0-9]{48}$/;
-
-class Failure extends Error {}
-
-function fail(message) {
-  throw new Failure(message);
-}
-
-function expect(condition, message) {
-  if (!condition) fail(message);
-}
-
-function log(message) {
-  process.stderr.write(`  ok: ${message}\n`);
-}
-
-function env(name, fallback) {
-  const value = process.env[name];
-  if (value === undefined || value === "") {
-    if (fallback !== undefined) return fallback;
-    process.stderr.write(`FAIL: environment variable ${name} is not set\n`);
-    process.exit(2);
-  }
-  return value;
-}
 
 const baseUrl = env("KEYGATE_URL").replace(/\/+$/, "");
 const ownerKey = env("KEYGATE_OWNER_KEY");
 const screenshotPath = env("KEYGATE_SCREENSHOT", join(tmpdir(), "keygate-settings.png"));
 const chromiumPath = env("KEYGATE_CHROMIUM", "/usr/bin/chromium");
 
-/** A call to the API from Node (not the page): `{status, body}`. */
-async function call(method, path, key, body) {
-  const headers = { Accept: "application/json" };
-  if (key) headers.Authorization = `Bearer ${key}`;
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  let res;
-  try {
-    res = await fetch(baseUrl + path, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(HTTP_TIMEOUT_MS),
-    });
-  } catch (err) {
-    fail(`${method} ${path}: request failed: ${reason(err)}`);
-  }
-  const text = await res.text();
-  let parsed = null;
-  try {
-    parsed = text ? JSON.parse(text) : null;
-  } catch {
-    parsed = text;
-  }
-  return { status: res.status, body: parsed };
-}
-
-/** A fetch error with its cause (connection refused, timeout, ...). */
-function reason(err) {
-  const cause = err && err.cause ? ` (${err.cause.code || err.cause.message})` : "";
-  return `${err.message}${cause}`;
-}
+/** A call to the API from Node (not the page): `{status, headers, body}`. */
+const call = (...args) => harness.call(baseUrl, ...args);
 
 function sameJson(a, b) {
   return JSON.stringify(a) === JSON.stringify(b);
-}
-
-/** Text of an element, whitespace collapsed. */
-async function text(page, selector) {
-  const raw = await page.locator(selector).first().textContent({ timeout: STEP_TIMEOUT_MS });
-  return (raw || "").replace(/\s+/g, " ").trim();
 }
 
 async function waitOpen(page, id) {
@@ -227,7 +169,7 @@ async function run(browser) {
     els.map((e) => e.value));
   const preselected = await page.$$eval('#create-scopes input[name="scope"]:checked', (els) => els.length);
   expect(preselected === 0, "the create dialog preselects scopes");
-  const chosen = enabled.filter((s) => s !== "keys:admin").slice(0, 2);
+  const chosen = enabled.filter((s) => !USER_ONLY.includes(s)).slice(0, 2);
   expect(chosen.length === 2, `the scope catalogue offers fewer than two scopes for a tenant key: ${enabled}`);
   for (const scope of chosen) await page.check(`#create-scopes input[name="scope"][value="${scope}"]`);
   const name = `browser-test-${Date.now().toString(36)}`;
@@ -278,7 +220,7 @@ async function run(browser) {
 
   // 5. Rotation: replacement shown once, old key revoked from the reveal dialog.
   const scopes = (await call("GET", "/api/v1/scopes", ownerKey)).body?.scopes?.map((s) => s.name) ?? [];
-  const rotScope = scopes.find((s) => s !== "keys:admin");
+  const rotScope = scopes.find((s) => !USER_ONLY.includes(s));
   expect(rotScope, "the scope catalogue has no scope besides keys:admin");
   const toRotate = await call("POST", "/api/v1/keys", ownerKey, {
     name: `${name}-rot`,
@@ -333,45 +275,4 @@ async function run(browser) {
   await context.close();
 }
 
-async function main() {
-  const deadline = setTimeout(() => {
-    process.stderr.write(`FAIL: the browser test did not finish within ${TOTAL_BUDGET_MS / 1000} s\n`);
-    process.exit(1);
-  }, TOTAL_BUDGET_MS);
-  let browser;
-  try {
-    browser = await chromium.launch({
-      executablePath: chromiumPath,
-      headless: true,
-      timeout: 20_000,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-    });
-  } catch (err) {
-    process.stderr.write(`FAIL: could not start Chromium at ${chromiumPath}: ${err.message}\n`);
-    process.exit(1);
-  }
-  let code = 0;
-  try {
-    await run(browser);
-    process.stderr.write("PASS: settings page\n");
-  } catch (err) {
-    code = 1;
-    const message = err instanceof Failure ? err.message : err.stack || String(err);
-    process.stderr.write(`FAIL: ${message}\n`);
-  } finally {
-    await browser.close().catch(() => {});
-    clearTimeout(deadline);
-  }
-  process.exit(code);
-}
-
-main();
+harness.runInChromium("settings page", chromiumPath, TOTAL_BUDGET_MS, run);

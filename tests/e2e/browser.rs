@@ -1,5 +1,6 @@
-//! The settings page in a real headless Chromium: runs `tests/browser/settings.mjs`
-//! (see its README) against a freshly spawned `keygated --demo`.
+//! The settings page in a real headless Chromium: runs `tests/browser/settings.mjs` and
+//! `tests/browser/approvals.mjs` (see their README) against a freshly spawned
+//! `keygated --demo` each.
 //!
 //! Needs `node`, `/usr/bin/chromium` (or `KEYGATE_CHROMIUM`) and `tests/browser/node_modules`
 //! (`npm ci`); without them the test prints a note and passes, except under CI.
@@ -41,8 +42,9 @@ fn missing(browser_dir: &Path) -> Vec<String> {
     missing
 }
 
-#[test]
-fn settings_page_in_a_real_browser() {
+/// Runs `script` from `tests/browser` against a fresh `keygated --demo` with the demo owner
+/// key, and checks it passed and saved `screenshot` (under `target/`).
+fn run_script(script: &str, screenshot: &str, pass: &str) {
     let browser_dir = workspace_dir().join("tests").join("browser");
     let missing = missing(&browser_dir);
     if !missing.is_empty() {
@@ -53,9 +55,9 @@ fn settings_page_in_a_real_browser() {
     }
     let server = Server::demo();
     let owner = server.owner_key();
-    let screenshot = workspace_dir().join("target").join("settings-api.png");
+    let screenshot = workspace_dir().join("target").join(screenshot);
     let mut cmd = Command::new("node");
-    cmd.arg("settings.mjs")
+    cmd.arg(script)
         .current_dir(&browser_dir)
         .env("KEYGATE_URL", &server.base)
         .env("KEYGATE_OWNER_KEY", &owner)
@@ -65,13 +67,26 @@ fn settings_page_in_a_real_browser() {
     let (stdout, stderr) = (node.stdout(), node.stderr());
     assert!(
         status.success(),
-        "settings.mjs failed ({status}):\n{stdout}\n{stderr}\nserver log:\n{}",
+        "{script} failed ({status}):\n{stdout}\n{stderr}\nserver log:\n{}",
         server.logs()
     );
-    assert!(stderr.contains("PASS: settings page"), "{stderr}");
+    assert!(stderr.contains(pass), "{stderr}");
     assert!(
         screenshot.is_file(),
         "a screenshot at {}",
         screenshot.display()
     );
+}
+
+#[test]
+fn settings_page_in_a_real_browser() {
+    run_script("settings.mjs", "settings-api.png", "PASS: settings page");
+}
+
+/// A person-gated `service.delete` by a tenant key waits on `/approvals/<id>`; the owner
+/// signs in there with their own key, types the name and approves; the agent's identical
+/// retry runs once. Screenshot: `target/approval-page.png`.
+#[test]
+fn approval_page_in_a_real_browser() {
+    run_script("approvals.mjs", "approval-page.png", "PASS: approval page");
 }

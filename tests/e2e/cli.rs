@@ -356,3 +356,113 @@ async fn doctor_asks_the_server_about_each_key() {
     );
     out.expect_code(2);
 }
+
+/// A person-gated call decided from the terminal: `keygate approvals list|approve|deny`
+/// against the real server, with the calling key refused and the identical retry run once.
+#[tokio::test]
+async fn approvals_verbs_let_a_person_decide_a_gated_call() {
+    let server = Server::demo();
+    let owner = server.owner_key();
+    let created = server
+        .api(&owner)
+        .post(
+            "/api/v1/keys",
+            &json!({"name": "cli-agent", "kind": "tenant", "scopes": ["services:read", "services:write"]}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let agent = created.json["key"].as_str().expect("a key").to_owned();
+    let mut mcp = server.api(&agent).mcp();
+    mcp.initialize().await;
+    let asked = |a: &keygate_e2e::Answer| -> String {
+        assert_eq!(a.tool_code(), Some("APPROVAL_REQUIRED"), "{}", a.text);
+        a.json["result"]["structuredContent"]["approval_id"]
+            .as_str()
+            .expect("an approval id")
+            .to_owned()
+    };
+    let web = asked(&mcp.call("service.delete", json!({"service": "web"})).await);
+    let worker = asked(
+        &mcp.call("service.delete", json!({"service": "worker"}))
+            .await,
+    );
+
+    let list = admin(&server, &owner, &["approvals", "list"]);
+    list.expect_code(0);
+    let mut lines = list.stdout.lines();
+    let header: Vec<&str> = lines
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(header, ["ID", "OPERATION", "TARGET", "KEY", "EXPIRES"]);
+    let rows: Vec<&str> = lines.collect();
+    assert_eq!(rows.len(), 2, "{}", list.stdout);
+    assert!(
+        rows.iter().any(|r| r.starts_with(&web)
+            && r.contains("service.delete")
+            && r.contains("cli-agent")),
+        "{}",
+        list.stdout
+    );
+    let listed: Value = serde_json::from_str(
+        &admin(&server, &owner, &["approvals", "list", "--json"])
+            .expect_code(0)
+            .stdout,
+    )
+    .expect("JSON");
+    assert_eq!(listed.as_array().map(Vec::len), Some(2), "{listed}");
+
+    // The calling key cannot decide, and a wrong name changes nothing.
+    assert_refused(
+        &admin(
+            &server,
+            &agent,
+            &["approvals", "approve", &web, "--target", "web"],
+        ),
+        "this key cannot approve",
+    );
+    assert_refused(
+        &admin(
+            &server,
+            &owner,
+            &["approvals", "approve", &web, "--target", "WEB"],
+        ),
+        "does not match the approval's target exactly",
+    );
+    let approved = admin(
+        &server,
+        &owner,
+        &["approvals", "approve", &web, "--target", "web"],
+    );
+    approved.expect_code(0);
+    assert!(approved.stderr.contains("approved"), "{}", approved.stderr);
+    admin(&server, &owner, &["approvals", "deny", &worker]).expect_code(0);
+    let again = admin(&server, &owner, &["approvals", "deny", &web]);
+    again.expect_code(1);
+    assert!(
+        again.stderr.contains("this approval is closed"),
+        "{}",
+        again.stderr
+    );
+
+    // The identical retry runs once; the denied call does not.
+    let retry = mcp.call("service.delete", json!({"service": "web"})).await;
+    assert!(!retry.is_tool_error(), "{}", retry.text);
+    let denied = mcp
+        .call("service.delete", json!({"service": "worker"}))
+        .await;
+    assert!(denied.is_tool_error(), "{}", denied.text);
+    let names = mcp.call_ok("service.list", json!({})).await.to_string();
+    assert!(
+        !names.contains("\"web\"") && names.contains("\"worker\""),
+        "{names}"
+    );
+    let empty = admin(&server, &owner, &["approvals", "list"]);
+    empty.expect_code(0);
+    assert!(
+        empty.stderr.contains("no pending approvals"),
+        "{}",
+        empty.stderr
+    );
+}

@@ -1,33 +1,57 @@
-//! `keygate keys|projects|audit`: the owner admin API over HTTP.
+//! `keygate keys|projects|audit|approvals`: the owner admin API and the approvals API
+//! over HTTP.
 
 use std::future::Future;
 use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::bail;
-use keygate_client::{Client, CreateKey, ExpiresIn, IssuedKey, KeyInfo, RejectReason};
+use keygate_client::{
+    ApprovalInfo, Client, CreateKey, ExpiresIn, IssuedKey, KeyInfo, RejectReason,
+};
 use keygate_keys::KeyStatus;
 use keygate_token::{KeyId, KeyKind, Token};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::cli::{AuditArgs, KeysCommand, KindArg, ProjectsCommand};
+use crate::cli::{ApprovalsCommand, AuditArgs, KeysCommand, KindArg, ProjectsCommand};
 use crate::exit::Refused;
 
 /// The only place the admin key comes from: never a flag, which would land in shell
 /// history and the process list.
 const KEY_VAR: &str = "KEYGATE_API_KEY";
 
+/// Which API a command talks to: it picks the words of the refusals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// The owner admin API (`keys:admin`).
+    Owner,
+    /// The approvals API (`gates:approve`, never the calling key).
+    Approver,
+}
+
 struct Admin {
     client: Client,
     rt: tokio::runtime::Runtime,
+    role: Role,
 }
 
 impl Admin {
     fn new(server: &str) -> anyhow::Result<Self> {
+        Self::with_role(server, Role::Owner)
+    }
+
+    fn with_role(server: &str, role: Role) -> anyhow::Result<Self> {
         let raw = std::env::var(KEY_VAR).unwrap_or_default();
         if raw.trim().is_empty() {
-            bail!("{KEY_VAR} is not set: export the owner key (from keygate bootstrap) first");
+            match role {
+                Role::Owner => bail!(
+                    "{KEY_VAR} is not set: export the owner key (from keygate bootstrap) first"
+                ),
+                Role::Approver => {
+                    bail!("{KEY_VAR} is not set: export your own user key with gates:approve first")
+                }
+            }
         }
         let token = Token::parse(raw.trim())
             .map_err(|err| anyhow::anyhow!("{KEY_VAR} does not hold a keygate key: {err}"))?;
@@ -36,7 +60,7 @@ impl Admin {
             .enable_all()
             .build()
             .map_err(|err| anyhow::anyhow!("starting the async runtime: {err}"))?;
-        Ok(Self { client, rt })
+        Ok(Self { client, rt, role })
     }
 
     /// The answer of a request; a refusal by the server becomes a clear one (exit 1).
@@ -63,9 +87,30 @@ impl Admin {
                     "hint: use a current owner key",
                 )
             }
+            403 if self.role == Role::Approver => Refused::new(
+                "refused: this key cannot approve: it needs gates:approve and must not be the \
+                 key that asked",
+                "hint: use your own user key with gates:approve (the calling key's user, or a \
+                 tenant owner for tenant keys)",
+            ),
             403 => Refused::new(
                 "refused: this key is not an owner key with keys:admin",
                 "hint: use a user key of a tenant owner that holds the keys:admin scope",
+            ),
+            404 if self.role == Role::Approver => Refused::new(
+                "not found: no such approval for this key",
+                "hint: `keygate approvals list` shows the approvals you may decide",
+            ),
+            409 if self.role == Role::Approver => Refused::bare(format!(
+                "this approval is closed: it was already decided, used, or it expired{}",
+                body.message
+                    .as_ref()
+                    .map(|m| format!(" ({m})"))
+                    .unwrap_or_default()
+            )),
+            422 if error == "target_mismatch" => Refused::new(
+                "refused: the name does not match the approval's target exactly",
+                "hint: type the target exactly as `keygate approvals list` shows it",
             ),
             404 => Refused::bare(format!(
                 "not found{}",
@@ -295,6 +340,85 @@ pub(crate) fn audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+pub(crate) fn approvals(cmd: &ApprovalsCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        ApprovalsCommand::List { server, json } => {
+            let admin = Admin::with_role(&server.server, Role::Approver)?;
+            let approvals = admin.call(admin.client.approvals())?;
+            let mut out = std::io::stdout().lock();
+            if *json {
+                writeln!(out, "{}", serde_json::to_value(&approvals)?)?;
+            } else {
+                let rows: Vec<Vec<String>> = approvals
+                    .iter()
+                    .map(|a| {
+                        vec![
+                            printable(&a.id),
+                            printable(&a.operation),
+                            printable(&a.target),
+                            format!("{} ({})", printable(&a.key.name), a.key.id),
+                            when(Some(a.expires_at)),
+                        ]
+                    })
+                    .collect();
+                table(
+                    &mut out,
+                    &["ID", "OPERATION", "TARGET", "KEY", "EXPIRES"],
+                    &rows,
+                )?;
+            }
+            out.flush()?;
+            if approvals.is_empty() {
+                eprintln!("no pending approvals for this key");
+            }
+        }
+        ApprovalsCommand::Approve { server, id, target } => {
+            let admin = Admin::with_role(&server.server, Role::Approver)?;
+            let approval = admin.call(admin.client.approve(id, target))?;
+            eprintln!(
+                "approved {}: the agent's identical retry now proceeds once (until {})",
+                summary(&approval),
+                when(Some(approval.expires_at))
+            );
+        }
+        ApprovalsCommand::Deny { server, id } => {
+            let admin = Admin::with_role(&server.server, Role::Approver)?;
+            let approval = admin.call(admin.client.deny(id))?;
+            eprintln!(
+                "denied {}: the agent's retry is refused",
+                summary(&approval)
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `ID (OPERATION TARGET, asked by KEY)`.
+fn summary(a: &ApprovalInfo) -> String {
+    format!(
+        "{} ({} {}, asked by key {} ({}))",
+        printable(&a.id),
+        printable(&a.operation),
+        printable(&a.target),
+        printable(&a.key.name),
+        a.key.id
+    )
+}
+
+/// A string from the server (an agent's target, a key name) with control characters
+/// escaped, so it cannot move the cursor or recolour the terminal.
+fn printable(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// A time as `YYYY-MM-DD HH:MM` UTC, or `-`.
 fn when(at: Option<OffsetDateTime>) -> String {
     let Some(at) = at else {
@@ -353,6 +477,13 @@ mod tests {
         let rows = vec![vec!["abc".to_owned(), "x".to_owned()]];
         table(&mut out, &["ID", "NAME"], &rows).unwrap();
         assert_eq!(String::from_utf8(out).unwrap(), "ID   NAME\nabc  x\n");
+    }
+
+    #[test]
+    fn server_strings_cannot_drive_the_terminal() {
+        assert_eq!(printable("web"), "web");
+        assert_eq!(printable("a\u{1b}[31mb\n"), "a\\u{1b}[31mb\\n");
+        assert_eq!(printable("café"), "café");
     }
 
     #[test]

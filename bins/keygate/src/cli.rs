@@ -40,6 +40,10 @@ pub(crate) enum Command {
     Projects(ProjectsCommand),
     /// Show the audit log (admin API; key from KEYGATE_API_KEY).
     Audit(AuditArgs),
+    /// List, approve and deny person-gated tool calls (your own key with gates:approve
+    /// in KEYGATE_API_KEY, never the key that made the call).
+    #[command(subcommand)]
+    Approvals(ApprovalsCommand),
     /// Print a shell completion script to stdout.
     Completions {
         /// The shell to generate completions for.
@@ -252,4 +256,33 @@ pub(crate) struct AuditArgs {
     /// Print JSON.
     #[arg(long)]
     pub(crate) json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ApprovalsCommand {
+    /// List the pending approvals you may decide: id, operation, target, key, expires.
+    List {
+        #[command(flatten)]
+        server: ServerArg,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve a call: the agent's identical retry then proceeds once.
+    Approve {
+        #[command(flatten)]
+        server: ServerArg,
+        /// The approval id (from `keygate approvals list` or the approval URL).
+        id: String,
+        /// The target's exact name, as `list` shows it (a wrong name is refused).
+        #[arg(long, value_name = "NAME")]
+        target: String,
+    },
+    /// Deny a call: the agent's retry is refused.
+    Deny {
+        #[command(flatten)]
+        server: ServerArg,
+        /// The approval id.
+        id: String,
+    },
 }

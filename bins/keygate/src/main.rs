@@ -4,7 +4,7 @@
 //! credentials in files (`scan`), maps the credentials an agent would start with
 //! (`doctor`), runs the start-up validation of an agent bridge (`check`), and
 //! administers keys and projects through a running `keygated` (`keys`, `projects`,
-//! `audit`).
+//! `audit`), and lets a person decide gated tool calls (`approvals`).
 //!
 //! Secrets go to standard output alone, on one line, so `$(keygate keys create …)`
 //! captures exactly the key; everything else goes to standard error. Exit codes: 0 ok,
@@ -74,6 +74,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Keys(cmd) => admin::keys(&cmd),
         Command::Projects(cmd) => admin::projects(&cmd),
         Command::Audit(args) => admin::audit(&args),
+        Command::Approvals(cmd) => admin::approvals(&cmd),
         Command::Completions { shell } => {
             let mut out = std::io::stdout().lock();
             clap_complete::generate(shell, &mut Cli::command(), "keygate", &mut out);

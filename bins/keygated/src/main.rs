@@ -74,11 +74,11 @@ struct Args {
     #[arg(long, env = "KEYGATE_MAX_BODY", value_name = "BYTES")]
     #[serde(alias = "max_body")]
     max_body: Option<NonZeroUsize>,
-    /// The URL people and browsers reach this gateway at (https://keys.example.com);
+    /// The URL people and browsers reach this gateway at (such as `https://keys.example.com`);
     /// its origin may call /api/* from a browser.
     #[arg(long, env = "KEYGATE_PUBLIC_URL", value_name = "URL")]
     public_url: Option<String>,
-    /// A browser origin (scheme://host[:port]) allowed to call /api/* besides the
+    /// A browser origin (`scheme://host` with an optional `:port`) allowed to call /api/* besides the
     /// gateway's own, answered with CORS; repeat the flag, or separate with commas in
     /// KEYGATE_ALLOWED_ORIGIN. Any other Origin gets 403 forbidden_origin (DNS
     /// rebinding); requests without Origin pass.

@@ -601,4 +601,27 @@ mod tests {
         );
         assert!(serde_json::from_str::<ProjectList>(r#"{"keys":[]}"#).is_err());
     }
+
+    #[test]
+    fn approvals_read_as_the_contract_writes_them() {
+        let doc = serde_json::json!({"approvals": [{
+            "id": "ap_1", "status": "pending", "operation": "service.delete",
+            "tool": "service.delete", "target": "web", "arguments": {"service": "web"},
+            "key": {"id": "AAAAAAAAAAAA", "name": "agent"}, "user": null,
+            "created_at": "2026-12-01T10:00:00Z", "expires_at": "2026-12-01T10:05:00Z",
+            "decided_by": null,
+        }]});
+        let list: ApprovalList = serde_json::from_value(doc.clone()).expect("a listing");
+        let a = &list.approvals[0];
+        assert_eq!(a.status, ApprovalState::Pending);
+        assert_eq!(a.key.name, "agent");
+        assert_eq!(a.arguments["service"], "web");
+        assert!(a.user.is_none() && a.decided_by.is_none());
+        assert_eq!(serde_json::to_value(&list).expect("serialises"), doc);
+        for status in ["approved", "denied", "used", "expired"] {
+            let s: ApprovalState =
+                serde_json::from_value(serde_json::json!(status)).expect("a status");
+            assert_eq!(serde_json::to_value(s).expect("serialises"), status);
+        }
+    }
 }

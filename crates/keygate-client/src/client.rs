@@ -8,8 +8,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::api::{
-    AuditList, CreateKey, CreateProject, IssuedKey, KeyInfo, KeyList, ProjectInfo, ProjectList,
-    TokenInfo,
+    ApprovalInfo, ApprovalList, ApproveBody, AuditList, CreateKey, CreateProject, IssuedKey,
+    KeyInfo, KeyList, ProjectInfo, ProjectList, TokenInfo,
 };
 use crate::error::Error;
 
@@ -142,6 +142,36 @@ impl Client {
         Ok(list.events)
     }
 
+    /// `GET /api/v1/approvals`: the pending approvals this key may decide (a user key
+    /// with `gates:approve`, never the key that asked).
+    pub async fn approvals(&self) -> Result<Vec<ApprovalInfo>, Error> {
+        let list: ApprovalList = self.get("/api/v1/approvals", "a list of approvals").await?;
+        Ok(list.approvals)
+    }
+
+    /// `GET /api/v1/approvals/{id}`.
+    pub async fn approval(&self, id: &str) -> Result<ApprovalInfo, Error> {
+        let path = format!("/api/v1/approvals/{}", segment(id));
+        self.get(&path, "an approval").await
+    }
+
+    /// `POST /api/v1/approvals/{id}/approve` with the target's exact name: the agent's
+    /// identical retry then proceeds once. A wrong name is refused (422
+    /// `target_mismatch`).
+    pub async fn approve(&self, id: &str, target: &str) -> Result<ApprovalInfo, Error> {
+        let path = format!("/api/v1/approvals/{}/approve", segment(id));
+        let body = ApproveBody {
+            target: target.to_owned(),
+        };
+        self.post(&path, &body, "an approval").await
+    }
+
+    /// `POST /api/v1/approvals/{id}/deny`.
+    pub async fn deny(&self, id: &str) -> Result<ApprovalInfo, Error> {
+        let path = format!("/api/v1/approvals/{}/deny", segment(id));
+        self.post(&path, &Empty {}, "an approval").await
+    }
+
     async fn get<T: DeserializeOwned>(&self, path: &str, what: &'static str) -> Result<T, Error> {
         let request = self.http.get(self.url(path));
         self.send(request, what).await
@@ -208,6 +238,37 @@ impl Client {
     }
 }
 
-/// The `{}` body of the key actions.
+/// `id` as one path segment: every byte outside the unreserved set percent-encoded, so
+/// an id typed by a person can never reach another route (`../keys`, `?x`, `#`).
+fn segment(id: &str) -> String {
+    // `.` and `..` alone would be resolved as path steps: encode their dots too.
+    let dots_only = id == "." || id == "..";
+    let mut out = String::with_capacity(id.len());
+    for b in id.bytes() {
+        let unreserved = b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~');
+        if unreserved && !(dots_only && b == b'.') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The `{}` body of the key and approval actions.
 #[derive(Serialize)]
 struct Empty {}
+
+#[cfg(test)]
+mod tests {
+    use super::segment;
+
+    #[test]
+    fn ids_stay_one_path_segment() {
+        assert_eq!(segment("ap_01-x.y~z"), "ap_01-x.y~z");
+        assert_eq!(segment("../keys"), "..%2Fkeys");
+        assert_eq!(segment(".."), "%2E%2E");
+        assert_eq!(segment("a?b#c d"), "a%3Fb%23c%20d");
+        assert_eq!(segment("é"), "%C3%A9");
+    }
+}

@@ -6,7 +6,7 @@
 //! - The JSON of the API as types, shared with the server so both ends read and
 //!   write the same bodies: [`TokenInfo`] (`GET /api/v1/token`), [`KeyInfo`],
 //!   [`CreateKey`], [`IssuedKey`], [`ProjectInfo`] and the listings of the owner admin
-//!   API, and error answers ([`ErrorBody`], read as a [`RejectReason`]).
+//!   API, the approvals a person decides ([`ApprovalInfo`]), and error answers ([`ErrorBody`], read as a [`RejectReason`]).
 //! - [`Client`]: an async client of one server presenting one key, a method per
 //!   endpoint, failing with a typed [`Error`].
 //! - Credential discovery: [`Lookup`] finds the key an agent would start with (an

@@ -1,4 +1,5 @@
-// Settings → API & MCP: the owner's page for issuing, rotating and revoking API keys.
+// Settings → API & MCP: the owner's page for issuing, rotating and revoking API keys, and
+// the approver's page for deciding person-gated tool calls (`/approvals/{id}` opens one).
 //
 // Served by keygated under a strict Content-Security-Policy (script-src 'self', no inline
 // script or style), so everything here is plain DOM work: no frameworks, no innerHTML with
@@ -10,6 +11,28 @@ const API = "/api/v1";
 
 const EXPLAIN_401 = "This key is not valid (revoked, expired or unknown)";
 const EXPLAIN_403 = "You need the owner role to manage API keys";
+const APPROVE_SCOPE = "gates:approve";
+/** Scopes only a person's (user) key may hold. */
+const USER_ONLY_SCOPES = ["keys:admin", APPROVE_SCOPE];
+const EXPLAIN_APPROVE_403 =
+  "This key cannot approve: it needs gates:approve and must not be the key that asked.";
+const EXPLAIN_APPROVE_404 =
+  "No such approval for this key: the link may be wrong, or the call belongs to another person or tenant.";
+const EXPLAIN_APPROVE_409 = "This approval is closed: it was already decided, used, or it expired.";
+const EXPLAIN_APPROVE_422 = "The name does not match the target exactly. Type it as shown above.";
+/** How often the pending list is fetched again while the page is visible. */
+const APPROVALS_POLL_MS = 20_000;
+
+/** The approval `/approvals/{id}` names, or `null` on the settings page. */
+const focusId = (() => {
+  const m = /^\/approvals\/([^/]+)\/?$/.exec(window.location.pathname);
+  if (!m) return null;
+  try {
+    return decodeURIComponent(m[1]);
+  } catch {
+    return null;
+  }
+})();
 
 /** The owner key, in memory only. `null` when signed out. */
 let ownerKey = null;
@@ -28,6 +51,13 @@ let pendingRevoke = null;
 let pendingRotate = null;
 /** The key being replaced, while a rotation's reveal dialog is open. */
 let rotationOld = null;
+/** Whether the signed-in key may manage keys (`GET /keys` answered). */
+let isAdmin = false;
+/** Approvals on screen by id: `{approval, node}`; pending ones from the list, plus the
+ * one the URL names and those decided here (kept until the next sign-in). */
+const shownApprovals = new Map();
+/** The poll timer of the approvals list. */
+let approvalsTimer = null;
 
 const $ = (id) => {
   const el = document.getElementById(id);
@@ -170,6 +200,10 @@ function signedOutView(message) {
   keys = [];
   catalogue = [];
   projects = [];
+  isAdmin = false;
+  stopApprovals();
+  $("approvals-card").hidden = true;
+  $("approvals-link").hidden = true;
   for (const d of document.querySelectorAll("dialog[open]")) d.close();
   $("keys-body").replaceChildren();
   $("whoami").textContent = "";
@@ -191,7 +225,7 @@ async function signIn(event) {
   const error = $("signin-error");
   hide(error);
   if (!candidate) {
-    show(error, "Paste an owner API key.");
+    show(error, focusId ? "Paste your API key." : "Paste an owner API key.");
     input.focus();
     return;
   }
@@ -204,14 +238,23 @@ async function signIn(event) {
   button.textContent = "Signing in…";
   try {
     const token = await api("GET", "/token", undefined, candidate);
-    // Introspection works for any valid key; the key list needs the owner role.
-    const listed = await api("GET", "/keys", undefined, candidate);
+    const canApprove = Array.isArray(token && token.scopes) && token.scopes.includes(APPROVE_SCOPE);
+    // Introspection works for any valid key; the key list needs the owner role. An
+    // approver without it still gets the approvals, and on an approval link any valid
+    // key signs in so the page can say why it may not decide.
+    let listed = null;
+    try {
+      listed = await api("GET", "/keys", undefined, candidate);
+    } catch (err) {
+      if (!(err instanceof ApiError && err.status === 403 && (canApprove || focusId))) throw err;
+    }
     ownerKey = candidate;
     me = token;
+    isAdmin = listed !== null;
     keys = Array.isArray(listed && listed.keys) ? listed.keys : [];
     input.value = "";
-    await loadCatalogue();
-    enterApp();
+    if (isAdmin) await loadCatalogue();
+    enterApp(canApprove);
   } catch (err) {
     ownerKey = null;
     show(error, err instanceof ApiError ? err.message : String(err));
@@ -236,7 +279,7 @@ async function loadCatalogue() {
   if (!projects.length && me && Array.isArray(me.projects)) projects = me.projects;
 }
 
-function enterApp() {
+function enterApp(canApprove) {
   $("signin-card").hidden = true;
   hide($("signin-error"));
   const who = me && me.user ? me.user.name : "tenant key";
@@ -247,8 +290,16 @@ function enterApp() {
   );
   $("session").hidden = false;
   $("app").hidden = false;
+  $("keys-card").hidden = !isAdmin;
   renderKeys();
-  $("new-key-button").focus();
+  const approvals = canApprove || focusId !== null;
+  $("approvals-card").hidden = !approvals;
+  $("approvals-link").hidden = !approvals;
+  if (approvals) {
+    startApprovals();
+  } else {
+    $("new-key-button").focus();
+  }
 }
 
 /** Handle an error from an authenticated call; returns the message to show locally. */
@@ -262,6 +313,7 @@ function handleAuthError(err) {
 }
 
 async function refresh() {
+  if (!isAdmin) return;
   try {
     const listed = await api("GET", "/keys");
     keys = Array.isArray(listed && listed.keys) ? listed.keys : [];
@@ -357,7 +409,7 @@ function renderCreateForm() {
         h("input", { type: "checkbox", name: "scope", value: s.name, "data-testid": `scope-${s.name}` }),
         h("span", { class: "check-body" },
           h("code", { class: "check-title" }, s.name),
-          s.name === "keys:admin" ? h("span", { class: "optional" }, "user keys only") : null,
+          USER_ONLY_SCOPES.includes(s.name) ? h("span", { class: "optional" }, "user keys only") : null,
           s.description ? h("span", { class: "check-text" }, s.description) : null))),
   );
   if (!catalogue.length) scopeBox.append(h("p", { class: "muted" }, "No scopes are defined by the policy."));
@@ -373,10 +425,14 @@ function renderCreateForm() {
   syncKind();
 }
 
-/** Admin access only works through a user key, so a tenant key cannot take keys:admin. */
+/**
+ * Admin access and approving only work through a user key (a person), so a tenant key
+ * cannot take keys:admin or gates:approve.
+ */
 function syncKind() {
   const tenant = selectedKind() === "tenant";
-  for (const box of document.querySelectorAll('#create-scopes input[value="keys:admin"]')) {
+  const selector = USER_ONLY_SCOPES.map((s) => `#create-scopes input[value="${s}"]`).join(", ");
+  for (const box of document.querySelectorAll(selector)) {
     box.disabled = tenant;
     if (tenant) box.checked = false;
     box.closest("label").classList.toggle("is-disabled", tenant);
@@ -587,6 +643,283 @@ async function confirmRotate() {
 }
 
 // ---------------------------------------------------------------------------------------
+// Approvals
+
+/** Human text for a failed approvals call. */
+function describeApproval(err) {
+  if (!(err instanceof ApiError)) return String(err);
+  const body = err.body || {};
+  if (err.status === 403) return EXPLAIN_APPROVE_403;
+  if (err.status === 404) return EXPLAIN_APPROVE_404;
+  if (err.status === 409) {
+    return typeof body.message === "string" && body.message
+      ? `${EXPLAIN_APPROVE_409} (${body.message})`
+      : EXPLAIN_APPROVE_409;
+  }
+  if (err.status === 422 && body.error === "target_mismatch") return EXPLAIN_APPROVE_422;
+  return err.message;
+}
+
+/** "in 4 min", "2 min ago". */
+function relative(value) {
+  const d = new Date(value);
+  if (Number.isNaN(d.getTime())) return "";
+  const secs = Math.round((d.getTime() - Date.now()) / 1000);
+  const abs = Math.abs(secs);
+  const text = abs < 60 ? `${abs} s` : abs < 3600 ? `${Math.round(abs / 60)} min` : `${Math.round(abs / 3600)} h`;
+  return secs >= 0 ? `in ${text}` : `${text} ago`;
+}
+
+function asker(a) {
+  const key = a && a.key ? a.key : {};
+  return h("span", { class: "asker" },
+    h("span", { class: "asker-key" }, "key ", h("strong", {}, String(key.name ?? "")),
+      key.id ? h("code", { class: "asker-id" }, String(key.id)) : null),
+    a && a.user && a.user.name
+      ? h("span", { class: "asker-user" }, "for ", h("strong", {}, String(a.user.name)))
+      : h("span", { class: "asker-user muted" }, "tenant key, no person"));
+}
+
+const OUTCOME = {
+  approved: "Approved. The agent's identical call now goes through, once.",
+  denied: "Denied. The agent's call will not run.",
+  used: "Approved, and the agent's call has run.",
+  expired: "Expired before it was used. The agent must ask again.",
+};
+
+function approvalBadge(status) {
+  const known = ["pending", "approved", "denied", "used", "expired"].includes(status) ? status : "unknown";
+  return h("span", { class: `badge badge-${known}`, "data-testid": "approval-status" }, String(status));
+}
+
+/** One approval as a card; every value from the API goes in as text. */
+function approvalNode(a) {
+  const status = String(a.status);
+  const target = String(a.target ?? "");
+  const operation = String(a.operation ?? a.tool ?? "");
+  let args;
+  try {
+    args = JSON.stringify(a.arguments ?? {}, null, 2);
+  } catch {
+    args = String(a.arguments);
+  }
+  const node = h("article", {
+    class: `approval${a.id === focusId ? " is-focused" : ""}`,
+    "data-testid": "approval",
+    "data-approval-id": String(a.id),
+    "data-status": status,
+  });
+  node.append(
+    h("header", { class: "approval-head" },
+      h("div", { class: "approval-what" },
+        h("code", { class: "approval-op", "data-testid": "approval-operation" }, operation),
+        h("span", { class: "approval-target", "data-testid": "approval-target" }, target)),
+      approvalBadge(status)),
+    h("dl", { class: "kv kv-compact approval-facts" },
+      h("dt", {}, "Asked by"), h("dd", { "data-testid": "approval-asker" }, asker(a)),
+      h("dt", {}, "Tool"), h("dd", {}, h("code", {}, String(a.tool ?? ""))),
+      h("dt", {}, "Asked"), h("dd", {}, when(a.created_at, "—")),
+      h("dt", {}, "Expires"), h("dd", { "data-testid": "approval-expires" },
+        when(a.expires_at, "—"), " ", h("span", { class: "muted" }, `(${relative(a.expires_at)})`)),
+      a.decided_by && a.decided_by.name
+        ? [h("dt", {}, "Decided by"), h("dd", { "data-testid": "approval-decided-by" }, String(a.decided_by.name))]
+        : null),
+    h("div", { class: "field" },
+      h("span", { class: "field-label" }, "Arguments"),
+      h("pre", { class: "code approval-args", "data-testid": "approval-arguments" }, args)));
+
+  if (status === "pending") {
+    node.append(approvalForm(a, node, target, operation));
+  } else {
+    node.append(h("p", { class: `approval-outcome outcome-${status}`, "data-testid": "approval-outcome", role: "status", tabindex: "-1" },
+      OUTCOME[status] || `This approval is ${status}.`));
+  }
+  return node;
+}
+
+function approvalForm(a, node, target, operation) {
+  const inputId = `approval-confirm-${String(a.id).replace(/[^A-Za-z0-9_-]/g, "_")}`;
+  const input = h("input", {
+    type: "text",
+    id: inputId,
+    "data-testid": "approval-confirm",
+    autocomplete: "off",
+    autocapitalize: "off",
+    spellcheck: "false",
+    placeholder: target,
+  });
+  const approve = h("button", { type: "submit", class: "btn btn-danger", "data-testid": "approve-button", disabled: true },
+    `Approve ${operation}`);
+  const deny = h("button", { type: "button", class: "btn btn-secondary", "data-testid": "deny-button" }, "Deny");
+  const error = h("p", { class: "form-error", "data-testid": "approval-error", role: "alert", hidden: true });
+  const sync = () => {
+    approve.disabled = input.value !== target;
+  };
+  input.addEventListener("input", sync);
+  const form = h("form", { class: "approval-form stack", "data-testid": "approval-form", autocomplete: "off", novalidate: true },
+    h("label", { class: "field", for: inputId },
+      h("span", { class: "field-label" }, "Type ", h("code", { class: "approval-target-inline" }, target), " to approve"),
+      input,
+      h("span", { class: "hint" }, "The exact name, as shown. Approving lets this call, with these arguments, run once.")),
+    error,
+    h("div", { class: "actions actions-start" }, approve, deny));
+  const busy = (on, which, label) => {
+    input.disabled = on;
+    deny.disabled = on;
+    approve.disabled = on || input.value !== target;
+    if (which) which.textContent = label;
+  };
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    if (input.value !== target) return;
+    hide(error);
+    busy(true, approve, "Approving…");
+    try {
+      const decided = await api("POST", `/approvals/${encodeURIComponent(a.id)}/approve`, { target: input.value });
+      showDecided(a.id, decided || { ...a, status: "approved" });
+    } catch (err) {
+      busy(false, approve, `Approve ${operation}`);
+      const msg = handleAuthError(err) === null ? null : describeApproval(err);
+      if (msg) show(error, msg);
+    }
+  });
+  deny.addEventListener("click", async () => {
+    hide(error);
+    busy(true, deny, "Denying…");
+    try {
+      const decided = await api("POST", `/approvals/${encodeURIComponent(a.id)}/deny`);
+      showDecided(a.id, decided || { ...a, status: "denied" });
+    } catch (err) {
+      busy(false, deny, "Deny");
+      const msg = handleAuthError(err) === null ? null : describeApproval(err);
+      if (msg) show(error, msg);
+    }
+  });
+  return form;
+}
+
+/** Replaces an approval's card with its decided state and keeps it on screen. */
+function showDecided(id, approval) {
+  const entry = shownApprovals.get(id);
+  const node = approvalNode(approval);
+  if (entry && entry.node.isConnected) entry.node.replaceWith(node);
+  else $("approvals-list").prepend(node);
+  shownApprovals.set(id, { approval, node, keep: true });
+  updateApprovalCounts();
+  const outcome = node.querySelector('[data-testid="approval-outcome"]');
+  if (outcome) outcome.focus();
+}
+
+function updateApprovalCounts() {
+  let pending = 0;
+  for (const { approval } of shownApprovals.values()) if (approval.status === "pending") pending += 1;
+  for (const id of ["approvals-count", "approvals-title-count"]) {
+    const el = $(id);
+    el.textContent = String(pending);
+    el.hidden = pending === 0;
+  }
+  $("approvals-link").setAttribute("aria-label", `Approvals: ${pending} pending`);
+  $("approvals-empty").hidden = shownApprovals.size > 0 || !$("approvals-error").hidden;
+}
+
+/**
+ * Fetches the pending list (and, first time, the approval the URL names) and reconciles
+ * the cards: a card already on screen is left alone, so a name being typed survives a poll.
+ */
+async function loadApprovals(first) {
+  const banner = $("approvals-error");
+  const canApprove = me && Array.isArray(me.scopes) && me.scopes.includes(APPROVE_SCOPE);
+  let focused = null;
+  let pending = [];
+  const problems = [];
+  if (first && focusId) {
+    try {
+      focused = await api("GET", `/approvals/${encodeURIComponent(focusId)}`);
+    } catch (err) {
+      if (handleAuthError(err) === null) return;
+      problems.push(describeApproval(err));
+    }
+  }
+  if (canApprove) {
+    try {
+      const listed = await api("GET", "/approvals");
+      pending = Array.isArray(listed && listed.approvals) ? listed.approvals : [];
+    } catch (err) {
+      if (handleAuthError(err) === null) return;
+      const msg = describeApproval(err);
+      if (!problems.includes(msg)) problems.push(msg);
+    }
+  } else if (first && !focused && !problems.length) {
+    problems.push(EXPLAIN_APPROVE_403);
+  }
+  if (!ownerKey) return;
+  if (problems.length) show(banner, problems.join(" "));
+  else hide(banner);
+
+  const wanted = new Map();
+  if (focused && focused.id !== undefined) wanted.set(String(focused.id), focused);
+  for (const a of pending) if (a && a.id !== undefined && !wanted.has(String(a.id))) wanted.set(String(a.id), a);
+  // Drop pending cards the server no longer lists (decided elsewhere, expired).
+  for (const [id, entry] of shownApprovals) {
+    if (!wanted.has(id) && !entry.keep) {
+      entry.node.remove();
+      shownApprovals.delete(id);
+    }
+  }
+  const list = $("approvals-list");
+  for (const [id, a] of wanted) {
+    if (shownApprovals.has(id)) continue;
+    const node = approvalNode(a);
+    if (id === focusId) list.prepend(node);
+    else list.append(node);
+    shownApprovals.set(id, { approval: a, node, keep: id === focusId });
+  }
+  updateApprovalCounts();
+  if (first && focusId && shownApprovals.has(focusId)) {
+    const node = shownApprovals.get(focusId).node;
+    node.scrollIntoView({ block: "start" });
+    const input = node.querySelector('[data-testid="approval-confirm"]');
+    if (input) input.focus();
+  }
+}
+
+function startApprovals() {
+  stopApprovals();
+  loadApprovals(true);
+  approvalsTimer = window.setInterval(() => {
+    if (document.visibilityState === "visible" && ownerKey) loadApprovals(false);
+  }, APPROVALS_POLL_MS);
+}
+
+function stopApprovals() {
+  if (approvalsTimer !== null) window.clearInterval(approvalsTimer);
+  approvalsTimer = null;
+  shownApprovals.clear();
+  $("approvals-list").replaceChildren();
+  hide($("approvals-error"));
+  $("approvals-empty").hidden = true;
+  for (const id of ["approvals-count", "approvals-title-count"]) {
+    const el = $(id);
+    el.textContent = "";
+    el.hidden = true;
+  }
+}
+
+/** On `/approvals/{id}` the page introduces itself as the approval page. */
+function renderApprovalMode() {
+  if (!focusId) return;
+  document.title = "Approve a tool call · keygate";
+  $("page-title").textContent = "Approve a tool call";
+  $("page-lead").textContent =
+    "An agent's call needs a person's approval before it runs. Check what it does, then decide.";
+  $("signin-title").textContent = "Sign in with your own key";
+  $("signin-text").textContent =
+    "Paste your own user key with the gates:approve scope: never the key the agent uses. " +
+    "The key stays in this tab's memory only: it is never stored, and reloading the page forgets it.";
+  $("owner-key-label").textContent = "Your API key";
+}
+
+// ---------------------------------------------------------------------------------------
 // MCP card
 
 function renderMcpCard() {
@@ -610,6 +943,10 @@ function renderMcpCard() {
 
 function init() {
   renderMcpCard();
+  renderApprovalMode();
+  $("approvals-refresh").addEventListener("click", () => {
+    if (ownerKey) loadApprovals(false);
+  });
   $("signin-form").addEventListener("submit", signIn);
   $("signout-button").addEventListener("click", () => signedOutView(null));
   $("new-key-button").addEventListener("click", openCreate);

@@ -1,4 +1,5 @@
-//! The "Settings → API & MCP" page: three embedded files served with strict headers.
+//! The "Settings → API & MCP" page (also the approval page, `/approvals/{id}`): three
+//! embedded files served with strict headers.
 
 use axum::Router;
 use axum::http::{HeaderName, HeaderValue, header};

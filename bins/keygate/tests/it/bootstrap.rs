@@ -64,6 +64,7 @@ fn policy_scopes_go_to_the_owner_key() {
     .unwrap();
     let out = bootstrap(&db, "acme", &["--policy", policy.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // The built-in scopes (approving gated calls, administering keys) come with it.
     assert!(
         stderr(&out).contains("[gates:approve,keys:admin,things:read]"),
         "{}",

@@ -3,6 +3,7 @@
 //! `keygate check` and the admin verbs against a running `keygated` are exercised by the
 //! end-to-end tests (package `keygate-e2e`), which spawn both binaries.
 
+mod approvals;
 mod bootstrap;
 mod check;
 mod cli;

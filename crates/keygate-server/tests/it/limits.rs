@@ -131,35 +131,12 @@ async fn silent_upstream() -> String {
 }
 
 async fn gateway_with_timeouts(upstream: String, request: Duration, up: Duration) -> Harness {
-    let dir = tempfile::tempdir().unwrap();
-    let policy = dir.path().join("policy.toml");
-    std::fs::write(&policy, keygate_demo::POLICY_TOML).unwrap();
-    let mut config = Config::new(Upstream::Http(upstream));
-    config.policy = Some(policy);
-    config.request_timeout = request;
-    config.upstream_timeout = up;
-    let store = std::sync::Arc::new(keygate_keys::MemoryStore::new());
-    let app = App::with_store(config, store.clone()).await.unwrap();
-    let owner = keygate_keys::KeyStore::bootstrap(
-        store.as_ref(),
-        &keygate_keys::TokenFormat::default(),
-        keygate_keys::Bootstrap {
-            tenant: "t".to_owned(),
-            owner: "o".to_owned(),
-            projects: vec!["shop".to_owned()],
-            scopes: app.policy().all_scopes(),
-            key_name: "k".to_owned(),
-        },
-    )
-    .await
-    .unwrap();
-    Harness {
-        app: app.router(),
-        store,
-        owner: owner.key.token.expose().to_owned(),
-        tenant: owner.tenant.id,
-        owner_id: owner.owner.id,
-    }
+    let edit = |c: &mut Config| {
+        c.request_timeout = request;
+        c.upstream_timeout = up;
+    };
+    let gates = std::sync::Arc::new(keygate_gates::MemoryGateStore::new());
+    crate::util::http_gateway(upstream, keygate_demo::POLICY_TOML, edit, gates).await
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@ use axum::routing::post;
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use keygate_demo::Platform;
 use keygate_keys::KeyStore;
-use keygate_server::{App, Config, Upstream};
+use keygate_server::{Config, Upstream};
 use serde_json::{Value, json};
 
 use crate::util::{Harness, demo, gate_code};
@@ -531,34 +531,8 @@ async fn http_gateway(url: String, timeout: Duration) -> Harness {
 }
 
 async fn http_gateway_with(url: String, timeout: Duration, policy_toml: &str) -> Harness {
-    let dir = tempfile::tempdir().unwrap();
-    let policy = dir.path().join("policy.toml");
-    std::fs::write(&policy, policy_toml).unwrap();
-    let mut config = Config::new(Upstream::Http(url));
-    config.policy = Some(policy);
-    config.upstream_timeout = timeout;
-    let store = Arc::new(keygate_keys::MemoryStore::new());
-    let app = App::with_store(config, store.clone()).await.unwrap();
-    let owner = store
-        .bootstrap(
-            &keygate_keys::TokenFormat::default(),
-            keygate_keys::Bootstrap {
-                tenant: "t".to_owned(),
-                owner: "o".to_owned(),
-                projects: vec!["shop".to_owned()],
-                scopes: app.policy().all_scopes(),
-                key_name: "k".to_owned(),
-            },
-        )
-        .await
-        .unwrap();
-    Harness {
-        app: app.router(),
-        store,
-        owner: owner.key.token.expose().to_owned(),
-        tenant: owner.tenant.id,
-        owner_id: owner.owner.id,
-    }
+    let gates = Arc::new(keygate_gates::MemoryGateStore::new());
+    crate::util::http_gateway(url, policy_toml, |c| c.upstream_timeout = timeout, gates).await
 }
 
 #[tokio::test]

@@ -14,6 +14,7 @@ async fn settings_page_and_assets_have_security_headers() {
         ("/settings/api", "text/html"),
         ("/settings/api/app.js", "text/javascript"),
         ("/settings/api/app.css", "text/css"),
+        ("/approvals/ap_1", "text/html"),
     ] {
         let r = h.call(Method::GET, path, None, None).await;
         assert_eq!(r.status, StatusCode::OK, "{path}");
@@ -27,6 +28,10 @@ async fn settings_page_and_assets_have_security_headers() {
     }
     let html = h.call(Method::GET, "/settings/api", None, None).await.raw;
     assert!(html.contains("/settings/api/app.js"));
+    // The approval page is the settings page; its script opens the approval in the path.
+    let approval = h.call(Method::GET, "/approvals/ap_1", None, None).await.raw;
+    assert_eq!(approval, html);
+    assert!(html.contains("approvals-card"));
     assert!(CSP.contains("frame-ancestors 'none'"));
 }
 

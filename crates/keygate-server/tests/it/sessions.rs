@@ -259,35 +259,7 @@ async fn stateful_upstream() -> (String, Upstreamed) {
 
 /// The gateway in front of `url` with the demo policy, on `gates`.
 async fn gateway(url: String, gates: Arc<dyn GateStore>) -> Harness {
-    let dir = tempfile::tempdir().unwrap();
-    let policy = dir.path().join("policy.toml");
-    std::fs::write(&policy, keygate_demo::POLICY_TOML).unwrap();
-    let mut config = Config::new(Upstream::Http(url));
-    config.policy = Some(policy);
-    let store = Arc::new(keygate_keys::MemoryStore::new());
-    let app = App::with_stores(config, store.clone(), gates)
-        .await
-        .unwrap();
-    let owner = store
-        .bootstrap(
-            &keygate_keys::TokenFormat::default(),
-            keygate_keys::Bootstrap {
-                tenant: "t".to_owned(),
-                owner: "o".to_owned(),
-                projects: vec!["shop".to_owned()],
-                scopes: app.policy().all_scopes(),
-                key_name: "k".to_owned(),
-            },
-        )
-        .await
-        .unwrap();
-    Harness {
-        app: app.router(),
-        store,
-        owner: owner.key.token.expose().to_owned(),
-        tenant: owner.tenant.id,
-        owner_id: owner.owner.id,
-    }
+    crate::util::http_gateway(url, keygate_demo::POLICY_TOML, |_| {}, gates).await
 }
 
 #[tokio::test]

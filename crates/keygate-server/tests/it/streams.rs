@@ -14,8 +14,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::stream;
 use http::{HeaderMap, Method, StatusCode};
 use http_body_util::BodyExt;
-use keygate_keys::KeyStore;
-use keygate_server::{App, Config, Upstream};
+use keygate_server::Config;
 use serde_json::{Value, json};
 
 use crate::util::Harness;
@@ -123,49 +122,23 @@ async fn upstream() -> (String, Seen) {
 }
 
 async fn gateway(url: String) -> Harness {
-    let dir = tempfile::tempdir().unwrap();
-    let policy = dir.path().join("policy.toml");
-    std::fs::write(&policy, keygate_demo::POLICY_TOML).unwrap();
-    let mut config = Config::new(Upstream::Http(url));
-    config.policy = Some(policy);
-    config.upstream_timeout = TIMEOUT;
-    let store = Arc::new(keygate_keys::MemoryStore::new());
     let gates = Arc::new(keygate_gates::MemoryGateStore::new());
-    let app = App::with_stores(config, store.clone(), gates.clone())
-        .await
-        .unwrap();
-    let owner = store
-        .bootstrap(
-            &keygate_keys::TokenFormat::default(),
-            keygate_keys::Bootstrap {
-                tenant: "t".to_owned(),
-                owner: "o".to_owned(),
-                projects: vec!["shop".to_owned()],
-                scopes: app.policy().all_scopes(),
-                key_name: "k".to_owned(),
-            },
-        )
-        .await
-        .unwrap();
+    let edit = |c: &mut Config| c.upstream_timeout = TIMEOUT;
+    let h = crate::util::http_gateway(url, keygate_demo::POLICY_TOML, edit, gates.clone()).await;
     // The session ids these tests send, as if the upstream's `initialize` had issued
     // them to the owner's key (the gateway refuses sessions no key opened).
+    let owner = h.principal(&h.owner).await;
     let now = time::OffsetDateTime::now_utc();
     for id in ["s1", "ended"] {
         let binding = keygate_gates::SessionBinding {
-            key_id: owner.key.key.id.as_str().to_owned(),
+            key_id: owner.key_id.as_str().to_owned(),
             bound_at: now,
             seen_at: now,
             expires_at: now + time::Duration::hours(1),
         };
         assert!(gates.bind_session(id, &binding).await.unwrap());
     }
-    Harness {
-        app: app.router(),
-        store,
-        owner: owner.key.token.expose().to_owned(),
-        tenant: owner.tenant.id,
-        owner_id: owner.owner.id,
-    }
+    h
 }
 
 /// One POST with extra headers, answered within [`BOUND`].

@@ -87,6 +87,47 @@ pub(crate) async fn demo_with_gates(
     }
 }
 
+/// The gateway in front of the MCP server at `url` with the policy `policy_toml`, the
+/// settings `edit` makes to the default [`Config`], on the gate store `gates`; one
+/// tenant `t` with the project `shop` and its owner's key (every scope of the policy).
+pub(crate) async fn http_gateway(
+    url: String,
+    policy_toml: &str,
+    edit: impl FnOnce(&mut Config),
+    gates: Arc<dyn keygate_gates::GateStore>,
+) -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(&policy, policy_toml).unwrap();
+    let mut config = Config::new(Upstream::Http(url));
+    config.policy = Some(policy);
+    edit(&mut config);
+    let store = Arc::new(MemoryStore::new());
+    let app = App::with_stores(config, store.clone(), gates)
+        .await
+        .unwrap();
+    let owner = store
+        .bootstrap(
+            &keygate_keys::TokenFormat::default(),
+            keygate_keys::Bootstrap {
+                tenant: "t".to_owned(),
+                owner: "o".to_owned(),
+                projects: vec!["shop".to_owned()],
+                scopes: app.policy().all_scopes(),
+                key_name: "k".to_owned(),
+            },
+        )
+        .await
+        .unwrap();
+    Harness {
+        app: app.router(),
+        store,
+        owner: owner.key.token.expose().to_owned(),
+        tenant: owner.tenant.id,
+        owner_id: owner.owner.id,
+    }
+}
+
 /// Bootstraps the demo tenant into `app`'s store, as `keygated --demo` does: its owner,
 /// or `None` when the store has it already.
 pub(crate) async fn take_demo_owner(app: &App) -> Option<keygate_keys::Bootstrapped> {
