@@ -248,3 +248,47 @@ fn long_silences_outlast_the_upstream_timeout() {
         tail(&gateway.server.logs(), 30)
     );
 }
+
+/// `mode="auto"` (2026-07-28) against `keygated --demo`: the person-gated
+/// `service.delete` asks the SDK's `elicitation_callback` (MRTR `input_required`) with a
+/// message naming the call; declining or a wrong name deletes nothing, the exact name
+/// deletes.
+#[test]
+fn auto_mode_asks_the_elicitation_callback_and_only_the_exact_name_deletes() {
+    if !available("the Python SDK MRTR test", Need::Python) {
+        return;
+    }
+    let server = keygate_e2e::Server::demo();
+    let key = server.owner_key();
+    let url = server.url("/api/mcp");
+    let run = |arg: &str| {
+        sdk(&url, &key, "auto", "approve", arg)
+            .unwrap_or_else(|e| panic!("{e}\ngateway log:\n{}", server.logs()))
+    };
+    for (arg, code) in [
+        ("web:decline", "CONFIRMATION_DECLINED"),
+        ("web:cancel", "CONFIRMATION_DECLINED"),
+        ("web:accept=Web", "CONFIRMATION_DECLINED"),
+    ] {
+        let out = run(arg);
+        assert_eq!(out["protocol_version"], "2026-07-28", "{arg}: {out}");
+        let asked = out["asked"].as_array().expect("the callback's record");
+        assert_eq!(asked.len(), 1, "{arg}: asked once: {out}");
+        let message = asked[0]["message"].as_str().unwrap_or_default();
+        for part in ["service.delete", "`web`", r#"{"service":"web"}"#] {
+            assert!(message.contains(part), "{arg}: {part} not in {message}");
+        }
+        assert_eq!(asked[0]["schema"]["required"], json!(["target"]), "{out}");
+        assert_eq!(out["is_error"], true, "{arg}: {out}");
+        assert_eq!(out["structured"]["code"], code, "{arg}: {out}");
+        assert_eq!(out["still_listed"], true, "{arg} deleted web: {out}");
+    }
+    let out = run("web:accept=web");
+    assert_eq!(out["asked"].as_array().map(Vec::len), Some(1), "{out}");
+    assert_eq!(out["is_error"], false, "{out}");
+    assert!(
+        out["text"].as_str().unwrap_or_default().contains("deleted"),
+        "{out}"
+    );
+    assert_eq!(out["still_listed"], false, "web was not deleted: {out}");
+}

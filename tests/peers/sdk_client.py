@@ -13,6 +13,10 @@ Scenarios:
 - `notify SECONDS`: call `notify_later` (answers at once; SECONDS later the server sends
   `notifications/resources/updated` on the GET stream) and wait for that notification.
 - `big BYTES`: call `payload_size` with a string of BYTES characters; report the length.
+- `approve SERVICE:ANSWER` (keygated --demo): call `service.delete {"service": SERVICE}`
+  with an `elicitation_callback` that records each form's message and schema and answers
+  `decline`, `cancel` or `accept` with ANSWER typed as the target (`accept=NAME`); report
+  the messages, the call's result, and whether SERVICE is still listed after.
 """
 
 from __future__ import annotations
@@ -61,10 +65,22 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         timeout=httpx2.Timeout(30.0, read=60.0),
         event_hooks={"request": [on_request], "response": [on_response]},
     )
+    asked: list[dict[str, Any]] = []
+    service, _, answer = (args.arg or "").partition(":")
+
+    async def on_elicit(context: Any, params: Any) -> Any:
+        asked.append({"message": params.message, "schema": getattr(params, "requested_schema", None)})
+        if answer.startswith("accept="):
+            return types.ElicitResult(action="accept", content={"target": answer.removeprefix("accept=")})
+        return types.ElicitResult(action=answer or "decline")
+
+    callback = on_elicit if args.scenario == "approve" else None
     out: dict[str, Any] = {}
     async with http:
         transport = streamable_http_client(args.url, http_client=http)
-        async with Client(transport, mode=args.mode, message_handler=on_message, cache=None) as client:
+        async with Client(
+            transport, mode=args.mode, message_handler=on_message, cache=None, elicitation_callback=callback
+        ) as client:
             out["protocol_version"] = client.protocol_version
             if args.scenario == "silent":
                 result = await client.call_tool("slow_answer", {"seconds": float(args.arg)})
@@ -77,6 +93,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 with anyio.move_on_after(float(args.arg) + 15):
                     await notified.wait()
                 out["updates"] = updates
+            elif args.scenario == "approve":
+                result = await client.call_tool("service.delete", {"service": service})
+                out["is_error"] = bool(result.is_error)
+                out["text"] = text_of(result)
+                out["structured"] = result.structured_content
+                out["asked"] = asked
+                listed = await client.call_tool("service.list", {})
+                out["still_listed"] = f'"name":"{service}"' in text_of(listed).replace(" ", "")
             elif args.scenario == "big":
                 result = await client.call_tool("payload_size", {"data": "x" * int(args.arg)})
                 out["is_error"] = bool(result.is_error)
@@ -89,7 +113,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--url", required=True)
     parser.add_argument("--mode", choices=["legacy", "auto"], required=True)
-    parser.add_argument("scenario", choices=["negotiate", "silent", "notify", "big"])
+    parser.add_argument("scenario", choices=["negotiate", "silent", "notify", "big", "approve"])
     parser.add_argument("arg", nargs="?", default="0")
     args = parser.parse_args()
     try:

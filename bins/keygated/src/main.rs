@@ -130,6 +130,36 @@ struct Args {
     /// call that asks for it to the identical retry that uses it [default: 300].
     #[arg(long, env = "KEYGATE_APPROVAL_TTL", value_name = "SECONDS")]
     approval_ttl: Option<Timeout>,
+    /// Secret (at least 32 bytes) that MRTR requestStates are sealed with (HMAC);
+    /// every instance sharing a database must be given the same one [default: a random
+    /// secret for this process].
+    #[arg(
+        long,
+        env = "KEYGATE_MRTR_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    #[serde(deserialize_with = "parsed")]
+    mrtr_secret: Option<SecretArg>,
+}
+
+/// `--mrtr-secret` as given: never shown, in errors or `Debug` (checked in
+/// [`resolve`], whose error does not repeat it).
+#[derive(Clone)]
+struct SecretArg(String);
+
+impl std::fmt::Debug for SecretArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretArg(..)")
+    }
+}
+
+impl FromStr for SecretArg {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
 }
 
 /// A file value, parsed with the rules of its flag.
@@ -177,6 +207,11 @@ fn resolve(args: Args) -> anyhow::Result<(Config, SocketAddr)> {
         approval_ttl
     );
     config.policy = args.policy.or(file.policy);
+    if let Some(secret) = args.mrtr_secret.or(file.mrtr_secret) {
+        let secret = keygate_server::MrtrSecret::new(secret.0.into_bytes())
+            .map_err(|e| ServerError::Config(format!("--mrtr-secret: {e}")))?;
+        config.mrtr_secret = Some(secret);
+    }
     if let Some(max) = args.max_body.or(file.max_body) {
         config.max_body = max.get();
     }

@@ -110,3 +110,37 @@ fn approval_ttl_flag_env_or_file_over_default() {
     let zero = Args::try_parse_from(["keygated", "--demo", "--approval-ttl", "0"]);
     assert!(zero.is_err(), "a zero lifetime is refused");
 }
+
+#[test]
+fn mrtr_secret_flag_or_file_and_too_short_refused() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("keygate.toml");
+    let secret = "s".repeat(32);
+    std::fs::write(&path, format!("demo = true\nmrtr-secret = \"{secret}\"\n"))
+        .expect("the file is written");
+    let file = path.to_str().expect("a UTF-8 path");
+    assert!(
+        resolved(&["--config", file]).mrtr_secret.is_some(),
+        "from the file"
+    );
+    assert!(
+        resolved(&["--demo"]).mrtr_secret.is_none(),
+        "none by default"
+    );
+    let flag = resolved(&["--demo", "--mrtr-secret", &"f".repeat(40)]);
+    assert_eq!(
+        format!("{:?}", flag.mrtr_secret),
+        "Some(MrtrSecret(..))",
+        "never shown"
+    );
+    let short = Args::try_parse_from(["keygated", "--demo", "--mrtr-secret", "shortsecret"])
+        .expect("the arguments parse");
+    let err = resolve(short)
+        .expect_err("a short secret is refused")
+        .to_string();
+    assert!(err.contains("at least 32 bytes"), "{err}");
+    assert!(
+        !err.contains("shortsecret"),
+        "the secret is not repeated: {err}"
+    );
+}

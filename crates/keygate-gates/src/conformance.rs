@@ -62,6 +62,7 @@ pub async fn run(store: Arc<dyn GateStore>) {
     an_approval_is_decided_once_while_pending(&*store).await;
     concurrent_claims_use_an_approval_once(store.clone()).await;
     pending_approvals_are_listed_by_tenant_and_counted_by_key(&*store).await;
+    a_nonce_is_spent_once(store.clone()).await;
     purge_forgets_what_expired(&*store).await;
 }
 
@@ -719,6 +720,57 @@ pub async fn evidence_is_bound_and_ages(store: &dyn GateStore) {
     assert!(
         !read_by("k1", "s1", "api", ISSUED + Duration::seconds(1)).await,
         "a read before `since`"
+    );
+}
+
+/// A nonce is spent by its first presentation only, also under concurrency; other
+/// nonces are not affected; purge forgets nonces once they expired, and only those.
+pub async fn a_nonce_is_spent_once(store: Arc<dyn GateStore>) {
+    let until = ISSUED + Duration::seconds(300);
+    let spend = |store: Arc<dyn GateStore>, nonce: &'static str, until| async move {
+        store
+            .spend_nonce(nonce, until)
+            .await
+            .unwrap_or_else(|e| panic!("spend_nonce failed: {e}"))
+    };
+    assert!(
+        spend(store.clone(), "nonce-one", until).await,
+        "a fresh nonce is spent"
+    );
+    assert!(
+        !spend(store.clone(), "nonce-one", until).await,
+        "a spent nonce is refused"
+    );
+    assert!(
+        spend(store.clone(), "nonce-two", until).await,
+        "another nonce is not affected"
+    );
+    let racers: Vec<_> = (0..8)
+        .map(|_| tokio::spawn(spend(store.clone(), "nonce-race", until)))
+        .collect();
+    let mut won = 0;
+    for r in racers {
+        if r.await.unwrap_or_else(|e| panic!("spend task failed: {e}")) {
+            won += 1;
+        }
+    }
+    assert_eq!(won, 1, "concurrent spends of one nonce: exactly one wins");
+    // Purged only once expired: until then a replay stays refused.
+    store
+        .purge(until - Duration::seconds(1), ISSUED - Duration::days(1))
+        .await
+        .unwrap_or_else(|e| panic!("purge failed: {e}"));
+    assert!(
+        !spend(store.clone(), "nonce-one", until).await,
+        "purge forgot a nonce before it expired"
+    );
+    store
+        .purge(until, ISSUED - Duration::days(1))
+        .await
+        .unwrap_or_else(|e| panic!("purge failed: {e}"));
+    assert!(
+        spend(store.clone(), "nonce-one", until + Duration::seconds(300)).await,
+        "an expired nonce is forgotten by purge"
     );
 }
 

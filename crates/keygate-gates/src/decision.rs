@@ -26,6 +26,33 @@ pub const CONFIRMATION_DECLINED: &str = "CONFIRMATION_DECLINED";
 /// Code of a call refused because its key has too many approvals pending.
 pub const TOO_MANY_APPROVALS: &str = "TOO_MANY_APPROVALS";
 
+/// The channel through which a gated call was approved or declined, as the audit log
+/// records it (`channel`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Channel {
+    /// A 2026-07-28 client's form elicitation, answered on the retry (MRTR).
+    Mrtr,
+    /// An `elicitation/create` sent on a stateful session's stream.
+    Elicitation,
+    /// The approval page (or the approvals API behind it).
+    Page,
+    /// The agent-relayed challenge (`approval = "agent"`): not person-verified.
+    Agent,
+}
+
+impl Channel {
+    /// `mrtr`, `elicitation`, `page` or `agent`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Mrtr => "mrtr",
+            Self::Elicitation => "elicitation",
+            Self::Page => "page",
+            Self::Agent => "agent",
+        }
+    }
+}
+
 /// Why a confirmation did not hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -66,6 +93,18 @@ pub enum InvalidReason {
     OtherTarget,
     /// The challenge was issued for other arguments (it is now used up).
     OtherArguments,
+    /// An MRTR `requestState` this gateway did not issue, or one that was altered
+    /// (its HMAC does not hold, or it cannot be read).
+    StateInvalid,
+    /// An MRTR `requestState` that has expired (with its approval).
+    StateExpired,
+    /// An MRTR `requestState` issued to another key. It stays usable by its own.
+    StateOtherKey,
+    /// An MRTR `requestState` presented before: each one works once.
+    StateUsed,
+    /// An MRTR `requestState` issued for another tool or other arguments (it is now
+    /// used up): a retry with other arguments needs a new approval.
+    StateOtherArguments,
 }
 
 impl InvalidReason {
@@ -84,6 +123,11 @@ impl InvalidReason {
             Self::OtherTool => "other_tool",
             Self::OtherTarget => "other_target",
             Self::OtherArguments => "other_arguments",
+            Self::StateInvalid => "invalid_request_state",
+            Self::StateExpired => "request_state_expired",
+            Self::StateOtherKey => "request_state_other_key",
+            Self::StateUsed => "request_state_used",
+            Self::StateOtherArguments => "request_state_other_arguments",
         }
     }
 }
@@ -117,8 +161,11 @@ pub enum Outcome {
     Approved {
         /// The approval that was used.
         approval_id: String,
-        /// The user id of the person who approved it.
+        /// The user id of the person who approved it (empty when the client's person
+        /// approved a tenant key's call through MRTR: no user of ours is known).
         approver_user_id: String,
+        /// Where they approved it.
+        channel: Channel,
     },
     /// Answer `APPROVAL_REQUIRED`: a person must approve the call on the approval page,
     /// then the agent repeats it.
@@ -269,8 +316,9 @@ impl Decision {
                 Outcome::Approved {
                     approval_id,
                     approver_user_id,
+                    channel,
                 } => {
-                    obj.insert("channel".to_owned(), "page".into());
+                    obj.insert("channel".to_owned(), channel.as_str().into());
                     obj.insert("approval_id".to_owned(), approval_id.as_str().into());
                     obj.insert(
                         "approver_user_id".to_owned(),
@@ -443,11 +491,63 @@ impl Decision {
                     InvalidReason::OtherArguments => format!(
                         "The challenge was issued for other arguments of {tool}; a challenge confirms only the exact arguments the user approved, and this one is now used up. {retry}"
                     ),
+                    InvalidReason::StateInvalid
+                    | InvalidReason::StateExpired
+                    | InvalidReason::StateOtherKey
+                    | InvalidReason::StateUsed
+                    | InvalidReason::StateOtherArguments => {
+                        let why = match reason {
+                            InvalidReason::StateInvalid => {
+                                "The requestState was not issued by this gateway, or was altered"
+                            }
+                            InvalidReason::StateExpired => "The requestState has expired",
+                            InvalidReason::StateOtherKey => {
+                                "The requestState was issued to another API key"
+                            }
+                            InvalidReason::StateUsed => {
+                                "The requestState was used already; each one works once"
+                            }
+                            _ => {
+                                "The requestState was issued for another operation or other arguments; an approval covers only the exact arguments the person saw, and this one is now used up"
+                            }
+                        };
+                        format!(
+                            "{why}. Nothing was changed. To try again, call {tool} without inputResponses and requestState: the user is asked anew."
+                        )
+                    }
                 };
                 format!("{why} Arguments: {args}.")
             }
         };
         Some(msg)
+    }
+
+    /// What to ask the person in a form elicitation (the MRTR channel), for an
+    /// `APPROVAL_REQUIRED` decision (`None` otherwise): names the operation, the
+    /// target and the canonical arguments, and asks for the target's exact name.
+    pub fn person_prompt(&self) -> Option<String> {
+        let Outcome::ApprovalRequired { expires_at, .. } = &self.outcome else {
+            return None;
+        };
+        let tool = &self.operation;
+        let target = visible(self.target.as_deref().unwrap_or(""));
+        let target = target.as_ref();
+        let args = self.arguments.canonical();
+        let Action {
+            subject,
+            consequence,
+            ..
+        } = Action::new(tool, &self.target_arg, target);
+        Some(format!(
+            "Your agent asks to call {tool} on {} `{target}`. {subject} {consequence}. Arguments: {args}. To approve exactly this call, type the exact name `{target}`; decline if you did not ask for it. The approval works once and expires at {}.",
+            self.target_arg,
+            rfc3339(*expires_at)
+        ))
+    }
+
+    /// The name of the gate's target argument, such as `service`.
+    pub fn target_arg(&self) -> &str {
+        &self.target_arg
     }
 
     /// The JSON-RPC `result` of a refused call, or `None` when allowed:

@@ -20,6 +20,12 @@ pub enum GateError {
         /// What is wrong with it, for a person.
         detail: String,
     },
+    /// A configured MRTR secret is too short to seal request states with.
+    #[error("the MRTR secret must be at least {min} bytes")]
+    MrtrSecret {
+        /// The least length, in bytes.
+        min: usize,
+    },
 }
 
 impl GateError {

@@ -12,9 +12,10 @@ use crate::approval::{
 use crate::arguments::Arguments;
 use crate::clock::Clock;
 use crate::confirm::Confirm;
-use crate::decision::{Decision, InvalidReason, Outcome};
+use crate::decision::{Channel, Decision, InvalidReason, Outcome};
 use crate::error::GateError;
 use crate::history::FailureHistory;
+use crate::mrtr::MrtrSecret;
 use crate::store::{Challenge, EvidenceRead, GateStore, Taken};
 
 /// Default lifetime of a challenge: 300 seconds.
@@ -157,6 +158,7 @@ pub struct Gates {
     approval_ttl: Duration,
     max_pending_approvals: usize,
     public_url: Option<String>,
+    mrtr_secret: Option<Arc<MrtrSecret>>,
 }
 
 impl Gates {
@@ -170,6 +172,7 @@ impl Gates {
             approval_ttl: DEFAULT_APPROVAL_TTL,
             max_pending_approvals: DEFAULT_MAX_PENDING_APPROVALS,
             public_url: None,
+            mrtr_secret: None,
         }
     }
 
@@ -197,6 +200,20 @@ impl Gates {
         let url: String = url.into();
         self.public_url = Some(url.trim_end_matches('/').to_owned());
         self
+    }
+
+    /// Sets the secret MRTR `requestState`s are sealed with (HMAC-SHA256), which turns
+    /// the MRTR channel on ([`Gates::mrtr_ask`]). Gateways that share a gate store must
+    /// share it too, or a state sealed by one is refused by another.
+    #[must_use]
+    pub fn with_mrtr_secret(mut self, secret: MrtrSecret) -> Self {
+        self.mrtr_secret = Some(Arc::new(secret));
+        self
+    }
+
+    /// The MRTR secret, when set.
+    pub(crate) fn mrtr_secret(&self) -> Option<&MrtrSecret> {
+        self.mrtr_secret.as_deref()
     }
 
     /// How long a person approval stays valid.
@@ -514,6 +531,7 @@ impl Gates {
                         .map(|d| d.user_id.clone())
                         .unwrap_or_default(),
                     approval_id: a.id,
+                    channel: Channel::Page,
                 }));
             }
             Claimed::Denied(a) => {

@@ -17,6 +17,12 @@
 //!   key, tool, target and arguments, echoed back with the exact target name. Not
 //!   person-verified: the platform takes the agent's word.
 //!
+//! - MRTR (2026-07-28 clients that declare form elicitation): the server answers the
+//!   client with a form asking its person for the target's exact name and a sealed,
+//!   one-time `requestState` ([`Gates::mrtr_ask`]); the retry carries the answer and
+//!   the state, which [`Gates::answer_mrtr`] checks (HMAC, key, arguments, expiry,
+//!   nonce) before the answer decides the approval.
+//!
 //! Decisions are plain values a caller can audit-log and render as an MCP tool error
 //! ([`Decision::to_tool_result`]).
 //!
@@ -84,6 +90,7 @@ mod decision;
 mod error;
 mod gates;
 mod history;
+mod mrtr;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod store;
@@ -95,7 +102,7 @@ pub use crate::arguments::Arguments;
 pub use crate::clock::{Clock, ManualClock, SystemClock};
 pub use crate::confirm::{CONFIRM_ARG, Confirm, strip_confirm};
 pub use crate::decision::{
-    APPROVAL_REQUIRED, CONFIRMATION_DECLINED, CONFIRMATION_INVALID, CONFIRMATION_REQUIRED,
+    APPROVAL_REQUIRED, CONFIRMATION_DECLINED, CONFIRMATION_INVALID, CONFIRMATION_REQUIRED, Channel,
     DIAGNOSIS_REQUIRED, Decision, InvalidReason, Outcome, SELF_SERVICE_BLOCKED, TOO_MANY_APPROVALS,
 };
 pub use crate::error::{BoxError, GateError};
@@ -104,6 +111,10 @@ pub use crate::gates::{
     DEFAULT_MAX_PENDING_APPROVALS, GateCall, Gates,
 };
 pub use crate::history::FailureHistory;
+pub use crate::mrtr::{
+    CLIENT_PERSON, MIN_MRTR_SECRET_LEN, MRTR_INPUT, MRTR_NONCE_LEN, MRTR_TARGET_FIELD, MrtrAnswer,
+    MrtrAsk, MrtrOutcome, MrtrSecret,
+};
 #[cfg(feature = "postgres")]
 pub use crate::postgres::PgGateStore;
 pub use crate::store::{

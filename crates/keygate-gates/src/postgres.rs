@@ -132,6 +132,13 @@ CREATE TABLE IF NOT EXISTS gate_approvals (
 CREATE INDEX IF NOT EXISTS gate_approvals_call ON gate_approvals (key_id, tool, arguments_sha256);
 CREATE INDEX IF NOT EXISTS gate_approvals_tenant ON gate_approvals (tenant_id, status);
 CREATE INDEX IF NOT EXISTS gate_approvals_expires_at ON gate_approvals (expires_at);
+-- Added with the MRTR channel: a new table only. The one-time nonces of requestStates
+-- that were presented (their SHA-256), kept until the state expires.
+CREATE TABLE IF NOT EXISTS gate_mrtr_nonces (
+    nonce_sha256 BYTEA PRIMARY KEY,
+    expires_at   TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX IF NOT EXISTS gate_mrtr_nonces_expires_at ON gate_mrtr_nonces (expires_at);
 ";
 
 /// The columns of `gate_approvals` in the order [`approval_from_row`] reads them.
@@ -539,12 +546,38 @@ impl GateStore for PgGateStore {
         row.as_ref().map(approval_from_row).transpose()
     }
 
+    async fn spend_nonce(
+        &self,
+        nonce: &str,
+        expires_at: OffsetDateTime,
+    ) -> Result<bool, GateError> {
+        let client = self.client().await?;
+        // The primary key makes the insert the one-time check: of concurrent spends of
+        // one nonce, one inserts a row.
+        let inserted = client
+            .execute(
+                "INSERT INTO gate_mrtr_nonces (nonce_sha256, expires_at) VALUES ($1, $2)
+                 ON CONFLICT (nonce_sha256) DO NOTHING",
+                &[&digest(nonce), &expires_at],
+            )
+            .await
+            .map_err(GateError::store)?;
+        Ok(inserted == 1)
+    }
+
     async fn purge(
         &self,
         now: OffsetDateTime,
         evidence_before: OffsetDateTime,
     ) -> Result<u64, GateError> {
         let client = self.client().await?;
+        let nonces = client
+            .execute(
+                "DELETE FROM gate_mrtr_nonces WHERE expires_at <= $1",
+                &[&now],
+            )
+            .await
+            .map_err(GateError::store)?;
         let approvals = client
             .execute(
                 "DELETE FROM gate_approvals WHERE expires_at <= $1",
@@ -570,7 +603,7 @@ impl GateStore for PgGateStore {
             )
             .await
             .map_err(GateError::store)?;
-        Ok(a + b + sessions + approvals)
+        Ok(a + b + sessions + approvals + nonces)
     }
 }
 

@@ -233,8 +233,16 @@ pub trait GateStore: Send + Sync + fmt::Debug {
         by: &DecidedBy,
     ) -> Result<Option<Approval>, GateError>;
 
-    /// Forgets challenges and session bindings expired at `now`, evidence read before
-    /// `evidence_before` and approvals that expired before `evidence_before` (kept a
+    /// Records that the one-time nonce `nonce` (of an MRTR `requestState`, see
+    /// [`Gates::answer_mrtr`](crate::Gates::answer_mrtr)) is used, atomically: `Ok(true)`
+    /// for the first caller, `Ok(false)` when it was recorded before (a replay). Stores
+    /// keep its SHA-256, and may forget it once `expires_at` has passed (the state it
+    /// came in has expired by then, so it can never be presented again).
+    async fn spend_nonce(&self, nonce: &str, expires_at: OffsetDateTime)
+    -> Result<bool, GateError>;
+
+    /// Forgets challenges, session bindings and spent nonces expired at `now`, evidence
+    /// read before `evidence_before` and approvals that expired before `evidence_before` (kept a
     /// while after expiry so people see them as expired); returns how many went.
     async fn purge(
         &self,
@@ -257,6 +265,7 @@ pub struct MemoryGateStore {
     evidence: Mutex<HashMap<EvidenceKey, OffsetDateTime>>,
     sessions: Mutex<HashMap<[u8; 32], SessionBinding>>,
     approvals: Mutex<HashMap<String, Approval>>,
+    nonces: Mutex<HashMap<[u8; 32], OffsetDateTime>>,
 }
 
 impl MemoryGateStore {
@@ -277,6 +286,10 @@ impl MemoryGateStore {
 
     fn sessions(&self) -> MutexGuard<'_, HashMap<[u8; 32], SessionBinding>> {
         self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn nonces(&self) -> MutexGuard<'_, HashMap<[u8; 32], OffsetDateTime>> {
+        self.nonces.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn approvals(&self) -> MutexGuard<'_, HashMap<String, Approval>> {
@@ -495,12 +508,32 @@ impl GateStore for MemoryGateStore {
         })
     }
 
+    async fn spend_nonce(
+        &self,
+        nonce: &str,
+        expires_at: OffsetDateTime,
+    ) -> Result<bool, GateError> {
+        let digest: [u8; 32] = Sha256::digest(nonce.as_bytes()).into();
+        let mut map = self.nonces();
+        if map.contains_key(&digest) {
+            return Ok(false);
+        }
+        map.insert(digest, expires_at);
+        Ok(true)
+    }
+
     async fn purge(
         &self,
         now: OffsetDateTime,
         evidence_before: OffsetDateTime,
     ) -> Result<u64, GateError> {
         let mut gone = 0;
+        {
+            let mut map = self.nonces();
+            let before = map.len();
+            map.retain(|_, expires_at| *expires_at > now);
+            gone += before - map.len();
+        }
         {
             let mut map = self.approvals();
             let before = map.len();

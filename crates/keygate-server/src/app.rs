@@ -179,6 +179,14 @@ impl App {
         if let Some(url) = &config.public_url {
             gates = gates.with_public_url(url.as_str());
         }
+        // MRTR request states: the configured secret, else one for this process only.
+        let mrtr_secret = match &config.mrtr_secret {
+            Some(secret) => secret.clone(),
+            None => keygate_gates::MrtrSecret::random().map_err(|e| {
+                ServerError::Config(format!("cannot draw a random MRTR secret: {e}"))
+            })?,
+        };
+        gates = gates.with_mrtr_secret(mrtr_secret);
         let metrics = Metrics::new();
         let verifier: Arc<dyn Verifier> = Arc::new(TimedVerifier {
             inner: verifier,

@@ -16,7 +16,7 @@ use axum::{Extension, Json};
 use keygate_client::{
     ApprovalInfo, ApprovalKey, ApprovalList, ApprovalPerson, ApprovalState, ApproveBody,
 };
-use keygate_gates::{Approval, ApprovalError, ApprovalStatus, Approver, Caller};
+use keygate_gates::{Approval, ApprovalError, ApprovalStatus, Approver, Caller, Channel};
 use keygate_keys::{KeyKind, NewAuditEvent, Principal};
 use keygate_scopes::APPROVE_SCOPE;
 use serde_json::json;
@@ -192,7 +192,7 @@ pub(crate) async fn approve(
         .gates
         .approve(&id, &approver(&principal), &body.target)
         .await?;
-    audit(&state, &principal, "gate.approved", &a).await?;
+    audit(&state, &principal, "gate.approved", &a, Channel::Page).await?;
     tracing::info!(approval = %a.id, key_id = %a.key_id, by = %principal.key_id, "gated call approved by a person");
     Ok(Json(info(&state, a).await?))
 }
@@ -205,18 +205,21 @@ pub(crate) async fn deny(
 ) -> Result<Json<ApprovalInfo>, Refusal> {
     let id = path_id(id)?;
     let a = state.gates.deny(&id, &approver(&principal)).await?;
-    audit(&state, &principal, "gate.declined", &a).await?;
+    audit(&state, &principal, "gate.declined", &a, Channel::Page).await?;
     tracing::info!(approval = %a.id, key_id = %a.key_id, by = %principal.key_id, "gated call denied by a person");
     Ok(Json(info(&state, a).await?))
 }
 
-/// Appends a person's decision to the audit log: who (user id), through which channel,
-/// which call (never argument values: their SHA-256).
-async fn audit(
+/// Appends a person's decision to the audit log: who (user id; `null` with `approver`
+/// naming them when no user of ours is known, as for the client's person of a tenant
+/// key on the MRTR channel), through which channel, which call (never argument values:
+/// their SHA-256). `principal` is the key that made the request deciding it.
+pub(crate) async fn audit(
     state: &AppState,
     principal: &Principal,
     action: &str,
     a: &Approval,
+    channel: Channel,
 ) -> Result<(), ApiError> {
     let digest: String = a
         .arguments
@@ -231,8 +234,9 @@ async fn audit(
         target: format!("{}:{}", a.tool, a.target),
         detail: json!({
             "approval_id": a.id,
-            "channel": "page",
-            "approver_user_id": a.decided_by.as_ref().map(|d| d.user_id.as_str()),
+            "channel": channel.as_str(),
+            "approver_user_id": a.decided_by.as_ref().map(|d| d.user_id.as_str()).filter(|u| !u.is_empty()),
+            "approver": a.decided_by.as_ref().map(|d| d.name.as_str()),
             "key_id": a.key_id,
             "operation": a.tool,
             "target": a.target,

@@ -146,6 +146,10 @@ pub struct Config {
     /// How long a person approval lives, from the agent's call that asked for it to
     /// the retry that uses it (`--approval-ttl`). Default 300 s.
     pub approval_ttl: Duration,
+    /// The secret MRTR `requestState`s are sealed with (HMAC-SHA256; `--mrtr-secret`).
+    /// Default none: a random secret for this process, so that a state sealed by one
+    /// instance is refused by another; instances behind one address must share one.
+    pub mrtr_secret: Option<keygate_gates::MrtrSecret>,
     /// How long a client may take to send a request's headers, counted from the moment
     /// the connection is ready to read them (accepted, or idle after an answer): a
     /// connection whose headers have not all arrived by then is closed, so a client
@@ -235,6 +239,7 @@ impl Config {
             request_timeout: Duration::from_secs(30),
             challenge_ttl: Duration::from_secs(300),
             approval_ttl: Duration::from_secs(300),
+            mrtr_secret: None,
             header_timeout: Duration::from_secs(30),
             max_connections: default_max_connections(),
             auth_failure_rate: NonZeroU32::new(60),

@@ -63,4 +63,5 @@ pub use crate::mcp::{MAX_JSON_DEPTH, MAX_SESSION_ID_LEN};
 pub use crate::page::CSP;
 pub use crate::serve::shutdown_signal;
 pub use crate::upstream::InProcessUpstream;
+pub use keygate_gates::MrtrSecret;
 pub use keygate_limits::FailMode;

@@ -291,6 +291,19 @@ impl Call<'_> {
         self.session
     }
 
+    /// Whether this request belongs to the stateless revision (2026-07-28): no
+    /// session, and its `MCP-Protocol-Version` header or, without one, its `_meta`
+    /// envelope says so.
+    fn is_stateless(&self, params: Option<&RawValue>) -> bool {
+        let version = self
+            .headers
+            .get("mcp-protocol-version")
+            .and_then(|v| v.to_str().ok());
+        // A request in a session is stateful, whatever its `_meta` says.
+        self.session.is_none()
+            && keygate_mcp::revision::is_stateless_request(version, Some("tools/call"), params)
+    }
+
     /// A JSON-RPC result answered by the gateway itself (a gate decision).
     fn result(&self, result: Value) -> Response {
         let body = json!({ "jsonrpc": "2.0", "id": self.id, "result": result });
@@ -302,6 +315,7 @@ impl Call<'_> {
     }
 
     async fn tools_call(mut self, params: Option<&RawValue>, body: Bytes) -> Response {
+        let raw_params = params;
         let params = match CallParams::read(params) {
             Ok(p) => p,
             Err(e) => {
@@ -313,6 +327,9 @@ impl Call<'_> {
                 );
             }
         };
+        // An MRTR retry's members: never forwarded on a person-gated call.
+        let request_state = params.as_ref().and_then(|p| p.request_state);
+        let input_responses = params.as_ref().and_then(|p| p.input_responses);
         let name = params.as_ref().and_then(CallParams::name);
         let Some(name) = name else {
             return rpc_error(
@@ -377,26 +394,84 @@ impl Call<'_> {
                 args,
             )
             .with_caller(crate::approvals::caller(self.principal));
-            // Protected and unreadable targets are refused without asking the upstream.
-            let history = if state.gates.needs_history(spec, &call) {
-                match self.failure_history(spec, tool.project_arg(), args).await {
-                    Ok(h) => h,
-                    Err(resp) => return resp,
+            let person = spec.approval_by() == keygate_scopes::ApprovalBy::Person;
+            let decision = if let Some(sealed) = request_state.filter(|_| person) {
+                // An MRTR retry: the sealed state and the person's answer decide it.
+                // A state that is not a string is as made up as any other.
+                let sealed = jsonrpc::json_str(sealed).unwrap_or_default();
+                let answer = mrtr_answer(input_responses);
+                let outcome = match state.gates.answer_mrtr(spec, &call, &sealed, &answer).await {
+                    Ok(o) => o,
+                    Err(e) => {
+                        tracing::error!(error = %e, "gate state unavailable; answering 503");
+                        return AuthError::Unavailable.into_response();
+                    }
+                };
+                if let Some(decided) = &outcome.decided {
+                    let action = if outcome.decision.is_allowed() {
+                        "gate.approved"
+                    } else {
+                        "gate.declined"
+                    };
+                    let audited = crate::approvals::audit(
+                        state,
+                        self.principal,
+                        action,
+                        decided,
+                        keygate_gates::Channel::Mrtr,
+                    )
+                    .await;
+                    if audited.is_err() && outcome.decision.is_allowed() {
+                        // An approval must leave a trace; refuse rather than act unseen.
+                        return AuthError::Unavailable.into_response();
+                    }
                 }
+                outcome.decision
             } else {
-                None
-            };
-            let decision = match state.gates.decide(spec, &call, history.as_ref()).await {
-                Ok(d) => d,
-                Err(e) => {
-                    tracing::error!(error = %e, "gate state unavailable; answering 503");
-                    return AuthError::Unavailable.into_response();
+                // Protected and unreadable targets are refused without asking the upstream.
+                let history = if state.gates.needs_history(spec, &call) {
+                    match self.failure_history(spec, tool.project_arg(), args).await {
+                        Ok(h) => h,
+                        Err(resp) => return resp,
+                    }
+                } else {
+                    None
+                };
+                match state.gates.decide(spec, &call, history.as_ref()).await {
+                    Ok(d) => d,
+                    Err(e) => {
+                        tracing::error!(error = %e, "gate state unavailable; answering 503");
+                        return AuthError::Unavailable.into_response();
+                    }
                 }
             };
             state.metrics.gate(decision.code().unwrap_or("ALLOWED"));
             let audited = self.audit(&decision).await;
-            if let Some(result) = decision.to_tool_result() {
+            // A 2026-07-28 client that renders forms asks its person right away (MRTR).
+            if decision.code() == Some(keygate_gates::APPROVAL_REQUIRED) && asks_by_form(raw_params)
+            {
+                match state.gates.mrtr_ask(&decision) {
+                    Ok(Some(ask)) => {
+                        tracing::info!(key_id = %self.principal.key_id, tool = ?untrusted(name), "gated call answered input_required (MRTR)");
+                        return self.result(input_required(ask));
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot seal an MRTR request state; answering with the approval page");
+                    }
+                }
+            }
+            if let Some(mut result) = decision.to_tool_result() {
                 tracing::info!(key_id = %self.principal.key_id, tool = ?untrusted(name), code = decision.code(), "gated call answered");
+                // 2026-07-28 results say they are final; clients refuse one that does not.
+                if self.is_stateless(raw_params)
+                    && let Some(obj) = result.as_object_mut()
+                {
+                    obj.insert(
+                        "resultType".to_owned(),
+                        keygate_mcp::mrtr::ResultType::Complete.as_str().into(),
+                    );
+                }
                 return self.result(result);
             }
             if !audited {
@@ -404,9 +479,19 @@ impl Call<'_> {
                 return AuthError::Unavailable.into_response();
             }
         }
-        // 4. Forward, without `confirm`.
-        let body = if args.get(keygate_gates::CONFIRM_ARG).is_some() {
-            forwarded_call(&body, keygate_gates::strip_confirm(args))
+        // 4. Forward, without `confirm` (and, on a person-gated call, without the MRTR
+        // members the gateway answered itself).
+        let confirm = args.get(keygate_gates::CONFIRM_ARG).is_some();
+        let mrtr = tool.gate().is_some_and(|g| {
+            g.approval_by() == keygate_scopes::ApprovalBy::Person
+                && (request_state.is_some() || input_responses.is_some())
+        });
+        let body = if confirm || mrtr {
+            forwarded_call(
+                &body,
+                confirm.then(|| keygate_gates::strip_confirm(args)),
+                mrtr,
+            )
         } else {
             body
         };
@@ -625,16 +710,82 @@ fn filter_tools(
     }
 }
 
-/// The body forwarded upstream: the same request with the arguments replaced.
-fn forwarded_call(body: &[u8], args: Value) -> Bytes {
+/// The body forwarded upstream: the same request with the arguments replaced (when
+/// `args` is given) and, with `strip_mrtr`, without `inputResponses` and
+/// `requestState`.
+fn forwarded_call(body: &[u8], args: Option<Value>, strip_mrtr: bool) -> Bytes {
     // The body was read as one JSON object before the call got here.
     let Ok(mut out) = serde_json::from_slice::<Map<String, Value>>(body) else {
         return Bytes::copy_from_slice(body);
     };
     if let Some(Value::Object(params)) = out.get_mut("params") {
-        params.insert("arguments".to_owned(), args);
+        if let Some(args) = args {
+            params.insert("arguments".to_owned(), args);
+        }
+        if strip_mrtr {
+            params.remove("inputResponses");
+            params.remove("requestState");
+        }
     }
     Bytes::from(serde_json::to_vec(&out).unwrap_or_default())
+}
+
+/// Whether a request is a 2026-07-28 one whose client declares form elicitation in its
+/// `_meta` (then a person gate asks by MRTR). Stateful requests never are: their
+/// `_meta` carries no stateless protocol version.
+fn asks_by_form(params: Option<&RawValue>) -> bool {
+    keygate_mcp::revision::RequestMeta::from_raw_params(params)
+        .is_ok_and(|m| m.protocol_version.is_stateless() && m.capabilities.elicitation_form())
+}
+
+/// The person's answer in a retry's `inputResponses` (under
+/// [`keygate_gates::MRTR_INPUT`]).
+fn mrtr_answer(responses: Option<&RawValue>) -> keygate_gates::MrtrAnswer {
+    use keygate_gates::MrtrAnswer;
+    use keygate_mcp::mrtr::{ElicitAction, ElicitResult, InputResponses};
+    use serde::Deserialize as _;
+    let Some(answer) = responses
+        .and_then(|r| serde_json::from_str::<InputResponses>(r.get()).ok())
+        .and_then(|mut r| r.remove(keygate_gates::MRTR_INPUT))
+        .and_then(|v| ElicitResult::deserialize(v).ok())
+    else {
+        return MrtrAnswer::Missing;
+    };
+    match answer.action {
+        ElicitAction::Accept => MrtrAnswer::Accept(
+            answer
+                .accepted_str(keygate_gates::MRTR_TARGET_FIELD)
+                .map(str::to_owned),
+        ),
+        ElicitAction::Decline => MrtrAnswer::Decline,
+        ElicitAction::Cancel => MrtrAnswer::Cancel,
+        // An action this gateway does not know approves nothing.
+        _ => MrtrAnswer::Missing,
+    }
+}
+
+/// The `input_required` result that asks the client's person (MRTR): input request
+/// `approval`, a form `elicitation/create` with one required string `target`.
+fn input_required(ask: keygate_gates::MrtrAsk) -> Value {
+    use keygate_mcp::mrtr::{ElicitRequestParams, InputRequest, InputRequiredResult};
+    let schema = json!({
+        "type": "object",
+        "properties": {
+            keygate_gates::MRTR_TARGET_FIELD: {
+                "type": "string",
+                "title": format!("{} name", ask.target_arg),
+                "description": format!("type the exact name of {} to approve", ask.target),
+            }
+        },
+        "required": [keygate_gates::MRTR_TARGET_FIELD],
+    });
+    InputRequiredResult::new()
+        .with_request(
+            keygate_gates::MRTR_INPUT,
+            InputRequest::Elicitation(ElicitRequestParams::form(ask.message, schema)),
+        )
+        .with_state(ask.request_state)
+        .to_value()
 }
 
 /// Whether a tool call's answer (a 2xx one: others never get here) is a result that
@@ -687,10 +838,25 @@ mod tests {
     #[test]
     fn forwarded_calls_replace_only_the_arguments() {
         let obj = json!({"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"service.delete","arguments":{"service":"api","confirm":{"challenge":"c","target":"api"}},"_meta":{"progressToken":1}}});
-        let body = forwarded_call(obj.to_string().as_bytes(), json!({"service":"api"}));
+        let body = forwarded_call(
+            obj.to_string().as_bytes(),
+            Some(json!({"service":"api"})),
+            false,
+        );
         let v: Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["params"]["arguments"], json!({"service":"api"}));
         assert_eq!(v["params"]["_meta"], json!({"progressToken":1}));
         assert_eq!(v["id"], json!(7));
+    }
+
+    #[test]
+    fn forwarded_mrtr_retries_lose_the_gateways_members_only() {
+        let obj = json!({"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"service.delete","arguments":{"service":"api"},"inputResponses":{"approval":{"action":"accept"}},"requestState":"s","_meta":{"progressToken":1}}});
+        let body = forwarded_call(obj.to_string().as_bytes(), None, true);
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            v["params"],
+            json!({"name":"service.delete","arguments":{"service":"api"},"_meta":{"progressToken":1}})
+        );
     }
 }

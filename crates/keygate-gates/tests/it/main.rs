@@ -3,6 +3,7 @@
 
 mod approval;
 mod evidence;
+mod mrtr;
 mod person;
 mod prop;
 mod render;

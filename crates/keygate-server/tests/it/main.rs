@@ -8,6 +8,7 @@ mod errors;
 mod limits;
 mod mcp;
 mod misc;
+mod mrtr;
 mod origins;
 mod postgres;
 mod router_proptest;

@@ -194,3 +194,55 @@ async fn a_challenge_from_one_instance_is_honoured_once_by_another() {
     let h = ha.call(http::Method::GET, "/healthz", None, None).await;
     assert_eq!(h.status, StatusCode::OK);
 }
+
+/// An instance on `url` whose MRTR secret is `secret` (random when `None`).
+async fn instance_with_secret(url: &str, secret: Option<&str>) -> App {
+    let mut config = Config::new(Upstream::in_process(Platform::new()));
+    config.database = url.parse().unwrap();
+    config.mrtr_secret = secret.map(|s| keygate_server::MrtrSecret::new(s.as_bytes()).unwrap());
+    App::new(config).await.unwrap()
+}
+
+#[tokio::test]
+async fn an_mrtr_state_from_one_instance_is_honoured_once_by_another_with_the_same_secret() {
+    use crate::mrtr::{accept, ask, invalid, retry, web};
+    let Some(base) = postgres_url() else { return };
+    let schema = PgSchema::create(&base, "kgr").await;
+    let url = schema.url.clone();
+    let secret = "a shared MRTR secret of 32 bytes or more";
+    let a = instance_with_secret(&url, Some(secret)).await;
+    let b = instance_with_secret(&url, Some(secret)).await;
+    let lone = instance_with_secret(&url, None).await;
+    let owner = take_demo_owner(&a)
+        .await
+        .expect("the first instance bootstraps");
+    let store = std::sync::Arc::new(keygate_keys::MemoryStore::new());
+    let harness = |app: &App| Harness {
+        app: app.router(),
+        store: store.clone(),
+        owner: owner.key.token.expose().to_owned(),
+        tenant: owner.tenant.id.clone(),
+        owner_id: owner.owner.id.clone(),
+    };
+    let (ha, hb, hl) = (harness(&a), harness(&b), harness(&lone));
+    let agent = ha.user_key(&["services:read", "services:write"]).await;
+
+    // Sealed by A, refused by an instance with its own secret, honoured by B once.
+    let state = ask(&ha, &agent, web()).await;
+    let r = retry(&hl, &agent, web(), &state, accept("web")).await;
+    assert_eq!(invalid(&r), "invalid_request_state");
+    let ran = retry(&hb, &agent, web(), &state, accept("web")).await;
+    assert_eq!(gate_code(&ran), None, "{}", ran.raw);
+    // The nonce is spent in the shared store: A refuses the replay.
+    let again = retry(&ha, &agent, web(), &state, accept("web")).await;
+    assert_eq!(invalid(&again), "request_state_used");
+    // A decline through B closes the approval asked through A.
+    let state = ask(&ha, &agent, web()).await;
+    let r = retry(&hb, &agent, web(), &state, json!({"action": "decline"})).await;
+    assert_eq!(
+        gate_code(&r).as_deref(),
+        Some("CONFIRMATION_DECLINED"),
+        "{}",
+        r.raw
+    );
+}

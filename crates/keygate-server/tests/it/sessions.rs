@@ -487,6 +487,9 @@ impl GateStore for BrokenSessions {
     ) -> Result<Option<keygate_gates::Approval>, GateError> {
         self.0.decide_approval(id, status, by).await
     }
+    async fn spend_nonce(&self, nonce: &str, until: OffsetDateTime) -> Result<bool, GateError> {
+        self.0.spend_nonce(nonce, until).await
+    }
     async fn purge(&self, now: OffsetDateTime, before: OffsetDateTime) -> Result<u64, GateError> {
         self.0.purge(now, before).await
     }

@@ -414,3 +414,23 @@ async fn tools_list_answered_as_an_event_stream_stays_one_and_is_filtered() {
         }
     }
 }
+
+#[tokio::test]
+async fn an_mrtr_approved_call_reaches_the_upstream_without_the_gateways_members() {
+    use crate::mrtr::{accept, ask, retry, web};
+    let (url, seen) = upstream().await;
+    let h = gateway(url).await;
+    let before = seen.count();
+    let state = ask(&h, &h.owner, web()).await;
+    assert_eq!(seen.count(), before, "the ask is the gateway's own answer");
+    let ran = retry(&h, &h.owner, web(), &state, accept("web")).await;
+    assert_eq!(crate::util::gate_code(&ran), None, "{}", ran.raw);
+    assert_eq!(seen.count(), before + 1, "forwarded once");
+    let (_, _, body) = seen.last();
+    let params = body["params"].as_object().expect("params");
+    assert_eq!(params["name"], json!("service.delete"));
+    assert_eq!(params["arguments"], web());
+    assert!(params.contains_key("_meta"), "{body}");
+    assert!(!params.contains_key("inputResponses"), "{body}");
+    assert!(!params.contains_key("requestState"), "{body}");
+}

@@ -1,0 +1,377 @@
+//! The MRTR channel through the router, on the demo and its person-gated
+//! `service.delete`: a 2026-07-28 client that declares form elicitation is answered
+//! `input_required` with a form naming the call and a sealed `requestState`; its retry
+//! with the exact name runs the call once; nothing else does.
+
+use http::StatusCode;
+use serde_json::{Value, json};
+
+use crate::util::{Harness, Reply, demo, gate_code};
+
+const SCOPES: [&str; 2] = ["services:write", "services:read"];
+
+/// `_meta` of a 2026-07-28 request with these client capabilities.
+fn meta(capabilities: Value) -> Value {
+    json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": capabilities,
+    })
+}
+
+/// A 2026-07-28 `tools/call` of `service.delete` from a client with `capabilities`,
+/// with `extra` members in `params` (an MRTR retry's).
+pub(crate) async fn delete(
+    h: &Harness,
+    key: &str,
+    args: Value,
+    capabilities: Value,
+    extra: Value,
+) -> Reply {
+    let mut params =
+        json!({"name": "service.delete", "arguments": args, "_meta": meta(capabilities)});
+    if let (Some(p), Some(extra)) = (params.as_object_mut(), extra.as_object()) {
+        p.extend(extra.clone());
+    }
+    h.mcp(
+        key,
+        None,
+        json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": params}),
+    )
+    .await
+}
+
+pub(crate) fn elicits() -> Value {
+    json!({"elicitation": {"form": {}}})
+}
+
+pub(crate) fn web() -> Value {
+    json!({"service": "web"})
+}
+
+/// The first call: `input_required`; returns its `requestState`.
+pub(crate) async fn ask(h: &Harness, key: &str, args: Value) -> String {
+    let r = delete(h, key, args, elicits(), json!({})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
+    assert_eq!(
+        r.body["result"]["resultType"],
+        json!("input_required"),
+        "{}",
+        r.raw
+    );
+    r.body["result"]["requestState"]
+        .as_str()
+        .expect("a requestState")
+        .to_owned()
+}
+
+/// The retry with `answer` under `approval` and `state`.
+pub(crate) async fn retry(
+    h: &Harness,
+    key: &str,
+    args: Value,
+    state: &str,
+    answer: Value,
+) -> Reply {
+    delete(
+        h,
+        key,
+        args,
+        elicits(),
+        json!({"inputResponses": {"approval": answer}, "requestState": state}),
+    )
+    .await
+}
+
+pub(crate) fn accept(name: &str) -> Value {
+    json!({"action": "accept", "content": {"target": name}})
+}
+
+/// Whether the demo still lists service `name`.
+async fn exists(h: &Harness, name: &str) -> bool {
+    let r = h.tool(&h.owner, None, "service.list", json!({})).await;
+    assert_eq!(gate_code(&r), None, "{}", r.raw);
+    r.raw.contains(&format!("\\\"name\\\":\\\"{name}\\\""))
+        || r.body["result"]["structuredContent"]["services"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|s| s["name"] == json!(name)))
+}
+
+pub(crate) fn invalid(r: &Reply) -> String {
+    assert_eq!(
+        gate_code(r).as_deref(),
+        Some("CONFIRMATION_INVALID"),
+        "{}",
+        r.raw
+    );
+    r.body["result"]["structuredContent"]["reason"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn audit(h: &Harness) -> Vec<Value> {
+    let r = h.get("/api/v1/audit?limit=200", &h.owner).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
+    r.body["events"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn a_form_client_is_asked_by_input_required_naming_the_call() {
+    let h = demo().await;
+    let agent = h.user_key(&SCOPES).await;
+    let r = delete(&h, &agent, web(), elicits(), json!({})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
+    let result = &r.body["result"];
+    assert_eq!(result["resultType"], json!("input_required"), "{}", r.raw);
+    assert!(result.get("isError").is_none(), "{}", r.raw);
+    let form = &result["inputRequests"]["approval"];
+    assert_eq!(form["method"], json!("elicitation/create"));
+    assert_eq!(form["params"]["mode"], json!("form"));
+    let message = form["params"]["message"].as_str().unwrap();
+    for part in ["service.delete", "`web`", r#"{"service":"web"}"#] {
+        assert!(message.contains(part), "{part} missing from {message}");
+    }
+    let schema = &form["params"]["requestedSchema"];
+    assert_eq!(schema["type"], json!("object"));
+    assert_eq!(schema["required"], json!(["target"]));
+    assert_eq!(schema["properties"]["target"]["type"], json!("string"));
+    assert!(
+        schema["properties"]["target"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("type the exact name of web to approve")
+    );
+    assert_eq!(
+        result.as_object().unwrap().len(),
+        3,
+        "resultType, inputRequests, requestState: {}",
+        r.raw
+    );
+    assert!(
+        result["requestState"]
+            .as_str()
+            .is_some_and(|s| s.len() > 64)
+    );
+    // The approval is pending, as on the page.
+    assert!(exists(&h, "web").await);
+    // An elicitation capability without modes means form, as before modes existed.
+    let bare = delete(&h, &agent, web(), json!({"elicitation": {}}), json!({})).await;
+    assert_eq!(bare.body["result"]["resultType"], json!("input_required"));
+}
+
+#[tokio::test]
+async fn the_exact_name_runs_the_call_once_and_a_replay_is_refused() {
+    let h = demo().await;
+    let agent = h.user_key(&SCOPES).await;
+    let state = ask(&h, &agent, web()).await;
+    let ran = retry(&h, &agent, web(), &state, accept("web")).await;
+    assert_eq!(gate_code(&ran), None, "{}", ran.raw);
+    assert_ne!(ran.body["result"]["isError"], json!(true), "{}", ran.raw);
+    assert!(ran.raw.contains("deleted"), "{}", ran.raw);
+    assert!(!exists(&h, "web").await, "web was deleted");
+
+    // The same requestState again: refused, nothing runs (web is gone anyway; the
+    // refusal comes from the gate, not the upstream).
+    let again = retry(&h, &agent, web(), &state, accept("web")).await;
+    assert_eq!(invalid(&again), "request_state_used");
+
+    let events = audit(&h).await;
+    let approved = events
+        .iter()
+        .find(|e| e["action"] == "gate.approved")
+        .expect("gate.approved audited");
+    assert_eq!(approved["detail"]["channel"], json!("mrtr"));
+    assert_eq!(
+        approved["detail"]["approver_user_id"],
+        json!(h.owner_id.as_str())
+    );
+    let used = events
+        .iter()
+        .find(|e| e["action"] == "gate.approval_used")
+        .expect("the use audited");
+    assert_eq!(used["detail"]["channel"], json!("mrtr"));
+    assert_eq!(
+        used["detail"]["approval_id"],
+        approved["detail"]["approval_id"]
+    );
+}
+
+#[tokio::test]
+async fn decline_cancel_and_a_wrong_name_are_declined_and_delete_nothing() {
+    let h = demo().await;
+    let agent = h.user_key(&SCOPES).await;
+    for answer in [
+        json!({"action": "decline"}),
+        json!({"action": "cancel"}),
+        accept("Web"),
+        accept("web "),
+        accept("api"),
+        json!({"action": "accept", "content": {}}),
+        json!({"action": "accept", "content": {"target": 1}}),
+        json!("approved"),
+    ] {
+        let state = ask(&h, &agent, web()).await;
+        let r = retry(&h, &agent, web(), &state, answer.clone()).await;
+        assert_eq!(
+            gate_code(&r).as_deref(),
+            Some("CONFIRMATION_DECLINED"),
+            "{answer}: {}",
+            r.raw
+        );
+        assert!(exists(&h, "web").await, "{answer} deleted web");
+        // The approval is closed: the plain retry asks anew (a new approval).
+        let plain = h.tool(&agent, None, "service.delete", web()).await;
+        assert_eq!(gate_code(&plain).as_deref(), Some("APPROVAL_REQUIRED"));
+    }
+    // No inputResponses at all is no approval either.
+    let state = ask(&h, &agent, web()).await;
+    let r = delete(&h, &agent, web(), elicits(), json!({"requestState": state})).await;
+    assert_eq!(
+        gate_code(&r).as_deref(),
+        Some("CONFIRMATION_DECLINED"),
+        "{}",
+        r.raw
+    );
+    assert!(exists(&h, "web").await);
+    let declined = audit(&h)
+        .await
+        .into_iter()
+        .filter(|e| e["action"] == "gate.declined")
+        .collect::<Vec<_>>();
+    assert_eq!(declined.len(), 9);
+    assert!(
+        declined
+            .iter()
+            .all(|e| e["detail"]["channel"] == json!("mrtr"))
+    );
+}
+
+#[tokio::test]
+async fn made_up_altered_and_borrowed_states_run_nothing() {
+    let h = demo().await;
+    let agent = h.user_key(&SCOPES).await;
+    let other = h.user_key(&SCOPES).await;
+    let state = ask(&h, &agent, web()).await;
+
+    // Made up, and every single altered character.
+    for made_up in ["", "approved", "kgm1.x.y", &format!("{state}0")] {
+        let r = retry(&h, &agent, web(), made_up, accept("web")).await;
+        assert_eq!(invalid(&r), "invalid_request_state", "{made_up}");
+    }
+    let r = delete(
+        &h,
+        &agent,
+        web(),
+        elicits(),
+        json!({"inputResponses": {"approval": accept("web")}, "requestState": 7}),
+    )
+    .await;
+    assert_eq!(invalid(&r), "invalid_request_state");
+    for i in (0..state.len()).step_by(7) {
+        let mut bytes = state.clone().into_bytes();
+        bytes[i] = if bytes[i] == b'a' { b'b' } else { b'a' };
+        let altered = String::from_utf8(bytes).unwrap();
+        if altered == state {
+            continue;
+        }
+        let r = retry(&h, &agent, web(), &altered, accept("web")).await;
+        assert_eq!(invalid(&r), "invalid_request_state", "position {i}");
+    }
+    assert!(exists(&h, "web").await);
+
+    // Another key presenting it: refused, and the owner's state still works after.
+    let r = retry(&h, &other, web(), &state, accept("web")).await;
+    assert_eq!(invalid(&r), "request_state_other_key");
+    // A tenant key of the same tenant too.
+    let tenant = h.tenant_key(&SCOPES).await;
+    let r = retry(&h, &tenant, web(), &state, accept("web")).await;
+    assert_eq!(invalid(&r), "request_state_other_key");
+    assert!(exists(&h, "web").await);
+
+    // Other arguments with this state: refused (and the state is spent).
+    let r = retry(&h, &agent, json!({"service": "api"}), &state, accept("api")).await;
+    assert_eq!(invalid(&r), "request_state_other_arguments");
+    let r = retry(
+        &h,
+        &agent,
+        json!({"service": "web", "project": "shop"}),
+        &state,
+        accept("web"),
+    )
+    .await;
+    assert_eq!(invalid(&r), "request_state_used");
+    assert!(exists(&h, "web").await && exists(&h, "api").await);
+
+    // A fresh state for other arguments is another approval: it runs only those.
+    let state = ask(&h, &agent, web()).await;
+    let r = retry(&h, &other, web(), &state, accept("web")).await;
+    assert_eq!(invalid(&r), "request_state_other_key");
+    let ran = retry(&h, &agent, web(), &state, accept("web")).await;
+    assert_eq!(gate_code(&ran), None, "{}", ran.raw);
+    assert!(!exists(&h, "web").await);
+    assert!(exists(&h, "api").await);
+}
+
+#[tokio::test]
+async fn clients_without_form_elicitation_and_stateful_requests_get_the_approval_page() {
+    let h = demo().await;
+    let agent = h.user_key(&SCOPES).await;
+    for capabilities in [
+        json!({}),
+        json!({"sampling": {}}),
+        json!({"elicitation": {"url": {}}}),
+    ] {
+        let r = delete(&h, &agent, web(), capabilities.clone(), json!({})).await;
+        assert_eq!(
+            gate_code(&r).as_deref(),
+            Some("APPROVAL_REQUIRED"),
+            "{capabilities}: {}",
+            r.raw
+        );
+        // A 2026-07-28 result says it is final, as that revision's clients require.
+        assert_eq!(
+            r.body["result"]["resultType"],
+            json!("complete"),
+            "{}",
+            r.raw
+        );
+    }
+    // A stateful request whose client declared elicitation in `_meta` the 2025 way.
+    let session = h.session(&agent).await;
+    let r = h
+        .mcp(
+            &agent,
+            Some(&session),
+            json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+                "name": "service.delete", "arguments": web(),
+                "_meta": {"io.modelcontextprotocol/protocolVersion": "2025-06-18",
+                          "io.modelcontextprotocol/clientCapabilities": elicits()}}}),
+        )
+        .await;
+    assert_eq!(
+        gate_code(&r).as_deref(),
+        Some("APPROVAL_REQUIRED"),
+        "{}",
+        r.raw
+    );
+    assert!(r.body["result"].get("resultType").is_none(), "{}", r.raw);
+    assert!(exists(&h, "web").await);
+}
+
+#[tokio::test]
+async fn a_tenant_keys_call_is_approved_by_the_clients_person() {
+    let h = demo().await;
+    let agent = h.tenant_key(&SCOPES).await;
+    let state = ask(&h, &agent, web()).await;
+    let ran = retry(&h, &agent, web(), &state, accept("web")).await;
+    assert_eq!(gate_code(&ran), None, "{}", ran.raw);
+    assert!(!exists(&h, "web").await);
+    let events = audit(&h).await;
+    let approved = events
+        .iter()
+        .find(|e| e["action"] == "gate.approved")
+        .expect("gate.approved audited");
+    assert_eq!(approved["detail"]["channel"], json!("mrtr"));
+    assert_eq!(approved["detail"]["approver_user_id"], Value::Null);
+    assert_eq!(approved["detail"]["approver"], json!("the client's person"));
+}
