@@ -315,7 +315,7 @@ impl Gates {
     /// control, format or invisible character → `CONFIRMATION_INVALID`
     /// (`invalid_target`); evidence gate without failure history → allow.
     ///
-    /// Then, for a person gate ([`ApprovalBy::Person`], the default): (evidence gates:
+    /// Then, for a person gate ([`ApprovalBy::is_person`]: `person`, the default, or `page`): (evidence gates:
     /// no session → `CONFIRMATION_INVALID`, `DIAGNOSIS_REQUIRED` while evidence is
     /// unread) an approved, unexpired approval for exactly this key, tool, target and
     /// canonical arguments → allow, and it is used ([`Outcome::Approved`]); a denied one
@@ -378,7 +378,7 @@ impl Gates {
             }
             _ => None,
         };
-        if spec.approval_by() == ApprovalBy::Person {
+        if spec.approval_by().is_person() {
             return self
                 .decide_person(call, target, evidence_tools, history, decision)
                 .await;

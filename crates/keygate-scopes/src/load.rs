@@ -325,12 +325,13 @@ impl Validator<'_> {
                 let start = by.span().start;
                 match by.into_inner().as_str() {
                     "person" => ApprovalBy::Person,
+                    "page" => ApprovalBy::Page,
                     "agent" => ApprovalBy::Agent,
                     other => {
                         return self.err(
                             start,
                             format!(
-                                "unknown approval `{other}` for the gate of tool `{tool}`; expected `person` (a person approves, the default) or `agent` (the agent relays a challenge; not person-verified)"
+                                "unknown approval `{other}` for the gate of tool `{tool}`; expected `person` (a person approves, the default), `page` (a person approves on the approval page only) or `agent` (the agent relays a challenge; not person-verified)"
                             ),
                         );
                     }

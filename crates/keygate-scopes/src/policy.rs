@@ -27,26 +27,45 @@ pub const APPROVE_SCOPE: &str = "gates:approve";
 pub const APPROVE_SCOPE_DESCRIPTION: &str =
     "Approve or deny an agent's gated calls (a person's own user key)";
 
-/// Who approves a gated call (`approval = "person" | "agent"` in a gate).
+/// Who approves a gated call (`approval = "person" | "page" | "agent"` in a gate).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ApprovalBy {
-    /// `"person"` (the default): a person approves through a channel the calling agent
-    /// cannot answer by itself (the approval page, signed in with their own key).
+    /// `"person"` (the default): a person approves, asked through the calling client
+    /// when it can ask its person (MRTR, elicitation: the MCP host shows the form to its
+    /// user; the model never sees it), else on the approval page, signed in with their
+    /// own key. The client channels trust the MCP host: a program holding the calling
+    /// key can answer them itself.
     #[default]
     Person,
+    /// `"page"`: a person approves on the approval page only, signed in with their own
+    /// key (`gates:approve`, never the calling key). Nothing sent with the calling key
+    /// alone runs the call, whatever runs the client.
+    Page,
     /// `"agent"`: the agent relays a one-time challenge back. Not person-verified: the
     /// platform accepts the agent's word that its person agreed.
     Agent,
 }
 
 impl ApprovalBy {
-    /// `person` or `agent`, as written in the policy file.
+    /// `person`, `page` or `agent`, as written in the policy file.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Person => "person",
+            Self::Page => "page",
             Self::Agent => "agent",
         }
+    }
+
+    /// Whether a person approves (`person` or `page`): the gate answers
+    /// `APPROVAL_REQUIRED` and never reads an agent's `confirm`.
+    pub fn is_person(self) -> bool {
+        matches!(self, Self::Person | Self::Page)
+    }
+
+    /// Whether the calling client may ask its person (MRTR, elicitation): `person` only.
+    pub fn asks_through_client(self) -> bool {
+        self == Self::Person
     }
 }
 

@@ -394,8 +394,10 @@ impl Call<'_> {
                 args,
             )
             .with_caller(crate::approvals::caller(self.principal));
-            let person = spec.approval_by() == keygate_scopes::ApprovalBy::Person;
-            let decision = if let Some(sealed) = request_state.filter(|_| person) {
+            // Only a gate that lets the client ask its person reads an MRTR retry; on a
+            // page-only gate a `requestState` is ignored like any made-up `confirm`.
+            let client_asks = spec.approval_by().asks_through_client();
+            let decision = if let Some(sealed) = request_state.filter(|_| client_asks) {
                 // An MRTR retry: the sealed state and the person's answer decide it.
                 // A state that is not a string is as made up as any other.
                 let sealed = jsonrpc::json_str(sealed).unwrap_or_default();
@@ -448,7 +450,9 @@ impl Call<'_> {
             state.metrics.gate(decision.code().unwrap_or("ALLOWED"));
             let audited = self.audit(&decision).await;
             // A 2026-07-28 client that renders forms asks its person right away (MRTR).
-            if decision.code() == Some(keygate_gates::APPROVAL_REQUIRED) && asks_by_form(raw_params)
+            if client_asks
+                && decision.code() == Some(keygate_gates::APPROVAL_REQUIRED)
+                && asks_by_form(raw_params)
             {
                 match state.gates.mrtr_ask(&decision) {
                     Ok(Some(ask)) => {
@@ -483,8 +487,7 @@ impl Call<'_> {
         // members the gateway answered itself).
         let confirm = args.get(keygate_gates::CONFIRM_ARG).is_some();
         let mrtr = tool.gate().is_some_and(|g| {
-            g.approval_by() == keygate_scopes::ApprovalBy::Person
-                && (request_state.is_some() || input_responses.is_some())
+            g.approval_by().is_person() && (request_state.is_some() || input_responses.is_some())
         });
         let body = if confirm || mrtr {
             forwarded_call(

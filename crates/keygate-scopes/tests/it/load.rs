@@ -221,12 +221,19 @@ fn gates_are_approved_by_a_person_unless_they_say_agent() {
         gate(", approval = \"agent\"").expect("valid"),
         Some(ApprovalBy::Agent)
     );
+    assert_eq!(
+        gate(", approval = \"page\"").expect("valid"),
+        Some(ApprovalBy::Page)
+    );
+    assert!(ApprovalBy::Page.is_person() && !ApprovalBy::Page.asks_through_client());
+    assert!(ApprovalBy::Person.is_person() && ApprovalBy::Person.asks_through_client());
+    assert!(!ApprovalBy::Agent.is_person());
     let msg = gate(", approval = \"robot\"")
         .expect_err("invalid")
         .to_string();
     assert_eq!(
         msg,
-        "line 7, column 64: unknown approval `robot` for the gate of tool `d`; expected `person` (a person approves, the default) or `agent` (the agent relays a challenge; not person-verified)"
+        "line 7, column 64: unknown approval `robot` for the gate of tool `d`; expected `person` (a person approves, the default), `page` (a person approves on the approval page only) or `agent` (the agent relays a challenge; not person-verified)"
     );
     let src = with_scopes(
         "[tools.\"st\"]\nscopes = []\n[tools.\"r\"]\nscopes = []\nmutating = true\ngate = { kind = \"evidence\", target_arg = \"service\", status_tool = \"st\", failure_field = \"f\", evidence_tools = [\"st\"], approval = \"agent\" }\n",

@@ -6,7 +6,9 @@
 use http::StatusCode;
 use serde_json::{Value, json};
 
-use crate::util::{Harness, Reply, demo, gate_code};
+use keygate_server::{Config, Upstream};
+
+use crate::util::{Harness, Reply, demo, demo_with, gate_code, policy_approving_by, with_policy};
 
 const SCOPES: [&str; 2] = ["services:write", "services:read"];
 
@@ -374,4 +376,36 @@ async fn a_tenant_keys_call_is_approved_by_the_clients_person() {
     assert_eq!(approved["detail"]["channel"], json!("mrtr"));
     assert_eq!(approved["detail"]["approver_user_id"], Value::Null);
     assert_eq!(approved["detail"]["approver"], json!("the client's person"));
+}
+
+#[tokio::test]
+async fn a_page_only_gate_never_asks_the_client_and_ignores_its_answers() {
+    let config = Config::new(Upstream::in_process(keygate_demo::Platform::new()));
+    let (config, _dir) = with_policy(config, &policy_approving_by("page"));
+    let h = demo_with(config).await;
+    let agent = h.user_key(&SCOPES).await;
+    // A form-rendering 2026-07-28 client is sent to the page, not asked itself.
+    let r = delete(&h, &agent, web(), elicits(), json!({})).await;
+    assert_eq!(
+        gate_code(&r).as_deref(),
+        Some("APPROVAL_REQUIRED"),
+        "{}",
+        r.raw
+    );
+    assert_eq!(
+        r.body["result"]["resultType"],
+        json!("complete"),
+        "{}",
+        r.raw
+    );
+    // An answer the client makes up with the calling key, with any state, runs nothing.
+    let state = "x".repeat(96);
+    let made_up = retry(&h, &agent, web(), &state, accept("web")).await;
+    assert_eq!(
+        gate_code(&made_up).as_deref(),
+        Some("APPROVAL_REQUIRED"),
+        "{}",
+        made_up.raw
+    );
+    assert!(exists(&h, "web").await, "web was not deleted");
 }

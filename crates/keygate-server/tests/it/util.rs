@@ -34,7 +34,13 @@ pub(crate) async fn demo() -> Harness {
 /// The demo policy with the agent-relayed challenge (`approval = "agent"`) on its gates,
 /// for the tests of the challenge's mechanics.
 pub(crate) fn agent_policy() -> String {
-    let policy = keygate_demo::POLICY_TOML.replace("approval = \"person\"", "approval = \"agent\"");
+    policy_approving_by("agent")
+}
+
+/// The demo policy with `approval = "<by>"` on its gates.
+pub(crate) fn policy_approving_by(by: &str) -> String {
+    let policy =
+        keygate_demo::POLICY_TOML.replace("approval = \"person\"", &format!("approval = \"{by}\""));
     assert_ne!(
         policy,
         keygate_demo::POLICY_TOML,
@@ -44,10 +50,15 @@ pub(crate) fn agent_policy() -> String {
 }
 
 /// `config` with [`agent_policy`] as its policy file (in the returned directory).
-pub(crate) fn with_agent_policy(mut config: Config) -> (Config, tempfile::TempDir) {
+pub(crate) fn with_agent_policy(config: Config) -> (Config, tempfile::TempDir) {
+    with_policy(config, &agent_policy())
+}
+
+/// `config` with `policy` (TOML) as its policy file (in the returned directory).
+pub(crate) fn with_policy(mut config: Config, policy: &str) -> (Config, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("policy.toml");
-    std::fs::write(&path, agent_policy()).unwrap();
+    std::fs::write(&path, policy).unwrap();
     config.policy = Some(path);
     (config, dir)
 }
