@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use keygate_scopes::{ApprovalBy, GateSpec};
+use keygate_scopes::GateSpec;
 use serde_json::Value;
 use time::{Duration, OffsetDateTime};
 
@@ -315,7 +315,7 @@ impl Gates {
     /// control, format or invisible character → `CONFIRMATION_INVALID`
     /// (`invalid_target`); evidence gate without failure history → allow.
     ///
-    /// Then, for a person gate ([`ApprovalBy::is_person`]: `person`, the default, or `page`): (evidence gates:
+    /// Then, for a person gate ([`keygate_scopes::ApprovalBy::is_person`]: `person`, the default, or `page`): (evidence gates:
     /// no session → `CONFIRMATION_INVALID`, `DIAGNOSIS_REQUIRED` while evidence is
     /// unread) an approved, unexpired approval for exactly this key, tool, target and
     /// canonical arguments → allow, and it is used ([`Outcome::Approved`]); a denied one
