@@ -324,7 +324,7 @@ impl Gates {
     /// `TOO_MANY_APPROVALS`; else `APPROVAL_REQUIRED` with a new approval recording
     /// [`GateCall::caller`]. `confirm` is never read: nothing the agent sends approves.
     ///
-    /// For an agent gate ([`ApprovalBy::Agent`]): no session
+    /// For an agent gate ([`keygate_scopes::ApprovalBy::Agent`]): no session
     /// → `CONFIRMATION_INVALID`; malformed confirm → `CONFIRMATION_INVALID`; no
     /// confirm → (evidence gates: `DIAGNOSIS_REQUIRED` while evidence is unread)
     /// `CONFIRMATION_REQUIRED` with a fresh challenge bound to key, session, tool,
