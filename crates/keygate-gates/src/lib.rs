@@ -87,6 +87,7 @@ mod confirm;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 mod decision;
+mod elicit;
 mod error;
 mod gates;
 mod history;
@@ -104,6 +105,9 @@ pub use crate::confirm::{CONFIRM_ARG, Confirm, strip_confirm};
 pub use crate::decision::{
     APPROVAL_REQUIRED, CONFIRMATION_DECLINED, CONFIRMATION_INVALID, CONFIRMATION_REQUIRED, Channel,
     DIAGNOSIS_REQUIRED, Decision, InvalidReason, Outcome, SELF_SERVICE_BLOCKED, TOO_MANY_APPROVALS,
+};
+pub use crate::elicit::{
+    ELICITATION_ID_PREFIX, ElicitationAsk, ElicitationOutcome, ElicitationRefusal,
 };
 pub use crate::error::{BoxError, GateError};
 pub use crate::gates::{
