@@ -22,7 +22,7 @@ const BOUND: Duration = Duration::from_secs(30);
 const AGENT_SCOPES: [&str; 2] = ["services:write", "services:read"];
 
 /// Opens a session whose client declares (or not) form elicitation.
-async fn session(h: &Harness, key: &str, elicitation: bool) -> String {
+pub(crate) async fn session(h: &Harness, key: &str, elicitation: bool) -> String {
     let capabilities = if elicitation {
         json!({"elicitation": {}})
     } else {
@@ -40,14 +40,14 @@ async fn session(h: &Harness, key: &str, elicitation: bool) -> String {
 }
 
 /// A gated call whose answer is an event stream being read.
-struct Stream {
+pub(crate) struct Stream {
     body: Body,
     read: Vec<u8>,
 }
 
 impl Stream {
     /// The next whole event's message.
-    async fn next(&mut self) -> Option<Value> {
+    pub(crate) async fn next(&mut self) -> Option<Value> {
         loop {
             if let Some(end) = self.read.windows(2).position(|w| w == b"\n\n") {
                 let event: Vec<u8> = self.read.drain(..end + 2).collect();
@@ -68,7 +68,7 @@ impl Stream {
     }
 
     /// Every message left, to the stream's end.
-    async fn rest(mut self) -> Vec<Value> {
+    pub(crate) async fn rest(mut self) -> Vec<Value> {
         let mut out = Vec::new();
         while let Some(m) = self.next().await {
             out.push(m);
@@ -78,7 +78,7 @@ impl Stream {
 }
 
 /// `service.delete` on `service` in `session`: the response head and its stream.
-async fn delete(
+pub(crate) async fn delete(
     h: &Harness,
     key: &str,
     session: &str,
@@ -106,7 +106,13 @@ async fn delete(
 }
 
 /// The client's answer to elicitation request `id`.
-async fn answer(h: &Harness, key: &str, session: &str, id: &Value, result: Value) -> StatusCode {
+pub(crate) async fn answer(
+    h: &Harness,
+    key: &str,
+    session: &str,
+    id: &Value,
+    result: Value,
+) -> StatusCode {
     let r = h
         .mcp(
             key,
@@ -117,12 +123,12 @@ async fn answer(h: &Harness, key: &str, session: &str, id: &Value, result: Value
     r.status
 }
 
-fn accept(name: &str) -> Value {
+pub(crate) fn accept(name: &str) -> Value {
     json!({"action": "accept", "content": {"target": name}})
 }
 
 /// Whether the demo still lists service `name`.
-async fn exists(h: &Harness, name: &str) -> bool {
+pub(crate) async fn exists(h: &Harness, name: &str) -> bool {
     let r = h.tool(&h.owner, None, "service.list", json!({})).await;
     assert_eq!(gate_code(&r), None, "{}", r.raw);
     r.raw.contains(&format!("\\\"name\\\":\\\"{name}\\\""))
@@ -132,7 +138,7 @@ async fn exists(h: &Harness, name: &str) -> bool {
 }
 
 /// The gate code of a tool result message.
-fn code(message: &Value) -> Option<&str> {
+pub(crate) fn code(message: &Value) -> Option<&str> {
     message["result"]["structuredContent"]["code"].as_str()
 }
 
