@@ -22,6 +22,12 @@
 //!   one-time `requestState` ([`Gates::mrtr_ask`]); the retry carries the answer and
 //!   the state, which [`Gates::answer_mrtr`] checks (HMAC, key, arguments, expiry,
 //!   nonce) before the answer decides the approval.
+//! - Elicitation on the stream (stateful sessions whose client declared elicitation,
+//!   [`SessionBinding::elicitation`]): [`Gates::elicitation_ask`] gives the
+//!   `elicitation/create` to send, with an id sealed to the session;
+//!   [`Gates::answer_elicitation`] takes the client's answer posted in that session and
+//!   decides the approval in the store, where the waiting stream reads it
+//!   ([`Gates::elicitation_outcome`]).
 //!
 //! Decisions are plain values a caller can audit-log and render as an MCP tool error
 //! ([`Decision::to_tool_result`]).
