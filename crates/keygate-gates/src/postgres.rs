@@ -716,6 +716,37 @@ mod tests {
     /// A database made before session bindings gains the table and keeps its gate
     /// state: challenges and evidence recorded by an older server still count.
     #[tokio::test]
+    async fn a_session_bound_before_elicitation_was_kept_reads_as_not_declaring_it() {
+        let Some(schema) = Schema::create("kgx").await else {
+            return;
+        };
+        let s = &schema.pg.name;
+        let digest: String = crate::session_digest("older-session")
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        schema
+            .admin
+            .batch_execute(&format!(
+                "SET search_path = {s};
+                 CREATE TABLE gate_sessions (session_sha256 BYTEA PRIMARY KEY, key_id TEXT NOT NULL, bound_at TIMESTAMPTZ NOT NULL, seen_at TIMESTAMPTZ NOT NULL, expires_at TIMESTAMPTZ NOT NULL);
+                 INSERT INTO gate_sessions VALUES ('\\x{digest}', 'kOld', now(), now(), now() + interval '1 hour');
+                 RESET search_path;"
+            ))
+            .await
+            .unwrap();
+        let store = schema.gate_store().await;
+        let b = store
+            .session_binding("older-session", time::OffsetDateTime::now_utc())
+            .await
+            .unwrap()
+            .expect("the older row still binds its session");
+        assert_eq!(b.key_id, "kOld");
+        assert!(!b.elicitation, "an older row did not declare elicitation");
+        schema.drop().await;
+    }
+
+    #[tokio::test]
     async fn a_database_from_before_session_bindings_gains_the_table_only() {
         let Some(schema) = Schema::create("kgn").await else {
             return;
