@@ -351,3 +351,34 @@ async fn no_answer_before_the_approval_expires_ends_with_the_page() {
     );
     assert!(exists(&h, "web").await);
 }
+
+#[tokio::test]
+async fn a_client_that_goes_away_ends_the_wait_and_an_approval_given_later_counts_once() {
+    let h = demo().await;
+    let agent = h.user_key(&AGENT_SCOPES).await;
+    let s = session(&h, &agent, true).await;
+    let (_, mut stream) = delete(&h, &agent, &s, "web").await;
+    let ask = stream.next().await.unwrap();
+    drop(stream);
+    // Nobody waits any more: the answer is still taken, and nothing runs by itself.
+    assert_eq!(
+        answer(&h, &agent, &s, &ask["id"], accept("web")).await,
+        StatusCode::ACCEPTED
+    );
+    tokio::time::sleep(crate::elicitation::POLL_TWICE).await;
+    assert!(exists(&h, "web").await, "no abandoned wait ran the call");
+    // The approval stands for the identical retry, once, as a page approval would.
+    let ran = h
+        .tool(
+            &agent,
+            Some(&s),
+            "service.delete",
+            json!({"service": "web"}),
+        )
+        .await;
+    assert_eq!(gate_code(&ran), None, "{}", ran.raw);
+    assert!(!exists(&h, "web").await);
+}
+
+/// Longer than two polls of the waiting stream.
+pub(crate) const POLL_TWICE: Duration = Duration::from_millis(600);
