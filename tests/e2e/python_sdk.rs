@@ -258,11 +258,29 @@ fn auto_mode_asks_the_elicitation_callback_and_only_the_exact_name_deletes() {
     if !available("the Python SDK MRTR test", Need::Python) {
         return;
     }
+    the_callback_is_asked_and_only_the_exact_name_deletes("auto", "2026-07-28");
+}
+
+/// `mode="legacy"` (2025-11-25, a session whose client declared elicitation) against
+/// `keygated --demo`: the same, through an `elicitation/create` on the call's stream
+/// whose answer the SDK posts in the session.
+#[test]
+fn legacy_mode_asks_the_elicitation_callback_on_the_stream_and_only_the_exact_name_deletes() {
+    if !available(
+        "the Python SDK elicitation-on-the-stream test",
+        Need::Python,
+    ) {
+        return;
+    }
+    the_callback_is_asked_and_only_the_exact_name_deletes("legacy", "2025-11-25");
+}
+
+fn the_callback_is_asked_and_only_the_exact_name_deletes(mode: &str, version: &str) {
     let server = keygate_e2e::Server::demo();
     let key = server.owner_key();
     let url = server.url("/api/mcp");
     let run = |arg: &str| {
-        sdk(&url, &key, "auto", "approve", arg)
+        sdk(&url, &key, mode, "approve", arg)
             .unwrap_or_else(|e| panic!("{e}\ngateway log:\n{}", server.logs()))
     };
     for (arg, code) in [
@@ -271,7 +289,7 @@ fn auto_mode_asks_the_elicitation_callback_and_only_the_exact_name_deletes() {
         ("web:accept=Web", "CONFIRMATION_DECLINED"),
     ] {
         let out = run(arg);
-        assert_eq!(out["protocol_version"], "2026-07-28", "{arg}: {out}");
+        assert_eq!(out["protocol_version"], version, "{arg}: {out}");
         let asked = out["asked"].as_array().expect("the callback's record");
         assert_eq!(asked.len(), 1, "{arg}: asked once: {out}");
         let message = asked[0]["message"].as_str().unwrap_or_default();

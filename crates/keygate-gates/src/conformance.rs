@@ -56,6 +56,7 @@ pub async fn run(store: Arc<dyn GateStore>) {
     evidence_is_bound_and_ages(&*store).await;
     a_session_is_bound_to_one_key(&*store).await;
     a_session_binding_expires_unless_refreshed(&*store).await;
+    a_session_keeps_whether_it_elicits(&*store).await;
     concurrent_binds_give_a_session_to_one_key(store.clone()).await;
     an_approval_keeps_its_fields(&*store).await;
     an_approval_is_claimed_only_by_its_call(&*store).await;
@@ -417,6 +418,7 @@ fn binding(key: &str, at: OffsetDateTime, ttl: i64) -> SessionBinding {
         bound_at: at,
         seen_at: at,
         expires_at: at + Duration::seconds(ttl),
+        elicitation: false,
     }
 }
 
@@ -425,6 +427,41 @@ async fn bind(store: &dyn GateStore, session: &str, b: &SessionBinding) -> bool 
         .bind_session(session, b)
         .await
         .unwrap_or_else(|e| panic!("bind_session failed: {e}"))
+}
+
+/// Whether the client declared elicitation is kept with the binding, through a
+/// refresh and a rebind by the same key.
+async fn a_session_keeps_whether_it_elicits(store: &dyn GateStore) {
+    let (asks, plain) = ("conf-session-elicits", "conf-session-plain");
+    let b = SessionBinding {
+        elicitation: true,
+        ..binding("kEl", ISSUED, 60)
+    };
+    assert!(bind(store, asks, &b).await);
+    assert!(bind(store, plain, &binding("kEl", ISSUED, 60)).await);
+    assert_eq!(bound(store, asks, ISSUED).await, Some(b.clone()));
+    assert!(touch(store, asks, "kEl", ISSUED + Duration::seconds(10), 60).await);
+    assert_eq!(
+        bound(store, asks, ISSUED + Duration::seconds(10))
+            .await
+            .map(|b| b.elicitation),
+        Some(true),
+        "a refresh keeps it"
+    );
+    assert_eq!(
+        bound(store, plain, ISSUED).await.map(|b| b.elicitation),
+        Some(false)
+    );
+    let again = SessionBinding {
+        elicitation: false,
+        ..b
+    };
+    assert!(bind(store, asks, &again).await);
+    assert_eq!(
+        bound(store, asks, ISSUED).await.map(|b| b.elicitation),
+        Some(false),
+        "a rebind by its key replaces it"
+    );
 }
 
 async fn bound(

@@ -22,6 +22,12 @@
 //!   one-time `requestState` ([`Gates::mrtr_ask`]); the retry carries the answer and
 //!   the state, which [`Gates::answer_mrtr`] checks (HMAC, key, arguments, expiry,
 //!   nonce) before the answer decides the approval.
+//! - Elicitation on the stream (stateful sessions whose client declared elicitation,
+//!   [`SessionBinding::elicitation`]): [`Gates::elicitation_ask`] gives the
+//!   `elicitation/create` to send, with an id sealed to the session;
+//!   [`Gates::answer_elicitation`] takes the client's answer posted in that session and
+//!   decides the approval in the store, where the waiting stream reads it
+//!   ([`Gates::elicitation_outcome`]).
 //!
 //! Decisions are plain values a caller can audit-log and render as an MCP tool error
 //! ([`Decision::to_tool_result`]).
@@ -87,6 +93,7 @@ mod confirm;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 mod decision;
+mod elicit;
 mod error;
 mod gates;
 mod history;
@@ -104,6 +111,9 @@ pub use crate::confirm::{CONFIRM_ARG, Confirm, strip_confirm};
 pub use crate::decision::{
     APPROVAL_REQUIRED, CONFIRMATION_DECLINED, CONFIRMATION_INVALID, CONFIRMATION_REQUIRED, Channel,
     DIAGNOSIS_REQUIRED, Decision, InvalidReason, Outcome, SELF_SERVICE_BLOCKED, TOO_MANY_APPROVALS,
+};
+pub use crate::elicit::{
+    ELICITATION_ID_PREFIX, ElicitationAsk, ElicitationOutcome, ElicitationRefusal,
 };
 pub use crate::error::{BoxError, GateError};
 pub use crate::gates::{

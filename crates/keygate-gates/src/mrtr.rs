@@ -79,6 +79,11 @@ impl MrtrSecret {
 
     /// The MAC of `payload` under this secret (`None` never happens: HMAC takes keys
     /// of any length).
+    /// The secret's bytes, for the other seals made under it (elicitation ids).
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+
     fn mac(&self, payload: &str) -> Option<Hmac<Sha256>> {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).ok()?;
         mac.update(PREFIX.as_bytes());

@@ -139,6 +139,9 @@ CREATE TABLE IF NOT EXISTS gate_mrtr_nonces (
     expires_at   TIMESTAMPTZ NOT NULL
 );
 CREATE INDEX IF NOT EXISTS gate_mrtr_nonces_expires_at ON gate_mrtr_nonces (expires_at);
+-- Added with elicitation on the stream: one column with a default, so rows bound
+-- before it read as clients that did not declare elicitation.
+ALTER TABLE gate_sessions ADD COLUMN IF NOT EXISTS elicitation BOOLEAN NOT NULL DEFAULT false;
 ";
 
 /// The columns of `gate_approvals` in the order [`approval_from_row`] reads them.
@@ -319,11 +322,12 @@ impl GateStore for PgGateStore {
         // alone (and no row comes back).
         let row = client
             .query_opt(
-                "INSERT INTO gate_sessions (session_sha256, key_id, bound_at, seen_at, expires_at)
-                 VALUES ($1, $2, $3, $4, $5)
+                "INSERT INTO gate_sessions (session_sha256, key_id, bound_at, seen_at, expires_at, elicitation)
+                 VALUES ($1, $2, $3, $4, $5, $6)
                  ON CONFLICT (session_sha256) DO UPDATE
                  SET key_id = EXCLUDED.key_id, bound_at = EXCLUDED.bound_at,
-                     seen_at = EXCLUDED.seen_at, expires_at = EXCLUDED.expires_at
+                     seen_at = EXCLUDED.seen_at, expires_at = EXCLUDED.expires_at,
+                     elicitation = EXCLUDED.elicitation
                  WHERE gate_sessions.key_id = EXCLUDED.key_id
                     OR gate_sessions.expires_at <= EXCLUDED.bound_at
                  RETURNING 1",
@@ -333,6 +337,7 @@ impl GateStore for PgGateStore {
                     &b.bound_at,
                     &b.seen_at,
                     &b.expires_at,
+                    &b.elicitation,
                 ],
             )
             .await
@@ -348,7 +353,7 @@ impl GateStore for PgGateStore {
         let client = self.client().await?;
         let row = client
             .query_opt(
-                "SELECT key_id, bound_at, seen_at, expires_at FROM gate_sessions
+                "SELECT key_id, bound_at, seen_at, expires_at, elicitation FROM gate_sessions
                  WHERE session_sha256 = $1 AND expires_at > $2",
                 &[&session_digest(session_id).as_slice(), &now],
             )
@@ -359,6 +364,7 @@ impl GateStore for PgGateStore {
             bound_at: r.get(1),
             seen_at: r.get(2),
             expires_at: r.get(3),
+            elicitation: r.get(4),
         }))
     }
 
@@ -710,6 +716,37 @@ mod tests {
     /// A database made before session bindings gains the table and keeps its gate
     /// state: challenges and evidence recorded by an older server still count.
     #[tokio::test]
+    async fn a_session_bound_before_elicitation_was_kept_reads_as_not_declaring_it() {
+        let Some(schema) = Schema::create("kgx").await else {
+            return;
+        };
+        let s = &schema.pg.name;
+        let digest: String = crate::session_digest("older-session")
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        schema
+            .admin
+            .batch_execute(&format!(
+                "SET search_path = {s};
+                 CREATE TABLE gate_sessions (session_sha256 BYTEA PRIMARY KEY, key_id TEXT NOT NULL, bound_at TIMESTAMPTZ NOT NULL, seen_at TIMESTAMPTZ NOT NULL, expires_at TIMESTAMPTZ NOT NULL);
+                 INSERT INTO gate_sessions VALUES ('\\x{digest}', 'kOld', now(), now(), now() + interval '1 hour');
+                 RESET search_path;"
+            ))
+            .await
+            .unwrap();
+        let store = schema.gate_store().await;
+        let b = store
+            .session_binding("older-session", time::OffsetDateTime::now_utc())
+            .await
+            .unwrap()
+            .expect("the older row still binds its session");
+        assert_eq!(b.key_id, "kOld");
+        assert!(!b.elicitation, "an older row did not declare elicitation");
+        schema.drop().await;
+    }
+
+    #[tokio::test]
     async fn a_database_from_before_session_bindings_gains_the_table_only() {
         let Some(schema) = Schema::create("kgn").await else {
             return;
@@ -776,6 +813,7 @@ mod tests {
             bound_at: now,
             seen_at: now,
             expires_at: now + time::Duration::hours(1),
+            elicitation: true,
         };
         assert!(a.bind_session(session, &binding).await.unwrap());
         assert_eq!(

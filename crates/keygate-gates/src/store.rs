@@ -109,6 +109,10 @@ pub struct SessionBinding {
     pub seen_at: OffsetDateTime,
     /// When it stops counting, unless refreshed first ([`GateStore::touch_session`]).
     pub expires_at: OffsetDateTime,
+    /// Whether the client declared form elicitation in its `initialize` capabilities,
+    /// so that a person gate may ask its person on the call's stream. `false` for
+    /// bindings recorded before this was kept.
+    pub elicitation: bool,
 }
 
 /// What stores keep of an `Mcp-Session-Id`: its SHA-256, never the id (a capability).

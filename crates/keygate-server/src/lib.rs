@@ -42,6 +42,7 @@ mod answers;
 mod app;
 mod approvals;
 mod config;
+mod elicitation;
 mod error;
 mod mcp;
 mod metrics;

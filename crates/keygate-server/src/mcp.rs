@@ -23,7 +23,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use keygate_gates::{Decision, FailureHistory, GateCall};
 use keygate_http::{AuthError, DENIAL_LOG_CHARS, untrusted};
-use keygate_keys::{NewAuditEvent, Principal};
+use keygate_keys::Principal;
 use keygate_scopes::{Authorized, GateSpec, ProjectAccess};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
@@ -194,10 +194,22 @@ pub(crate) async fn gateway(State(state): State<AppState>, req: Request) -> Resp
         return resp;
     }
     // Another key's session: 404, upstream not contacted (see `sessions`).
-    if let Some(s) = session
-        && let Err(resp) = crate::sessions::check(&state, &principal, s, method.map(|_| &id)).await
+    let mut elicits = false;
+    if let Some(s) = session {
+        match crate::sessions::check(&state, &principal, s, method.map(|_| &id)).await {
+            Ok(binding) => elicits = binding.elicitation,
+            Err(resp) => return resp,
+        }
+    }
+    // The answer to one of the gateway's own `elicitation/create` requests: taken here,
+    // never forwarded (see `elicitation`).
+    if method.is_none()
+        && let Some(request_id) = id
+            .as_str()
+            .filter(|i| i.starts_with(keygate_gates::ELICITATION_ID_PREFIX))
     {
-        return resp;
+        return crate::elicitation::answer(&state, &principal, session, request_id, message.result)
+            .await;
     }
     if let Some(m) = method
         && let Err(denied) = state.policy.authorize_method(&principal, m)
@@ -221,6 +233,7 @@ pub(crate) async fn gateway(State(state): State<AppState>, req: Request) -> Resp
         session,
         identity: Cow::Borrowed(&ident),
         id,
+        elicits,
     };
     match method {
         // `Bytes` clones share the buffer `message` borrows from.
@@ -232,7 +245,8 @@ pub(crate) async fn gateway(State(state): State<AppState>, req: Request) -> Resp
             .await
         {
             Ok(resp) if method == Some("initialize") => {
-                crate::sessions::bind(&state, &principal, resp, call.id).await
+                let elicitation = crate::elicitation::initialize_declares(message.params);
+                crate::sessions::bind(&state, &principal, resp, call.id, elicitation).await
             }
             Ok(resp) => resp,
             Err(e) => upstream_failure(call.id, &e),
@@ -284,6 +298,8 @@ struct Call<'a> {
     /// is resolved.
     identity: Cow<'a, [(HeaderName, HeaderValue)]>,
     id: Value,
+    /// Whether the session's client declared form elicitation in its `initialize`.
+    elicits: bool,
 }
 
 impl Call<'_> {
@@ -394,9 +410,13 @@ impl Call<'_> {
                 args,
             )
             .with_caller(crate::approvals::caller(self.principal));
-            // Only a gate that lets the client ask its person reads an MRTR retry; on a
-            // page-only gate a `requestState` is ignored like any made-up `confirm`.
+            // Only a gate that lets the client ask its person reads an MRTR retry or asks
+            // on the stream; on a page-only gate a `requestState` is ignored like any
+            // made-up `confirm`.
             let client_asks = spec.approval_by().asks_through_client();
+            // The failure history the decision was made on, for deciding again once a
+            // person answered on the stream.
+            let mut history_seen = None;
             let decision = if let Some(sealed) = request_state.filter(|_| client_asks) {
                 // An MRTR retry: the sealed state and the person's answer decide it.
                 // A state that is not a string is as made up as any other.
@@ -439,7 +459,9 @@ impl Call<'_> {
                 } else {
                     None
                 };
-                match state.gates.decide(spec, &call, history.as_ref()).await {
+                let decided = state.gates.decide(spec, &call, history.as_ref()).await;
+                history_seen = history;
+                match decided {
                     Ok(d) => d,
                     Err(e) => {
                         tracing::error!(error = %e, "gate state unavailable; answering 503");
@@ -465,6 +487,44 @@ impl Call<'_> {
                     }
                 }
             }
+            // A stateful client that declared elicitation asks its person on the stream.
+            if client_asks
+                && decision.code() == Some(keygate_gates::APPROVAL_REQUIRED)
+                && self.elicits
+                && crate::elicitation::accepts_event_stream(self.headers)
+                && let Some(session) = self.session
+            {
+                match state.gates.elicitation_ask(&decision, session) {
+                    Ok(Some(ask)) => {
+                        tracing::info!(key_id = %self.principal.key_id, tool = ?untrusted(name), "gated call answered with elicitation on the stream");
+                        let forward = forwarded_body(
+                            &body,
+                            args,
+                            tool.gate(),
+                            request_state,
+                            input_responses,
+                        );
+                        return crate::elicitation::ask_on_stream(crate::elicitation::Pending {
+                            state: state.clone(),
+                            principal: self.principal.clone(),
+                            headers: self.headers.clone(),
+                            identity: self.identity.into_owned(),
+                            id: self.id,
+                            session: session.to_owned(),
+                            spec: spec.clone(),
+                            tool: name.to_owned(),
+                            args: args.clone(),
+                            history: history_seen,
+                            forward,
+                            ask,
+                        });
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot ask on the stream; answering with the approval page");
+                    }
+                }
+            }
             if let Some(mut result) = decision.to_tool_result() {
                 tracing::info!(key_id = %self.principal.key_id, tool = ?untrusted(name), code = decision.code(), "gated call answered");
                 // 2026-07-28 results say they are final; clients refuse one that does not.
@@ -485,19 +545,7 @@ impl Call<'_> {
         }
         // 4. Forward, without `confirm` (and, on a person-gated call, without the MRTR
         // members the gateway answered itself).
-        let confirm = args.get(keygate_gates::CONFIRM_ARG).is_some();
-        let mrtr = tool.gate().is_some_and(|g| {
-            g.approval_by().is_person() && (request_state.is_some() || input_responses.is_some())
-        });
-        let body = if confirm || mrtr {
-            forwarded_call(
-                &body,
-                confirm.then(|| keygate_gates::strip_confirm(args)),
-                mrtr,
-            )
-        } else {
-            body
-        };
+        let body = forwarded_body(&body, args, tool.gate(), request_state, input_responses);
         let evidence = state.policy.evidence_target(name, args).zip(self.session());
         if let Some((target, session)) = evidence {
             let resp = match state
@@ -633,20 +681,7 @@ impl Call<'_> {
 
     /// Appends the decision to the audit log; `false` when that failed.
     async fn audit(&self, decision: &Decision) -> bool {
-        let event = NewAuditEvent {
-            tenant_id: self.principal.tenant.id.clone(),
-            actor: format!("key:{}", self.principal.key_id),
-            action: decision.audit_action().to_owned(),
-            target: decision.audit_target(),
-            detail: decision.audit_detail(),
-        };
-        match self.state.store.append_audit(event).await {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::error!(error = %e, "could not audit a gate decision");
-                false
-            }
-        }
+        crate::elicitation::audit_decision(self.state, self.principal, decision).await
     }
 
     /// Forwards a `tools/list` and filters its answer, in the form it comes in (an
@@ -713,6 +748,30 @@ fn filter_tools(
     }
 }
 
+/// The body of a permitted call as it is forwarded: without `confirm` and, on a
+/// person-gated call, without the MRTR members the gateway answered itself.
+fn forwarded_body(
+    body: &Bytes,
+    args: &Value,
+    gate: Option<&GateSpec>,
+    request_state: Option<&RawValue>,
+    input_responses: Option<&RawValue>,
+) -> Bytes {
+    let confirm = args.get(keygate_gates::CONFIRM_ARG).is_some();
+    let mrtr = gate.is_some_and(|g| {
+        g.approval_by().is_person() && (request_state.is_some() || input_responses.is_some())
+    });
+    if confirm || mrtr {
+        forwarded_call(
+            body,
+            confirm.then(|| keygate_gates::strip_confirm(args)),
+            mrtr,
+        )
+    } else {
+        body.clone()
+    }
+}
+
 /// The body forwarded upstream: the same request with the arguments replaced (when
 /// `args` is given) and, with `strip_mrtr`, without `inputResponses` and
 /// `requestState`.
@@ -771,17 +830,7 @@ fn mrtr_answer(responses: Option<&RawValue>) -> keygate_gates::MrtrAnswer {
 /// `approval`, a form `elicitation/create` with one required string `target`.
 fn input_required(ask: keygate_gates::MrtrAsk) -> Value {
     use keygate_mcp::mrtr::{ElicitRequestParams, InputRequest, InputRequiredResult};
-    let schema = json!({
-        "type": "object",
-        "properties": {
-            keygate_gates::MRTR_TARGET_FIELD: {
-                "type": "string",
-                "title": format!("{} name", ask.target_arg),
-                "description": format!("type the exact name of {} to approve", ask.target),
-            }
-        },
-        "required": [keygate_gates::MRTR_TARGET_FIELD],
-    });
+    let schema = crate::elicitation::approval_schema(&ask.target_arg, &ask.target);
     InputRequiredResult::new()
         .with_request(
             keygate_gates::MRTR_INPUT,

@@ -44,7 +44,7 @@ fn shown(session: &str) -> usize {
 
 /// The 404 for a session that is unknown, expired, ended or another key's: the body the
 /// official SDKs send, with `id` the request's (or `null`).
-fn not_found(id: Value) -> Response {
+pub(crate) fn not_found(id: Value) -> Response {
     let body = json!({
         "jsonrpc": "2.0",
         "id": id,
@@ -57,13 +57,14 @@ fn not_found(id: Value) -> Response {
 /// principal's key, refreshing the binding when due. `id` is the id of the request
 /// being answered (`None` for GET, DELETE, notifications and answers to server
 /// requests). `Err` is the answer to send instead of contacting the upstream: 404 for
-/// a session that is not the key's, 503 when the gate store fails.
+/// a session that is not the key's, 503 when the gate store fails. `Ok` is the
+/// session's binding (which says whether its client declared elicitation).
 pub(crate) async fn check(
     state: &crate::state::AppState,
     principal: &Principal,
     session: &str,
     id: Option<&Value>,
-) -> Result<(), Response> {
+) -> Result<SessionBinding, Response> {
     let store = state.gates.store();
     let now = state.gates.clock().now();
     let key_id = principal.key_id.as_str();
@@ -79,7 +80,7 @@ pub(crate) async fn check(
                 // The binding holds until its expiry; a later request refreshes it.
                 tracing::warn!(error = %e, key_id = %key_id, "could not refresh a session binding");
             }
-            Ok(())
+            Ok(b)
         }
         other => {
             let why = if other.is_some() {
@@ -99,13 +100,16 @@ pub(crate) async fn check(
 
 /// After the upstream answered an `initialize`: when the answer is 2xx and carries an
 /// `Mcp-Session-Id`, binds that session to the principal's key before the answer goes
-/// out. A session id clients could not send back, or one a live binding of another key
-/// holds, is refused (502, JSON-RPC `-32003`); a gate store failure answers 503.
+/// out, with whether the client declared form elicitation in the `initialize`
+/// (`elicitation`, so that person gates may ask on the stream). A session id clients
+/// could not send back, or one a live binding of another key holds, is refused (502,
+/// JSON-RPC `-32003`); a gate store failure answers 503.
 pub(crate) async fn bind(
     state: &crate::state::AppState,
     principal: &Principal,
     resp: Response,
     id: Value,
+    elicitation: bool,
 ) -> Response {
     if !resp.status().is_success() {
         return resp;
@@ -125,6 +129,7 @@ pub(crate) async fn bind(
         bound_at: now,
         seen_at: now,
         expires_at: now + IDLE,
+        elicitation,
     };
     match state.gates.store().bind_session(session, &binding).await {
         Ok(true) => resp,

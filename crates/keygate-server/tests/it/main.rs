@@ -4,6 +4,7 @@
 
 mod admin;
 mod approvals;
+mod elicitation;
 mod errors;
 mod limits;
 mod mcp;

@@ -246,3 +246,51 @@ async fn an_mrtr_state_from_one_instance_is_honoured_once_by_another_with_the_sa
         r.raw
     );
 }
+
+#[tokio::test]
+async fn an_elicitation_answered_at_another_instance_reaches_the_waiting_stream() {
+    use crate::elicitation::{accept, answer, code, delete, exists, session};
+    let Some(base) = postgres_url() else { return };
+    let schema = PgSchema::create(&base, "kge").await;
+    let url = schema.url.clone();
+    let secret = "a shared MRTR secret of 32 bytes or more";
+    let a = instance_with_secret(&url, Some(secret)).await;
+    let b = instance_with_secret(&url, Some(secret)).await;
+    let owner = take_demo_owner(&a)
+        .await
+        .expect("the first instance bootstraps");
+    let store = std::sync::Arc::new(keygate_keys::MemoryStore::new());
+    let harness = |app: &App| Harness {
+        app: app.router(),
+        store: store.clone(),
+        owner: owner.key.token.expose().to_owned(),
+        tenant: owner.tenant.id.clone(),
+        owner_id: owner.owner.id.clone(),
+    };
+    let (ha, hb) = (harness(&a), harness(&b));
+    let agent = ha.user_key(&["services:read", "services:write"]).await;
+    let s = session(&ha, &agent, true).await;
+
+    // Asked on A's stream, declined through B: A's stream ends declined.
+    let (_, mut stream) = delete(&ha, &agent, &s, "web").await;
+    let ask = stream.next().await.expect("an elicitation request");
+    assert_eq!(
+        answer(&hb, &agent, &s, &ask["id"], json!({"action": "decline"})).await,
+        StatusCode::ACCEPTED
+    );
+    let rest = stream.rest().await;
+    assert_eq!(code(&rest[0]), Some("CONFIRMATION_DECLINED"), "{}", rest[0]);
+    assert!(exists(&ha, "web").await);
+
+    // Asked on A's stream, accepted through B: A's stream carries the delete.
+    let (_, mut stream) = delete(&ha, &agent, &s, "web").await;
+    let ask = stream.next().await.expect("an elicitation request");
+    assert_eq!(
+        answer(&hb, &agent, &s, &ask["id"], accept("web")).await,
+        StatusCode::ACCEPTED
+    );
+    let rest = stream.rest().await;
+    assert_eq!(code(&rest[0]), None, "{}", rest[0]);
+    assert_eq!(rest[0]["id"], json!(41));
+    assert!(!exists(&ha, "web").await, "web was deleted through A");
+}

@@ -364,6 +364,7 @@ async fn bindings_are_refreshed_when_due_and_refused_once_expired() {
             bound_at: seen,
             seen_at: seen,
             expires_at: expires,
+            elicitation: false,
         };
         async move { assert!(gates.bind_session(session, &binding).await.unwrap()) }
     };

@@ -135,6 +135,7 @@ async fn gateway(url: String) -> Harness {
             bound_at: now,
             seen_at: now,
             expires_at: now + time::Duration::hours(1),
+            elicitation: false,
         };
         assert!(gates.bind_session(id, &binding).await.unwrap());
     }
