@@ -31,14 +31,7 @@ async fn a_person_approval_given_through_one_instance_lets_the_retry_through_ano
     let owner = take_demo_owner(&a)
         .await
         .expect("the first instance bootstraps");
-    let store = std::sync::Arc::new(keygate_keys::MemoryStore::new());
-    let harness = |app: &App| Harness {
-        app: app.router(),
-        store: store.clone(),
-        owner: owner.key.token.expose().to_owned(),
-        tenant: owner.tenant.id.clone(),
-        owner_id: owner.owner.id.clone(),
-    };
+    let harness = |app: &App| Harness::for_app(app, &owner);
     let (ha, hb) = (harness(&a), harness(&b));
     let agent = ha.user_key(&["services:read", "services:write"]).await;
     let first = ha
@@ -104,14 +97,7 @@ async fn a_challenge_from_one_instance_is_honoured_once_by_another() {
         take_demo_owner(&b).await.is_none(),
         "the second finds the tenant"
     );
-    let store = std::sync::Arc::new(keygate_keys::MemoryStore::new());
-    let harness = |app: &App| Harness {
-        app: app.router(),
-        store: store.clone(),
-        owner: owner.key.token.expose().to_owned(),
-        tenant: owner.tenant.id.clone(),
-        owner_id: owner.owner.id.clone(),
-    };
+    let harness = |app: &App| Harness::for_app(app, &owner);
     let (ha, hb) = (harness(&a), harness(&b));
     let key = ha.owner.clone();
     let (s, e) = (ha.session(&key).await, ha.session(&key).await);
@@ -216,14 +202,7 @@ async fn an_mrtr_state_from_one_instance_is_honoured_once_by_another_with_the_sa
     let owner = take_demo_owner(&a)
         .await
         .expect("the first instance bootstraps");
-    let store = std::sync::Arc::new(keygate_keys::MemoryStore::new());
-    let harness = |app: &App| Harness {
-        app: app.router(),
-        store: store.clone(),
-        owner: owner.key.token.expose().to_owned(),
-        tenant: owner.tenant.id.clone(),
-        owner_id: owner.owner.id.clone(),
-    };
+    let harness = |app: &App| Harness::for_app(app, &owner);
     let (ha, hb, hl) = (harness(&a), harness(&b), harness(&lone));
     let agent = ha.user_key(&["services:read", "services:write"]).await;
 
@@ -259,14 +238,7 @@ async fn an_elicitation_answered_at_another_instance_reaches_the_waiting_stream(
     let owner = take_demo_owner(&a)
         .await
         .expect("the first instance bootstraps");
-    let store = std::sync::Arc::new(keygate_keys::MemoryStore::new());
-    let harness = |app: &App| Harness {
-        app: app.router(),
-        store: store.clone(),
-        owner: owner.key.token.expose().to_owned(),
-        tenant: owner.tenant.id.clone(),
-        owner_id: owner.owner.id.clone(),
-    };
+    let harness = |app: &App| Harness::for_app(app, &owner);
     let (ha, hb) = (harness(&a), harness(&b));
     let agent = ha.user_key(&["services:read", "services:write"]).await;
     let s = session(&ha, &agent, true).await;

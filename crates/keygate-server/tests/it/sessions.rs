@@ -538,13 +538,7 @@ async fn a_session_bound_through_one_instance_is_refused_to_others_on_every_inst
     let owner = crate::util::take_demo_owner(&one)
         .await
         .expect("the first instance bootstraps");
-    let harness = |app: &App| Harness {
-        app: app.router(),
-        store: Arc::new(keygate_keys::MemoryStore::new()),
-        owner: owner.key.token.expose().to_owned(),
-        tenant: owner.tenant.id.clone(),
-        owner_id: owner.owner.id.clone(),
-    };
+    let harness = |app: &App| Harness::for_app(app, &owner);
     let (h1, h2) = (harness(&one), harness(&two));
     let a = h1.owner.clone();
     // Key D of another tenant, in the shared database.

@@ -153,6 +153,19 @@ pub(crate) async fn take_demo_owner(app: &App) -> Option<keygate_keys::Bootstrap
 }
 
 impl Harness {
+    /// The harness of one instance `app` of several on one database, acting as the
+    /// demo `owner` bootstrapped there (the helpers' store is a scratch one: keys are
+    /// made through the API).
+    pub(crate) fn for_app(app: &App, owner: &keygate_keys::Bootstrapped) -> Self {
+        Self {
+            app: app.router(),
+            store: Arc::new(MemoryStore::new()),
+            owner: owner.key.token.expose().to_owned(),
+            tenant: owner.tenant.id.clone(),
+            owner_id: owner.owner.id.clone(),
+        }
+    }
+
     pub(crate) async fn send(&self, req: Request<Body>) -> Reply {
         let resp = self.app.clone().oneshot(req).await.unwrap();
         let status = resp.status();
