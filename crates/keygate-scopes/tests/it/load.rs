@@ -586,7 +586,7 @@ fn window_gate(window: &str) -> Result<Policy, keygate_scopes::PolicyError> {
 fn window_of(p: &Policy) -> Option<std::time::Duration> {
     p.tool("replace")
         .and_then(|t| t.gate())
-        .and_then(|g| g.evidence_window())
+        .and_then(keygate_scopes::GateSpec::evidence_window)
 }
 
 #[test]
