@@ -238,7 +238,8 @@ pub enum GateSpec {
         approval: ApprovalBy,
     },
     /// `kind = "evidence"`: when the target has failure history, the evidence tools
-    /// must have been read for it in the session before a challenge is offered;
+    /// must have been read for it in the session (or, for a stateless request, by the
+    /// key within `evidence_window`) before approval is asked for;
     /// targets in `protect` are never allowed, history or not.
     Evidence {
         /// The argument naming the target, such as `service`.
