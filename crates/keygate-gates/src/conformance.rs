@@ -54,6 +54,7 @@ pub async fn run(store: Arc<dyn GateStore>) {
     only_its_key_and_session_take_a_challenge(&*store).await;
     concurrent_takes_hand_it_out_once(store.clone()).await;
     evidence_is_bound_and_ages(&*store).await;
+    stateless_evidence_is_its_own_record(&*store).await;
     a_session_is_bound_to_one_key(&*store).await;
     a_session_binding_expires_unless_refreshed(&*store).await;
     a_session_keeps_whether_it_elicits(&*store).await;
@@ -723,7 +724,7 @@ pub async fn concurrent_takes_hand_it_out_once(store: Arc<dyn GateStore>) {
 pub async fn evidence_is_bound_and_ages(store: &dyn GateStore) {
     let read = EvidenceRead {
         key_id: "k1".to_owned(),
-        session_id: "s1".to_owned(),
+        session_id: Some("s1".to_owned()),
         tool: "service.events".to_owned(),
         target: "api".to_owned(),
         at: ISSUED,
@@ -734,7 +735,7 @@ pub async fn evidence_is_bound_and_ages(store: &dyn GateStore) {
         .unwrap_or_else(|e| panic!("record_evidence failed: {e}"));
     let read_by = |key: &'static str, session: &'static str, target: &'static str, since| async move {
         store
-            .evidence_read(key, session, "service.events", target, since)
+            .evidence_read(key, Some(session), "service.events", target, since)
             .await
             .unwrap_or_else(|e| panic!("evidence_read failed: {e}"))
     };
@@ -757,6 +758,71 @@ pub async fn evidence_is_bound_and_ages(store: &dyn GateStore) {
     assert!(
         !read_by("k1", "s1", "api", ISSUED + Duration::seconds(1)).await,
         "a read before `since`"
+    );
+}
+
+/// A stateless read (no session) counts for its key, tool and target from its time
+/// on, for stateless look-ups only: a session's read never counts as a stateless one,
+/// nor a stateless one for any session, even one whose id looks empty.
+pub async fn stateless_evidence_is_its_own_record(store: &dyn GateStore) {
+    let at = ISSUED + Duration::seconds(10);
+    let read = |key: &str, session: Option<&str>, tool: &str| EvidenceRead {
+        key_id: key.to_owned(),
+        session_id: session.map(str::to_owned),
+        tool: tool.to_owned(),
+        target: "api".to_owned(),
+        at,
+    };
+    for r in [
+        read("sk1", None, "service.logs.build"),
+        read("sk1", Some("s1"), "service.logs.runtime"),
+    ] {
+        store
+            .record_evidence(&r)
+            .await
+            .unwrap_or_else(|e| panic!("record_evidence failed: {e}"));
+    }
+    let read_by = |key: &'static str, session: Option<&'static str>, tool: &'static str, since| async move {
+        store
+            .evidence_read(key, session, tool, "api", since)
+            .await
+            .unwrap_or_else(|e| panic!("evidence_read failed: {e}"))
+    };
+    assert!(
+        read_by("sk1", None, "service.logs.build", at).await,
+        "a stateless read counts for stateless look-ups"
+    );
+    assert!(
+        !read_by("sk1", None, "service.logs.build", at + Duration::seconds(1)).await,
+        "a stateless read before `since`"
+    );
+    assert!(
+        !read_by("sk2", None, "service.logs.build", at).await,
+        "another key's stateless read"
+    );
+    assert!(
+        !read_by("sk1", Some("s1"), "service.logs.build", at).await,
+        "a stateless read does not count in a session"
+    );
+    assert!(
+        !read_by("sk1", Some(""), "service.logs.build", at).await,
+        "nor for an empty session id"
+    );
+    assert!(
+        !read_by("sk1", None, "service.logs.runtime", at).await,
+        "a session's read does not count for stateless look-ups"
+    );
+    // A later stateless read replaces the earlier one.
+    store
+        .record_evidence(&EvidenceRead {
+            at: at + Duration::seconds(5),
+            ..read("sk1", None, "service.logs.build")
+        })
+        .await
+        .unwrap_or_else(|e| panic!("record_evidence failed: {e}"));
+    assert!(
+        read_by("sk1", None, "service.logs.build", at + Duration::seconds(5)).await,
+        "the later stateless read counts from its time"
     );
 }
 

@@ -148,7 +148,9 @@ impl<'a> GateCall<'a> {
 /// Challenges are bound to key id + session id + tool + target + canonical arguments.
 /// Only the key and session they were issued to can consume them; the first such call
 /// that presents one spends it, whether or not the tool, target and arguments match.
-/// Evidence reads are bound to key id + session id + evidence tool + target.
+/// Evidence reads are bound to key id + session id + evidence tool + target; those of
+/// stateless requests (no session) to key id + evidence tool + target, and count for
+/// the key's stateless calls within the gate's `evidence_window` only.
 #[derive(Debug, Clone)]
 pub struct Gates {
     store: Arc<dyn GateStore>,
@@ -275,7 +277,32 @@ impl Gates {
         self.store
             .record_evidence(&EvidenceRead {
                 key_id: key_id.to_owned(),
-                session_id: session_id.to_owned(),
+                session_id: Some(session_id.to_owned()),
+                tool: tool.to_owned(),
+                target: target.to_owned(),
+                at: self.clock.now(),
+            })
+            .await
+    }
+
+    /// Records that `key_id` successfully called evidence tool `tool` for `target` in a
+    /// stateless request (one without a session; call it after the upstream answered
+    /// without error). It counts for the key's later stateless calls within the gate's
+    /// `evidence_window`, never for a session.
+    ///
+    /// # Errors
+    ///
+    /// [`GateError::Store`] when the store fails.
+    pub async fn record_stateless_evidence(
+        &self,
+        key_id: &str,
+        tool: &str,
+        target: &str,
+    ) -> Result<(), GateError> {
+        self.store
+            .record_evidence(&EvidenceRead {
+                key_id: key_id.to_owned(),
+                session_id: None,
                 tool: tool.to_owned(),
                 target: target.to_owned(),
                 at: self.clock.now(),
@@ -316,8 +343,9 @@ impl Gates {
     /// (`invalid_target`); evidence gate without failure history → allow.
     ///
     /// Then, for a person gate ([`keygate_scopes::ApprovalBy::is_person`]: `person`, the default, or `page`): (evidence gates:
-    /// no session → `CONFIRMATION_INVALID`, `DIAGNOSIS_REQUIRED` while evidence is
-    /// unread) an approved, unexpired approval for exactly this key, tool, target and
+    /// `DIAGNOSIS_REQUIRED` while evidence is unread: in a session, by this key in this
+    /// session; without one, by this key statelessly within the gate's
+    /// `evidence_window`) an approved, unexpired approval for exactly this key, tool, target and
     /// canonical arguments → allow, and it is used ([`Outcome::Approved`]); a denied one
     /// not yet answered → `CONFIRMATION_DECLINED` (then closed); a pending one →
     /// `APPROVAL_REQUIRED` with it again; more than the key's cap pending →
@@ -370,11 +398,15 @@ impl Gates {
             return invalid(InvalidReason::InvalidTarget { character });
         }
         let evidence_tools = match spec {
-            GateSpec::Evidence { evidence_tools, .. } => {
+            GateSpec::Evidence {
+                evidence_tools,
+                evidence_window,
+                ..
+            } => {
                 if history.is_some_and(|h| !h.is_gated()) {
                     return Ok(decision(Outcome::Allow { confirmed: false }));
                 }
-                Some(evidence_tools)
+                Some((evidence_tools, *evidence_window))
             }
             _ => None,
         };
@@ -398,13 +430,13 @@ impl Gates {
         let now = self.clock.now();
 
         let Some(confirm) = confirm else {
-            if let Some(tools) = evidence_tools {
+            if let Some((tools, _)) = evidence_tools {
                 let since = now - self.evidence_ttl;
                 let mut missing = Vec::new();
                 for tool in tools {
                     if !self
                         .store
-                        .evidence_read(call.key_id, session, tool, target, since)
+                        .evidence_read(call.key_id, Some(session), tool, target, since)
                         .await?
                     {
                         missing.push(tool.clone());
@@ -484,20 +516,24 @@ impl Gates {
         &self,
         call: &GateCall<'_>,
         target: &str,
-        evidence_tools: Option<&Vec<String>>,
+        evidence_tools: Option<(&Vec<String>, std::time::Duration)>,
         history: Option<&FailureHistory>,
         decision: impl Fn(Outcome) -> Decision,
     ) -> Result<Decision, GateError> {
         let now = self.clock.now();
-        if let Some(tools) = evidence_tools {
-            // Evidence is read in a session; without one it cannot have been read.
-            let Some(session) = call.session_id else {
-                return Ok(decision(Outcome::ConfirmationInvalid {
-                    reason: InvalidReason::NoSession,
-                }));
+        if let Some((tools, window)) = evidence_tools {
+            // In a session, its reads count for as long as reads live; without one, the
+            // key's stateless reads count within the gate's window (never longer than
+            // reads live, as purge forgets them then).
+            let since = match call.session_id {
+                Some(_) => now - self.evidence_ttl,
+                None => {
+                    let window = Duration::try_from(window).unwrap_or(self.evidence_ttl);
+                    now - window.min(self.evidence_ttl)
+                }
             };
             if let Some(missing) = self
-                .missing_evidence(call.key_id, session, tools, target, now)
+                .missing_evidence(call.key_id, call.session_id, tools, target, since)
                 .await?
             {
                 return Ok(decision(Outcome::DiagnosisRequired {
@@ -569,17 +605,16 @@ impl Gates {
         Ok(required(&approval))
     }
 
-    /// The evidence tools not read by `key_id` for `target` in `session` within the
-    /// evidence lifetime, or `None` when every one was.
+    /// The evidence tools not read by `key_id` for `target` in `session` (`None`:
+    /// statelessly) at or after `since`, or `None` when every one was.
     async fn missing_evidence(
         &self,
         key_id: &str,
-        session: &str,
+        session: Option<&str>,
         tools: &[String],
         target: &str,
-        now: OffsetDateTime,
+        since: OffsetDateTime,
     ) -> Result<Option<Vec<String>>, GateError> {
-        let since = now - self.evidence_ttl;
         let mut missing = Vec::new();
         for tool in tools {
             if !self

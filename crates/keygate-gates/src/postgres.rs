@@ -98,6 +98,16 @@ CREATE TABLE IF NOT EXISTS gate_evidence (
     read_at    TIMESTAMPTZ NOT NULL,
     PRIMARY KEY (key_id, session_id, tool, target)
 );
+-- Added with stateless evidence reads (requests without a session): a new table
+-- only, so gate_evidence keeps its NOT NULL session_id and an older keygated on the
+-- same database keeps working (its stateless clients simply cannot read evidence).
+CREATE TABLE IF NOT EXISTS gate_evidence_stateless (
+    key_id     TEXT NOT NULL,
+    tool       TEXT NOT NULL,
+    target     TEXT NOT NULL,
+    read_at    TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (key_id, tool, target)
+);
 -- Added with session binding: a new table only, so a database made before it needs
 -- no change to its tables, and an older keygated on the same database keeps working
 -- (without checking bindings).
@@ -287,32 +297,48 @@ impl GateStore for PgGateStore {
 
     async fn record_evidence(&self, read: &EvidenceRead) -> Result<(), GateError> {
         let client = self.client().await?;
-        client
-            .execute(
-                "INSERT INTO gate_evidence (key_id, session_id, tool, target, read_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (key_id, session_id, tool, target) DO UPDATE SET read_at = EXCLUDED.read_at",
-                &[&read.key_id, &read.session_id, &read.tool, &read.target, &read.at],
-            )
-            .await
-            .map_err(GateError::store)?;
+        match &read.session_id {
+            Some(session_id) => client
+                .execute(
+                    "INSERT INTO gate_evidence (key_id, session_id, tool, target, read_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (key_id, session_id, tool, target) DO UPDATE SET read_at = EXCLUDED.read_at",
+                    &[&read.key_id, session_id, &read.tool, &read.target, &read.at],
+                )
+                .await,
+            None => client
+                .execute(
+                    "INSERT INTO gate_evidence_stateless (key_id, tool, target, read_at) VALUES ($1, $2, $3, $4) ON CONFLICT (key_id, tool, target) DO UPDATE SET read_at = EXCLUDED.read_at",
+                    &[&read.key_id, &read.tool, &read.target, &read.at],
+                )
+                .await,
+        }
+        .map_err(GateError::store)?;
         Ok(())
     }
 
     async fn evidence_read(
         &self,
         key_id: &str,
-        session_id: &str,
+        session_id: Option<&str>,
         tool: &str,
         target: &str,
         since: OffsetDateTime,
     ) -> Result<bool, GateError> {
         let client = self.client().await?;
-        let row = client
-            .query_opt(
-                "SELECT 1 FROM gate_evidence WHERE key_id = $1 AND session_id = $2 AND tool = $3 AND target = $4 AND read_at >= $5",
-                &[&key_id, &session_id, &tool, &target, &since],
-            )
-            .await
-            .map_err(GateError::store)?;
+        let row = match session_id {
+            Some(session_id) => client
+                .query_opt(
+                    "SELECT 1 FROM gate_evidence WHERE key_id = $1 AND session_id = $2 AND tool = $3 AND target = $4 AND read_at >= $5",
+                    &[&key_id, &session_id, &tool, &target, &since],
+                )
+                .await,
+            None => client
+                .query_opt(
+                    "SELECT 1 FROM gate_evidence_stateless WHERE key_id = $1 AND tool = $2 AND target = $3 AND read_at >= $4",
+                    &[&key_id, &tool, &target, &since],
+                )
+                .await,
+        }
+        .map_err(GateError::store)?;
         Ok(row.is_some())
     }
 
@@ -608,7 +634,14 @@ impl GateStore for PgGateStore {
                 &[&evidence_before],
             )
             .await
-            .map_err(GateError::store)?;
+            .map_err(GateError::store)?
+            + client
+                .execute(
+                    "DELETE FROM gate_evidence_stateless WHERE read_at < $1",
+                    &[&evidence_before],
+                )
+                .await
+                .map_err(GateError::store)?;
         Ok(a + b + sessions + approvals + nonces)
     }
 }
@@ -771,7 +804,7 @@ mod tests {
         let since = time::OffsetDateTime::now_utc() - time::Duration::minutes(5);
         assert!(
             store
-                .evidence_read("k1", "s1", "service.events", "api", since)
+                .evidence_read("k1", Some("s1"), "service.events", "api", since)
                 .await
                 .unwrap(),
             "an older server's evidence read still counts"

@@ -78,13 +78,16 @@ pub enum Taken {
     Unknown,
 }
 
-/// A successful call of an evidence tool for a target, by a key, in a session.
+/// A successful call of an evidence tool for a target, by a key, in a session or in a
+/// stateless request (no session).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EvidenceRead {
     /// The key that made the call.
     pub key_id: String,
-    /// The session it was made in.
-    pub session_id: String,
+    /// The session it was made in; `None` for a stateless request. A stateless read
+    /// is its own record: it never counts for a session, nor a session's read for
+    /// stateless calls.
+    pub session_id: Option<String>,
     /// The evidence tool, such as `service.logs.build`.
     pub tool: String,
     /// The target it was read for, such as `api`.
@@ -145,11 +148,12 @@ pub trait GateStore: Send + Sync + fmt::Debug {
     /// Records an evidence read (a later read of the same thing replaces it).
     async fn record_evidence(&self, read: &EvidenceRead) -> Result<(), GateError>;
 
-    /// Whether `key_id` read `tool` for `target` in `session_id` at or after `since`.
+    /// Whether `key_id` read `tool` for `target` in `session_id` (`None`: in a
+    /// stateless request) at or after `since`.
     async fn evidence_read(
         &self,
         key_id: &str,
-        session_id: &str,
+        session_id: Option<&str>,
         tool: &str,
         target: &str,
         since: OffsetDateTime,
@@ -255,7 +259,8 @@ pub trait GateStore: Send + Sync + fmt::Debug {
     ) -> Result<u64, GateError>;
 }
 
-type EvidenceKey = (String, String, String, String);
+/// Key id, session id (`None`: stateless), tool, target.
+type EvidenceKey = (String, Option<String>, String, String);
 
 /// An in-memory [`GateStore`] for one process and for tests.
 ///
@@ -350,14 +355,14 @@ impl GateStore for MemoryGateStore {
     async fn evidence_read(
         &self,
         key_id: &str,
-        session_id: &str,
+        session_id: Option<&str>,
         tool: &str,
         target: &str,
         since: OffsetDateTime,
     ) -> Result<bool, GateError> {
         let key = (
             key_id.to_owned(),
-            session_id.to_owned(),
+            session_id.map(str::to_owned),
             tool.to_owned(),
             target.to_owned(),
         );

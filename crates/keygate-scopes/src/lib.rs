@@ -63,5 +63,6 @@ pub use crate::error::{Location, PolicyError};
 pub use crate::names::{fold_name, hidden_char, is_hidden_char};
 pub use crate::policy::{
     ADMIN_SCOPE, ADMIN_SCOPE_DESCRIPTION, APPROVE_SCOPE, APPROVE_SCOPE_DESCRIPTION, ApprovalBy,
-    GateSpec, METHOD_FAMILIES, POLICED_METHODS, Policy, Protected, ToolPolicy, always_allowed,
+    DEFAULT_EVIDENCE_WINDOW, GateSpec, MAX_EVIDENCE_WINDOW, METHOD_FAMILIES, POLICED_METHODS,
+    Policy, Protected, ToolPolicy, always_allowed,
 };

@@ -1,6 +1,7 @@
 //! Parsing and validating policy files.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -9,7 +10,8 @@ use crate::error::PolicyError;
 use crate::names::{fold_name, hidden_char};
 use crate::policy::{
     ADMIN_SCOPE, ADMIN_SCOPE_DESCRIPTION, APPROVE_SCOPE, APPROVE_SCOPE_DESCRIPTION, ApprovalBy,
-    GateSpec, METHOD_FAMILIES, POLICED_METHODS, Policy, Protected, ToolPolicy, always_allowed,
+    DEFAULT_EVIDENCE_WINDOW, GateSpec, MAX_EVIDENCE_WINDOW, METHOD_FAMILIES, POLICED_METHODS,
+    Policy, Protected, ToolPolicy, always_allowed,
 };
 
 #[derive(Deserialize)]
@@ -55,6 +57,8 @@ struct RawGate {
     failure_field: Option<Spanned<String>>,
     #[serde(default)]
     evidence_tools: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    evidence_window: Option<Spanned<toml::Value>>,
     #[serde(default)]
     approval: Option<Spanned<String>>,
 }
@@ -299,6 +303,36 @@ impl Validator<'_> {
         )
     }
 
+    /// An evidence gate's `evidence_window`: whole seconds or a duration such as
+    /// `"15m"`, above zero and at most [`MAX_EVIDENCE_WINDOW`].
+    fn evidence_window(
+        &self,
+        tool: &str,
+        w: Spanned<toml::Value>,
+    ) -> Result<Duration, PolicyError> {
+        let start = w.span().start;
+        let window = match w.into_inner() {
+            toml::Value::Integer(secs) => u64::try_from(secs).ok().map(Duration::from_secs),
+            toml::Value::String(text) => {
+                let text = text.trim();
+                match text.parse::<u64>() {
+                    Ok(secs) => Some(Duration::from_secs(secs)),
+                    Err(_) => humantime::parse_duration(text).ok(),
+                }
+            }
+            _ => None,
+        };
+        match window {
+            Some(d) if !d.is_zero() && d <= MAX_EVIDENCE_WINDOW => Ok(d),
+            _ => self.err(
+                start,
+                format!(
+                    "the `evidence_window` of the gate of tool `{tool}` must be whole seconds or a duration such as \"15m\", above zero and at most 1h"
+                ),
+            ),
+        }
+    }
+
     fn gate(
         &self,
         tool: &str,
@@ -353,6 +387,10 @@ impl Validator<'_> {
                         "evidence_tools",
                         raw.evidence_tools.as_ref().map(Spanned::span),
                     ),
+                    (
+                        "evidence_window",
+                        raw.evidence_window.as_ref().map(Spanned::span),
+                    ),
                 ] {
                     if let Some(span) = span {
                         return not_for(field, span.start);
@@ -402,6 +440,10 @@ impl Validator<'_> {
                     self.known_reader(tool, &t, start, tool_names, mutating_tools)?;
                     evidence_tools.push(t);
                 }
+                let evidence_window = match raw.evidence_window {
+                    None => DEFAULT_EVIDENCE_WINDOW,
+                    Some(w) => self.evidence_window(tool, w)?,
+                };
                 Ok(GateSpec::Evidence {
                     target_arg,
                     status_tool,
@@ -409,6 +451,7 @@ impl Validator<'_> {
                     evidence_tools,
                     protect,
                     approval,
+                    evidence_window,
                 })
             }
             other => self.err(

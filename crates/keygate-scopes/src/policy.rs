@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::Duration;
 
 use keygate_keys::{KeyKind, Principal};
 use serde_json::Value;
@@ -237,7 +238,8 @@ pub enum GateSpec {
         approval: ApprovalBy,
     },
     /// `kind = "evidence"`: when the target has failure history, the evidence tools
-    /// must have been read for it in the session before a challenge is offered;
+    /// must have been read for it in the session (or, for a stateless request, by the
+    /// key within `evidence_window`) before approval is asked for;
     /// targets in `protect` are never allowed, history or not.
     Evidence {
         /// The argument naming the target, such as `service`.
@@ -252,8 +254,19 @@ pub enum GateSpec {
         protect: Protected,
         /// Who approves a call once the evidence is read, as for approval gates.
         approval: ApprovalBy,
+        /// How long an evidence read by a stateless request (one without a session)
+        /// counts for the same key's later calls (`evidence_window`, default
+        /// [`DEFAULT_EVIDENCE_WINDOW`]). Reads in a session count for that session.
+        evidence_window: Duration,
     },
 }
+
+/// Default `evidence_window` of evidence gates: 15 minutes.
+pub const DEFAULT_EVIDENCE_WINDOW: Duration = Duration::from_secs(15 * 60);
+
+/// Longest `evidence_window` a policy may set: one hour, the lifetime of evidence
+/// reads in the gate store.
+pub const MAX_EVIDENCE_WINDOW: Duration = Duration::from_secs(60 * 60);
 
 impl GateSpec {
     /// An approval gate on `target_arg`, never allowing the targets in `protect`,
@@ -281,6 +294,30 @@ impl GateSpec {
             evidence_tools,
             protect: Protected::default(),
             approval: ApprovalBy::Person,
+            evidence_window: DEFAULT_EVIDENCE_WINDOW,
+        }
+    }
+
+    /// The same gate with `evidence_window` set to `window` (evidence gates only;
+    /// approval gates are returned unchanged).
+    #[must_use]
+    pub fn with_evidence_window(mut self, window: Duration) -> Self {
+        if let Self::Evidence {
+            evidence_window, ..
+        } = &mut self
+        {
+            *evidence_window = window;
+        }
+        self
+    }
+
+    /// The `evidence_window` of an evidence gate; `None` for approval gates.
+    pub fn evidence_window(&self) -> Option<Duration> {
+        match self {
+            Self::Evidence {
+                evidence_window, ..
+            } => Some(*evidence_window),
+            Self::Approval { .. } => None,
         }
     }
 

@@ -546,8 +546,10 @@ impl Call<'_> {
         // 4. Forward, without `confirm` (and, on a person-gated call, without the MRTR
         // members the gateway answered itself).
         let body = forwarded_body(&body, args, tool.gate(), request_state, input_responses);
-        let evidence = state.policy.evidence_target(name, args).zip(self.session());
-        if let Some((target, session)) = evidence {
+        // Evidence reads are recorded in their session or, for a stateless request,
+        // for the key alone (counting within the gate's `evidence_window`).
+        let evidence = state.policy.evidence_target(name, args);
+        if let Some(target) = evidence {
             let resp = match state
                 .upstream
                 .send(Method::POST, self.headers, &self.identity, body)
@@ -558,12 +560,18 @@ impl Call<'_> {
             };
             // Streamed as it comes; the read is recorded as its answer passes.
             let gates = state.gates.clone();
-            let read = [self.principal.key_id.as_str(), session, name, target].map(str::to_owned);
+            let read = [self.principal.key_id.as_str(), name, target].map(str::to_owned);
+            let session = self.session().map(str::to_owned);
             answers::watch_answer(resp, self.id, move |answer| async move {
-                let [key, session, tool, target] = read;
-                if call_succeeded(&answer)
-                    && let Err(e) = gates.record_evidence(&key, &session, &tool, &target).await
-                {
+                let [key, tool, target] = read;
+                if !call_succeeded(&answer) {
+                    return;
+                }
+                let recorded = match &session {
+                    Some(session) => gates.record_evidence(&key, session, &tool, &target).await,
+                    None => gates.record_stateless_evidence(&key, &tool, &target).await,
+                };
+                if let Err(e) = recorded {
                     tracing::error!(error = %e, "could not record an evidence read");
                 }
             })

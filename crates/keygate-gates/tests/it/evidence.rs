@@ -190,3 +190,131 @@ async fn failure_history_without_a_session_cannot_proceed() {
         }
     );
 }
+
+/// A person evidence gate (the default approval), as the demo's `service.replace`.
+fn person_gate() -> keygate_scopes::GateSpec {
+    keygate_scopes::GateSpec::evidence(
+        "service",
+        "service.status",
+        "has_failure_history",
+        EVIDENCE.iter().map(|s| (*s).to_owned()).collect(),
+    )
+}
+
+async fn read_statelessly(f: &crate::util::Fixture, key: &str, target: &str) {
+    for tool in EVIDENCE {
+        f.gates
+            .record_stateless_evidence(key, tool, target)
+            .await
+            .expect("record");
+    }
+}
+
+#[tokio::test]
+async fn stateless_evidence_counts_for_the_key_within_the_window() {
+    let f = fixture();
+    let spec = person_gate();
+    let call = GateCall::new("k1", None, TOOL, "api");
+    let d = f
+        .gates
+        .decide(&spec, &call, Some(&failed()))
+        .await
+        .expect("decide");
+    assert_eq!(
+        missing(&d),
+        EVIDENCE,
+        "a stateless call needs evidence, not a session"
+    );
+    read_statelessly(&f, "k1", "api").await;
+    f.clock.advance(Duration::minutes(14));
+    let d = f
+        .gates
+        .decide(&spec, &call, Some(&failed()))
+        .await
+        .expect("decide");
+    assert_eq!(
+        d.code(),
+        Some("APPROVAL_REQUIRED"),
+        "reads 14 min ago count"
+    );
+    f.clock.advance(Duration::minutes(2));
+    let d = f
+        .gates
+        .decide(&spec, &call, Some(&failed()))
+        .await
+        .expect("decide");
+    assert_eq!(missing(&d), EVIDENCE, "reads 16 min ago do not count");
+}
+
+#[tokio::test]
+async fn the_evidence_window_is_the_gates() {
+    let f = fixture();
+    let spec = person_gate().with_evidence_window(std::time::Duration::from_secs(5 * 60));
+    read_statelessly(&f, "k1", "api").await;
+    f.clock.advance(Duration::minutes(6));
+    let d = f
+        .gates
+        .decide(
+            &spec,
+            &GateCall::new("k1", None, TOOL, "api"),
+            Some(&failed()),
+        )
+        .await
+        .expect("decide");
+    assert_eq!(missing(&d), EVIDENCE, "a 5 min window: 6 min is too old");
+}
+
+#[tokio::test]
+async fn stateless_evidence_is_per_key_and_target_and_apart_from_sessions() {
+    let f = fixture();
+    let spec = person_gate();
+    let decide = |key: &'static str, session: Option<&'static str>, target: &'static str| {
+        let gates = f.gates.clone();
+        let spec = spec.clone();
+        async move {
+            gates
+                .decide(
+                    &spec,
+                    &GateCall::new(key, session, TOOL, target),
+                    Some(&failed()),
+                )
+                .await
+                .expect("decide")
+        }
+    };
+    read_statelessly(&f, "k1", "api").await;
+    assert_eq!(
+        missing(&decide("k2", None, "api").await),
+        EVIDENCE,
+        "another key's read"
+    );
+    assert_eq!(
+        missing(&decide("k1", None, "web").await),
+        EVIDENCE,
+        "another target's read"
+    );
+    assert_eq!(
+        missing(&decide("k1", Some("s1"), "api").await),
+        EVIDENCE,
+        "a stateless read does not count in a session"
+    );
+    for tool in EVIDENCE {
+        f.gates
+            .record_evidence("k2", "s1", tool, "api")
+            .await
+            .expect("record");
+    }
+    assert_eq!(
+        missing(&decide("k2", None, "api").await),
+        EVIDENCE,
+        "a session's read does not count for stateless calls"
+    );
+    assert_eq!(
+        decide("k2", Some("s1"), "api").await.code(),
+        Some("APPROVAL_REQUIRED")
+    );
+    assert_eq!(
+        decide("k1", None, "api").await.code(),
+        Some("APPROVAL_REQUIRED")
+    );
+}

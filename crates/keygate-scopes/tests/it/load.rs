@@ -576,3 +576,52 @@ fn methods_entries_are_lists_of_scopes() {
     let msg = invalid(&with_scopes("[methods]\nresources = [\" s:read\"]\n"));
     assert!(msg.contains("must not start or end with spaces"), "{msg}");
 }
+
+fn window_gate(window: &str) -> Result<Policy, keygate_scopes::PolicyError> {
+    Policy::from_toml_str(&with_scopes(&format!(
+        "{READERS}[tools.\"replace\"]\nscopes = [\"s:write\"]\nmutating = true\ngate = {{ kind = \"evidence\", target_arg = \"service\", status_tool = \"status\", failure_field = \"failed\", evidence_tools = [\"logs\"]{window} }}\n"
+    )))
+}
+
+fn window_of(p: &Policy) -> Option<std::time::Duration> {
+    p.tool("replace")
+        .and_then(|t| t.gate())
+        .and_then(keygate_scopes::GateSpec::evidence_window)
+}
+
+#[test]
+fn evidence_window_defaults_to_15_minutes_and_reads_seconds_or_durations() {
+    use std::time::Duration;
+    let p = window_gate("").expect("no window is fine");
+    assert_eq!(window_of(&p), Some(Duration::from_secs(900)));
+    assert_eq!(
+        keygate_scopes::DEFAULT_EVIDENCE_WINDOW,
+        Duration::from_secs(900)
+    );
+    let p = window_gate(", evidence_window = 300").expect("seconds");
+    assert_eq!(window_of(&p), Some(Duration::from_secs(300)));
+    let p = window_gate(", evidence_window = \"10m\"").expect("a duration");
+    assert_eq!(window_of(&p), Some(Duration::from_secs(600)));
+    let p = window_gate(", evidence_window = \"120\"").expect("seconds as text");
+    assert_eq!(window_of(&p), Some(Duration::from_secs(120)));
+    let p = window_gate(", evidence_window = \"1h\"").expect("the longest");
+    assert_eq!(window_of(&p), Some(Duration::from_secs(3600)));
+}
+
+#[test]
+fn evidence_window_must_be_a_positive_duration_of_at_most_an_hour() {
+    for bad in [
+        "0", "-5", "\"0s\"", "\"soon\"", "\"2h\"", "3601", "true", "1.5",
+    ] {
+        let err = window_gate(&format!(", evidence_window = {bad}"))
+            .expect_err(bad)
+            .to_string();
+        assert!(err.contains("evidence_window"), "{bad}: {err}");
+    }
+    let err = Policy::from_toml_str(&with_scopes(
+        "[tools.\"t\"]\nscopes = [\"s:write\"]\nmutating = true\ngate = { kind = \"approval\", target_arg = \"x\", evidence_window = 60 }\n",
+    ))
+    .expect_err("approval gates read no evidence")
+    .to_string();
+    assert!(err.contains("evidence_window"), "{err}");
+}

@@ -409,3 +409,75 @@ async fn a_page_only_gate_never_asks_the_client_and_ignores_its_answers() {
     );
     assert!(exists(&h, "web").await, "web was not deleted");
 }
+
+/// A 2026-07-28 (stateless) `tools/call` of `name` from a client with `capabilities`.
+async fn call_stateless(
+    h: &Harness,
+    key: &str,
+    name: &str,
+    args: Value,
+    capabilities: Value,
+) -> Reply {
+    h.mcp(
+        key,
+        None,
+        json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {
+            "name": name, "arguments": args, "_meta": meta(capabilities)}}),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_stateless_client_reads_the_evidence_then_a_person_approves() {
+    let h = demo().await;
+    let agent = h.user_key(&SCOPES).await;
+    let other = h.user_key(&SCOPES).await;
+    let replace = json!({"service": "worker", "image": "shop/worker:2.3.1"});
+    let evidence = [
+        "service.events",
+        "service.logs.build",
+        "service.logs.runtime",
+    ];
+    let r = call_stateless(&h, &agent, "service.replace", replace.clone(), json!({})).await;
+    assert_eq!(
+        gate_code(&r).as_deref(),
+        Some("DIAGNOSIS_REQUIRED"),
+        "{}",
+        r.raw
+    );
+    assert_eq!(
+        r.body["result"]["structuredContent"]["evidence_missing"],
+        json!(evidence)
+    );
+    // Another key's stateless reads do not count for this one.
+    for tool in evidence {
+        let r = call_stateless(&h, &other, tool, json!({"service": "worker"}), json!({})).await;
+        assert_eq!(r.body["result"]["isError"], false, "{}", r.raw);
+    }
+    let r = call_stateless(&h, &agent, "service.replace", replace.clone(), json!({})).await;
+    assert_eq!(
+        gate_code(&r).as_deref(),
+        Some("DIAGNOSIS_REQUIRED"),
+        "{}",
+        r.raw
+    );
+    for tool in evidence {
+        let r = call_stateless(&h, &agent, tool, json!({"service": "worker"}), json!({})).await;
+        assert_eq!(r.body["result"]["isError"], false, "{}", r.raw);
+    }
+    let r = call_stateless(&h, &agent, "service.replace", replace.clone(), json!({})).await;
+    assert_eq!(
+        gate_code(&r).as_deref(),
+        Some("APPROVAL_REQUIRED"),
+        "{}",
+        r.raw
+    );
+    // A form-eliciting client is asked on the call instead.
+    let r = call_stateless(&h, &agent, "service.replace", replace, elicits()).await;
+    assert_eq!(
+        r.body["result"]["resultType"],
+        json!("input_required"),
+        "{}",
+        r.raw
+    );
+}

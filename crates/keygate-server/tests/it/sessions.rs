@@ -421,7 +421,7 @@ impl GateStore for BrokenSessions {
     async fn evidence_read(
         &self,
         k: &str,
-        s: &str,
+        s: Option<&str>,
         tool: &str,
         target: &str,
         since: OffsetDateTime,
