@@ -14,6 +14,7 @@ use async_trait::async_trait;
 use deadpool_postgres::Pool;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
+use tokio_postgres::types::ToSql;
 
 /// What the table keeps of a challenge.
 fn digest(challenge: &str) -> Vec<u8> {
@@ -497,43 +498,12 @@ impl GateStore for PgGateStore {
     ) -> Result<Claimed, GateError> {
         let client = self.client().await?;
         let args = arguments_sha256.as_slice();
-        // Each UPDATE claims one row; of concurrent claims of one row only one updates
-        // it (the others re-check the WHERE clause after the first commits).
-        let used = client
-            .query_opt(
-                &format!(
-                    "UPDATE gate_approvals SET status = 'used', closed_at = $5
-                     WHERE id = (SELECT id FROM gate_approvals
-                                 WHERE key_id = $1 AND tool = $2 AND target = $3 AND arguments_sha256 = $4
-                                   AND status = 'approved' AND closed_at IS NULL AND expires_at > $5
-                                 ORDER BY created_at, id LIMIT 1)
-                       AND status = 'approved' AND closed_at IS NULL
-                     RETURNING {APPROVAL_COLUMNS}"
-                ),
-                &[&key_id, &tool, &target, &args, &now],
-            )
-            .await
-            .map_err(GateError::store)?;
-        if let Some(r) = used {
-            return Ok(Claimed::Approved(approval_from_row(&r)?));
+        let call: [&(dyn ToSql + Sync); 5] = [&key_id, &tool, &target, &args, &now];
+        if let Some(approval) = close_oldest(&client, Closing::Use, &call).await? {
+            return Ok(Claimed::Approved(approval));
         }
-        let denied = client
-            .query_opt(
-                &format!(
-                    "UPDATE gate_approvals SET closed_at = $5
-                     WHERE id = (SELECT id FROM gate_approvals
-                                 WHERE key_id = $1 AND tool = $2 AND target = $3 AND arguments_sha256 = $4
-                                   AND status = 'denied' AND closed_at IS NULL
-                                 ORDER BY created_at, id LIMIT 1)
-                       AND status = 'denied' AND closed_at IS NULL
-                     RETURNING {APPROVAL_COLUMNS}"
-                ),
-                &[&key_id, &tool, &target, &args, &now],
-            )
-            .await
-            .map_err(GateError::store)?;
-        if let Some(r) = denied {
-            return Ok(Claimed::Denied(approval_from_row(&r)?));
+        if let Some(approval) = close_oldest(&client, Closing::Denial, &call).await? {
+            return Ok(Claimed::Denied(approval));
         }
         let pending = client
             .query_opt(
@@ -543,7 +513,7 @@ impl GateStore for PgGateStore {
                        AND status = 'pending' AND expires_at > $5
                      ORDER BY created_at, id LIMIT 1"
                 ),
-                &[&key_id, &tool, &target, &args, &now],
+                &call,
             )
             .await
             .map_err(GateError::store)?;
@@ -644,6 +614,50 @@ impl GateStore for PgGateStore {
                 .map_err(GateError::store)?;
         Ok(a + b + sessions + approvals + nonces)
     }
+}
+
+/// Which open approval of a call [`close_oldest`] closes.
+#[derive(Clone, Copy)]
+enum Closing {
+    /// An approved, unexpired one, which becomes `used`.
+    Use,
+    /// A denied one (expired or not), which stays `denied`.
+    Denial,
+}
+
+/// Closes the oldest open approval of one call (`call`: key id, tool, target, argument
+/// digest, now) in the state `closing` names, and returns it. Of concurrent closings of
+/// one row only one updates it: the others re-check the `WHERE` clause after the first
+/// commits.
+async fn close_oldest(
+    client: &deadpool_postgres::Client,
+    closing: Closing,
+    call: &[&(dyn ToSql + Sync); 5],
+) -> Result<Option<Approval>, GateError> {
+    let (status, set, unexpired) = match closing {
+        Closing::Use => (
+            "approved",
+            "status = 'used', closed_at = $5",
+            "AND expires_at > $5",
+        ),
+        Closing::Denial => ("denied", "closed_at = $5", ""),
+    };
+    let row = client
+        .query_opt(
+            &format!(
+                "UPDATE gate_approvals SET {set}
+                 WHERE id = (SELECT id FROM gate_approvals
+                             WHERE key_id = $1 AND tool = $2 AND target = $3 AND arguments_sha256 = $4
+                               AND status = '{status}' AND closed_at IS NULL {unexpired}
+                             ORDER BY created_at, id LIMIT 1)
+                   AND status = '{status}' AND closed_at IS NULL
+                 RETURNING {APPROVAL_COLUMNS}"
+            ),
+            call,
+        )
+        .await
+        .map_err(GateError::store)?;
+    row.as_ref().map(approval_from_row).transpose()
 }
 
 #[cfg(test)]
