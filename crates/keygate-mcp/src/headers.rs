@@ -166,6 +166,40 @@ pub fn check_routing(
     }
 }
 
+/// [`check_routing`] on the raw `params` of a request, as a gateway holds them: only
+/// the name-bearing member is read (borrowed), never the arguments, so a large call
+/// costs no second parse. `params` that cannot be read as an object compare nothing
+/// (whoever reads the call refuses them).
+///
+/// # Errors
+///
+/// The first [`HeaderError`] found.
+pub fn check_routing_raw(
+    headers: &HeaderMap,
+    method: Option<&str>,
+    params: Option<&serde_json::value::RawValue>,
+) -> Result<(), HeaderError> {
+    /// The members `Mcp-Name` may mirror, borrowed.
+    #[derive(serde::Deserialize)]
+    struct Named<'a> {
+        #[serde(borrow, default)]
+        name: Option<&'a serde_json::value::RawValue>,
+        #[serde(borrow, default)]
+        uri: Option<&'a serde_json::value::RawValue>,
+    }
+    let named = match (method.and_then(name_param), params) {
+        (Some(param), Some(raw)) if headers.contains_key(MCP_NAME) => {
+            serde_json::from_str::<Named<'_>>(raw.get())
+                .ok()
+                .and_then(|n| if param == "uri" { n.uri } else { n.name })
+                .and_then(|v| serde_json::from_str::<Value>(v.get()).ok())
+                .map(|v| serde_json::json!({ param: v }))
+        }
+        _ => None,
+    };
+    check_routing(headers, method, named.as_ref())
+}
+
 const B64_OPEN: &str = "=?base64?";
 const B64_CLOSE: &str = "?=";
 
@@ -399,6 +433,39 @@ mod tests {
             check_routing(&versions, Some("ping"), None),
             Err(HeaderError::Duplicated(_))
         ));
+    }
+
+    #[test]
+    fn raw_params_are_checked_on_their_name_bearing_member_alone() {
+        let raw = |v: serde_json::Value| serde_json::value::to_raw_value(&v).unwrap();
+        let call = raw(json!({"name": "get_weather", "arguments": {"deep": [[[1]]]}}));
+        let h = headers(&[("mcp-method", "tools/call"), ("mcp-name", "get_weather")]);
+        assert_eq!(
+            check_routing_raw(&h, Some("tools/call"), Some(&call)),
+            Ok(())
+        );
+        let other = raw(json!({"name": "delete_everything"}));
+        assert_eq!(
+            check_routing_raw(&h, Some("tools/call"), Some(&other)),
+            Err(HeaderError::NameMismatch { param: "name" })
+        );
+        let read = raw(json!({"uri": "file:///a", "name": "ignored"}));
+        let h = headers(&[("mcp-name", "file:///b")]);
+        assert_eq!(
+            check_routing_raw(&h, Some("resources/read"), Some(&read)),
+            Err(HeaderError::NameMismatch { param: "uri" })
+        );
+        // Params that are no object compare nothing; Mcp-Method is still checked.
+        let list = raw(json!([1, 2]));
+        let h = headers(&[("mcp-method", "tools/list"), ("mcp-name", "x")]);
+        assert_eq!(
+            check_routing_raw(&h, Some("tools/call"), Some(&list)),
+            Err(HeaderError::MethodMismatch)
+        );
+        assert_eq!(
+            check_routing_raw(&h, Some("tools/list"), Some(&list)),
+            Ok(())
+        );
     }
 
     #[test]

@@ -269,14 +269,7 @@ fn routing_headers_match(
         return Ok(());
     }
     // Only the member `Mcp-Name` mirrors is read: the arguments stay raw.
-    let named = method.and_then(headers::name_param).and_then(|param| {
-        let members = params.and_then(|p| {
-            serde_json::from_str::<std::collections::HashMap<String, &RawValue>>(p.get()).ok()
-        })?;
-        let value = serde_json::from_str::<Value>(members.get(param)?.get()).ok()?;
-        Some(json!({ param: value }))
-    });
-    headers::check_routing(headers, method, named.as_ref()).map_err(|e| {
+    headers::check_routing_raw(headers, method, params).map_err(|e| {
         tracing::debug!(error = %e, "MCP routing headers do not match the body");
         rpc_error(
             StatusCode::BAD_REQUEST,

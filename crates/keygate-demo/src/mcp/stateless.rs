@@ -7,7 +7,8 @@
 //! header, when it is `server/discover` or carries the `_meta` envelope. Refusals are
 //! the Python SDK's: `-32602` for a `_meta` without the required keys, `-32020` for an
 //! `MCP-Protocol-Version`, `Mcp-Method` or `Mcp-Name` header that disagrees with the
-//! body (or is sent twice), `-32022` with `{supported, requested}` for a version this
+//! body (or is sent twice; `Mcp-Name` compared after decoding its `=?base64?…?=`
+//! form), `-32022` with `{supported, requested}` for a version this
 //! server does not speak, `-32601` (404) for methods 2026-07-28 does not have
 //! (`initialize`, `ping`). Routing headers that are absent are not required, so the
 //! platform can be tried with `curl`; the gateway in front of it checks them.
@@ -16,6 +17,7 @@
 
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
+use keygate_mcp::headers::{self, HeaderError};
 use keygate_mcp::jsonrpc::{self, HEADER_MISMATCH, INVALID_REQUEST, METHOD_NOT_FOUND, Parsed};
 use keygate_mcp::revision::{self, DISCOVER_METHOD, DiscoverResult, MetaError, RequestMeta};
 use serde_json::{Value, json};
@@ -26,11 +28,6 @@ use super::{
 };
 use crate::platform::Platform;
 use crate::tools::STATELESS_TOOLS_LIST;
-
-/// The header naming the JSON-RPC method (2026-07-28).
-const METHOD_HEADER: &str = "mcp-method";
-/// The header naming the tool, prompt or resource a request is about (2026-07-28).
-const NAME_HEADER: &str = "mcp-name";
 
 /// Whether the request is answered as 2026-07-28 (see the module documentation); a
 /// version header sent twice is, and is then refused.
@@ -68,22 +65,19 @@ pub(super) fn respond(platform: &Platform, headers: &HeaderMap, parsed: &Parsed<
     let refuse = |code: i64, message: &str| {
         failure_value(StatusCode::BAD_REQUEST, id.clone(), code, message)
     };
-    for name in [PROTOCOL_VERSION_HEADER, METHOD_HEADER, NAME_HEADER] {
-        if headers.get_all(name).iter().nth(1).is_some() {
-            return refuse(
-                HEADER_MISMATCH,
-                &format!("{name} header appears more than once"),
-            );
-        }
+    // A routing header sent twice first; then the envelope's keys, then the headers
+    // against it, then its version.
+    let routing = headers::check_routing_raw(headers, Some(method), msg.params);
+    if let Err(e @ HeaderError::Duplicated(_)) = &routing {
+        return refuse(HEADER_MISMATCH, &e.to_string());
     }
-
-    // The envelope: its keys first, then the headers against it, then its version.
     let params: Option<Value> = msg.params.and_then(|p| serde_json::from_str(p.get()).ok());
     let envelope = RequestMeta::from_params(params.as_ref());
     if !matches!(
         envelope,
         Err(MetaError::NotAnObject | MetaError::MissingKeys(_))
-    ) && let Some(why) = header_mismatch(headers, method, params.as_ref())
+    ) && let Some(why) =
+        version_mismatch(headers, params.as_ref()).or(routing.err().map(|e| e.to_string()))
     {
         return refuse(HEADER_MISMATCH, &why);
     }
@@ -115,40 +109,19 @@ fn discover() -> Value {
     serde_json::to_value(result).unwrap_or(Value::Null)
 }
 
-/// Why a routing header disagrees with the body, when one does. Headers that are
-/// absent are not checked; an `Mcp-Name` in the `=?base64?...?=` form is not decoded
-/// (no demo tool needs it) and so not compared.
-fn header_mismatch(headers: &HeaderMap, method: &str, params: Option<&Value>) -> Option<String> {
-    let header = |name: &str| headers.get(name).map(|v| v.to_str().unwrap_or("\u{fffd}"));
+/// Why the `MCP-Protocol-Version` header disagrees with the envelope's version, when
+/// it does (the other routing headers are [`headers::check_routing_raw`]'s).
+fn version_mismatch(headers: &HeaderMap, params: Option<&Value>) -> Option<String> {
+    let version = headers
+        .get(PROTOCOL_VERSION_HEADER)
+        .map(|v| v.to_str().unwrap_or("\u{fffd}"))?;
     let meta_version = params
         .and_then(|p| p.get("_meta"))
         .and_then(|m| m.get(revision::PROTOCOL_VERSION_KEY))
         .and_then(Value::as_str);
-    if let Some(version) = header(PROTOCOL_VERSION_HEADER)
-        && Some(version) != meta_version
-    {
-        return Some(format!(
+    (Some(version) != meta_version).then(|| {
+        format!(
             "{PROTOCOL_VERSION_HEADER} header does not match the request envelope's protocol version"
-        ));
-    }
-    if let Some(named) = header(METHOD_HEADER)
-        && named != method
-    {
-        return Some(format!(
-            "{METHOD_HEADER} header does not match the request body's method"
-        ));
-    }
-    let name_key = match method {
-        "tools/call" | "prompts/get" => "name",
-        "resources/read" => "uri",
-        _ => return None,
-    };
-    let body_name = params.and_then(|p| p.get(name_key)).and_then(Value::as_str);
-    match header(NAME_HEADER) {
-        Some(named) if named.starts_with("=?base64?") => None,
-        Some(named) if body_name.is_some_and(|b| b != named) => Some(format!(
-            "{NAME_HEADER} header does not match the request body's '{name_key}' parameter"
-        )),
-        _ => None,
-    }
+        )
+    })
 }
