@@ -106,9 +106,11 @@ where
     sse_stream::SseBody::new(events)
 }
 
-/// One event carrying a JSON message, encoded (`event: message`, as MCP servers send).
-pub fn message_event(message: &Value) -> Event {
-    Event::default().event("message").data(message.to_string())
+/// One event carrying a JSON message, encoded as it goes on the wire
+/// (`event: message`, as MCP servers send; serialized JSON holds no line break, so
+/// one `data` line carries it).
+pub fn message_event(message: &Value) -> Bytes {
+    Bytes::from(format!("event: message\ndata: {message}\n\n"))
 }
 
 #[cfg(test)]
@@ -131,6 +133,14 @@ mod tests {
             Err(SseError::Json(_))
         ));
         assert_eq!(events(Bytes::from_static(b"data: cut")).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn a_message_event_reads_back_as_that_message() {
+        let message = json!({"jsonrpc": "2.0", "id": 1, "result": {"text": "two\nlines"}});
+        let encoded = message_event(&message);
+        assert!(encoded.starts_with(b"event: message\ndata: "));
+        assert_eq!(messages(encoded).unwrap(), vec![message]);
     }
 
     #[test]

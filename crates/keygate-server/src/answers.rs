@@ -30,7 +30,8 @@ pub(crate) fn is_answer(message: &Value, id: &Value) -> bool {
         && (message.get("result").is_some() || message.get("error").is_some())
 }
 
-fn is_event_stream(resp: &Response) -> bool {
+/// Whether `resp` is an event stream (by its `Content-Type`).
+pub(crate) fn is_event_stream(resp: &Response) -> bool {
     resp.headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

@@ -30,6 +30,7 @@ use keygate_gates::{
 };
 use keygate_http::AuthError;
 use keygate_keys::{NewAuditEvent, Principal};
+use keygate_mcp::sse::message_event as event;
 use keygate_scopes::GateSpec;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
@@ -99,11 +100,6 @@ pub(crate) struct Pending {
     /// The body to forward once approved.
     pub(crate) forward: Bytes,
     pub(crate) ask: ElicitationAsk,
-}
-
-fn event(message: &Value) -> Bytes {
-    // Serialized JSON holds no line break, so one `data` line carries it.
-    Bytes::from(format!("event: message\ndata: {message}\n\n"))
 }
 
 type Chunk = Result<Bytes, axum::BoxError>;
@@ -232,11 +228,7 @@ impl Pending {
             }
         };
         let status = resp.status();
-        let sse = resp
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(keygate_mcp::sse::is_event_stream);
+        let sse = crate::answers::is_event_stream(&resp);
         if status.is_success() && sse {
             return resp
                 .into_body()
