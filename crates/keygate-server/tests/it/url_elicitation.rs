@@ -33,15 +33,17 @@ async fn demo_approving_by(by: &str, public: bool) -> (Harness, tempfile::TempDi
 
 /// Opens a 2025-11-25 session whose client declares `capabilities`.
 async fn session(h: &Harness, key: &str, capabilities: Value) -> String {
-    let r = h
-        .mcp(
-            key,
-            None,
-            json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": capabilities, "clientInfo": {"name": "test", "version": "1"}}}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
-    r.headers["mcp-session-id"].to_str().unwrap().to_owned()
+    crate::elicitation::session_declaring(h, key, "2025-11-25", capabilities).await
+}
+
+/// Asserts that the call was answered `APPROVAL_REQUIRED`.
+fn approval_required(r: &Reply) {
+    assert_eq!(
+        gate_code(r).as_deref(),
+        Some("APPROVAL_REQUIRED"),
+        "{}",
+        r.raw
+    );
 }
 
 fn url_only() -> Value {
@@ -72,13 +74,8 @@ async fn page_shows(h: &Harness, id: &str) -> Value {
 }
 
 async fn approve(h: &Harness, key: &str, id: &str, target: &str) -> StatusCode {
-    h.post(
-        &format!("/api/v1/approvals/{id}/approve"),
-        key,
-        json!({"target": target}),
-    )
-    .await
-    .status
+    let path = format!("/api/v1/approvals/{id}/approve");
+    h.post(&path, key, json!({"target": target})).await.status
 }
 
 /// Whether the demo still lists service `name`.
@@ -161,12 +158,7 @@ async fn a_person_gate_offers_the_url_only_to_clients_it_cannot_ask_by_form() {
     // Neither: APPROVAL_REQUIRED, with the absolute page URL.
     let plain = session(&h, &agent, json!({})).await;
     let r = h.tool(&agent, Some(&plain), "service.delete", web()).await;
-    assert_eq!(
-        gate_code(&r).as_deref(),
-        Some("APPROVAL_REQUIRED"),
-        "{}",
-        r.raw
-    );
+    approval_required(&r);
     let structured = &r.body["result"]["structuredContent"];
     let id = structured["approval_id"].as_str().unwrap();
     assert_eq!(
@@ -182,19 +174,9 @@ async fn without_a_public_url_no_url_is_offered() {
     let agent = h.user_key(&SCOPES).await;
     let s = session(&h, &agent, url_only()).await;
     let r = h.tool(&agent, Some(&s), "service.delete", web()).await;
-    assert_eq!(
-        gate_code(&r).as_deref(),
-        Some("APPROVAL_REQUIRED"),
-        "{}",
-        r.raw
-    );
+    approval_required(&r);
     let r = stateless_delete(&h, &agent, web(), url_only(), json!({})).await;
-    assert_eq!(
-        gate_code(&r).as_deref(),
-        Some("APPROVAL_REQUIRED"),
-        "{}",
-        r.raw
-    );
+    approval_required(&r);
     assert_eq!(r.body["result"]["resultType"], json!("complete"));
 }
 
@@ -241,21 +223,11 @@ async fn a_2026_client_declaring_url_mode_gets_input_required_with_the_page() {
     // APPROVAL_REQUIRED (a final result, so the client's loop ends).
     let accepted = json!({"inputResponses": {"approval": {"action": "accept"}}});
     let early = ask(accepted.clone()).await;
-    assert_eq!(
-        gate_code(&early).as_deref(),
-        Some("APPROVAL_REQUIRED"),
-        "{}",
-        early.raw
-    );
+    approval_required(&early);
     assert_eq!(early.body["result"]["resultType"], json!("complete"));
     // A made-up requestState on a page gate is ignored like any made-up answer.
     let made_up = ask(json!({"inputResponses": {"approval": {"action": "accept", "content": {"target": "web"}}}, "requestState": "kgm1.x.y"})).await;
-    assert_eq!(
-        gate_code(&made_up).as_deref(),
-        Some("APPROVAL_REQUIRED"),
-        "{}",
-        made_up.raw
-    );
+    approval_required(&made_up);
     assert!(exists(&h, "web").await);
 
     assert_eq!(approve(&h, &h.owner, id, "web").await, StatusCode::OK);
@@ -267,12 +239,7 @@ async fn a_2026_client_declaring_url_mode_gets_input_required_with_the_page() {
         accepted.clone(),
     )
     .await;
-    assert_eq!(
-        gate_code(&other).as_deref(),
-        Some("APPROVAL_REQUIRED"),
-        "{}",
-        other.raw
-    );
+    approval_required(&other);
     let ran = ask(accepted.clone()).await;
     assert_eq!(gate_code(&ran), None, "{}", ran.raw);
     assert!(ran.raw.contains("deleted"), "{}", ran.raw);
