@@ -17,4 +17,5 @@ mod sessions;
 mod streams;
 mod timing;
 mod transport;
+mod url_elicitation;
 mod util;
