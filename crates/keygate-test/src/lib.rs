@@ -47,6 +47,7 @@ macro_rules! conformance_tests {
             create_then_verify,
             wrong_secret_garbage_and_bad_checksum_are_not_found,
             revoke_then_revoked_and_idempotent,
+            revoke_reason_is_kept_with_the_first_revocation,
             expiry_and_revoked_wins,
             scopes_and_projects_round_trip,
             rotation_copies_and_keeps_old,
