@@ -146,6 +146,7 @@ impl App {
         let failures = config
             .auth_failure_rate
             .map(|n| Arc::new(FailureLimiter::new(FailureQuota::per_minute(n))));
+
         let upstream = match &config.upstream {
             UpstreamConfig::InProcess(upstream) => {
                 Upstream::in_process(upstream.clone(), config.upstream_timeout)
@@ -334,6 +335,12 @@ fn router(
         )
         .route_layer(middleware::from_fn_with_state(state.clone(), rate_limited))
         .layer(DefaultBodyLimit::max(max_body));
+    // Forward-auth: the same key checks and budgets, its answers finished outside them.
+    let forward = crate::forward_auth::routes()
+        .route_layer(middleware::from_fn_with_state(state.clone(), rate_limited))
+        .route_layer(auth.clone())
+        .layer(middleware::from_fn(crate::forward_auth::finish))
+        .layer(timeout);
     let api = admin_routes.merge(mcp_routes).route_layer(auth);
     let others = Router::new()
         .route("/healthz", get(healthz))
@@ -343,6 +350,7 @@ fn router(
         .layer(timeout);
     let routes = Router::new()
         .merge(api)
+        .merge(forward)
         .merge(others)
         .with_state(state.clone());
     // The layers every request passes through wrap the routed app once, from outside.
@@ -391,6 +399,8 @@ fn route_label(path: &str, method: &Method) -> &'static str {
         "/api/v1/projects" => "projects",
         "/api/v1/audit" => "audit",
         "/api/v1/approvals" => "approvals_list",
+        "/auth/verify" => "forward_auth",
+        _ if path.starts_with("/auth/verify/") => "forward_auth",
         "/healthz" => "healthz",
         "/metrics" => "metrics",
         "/settings/api" | "/settings/api/app.js" | "/settings/api/app.css" => "settings",
@@ -542,6 +552,9 @@ mod tests {
             ("/api/v1/scopes", &get, "scopes"),
             ("/api/v1/projects", &post, "projects"),
             ("/api/v1/audit", &get, "audit"),
+            ("/auth/verify", &get, "forward_auth"),
+            ("/auth/verify/api/x?y", &post, "forward_auth"),
+            ("/auth/verifyx", &get, "other"),
             ("/healthz", &get, "healthz"),
             ("/metrics", &get, "metrics"),
             ("/settings/api", &get, "settings"),

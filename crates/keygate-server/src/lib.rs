@@ -44,6 +44,7 @@ mod approvals;
 mod config;
 mod elicitation;
 mod error;
+mod forward_auth;
 mod mcp;
 mod metrics;
 mod origin;

@@ -6,6 +6,7 @@ mod admin;
 mod approvals;
 mod elicitation;
 mod errors;
+mod forward_auth;
 mod limits;
 mod mcp;
 mod misc;
