@@ -7,6 +7,7 @@ mod concurrency;
 mod errors;
 mod examples;
 mod faults;
+mod forward_auth;
 mod gates;
 mod hygiene;
 mod isolation;
