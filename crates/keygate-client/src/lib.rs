@@ -45,8 +45,8 @@ mod error;
 
 pub use crate::api::{
     ApprovalInfo, ApprovalKey, ApprovalList, ApprovalPerson, ApprovalState, ApproveBody, AuditList,
-    CreateKey, CreateProject, ErrorBody, ExpiresIn, IssuedKey, KeyInfo, KeyList, ProjectInfo,
-    ProjectList, RejectReason, TokenInfo, TokenUser,
+    CreateKey, CreateProject, ErrorBody, ExpiresIn, IssuedKey, KeyInfo, KeyList, LeakLabel,
+    LeakMatch, LeakVerdict, ProjectInfo, ProjectList, RejectReason, TokenInfo, TokenUser,
 };
 #[cfg(feature = "http")]
 pub use crate::check::{Check, Outcome, Ready, Refusal};

@@ -146,7 +146,10 @@ impl App {
         let failures = config
             .auth_failure_rate
             .map(|n| Arc::new(FailureLimiter::new(FailureQuota::per_minute(n))));
-
+        let leak_keys = match &config.leak_report_keys {
+            Some(path) => Some(Arc::new(crate::leaks::LeakReportKeys::load(path)?)),
+            None => None,
+        };
         let upstream = match &config.upstream {
             UpstreamConfig::InProcess(upstream) => {
                 Upstream::in_process(upstream.clone(), config.upstream_timeout)
@@ -207,7 +210,13 @@ impl App {
             metrics,
         });
         Ok(Self {
-            router: router(state.clone(), config.request_timeout, failures, origins),
+            router: router(
+                state.clone(),
+                config.request_timeout,
+                failures,
+                origins,
+                leak_keys,
+            ),
             state,
             transport,
         })
@@ -293,6 +302,7 @@ fn router(
     request_timeout: Duration,
     failures: Option<Arc<FailureLimiter>>,
     origins: Arc<crate::origin::Origins>,
+    leak_keys: Option<Arc<crate::leaks::LeakReportKeys>>,
 ) -> Router {
     let max_body = state.max_body;
     // Every request but an MCP one must produce its head within the request timeout. An
@@ -300,6 +310,7 @@ fn router(
     // the upstream timeout: a tool answered in one JSON body may take longer than any
     // generic bound, and a stream may stay open as long as its ends want.
     let timeout = TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, request_timeout);
+    let leaks = crate::leaks::routes(leak_keys, failures.clone()).layer(timeout);
     let mut auth = keygate_http::AuthLayer::new(state.verifier.clone());
     if let Some(failures) = failures {
         auth = auth.with_failure_limiter(failures);
@@ -351,6 +362,7 @@ fn router(
     let routes = Router::new()
         .merge(api)
         .merge(forward)
+        .merge(leaks)
         .merge(others)
         .with_state(state.clone());
     // The layers every request passes through wrap the routed app once, from outside.
@@ -398,6 +410,7 @@ fn route_label(path: &str, method: &Method) -> &'static str {
         "/api/v1/keys" => "keys_list",
         "/api/v1/projects" => "projects",
         "/api/v1/audit" => "audit",
+        "/api/v1/leaks/github" => "leaks_github",
         "/api/v1/approvals" => "approvals_list",
         "/auth/verify" => "forward_auth",
         _ if path.starts_with("/auth/verify/") => "forward_auth",
@@ -552,6 +565,7 @@ mod tests {
             ("/api/v1/scopes", &get, "scopes"),
             ("/api/v1/projects", &post, "projects"),
             ("/api/v1/audit", &get, "audit"),
+            ("/api/v1/leaks/github", &post, "leaks_github"),
             ("/auth/verify", &get, "forward_auth"),
             ("/auth/verify/api/x?y", &post, "forward_auth"),
             ("/auth/verifyx", &get, "other"),

@@ -45,6 +45,7 @@ mod config;
 mod elicitation;
 mod error;
 mod forward_auth;
+mod leaks;
 mod mcp;
 mod metrics;
 mod origin;
@@ -61,6 +62,7 @@ pub use crate::config::{
     read_settings_file,
 };
 pub use crate::error::ServerError;
+pub use crate::leaks::LEAK_REPORT_BODY_LIMIT;
 pub use crate::mcp::{MAX_JSON_DEPTH, MAX_SESSION_ID_LEN};
 pub use crate::page::CSP;
 pub use crate::serve::shutdown_signal;

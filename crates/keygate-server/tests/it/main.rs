@@ -7,6 +7,7 @@ mod approvals;
 mod elicitation;
 mod errors;
 mod forward_auth;
+mod leak_reports;
 mod limits;
 mod mcp;
 mod misc;
