@@ -12,6 +12,7 @@ mod gates;
 mod hygiene;
 mod isolation;
 mod keys;
+mod leak_reports;
 mod leaks;
 mod mcp_conformance;
 mod peers;
