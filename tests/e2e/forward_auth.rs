@@ -31,7 +31,11 @@ fn free_port() -> u16 {
 /// The service behind nginx: answers every request with what it received (method,
 /// URI, headers) as JSON.
 async fn echo_service() -> (SocketAddr, tokio::task::JoinHandle<()>) {
-    async fn echo(method: axum::http::Method, uri: axum::http::Uri, headers: HeaderMap) -> axum::Json<Value> {
+    async fn echo(
+        method: axum::http::Method,
+        uri: axum::http::Uri,
+        headers: HeaderMap,
+    ) -> axum::Json<Value> {
         let headers: serde_json::Map<String, Value> = headers
             .iter()
             .map(|(name, value)| {
@@ -65,8 +69,9 @@ impl Nginx {
     fn start(binary: &PathBuf, keygate: SocketAddr, api: SocketAddr) -> Self {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let prefix = dir.path();
-        let example = std::fs::read_to_string(workspace_dir().join("examples/forward-auth/nginx.conf"))
-            .expect("the example config");
+        let example =
+            std::fs::read_to_string(workspace_dir().join("examples/forward-auth/nginx.conf"))
+                .expect("the example config");
         let port = free_port();
         let mut site = example.clone();
         for (from, to) in [
@@ -140,7 +145,10 @@ fn assert_refused(answer: &Answer, status: u16, body: &str) {
     assert_eq!(answer.status, status, "{}", answer.text);
     assert_eq!(answer.text, body, "keygated's own body reaches the client");
     assert_eq!(answer.header("content-type"), Some("application/json"));
-    assert!(answer.json["headers"].is_null(), "the service was not reached");
+    assert!(
+        answer.json["headers"].is_null(),
+        "the service was not reached"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -166,7 +174,10 @@ async fn nginx_auth_request_in_front_of_a_service() {
     // No key: 401 with the table's body and challenge, the service never reached.
     let r = nginx.get("/things", None).await;
     assert_refused(&r, 401, r#"{"error":"missing_token"}"#);
-    assert_eq!(r.header("www-authenticate"), Some(r#"Bearer realm="keygate""#));
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some(r#"Bearer realm="keygate""#)
+    );
     assert_eq!(r.headers.get_all("www-authenticate").iter().count(), 1);
 
     // A good key: the service sees the key id, and never the key.
@@ -186,8 +197,15 @@ async fn nginx_auth_request_in_front_of_a_service() {
     assert_eq!(seen["x-keygate-key-id"], id.as_str(), "{seen}");
     assert_eq!(seen["x-keygate-actor"], "tenant");
     assert_eq!(seen["x-keygate-scopes"], "services:read");
-    assert!(seen["x-keygate-tenant"].as_str().is_some_and(|t| t.starts_with("tn_")));
-    assert!(seen.get("x-keygate-user").is_none(), "a spoofed header is dropped: {seen}");
+    assert!(
+        seen["x-keygate-tenant"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("tn_"))
+    );
+    assert!(
+        seen.get("x-keygate-user").is_none(),
+        "a spoofed header is dropped: {seen}"
+    );
     assert!(seen.get("authorization").is_none(), "{seen}");
     assert!(!r.text.contains(&key), "the key never reaches the service");
     assert_eq!(r.json["uri"], "/things?page=2");
@@ -203,7 +221,11 @@ async fn nginx_auth_request_in_front_of_a_service() {
     // Revoked: refused on the very next request.
     api.revoke(&id).await;
     let r = nginx.get("/things", Some(&key)).await;
-    assert_refused(&r, 401, r#"{"error":"invalid_token","reason":"key_revoked"}"#);
+    assert_refused(
+        &r,
+        401,
+        r#"{"error":"invalid_token","reason":"key_revoked"}"#,
+    );
 
     // Rate limited: nginx would make a 429 of the auth request a 500; the example's
     // mapping hands the client keygated's 429, body and Retry-After.
@@ -213,7 +235,12 @@ async fn nginx_auth_request_in_front_of_a_service() {
     let mut limited = None;
     for _ in 0..20 {
         let r = nginx.get("/things", Some(&busy)).await;
-        assert!(r.status == 200 || r.status == 429, "{} {}", r.status, r.text);
+        assert!(
+            r.status == 200 || r.status == 429,
+            "{} {}",
+            r.status,
+            r.text
+        );
         if r.status == 429 {
             limited = Some(r);
             break;

@@ -10,16 +10,16 @@ use serde_json::json;
 
 /// A P-256 SubjectPublicKeyInfo before its point (RFC 5480).
 const SPKI_PREFIX: [u8; 26] = [
-    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08,
-    0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a,
+    0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
 ];
 
 #[tokio::test]
 async fn a_signed_report_revokes_the_key_for_the_next_request() {
     let b64 = base64::engine::general_purpose::STANDARD;
     let rng = SystemRandom::new();
-    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng)
-        .expect("a P-256 key");
+    let pkcs8 =
+        EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).expect("a P-256 key");
     let signer = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng)
         .expect("the key reads back");
     let mut spki = SPKI_PREFIX.to_vec();
@@ -71,7 +71,10 @@ async fn a_signed_report_revokes_the_key_for_the_next_request() {
 
     let refused = server.api(&key).introspect().await;
     assert_eq!(refused.status, 401);
-    assert_eq!(refused.json, json!({"error": "invalid_token", "reason": "key_revoked"}));
+    assert_eq!(
+        refused.json,
+        json!({"error": "invalid_token", "reason": "key_revoked"})
+    );
     let listed = api.get(&format!("/api/v1/keys/{id}")).await;
     assert_eq!(listed.json["revoked_reason"], "leaked", "{}", listed.text);
     let audit = api.get("/api/v1/audit").await;

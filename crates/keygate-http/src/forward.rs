@@ -299,7 +299,10 @@ mod tests {
         assert_eq!(q.scopes(), ["a", "b"]);
         assert_eq!(q.project(), Some("sh op"));
         assert_eq!(ForwardQuery::parse(None).unwrap(), ForwardQuery::default());
-        assert_eq!(ForwardQuery::parse(Some("")).unwrap(), ForwardQuery::default());
+        assert_eq!(
+            ForwardQuery::parse(Some("")).unwrap(),
+            ForwardQuery::default()
+        );
     }
 
     #[test]

@@ -48,8 +48,8 @@ const MAX_KEY_FILE: u64 = 1024 * 1024;
 /// Every P-256 SPKI is exactly this prefix and the point, so comparing it is the whole
 /// parse.
 const P256_SPKI_PREFIX: [u8; 26] = [
-    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08,
-    0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a,
+    0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
 ];
 
 /// The keys leak reports are verified with, by key identifier.
@@ -79,7 +79,10 @@ struct KeyEntry {
     /// GitHub marks the key it signs new reports with; reports signed with an older
     /// key it still lists (in flight during a rotation) verify too.
     #[serde(default)]
-    #[allow(dead_code, reason = "read for the file's shape; every listed key verifies")]
+    #[allow(
+        dead_code,
+        reason = "read for the file's shape; every listed key verifies"
+    )]
     is_current: bool,
 }
 
@@ -112,9 +115,8 @@ impl LeakReportKeys {
         }
         let mut keys = HashMap::new();
         for entry in file.public_keys {
-            let point = p256_point(&entry.key).map_err(|why| {
-                format!("key `{}`: {why}", untrusted(&entry.key_identifier))
-            })?;
+            let point = p256_point(&entry.key)
+                .map_err(|why| format!("key `{}`: {why}", untrusted(&entry.key_identifier)))?;
             keys.insert(
                 entry.key_identifier,
                 UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, point),
@@ -246,8 +248,8 @@ fn check_signature(
     body: &[u8],
 ) -> Result<(), &'static str> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let id = header("github-public-key-identifier")
-        .ok_or("no Github-Public-Key-Identifier header")?;
+    let id =
+        header("github-public-key-identifier").ok_or("no Github-Public-Key-Identifier header")?;
     let signature =
         header("github-public-key-signature").ok_or("no Github-Public-Key-Signature header")?;
     let key = keys
@@ -289,7 +291,12 @@ async fn judge(state: &AppState, found: &LeakMatch) -> Result<LeakLabel, Respons
     let reason = RevokeReason::Leaked { url };
     match state
         .store
-        .revoke_key_for(&principal.tenant.id, &principal.key_id, ACTOR, Some(&reason))
+        .revoke_key_for(
+            &principal.tenant.id,
+            &principal.key_id,
+            ACTOR,
+            Some(&reason),
+        )
         .await
     {
         Ok(_) => {
@@ -321,6 +328,9 @@ mod tests {
             "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----",
             base64::engine::general_purpose::STANDARD.encode([0x30u8; 94])
         );
-        assert_eq!(p256_point(&rsa), Err("not an ECDSA P-256 public key".to_owned()));
+        assert_eq!(
+            p256_point(&rsa),
+            Err("not an ECDSA P-256 public key".to_owned())
+        );
     }
 }

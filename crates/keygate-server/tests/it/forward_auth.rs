@@ -42,14 +42,20 @@ async fn no_key_and_bad_keys_answer_the_error_table() {
         .body(Body::empty())
         .unwrap();
     let r = h.send(req).await;
-    assert_refused(&r, StatusCode::BAD_REQUEST, r#"{"error":"invalid_request"}"#);
+    assert_refused(
+        &r,
+        StatusCode::BAD_REQUEST,
+        r#"{"error":"invalid_request"}"#,
+    );
 }
 
 #[tokio::test]
 async fn a_good_key_gets_its_identity_on_any_method() {
     let h = demo().await;
     let (key, view) = h
-        .create_key(json!({"name": "api", "kind": "tenant", "scopes": ["services:read", "invoices:read"]}))
+        .create_key(
+            json!({"name": "api", "kind": "tenant", "scopes": ["services:read", "invoices:read"]}),
+        )
         .await;
     for method in [Method::GET, Method::POST, Method::DELETE, Method::PATCH] {
         let r = verify(&h, method.clone(), "/auth/verify", Some(&key)).await;
@@ -76,8 +82,14 @@ async fn every_scope_asked_for_is_required() {
     let key = h.tenant_key(&["services:read", "invoices:read"]).await;
     for (uri, status) in [
         ("/auth/verify?scope=services:read", StatusCode::OK),
-        ("/auth/verify?scope=services:read,invoices:read", StatusCode::OK),
-        ("/auth/verify?scope=services:read&scope=invoices:read", StatusCode::OK),
+        (
+            "/auth/verify?scope=services:read,invoices:read",
+            StatusCode::OK,
+        ),
+        (
+            "/auth/verify?scope=services:read&scope=invoices:read",
+            StatusCode::OK,
+        ),
         ("/auth/verify?scope=services%3Aread", StatusCode::OK),
         ("/auth/verify?scope=services:write", StatusCode::FORBIDDEN),
         (
@@ -153,7 +165,12 @@ async fn the_key_must_reach_the_project_named() {
         let r = verify(&h, Method::GET, &uri, Some(key)).await;
         assert_eq!(r.status, status, "{uri}: {}", r.raw);
         if status == StatusCode::OK {
-            assert!(r.headers["x-keygate-project"].to_str().unwrap().starts_with("pj_"));
+            assert!(
+                r.headers["x-keygate-project"]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("pj_")
+            );
         } else {
             assert_refused(&r, status, r#"{"error":"insufficient_scope"}"#);
         }
@@ -204,7 +221,11 @@ async fn the_key_budget_applies_with_retry_after() {
     }
     assert_eq!(statuses[..2], [200, 200], "{statuses:?}");
     let r = limited.expect("the third request within a second is over the budget");
-    assert_refused(&r, StatusCode::TOO_MANY_REQUESTS, r#"{"error":"rate_limited"}"#);
+    assert_refused(
+        &r,
+        StatusCode::TOO_MANY_REQUESTS,
+        r#"{"error":"rate_limited"}"#,
+    );
     let secs: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
     assert!(secs >= 1);
 }
@@ -232,7 +253,11 @@ async fn the_failed_authentication_budget_applies() {
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.raw);
     }
     let r = h.send(from(&good)).await;
-    assert_refused(&r, StatusCode::TOO_MANY_REQUESTS, r#"{"error":"rate_limited"}"#);
+    assert_refused(
+        &r,
+        StatusCode::TOO_MANY_REQUESTS,
+        r#"{"error":"rate_limited"}"#,
+    );
     assert!(r.headers.contains_key("retry-after"));
 }
 
@@ -265,7 +290,8 @@ async fn the_original_request_is_logged_escaped_and_never_the_key() {
         .header("x-forwarded-method", "DELETE")
         .header(
             "x-forwarded-uri",
-            http::HeaderValue::from_bytes("/api/services/web?force=1\u{202e}gpj".as_bytes()).unwrap(),
+            http::HeaderValue::from_bytes("/api/services/web?force=1\u{202e}gpj".as_bytes())
+                .unwrap(),
         )
         .body(Body::empty())
         .unwrap();
@@ -287,7 +313,11 @@ async fn the_original_request_is_logged_escaped_and_never_the_key() {
         .collect();
     assert_eq!(lines.len(), 3, "{text}");
     assert!(lines[0].contains("status=403"), "{}", lines[0]);
-    assert!(lines[0].contains(r#"method=Some("DELETE")"#), "{}", lines[0]);
+    assert!(
+        lines[0].contains(r#"method=Some("DELETE")"#),
+        "{}",
+        lines[0]
+    );
     assert!(
         lines[0].contains(r#"uri=Some("/api/services/web?force=1\u{202e}gpj")"#),
         "{}",
@@ -296,7 +326,8 @@ async fn the_original_request_is_logged_escaped_and_never_the_key() {
     assert!(lines[1].contains("status=200"), "{}", lines[1]);
     assert!(lines[1].contains("…[503 chars]"), "cut short: {}", lines[1]);
     assert!(
-        lines[2].contains(r#"method=Some("POST")"#) && lines[2].contains(r#"uri=Some("/from/envoy?q=1")"#),
+        lines[2].contains(r#"method=Some("POST")"#)
+            && lines[2].contains(r#"uri=Some("/from/envoy?q=1")"#),
         "{}",
         lines[2]
     );
@@ -315,7 +346,8 @@ async fn forward_auth_is_counted_under_its_own_route_label() {
         r.raw
     );
     assert!(
-        r.raw.contains(r#"route="forward_auth",outcome="unauthorized""#),
+        r.raw
+            .contains(r#"route="forward_auth",outcome="unauthorized""#),
         "{}",
         r.raw
     );

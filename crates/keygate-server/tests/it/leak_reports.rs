@@ -9,7 +9,7 @@ use axum::extract::ConnectInfo;
 use base64::Engine as _;
 use http::{Request, StatusCode};
 use keygate_demo::Platform;
-use keygate_keys::{VerifyError, Verifier};
+use keygate_keys::{Verifier, VerifyError};
 use keygate_server::{App, Config, LEAK_REPORT_BODY_LIMIT, Upstream};
 use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
@@ -23,8 +23,8 @@ const KEY_ID: &str = "90a421169f0a406205f1563a953312f0be898d3c7b6c06b681aa86a874
 const URL: &str = "https://github.com/octo/app/blob/0123abc/.env";
 /// The DER of a P-256 SubjectPublicKeyInfo before its point, as in RFC 5480.
 const SPKI_PREFIX: [u8; 26] = [
-    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08,
-    0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a,
+    0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
 ];
 
 /// A GitHub-like signer: a fresh P-256 key and its key file entry.
@@ -37,8 +37,8 @@ impl Signer {
     fn new() -> Self {
         let rng = SystemRandom::new();
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
-        let key =
-            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng).unwrap();
+        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng)
+            .unwrap();
         Self { key, rng }
     }
 
@@ -93,8 +93,12 @@ fn report_request(body: &[u8], key_id: Option<&str>, signature: Option<&str>) ->
 
 async fn send_report(h: &Harness, signer: &Signer, report: &Value) -> Reply {
     let body = report.to_string();
-    h.send(report_request(body.as_bytes(), Some(KEY_ID), Some(&signer.sign(body.as_bytes()))))
-        .await
+    h.send(report_request(
+        body.as_bytes(),
+        Some(KEY_ID),
+        Some(&signer.sign(body.as_bytes())),
+    ))
+    .await
 }
 
 fn found(token: &str) -> Value {
@@ -133,7 +137,10 @@ async fn a_signed_report_revokes_the_live_key_at_once() {
         json!([{"token_hash": sha256_hex(&key), "token_type": "keygate_api_key", "label": "true_positive"}])
     );
     assert!(!r.raw.contains(&key), "the answer never holds the token");
-    assert!(matches!(h.store.verify(&key).await, Err(VerifyError::Revoked)));
+    assert!(matches!(
+        h.store.verify(&key).await,
+        Err(VerifyError::Revoked)
+    ));
     // The owner sees why, in the key list and in the audit log.
     let got = h.get(&format!("/api/v1/keys/{id}"), &h.owner).await;
     assert_eq!(got.body["status"], "revoked", "{}", got.raw);
@@ -163,11 +170,19 @@ async fn a_bad_or_missing_signature_is_401_and_revokes_nothing() {
     let tampered = json!([found(&key), found("ghp_x")]).to_string();
     for (req, why) in [
         (
-            report_request(body.as_bytes(), Some(KEY_ID), Some(&stranger.sign(body.as_bytes()))),
+            report_request(
+                body.as_bytes(),
+                Some(KEY_ID),
+                Some(&stranger.sign(body.as_bytes())),
+            ),
             "the signature does not match the body",
         ),
         (
-            report_request(body.as_bytes(), Some(KEY_ID), Some(&signer.sign(tampered.as_bytes()))),
+            report_request(
+                body.as_bytes(),
+                Some(KEY_ID),
+                Some(&signer.sign(tampered.as_bytes())),
+            ),
             "the signature does not match the body",
         ),
         (
@@ -183,13 +198,20 @@ async fn a_bad_or_missing_signature_is_401_and_revokes_nothing() {
             "no Github-Public-Key-Identifier header",
         ),
         (
-            report_request(body.as_bytes(), Some("old"), Some(&signer.sign(body.as_bytes()))),
+            report_request(
+                body.as_bytes(),
+                Some("old"),
+                Some(&signer.sign(body.as_bytes())),
+            ),
             "the signature does not match the body",
         ),
     ] {
         let r = h.send(req).await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{why}: {}", r.raw);
-        assert_eq!(r.body, json!({"error": "invalid_signature", "message": why}));
+        assert_eq!(
+            r.body,
+            json!({"error": "invalid_signature", "message": why})
+        );
         assert!(!r.raw.contains(&key));
     }
     h.principal(&key).await;
@@ -239,7 +261,11 @@ async fn a_key_already_revoked_is_listed_without_a_second_event() {
     }
     let events = revoked_events(&h, id).await;
     assert_eq!(events.len(), 1, "{events:?}");
-    assert_eq!(events[0]["detail"], json!({}), "the owner's revocation stays the one");
+    assert_eq!(
+        events[0]["detail"],
+        json!({}),
+        "the owner's revocation stays the one"
+    );
 }
 
 #[tokio::test]
@@ -296,11 +322,19 @@ async fn a_report_of_1_mib_is_read_and_a_larger_one_is_413() {
             Some(&signer.sign(body.as_bytes())),
         ))
         .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", &r.raw[..r.raw.len().min(300)]);
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        &r.raw[..r.raw.len().min(300)]
+    );
     let verdicts = r.body.as_array().unwrap();
     assert_eq!(verdicts.len(), matches.len());
     assert_eq!(verdicts[0]["label"], "true_positive");
-    assert!(matches!(h.store.verify(&key).await, Err(VerifyError::Revoked)));
+    assert!(matches!(
+        h.store.verify(&key).await,
+        Err(VerifyError::Revoked)
+    ));
     // One byte more.
     body.insert(body.len() - 1, ' ');
     let r = h
@@ -366,18 +400,24 @@ async fn a_bad_key_file_stops_the_server_with_a_precise_message() {
         std::fs::write(&path, text).unwrap();
         let mut config = Config::new(Upstream::in_process(Platform::new()));
         config.leak_report_keys = Some(path.clone());
-        let err = App::with_store(config, std::sync::Arc::new(keygate_keys::MemoryStore::new()))
-            .await
-            .unwrap_err()
-            .to_string();
+        let err = App::with_store(
+            config,
+            std::sync::Arc::new(keygate_keys::MemoryStore::new()),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
         assert!(err.starts_with("--leak-report-keys "), "{err}");
         assert!(err.contains(expected), "{err}");
     }
     let mut config = Config::new(Upstream::in_process(Platform::new()));
     config.leak_report_keys = Some(dir.path().join("missing.json"));
-    let err = App::with_store(config, std::sync::Arc::new(keygate_keys::MemoryStore::new()))
-        .await
-        .unwrap_err()
-        .to_string();
+    let err = App::with_store(
+        config,
+        std::sync::Arc::new(keygate_keys::MemoryStore::new()),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("cannot read it"), "{err}");
 }
