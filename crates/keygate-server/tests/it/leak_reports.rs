@@ -6,13 +6,11 @@ use std::num::NonZeroU32;
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use base64::Engine as _;
 use http::{Request, StatusCode};
 use keygate_demo::Platform;
 use keygate_keys::{Verifier, VerifyError};
 use keygate_server::{App, Config, LEAK_REPORT_BODY_LIMIT, Upstream};
-use ring::rand::SystemRandom;
-use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
+use keygate_test::LeakSigner as Signer;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -21,58 +19,17 @@ use crate::util::{Harness, Reply, demo, demo_with};
 const PATH: &str = "/api/v1/leaks/github";
 const KEY_ID: &str = "90a421169f0a406205f1563a953312f0be898d3c7b6c06b681aa86a874555f4a";
 const URL: &str = "https://github.com/octo/app/blob/0123abc/.env";
-/// The DER of a P-256 SubjectPublicKeyInfo before its point, as in RFC 5480.
-const SPKI_PREFIX: [u8; 26] = [
-    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a,
-    0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
-];
-
-/// A GitHub-like signer: a fresh P-256 key and its key file entry.
-struct Signer {
-    key: EcdsaKeyPair,
-    rng: SystemRandom,
-}
-
-impl Signer {
-    fn new() -> Self {
-        let rng = SystemRandom::new();
-        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
-        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng)
-            .unwrap();
-        Self { key, rng }
-    }
-
-    fn pem(&self) -> String {
-        let mut der = SPKI_PREFIX.to_vec();
-        der.extend_from_slice(self.key.public_key().as_ref());
-        let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-        let lines: Vec<&str> = b64
-            .as_bytes()
-            .chunks(64)
-            .map(|c| std::str::from_utf8(c).unwrap())
-            .collect();
-        format!(
-            "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
-            lines.join("\n")
-        )
-    }
-
-    fn sign(&self, body: &[u8]) -> String {
-        let sig = self.key.sign(&self.rng, body).unwrap();
-        base64::engine::general_purpose::STANDARD.encode(sig.as_ref())
-    }
-}
-
 /// A demo app taking reports signed by `signer` (key id [`KEY_ID`]), with `edit` made
 /// to its config; the key file's directory must outlive the app.
 async fn app(signer: &Signer, edit: impl FnOnce(&mut Config)) -> (Harness, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("keys.json");
     let other = Signer::new();
-    let file = json!({"public_keys": [
-        {"key_identifier": "old", "key": other.pem(), "is_current": false},
-        {"key_identifier": KEY_ID, "key": signer.pem(), "is_current": true},
-    ]});
+    let mut file = signer.key_file(KEY_ID);
+    file["public_keys"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"key_identifier": "old", "key": other.pem(), "is_current": false}));
     std::fs::write(&path, file.to_string()).unwrap();
     let mut config = Config::new(Upstream::in_process(Platform::new()));
     config.leak_report_keys = Some(path);
@@ -109,6 +66,14 @@ fn sha256_hex(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
+/// A tenant key `ci` made through the admin API: (raw key, id).
+async fn ci_key(h: &Harness) -> (String, String) {
+    let (key, view) = h
+        .create_key(json!({"name": "ci", "kind": "tenant", "scopes": ["services:read"]}))
+        .await;
+    (key, view["id"].as_str().unwrap().to_owned())
+}
+
 async fn revoked_events(h: &Harness, id: &str) -> Vec<Value> {
     let r = h.get("/api/v1/audit", &h.owner).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
@@ -125,10 +90,8 @@ async fn revoked_events(h: &Harness, id: &str) -> Vec<Value> {
 async fn a_signed_report_revokes_the_live_key_at_once() {
     let signer = Signer::new();
     let (h, _dir) = app(&signer, |_| {}).await;
-    let (key, view) = h
-        .create_key(json!({"name": "ci", "kind": "tenant", "scopes": ["services:read"]}))
-        .await;
-    let id = view["id"].as_str().unwrap();
+    let (key, id) = ci_key(&h).await;
+    let id = id.as_str();
     h.principal(&key).await;
     let r = send_report(&h, &signer, &json!([found(&key)])).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
@@ -242,10 +205,8 @@ async fn an_unknown_key_identifier_is_401() {
 async fn a_key_already_revoked_is_listed_without_a_second_event() {
     let signer = Signer::new();
     let (h, _dir) = app(&signer, |_| {}).await;
-    let (key, view) = h
-        .create_key(json!({"name": "ci", "kind": "tenant", "scopes": ["services:read"]}))
-        .await;
-    let id = view["id"].as_str().unwrap();
+    let (key, id) = ci_key(&h).await;
+    let id = id.as_str();
     let r = h
         .post(&format!("/api/v1/keys/{id}/revoke"), &h.owner, json!({}))
         .await;
