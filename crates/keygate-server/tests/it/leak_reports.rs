@@ -346,6 +346,17 @@ async fn without_leak_report_keys_the_route_is_404() {
     assert_eq!(r.body, json!({"error": "not_found"}));
 }
 
+/// Why the app refuses to start with `path` as its leak-report key file.
+async fn start_error(path: std::path::PathBuf) -> String {
+    let mut config = Config::new(Upstream::in_process(Platform::new()));
+    config.leak_report_keys = Some(path);
+    let store = std::sync::Arc::new(keygate_keys::MemoryStore::new());
+    App::with_store(config, store)
+        .await
+        .unwrap_err()
+        .to_string()
+}
+
 #[tokio::test]
 async fn a_bad_key_file_stops_the_server_with_a_precise_message() {
     let dir = tempfile::tempdir().unwrap();
@@ -359,26 +370,10 @@ async fn a_bad_key_file_stops_the_server_with_a_precise_message() {
         ),
     ] {
         std::fs::write(&path, text).unwrap();
-        let mut config = Config::new(Upstream::in_process(Platform::new()));
-        config.leak_report_keys = Some(path.clone());
-        let err = App::with_store(
-            config,
-            std::sync::Arc::new(keygate_keys::MemoryStore::new()),
-        )
-        .await
-        .unwrap_err()
-        .to_string();
+        let err = start_error(path.clone()).await;
         assert!(err.starts_with("--leak-report-keys "), "{err}");
         assert!(err.contains(expected), "{err}");
     }
-    let mut config = Config::new(Upstream::in_process(Platform::new()));
-    config.leak_report_keys = Some(dir.path().join("missing.json"));
-    let err = App::with_store(
-        config,
-        std::sync::Arc::new(keygate_keys::MemoryStore::new()),
-    )
-    .await
-    .unwrap_err()
-    .to_string();
+    let err = start_error(dir.path().join("missing.json")).await;
     assert!(err.contains("cannot read it"), "{err}");
 }
