@@ -3,8 +3,11 @@
 //! Composes the keygate crates into the axum application that `keygated` serves: the
 //! owner admin API for keys and projects, token introspection, the MCP gateway that
 //! puts authentication, policy, rate limits and confirmation gates in front of a tool
-//! server, the approvals API a person decides an agent's gated calls with, the
-//! Settings → API & MCP page, health and Prometheus metrics. It never
+//! server, the approvals API a person decides an agent's gated calls with, forward-auth
+//! at `/auth/verify` for proxies in front of any HTTP service, leaked-key reports from
+//! GitHub secret scanning (`POST /api/v1/leaks/github`, with
+//! [`Config::leak_report_keys`]), the Settings → API & MCP page, health and Prometheus
+//! metrics. It never
 //! prints or exits: the binary owns configuration parsing, logging and exit codes.
 //!
 //! - [`Config`] / [`Upstream`]: what to serve, as values.
