@@ -216,12 +216,13 @@ async fn report(
     }
     let matches: Vec<LeakMatch> = match serde_json::from_slice(&body) {
         Ok(matches) => matches,
+        // serde quotes the strings it could not take, a token among them: ApiError's
+        // answer redacts credentials.
         Err(e) => {
-            return refuse(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                &format!("the report is not a JSON array of {{token, type, url, source}}: {e}"),
-            );
+            return crate::error::ApiError::invalid(format!(
+                "the report is not a JSON array of {{token, type, url, source}}: {e}"
+            ))
+            .into_response();
         }
     };
     let mut verdicts = Vec::with_capacity(matches.len());

@@ -181,6 +181,25 @@ async fn a_bad_or_missing_signature_is_401_and_revokes_nothing() {
 }
 
 #[tokio::test]
+async fn a_signed_body_of_another_shape_is_400_and_never_echoes_a_key() {
+    let signer = Signer::new();
+    let (h, _dir) = app(&signer, |_| {}).await;
+    let key = h.tenant_key(&["services:read"]).await;
+    for report in [json!([key]), json!({"token": key}), json!([{"type": "x"}])] {
+        let r = send_report(&h, &signer, &report).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{report}: {}", r.raw);
+        assert_eq!(r.body["error"], "invalid_request");
+        let message = r.body["message"].as_str().unwrap();
+        assert!(
+            message.starts_with("the report is not a JSON array of {token, type, url, source}: "),
+            "{message}"
+        );
+        assert!(!r.raw.contains(&key[key.len() - 36..]), "{}", r.raw);
+    }
+    h.principal(&key).await;
+}
+
+#[tokio::test]
 async fn an_unknown_key_identifier_is_401() {
     let signer = Signer::new();
     let (h, _dir) = app(&signer, |_| {}).await;
