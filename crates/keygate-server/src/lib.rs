@@ -47,6 +47,7 @@ mod approvals;
 mod config;
 mod elicitation;
 mod error;
+mod labels;
 mod mcp;
 mod metrics;
 mod origin;
