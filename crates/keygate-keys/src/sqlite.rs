@@ -1044,13 +1044,7 @@ mod tests {
         let token = store
             .bootstrap(
                 &TokenFormat::default(),
-                Bootstrap {
-                    tenant: "acme".to_owned(),
-                    owner: "alice".to_owned(),
-                    projects: vec![],
-                    scopes: vec!["a".to_owned()],
-                    key_name: "k".to_owned(),
-                },
+                Bootstrap::new("acme", "alice", &[], vec!["a".to_owned()], "k"),
             )
             .await
             .unwrap()
