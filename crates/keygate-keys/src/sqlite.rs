@@ -1036,17 +1036,9 @@ mod tests {
     async fn store_with_key() -> (tempfile::TempDir, SqliteStore, String) {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path().join("k.db")).unwrap();
-        let token = store
-            .bootstrap(
-                &TokenFormat::default(),
-                Bootstrap::new("acme", "alice", &[], vec!["a".to_owned()], "k"),
-            )
-            .await
-            .unwrap()
-            .key
-            .token
-            .expose()
-            .to_owned();
+        let request = Bootstrap::new("acme", "alice", &[], vec!["a".to_owned()], "k");
+        let done = store.bootstrap(&TokenFormat::default(), request).await;
+        let token = done.unwrap().key.token.expose().to_owned();
         (dir, store, token)
     }
 
