@@ -30,6 +30,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::error::ServerError;
+use crate::labels::{RouteLabels, Table};
 use crate::state::AppState;
 
 /// The route.
@@ -152,14 +153,16 @@ struct Leaks {
 
 /// The route, or none without keys: then the path answers 404 like any unknown path.
 pub(crate) fn routes(
+    labels: &mut RouteLabels,
     keys: Option<Arc<LeakReportKeys>>,
     failures: Option<Arc<FailureLimiter>>,
 ) -> Router<AppState> {
     let Some(keys) = keys else {
         return Router::new();
     };
-    Router::new()
-        .route(PATH, axum::routing::post(report))
+    Table::new(labels)
+        .route("leaks_github", PATH, axum::routing::post(report))
+        .into_router()
         .layer(Extension(Leaks { keys, failures }))
         .layer(DefaultBodyLimit::max(LEAK_REPORT_BODY_LIMIT))
 }

@@ -51,6 +51,7 @@ mod config;
 mod elicitation;
 mod error;
 mod forward_auth;
+mod labels;
 mod leaks;
 mod mcp;
 mod metrics;
