@@ -74,6 +74,7 @@
     )
 )]
 
+mod clock;
 mod connect;
 mod error;
 mod hash;
@@ -89,14 +90,15 @@ mod sqlite;
 mod store;
 mod verify;
 
+pub use crate::clock::{Clock, SystemClock};
 pub use crate::connect::{DatabaseBackend, DatabaseUrl, connect};
 pub use crate::error::{BoxError, StoreError, VerifyError};
 pub use crate::hash::TokenHash;
 pub use crate::memory::MemoryStore;
 pub use crate::model::{
     ApiKey, AuditEvent, Bootstrap, Bootstrapped, CreatedKey, KeyStatus, NewAuditEvent, NewKey,
-    Principal, Project, ProjectId, ProjectRef, RevokeReason, Role, Tenant, TenantId, TenantRef,
-    User, UserId, UserRef,
+    Principal, Project, ProjectId, ProjectRef, Refill, RefillInterval, RefillIntervalError,
+    RevokeReason, Role, Tenant, TenantId, TenantRef, User, UserId, UserRef,
 };
 pub use crate::name::{NameError, check_name_characters, is_hidden_char};
 #[cfg(feature = "postgres")]
