@@ -48,7 +48,8 @@ mod lifetime;
 
 pub use crate::api::{
     ApprovalInfo, ApprovalKey, ApprovalList, ApprovalPerson, ApprovalState, ApproveBody, AuditList,
-    CreateKey, CreateProject, ErrorBody, ExpiresIn, IssuedKey, KeyInfo, KeyList, LeakLabel,
+    CreateKey, CreateProject, CreateRefill, ErrorBody, ExpiresIn, IssuedKey, KeyInfo, KeyList,
+    LeakLabel,
     LeakMatch, LeakVerdict, ProjectInfo, ProjectList, RejectReason, TokenInfo, TokenUser,
 };
 #[cfg(feature = "http")]
