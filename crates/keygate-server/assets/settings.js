@@ -389,21 +389,20 @@ function keyRow(key) {
   h("td", { "data-label": "Created", class: "nowrap" }, when(key.created_at, "—")),
   h("td", { "data-label": "Expires", class: "nowrap", "data-testid": "key-expires" }, when(key.expires_at, "Never")),
   h("td", { "data-label": "Last used", class: "nowrap", "data-testid": "key-last-used" }, when(key.last_used_at, "Never")),
-  h("td", { "data-label": "Usage", class: "nowrap", "data-testid": "key-usage" }, usage(key)),
-  h("td", { "data-label": "Status" }, statusBadge(key.status), revokedReason(key)),
+  h("td", { "data-label": "Status" }, statusBadge(key.status), usage(key), revokedReason(key)),
   h("td", { class: "cell-actions" }, actions));
 }
 
 const REFILL_WORDS = { daily: "daily", monthly: "monthly", "1h": "hourly" };
 
-/** A usage-limited key's requests left and refill; "No limit" for other keys. */
+/** Under the status of a usage-limited key: requests left and its refill. */
 function usage(key) {
-  if (typeof key.remaining !== "number") return h("span", { class: "muted" }, "No limit");
-  const left = h("span", { "data-testid": "key-remaining" }, `${key.remaining} left`);
-  if (!key.refill) return left;
-  const every = REFILL_WORDS[key.refill.interval] || `every ${key.refill.interval}`;
-  return h("span", {}, left,
-    h("div", { class: "muted", "data-testid": "key-refill" }, `refills to ${key.refill.amount} ${every}`));
+  if (typeof key.remaining !== "number") return null;
+  const left = `${key.remaining} ${key.remaining === 1 ? "request" : "requests"} left`;
+  const every = key.refill ? REFILL_WORDS[key.refill.interval] || `every ${key.refill.interval}` : "";
+  return h("div", { class: "key-usage", "data-testid": "key-usage" },
+    h("div", {}, left),
+    key.refill ? h("div", { class: "muted" }, `refills to ${key.refill.amount} ${every}`) : null);
 }
 
 /** Why a revoked key was revoked, when not by an owner: `leaked` names a leak report. */
