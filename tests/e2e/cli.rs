@@ -192,8 +192,18 @@ async fn keys_create_takes_a_usage_limit_and_list_and_show_render_it() {
         &server,
         &owner,
         &[
-            "keys", "create", "--kind", "tenant", "--scope", "services:read", "--name",
-            "metered", "--remaining", "2", "--refill", "daily:5",
+            "keys",
+            "create",
+            "--kind",
+            "tenant",
+            "--scope",
+            "services:read",
+            "--name",
+            "metered",
+            "--remaining",
+            "2",
+            "--refill",
+            "daily:5",
         ],
     );
     assert!(
@@ -218,11 +228,18 @@ async fn keys_create_takes_a_usage_limit_and_list_and_show_render_it() {
     let show = admin(&server, &owner, &["keys", "show", &id]);
     show.expect_code(0);
     assert!(show.stdout.contains("remaining  0"), "{}", show.stdout);
-    assert!(show.stdout.contains("refill     daily:5"), "{}", show.stdout);
+    assert!(
+        show.stdout.contains("refill     daily:5"),
+        "{}",
+        show.stdout
+    );
     let list = admin(&server, &owner, &["keys", "list"]);
     list.expect_code(0);
     let header = list.stdout.lines().next().expect("a header");
-    assert!(header.contains("REMAINING") && header.contains("REFILL"), "{header}");
+    assert!(
+        header.contains("REMAINING") && header.contains("REFILL"),
+        "{header}"
+    );
     let row = list
         .stdout
         .lines()
@@ -230,18 +247,38 @@ async fn keys_create_takes_a_usage_limit_and_list_and_show_render_it() {
         .expect("the key's row");
     assert!(row.contains("daily:5"), "{row}");
     let listed = admin(&server, &owner, &["keys", "list", "--json"]);
-    assert!(listed.stdout.contains(r#""remaining":0"#), "{}", listed.stdout);
+    assert!(
+        listed.stdout.contains(r#""remaining":0"#),
+        "{}",
+        listed.stdout
+    );
 
     // Each mistake is a usage error (2) before any request.
     for (args, message) in [
         (&["--remaining", "0"][..], "--remaining"),
         (&["--remaining", "-1"][..], "-1"),
         (&["--refill", "daily:5"][..], "--remaining"),
-        (&["--remaining", "3", "--refill", "fortnightly:5"][..], "fortnightly"),
-        (&["--remaining", "3", "--refill", "daily:0"][..], "above zero"),
-        (&["--remaining", "3", "--refill", "daily"][..], "INTERVAL:AMOUNT"),
+        (
+            &["--remaining", "3", "--refill", "fortnightly:5"][..],
+            "fortnightly",
+        ),
+        (
+            &["--remaining", "3", "--refill", "daily:0"][..],
+            "above zero",
+        ),
+        (
+            &["--remaining", "3", "--refill", "daily"][..],
+            "INTERVAL:AMOUNT",
+        ),
     ] {
-        let mut all = vec!["keys", "create", "--kind", "tenant", "--scope", "services:read"];
+        let mut all = vec![
+            "keys",
+            "create",
+            "--kind",
+            "tenant",
+            "--scope",
+            "services:read",
+        ];
         all.extend(["--name", "bad"]);
         all.extend(args);
         let out = admin(&server, &owner, &all);

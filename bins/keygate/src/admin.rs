@@ -192,7 +192,8 @@ pub(crate) fn keys(cmd: &KeysCommand) -> anyhow::Result<ExitCode> {
                     when(k.expires_at),
                     when(k.last_used_at),
                     k.status_at(now).as_str().to_owned(),
-                    k.remaining.map_or_else(|| "-".to_owned(), |n| n.to_string()),
+                    k.remaining
+                        .map_or_else(|| "-".to_owned(), |n| n.to_string()),
                     refill(k),
                 ]
             })?;

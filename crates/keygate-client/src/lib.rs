@@ -49,8 +49,8 @@ mod lifetime;
 pub use crate::api::{
     ApprovalInfo, ApprovalKey, ApprovalList, ApprovalPerson, ApprovalState, ApproveBody, AuditList,
     CreateKey, CreateProject, CreateRefill, ErrorBody, ExpiresIn, IssuedKey, KeyInfo, KeyList,
-    LeakLabel,
-    LeakMatch, LeakVerdict, ProjectInfo, ProjectList, RejectReason, TokenInfo, TokenUser,
+    LeakLabel, LeakMatch, LeakVerdict, ProjectInfo, ProjectList, RejectReason, TokenInfo,
+    TokenUser,
 };
 #[cfg(feature = "http")]
 pub use crate::check::{Check, Outcome, Ready, Refusal};

@@ -87,11 +87,7 @@ pub(crate) fn prepare_rotation(
     prepare(format, rotation_of(old)?, false)
 }
 
-fn prepare(
-    format: &TokenFormat,
-    request: NewKey,
-    fresh: bool,
-) -> Result<PreparedKey, StoreError> {
+fn prepare(format: &TokenFormat, request: NewKey, fresh: bool) -> Result<PreparedKey, StoreError> {
     let created_at = now();
     match (request.kind, &request.user_id) {
         (KeyKind::User, None) => {

@@ -982,7 +982,8 @@ impl KeyStore for SqliteStore {
     async fn get_key(&self, tenant: &TenantId, id: &KeyId) -> Result<ApiKey, StoreError> {
         let (tenant, id) = (tenant.clone(), *id);
         let now = self.clock.now();
-        self.read(move |conn| get_key(conn, &tenant, &id, now)).await
+        self.read(move |conn| get_key(conn, &tenant, &id, now))
+            .await
     }
 
     async fn list_keys(&self, tenant: &TenantId) -> Result<Vec<ApiKey>, StoreError> {
@@ -992,7 +993,9 @@ impl KeyStore for SqliteStore {
             let sql = format!(
                 "SELECT {KEY_COLUMNS} FROM api_keys k WHERE k.tenant_id = ?1 ORDER BY k.rowid DESC"
             );
-            query_all(conn, &sql, params![tenant.as_str()], |r| key_from_row(r, now))
+            query_all(conn, &sql, params![tenant.as_str()], |r| {
+                key_from_row(r, now)
+            })
         })
         .await
     }

@@ -32,7 +32,11 @@ pub(crate) fn routes(labels: &mut RouteLabels) -> axum::Router<AppState> {
     Table::new(labels)
         .route(LABEL, PATH, axum::routing::any(verify))
         .route(LABEL, "/auth/verify/", axum::routing::any(verify))
-        .route(LABEL, "/auth/verify/{*original}", axum::routing::any(verify))
+        .route(
+            LABEL,
+            "/auth/verify/{*original}",
+            axum::routing::any(verify),
+        )
         .into_router()
 }
 

@@ -823,8 +823,16 @@ pub async fn usage_limited_key_passes_exactly_remaining_times(h: &Harness) {
     let s = setup(&*h.store, "acme").await;
     for (remaining, refill, why) in [
         (Some(0), None, "remaining must be above zero"),
-        (None, Some(Refill::new(RefillInterval::Daily, 5)), "a refill needs remaining"),
-        (Some(3), Some(Refill::new(RefillInterval::Daily, 0)), "amount must be above zero"),
+        (
+            None,
+            Some(Refill::new(RefillInterval::Daily, 5)),
+            "a refill needs remaining",
+        ),
+        (
+            Some(3),
+            Some(Refill::new(RefillInterval::Daily, 0)),
+            "amount must be above zero",
+        ),
         (Some(u64::MAX), None, "at most"),
     ] {
         let req = NewKey {
@@ -866,7 +874,10 @@ pub async fn usage_limited_key_passes_exactly_remaining_times(h: &Harness) {
     let listed = listed.iter().find(|l| l.id == k.key.id).unwrap();
     assert_eq!(listed.remaining, Some(0), "never below zero");
     // The owner's key has no limit and shows none.
-    assert_eq!(h.store.verify(&s.owner_token).await.unwrap().tenant.id, s.tenant);
+    assert_eq!(
+        h.store.verify(&s.owner_token).await.unwrap().tenant.id,
+        s.tenant
+    );
     assert!(listed.remaining.is_some());
     assert!(
         h.store
@@ -883,14 +894,20 @@ pub async fn usage_limited_key_passes_exactly_remaining_times(h: &Harness) {
         .create_key(&format(), limited_key(&s, 2, None), "u")
         .await
         .unwrap();
-    h.store.revoke_key(&s.tenant, &revoked.key.id, "u").await.unwrap();
+    h.store
+        .revoke_key(&s.tenant, &revoked.key.id, "u")
+        .await
+        .unwrap();
     let expired = h
         .store
         .create_key(&format(), limited_key(&s, 2, None), "u")
         .await
         .unwrap();
     h.hooks
-        .set_expires_at(&expired.key.id, OffsetDateTime::now_utc() - Duration::hours(1))
+        .set_expires_at(
+            &expired.key.id,
+            OffsetDateTime::now_utc() - Duration::hours(1),
+        )
         .await;
     for _ in 0..3 {
         assert!(matches!(
@@ -969,14 +986,23 @@ pub async fn usage_limited_key_refills_after_its_interval(h: &Harness) {
     let got = h.store.get_key(&s.tenant, &k.key.id).await.unwrap();
     assert_eq!(got.remaining, Some(0));
     // Just before the next period nothing changes; just after, the refill is due.
-    h.clock.advance(Duration::try_from(wait).unwrap() - Duration::seconds(1));
+    h.clock
+        .advance(Duration::try_from(wait).unwrap() - Duration::seconds(1));
     assert!(is_usage_exceeded(&h.store.verify(k.token.expose()).await));
     h.clock.advance(Duration::seconds(1));
     let got = h.store.get_key(&s.tenant, &k.key.id).await.unwrap();
-    assert_eq!(got.remaining, Some(5), "a due refill is shown before it is spent");
+    assert_eq!(
+        got.remaining,
+        Some(5),
+        "a due refill is shown before it is spent"
+    );
     h.store.verify(k.token.expose()).await.unwrap();
     let got = h.store.get_key(&s.tenant, &k.key.id).await.unwrap();
-    assert_eq!(got.remaining, Some(4), "set back to the amount, then one spent");
+    assert_eq!(
+        got.remaining,
+        Some(4),
+        "set back to the amount, then one spent"
+    );
     // Within the same period no second refill: four more pass, then none.
     for _ in 0..4 {
         h.store.verify(k.token.expose()).await.unwrap();
@@ -1027,7 +1053,10 @@ pub async fn key_without_a_usage_limit_writes_nothing_on_verify(h: &Harness) {
         h.store.verify(unlimited.token.expose()).await.unwrap();
     }
     let after = h.hooks.write_mark(&unlimited.key.id).await;
-    assert_eq!(before, after, "a verification of a key without a limit wrote");
+    assert_eq!(
+        before, after,
+        "a verification of a key without a limit wrote"
+    );
     let got = h.store.get_key(&s.tenant, &unlimited.key.id).await.unwrap();
     assert_eq!(got.remaining, None);
 

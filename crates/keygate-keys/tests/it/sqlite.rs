@@ -122,7 +122,12 @@ async fn a_database_from_before_usage_limits_migrates_and_its_keys_stay_unlimite
     };
     // Back to schema version 2: the columns the third migration adds are gone.
     let conn = Connection::open(&path).unwrap();
-    for column in ["remaining", "refill_seconds", "refill_amount", "refill_period"] {
+    for column in [
+        "remaining",
+        "refill_seconds",
+        "refill_amount",
+        "refill_period",
+    ] {
         conn.execute(&format!("ALTER TABLE api_keys DROP COLUMN {column}"), [])
             .unwrap();
     }
@@ -135,7 +140,9 @@ async fn a_database_from_before_usage_limits_migrates_and_its_keys_stay_unlimite
         .await
         .unwrap();
     assert_eq!((key.remaining, key.refill), (None, None));
-    let s = keygate_keys::KeyStore::list_keys(&store, &p.tenant.id).await.unwrap();
+    let s = keygate_keys::KeyStore::list_keys(&store, &p.tenant.id)
+        .await
+        .unwrap();
     assert_eq!(s.len(), 1);
 }
 

@@ -469,8 +469,10 @@ async fn introspection_and_catalogue() {
 async fn usage_limited_keys_are_created_shown_spent_and_refused_with_403() {
     let h = demo().await;
     let (raw, view) = h
-        .create_key(json!({"name": "metered", "kind": "tenant", "scopes": ["services:read"],
-            "remaining": 2, "refill": {"interval": "daily", "amount": 5}}))
+        .create_key(
+            json!({"name": "metered", "kind": "tenant", "scopes": ["services:read"],
+            "remaining": 2, "refill": {"interval": "daily", "amount": 5}}),
+        )
         .await;
     assert_view(&view, &["key", "remaining", "refill"]);
     assert_eq!(view["remaining"], 2);
@@ -536,8 +538,14 @@ async fn usage_limits_that_make_no_sense_are_refused_with_a_precise_400() {
     let h = demo().await;
     let base = json!({"name": "m", "kind": "tenant", "scopes": []});
     for (extra, message) in [
-        (json!({"remaining": 0}), "remaining must be a whole number above zero"),
-        (json!({"remaining": -3}), "remaining must be a whole number above zero"),
+        (
+            json!({"remaining": 0}),
+            "remaining must be a whole number above zero",
+        ),
+        (
+            json!({"remaining": -3}),
+            "remaining must be a whole number above zero",
+        ),
         (
             json!({"refill": {"interval": "daily", "amount": 5}}),
             "refill needs remaining",
