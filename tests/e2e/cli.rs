@@ -188,24 +188,20 @@ async fn keys_and_projects_verbs_drive_the_admin_api() {
 async fn keys_create_takes_a_usage_limit_and_list_and_show_render_it() {
     let server = Server::demo();
     let owner = server.owner_key();
-    let created = admin(
-        &server,
-        &owner,
-        &[
-            "keys",
-            "create",
-            "--kind",
-            "tenant",
-            "--scope",
-            "services:read",
-            "--name",
-            "metered",
-            "--remaining",
-            "2",
-            "--refill",
-            "daily:5",
-        ],
-    );
+    let create = |extra: &[&str]| {
+        let base = "keys create --kind tenant --scope services:read";
+        let mut args: Vec<&str> = base.split(' ').collect();
+        args.extend(extra);
+        admin(&server, &owner, &args)
+    };
+    let created = create(&[
+        "--name",
+        "metered",
+        "--remaining",
+        "2",
+        "--refill",
+        "daily:5",
+    ]);
     assert!(
         created.stderr.contains("2 requests left (refill daily:5)"),
         "{}",
@@ -271,17 +267,9 @@ async fn keys_create_takes_a_usage_limit_and_list_and_show_render_it() {
             "INTERVAL:AMOUNT",
         ),
     ] {
-        let mut all = vec![
-            "keys",
-            "create",
-            "--kind",
-            "tenant",
-            "--scope",
-            "services:read",
-        ];
-        all.extend(["--name", "bad"]);
+        let mut all = vec!["--name", "bad"];
         all.extend(args);
-        let out = admin(&server, &owner, &all);
+        let out = create(&all);
         out.expect_code(2);
         assert!(out.stderr.contains(message), "{args:?}: {}", out.stderr);
     }

@@ -28,8 +28,8 @@ use crate::hash::TokenHash;
 use crate::last_used::LastUsed;
 use crate::model::{
     ApiKey, AuditEvent, Bootstrap, Bootstrapped, CreatedKey, NewAuditEvent, NewKey, Principal,
-    Project, ProjectId, ProjectRef, Refill, RefillInterval, RevokeReason, Role, Tenant, TenantId,
-    TenantRef, User, UserId, UserRef,
+    Project, ProjectId, ProjectRef, Refill, RevokeReason, Role, Tenant, TenantId, TenantRef, User,
+    UserId, UserRef,
 };
 use crate::records::{self, PreparedKey};
 use crate::store::{KeyStore, Verifier};
@@ -417,20 +417,14 @@ fn key_from_row(r: &Row, now: OffsetDateTime) -> Result<ApiKey, StoreError> {
     })
 }
 
-/// A stored count (never negative: the schema checks it).
+/// A stored count, read back.
 fn count(n: i64) -> Result<u64, StoreError> {
-    u64::try_from(n).map_err(|_| bad_value("count"))
+    records::stored_count(n).map_err(bad_value)
 }
 
-/// The refill of the stored `refill_seconds` and `refill_amount`.
+/// A stored refill, read back.
 fn refill(seconds: Option<i64>, amount: Option<i64>) -> Result<Option<Refill>, StoreError> {
-    let Some(amount) = amount else {
-        return Ok(None);
-    };
-    let seconds = seconds.map(count).transpose()?;
-    let interval =
-        RefillInterval::from_seconds(seconds).ok_or_else(|| bad_value("refill interval"))?;
-    Ok(Some(Refill::new(interval, count(amount)?)))
+    records::stored_refill(seconds, amount).map_err(bad_value)
 }
 
 fn project_refs(ids: Option<Vec<String>>, names: Option<Vec<String>>) -> Option<Vec<ProjectRef>> {

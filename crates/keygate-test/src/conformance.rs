@@ -813,6 +813,11 @@ fn limited_key(s: &Setup, remaining: u64, refill: Option<Refill>) -> NewKey {
     }
 }
 
+/// Creates the key `req` asks for (actor `u`).
+async fn create(h: &Harness, req: NewKey) -> keygate_keys::CreatedKey {
+    h.store.create_key(&format(), req, "u").await.unwrap()
+}
+
 fn is_usage_exceeded<T: std::fmt::Debug>(r: &Result<T, VerifyError>) -> bool {
     matches!(r, Err(VerifyError::UsageExceeded { .. }))
 }
@@ -845,11 +850,7 @@ pub async fn usage_limited_key_passes_exactly_remaining_times(h: &Harness) {
             other => panic!("{remaining:?} {refill:?}: {other:?}"),
         }
     }
-    let k = h
-        .store
-        .create_key(&format(), limited_key(&s, 3, None), "u")
-        .await
-        .unwrap();
+    let k = create(h, limited_key(&s, 3, None)).await;
     assert_eq!(k.key.remaining, Some(3));
     assert_eq!(k.key.refill, None);
     for left in [2, 1, 0] {
@@ -889,20 +890,12 @@ pub async fn usage_limited_key_passes_exactly_remaining_times(h: &Harness) {
     );
 
     // Revoked and expired keys are refused as before, and spend nothing.
-    let revoked = h
-        .store
-        .create_key(&format(), limited_key(&s, 2, None), "u")
-        .await
-        .unwrap();
+    let revoked = create(h, limited_key(&s, 2, None)).await;
     h.store
         .revoke_key(&s.tenant, &revoked.key.id, "u")
         .await
         .unwrap();
-    let expired = h
-        .store
-        .create_key(&format(), limited_key(&s, 2, None), "u")
-        .await
-        .unwrap();
+    let expired = create(h, limited_key(&s, 2, None)).await;
     h.hooks
         .set_expires_at(
             &expired.key.id,
@@ -924,11 +917,7 @@ pub async fn usage_limited_key_passes_exactly_remaining_times(h: &Harness) {
         assert_eq!(got.remaining, Some(2), "a refused key spent nothing");
     }
     // A wrong secret for the key's id spends nothing either.
-    let other = h
-        .store
-        .create_key(&format(), limited_key(&s, 1, None), "u")
-        .await
-        .unwrap();
+    let other = create(h, limited_key(&s, 1, None)).await;
     let raw = other.token.expose();
     let body = raw.len() - 48;
     let forged = crate::with_checksum(&format!("{}{}", &raw[..body + 12], "z".repeat(30)));
@@ -938,11 +927,7 @@ pub async fn usage_limited_key_passes_exactly_remaining_times(h: &Harness) {
 
     // A rotation keeps the limit: the new key starts with what the old one has left.
     let refill = Refill::new(RefillInterval::Monthly, 7);
-    let old = h
-        .store
-        .create_key(&format(), limited_key(&s, 3, Some(refill)), "u")
-        .await
-        .unwrap();
+    let old = create(h, limited_key(&s, 3, Some(refill))).await;
     assert_eq!(old.key.refill, Some(refill));
     h.store.verify(old.token.expose()).await.unwrap();
     let new = h
@@ -968,11 +953,7 @@ pub async fn usage_limited_key_refills_after_its_interval(h: &Harness) {
     let s = setup(&*h.store, "acme").await;
     let hour = std::num::NonZeroU64::new(3600).unwrap();
     let refill = Refill::new(RefillInterval::Every(hour), 5);
-    let k = h
-        .store
-        .create_key(&format(), limited_key(&s, 2, Some(refill)), "u")
-        .await
-        .unwrap();
+    let k = create(h, limited_key(&s, 2, Some(refill))).await;
     h.store.verify(k.token.expose()).await.unwrap();
     h.store.verify(k.token.expose()).await.unwrap();
     let wait = match h.store.verify(k.token.expose()).await {
@@ -1034,16 +1015,8 @@ async fn wait_for_last_used(h: &Harness, tenant: &TenantId, id: &KeyId) {
 /// read); verifying a usage-limited key does write.
 pub async fn key_without_a_usage_limit_writes_nothing_on_verify(h: &Harness) {
     let s = setup(&*h.store, "acme").await;
-    let unlimited = h
-        .store
-        .create_key(&format(), user_key(&s, &["a"], None), "u")
-        .await
-        .unwrap();
-    let limited = h
-        .store
-        .create_key(&format(), limited_key(&s, 100, None), "u")
-        .await
-        .unwrap();
+    let unlimited = create(h, user_key(&s, &["a"], None)).await;
+    let limited = create(h, limited_key(&s, 100, None)).await;
     for k in [&unlimited, &limited] {
         h.store.verify(k.token.expose()).await.unwrap();
         wait_for_last_used(h, &s.tenant, &k.key.id).await;
@@ -1069,11 +1042,7 @@ pub async fn key_without_a_usage_limit_writes_nothing_on_verify(h: &Harness) {
 /// Case: 64 concurrent verifications of a key with 10 left: exactly 10 pass.
 pub async fn concurrent_verifies_spend_exactly_what_is_left(h: &Harness) {
     let s = setup(&*h.store, "acme").await;
-    let k = h
-        .store
-        .create_key(&format(), limited_key(&s, 10, None), "u")
-        .await
-        .unwrap();
+    let k = create(h, limited_key(&s, 10, None)).await;
     let token = Arc::new(k.token.expose().to_owned());
     let start = Arc::new(tokio::sync::Barrier::new(64));
     let mut tasks = Vec::new();
