@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 
 use crate::error::StoreError;
 use crate::hash::TokenHash;
-use crate::model::{ApiKey, NewKey, ProjectRef, Refill, RefillInterval, TenantId, UserId};
+use crate::model::{ApiKey, NewKey, ProjectRef, Refill, TenantId, UserId};
 use crate::name::check_name_characters;
 
 /// The current time in UTC, truncated to microseconds so that every store (PostgreSQL
@@ -274,12 +274,14 @@ pub(crate) fn sort_projects(list: &mut [ProjectRef]) {
 
 /// A count as stored (`remaining`, a refill's seconds or amount): never negative, which
 /// the schema checks; `Err` names what was stored wrong.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) fn stored_count(n: i64) -> Result<u64, &'static str> {
     u64::try_from(n).map_err(|_| "count")
 }
 
 /// The refill stored as `refill_seconds` (NULL: monthly) and `refill_amount` (NULL: no
 /// refill); `Err` names what was stored wrong.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) fn stored_refill(
     seconds: Option<i64>,
     amount: Option<i64>,
@@ -288,6 +290,6 @@ pub(crate) fn stored_refill(
         return Ok(None);
     };
     let seconds = seconds.map(stored_count).transpose()?;
-    let interval = RefillInterval::from_seconds(seconds).ok_or("refill interval")?;
+    let interval = crate::model::RefillInterval::from_seconds(seconds).ok_or("refill interval")?;
     Ok(Some(Refill::new(interval, stored_count(amount)?)))
 }
