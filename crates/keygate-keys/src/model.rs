@@ -620,6 +620,57 @@ mod tests {
     use super::*;
 
     #[test]
+    fn refill_intervals_read_back_what_they_write_and_find_their_periods() {
+        for (text, shown) in [
+            ("daily", "daily"),
+            ("24h", "daily"),
+            ("monthly", "monthly"),
+            ("6h", "6h"),
+            ("90m", "1h30m"),
+            ("1h 30m", "1h30m"),
+            ("45s", "45s"),
+        ] {
+            let interval: RefillInterval = text.parse().expect(text);
+            assert_eq!(interval.to_string(), shown, "{text}");
+            assert_eq!(shown.parse::<RefillInterval>().ok(), Some(interval));
+            let json = serde_json::to_value(Refill::new(interval, 3)).expect("serialises");
+            assert_eq!(json, serde_json::json!({"interval": shown, "amount": 3}));
+        }
+        for bad in ["", "weekly", "0s", "1.5s", "500ms", "-1h"] {
+            assert!(bad.parse::<RefillInterval>().is_err(), "{bad:?}");
+        }
+        let at = |s: &str| {
+            OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+                .expect("a time")
+        };
+        let now = at("2026-12-31T23:59:30Z");
+        assert_eq!(
+            RefillInterval::Daily.next_start(now),
+            at("2027-01-01T00:00:00Z")
+        );
+        assert_eq!(
+            RefillInterval::Monthly.next_start(now),
+            at("2027-01-01T00:00:00Z")
+        );
+        let six: RefillInterval = "6h".parse().expect("6h");
+        assert_eq!(six.next_start(now), at("2027-01-01T00:00:00Z"));
+        assert_eq!(
+            six.next_start(at("2026-12-31T13:00:00Z")),
+            at("2026-12-31T18:00:00Z")
+        );
+        let feb = at("2027-02-15T12:00:00Z");
+        assert_eq!(
+            RefillInterval::Monthly.next_start(feb),
+            at("2027-03-01T00:00:00Z")
+        );
+        assert_eq!(
+            RefillInterval::Monthly.period(feb),
+            RefillInterval::Monthly.period(now) + 2
+        );
+        assert!(RefillInterval::Daily.period(now) < RefillInterval::Daily.period(feb));
+    }
+
+    #[test]
     fn statuses_are_the_api_words() {
         assert_eq!(KeyStatus::Revoked.as_str(), "revoked");
         assert_eq!(KeyStatus::Expired.as_str(), "expired");
