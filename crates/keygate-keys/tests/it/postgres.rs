@@ -130,6 +130,46 @@ async fn make() -> Option<Harness> {
 crate::conformance_tests!(make);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn servers_sharing_a_database_spend_a_usage_limit_exactly_once_between_them() {
+    let Some(url) = url() else { return };
+    let schema = schema();
+    let mut stores = Vec::new();
+    for _ in 0..4 {
+        stores.push(Arc::new(
+            PostgresStore::connect_with_schema(&url, &schema)
+                .await
+                .unwrap(),
+        ));
+    }
+    let s = conformance::setup(&*stores[0], "acme").await;
+    let request = keygate_keys::NewKey {
+        remaining: Some(10),
+        ..conformance::user_key(&s, &["a"], None)
+    };
+    let key = stores[0]
+        .create_key(&conformance::format(), request, "u")
+        .await
+        .unwrap();
+    let token = Arc::new(key.token.expose().to_owned());
+    let mut tasks = Vec::new();
+    for i in 0..64 {
+        let (store, token) = (stores[i % stores.len()].clone(), token.clone());
+        tasks.push(tokio::spawn(
+            async move { store.verify(&token).await.is_ok() },
+        ));
+    }
+    let mut passed = 0;
+    for t in tasks {
+        passed += usize::from(t.await.unwrap());
+    }
+    assert_eq!(passed, 10, "four servers, one budget");
+    let left = stores[3].get_key(&s.tenant, &key.key.id).await.unwrap();
+    assert_eq!(left.remaining, Some(0));
+    drop(stores);
+    drop_schema(&url, &schema);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn several_processes_may_migrate_at_once() {
     let Some(url) = url() else { return };
     let schema = schema();
