@@ -178,9 +178,9 @@ pub(crate) fn keys(cmd: &KeysCommand) -> anyhow::Result<ExitCode> {
                 "CREATED",
                 "EXPIRES",
                 "LAST USED",
-                "STATUS",
                 "REMAINING",
                 "REFILL",
+                "STATUS",
             ];
             print_list(*json, &keys, &header, |k| {
                 vec![
@@ -191,10 +191,10 @@ pub(crate) fn keys(cmd: &KeysCommand) -> anyhow::Result<ExitCode> {
                     when(k.created_at),
                     when(k.expires_at),
                     when(k.last_used_at),
-                    k.status_at(now).as_str().to_owned(),
                     k.remaining
                         .map_or_else(|| "-".to_owned(), |n| n.to_string()),
                     refill(k),
+                    k.status_at(now).as_str().to_owned(),
                 ]
             })?;
         }

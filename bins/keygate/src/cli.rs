@@ -209,7 +209,8 @@ pub(crate) enum KeysCommand {
         #[arg(long)]
         name: String,
     },
-    /// List keys: id, name, kind, scopes, created, expires, last used, status.
+    /// List keys: id, name, kind, scopes, created, expires, last used, remaining, refill,
+    /// status.
     List(ListArgs),
     /// Show one key.
     Show {
