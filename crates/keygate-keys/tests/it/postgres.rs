@@ -169,6 +169,36 @@ async fn servers_sharing_a_database_spend_a_usage_limit_exactly_once_between_the
     drop_schema(&url, &schema);
 }
 
+#[tokio::test]
+async fn a_database_from_before_usage_limits_migrates_and_its_keys_stay_unlimited() {
+    let Some(url) = url() else { return };
+    let schema = schema();
+    let store = PostgresStore::connect_with_schema(&url, &schema)
+        .await
+        .unwrap();
+    let s = conformance::setup(&store, "acme").await;
+    // Back to schema version 2: the columns the third migration adds are gone.
+    let client = store.pool().get().await.unwrap();
+    client
+        .batch_execute(
+            "ALTER TABLE api_keys DROP COLUMN remaining, DROP COLUMN refill_seconds, \
+             DROP COLUMN refill_amount, DROP COLUMN refill_period; \
+             DELETE FROM schema_version WHERE version = 3",
+        )
+        .await
+        .unwrap();
+    drop(client);
+    drop(store);
+    let store = PostgresStore::connect_with_schema(&url, &schema)
+        .await
+        .unwrap();
+    let p = store.verify(&s.owner_token).await.unwrap();
+    let key = store.get_key(&s.tenant, &p.key_id).await.unwrap();
+    assert_eq!((key.remaining, key.refill), (None, None));
+    drop(store);
+    drop_schema(&url, &schema);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn several_processes_may_migrate_at_once() {
     let Some(url) = url() else { return };
