@@ -205,8 +205,15 @@ impl App {
             request_timeout: config.request_timeout,
             metrics,
         });
+        let document = crate::openapi::Document::build()?;
         Ok(Self {
-            router: router(state.clone(), config.request_timeout, failures, origins),
+            router: router(
+                state.clone(),
+                config.request_timeout,
+                failures,
+                origins,
+                document,
+            ),
             state,
             transport,
         })
@@ -292,6 +299,7 @@ fn router(
     request_timeout: Duration,
     failures: Option<Arc<FailureLimiter>>,
     origins: Arc<crate::origin::Origins>,
+    document: crate::openapi::Document,
 ) -> Router {
     let max_body = state.max_body;
     // Every request but an MCP one must produce its head within the request timeout. An
@@ -338,6 +346,10 @@ fn router(
     let others = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .route(
+            crate::openapi::PATH,
+            get(move || std::future::ready(crate::openapi::openapi_json(&document))),
+        )
         .merge(page::routes())
         .fallback(not_found)
         .layer(timeout);

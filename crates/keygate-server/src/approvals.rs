@@ -22,6 +22,7 @@ use keygate_scopes::APPROVE_SCOPE;
 use serde_json::json;
 
 use crate::error::ApiError;
+use crate::openapi::{BadRequest, Conflict, NotFound, PayloadTooLarge, TargetMismatch};
 use crate::state::AppState;
 
 /// The calling key's owner, as a person approval records it.
@@ -155,7 +156,13 @@ fn path_id(id: Result<Path<String>, PathRejection>) -> Result<String, ApiError> 
     id.map(|Path(id)| id).map_err(|_| ApiError::NotFound)
 }
 
-/// `GET /api/v1/approvals`.
+/// `GET /api/v1/approvals`: the pending approvals the caller may decide, oldest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/approvals",
+    tag = "approvals",
+    responses((status = 200, description = "The pending approvals.", body = ApprovalList))
+)]
 pub(crate) async fn list(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -168,7 +175,17 @@ pub(crate) async fn list(
     Ok(Json(ApprovalList { approvals }))
 }
 
-/// `GET /api/v1/approvals/{id}`.
+/// `GET /api/v1/approvals/{id}`: one approval the caller may decide.
+#[utoipa::path(
+    get,
+    path = "/api/v1/approvals/{id}",
+    tag = "approvals",
+    params(("id" = String, Path, description = "The approval's id.")),
+    responses(
+        (status = 200, description = "The approval.", body = ApprovalInfo),
+        (status = 404, response = NotFound),
+    )
+)]
 pub(crate) async fn get(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -179,7 +196,23 @@ pub(crate) async fn get(
     Ok(Json(info(&state, a).await?))
 }
 
-/// `POST /api/v1/approvals/{id}/approve` `{"target"}`.
+/// `POST /api/v1/approvals/{id}/approve` `{"target"}`: approve, typing the target's
+/// exact name; the agent's identical retry then proceeds once.
+#[utoipa::path(
+    post,
+    path = "/api/v1/approvals/{id}/approve",
+    tag = "approvals",
+    params(("id" = String, Path, description = "The approval's id.")),
+    request_body = ApproveBody,
+    responses(
+        (status = 200, description = "The approved approval.", body = ApprovalInfo),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 422, response = TargetMismatch),
+    )
+)]
 pub(crate) async fn approve(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -197,7 +230,18 @@ pub(crate) async fn approve(
     Ok(Json(info(&state, a).await?))
 }
 
-/// `POST /api/v1/approvals/{id}/deny`.
+/// `POST /api/v1/approvals/{id}/deny`: deny; the agent's call is refused.
+#[utoipa::path(
+    post,
+    path = "/api/v1/approvals/{id}/deny",
+    tag = "approvals",
+    params(("id" = String, Path, description = "The approval's id.")),
+    responses(
+        (status = 200, description = "The denied approval.", body = ApprovalInfo),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+    )
+)]
 pub(crate) async fn deny(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,

@@ -46,6 +46,7 @@ mod elicitation;
 mod error;
 mod mcp;
 mod metrics;
+mod openapi;
 mod origin;
 mod page;
 mod serve;
