@@ -74,13 +74,13 @@ fn fixture() -> &'static Fixture {
         let boot = runtime
             .block_on(store.inner.bootstrap(
                 &TokenFormat::default(),
-                Bootstrap {
-                    tenant: "acme".to_owned(),
-                    owner: "alice".to_owned(),
-                    projects: vec!["shop".to_owned()],
-                    scopes: vec!["keys:admin".to_owned()],
-                    key_name: "owner".to_owned(),
-                },
+                Bootstrap::new(
+                    "acme",
+                    "alice",
+                    &["shop"],
+                    vec!["keys:admin".to_owned()],
+                    "owner",
+                ),
             ))
             .expect("bootstrap");
         Fixture {

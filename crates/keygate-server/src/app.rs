@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -22,9 +22,11 @@ use tower_http::timeout::TimeoutLayer;
 
 use crate::config::{Config, Upstream as UpstreamConfig};
 use crate::error::ServerError;
+use crate::labels::{Label, RouteLabels, Table};
 use crate::metrics::{Metrics, TimedVerifier};
+use crate::openapi::{self, Document};
 use crate::serve::Transport;
-use crate::state::{AppState, Shared};
+use crate::state::{AppState, Inner};
 use crate::upstream::Upstream;
 use crate::{admin, approvals, mcp, page};
 
@@ -192,12 +194,12 @@ impl App {
             inner: verifier,
             metrics: metrics.clone(),
         });
-        let state = AppState::new(Shared {
+        let state = AppState::new(Inner {
             store,
             verifier,
             policy: Arc::new(policy),
             gates,
-            ratelimit_policy: Shared::ratelimit_policy(limiter.as_ref()),
+            ratelimit_policy: Inner::ratelimit_policy(limiter.as_ref()),
             limiter,
             upstream,
             format: config.format.clone(),
@@ -205,7 +207,7 @@ impl App {
             request_timeout: config.request_timeout,
             metrics,
         });
-        let document = crate::openapi::Document::build()?;
+        let document = Document::build()?;
         Ok(Self {
             router: router(
                 state.clone(),
@@ -293,13 +295,61 @@ fn load_policy(config: &Config) -> Result<Policy, ServerError> {
     }
 }
 
+/// Every route, each added with its metrics label (the one route table): the MCP
+/// gateway, the owner admin and approvals API, and the rest.
+struct Routes {
+    mcp: Router<AppState>,
+    admin: Router<AppState>,
+    others: Router<AppState>,
+}
+
+impl Routes {
+    /// A route is one line: its metrics label (the `keygate_requests_total` `route`),
+    /// its path, its handlers.
+    #[rustfmt::skip]
+    fn new(labels: &mut RouteLabels, document: &Document) -> Self {
+        let gateway = post(mcp::gateway).get(mcp::passthrough).delete(mcp::passthrough);
+        let mcp = Table::new(labels).route("mcp", "/api/mcp", gateway).into_router();
+        let keys = Label::all("keys_list").post("keys_create");
+        let projects = post(admin::create_project).get(admin::list_projects);
+        let admin = Table::new(labels)
+            .route("token", "/api/v1/token", get(admin::token))
+            .route("scopes", "/api/v1/scopes", get(admin::list_scopes))
+            .route(keys, "/api/v1/keys", post(admin::create_key).get(admin::list_keys))
+            .route("keys_get", "/api/v1/keys/{id}", get(admin::get_key))
+            .route("keys_revoke", "/api/v1/keys/{id}/revoke", post(admin::revoke_key))
+            .route("keys_rotate", "/api/v1/keys/{id}/rotate", post(admin::rotate_key))
+            .route("projects", "/api/v1/projects", projects)
+            .route("audit", "/api/v1/audit", get(admin::list_audit))
+            .route("approvals_list", "/api/v1/approvals", get(approvals::list))
+            .route("approvals_get", "/api/v1/approvals/{id}", get(approvals::get))
+            .route("approvals_approve", "/api/v1/approvals/{id}/approve", post(approvals::approve))
+            .route("approvals_deny", "/api/v1/approvals/{id}/deny", post(approvals::deny))
+            .into_router();
+        let others = Table::new(labels)
+            .route("healthz", "/healthz", get(healthz))
+            .route("metrics", "/metrics", get(metrics))
+            .route("openapi", openapi::PATH, document.route())
+            .into_router()
+            .merge(page::routes(labels));
+        Self { mcp, admin, others }
+    }
+}
+
+/// What [`observe`] reads: the state, and the route labels.
+#[derive(Clone)]
+struct Observed {
+    state: AppState,
+    labels: Arc<RouteLabels>,
+}
+
 /// All routes, with authentication on `/api/*`.
 fn router(
     state: AppState,
     request_timeout: Duration,
     failures: Option<Arc<FailureLimiter>>,
     origins: Arc<crate::origin::Origins>,
-    document: crate::openapi::Document,
+    document: Document,
 ) -> Router {
     let max_body = state.max_body;
     // Every request but an MCP one must produce its head within the request timeout. An
@@ -311,48 +361,17 @@ fn router(
     if let Some(failures) = failures {
         auth = auth.with_failure_limiter(failures);
     }
-    let admin_routes = Router::new()
-        .route("/api/v1/token", get(admin::token))
-        .route("/api/v1/scopes", get(admin::list_scopes))
-        .route(
-            "/api/v1/keys",
-            post(admin::create_key).get(admin::list_keys),
-        )
-        .route("/api/v1/keys/{id}", get(admin::get_key))
-        .route("/api/v1/keys/{id}/revoke", post(admin::revoke_key))
-        .route("/api/v1/keys/{id}/rotate", post(admin::rotate_key))
-        .route(
-            "/api/v1/projects",
-            post(admin::create_project).get(admin::list_projects),
-        )
-        .route("/api/v1/audit", get(admin::list_audit))
-        .route("/api/v1/approvals", get(approvals::list))
-        .route("/api/v1/approvals/{id}", get(approvals::get))
-        .route("/api/v1/approvals/{id}/approve", post(approvals::approve))
-        .route("/api/v1/approvals/{id}/deny", post(approvals::deny))
+    let mut labels = RouteLabels::default();
+    let Routes { mcp, admin, others } = Routes::new(&mut labels, &document);
+    let admin_routes = admin
         .route_layer(middleware::from_fn_with_state(state.clone(), rate_limited))
         .layer(DefaultBodyLimit::max(ADMIN_BODY_LIMIT))
         .layer(timeout);
-    let mcp_routes = Router::new()
-        .route(
-            "/api/mcp",
-            post(mcp::gateway)
-                .get(mcp::passthrough)
-                .delete(mcp::passthrough),
-        )
+    let mcp_routes = mcp
         .route_layer(middleware::from_fn_with_state(state.clone(), rate_limited))
         .layer(DefaultBodyLimit::max(max_body));
     let api = admin_routes.merge(mcp_routes).route_layer(auth);
-    let others = Router::new()
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
-        .route(
-            crate::openapi::PATH,
-            get(move || std::future::ready(crate::openapi::openapi_json(&document))),
-        )
-        .merge(page::routes())
-        .fallback(not_found)
-        .layer(timeout);
+    let others = others.fallback(not_found).layer(timeout);
     let routes = Router::new()
         .merge(api)
         .merge(others)
@@ -364,7 +383,13 @@ fn router(
         .layer(SetSensitiveRequestHeadersLayer::new([
             header::AUTHORIZATION,
         ]))
-        .layer(middleware::from_fn_with_state(state, observe))
+        .layer(middleware::from_fn_with_state(
+            Observed {
+                state,
+                labels: Arc::new(labels),
+            },
+            observe,
+        ))
         // Before authentication: a foreign origin is refused whatever it presents.
         .layer(middleware::from_fn_with_state(
             origins,
@@ -388,42 +413,6 @@ async fn rate_limited(State(state): State<AppState>, req: Request, next: Next) -
             resp
         }
         Err(resp) => resp,
-    }
-}
-
-/// The route `path` is served by, as a metrics label. Matched on the request's path
-/// because the layer that counts requests runs before routing.
-fn route_label(path: &str, method: &Method) -> &'static str {
-    match path {
-        "/api/mcp" => "mcp",
-        "/api/v1/token" => "token",
-        "/api/v1/scopes" => "scopes",
-        "/api/v1/keys" if method == Method::POST => "keys_create",
-        "/api/v1/keys" => "keys_list",
-        "/api/v1/projects" => "projects",
-        "/api/v1/audit" => "audit",
-        "/api/v1/approvals" => "approvals_list",
-        "/healthz" => "healthz",
-        "/metrics" => "metrics",
-        "/settings/api" | "/settings/api/app.js" | "/settings/api/app.css" => "settings",
-        _ if path.starts_with("/approvals/") => "settings",
-        _ if let Some(rest) = path.strip_prefix("/api/v1/approvals/") => {
-            match rest.split_once('/') {
-                None if !rest.is_empty() => "approvals_get",
-                Some((id, "approve")) if !id.is_empty() => "approvals_approve",
-                Some((id, "deny")) if !id.is_empty() => "approvals_deny",
-                _ => "other",
-            }
-        }
-        _ => match path
-            .strip_prefix("/api/v1/keys/")
-            .map(|rest| rest.split_once('/'))
-        {
-            Some(None) if path.len() > "/api/v1/keys/".len() => "keys_get",
-            Some(Some((id, "revoke"))) if !id.is_empty() => "keys_revoke",
-            Some(Some((id, "rotate"))) if !id.is_empty() => "keys_rotate",
-            _ => "other",
-        },
     }
 }
 
@@ -453,8 +442,12 @@ fn json_error(status: StatusCode, body: serde_json::Value) -> Response {
 
 /// Counts and logs every request (route, status, latency: never headers or bodies),
 /// and gives the framework's plain-text 413 and timeout answers JSON bodies.
-async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let route = route_label(req.uri().path(), req.method());
+async fn observe(
+    State(Observed { state, labels }): State<Observed>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let route = labels.of(req.uri().path(), req.method());
     let method = req.method().clone();
     let started = Instant::now();
     let mut resp = next.run(req).await;
@@ -532,7 +525,17 @@ async fn not_found() -> Response {
 
 #[cfg(test)]
 mod tests {
+    use axum::http::Method;
+
     use super::*;
+
+    /// The label [`observe`] counts a request under.
+    fn route_label(path: &str, method: &Method) -> &'static str {
+        let mut labels = RouteLabels::default();
+        let document = Document::build().expect("the OpenAPI document");
+        let _routes = Routes::new(&mut labels, &document);
+        labels.of(path, method)
+    }
 
     #[test]
     fn routes_are_labelled_from_the_request_path() {
@@ -556,6 +559,7 @@ mod tests {
             ("/api/v1/audit", &get, "audit"),
             ("/healthz", &get, "healthz"),
             ("/metrics", &get, "metrics"),
+            ("/api/v1/openapi.json", &get, "openapi"),
             ("/settings/api", &get, "settings"),
             ("/settings/api/app.js", &get, "settings"),
             ("/settings/nope", &get, "other"),
@@ -569,6 +573,94 @@ mod tests {
             ("/", &get, "other"),
         ] {
             assert_eq!(route_label(path, method), label, "{method} {path}");
+        }
+    }
+
+    /// Every route of the table under `/api/v1/` (and `/auth/verify`) is in the
+    /// OpenAPI document with exactly the methods the router serves it with (a method
+    /// it does not serve answers an authenticated request with 405), and the document
+    /// has no other paths.
+    #[tokio::test]
+    async fn every_api_route_is_documented_with_the_methods_it_serves() {
+        use tower::ServiceExt;
+
+        let document = Document::build().expect("the OpenAPI document");
+        let doc: serde_json::Value =
+            serde_json::from_slice(document.json()).expect("the document is JSON");
+        let documented = doc["paths"].as_object().expect("paths");
+        let mut labels = RouteLabels::default();
+        let _routes = Routes::new(&mut labels, &document);
+        let api: Vec<&str> = labels
+            .paths()
+            .filter(|p| p.starts_with("/api/v1/") || *p == "/auth/verify")
+            .collect();
+        assert!(api.len() >= 13, "the table has the API's routes: {api:?}");
+        for path in documented.keys() {
+            assert!(
+                api.contains(&path.as_str()),
+                "{path} is documented but not routed"
+            );
+        }
+
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let policy = dir.path().join("policy.toml");
+        std::fs::write(&policy, "[scopes]\n\"a:read\" = \"Read\"\n").expect("a policy file");
+        let mut config = Config::new(UpstreamConfig::Http("http://127.0.0.1:9/mcp".to_owned()));
+        config.policy = Some(policy);
+        let store = Arc::new(keygate_keys::MemoryStore::new());
+        let owner = store
+            .bootstrap(
+                &TokenFormat::default(),
+                keygate_keys::Bootstrap::new(
+                    "t",
+                    "o",
+                    &[],
+                    vec![keygate_scopes::ADMIN_SCOPE.to_owned()],
+                    "owner",
+                ),
+            )
+            .await
+            .expect("a tenant");
+        let bearer = format!("Bearer {}", owner.key.token.expose());
+        let app = App::with_store(config, store).await.expect("an app");
+        for path in api {
+            let operations = documented
+                .get(path)
+                .and_then(serde_json::Value::as_object)
+                .unwrap_or_else(|| panic!("{path} is routed but not in the OpenAPI document"));
+            // Any `{param}` segment: a well-formed key id fits every one of them.
+            let uri: String = path
+                .split('/')
+                .map(|part| {
+                    if part.starts_with('{') {
+                        "AbC123xYz789"
+                    } else {
+                        part
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("/");
+            for method in [
+                Method::GET,
+                Method::POST,
+                Method::PUT,
+                Method::DELETE,
+                Method::PATCH,
+            ] {
+                let request = Request::builder()
+                    .method(method.clone())
+                    .uri(&uri)
+                    .header(header::AUTHORIZATION, &bearer)
+                    .body(Body::empty())
+                    .expect("a request");
+                let resp = app.router().oneshot(request).await.expect("an answer");
+                let served = resp.status() != StatusCode::METHOD_NOT_ALLOWED;
+                let listed = operations.contains_key(&method.as_str().to_ascii_lowercase());
+                assert_eq!(
+                    listed, served,
+                    "{method} {path}: documented {listed}, routed {served}"
+                );
+            }
         }
     }
 }

@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
+use axum::routing::{MethodRouter, get};
 use bytes::Bytes;
 use keygate_http::AuthError;
 use serde_json::{Value, json};
@@ -90,6 +91,12 @@ impl Document {
         Ok(Self(Bytes::from(json)))
     }
 
+    /// The route serving it: the same bytes to every request.
+    pub(crate) fn route<S: Clone + Send + Sync + 'static>(&self) -> MethodRouter<S> {
+        let doc = self.clone();
+        get(move || std::future::ready(openapi_json(&doc)))
+    }
+
     /// The document's JSON.
     #[cfg(test)]
     pub(crate) fn json(&self) -> &[u8] {
@@ -139,12 +146,24 @@ enum Message {
 /// The server's own rows of the error table (the auth rows are [`AuthError`]'s):
 /// status, `error` code, and whether a `message` comes with it.
 const ERRORS: &[(StatusCode, &str, Message)] = &[
-    (StatusCode::BAD_REQUEST, "invalid_request", Message::Optional),
+    (
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+        Message::Optional,
+    ),
     (StatusCode::FORBIDDEN, "forbidden_origin", Message::No),
     (StatusCode::NOT_FOUND, "not_found", Message::No),
     (StatusCode::CONFLICT, "conflict", Message::Yes),
-    (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", Message::Yes),
-    (StatusCode::UNPROCESSABLE_ENTITY, "target_mismatch", Message::No),
+    (
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        Message::Yes,
+    ),
+    (
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "target_mismatch",
+        Message::No,
+    ),
     (StatusCode::INTERNAL_SERVER_ERROR, "internal", Message::No),
     (StatusCode::GATEWAY_TIMEOUT, "timeout", Message::No),
 ];
@@ -235,7 +254,9 @@ fn body_schema(rows: &[&Row]) -> RefOr<Schema> {
         [one] => row_schema(one).into(),
         many => many
             .iter()
-            .fold(OneOfBuilder::new(), |one_of, row| one_of.item(row_schema(row)))
+            .fold(OneOfBuilder::new(), |one_of, row| {
+                one_of.item(row_schema(row))
+            })
             .into(),
     }
 }

@@ -57,13 +57,7 @@ async fn other_tenants_owner(h: &Harness) -> String {
     let other = keygate_keys::KeyStore::bootstrap(
         &*h.store,
         &keygate_keys::TokenFormat::default(),
-        keygate_keys::Bootstrap {
-            tenant: "other".to_owned(),
-            owner: "oscar".to_owned(),
-            projects: vec!["shop".to_owned()],
-            scopes,
-            key_name: "oscar's key".to_owned(),
-        },
+        keygate_keys::Bootstrap::new("other", "oscar", &["shop"], scopes, "oscar's key"),
     )
     .await
     .unwrap();

@@ -81,13 +81,7 @@ async fn other_tenant_key(h: &Harness) -> String {
         .store
         .bootstrap(
             &keygate_keys::TokenFormat::default(),
-            keygate_keys::Bootstrap {
-                tenant: "other".to_owned(),
-                owner: "dave".to_owned(),
-                projects: vec!["shop".to_owned()],
-                scopes: all_scopes(),
-                key_name: "dave's key".to_owned(),
-            },
+            keygate_keys::Bootstrap::new("other", "dave", &["shop"], all_scopes(), "dave's key"),
         )
         .await
         .unwrap();
@@ -547,13 +541,7 @@ async fn a_session_bound_through_one_instance_is_refused_to_others_on_every_inst
         .store()
         .bootstrap(
             &keygate_keys::TokenFormat::default(),
-            keygate_keys::Bootstrap {
-                tenant: "other".to_owned(),
-                owner: "dave".to_owned(),
-                projects: vec!["shop".to_owned()],
-                scopes: all_scopes(),
-                key_name: "dave's key".to_owned(),
-            },
+            keygate_keys::Bootstrap::new("other", "dave", &["shop"], all_scopes(), "dave's key"),
         )
         .await
         .unwrap()

@@ -103,13 +103,7 @@ async fn well_formed_tokens_all_reach_the_store() {
     let boot = store
         .bootstrap(
             &TokenFormat::default(),
-            keygate_keys::Bootstrap {
-                tenant: "t".to_owned(),
-                owner: "o".to_owned(),
-                projects: vec![],
-                scopes: vec!["services:read".to_owned()],
-                key_name: "k".to_owned(),
-            },
+            keygate_keys::Bootstrap::new("t", "o", &[], vec!["services:read".to_owned()], "k"),
         )
         .await
         .unwrap();
@@ -287,13 +281,7 @@ async fn measure_verification_timing() {
     let boot = sqlite
         .bootstrap(
             &TokenFormat::default(),
-            keygate_keys::Bootstrap {
-                tenant: "t".to_owned(),
-                owner: "o".to_owned(),
-                projects: vec![],
-                scopes: vec!["services:read".to_owned()],
-                key_name: "k".to_owned(),
-            },
+            keygate_keys::Bootstrap::new("t", "o", &[], vec!["services:read".to_owned()], "k"),
         )
         .await
         .unwrap();
