@@ -24,7 +24,7 @@ use crate::state::AppState;
 /// Longest key or project name accepted, in characters.
 const MAX_NAME: usize = keygate_client::MAX_NAME_CHARS;
 /// Most audit events one listing returns.
-const MAX_AUDIT: usize = 1000;
+pub(crate) const MAX_AUDIT: usize = 1000;
 /// Longest lifetime a key may be given, by `expires_at` or `expires_in`: ten years.
 const MAX_LIFETIME: time::Duration =
     time::Duration::seconds(keygate_client::MAX_KEY_LIFETIME_SECS as i64);
@@ -454,6 +454,7 @@ pub(crate) async fn list_scopes(
 #[utoipa::path(
     get,
     path = "/api/v1/token",
+    operation_id = "introspect",
     tag = "introspection",
     responses((status = 200, description = "The presented key.", body = TokenInfo))
 )]

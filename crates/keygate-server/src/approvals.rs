@@ -160,6 +160,7 @@ fn path_id(id: Result<Path<String>, PathRejection>) -> Result<String, ApiError> 
 #[utoipa::path(
     get,
     path = "/api/v1/approvals",
+    operation_id = "list_approvals",
     tag = "approvals",
     responses((status = 200, description = "The pending approvals.", body = ApprovalList))
 )]
@@ -179,6 +180,7 @@ pub(crate) async fn list(
 #[utoipa::path(
     get,
     path = "/api/v1/approvals/{id}",
+    operation_id = "get_approval",
     tag = "approvals",
     params(("id" = String, Path, description = "The approval's id.")),
     responses(
@@ -201,6 +203,7 @@ pub(crate) async fn get(
 #[utoipa::path(
     post,
     path = "/api/v1/approvals/{id}/approve",
+    operation_id = "approve",
     tag = "approvals",
     params(("id" = String, Path, description = "The approval's id.")),
     request_body = ApproveBody,
@@ -234,6 +237,7 @@ pub(crate) async fn approve(
 #[utoipa::path(
     post,
     path = "/api/v1/approvals/{id}/deny",
+    operation_id = "deny",
     tag = "approvals",
     params(("id" = String, Path, description = "The approval's id.")),
     responses(

@@ -109,6 +109,7 @@ impl Document {
 #[utoipa::path(
     get,
     path = "/api/v1/openapi.json",
+    operation_id = "openapi",
     tag = "meta",
     security(()),
     responses(
