@@ -13,6 +13,7 @@ mod isolation;
 mod keys;
 mod leaks;
 mod mcp_conformance;
+mod openapi;
 mod peers;
 mod policing;
 mod postgres;
