@@ -178,7 +178,12 @@ fn expiry(body: &CreateKey, now: OffsetDateTime) -> Result<Option<OffsetDateTime
     request_body = CreateKey,
     responses(
         (status = 201, description = "The key, with its raw token (shown once).", body = IssuedKey,
-            headers(("Cache-Control" = String, description = "`no-store`"))),
+            headers(("Cache-Control" = String, description = "`no-store`")),
+            links(
+                ("GetKey" = (operation_id = "get_key", parameters(("id" = "$response.body#/id")))),
+                ("RevokeKey" = (operation_id = "revoke_key", parameters(("id" = "$response.body#/id")))),
+                ("RotateKey" = (operation_id = "rotate_key", parameters(("id" = "$response.body#/id")))),
+            )),
         (status = 400, response = BadRequest),
         (status = 413, response = PayloadTooLarge),
         (status = 409, response = Conflict),
@@ -310,7 +315,7 @@ pub(crate) async fn revoke_key(
 }
 
 /// Rotate a key (owner only): a new key with the same kind, scopes and projects; the
-/// old one stays active until revoked.
+/// old one stays active until revoked. A revoked or expired key cannot be rotated (409).
 #[utoipa::path(
     post,
     path = "/api/v1/keys/{id}/rotate",
@@ -318,7 +323,12 @@ pub(crate) async fn revoke_key(
     params(("id" = KeyId, Path, description = "The public id of the key to replace.")),
     responses(
         (status = 201, description = "The new key, with its raw token (shown once).", body = IssuedKey,
-            headers(("Cache-Control" = String, description = "`no-store`"))),
+            headers(("Cache-Control" = String, description = "`no-store`")),
+            links(
+                ("GetKey" = (operation_id = "get_key", parameters(("id" = "$response.body#/id")))),
+                ("RevokeKey" = (operation_id = "revoke_key", parameters(("id" = "$response.body#/id")))),
+                ("RotateKey" = (operation_id = "rotate_key", parameters(("id" = "$response.body#/id")))),
+            )),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
     )
@@ -338,7 +348,13 @@ pub(crate) async fn rotate_key(
             &old,
             &actor(&principal),
         )
-        .await?;
+        .await
+        .map_err(|e| match e {
+            // A rotation sends nothing but the id: what the store refuses is the key's
+            // state (revoked, expired), a conflict rather than a malformed request.
+            keygate_keys::StoreError::Invalid(message) => ApiError::Conflict(message),
+            e => e.into(),
+        })?;
     tracing::info!(old_key_id = %old, key_id = %created.key.id, by = %principal.key_id, "key rotated");
     reveal(created, Some(&old))
 }
