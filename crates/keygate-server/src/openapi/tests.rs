@@ -60,10 +60,10 @@ fn accepts(doc: &Value, schema: &Value, v: &Value) -> bool {
     if !type_ok {
         return false;
     }
-    if let Some(values) = schema["enum"].as_array() {
-        if !values.contains(v) {
-            return false;
-        }
+    if let Some(values) = schema["enum"].as_array()
+        && !values.contains(v)
+    {
+        return false;
     }
     let Some(object) = v.as_object() else {
         return true;
