@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::error::ApiError;
-use crate::openapi::{BadRequest, Conflict, NotFound, PayloadTooLarge};
+use crate::openapi::{BadRequest, Conflict, KeyIssued, KeyPath, NotFound, PayloadTooLarge};
 use crate::state::AppState;
 
 /// Longest key or project name accepted, in characters.
@@ -177,13 +177,7 @@ fn expiry(body: &CreateKey, now: OffsetDateTime) -> Result<Option<OffsetDateTime
     tag = "keys",
     request_body = CreateKey,
     responses(
-        (status = 201, description = "The key, with its raw token (shown once).", body = IssuedKey,
-            headers(("Cache-Control" = String, description = "`no-store`")),
-            links(
-                ("GetKey" = (operation_id = "get_key", parameters(("id" = "$response.body#/id")))),
-                ("RevokeKey" = (operation_id = "revoke_key", parameters(("id" = "$response.body#/id")))),
-                ("RotateKey" = (operation_id = "rotate_key", parameters(("id" = "$response.body#/id")))),
-            )),
+        (status = 201, response = KeyIssued),
         (status = 400, response = BadRequest),
         (status = 413, response = PayloadTooLarge),
         (status = 409, response = Conflict),
@@ -269,7 +263,7 @@ fn parse_id(id: &Result<Path<String>, PathRejection>) -> Result<KeyId, ApiError>
     get,
     path = "/api/v1/keys/{id}",
     tag = "keys",
-    params(("id" = KeyId, Path, description = "The key's public id.")),
+    params(KeyPath),
     responses(
         (status = 200, description = "The key.", body = KeyInfo),
         (status = 404, response = NotFound),
@@ -294,7 +288,7 @@ pub(crate) async fn get_key(
     post,
     path = "/api/v1/keys/{id}/revoke",
     tag = "keys",
-    params(("id" = KeyId, Path, description = "The key's public id.")),
+    params(KeyPath),
     responses(
         (status = 200, description = "The revoked key.", body = KeyInfo),
         (status = 404, response = NotFound),
@@ -320,15 +314,9 @@ pub(crate) async fn revoke_key(
     post,
     path = "/api/v1/keys/{id}/rotate",
     tag = "keys",
-    params(("id" = KeyId, Path, description = "The public id of the key to replace.")),
+    params(KeyPath),
     responses(
-        (status = 201, description = "The new key, with its raw token (shown once).", body = IssuedKey,
-            headers(("Cache-Control" = String, description = "`no-store`")),
-            links(
-                ("GetKey" = (operation_id = "get_key", parameters(("id" = "$response.body#/id")))),
-                ("RevokeKey" = (operation_id = "revoke_key", parameters(("id" = "$response.body#/id")))),
-                ("RotateKey" = (operation_id = "rotate_key", parameters(("id" = "$response.body#/id")))),
-            )),
+        (status = 201, response = KeyIssued),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
     )

@@ -22,7 +22,9 @@ use keygate_scopes::APPROVE_SCOPE;
 use serde_json::json;
 
 use crate::error::ApiError;
-use crate::openapi::{BadRequest, Conflict, NotFound, PayloadTooLarge, TargetMismatch};
+use crate::openapi::{
+    ApprovalPath, BadRequest, Conflict, NotFound, PayloadTooLarge, TargetMismatch,
+};
 use crate::state::AppState;
 
 /// The calling key's owner, as a person approval records it.
@@ -182,7 +184,7 @@ pub(crate) async fn list(
     path = "/api/v1/approvals/{id}",
     operation_id = "get_approval",
     tag = "approvals",
-    params(("id" = String, Path, description = "The approval's id.")),
+    params(ApprovalPath),
     responses(
         (status = 200, description = "The approval.", body = ApprovalInfo),
         (status = 404, response = NotFound),
@@ -205,7 +207,7 @@ pub(crate) async fn get(
     path = "/api/v1/approvals/{id}/approve",
     operation_id = "approve",
     tag = "approvals",
-    params(("id" = String, Path, description = "The approval's id.")),
+    params(ApprovalPath),
     request_body = ApproveBody,
     responses(
         (status = 200, description = "The approved approval.", body = ApprovalInfo),
@@ -239,7 +241,7 @@ pub(crate) async fn approve(
     path = "/api/v1/approvals/{id}/deny",
     operation_id = "deny",
     tag = "approvals",
-    params(("id" = String, Path, description = "The approval's id.")),
+    params(ApprovalPath),
     responses(
         (status = 200, description = "The denied approval.", body = ApprovalInfo),
         (status = 404, response = NotFound),

@@ -18,6 +18,7 @@ use bytes::Bytes;
 use keygate_http::AuthError;
 use serde_json::{Value, json};
 use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::link::LinkBuilder;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::schema::{
@@ -26,6 +27,8 @@ use utoipa::openapi::schema::{
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::{Modify, OpenApi, ToResponse};
+
+use keygate_client::IssuedKey;
 
 use crate::error::ServerError;
 
@@ -65,6 +68,8 @@ const BEARER: &str = "bearer";
         crate::approvals::deny,
         openapi_json,
     ),
+    // The schema of the KeyIssued response, which refers to it by name.
+    components(schemas(IssuedKey)),
     modifiers(&Contract),
     security(("bearer" = [])),
     tags(
@@ -131,6 +136,72 @@ pub(crate) fn openapi_json(doc: &Document) -> Response {
         HeaderValue::from_static(CACHE_CONTROL),
     );
     resp
+}
+
+/// The `{id}` of the `/api/v1/keys/{id}` operations.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(
+    dead_code,
+    reason = "a description of the path for the document, never built"
+)]
+pub(crate) struct KeyPath {
+    /// The key's public id.
+    id: keygate_keys::KeyId,
+}
+
+/// The `{id}` of the `/api/v1/approvals/{id}` operations.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(
+    dead_code,
+    reason = "a description of the path for the document, never built"
+)]
+pub(crate) struct ApprovalPath {
+    /// The approval's id, as in its URL `/approvals/<id>`.
+    id: String,
+}
+
+/// 201 with a new key (create, rotate): its raw token is in this answer only, which no
+/// cache keeps; the stateful links lead to the operations on the new key.
+pub(crate) struct KeyIssued;
+
+impl<'r> ToResponse<'r> for KeyIssued {
+    fn response() -> (&'r str, RefOr<utoipa::openapi::Response>) {
+        let mut response = ResponseBuilder::new()
+            .description("The new key, with its raw token: shown this once.")
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("IssuedKey")))
+                    .build(),
+            )
+            .header(
+                "Cache-Control",
+                HeaderBuilder::new()
+                    .schema(Some(
+                        ObjectBuilder::new()
+                            .schema_type(SchemaType::Type(Type::String))
+                            .enum_values(Some(["no-store"])),
+                    ))
+                    .description(Some("`no-store`: no cache keeps the raw key."))
+                    .build(),
+            );
+        for (name, operation) in [
+            ("GetKey", "get_key"),
+            ("RevokeKey", "revoke_key"),
+            ("RotateKey", "rotate_key"),
+        ] {
+            response = response.link(
+                name,
+                LinkBuilder::new()
+                    .operation_id(operation)
+                    .parameter("id", "$response.body#/id")
+                    .build(),
+            );
+        }
+        ("KeyIssued", response.build().into())
+    }
 }
 
 /// Whether an error body carries a `message` a person can act on.
@@ -396,6 +467,8 @@ impl Modify for Contract {
         for (name, response) in answers() {
             components.responses.insert(name.to_owned(), response);
         }
+        let (name, issued) = <KeyIssued as ToResponse<'static>>::response();
+        components.responses.insert(name.to_owned(), issued);
         for item in doc.paths.paths.values_mut() {
             for op in operations(item) {
                 // `security(())` (this document) takes no key: no auth errors.

@@ -253,8 +253,22 @@ fn the_constraints_are_the_servers() {
         schemas["KeyStatus"]["enum"],
         json!(["active", "expired", "revoked"])
     );
-    let created = &doc["paths"]["/api/v1/keys"]["post"]["responses"]["201"];
-    assert!(created["headers"]["Cache-Control"].is_object(), "{created}");
+    for (path, op) in [
+        ("/api/v1/keys", "post"),
+        ("/api/v1/keys/{id}/rotate", "post"),
+    ] {
+        let created = &doc["paths"][path][op]["responses"]["201"];
+        let created = resolve(&doc, created["$ref"].as_str().expect("a reference"))
+            .expect("the KeyIssued response");
+        assert_eq!(
+            created["headers"]["Cache-Control"]["schema"]["enum"],
+            json!(["no-store"])
+        );
+        assert_eq!(
+            created["links"]["RevokeKey"]["parameters"]["id"],
+            "$response.body#/id"
+        );
+    }
 }
 
 #[test]
