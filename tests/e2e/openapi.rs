@@ -8,7 +8,8 @@
 //! 60 s budget). It has a key of its own (a second owner key), and the operations on
 //! `/api/v1/keys/{id}` get the id of a key made for them: get, revoke and rotate answer
 //! with real records, and cannot take away the demo owner's key, which the test checks
-//! still works afterwards. Key creation gets a scope of the demo policy so that it can
+//! still works afterwards. Those on `/api/v1/approvals/{id}` get a real approval (the
+//! owner's call of a gated tool) to read, approve with generated names, and deny. Key creation gets a scope of the demo policy so that it can
 //! succeed (the scopes are the policy's, not in the document).
 
 use std::process::Command;
@@ -73,6 +74,15 @@ async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_document()
     let (target, _) = admin
         .new_key(json!({"name": "target", "kind": "tenant", "scopes": ["services:read"]}))
         .await;
+    // A call the demo's person gate holds: an approval for schemathesis's key to decide.
+    let mut mcp = admin.mcp();
+    mcp.initialize().await;
+    let held = mcp.call("service.delete", json!({"service": "web"})).await;
+    assert_eq!(held.tool_code(), Some("APPROVAL_REQUIRED"), "{}", held.text);
+    let approval = held.json["result"]["structuredContent"]["approval_id"]
+        .as_str()
+        .expect("an approval id")
+        .to_owned();
 
     let dir = tempfile::tempdir().expect("a temporary directory");
     let config = dir.path().join("schemathesis.toml");
@@ -82,6 +92,10 @@ async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_document()
             r#"[[operations]]
 include-path-regex = "^/api/v1/keys/"
 parameters = {{ "path.id" = "{target}" }}
+
+[[operations]]
+include-path-regex = "^/api/v1/approvals/"
+parameters = {{ "path.id" = "{approval}" }}
 
 [[operations]]
 include-name = "POST /api/v1/keys"
@@ -146,4 +160,11 @@ parameters = {{ "body.scopes" = ["services:read"] }}
     assert_eq!(after.status, 200, "{}", after.text);
     let target = admin.get(&format!("/api/v1/keys/{target}")).await;
     assert!(target.json["revoked_at"].is_string(), "{}", target.text);
+    // And it decided the approval.
+    let decided = server
+        .api(&key)
+        .get(&format!("/api/v1/approvals/{approval}"))
+        .await;
+    assert_eq!(decided.status, 200, "{}", decided.text);
+    assert_ne!(decided.json["status"], "pending", "{}", decided.text);
 }
