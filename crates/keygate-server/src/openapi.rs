@@ -1,14 +1,15 @@
 //! The OpenAPI 3.1 document of the HTTP API, `GET /api/v1/openapi.json`.
 //!
 //! Generated with `utoipa` from the handlers' `#[utoipa::path]` attributes and the wire
-//! types of `keygate-client` (their `openapi` feature), written once when the app is
-//! built and served as the same bytes from then on. The error answers are components
-//! built from the error table itself: the auth rows from [`AuthError::body`], the
-//! server's own rows from [`ERRORS`]. Every authenticated operation answers the errors
+//! types of `keygate-client` (their `openapi` feature), written once per process (by
+//! the first app built) and served as the same bytes from then on. The error answers
+//! are components built from the error table itself: the auth rows from
+//! [`AuthError::body`], the server's own rows from [`ERRORS`]. Every authenticated operation answers the errors
 //! any request through the auth layer can meet (400, 401, 403, 429, 500, 503, 504),
 //! added here so that no handler has to list them.
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -83,17 +84,23 @@ const BEARER: &str = "bearer";
 )]
 struct ApiDoc;
 
-/// The document as served: its JSON, written once.
+/// The document as served: its JSON, written once per process.
 #[derive(Debug, Clone)]
 pub(crate) struct Document(Bytes);
 
+/// The document's JSON, once written (the same for every app of the process).
+static WRITTEN: OnceLock<Bytes> = OnceLock::new();
+
 impl Document {
-    /// Writes the document.
+    /// The document: written by the first app built in the process, shared by the rest.
     pub(crate) fn build() -> Result<Self, ServerError> {
+        if let Some(json) = WRITTEN.get() {
+            return Ok(Self(json.clone()));
+        }
         let json = ApiDoc::openapi()
             .to_json()
             .map_err(|e| ServerError::Config(format!("cannot write the OpenAPI document: {e}")))?;
-        Ok(Self(Bytes::from(json)))
+        Ok(Self(WRITTEN.get_or_init(|| Bytes::from(json)).clone()))
     }
 
     /// The route serving it: the same bytes to every request.
