@@ -75,6 +75,9 @@ pub struct KeyInfo {
     /// When it was revoked, if it was.
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub revoked_at: Option<OffsetDateTime>,
+    /// Why it was revoked when not on an owner's request: `leaked` (a leak report).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_reason: Option<String>,
     /// When it was last used, if ever.
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub last_used_at: Option<OffsetDateTime>,
@@ -514,6 +517,63 @@ impl std::fmt::Display for RejectReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// One match of a leak report, `POST /api/v1/leaks/github` (GitHub secret scanning's
+/// partner format: the body is a JSON array of these).
+///
+/// `Debug` never shows the token: it may be a live key.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LeakMatch {
+    /// The text found, as found.
+    pub token: String,
+    /// The name of the pattern that matched it (the provider's token type).
+    #[serde(rename = "type", default)]
+    pub token_type: String,
+    /// Where it was found (may be empty).
+    #[serde(default)]
+    pub url: String,
+    /// What kind of place it was found in, such as `content` or `commit`.
+    #[serde(default)]
+    pub source: String,
+}
+
+impl std::fmt::Debug for LeakMatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LeakMatch")
+            .field("token", &"<redacted>")
+            .field("token_type", &self.token_type)
+            .field("url", &self.url)
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+/// What a leak report's answer says of one match, in GitHub's feedback format.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LeakVerdict {
+    /// SHA-256 of the token as found, lowercase hex.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[0-9a-f]{64}$"))]
+    pub token_hash: String,
+    /// The match's `type`, as reported.
+    pub token_type: String,
+    /// Whether it is one of this server's keys.
+    pub label: LeakLabel,
+}
+
+/// Whether a reported token is a real credential of this server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum LeakLabel {
+    /// One of this server's keys (revoked now, or already revoked or expired).
+    TruePositive,
+    /// Not one of this server's keys: another service's token, a forged or
+    /// mistyped one.
+    FalsePositive,
 }
 
 /// A raw token as its string on the wire.

@@ -12,7 +12,8 @@ use crate::hash::TokenHash;
 use crate::last_used::LastUsed;
 use crate::model::{
     ApiKey, AuditEvent, Bootstrap, Bootstrapped, CreatedKey, NewAuditEvent, NewKey, Principal,
-    Project, ProjectId, ProjectRef, Role, Tenant, TenantId, TenantRef, User, UserId, UserRef,
+    Project, ProjectId, ProjectRef, RevokeReason, Role, Tenant, TenantId, TenantRef, User, UserId,
+    UserRef,
 };
 use crate::records::{self, PreparedKey};
 use crate::store::{KeyStore, Verifier};
@@ -400,11 +401,12 @@ impl KeyStore for MemoryStore {
         Ok(list.into_iter().map(|k| k.key.clone()).collect())
     }
 
-    async fn revoke_key(
+    async fn revoke_key_for(
         &self,
         tenant: &TenantId,
         id: &KeyId,
         actor: &str,
+        reason: Option<&RevokeReason>,
     ) -> Result<ApiKey, StoreError> {
         let mut state = self.write();
         state.key_of(tenant, id)?;
@@ -412,6 +414,7 @@ impl KeyStore for MemoryStore {
             let stored = state.keys.get_mut(id).ok_or(StoreError::NotFound)?;
             if stored.key.revoked_at.is_none() {
                 stored.key.revoked_at = Some(records::now());
+                stored.key.revoked_reason = reason.map(|r| r.as_str().to_owned());
                 true
             } else {
                 false
@@ -423,7 +426,7 @@ impl KeyStore for MemoryStore {
                 actor: actor.to_owned(),
                 action: "key.revoked".to_owned(),
                 target: id.to_string(),
-                detail: serde_json::json!({}),
+                detail: crate::model::revoked_detail(reason),
             });
         }
         Ok(state.key_of(tenant, id)?.key.clone())

@@ -228,6 +228,10 @@ pub struct ApiKey {
     /// When it was revoked, if it was.
     #[serde(with = "time::serde::rfc3339::option")]
     pub revoked_at: Option<OffsetDateTime>,
+    /// Why it was revoked, when not simply on request ([`RevokeReason::as_str`], such
+    /// as `leaked`); `None` for a key revoked by an owner, or not revoked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_reason: Option<String>,
     /// When it was last used (coalesced: accurate to about a minute).
     #[serde(with = "time::serde::rfc3339::option")]
     pub last_used_at: Option<OffsetDateTime>,
@@ -244,6 +248,39 @@ impl ApiKey {
             KeyStatus::Active
         }
     }
+}
+
+/// Why a key is revoked, when it is not simply on an owner's request: recorded on the
+/// key ([`ApiKey::revoked_reason`]) and in the detail of its `key.revoked` audit event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RevokeReason {
+    /// The token was found published, as a leak report (GitHub secret scanning) said.
+    Leaked {
+        /// Where it was found, as the report gave it (may be empty).
+        url: String,
+    },
+}
+
+impl RevokeReason {
+    /// The reason as stored: `leaked`.
+    pub const fn as_str(&self) -> &'static str {
+        match self {
+            Self::Leaked { .. } => "leaked",
+        }
+    }
+
+    /// The detail of the `key.revoked` audit event: `{"reason", "url"}`.
+    pub fn audit_detail(&self) -> serde_json::Value {
+        match self {
+            Self::Leaked { url } => serde_json::json!({ "reason": self.as_str(), "url": url }),
+        }
+    }
+}
+
+/// The detail of a `key.revoked` audit event for `reason` (`{}` on request).
+pub(crate) fn revoked_detail(reason: Option<&RevokeReason>) -> serde_json::Value {
+    reason.map_or_else(|| serde_json::json!({}), RevokeReason::audit_detail)
 }
 
 /// A request to create a key.

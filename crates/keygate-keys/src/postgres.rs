@@ -27,7 +27,8 @@ use crate::hash::TokenHash;
 use crate::last_used::LastUsed;
 use crate::model::{
     ApiKey, AuditEvent, Bootstrap, Bootstrapped, CreatedKey, NewAuditEvent, NewKey, Principal,
-    Project, ProjectId, ProjectRef, Role, Tenant, TenantId, TenantRef, User, UserId, UserRef,
+    Project, ProjectId, ProjectRef, RevokeReason, Role, Tenant, TenantId, TenantRef, User, UserId,
+    UserRef,
 };
 use crate::records::{self, PreparedKey};
 use crate::store::{KeyStore, Verifier};
@@ -45,7 +46,8 @@ const MIGRATION_LOCK: i64 = 0x006b_6579_6761_7465;
 const TOUCH_QUEUE: usize = 1024;
 
 /// Migrations, in order; `schema_version` records the last one applied.
-const MIGRATIONS: &[&str] = &[r"
+const MIGRATIONS: &[&str] = &[
+    r"
 CREATE TABLE tenants (
     id          text PRIMARY KEY,
     name        text NOT NULL UNIQUE,
@@ -94,7 +96,11 @@ CREATE TABLE audit_log (
     detail      jsonb NOT NULL
 );
 CREATE INDEX audit_log_tenant ON audit_log (tenant_id, id);
-"];
+",
+    r"
+ALTER TABLE api_keys ADD COLUMN revoked_reason text;
+",
+];
 
 /// The columns of an [`ApiKey`], projects resolved to parallel id and name arrays.
 const KEY_COLUMNS: &str = "k.id, k.tenant_id, k.actor_kind, k.user_id, k.name, k.prefix, k.scopes, \
@@ -102,7 +108,7 @@ const KEY_COLUMNS: &str = "k.id, k.tenant_id, k.actor_kind, k.user_id, k.name, k
        WHERE p.id = ANY(k.projects) ORDER BY p.name, p.id) END, \
      CASE WHEN k.projects IS NULL THEN NULL ELSE ARRAY(SELECT p.name FROM projects p \
        WHERE p.id = ANY(k.projects) ORDER BY p.name, p.id) END, \
-     k.created_at, k.expires_at, k.revoked_at, k.last_used_at";
+     k.created_at, k.expires_at, k.revoked_at, k.last_used_at, k.revoked_reason";
 
 /// A [`KeyStore`] in a PostgreSQL database, shared by any number of processes.
 ///
@@ -365,6 +371,7 @@ fn key_from_row(r: &Row) -> Result<ApiKey, StoreError> {
         created_at: r.get(9),
         expires_at: r.get(10),
         revoked_at: r.get(11),
+        revoked_reason: r.get(13),
         last_used_at: r.get(12),
     })
 }
@@ -851,23 +858,33 @@ impl KeyStore for PostgresStore {
             .collect()
     }
 
-    async fn revoke_key(
+    async fn revoke_key_for(
         &self,
         tenant: &TenantId,
         id: &KeyId,
         actor: &str,
+        reason: Option<&RevokeReason>,
     ) -> Result<ApiKey, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(db_err)?;
         let stmt = tx
             .prepare_cached(
-                "UPDATE api_keys SET revoked_at = $1 \
+                "UPDATE api_keys SET revoked_at = $1, revoked_reason = $4 \
                  WHERE id = $2 AND tenant_id = $3 AND revoked_at IS NULL",
             )
             .await
             .map_err(db_err)?;
+        let reason_text = reason.map(RevokeReason::as_str);
         let changed = tx
-            .execute(&stmt, &[&records::now(), &id.as_str(), &tenant.as_str()])
+            .execute(
+                &stmt,
+                &[
+                    &records::now(),
+                    &id.as_str(),
+                    &tenant.as_str(),
+                    &reason_text,
+                ],
+            )
             .await
             .map_err(db_err)?;
         let key = get_key(&tx, tenant, id, false).await?;
@@ -879,7 +896,7 @@ impl KeyStore for PostgresStore {
                     actor: actor.to_owned(),
                     action: "key.revoked".to_owned(),
                     target: id.to_string(),
-                    detail: serde_json::json!({}),
+                    detail: crate::model::revoked_detail(reason),
                 },
             )
             .await?;

@@ -55,6 +55,7 @@ impl PreparedKey {
             created_at: self.created_at,
             expires_at: self.expires_at,
             revoked_at: None,
+            revoked_reason: None,
             last_used_at: None,
         }
     }

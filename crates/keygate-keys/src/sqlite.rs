@@ -29,7 +29,8 @@ use crate::hash::TokenHash;
 use crate::last_used::LastUsed;
 use crate::model::{
     ApiKey, AuditEvent, Bootstrap, Bootstrapped, CreatedKey, NewAuditEvent, NewKey, Principal,
-    Project, ProjectId, ProjectRef, Role, Tenant, TenantId, TenantRef, User, UserId, UserRef,
+    Project, ProjectId, ProjectRef, RevokeReason, Role, Tenant, TenantId, TenantRef, User, UserId,
+    UserRef,
 };
 use crate::records::{self, PreparedKey};
 use crate::store::{KeyStore, Verifier};
@@ -44,7 +45,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const INLINE_BUSY_TIMEOUT: Duration = Duration::ZERO;
 
 /// Migrations, in order; `schema_version` records the last one applied.
-const MIGRATIONS: &[&str] = &[r"
+const MIGRATIONS: &[&str] = &[
+    r"
 CREATE TABLE tenants (
     id          TEXT PRIMARY KEY,
     name        TEXT NOT NULL UNIQUE,
@@ -92,14 +94,18 @@ CREATE TABLE audit_log (
     detail      TEXT NOT NULL
 );
 CREATE INDEX audit_log_tenant ON audit_log (tenant_id, id);
-"];
+",
+    r"
+ALTER TABLE api_keys ADD COLUMN revoked_reason TEXT;
+",
+];
 
 /// The columns of an [`ApiKey`], projects resolved to `[[id, name], …]` JSON.
 const KEY_COLUMNS: &str = "k.id, k.tenant_id, k.actor_kind, k.user_id, k.name, k.prefix, \
      k.scopes, CASE WHEN k.projects IS NULL THEN NULL ELSE \
      (SELECT json_group_array(json_array(p.id, p.name)) FROM projects p \
       WHERE p.id IN (SELECT value FROM json_each(k.projects))) END, \
-     k.created_at, k.expires_at, k.revoked_at, k.last_used_at";
+     k.created_at, k.expires_at, k.revoked_at, k.last_used_at, k.revoked_reason";
 
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 
@@ -448,6 +454,7 @@ fn key_from_row(r: &Row<'_>) -> rusqlite::Result<ApiKey> {
         created_at: from_micros(r.get(8)?)?,
         expires_at: opt_micros(r.get(9)?)?,
         revoked_at: opt_micros(r.get(10)?)?,
+        revoked_reason: r.get(12)?,
         last_used_at: opt_micros(r.get(11)?)?,
     })
 }
@@ -896,25 +903,27 @@ impl KeyStore for SqliteStore {
         .await
     }
 
-    async fn revoke_key(
+    async fn revoke_key_for(
         &self,
         tenant: &TenantId,
         id: &KeyId,
         actor: &str,
+        reason: Option<&RevokeReason>,
     ) -> Result<ApiKey, StoreError> {
-        let (tenant, id, actor) = (tenant.clone(), *id, actor.to_owned());
+        let (tenant, id, actor, reason) = (tenant.clone(), *id, actor.to_owned(), reason.cloned());
         self.write(move |tx| {
             get_key(tx, &tenant, &id)?;
             let changed = tx
                 .prepare_cached(
-                    "UPDATE api_keys SET revoked_at = ?1 \
+                    "UPDATE api_keys SET revoked_at = ?1, revoked_reason = ?4 \
                      WHERE id = ?2 AND tenant_id = ?3 AND revoked_at IS NULL",
                 )
                 .map_err(db_err)?
                 .execute(params![
                     micros(records::now()),
                     id.as_str(),
-                    tenant.as_str()
+                    tenant.as_str(),
+                    reason.as_ref().map(RevokeReason::as_str)
                 ])
                 .map_err(db_err)?;
             if changed == 1 {
@@ -925,7 +934,7 @@ impl KeyStore for SqliteStore {
                         actor,
                         action: "key.revoked".to_owned(),
                         target: id.to_string(),
-                        detail: serde_json::json!({}),
+                        detail: crate::model::revoked_detail(reason.as_ref()),
                     },
                 )?;
             }

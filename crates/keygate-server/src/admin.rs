@@ -59,6 +59,7 @@ fn key_info(k: ApiKey) -> KeyInfo {
         created_at: Some(k.created_at),
         expires_at: k.expires_at,
         revoked_at: k.revoked_at,
+        revoked_reason: k.revoked_reason,
         last_used_at: k.last_used_at,
         status: Some(status),
     }

@@ -28,7 +28,7 @@ use crate::openapi::{self, Document};
 use crate::serve::Transport;
 use crate::state::{AppState, Inner};
 use crate::upstream::Upstream;
-use crate::{admin, approvals, mcp, page};
+use crate::{admin, approvals, forward_auth, mcp, page};
 
 /// The default of [`Config::max_body`], the largest MCP request body: 4 MiB, what
 /// the official SDKs' servers accept.
@@ -148,6 +148,10 @@ impl App {
         let failures = config
             .auth_failure_rate
             .map(|n| Arc::new(FailureLimiter::new(FailureQuota::per_minute(n))));
+        let leak_keys = match &config.leak_report_keys {
+            Some(path) => Some(Arc::new(crate::leaks::LeakReportKeys::load(path)?)),
+            None => None,
+        };
         let upstream = match &config.upstream {
             UpstreamConfig::InProcess(upstream) => {
                 Upstream::in_process(upstream.clone(), config.upstream_timeout)
@@ -215,6 +219,7 @@ impl App {
                 failures,
                 origins,
                 document,
+                leak_keys,
             ),
             state,
             transport,
@@ -300,6 +305,8 @@ fn load_policy(config: &Config) -> Result<Policy, ServerError> {
 struct Routes {
     mcp: Router<AppState>,
     admin: Router<AppState>,
+    forward: Router<AppState>,
+    leaks: Router<AppState>,
     others: Router<AppState>,
 }
 
@@ -307,7 +314,7 @@ impl Routes {
     /// A route is one line: its metrics label (the `keygate_requests_total` `route`),
     /// its path, its handlers.
     #[rustfmt::skip]
-    fn new(labels: &mut RouteLabels, document: &Document) -> Self {
+    fn new(labels: &mut RouteLabels, document: &Document, leaks: crate::leaks::LeakRoute) -> Self {
         let gateway = post(mcp::gateway).get(mcp::passthrough).delete(mcp::passthrough);
         let mcp = Table::new(labels).route("mcp", "/api/mcp", gateway).into_router();
         let keys = Label::all("keys_list").post("keys_create");
@@ -326,13 +333,15 @@ impl Routes {
             .route("approvals_approve", "/api/v1/approvals/{id}/approve", post(approvals::approve))
             .route("approvals_deny", "/api/v1/approvals/{id}/deny", post(approvals::deny))
             .into_router();
+        let forward = forward_auth::routes(Table::new(labels)).into_router();
+        let leaks = Table::new(labels).route("leaks_github", crate::leaks::PATH, leaks.handlers()).into_router();
         let others = Table::new(labels)
             .route("healthz", "/healthz", get(healthz))
             .route("metrics", "/metrics", get(metrics))
             .route("openapi", openapi::PATH, document.route())
             .into_router()
             .merge(page::routes(labels));
-        Self { mcp, admin, others }
+        Self { mcp, admin, forward, leaks, others }
     }
 }
 
@@ -350,6 +359,7 @@ fn router(
     failures: Option<Arc<FailureLimiter>>,
     origins: Arc<crate::origin::Origins>,
     document: Document,
+    leak_keys: Option<Arc<crate::leaks::LeakReportKeys>>,
 ) -> Router {
     let max_body = state.max_body;
     // Every request but an MCP one must produce its head within the request timeout. An
@@ -357,12 +367,20 @@ fn router(
     // the upstream timeout: a tool answered in one JSON body may take longer than any
     // generic bound, and a stream may stay open as long as its ends want.
     let timeout = TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, request_timeout);
+    let leaks = crate::leaks::LeakRoute::new(leak_keys, failures.clone());
     let mut auth = keygate_http::AuthLayer::new(state.verifier.clone());
     if let Some(failures) = failures {
         auth = auth.with_failure_limiter(failures);
     }
     let mut labels = RouteLabels::default();
-    let Routes { mcp, admin, others } = Routes::new(&mut labels, &document);
+    let Routes {
+        mcp,
+        admin,
+        forward,
+        leaks,
+        others,
+    } = Routes::new(&mut labels, &document, leaks);
+    let leaks = leaks.layer(timeout);
     let admin_routes = admin
         .route_layer(middleware::from_fn_with_state(state.clone(), rate_limited))
         .layer(DefaultBodyLimit::max(ADMIN_BODY_LIMIT))
@@ -370,10 +388,18 @@ fn router(
     let mcp_routes = mcp
         .route_layer(middleware::from_fn_with_state(state.clone(), rate_limited))
         .layer(DefaultBodyLimit::max(max_body));
+    // Forward-auth: the same key checks and budgets, its answers finished outside them.
+    let forward = forward
+        .route_layer(middleware::from_fn_with_state(state.clone(), rate_limited))
+        .route_layer(auth.clone())
+        .layer(middleware::from_fn(crate::forward_auth::finish))
+        .layer(timeout);
     let api = admin_routes.merge(mcp_routes).route_layer(auth);
     let others = others.fallback(not_found).layer(timeout);
     let routes = Router::new()
         .merge(api)
+        .merge(forward)
+        .merge(leaks)
         .merge(others)
         .with_state(state.clone());
     // The layers every request passes through wrap the routed app once, from outside.
@@ -533,7 +559,11 @@ mod tests {
     fn route_label(path: &str, method: &Method) -> &'static str {
         let mut labels = RouteLabels::default();
         let document = Document::build().expect("the OpenAPI document");
-        let _routes = Routes::new(&mut labels, &document);
+        let _routes = Routes::new(
+            &mut labels,
+            &document,
+            crate::leaks::LeakRoute::new(None, None),
+        );
         labels.of(path, method)
     }
 
@@ -557,6 +587,10 @@ mod tests {
             ("/api/v1/scopes", &get, "scopes"),
             ("/api/v1/projects", &post, "projects"),
             ("/api/v1/audit", &get, "audit"),
+            ("/api/v1/leaks/github", &post, "leaks_github"),
+            ("/auth/verify", &get, "forward_auth"),
+            ("/auth/verify/api/x?y", &post, "forward_auth"),
+            ("/auth/verifyx", &get, "other"),
             ("/healthz", &get, "healthz"),
             ("/metrics", &get, "metrics"),
             ("/api/v1/openapi.json", &get, "openapi"),
@@ -589,7 +623,11 @@ mod tests {
             serde_json::from_slice(document.json()).expect("the document is JSON");
         let documented = doc["paths"].as_object().expect("paths");
         let mut labels = RouteLabels::default();
-        let _routes = Routes::new(&mut labels, &document);
+        let _routes = Routes::new(
+            &mut labels,
+            &document,
+            crate::leaks::LeakRoute::new(None, None),
+        );
         let api: Vec<&str> = labels
             .paths()
             .filter(|p| p.starts_with("/api/v1/") || *p == "/auth/verify")
@@ -605,8 +643,14 @@ mod tests {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let policy = dir.path().join("policy.toml");
         std::fs::write(&policy, "[scopes]\n\"a:read\" = \"Read\"\n").expect("a policy file");
+        // With leak-report keys, so that the leak-report route is the one it serves.
+        let keys = dir.path().join("keys.json");
+        let pem = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAECh9/ZUq8rzQU4a1L7tSH4PUuoN2Y\nrIGoU1pAKpt4Kh9fV6F2SYDHpiBaYVWPGAjGnuqB3klpqoXBEz3c2qSmfQ==\n-----END PUBLIC KEY-----\n";
+        let file = serde_json::json!({"public_keys": [{"key_identifier": "k1", "key": pem, "is_current": true}]});
+        std::fs::write(&keys, file.to_string()).expect("a key file");
         let mut config = Config::new(UpstreamConfig::Http("http://127.0.0.1:9/mcp".to_owned()));
         config.policy = Some(policy);
+        config.leak_report_keys = Some(keys);
         let store = Arc::new(keygate_keys::MemoryStore::new());
         let owner = store
             .bootstrap(

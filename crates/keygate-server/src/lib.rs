@@ -3,8 +3,11 @@
 //! Composes the keygate crates into the axum application that `keygated` serves: the
 //! owner admin API for keys and projects, token introspection, the MCP gateway that
 //! puts authentication, policy, rate limits and confirmation gates in front of a tool
-//! server, the approvals API a person decides an agent's gated calls with, the
-//! Settings → API & MCP page, health and Prometheus metrics. It never
+//! server, the approvals API a person decides an agent's gated calls with, forward-auth
+//! at `/auth/verify` for proxies in front of any HTTP service, leaked-key reports from
+//! GitHub secret scanning (`POST /api/v1/leaks/github`, with
+//! [`Config::leak_report_keys`]), the Settings → API & MCP page, health and Prometheus
+//! metrics. It never
 //! prints or exits: the binary owns configuration parsing, logging and exit codes.
 //!
 //! - [`Config`] / [`Upstream`]: what to serve, as values.
@@ -47,7 +50,9 @@ mod approvals;
 mod config;
 mod elicitation;
 mod error;
+mod forward_auth;
 mod labels;
+mod leaks;
 mod mcp;
 mod metrics;
 mod openapi;
@@ -70,6 +75,7 @@ pub use crate::config::{
     read_settings_file,
 };
 pub use crate::error::ServerError;
+pub use crate::leaks::LEAK_REPORT_BODY_LIMIT;
 pub use crate::mcp::{MAX_JSON_DEPTH, MAX_SESSION_ID_LEN};
 pub use crate::page::CSP;
 pub use crate::serve::shutdown_signal;

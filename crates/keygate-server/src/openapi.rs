@@ -67,6 +67,8 @@ const BEARER: &str = "bearer";
         crate::approvals::get,
         crate::approvals::approve,
         crate::approvals::deny,
+        crate::forward_auth::verify,
+        crate::leaks::report,
         openapi_json,
     ),
     // The schema of the KeyIssued response, which refers to it by name.
@@ -79,6 +81,8 @@ const BEARER: &str = "bearer";
         (name = "projects", description = "The tenant's projects (an owner's user key with `keys:admin`)."),
         (name = "audit", description = "The tenant's audit log (an owner's user key with `keys:admin`)."),
         (name = "approvals", description = "Gated agent calls a person approves or denies (a user key with `gates:approve`)."),
+        (name = "forward-auth", description = "Key checks for a proxy in front of any HTTP service."),
+        (name = "leaks", description = "Leaked-key reports from GitHub secret scanning."),
         (name = "meta", description = "This document."),
     )
 )]
@@ -230,6 +234,7 @@ const ERRORS: &[(StatusCode, &str, Message)] = &[
         "invalid_request",
         Message::Optional,
     ),
+    (StatusCode::UNAUTHORIZED, "invalid_signature", Message::Yes),
     (StatusCode::FORBIDDEN, "forbidden_origin", Message::No),
     (StatusCode::NOT_FOUND, "not_found", Message::No),
     (StatusCode::CONFLICT, "conflict", Message::Yes),
@@ -341,14 +346,14 @@ fn body_schema(rows: &[&Row]) -> RefOr<Schema> {
 }
 
 macro_rules! answers {
-    ($($(#[$doc:meta])* $name:ident: $status:ident $(only $code:literal)? $(, header $header:literal = $desc:literal)*;)*) => {
+    ($($(#[$doc:meta])* $name:ident: $status:ident $(only $($code:literal)|+)? $(, header $header:literal = $desc:literal)*;)*) => {
         $(
             $(#[$doc])*
             pub(crate) struct $name;
 
             impl<'r> ToResponse<'r> for $name {
                 fn response() -> (&'r str, RefOr<utoipa::openapi::Response>) {
-                    let only: Option<&str> = None $(.or(Some($code)))?;
+                    let only: &[&str] = &[$($($code),+)?];
                     let headers: &[(&str, &str)] = &[$(($header, $desc)),*];
                     (stringify!($name), answer(StatusCode::$status, only, headers).into())
                 }
@@ -367,7 +372,10 @@ answers! {
     /// not take (with a `message`).
     BadRequest: BAD_REQUEST;
     /// 401: no key, an unknown or malformed one, a revoked or an expired one.
-    Unauthorized: UNAUTHORIZED, header "WWW-Authenticate" = "An RFC 6750 Bearer challenge.";
+    Unauthorized: UNAUTHORIZED only "missing_token" | "invalid_token" | "expired",
+        header "WWW-Authenticate" = "An RFC 6750 Bearer challenge.";
+    /// 401 for a leak report: its signature is not verified.
+    InvalidSignature: UNAUTHORIZED only "invalid_signature";
     /// 403: the key may not do this, or the request's `Origin` is not allowed.
     Forbidden: FORBIDDEN;
     /// 403 from the origin guard alone (an operation that takes no key).
@@ -390,18 +398,23 @@ answers! {
     Timeout: GATEWAY_TIMEOUT;
 }
 
-/// The response of the error table's rows with `status` (with `error` equal to `only`,
-/// when given).
+/// The response of the error table's rows with `status` (those whose `error` is in
+/// `only`, unless it is empty).
 fn answer(
     status: StatusCode,
-    only: Option<&str>,
+    only: &[&str],
     headers: &[(&str, &str)],
 ) -> utoipa::openapi::Response {
     let all = rows();
     let rows: Vec<&Row> = all
         .iter()
         .filter(|r| r.status == status)
-        .filter(|r| only.is_none_or(|code| r.fixed.get("error") == Some(&json!(code))))
+        .filter(|r| {
+            only.is_empty()
+                || only
+                    .iter()
+                    .any(|code| r.fixed.get("error") == Some(&json!(code)))
+        })
         .collect();
     let mut codes: Vec<String> = rows
         .iter()
@@ -477,8 +490,18 @@ impl Modify for Contract {
         let (name, issued) = <KeyIssued as ToResponse<'static>>::response();
         components.responses.insert(name.to_owned(), issued);
         for item in doc.paths.paths.values_mut() {
-            for op in operations(item) {
-                // `security(())` (this document) takes no key: no auth errors.
+            // One handler for several methods (forward-auth) has one id: one per method.
+            let several = operations(item).count() > 1
+                && operations(item)
+                    .map(|(_, op)| op.operation_id.clone())
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .len()
+                    == 1;
+            for (method, op) in operations(item) {
+                if several && let Some(id) = &mut op.operation_id {
+                    *id = format!("{id}_{method}");
+                }
+                // `security(())` (this document, leak reports) takes no key: no auth errors.
                 if op.security.is_some() {
                     continue;
                 }
@@ -493,20 +516,22 @@ impl Modify for Contract {
     }
 }
 
-/// The operations of a path item.
-fn operations(item: &mut utoipa::openapi::PathItem) -> impl Iterator<Item = &mut Operation> {
+/// The operations of a path item, with their methods.
+fn operations(
+    item: &mut utoipa::openapi::PathItem,
+) -> impl Iterator<Item = (&'static str, &mut Operation)> {
     [
-        &mut item.get,
-        &mut item.put,
-        &mut item.post,
-        &mut item.delete,
-        &mut item.options,
-        &mut item.head,
-        &mut item.patch,
-        &mut item.trace,
+        ("get", &mut item.get),
+        ("put", &mut item.put),
+        ("post", &mut item.post),
+        ("delete", &mut item.delete),
+        ("options", &mut item.options),
+        ("head", &mut item.head),
+        ("patch", &mut item.patch),
+        ("trace", &mut item.trace),
     ]
     .into_iter()
-    .filter_map(Option::as_mut)
+    .filter_map(|(method, op)| Some((method, op.as_mut()?)))
 }
 
 #[cfg(test)]

@@ -708,14 +708,14 @@ proptest! {
                                 }
                                 let id = approval.id.clone();
                                 match claim(&mut known, key, args, now) {
+                                    // Declined naming the denial the claim closed, which
+                                    // may be a newer one of this call than the state's.
+                                    Claim::Denied(i) => Expect::Declined(known[i].id.clone()),
                                     _ if !accepted => Expect::Declined(id),
                                     Claim::Approved(i) => {
                                         prop_assert!(justified(&known[i], key, args), "ran on {:?}", known[i]);
                                         Expect::Allowed(known[i].id.clone())
                                     }
-                                    // Declined naming the state's approval, whichever
-                                    // denial of this call the claim closed.
-                                    Claim::Denied(_) => Expect::Declined(id),
                                     Claim::Pending(_) | Claim::Nothing => Expect::Invalid("request_state_expired"),
                                 }
                             }

@@ -6,6 +6,8 @@ mod admin;
 mod approvals;
 mod elicitation;
 mod errors;
+mod forward_auth;
+mod leak_reports;
 mod limits;
 mod mcp;
 mod misc;
