@@ -2,7 +2,10 @@
 //! `keygated --demo`, from the server's own `GET /api/v1/openapi.json`: every answer
 //! must be no 5xx, a status the document lists for the operation, the content type
 //! and the body schema it gives, with the headers it says; requests the document calls
-//! invalid, without a key, or with a method it does not list must be refused.
+//! invalid, without a key, or with a method it does not list must be refused. Every
+//! check of schemathesis runs (its default) but `positive_data_acceptance`: whether a
+//! schema-valid body is accepted depends on state the document cannot hold (the
+//! policy's scopes, the tenant's projects, the clock).
 //!
 //! The run is bounded (a few examples per operation, a fixed seed, one worker, a hard
 //! 60 s budget). It has a key of its own (a second owner key), and the operations on
@@ -16,17 +19,13 @@ use std::process::Command;
 use std::time::Duration;
 
 use keygate_e2e::{Server, under_ci};
+use keygate_test::LeakSigner;
 use serde_json::json;
 
 use crate::peers::{python, run_bounded, tail};
 
 /// The longest the whole schemathesis run may take.
 const RUN_BUDGET: Duration = Duration::from_secs(60);
-
-/// Every check but `positive_data_acceptance`: whether a schema-valid body is
-/// accepted depends on state the document cannot hold (the policy's scopes, the
-/// tenant's projects, the clock).
-const EXCLUDED_CHECKS: &str = "positive_data_acceptance";
 
 /// `schemathesis ARGS…` with the peers' Python.
 fn schemathesis(args: &[&str]) -> Command {
@@ -61,8 +60,25 @@ async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_document()
     if !available() {
         return;
     }
-    // Rates high enough that the run is not mostly 429s (which the document lists).
-    let server = Server::demo_with(&["--key-rate", "1000", "--tenant-rate", "1000"]);
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    // Leak reports configured, so that their route checks signatures (schemathesis has
+    // none it could sign: every report of the run is refused, nothing is revoked).
+    let leak_keys = dir.path().join("leak-report-keys.json");
+    let file = LeakSigner::new().key_file("schemathesis");
+    std::fs::write(&leak_keys, file.to_string()).expect("a key file");
+    // Rates high enough that the run is not mostly 429s (which the document lists): it
+    // sends requests without a key and reports it cannot sign, failures an address is
+    // otherwise refused after 60 a minute.
+    let server = Server::demo_with(&[
+        "--key-rate",
+        "1000",
+        "--tenant-rate",
+        "1000",
+        "--auth-failure-rate",
+        "100000",
+        "--leak-report-keys",
+        leak_keys.to_str().expect("a UTF-8 path"),
+    ]);
     let owner = server.owner_key();
     let admin = server.api(&owner);
     let me = admin.introspect().await;
@@ -84,12 +100,22 @@ async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_document()
         .expect("an approval id")
         .to_owned();
 
-    let dir = tempfile::tempdir().expect("a temporary directory");
     let config = dir.path().join("schemathesis.toml");
     std::fs::write(
         &config,
         format!(
-            r#"[[operations]]
+            r#"[checks]
+positive_data_acceptance.enabled = false
+
+# Forward-auth answers any method, as a proxy may ask with any: OpenAPI 3.1 lists
+# eight, and cannot say "and every other one". Its checks name the demo's scope and
+# project, so that it can answer 200.
+[[operations]]
+include-path = "/auth/verify"
+checks.unsupported_method.enabled = false
+parameters = {{ "query.scope" = "services:read", "query.project" = "shop" }}
+
+[[operations]]
 include-path-regex = "^/api/v1/keys/"
 parameters = {{ "path.id" = "{target}" }}
 
@@ -115,10 +141,6 @@ parameters = {{ "body.scopes" = ["services:read"] }}
         &url,
         "--header",
         &auth,
-        "--checks",
-        "all",
-        "--exclude-checks",
-        EXCLUDED_CHECKS,
         "--max-examples",
         "15",
         "--seed",
@@ -150,10 +172,13 @@ parameters = {{ "body.scopes" = ["services:read"] }}
     assert!(tested >= 14, "only {tested} operations tested:\n{report}");
     let cases = report
         .lines()
-        .find_map(|l| l.trim().split_once(" generated"))
-        .and_then(|(n, _)| n.parse::<u32>().ok())
+        .find_map(|l| l.trim().split_once(" generated, ")?.0.parse::<u32>().ok())
         .unwrap_or_default();
     assert!(cases >= 200, "only {cases} test cases:\n{report}");
+    assert!(
+        !report.contains("Rate limited:"),
+        "429s hid the API:\n{report}"
+    );
     // The demo owner's key survived whatever the run revoked and rotated; the run did
     // reach the target key (revoked it).
     let after = admin.introspect().await;

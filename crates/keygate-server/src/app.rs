@@ -645,8 +645,7 @@ mod tests {
         std::fs::write(&policy, "[scopes]\n\"a:read\" = \"Read\"\n").expect("a policy file");
         // With leak-report keys, so that the leak-report route is the one it serves.
         let keys = dir.path().join("keys.json");
-        let pem = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAECh9/ZUq8rzQU4a1L7tSH4PUuoN2Y\nrIGoU1pAKpt4Kh9fV6F2SYDHpiBaYVWPGAjGnuqB3klpqoXBEz3c2qSmfQ==\n-----END PUBLIC KEY-----\n";
-        let file = serde_json::json!({"public_keys": [{"key_identifier": "k1", "key": pem, "is_current": true}]});
+        let file = keygate_test::LeakSigner::new().key_file("k1");
         std::fs::write(&keys, file.to_string()).expect("a key file");
         let mut config = Config::new(UpstreamConfig::Http("http://127.0.0.1:9/mcp".to_owned()));
         config.policy = Some(policy);
