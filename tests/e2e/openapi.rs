@@ -169,7 +169,7 @@ parameters = {{ "body.scopes" = ["services:read"] }}
         .find_map(|l| l.trim().strip_prefix("Tested: "))
         .and_then(|n| n.parse::<u32>().ok())
         .unwrap_or_default();
-    assert!(tested >= 14, "only {tested} operations tested:\n{report}");
+    assert!(tested >= 23, "only {tested} operations tested:\n{report}");
     let cases = report
         .lines()
         .find_map(|l| l.trim().split_once(" generated, ")?.0.parse::<u32>().ok())

@@ -632,7 +632,7 @@ mod tests {
             .paths()
             .filter(|p| p.starts_with("/api/v1/") || *p == "/auth/verify")
             .collect();
-        assert!(api.len() >= 13, "the table has the API's routes: {api:?}");
+        assert!(api.len() >= 15, "the table has the API's routes: {api:?}");
         for path in documented.keys() {
             assert!(
                 api.contains(&path.as_str()),
