@@ -150,13 +150,13 @@ async fn bootstrap(store: &dyn KeyStore) -> anyhow::Result<Option<String>> {
     let done = store
         .bootstrap(
             &TokenFormat::default(),
-            Bootstrap {
-                tenant: TENANT.to_owned(),
-                owner: "owner".to_owned(),
-                projects: Vec::new(),
-                scopes: vec!["keys:admin".to_owned()],
-                key_name: "axum-protected example".to_owned(),
-            },
+            Bootstrap::new(
+                TENANT.to_owned(),
+                "owner",
+                &[],
+                vec!["keys:admin".to_owned()],
+                "axum-protected example",
+            ),
         )
         .await
         .context("bootstrapping the example tenant")?;

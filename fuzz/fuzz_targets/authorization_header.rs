@@ -71,17 +71,10 @@ fn fixture() -> &'static Fixture {
             inner: MemoryStore::new(),
             seen: Mutex::new(Seen::default()),
         });
+        let scopes = vec!["keys:admin".to_owned()];
+        let request = Bootstrap::new("acme", "alice", &["shop"], scopes, "owner");
         let boot = runtime
-            .block_on(store.inner.bootstrap(
-                &TokenFormat::default(),
-                Bootstrap {
-                    tenant: "acme".to_owned(),
-                    owner: "alice".to_owned(),
-                    projects: vec!["shop".to_owned()],
-                    scopes: vec!["keys:admin".to_owned()],
-                    key_name: "owner".to_owned(),
-                },
-            ))
+            .block_on(store.inner.bootstrap(&TokenFormat::default(), request))
             .expect("bootstrap");
         Fixture {
             runtime,

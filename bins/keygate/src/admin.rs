@@ -12,7 +12,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::cli::{ApprovalsCommand, AuditArgs, KeysCommand, KindArg, ProjectsCommand};
+use crate::cli::{ApprovalsCommand, AuditArgs, KeysCommand, KindArg, ListArgs, ProjectsCommand};
 use crate::refusal::Refused;
 use crate::runtime::block_on;
 
@@ -163,7 +163,7 @@ pub(crate) fn keys(cmd: &KeysCommand) -> anyhow::Result<ExitCode> {
             eprintln!("created {}", describe(&created.info));
             eprintln!("the key is shown this once: store it now");
         }
-        KeysCommand::List { server, json } => {
+        KeysCommand::List(ListArgs { server, json }) => {
             let admin = Admin::new(&server.server)?;
             let keys = admin.call(admin.client.keys())?;
             let now = OffsetDateTime::now_utc();
@@ -267,7 +267,7 @@ pub(crate) fn projects(cmd: &ProjectsCommand) -> anyhow::Result<ExitCode> {
             let project = admin.call(admin.client.create_project(name))?;
             eprintln!("created project {} (id {})", project.name, project.id);
         }
-        ProjectsCommand::List { server, json } => {
+        ProjectsCommand::List(ListArgs { server, json }) => {
             let admin = Admin::new(&server.server)?;
             let projects = admin.call(admin.client.projects())?;
             print_list(*json, &projects, &["ID", "NAME", "CREATED"], |p| {
@@ -295,7 +295,7 @@ pub(crate) fn audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
 
 pub(crate) fn approvals(cmd: &ApprovalsCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        ApprovalsCommand::List { server, json } => {
+        ApprovalsCommand::List(ListArgs { server, json }) => {
             let admin = Admin::with_role(&server.server, Role::Approver)?;
             let approvals = admin.call(admin.client.approvals())?;
             let header = ["ID", "OPERATION", "TARGET", "KEY", "EXPIRES"];

@@ -160,6 +160,16 @@ pub(crate) struct ServerArg {
     pub(crate) server: String,
 }
 
+/// A listing: where the API is, and whether to print JSON.
+#[derive(Debug, Args)]
+pub(crate) struct ListArgs {
+    #[command(flatten)]
+    pub(crate) server: ServerArg,
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
 /// Kind of key to create.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum KindArg {
@@ -192,13 +202,7 @@ pub(crate) enum KeysCommand {
         name: String,
     },
     /// List keys: id, name, kind, scopes, created, expires, last used, status.
-    List {
-        #[command(flatten)]
-        server: ServerArg,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    List(ListArgs),
     /// Show one key.
     Show {
         #[command(flatten)]
@@ -235,13 +239,7 @@ pub(crate) enum ProjectsCommand {
         name: String,
     },
     /// List projects.
-    List {
-        #[command(flatten)]
-        server: ServerArg,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    List(ListArgs),
 }
 
 #[derive(Debug, Args)]
@@ -259,13 +257,7 @@ pub(crate) struct AuditArgs {
 #[derive(Debug, Subcommand)]
 pub(crate) enum ApprovalsCommand {
     /// List the pending approvals you may decide: id, operation, target, key, expires.
-    List {
-        #[command(flatten)]
-        server: ServerArg,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    List(ListArgs),
     /// Approve a call: the agent's identical retry then proceeds once.
     Approve {
         #[command(flatten)]

@@ -28,13 +28,7 @@ fn bench(c: &mut Criterion) {
     let boot = rt
         .block_on(store.bootstrap(
             &TokenFormat::default(),
-            Bootstrap {
-                tenant: "acme".to_owned(),
-                owner: "alice".to_owned(),
-                projects: Vec::new(),
-                scopes: vec!["keys:admin".to_owned()],
-                key_name: "bench".to_owned(),
-            },
+            Bootstrap::new("acme", "alice", &[], vec!["keys:admin".to_owned()], "bench"),
         ))
         .expect("bootstrap");
     let authorization = format!("Bearer {}", boot.key.token.expose());

@@ -24,13 +24,13 @@ use keygate_keys::{Bootstrap, KeyStore, MemoryStore, Token, TokenFormat, TokenHa
 fn bootstrap(rt: &tokio::runtime::Runtime, store: &dyn KeyStore) -> String {
     rt.block_on(store.bootstrap(
         &TokenFormat::default(),
-        Bootstrap {
-            tenant: "bench".to_owned(),
-            owner: "alice".to_owned(),
-            projects: vec!["shop".to_owned()],
-            scopes: vec!["keys:admin".to_owned(), "services:read".to_owned()],
-            key_name: "bench".to_owned(),
-        },
+        Bootstrap::new(
+            "bench",
+            "alice",
+            &["shop"],
+            vec!["keys:admin".to_owned(), "services:read".to_owned()],
+            "bench",
+        ),
     ))
     .map(|b| b.key.token.expose().to_owned())
     .unwrap_or_else(|e| panic!("bootstrap: {e}"))

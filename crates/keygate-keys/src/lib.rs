@@ -19,13 +19,7 @@
 //! let setup = store
 //!     .bootstrap(
 //!         &TokenFormat::default(),
-//!         Bootstrap {
-//!             tenant: "acme".to_owned(),
-//!             owner: "alice".to_owned(),
-//!             projects: vec!["shop".to_owned()],
-//!             scopes: vec!["keys:admin".to_owned()],
-//!             key_name: "owner".to_owned(),
-//!         },
+//!         Bootstrap::new("acme", "alice", &["shop"], vec!["keys:admin".to_owned()], "owner"),
 //!     )
 //!     .await?;
 //! // Shown once; only its hash is stored.

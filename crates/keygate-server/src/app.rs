@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -22,6 +22,7 @@ use tower_http::timeout::TimeoutLayer;
 
 use crate::config::{Config, Upstream as UpstreamConfig};
 use crate::error::ServerError;
+use crate::labels::{Label, RouteLabels, Table};
 use crate::metrics::{Metrics, TimedVerifier};
 use crate::serve::Transport;
 use crate::state::{AppState, Inner};
@@ -296,6 +297,57 @@ fn load_policy(config: &Config) -> Result<Policy, ServerError> {
     }
 }
 
+/// Every route, each added with its metrics label (the one route table): the MCP
+/// gateway, the owner admin and approvals API, forward-auth, leak reports, and the rest.
+struct Routes {
+    mcp: Router<AppState>,
+    admin: Router<AppState>,
+    forward: Router<AppState>,
+    leaks: Router<AppState>,
+    others: Router<AppState>,
+}
+
+impl Routes {
+    /// A route is one line: its metrics label (the `keygate_requests_total` `route`),
+    /// its path, its handlers.
+    #[rustfmt::skip]
+    fn new(labels: &mut RouteLabels, leaks: crate::leaks::LeakSetup) -> Self {
+        let gateway = post(mcp::gateway).get(mcp::passthrough).delete(mcp::passthrough);
+        let mcp = Table::new(labels).route("mcp", "/api/mcp", gateway).into_router();
+        let keys = Label::all("keys_list").post("keys_create");
+        let projects = post(admin::create_project).get(admin::list_projects);
+        let admin = Table::new(labels)
+            .route("token", "/api/v1/token", get(admin::token))
+            .route("scopes", "/api/v1/scopes", get(admin::list_scopes))
+            .route(keys, "/api/v1/keys", post(admin::create_key).get(admin::list_keys))
+            .route("keys_get", "/api/v1/keys/{id}", get(admin::get_key))
+            .route("keys_revoke", "/api/v1/keys/{id}/revoke", post(admin::revoke_key))
+            .route("keys_rotate", "/api/v1/keys/{id}/rotate", post(admin::rotate_key))
+            .route("projects", "/api/v1/projects", projects)
+            .route("audit", "/api/v1/audit", get(admin::list_audit))
+            .route("approvals_list", "/api/v1/approvals", get(approvals::list))
+            .route("approvals_get", "/api/v1/approvals/{id}", get(approvals::get))
+            .route("approvals_approve", "/api/v1/approvals/{id}/approve", post(approvals::approve))
+            .route("approvals_deny", "/api/v1/approvals/{id}/deny", post(approvals::deny))
+            .into_router();
+        let others = Table::new(labels)
+            .route("healthz", "/healthz", get(healthz))
+            .route("metrics", "/metrics", get(metrics))
+            .into_router()
+            .merge(page::routes(labels));
+        let forward = crate::forward_auth::routes(labels);
+        let leaks = crate::leaks::routes(leaks, labels);
+        Self { mcp, admin, forward, leaks, others }
+    }
+}
+
+/// What [`observe`] reads: the state, and the route labels.
+#[derive(Clone)]
+struct Observed {
+    state: AppState,
+    labels: Arc<RouteLabels>,
+}
+
 /// All routes, with authentication on `/api/*`.
 fn router(
     state: AppState,
@@ -310,55 +362,35 @@ fn router(
     // the upstream timeout: a tool answered in one JSON body may take longer than any
     // generic bound, and a stream may stay open as long as its ends want.
     let timeout = TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, request_timeout);
-    let leaks = crate::leaks::routes(leak_keys, failures.clone()).layer(timeout);
+    let mut labels = RouteLabels::default();
+    let leaks = crate::leaks::LeakSetup::new(leak_keys, failures.clone());
+    let Routes {
+        mcp,
+        admin,
+        forward,
+        leaks,
+        others,
+    } = Routes::new(&mut labels, leaks);
+    let leaks = leaks.layer(timeout);
     let mut auth = keygate_http::AuthLayer::new(state.verifier.clone());
     if let Some(failures) = failures {
         auth = auth.with_failure_limiter(failures);
     }
-    let admin_routes = Router::new()
-        .route("/api/v1/token", get(admin::token))
-        .route("/api/v1/scopes", get(admin::list_scopes))
-        .route(
-            "/api/v1/keys",
-            post(admin::create_key).get(admin::list_keys),
-        )
-        .route("/api/v1/keys/{id}", get(admin::get_key))
-        .route("/api/v1/keys/{id}/revoke", post(admin::revoke_key))
-        .route("/api/v1/keys/{id}/rotate", post(admin::rotate_key))
-        .route(
-            "/api/v1/projects",
-            post(admin::create_project).get(admin::list_projects),
-        )
-        .route("/api/v1/audit", get(admin::list_audit))
-        .route("/api/v1/approvals", get(approvals::list))
-        .route("/api/v1/approvals/{id}", get(approvals::get))
-        .route("/api/v1/approvals/{id}/approve", post(approvals::approve))
-        .route("/api/v1/approvals/{id}/deny", post(approvals::deny))
+    let admin_routes = admin
         .route_layer(middleware::from_fn_with_state(state.clone(), rate_limited))
         .layer(DefaultBodyLimit::max(ADMIN_BODY_LIMIT))
         .layer(timeout);
-    let mcp_routes = Router::new()
-        .route(
-            "/api/mcp",
-            post(mcp::gateway)
-                .get(mcp::passthrough)
-                .delete(mcp::passthrough),
-        )
+    let mcp_routes = mcp
         .route_layer(middleware::from_fn_with_state(state.clone(), rate_limited))
         .layer(DefaultBodyLimit::max(max_body));
     // Forward-auth: the same key checks and budgets, its answers finished outside them.
-    let forward = crate::forward_auth::routes()
+    let forward = forward
         .route_layer(middleware::from_fn_with_state(state.clone(), rate_limited))
         .route_layer(auth.clone())
         .layer(middleware::from_fn(crate::forward_auth::finish))
         .layer(timeout);
     let api = admin_routes.merge(mcp_routes).route_layer(auth);
-    let others = Router::new()
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
-        .merge(page::routes())
-        .fallback(not_found)
-        .layer(timeout);
+    let others = others.fallback(not_found).layer(timeout);
     let routes = Router::new()
         .merge(api)
         .merge(forward)
@@ -372,7 +404,13 @@ fn router(
         .layer(SetSensitiveRequestHeadersLayer::new([
             header::AUTHORIZATION,
         ]))
-        .layer(middleware::from_fn_with_state(state, observe))
+        .layer(middleware::from_fn_with_state(
+            Observed {
+                state,
+                labels: Arc::new(labels),
+            },
+            observe,
+        ))
         // Before authentication: a foreign origin is refused whatever it presents.
         .layer(middleware::from_fn_with_state(
             origins,
@@ -396,45 +434,6 @@ async fn rate_limited(State(state): State<AppState>, req: Request, next: Next) -
             resp
         }
         Err(resp) => resp,
-    }
-}
-
-/// The route `path` is served by, as a metrics label. Matched on the request's path
-/// because the layer that counts requests runs before routing.
-fn route_label(path: &str, method: &Method) -> &'static str {
-    match path {
-        "/api/mcp" => "mcp",
-        "/api/v1/token" => "token",
-        "/api/v1/scopes" => "scopes",
-        "/api/v1/keys" if method == Method::POST => "keys_create",
-        "/api/v1/keys" => "keys_list",
-        "/api/v1/projects" => "projects",
-        "/api/v1/audit" => "audit",
-        "/api/v1/leaks/github" => "leaks_github",
-        "/api/v1/approvals" => "approvals_list",
-        "/auth/verify" => "forward_auth",
-        _ if path.starts_with("/auth/verify/") => "forward_auth",
-        "/healthz" => "healthz",
-        "/metrics" => "metrics",
-        "/settings/api" | "/settings/api/app.js" | "/settings/api/app.css" => "settings",
-        _ if path.starts_with("/approvals/") => "settings",
-        _ if let Some(rest) = path.strip_prefix("/api/v1/approvals/") => {
-            match rest.split_once('/') {
-                None if !rest.is_empty() => "approvals_get",
-                Some((id, "approve")) if !id.is_empty() => "approvals_approve",
-                Some((id, "deny")) if !id.is_empty() => "approvals_deny",
-                _ => "other",
-            }
-        }
-        _ => match path
-            .strip_prefix("/api/v1/keys/")
-            .map(|rest| rest.split_once('/'))
-        {
-            Some(None) if path.len() > "/api/v1/keys/".len() => "keys_get",
-            Some(Some((id, "revoke"))) if !id.is_empty() => "keys_revoke",
-            Some(Some((id, "rotate"))) if !id.is_empty() => "keys_rotate",
-            _ => "other",
-        },
     }
 }
 
@@ -464,8 +463,12 @@ fn json_error(status: StatusCode, body: serde_json::Value) -> Response {
 
 /// Counts and logs every request (route, status, latency: never headers or bodies),
 /// and gives the framework's plain-text 413 and timeout answers JSON bodies.
-async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let route = route_label(req.uri().path(), req.method());
+async fn observe(
+    State(Observed { state, labels }): State<Observed>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let route = labels.of(req.uri().path(), req.method());
     let method = req.method().clone();
     let started = Instant::now();
     let mut resp = next.run(req).await;
@@ -537,13 +540,22 @@ async fn metrics(State(state): State<AppState>) -> Response {
     resp
 }
 
-async fn not_found() -> Response {
+pub(crate) async fn not_found() -> Response {
     json_error(StatusCode::NOT_FOUND, json!({ "error": "not_found" }))
 }
 
 #[cfg(test)]
 mod tests {
+    use axum::http::Method;
+
     use super::*;
+
+    /// The label [`observe`] counts a request under.
+    fn route_label(path: &str, method: &Method) -> &'static str {
+        let mut labels = RouteLabels::default();
+        let _routes = Routes::new(&mut labels, crate::leaks::LeakSetup::new(None, None));
+        labels.of(path, method)
+    }
 
     #[test]
     fn routes_are_labelled_from_the_request_path() {

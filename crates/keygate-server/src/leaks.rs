@@ -30,6 +30,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::error::ServerError;
+use crate::labels::{RouteLabels, Table};
 use crate::state::AppState;
 
 /// The route.
@@ -150,16 +151,39 @@ struct Leaks {
     failures: Option<Arc<FailureLimiter>>,
 }
 
-/// The route, or none without keys: then the path answers 404 like any unknown path.
-pub(crate) fn routes(
+/// What the leak-report route is built from: GitHub's keys (none: `--leak-report-keys`
+/// is not set) and the failed-auth budget bad signatures spend.
+pub(crate) struct LeakSetup {
     keys: Option<Arc<LeakReportKeys>>,
     failures: Option<Arc<FailureLimiter>>,
-) -> Router<AppState> {
+}
+
+impl LeakSetup {
+    /// The route's settings.
+    pub(crate) fn new(
+        keys: Option<Arc<LeakReportKeys>>,
+        failures: Option<Arc<FailureLimiter>>,
+    ) -> Self {
+        Self { keys, failures }
+    }
+}
+
+/// The route, counted as `leaks_github`. Without keys the path answers 404 like any
+/// unknown path.
+pub(crate) fn routes(setup: LeakSetup, labels: &mut RouteLabels) -> Router<AppState> {
+    let LeakSetup { keys, failures } = setup;
     let Some(keys) = keys else {
-        return Router::new();
+        return Table::new(labels)
+            .route(
+                "leaks_github",
+                PATH,
+                axum::routing::any(crate::app::not_found),
+            )
+            .into_router();
     };
-    Router::new()
-        .route(PATH, axum::routing::post(report))
+    Table::new(labels)
+        .route("leaks_github", PATH, axum::routing::post(report))
+        .into_router()
         .layer(Extension(Leaks { keys, failures }))
         .layer(DefaultBodyLimit::max(LEAK_REPORT_BODY_LIMIT))
 }

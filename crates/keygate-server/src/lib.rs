@@ -51,6 +51,7 @@ mod config;
 mod elicitation;
 mod error;
 mod forward_auth;
+mod labels;
 mod leaks;
 mod mcp;
 mod metrics;
@@ -63,9 +64,6 @@ pub mod settings;
 mod state;
 mod unique_json;
 mod upstream;
-// `mcp.rs` still names the module by its former name; one line there, once the work
-// on that file has landed, and this alias goes.
-use crate::unique_json as strict;
 
 pub use crate::app::{ADMIN_BODY_LIMIT, App, MCP_BODY_LIMIT};
 pub use crate::config::{

@@ -4,7 +4,9 @@
 use axum::Router;
 use axum::http::{HeaderName, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{MethodRouter, get};
+
+use crate::labels::{RouteLabels, Table};
 
 const HTML: &str = include_str!("../assets/settings.html");
 const JS: &str = include_str!("../assets/settings.js");
@@ -36,22 +38,21 @@ fn page(content_type: &'static str, body: &'static str) -> Response {
 
 /// `GET /settings/api`, `/settings/api/app.js`, `/settings/api/app.css`, and
 /// `/approvals/{id}` (the same page; its script reads the approval id from the path).
-pub(crate) fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
-    Router::new()
-        .route(
-            "/settings/api",
-            get(|| async { page("text/html; charset=utf-8", HTML) }),
-        )
-        .route(
-            "/approvals/{id}",
-            get(|| async { page("text/html; charset=utf-8", HTML) }),
-        )
-        .route(
-            "/settings/api/app.js",
-            get(|| async { page("text/javascript; charset=utf-8", JS) }),
-        )
-        .route(
-            "/settings/api/app.css",
-            get(|| async { page("text/css; charset=utf-8", CSS) }),
-        )
+/// All labelled `settings` in `labels`.
+#[rustfmt::skip]
+pub(crate) fn routes<S: Clone + Send + Sync + 'static>(labels: &mut RouteLabels) -> Router<S> {
+    Table::new(labels)
+        .route("settings", "/settings/api", file("text/html; charset=utf-8", HTML))
+        .route("settings", "/approvals/{id}", file("text/html; charset=utf-8", HTML))
+        .route("settings", "/settings/api/app.js", file("text/javascript; charset=utf-8", JS))
+        .route("settings", "/settings/api/app.css", file("text/css; charset=utf-8", CSS))
+        .into_router()
+}
+
+/// `GET` of one of the page's files.
+fn file<S: Clone + Send + Sync + 'static>(
+    content_type: &'static str,
+    body: &'static str,
+) -> MethodRouter<S> {
+    get(move || async move { page(content_type, body) })
 }

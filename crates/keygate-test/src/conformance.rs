@@ -59,13 +59,13 @@ pub async fn setup(store: &dyn KeyStore, tenant: &str) -> Setup {
     let b = store
         .bootstrap(
             &format(),
-            Bootstrap {
-                tenant: tenant.to_owned(),
-                owner: "alice".to_owned(),
-                projects: vec!["shop".to_owned(), "ops".to_owned()],
-                scopes: vec!["keys:admin".to_owned(), "services:read".to_owned()],
-                key_name: "owner key".to_owned(),
-            },
+            Bootstrap::new(
+                tenant.to_owned(),
+                "alice",
+                &["shop", "ops"],
+                vec!["keys:admin".to_owned(), "services:read".to_owned()],
+                "owner key",
+            ),
         )
         .await
         .unwrap();
@@ -463,13 +463,7 @@ pub async fn bootstrap_refuses_existing_and_is_atomic(h: &Harness) {
         .store
         .bootstrap(
             &format(),
-            Bootstrap {
-                tenant: "acme".to_owned(),
-                owner: "mallory".to_owned(),
-                projects: vec![],
-                scopes: vec!["keys:admin".to_owned()],
-                key_name: "k".to_owned(),
-            },
+            Bootstrap::new("acme", "mallory", &[], vec!["keys:admin".to_owned()], "k"),
         )
         .await;
     assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
@@ -480,13 +474,7 @@ pub async fn bootstrap_refuses_existing_and_is_atomic(h: &Harness) {
         .store
         .bootstrap(
             &format(),
-            Bootstrap {
-                tenant: "initech".to_owned(),
-                owner: "bob".to_owned(),
-                projects: vec!["p".to_owned()],
-                scopes: vec![],
-                key_name: "  ".to_owned(),
-            },
+            Bootstrap::new("initech", "bob", &["p"], vec![], "  "),
         )
         .await;
     assert!(matches!(failed, Err(StoreError::Invalid(_))), "{failed:?}");
@@ -772,13 +760,7 @@ pub async fn names_with_invisible_characters_are_refused(h: &Harness) {
             .store
             .bootstrap(
                 &format(),
-                Bootstrap {
-                    tenant: tenant.to_owned(),
-                    owner: owner.to_owned(),
-                    projects: vec![project.to_owned()],
-                    scopes: vec![],
-                    key_name: "k".to_owned(),
-                },
+                Bootstrap::new(tenant, owner, &[project], vec![], "k"),
             )
             .await;
         assert!(invalid(&r, what, c), "{r:?}");

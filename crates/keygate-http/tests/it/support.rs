@@ -29,13 +29,13 @@ impl Fixture {
         let boot = store
             .bootstrap(
                 &format,
-                Bootstrap {
-                    tenant: "acme".to_owned(),
-                    owner: "alice".to_owned(),
-                    projects: vec!["shop".to_owned()],
-                    scopes: vec!["keys:admin".to_owned()],
-                    key_name: "owner".to_owned(),
-                },
+                Bootstrap::new(
+                    "acme",
+                    "alice",
+                    &["shop"],
+                    vec!["keys:admin".to_owned()],
+                    "owner",
+                ),
             )
             .await
             .unwrap();

@@ -344,13 +344,13 @@ async fn projects_and_tenant_isolation() {
         .store
         .bootstrap(
             &TokenFormat::default(),
-            Bootstrap {
-                tenant: "acme".to_owned(),
-                owner: "alice".to_owned(),
-                projects: vec!["shop".to_owned()],
-                scopes: vec!["keys:admin".to_owned()],
-                key_name: "acme owner".to_owned(),
-            },
+            Bootstrap::new(
+                "acme",
+                "alice",
+                &["shop"],
+                vec!["keys:admin".to_owned()],
+                "acme owner",
+            ),
         )
         .await
         .unwrap();

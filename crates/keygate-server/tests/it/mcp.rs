@@ -961,13 +961,7 @@ async fn second_tenant(h: &Harness, name: &str, projects: &[&str]) -> String {
         .store
         .bootstrap(
             &keygate_keys::TokenFormat::default(),
-            keygate_keys::Bootstrap {
-                tenant: name.to_owned(),
-                owner: "eve".to_owned(),
-                projects: projects.iter().map(|p| (*p).to_owned()).collect(),
-                scopes: policy.all_scopes(),
-                key_name: "eve's key".to_owned(),
-            },
+            keygate_keys::Bootstrap::new(name, "eve", projects, policy.all_scopes(), "eve's key"),
         )
         .await
         .unwrap();

@@ -81,13 +81,7 @@ async fn other_tenant_key(h: &Harness) -> String {
         .store
         .bootstrap(
             &keygate_keys::TokenFormat::default(),
-            keygate_keys::Bootstrap {
-                tenant: "other".to_owned(),
-                owner: "dave".to_owned(),
-                projects: vec!["shop".to_owned()],
-                scopes: all_scopes(),
-                key_name: "dave's key".to_owned(),
-            },
+            keygate_keys::Bootstrap::new("other", "dave", &["shop"], all_scopes(), "dave's key"),
         )
         .await
         .unwrap();
@@ -369,17 +363,17 @@ async fn bindings_are_refreshed_when_due_and_refused_once_expired() {
         };
         async move { assert!(gates.bind_session(session, &binding).await.unwrap()) }
     };
+    let binding = |session: &'static str| {
+        let gates = gates.clone();
+        async move { gates.session_binding(session, now).await.unwrap().unwrap() }
+    };
     seed("stale-refresh", now - minutes(10), now + minutes(1)).await;
     seed("fresh-refresh", now - minutes(1), now + minutes(1)).await;
     seed("expired", now - minutes(30), now - minutes(1)).await;
 
     let r = h.mcp(&h.owner, Some("stale-refresh"), call(1)).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
-    let b = gates
-        .session_binding("stale-refresh", now)
-        .await
-        .unwrap()
-        .unwrap();
+    let b = binding("stale-refresh").await;
     assert!(b.seen_at >= now, "refreshed: {b:?}");
     assert!(
         b.expires_at >= now + time::Duration::hours(23),
@@ -388,11 +382,7 @@ async fn bindings_are_refreshed_when_due_and_refused_once_expired() {
 
     let r = h.mcp(&h.owner, Some("fresh-refresh"), call(2)).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
-    let b = gates
-        .session_binding("fresh-refresh", now)
-        .await
-        .unwrap()
-        .unwrap();
+    let b = binding("fresh-refresh").await;
     assert_eq!(b.seen_at, now - minutes(1), "refreshed too early: {b:?}");
     assert_eq!(b.expires_at, now + minutes(1), "{b:?}");
 
@@ -547,13 +537,7 @@ async fn a_session_bound_through_one_instance_is_refused_to_others_on_every_inst
         .store()
         .bootstrap(
             &keygate_keys::TokenFormat::default(),
-            keygate_keys::Bootstrap {
-                tenant: "other".to_owned(),
-                owner: "dave".to_owned(),
-                projects: vec!["shop".to_owned()],
-                scopes: all_scopes(),
-                key_name: "dave's key".to_owned(),
-            },
+            keygate_keys::Bootstrap::new("other", "dave", &["shop"], all_scopes(), "dave's key"),
         )
         .await
         .unwrap()

@@ -89,13 +89,7 @@ pub(crate) async fn demo_with_gates(
         take_demo_owner(&app).await.is_none(),
         "the owner key is handed out once"
     );
-    Harness {
-        app: app.router(),
-        store,
-        owner: owner.key.token.expose().to_owned(),
-        tenant: owner.tenant.id,
-        owner_id: owner.owner.id,
-    }
+    Harness::of(&app, store, owner)
 }
 
 /// The gateway in front of the MCP server at `url` with the policy `policy_toml`, the
@@ -120,23 +114,11 @@ pub(crate) async fn http_gateway(
     let owner = store
         .bootstrap(
             &keygate_keys::TokenFormat::default(),
-            keygate_keys::Bootstrap {
-                tenant: "t".to_owned(),
-                owner: "o".to_owned(),
-                projects: vec!["shop".to_owned()],
-                scopes: app.policy().all_scopes(),
-                key_name: "k".to_owned(),
-            },
+            keygate_keys::Bootstrap::new("t", "o", &["shop"], app.policy().all_scopes(), "k"),
         )
         .await
         .unwrap();
-    Harness {
-        app: app.router(),
-        store,
-        owner: owner.key.token.expose().to_owned(),
-        tenant: owner.tenant.id,
-        owner_id: owner.owner.id,
-    }
+    Harness::of(&app, store, owner)
 }
 
 /// Bootstraps the demo tenant into `app`'s store, as `keygated --demo` does: its owner,
@@ -153,6 +135,17 @@ pub(crate) async fn take_demo_owner(app: &App) -> Option<keygate_keys::Bootstrap
 }
 
 impl Harness {
+    /// `app` on `store`, acting as the owner `owner` bootstrapped.
+    fn of(app: &App, store: Arc<MemoryStore>, owner: keygate_keys::Bootstrapped) -> Self {
+        Self {
+            app: app.router(),
+            store,
+            owner: owner.key.token.expose().to_owned(),
+            tenant: owner.tenant.id,
+            owner_id: owner.owner.id,
+        }
+    }
+
     /// The harness of one instance `app` of several on one database, acting as the
     /// demo `owner` bootstrapped there (the helpers' store is a scratch one: keys are
     /// made through the API).
