@@ -153,6 +153,11 @@ impl App {
             UpstreamConfig::Http(url) => {
                 Upstream::http(url, config.upstream_timeout).map_err(ServerError::Config)?
             }
+            UpstreamConfig::Stdio(command) => Upstream::stdio(
+                command.clone(),
+                command.label().to_owned(),
+                config.upstream_timeout,
+            ),
         };
         let limits = Limits::new(
             Quota::from_rate(config.key_rate),
@@ -274,7 +279,7 @@ impl App {
 fn load_policy(config: &Config) -> Result<Policy, ServerError> {
     let shipped = match &config.upstream {
         UpstreamConfig::InProcess(upstream) => upstream.policy_toml(),
-        UpstreamConfig::Http(_) => None,
+        UpstreamConfig::Http(_) | UpstreamConfig::Stdio(_) => None,
     };
     match (&config.policy, shipped) {
         (Some(path), _) => Policy::load(path).map_err(ServerError::Policy),

@@ -51,6 +51,8 @@ mod page;
 mod serve;
 mod sessions;
 mod state;
+mod stdio;
+mod stdio_bridge;
 mod strict;
 mod upstream;
 
@@ -63,6 +65,10 @@ pub use crate::error::ServerError;
 pub use crate::mcp::{MAX_JSON_DEPTH, MAX_SESSION_ID_LEN};
 pub use crate::page::CSP;
 pub use crate::serve::shutdown_signal;
+pub use crate::stdio::{
+    ChildProcess, LineError, MAX_LINE, StdioChild, StdioCommand, StdioError, StdioReader,
+    StdioWriter,
+};
 pub use crate::upstream::InProcessUpstream;
 pub use keygate_gates::MrtrSecret;
 pub use keygate_limits::FailMode;

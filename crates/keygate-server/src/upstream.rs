@@ -1,4 +1,5 @@
-//! The MCP server behind the gateway: over HTTP, or in-process (an [`InProcessUpstream`]).
+//! The MCP server behind the gateway: over HTTP, on stdio (a child process, see
+//! `stdio_bridge`), or in-process (an [`InProcessUpstream`]).
 
 use std::fmt;
 use std::sync::Arc;
@@ -60,6 +61,8 @@ enum Target {
     },
     /// Called directly: no second router, no copy of the body.
     InProcess(Arc<dyn InProcessUpstream>),
+    /// A child process on stdio, bridged (see `stdio_bridge`).
+    Stdio(Arc<crate::stdio_bridge::StdioUpstream>),
 }
 
 /// The MCP server tool calls are forwarded to.
@@ -118,6 +121,20 @@ impl Upstream {
         }
     }
 
+    /// An upstream on stdio: children of `command`, started as sessions need them.
+    pub(crate) fn stdio(
+        command: crate::stdio::StdioCommand,
+        label: String,
+        timeout: Duration,
+    ) -> Self {
+        Self {
+            target: Target::Stdio(Arc::new(crate::stdio_bridge::StdioUpstream::new(
+                command, label, timeout,
+            ))),
+            timeout,
+        }
+    }
+
     /// Sends one MCP request and returns the response with its body still streaming.
     ///
     /// Only the MCP transport headers of `client` are forwarded; `identity` is added.
@@ -157,6 +174,9 @@ impl Upstream {
                 *out.body_mut() = Body::from_stream(stream);
                 Ok(out)
             }
+            // Bounded by the bridge (each answer's first message); the identity headers
+            // have no place on stdio.
+            Target::Stdio(bridge) => Ok(bridge.respond(&method, &forwarded, body).await),
             Target::InProcess(upstream) => {
                 // No timeout to arm: an in-process upstream answers in the gateway's own
                 // time (the request timeout still bounds it). It serves POST only.
