@@ -1,5 +1,6 @@
 //! Settings resolution: flag over file over default.
 
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 use super::*;

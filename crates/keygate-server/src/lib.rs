@@ -16,12 +16,15 @@
 //!   one), handed in by the binary as [`Upstream::InProcess`].
 //! - [`ServerError`]: why the server could not start.
 //! - For binaries: [`read_settings_file`], [`Timeout`] (a duration setting) and
-//!   [`shutdown_signal`].
+//!   [`shutdown_signal`]; with feature `cli`, `settings::Settings`, `keygated`'s flags,
+//!   environment variables and settings file as one struct.
 //!
 //! # Features
 //!
-//! This crate has no optional features: it always supports SQLite and PostgreSQL
-//! stores and both rate-limit backends, chosen at run time by [`Config`].
+//! - `cli` (off by default): the `settings` module (clap).
+//!
+//! The crate always supports SQLite and PostgreSQL stores and both rate-limit
+//! backends, chosen at run time by [`Config`].
 
 #![cfg_attr(
     not(test),
@@ -50,6 +53,8 @@ mod origin;
 mod page;
 mod serve;
 mod sessions;
+#[cfg(feature = "cli")]
+pub mod settings;
 mod state;
 mod stdio;
 mod stdio_bridge;
