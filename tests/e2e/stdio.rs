@@ -462,3 +462,153 @@ async fn delete_ends_the_sessions_child() {
     let a = mcp.rpc("tools/list", json!({})).await;
     assert_eq!(a.status, 404, "{}", a.text);
 }
+
+/// The settings file of two upstreams: server-everything on stdio (its environment
+/// holding `${FED_SECRET}` of keygated's) and the Python SDK server at `peer_url`.
+fn federation_config(dir: &Path, peer_url: &str) -> PathBuf {
+    let path = dir.join("keygated.toml");
+    let everything = everything_js();
+    let text = format!(
+        "[upstreams.everything]\ncommand = [\"node\", {:?}, \"stdio\"]\n\
+         env = {{ PLATFORM_TOKEN = \"${{FED_SECRET}}\", FIXED = \"plain\" }}\n\n\
+         [upstreams.peer]\nurl = {peer_url:?}\n",
+        everything.display().to_string()
+    );
+    std::fs::write(&path, text).expect("the settings file is written");
+    path
+}
+
+/// Two upstreams behind one keygated: tools as `NAME.<tool>`, merged and filtered by the
+/// policy, each call routed to its upstream (sampling included, from either), and the
+/// stdio upstream's environment holding the `${VAR}` keygated was given.
+#[test]
+fn two_upstreams_behind_one_gateway() {
+    if !everything_available("the two-upstream test") {
+        return;
+    }
+    let peer = crate::peers::PeerServer::start();
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let config = federation_config(dir.path(), &peer.url);
+    let gw = StdioGateway::start(
+        "",
+        &peers_dir().join("federation-policy.toml"),
+        &["--config", config.to_str().expect("a UTF-8 path")],
+        &[("FED_SECRET", "injected-4c6f")],
+    );
+    let all = [
+        "everything.echo",
+        "everything.get-env",
+        "everything.trigger-sampling-request",
+        "peer.test_sampling",
+        "peer.test_simple_text",
+    ];
+    for (mode, tools) in [
+        ("legacy", &all[..]),
+        // The pool declares no sampling: server-everything does not offer it then.
+        (
+            "auto",
+            &[
+                "everything.echo",
+                "everything.get-env",
+                "peer.test_sampling",
+                "peer.test_simple_text",
+            ][..],
+        ),
+    ] {
+        let listed = gw.client(mode, "list", &[]);
+        assert_eq!(strings(&listed["tools"]), tools, "{mode}: {listed}");
+        let prompts = strings(&listed["prompts"]);
+        assert!(
+            prompts.iter().any(|p| p.starts_with("everything."))
+                && prompts.iter().any(|p| p.starts_with("peer.")),
+            "{mode}: prompts of both, prefixed: {listed}"
+        );
+        let echo = gw.client(
+            mode,
+            "call",
+            &["everything.echo", r#"{"message":"routed"}"#],
+        );
+        assert_eq!(echo["text"], "Echo: routed", "{mode}: {echo}");
+        let text = gw.client(mode, "call", &["peer.test_simple_text"]);
+        assert_eq!(
+            text["text"], "This is a simple text response for testing.",
+            "{mode}: {text}"
+        );
+        let env = gw.client(mode, "call", &["everything.get-env"]);
+        let env: Value = serde_json::from_str(env["text"].as_str().unwrap_or_default())
+            .unwrap_or_else(|e| panic!("{mode}: get-env: {e}: {env}"));
+        assert_eq!(env["PLATFORM_TOKEN"], "injected-4c6f", "{mode}: {env}");
+        assert_eq!(env["FIXED"], "plain", "{mode}: {env}");
+        assert!(env.get("FED_SECRET").is_none(), "{mode}: {env}");
+        // Unprefixed names reach no upstream.
+        let bare = gw.client(mode, "call", &["echo", r#"{"message":"x"}"#]);
+        assert!(
+            bare["error"].is_object() || bare["is_error"] == true,
+            "{mode}: {bare}"
+        );
+    }
+    // Sampling requests of either upstream reach the client and its answer the one that asked.
+    let stdio = gw.client("legacy", "sample", &["everything.trigger-sampling-request"]);
+    assert!(
+        stdio["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("pong from the client")),
+        "{stdio}"
+    );
+    let http = gw.client("legacy", "sample", &["peer.test_sampling"]);
+    assert_eq!(http["text"], "LLM response: pong from the client", "{http}");
+}
+
+/// Runs keygated with `args` until it exits (it must not start); its exit status and
+/// stderr.
+fn refused_start(args: &[&str]) -> (Option<i32>, String) {
+    let mut cmd = keygate_e2e::clean_command(&keygate_e2e::binary("keygated"));
+    cmd.args(args)
+        .args(["--listen", "127.0.0.1:0", "--database", "sqlite::memory:"]);
+    let run = run_bounded(cmd, Duration::from_secs(30));
+    (run.status.code(), run.stderr)
+}
+
+/// A `${VAR}` keygated does not have, and an upstream name with a `.`, stop the start
+/// with exit 2 and a message naming them.
+#[test]
+fn an_unset_variable_or_a_bad_upstream_name_stops_the_start() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let policy = peers_dir().join("federation-policy.toml");
+    let policy = policy.to_str().expect("a UTF-8 path");
+    let unset = dir.path().join("unset.toml");
+    std::fs::write(
+        &unset,
+        "[upstreams.a]\ncommand = [\"server\"]\nenv = { TOKEN = \"${KEYGATE_E2E_NEVER_SET}\" }\n\
+         [upstreams.b]\nurl = \"http://127.0.0.1:9/mcp\"\n",
+    )
+    .expect("written");
+    let (code, stderr) = refused_start(&[
+        "--config",
+        unset.to_str().expect("UTF-8"),
+        "--policy",
+        policy,
+    ]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("[upstreams.a]: `env.TOKEN`: ${KEYGATE_E2E_NEVER_SET} is not set"),
+        "{stderr}"
+    );
+    let dotted = dir.path().join("dotted.toml");
+    std::fs::write(
+        &dotted,
+        "[upstreams.\"a.b\"]\nurl = \"http://127.0.0.1:9/mcp\"\n",
+    )
+    .expect("written");
+    let (code, stderr) = refused_start(&[
+        "--config",
+        dotted.to_str().expect("UTF-8"),
+        "--policy",
+        policy,
+    ]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("upstream name \"a.b\"") && stderr.contains("`.`"),
+        "{stderr}"
+    );
+}

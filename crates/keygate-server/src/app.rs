@@ -158,6 +158,9 @@ impl App {
                 command.label().to_owned(),
                 config.upstream_timeout,
             ),
+            UpstreamConfig::Named(named) => {
+                crate::federation::members(named, config.upstream_timeout)?
+            }
         };
         let limits = Limits::new(
             Quota::from_rate(config.key_rate),
@@ -279,7 +282,7 @@ impl App {
 fn load_policy(config: &Config) -> Result<Policy, ServerError> {
     let shipped = match &config.upstream {
         UpstreamConfig::InProcess(upstream) => upstream.policy_toml(),
-        UpstreamConfig::Http(_) | UpstreamConfig::Stdio(_) => None,
+        UpstreamConfig::Http(_) | UpstreamConfig::Stdio(_) | UpstreamConfig::Named(_) => None,
     };
     match (&config.policy, shipped) {
         (Some(path), _) => Policy::load(path).map_err(ServerError::Policy),

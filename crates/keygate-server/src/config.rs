@@ -28,6 +28,12 @@ pub enum Upstream {
     /// An MCP server the gateway runs as child processes, speaking on their stdin and
     /// stdout (one child per session, a small pool for stateless requests).
     Stdio(crate::stdio::StdioCommand),
+    /// Several MCP servers behind one gateway (a settings file's `[upstreams.NAME]`
+    /// tables, see [`named_upstreams`](crate::named_upstreams)): their tools, prompts
+    /// and resource templates are exposed as `NAME.<name>`, and the policy names them
+    /// so. Names are checked by [`check_upstream_name`](crate::check_upstream_name);
+    /// none of the upstreams is itself `Named` or in-process.
+    Named(Vec<(String, Upstream)>),
 }
 
 impl Upstream {

@@ -47,6 +47,8 @@ mod approvals;
 mod config;
 mod elicitation;
 mod error;
+mod federation;
+mod federation_config;
 mod mcp;
 mod metrics;
 mod origin;
@@ -67,6 +69,9 @@ pub use crate::config::{
     read_settings_file,
 };
 pub use crate::error::ServerError;
+pub use crate::federation_config::{
+    MAX_UPSTREAM_NAME, UpstreamSpec, check_upstream_name, named_upstreams,
+};
 pub use crate::mcp::{MAX_JSON_DEPTH, MAX_SESSION_ID_LEN};
 pub use crate::page::CSP;
 pub use crate::serve::shutdown_signal;

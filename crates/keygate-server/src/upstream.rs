@@ -63,6 +63,8 @@ enum Target {
     InProcess(Arc<dyn InProcessUpstream>),
     /// A child process on stdio, bridged (see `stdio_bridge`).
     Stdio(Arc<crate::stdio_bridge::StdioUpstream>),
+    /// Several upstreams as one (see `federation`).
+    Federated(Arc<crate::federation::Federation>),
 }
 
 /// The MCP server tool calls are forwarded to.
@@ -135,6 +137,19 @@ impl Upstream {
         }
     }
 
+    /// Several named upstreams as one (names checked, see `federation`).
+    pub(crate) fn federated(members: Vec<(String, Upstream)>, timeout: Duration) -> Self {
+        Self {
+            target: Target::Federated(Arc::new(crate::federation::Federation::new(members))),
+            timeout,
+        }
+    }
+
+    /// How long it may take to start answering.
+    pub(crate) fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// Sends one MCP request and returns the response with its body still streaming.
     ///
     /// Only the MCP transport headers of `client` are forwarded; `identity` is added.
@@ -177,6 +192,11 @@ impl Upstream {
             // Bounded by the bridge (each answer's first message); the identity headers
             // have no place on stdio.
             Target::Stdio(bridge) => Ok(bridge.respond(&method, &forwarded, body).await),
+            // Boxed: each member is an `Upstream` again. The members add the identity
+            // themselves (the gateway's copy in `forwarded` is not passed on).
+            Target::Federated(federation) => {
+                Box::pin(federation.respond(method, &forwarded, identity, body)).await
+            }
             Target::InProcess(upstream) => {
                 // No timeout to arm: an in-process upstream answers in the gateway's own
                 // time (the request timeout still bounds it). It serves POST only.
@@ -208,7 +228,7 @@ impl Upstream {
         body: Bytes,
     ) -> Result<Buffered, UpstreamError> {
         let resp = self.send(Method::POST, client, identity, body).await?;
-        Buffered::read(resp, self.timeout).await
+        Buffered::read_response(resp, self.timeout).await
     }
 }
 
@@ -219,7 +239,11 @@ pub(crate) struct Buffered {
 }
 
 impl Buffered {
-    async fn read(resp: Response<Body>, timeout: Duration) -> Result<Self, UpstreamError> {
+    /// Reads `resp` in full (at most 8 MiB, within `timeout`).
+    pub(crate) async fn read_response(
+        resp: Response<Body>,
+        timeout: Duration,
+    ) -> Result<Self, UpstreamError> {
         let (parts, body) = resp.into_parts();
         let limited = http_body_util::Limited::new(body, MAX_BUFFERED);
         let bytes = tokio::time::timeout(timeout, limited.collect())
