@@ -902,6 +902,10 @@ fn unavailable(id: Value, member: &str, why: &str) -> Response<Body> {
 }
 
 #[cfg(test)]
+#[path = "federation_tests.rs"]
+mod federation_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

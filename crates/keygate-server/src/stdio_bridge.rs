@@ -1076,3 +1076,7 @@ mod tests {
         assert!(e.get("result").is_none());
     }
 }
+
+#[cfg(test)]
+#[path = "stdio_bridge_tests.rs"]
+pub(crate) mod bridge_tests;
