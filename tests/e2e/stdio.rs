@@ -129,6 +129,16 @@ pub(crate) fn everything_available(test: &str) -> bool {
     available(test, Need::PythonAndNode) && everything_js().is_file()
 }
 
+/// Whether a call was refused: a JSON-RPC error, or a tool error.
+fn refused(out: &Value) -> bool {
+    out["error"].is_object() || out["is_error"] == true
+}
+
+/// Whether a call's text holds `needle`.
+fn says(out: &Value, needle: &str) -> bool {
+    out["text"].as_str().is_some_and(|t| t.contains(needle))
+}
+
 fn strings(v: &Value) -> Vec<String> {
     v.as_array()
         .map(|a| {
@@ -137,6 +147,16 @@ fn strings(v: &Value) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// keygated in front of server-everything on stdio, with its policy.
+fn everything_gateway() -> StdioGateway {
+    StdioGateway::start(
+        &everything_upstream(),
+        &peers_dir().join("everything-policy.toml"),
+        &[],
+        &[],
+    )
 }
 
 /// tools/list is exactly the policy's tools the server has (the client declares
@@ -148,12 +168,7 @@ fn server_everything_on_stdio_in_both_modes() {
     if !everything_available("the stdio server-everything test") {
         return;
     }
-    let gw = StdioGateway::start(
-        &everything_upstream(),
-        &peers_dir().join("everything-policy.toml"),
-        &[],
-        &[],
-    );
+    let gw = everything_gateway();
     let session_tools = [
         "echo",
         "get-env",
@@ -187,38 +202,20 @@ fn server_everything_on_stdio_in_both_modes() {
             json!([[1.0, 3.0], [2.0, 3.0], [3.0, 3.0]]),
             "{mode}: {progress}"
         );
-        assert!(
-            progress["text"]
-                .as_str()
-                .is_some_and(|t| t.contains("completed")),
-            "{mode}: {progress}"
-        );
+        assert!(says(&progress, "completed"), "{mode}: {progress}");
 
         // Outside the policy: refused by the gateway, the child never asked.
         let denied = gw.client(mode, "call", &["get-tiny-image"]);
-        assert!(
-            denied["error"].is_object() || denied["is_error"] == true,
-            "{mode}: {denied}"
-        );
+        assert!(refused(&denied), "{mode}: {denied}");
     }
     let sampled = gw.client("legacy", "sample", &["trigger-sampling-request"]);
-    assert!(
-        sampled["text"]
-            .as_str()
-            .is_some_and(|t| t.contains("pong from the client")),
-        "{sampled}"
-    );
+    assert!(says(&sampled, "pong from the client"), "{sampled}");
     assert_eq!(
         sampled["sampled"],
         json!(["Resource trigger-sampling-request context: ping"])
     );
     let elicited = gw.client("legacy", "elicit", &["trigger-elicitation-request"]);
-    assert!(
-        elicited["text"]
-            .as_str()
-            .is_some_and(|t| t.contains("Name: Ada")),
-        "{elicited}"
-    );
+    assert!(says(&elicited, "Name: Ada"), "{elicited}");
     assert_eq!(elicited["elicited"].as_array().map(Vec::len), Some(1));
 }
 
@@ -229,12 +226,7 @@ fn the_child_environment_holds_nothing_of_the_client_or_the_gateway() {
     if !everything_available("the stdio environment test") {
         return;
     }
-    let gw = StdioGateway::start(
-        &everything_upstream(),
-        &peers_dir().join("everything-policy.toml"),
-        &[],
-        &[],
-    );
+    let gw = everything_gateway();
     for mode in ["legacy", "auto"] {
         let out = gw.client(mode, "call", &["get-env"]);
         let text = out["text"].as_str().unwrap_or_default();
@@ -542,19 +534,11 @@ fn two_upstreams_behind_one_gateway() {
         assert!(env.get("FED_SECRET").is_none(), "{mode}: {env}");
         // Unprefixed names reach no upstream.
         let bare = gw.client(mode, "call", &["echo", r#"{"message":"x"}"#]);
-        assert!(
-            bare["error"].is_object() || bare["is_error"] == true,
-            "{mode}: {bare}"
-        );
+        assert!(refused(&bare), "{mode}: {bare}");
     }
     // Sampling requests of either upstream reach the client and its answer the one that asked.
     let stdio = gw.client("legacy", "sample", &["everything.trigger-sampling-request"]);
-    assert!(
-        stdio["text"]
-            .as_str()
-            .is_some_and(|t| t.contains("pong from the client")),
-        "{stdio}"
-    );
+    assert!(says(&stdio, "pong from the client"), "{stdio}");
     let http = gw.client("legacy", "sample", &["peer.test_sampling"]);
     assert_eq!(http["text"], "LLM response: pong from the client", "{http}");
 }

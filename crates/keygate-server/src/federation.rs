@@ -36,7 +36,10 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, hea
 use keygate_mcp::jsonrpc;
 use serde_json::{Map, Value, json};
 
-use crate::upstream::{Buffered, Upstream, UpstreamError};
+use crate::upstream::{
+    Buffered, Upstream, UpstreamError, json_response, not_found, rpc_error, sse_response,
+    status_only,
+};
 
 /// Pages of one upstream's list followed at most.
 pub(crate) const MAX_PAGES: usize = 20;
@@ -197,6 +200,16 @@ impl Federation {
         Ok((headers, buffered.response_to(&id).cloned()))
     }
 
+    /// A request to every member at once, each answer read in full, by member index.
+    async fn ask_all(
+        &self,
+        ctx: &Ctx<'_>,
+        message: &Value,
+    ) -> Vec<Result<(HeaderMap, Option<Value>), UpstreamError>> {
+        futures_util::future::join_all((0..self.members.len()).map(|i| self.ask(ctx, i, message)))
+            .await
+    }
+
     async fn post(&self, ctx: &Ctx<'_>, body: &[u8]) -> Result<Response<Body>, UpstreamError> {
         let Ok(Value::Object(message)) = serde_json::from_slice::<Value>(body) else {
             return Ok(rpc_error(
@@ -223,7 +236,10 @@ impl Federation {
         match method.as_str() {
             "initialize" if ctx.session.is_none() => Ok(self.initialize(ctx, message).await),
             "server/discover" => Ok(self.discover(ctx, message).await),
-            "ping" => Ok(json_response(&jsonrpc::result_response(id, json!({})))),
+            "ping" => Ok(json_response(
+                StatusCode::OK,
+                &jsonrpc::result_response(id, json!({})),
+            )),
             "tools/call" | "prompts/get" => {
                 let name = message
                     .get("params")
@@ -269,11 +285,7 @@ impl Federation {
     /// The client's `initialize`: every member's session, under one id of ours.
     async fn initialize(&self, ctx: &Ctx<'_>, message: Map<String, Value>) -> Response<Body> {
         let id = message.get("id").cloned().unwrap_or(Value::Null);
-        let message = Value::Object(message);
-        let answers = futures_util::future::join_all(
-            (0..self.members.len()).map(|i| self.ask(ctx, i, &message)),
-        )
-        .await;
+        let answers = self.ask_all(ctx, &Value::Object(message)).await;
         let mut sessions = Vec::with_capacity(answers.len());
         let mut results = Vec::with_capacity(answers.len());
         let mut failure = None;
@@ -365,7 +377,10 @@ impl Federation {
         if let Some(text) = self.instructions(&results) {
             result.insert("instructions".to_owned(), Value::from(text));
         }
-        let mut resp = json_response(&jsonrpc::result_response(id, Value::Object(result)));
+        let mut resp = json_response(
+            StatusCode::OK,
+            &jsonrpc::result_response(id, Value::Object(result)),
+        );
         resp.headers_mut().insert(SESSION, header);
         resp
     }
@@ -384,18 +399,14 @@ impl Federation {
     /// `server/discover`: every member's, merged; a member's error is the answer.
     async fn discover(&self, ctx: &Ctx<'_>, message: Map<String, Value>) -> Response<Body> {
         let id = message.get("id").cloned().unwrap_or(Value::Null);
-        let message = Value::Object(message);
-        let answers = futures_util::future::join_all(
-            (0..self.members.len()).map(|i| self.ask(ctx, i, &message)),
-        )
-        .await;
+        let answers = self.ask_all(ctx, &Value::Object(message)).await;
         let mut results = Vec::new();
         for (i, answer) in answers.into_iter().enumerate() {
             match answer {
                 Ok((_, Some(answer))) if answer.get("result").is_some() => {
                     results.push((i, answer["result"].clone()));
                 }
-                Ok((_, Some(answer))) => return json_response(&answer),
+                Ok((_, Some(answer))) => return json_response(StatusCode::OK, &answer),
                 Ok((_, None)) => return unavailable(id, &self.members[i].name, "no answer"),
                 Err(e) => return unavailable(id, &self.members[i].name, &e.to_string()),
             }
@@ -433,7 +444,7 @@ impl Federation {
                 json!({ keygate_mcp::revision::SERVER_INFO_KEY: { "name": "keygate", "version": env!("CARGO_PKG_VERSION") } }),
             );
         }
-        json_response(&jsonrpc::result_response(id, result))
+        json_response(StatusCode::OK, &jsonrpc::result_response(id, result))
     }
 
     /// A list from every member, merged, each entry's name prefixed.
@@ -470,13 +481,23 @@ impl Federation {
             }
         }
         let Some(mut result) = base else {
-            return json_response(&first_error.unwrap_or_else(|| {
-                jsonrpc::error_response(id, jsonrpc::UPSTREAM_UNAVAILABLE, "no upstream answered")
-            }));
+            return json_response(
+                StatusCode::OK,
+                &first_error.unwrap_or_else(|| {
+                    jsonrpc::error_response(
+                        id,
+                        jsonrpc::UPSTREAM_UNAVAILABLE,
+                        "no upstream answered",
+                    )
+                }),
+            );
         };
         result.insert(key.to_owned(), Value::Array(merged));
         result.remove("nextCursor");
-        json_response(&jsonrpc::result_response(id, Value::Object(result)))
+        json_response(
+            StatusCode::OK,
+            &jsonrpc::result_response(id, Value::Object(result)),
+        )
     }
 
     /// Member `i`'s whole list (its pages followed): the first page's result and the
@@ -604,7 +625,7 @@ impl Federation {
                     if let Some(u) = uri {
                         self.remember_uri(u, i);
                     }
-                    return Ok(json_response(&answer));
+                    return Ok(json_response(StatusCode::OK, &answer));
                 }
                 Ok((_, Some(answer))) => last = Some(answer),
                 Ok((_, None)) => {}
@@ -614,23 +635,22 @@ impl Federation {
             }
         }
         let id = message.get("id").cloned().unwrap_or(Value::Null);
-        Ok(json_response(&last.unwrap_or_else(|| {
-            jsonrpc::error_response(id, jsonrpc::INVALID_PARAMS, "Resource not found")
-        })))
+        Ok(json_response(
+            StatusCode::OK,
+            &last.unwrap_or_else(|| {
+                jsonrpc::error_response(id, jsonrpc::INVALID_PARAMS, "Resource not found")
+            }),
+        ))
     }
 
     /// A request for no particular member: every member gets it; the first one's
     /// answer is the answer.
     async fn first_of_all(&self, ctx: &Ctx<'_>, message: Map<String, Value>) -> Response<Body> {
         let id = message.get("id").cloned().unwrap_or(Value::Null);
-        let message = Value::Object(message);
-        let answers = futures_util::future::join_all(
-            (0..self.members.len()).map(|i| self.ask(ctx, i, &message)),
-        )
-        .await;
+        let answers = self.ask_all(ctx, &Value::Object(message)).await;
         for (i, answer) in answers.into_iter().enumerate() {
             match answer {
-                Ok((_, Some(answer))) => return json_response(&answer),
+                Ok((_, Some(answer))) => return json_response(StatusCode::OK, &answer),
                 Ok((_, None)) => {}
                 Err(e) => {
                     tracing::warn!(upstream = %self.members[i].name, error = %e, "an upstream failed a request");
@@ -733,14 +753,7 @@ impl Federation {
         }
         let merged =
             futures_util::stream::select_all(streams).map(Ok::<Bytes, std::convert::Infallible>);
-        let mut resp = Response::new(Body::from_stream(merged));
-        resp.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(keygate_mcp::sse::CONTENT_TYPE),
-        );
-        resp.headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        resp
+        sse_response(Body::from_stream(merged))
     }
 
     async fn delete(&self, ctx: &Ctx<'_>, id: Option<&str>) -> Response<Body> {
@@ -855,41 +868,6 @@ fn merged_capabilities<'a>(results: impl Iterator<Item = &'a Value>) -> Value {
         }
     }
     Value::Object(out)
-}
-
-fn status_only(status: StatusCode) -> Response<Body> {
-    let mut resp = Response::new(Body::empty());
-    *resp.status_mut() = status;
-    resp
-}
-
-fn json_response(message: &Value) -> Response<Body> {
-    let mut resp = Response::new(Body::from(serde_json::to_vec(message).unwrap_or_default()));
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    resp
-}
-
-fn rpc_error(
-    status: StatusCode,
-    id: Value,
-    code: i64,
-    message: impl Into<String>,
-) -> Response<Body> {
-    let mut resp = json_response(&jsonrpc::error_response(id, code, message));
-    *resp.status_mut() = status;
-    resp
-}
-
-fn not_found(id: Value) -> Response<Body> {
-    rpc_error(
-        StatusCode::NOT_FOUND,
-        id,
-        jsonrpc::INVALID_REQUEST,
-        "Session not found",
-    )
 }
 
 fn unavailable(id: Value, member: &str, why: &str) -> Response<Body> {

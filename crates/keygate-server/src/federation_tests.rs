@@ -2,13 +2,12 @@
 
 use std::time::Duration;
 
-use axum::body::Body;
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
+use http::{Method, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 
-use crate::stdio_bridge::bridge_tests::{messages, scripted};
+use crate::stdio_bridge::bridge_tests::{messages, next_event, post, scripted, send};
 use crate::upstream::Upstream;
 
 fn federation() -> Option<Upstream> {
@@ -23,22 +22,6 @@ fn federation() -> Option<Upstream> {
         })
         .collect::<Option<Vec<_>>>()?;
     Some(Upstream::federated(members, timeout))
-}
-
-async fn post(u: &Upstream, session: Option<&str>, message: &Value) -> Response<Body> {
-    let mut h = HeaderMap::new();
-    h.insert(
-        "accept",
-        HeaderValue::from_static("application/json, text/event-stream"),
-    );
-    if let Some(s) = session {
-        h.insert("mcp-session-id", HeaderValue::from_str(s).unwrap());
-    }
-    let send = u.send(Method::POST, &h, &[], Bytes::from(message.to_string()));
-    tokio::time::timeout(Duration::from_secs(20), send)
-        .await
-        .unwrap()
-        .unwrap()
 }
 
 async fn session(u: &Upstream) -> String {
@@ -96,12 +79,7 @@ async fn a_members_request_is_tagged_and_the_answer_finds_its_way_back() {
     let call = json!({"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"b.ask","arguments":{}}});
     let resp = post(&u, Some(&s), &call).await;
     let mut body = resp.into_body();
-    let frame = tokio::time::timeout(Duration::from_secs(10), body.frame())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    let asked = keygate_mcp::sse::messages(frame.into_data().unwrap()).unwrap();
+    let asked = next_event(&mut body).await;
     assert_eq!(asked[0]["id"], r#"b."srv-1""#, "{asked:?}");
     let answer = json!({"jsonrpc":"2.0","id":asked[0]["id"],"result":{"text":"sampled"}});
     assert_eq!(
@@ -119,9 +97,7 @@ async fn a_members_request_is_tagged_and_the_answer_finds_its_way_back() {
 async fn delete_ends_the_session_everywhere() {
     let Some(u) = federation() else { return };
     let s = session(&u).await;
-    let mut h = HeaderMap::new();
-    h.insert("mcp-session-id", HeaderValue::from_str(&s).unwrap());
-    let resp = u.send(Method::DELETE, &h, &[], Bytes::new()).await.unwrap();
+    let resp = send(&u, Method::DELETE, Some(&s), Bytes::new()).await;
     assert_eq!(resp.status(), StatusCode::OK);
     let list = json!({"jsonrpc":"2.0","id":1,"method":"tools/list"});
     assert_eq!(

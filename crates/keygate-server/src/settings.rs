@@ -82,7 +82,9 @@ settings! {
         #[arg(long, env = "KEYGATE_DATABASE", value_name = "URL")]
         #[serde(deserialize_with = "parsed")]
         database: Option<DatabaseUrl> => database,
-        /// The MCP server to protect (Streamable HTTP), such as http://127.0.0.1:9000/mcp.
+        /// The MCP server to protect: Streamable HTTP, such as http://127.0.0.1:9000/mcp, or
+        /// stdio:COMMAND LINE (split as a shell would, never run by one), such as
+        /// 'stdio:npx -y @modelcontextprotocol/server-everything stdio'.
         #[arg(
             long,
             env = "KEYGATE_UPSTREAM",

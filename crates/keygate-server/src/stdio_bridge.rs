@@ -48,6 +48,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::stdio::{StdioChild, StdioCommand, StdioReader, StdioWriter};
+use crate::upstream::{json_response, not_found, rpc_error, sse_response, status_only};
 
 /// Stateful sessions (children) one stdio upstream runs at most.
 pub(crate) const MAX_SESSIONS: usize = 64;
@@ -966,52 +967,6 @@ fn accepts_sse(headers: &HeaderMap) -> bool {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .any(|v| v.contains(keygate_mcp::sse::CONTENT_TYPE))
-}
-
-fn status_only(status: StatusCode) -> Response<Body> {
-    let mut resp = Response::new(Body::empty());
-    *resp.status_mut() = status;
-    resp
-}
-
-fn json_response(status: StatusCode, message: &Value) -> Response<Body> {
-    let mut resp = Response::new(Body::from(serde_json::to_vec(message).unwrap_or_default()));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    resp
-}
-
-fn sse_response(body: Body) -> Response<Body> {
-    let mut resp = Response::new(body);
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(keygate_mcp::sse::CONTENT_TYPE),
-    );
-    resp.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    resp
-}
-
-fn rpc_error(
-    status: StatusCode,
-    id: Value,
-    code: i64,
-    message: impl Into<String>,
-) -> Response<Body> {
-    json_response(status, &jsonrpc::error_response(id, code, message))
-}
-
-/// The answer the official SDKs give an unknown session.
-fn not_found(id: Value) -> Response<Body> {
-    rpc_error(
-        StatusCode::NOT_FOUND,
-        id,
-        jsonrpc::INVALID_REQUEST,
-        "Session not found",
-    )
 }
 
 fn unavailable(id: Value, why: &str) -> Response<Body> {

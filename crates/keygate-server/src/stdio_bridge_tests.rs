@@ -9,8 +9,8 @@ use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 
-use super::StdioUpstream;
 use crate::stdio::StdioCommand;
+use crate::upstream::Upstream;
 
 /// Answers `initialize`; `tools/call` of `echo` (a log message and, with a token, a
 /// progress notification first), `ask` (a sampling request to the client, then the
@@ -74,16 +74,16 @@ pub(crate) fn scripted() -> Option<StdioCommand> {
     StdioCommand::new(python, vec!["-c".to_owned(), SERVER.to_owned()]).ok()
 }
 
-fn bridge() -> Option<StdioUpstream> {
+fn bridge() -> Option<Upstream> {
     let command = scripted()?;
-    Some(StdioUpstream::new(
+    Some(Upstream::stdio(
         command,
         "scripted".to_owned(),
         Duration::from_secs(10),
     ))
 }
 
-fn headers(session: Option<&str>) -> HeaderMap {
+pub(crate) fn headers(session: Option<&str>) -> HeaderMap {
     let mut h = HeaderMap::new();
     h.insert(
         "accept",
@@ -95,14 +95,35 @@ fn headers(session: Option<&str>) -> HeaderMap {
     h
 }
 
-async fn post(b: &StdioUpstream, session: Option<&str>, message: Value) -> Response<Body> {
-    let body = Bytes::from(message.to_string());
+/// The messages of the next frame of an event stream (one event), in time.
+pub(crate) async fn next_event(body: &mut Body) -> Vec<Value> {
+    let frame = tokio::time::timeout(Duration::from_secs(10), body.frame())
+        .await
+        .expect("an event in time")
+        .expect("an event")
+        .expect("a readable event");
+    keygate_mcp::sse::messages(frame.into_data().expect("data")).expect("an event stream")
+}
+
+/// One request through `u`, answered in time.
+pub(crate) async fn send(
+    u: &Upstream,
+    method: Method,
+    session: Option<&str>,
+    body: Bytes,
+) -> Response<Body> {
     tokio::time::timeout(
         Duration::from_secs(20),
-        b.respond(&Method::POST, &headers(session), body),
+        u.send(method, &headers(session), &[], body),
     )
     .await
-    .expect("the bridge answers in time")
+    .expect("the upstream answers in time")
+    .expect("the upstream answers")
+}
+
+/// One JSON-RPC message POSTed through `u`.
+pub(crate) async fn post(u: &Upstream, session: Option<&str>, message: &Value) -> Response<Body> {
+    send(u, Method::POST, session, Bytes::from(message.to_string())).await
 }
 
 /// The messages of an answer (one JSON body, or the events of a stream), in order.
@@ -123,10 +144,10 @@ pub(crate) async fn messages(resp: Response<Body>) -> Vec<Value> {
     }
 }
 
-async fn open_session(b: &StdioUpstream) -> String {
+async fn open_session(b: &Upstream) -> String {
     let init = json!({"jsonrpc":"2.0","id":"init-1","method":"initialize","params":{
         "protocolVersion":"2025-11-25","capabilities":{"sampling":{}},"clientInfo":{"name":"t","version":"0"}}});
-    let resp = post(b, None, init).await;
+    let resp = post(b, None, &init).await;
     assert_eq!(resp.status(), StatusCode::OK);
     let session = resp
         .headers()
@@ -143,7 +164,7 @@ async fn open_session(b: &StdioUpstream) -> String {
     assert_eq!(answer[0]["result"]["serverInfo"]["name"], "scripted");
     let note = json!({"jsonrpc":"2.0","method":"notifications/initialized"});
     assert_eq!(
-        post(b, Some(&session), note).await.status(),
+        post(b, Some(&session), &note).await.status(),
         StatusCode::ACCEPTED
     );
     session
@@ -167,7 +188,7 @@ async fn a_session_gets_its_events_on_the_call_stream_with_the_clients_ids() {
     let resp = post(
         &b,
         Some(&session),
-        call(json!("c-7"), "echo", Some(json!("tok"))),
+        &call(json!("c-7"), "echo", Some(json!("tok"))),
     )
     .await;
     let got = messages(resp).await;
@@ -193,7 +214,7 @@ async fn a_childs_request_reaches_the_client_and_its_answer_the_child() {
     let caller = {
         let b = b.clone();
         let session = session.clone();
-        tokio::spawn(async move { post(&b, Some(&session), call(json!(5), "ask", None)).await })
+        tokio::spawn(async move { post(&b, Some(&session), &call(json!(5), "ask", None)).await })
     };
     let resp = caller.await.unwrap();
     assert_eq!(
@@ -201,17 +222,12 @@ async fn a_childs_request_reaches_the_client_and_its_answer_the_child() {
         "text/event-stream"
     );
     let mut body = resp.into_body();
-    let frame = tokio::time::timeout(Duration::from_secs(10), body.frame())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    let asked = keygate_mcp::sse::messages(frame.into_data().unwrap()).unwrap();
+    let asked = next_event(&mut body).await;
     assert_eq!(asked[0]["method"], "sampling/createMessage");
     assert_eq!(asked[0]["id"], "srv-1");
     let answer = json!({"jsonrpc":"2.0","id":"srv-1","result":{"role":"assistant","content":{"type":"text","text":"hi"}}});
     assert_eq!(
-        post(&b, Some(&session), answer).await.status(),
+        post(&b, Some(&session), &answer).await.status(),
         StatusCode::ACCEPTED
     );
     let rest = body.collect().await.unwrap().to_bytes();
@@ -224,10 +240,10 @@ async fn a_childs_request_reaches_the_client_and_its_answer_the_child() {
 async fn a_client_that_goes_away_cancels_its_request_at_the_child() {
     let Some(b) = bridge() else { return };
     let session = open_session(&b).await;
-    let h = headers(Some(&session));
-    let slow = b.respond(
-        &Method::POST,
-        &h,
+    let slow = send(
+        &b,
+        Method::POST,
+        Some(&session),
         Bytes::from(call(json!(1), "slow", None).to_string()),
     );
     // The client gives up before the answer.
@@ -238,7 +254,8 @@ async fn a_client_that_goes_away_cancels_its_request_at_the_child() {
     );
     let mut cancelled = Value::Null;
     for _ in 0..50 {
-        let got = messages(post(&b, Some(&session), call(json!(2), "cancelled", None)).await).await;
+        let got =
+            messages(post(&b, Some(&session), &call(json!(2), "cancelled", None)).await).await;
         cancelled = got[0]["result"]["cancelled"].clone();
         if cancelled.as_array().is_some_and(|a| !a.is_empty()) {
             break;
@@ -252,23 +269,14 @@ async fn a_client_that_goes_away_cancels_its_request_at_the_child() {
 async fn list_changed_goes_to_the_get_stream_of_which_there_is_one() {
     let Some(b) = bridge() else { return };
     let session = open_session(&b).await;
-    let get = b
-        .respond(&Method::GET, &headers(Some(&session)), Bytes::new())
-        .await;
+    let get = send(&b, Method::GET, Some(&session), Bytes::new()).await;
     assert_eq!(get.status(), StatusCode::OK);
-    let second = b
-        .respond(&Method::GET, &headers(Some(&session)), Bytes::new())
-        .await;
+    let second = send(&b, Method::GET, Some(&session), Bytes::new()).await;
     assert_eq!(second.status(), StatusCode::CONFLICT);
-    let answered = messages(post(&b, Some(&session), call(json!(3), "notify", None)).await).await;
+    let answered = messages(post(&b, Some(&session), &call(json!(3), "notify", None)).await).await;
     assert_eq!(answered.len(), 1, "not on the call's stream: {answered:?}");
     let mut body = get.into_body();
-    let frame = tokio::time::timeout(Duration::from_secs(10), body.frame())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    let got = keygate_mcp::sse::messages(frame.into_data().unwrap()).unwrap();
+    let got = next_event(&mut body).await;
     assert_eq!(got[0]["method"], "notifications/tools/list_changed");
 }
 
@@ -276,16 +284,14 @@ async fn list_changed_goes_to_the_get_stream_of_which_there_is_one() {
 async fn delete_ends_the_session_and_unknown_sessions_answer_404() {
     let Some(b) = bridge() else { return };
     let session = open_session(&b).await;
-    let gone = b
-        .respond(&Method::DELETE, &headers(Some(&session)), Bytes::new())
-        .await;
+    let gone = send(&b, Method::DELETE, Some(&session), Bytes::new()).await;
     assert_eq!(gone.status(), StatusCode::OK);
-    let after = post(&b, Some(&session), call(json!(1), "echo", None)).await;
+    let after = post(&b, Some(&session), &call(json!(1), "echo", None)).await;
     assert_eq!(after.status(), StatusCode::NOT_FOUND);
     let got = messages(after).await;
     assert_eq!(got[0]["error"]["message"], "Session not found");
     assert_eq!(got[0]["id"], 1);
-    let unknown = post(&b, Some("never-issued"), call(json!(1), "echo", None)).await;
+    let unknown = post(&b, Some("never-issued"), &call(json!(1), "echo", None)).await;
     assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
 }
 
@@ -293,15 +299,13 @@ async fn delete_ends_the_session_and_unknown_sessions_answer_404() {
 async fn stateless_requests_use_the_pool_and_discover_comes_from_initialize() {
     let Some(b) = bridge() else { return };
     let discover = json!({"jsonrpc":"2.0","id":"d","method":"server/discover","params":{}});
-    let got = messages(post(&b, None, discover).await).await;
+    let got = messages(post(&b, None, &discover).await).await;
     assert_eq!(got[0]["id"], "d");
     assert_eq!(got[0]["result"]["supportedVersions"], json!(["2026-07-28"]));
     assert_eq!(got[0]["result"]["instructions"], "be kind");
     // The same request id from two "clients" at once: each gets its own answer.
-    let (a, c) = tokio::join!(
-        post(&b, None, call(json!(1), "echo", None)),
-        post(&b, None, call(json!(1), "echo", None))
-    );
+    let echo = call(json!(1), "echo", None);
+    let (a, c) = tokio::join!(post(&b, None, &echo), post(&b, None, &echo));
     for resp in [a, c] {
         let got = messages(resp).await;
         let answer = got.last().unwrap();

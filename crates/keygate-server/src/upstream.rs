@@ -10,6 +10,8 @@ use bytes::Bytes;
 use futures_util::TryStreamExt;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, header};
 use http_body_util::BodyExt;
+use keygate_mcp::jsonrpc;
+use serde_json::Value;
 
 /// Largest upstream response the gateway reads in full (tools/list filtering, status
 /// look-ups, evidence recording). Streamed responses are not limited.
@@ -282,6 +284,56 @@ impl Buffered {
             .iter()
             .find(|m| crate::answers::is_answer(m, id))
     }
+}
+
+/// An answer of `status` without a body.
+pub(crate) fn status_only(status: StatusCode) -> Response<Body> {
+    let mut resp = Response::new(Body::empty());
+    *resp.status_mut() = status;
+    resp
+}
+
+/// One JSON-RPC message as a JSON answer.
+pub(crate) fn json_response(status: StatusCode, message: &Value) -> Response<Body> {
+    let mut resp = Response::new(Body::from(serde_json::to_vec(message).unwrap_or_default()));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+/// An event stream answer of `body`.
+pub(crate) fn sse_response(body: Body) -> Response<Body> {
+    let mut resp = Response::new(body);
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(keygate_mcp::sse::CONTENT_TYPE),
+    );
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    resp
+}
+
+/// A JSON-RPC error as a JSON answer with `status`.
+pub(crate) fn rpc_error(
+    status: StatusCode,
+    id: Value,
+    code: i64,
+    message: impl Into<String>,
+) -> Response<Body> {
+    json_response(status, &jsonrpc::error_response(id, code, message))
+}
+
+/// The answer the official SDKs give an unknown session (404, -32600).
+pub(crate) fn not_found(id: Value) -> Response<Body> {
+    rpc_error(
+        StatusCode::NOT_FOUND,
+        id,
+        jsonrpc::INVALID_REQUEST,
+        "Session not found",
+    )
 }
 
 /// The client's MCP transport headers ([`keygate_mcp::headers::is_transport_request_header`]:
