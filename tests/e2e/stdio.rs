@@ -596,3 +596,67 @@ fn an_unset_variable_or_a_bad_upstream_name_stops_the_start() {
         "{stderr}"
     );
 }
+
+/// SIGTERM: keygated shuts down and ends every child on its way out.
+#[tokio::test]
+async fn shutdown_ends_every_child() {
+    if !available("the stdio shutdown test", Need::Python) {
+        return;
+    }
+    let gw = faulty_gateway();
+    let mut mcp = Mcp::new(&gw.mcp_url(), &gw.key);
+    mcp.initialize().await;
+    let stateless = gw.client("auto", "call", &["echo", r#"{"message":"pool"}"#]);
+    assert_eq!(stateless["text"], "pool");
+    let pid = gw.server.pid();
+    let children = children_of(pid);
+    assert!(children.len() >= 2, "{children:?}");
+    let term = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(term.success());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while running(pid) || children.iter().any(|&c| running(c)) {
+        assert!(
+            Instant::now() < deadline,
+            "keygated or a child still runs 15 s after SIGTERM: {:?}\n{}",
+            children.iter().filter(|&&c| running(c)).collect::<Vec<_>>(),
+            gw.server.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A stdio session is bound to the key that opened it, as any upstream's: another
+/// tenant's key presenting its id gets 404, and the session still works for its own.
+#[tokio::test]
+async fn a_stdio_session_answers_404_to_any_other_key() {
+    if !available("the stdio session-binding test", Need::Python) {
+        return;
+    }
+    let gw = faulty_gateway();
+    let url = gw.mcp_url();
+    let mut owner = Mcp::new(&url, &gw.key);
+    owner.initialize().await;
+    let session = owner.session.clone().expect("a session id");
+    let policy = peers_dir().join("faulty-policy.toml");
+    let out = keygate_e2e::bootstrap(
+        &gw.server.database,
+        "other",
+        "dora",
+        &["--policy", policy.to_str().expect("UTF-8")],
+    );
+    out.expect_code(0);
+    let other = out.stdout.trim().to_owned();
+    let mut intruder = Mcp::new(&url, &other).with_session(Some(&session));
+    let a = intruder.call("echo", json!({"message": "mine now"})).await;
+    assert_eq!(
+        a.status, 404,
+        "another key's call in the session: {}",
+        a.text
+    );
+    let a = owner.call("echo", json!({"message": "still mine"})).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert!(a.text.contains("still mine"), "{}", a.text);
+}

@@ -589,8 +589,13 @@ impl Conn {
                 _ = &mut stopped => {
                     // As the MCP stdio transport ends a server: stdin closed, a grace
                     // period, then the kill.
-                    drop(self.writer.lock().await.take());
-                    if tokio::time::timeout(END_GRACE, process.wait()).await.is_err() {
+                    // (A write stuck on a child that reads nothing holds the writer:
+                    // then the kill comes at once.)
+                    let closed = tokio::time::timeout(END_GRACE, self.writer.lock())
+                        .await
+                        .map(|mut writer| drop(writer.take()))
+                        .is_ok();
+                    if !closed || tokio::time::timeout(END_GRACE, process.wait()).await.is_err() {
                         process.kill().await;
                     }
                     break "it was ended".to_owned();
