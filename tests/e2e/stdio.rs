@@ -126,7 +126,18 @@ pub(crate) fn faulty_upstream() -> String {
 
 /// Whether the Python SDK, node and server-everything are installed (see `peers`).
 pub(crate) fn everything_available(test: &str) -> bool {
-    available(test, Need::PythonAndNode) && everything_js().is_file()
+    if !available(test, Need::PythonAndNode) {
+        return false;
+    }
+    if everything_js().is_file() {
+        return true;
+    }
+    assert!(
+        !keygate_e2e::under_ci(),
+        "{test} needs server-everything in tests/peers/node_modules under CI"
+    );
+    eprintln!("note: skipping {test}; run `npm ci` in tests/peers");
+    false
 }
 
 /// Whether a call was refused: a JSON-RPC error, or a tool error.
