@@ -25,9 +25,22 @@ const RUN_BUDGET: Duration = Duration::from_secs(60);
 
 /// Runs `sdk_client.py --url URL --mode MODE SCENARIO ARG` with `key`; the JSON it printed.
 fn sdk(url: &str, key: &str, mode: &str, scenario: &str, arg: &str) -> Result<Value, String> {
+    sdk_with(url, key, mode, scenario, arg, &[])
+}
+
+/// [`sdk`] with more environment variables (the other keys a scenario uses).
+fn sdk_with(
+    url: &str,
+    key: &str,
+    mode: &str,
+    scenario: &str,
+    arg: &str,
+    env: &[(&str, &str)],
+) -> Result<Value, String> {
     let mut cmd: Command = python_script(Path::new("sdk_client.py"));
     cmd.args(["--url", url, "--mode", mode, scenario, arg])
-        .env("KEYGATE_PEER_KEY", key);
+        .env("KEYGATE_PEER_KEY", key)
+        .envs(env.iter().copied());
     let run = run_bounded(cmd, RUN_BUDGET);
     if !run.status.success() {
         return Err(format!(
@@ -309,4 +322,161 @@ fn the_callback_is_asked_and_only_the_exact_name_deletes(mode: &str, version: &s
         "{out}"
     );
     assert_eq!(out["still_listed"], false, "web was not deleted: {out}");
+}
+
+/// The calling key (a user key of the demo owner, with `gates:approve` even) and a key
+/// without `gates:approve`, made with the owner's key.
+async fn agent_keys(server: &keygate_e2e::Server, owner: &str) -> (String, String) {
+    let api = server.api(owner);
+    let (_, agent) = api
+        .new_key(json!({"name": "agent", "kind": "user", "scopes": ["services:read", "services:write", "gates:approve"]}))
+        .await;
+    let (_, unscoped) = api
+        .new_key(json!({"name": "reader", "kind": "user", "scopes": ["services:read"]}))
+        .await;
+    (agent, unscoped)
+}
+
+/// A client without elicitation callback, in both modes, against `keygated --demo`:
+/// `service.delete` answers `APPROVAL_REQUIRED` with the approval's id and page; every
+/// `confirm` the agent can make up is refused the same way; the calling key and a key
+/// without `gates:approve` cannot approve (403); the person's own key approves (200);
+/// a retry with other arguments does not run, the SDK's identical retry runs once,
+/// and a second identical retry needs a new approval.
+#[tokio::test]
+async fn without_elicitation_the_person_approves_on_the_page_and_the_identical_retry_runs_once() {
+    if !available("the Python SDK approval-page test", Need::Python) {
+        return;
+    }
+    let server = keygate_e2e::Server::demo();
+    let owner = server.owner_key();
+    let (agent, unscoped) = agent_keys(&server, &owner).await;
+    let url = server.url("/api/mcp");
+    for (mode, service) in [("legacy", "web"), ("auto", "worker")] {
+        let env = [
+            ("KEYGATE_PERSON_KEY", owner.as_str()),
+            ("KEYGATE_UNSCOPED_KEY", unscoped.as_str()),
+        ];
+        let out = sdk_with(&url, &agent, mode, "page", service, &env)
+            .unwrap_or_else(|e| panic!("{e}\ngateway log:\n{}", server.logs()));
+        let first = &out["first"];
+        assert_eq!(first["code"], "APPROVAL_REQUIRED", "{mode}: {out}");
+        let id = first["approval_id"].as_str().expect("an approval id");
+        assert_eq!(
+            first["approval_url"],
+            json!(format!("/approvals/{id}")),
+            "{mode}: {out}"
+        );
+        for made_up in out["made_up"].as_array().expect("the made-up confirms") {
+            assert_eq!(made_up["code"], "APPROVAL_REQUIRED", "{mode}: {made_up}");
+            assert_eq!(
+                made_up["approval_id"],
+                json!(id),
+                "{mode}: the same approval: {made_up}"
+            );
+        }
+        assert_eq!(out["approve_by_caller"], 403, "{mode}: {out}");
+        assert_eq!(out["approve_unscoped"], 403, "{mode}: {out}");
+        assert_eq!(out["listed_before"], true, "{mode}: {out}");
+        assert_eq!(out["approve_by_person"], 200, "{mode}: {out}");
+        // Other arguments, and the retry after the one that ran: each a new approval.
+        for asked_anew in ["other_arguments", "second_retry"] {
+            let answer = &out[asked_anew];
+            assert_eq!(
+                answer["code"], "APPROVAL_REQUIRED",
+                "{mode} {asked_anew}: {out}"
+            );
+            assert_ne!(
+                answer["approval_id"],
+                json!(id),
+                "{mode} {asked_anew}: {out}"
+            );
+        }
+        assert_eq!(out["retry"]["is_error"], false, "{mode}: {out}");
+        assert!(
+            out["retry"]["text"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("deleted"),
+            "{mode}: {out}"
+        );
+        assert_eq!(out["still_listed"], false, "{mode}: {out}");
+        used_approval(&server, &owner, id).await;
+    }
+}
+
+/// Approval `id` as the page shows it to `person`, checked to be used (by the retry).
+async fn used_approval(server: &keygate_e2e::Server, person: &str, id: &str) -> Value {
+    let a = server
+        .api(person)
+        .get(&format!("/api/v1/approvals/{id}"))
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.json["status"], "used", "{}", a.text);
+    a.json
+}
+
+/// The public URL the URL-mode test's gateway names its approval pages under.
+const PUBLIC_URL: &str = "https://keys.example.test";
+
+/// A client on the SDK with an `elicitation_callback` (it declares form and URL
+/// elicitation) against `keygated --demo` whose gates are `approval = "page"`: it is
+/// offered the approval page as a URL elicitation (legacy: the error -32042; auto: a
+/// URL elicitation the SDK hands the callback). The URL is the page of the pending
+/// approval of exactly this call; once the person approved it there with their own key,
+/// the identical retry runs once.
+#[tokio::test]
+async fn a_client_declaring_url_elicitation_is_offered_the_approval_page() {
+    if !available("the Python SDK URL-elicitation test", Need::Python) {
+        return;
+    }
+    let demo = std::fs::read_to_string(
+        keygate_e2e::workspace_dir().join("crates/keygate-demo/policy.toml"),
+    )
+    .expect("the demo policy");
+    let page = demo.replace("approval = \"person\"", "approval = \"page\"");
+    assert_ne!(page, demo, "the demo gates name their approval");
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(&policy, page).expect("the policy is written");
+    let server = keygate_e2e::Server::start(keygate_e2e::ServerOptions::demo().args(&[
+        "--policy",
+        policy.to_str().expect("a UTF-8 path"),
+        "--public-url",
+        PUBLIC_URL,
+    ]));
+    let owner = server.owner_key();
+    let (agent, _) = agent_keys(&server, &owner).await;
+    let url = server.url("/api/mcp");
+    for (mode, service, via) in [("legacy", "web", "error"), ("auto", "worker", "callback")] {
+        let env = [("KEYGATE_PERSON_KEY", owner.as_str())];
+        let out = sdk_with(&url, &agent, mode, "url", service, &env)
+            .unwrap_or_else(|e| panic!("{e}\ngateway log:\n{}", server.logs()));
+        let asked = out["asked"].as_array().expect("the URL elicitations");
+        assert_eq!(asked.len(), 1, "{mode}: offered once: {out}");
+        let offered = &asked[0];
+        assert_eq!(offered["via"], via, "{mode}: {out}");
+        let page_url = offered["url"].as_str().expect("a URL");
+        let id = page_url
+            .strip_prefix(&format!("{PUBLIC_URL}/approvals/"))
+            .unwrap_or_else(|| panic!("{mode}: not an approval page: {page_url}"));
+        if mode == "legacy" {
+            assert_eq!(out["error"]["code"], -32042, "{out}");
+            assert_eq!(offered["elicitation_id"], json!(id), "{out}");
+        }
+        let message = offered["message"].as_str().unwrap_or_default();
+        for part in ["service.delete", &format!("`{service}`")] {
+            assert!(message.contains(part), "{mode}: {part} not in {message}");
+        }
+        assert_eq!(
+            offered["approved"], 200,
+            "{mode}: the person approved: {out}"
+        );
+        // The approval the URL named is the one the call opened, now used by the retry.
+        let a = used_approval(&server, &owner, id).await;
+        assert_eq!(a["target"], service, "{mode}: {a}");
+        assert_eq!(a["arguments"], json!({"service": service}), "{a}");
+        assert_eq!(out["result"]["is_error"], false, "{mode}: {out}");
+        assert_eq!(out["still_listed"], false, "{mode}: {out}");
+    }
 }

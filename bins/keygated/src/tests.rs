@@ -145,3 +145,30 @@ fn mrtr_secret_flag_or_file_and_too_short_refused() {
         "the secret is not repeated: {err}"
     );
 }
+
+#[test]
+fn leak_report_keys_flag_or_file_and_off_by_default() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("keygate.toml");
+    std::fs::write(
+        &path,
+        "demo = true\nleak-report-keys = \"github-keys.json\"\n",
+    )
+    .expect("the file is written");
+    let file = path.to_str().expect("a UTF-8 path");
+    assert_eq!(
+        resolved(&["--config", file]).leak_report_keys,
+        Some(std::path::PathBuf::from("github-keys.json")),
+        "from the file"
+    );
+    assert_eq!(
+        resolved(&["--config", file, "--leak-report-keys", "other.json"]).leak_report_keys,
+        Some(std::path::PathBuf::from("other.json")),
+        "the flag wins"
+    );
+    assert_eq!(
+        resolved(&["--demo"]).leak_report_keys,
+        None,
+        "off by default"
+    );
+}

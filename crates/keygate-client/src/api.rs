@@ -71,6 +71,9 @@ pub struct KeyInfo {
     /// When it was revoked, if it was.
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub revoked_at: Option<OffsetDateTime>,
+    /// Why it was revoked when not on an owner's request: `leaked` (a leak report).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_reason: Option<String>,
     /// When it was last used, if ever.
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub last_used_at: Option<OffsetDateTime>,
@@ -146,9 +149,25 @@ impl CreateKey {
             expires_in: None,
         }
     }
+
+    /// Limited to the projects named `projects`; none: all of the tenant's.
+    #[must_use]
+    pub fn with_projects(mut self, projects: Vec<String>) -> Self {
+        self.projects = (!projects.is_empty()).then_some(projects);
+        self
+    }
+
+    /// Living `lifetime` (whole seconds) from its creation, counted by the server's
+    /// clock; `None`: never expiring.
+    #[must_use]
+    pub fn with_lifetime(mut self, lifetime: Option<std::time::Duration>) -> Self {
+        self.expires_in = lifetime.map(|lifetime| ExpiresIn::Seconds(lifetime.as_secs()));
+        self
+    }
 }
 
-/// A key's lifetime: whole seconds, or a string such as `45s`, `90m`, `12h`, `30d`.
+/// A key's lifetime: whole seconds, or a string such as `45s`, `90m`, `12h`, `30d`
+/// (read by [`parse_seconds`](crate::parse_seconds)).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 #[non_exhaustive]
@@ -417,6 +436,59 @@ impl std::fmt::Display for RejectReason {
     }
 }
 
+/// One match of a leak report, `POST /api/v1/leaks/github` (GitHub secret scanning's
+/// partner format: the body is a JSON array of these).
+///
+/// `Debug` never shows the token: it may be a live key.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeakMatch {
+    /// The text found, as found.
+    pub token: String,
+    /// The name of the pattern that matched it (the provider's token type).
+    #[serde(rename = "type", default)]
+    pub token_type: String,
+    /// Where it was found (may be empty).
+    #[serde(default)]
+    pub url: String,
+    /// What kind of place it was found in, such as `content` or `commit`.
+    #[serde(default)]
+    pub source: String,
+}
+
+impl std::fmt::Debug for LeakMatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LeakMatch")
+            .field("token", &"<redacted>")
+            .field("token_type", &self.token_type)
+            .field("url", &self.url)
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+/// What a leak report's answer says of one match, in GitHub's feedback format.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeakVerdict {
+    /// SHA-256 of the token as found, lowercase hex.
+    pub token_hash: String,
+    /// The match's `type`, as reported.
+    pub token_type: String,
+    /// Whether it is one of this server's keys.
+    pub label: LeakLabel,
+}
+
+/// Whether a reported token is a real credential of this server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum LeakLabel {
+    /// One of this server's keys (revoked now, or already revoked or expired).
+    TruePositive,
+    /// Not one of this server's keys: another service's token, a forged or
+    /// mistyped one.
+    FalsePositive,
+}
+
 /// A raw token as its string on the wire.
 mod raw_token {
     use keygate_token::Token;
@@ -502,6 +574,21 @@ mod tests {
             reason: reason.map(str::to_owned),
             message: None,
         }
+    }
+
+    #[test]
+    fn create_key_projects_and_lifetime() {
+        let base = CreateKey::new("k", KeyKind::User, vec!["a:read".to_owned()]);
+        let none = base.clone().with_projects(Vec::new()).with_lifetime(None);
+        assert_eq!(
+            none, base,
+            "no projects: all of them; no lifetime: never expiring"
+        );
+        let some = base
+            .with_projects(vec!["shop".to_owned()])
+            .with_lifetime(Some(std::time::Duration::from_secs(90)));
+        assert_eq!(some.projects, Some(vec!["shop".to_owned()]));
+        assert_eq!(some.expires_in, Some(ExpiresIn::Seconds(90)));
     }
 
     #[test]

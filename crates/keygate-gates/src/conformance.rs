@@ -420,6 +420,7 @@ fn binding(key: &str, at: OffsetDateTime, ttl: i64) -> SessionBinding {
         seen_at: at,
         expires_at: at + Duration::seconds(ttl),
         elicitation: false,
+        elicitation_url: false,
     }
 }
 
@@ -430,12 +431,13 @@ async fn bind(store: &dyn GateStore, session: &str, b: &SessionBinding) -> bool 
         .unwrap_or_else(|e| panic!("bind_session failed: {e}"))
 }
 
-/// Whether the client declared elicitation is kept with the binding, through a
-/// refresh and a rebind by the same key.
+/// Whether the client declared elicitation (form, URL) is kept with the binding,
+/// through a refresh and a rebind by the same key.
 async fn a_session_keeps_whether_it_elicits(store: &dyn GateStore) {
     let (asks, plain) = ("conf-session-elicits", "conf-session-plain");
     let b = SessionBinding {
         elicitation: true,
+        elicitation_url: true,
         ..binding("kEl", ISSUED, 60)
     };
     assert!(bind(store, asks, &b).await);
@@ -455,12 +457,15 @@ async fn a_session_keeps_whether_it_elicits(store: &dyn GateStore) {
     );
     let again = SessionBinding {
         elicitation: false,
+        elicitation_url: false,
         ..b
     };
     assert!(bind(store, asks, &again).await);
     assert_eq!(
-        bound(store, asks, ISSUED).await.map(|b| b.elicitation),
-        Some(false),
+        bound(store, asks, ISSUED)
+            .await
+            .map(|b| (b.elicitation, b.elicitation_url)),
+        Some((false, false)),
         "a rebind by its key replaces it"
     );
 }

@@ -370,10 +370,12 @@ impl Gates {
         } else {
             None
         };
-        let declined = |decided_by: Option<String>, decided| {
+        // Names the approval the decline closed, which is not always the state's: a
+        // newer approval of the same call may have been denied on the page meanwhile.
+        let declined = |approval_id: String, decided_by: Option<String>, decided| {
             Ok(MrtrOutcome {
                 decision: decision(Outcome::ConfirmationDeclined {
-                    approval_id: approval.id.clone(),
+                    approval_id,
                     decided_by,
                 }),
                 decided,
@@ -385,11 +387,14 @@ impl Gates {
                 .store()
                 .claim_approval(call.key_id, call.tool, target, &digest, now)
                 .await?;
-            let decided_by = match &closed {
-                Claimed::Denied(a) => a.decided_by.as_ref().map(|d| d.user_id.clone()),
-                _ => Some(by.user_id.clone()),
+            return match closed {
+                Claimed::Denied(a) => declined(
+                    a.id,
+                    a.decided_by.as_ref().map(|d| d.user_id.clone()),
+                    decided,
+                ),
+                _ => declined(approval.id.clone(), Some(by.user_id.clone()), decided),
             };
-            return declined(decided_by, decided);
         }
         match self
             .store()
@@ -415,7 +420,9 @@ impl Gates {
                     decided,
                 })
             }
-            Claimed::Denied(a) => declined(a.decided_by.as_ref().map(|d| d.user_id.clone()), None),
+            Claimed::Denied(a) => {
+                declined(a.id, a.decided_by.as_ref().map(|d| d.user_id.clone()), None)
+            }
             // Expired, or used by a concurrent retry: nothing to run.
             _ => invalid(InvalidReason::StateExpired),
         }

@@ -153,6 +153,8 @@ CREATE INDEX IF NOT EXISTS gate_mrtr_nonces_expires_at ON gate_mrtr_nonces (expi
 -- Added with elicitation on the stream: one column with a default, so rows bound
 -- before it read as clients that did not declare elicitation.
 ALTER TABLE gate_sessions ADD COLUMN IF NOT EXISTS elicitation BOOLEAN NOT NULL DEFAULT false;
+-- Added with URL-mode approval: the same, for clients that declared URL elicitation.
+ALTER TABLE gate_sessions ADD COLUMN IF NOT EXISTS elicitation_url BOOLEAN NOT NULL DEFAULT false;
 ";
 
 /// The columns of `gate_approvals` in the order [`approval_from_row`] reads them.
@@ -349,12 +351,12 @@ impl GateStore for PgGateStore {
         // alone (and no row comes back).
         let row = client
             .query_opt(
-                "INSERT INTO gate_sessions (session_sha256, key_id, bound_at, seen_at, expires_at, elicitation)
-                 VALUES ($1, $2, $3, $4, $5, $6)
+                "INSERT INTO gate_sessions (session_sha256, key_id, bound_at, seen_at, expires_at, elicitation, elicitation_url)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
                  ON CONFLICT (session_sha256) DO UPDATE
                  SET key_id = EXCLUDED.key_id, bound_at = EXCLUDED.bound_at,
                      seen_at = EXCLUDED.seen_at, expires_at = EXCLUDED.expires_at,
-                     elicitation = EXCLUDED.elicitation
+                     elicitation = EXCLUDED.elicitation, elicitation_url = EXCLUDED.elicitation_url
                  WHERE gate_sessions.key_id = EXCLUDED.key_id
                     OR gate_sessions.expires_at <= EXCLUDED.bound_at
                  RETURNING 1",
@@ -365,6 +367,7 @@ impl GateStore for PgGateStore {
                     &b.seen_at,
                     &b.expires_at,
                     &b.elicitation,
+                    &b.elicitation_url,
                 ],
             )
             .await
@@ -380,7 +383,7 @@ impl GateStore for PgGateStore {
         let client = self.client().await?;
         let row = client
             .query_opt(
-                "SELECT key_id, bound_at, seen_at, expires_at, elicitation FROM gate_sessions
+                "SELECT key_id, bound_at, seen_at, expires_at, elicitation, elicitation_url FROM gate_sessions
                  WHERE session_sha256 = $1 AND expires_at > $2",
                 &[&session_digest(session_id).as_slice(), &now],
             )
@@ -392,6 +395,7 @@ impl GateStore for PgGateStore {
             seen_at: r.get(2),
             expires_at: r.get(3),
             elicitation: r.get(4),
+            elicitation_url: r.get(5),
         }))
     }
 
@@ -790,6 +794,7 @@ mod tests {
             .expect("the older row still binds its session");
         assert_eq!(b.key_id, "kOld");
         assert!(!b.elicitation, "an older row did not declare elicitation");
+        assert!(!b.elicitation_url, "nor URL elicitation");
         schema.drop().await;
     }
 
@@ -861,6 +866,7 @@ mod tests {
             seen_at: now,
             expires_at: now + time::Duration::hours(1),
             elicitation: true,
+            elicitation_url: true,
         };
         assert!(a.bind_session(session, &binding).await.unwrap());
         assert_eq!(

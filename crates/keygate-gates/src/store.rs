@@ -116,6 +116,10 @@ pub struct SessionBinding {
     /// so that a person gate may ask its person on the call's stream. `false` for
     /// bindings recorded before this was kept.
     pub elicitation: bool,
+    /// Whether the client declared URL-mode elicitation (`elicitation.url`) in its
+    /// `initialize` capabilities, so that a person gate may offer the approval page as
+    /// a URL elicitation. `false` for bindings recorded before this was kept.
+    pub elicitation_url: bool,
 }
 
 /// What stores keep of an `Mcp-Session-Id`: its SHA-256, never the id (a capability).

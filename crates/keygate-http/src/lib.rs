@@ -20,6 +20,12 @@
 //!   upstream, with client-supplied ones removed; [`project_header`] adds
 //!   `X-Keygate-Project` for a call naming a project resolved in the key's tenant.
 //! - [`deny`]: answer a policy denial ([`keygate_scopes::Denied`]) with a 403.
+//! - [`ForwardQuery`] / [`forward_headers`] / [`forward_error_header`] /
+//!   [`OriginalRequest`]: forward-auth for a proxy in front of any HTTP service (nginx
+//!   `auth_request`, Traefik ForwardAuth, Caddy `forward_auth`, Envoy `ext_authz`):
+//!   the checks a verify endpoint's query asks for, the identity headers of its 200
+//!   (built by the same code as the layer's), and its refusals with their body repeated
+//!   in a header for proxies that drop the body.
 //! - [`untrusted`]: a client-supplied value (tool name, session id, method) fit for a
 //!   log line: cut short, control characters escaped.
 //!
@@ -40,6 +46,7 @@
 mod auth;
 mod error;
 mod extract;
+mod forward;
 mod header;
 mod identity;
 mod untrusted;
@@ -47,6 +54,10 @@ mod untrusted;
 pub use crate::auth::{Auth, AuthLayer, ResponseFuture};
 pub use crate::error::{AuthError, DENIAL_LOG_CHARS, deny};
 pub use crate::extract::Authenticated;
+pub use crate::forward::{
+    ForwardQuery, ForwardQueryError, MAX_FORWARD_QUERY_LEN, OriginalRequest, X_KEYGATE_ERROR,
+    X_KEYGATE_SCOPES, forward_error_header, forward_headers,
+};
 pub use crate::header::{MAX_AUTHORIZATION_LEN, parse_authorization};
 pub use crate::identity::{
     X_KEYGATE_ACTOR, X_KEYGATE_KEY_ID, X_KEYGATE_PROJECT, X_KEYGATE_TENANT, X_KEYGATE_USER,

@@ -80,7 +80,6 @@
     )
 )]
 
-mod common;
 mod connect;
 mod error;
 mod hash;
@@ -90,6 +89,7 @@ mod model;
 mod name;
 #[cfg(feature = "postgres")]
 mod postgres;
+mod records;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod store;
@@ -101,8 +101,8 @@ pub use crate::hash::TokenHash;
 pub use crate::memory::MemoryStore;
 pub use crate::model::{
     ApiKey, AuditEvent, Bootstrap, Bootstrapped, CreatedKey, KeyStatus, NewAuditEvent, NewKey,
-    Principal, Project, ProjectId, ProjectRef, Role, Tenant, TenantId, TenantRef, User, UserId,
-    UserRef,
+    Principal, Project, ProjectId, ProjectRef, RevokeReason, Role, Tenant, TenantId, TenantRef,
+    User, UserId, UserRef,
 };
 pub use crate::name::{NameError, check_name_characters, is_hidden_char};
 #[cfg(feature = "postgres")]

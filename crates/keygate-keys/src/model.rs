@@ -185,6 +185,17 @@ pub enum KeyStatus {
     Revoked,
 }
 
+impl KeyStatus {
+    /// The word for it, as the API writes it: `active`, `expired` or `revoked`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Expired => "expired",
+            Self::Revoked => "revoked",
+        }
+    }
+}
+
 /// An API key as stored, without its hash. Safe to show to its tenant's owners.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiKey {
@@ -213,6 +224,10 @@ pub struct ApiKey {
     /// When it was revoked, if it was.
     #[serde(with = "time::serde::rfc3339::option")]
     pub revoked_at: Option<OffsetDateTime>,
+    /// Why it was revoked, when not simply on request ([`RevokeReason::as_str`], such
+    /// as `leaked`); `None` for a key revoked by an owner, or not revoked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_reason: Option<String>,
     /// When it was last used (coalesced: accurate to about a minute).
     #[serde(with = "time::serde::rfc3339::option")]
     pub last_used_at: Option<OffsetDateTime>,
@@ -229,6 +244,39 @@ impl ApiKey {
             KeyStatus::Active
         }
     }
+}
+
+/// Why a key is revoked, when it is not simply on an owner's request: recorded on the
+/// key ([`ApiKey::revoked_reason`]) and in the detail of its `key.revoked` audit event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RevokeReason {
+    /// The token was found published, as a leak report (GitHub secret scanning) said.
+    Leaked {
+        /// Where it was found, as the report gave it (may be empty).
+        url: String,
+    },
+}
+
+impl RevokeReason {
+    /// The reason as stored: `leaked`.
+    pub const fn as_str(&self) -> &'static str {
+        match self {
+            Self::Leaked { .. } => "leaked",
+        }
+    }
+
+    /// The detail of the `key.revoked` audit event: `{"reason", "url"}`.
+    pub fn audit_detail(&self) -> serde_json::Value {
+        match self {
+            Self::Leaked { url } => serde_json::json!({ "reason": self.as_str(), "url": url }),
+        }
+    }
+}
+
+/// The detail of a `key.revoked` audit event for `reason` (`{}` on request).
+pub(crate) fn revoked_detail(reason: Option<&RevokeReason>) -> serde_json::Value {
+    reason.map_or_else(|| serde_json::json!({}), RevokeReason::audit_detail)
 }
 
 /// A request to create a key.
@@ -274,6 +322,26 @@ pub struct Bootstrap {
     pub scopes: Vec<String>,
     /// The owner key's name.
     pub key_name: String,
+}
+
+impl Bootstrap {
+    /// Tenant `tenant` with `projects`, its owner `owner`, and the owner's key named
+    /// `key_name` holding `scopes`.
+    pub fn new(
+        tenant: impl Into<String>,
+        owner: impl Into<String>,
+        projects: &[&str],
+        scopes: Vec<String>,
+        key_name: impl Into<String>,
+    ) -> Self {
+        Self {
+            tenant: tenant.into(),
+            owner: owner.into(),
+            projects: projects.iter().map(|p| (*p).to_owned()).collect(),
+            scopes,
+            key_name: key_name.into(),
+        }
+    }
 }
 
 /// What [`Bootstrap`] created.
@@ -380,4 +448,20 @@ pub struct AuditEvent {
     pub target: String,
     /// Details as JSON.
     pub detail: serde_json::Value,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_are_the_api_words() {
+        assert_eq!(KeyStatus::Revoked.as_str(), "revoked");
+        assert_eq!(KeyStatus::Expired.as_str(), "expired");
+        assert_eq!(KeyStatus::Active.as_str(), "active");
+        for status in [KeyStatus::Active, KeyStatus::Expired, KeyStatus::Revoked] {
+            let json = serde_json::to_value(status).expect("a status serialises");
+            assert_eq!(json, status.as_str(), "as the API writes it");
+        }
+    }
 }

@@ -22,14 +22,15 @@ use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::common::{self, PreparedKey};
 use crate::error::{StoreError, VerifyError};
 use crate::hash::TokenHash;
 use crate::last_used::LastUsed;
 use crate::model::{
     ApiKey, AuditEvent, Bootstrap, Bootstrapped, CreatedKey, NewAuditEvent, NewKey, Principal,
-    Project, ProjectId, ProjectRef, Role, Tenant, TenantId, TenantRef, User, UserId, UserRef,
+    Project, ProjectId, ProjectRef, RevokeReason, Role, Tenant, TenantId, TenantRef, User, UserId,
+    UserRef,
 };
+use crate::records::{self, PreparedKey};
 use crate::store::{KeyStore, Verifier};
 use crate::verify::{KeyRow, verify_with};
 
@@ -45,7 +46,8 @@ const MIGRATION_LOCK: i64 = 0x006b_6579_6761_7465;
 const TOUCH_QUEUE: usize = 1024;
 
 /// Migrations, in order; `schema_version` records the last one applied.
-const MIGRATIONS: &[&str] = &[r"
+const MIGRATIONS: &[&str] = &[
+    r"
 CREATE TABLE tenants (
     id          text PRIMARY KEY,
     name        text NOT NULL UNIQUE,
@@ -94,7 +96,11 @@ CREATE TABLE audit_log (
     detail      jsonb NOT NULL
 );
 CREATE INDEX audit_log_tenant ON audit_log (tenant_id, id);
-"];
+",
+    r"
+ALTER TABLE api_keys ADD COLUMN revoked_reason text;
+",
+];
 
 /// The columns of an [`ApiKey`], projects resolved to parallel id and name arrays.
 const KEY_COLUMNS: &str = "k.id, k.tenant_id, k.actor_kind, k.user_id, k.name, k.prefix, k.scopes, \
@@ -102,7 +108,7 @@ const KEY_COLUMNS: &str = "k.id, k.tenant_id, k.actor_kind, k.user_id, k.name, k
        WHERE p.id = ANY(k.projects) ORDER BY p.name, p.id) END, \
      CASE WHEN k.projects IS NULL THEN NULL ELSE ARRAY(SELECT p.name FROM projects p \
        WHERE p.id = ANY(k.projects) ORDER BY p.name, p.id) END, \
-     k.created_at, k.expires_at, k.revoked_at, k.last_used_at";
+     k.created_at, k.expires_at, k.revoked_at, k.last_used_at, k.revoked_reason";
 
 /// A [`KeyStore`] in a PostgreSQL database, shared by any number of processes.
 ///
@@ -365,6 +371,7 @@ fn key_from_row(r: &Row) -> Result<ApiKey, StoreError> {
         created_at: r.get(9),
         expires_at: r.get(10),
         revoked_at: r.get(11),
+        revoked_reason: r.get(13),
         last_used_at: r.get(12),
     })
 }
@@ -428,12 +435,12 @@ async fn exists<C: GenericClient>(
 }
 
 async fn insert_tenant(tx: &Transaction<'_>, name: &str) -> Result<Tenant, StoreError> {
-    let name = common::check_name("tenant", name)?;
+    let name = records::check_name("tenant", name)?;
     let conflict = insert_err(format!("tenant `{name}`"));
     let tenant = Tenant {
         id: TenantId::random()?,
         name: name.clone(),
-        created_at: common::now(),
+        created_at: records::now(),
     };
     let stmt = tx
         .prepare_cached("INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)")
@@ -455,14 +462,14 @@ async fn insert_user(
     role: Role,
 ) -> Result<User, StoreError> {
     tenant_exists(tx, tenant).await?;
-    let name = common::check_name("user", name)?;
+    let name = records::check_name("user", name)?;
     let conflict = insert_err(format!("user `{name}`"));
     let user = User {
         id: UserId::random()?,
         tenant_id: tenant.clone(),
         name: name.clone(),
         role,
-        created_at: common::now(),
+        created_at: records::now(),
     };
     let stmt = tx
         .prepare_cached(
@@ -491,13 +498,13 @@ async fn insert_project(
     name: &str,
 ) -> Result<Project, StoreError> {
     tenant_exists(tx, tenant).await?;
-    let name = common::check_name("project", name)?;
+    let name = records::check_name("project", name)?;
     let conflict = insert_err(format!("project `{name}`"));
     let project = Project {
         id: ProjectId::random()?,
         tenant_id: tenant.clone(),
         name: name.clone(),
-        created_at: common::now(),
+        created_at: records::now(),
     };
     let stmt = tx
         .prepare_cached(
@@ -530,7 +537,7 @@ async fn push_audit(tx: &Transaction<'_>, event: &NewAuditEvent) -> Result<(), S
     tx.execute(
         &stmt,
         &[
-            &common::now(),
+            &records::now(),
             &event.tenant_id.as_str(),
             &event.actor,
             &event.action,
@@ -581,7 +588,7 @@ async fn insert_key(
                     name: name.clone(),
                 });
             }
-            common::sort_projects(&mut refs);
+            records::sort_projects(&mut refs);
             Some(refs)
         }
     };
@@ -623,7 +630,7 @@ async fn insert_key(
             actor: actor.to_owned(),
             action: "key.created".to_owned(),
             target: record.id.to_string(),
-            detail: common::created_detail(&record),
+            detail: records::created_detail(&record),
         },
     )
     .await?;
@@ -709,12 +716,12 @@ impl KeyStore for PostgresStore {
         let tenant = insert_tenant(&tx, &request.tenant).await?;
         let owner = insert_user(&tx, &tenant.id, &request.owner, Role::Owner).await?;
         let mut projects = Vec::new();
-        for name in common::normalise(request.projects) {
+        for name in records::normalise(request.projects) {
             projects.push(insert_project(&tx, &tenant.id, &name).await?);
         }
-        let prepared = common::prepare_key(
+        let prepared = records::prepare_key(
             format,
-            common::bootstrap_key(&tenant.id, &owner.id, request.key_name, request.scopes),
+            records::bootstrap_key(&tenant.id, &owner.id, request.key_name, request.scopes),
         )?;
         let key = insert_key(&tx, prepared, "bootstrap", None).await?;
         tx.commit().await.map_err(db_err)?;
@@ -822,7 +829,7 @@ impl KeyStore for PostgresStore {
         request: NewKey,
         actor: &str,
     ) -> Result<CreatedKey, StoreError> {
-        let prepared = common::prepare_key(format, request)?;
+        let prepared = records::prepare_key(format, request)?;
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(db_err)?;
         let created = insert_key(&tx, prepared, actor, None).await?;
@@ -851,23 +858,33 @@ impl KeyStore for PostgresStore {
             .collect()
     }
 
-    async fn revoke_key(
+    async fn revoke_key_for(
         &self,
         tenant: &TenantId,
         id: &KeyId,
         actor: &str,
+        reason: Option<&RevokeReason>,
     ) -> Result<ApiKey, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(db_err)?;
         let stmt = tx
             .prepare_cached(
-                "UPDATE api_keys SET revoked_at = $1 \
+                "UPDATE api_keys SET revoked_at = $1, revoked_reason = $4 \
                  WHERE id = $2 AND tenant_id = $3 AND revoked_at IS NULL",
             )
             .await
             .map_err(db_err)?;
+        let reason_text = reason.map(RevokeReason::as_str);
         let changed = tx
-            .execute(&stmt, &[&common::now(), &id.as_str(), &tenant.as_str()])
+            .execute(
+                &stmt,
+                &[
+                    &records::now(),
+                    &id.as_str(),
+                    &tenant.as_str(),
+                    &reason_text,
+                ],
+            )
             .await
             .map_err(db_err)?;
         let key = get_key(&tx, tenant, id, false).await?;
@@ -879,7 +896,7 @@ impl KeyStore for PostgresStore {
                     actor: actor.to_owned(),
                     action: "key.revoked".to_owned(),
                     target: id.to_string(),
-                    detail: serde_json::json!({}),
+                    detail: crate::model::revoked_detail(reason),
                 },
             )
             .await?;
@@ -899,7 +916,7 @@ impl KeyStore for PostgresStore {
         let tx = client.transaction().await.map_err(db_err)?;
         // Locked so a concurrent revoke cannot slip between the check and the insert.
         let old = get_key(&tx, tenant, id, true).await?;
-        let prepared = common::prepare_rotation(format, &old)?;
+        let prepared = records::prepare_rotation(format, &old)?;
         let rotated = NewAuditEvent {
             tenant_id: tenant.clone(),
             actor: actor.to_owned(),
@@ -964,7 +981,7 @@ impl Verifier for PostgresStore {
         let principal = verify_with(token, |id| self.key_row(id)).await?;
         if self.last_used.due(principal.key_id) {
             // Not awaited; a full queue drops the update.
-            let _ = self.touch.try_send((principal.key_id, common::now()));
+            let _ = self.touch.try_send((principal.key_id, records::now()));
         }
         Ok(principal)
     }

@@ -24,14 +24,15 @@ use rusqlite::{
 };
 use time::OffsetDateTime;
 
-use crate::common::{self, PreparedKey};
 use crate::error::{StoreError, VerifyError};
 use crate::hash::TokenHash;
 use crate::last_used::LastUsed;
 use crate::model::{
     ApiKey, AuditEvent, Bootstrap, Bootstrapped, CreatedKey, NewAuditEvent, NewKey, Principal,
-    Project, ProjectId, ProjectRef, Role, Tenant, TenantId, TenantRef, User, UserId, UserRef,
+    Project, ProjectId, ProjectRef, RevokeReason, Role, Tenant, TenantId, TenantRef, User, UserId,
+    UserRef,
 };
+use crate::records::{self, PreparedKey};
 use crate::store::{KeyStore, Verifier};
 use crate::verify::{KeyRow, verify_with};
 
@@ -44,7 +45,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const INLINE_BUSY_TIMEOUT: Duration = Duration::ZERO;
 
 /// Migrations, in order; `schema_version` records the last one applied.
-const MIGRATIONS: &[&str] = &[r"
+const MIGRATIONS: &[&str] = &[
+    r"
 CREATE TABLE tenants (
     id          TEXT PRIMARY KEY,
     name        TEXT NOT NULL UNIQUE,
@@ -92,14 +94,18 @@ CREATE TABLE audit_log (
     detail      TEXT NOT NULL
 );
 CREATE INDEX audit_log_tenant ON audit_log (tenant_id, id);
-"];
+",
+    r"
+ALTER TABLE api_keys ADD COLUMN revoked_reason TEXT;
+",
+];
 
 /// The columns of an [`ApiKey`], projects resolved to `[[id, name], …]` JSON.
 const KEY_COLUMNS: &str = "k.id, k.tenant_id, k.actor_kind, k.user_id, k.name, k.prefix, \
      k.scopes, CASE WHEN k.projects IS NULL THEN NULL ELSE \
      (SELECT json_group_array(json_array(p.id, p.name)) FROM projects p \
       WHERE p.id IN (SELECT value FROM json_each(k.projects))) END, \
-     k.created_at, k.expires_at, k.revoked_at, k.last_used_at";
+     k.created_at, k.expires_at, k.revoked_at, k.last_used_at, k.revoked_reason";
 
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 
@@ -432,7 +438,7 @@ fn key_from_row(r: &Row<'_>) -> rusqlite::Result<ApiKey> {
                     name,
                 })
                 .collect();
-            common::sort_projects(&mut refs);
+            records::sort_projects(&mut refs);
             Some(refs)
         }
     };
@@ -448,6 +454,7 @@ fn key_from_row(r: &Row<'_>) -> rusqlite::Result<ApiKey> {
         created_at: from_micros(r.get(8)?)?,
         expires_at: opt_micros(r.get(9)?)?,
         revoked_at: opt_micros(r.get(10)?)?,
+        revoked_reason: r.get(12)?,
         last_used_at: opt_micros(r.get(11)?)?,
     })
 }
@@ -472,12 +479,12 @@ fn tenant_exists(conn: &Connection, tenant: &TenantId) -> Result<(), StoreError>
 }
 
 fn insert_tenant(tx: &Transaction<'_>, name: &str) -> Result<Tenant, StoreError> {
-    let name = common::check_name("tenant", name)?;
+    let name = records::check_name("tenant", name)?;
     let conflict = insert_err(format!("tenant `{name}`"));
     let tenant = Tenant {
         id: TenantId::random()?,
         name,
-        created_at: common::now(),
+        created_at: records::now(),
     };
     tx.prepare_cached("INSERT INTO tenants (id, name, created_at) VALUES (?1, ?2, ?3)")
         .map_err(db_err)?
@@ -497,14 +504,14 @@ fn insert_user(
     role: Role,
 ) -> Result<User, StoreError> {
     tenant_exists(tx, tenant)?;
-    let name = common::check_name("user", name)?;
+    let name = records::check_name("user", name)?;
     let conflict = insert_err(format!("user `{name}`"));
     let user = User {
         id: UserId::random()?,
         tenant_id: tenant.clone(),
         name,
         role,
-        created_at: common::now(),
+        created_at: records::now(),
     };
     tx.prepare_cached(
         "INSERT INTO users (id, tenant_id, name, role, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -527,13 +534,13 @@ fn insert_project(
     name: &str,
 ) -> Result<Project, StoreError> {
     tenant_exists(tx, tenant)?;
-    let name = common::check_name("project", name)?;
+    let name = records::check_name("project", name)?;
     let conflict = insert_err(format!("project `{name}`"));
     let project = Project {
         id: ProjectId::random()?,
         tenant_id: tenant.clone(),
         name,
-        created_at: common::now(),
+        created_at: records::now(),
     };
     tx.prepare_cached(
         "INSERT INTO projects (id, tenant_id, name, created_at) VALUES (?1, ?2, ?3, ?4)",
@@ -556,7 +563,7 @@ fn push_audit(tx: &Transaction<'_>, event: &NewAuditEvent) -> Result<(), StoreEr
     )
     .map_err(db_err)?
     .execute(params![
-        micros(common::now()),
+        micros(records::now()),
         event.tenant_id.as_str(),
         event.actor,
         event.action,
@@ -605,7 +612,7 @@ fn insert_key(
                     name: name.clone(),
                 });
             }
-            common::sort_projects(&mut refs);
+            records::sort_projects(&mut refs);
             Some(refs)
         }
     };
@@ -651,7 +658,7 @@ fn insert_key(
             actor: actor.to_owned(),
             action: "key.created".to_owned(),
             target: record.id.to_string(),
-            detail: common::created_detail(&record),
+            detail: records::created_detail(&record),
         },
     )?;
     if let Some(event) = extra_audit {
@@ -732,7 +739,7 @@ fn key_row_raw(conn: &Connection, id: &KeyId) -> rusqlite::Result<Option<KeyRow>
                         name,
                     })
                     .collect();
-                common::sort_projects(&mut refs);
+                records::sort_projects(&mut refs);
                 Some(refs)
             }
         };
@@ -768,12 +775,12 @@ impl KeyStore for SqliteStore {
             let tenant = insert_tenant(tx, &request.tenant)?;
             let owner = insert_user(tx, &tenant.id, &request.owner, Role::Owner)?;
             let mut projects = Vec::new();
-            for name in common::normalise(request.projects) {
+            for name in records::normalise(request.projects) {
                 projects.push(insert_project(tx, &tenant.id, &name)?);
             }
-            let prepared = common::prepare_key(
+            let prepared = records::prepare_key(
                 &format,
-                common::bootstrap_key(&tenant.id, &owner.id, request.key_name, request.scopes),
+                records::bootstrap_key(&tenant.id, &owner.id, request.key_name, request.scopes),
             )?;
             let key = insert_key(tx, prepared, "bootstrap", None)?;
             Ok(Bootstrapped {
@@ -869,7 +876,7 @@ impl KeyStore for SqliteStore {
         request: NewKey,
         actor: &str,
     ) -> Result<CreatedKey, StoreError> {
-        let prepared = common::prepare_key(format, request)?;
+        let prepared = records::prepare_key(format, request)?;
         let actor = actor.to_owned();
         self.write(move |tx| insert_key(tx, prepared, &actor, None))
             .await
@@ -896,22 +903,28 @@ impl KeyStore for SqliteStore {
         .await
     }
 
-    async fn revoke_key(
+    async fn revoke_key_for(
         &self,
         tenant: &TenantId,
         id: &KeyId,
         actor: &str,
+        reason: Option<&RevokeReason>,
     ) -> Result<ApiKey, StoreError> {
-        let (tenant, id, actor) = (tenant.clone(), *id, actor.to_owned());
+        let (tenant, id, actor, reason) = (tenant.clone(), *id, actor.to_owned(), reason.cloned());
         self.write(move |tx| {
             get_key(tx, &tenant, &id)?;
             let changed = tx
                 .prepare_cached(
-                    "UPDATE api_keys SET revoked_at = ?1 \
+                    "UPDATE api_keys SET revoked_at = ?1, revoked_reason = ?4 \
                      WHERE id = ?2 AND tenant_id = ?3 AND revoked_at IS NULL",
                 )
                 .map_err(db_err)?
-                .execute(params![micros(common::now()), id.as_str(), tenant.as_str()])
+                .execute(params![
+                    micros(records::now()),
+                    id.as_str(),
+                    tenant.as_str(),
+                    reason.as_ref().map(RevokeReason::as_str)
+                ])
                 .map_err(db_err)?;
             if changed == 1 {
                 push_audit(
@@ -921,7 +934,7 @@ impl KeyStore for SqliteStore {
                         actor,
                         action: "key.revoked".to_owned(),
                         target: id.to_string(),
-                        detail: serde_json::json!({}),
+                        detail: crate::model::revoked_detail(reason.as_ref()),
                     },
                 )?;
             }
@@ -940,7 +953,7 @@ impl KeyStore for SqliteStore {
         let (format, tenant, id, actor) = (format.clone(), tenant.clone(), *id, actor.to_owned());
         self.write(move |tx| {
             let old = get_key(tx, &tenant, &id)?;
-            let prepared = common::prepare_rotation(&format, &old)?;
+            let prepared = records::prepare_rotation(&format, &old)?;
             let rotated = NewAuditEvent {
                 tenant_id: tenant.clone(),
                 actor: actor.clone(),
@@ -1012,7 +1025,7 @@ impl Verifier for SqliteStore {
         .await?;
         if self.inner.last_used.due(principal.key_id) {
             let id = principal.key_id;
-            let at = micros(common::now());
+            let at = micros(records::now());
             // Queued behind other writes and not awaited: verification never waits for it.
             let _ = self
                 .inner

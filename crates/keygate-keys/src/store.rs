@@ -7,7 +7,7 @@ use keygate_token::{KeyId, TokenFormat};
 use crate::error::{StoreError, VerifyError};
 use crate::model::{
     ApiKey, AuditEvent, Bootstrap, Bootstrapped, CreatedKey, NewAuditEvent, NewKey, Principal,
-    Project, ProjectRef, Role, Tenant, TenantId, User,
+    Project, ProjectRef, RevokeReason, Role, Tenant, TenantId, User,
 };
 
 /// Verification of presented tokens: the one store method the authentication layer
@@ -116,13 +116,27 @@ pub trait KeyStore: Verifier {
     /// All keys of a tenant, newest first (never a hash).
     async fn list_keys(&self, tenant: &TenantId) -> Result<Vec<ApiKey>, StoreError>;
 
-    /// Revokes a key. Idempotent: revoking a revoked key keeps the first
-    /// `revoked_at` and succeeds. Appends `key.revoked` on the first revocation.
+    /// Revokes a key on an owner's request. Idempotent: revoking a revoked key keeps
+    /// the first `revoked_at` and succeeds. Appends `key.revoked` on the first
+    /// revocation. [`KeyStore::revoke_key_for`] with no reason.
     async fn revoke_key(
         &self,
         tenant: &TenantId,
         id: &KeyId,
         actor: &str,
+    ) -> Result<ApiKey, StoreError> {
+        self.revoke_key_for(tenant, id, actor, None).await
+    }
+
+    /// Revokes a key, recording `reason` (if any) on the key and in the detail of its
+    /// `key.revoked` audit event. Idempotent: a revoked key keeps its first
+    /// `revoked_at` and reason, and gets no second audit event.
+    async fn revoke_key_for(
+        &self,
+        tenant: &TenantId,
+        id: &KeyId,
+        actor: &str,
+        reason: Option<&RevokeReason>,
     ) -> Result<ApiKey, StoreError>;
 
     /// Issues a new key with the same kind, user, scopes, projects and expiry as `id`;

@@ -124,6 +124,41 @@ impl ElicitRequestParams {
             meta: None,
         }
     }
+
+    /// The same with `elicitationId` (which 2025-11-25 requires of a URL elicitation,
+    /// and 2026-07-28 no longer has).
+    #[must_use]
+    pub fn with_elicitation_id(mut self, id: impl Into<String>) -> Self {
+        self.elicitation_id = Some(id.into());
+        self
+    }
+}
+
+/// JSON-RPC error code of `URLElicitationRequiredError` (2025-11-25 only; 2026-07-28
+/// retired it and asks through an [`InputRequiredResult`] instead): the request cannot
+/// proceed until the user completed the URL elicitations in the error's `data`
+/// ([`UrlElicitationRequired`]).
+pub const URL_ELICITATION_REQUIRED: i64 = -32042;
+
+/// `data` of a [`URL_ELICITATION_REQUIRED`] error: `{"elicitations": [...]}`, each a URL
+/// elicitation with its `elicitationId`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct UrlElicitationRequired {
+    /// The URL elicitations the user must complete.
+    pub elicitations: Vec<ElicitRequestParams>,
+}
+
+impl UrlElicitationRequired {
+    /// The data naming `elicitations`.
+    pub fn new(elicitations: Vec<ElicitRequestParams>) -> Self {
+        Self { elicitations }
+    }
+
+    /// The data as JSON (an error's `data`).
+    pub fn to_value(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
 }
 
 /// `params` of a `sampling/createMessage`: the members keygate reads, the rest kept.
@@ -450,6 +485,26 @@ mod tests {
             url,
             json!({"mode": "url", "message": "Open", "url": "https://x/a"})
         );
+    }
+
+    /// The error data as the Python SDK's `UrlElicitationRequiredError` dumps it
+    /// (`by_alias`, `exclude_none`), and reads it back (`from_error`).
+    #[test]
+    fn url_elicitation_required_data_has_the_sdk_shape() {
+        let data = UrlElicitationRequired::new(vec![
+            ElicitRequestParams::url("Approve on the page", "https://k.example/approvals/a1")
+                .with_elicitation_id("a1"),
+        ]);
+        let wire = json!({"elicitations": [{
+            "mode": "url", "message": "Approve on the page",
+            "url": "https://k.example/approvals/a1", "elicitationId": "a1"
+        }]});
+        assert_eq!(data.to_value(), wire);
+        assert_eq!(
+            serde_json::from_value::<UrlElicitationRequired>(wire).unwrap(),
+            data
+        );
+        assert_eq!(URL_ELICITATION_REQUIRED, -32042);
     }
 
     #[test]

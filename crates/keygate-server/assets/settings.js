@@ -389,8 +389,21 @@ function keyRow(key) {
   h("td", { "data-label": "Created", class: "nowrap" }, when(key.created_at, "—")),
   h("td", { "data-label": "Expires", class: "nowrap", "data-testid": "key-expires" }, when(key.expires_at, "Never")),
   h("td", { "data-label": "Last used", class: "nowrap", "data-testid": "key-last-used" }, when(key.last_used_at, "Never")),
-  h("td", { "data-label": "Status" }, statusBadge(key.status)),
+  h("td", { "data-label": "Status" }, statusBadge(key.status), revokedReason(key)),
   h("td", { class: "cell-actions" }, actions));
+}
+
+/** Why a revoked key was revoked, when not by an owner: `leaked` names a leak report. */
+function revokedReason(key) {
+  if (key.status !== "revoked" || !key.revoked_reason) return null;
+  const text = key.revoked_reason === "leaked"
+    ? "Leaked: found in public, revoked automatically"
+    : String(key.revoked_reason);
+  return h("div", {
+    class: "revoked-reason",
+    "data-testid": "key-revoked-reason",
+    title: "Reported by GitHub secret scanning; the audit log (GET /api/v1/audit) has where it was found",
+  }, text);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ use crate::config::{Config, Upstream as UpstreamConfig};
 use crate::error::ServerError;
 use crate::metrics::{Metrics, TimedVerifier};
 use crate::serve::Transport;
-use crate::state::{AppState, Shared};
+use crate::state::{AppState, Inner};
 use crate::upstream::Upstream;
 use crate::{admin, approvals, mcp, page};
 
@@ -146,6 +146,10 @@ impl App {
         let failures = config
             .auth_failure_rate
             .map(|n| Arc::new(FailureLimiter::new(FailureQuota::per_minute(n))));
+        let leak_keys = match &config.leak_report_keys {
+            Some(path) => Some(Arc::new(crate::leaks::LeakReportKeys::load(path)?)),
+            None => None,
+        };
         let upstream = match &config.upstream {
             UpstreamConfig::InProcess(upstream) => {
                 Upstream::in_process(upstream.clone(), config.upstream_timeout)
@@ -200,12 +204,12 @@ impl App {
             inner: verifier,
             metrics: metrics.clone(),
         });
-        let state = AppState::new(Shared {
+        let state = AppState::new(Inner {
             store,
             verifier,
             policy: Arc::new(policy),
             gates,
-            ratelimit_policy: Shared::ratelimit_policy(limiter.as_ref()),
+            ratelimit_policy: Inner::ratelimit_policy(limiter.as_ref()),
             limiter,
             upstream,
             format: config.format.clone(),
@@ -214,7 +218,13 @@ impl App {
             metrics,
         });
         Ok(Self {
-            router: router(state.clone(), config.request_timeout, failures, origins),
+            router: router(
+                state.clone(),
+                config.request_timeout,
+                failures,
+                origins,
+                leak_keys,
+            ),
             state,
             transport,
         })
@@ -300,6 +310,7 @@ fn router(
     request_timeout: Duration,
     failures: Option<Arc<FailureLimiter>>,
     origins: Arc<crate::origin::Origins>,
+    leak_keys: Option<Arc<crate::leaks::LeakReportKeys>>,
 ) -> Router {
     let max_body = state.max_body;
     // Every request but an MCP one must produce its head within the request timeout. An
@@ -307,6 +318,7 @@ fn router(
     // the upstream timeout: a tool answered in one JSON body may take longer than any
     // generic bound, and a stream may stay open as long as its ends want.
     let timeout = TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, request_timeout);
+    let leaks = crate::leaks::routes(leak_keys, failures.clone()).layer(timeout);
     let mut auth = keygate_http::AuthLayer::new(state.verifier.clone());
     if let Some(failures) = failures {
         auth = auth.with_failure_limiter(failures);
@@ -342,6 +354,12 @@ fn router(
         )
         .route_layer(middleware::from_fn_with_state(state.clone(), rate_limited))
         .layer(DefaultBodyLimit::max(max_body));
+    // Forward-auth: the same key checks and budgets, its answers finished outside them.
+    let forward = crate::forward_auth::routes()
+        .route_layer(middleware::from_fn_with_state(state.clone(), rate_limited))
+        .route_layer(auth.clone())
+        .layer(middleware::from_fn(crate::forward_auth::finish))
+        .layer(timeout);
     let api = admin_routes.merge(mcp_routes).route_layer(auth);
     let others = Router::new()
         .route("/healthz", get(healthz))
@@ -351,6 +369,8 @@ fn router(
         .layer(timeout);
     let routes = Router::new()
         .merge(api)
+        .merge(forward)
+        .merge(leaks)
         .merge(others)
         .with_state(state.clone());
     // The layers every request passes through wrap the routed app once, from outside.
@@ -398,7 +418,10 @@ fn route_label(path: &str, method: &Method) -> &'static str {
         "/api/v1/keys" => "keys_list",
         "/api/v1/projects" => "projects",
         "/api/v1/audit" => "audit",
+        "/api/v1/leaks/github" => "leaks_github",
         "/api/v1/approvals" => "approvals_list",
+        "/auth/verify" => "forward_auth",
+        _ if path.starts_with("/auth/verify/") => "forward_auth",
         "/healthz" => "healthz",
         "/metrics" => "metrics",
         "/settings/api" | "/settings/api/app.js" | "/settings/api/app.css" => "settings",
@@ -550,6 +573,10 @@ mod tests {
             ("/api/v1/scopes", &get, "scopes"),
             ("/api/v1/projects", &post, "projects"),
             ("/api/v1/audit", &get, "audit"),
+            ("/api/v1/leaks/github", &post, "leaks_github"),
+            ("/auth/verify", &get, "forward_auth"),
+            ("/auth/verify/api/x?y", &post, "forward_auth"),
+            ("/auth/verifyx", &get, "other"),
             ("/healthz", &get, "healthz"),
             ("/metrics", &get, "metrics"),
             ("/settings/api", &get, "settings"),

@@ -191,6 +191,10 @@ pub struct Config {
     /// [`keygate_http::AuthLayer::with_failure_limiter`]). `None` turns it off.
     /// Default 60.
     pub auth_failure_rate: Option<NonZeroU32>,
+    /// GitHub's secret-scanning key file (`{"public_keys":[…]}`, as GitHub serves it):
+    /// with it, `POST /api/v1/leaks/github` takes signed leak reports and revokes every
+    /// live key they name. Default none: the route answers 404.
+    pub leak_report_keys: Option<PathBuf>,
 }
 
 /// Default [`Config::key_rate`]: requests per second, and burst, per key. One SDK
@@ -268,6 +272,7 @@ impl Config {
             header_timeout: Duration::from_secs(30),
             max_connections: default_max_connections(),
             auth_failure_rate: NonZeroU32::new(60),
+            leak_report_keys: None,
         }
     }
 }

@@ -16,6 +16,16 @@
 //! `CONFIRMATION_DECLINED`. No answer before the approval expires: the approval page's
 //! answer (`APPROVAL_REQUIRED`, a new approval), so the person can still approve there.
 //! A client that goes away ends the wait (the stream is dropped).
+//!
+//! URL mode: a client that declared `elicitation.url` (in its `initialize`, or in a
+//! 2026-07-28 request's `_meta`) and is not asked by form, or whose gate is
+//! `approval = "page"`, is offered the approval page itself ([`url_offer`]): the URL of
+//! the approval the call just opened, which the person decides with their own key. On
+//! 2025-11-25 the call is answered with the JSON-RPC error `-32042`
+//! ([`url_required_error`]); on 2026-07-28 with `input_required` naming a URL
+//! elicitation ([`url_input_required`]). Either way the client's identical retry, once
+//! the person approved, claims that approval as any approved call. Only an absolute
+//! approval URL (the gateway knows its `public_url`) is offered.
 
 use std::time::Duration;
 
@@ -57,8 +67,17 @@ pub(crate) fn accepts_event_stream(headers: &HeaderMap) -> bool {
         .any(|m| m.eq_ignore_ascii_case("text/event-stream") || m == "*/*")
 }
 
-/// Whether an `initialize` request's params declare form elicitation.
-pub(crate) fn initialize_declares(params: Option<&RawValue>) -> bool {
+/// The elicitation modes a client declared.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Declared {
+    /// Form elicitation: a person gate may ask on the call's stream.
+    pub(crate) form: bool,
+    /// URL-mode elicitation: a person gate may offer the approval page's URL.
+    pub(crate) url: bool,
+}
+
+/// The elicitation modes an `initialize` request's params declare.
+pub(crate) fn initialize_declares(params: Option<&RawValue>) -> Declared {
     #[derive(serde::Deserialize)]
     struct Init {
         #[serde(default)]
@@ -66,7 +85,10 @@ pub(crate) fn initialize_declares(params: Option<&RawValue>) -> bool {
     }
     params
         .and_then(|p| serde_json::from_str::<Init>(p.get()).ok())
-        .is_some_and(|i| i.capabilities.elicitation_form())
+        .map_or_else(Declared::default, |i| Declared {
+            form: i.capabilities.elicitation_form(),
+            url: i.capabilities.elicitation_url(),
+        })
 }
 
 /// The form schema every person channel uses: one required string `target`.
@@ -82,6 +104,98 @@ pub(crate) fn approval_schema(target_arg: &str, target: &str) -> Value {
         },
         "required": [keygate_gates::MRTR_TARGET_FIELD],
     })
+}
+
+/// The approval page offered as a URL elicitation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct UrlOffer {
+    /// The approval the call opened (the elicitation's id on 2025-11-25).
+    pub(crate) approval_id: String,
+    /// Its page.
+    pub(crate) url: String,
+    /// What the person is told: operation, target, arguments, and that they decide
+    /// on the page with their own key.
+    pub(crate) message: String,
+}
+
+/// The URL elicitation for an `APPROVAL_REQUIRED` decision whose approval URL is
+/// absolute; `None` for any other decision, or without a public URL (a relative URL
+/// is no page a client can open).
+pub(crate) fn url_offer(decision: &Decision) -> Option<UrlOffer> {
+    let keygate_gates::Outcome::ApprovalRequired {
+        approval_id,
+        approval_url,
+        expires_at,
+    } = decision.outcome()
+    else {
+        return None;
+    };
+    let absolute = ["https://", "http://"]
+        .iter()
+        .any(|scheme| approval_url.starts_with(scheme));
+    let target = decision.target().filter(|_| absolute)?;
+    let target: String = target
+        .chars()
+        .map(|c| {
+            if keygate_scopes::is_hidden_char(c) {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect();
+    let expires = expires_at
+        .to_offset(time::UtcOffset::UTC)
+        .replace_nanosecond(0)
+        .unwrap_or(*expires_at)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    let message = format!(
+        "Your agent asks to call {} on {} `{target}` with arguments {}. Open the approval page, sign in with your own key (not the agent's), and approve or deny exactly this call there. The approval works once and expires at {expires}.",
+        decision.operation(),
+        decision.target_arg(),
+        decision.arguments().canonical(),
+    );
+    Some(UrlOffer {
+        approval_id: approval_id.clone(),
+        url: approval_url.clone(),
+        message,
+    })
+}
+
+/// The 2025-11-25 answer offering the page: JSON-RPC error `-32042`
+/// (`URLElicitationRequiredError`) whose `data.elicitations` is the one URL
+/// elicitation, its `elicitationId` the approval id.
+pub(crate) fn url_required_error(id: Value, offer: &UrlOffer) -> Value {
+    use keygate_mcp::mrtr::{
+        ElicitRequestParams, URL_ELICITATION_REQUIRED, UrlElicitationRequired,
+    };
+    let data = UrlElicitationRequired::new(vec![
+        ElicitRequestParams::url(offer.message.clone(), offer.url.clone())
+            .with_elicitation_id(offer.approval_id.clone()),
+    ]);
+    keygate_mcp::jsonrpc::error_response_with_data(
+        id,
+        URL_ELICITATION_REQUIRED,
+        "A person must approve this call on the approval page; retry it once they did",
+        data.to_value(),
+    )
+}
+
+/// The 2026-07-28 answer offering the page: `input_required` with the URL elicitation
+/// as input request [`keygate_gates::MRTR_INPUT`] and no `requestState` (the approval
+/// is decided on the page, not by the client's answer).
+pub(crate) fn url_input_required(offer: &UrlOffer) -> Value {
+    use keygate_mcp::mrtr::{ElicitRequestParams, InputRequest, InputRequiredResult};
+    InputRequiredResult::new()
+        .with_request(
+            keygate_gates::MRTR_INPUT,
+            InputRequest::Elicitation(ElicitRequestParams::url(
+                offer.message.clone(),
+                offer.url.clone(),
+            )),
+        )
+        .to_value()
 }
 
 /// Everything the stream needs once the handler has returned.
@@ -381,19 +495,30 @@ mod tests {
     }
 
     #[test]
-    fn initialize_declares_form_elicitation_only() {
+    fn initialize_declares_the_modes_it_names() {
         let p = |s: &str| RawValue::from_string(s.to_owned()).unwrap();
-        assert!(initialize_declares(Some(&p(
-            r#"{"capabilities":{"elicitation":{}}}"#
-        ))));
-        assert!(initialize_declares(Some(&p(
-            r#"{"capabilities":{"elicitation":{"form":{}}}}"#
-        ))));
-        assert!(!initialize_declares(Some(&p(
-            r#"{"capabilities":{"elicitation":{"url":{}}}}"#
-        ))));
-        assert!(!initialize_declares(Some(&p(r#"{"capabilities":{}}"#))));
-        assert!(!initialize_declares(None));
+        let modes = |s: &str| {
+            let d = initialize_declares(Some(&p(s)));
+            (d.form, d.url)
+        };
+        assert_eq!(
+            modes(r#"{"capabilities":{"elicitation":{}}}"#),
+            (true, false)
+        );
+        assert_eq!(
+            modes(r#"{"capabilities":{"elicitation":{"form":{}}}}"#),
+            (true, false)
+        );
+        assert_eq!(
+            modes(r#"{"capabilities":{"elicitation":{"url":{}}}}"#),
+            (false, true)
+        );
+        assert_eq!(
+            modes(r#"{"capabilities":{"elicitation":{"form":{},"url":{}}}}"#),
+            (true, true)
+        );
+        assert_eq!(modes(r#"{"capabilities":{}}"#), (false, false));
+        assert_eq!(initialize_declares(None), Declared::default());
     }
 
     #[test]

@@ -194,10 +194,15 @@ pub(crate) async fn gateway(State(state): State<AppState>, req: Request) -> Resp
         return resp;
     }
     // Another key's session: 404, upstream not contacted (see `sessions`).
-    let mut elicits = false;
+    let mut elicits = crate::elicitation::Declared::default();
     if let Some(s) = session {
         match crate::sessions::check(&state, &principal, s, method.map(|_| &id)).await {
-            Ok(binding) => elicits = binding.elicitation,
+            Ok(binding) => {
+                elicits = crate::elicitation::Declared {
+                    form: binding.elicitation,
+                    url: binding.elicitation_url,
+                };
+            }
             Err(resp) => return resp,
         }
     }
@@ -291,8 +296,8 @@ struct Call<'a> {
     /// is resolved.
     identity: Cow<'a, [(HeaderName, HeaderValue)]>,
     id: Value,
-    /// Whether the session's client declared form elicitation in its `initialize`.
-    elicits: bool,
+    /// The elicitation modes the session's client declared in its `initialize`.
+    elicits: crate::elicitation::Declared,
 }
 
 impl Call<'_> {
@@ -315,7 +320,12 @@ impl Call<'_> {
 
     /// A JSON-RPC result answered by the gateway itself (a gate decision).
     fn result(&self, result: Value) -> Response {
-        let body = json!({ "jsonrpc": "2.0", "id": self.id, "result": result });
+        self.answer(json!({ "jsonrpc": "2.0", "id": self.id, "result": result }))
+    }
+
+    /// A JSON-RPC response (result or error) answered by the gateway itself, HTTP 200
+    /// in the request's session.
+    fn answer(&self, body: Value) -> Response {
         let mut resp = (StatusCode::OK, axum::Json(body)).into_response();
         if let Some(s) = self.headers.get(SESSION) {
             resp.headers_mut().insert(SESSION, s.clone());
@@ -483,7 +493,7 @@ impl Call<'_> {
             // A stateful client that declared elicitation asks its person on the stream.
             if client_asks
                 && decision.code() == Some(keygate_gates::APPROVAL_REQUIRED)
-                && self.elicits
+                && self.elicits.form
                 && crate::elicitation::accepts_event_stream(self.headers)
                 && let Some(session) = self.session
             {
@@ -517,6 +527,14 @@ impl Call<'_> {
                         tracing::error!(error = %e, "cannot ask on the stream; answering with the approval page");
                     }
                 }
+            }
+            // A client that declared URL elicitation, not asked above (a page gate, or no
+            // form to ask with), is offered the approval page as one.
+            if spec.approval_by().is_person()
+                && let Some(resp) = self.offer_url(&decision, raw_params, input_responses)
+            {
+                tracing::info!(key_id = %self.principal.key_id, tool = ?untrusted(name), "gated call offered the approval page as a URL elicitation");
+                return resp;
             }
             if let Some(mut result) = decision.to_tool_result() {
                 tracing::info!(key_id = %self.principal.key_id, tool = ?untrusted(name), code = decision.code(), "gated call answered");
@@ -680,6 +698,31 @@ impl Call<'_> {
         ))
     }
 
+    /// The approval page as a URL elicitation, for an `APPROVAL_REQUIRED` decision of a
+    /// client that declared URL mode: on 2026-07-28 (`_meta` capabilities) an
+    /// `input_required`, unless this is already the retry that answered one (then the
+    /// call is answered `APPROVAL_REQUIRED`, so the client's loop ends); in a session
+    /// whose `initialize` declared it, the error `-32042`. `None`: answer as before.
+    fn offer_url(
+        &self,
+        decision: &Decision,
+        raw_params: Option<&RawValue>,
+        input_responses: Option<&RawValue>,
+    ) -> Option<Response> {
+        let offer = crate::elicitation::url_offer(decision)?;
+        if self.is_stateless(raw_params) {
+            (input_responses.is_none() && asks_by_url(raw_params))
+                .then(|| self.result(crate::elicitation::url_input_required(&offer)))
+        } else {
+            (self.session.is_some() && self.elicits.url).then(|| {
+                self.answer(crate::elicitation::url_required_error(
+                    self.id.clone(),
+                    &offer,
+                ))
+            })
+        }
+    }
+
     /// Appends the decision to the audit log; `false` when that failed.
     async fn audit(&self, decision: &Decision) -> bool {
         crate::elicitation::audit_decision(self.state, self.principal, decision).await
@@ -799,6 +842,13 @@ fn forwarded_call(body: &[u8], args: Option<Value>, strip_mrtr: bool) -> Bytes {
 fn asks_by_form(params: Option<&RawValue>) -> bool {
     keygate_mcp::revision::RequestMeta::from_raw_params(params)
         .is_ok_and(|m| m.protocol_version.is_stateless() && m.capabilities.elicitation_form())
+}
+
+/// Whether a request is a 2026-07-28 one whose client declares URL-mode elicitation in
+/// its `_meta` (then a person gate may offer the approval page as a URL elicitation).
+fn asks_by_url(params: Option<&RawValue>) -> bool {
+    keygate_mcp::revision::RequestMeta::from_raw_params(params)
+        .is_ok_and(|m| m.protocol_version.is_stateless() && m.capabilities.elicitation_url())
 }
 
 /// The person's answer in a retry's `inputResponses` (under

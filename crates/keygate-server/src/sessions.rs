@@ -100,8 +100,9 @@ pub(crate) async fn check(
 
 /// After the upstream answered an `initialize`: when the answer is 2xx and carries an
 /// `Mcp-Session-Id`, binds that session to the principal's key before the answer goes
-/// out, with whether the client declared form elicitation in the `initialize`
-/// (`elicitation`, so that person gates may ask on the stream). A session id clients
+/// out, with the elicitation modes the client declared in the `initialize`
+/// (`elicitation`: form, so that person gates may ask on the stream; URL, so that they
+/// may offer the approval page as a URL elicitation). A session id clients
 /// could not send back, or one a live binding of another key holds, is refused (502,
 /// JSON-RPC `-32003`); a gate store failure answers 503.
 pub(crate) async fn bind(
@@ -109,7 +110,7 @@ pub(crate) async fn bind(
     principal: &Principal,
     resp: Response,
     id: Value,
-    elicitation: bool,
+    elicitation: crate::elicitation::Declared,
 ) -> Response {
     if !resp.status().is_success() {
         return resp;
@@ -129,7 +130,8 @@ pub(crate) async fn bind(
         bound_at: now,
         seen_at: now,
         expires_at: now + IDLE,
-        elicitation,
+        elicitation: elicitation.form,
+        elicitation_url: elicitation.url,
     };
     match state.gates.store().bind_session(session, &binding).await {
         Ok(true) => resp,

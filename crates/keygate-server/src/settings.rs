@@ -185,6 +185,11 @@ settings! {
         )]
         #[serde(deserialize_with = "parsed")]
         mrtr_secret: Option<SecretText>,
+        /// GitHub's secret-scanning key file (`{"public_keys":[…]}`, saved as GitHub
+        /// serves it): POST /api/v1/leaks/github then takes reports signed with these
+        /// keys and revokes every live key they name [default: none; the route is 404].
+        #[arg(long, env = "KEYGATE_LEAK_REPORT_KEYS", value_name = "FILE")]
+        leak_report_keys: Option<PathBuf> => leak_report_keys,
     }
 }
 

@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use keygate_keys::{
-    Bootstrap, KeyId, KeyKind, KeyStore, NameError, NewAuditEvent, NewKey, ProjectRef, Role,
-    StoreError, TenantId, TokenFormat, VerifyError,
+    Bootstrap, KeyId, KeyKind, KeyStore, NameError, NewAuditEvent, NewKey, ProjectRef,
+    RevokeReason, Role, StoreError, TenantId, TokenFormat, VerifyError,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -210,6 +210,73 @@ pub async fn revoke_then_revoked_and_idempotent(h: &Harness) {
     assert_eq!(revokes, 1, "only the first revoke is audited");
     // Other keys are unaffected.
     h.store.verify(&s.owner_token).await.unwrap();
+}
+
+/// Case: a revocation with a reason (a leak report) records it on the key and in the
+/// audit event; a revoked key keeps its first reason (none, here) and gets no second
+/// event.
+pub async fn revoke_reason_is_kept_with_the_first_revocation(h: &Harness) {
+    let s = setup(&*h.store, "acme").await;
+    let leaked = RevokeReason::Leaked {
+        url: "https://github.com/o/r/blob/main/.env".to_owned(),
+    };
+    let k = h
+        .store
+        .create_key(&format(), user_key(&s, &["a"], None), "u")
+        .await
+        .unwrap();
+    assert_eq!(k.key.revoked_reason, None);
+    let got = h
+        .store
+        .revoke_key_for(&s.tenant, &k.key.id, "leak-report:github", Some(&leaked))
+        .await
+        .unwrap();
+    assert!(got.revoked_at.is_some());
+    assert_eq!(got.revoked_reason.as_deref(), Some("leaked"));
+    let listed = h.store.list_keys(&s.tenant).await.unwrap();
+    let listed = listed.iter().find(|x| x.id == k.key.id).unwrap();
+    assert_eq!(listed.revoked_reason.as_deref(), Some("leaked"));
+    assert!(matches!(
+        h.store.verify(k.token.expose()).await,
+        Err(VerifyError::Revoked)
+    ));
+    // Reported again: nothing changes, no second event.
+    let again = h
+        .store
+        .revoke_key_for(&s.tenant, &k.key.id, "leak-report:github", Some(&leaked))
+        .await
+        .unwrap();
+    assert_eq!(again.revoked_at, got.revoked_at);
+    let audit = h.store.list_audit(&s.tenant, 100).await.unwrap();
+    let events: Vec<_> = audit
+        .iter()
+        .filter(|e| e.action == "key.revoked" && e.target == k.key.id.as_str())
+        .collect();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].actor, "leak-report:github");
+    assert_eq!(
+        events[0].detail,
+        serde_json::json!({"reason": "leaked", "url": "https://github.com/o/r/blob/main/.env"})
+    );
+    // Revoked on request first: a later leak report keeps that (no reason).
+    let m = h
+        .store
+        .create_key(&format(), user_key(&s, &["a"], None), "u")
+        .await
+        .unwrap();
+    h.store.revoke_key(&s.tenant, &m.key.id, "u").await.unwrap();
+    let kept = h
+        .store
+        .revoke_key_for(&s.tenant, &m.key.id, "leak-report:github", Some(&leaked))
+        .await
+        .unwrap();
+    assert_eq!(kept.revoked_reason, None);
+    let audit = h.store.list_audit(&s.tenant, 100).await.unwrap();
+    let manual = audit
+        .iter()
+        .find(|e| e.action == "key.revoked" && e.target == m.key.id.as_str())
+        .unwrap();
+    assert_eq!(manual.detail, serde_json::json!({}));
 }
 
 /// Case: expiry and revoked wins.

@@ -6,6 +6,7 @@
 //! - [`PgSchema`]: a fresh PostgreSQL schema per test, dropped at the end;
 //!   [`pg_connect`] for a client of the test database.
 //! - [`with_checksum`]: a hand-made token body with a valid checksum.
+//! - [`LeakSigner`]: signs leak reports as GitHub secret scanning does.
 //! - [`conformance`] and [`conformance_tests!`]: the one suite every
 //!   [`KeyStore`](keygate_keys::KeyStore) backend passes (memory, SQLite, PostgreSQL).
 //! - [`DownVerifier`], [`CountingVerifier`]: fake [`Verifier`]s for the
@@ -28,11 +29,13 @@
 pub mod conformance;
 mod fake;
 mod forge;
+mod leak_signer;
 mod postgres;
 mod services;
 
 pub use crate::fake::{CountingVerifier, DownVerifier};
 pub use crate::forge::with_checksum;
+pub use crate::leak_signer::LeakSigner;
 pub use crate::postgres::{PgSchema, pg_connect};
 pub use crate::services::{postgres_url, redis_url, service_url, under_ci};
 
@@ -47,6 +50,7 @@ macro_rules! conformance_tests {
             create_then_verify,
             wrong_secret_garbage_and_bad_checksum_are_not_found,
             revoke_then_revoked_and_idempotent,
+            revoke_reason_is_kept_with_the_first_revocation,
             expiry_and_revoked_wins,
             scopes_and_projects_round_trip,
             rotation_copies_and_keeps_old,

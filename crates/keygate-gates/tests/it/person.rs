@@ -4,14 +4,15 @@
 use std::collections::HashMap;
 
 use keygate_gates::{
-    ApprovalError, ApprovalStatus, Approver, Caller, Clock, Decision, GateCall, Outcome,
+    ApprovalError, ApprovalStatus, Approver, Caller, Clock, Decision, ElicitationRefusal, GateCall,
+    MrtrAnswer, Outcome,
 };
 use keygate_scopes::GateSpec;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime};
 
-use crate::util::{EVIDENCE, Fixture, fixture, person_delete_gate};
+use crate::util::{EVIDENCE, Fixture, fixture, fixture_with_secret, person_delete_gate};
 
 const TOOL: &str = "service.delete";
 const TENANT: &str = "tn_1";
@@ -331,11 +332,23 @@ async fn protected_targets_and_evidence_come_first() {
 /// The calling keys: Ann's and Bob's agent keys (user keys), and a tenant key.
 const KEYS: [&str; 3] = ["agentkeyann1", "agentkeybob1", "tenantkey001"];
 
+/// The sessions an elicitation on the stream is sealed to and answered in.
+const SESSIONS: [&str; 2] = ["session-one-0001", "session-two-0002"];
+
 fn caller(key: usize) -> Caller {
     match key {
         0 => Caller::user_key(TENANT, "us_ann", "ann"),
         1 => Caller::user_key(TENANT, "us_bob", "bob"),
         _ => Caller::tenant_key(TENANT),
+    }
+}
+
+/// The user of a calling key, as an answer on the stream names it.
+fn user(key: usize) -> Option<(&'static str, &'static str)> {
+    match key {
+        0 => Some(("us_ann", "ann")),
+        1 => Some(("us_bob", "bob")),
+        _ => None,
     }
 }
 
@@ -345,6 +358,10 @@ fn arguments(i: usize) -> Value {
         1 => json!({"service": "web", "force": true}),
         _ => json!({"service": "api"}),
     }
+}
+
+fn target_of(args: usize) -> &'static str {
+    if args == 2 { "api" } else { "web" }
 }
 
 /// Approvers: Ann, Bob, the owner, Ann without the scope, another tenant's owner, Ann's
@@ -366,12 +383,36 @@ fn legit(key: usize, who: usize) -> bool {
     matches!((key, who), (0, 0) | (1, 1) | (2, 2))
 }
 
+/// What the client's person answers (MRTR retry, or on the stream).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Typed {
+    Exact,
+    /// Accepted with a name that is not exactly the target.
+    Wrong,
+    Decline,
+}
+
+fn typed() -> impl Strategy<Value = Typed> {
+    prop_oneof![3 => Just(Typed::Exact), 1 => Just(Typed::Wrong), 1 => Just(Typed::Decline)]
+}
+
+fn answer(t: Typed, target: &str) -> MrtrAnswer {
+    match t {
+        Typed::Exact => MrtrAnswer::Accept(Some(target.to_owned())),
+        Typed::Wrong => MrtrAnswer::Accept(Some(target.to_uppercase())),
+        Typed::Decline => MrtrAnswer::Decline,
+    }
+}
+
 #[derive(Debug, Clone)]
 enum Step {
+    /// A plain call (with a made-up `confirm` when `confirm`); an `APPROVAL_REQUIRED`
+    /// answer is also sealed as an MRTR state and as an elicitation in `session`.
     Call {
         key: usize,
         args: usize,
         confirm: bool,
+        session: usize,
     },
     Approve {
         nth: usize,
@@ -382,18 +423,60 @@ enum Step {
         nth: usize,
         who: usize,
     },
+    /// The MRTR retry presenting the `nth` sealed state: by its own key with its own
+    /// arguments (`own`), or by `key` with `args`; one character altered (`alter`).
+    Present {
+        nth: usize,
+        own: bool,
+        key: usize,
+        args: usize,
+        alter: Option<usize>,
+        typed: Typed,
+    },
+    /// The answer to the `nth` elicitation on the stream: in its own session or
+    /// `session`, by its own key or `key`.
+    Answer {
+        nth: usize,
+        own_session: bool,
+        session: usize,
+        own_key: bool,
+        key: usize,
+        typed: Typed,
+    },
     Advance(i64),
 }
 
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
-        4 => (0..3usize, 0..3usize, any::<bool>())
-            .prop_map(|(key, args, confirm)| Step::Call { key, args, confirm }),
-        3 => (any::<usize>(), 0..7usize, prop::bool::weighted(0.8))
+        4 => (0..3usize, 0..3usize, any::<bool>(), 0..2usize)
+            .prop_map(|(key, args, confirm, session)| Step::Call { key, args, confirm, session }),
+        2 => (any::<usize>(), 0..7usize, prop::bool::weighted(0.8))
             .prop_map(|(nth, who, exact)| Step::Approve { nth, who, exact }),
         1 => (any::<usize>(), 0..7usize).prop_map(|(nth, who)| Step::Deny { nth, who }),
+        3 => (
+            any::<usize>(),
+            prop::bool::weighted(0.6),
+            0..3usize,
+            0..3usize,
+            prop::option::weighted(0.15, any::<usize>()),
+            typed(),
+        )
+            .prop_map(|(nth, own, key, args, alter, typed)| Step::Present { nth, own, key, args, alter, typed }),
+        2 => (any::<usize>(), prop::bool::weighted(0.7), 0..2usize, prop::bool::weighted(0.7), 0..3usize, typed())
+            .prop_map(|(nth, own_session, session, own_key, key, typed)| {
+                Step::Answer { nth, own_session, session, own_key, key, typed }
+            }),
         1 => (0..200i64).prop_map(Step::Advance),
     ]
+}
+
+/// Who decided an approval (the model).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Via {
+    /// A person on the page: approver `who`.
+    Page(usize),
+    /// The calling key's client (MRTR or the stream), answering as its person.
+    Client(usize),
 }
 
 /// What the model knows of one approval.
@@ -406,6 +489,99 @@ struct Known {
     expires_at: OffsetDateTime,
     status: ApprovalStatus,
     closed: bool,
+    via: Option<Via>,
+}
+
+impl Known {
+    fn pending(&self, now: OffsetDateTime) -> bool {
+        self.status == ApprovalStatus::Pending && self.expires_at > now
+    }
+}
+
+/// A sealed MRTR `requestState` as issued.
+#[derive(Debug, Clone)]
+struct Sealed {
+    state: String,
+    approval: usize,
+    key: usize,
+    args: usize,
+    expires_at: OffsetDateTime,
+    /// Its nonce was spent (presented by its key, unexpired, unaltered).
+    spent: bool,
+}
+
+/// An elicitation on the stream as sent.
+#[derive(Debug, Clone)]
+struct Asked {
+    request_id: String,
+    approval: usize,
+    session: usize,
+}
+
+/// What the store's `claim_approval` finds for a call (the model), closing it.
+enum Claim {
+    Approved(usize),
+    Denied(usize),
+    Pending(usize),
+    Nothing,
+}
+
+fn claim(known: &mut [Known], key: usize, args: usize, now: OffsetDateTime) -> Claim {
+    let mine = |k: &Known| k.key == key && k.args == args;
+    if let Some(i) = known.iter().position(|k| {
+        mine(k) && k.status == ApprovalStatus::Approved && !k.closed && k.expires_at > now
+    }) {
+        known[i].status = ApprovalStatus::Used;
+        known[i].closed = true;
+        return Claim::Approved(i);
+    }
+    if let Some(i) = known
+        .iter()
+        .position(|k| mine(k) && k.status == ApprovalStatus::Denied && !k.closed)
+    {
+        known[i].closed = true;
+        return Claim::Denied(i);
+    }
+    known
+        .iter()
+        .position(|k| mine(k) && k.pending(now))
+        .map_or(Claim::Nothing, Claim::Pending)
+}
+
+/// What a call or an MRTR retry must come to (the model).
+#[derive(Debug, PartialEq, Eq)]
+enum Expect {
+    /// Runs, using this approval.
+    Allowed(String),
+    Declined(String),
+    /// `APPROVAL_REQUIRED` with this approval (`None`: a new one).
+    Required(Option<String>),
+    Invalid(&'static str),
+}
+
+fn outcome_of(o: &Outcome) -> Result<Expect, TestCaseError> {
+    Ok(match o {
+        Outcome::Approved { approval_id, .. } => Expect::Allowed(approval_id.clone()),
+        Outcome::ConfirmationDeclined { approval_id, .. } => Expect::Declined(approval_id.clone()),
+        Outcome::ApprovalRequired { approval_id, .. } => {
+            Expect::Required(Some(approval_id.clone()))
+        }
+        Outcome::ConfirmationInvalid { reason } => Expect::Invalid(reason.as_str()),
+        other => return Err(TestCaseError::fail(format!("unexpected outcome {other:?}"))),
+    })
+}
+
+/// A person-verified call: run only on an approval of exactly its key and arguments,
+/// decided by a legitimate person on the page or by the calling key's own client
+/// answering a form sealed for exactly this call.
+fn justified(k: &Known, key: usize, args: usize) -> bool {
+    k.key == key
+        && k.args == args
+        && match k.via {
+            Some(Via::Page(who)) => legit(key, who),
+            Some(Via::Client(by)) => by == key,
+            None => false,
+        }
 }
 
 proptest! {
@@ -413,22 +589,27 @@ proptest! {
 
     /// No call proceeds without an approval of a legitimate person for exactly its key
     /// and arguments, unexpired and unused; and every such approval lets exactly its
-    /// call through once.
+    /// call through once. The channels a client answers for its person are in the
+    /// interleaving too: sealed MRTR `requestState`s presented as issued, altered, a
+    /// second time, by another key or with other arguments, and answers on the stream
+    /// from another session or key. Each outcome is the model's, reason included: a
+    /// state works once, for its key, its arguments, before it expires.
     #[test]
     fn only_a_persons_approval_of_exactly_this_call_lets_it_through_once(
-        steps in prop::collection::vec(step(), 1..40)
+        steps in prop::collection::vec(step(), 1..60)
     ) {
         let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
         rt.block_on(async {
-            let f = fixture();
+            let f = fixture_with_secret();
             let spec = person_delete_gate();
             let mut known: Vec<Known> = Vec::new();
             let mut by_id: HashMap<String, usize> = HashMap::new();
-            let mut allowed = 0usize;
+            let mut states: Vec<Sealed> = Vec::new();
+            let mut asks: Vec<Asked> = Vec::new();
             for step in steps {
                 let now = f.clock.now();
                 match step {
-                    Step::Call { key, args, confirm } => {
+                    Step::Call { key, args, confirm, session } => {
                         let mut a = arguments(args);
                         if confirm {
                             let made_up = known.last().map_or("x".repeat(32), |k| k.id.clone());
@@ -437,63 +618,129 @@ proptest! {
                         let c = GateCall::from_args(&spec, KEYS[key], None, TOOL, &a)
                             .with_caller(caller(key));
                         let d = f.gates.decide(&spec, &c, None).await.expect("decide");
-                        let mine = |k: &&mut Known| k.key == key && k.args == args;
-                        let usable = known.iter_mut().filter(mine).find(|k| {
-                            k.status == ApprovalStatus::Approved && !k.closed && k.expires_at > now
-                        });
-                        if d.is_allowed() {
-                            let Some(k) = usable else {
-                                return Err(TestCaseError::fail(format!(
-                                    "{} allowed without a usable approval: {known:?}", KEYS[key]
-                                )));
-                            };
-                            k.status = ApprovalStatus::Used;
-                            k.closed = true;
-                            allowed += 1;
-                            continue;
-                        }
-                        prop_assert!(usable.is_none(), "an approved call was refused: {:?}", d.outcome());
-                        match d.outcome() {
-                            Outcome::ConfirmationDeclined { approval_id, .. } => {
-                                let k = known.iter_mut().find(|k| &k.id == approval_id);
-                                let Some(k) = k else {
-                                    return Err(TestCaseError::fail("declined by an unknown approval"));
-                                };
-                                prop_assert!(k.key == key && k.args == args);
-                                prop_assert!(k.status == ApprovalStatus::Denied && !k.closed);
-                                k.closed = true;
+                        let expected = match claim(&mut known, key, args, now) {
+                            Claim::Approved(i) => {
+                                prop_assert!(justified(&known[i], key, args), "ran on {:?}", known[i]);
+                                Expect::Allowed(known[i].id.clone())
                             }
-                            Outcome::ApprovalRequired { approval_id, expires_at, .. } => {
-                                let undecided_denial = known.iter().filter(|k| k.key == key && k.args == args)
-                                    .any(|k| k.status == ApprovalStatus::Denied && !k.closed);
-                                prop_assert!(!undecided_denial, "a denial was not reported");
-                                let pending: Vec<&Known> = known.iter()
-                                    .filter(|k| k.key == key && k.args == args)
-                                    .filter(|k| k.status == ApprovalStatus::Pending && k.expires_at > now)
-                                    .collect();
-                                match by_id.get(approval_id) {
-                                    Some(&i) => prop_assert!(
-                                        pending.iter().any(|k| k.id == known[i].id),
-                                        "an approval reused for another call or after expiry"
-                                    ),
-                                    None => {
-                                        prop_assert!(pending.is_empty(), "a new approval while one was pending");
-                                        by_id.insert(approval_id.clone(), known.len());
-                                        known.push(Known {
-                                            id: approval_id.clone(),
-                                            key,
-                                            args,
-                                            target: if args == 2 { "api" } else { "web" },
-                                            expires_at: *expires_at,
-                                            status: ApprovalStatus::Pending,
-                                            closed: false,
-                                        });
+                            Claim::Denied(i) => Expect::Declined(known[i].id.clone()),
+                            Claim::Pending(i) => Expect::Required(Some(known[i].id.clone())),
+                            Claim::Nothing => Expect::Required(None),
+                        };
+                        let got = outcome_of(d.outcome())?;
+                        match (&expected, &got) {
+                            (Expect::Required(None), Expect::Required(Some(id))) => {
+                                prop_assert!(!by_id.contains_key(id), "a new approval reuses an id");
+                                let Outcome::ApprovalRequired { expires_at, .. } = d.outcome() else {
+                                    unreachable!("matched above");
+                                };
+                                by_id.insert(id.clone(), known.len());
+                                known.push(Known {
+                                    id: id.clone(),
+                                    key,
+                                    args,
+                                    target: target_of(args),
+                                    expires_at: *expires_at,
+                                    status: ApprovalStatus::Pending,
+                                    closed: false,
+                                    via: None,
+                                });
+                            }
+                            _ => prop_assert_eq!(&got, &expected, "{} {:?}", KEYS[key], a),
+                        }
+                        if let Expect::Required(Some(id)) = &got {
+                            let approval = by_id[id];
+                            let ask = f.gates.mrtr_ask(&d).expect("random").expect("a secret is set");
+                            prop_assert_eq!(ask.expires_at, known[approval].expires_at);
+                            states.push(Sealed {
+                                state: ask.request_state,
+                                approval,
+                                key,
+                                args,
+                                expires_at: ask.expires_at,
+                                spent: false,
+                            });
+                            let e = f.gates.elicitation_ask(&d, SESSIONS[session])
+                                .expect("random").expect("a secret is set");
+                            asks.push(Asked { request_id: e.request_id, approval, session });
+                        }
+                    }
+                    Step::Present { nth, own, key, args, alter, typed } => {
+                        if states.is_empty() { continue; }
+                        let si = nth % states.len();
+                        let s = states[si].clone();
+                        let (key, args) = if own { (s.key, s.args) } else { (key, args) };
+                        let mut sealed = s.state.clone().into_bytes();
+                        if let Some(pos) = alter {
+                            let pos = pos % sealed.len();
+                            sealed[pos] = if sealed[pos] == b'0' { b'1' } else { b'0' };
+                        }
+                        let sealed = String::from_utf8(sealed).expect("ASCII");
+                        let a = arguments(args);
+                        let c = GateCall::from_args(&spec, KEYS[key], None, TOOL, &a)
+                            .with_caller(caller(key));
+                        let out = f.gates
+                            .answer_mrtr(&spec, &c, &sealed, &answer(typed, target_of(args)))
+                            .await
+                            .expect("answer_mrtr");
+                        let expected = if alter.is_some() {
+                            Expect::Invalid("invalid_request_state")
+                        } else if key != s.key {
+                            Expect::Invalid("request_state_other_key")
+                        } else if now >= s.expires_at {
+                            Expect::Invalid("request_state_expired")
+                        } else if s.spent {
+                            Expect::Invalid("request_state_used")
+                        } else {
+                            states[si].spent = true;
+                            if args != s.args {
+                                Expect::Invalid("request_state_other_arguments")
+                            } else {
+                                let accepted = typed == Typed::Exact;
+                                let approval = &mut known[s.approval];
+                                if approval.pending(now) {
+                                    approval.status = if accepted {
+                                        ApprovalStatus::Approved
+                                    } else {
+                                        ApprovalStatus::Denied
+                                    };
+                                    approval.via = Some(Via::Client(key));
+                                }
+                                let id = approval.id.clone();
+                                match claim(&mut known, key, args, now) {
+                                    // Declined naming the denial the claim closed, which
+                                    // may be a newer one of this call than the state's.
+                                    Claim::Denied(i) => Expect::Declined(known[i].id.clone()),
+                                    _ if !accepted => Expect::Declined(id),
+                                    Claim::Approved(i) => {
+                                        prop_assert!(justified(&known[i], key, args), "ran on {:?}", known[i]);
+                                        Expect::Allowed(known[i].id.clone())
                                     }
+                                    Claim::Pending(_) | Claim::Nothing => Expect::Invalid("request_state_expired"),
                                 }
                             }
-                            other => {
-                                return Err(TestCaseError::fail(format!("unexpected outcome {other:?}")));
-                            }
+                        };
+                        prop_assert_eq!(outcome_of(out.decision.outcome())?, expected, "{} presenting {:?}", KEYS[key], s);
+                    }
+                    Step::Answer { nth, own_session, session, own_key, key, typed } => {
+                        if asks.is_empty() { continue; }
+                        let q = asks[nth % asks.len()].clone();
+                        let k = known[q.approval].clone();
+                        let session = if own_session { q.session } else { session };
+                        let key = if own_key { k.key } else { key };
+                        let r = f.gates
+                            .answer_elicitation(SESSIONS[session], &q.request_id, KEYS[key], user(key), &answer(typed, k.target))
+                            .await;
+                        if session != q.session || key != k.key {
+                            prop_assert!(matches!(r, Err(ElicitationRefusal::NotFound)), "{r:?}");
+                        } else if !k.pending(now) {
+                            prop_assert!(matches!(r, Err(ElicitationRefusal::NotPending)), "{r:?}");
+                        } else {
+                            let a = r.map_err(|e| TestCaseError::fail(format!("a pending answer refused: {e}")))?;
+                            let status = if typed == Typed::Exact { ApprovalStatus::Approved } else { ApprovalStatus::Denied };
+                            prop_assert_eq!(a.status, status);
+                            known[q.approval].status = status;
+                            known[q.approval].via = Some(Via::Client(key));
                         }
                     }
                     Step::Approve { nth, who, exact } => {
@@ -502,12 +749,13 @@ proptest! {
                         let k = known[i].clone();
                         let typed = if exact { k.target.to_owned() } else { k.target.to_uppercase() };
                         let r = f.gates.approve(&k.id, &approver(who), &typed).await;
-                        let pending = k.status == ApprovalStatus::Pending && k.expires_at > now;
+                        let pending = k.pending(now);
                         if r.is_ok() {
                             prop_assert!(legit(k.key, who), "{who} approved {}'s call", KEYS[k.key]);
                             prop_assert!(exact, "approved with the wrong name");
                             prop_assert!(pending, "approved when not pending");
                             known[i].status = ApprovalStatus::Approved;
+                            known[i].via = Some(Via::Page(who));
                         } else {
                             prop_assert!(!(legit(k.key, who) && exact && pending), "a legitimate approval failed: {r:?}");
                         }
@@ -517,10 +765,11 @@ proptest! {
                         let i = nth % known.len();
                         let k = known[i].clone();
                         let r = f.gates.deny(&k.id, &approver(who)).await;
-                        let pending = k.status == ApprovalStatus::Pending && k.expires_at > now;
+                        let pending = k.pending(now);
                         if r.is_ok() {
                             prop_assert!(legit(k.key, who) && pending, "an illegitimate denial");
                             known[i].status = ApprovalStatus::Denied;
+                            known[i].via = Some(Via::Page(who));
                         } else {
                             prop_assert!(!(legit(k.key, who) && pending), "a legitimate denial failed: {r:?}");
                         }
@@ -528,8 +777,6 @@ proptest! {
                     Step::Advance(secs) => f.clock.advance(Duration::seconds(secs)),
                 }
             }
-            // Not a check: how often the interleaving reached the point that matters.
-            let _ = allowed;
             Ok(())
         })?;
     }

@@ -24,6 +24,16 @@ pub(crate) fn fixture() -> Fixture {
     Fixture { gates, clock }
 }
 
+/// [`fixture`] with an MRTR secret, so that the gate seals request states and
+/// elicitation ids.
+pub(crate) fn fixture_with_secret() -> Fixture {
+    let clock = Arc::new(ManualClock::new(datetime!(2025-06-01 12:00:00 UTC)));
+    let secret = keygate_gates::MrtrSecret::new(vec![7; 32]).expect("a long enough secret");
+    let gates =
+        Gates::new(Arc::new(MemoryGateStore::new()), clock.clone()).with_mrtr_secret(secret);
+    Fixture { gates, clock }
+}
+
 /// The delete gate with the agent-relayed challenge (`approval = "agent"`), whose
 /// mechanics most of these tests check.
 pub(crate) fn delete_gate() -> GateSpec {

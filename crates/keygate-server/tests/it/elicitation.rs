@@ -28,11 +28,21 @@ pub(crate) async fn session(h: &Harness, key: &str, elicitation: bool) -> String
     } else {
         json!({})
     };
+    session_declaring(h, key, "2025-06-18", capabilities).await
+}
+
+/// Opens a session of protocol `version` whose client declares `capabilities`.
+pub(crate) async fn session_declaring(
+    h: &Harness,
+    key: &str,
+    version: &str,
+    capabilities: Value,
+) -> String {
     let r = h
         .mcp(
             key,
             None,
-            json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": capabilities, "clientInfo": {"name": "test", "version": "1"}}}),
+            json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"protocolVersion": version, "capabilities": capabilities, "clientInfo": {"name": "test", "version": "1"}}}),
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.raw);

@@ -754,6 +754,7 @@ async fn session_ids_must_be_one_header_of_1_to_128_visible_ascii_characters() {
             seen_at: now,
             expires_at: now + time::Duration::hours(1),
             elicitation: false,
+            elicitation_url: false,
         };
         assert!(gates.bind_session(id, &binding).await.unwrap());
     }

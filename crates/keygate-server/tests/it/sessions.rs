@@ -365,6 +365,7 @@ async fn bindings_are_refreshed_when_due_and_refused_once_expired() {
             seen_at: seen,
             expires_at: expires,
             elicitation: false,
+            elicitation_url: false,
         };
         async move { assert!(gates.bind_session(session, &binding).await.unwrap()) }
     };

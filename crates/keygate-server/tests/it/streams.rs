@@ -136,6 +136,7 @@ async fn gateway(url: String) -> Harness {
             seen_at: now,
             expires_at: now + time::Duration::hours(1),
             elicitation: false,
+            elicitation_url: false,
         };
         assert!(gates.bind_session(id, &binding).await.unwrap());
     }

@@ -1,4 +1,5 @@
-//! Validation and record building shared by every store.
+//! What every store writes, built and checked once: names, prepared keys (token and
+//! hash), project lists, timestamps truncated to what PostgreSQL keeps, audit details.
 
 use std::collections::BTreeSet;
 
@@ -54,6 +55,7 @@ impl PreparedKey {
             created_at: self.created_at,
             expires_at: self.expires_at,
             revoked_at: None,
+            revoked_reason: None,
             last_used_at: None,
         }
     }
