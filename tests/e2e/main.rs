@@ -20,4 +20,5 @@ mod policing;
 mod postgres;
 mod python_sdk;
 mod revocation_load;
+mod stdio;
 mod transport;

@@ -158,6 +158,14 @@ impl App {
             UpstreamConfig::Http(url) => {
                 Upstream::http(url, config.upstream_timeout).map_err(ServerError::Config)?
             }
+            UpstreamConfig::Stdio(command) => Upstream::stdio(
+                command.clone(),
+                command.label().to_owned(),
+                config.upstream_timeout,
+            ),
+            UpstreamConfig::Named(named) => {
+                crate::federation::members(named, config.upstream_timeout)?
+            }
         };
         let limits = Limits::new(
             Quota::from_rate(config.key_rate),
@@ -285,7 +293,7 @@ impl App {
 fn load_policy(config: &Config) -> Result<Policy, ServerError> {
     let shipped = match &config.upstream {
         UpstreamConfig::InProcess(upstream) => upstream.policy_toml(),
-        UpstreamConfig::Http(_) => None,
+        UpstreamConfig::Http(_) | UpstreamConfig::Stdio(_) | UpstreamConfig::Named(_) => None,
     };
     match (&config.policy, shipped) {
         (Some(path), _) => Policy::load(path).map_err(ServerError::Policy),

@@ -50,6 +50,8 @@ mod approvals;
 mod config;
 mod elicitation;
 mod error;
+mod federation;
+mod federation_config;
 mod forward_auth;
 mod labels;
 mod leaks;
@@ -62,6 +64,8 @@ mod sessions;
 #[cfg(feature = "cli")]
 pub mod settings;
 mod state;
+mod stdio;
+mod stdio_bridge;
 mod unique_json;
 mod upstream;
 
@@ -71,10 +75,17 @@ pub use crate::config::{
     read_settings_file,
 };
 pub use crate::error::ServerError;
+pub use crate::federation_config::{
+    MAX_UPSTREAM_NAME, UpstreamSpec, check_upstream_name, named_upstreams,
+};
 pub use crate::leaks::LEAK_REPORT_BODY_LIMIT;
 pub use crate::mcp::{MAX_JSON_DEPTH, MAX_SESSION_ID_LEN};
 pub use crate::page::CSP;
 pub use crate::serve::shutdown_signal;
+pub use crate::stdio::{
+    ChildProcess, LineError, MAX_LINE, StdioChild, StdioCommand, StdioError, StdioReader,
+    StdioWriter,
+};
 pub use crate::upstream::InProcessUpstream;
 pub use keygate_gates::MrtrSecret;
 pub use keygate_limits::FailMode;
