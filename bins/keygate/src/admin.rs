@@ -6,16 +6,15 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::bail;
-use keygate_client::{
-    ApprovalInfo, Client, CreateKey, ExpiresIn, IssuedKey, KeyInfo, RejectReason,
-};
-use keygate_keys::KeyStatus;
+use keygate_client::{ApprovalInfo, Client, CreateKey, KeyInfo, RejectReason};
 use keygate_token::{KeyId, KeyKind, Token};
+use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::cli::{ApprovalsCommand, AuditArgs, KeysCommand, KindArg, ProjectsCommand};
-use crate::exit::Refused;
+use crate::refusal::Refused;
+use crate::runtime::block_on;
 
 /// The only place the admin key comes from: never a flag, which would land in shell
 /// history and the process list.
@@ -32,7 +31,6 @@ enum Role {
 
 struct Admin {
     client: Client,
-    rt: tokio::runtime::Runtime,
     role: Role,
 }
 
@@ -56,11 +54,7 @@ impl Admin {
         let token = Token::parse(raw.trim())
             .map_err(|err| anyhow::anyhow!("{KEY_VAR} does not hold a keygate key: {err}"))?;
         let client = Client::new(server, token)?;
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|err| anyhow::anyhow!("starting the async runtime: {err}"))?;
-        Ok(Self { client, rt, role })
+        Ok(Self { client, role })
     }
 
     /// The answer of a request; a refusal by the server becomes a clear one (exit 1).
@@ -68,7 +62,7 @@ impl Admin {
         &self,
         request: impl Future<Output = Result<T, keygate_client::Error>>,
     ) -> anyhow::Result<T> {
-        self.rt.block_on(request).map_err(|err| self.refusal(err))
+        block_on(request)?.map_err(|err| self.refusal(err))
     }
 
     fn refusal(&self, err: keygate_client::Error) -> anyhow::Error {
@@ -161,56 +155,40 @@ pub(crate) fn keys(cmd: &KeysCommand) -> anyhow::Result<ExitCode> {
                 KindArg::User => KeyKind::User,
                 KindArg::Tenant => KeyKind::Tenant,
             };
-            let mut body = CreateKey::new(name, kind, scopes.clone());
-            if !projects.is_empty() {
-                body.projects = Some(projects.clone());
-            }
-            // Seconds from now, counted by the server's clock, not ours.
-            body.expires_in = expires_in.map(|lifetime| ExpiresIn::Seconds(lifetime.as_secs()));
+            let body = CreateKey::new(name, kind, scopes.clone())
+                .with_projects(projects.clone())
+                .with_lifetime(*expires_in);
             let created = admin.call(admin.client.create_key(&body))?;
-            print_new_key(&created)?;
+            crate::print_secret(created.key.expose())?;
             eprintln!("created {}", describe(&created.info));
             eprintln!("the key is shown this once: store it now");
         }
         KeysCommand::List { server, json } => {
             let admin = Admin::new(&server.server)?;
             let keys = admin.call(admin.client.keys())?;
-            let mut out = std::io::stdout().lock();
-            if *json {
-                writeln!(out, "{}", serde_json::to_value(&keys)?)?;
-            } else {
-                let now = OffsetDateTime::now_utc();
-                let rows: Vec<Vec<String>> = keys
-                    .iter()
-                    .map(|k| {
-                        vec![
-                            k.id.to_string(),
-                            k.name.clone(),
-                            k.kind.to_string(),
-                            k.scopes.join(","),
-                            when(k.created_at),
-                            when(k.expires_at),
-                            when(k.last_used_at),
-                            status(k.status_at(now)).to_owned(),
-                        ]
-                    })
-                    .collect();
-                table(
-                    &mut out,
-                    &[
-                        "ID",
-                        "NAME",
-                        "KIND",
-                        "SCOPES",
-                        "CREATED",
-                        "EXPIRES",
-                        "LAST USED",
-                        "STATUS",
-                    ],
-                    &rows,
-                )?;
-            }
-            out.flush()?;
+            let now = OffsetDateTime::now_utc();
+            let header = [
+                "ID",
+                "NAME",
+                "KIND",
+                "SCOPES",
+                "CREATED",
+                "EXPIRES",
+                "LAST USED",
+                "STATUS",
+            ];
+            print_list(*json, &keys, &header, |k| {
+                vec![
+                    k.id.to_string(),
+                    k.name.clone(),
+                    k.kind.to_string(),
+                    k.scopes.join(","),
+                    when(k.created_at),
+                    when(k.expires_at),
+                    when(k.last_used_at),
+                    k.status_at(now).as_str().to_owned(),
+                ]
+            })?;
         }
         KeysCommand::Show { server, id, json } => {
             let id = key_id(id)?;
@@ -240,7 +218,7 @@ pub(crate) fn keys(cmd: &KeysCommand) -> anyhow::Result<ExitCode> {
                     ("expires", when(key.expires_at)),
                     ("last used", when(key.last_used_at)),
                     ("revoked", when(key.revoked_at)),
-                    ("status", status(key.status_at(now)).to_owned()),
+                    ("status", key.status_at(now).as_str().to_owned()),
                 ] {
                     writeln!(out, "{label:<10} {value}")?;
                 }
@@ -257,7 +235,7 @@ pub(crate) fn keys(cmd: &KeysCommand) -> anyhow::Result<ExitCode> {
             let id = key_id(id)?;
             let admin = Admin::new(&server.server)?;
             let created = admin.call(admin.client.rotate_key(&id))?;
-            print_new_key(&created)?;
+            crate::print_secret(created.key.expose())?;
             eprintln!("created {} to replace key {id}", describe(&created.info));
             eprintln!("the key is shown this once: store it now");
             eprintln!(
@@ -266,14 +244,6 @@ pub(crate) fn keys(cmd: &KeysCommand) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Writes the raw key alone on stdout, one line.
-fn print_new_key(created: &IssuedKey) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{}", created.key.expose())?;
-    out.flush()?;
-    Ok(())
 }
 
 fn describe(key: &KeyInfo) -> String {
@@ -300,17 +270,9 @@ pub(crate) fn projects(cmd: &ProjectsCommand) -> anyhow::Result<ExitCode> {
         ProjectsCommand::List { server, json } => {
             let admin = Admin::new(&server.server)?;
             let projects = admin.call(admin.client.projects())?;
-            let mut out = std::io::stdout().lock();
-            if *json {
-                writeln!(out, "{}", serde_json::to_value(&projects)?)?;
-            } else {
-                let rows: Vec<Vec<String>> = projects
-                    .iter()
-                    .map(|p| vec![p.id.to_string(), p.name.clone(), when(Some(p.created_at))])
-                    .collect();
-                table(&mut out, &["ID", "NAME", "CREATED"], &rows)?;
-            }
-            out.flush()?;
+            print_list(*json, &projects, &["ID", "NAME", "CREATED"], |p| {
+                vec![p.id.to_string(), p.name.clone(), when(Some(p.created_at))]
+            })?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -319,24 +281,15 @@ pub(crate) fn projects(cmd: &ProjectsCommand) -> anyhow::Result<ExitCode> {
 pub(crate) fn audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
     let admin = Admin::new(&args.server.server)?;
     let events = admin.call(admin.client.audit(args.limit))?;
-    let mut out = std::io::stdout().lock();
-    if args.json {
-        writeln!(out, "{}", serde_json::to_value(&events)?)?;
-    } else {
-        let rows: Vec<Vec<String>> = events
-            .iter()
-            .map(|e| {
-                vec![
-                    when(Some(e.at)),
-                    e.actor.clone(),
-                    e.action.clone(),
-                    e.target.clone(),
-                ]
-            })
-            .collect();
-        table(&mut out, &["AT", "ACTOR", "ACTION", "TARGET"], &rows)?;
-    }
-    out.flush()?;
+    print_list(
+        args.json,
+        &events,
+        &["AT", "ACTOR", "ACTION", "TARGET"],
+        |e| {
+            let at = when(Some(e.at));
+            vec![at, e.actor.clone(), e.action.clone(), e.target.clone()]
+        },
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -345,29 +298,16 @@ pub(crate) fn approvals(cmd: &ApprovalsCommand) -> anyhow::Result<ExitCode> {
         ApprovalsCommand::List { server, json } => {
             let admin = Admin::with_role(&server.server, Role::Approver)?;
             let approvals = admin.call(admin.client.approvals())?;
-            let mut out = std::io::stdout().lock();
-            if *json {
-                writeln!(out, "{}", serde_json::to_value(&approvals)?)?;
-            } else {
-                let rows: Vec<Vec<String>> = approvals
-                    .iter()
-                    .map(|a| {
-                        vec![
-                            printable(&a.id),
-                            printable(&a.operation),
-                            printable(&a.target),
-                            format!("{} ({})", printable(&a.key.name), a.key.id),
-                            when(Some(a.expires_at)),
-                        ]
-                    })
-                    .collect();
-                table(
-                    &mut out,
-                    &["ID", "OPERATION", "TARGET", "KEY", "EXPIRES"],
-                    &rows,
-                )?;
-            }
-            out.flush()?;
+            let header = ["ID", "OPERATION", "TARGET", "KEY", "EXPIRES"];
+            print_list(*json, &approvals, &header, |a| {
+                vec![
+                    printable(&a.id),
+                    printable(&a.operation),
+                    printable(&a.target),
+                    format!("{} ({})", printable(&a.key.name), a.key.id),
+                    when(Some(a.expires_at)),
+                ]
+            })?;
             if approvals.is_empty() {
                 eprintln!("no pending approvals for this key");
             }
@@ -435,13 +375,22 @@ fn when(at: Option<OffsetDateTime>) -> String {
     )
 }
 
-/// The server's word for a key's status.
-fn status(status: KeyStatus) -> &'static str {
-    match status {
-        KeyStatus::Active => "active",
-        KeyStatus::Expired => "expired",
-        KeyStatus::Revoked => "revoked",
+/// `items` on stdout: one JSON line with `json`, else a table of `header` and a row
+/// per item.
+fn print_list<T: Serialize>(
+    json: bool,
+    items: &[T],
+    header: &[&str],
+    row: impl Fn(&T) -> Vec<String>,
+) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if json {
+        writeln!(out, "{}", serde_json::to_value(items)?)?;
+    } else {
+        table(&mut out, header, &items.iter().map(row).collect::<Vec<_>>())?;
     }
+    out.flush()?;
+    Ok(())
 }
 
 /// Left-aligned columns separated by two spaces.
@@ -487,10 +436,7 @@ mod tests {
     }
 
     #[test]
-    fn statuses() {
-        assert_eq!(status(KeyStatus::Revoked), "revoked");
-        assert_eq!(status(KeyStatus::Expired), "expired");
-        assert_eq!(status(KeyStatus::Active), "active");
+    fn times() {
         assert_eq!(when(None), "-");
         assert_eq!(
             when(Some(time::macros::datetime!(2024-05-06 07:08:09 +02:00))),

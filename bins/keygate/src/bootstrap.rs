@@ -1,6 +1,5 @@
 //! `keygate bootstrap`: a tenant, its owner and the owner's admin key, straight in the store.
 
-use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -9,7 +8,8 @@ use keygate_keys::{Bootstrap, StoreError, TokenFormat};
 use keygate_scopes::{ADMIN_SCOPE, Policy};
 
 use crate::cli::BootstrapArgs;
-use crate::exit::Refused;
+use crate::refusal::Refused;
+use crate::runtime::block_on;
 
 pub(crate) fn run(args: &BootstrapArgs) -> anyhow::Result<ExitCode> {
     let format = TokenFormat::new(&args.brand)
@@ -21,28 +21,13 @@ pub(crate) fn run(args: &BootstrapArgs) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
-    let mut scopes = policy.map(|p| p.all_scopes()).unwrap_or_default();
-    if !scopes.iter().any(|s| s == ADMIN_SCOPE) {
-        scopes.insert(0, ADMIN_SCOPE.to_owned());
-    }
-    let projects: Vec<String> = if args.demo {
-        DEMO_PROJECTS.iter().map(|p| (*p).to_owned()).collect()
-    } else {
-        Vec::new()
-    };
-    let request = Bootstrap {
-        tenant: args.tenant.clone(),
-        owner: args.owner.clone(),
-        projects,
-        scopes,
-        key_name: format!("{} (bootstrap)", args.owner),
-    };
+    // Every policy's scopes include keys:admin; without a policy it is the only one.
+    let scopes = policy.map_or_else(|| vec![ADMIN_SCOPE.to_owned()], |p| p.all_scopes());
+    let projects: &[&str] = if args.demo { &DEMO_PROJECTS } else { &[] };
+    let key_name = format!("{} (bootstrap)", args.owner);
+    let request = Bootstrap::new(&args.tenant, &args.owner, projects, scopes, key_name);
 
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    let done = rt.block_on(async {
+    let done = block_on(async {
         let store = keygate_keys::connect(&args.database)
             .await
             .context("opening the key store")?;
@@ -59,11 +44,9 @@ pub(crate) fn run(args: &BootstrapArgs) -> anyhow::Result<ExitCode> {
             .into()),
             Err(err) => Err(anyhow::Error::new(err).context("bootstrapping the tenant")),
         }
-    })?;
+    })??;
 
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{}", done.key.token.expose())?;
-    out.flush()?;
+    crate::print_secret(done.key.token.expose())?;
     let projects: Vec<&str> = done.projects.iter().map(|p| p.name.as_str()).collect();
     eprintln!(
         "bootstrapped tenant {} with owner {}{}",

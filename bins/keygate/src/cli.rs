@@ -147,10 +147,8 @@ pub(crate) struct CheckArgs {
     /// (default: the only server in the file).
     #[arg(long, value_name = "NAME")]
     pub(crate) mcp_server: Option<String>,
-    /// The keygate server: http://… or https://… (certificates checked against the
-    /// system's roots).
-    #[arg(long, value_name = "URL", env = "KEYGATE_SERVER", default_value = DEFAULT_SERVER)]
-    pub(crate) server: String,
+    #[command(flatten)]
+    pub(crate) server: ServerArg,
 }
 
 /// Where the admin API is.
@@ -187,7 +185,7 @@ pub(crate) enum KeysCommand {
         #[arg(long = "project", value_name = "PROJECT")]
         projects: Vec<String>,
         /// Lifetime, such as 30d, 12h, 90m or 45s (default: no expiry).
-        #[arg(long, value_name = "DURATION", value_parser = crate::duration::parse)]
+        #[arg(long, value_name = "DURATION", value_parser = keygate_client::parse_lifetime)]
         expires_in: Option<std::time::Duration>,
         /// A name to recognise the key by.
         #[arg(long)]

@@ -3,13 +3,9 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use anyhow::Context;
-use keygate_client::RejectReason;
 use keygate_scan::{CredentialMap, Doctor};
-use keygate_token::Token;
 
 use crate::cli::DoctorArgs;
-use crate::exit;
 use crate::runtime::block_on;
 
 pub(crate) fn run(args: &DoctorArgs) -> anyhow::Result<ExitCode> {
@@ -32,7 +28,7 @@ pub(crate) fn run(args: &DoctorArgs) -> anyhow::Result<ExitCode> {
     }
     out.flush()?;
     Ok(if map.has_problems() {
-        exit::failed()
+        ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
     })
@@ -44,16 +40,10 @@ fn introspect(server: &str, map: &mut CredentialMap) -> anyhow::Result<()> {
         return Ok(());
     }
     for token in map.keys().to_vec() {
-        let parsed = Token::parse(token.expose()).context("the key to introspect")?;
-        let client = keygate_client::Client::new(server, parsed)?;
-        match block_on(client.token())? {
-            Ok(info) => map.key_active(&token, &info.tenant.name, info.projects.len()),
-            Err(keygate_client::Error::Rejected {
-                status: 401, body, ..
-            }) => {
-                let reason = RejectReason::of(401, &body);
-                map.key_rejected(&token, reason.as_str(), reason.explain());
-            }
+        let client = keygate_client::Client::new(server, token.clone())?;
+        match block_on(client.introspect())? {
+            Ok(Ok(info)) => map.key_active(&token, &info.tenant.name, info.projects.len()),
+            Ok(Err(reason)) => map.key_rejected(&token, reason.as_str(), reason.explain()),
             Err(keygate_client::Error::Rejected { status, .. }) => anyhow::bail!(
                 "the keygate server at {} answered {status} to token introspection",
                 server.trim_end_matches('/'),

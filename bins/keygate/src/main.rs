@@ -12,13 +12,12 @@
 
 mod admin;
 mod bootstrap;
-mod check;
 mod cli;
 mod doctor;
-mod duration;
-mod exit;
+mod refusal;
 mod runtime;
 mod scan;
+mod startup_check;
 mod token_check;
 
 use std::io::Write;
@@ -27,7 +26,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser};
 
 use crate::cli::{Cli, Command};
-use crate::exit::Refused;
+use crate::refusal::Refused;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -44,16 +43,25 @@ fn main() -> ExitCode {
         Err(err) => {
             if let Some(refused) = err.downcast_ref::<Refused>() {
                 eprintln!("{refused}");
-                return exit::failed();
+                return ExitCode::FAILURE;
             }
             if is_broken_pipe(&err) {
                 // The reader went away (`keygate scan | head`): not an error of ours.
                 return ExitCode::SUCCESS;
             }
             eprintln!("error: {err:#}");
-            exit::error()
+            // Usage or I/O error.
+            ExitCode::from(2)
         }
     }
+}
+
+/// Writes a raw key alone on stdout, one line, for `$(…)`.
+fn print_secret(secret: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{secret}")?;
+    out.flush()?;
+    Ok(())
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
@@ -70,7 +78,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Token(cmd) => token_check::run(&cmd),
         Command::Scan(args) => scan::run(&args),
         Command::Doctor(args) => doctor::run(&args),
-        Command::Check(args) => check::run(&args),
+        Command::Check(args) => startup_check::run(&args),
         Command::Keys(cmd) => admin::keys(&cmd),
         Command::Projects(cmd) => admin::projects(&cmd),
         Command::Audit(args) => admin::audit(&args),

@@ -7,7 +7,6 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use keygate_scan::{Progress, Scanner};
 
 use crate::cli::{Format, ScanArgs};
-use crate::exit;
 
 pub(crate) fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
     let scanner = Scanner::new()
@@ -53,7 +52,7 @@ pub(crate) fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
     Ok(if report.findings.is_empty() {
         ExitCode::SUCCESS
     } else {
-        exit::failed()
+        ExitCode::FAILURE
     })
 }
 

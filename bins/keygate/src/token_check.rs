@@ -4,10 +4,10 @@ use std::io::{BufRead, Write};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use keygate_token::{Token, recognise};
+use keygate_token::{Token, recognise_whole};
 
 use crate::cli::TokenCommand;
-use crate::exit::Refused;
+use crate::refusal::Refused;
 
 pub(crate) fn run(cmd: &TokenCommand) -> anyhow::Result<ExitCode> {
     let TokenCommand::Check { token, json } = cmd;
@@ -48,13 +48,9 @@ pub(crate) fn run(cmd: &TokenCommand) -> anyhow::Result<ExitCode> {
         }
         Err(err) => {
             // Say what it looks like instead, when it is a known foreign credential.
-            let whole = recognise(raw)
-                .into_iter()
-                .find(|f| f.span.start == 0 && f.span.end == raw.len());
-            let fix = match whole {
-                Some(f) => format!(
-                    "this looks like a {}, not a keygate key; use the key keygate issued",
-                    f.kind
+            let fix = match recognise_whole(raw) {
+                Some(kind) => format!(
+                    "this looks like a {kind}, not a keygate key; use the key keygate issued"
                 ),
                 None => {
                     "copy the whole key again: it is shown once when created or rotated".to_owned()

@@ -146,9 +146,25 @@ impl CreateKey {
             expires_in: None,
         }
     }
+
+    /// Limited to the projects named `projects`; none: all of the tenant's.
+    #[must_use]
+    pub fn with_projects(mut self, projects: Vec<String>) -> Self {
+        self.projects = (!projects.is_empty()).then_some(projects);
+        self
+    }
+
+    /// Living `lifetime` (whole seconds) from its creation, counted by the server's
+    /// clock; `None`: never expiring.
+    #[must_use]
+    pub fn with_lifetime(mut self, lifetime: Option<std::time::Duration>) -> Self {
+        self.expires_in = lifetime.map(|lifetime| ExpiresIn::Seconds(lifetime.as_secs()));
+        self
+    }
 }
 
-/// A key's lifetime: whole seconds, or a string such as `45s`, `90m`, `12h`, `30d`.
+/// A key's lifetime: whole seconds, or a string such as `45s`, `90m`, `12h`, `30d`
+/// (read by [`parse_seconds`](crate::parse_seconds)).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 #[non_exhaustive]
@@ -502,6 +518,21 @@ mod tests {
             reason: reason.map(str::to_owned),
             message: None,
         }
+    }
+
+    #[test]
+    fn create_key_projects_and_lifetime() {
+        let base = CreateKey::new("k", KeyKind::User, vec!["a:read".to_owned()]);
+        let none = base.clone().with_projects(Vec::new()).with_lifetime(None);
+        assert_eq!(
+            none, base,
+            "no projects: all of them; no lifetime: never expiring"
+        );
+        let some = base
+            .with_projects(vec!["shop".to_owned()])
+            .with_lifetime(Some(std::time::Duration::from_secs(90)));
+        assert_eq!(some.projects, Some(vec!["shop".to_owned()]));
+        assert_eq!(some.expires_in, Some(ExpiresIn::Seconds(90)));
     }
 
     #[test]

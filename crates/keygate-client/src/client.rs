@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 
 use crate::api::{
     ApprovalInfo, ApprovalList, ApproveBody, AuditList, CreateKey, CreateProject, IssuedKey,
-    KeyInfo, KeyList, ProjectInfo, ProjectList, TokenInfo,
+    KeyInfo, KeyList, ProjectInfo, ProjectList, RejectReason, TokenInfo,
 };
 use crate::error::Error;
 
@@ -86,6 +86,18 @@ impl Client {
     /// `GET /api/v1/token`: what the key is and what it reaches (any valid key).
     pub async fn token(&self) -> Result<TokenInfo, Error> {
         self.get("/api/v1/token", "a token introspection").await
+    }
+
+    /// `GET /api/v1/token` as a verdict on the key: what it is and reaches, or why the
+    /// server refused it (a 401, as [`RejectReason::of_unauthorized`] reads it).
+    pub async fn introspect(&self) -> Result<Result<TokenInfo, RejectReason>, Error> {
+        match self.token().await {
+            Ok(info) => Ok(Ok(info)),
+            Err(Error::Rejected {
+                status: 401, body, ..
+            }) => Ok(Err(RejectReason::of_unauthorized(&body))),
+            Err(err) => Err(err),
+        }
     }
 
     /// `POST /api/v1/keys`: creates a key (owner keys with `keys:admin`).

@@ -13,6 +13,8 @@
 //!   environment variable, default `KEYGATE_API_KEY`, else the `env` block of a server
 //!   in `.mcp.json`, where `"${VAR}"` points back at the environment);
 //!   [`read_mcp_json`] reads the servers of an `.mcp.json`.
+//! - Key lifetimes: [`parse_seconds`] (`expires_in`: `3600`, `45s`, `90m`, `12h`,
+//!   `30d`) and [`parse_lifetime`] (`--expires-in`: a unit required, `w` too).
 //! - [`Check`]: the start-up check of `keygate check` (find the key, check its shape
 //!   offline, introspect it, and refuse unless it reaches exactly one project),
 //!   returning an [`Outcome`] for the caller to render.
@@ -42,6 +44,7 @@ mod check;
 mod client;
 mod credential;
 mod error;
+mod lifetime;
 
 pub use crate::api::{
     ApprovalInfo, ApprovalKey, ApprovalList, ApprovalPerson, ApprovalState, ApproveBody, AuditList,
@@ -57,3 +60,4 @@ pub use crate::credential::{
     read_mcp_json, reference,
 };
 pub use crate::error::{Error, McpJsonError};
+pub use crate::lifetime::{LifetimeError, MAX_LIFETIME, parse_lifetime, parse_seconds};

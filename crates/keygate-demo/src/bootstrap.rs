@@ -48,13 +48,13 @@ pub async fn bootstrap(
         );
         return Ok(DemoBootstrap::Existed);
     }
-    let request = Bootstrap {
-        tenant: DEMO_TENANT.to_owned(),
-        owner: DEMO_OWNER.to_owned(),
-        projects: DEMO_PROJECTS.iter().map(|p| (*p).to_owned()).collect(),
+    let request = Bootstrap::new(
+        DEMO_TENANT,
+        DEMO_OWNER,
+        &DEMO_PROJECTS,
         scopes,
-        key_name: "demo owner key".to_owned(),
-    };
+        "demo owner key",
+    );
     match store.bootstrap(format, request).await {
         Ok(done) => {
             tracing::info!(tenant = DEMO_TENANT, key_id = %done.key.key.id, "demo tenant bootstrapped");

@@ -80,7 +80,6 @@
     )
 )]
 
-mod common;
 mod connect;
 mod error;
 mod hash;
@@ -90,6 +89,7 @@ mod model;
 mod name;
 #[cfg(feature = "postgres")]
 mod postgres;
+mod records;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod store;

@@ -7,7 +7,6 @@ use async_trait::async_trait;
 use keygate_token::{KeyId, TokenFormat};
 use time::OffsetDateTime;
 
-use crate::common::{self, PreparedKey};
 use crate::error::{StoreError, VerifyError};
 use crate::hash::TokenHash;
 use crate::last_used::LastUsed;
@@ -15,6 +14,7 @@ use crate::model::{
     ApiKey, AuditEvent, Bootstrap, Bootstrapped, CreatedKey, NewAuditEvent, NewKey, Principal,
     Project, ProjectId, ProjectRef, Role, Tenant, TenantId, TenantRef, User, UserId, UserRef,
 };
+use crate::records::{self, PreparedKey};
 use crate::store::{KeyStore, Verifier};
 use crate::verify::{KeyRow, verify_with};
 
@@ -62,7 +62,7 @@ impl MemoryStore {
     #[doc(hidden)]
     pub fn set_expires_at_for_test(&self, id: &KeyId, at: Option<OffsetDateTime>) {
         if let Some(k) = self.write().keys.get_mut(id) {
-            k.key.expires_at = at.map(common::truncate);
+            k.key.expires_at = at.map(records::truncate);
         }
     }
 
@@ -92,14 +92,14 @@ impl State {
     }
 
     fn insert_tenant(&mut self, name: &str) -> Result<Tenant, StoreError> {
-        let name = common::check_name("tenant", name)?;
+        let name = records::check_name("tenant", name)?;
         if self.tenants.values().any(|t| t.name == name) {
             return Err(StoreError::Conflict(format!("tenant `{name}`")));
         }
         let tenant = Tenant {
             id: TenantId::random()?,
             name,
-            created_at: common::now(),
+            created_at: records::now(),
         };
         self.tenants.insert(tenant.id.clone(), tenant.clone());
         Ok(tenant)
@@ -112,7 +112,7 @@ impl State {
         role: Role,
     ) -> Result<User, StoreError> {
         self.tenant(tenant)?;
-        let name = common::check_name("user", name)?;
+        let name = records::check_name("user", name)?;
         if self
             .users
             .values()
@@ -125,7 +125,7 @@ impl State {
             tenant_id: tenant.clone(),
             name,
             role,
-            created_at: common::now(),
+            created_at: records::now(),
         };
         self.users.insert(user.id.clone(), user.clone());
         Ok(user)
@@ -133,7 +133,7 @@ impl State {
 
     fn insert_project(&mut self, tenant: &TenantId, name: &str) -> Result<Project, StoreError> {
         self.tenant(tenant)?;
-        let name = common::check_name("project", name)?;
+        let name = records::check_name("project", name)?;
         if self
             .projects
             .values()
@@ -145,7 +145,7 @@ impl State {
             id: ProjectId::random()?,
             tenant_id: tenant.clone(),
             name,
-            created_at: common::now(),
+            created_at: records::now(),
         };
         self.projects.insert(project.id.clone(), project.clone());
         Ok(project)
@@ -185,7 +185,7 @@ impl State {
                         name: p.name.clone(),
                     });
                 }
-                common::sort_projects(&mut refs);
+                records::sort_projects(&mut refs);
                 Some(refs)
             }
         };
@@ -204,7 +204,7 @@ impl State {
                 principal,
             },
         );
-        let detail = common::created_detail(&record);
+        let detail = records::created_detail(&record);
         self.push_audit(NewAuditEvent {
             tenant_id: record.tenant_id.clone(),
             actor: actor.to_owned(),
@@ -225,7 +225,7 @@ impl State {
         let id = i64::try_from(self.audit.len()).unwrap_or(i64::MAX - 1) + 1;
         self.audit.push(AuditEvent {
             id,
-            at: common::now(),
+            at: records::now(),
             tenant_id: event.tenant_id,
             actor: event.actor,
             action: event.action,
@@ -294,12 +294,12 @@ impl KeyStore for MemoryStore {
         let tenant = next.insert_tenant(&request.tenant)?;
         let owner = next.insert_user(&tenant.id, &request.owner, Role::Owner)?;
         let mut projects = Vec::new();
-        for name in common::normalise(request.projects) {
+        for name in records::normalise(request.projects) {
             projects.push(next.insert_project(&tenant.id, &name)?);
         }
-        let prepared = common::prepare_key(
+        let prepared = records::prepare_key(
             format,
-            common::bootstrap_key(&tenant.id, &owner.id, request.key_name, request.scopes),
+            records::bootstrap_key(&tenant.id, &owner.id, request.key_name, request.scopes),
         )?;
         let key = next.insert_key(prepared, "bootstrap", None)?;
         *state = next;
@@ -380,7 +380,7 @@ impl KeyStore for MemoryStore {
         request: NewKey,
         actor: &str,
     ) -> Result<CreatedKey, StoreError> {
-        let prepared = common::prepare_key(format, request)?;
+        let prepared = records::prepare_key(format, request)?;
         self.write().insert_key(prepared, actor, None)
     }
 
@@ -411,7 +411,7 @@ impl KeyStore for MemoryStore {
         let first = {
             let stored = state.keys.get_mut(id).ok_or(StoreError::NotFound)?;
             if stored.key.revoked_at.is_none() {
-                stored.key.revoked_at = Some(common::now());
+                stored.key.revoked_at = Some(records::now());
                 true
             } else {
                 false
@@ -438,7 +438,7 @@ impl KeyStore for MemoryStore {
     ) -> Result<CreatedKey, StoreError> {
         let mut state = self.write();
         let old = state.key_of(tenant, id)?.key.clone();
-        let prepared = common::prepare_rotation(format, &old)?;
+        let prepared = records::prepare_rotation(format, &old)?;
         let new_id = prepared.token.id();
         let rotated = NewAuditEvent {
             tenant_id: tenant.clone(),
@@ -486,7 +486,7 @@ impl Verifier for MemoryStore {
         if self.last_used.due(principal.key_id)
             && let Some(stored) = self.write().keys.get_mut(&principal.key_id)
         {
-            stored.key.last_used_at = Some(common::now());
+            stored.key.last_used_at = Some(records::now());
         }
         Ok(principal)
     }

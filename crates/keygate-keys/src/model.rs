@@ -185,6 +185,17 @@ pub enum KeyStatus {
     Revoked,
 }
 
+impl KeyStatus {
+    /// The word for it, as the API writes it: `active`, `expired` or `revoked`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Expired => "expired",
+            Self::Revoked => "revoked",
+        }
+    }
+}
+
 /// An API key as stored, without its hash. Safe to show to its tenant's owners.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiKey {
@@ -274,6 +285,26 @@ pub struct Bootstrap {
     pub scopes: Vec<String>,
     /// The owner key's name.
     pub key_name: String,
+}
+
+impl Bootstrap {
+    /// Tenant `tenant` with `projects`, its owner `owner`, and the owner's key named
+    /// `key_name` holding `scopes`.
+    pub fn new(
+        tenant: impl Into<String>,
+        owner: impl Into<String>,
+        projects: &[&str],
+        scopes: Vec<String>,
+        key_name: impl Into<String>,
+    ) -> Self {
+        Self {
+            tenant: tenant.into(),
+            owner: owner.into(),
+            projects: projects.iter().map(|p| (*p).to_owned()).collect(),
+            scopes,
+            key_name: key_name.into(),
+        }
+    }
 }
 
 /// What [`Bootstrap`] created.
@@ -380,4 +411,20 @@ pub struct AuditEvent {
     pub target: String,
     /// Details as JSON.
     pub detail: serde_json::Value,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_are_the_api_words() {
+        assert_eq!(KeyStatus::Revoked.as_str(), "revoked");
+        assert_eq!(KeyStatus::Expired.as_str(), "expired");
+        assert_eq!(KeyStatus::Active.as_str(), "active");
+        for status in [KeyStatus::Active, KeyStatus::Expired, KeyStatus::Revoked] {
+            let json = serde_json::to_value(status).expect("a status serialises");
+            assert_eq!(json, status.as_str(), "as the API writes it");
+        }
+    }
 }

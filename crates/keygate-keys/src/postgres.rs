@@ -22,7 +22,6 @@ use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::common::{self, PreparedKey};
 use crate::error::{StoreError, VerifyError};
 use crate::hash::TokenHash;
 use crate::last_used::LastUsed;
@@ -30,6 +29,7 @@ use crate::model::{
     ApiKey, AuditEvent, Bootstrap, Bootstrapped, CreatedKey, NewAuditEvent, NewKey, Principal,
     Project, ProjectId, ProjectRef, Role, Tenant, TenantId, TenantRef, User, UserId, UserRef,
 };
+use crate::records::{self, PreparedKey};
 use crate::store::{KeyStore, Verifier};
 use crate::verify::{KeyRow, verify_with};
 
@@ -428,12 +428,12 @@ async fn exists<C: GenericClient>(
 }
 
 async fn insert_tenant(tx: &Transaction<'_>, name: &str) -> Result<Tenant, StoreError> {
-    let name = common::check_name("tenant", name)?;
+    let name = records::check_name("tenant", name)?;
     let conflict = insert_err(format!("tenant `{name}`"));
     let tenant = Tenant {
         id: TenantId::random()?,
         name: name.clone(),
-        created_at: common::now(),
+        created_at: records::now(),
     };
     let stmt = tx
         .prepare_cached("INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)")
@@ -455,14 +455,14 @@ async fn insert_user(
     role: Role,
 ) -> Result<User, StoreError> {
     tenant_exists(tx, tenant).await?;
-    let name = common::check_name("user", name)?;
+    let name = records::check_name("user", name)?;
     let conflict = insert_err(format!("user `{name}`"));
     let user = User {
         id: UserId::random()?,
         tenant_id: tenant.clone(),
         name: name.clone(),
         role,
-        created_at: common::now(),
+        created_at: records::now(),
     };
     let stmt = tx
         .prepare_cached(
@@ -491,13 +491,13 @@ async fn insert_project(
     name: &str,
 ) -> Result<Project, StoreError> {
     tenant_exists(tx, tenant).await?;
-    let name = common::check_name("project", name)?;
+    let name = records::check_name("project", name)?;
     let conflict = insert_err(format!("project `{name}`"));
     let project = Project {
         id: ProjectId::random()?,
         tenant_id: tenant.clone(),
         name: name.clone(),
-        created_at: common::now(),
+        created_at: records::now(),
     };
     let stmt = tx
         .prepare_cached(
@@ -530,7 +530,7 @@ async fn push_audit(tx: &Transaction<'_>, event: &NewAuditEvent) -> Result<(), S
     tx.execute(
         &stmt,
         &[
-            &common::now(),
+            &records::now(),
             &event.tenant_id.as_str(),
             &event.actor,
             &event.action,
@@ -581,7 +581,7 @@ async fn insert_key(
                     name: name.clone(),
                 });
             }
-            common::sort_projects(&mut refs);
+            records::sort_projects(&mut refs);
             Some(refs)
         }
     };
@@ -623,7 +623,7 @@ async fn insert_key(
             actor: actor.to_owned(),
             action: "key.created".to_owned(),
             target: record.id.to_string(),
-            detail: common::created_detail(&record),
+            detail: records::created_detail(&record),
         },
     )
     .await?;
@@ -709,12 +709,12 @@ impl KeyStore for PostgresStore {
         let tenant = insert_tenant(&tx, &request.tenant).await?;
         let owner = insert_user(&tx, &tenant.id, &request.owner, Role::Owner).await?;
         let mut projects = Vec::new();
-        for name in common::normalise(request.projects) {
+        for name in records::normalise(request.projects) {
             projects.push(insert_project(&tx, &tenant.id, &name).await?);
         }
-        let prepared = common::prepare_key(
+        let prepared = records::prepare_key(
             format,
-            common::bootstrap_key(&tenant.id, &owner.id, request.key_name, request.scopes),
+            records::bootstrap_key(&tenant.id, &owner.id, request.key_name, request.scopes),
         )?;
         let key = insert_key(&tx, prepared, "bootstrap", None).await?;
         tx.commit().await.map_err(db_err)?;
@@ -822,7 +822,7 @@ impl KeyStore for PostgresStore {
         request: NewKey,
         actor: &str,
     ) -> Result<CreatedKey, StoreError> {
-        let prepared = common::prepare_key(format, request)?;
+        let prepared = records::prepare_key(format, request)?;
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(db_err)?;
         let created = insert_key(&tx, prepared, actor, None).await?;
@@ -867,7 +867,7 @@ impl KeyStore for PostgresStore {
             .await
             .map_err(db_err)?;
         let changed = tx
-            .execute(&stmt, &[&common::now(), &id.as_str(), &tenant.as_str()])
+            .execute(&stmt, &[&records::now(), &id.as_str(), &tenant.as_str()])
             .await
             .map_err(db_err)?;
         let key = get_key(&tx, tenant, id, false).await?;
@@ -899,7 +899,7 @@ impl KeyStore for PostgresStore {
         let tx = client.transaction().await.map_err(db_err)?;
         // Locked so a concurrent revoke cannot slip between the check and the insert.
         let old = get_key(&tx, tenant, id, true).await?;
-        let prepared = common::prepare_rotation(format, &old)?;
+        let prepared = records::prepare_rotation(format, &old)?;
         let rotated = NewAuditEvent {
             tenant_id: tenant.clone(),
             actor: actor.to_owned(),
@@ -964,7 +964,7 @@ impl Verifier for PostgresStore {
         let principal = verify_with(token, |id| self.key_row(id)).await?;
         if self.last_used.due(principal.key_id) {
             // Not awaited; a full queue drops the update.
-            let _ = self.touch.try_send((principal.key_id, common::now()));
+            let _ = self.touch.try_send((principal.key_id, records::now()));
         }
         Ok(principal)
     }

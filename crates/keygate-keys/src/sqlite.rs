@@ -24,7 +24,6 @@ use rusqlite::{
 };
 use time::OffsetDateTime;
 
-use crate::common::{self, PreparedKey};
 use crate::error::{StoreError, VerifyError};
 use crate::hash::TokenHash;
 use crate::last_used::LastUsed;
@@ -32,6 +31,7 @@ use crate::model::{
     ApiKey, AuditEvent, Bootstrap, Bootstrapped, CreatedKey, NewAuditEvent, NewKey, Principal,
     Project, ProjectId, ProjectRef, Role, Tenant, TenantId, TenantRef, User, UserId, UserRef,
 };
+use crate::records::{self, PreparedKey};
 use crate::store::{KeyStore, Verifier};
 use crate::verify::{KeyRow, verify_with};
 
@@ -432,7 +432,7 @@ fn key_from_row(r: &Row<'_>) -> rusqlite::Result<ApiKey> {
                     name,
                 })
                 .collect();
-            common::sort_projects(&mut refs);
+            records::sort_projects(&mut refs);
             Some(refs)
         }
     };
@@ -472,12 +472,12 @@ fn tenant_exists(conn: &Connection, tenant: &TenantId) -> Result<(), StoreError>
 }
 
 fn insert_tenant(tx: &Transaction<'_>, name: &str) -> Result<Tenant, StoreError> {
-    let name = common::check_name("tenant", name)?;
+    let name = records::check_name("tenant", name)?;
     let conflict = insert_err(format!("tenant `{name}`"));
     let tenant = Tenant {
         id: TenantId::random()?,
         name,
-        created_at: common::now(),
+        created_at: records::now(),
     };
     tx.prepare_cached("INSERT INTO tenants (id, name, created_at) VALUES (?1, ?2, ?3)")
         .map_err(db_err)?
@@ -497,14 +497,14 @@ fn insert_user(
     role: Role,
 ) -> Result<User, StoreError> {
     tenant_exists(tx, tenant)?;
-    let name = common::check_name("user", name)?;
+    let name = records::check_name("user", name)?;
     let conflict = insert_err(format!("user `{name}`"));
     let user = User {
         id: UserId::random()?,
         tenant_id: tenant.clone(),
         name,
         role,
-        created_at: common::now(),
+        created_at: records::now(),
     };
     tx.prepare_cached(
         "INSERT INTO users (id, tenant_id, name, role, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -527,13 +527,13 @@ fn insert_project(
     name: &str,
 ) -> Result<Project, StoreError> {
     tenant_exists(tx, tenant)?;
-    let name = common::check_name("project", name)?;
+    let name = records::check_name("project", name)?;
     let conflict = insert_err(format!("project `{name}`"));
     let project = Project {
         id: ProjectId::random()?,
         tenant_id: tenant.clone(),
         name,
-        created_at: common::now(),
+        created_at: records::now(),
     };
     tx.prepare_cached(
         "INSERT INTO projects (id, tenant_id, name, created_at) VALUES (?1, ?2, ?3, ?4)",
@@ -556,7 +556,7 @@ fn push_audit(tx: &Transaction<'_>, event: &NewAuditEvent) -> Result<(), StoreEr
     )
     .map_err(db_err)?
     .execute(params![
-        micros(common::now()),
+        micros(records::now()),
         event.tenant_id.as_str(),
         event.actor,
         event.action,
@@ -605,7 +605,7 @@ fn insert_key(
                     name: name.clone(),
                 });
             }
-            common::sort_projects(&mut refs);
+            records::sort_projects(&mut refs);
             Some(refs)
         }
     };
@@ -651,7 +651,7 @@ fn insert_key(
             actor: actor.to_owned(),
             action: "key.created".to_owned(),
             target: record.id.to_string(),
-            detail: common::created_detail(&record),
+            detail: records::created_detail(&record),
         },
     )?;
     if let Some(event) = extra_audit {
@@ -732,7 +732,7 @@ fn key_row_raw(conn: &Connection, id: &KeyId) -> rusqlite::Result<Option<KeyRow>
                         name,
                     })
                     .collect();
-                common::sort_projects(&mut refs);
+                records::sort_projects(&mut refs);
                 Some(refs)
             }
         };
@@ -768,12 +768,12 @@ impl KeyStore for SqliteStore {
             let tenant = insert_tenant(tx, &request.tenant)?;
             let owner = insert_user(tx, &tenant.id, &request.owner, Role::Owner)?;
             let mut projects = Vec::new();
-            for name in common::normalise(request.projects) {
+            for name in records::normalise(request.projects) {
                 projects.push(insert_project(tx, &tenant.id, &name)?);
             }
-            let prepared = common::prepare_key(
+            let prepared = records::prepare_key(
                 &format,
-                common::bootstrap_key(&tenant.id, &owner.id, request.key_name, request.scopes),
+                records::bootstrap_key(&tenant.id, &owner.id, request.key_name, request.scopes),
             )?;
             let key = insert_key(tx, prepared, "bootstrap", None)?;
             Ok(Bootstrapped {
@@ -869,7 +869,7 @@ impl KeyStore for SqliteStore {
         request: NewKey,
         actor: &str,
     ) -> Result<CreatedKey, StoreError> {
-        let prepared = common::prepare_key(format, request)?;
+        let prepared = records::prepare_key(format, request)?;
         let actor = actor.to_owned();
         self.write(move |tx| insert_key(tx, prepared, &actor, None))
             .await
@@ -911,7 +911,11 @@ impl KeyStore for SqliteStore {
                      WHERE id = ?2 AND tenant_id = ?3 AND revoked_at IS NULL",
                 )
                 .map_err(db_err)?
-                .execute(params![micros(common::now()), id.as_str(), tenant.as_str()])
+                .execute(params![
+                    micros(records::now()),
+                    id.as_str(),
+                    tenant.as_str()
+                ])
                 .map_err(db_err)?;
             if changed == 1 {
                 push_audit(
@@ -940,7 +944,7 @@ impl KeyStore for SqliteStore {
         let (format, tenant, id, actor) = (format.clone(), tenant.clone(), *id, actor.to_owned());
         self.write(move |tx| {
             let old = get_key(tx, &tenant, &id)?;
-            let prepared = common::prepare_rotation(&format, &old)?;
+            let prepared = records::prepare_rotation(&format, &old)?;
             let rotated = NewAuditEvent {
                 tenant_id: tenant.clone(),
                 actor: actor.clone(),
@@ -1012,7 +1016,7 @@ impl Verifier for SqliteStore {
         .await?;
         if self.inner.last_used.due(principal.key_id) {
             let id = principal.key_id;
-            let at = micros(common::now());
+            let at = micros(records::now());
             // Queued behind other writes and not awaited: verification never waits for it.
             let _ = self
                 .inner

@@ -108,31 +108,11 @@ fn seconds(expires_in: &ExpiresIn) -> Result<u64, ApiError> {
         // A form this server does not read yet.
         _ => return Err(ApiError::invalid("expires_in is not a duration")),
     };
-    parse_duration(text).ok_or_else(|| {
+    keygate_client::parse_seconds(text).map_err(|_| {
         ApiError::invalid(format!(
             "expires_in {text:?} is not a duration: give seconds (3600) or a number with s, m, h or d (\"45s\", \"90m\", \"12h\", \"30d\")"
         ))
     })
-}
-
-/// Parses `Ns`, `Nm`, `Nh` or `Nd` (or bare digits, seconds) into seconds.
-pub(crate) fn parse_duration(text: &str) -> Option<u64> {
-    let (digits, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => text.split_at(i),
-        None => (text, "s"),
-    };
-    if digits.is_empty() {
-        return None;
-    }
-    let n: u64 = digits.parse().ok()?;
-    let mult = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return None,
-    };
-    n.checked_mul(mult)
 }
 
 fn validate_name(what: &str, name: &str) -> Result<String, ApiError> {
@@ -400,23 +380,4 @@ pub(crate) async fn token(
         read_only: state.policy.read_only(&principal),
         expires_at: principal.expires_at,
     })?))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_parse() {
-        assert_eq!(parse_duration("90"), Some(90));
-        assert_eq!(parse_duration("45s"), Some(45));
-        assert_eq!(parse_duration("90m"), Some(5400));
-        assert_eq!(parse_duration("12h"), Some(43_200));
-        assert_eq!(parse_duration("30d"), Some(2_592_000));
-        assert_eq!(parse_duration("7y"), None);
-        assert_eq!(parse_duration("h"), None);
-        assert_eq!(parse_duration("-1s"), None);
-        assert_eq!(parse_duration(" 1s"), None);
-        assert_eq!(parse_duration("99999999999999999999d"), None);
-    }
 }

@@ -24,7 +24,7 @@ use crate::config::{Config, Upstream as UpstreamConfig};
 use crate::error::ServerError;
 use crate::metrics::{Metrics, TimedVerifier};
 use crate::serve::Transport;
-use crate::state::{AppState, Shared};
+use crate::state::{AppState, Inner};
 use crate::upstream::Upstream;
 use crate::{admin, approvals, mcp, page};
 
@@ -197,12 +197,12 @@ impl App {
             inner: verifier,
             metrics: metrics.clone(),
         });
-        let state = AppState::new(Shared {
+        let state = AppState::new(Inner {
             store,
             verifier,
             policy: Arc::new(policy),
             gates,
-            ratelimit_policy: Shared::ratelimit_policy(limiter.as_ref()),
+            ratelimit_policy: Inner::ratelimit_policy(limiter.as_ref()),
             limiter,
             upstream,
             format: config.format.clone(),

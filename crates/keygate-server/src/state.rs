@@ -20,27 +20,28 @@ const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 /// Rate-limit response headers to add to an allowed request's answer.
 pub(crate) type LimitHeaders = Vec<(HeaderName, HeaderValue)>;
 
-/// Shared state of the application: one `Arc`, so the clone axum makes for every
-/// request is a reference-count increment, not a copy of every field.
+/// The application's state, what every handler shares: one `Arc` of its [`Inner`]
+/// fields, so the clone axum makes for every request is a reference-count increment,
+/// not a copy of every field.
 #[derive(Clone)]
-pub(crate) struct AppState(Arc<Shared>);
+pub(crate) struct AppState(Arc<Inner>);
 
 impl AppState {
-    pub(crate) fn new(shared: Shared) -> Self {
-        Self(Arc::new(shared))
+    pub(crate) fn new(inner: Inner) -> Self {
+        Self(Arc::new(inner))
     }
 }
 
 impl std::ops::Deref for AppState {
-    type Target = Shared;
+    type Target = Inner;
 
-    fn deref(&self) -> &Shared {
+    fn deref(&self) -> &Inner {
         &self.0
     }
 }
 
-/// What every handler shares.
-pub(crate) struct Shared {
+/// The fields of [`AppState`].
+pub(crate) struct Inner {
     pub(crate) store: Arc<dyn KeyStore>,
     /// What the authentication layer verifies tokens with (timed into `metrics`).
     pub(crate) verifier: Arc<dyn Verifier>,
@@ -59,7 +60,7 @@ pub(crate) struct Shared {
     pub(crate) metrics: Metrics,
 }
 
-impl Shared {
+impl Inner {
     /// The `RateLimit-Policy` header value of `limiter`.
     pub(crate) fn ratelimit_policy(limiter: &dyn RateLimiter) -> Option<HeaderValue> {
         HeaderValue::from_str(&limiter.limits().policy_header()).ok()
@@ -75,7 +76,7 @@ impl std::fmt::Debug for AppState {
     }
 }
 
-impl Shared {
+impl Inner {
     /// Counts one request against the key's and the tenant's budgets. Allowed: the
     /// `RateLimit-Policy` / `RateLimit` headers to answer with. Refused: the 429 (or
     /// 503 when the backend is down and fails closed) to answer instead.

@@ -50,7 +50,7 @@ mod token;
 pub use crate::base62::random_base62;
 pub use crate::error::{BrandError, ParseError, RandomError};
 pub use crate::format::{KeyKind, TokenFormat, UnknownKind};
-pub use crate::recognise::{CredentialKind, Finding, recognise};
+pub use crate::recognise::{CredentialKind, Finding, recognise, recognise_whole};
 pub use crate::token::{
     BODY_LEN, CHECKSUM_LEN, ID_LEN, InvalidKeyId, KeyId, MAX_TOKEN_LEN, SECRET_LEN, Token, redact,
 };

@@ -168,6 +168,15 @@ pub fn recognise(text: &str) -> Vec<Finding> {
     out
 }
 
+/// The kind of credential `text` is as a whole (one finding spanning all of it), such
+/// as a GitHub token given where a keygate key was expected.
+pub fn recognise_whole(text: &str) -> Option<CredentialKind> {
+    recognise(text)
+        .into_iter()
+        .find(|f| f.span.start == 0 && f.span.end == text.len())
+        .map(|f| f.kind)
+}
+
 /// Tries every brand that could end at `tail_start` (longest first) and returns the
 /// first that makes a token with a valid checksum.
 fn keygate_at(text: &str, tail_start: usize, end: usize) -> Option<Finding> {

@@ -100,6 +100,23 @@ async fn token_introspection_is_read_typed_with_the_key_as_bearer() {
 }
 
 #[tokio::test]
+async fn introspect_is_the_info_or_the_reason_a_401_gives() {
+    let token = key(KeyKind::User);
+    let (url, _seen) = fake(vec![
+        (200, introspection(&token, 1)),
+        (401, r#"{"error":"expired"}"#.to_owned()),
+        (500, String::new()),
+    ]);
+    let client = Client::new(&url, token.clone()).unwrap();
+    let info = client.introspect().await.unwrap().unwrap();
+    assert_eq!(info.tenant.name, "acme");
+    let refused = client.introspect().await.unwrap().unwrap_err();
+    assert_eq!(refused, RejectReason::Expired);
+    let err = client.introspect().await.unwrap_err();
+    assert!(matches!(err, Error::Rejected { status: 500, .. }), "{err}");
+}
+
+#[tokio::test]
 async fn refusals_carry_the_status_body_and_reason() {
     let token = key(KeyKind::User);
     let (url, seen) = fake(vec![

@@ -1,6 +1,6 @@
 //! Recognition of credentials in a mixed text corpus.
 
-use keygate_token::{CredentialKind, KeyKind, TokenFormat, recognise};
+use keygate_token::{CredentialKind, KeyKind, TokenFormat, recognise, recognise_whole};
 
 fn kinds(text: &str) -> Vec<(CredentialKind, &str)> {
     recognise(text)
@@ -28,6 +28,19 @@ fn finds_keygate_tokens_of_any_brand_with_exact_spans() {
             (CredentialKind::Keygate(KeyKind::Tenant), zoop.expose()),
         ]
     );
+}
+
+#[test]
+fn a_credential_is_recognised_whole_only_when_it_is_all_the_text() {
+    let github = format!("ghp_{}", "a".repeat(36));
+    assert_eq!(recognise_whole(&github), Some(CredentialKind::GitHub));
+    assert_eq!(recognise_whole(&format!("token {github}")), None);
+    let kg = TokenFormat::default().generate(KeyKind::User).unwrap();
+    assert_eq!(
+        recognise_whole(kg.expose()),
+        Some(CredentialKind::Keygate(KeyKind::User))
+    );
+    assert_eq!(recognise_whole("not a credential"), None);
 }
 
 #[test]

@@ -1,17 +1,6 @@
-//! Exit codes and the error that means "checked, and refused".
+//! [`Refused`], the error that means "checked, and refused" (exit 1).
 
 use std::fmt;
-use std::process::ExitCode;
-
-/// Exit 1: a check failed or something was found.
-pub(crate) fn failed() -> ExitCode {
-    ExitCode::from(1)
-}
-
-/// Exit 2: a usage or I/O error.
-pub(crate) fn error() -> ExitCode {
-    ExitCode::from(2)
-}
 
 /// A refusal: the command worked, and the answer is no (exit 1).
 ///

@@ -1,4 +1,5 @@
-//! Validation and record building shared by every store.
+//! What every store writes, built and checked once: names, prepared keys (token and
+//! hash), project lists, timestamps truncated to what PostgreSQL keeps, audit details.
 
 use std::collections::BTreeSet;
 

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use keygate_client::{Check, Lookup, Outcome, Refusal};
 
 use crate::cli::CheckArgs;
-use crate::exit::Refused;
+use crate::refusal::Refused;
 use crate::runtime::block_on;
 
 pub(crate) fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
@@ -14,7 +14,7 @@ pub(crate) fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
         .env_var(&args.env_var)
         .mcp_json(args.mcp_json.clone())
         .mcp_server(args.mcp_server.clone());
-    let check = Check::new(&args.server).lookup(lookup);
+    let check = Check::new(&args.server.server).lookup(lookup);
     let ready = match block_on(check.run())?? {
         Outcome::Ready(ready) => ready,
         Outcome::Refused(refusal) => return Err(refused(&refusal, &args.env_var).into()),
