@@ -60,6 +60,7 @@ mod stdio;
 mod stdio_bridge;
 mod unique_json;
 mod upstream;
+mod wrap;
 // `mcp.rs` still names the module by its former name; one line there, once the work
 // on that file has landed, and this alias goes.
 use crate::unique_json as strict;
@@ -78,5 +79,6 @@ pub use crate::stdio::{
     StdioWriter,
 };
 pub use crate::upstream::InProcessUpstream;
+pub use crate::wrap::{APPROVAL_UNAVAILABLE, NO_APPROVAL_PAGE, Wrap, WrapEnd};
 pub use keygate_gates::MrtrSecret;
 pub use keygate_limits::FailMode;
