@@ -124,8 +124,9 @@ impl StdioUpstream {
     }
 
     /// From now on, reports how each session's child ends: one that could not be
-    /// started, and each established session's child when it exits. Pooled children
-    /// are not reported. A second call replaces the first's receiver.
+    /// started, and each one started for a client's `initialize` when it exits (on
+    /// its own, or ended). Pooled children are not reported. A second call replaces
+    /// the first's receiver.
     pub(crate) fn watch_sessions(&self) -> mpsc::UnboundedReceiver<SessionEnd> {
         let (tx, rx) = mpsc::unbounded_channel();
         *self.ends.lock().unwrap_or_else(PoisonError::into_inner) = Some(tx);
@@ -237,6 +238,14 @@ impl StdioUpstream {
                 return unavailable(id, &e);
             }
         };
+        // Watched from the start: a child that dies before its session opens ends too.
+        if let Some(ends) = &*self.ends.lock().unwrap_or_else(PoisonError::into_inner) {
+            let _ = conn.ends.set(ends.clone());
+            // It may have ended before it was watched (reported twice at worst).
+            if conn.is_closed() {
+                let _ = ends.send(SessionEnd::Exited(conn.state().status));
+            }
+        }
         let answer = match conn.request(message, self.timeout).await {
             Ok(answer) => answer,
             Err(resp) => {
@@ -256,13 +265,6 @@ impl StdioUpstream {
             conn.stop();
             return unavailable(id, "a session id could not be sent");
         };
-        if let Some(ends) = &*self.ends.lock().unwrap_or_else(PoisonError::into_inner) {
-            let _ = conn.ends.set(ends.clone());
-            // It may have ended before it was watched (reported twice at worst).
-            if conn.is_closed() {
-                let _ = ends.send(SessionEnd::Exited(conn.state().status));
-            }
-        }
         self.sessions
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

@@ -1,0 +1,98 @@
+"""A tiny stdio MCP server (plain JSON-RPC, no SDK) with a ZCP-like service set, for the
+`keygate wrap` tests (tests/e2e/wrap.rs, with tests/peers/wrap-policy.toml).
+
+    python wrap_server.py
+
+Speaks newline-delimited JSON-RPC on stdin/stdout (2025-11-25: `initialize`, `ping`,
+`tools/list`, `tools/call`); exits 0 at the end of stdin. Services start as `api`, `web`
+and `keygate`. Tools:
+- `service.list`: the service names, comma-separated.
+- `service.delete {"service": S}`: deletes S (gated by the policy).
+- `service.restart {"service": S}`: answers `restarted S` (never gated).
+- `debug.shell`: answers `shell!` (not in the policy: hidden and refused).
+- `pid`: its process id. `env`: its environment variable names, comma-separated.
+- `exit {"code": N}`: exits with status N in the middle of the call.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+SERVICES = ["api", "web", "keygate"]
+TOOLS = [
+    {"name": n, "description": d, "inputSchema": {"type": "object", "properties": p}}
+    for n, d, p in [
+        ("service.list", "List services", {}),
+        ("service.delete", "Delete a service", {"service": {"type": "string"}}),
+        ("service.restart", "Restart a service", {"service": {"type": "string"}}),
+        ("debug.shell", "Open a shell", {}),
+        ("pid", "Answers its process id", {}),
+        ("env", "Answers its environment variable names", {}),
+        ("exit", "Exits mid-call", {"code": {"type": "integer"}}),
+    ]
+]
+
+
+def send(message: dict) -> None:
+    sys.stdout.write(json.dumps(message) + "\n")
+    sys.stdout.flush()
+
+
+def text(value: str, error: bool = False) -> dict:
+    return {"content": [{"type": "text", "text": value}], "isError": error}
+
+
+def call(name: str, args: dict) -> dict:
+    service = str(args.get("service", ""))
+    if name == "service.list":
+        return text(",".join(SERVICES))
+    if name == "service.delete":
+        if service not in SERVICES:
+            return text(f"no service {service}", True)
+        SERVICES.remove(service)
+        return text(f"deleted {service}")
+    if name == "service.restart":
+        return text(f"restarted {service}")
+    if name == "debug.shell":
+        return text("shell!")
+    if name == "pid":
+        return text(str(os.getpid()))
+    if name == "env":
+        return text(",".join(sorted(os.environ)))
+    if name == "exit":
+        sys.stderr.write("exiting on request\n")
+        sys.stderr.flush()
+        os._exit(int(args.get("code", 0)))
+    return text(f"unknown tool {name}", True)
+
+
+def answer(message: dict) -> dict | None:
+    method, mid = message.get("method"), message.get("id")
+    if mid is None:
+        return None
+    params = message.get("params") or {}
+    if method == "initialize":
+        result = {
+            "protocolVersion": params.get("protocolVersion", "2025-11-25"),
+            "capabilities": {"tools": {}},
+            "serverInfo": {"name": "wrap-server", "version": "1.0.0"},
+        }
+    elif method == "ping":
+        result = {}
+    elif method == "tools/list":
+        result = {"tools": TOOLS}
+    elif method == "tools/call":
+        result = call(params.get("name", ""), params.get("arguments") or {})
+    else:
+        return {"jsonrpc": "2.0", "id": mid, "error": {"code": -32601, "message": f"Method not found: {method}"}}
+    return {"jsonrpc": "2.0", "id": mid, "result": result}
+
+
+for line in sys.stdin:
+    if not line.strip():
+        continue
+    reply = answer(json.loads(line))
+    if reply is not None:
+        send(reply)
