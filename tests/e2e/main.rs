@@ -20,3 +20,4 @@ mod python_sdk;
 mod revocation_load;
 mod stdio;
 mod transport;
+mod wrap;
