@@ -14,6 +14,9 @@
 //!   TCP_NODELAY).
 //! - [`InProcessUpstream`]: an MCP server in the same process (the demo platform is
 //!   one), handed in by the binary as [`Upstream::InProcess`].
+//! - [`Wrap`]: `keygate wrap`, this application in-process in front of a stdio server
+//!   it spawns, served as an MCP server on a reader and a writer; [`WrapEnd`] says how
+//!   it ended.
 //! - [`ServerError`]: why the server could not start.
 //! - For binaries: [`read_settings_file`], [`Timeout`] (a duration setting) and
 //!   [`shutdown_signal`]; with feature `cli`, `settings::Settings`, `keygated`'s flags,

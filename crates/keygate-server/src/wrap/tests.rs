@@ -389,3 +389,52 @@ fn exit_codes_follow_the_shells_conventions() {
     assert_eq!(WrapEnd::ChildExited(None).exit_code(), 1);
     assert_eq!(WrapEnd::NotStarted("gone".to_owned()).exit_code(), 127);
 }
+
+#[test]
+fn the_zcp_template_gates_delete_and_replace_and_nothing_else() {
+    let examples = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let policy = keygate_scopes::Policy::load(examples.join("zcp-policy.toml"))
+        .expect("the template is a valid policy");
+    let gate = |tool: &str| {
+        let tool = policy
+            .tool(tool)
+            .unwrap_or_else(|| panic!("{tool} is listed"));
+        tool.gate().map(|g| (g.kind(), g.approval_by().is_person()))
+    };
+    assert_eq!(gate("service.delete"), Some(("approval", true)));
+    assert_eq!(gate("service.replace"), Some(("evidence", true)));
+    for ungated in [
+        "service.deploy",
+        "service.env.set",
+        "service.restart",
+        "service.scale",
+    ] {
+        assert_eq!(gate(ungated), None, "{ungated} is never gated");
+    }
+
+    // The `.mcp.json` entry runs `keygate wrap` with that policy and the check.
+    let entry: Value = serde_json::from_str(
+        &std::fs::read_to_string(examples.join("wrap.mcp.json")).expect("the entry"),
+    )
+    .expect("valid JSON");
+    let server = &entry["mcpServers"]["zcp"];
+    assert_eq!(server["command"], "keygate");
+    let args: Vec<&str> = server["args"]
+        .as_array()
+        .expect("args")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(
+        args,
+        [
+            "wrap",
+            "--policy",
+            "examples/zcp-policy.toml",
+            "--check",
+            "--",
+            "zcp",
+            "serve"
+        ]
+    );
+}
