@@ -44,8 +44,7 @@ pub(crate) enum Command {
     /// in KEYGATE_API_KEY, never the key that made the call).
     #[command(subcommand)]
     Approvals(ApprovalsCommand),
-    /// Guard a local stdio MCP server: serve MCP on stdin/stdout in front of COMMAND with
-    /// keygated's policy and gates (person approval through the client's elicitation).
+    /// Serve MCP on stdio in front of COMMAND, with keygated's policy, gates and approvals.
     Wrap(WrapArgs),
     /// Print a shell completion script to stdout.
     Completions {

@@ -197,7 +197,10 @@ impl Wrap {
                     Some(Err(e)) => break Err(ServerError::Io(std::io::Error::other(e))),
                 },
                 Some(end) = ends.recv() => break Ok(match end {
-                    SessionEnd::NotStarted(why) => WrapEnd::NotStarted(why),
+                    SessionEnd::NotStarted(why) => {
+                        tracing::error!(error = %why, "the wrapped command could not be started");
+                        WrapEnd::NotStarted(why)
+                    }
                     SessionEnd::Exited(status) => WrapEnd::ChildExited(status),
                 }),
                 // The output is gone: nothing more can be answered.
