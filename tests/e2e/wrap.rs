@@ -232,6 +232,16 @@ impl Driven {
         }
     }
 
+    /// A started one with its session open, or `None` when Python is missing.
+    fn session(test: &str) -> Option<Self> {
+        if !available(test, Need::Python) {
+            return None;
+        }
+        let mut driven = Self::start();
+        driven.open_session();
+        Some(driven)
+    }
+
     fn open_session(&mut self) {
         let params = json!({"protocolVersion": "2025-11-25", "capabilities": {},
             "clientInfo": {"name": "e2e", "version": "1"}});
@@ -270,11 +280,9 @@ impl Drop for Driven {
 
 #[test]
 fn closing_stdin_ends_the_child_and_wrap_exits_0() {
-    if !available("the keygate wrap end-of-input test", Need::Python) {
+    let Some(mut wrap) = Driven::session("the keygate wrap end-of-input test") else {
         return;
-    }
-    let mut wrap = Driven::start();
-    wrap.open_session();
+    };
     let pid = wrap.call(2, "pid", json!({}));
     let pid = pid["result"]["content"][0]["text"]
         .as_str()
@@ -292,11 +300,9 @@ fn closing_stdin_ends_the_child_and_wrap_exits_0() {
 
 #[test]
 fn a_child_that_exits_ends_wrap_with_its_status() {
-    if !available("the keygate wrap child-exit test", Need::Python) {
+    let Some(mut wrap) = Driven::session("the keygate wrap child-exit test") else {
         return;
-    }
-    let mut wrap = Driven::start();
-    wrap.open_session();
+    };
     let failed = wrap.call(2, "exit", json!({"code": 5}));
     assert!(failed["error"].is_object(), "the open call fails: {failed}");
     assert_eq!(wrap.exit_code(), Some(5), "the child's status");

@@ -60,6 +60,18 @@ impl Client {
         }
     }
 
+    /// A client of `wrap_server.py` with its session open, or `None` without Python.
+    async fn session(test: &str, elicits: bool) -> Option<Self> {
+        let mut client = Self::start(server_command(test)?).await;
+        let init = client.initialize(elicits).await;
+        assert_eq!(init["id"], 1, "{init}");
+        assert_eq!(
+            init["result"]["serverInfo"]["name"], "wrap-server",
+            "{init}"
+        );
+        Some(client)
+    }
+
     async fn send(&mut self, message: Value) {
         let input = self.input.as_mut().expect("the input is open");
         let mut line = message.to_string().into_bytes();
@@ -105,6 +117,22 @@ impl Client {
         answer
     }
 
+    /// Calls `service.delete api`: the person is asked on the stream first.
+    async fn ask_to_delete_api(&mut self, id: u64) -> Value {
+        let ask = self
+            .call(id, "service.delete", json!({"service": "api"}))
+            .await;
+        assert_eq!(ask["method"], "elicitation/create", "{ask}");
+        ask
+    }
+
+    /// The person's answer to `ask`; then the call's own answer.
+    async fn answer(&mut self, ask: &Value, result: Value) -> Value {
+        self.send(json!({"jsonrpc": "2.0", "id": ask["id"], "result": result}))
+            .await;
+        self.next().await
+    }
+
     /// Closes the input; how the run ended.
     async fn end(mut self) -> WrapEnd {
         drop(self.input.take());
@@ -129,17 +157,9 @@ fn text(answer: &Value) -> &str {
 
 #[tokio::test]
 async fn a_session_lists_the_policys_tools_and_refuses_the_others() {
-    let Some(command) = server_command("the tools/list wrap test") else {
+    let Some(mut client) = Client::session("the tools/list wrap test", false).await else {
         return;
     };
-    let mut client = Client::start(command).await;
-    let init = client.initialize(false).await;
-    assert_eq!(init["id"], 1, "{init}");
-    assert_eq!(
-        init["result"]["serverInfo"]["name"], "wrap-server",
-        "{init}"
-    );
-
     let listed = client.request(2, "tools/list", json!({})).await;
     let mut names: Vec<&str> = listed["result"]["tools"]
         .as_array()
@@ -191,21 +211,13 @@ async fn a_session_lists_the_policys_tools_and_refuses_the_others() {
 
 #[tokio::test]
 async fn a_person_approves_on_the_stream_while_other_requests_go_on() {
-    let Some(command) = server_command("the elicitation wrap test") else {
+    let Some(mut client) = Client::session("the elicitation wrap test", true).await else {
         return;
     };
-    let mut client = Client::start(command).await;
-    client.initialize(true).await;
 
     // Declined: nothing deleted.
-    let ask = client
-        .call(2, "service.delete", json!({"service": "api"}))
-        .await;
-    assert_eq!(ask["method"], "elicitation/create", "{ask}");
-    client
-        .send(json!({"jsonrpc": "2.0", "id": ask["id"], "result": {"action": "decline"}}))
-        .await;
-    let declined = client.next().await;
+    let ask = client.ask_to_delete_api(2).await;
+    let declined = client.answer(&ask, json!({"action": "decline"})).await;
     assert_eq!(declined["id"], 2, "{declined}");
     assert_eq!(
         declined["result"]["structuredContent"]["code"], "CONFIRMATION_DECLINED",
@@ -213,10 +225,7 @@ async fn a_person_approves_on_the_stream_while_other_requests_go_on() {
     );
 
     // Asked again; while the person thinks, another request is answered.
-    let ask = client
-        .call(3, "service.delete", json!({"service": "api"}))
-        .await;
-    assert_eq!(ask["method"], "elicitation/create", "{ask}");
+    let ask = client.ask_to_delete_api(3).await;
     let listed = client.call(4, "service.list", json!({})).await;
     assert_eq!(listed["id"], 4, "{listed}");
     assert_eq!(
@@ -225,10 +234,7 @@ async fn a_person_approves_on_the_stream_while_other_requests_go_on() {
         "the decline deleted nothing"
     );
     let accept = json!({"action": "accept", "content": {"target": "api"}});
-    client
-        .send(json!({"jsonrpc": "2.0", "id": ask["id"], "result": accept}))
-        .await;
-    let deleted = client.next().await;
+    let deleted = client.answer(&ask, accept).await;
     assert_eq!(deleted["id"], 3, "{deleted}");
     assert_eq!(text(&deleted), "deleted api", "{deleted}");
     let listed = client.call(5, "service.list", json!({})).await;
@@ -238,11 +244,9 @@ async fn a_person_approves_on_the_stream_while_other_requests_go_on() {
 
 #[tokio::test]
 async fn a_person_gate_without_elicitation_says_there_is_no_page() {
-    let Some(command) = server_command("the no-elicitation wrap test") else {
+    let Some(mut client) = Client::session("the no-elicitation wrap test", false).await else {
         return;
     };
-    let mut client = Client::start(command).await;
-    client.initialize(false).await;
     let answer = client
         .call(2, "service.delete", json!({"service": "api"}))
         .await;
@@ -262,11 +266,9 @@ async fn a_person_gate_without_elicitation_says_there_is_no_page() {
 
 #[tokio::test]
 async fn the_end_of_input_ends_the_child() {
-    let Some(command) = server_command("the end-of-input wrap test") else {
+    let Some(mut client) = Client::session("the end-of-input wrap test", false).await else {
         return;
     };
-    let mut client = Client::start(command).await;
-    client.initialize(false).await;
     let pid = client.call(2, "pid", json!({})).await;
     let pid = text(&pid).to_owned();
     assert!(pid.parse::<u32>().is_ok(), "{pid}");
@@ -282,11 +284,9 @@ async fn the_end_of_input_ends_the_child() {
 
 #[tokio::test]
 async fn a_child_that_exits_ends_the_run_with_its_status() {
-    let Some(command) = server_command("the child-exit wrap test") else {
+    let Some(mut client) = Client::session("the child-exit wrap test", false).await else {
         return;
     };
-    let mut client = Client::start(command).await;
-    client.initialize(false).await;
     let failed = client.call(2, "exit", json!({"code": 7})).await;
     assert_eq!(failed["id"], 2, "{failed}");
     assert!(failed["error"].is_object(), "{failed}");
