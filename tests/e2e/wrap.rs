@@ -60,8 +60,11 @@ fn the_python_sdk_through_keygate_wrap_sees_the_policy_and_asks_its_person() {
             "exit",
             "pid",
             "service.delete",
+            "service.events",
             "service.list",
-            "service.restart"
+            "service.replace",
+            "service.restart",
+            "service.status"
         ]),
         "tools/list is the policy's: {out}"
     );

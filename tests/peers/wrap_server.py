@@ -9,6 +9,9 @@ and `keygate`. Tools:
 - `service.list`: the service names, comma-separated.
 - `service.delete {"service": S}`: deletes S (gated by the policy).
 - `service.restart {"service": S}`: answers `restarted S` (never gated).
+- `service.status {"service": S}`: `structuredContent` `{"state", "has_failure_history"}`;
+  only `web` has failed deploys. `service.events {"service": S}`: its events.
+- `service.replace {"service": S}`: answers `replaced S` (gated with evidence).
 - `debug.shell`: answers `shell!` (not in the policy: hidden and refused).
 - `pid`: its process id. `env`: its environment variable names, comma-separated.
 - `exit {"code": N}`: exits with status N in the middle of the call.
@@ -27,6 +30,9 @@ TOOLS = [
         ("service.list", "List services", {}),
         ("service.delete", "Delete a service", {"service": {"type": "string"}}),
         ("service.restart", "Restart a service", {"service": {"type": "string"}}),
+        ("service.status", "Show a service's state", {"service": {"type": "string"}}),
+        ("service.events", "Read a service's events", {"service": {"type": "string"}}),
+        ("service.replace", "Replace a service", {"service": {"type": "string"}}),
         ("debug.shell", "Open a shell", {}),
         ("pid", "Answers its process id", {}),
         ("env", "Answers its environment variable names", {}),
@@ -55,6 +61,14 @@ def call(name: str, args: dict) -> dict:
         return text(f"deleted {service}")
     if name == "service.restart":
         return text(f"restarted {service}")
+    if name == "service.status":
+        failed = service == "web"
+        status = {"state": "FAILED" if failed else "ACTIVE", "has_failure_history": failed}
+        return {**text(json.dumps(status)), "structuredContent": status}
+    if name == "service.events":
+        return text(f"events of {service}: deploy failed" if service == "web" else f"events of {service}")
+    if name == "service.replace":
+        return text(f"replaced {service}")
     if name == "debug.shell":
         return text("shell!")
     if name == "pid":

@@ -173,8 +173,11 @@ async fn a_session_lists_the_policys_tools_and_refuses_the_others() {
         "exit",
         "pid",
         "service.delete",
+        "service.events",
         "service.list",
+        "service.replace",
         "service.restart",
+        "service.status",
     ];
     assert_eq!(
         names, expected,
@@ -240,6 +243,27 @@ async fn a_person_approves_on_the_stream_while_other_requests_go_on() {
     let listed = client.call(5, "service.list", json!({})).await;
     assert_eq!(text(&listed), "web,keygate", "{listed}");
     assert!(matches!(client.end().await, WrapEnd::InputClosed));
+}
+
+#[tokio::test]
+async fn a_replace_after_failures_needs_the_evidence_read_in_the_session_then_a_person() {
+    let Some(mut client) = Client::session("the evidence wrap test", true).await else {
+        return;
+    };
+    let replace = json!({"service": "web"});
+    let refused = client.call(2, "service.replace", replace.clone()).await;
+    let data = &refused["result"]["structuredContent"];
+    assert_eq!(data["code"], "DIAGNOSIS_REQUIRED", "{refused}");
+    assert!(data.to_string().contains("service.events"), "{refused}");
+
+    let events = client.call(3, "service.events", replace.clone()).await;
+    assert_eq!(text(&events), "events of web: deploy failed", "{events}");
+    let ask = client.call(4, "service.replace", replace).await;
+    assert_eq!(ask["method"], "elicitation/create", "{ask}");
+    let accept = json!({"action": "accept", "content": {"target": "web"}});
+    let replaced = client.answer(&ask, accept).await;
+    assert_eq!(text(&replaced), "replaced web", "{replaced}");
+    client.end().await;
 }
 
 #[tokio::test]
