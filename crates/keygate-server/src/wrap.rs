@@ -28,7 +28,8 @@
 //!   killed after a grace period) and [`Wrap::run`] returns [`WrapEnd::InputClosed`];
 //!   a child that exits on its own ends the run with [`WrapEnd::ChildExited`].
 //! - The wrapped command gets this process's environment, except `KEYGATE_*`
-//!   variables (the gate's own settings and credential, never the server's).
+//!   variables (the gate's own settings and credential, never the server's) and
+//!   variables that are not UTF-8.
 
 use std::path::Path;
 use std::process::ExitStatus;
@@ -135,7 +136,9 @@ impl Wrap {
     /// made.
     pub async fn new(command: Vec<String>, policy: &Path) -> Result<Self, ServerError> {
         let mut command = StdioCommand::from_words(command)?;
-        command.env = std::env::vars()
+        // Variables that are not UTF-8 cannot be named in a command's environment.
+        command.env = std::env::vars_os()
+            .filter_map(|(name, value)| Some((name.into_string().ok()?, value.into_string().ok()?)))
             .filter(|(name, _)| !name.starts_with("KEYGATE_"))
             .collect();
         let mut config = Config::new(Upstream::Stdio(command));
