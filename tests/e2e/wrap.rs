@@ -56,6 +56,7 @@ fn the_python_sdk_through_keygate_wrap_sees_the_policy_and_asks_its_person() {
     assert_eq!(
         out["tools"],
         json!([
+            "changed",
             "env",
             "exit",
             "pid",

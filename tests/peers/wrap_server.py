@@ -15,6 +15,7 @@ and `keygate`. Tools:
 - `debug.shell`: answers `shell!` (not in the policy: hidden and refused).
 - `pid`: its process id. `env`: its environment variable names, comma-separated.
 - `exit {"code": N}`: exits with status N in the middle of the call.
+- `changed`: answers `changed`, then sends `notifications/tools/list_changed`.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ TOOLS = [
         ("pid", "Answers its process id", {}),
         ("env", "Answers its environment variable names", {}),
         ("exit", "Exits mid-call", {"code": {"type": "integer"}}),
+        ("changed", "Says its tool list changed", {}),
     ]
 ]
 
@@ -75,6 +77,8 @@ def call(name: str, args: dict) -> dict:
         return text(str(os.getpid()))
     if name == "env":
         return text(",".join(sorted(os.environ)))
+    if name == "changed":
+        return text("changed")
     if name == "exit":
         sys.stderr.write("exiting on request\n")
         sys.stderr.flush()
@@ -107,6 +111,9 @@ def answer(message: dict) -> dict | None:
 for line in sys.stdin:
     if not line.strip():
         continue
-    reply = answer(json.loads(line))
+    message = json.loads(line)
+    reply = answer(message)
     if reply is not None:
         send(reply)
+    if message.get("method") == "tools/call" and (message.get("params") or {}).get("name") == "changed":
+        send({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"})

@@ -169,6 +169,7 @@ async fn a_session_lists_the_policys_tools_and_refuses_the_others() {
         .collect();
     names.sort_unstable();
     let expected = [
+        "changed",
         "env",
         "exit",
         "pid",
@@ -209,6 +210,15 @@ async fn a_session_lists_the_policys_tools_and_refuses_the_others() {
         .call(5, "service.restart", json!({"service": "web"}))
         .await;
     assert_eq!(text(&restarted), "restarted web", "{restarted}");
+
+    // Sent by the server after its answer, while no call is open: the GET stream's.
+    let changed = client.call(6, "changed", json!({})).await;
+    assert_eq!(text(&changed), "changed", "{changed}");
+    let notified = client.next().await;
+    assert_eq!(
+        notified["method"], "notifications/tools/list_changed",
+        "{notified}"
+    );
     assert!(matches!(client.end().await, WrapEnd::InputClosed));
 }
 
