@@ -22,3 +22,4 @@ mod python_sdk;
 mod revocation_load;
 mod stdio;
 mod transport;
+mod wrap;

@@ -252,6 +252,11 @@ impl App {
         &self.state.policy
     }
 
+    /// The upstream checked calls go to (`keygate wrap` watches its stdio session).
+    pub(crate) fn upstream(&self) -> &Upstream {
+        &self.state.upstream
+    }
+
     /// Serves HTTP/1.1 on `listener` until `shutdown` completes, then stops accepting
     /// and lets in-flight requests finish.
     ///

@@ -17,6 +17,9 @@
 //!   TCP_NODELAY).
 //! - [`InProcessUpstream`]: an MCP server in the same process (the demo platform is
 //!   one), handed in by the binary as [`Upstream::InProcess`].
+//! - [`Wrap`]: `keygate wrap`, this application in-process in front of a stdio server
+//!   it spawns, served as an MCP server on a reader and a writer; [`WrapEnd`] says how
+//!   it ended.
 //! - [`ServerError`]: why the server could not start.
 //! - For binaries: [`read_settings_file`], [`Timeout`] (a duration setting) and
 //!   [`shutdown_signal`]; with feature `cli`, `settings::Settings`, `keygated`'s flags,
@@ -68,6 +71,7 @@ mod stdio;
 mod stdio_bridge;
 mod unique_json;
 mod upstream;
+mod wrap;
 
 pub use crate::app::{ADMIN_BODY_LIMIT, App, MCP_BODY_LIMIT};
 pub use crate::config::{
@@ -87,5 +91,6 @@ pub use crate::stdio::{
     StdioWriter,
 };
 pub use crate::upstream::InProcessUpstream;
+pub use crate::wrap::{APPROVAL_UNAVAILABLE, NO_APPROVAL_PAGE, Wrap, WrapEnd};
 pub use keygate_gates::MrtrSecret;
 pub use keygate_limits::FailMode;

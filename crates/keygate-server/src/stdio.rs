@@ -391,14 +391,14 @@ async fn log_stderr(stderr: tokio::process::ChildStderr, label: String) {
 /// Lines of at most `max` bytes; a longer one is skipped to its newline and reported
 /// once, so memory stays bounded by `max` plus the read buffer.
 #[derive(Debug)]
-struct LineReader<R> {
+pub(crate) struct LineReader<R> {
     inner: BufReader<R>,
     max: usize,
     line: Vec<u8>,
 }
 
 impl<R: AsyncRead + Unpin> LineReader<R> {
-    fn new(inner: R, max: usize) -> Self {
+    pub(crate) fn new(inner: R, max: usize) -> Self {
         Self {
             inner: BufReader::with_capacity(64 * 1024, inner),
             max,
@@ -408,7 +408,7 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
 
     /// The next line without its newline; `None` at the end (a last line without a
     /// newline is returned first).
-    async fn next(&mut self) -> Option<Result<Vec<u8>, LineError>> {
+    pub(crate) async fn next(&mut self) -> Option<Result<Vec<u8>, LineError>> {
         self.line.clear();
         let mut skipping = false;
         loop {

@@ -85,6 +85,18 @@ pub(crate) struct StdioUpstream {
     sessions: Mutex<HashMap<String, Arc<Conn>>>,
     pool: Vec<tokio::sync::Mutex<Slot>>,
     next_slot: AtomicUsize,
+    /// Where the ends of session children are reported ([`StdioUpstream::watch_sessions`]).
+    ends: Mutex<Option<mpsc::UnboundedSender<SessionEnd>>>,
+}
+
+/// How a session's child ended, for a front-end that lives as long as its one session
+/// (`keygate wrap`): see [`StdioUpstream::watch_sessions`].
+#[derive(Debug, Clone)]
+pub(crate) enum SessionEnd {
+    /// A client's `initialize` could not start it.
+    NotStarted(String),
+    /// It exited (on its own, or ended by `DELETE`): its status, when it was read.
+    Exited(Option<std::process::ExitStatus>),
 }
 
 #[derive(Debug, Default)]
@@ -108,6 +120,23 @@ impl StdioUpstream {
                 .map(|_| tokio::sync::Mutex::default())
                 .collect(),
             next_slot: AtomicUsize::new(0),
+            ends: Mutex::new(None),
+        }
+    }
+
+    /// From now on, reports how each session's child ends: one that could not be
+    /// started, and each one started for a client's `initialize` when it exits (on
+    /// its own, or ended). Pooled children are not reported. A second call replaces
+    /// the first's receiver.
+    pub(crate) fn watch_sessions(&self) -> mpsc::UnboundedReceiver<SessionEnd> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        *self.ends.lock().unwrap_or_else(PoisonError::into_inner) = Some(tx);
+        rx
+    }
+
+    fn report(&self, end: SessionEnd) {
+        if let Some(ends) = &*self.ends.lock().unwrap_or_else(PoisonError::into_inner) {
+            let _ = ends.send(end);
         }
     }
 
@@ -205,8 +234,19 @@ impl StdioUpstream {
         }
         let conn = match Conn::start(&self.command, &self.label, false) {
             Ok(conn) => conn,
-            Err(e) => return unavailable(id, &e),
+            Err(e) => {
+                self.report(SessionEnd::NotStarted(e.clone()));
+                return unavailable(id, &e);
+            }
         };
+        // Watched from the start: a child that dies before its session opens ends too.
+        if let Some(ends) = &*self.ends.lock().unwrap_or_else(PoisonError::into_inner) {
+            let _ = conn.ends.set(ends.clone());
+            // It may have ended before it was watched (reported twice at worst).
+            if conn.is_closed() {
+                let _ = ends.send(SessionEnd::Exited(conn.state().status));
+            }
+        }
         let answer = match conn.request(message, self.timeout).await {
             Ok(answer) => answer,
             Err(resp) => {
@@ -486,6 +526,8 @@ struct Conn {
     initialized: std::sync::OnceLock<Value>,
     stop: Mutex<Option<oneshot::Sender<()>>>,
     label: String,
+    /// Where its end is reported (a watched session's child).
+    ends: std::sync::OnceLock<mpsc::UnboundedSender<SessionEnd>>,
 }
 
 #[derive(Debug, Default)]
@@ -497,6 +539,8 @@ struct ConnState {
     /// The session's GET stream.
     stream: Option<mpsc::Sender<Value>>,
     last_used: Option<Instant>,
+    /// The child's exit status, once it exited and it was read.
+    status: Option<std::process::ExitStatus>,
 }
 
 #[derive(Debug)]
@@ -525,6 +569,7 @@ impl Conn {
             initialized: std::sync::OnceLock::new(),
             stop: Mutex::new(Some(stop)),
             label: label.to_owned(),
+            ends: std::sync::OnceLock::new(),
         });
         tokio::spawn(conn.clone().run(reader, process, stopped));
         Ok(conn)
@@ -602,8 +647,12 @@ impl Conn {
                 }
             }
         };
+        let mut exit = None;
         let status = match tokio::time::timeout(Duration::from_secs(5), process.wait()).await {
-            Ok(Ok(status)) => status.to_string(),
+            Ok(Ok(status)) => {
+                exit = Some(status);
+                status.to_string()
+            }
             Ok(Err(e)) => e.to_string(),
             Err(_) => {
                 process.kill().await;
@@ -616,7 +665,11 @@ impl Conn {
             format!("the stdio MCP server stopped: {why} ({status})")
         };
         tracing::info!(upstream = %self.label, reason = %reason, "stdio MCP server ended");
+        self.state().status = exit;
         self.close(reason);
+        if let Some(ends) = self.ends.get() {
+            let _ = ends.send(SessionEnd::Exited(exit));
+        }
     }
 
     /// Fails every open request with `why`, and takes no more.

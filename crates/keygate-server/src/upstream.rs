@@ -152,6 +152,14 @@ impl Upstream {
         self.timeout
     }
 
+    /// The stdio bridge, when this upstream is one (`keygate wrap` watches its session).
+    pub(crate) fn stdio_bridge(&self) -> Option<&crate::stdio_bridge::StdioUpstream> {
+        match &self.target {
+            Target::Stdio(bridge) => Some(bridge),
+            Target::Http { .. } | Target::InProcess(_) | Target::Federated(_) => None,
+        }
+    }
+
     /// Sends one MCP request and returns the response with its body still streaming.
     ///
     /// Only the MCP transport headers of `client` are forwarded; `identity` is added.
