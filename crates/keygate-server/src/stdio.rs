@@ -34,7 +34,8 @@ const STDERR_LOG_CHARS: usize = 512;
 const INHERITED: &[&str] = &["PATH", "HOME"];
 
 /// How to start a stdio MCP server: a program, its arguments, the environment it gets
-/// (see the [module docs](self)) and the directory it runs in.
+/// (only these variables, plus the gateway's `PATH` and `HOME` when they are not set
+/// here; never the client's key or a request header) and the directory it runs in.
 ///
 /// `Debug` shows the names of the environment variables, never their values (they are
 /// often credentials).
@@ -45,7 +46,7 @@ pub struct StdioCommand {
     pub program: String,
     /// Its arguments.
     pub args: Vec<String>,
-    /// The child's environment (besides `PATH` and `HOME`, see the [module docs](self)).
+    /// The child's environment (besides the gateway's `PATH` and `HOME`, unless set here).
     pub env: BTreeMap<String, String>,
     /// The directory it runs in; default the gateway's.
     pub cwd: Option<PathBuf>,
