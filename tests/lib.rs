@@ -901,6 +901,9 @@ pub fn bootstrap_tenant(database: &str, tenant: &str, owner: &str) -> String {
 /// pass the offline check but name no key.
 pub use keygate_test::with_checksum as with_valid_checksum;
 
+/// The exact 401 body for a revoked key.
+pub const KEY_REVOKED: &str = r#"{"error":"invalid_token","reason":"key_revoked"}"#;
+
 /// Polls `check` every 50 ms until it returns `Some`, up to `timeout`.
 pub async fn eventually<T, F, Fut>(timeout: Duration, mut check: F) -> Option<T>
 where

@@ -71,17 +71,10 @@ fn fixture() -> &'static Fixture {
             inner: MemoryStore::new(),
             seen: Mutex::new(Seen::default()),
         });
+        let scopes = vec!["keys:admin".to_owned()];
+        let request = Bootstrap::new("acme", "alice", &["shop"], scopes, "owner");
         let boot = runtime
-            .block_on(store.inner.bootstrap(
-                &TokenFormat::default(),
-                Bootstrap::new(
-                    "acme",
-                    "alice",
-                    &["shop"],
-                    vec!["keys:admin".to_owned()],
-                    "owner",
-                ),
-            ))
+            .block_on(store.inner.bootstrap(&TokenFormat::default(), request))
             .expect("bootstrap");
         Fixture {
             runtime,

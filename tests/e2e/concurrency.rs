@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use keygate_e2e::{Mcp, Server};
+use keygate_e2e::{KEY_REVOKED, Mcp, Server};
 use serde_json::json;
 use tokio::sync::Mutex;
 
@@ -71,7 +71,7 @@ async fn no_request_sent_after_the_revoke_returned_succeeds() {
                 body.contains("\"result\""),
                 "a 200 is a JSON-RPC result: {body}"
             ),
-            401 => assert_eq!(body, r#"{"error":"invalid_token","reason":"key_revoked"}"#),
+            401 => assert_eq!(body, KEY_REVOKED),
             other => panic!("unexpected status {other}: {body}"),
         }
         if *sent > revoked {

@@ -12,7 +12,9 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use keygate_e2e::{Answer, PgSchema, Server, ServerOptions, postgres_url, random_name};
+use keygate_e2e::{
+    Answer, Api, KEY_REVOKED, PgSchema, Server, ServerOptions, postgres_url, random_name,
+};
 use serde_json::json;
 
 const UNAVAILABLE: &str = r#"{"error":"unavailable"}"#;
@@ -190,24 +192,24 @@ async fn kill_9_right_after_an_acknowledged_write_loses_nothing() {
     );
     assert_eq!(a.json["id"], fresh_id.as_str());
     let a = server.api(&gone).introspect().await;
-    assert_eq!(
-        a.text,
-        r#"{"error":"invalid_token","reason":"key_revoked"}"#
-    );
+    assert_eq!(a.text, KEY_REVOKED);
 
     // Revoke acknowledged, SIGKILL at once.
     server.api(&owner).revoke(&kept_id).await;
     server.kill();
     let server = Server::start(ServerOptions::demo().database(&url));
     let a = server.api(&kept).introspect().await;
-    assert_eq!(
-        a.text,
-        r#"{"error":"invalid_token","reason":"key_revoked"}"#
-    );
+    assert_eq!(a.text, KEY_REVOKED);
     assert_eq!(server.api(&fresh).introspect().await.status, 200);
 }
 
 /// Mounts a tmpfs of `size` at `dir`; `false` (with a note) when this sandbox cannot.
+/// A new tenant key named `agent` with `services:read`.
+async fn agent_key(admin: &Api<'_>) -> String {
+    let body = json!({"name":"agent","kind":"tenant","scopes":["services:read"]});
+    admin.new_key(body).await.1
+}
+
 fn mount_tmpfs(dir: &std::path::Path, size: &str) -> bool {
     let ok = Command::new("mount")
         .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
@@ -253,9 +255,7 @@ async fn sqlite_on_a_full_disk_refuses_writes_with_503_keeps_reading_and_recover
     let server = Server::start(ServerOptions::demo().database(&url));
     let owner = server.owner_key();
     let admin = server.api(&owner);
-    let (_, agent) = admin
-        .new_key(json!({"name":"agent","kind":"tenant","scopes":["services:read"]}))
-        .await;
+    let agent = agent_key(&admin).await;
 
     let filler = fill(&mnt);
     // Writes need new pages in the WAL, which a full disk refuses. The first few may
@@ -359,9 +359,7 @@ async fn postgres_failures_are_503_and_recover_without_a_restart() {
     let server = Server::start(ServerOptions::demo().database(&url));
     let owner = server.owner_key();
     let admin = server.api(&owner);
-    let (_, agent) = admin
-        .new_key(json!({"name":"agent","kind":"tenant","scopes":["services:read"]}))
-        .await;
+    let agent = agent_key(&admin).await;
     let db = pg(&admin_url).await;
 
     // 1. Every connection of this server killed (only this test's application_name).

@@ -21,4 +21,6 @@ mod policing;
 mod postgres;
 mod python_sdk;
 mod revocation_load;
+mod stdio;
 mod transport;
+mod wrap;

@@ -12,7 +12,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::cli::{ApprovalsCommand, AuditArgs, KeysCommand, KindArg, ProjectsCommand};
+use crate::cli::{ApprovalsCommand, AuditArgs, KeysCommand, KindArg, ListArgs, ProjectsCommand};
 use crate::refusal::Refused;
 use crate::runtime::block_on;
 
@@ -163,7 +163,7 @@ pub(crate) fn keys(cmd: &KeysCommand) -> anyhow::Result<ExitCode> {
             eprintln!("created {}", describe(&created.info));
             eprintln!("the key is shown this once: store it now");
         }
-        KeysCommand::List { server, json } => {
+        KeysCommand::List(ListArgs { server, json }) => {
             let admin = Admin::new(&server.server)?;
             let keys = admin.call(admin.client.keys())?;
             let now = OffsetDateTime::now_utc();
@@ -267,7 +267,7 @@ pub(crate) fn projects(cmd: &ProjectsCommand) -> anyhow::Result<ExitCode> {
             let project = admin.call(admin.client.create_project(name))?;
             eprintln!("created project {} (id {})", project.name, project.id);
         }
-        ProjectsCommand::List { server, json } => {
+        ProjectsCommand::List(ListArgs { server, json }) => {
             let admin = Admin::new(&server.server)?;
             let projects = admin.call(admin.client.projects())?;
             print_list(*json, &projects, &["ID", "NAME", "CREATED"], |p| {
@@ -295,7 +295,7 @@ pub(crate) fn audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
 
 pub(crate) fn approvals(cmd: &ApprovalsCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        ApprovalsCommand::List { server, json } => {
+        ApprovalsCommand::List(ListArgs { server, json }) => {
             let admin = Admin::with_role(&server.server, Role::Approver)?;
             let approvals = admin.call(admin.client.approvals())?;
             let header = ["ID", "OPERATION", "TARGET", "KEY", "EXPIRES"];
@@ -361,18 +361,9 @@ fn printable(s: &str) -> String {
 
 /// A time as `YYYY-MM-DD HH:MM` UTC, or `-`.
 fn when(at: Option<OffsetDateTime>) -> String {
-    let Some(at) = at else {
-        return "-".to_owned();
-    };
-    let at = at.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}Z",
-        at.year(),
-        u8::from(at.month()),
-        at.day(),
-        at.hour(),
-        at.minute()
-    )
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]Z");
+    at.and_then(|at| at.to_offset(time::UtcOffset::UTC).format(&format).ok())
+        .unwrap_or_else(|| "-".to_owned())
 }
 
 /// `items` on stdout: one JSON line with `json`, else a table of `header` and a row
@@ -417,30 +408,4 @@ fn table(out: &mut impl Write, header: &[&str], rows: &[Vec<String>]) -> std::io
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tables_align() {
-        let mut out = Vec::new();
-        let rows = vec![vec!["abc".to_owned(), "x".to_owned()]];
-        table(&mut out, &["ID", "NAME"], &rows).unwrap();
-        assert_eq!(String::from_utf8(out).unwrap(), "ID   NAME\nabc  x\n");
-    }
-
-    #[test]
-    fn server_strings_cannot_drive_the_terminal() {
-        assert_eq!(printable("web"), "web");
-        assert_eq!(printable("a\u{1b}[31mb\n"), "a\\u{1b}[31mb\\n");
-        assert_eq!(printable("café"), "café");
-    }
-
-    #[test]
-    fn times() {
-        assert_eq!(when(None), "-");
-        assert_eq!(
-            when(Some(time::macros::datetime!(2024-05-06 07:08:09 +02:00))),
-            "2024-05-06 05:08Z"
-        );
-    }
-}
+mod tests;

@@ -44,6 +44,8 @@ pub(crate) enum Command {
     /// in KEYGATE_API_KEY, never the key that made the call).
     #[command(subcommand)]
     Approvals(ApprovalsCommand),
+    /// Serve MCP on stdio in front of COMMAND, with keygated's policy, gates and approvals.
+    Wrap(WrapArgs),
     /// Print a shell completion script to stdout.
     Completions {
         /// The shell to generate completions for.
@@ -151,6 +153,21 @@ pub(crate) struct CheckArgs {
     pub(crate) server: ServerArg,
 }
 
+#[derive(Debug, Args)]
+pub(crate) struct WrapArgs {
+    /// The tool policy: tools not in it are hidden and denied (required).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) policy: PathBuf,
+    /// First run the start-up check (as `keygate check`); refuse to start if it fails.
+    #[arg(long)]
+    pub(crate) check: bool,
+    #[command(flatten)]
+    pub(crate) lookup: CheckArgs,
+    /// The stdio MCP server to run, after `--`, such as `-- zcp serve`.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub(crate) command: Vec<String>,
+}
+
 /// Where the admin API is.
 #[derive(Debug, Args)]
 pub(crate) struct ServerArg {
@@ -158,6 +175,16 @@ pub(crate) struct ServerArg {
     /// system's roots).
     #[arg(long, value_name = "URL", env = "KEYGATE_SERVER", default_value = DEFAULT_SERVER, global = true)]
     pub(crate) server: String,
+}
+
+/// A listing: where the API is, and whether to print JSON.
+#[derive(Debug, Args)]
+pub(crate) struct ListArgs {
+    #[command(flatten)]
+    pub(crate) server: ServerArg,
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 /// Kind of key to create.
@@ -192,13 +219,7 @@ pub(crate) enum KeysCommand {
         name: String,
     },
     /// List keys: id, name, kind, scopes, created, expires, last used, status.
-    List {
-        #[command(flatten)]
-        server: ServerArg,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    List(ListArgs),
     /// Show one key.
     Show {
         #[command(flatten)]
@@ -235,13 +256,7 @@ pub(crate) enum ProjectsCommand {
         name: String,
     },
     /// List projects.
-    List {
-        #[command(flatten)]
-        server: ServerArg,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    List(ListArgs),
 }
 
 #[derive(Debug, Args)]
@@ -259,13 +274,7 @@ pub(crate) struct AuditArgs {
 #[derive(Debug, Subcommand)]
 pub(crate) enum ApprovalsCommand {
     /// List the pending approvals you may decide: id, operation, target, key, expires.
-    List {
-        #[command(flatten)]
-        server: ServerArg,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    List(ListArgs),
     /// Approve a call: the agent's identical retry then proceeds once.
     Approve {
         #[command(flatten)]

@@ -592,45 +592,31 @@ mod raw_token {
     }
 }
 
-impl TryFrom<Listing<KeyInfo>> for KeyList {
-    type Error = String;
+/// `TryFrom<Listing<item>>` for each listing type, whose one field is the list.
+macro_rules! from_listing {
+    ($($list:ident { $field:ident: $item:ty }),* $(,)?) => {$(
+        impl TryFrom<Listing<$item>> for $list {
+            type Error = String;
 
-    fn try_from(listing: Listing<KeyInfo>) -> Result<Self, String> {
-        Ok(Self {
-            keys: listing.take("keys")?,
-        })
-    }
+            fn try_from(listing: Listing<$item>) -> Result<Self, String> {
+                Ok(Self {
+                    $field: listing.take(stringify!($field))?,
+                })
+            }
+        }
+    )*};
 }
 
-impl TryFrom<Listing<ProjectInfo>> for ProjectList {
-    type Error = String;
-
-    fn try_from(listing: Listing<ProjectInfo>) -> Result<Self, String> {
-        Ok(Self {
-            projects: listing.take("projects")?,
-        })
-    }
-}
-
-impl TryFrom<Listing<AuditEvent>> for AuditList {
-    type Error = String;
-
-    fn try_from(listing: Listing<AuditEvent>) -> Result<Self, String> {
-        Ok(Self {
-            events: listing.take("events")?,
-        })
-    }
-}
-
-impl TryFrom<Listing<ApprovalInfo>> for ApprovalList {
-    type Error = String;
-
-    fn try_from(listing: Listing<ApprovalInfo>) -> Result<Self, String> {
-        Ok(Self {
-            approvals: listing.take("approvals")?,
-        })
-    }
-}
+from_listing!(
+    KeyList { keys: KeyInfo },
+    ProjectList {
+        projects: ProjectInfo
+    },
+    AuditList { events: AuditEvent },
+    ApprovalList {
+        approvals: ApprovalInfo
+    },
+);
 
 /// A listing as read: `{"<field>": [..]}`, or a bare array.
 #[derive(Deserialize)]

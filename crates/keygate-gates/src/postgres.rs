@@ -234,19 +234,59 @@ impl PgGateStore {
     async fn client(&self) -> Result<deadpool_postgres::Object, GateError> {
         self.pool.get().await.map_err(GateError::store)
     }
+
+    /// `sql` with `params` on a pooled connection: the rows.
+    async fn query(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>, GateError> {
+        let client = self.client().await?;
+        client.query(sql, params).await.map_err(GateError::store)
+    }
+
+    /// `sql` with `params` on a pooled connection: the row, if any.
+    async fn query_opt(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<tokio_postgres::Row>, GateError> {
+        let client = self.client().await?;
+        client
+            .query_opt(sql, params)
+            .await
+            .map_err(GateError::store)
+    }
+
+    /// `sql` with `params` on a pooled connection: the one row.
+    async fn query_one(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<tokio_postgres::Row, GateError> {
+        let client = self.client().await?;
+        client
+            .query_one(sql, params)
+            .await
+            .map_err(GateError::store)
+    }
+
+    /// `sql` with `params` on a pooled connection: the rows it changed.
+    async fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, GateError> {
+        let client = self.client().await?;
+        client.execute(sql, params).await.map_err(GateError::store)
+    }
 }
 
 #[async_trait]
 impl GateStore for PgGateStore {
     async fn put_challenge(&self, c: &Challenge) -> Result<(), GateError> {
-        let client = self.client().await?;
-        client
+        self
             .execute(
                 "INSERT INTO gate_challenges (challenge_sha256, key_id, session_id, tool, target, arguments_sha256, issued_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                 &[&digest(&c.challenge), &c.key_id, &c.session_id, &c.tool, &c.target, &c.arguments_sha256.as_slice(), &c.issued_at, &c.expires_at],
             )
-            .await
-            .map_err(GateError::store)?;
+            .await?;
         Ok(())
     }
 
@@ -256,11 +296,10 @@ impl GateStore for PgGateStore {
         key_id: &str,
         session_id: &str,
     ) -> Result<Taken, GateError> {
-        let client = self.client().await?;
         // One statement: delete the row when it is the caller's, otherwise read it.
         // Both parts see the same snapshot, so a row is reported at most once, and of
         // concurrent deletes of one row only one returns it.
-        let row = client
+        let row = self
             .query_opt(
                 "WITH taken AS (
                     DELETE FROM gate_challenges
@@ -274,8 +313,7 @@ impl GateStore for PgGateStore {
                 WHERE challenge_sha256 = $1 AND NOT (key_id = $2 AND session_id = $3)",
                 &[&digest(challenge), &key_id, &session_id],
             )
-            .await
-            .map_err(GateError::store)?;
+            .await?;
         let Some(r) = row else {
             return Ok(Taken::Unknown);
         };
@@ -299,22 +337,20 @@ impl GateStore for PgGateStore {
     }
 
     async fn record_evidence(&self, read: &EvidenceRead) -> Result<(), GateError> {
-        let client = self.client().await?;
         match &read.session_id {
-            Some(session_id) => client
+            Some(session_id) => self
                 .execute(
                     "INSERT INTO gate_evidence (key_id, session_id, tool, target, read_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (key_id, session_id, tool, target) DO UPDATE SET read_at = EXCLUDED.read_at",
                     &[&read.key_id, session_id, &read.tool, &read.target, &read.at],
                 )
-                .await,
-            None => client
+                .await?,
+            None => self
                 .execute(
                     "INSERT INTO gate_evidence_stateless (key_id, tool, target, read_at) VALUES ($1, $2, $3, $4) ON CONFLICT (key_id, tool, target) DO UPDATE SET read_at = EXCLUDED.read_at",
                     &[&read.key_id, &read.tool, &read.target, &read.at],
                 )
-                .await,
-        }
-        .map_err(GateError::store)?;
+                .await?,
+        };
         Ok(())
     }
 
@@ -326,30 +362,27 @@ impl GateStore for PgGateStore {
         target: &str,
         since: OffsetDateTime,
     ) -> Result<bool, GateError> {
-        let client = self.client().await?;
         let row = match session_id {
-            Some(session_id) => client
+            Some(session_id) => self
                 .query_opt(
                     "SELECT 1 FROM gate_evidence WHERE key_id = $1 AND session_id = $2 AND tool = $3 AND target = $4 AND read_at >= $5",
                     &[&key_id, &session_id, &tool, &target, &since],
                 )
-                .await,
-            None => client
+                .await?,
+            None => self
                 .query_opt(
                     "SELECT 1 FROM gate_evidence_stateless WHERE key_id = $1 AND tool = $2 AND target = $3 AND read_at >= $4",
                     &[&key_id, &tool, &target, &since],
                 )
-                .await,
-        }
-        .map_err(GateError::store)?;
+                .await?,
+        };
         Ok(row.is_some())
     }
 
     async fn bind_session(&self, session_id: &str, b: &SessionBinding) -> Result<bool, GateError> {
-        let client = self.client().await?;
         // One statement: a row of another key that is still live at `bound_at` is left
         // alone (and no row comes back).
-        let row = client
+        let row = self
             .query_opt(
                 "INSERT INTO gate_sessions (session_sha256, key_id, bound_at, seen_at, expires_at, elicitation, elicitation_url)
                  VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -370,8 +403,7 @@ impl GateStore for PgGateStore {
                     &b.elicitation_url,
                 ],
             )
-            .await
-            .map_err(GateError::store)?;
+            .await?;
         Ok(row.is_some())
     }
 
@@ -380,15 +412,13 @@ impl GateStore for PgGateStore {
         session_id: &str,
         now: OffsetDateTime,
     ) -> Result<Option<SessionBinding>, GateError> {
-        let client = self.client().await?;
-        let row = client
+        let row = self
             .query_opt(
                 "SELECT key_id, bound_at, seen_at, expires_at, elicitation, elicitation_url FROM gate_sessions
                  WHERE session_sha256 = $1 AND expires_at > $2",
                 &[&session_digest(session_id).as_slice(), &now],
             )
-            .await
-            .map_err(GateError::store)?;
+            .await?;
         Ok(row.map(|r| SessionBinding {
             key_id: r.get(0),
             bound_at: r.get(1),
@@ -406,8 +436,7 @@ impl GateStore for PgGateStore {
         seen_at: OffsetDateTime,
         expires_at: OffsetDateTime,
     ) -> Result<bool, GateError> {
-        let client = self.client().await?;
-        let n = client
+        let n = self
             .execute(
                 "UPDATE gate_sessions SET seen_at = $3, expires_at = $4
                  WHERE session_sha256 = $1 AND key_id = $2 AND expires_at > $3",
@@ -418,44 +447,37 @@ impl GateStore for PgGateStore {
                     &expires_at,
                 ],
             )
-            .await
-            .map_err(GateError::store)?;
+            .await?;
         Ok(n > 0)
     }
 
     async fn end_session(&self, session_id: &str, key_id: &str) -> Result<bool, GateError> {
-        let client = self.client().await?;
-        let n = client
+        let n = self
             .execute(
                 "DELETE FROM gate_sessions WHERE session_sha256 = $1 AND key_id = $2",
                 &[&session_digest(session_id).as_slice(), &key_id],
             )
-            .await
-            .map_err(GateError::store)?;
+            .await?;
         Ok(n > 0)
     }
 
     async fn put_approval(&self, a: &Approval) -> Result<(), GateError> {
-        let client = self.client().await?;
-        client
+        self
             .execute(
                 "INSERT INTO gate_approvals (id, tenant_id, key_id, user_id, user_name, tool, target, arguments, arguments_sha256, status, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
                 &[&a.id, &a.tenant_id, &a.key_id, &a.user_id, &a.user_name, &a.tool, &a.target, &a.arguments.canonical(), &a.arguments.digest().as_slice(), &a.status.as_str(), &a.created_at, &a.expires_at],
             )
-            .await
-            .map_err(GateError::store)?;
+            .await?;
         Ok(())
     }
 
     async fn get_approval(&self, id: &str) -> Result<Option<Approval>, GateError> {
-        let client = self.client().await?;
-        let row = client
+        let row = self
             .query_opt(
                 &format!("SELECT {APPROVAL_COLUMNS} FROM gate_approvals WHERE id = $1"),
                 &[&id],
             )
-            .await
-            .map_err(GateError::store)?;
+            .await?;
         row.as_ref().map(approval_from_row).transpose()
     }
 
@@ -464,14 +486,12 @@ impl GateStore for PgGateStore {
         tenant_id: &str,
         now: OffsetDateTime,
     ) -> Result<Vec<Approval>, GateError> {
-        let client = self.client().await?;
-        let rows = client
+        let rows = self
             .query(
                 &format!("SELECT {APPROVAL_COLUMNS} FROM gate_approvals WHERE tenant_id = $1 AND status = 'pending' AND expires_at > $2 ORDER BY created_at, id"),
                 &[&tenant_id, &now],
             )
-            .await
-            .map_err(GateError::store)?;
+            .await?;
         rows.iter().map(approval_from_row).collect()
     }
 
@@ -480,14 +500,12 @@ impl GateStore for PgGateStore {
         key_id: &str,
         now: OffsetDateTime,
     ) -> Result<u64, GateError> {
-        let client = self.client().await?;
-        let row = client
+        let row = self
             .query_one(
                 "SELECT count(*) FROM gate_approvals WHERE key_id = $1 AND status = 'pending' AND expires_at > $2",
                 &[&key_id, &now],
             )
-            .await
-            .map_err(GateError::store)?;
+            .await?;
         let n: i64 = row.get(0);
         Ok(u64::try_from(n).unwrap_or(0))
     }
@@ -536,8 +554,7 @@ impl GateStore for PgGateStore {
         if !matches!(status, ApprovalStatus::Approved | ApprovalStatus::Denied) {
             return Ok(None);
         }
-        let client = self.client().await?;
-        let row = client
+        let row = self
             .query_opt(
                 &format!(
                     "UPDATE gate_approvals
@@ -547,8 +564,7 @@ impl GateStore for PgGateStore {
                 ),
                 &[&id, &status.as_str(), &by.key_id, &by.user_id, &by.name, &by.at],
             )
-            .await
-            .map_err(GateError::store)?;
+            .await?;
         row.as_ref().map(approval_from_row).transpose()
     }
 
@@ -557,17 +573,15 @@ impl GateStore for PgGateStore {
         nonce: &str,
         expires_at: OffsetDateTime,
     ) -> Result<bool, GateError> {
-        let client = self.client().await?;
         // The primary key makes the insert the one-time check: of concurrent spends of
         // one nonce, one inserts a row.
-        let inserted = client
+        let inserted = self
             .execute(
                 "INSERT INTO gate_mrtr_nonces (nonce_sha256, expires_at) VALUES ($1, $2)
                  ON CONFLICT (nonce_sha256) DO NOTHING",
                 &[&digest(nonce), &expires_at],
             )
-            .await
-            .map_err(GateError::store)?;
+            .await?;
         Ok(inserted == 1)
     }
 
@@ -577,46 +591,30 @@ impl GateStore for PgGateStore {
         evidence_before: OffsetDateTime,
     ) -> Result<u64, GateError> {
         let client = self.client().await?;
-        let nonces = client
-            .execute(
-                "DELETE FROM gate_mrtr_nonces WHERE expires_at <= $1",
-                &[&now],
-            )
-            .await
-            .map_err(GateError::store)?;
-        let approvals = client
-            .execute(
+        let mut purged = 0;
+        for (sql, before) in [
+            ("DELETE FROM gate_mrtr_nonces WHERE expires_at <= $1", &now),
+            (
                 "DELETE FROM gate_approvals WHERE expires_at <= $1",
-                &[&evidence_before],
-            )
-            .await
-            .map_err(GateError::store)?;
-        let sessions = client
-            .execute("DELETE FROM gate_sessions WHERE expires_at <= $1", &[&now])
-            .await
-            .map_err(GateError::store)?;
-        let a = client
-            .execute(
-                "DELETE FROM gate_challenges WHERE expires_at <= $1",
-                &[&now],
-            )
-            .await
-            .map_err(GateError::store)?;
-        let b = client
-            .execute(
+                &evidence_before,
+            ),
+            ("DELETE FROM gate_sessions WHERE expires_at <= $1", &now),
+            ("DELETE FROM gate_challenges WHERE expires_at <= $1", &now),
+            (
                 "DELETE FROM gate_evidence WHERE read_at < $1",
-                &[&evidence_before],
-            )
-            .await
-            .map_err(GateError::store)?
-            + client
-                .execute(
-                    "DELETE FROM gate_evidence_stateless WHERE read_at < $1",
-                    &[&evidence_before],
-                )
+                &evidence_before,
+            ),
+            (
+                "DELETE FROM gate_evidence_stateless WHERE read_at < $1",
+                &evidence_before,
+            ),
+        ] {
+            purged += client
+                .execute(sql, &[before])
                 .await
                 .map_err(GateError::store)?;
-        Ok(a + b + sessions + approvals + nonces)
+        }
+        Ok(purged)
     }
 }
 

@@ -469,6 +469,18 @@ fn get_key(conn: &Connection, tenant: &TenantId, id: &KeyId) -> Result<ApiKey, S
         .ok_or(StoreError::NotFound)
 }
 
+/// Every row `sql` returns for `params`, each read by `row`.
+fn query_all<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql).map_err(db_err)?;
+    let rows = stmt.query_map(params, row).map_err(db_err)?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(db_err)
+}
+
 fn tenant_exists(conn: &Connection, tenant: &TenantId) -> Result<(), StoreError> {
     conn.prepare_cached("SELECT 1 FROM tenants WHERE id = ?1")
         .map_err(db_err)?
@@ -837,22 +849,16 @@ impl KeyStore for SqliteStore {
         let tenant = tenant.clone();
         self.read(move |conn| {
             tenant_exists(conn, &tenant)?;
-            let mut stmt = conn
-                .prepare_cached(
-                    "SELECT id, name, created_at FROM projects WHERE tenant_id = ?1 ORDER BY name",
-                )
-                .map_err(db_err)?;
-            let rows = stmt
-                .query_map(params![tenant.as_str()], |r| {
-                    Ok(Project {
-                        id: ProjectId::new(r.get::<_, String>(0)?),
-                        tenant_id: tenant.clone(),
-                        name: r.get(1)?,
-                        created_at: from_micros(r.get(2)?)?,
-                    })
+            let sql =
+                "SELECT id, name, created_at FROM projects WHERE tenant_id = ?1 ORDER BY name";
+            query_all(conn, sql, params![tenant.as_str()], |r| {
+                Ok(Project {
+                    id: ProjectId::new(r.get::<_, String>(0)?),
+                    tenant_id: tenant.clone(),
+                    name: r.get(1)?,
+                    created_at: from_micros(r.get(2)?)?,
                 })
-                .map_err(db_err)?;
-            rows.collect::<Result<Vec<_>, _>>().map_err(db_err)
+            })
         })
         .await
     }
@@ -894,11 +900,7 @@ impl KeyStore for SqliteStore {
             let sql = format!(
                 "SELECT {KEY_COLUMNS} FROM api_keys k WHERE k.tenant_id = ?1 ORDER BY k.rowid DESC"
             );
-            let mut stmt = conn.prepare_cached(&sql).map_err(db_err)?;
-            let rows = stmt
-                .query_map(params![tenant.as_str()], key_from_row)
-                .map_err(db_err)?;
-            rows.collect::<Result<Vec<_>, _>>().map_err(db_err)
+            query_all(conn, &sql, params![tenant.as_str()], key_from_row)
         })
         .await
     }
@@ -982,27 +984,20 @@ impl KeyStore for SqliteStore {
         let tenant = tenant.clone();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.read(move |conn| {
-            let mut stmt = conn
-                .prepare_cached(
-                    "SELECT id, at, actor, action, target, detail FROM audit_log \
-                     WHERE tenant_id = ?1 ORDER BY id DESC LIMIT ?2",
-                )
-                .map_err(db_err)?;
-            let rows = stmt
-                .query_map(params![tenant.as_str(), limit], |r| {
-                    let detail: String = r.get(5)?;
-                    Ok(AuditEvent {
-                        id: r.get(0)?,
-                        at: from_micros(r.get(1)?)?,
-                        tenant_id: tenant.clone(),
-                        actor: r.get(2)?,
-                        action: r.get(3)?,
-                        target: r.get(4)?,
-                        detail: serde_json::from_str(&detail).map_err(conversion)?,
-                    })
+            let sql = "SELECT id, at, actor, action, target, detail FROM audit_log \
+                       WHERE tenant_id = ?1 ORDER BY id DESC LIMIT ?2";
+            query_all(conn, sql, params![tenant.as_str(), limit], |r| {
+                let detail: String = r.get(5)?;
+                Ok(AuditEvent {
+                    id: r.get(0)?,
+                    at: from_micros(r.get(1)?)?,
+                    tenant_id: tenant.clone(),
+                    actor: r.get(2)?,
+                    action: r.get(3)?,
+                    target: r.get(4)?,
+                    detail: serde_json::from_str(&detail).map_err(conversion)?,
                 })
-                .map_err(db_err)?;
-            rows.collect::<Result<Vec<_>, _>>().map_err(db_err)
+            })
         })
         .await
     }
@@ -1050,17 +1045,9 @@ mod tests {
     async fn store_with_key() -> (tempfile::TempDir, SqliteStore, String) {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path().join("k.db")).unwrap();
-        let token = store
-            .bootstrap(
-                &TokenFormat::default(),
-                Bootstrap::new("acme", "alice", &[], vec!["a".to_owned()], "k"),
-            )
-            .await
-            .unwrap()
-            .key
-            .token
-            .expose()
-            .to_owned();
+        let request = Bootstrap::new("acme", "alice", &[], vec!["a".to_owned()], "k");
+        let done = store.bootstrap(&TokenFormat::default(), request).await;
+        let token = done.unwrap().key.token.expose().to_owned();
         (dir, store, token)
     }
 

@@ -661,18 +661,7 @@ mod tests {
         let want = find(Path::new("f"), &text);
         assert_eq!((want[0].line, want[0].column), (2, 17));
         for big_endian in [false, true] {
-            let mut bytes = if big_endian {
-                vec![0xFE, 0xFF]
-            } else {
-                vec![0xFF, 0xFE]
-            };
-            for unit in text.encode_utf16() {
-                bytes.extend(if big_endian {
-                    unit.to_be_bytes()
-                } else {
-                    unit.to_le_bytes()
-                });
-            }
+            let bytes = keygate_test::utf16_with_bom(&text, big_endian);
             for chunk in [1, 3, 80] {
                 let got = hits_in_pieces(&bytes, Pieces { chunk, overlap: 90 });
                 assert_eq!(got, want, "big endian {big_endian}, chunk {chunk}");

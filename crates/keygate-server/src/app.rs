@@ -28,7 +28,7 @@ use crate::openapi::{self, Document};
 use crate::serve::Transport;
 use crate::state::{AppState, Inner};
 use crate::upstream::Upstream;
-use crate::{admin, approvals, forward_auth, mcp, page};
+use crate::{admin, approvals, mcp, page};
 
 /// The default of [`Config::max_body`], the largest MCP request body: 4 MiB, what
 /// the official SDKs' servers accept.
@@ -159,6 +159,14 @@ impl App {
             UpstreamConfig::Http(url) => {
                 Upstream::http(url, config.upstream_timeout).map_err(ServerError::Config)?
             }
+            UpstreamConfig::Stdio(command) => Upstream::stdio(
+                command.clone(),
+                command.label().to_owned(),
+                config.upstream_timeout,
+            ),
+            UpstreamConfig::Named(named) => {
+                crate::federation::members(named, config.upstream_timeout)?
+            }
         };
         let limits = Limits::new(
             Quota::from_rate(config.key_rate),
@@ -247,6 +255,11 @@ impl App {
         &self.state.policy
     }
 
+    /// The upstream checked calls go to (`keygate wrap` watches its stdio session).
+    pub(crate) fn upstream(&self) -> &Upstream {
+        &self.state.upstream
+    }
+
     /// Serves HTTP/1.1 on `listener` until `shutdown` completes, then stops accepting
     /// and lets in-flight requests finish.
     ///
@@ -288,7 +301,7 @@ impl App {
 fn load_policy(config: &Config) -> Result<Policy, ServerError> {
     let shipped = match &config.upstream {
         UpstreamConfig::InProcess(upstream) => upstream.policy_toml(),
-        UpstreamConfig::Http(_) => None,
+        UpstreamConfig::Http(_) | UpstreamConfig::Stdio(_) | UpstreamConfig::Named(_) => None,
     };
     match (&config.policy, shipped) {
         (Some(path), _) => Policy::load(path).map_err(ServerError::Policy),
@@ -301,7 +314,7 @@ fn load_policy(config: &Config) -> Result<Policy, ServerError> {
 }
 
 /// Every route, each added with its metrics label (the one route table): the MCP
-/// gateway, the owner admin and approvals API, and the rest.
+/// gateway, the owner admin and approvals API, forward-auth, leak reports, and the rest.
 struct Routes {
     mcp: Router<AppState>,
     admin: Router<AppState>,
@@ -314,7 +327,7 @@ impl Routes {
     /// A route is one line: its metrics label (the `keygate_requests_total` `route`),
     /// its path, its handlers.
     #[rustfmt::skip]
-    fn new(labels: &mut RouteLabels, document: &Document, leaks: crate::leaks::LeakRoute) -> Self {
+    fn new(labels: &mut RouteLabels, document: &Document, leaks: crate::leaks::LeakSetup) -> Self {
         let gateway = post(mcp::gateway).get(mcp::passthrough).delete(mcp::passthrough);
         let mcp = Table::new(labels).route("mcp", "/api/mcp", gateway).into_router();
         let keys = Label::all("keys_list").post("keys_create");
@@ -333,14 +346,14 @@ impl Routes {
             .route("approvals_approve", "/api/v1/approvals/{id}/approve", post(approvals::approve))
             .route("approvals_deny", "/api/v1/approvals/{id}/deny", post(approvals::deny))
             .into_router();
-        let forward = forward_auth::routes(Table::new(labels)).into_router();
-        let leaks = Table::new(labels).route("leaks_github", crate::leaks::PATH, leaks.handlers()).into_router();
         let others = Table::new(labels)
             .route("healthz", "/healthz", get(healthz))
             .route("metrics", "/metrics", get(metrics))
             .route("openapi", openapi::PATH, document.route())
             .into_router()
             .merge(page::routes(labels));
+        let forward = crate::forward_auth::routes(labels);
+        let leaks = crate::leaks::routes(leaks, labels);
         Self { mcp, admin, forward, leaks, others }
     }
 }
@@ -367,12 +380,8 @@ fn router(
     // the upstream timeout: a tool answered in one JSON body may take longer than any
     // generic bound, and a stream may stay open as long as its ends want.
     let timeout = TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, request_timeout);
-    let leaks = crate::leaks::LeakRoute::new(leak_keys, failures.clone());
-    let mut auth = keygate_http::AuthLayer::new(state.verifier.clone());
-    if let Some(failures) = failures {
-        auth = auth.with_failure_limiter(failures);
-    }
     let mut labels = RouteLabels::default();
+    let leaks = crate::leaks::LeakSetup::new(leak_keys, failures.clone());
     let Routes {
         mcp,
         admin,
@@ -381,6 +390,10 @@ fn router(
         others,
     } = Routes::new(&mut labels, &document, leaks);
     let leaks = leaks.layer(timeout);
+    let mut auth = keygate_http::AuthLayer::new(state.verifier.clone());
+    if let Some(failures) = failures {
+        auth = auth.with_failure_limiter(failures);
+    }
     let admin_routes = admin
         .route_layer(middleware::from_fn_with_state(state.clone(), rate_limited))
         .layer(DefaultBodyLimit::max(ADMIN_BODY_LIMIT))
@@ -545,7 +558,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
     resp
 }
 
-async fn not_found() -> Response {
+pub(crate) async fn not_found() -> Response {
     json_error(StatusCode::NOT_FOUND, json!({ "error": "not_found" }))
 }
 
@@ -562,7 +575,7 @@ mod tests {
         let _routes = Routes::new(
             &mut labels,
             &document,
-            crate::leaks::LeakRoute::new(None, None),
+            crate::leaks::LeakSetup::new(None, None),
         );
         labels.of(path, method)
     }
@@ -626,7 +639,7 @@ mod tests {
         let _routes = Routes::new(
             &mut labels,
             &document,
-            crate::leaks::LeakRoute::new(None, None),
+            crate::leaks::LeakSetup::new(None, None),
         );
         let api: Vec<&str> = labels
             .paths()

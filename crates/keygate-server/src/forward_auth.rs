@@ -17,17 +17,17 @@ use keygate_http::{
 use keygate_keys::{Principal, ProjectRef};
 
 use crate::error::ApiError;
-use crate::labels::Table;
+use crate::labels::{RouteLabels, Table};
 use crate::state::AppState;
 
 /// The verify path. `PATH/<original path>` is served too: Envoy's `ext_authz` HTTP
 /// service puts its `path_prefix` in front of the original request's path and query.
 pub(crate) const PATH: &str = "/auth/verify";
 
-/// The routes (metrics label `forward_auth`), with no layers: app.rs puts
+/// The routes, counted as `forward_auth`, with no layers: app.rs puts
 /// authentication, rate limits and [`finish`] around them.
-pub(crate) fn routes(table: Table<'_, AppState>) -> Table<'_, AppState> {
-    table
+pub(crate) fn routes(labels: &mut RouteLabels) -> axum::Router<AppState> {
+    Table::new(labels)
         .route("forward_auth", PATH, axum::routing::any(verify))
         .route("forward_auth", "/auth/verify/", axum::routing::any(verify))
         .route(
@@ -35,6 +35,7 @@ pub(crate) fn routes(table: Table<'_, AppState>) -> Table<'_, AppState> {
             "/auth/verify/{*original}",
             axum::routing::any(verify),
         )
+        .into_router()
 }
 
 /// Every method: a verified key (the layer in front answered everything else) is

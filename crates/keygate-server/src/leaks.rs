@@ -18,8 +18,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::MethodRouter;
-use axum::{Extension, Json};
+use axum::{Extension, Json, Router};
 use base64::Engine as _;
 use keygate_client::{LeakLabel, LeakMatch, LeakVerdict};
 use keygate_http::{AuthError, untrusted};
@@ -31,6 +30,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::error::ServerError;
+use crate::labels::{RouteLabels, Table};
 use crate::state::AppState;
 
 /// The route.
@@ -151,40 +151,41 @@ struct Leaks {
     failures: Option<Arc<FailureLimiter>>,
 }
 
-/// The route at [`PATH`]: the keys reports are signed with (none: not configured) and
-/// the failed-authentication limiter.
-#[derive(Debug)]
-pub(crate) struct LeakRoute {
+/// What the leak-report route is built from: GitHub's keys (none: `--leak-report-keys`
+/// is not set) and the failed-auth budget bad signatures spend.
+pub(crate) struct LeakSetup {
     keys: Option<Arc<LeakReportKeys>>,
     failures: Option<Arc<FailureLimiter>>,
 }
 
-impl LeakRoute {
+impl LeakSetup {
+    /// The route's settings.
     pub(crate) fn new(
         keys: Option<Arc<LeakReportKeys>>,
         failures: Option<Arc<FailureLimiter>>,
     ) -> Self {
         Self { keys, failures }
     }
-
-    /// `POST` reports; without keys every method answers 404 like an unknown path.
-    pub(crate) fn handlers(self) -> MethodRouter<AppState> {
-        let Some(keys) = self.keys else {
-            return axum::routing::any(not_configured);
-        };
-        let failures = self.failures;
-        axum::routing::post(report)
-            .layer::<_, std::convert::Infallible>(Extension(Leaks { keys, failures }))
-            .layer::<_, std::convert::Infallible>(DefaultBodyLimit::max(LEAK_REPORT_BODY_LIMIT))
-    }
 }
 
-/// Without `--leak-report-keys`: the answer to an unknown path.
-async fn not_configured() -> Response {
-    let mut resp = (StatusCode::NOT_FOUND, Json(json!({ "error": "not_found" }))).into_response();
-    resp.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    resp
+/// The route, counted as `leaks_github`. Without keys the path answers 404 like any
+/// unknown path.
+pub(crate) fn routes(setup: LeakSetup, labels: &mut RouteLabels) -> Router<AppState> {
+    let LeakSetup { keys, failures } = setup;
+    let Some(keys) = keys else {
+        return Table::new(labels)
+            .route(
+                "leaks_github",
+                PATH,
+                axum::routing::any(crate::app::not_found),
+            )
+            .into_router();
+    };
+    Table::new(labels)
+        .route("leaks_github", PATH, axum::routing::post(report))
+        .into_router()
+        .layer(Extension(Leaks { keys, failures }))
+        .layer(DefaultBodyLimit::max(LEAK_REPORT_BODY_LIMIT))
 }
 
 /// A refusal of this route: JSON, `no-store`.

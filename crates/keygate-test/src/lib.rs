@@ -5,7 +5,8 @@
 //!   note on stderr; unset with `CI` set, it fails, so CI never skips silently.
 //! - [`PgSchema`]: a fresh PostgreSQL schema per test, dropped at the end;
 //!   [`pg_connect`] for a client of the test database.
-//! - [`with_checksum`]: a hand-made token body with a valid checksum.
+//! - [`with_checksum`]: a hand-made token body with a valid checksum;
+//!   [`utf16_with_bom`]: text as a UTF-16 file holds it.
 //! - [`LeakSigner`]: signs leak reports as GitHub secret scanning does.
 //! - [`conformance`] and [`conformance_tests!`]: the one suite every
 //!   [`KeyStore`](keygate_keys::KeyStore) backend passes (memory, SQLite, PostgreSQL).
@@ -32,12 +33,14 @@ mod forge;
 mod leak_signer;
 mod postgres;
 mod services;
+mod text;
 
 pub use crate::fake::{CountingVerifier, DownVerifier};
 pub use crate::forge::with_checksum;
 pub use crate::leak_signer::LeakSigner;
 pub use crate::postgres::{PgSchema, pg_connect};
 pub use crate::services::{postgres_url, redis_url, service_url, under_ci};
+pub use crate::text::utf16_with_bom;
 
 /// Expands to one `#[tokio::test]` per case of the key-store [`conformance`] suite,
 /// each on a fresh harness built by `$make` (an async fn returning

@@ -3,6 +3,7 @@
 use std::fs;
 use std::path::Path;
 
+use keygate_test::utf16_with_bom as utf16;
 use keygate_token::KeyKind;
 use serde_json::Value;
 
@@ -177,22 +178,6 @@ fn hidden_files_can_be_skipped() {
     let out = scan(f.dir.path(), &["--no-hidden"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(!stdout(&out).contains(".env"), "{}", stdout(&out));
-}
-
-fn utf16(text: &str, big_endian: bool) -> Vec<u8> {
-    let mut bytes = if big_endian {
-        vec![0xFE, 0xFF]
-    } else {
-        vec![0xFF, 0xFE]
-    };
-    for unit in text.encode_utf16() {
-        bytes.extend(if big_endian {
-            unit.to_be_bytes()
-        } else {
-            unit.to_le_bytes()
-        });
-    }
-    bytes
 }
 
 #[test]

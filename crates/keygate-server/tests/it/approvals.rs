@@ -225,22 +225,15 @@ async fn a_person_approves_on_the_page_and_the_identical_retry_runs_once() {
         "conflict",
     );
 
-    let audit = h.get("/api/v1/audit?limit=100", &h.owner).await;
-    let events = audit.body["events"].as_array().unwrap();
-    let approved = events
-        .iter()
-        .find(|e| e["action"] == "gate.approved")
-        .expect("gate.approved audited");
+    let events = audit_events(&h).await;
+    let approved = audited(&events, "gate.approved");
     assert_eq!(approved["detail"]["channel"], json!("page"));
     assert_eq!(
         approved["detail"]["approver_user_id"],
         json!(h.owner_id.as_str())
     );
     assert_eq!(approved["detail"]["approval_id"], json!(id));
-    let used = events
-        .iter()
-        .find(|e| e["action"] == "gate.approval_used")
-        .expect("the use audited");
+    let used = audited(&events, "gate.approval_used");
     assert_eq!(used["detail"]["approval_id"], json!(id));
 }
 
@@ -280,12 +273,7 @@ async fn a_denied_call_is_declined_and_a_tenant_keys_call_is_an_owners_to_decide
     let ran = h.tool(&agent, None, "service.delete", delete("api")).await;
     assert_eq!(gate_code(&ran), None, "{}", ran.raw);
 
-    let audit = h.get("/api/v1/audit?limit=100", &h.owner).await;
-    let events = audit.body["events"].as_array().unwrap();
-    let declined = events
-        .iter()
-        .find(|e| e["action"] == "gate.declined")
-        .expect("gate.declined audited");
+    let declined = audited(&audit_events(&h).await, "gate.declined").clone();
     assert_eq!(declined["detail"]["channel"], json!("page"));
 }
 
@@ -330,4 +318,18 @@ async fn the_approvals_api_needs_a_key() {
         .call(http::Method::GET, "/api/v1/approvals", None, None)
         .await;
     error(&r, StatusCode::UNAUTHORIZED, "missing_token");
+}
+
+/// The last 100 audit events of the harness's tenant, as its owner reads them.
+async fn audit_events(h: &Harness) -> Vec<Value> {
+    let audit = h.get("/api/v1/audit?limit=100", &h.owner).await;
+    audit.body["events"].as_array().unwrap().clone()
+}
+
+/// The event with `action` among `events`.
+fn audited<'a>(events: &'a [Value], action: &str) -> &'a Value {
+    events
+        .iter()
+        .find(|e| e["action"] == action)
+        .unwrap_or_else(|| panic!("{action} audited"))
 }

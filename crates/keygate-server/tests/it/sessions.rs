@@ -363,17 +363,17 @@ async fn bindings_are_refreshed_when_due_and_refused_once_expired() {
         };
         async move { assert!(gates.bind_session(session, &binding).await.unwrap()) }
     };
+    let binding = |session: &'static str| {
+        let gates = gates.clone();
+        async move { gates.session_binding(session, now).await.unwrap().unwrap() }
+    };
     seed("stale-refresh", now - minutes(10), now + minutes(1)).await;
     seed("fresh-refresh", now - minutes(1), now + minutes(1)).await;
     seed("expired", now - minutes(30), now - minutes(1)).await;
 
     let r = h.mcp(&h.owner, Some("stale-refresh"), call(1)).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
-    let b = gates
-        .session_binding("stale-refresh", now)
-        .await
-        .unwrap()
-        .unwrap();
+    let b = binding("stale-refresh").await;
     assert!(b.seen_at >= now, "refreshed: {b:?}");
     assert!(
         b.expires_at >= now + time::Duration::hours(23),
@@ -382,11 +382,7 @@ async fn bindings_are_refreshed_when_due_and_refused_once_expired() {
 
     let r = h.mcp(&h.owner, Some("fresh-refresh"), call(2)).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
-    let b = gates
-        .session_binding("fresh-refresh", now)
-        .await
-        .unwrap()
-        .unwrap();
+    let b = binding("fresh-refresh").await;
     assert_eq!(b.seen_at, now - minutes(1), "refreshed too early: {b:?}");
     assert_eq!(b.expires_at, now + minutes(1), "{b:?}");
 

@@ -262,11 +262,7 @@ async fn a_stream_silent_longer_than_the_upstream_timeout_still_delivers() {
     let (url, _) = upstream().await;
     let h = gateway(url).await;
     // The GET stream: head at once, its event after SILENCE > TIMEOUT.
-    let req = http::Request::get("/api/mcp")
-        .header("authorization", format!("Bearer {}", h.owner))
-        .header("accept", "text/event-stream")
-        .body(Body::empty())
-        .unwrap();
+    let req = bodiless(&h, Method::GET, ("accept", "text/event-stream"));
     let r = tokio::time::timeout(BOUND, h.send(req)).await.unwrap();
     assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
     let events = keygate_mcp::sse::messages(Bytes::from(r.raw.clone())).unwrap();
@@ -350,13 +346,7 @@ async fn the_upstreams_error_answers_reach_the_client_with_their_status() {
         assert_eq!(r.raw, "session ended");
     }
     for method in [Method::GET, Method::DELETE] {
-        let req = http::Request::builder()
-            .method(method)
-            .uri("/api/mcp")
-            .header("authorization", format!("Bearer {}", h.owner))
-            .header("mcp-session-id", "ended")
-            .body(Body::empty())
-            .unwrap();
+        let req = bodiless(&h, method, ("mcp-session-id", "ended"));
         let r = tokio::time::timeout(BOUND, h.send(req)).await.unwrap();
         assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.raw);
     }
@@ -435,4 +425,15 @@ async fn an_mrtr_approved_call_reaches_the_upstream_without_the_gateways_members
     assert!(params.contains_key("_meta"), "{body}");
     assert!(!params.contains_key("inputResponses"), "{body}");
     assert!(!params.contains_key("requestState"), "{body}");
+}
+
+/// A `method` request to `/api/mcp` without a body, with the owner's key and `header`.
+fn bodiless(h: &Harness, method: Method, header: (&str, &str)) -> http::Request<Body> {
+    http::Request::builder()
+        .method(method)
+        .uri("/api/mcp")
+        .header("authorization", format!("Bearer {}", h.owner))
+        .header(header.0, header.1)
+        .body(Body::empty())
+        .unwrap()
 }

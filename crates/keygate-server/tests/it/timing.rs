@@ -53,6 +53,24 @@ fn unknown_id(token: &str) -> String {
     altered(token, 0)
 }
 
+/// A new tenant `t` in `store` with two keys: one as issued, one revoked.
+async fn right_and_revoked(store: &dyn KeyStore) -> (String, String) {
+    let request =
+        keygate_keys::Bootstrap::new("t", "o", &[], vec!["services:read".to_owned()], "k");
+    let boot = store
+        .bootstrap(&TokenFormat::default(), request)
+        .await
+        .unwrap();
+    let right = new_key(store, &boot.tenant.id).await;
+    let revoked = new_key(store, &boot.tenant.id).await;
+    let id = keygate_token::Token::parse(&revoked).unwrap().id();
+    store
+        .revoke_key(&boot.tenant.id, &id, "test")
+        .await
+        .unwrap();
+    (right, revoked)
+}
+
 async fn new_key(store: &dyn KeyStore, tenant: &keygate_keys::TenantId) -> String {
     store
         .create_key(
@@ -100,20 +118,7 @@ async fn well_formed_tokens_all_reach_the_store() {
     let store = keygate_keys::PostgresStore::connect_with_schema(&base, &schema.name)
         .await
         .unwrap();
-    let boot = store
-        .bootstrap(
-            &TokenFormat::default(),
-            keygate_keys::Bootstrap::new("t", "o", &[], vec!["services:read".to_owned()], "k"),
-        )
-        .await
-        .unwrap();
-    let right = new_key(&store, &boot.tenant.id).await;
-    let revoked = new_key(&store, &boot.tenant.id).await;
-    let revoked_id = keygate_token::Token::parse(&revoked).unwrap().id();
-    store
-        .revoke_key(&boot.tenant.id, &revoked_id, "test")
-        .await
-        .unwrap();
+    let (right, revoked) = right_and_revoked(&store).await;
     // While the store answers, unknown id and wrong secret are indistinguishable.
     for t in [
         unknown_id(&right),
@@ -278,19 +283,6 @@ async fn measure_verification_timing() {
 
     let dir = tempfile::tempdir().unwrap();
     let sqlite = keygate_keys::SqliteStore::open(dir.path().join("t.db")).unwrap();
-    let boot = sqlite
-        .bootstrap(
-            &TokenFormat::default(),
-            keygate_keys::Bootstrap::new("t", "o", &[], vec!["services:read".to_owned()], "k"),
-        )
-        .await
-        .unwrap();
-    let right = new_key(&sqlite, &boot.tenant.id).await;
-    let revoked = new_key(&sqlite, &boot.tenant.id).await;
-    let id = keygate_token::Token::parse(&revoked).unwrap().id();
-    sqlite
-        .revoke_key(&boot.tenant.id, &id, "test")
-        .await
-        .unwrap();
+    let (right, revoked) = right_and_revoked(&sqlite).await;
     measure("SqliteStore::verify", &sqlite, &right, &revoked, rounds / 4).await;
 }

@@ -134,6 +134,17 @@ async fn connections_over_the_cap_wait_for_a_free_slot() {
     assert_eq!(byte, [0u8], "nothing was read early");
 }
 
+/// `GET url` presenting a freshly forged key.
+async fn forged(client: &reqwest::Client, url: &str) -> reqwest::Response {
+    let forged = TokenFormat::default().generate(KeyKind::User).unwrap();
+    client
+        .get(url)
+        .bearer_auth(forged.expose())
+        .send()
+        .await
+        .unwrap()
+}
+
 fn client_from(ip: Ipv4Addr) -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
@@ -158,13 +169,7 @@ async fn a_forged_token_flood_stops_reaching_the_store() {
     let started = Instant::now();
     let (mut refused, mut limited) = (0usize, 0usize);
     for _ in 0..200 {
-        let forged = TokenFormat::default().generate(KeyKind::User).unwrap();
-        let resp = attacker
-            .get(&url)
-            .bearer_auth(forged.expose())
-            .send()
-            .await
-            .unwrap();
+        let resp = forged(&attacker, &url).await;
         match resp.status().as_u16() {
             401 => refused += 1,
             429 => {
@@ -215,14 +220,7 @@ async fn with_the_limit_off_every_token_is_verified() {
     let url = format!("http://{}/api/v1/token", served.addr);
     let client = client_from(Ipv4Addr::LOCALHOST);
     for _ in 0..100 {
-        let forged = TokenFormat::default().generate(KeyKind::User).unwrap();
-        let resp = client
-            .get(&url)
-            .bearer_auth(forged.expose())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 401);
+        assert_eq!(forged(&client, &url).await.status(), 401);
     }
     assert_eq!(counting.calls(), 100);
 }
