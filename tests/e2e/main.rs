@@ -15,6 +15,7 @@ mod keys;
 mod leak_reports;
 mod leaks;
 mod mcp_conformance;
+mod openapi;
 mod peers;
 mod policing;
 mod postgres;

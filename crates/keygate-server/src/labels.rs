@@ -54,6 +54,14 @@ impl RouteLabels {
     }
 }
 
+impl RouteLabels {
+    /// Every route path, in the order the routes were added.
+    #[cfg(test)]
+    pub(crate) fn paths(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.0.iter().map(|(path, _)| *path)
+    }
+}
+
 /// Whether the router would route `path` to `route`.
 fn matches(route: &str, path: &str) -> bool {
     let mut path = path.split('/');

@@ -60,6 +60,7 @@ mod labels;
 mod leaks;
 mod mcp;
 mod metrics;
+mod openapi;
 mod origin;
 mod page;
 mod serve;
