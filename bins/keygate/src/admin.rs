@@ -389,18 +389,9 @@ fn printable(s: &str) -> String {
 
 /// A time as `YYYY-MM-DD HH:MM` UTC, or `-`.
 fn when(at: Option<OffsetDateTime>) -> String {
-    let Some(at) = at else {
-        return "-".to_owned();
-    };
-    let at = at.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}Z",
-        at.year(),
-        u8::from(at.month()),
-        at.day(),
-        at.hour(),
-        at.minute()
-    )
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]Z");
+    at.and_then(|at| at.to_offset(time::UtcOffset::UTC).format(&format).ok())
+        .unwrap_or_else(|| "-".to_owned())
 }
 
 /// `items` on stdout: one JSON line with `json`, else a table of `header` and a row
@@ -445,30 +436,4 @@ fn table(out: &mut impl Write, header: &[&str], rows: &[Vec<String>]) -> std::io
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tables_align() {
-        let mut out = Vec::new();
-        let rows = vec![vec!["abc".to_owned(), "x".to_owned()]];
-        table(&mut out, &["ID", "NAME"], &rows).unwrap();
-        assert_eq!(String::from_utf8(out).unwrap(), "ID   NAME\nabc  x\n");
-    }
-
-    #[test]
-    fn server_strings_cannot_drive_the_terminal() {
-        assert_eq!(printable("web"), "web");
-        assert_eq!(printable("a\u{1b}[31mb\n"), "a\\u{1b}[31mb\\n");
-        assert_eq!(printable("café"), "café");
-    }
-
-    #[test]
-    fn times() {
-        assert_eq!(when(None), "-");
-        assert_eq!(
-            when(Some(time::macros::datetime!(2024-05-06 07:08:09 +02:00))),
-            "2024-05-06 05:08Z"
-        );
-    }
-}
+mod tests;

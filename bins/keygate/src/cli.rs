@@ -44,6 +44,8 @@ pub(crate) enum Command {
     /// in KEYGATE_API_KEY, never the key that made the call).
     #[command(subcommand)]
     Approvals(ApprovalsCommand),
+    /// Serve MCP on stdio in front of COMMAND, with keygated's policy, gates and approvals.
+    Wrap(WrapArgs),
     /// Print a shell completion script to stdout.
     Completions {
         /// The shell to generate completions for.
@@ -149,6 +151,21 @@ pub(crate) struct CheckArgs {
     pub(crate) mcp_server: Option<String>,
     #[command(flatten)]
     pub(crate) server: ServerArg,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct WrapArgs {
+    /// The tool policy: tools not in it are hidden and denied (required).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) policy: PathBuf,
+    /// First run the start-up check (as `keygate check`); refuse to start if it fails.
+    #[arg(long)]
+    pub(crate) check: bool,
+    #[command(flatten)]
+    pub(crate) lookup: CheckArgs,
+    /// The stdio MCP server to run, after `--`, such as `-- zcp serve`.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub(crate) command: Vec<String>,
 }
 
 /// Where the admin API is.

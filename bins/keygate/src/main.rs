@@ -19,6 +19,7 @@ mod runtime;
 mod scan;
 mod startup_check;
 mod token_check;
+mod wrap;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -83,6 +84,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Projects(cmd) => admin::projects(&cmd),
         Command::Audit(args) => admin::audit(&args),
         Command::Approvals(cmd) => admin::approvals(&cmd),
+        Command::Wrap(args) => wrap::run(args),
         Command::Completions { shell } => {
             let mut out = std::io::stdout().lock();
             clap_complete::generate(shell, &mut Cli::command(), "keygate", &mut out);

@@ -11,8 +11,10 @@ use time::OffsetDateTime;
 /// Token introspection, `GET /api/v1/token`: what the presented key is and what it
 /// reaches.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenInfo {
     /// The key's public id (as sent: a caller that holds the key knows it already).
+    #[cfg_attr(feature = "openapi", schema(value_type = KeyId))]
     pub id: String,
     /// User key or tenant key.
     pub kind: KeyKind,
@@ -34,6 +36,7 @@ pub struct TokenInfo {
 
 /// The user of a user key, as introspection shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenUser {
     /// Its id.
     pub id: UserId,
@@ -43,6 +46,7 @@ pub struct TokenUser {
 
 /// A key as the admin API shows it: never a hash, never the raw token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KeyInfo {
     /// The public id.
     pub id: KeyId,
@@ -111,6 +115,13 @@ impl KeyInfo {
 ///
 /// `Debug` shows the token redacted, as [`Token`]'s own `Debug` does.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(
+        description = "A key just created or rotated, with its raw token: the one answer that shows it (`201`, `Cache-Control: no-store`)."
+    )
+)]
 pub struct IssuedKey {
     /// The key's record.
     #[serde(flatten)]
@@ -125,26 +136,35 @@ pub struct IssuedKey {
 
 /// `POST /api/v1/keys`: the key to create.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateKey {
-    /// A name to recognise it by.
+    /// A name to recognise it by: 1 to 64 characters, not only spaces, with no control
+    /// or invisible formatting characters.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64))]
     pub name: String,
     /// User key or tenant key.
     pub kind: KeyKind,
-    /// The scopes it holds (fixed at creation).
+    /// The scopes it holds (fixed at creation), each one the policy defines
+    /// (`GET /api/v1/scopes`).
     pub scopes: Vec<String>,
-    /// Names of the projects it may touch; absent: all of the tenant's.
+    /// Names of the projects it may touch, each an existing project of the tenant;
+    /// absent: all of the tenant's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub projects: Option<Vec<String>>,
-    /// When it expires, RFC 3339.
+    /// When it expires, RFC 3339: in the future, at most ten years from now. Not with
+    /// `expires_in`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     pub expires_at: Option<String>,
-    /// How long it lives, counted by the server's clock.
+    /// How long it lives, counted by the server's clock: at most ten years. Not with
+    /// `expires_at`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_in: Option<ExpiresIn>,
     /// Verified requests it may make: a usage-limited key (above zero). Read as a
     /// signed number so that a negative one is refused with its own message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub remaining: Option<i64>,
     /// How `remaining` is refilled (needs `remaining`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -156,11 +176,14 @@ pub struct CreateKey {
 /// `remaining` becomes at each refill (above zero). Checked by the server, which
 /// answers each mistake with its own 400.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateRefill {
-    /// `daily`, `monthly` or a duration.
+    /// `daily`, `monthly` or a duration such as `6h` (UTC periods).
+    #[cfg_attr(feature = "openapi", schema(example = "daily"))]
     pub interval: String,
     /// What `remaining` becomes at each refill.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub amount: i64,
 }
 
@@ -225,8 +248,41 @@ pub enum ExpiresIn {
     Text(String),
 }
 
+/// The longest key or project name the server accepts, in characters.
+pub const MAX_NAME_CHARS: usize = 64;
+
+/// The longest lifetime a key may be given, in seconds: ten years of 366 days.
+pub const MAX_KEY_LIFETIME_SECS: u64 = 10 * 366 * 86_400;
+
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for ExpiresIn {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, SchemaType, Type};
+        let seconds = ObjectBuilder::new()
+            .schema_type(SchemaType::Type(Type::Integer))
+            .description(Some("Whole seconds."))
+            .minimum(Some(1))
+            .maximum(Some(MAX_KEY_LIFETIME_SECS));
+        let text = ObjectBuilder::new()
+            .schema_type(SchemaType::Type(Type::String))
+            .description(Some(
+                "A whole number with a unit `s`, `m`, `h` or `d` (none: seconds), such as `90m`.",
+            ))
+            .pattern(Some("^[0-9]+[smhd]?$"));
+        OneOfBuilder::new()
+            .item(seconds)
+            .item(text)
+            .description(Some("A key's lifetime: at most ten years."))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for ExpiresIn {}
+
 /// `GET /api/v1/keys`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(try_from = "Listing<KeyInfo>")]
 pub struct KeyList {
     /// The tenant's keys.
@@ -235,6 +291,7 @@ pub struct KeyList {
 
 /// A project as the admin API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProjectInfo {
     /// Its id.
     pub id: ProjectId,
@@ -247,14 +304,18 @@ pub struct ProjectInfo {
 
 /// `POST /api/v1/projects`: the project to create.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateProject {
-    /// Its name.
+    /// Its name: 1 to 64 characters, not only spaces, with no control or invisible
+    /// formatting characters; unique in the tenant.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64))]
     pub name: String,
 }
 
 /// `GET /api/v1/projects`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(try_from = "Listing<ProjectInfo>")]
 pub struct ProjectList {
     /// The tenant's projects.
@@ -263,14 +324,34 @@ pub struct ProjectList {
 
 /// `GET /api/v1/audit`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(try_from = "Listing<AuditEvent>")]
 pub struct AuditList {
     /// The newest events of the tenant's log, newest first.
     pub events: Vec<AuditEvent>,
 }
 
+/// One scope of the server's policy, as `GET /api/v1/scopes` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ScopeInfo {
+    /// Its name, such as `services:read`.
+    pub name: String,
+    /// What it allows.
+    pub description: String,
+}
+
+/// `GET /api/v1/scopes`: the scopes a key can be given.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ScopeList {
+    /// The policy's scopes.
+    pub scopes: Vec<ScopeInfo>,
+}
+
 /// Where an approval stands, as `GET /api/v1/approvals/{id}` says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum ApprovalState {
@@ -288,6 +369,7 @@ pub enum ApprovalState {
 
 /// A key as an approval names it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApprovalKey {
     /// The calling key's public id.
     pub id: String,
@@ -297,6 +379,7 @@ pub struct ApprovalKey {
 
 /// A person as an approval names them: the calling key's user, or who decided.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApprovalPerson {
     /// Their user id.
     pub id: String,
@@ -307,6 +390,7 @@ pub struct ApprovalPerson {
 /// An agent's gated call waiting for (or decided by) a person:
 /// `GET /api/v1/approvals/{id}`, and the answer of approve and deny.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApprovalInfo {
     /// Its id, as in the approval URL `/approvals/<id>`.
     pub id: String,
@@ -336,6 +420,7 @@ pub struct ApprovalInfo {
 
 /// `GET /api/v1/approvals`: the pending approvals the caller may decide, oldest first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(try_from = "Listing<ApprovalInfo>")]
 pub struct ApprovalList {
     /// The approvals.
@@ -344,6 +429,7 @@ pub struct ApprovalList {
 
 /// `POST /api/v1/approvals/{id}/approve`: the target's exact name, typed by the person.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ApproveBody {
     /// Exactly the approval's `target`.
@@ -353,6 +439,7 @@ pub struct ApproveBody {
 /// An error answer: `{"error"}`, with `reason` for refused keys and `message` for
 /// request mistakes a person can act on.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     /// The machine code, such as `insufficient_scope` (empty when the answer had no
     /// JSON body).
@@ -488,6 +575,7 @@ impl std::fmt::Display for RejectReason {
 ///
 /// `Debug` never shows the token: it may be a live key.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LeakMatch {
     /// The text found, as found.
     pub token: String,
@@ -515,8 +603,10 @@ impl std::fmt::Debug for LeakMatch {
 
 /// What a leak report's answer says of one match, in GitHub's feedback format.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LeakVerdict {
     /// SHA-256 of the token as found, lowercase hex.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[0-9a-f]{64}$"))]
     pub token_hash: String,
     /// The match's `type`, as reported.
     pub token_type: String,
@@ -526,6 +616,7 @@ pub struct LeakVerdict {
 
 /// Whether a reported token is a real credential of this server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum LeakLabel {

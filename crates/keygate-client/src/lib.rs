@@ -26,6 +26,8 @@
 //! - `http` (default): [`Client`] and [`Check`] (reqwest with rustls and the ring
 //!   provider). Without it the crate is the wire types and credential discovery,
 //!   which is what the server needs.
+//! - `openapi`: `utoipa::ToSchema` for the wire types, with the constraints the server
+//!   checks (name lengths, expiry forms), for the server's OpenAPI document.
 
 #![cfg_attr(
     not(test),
@@ -49,8 +51,8 @@ mod lifetime;
 pub use crate::api::{
     ApprovalInfo, ApprovalKey, ApprovalList, ApprovalPerson, ApprovalState, ApproveBody, AuditList,
     CreateKey, CreateProject, CreateRefill, ErrorBody, ExpiresIn, IssuedKey, KeyInfo, KeyList,
-    LeakLabel, LeakMatch, LeakVerdict, ProjectInfo, ProjectList, RejectReason, TokenInfo,
-    TokenUser,
+    LeakLabel, LeakMatch, LeakVerdict, MAX_KEY_LIFETIME_SECS, MAX_NAME_CHARS, ProjectInfo,
+    ProjectList, RejectReason, ScopeInfo, ScopeList, TokenInfo, TokenUser,
 };
 #[cfg(feature = "http")]
 pub use crate::check::{Check, Outcome, Ready, Refusal};

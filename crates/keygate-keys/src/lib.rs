@@ -69,6 +69,8 @@
 //! - `postgres`: `PostgresStore`, on tokio-postgres with a deadpool pool, cached
 //!   prepared statements, migrations under `pg_advisory_xact_lock`, and an optional
 //!   schema of its own.
+//! - `openapi`: `utoipa::ToSchema` for the records the HTTP API shows (the id types,
+//!   [`TenantRef`], [`ProjectRef`], [`KeyStatus`], [`AuditEvent`]).
 //!
 //! With default features off only the model, the trait, [`connect`] and
 //! [`MemoryStore`] remain, which is what crates that merely need a [`Principal`]

@@ -11,6 +11,7 @@ macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
         $(#[$doc])*
         #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         #[serde(transparent)]
         pub struct $name(String);
 
@@ -142,6 +143,7 @@ pub struct Project {
 
 /// A tenant as a verified key sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TenantRef {
     /// Its id.
     pub id: TenantId,
@@ -162,6 +164,7 @@ pub struct UserRef {
 
 /// A project as a key record or a verified key sees it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProjectRef {
     /// Its id.
     pub id: ProjectId,
@@ -175,6 +178,7 @@ pub struct ProjectRef {
     reason = "a key is active, expired or revoked; nothing else is meaningful"
 )]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum KeyStatus {
     /// Usable.
@@ -313,10 +317,13 @@ pub struct NewKey {
 /// How a usage-limited key's `remaining` is refilled: set back to `amount` at the
 /// start of every period of `interval` (not added to what is left).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Refill {
-    /// How often.
+    /// How often: `daily`, `monthly` or a duration such as `6h` (UTC periods).
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "daily"))]
     pub interval: RefillInterval,
     /// What `remaining` becomes at each refill. Above zero.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub amount: u64,
 }
 
@@ -597,6 +604,7 @@ pub struct NewAuditEvent {
 
 /// An audit log entry as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditEvent {
     /// Position in the log, increasing.
     pub id: i64,

@@ -76,6 +76,35 @@ pub fn messages(body: Bytes) -> Result<Vec<Value>, SseError> {
         .collect()
 }
 
+/// The JSON payloads of a live event stream, each as soon as its event has arrived:
+/// one per event with non-empty data (priming and other data-less events skipped), in
+/// order. The stream ends with the body, or after its first error (bytes that are not
+/// an event stream, data that is not JSON, a failing body).
+pub fn message_stream<B>(
+    body: B,
+) -> impl futures_util::Stream<Item = Result<Value, SseError>> + Send + 'static
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let mut failed = false;
+    sse_stream::SseStream::new(body)
+        .filter_map(|event| async move {
+            match event {
+                Ok(event) => {
+                    let data = event.data.filter(|d| !d.trim().is_empty())?;
+                    Some(serde_json::from_str(&data).map_err(SseError::Json))
+                }
+                Err(e) => Some(Err(SseError::Decode(e))),
+            }
+        })
+        .take_while(move |item| {
+            let go = !failed;
+            failed |= item.is_err();
+            std::future::ready(go)
+        })
+}
+
 /// Rewrites a live event stream event by event, keeping it a stream: each event
 /// whose data is JSON is handed to `edit`, and re-encoded only when `edit` returns
 /// `true`; other events (priming events, data that is not JSON) pass unchanged, with
@@ -133,6 +162,17 @@ mod tests {
             Err(SseError::Json(_))
         ));
         assert_eq!(events(Bytes::from_static(b"data: cut")).unwrap(), vec![]);
+    }
+
+    #[tokio::test]
+    async fn live_streams_yield_each_message_and_stop_at_the_first_error() {
+        let body = http_body_util::Full::new(Bytes::from_static(
+            b"id: 1\ndata: \n\nevent: message\ndata: {\"a\":1}\n\ndata: nope\n\ndata: {\"b\":2}\n\n",
+        ));
+        let items: Vec<_> = message_stream(body).collect().await;
+        assert_eq!(items.len(), 2, "{items:?}");
+        assert_eq!(items[0].as_ref().unwrap(), &json!({"a": 1}));
+        assert!(matches!(items[1], Err(SseError::Json(_))));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use keygate_client::{
     AuditList, CreateKey, CreateProject, ExpiresIn, IssuedKey, KeyInfo, KeyList, ProjectInfo,
-    ProjectList, TokenInfo, TokenUser,
+    ProjectList, ScopeInfo, ScopeList, TokenInfo, TokenUser,
 };
 use keygate_keys::{
     ApiKey, CreatedKey, KeyId, KeyKind, NewKey, Principal, Project, ProjectRef, Refill,
@@ -16,19 +16,21 @@ use keygate_keys::{
 };
 use keygate_scopes::ADMIN_SCOPE;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::error::ApiError;
+use crate::openapi::{BadRequest, Conflict, KeyIssued, KeyPath, NotFound, PayloadTooLarge};
 use crate::state::AppState;
 
 /// Longest key or project name accepted, in characters.
-const MAX_NAME: usize = 64;
+const MAX_NAME: usize = keygate_client::MAX_NAME_CHARS;
 /// Most audit events one listing returns.
-const MAX_AUDIT: usize = 1000;
+pub(crate) const MAX_AUDIT: usize = 1000;
 /// Longest lifetime a key may be given, by `expires_at` or `expires_in`: ten years.
-const MAX_LIFETIME: time::Duration = time::Duration::days(10 * 366);
+const MAX_LIFETIME: time::Duration =
+    time::Duration::seconds(keygate_client::MAX_KEY_LIFETIME_SECS as i64);
 /// The one answer to an expiry beyond [`MAX_LIFETIME`], whichever field gave it.
 const TOO_FAR: &str = "a key expires at most ten years from now (expires_at or expires_in); \
      leave both out for a key that never expires";
@@ -200,6 +202,19 @@ fn expiry(body: &CreateKey, now: OffsetDateTime) -> Result<Option<OffsetDateTime
     Ok(at)
 }
 
+/// Create a key (owner only). The answer is the one place the raw key is shown.
+#[utoipa::path(
+    post,
+    path = "/api/v1/keys",
+    tag = "keys",
+    request_body = CreateKey,
+    responses(
+        (status = 201, response = KeyIssued),
+        (status = 400, response = BadRequest),
+        (status = 413, response = PayloadTooLarge),
+        (status = 409, response = Conflict),
+    )
+)]
 pub(crate) async fn create_key(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -252,6 +267,13 @@ pub(crate) async fn create_key(
     reveal(created, None)
 }
 
+/// The tenant's keys (owner only): never a hash, never a raw key.
+#[utoipa::path(
+    get,
+    path = "/api/v1/keys",
+    tag = "keys",
+    responses((status = 200, description = "The tenant's keys.", body = KeyList))
+)]
 pub(crate) async fn list_keys(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -271,6 +293,17 @@ fn parse_id(id: &Result<Path<String>, PathRejection>) -> Result<KeyId, ApiError>
     id.parse().map_err(|_| ApiError::NotFound)
 }
 
+/// One key of the tenant (owner only).
+#[utoipa::path(
+    get,
+    path = "/api/v1/keys/{id}",
+    tag = "keys",
+    params(KeyPath),
+    responses(
+        (status = 200, description = "The key.", body = KeyInfo),
+        (status = 404, response = NotFound),
+    )
+)]
 pub(crate) async fn get_key(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -284,6 +317,18 @@ pub(crate) async fn get_key(
     Ok(Json(key_info(key)))
 }
 
+/// Revoke a key of the tenant (owner only; idempotent): refused from the very next
+/// request on.
+#[utoipa::path(
+    post,
+    path = "/api/v1/keys/{id}/revoke",
+    tag = "keys",
+    params(KeyPath),
+    responses(
+        (status = 200, description = "The revoked key.", body = KeyInfo),
+        (status = 404, response = NotFound),
+    )
+)]
 pub(crate) async fn revoke_key(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -298,6 +343,19 @@ pub(crate) async fn revoke_key(
     Ok(Json(key_info(key)))
 }
 
+/// Rotate a key (owner only): a new key with the same kind, scopes and projects; the
+/// old one stays active until revoked. A revoked or expired key cannot be rotated (409).
+#[utoipa::path(
+    post,
+    path = "/api/v1/keys/{id}/rotate",
+    tag = "keys",
+    params(KeyPath),
+    responses(
+        (status = 201, response = KeyIssued),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+    )
+)]
 pub(crate) async fn rotate_key(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -313,11 +371,30 @@ pub(crate) async fn rotate_key(
             &old,
             &actor(&principal),
         )
-        .await?;
+        .await
+        .map_err(|e| match e {
+            // A rotation sends nothing but the id: what the store refuses is the key's
+            // state (revoked, expired), a conflict rather than a malformed request.
+            keygate_keys::StoreError::Invalid(message) => ApiError::Conflict(message),
+            e => e.into(),
+        })?;
     tracing::info!(old_key_id = %old, key_id = %created.key.id, by = %principal.key_id, "key rotated");
     reveal(created, Some(&old))
 }
 
+/// Create a project of the tenant (owner only).
+#[utoipa::path(
+    post,
+    path = "/api/v1/projects",
+    tag = "projects",
+    request_body = CreateProject,
+    responses(
+        (status = 201, description = "The project.", body = ProjectInfo),
+        (status = 400, response = BadRequest),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+    )
+)]
 pub(crate) async fn create_project(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -333,6 +410,13 @@ pub(crate) async fn create_project(
     Ok((StatusCode::CREATED, Json(project_info(project))))
 }
 
+/// The tenant's projects (owner only).
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects",
+    tag = "projects",
+    responses((status = 200, description = "The tenant's projects.", body = ProjectList))
+)]
 pub(crate) async fn list_projects(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -350,6 +434,18 @@ pub(crate) struct AuditQuery {
     limit: Option<usize>,
 }
 
+/// The newest events of the tenant's audit log, newest first (owner only).
+#[utoipa::path(
+    get,
+    path = "/api/v1/audit",
+    tag = "audit",
+    params(("limit" = Option<u32>, Query, minimum = 1, maximum = 1000,
+        description = "How many events, 1 to 1000 (default 100).")),
+    responses(
+        (status = 200, description = "The events.", body = AuditList),
+        (status = 400, response = BadRequest),
+    )
+)]
 pub(crate) async fn list_audit(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -371,20 +467,36 @@ pub(crate) async fn list_audit(
 }
 
 /// `GET /api/v1/scopes`: the scope catalogue, for any valid key.
+#[utoipa::path(
+    get,
+    path = "/api/v1/scopes",
+    tag = "introspection",
+    responses((status = 200, description = "The scopes of the policy.", body = ScopeList))
+)]
 pub(crate) async fn list_scopes(
     State(state): State<AppState>,
     Extension(_principal): Extension<Principal>,
-) -> Json<Value> {
-    let scopes: Vec<Value> = state
+) -> Result<Json<Value>, ApiError> {
+    let scopes = state
         .policy
         .scopes()
-        .map(|(name, description)| json!({ "name": name, "description": description }))
+        .map(|(name, description)| ScopeInfo {
+            name: name.to_owned(),
+            description: description.to_owned(),
+        })
         .collect();
-    Json(json!({ "scopes": scopes }))
+    Ok(Json(sorted(&ScopeList { scopes })?))
 }
 
 /// `GET /api/v1/token`: what the presented key is and what it reaches. `projects` is
 /// resolved: an unrestricted key lists every project of its tenant.
+#[utoipa::path(
+    get,
+    path = "/api/v1/token",
+    operation_id = "introspect",
+    tag = "introspection",
+    responses((status = 200, description = "The presented key.", body = TokenInfo))
+)]
 pub(crate) async fn token(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,

@@ -24,6 +24,7 @@ use crate::config::{Config, Upstream as UpstreamConfig};
 use crate::error::ServerError;
 use crate::labels::{Label, RouteLabels, Table};
 use crate::metrics::{Metrics, TimedVerifier};
+use crate::openapi::{self, Document};
 use crate::serve::Transport;
 use crate::state::{AppState, Inner};
 use crate::upstream::Upstream;
@@ -158,6 +159,14 @@ impl App {
             UpstreamConfig::Http(url) => {
                 Upstream::http(url, config.upstream_timeout).map_err(ServerError::Config)?
             }
+            UpstreamConfig::Stdio(command) => Upstream::stdio(
+                command.clone(),
+                command.label().to_owned(),
+                config.upstream_timeout,
+            ),
+            UpstreamConfig::Named(named) => {
+                crate::federation::members(named, config.upstream_timeout)?
+            }
         };
         let limits = Limits::new(
             Quota::from_rate(config.key_rate),
@@ -210,12 +219,14 @@ impl App {
             request_timeout: config.request_timeout,
             metrics,
         });
+        let document = Document::build()?;
         Ok(Self {
             router: router(
                 state.clone(),
                 config.request_timeout,
                 failures,
                 origins,
+                document,
                 leak_keys,
             ),
             state,
@@ -242,6 +253,11 @@ impl App {
     /// The tool policy in force.
     pub fn policy(&self) -> &Policy {
         &self.state.policy
+    }
+
+    /// The upstream checked calls go to (`keygate wrap` watches its stdio session).
+    pub(crate) fn upstream(&self) -> &Upstream {
+        &self.state.upstream
     }
 
     /// Serves HTTP/1.1 on `listener` until `shutdown` completes, then stops accepting
@@ -285,7 +301,7 @@ impl App {
 fn load_policy(config: &Config) -> Result<Policy, ServerError> {
     let shipped = match &config.upstream {
         UpstreamConfig::InProcess(upstream) => upstream.policy_toml(),
-        UpstreamConfig::Http(_) => None,
+        UpstreamConfig::Http(_) | UpstreamConfig::Stdio(_) | UpstreamConfig::Named(_) => None,
     };
     match (&config.policy, shipped) {
         (Some(path), _) => Policy::load(path).map_err(ServerError::Policy),
@@ -298,8 +314,7 @@ fn load_policy(config: &Config) -> Result<Policy, ServerError> {
 }
 
 /// Every route, each added with its metrics label (the one route table): the MCP
-/// gateway, the owner admin and approvals API, forward-auth, leak reports (with
-/// `--leak-report-keys`), and the rest.
+/// gateway, the owner admin and approvals API, forward-auth, leak reports, and the rest.
 struct Routes {
     mcp: Router<AppState>,
     admin: Router<AppState>,
@@ -312,11 +327,7 @@ impl Routes {
     /// A route is one line: its metrics label (the `keygate_requests_total` `route`),
     /// its path, its handlers.
     #[rustfmt::skip]
-    fn new(
-        labels: &mut RouteLabels,
-        leak_keys: Option<Arc<crate::leaks::LeakReportKeys>>,
-        failures: Option<Arc<FailureLimiter>>,
-    ) -> Self {
+    fn new(labels: &mut RouteLabels, document: &Document, leaks: crate::leaks::LeakSetup) -> Self {
         let gateway = post(mcp::gateway).get(mcp::passthrough).delete(mcp::passthrough);
         let mcp = Table::new(labels).route("mcp", "/api/mcp", gateway).into_router();
         let keys = Label::all("keys_list").post("keys_create");
@@ -338,10 +349,11 @@ impl Routes {
         let others = Table::new(labels)
             .route("healthz", "/healthz", get(healthz))
             .route("metrics", "/metrics", get(metrics))
+            .route("openapi", openapi::PATH, document.route())
             .into_router()
             .merge(page::routes(labels));
         let forward = crate::forward_auth::routes(labels);
-        let leaks = crate::leaks::routes(labels, leak_keys, failures);
+        let leaks = crate::leaks::routes(leaks, labels);
         Self { mcp, admin, forward, leaks, others }
     }
 }
@@ -359,6 +371,7 @@ fn router(
     request_timeout: Duration,
     failures: Option<Arc<FailureLimiter>>,
     origins: Arc<crate::origin::Origins>,
+    document: Document,
     leak_keys: Option<Arc<crate::leaks::LeakReportKeys>>,
 ) -> Router {
     let max_body = state.max_body;
@@ -367,19 +380,20 @@ fn router(
     // the upstream timeout: a tool answered in one JSON body may take longer than any
     // generic bound, and a stream may stay open as long as its ends want.
     let timeout = TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, request_timeout);
-    let mut auth = keygate_http::AuthLayer::new(state.verifier.clone());
-    if let Some(failures) = failures.clone() {
-        auth = auth.with_failure_limiter(failures);
-    }
     let mut labels = RouteLabels::default();
+    let leaks = crate::leaks::LeakSetup::new(leak_keys, failures.clone());
     let Routes {
         mcp,
         admin,
         forward,
         leaks,
         others,
-    } = Routes::new(&mut labels, leak_keys, failures);
+    } = Routes::new(&mut labels, &document, leaks);
     let leaks = leaks.layer(timeout);
+    let mut auth = keygate_http::AuthLayer::new(state.verifier.clone());
+    if let Some(failures) = failures {
+        auth = auth.with_failure_limiter(failures);
+    }
     let admin_routes = admin
         .route_layer(middleware::from_fn_with_state(state.clone(), rate_limited))
         .layer(DefaultBodyLimit::max(ADMIN_BODY_LIMIT))
@@ -544,7 +558,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
     resp
 }
 
-async fn not_found() -> Response {
+pub(crate) async fn not_found() -> Response {
     json_error(StatusCode::NOT_FOUND, json!({ "error": "not_found" }))
 }
 
@@ -557,10 +571,12 @@ mod tests {
     /// The label [`observe`] counts a request under.
     fn route_label(path: &str, method: &Method) -> &'static str {
         let mut labels = RouteLabels::default();
-        let signer = keygate_test::LeakSigner::new();
-        let keys = crate::leaks::LeakReportKeys::from_json(&signer.key_file("k").to_string())
-            .unwrap_or_else(|e| panic!("{e}"));
-        let _routes = Routes::new(&mut labels, Some(Arc::new(keys)), None);
+        let document = Document::build().expect("the OpenAPI document");
+        let _routes = Routes::new(
+            &mut labels,
+            &document,
+            crate::leaks::LeakSetup::new(None, None),
+        );
         labels.of(path, method)
     }
 
@@ -590,6 +606,7 @@ mod tests {
             ("/auth/verifyx", &get, "other"),
             ("/healthz", &get, "healthz"),
             ("/metrics", &get, "metrics"),
+            ("/api/v1/openapi.json", &get, "openapi"),
             ("/settings/api", &get, "settings"),
             ("/settings/api/app.js", &get, "settings"),
             ("/settings/nope", &get, "other"),
@@ -603,6 +620,103 @@ mod tests {
             ("/", &get, "other"),
         ] {
             assert_eq!(route_label(path, method), label, "{method} {path}");
+        }
+    }
+
+    /// Every route of the table under `/api/v1/` (and `/auth/verify`) is in the
+    /// OpenAPI document with exactly the methods the router serves it with (a method
+    /// it does not serve answers an authenticated request with 405), and the document
+    /// has no other paths.
+    #[tokio::test]
+    async fn every_api_route_is_documented_with_the_methods_it_serves() {
+        use tower::ServiceExt;
+
+        let document = Document::build().expect("the OpenAPI document");
+        let doc: serde_json::Value =
+            serde_json::from_slice(document.json()).expect("the document is JSON");
+        let documented = doc["paths"].as_object().expect("paths");
+        let mut labels = RouteLabels::default();
+        let _routes = Routes::new(
+            &mut labels,
+            &document,
+            crate::leaks::LeakSetup::new(None, None),
+        );
+        let api: Vec<&str> = labels
+            .paths()
+            .filter(|p| p.starts_with("/api/v1/") || *p == "/auth/verify")
+            .collect();
+        assert!(api.len() >= 15, "the table has the API's routes: {api:?}");
+        for path in documented.keys() {
+            assert!(
+                api.contains(&path.as_str()),
+                "{path} is documented but not routed"
+            );
+        }
+
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let policy = dir.path().join("policy.toml");
+        std::fs::write(&policy, "[scopes]\n\"a:read\" = \"Read\"\n").expect("a policy file");
+        // With leak-report keys, so that the leak-report route is the one it serves.
+        let keys = dir.path().join("keys.json");
+        let file = keygate_test::LeakSigner::new().key_file("k1");
+        std::fs::write(&keys, file.to_string()).expect("a key file");
+        let mut config = Config::new(UpstreamConfig::Http("http://127.0.0.1:9/mcp".to_owned()));
+        config.policy = Some(policy);
+        config.leak_report_keys = Some(keys);
+        let store = Arc::new(keygate_keys::MemoryStore::new());
+        let owner = store
+            .bootstrap(
+                &TokenFormat::default(),
+                keygate_keys::Bootstrap::new(
+                    "t",
+                    "o",
+                    &[],
+                    vec![keygate_scopes::ADMIN_SCOPE.to_owned()],
+                    "owner",
+                ),
+            )
+            .await
+            .expect("a tenant");
+        let bearer = format!("Bearer {}", owner.key.token.expose());
+        let app = App::with_store(config, store).await.expect("an app");
+        for path in api {
+            let operations = documented
+                .get(path)
+                .and_then(serde_json::Value::as_object)
+                .unwrap_or_else(|| panic!("{path} is routed but not in the OpenAPI document"));
+            // Any `{param}` segment: a well-formed key id fits every one of them.
+            let uri: String = path
+                .split('/')
+                .map(|part| {
+                    if part.starts_with('{') {
+                        "AbC123xYz789"
+                    } else {
+                        part
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("/");
+            for method in [
+                Method::GET,
+                Method::POST,
+                Method::PUT,
+                Method::DELETE,
+                Method::PATCH,
+            ] {
+                let request = Request::builder()
+                    .method(method.clone())
+                    .uri(&uri)
+                    .header(header::AUTHORIZATION, &bearer)
+                    .body(Body::empty())
+                    .expect("a request");
+                let resp = app.router().oneshot(request).await.expect("an answer");
+                let served = resp.status() != StatusCode::METHOD_NOT_ALLOWED;
+                let listed = operations.contains_key(&method.as_str().to_ascii_lowercase());
+                assert_eq!(
+                    listed, served,
+                    "{method} {path}: documented {listed}, routed {served}"
+                );
+            }
         }
     }
 }

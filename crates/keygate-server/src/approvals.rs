@@ -22,6 +22,9 @@ use keygate_scopes::APPROVE_SCOPE;
 use serde_json::json;
 
 use crate::error::ApiError;
+use crate::openapi::{
+    ApprovalPath, BadRequest, Conflict, NotFound, PayloadTooLarge, TargetMismatch,
+};
 use crate::state::AppState;
 
 /// The calling key's owner, as a person approval records it.
@@ -155,7 +158,14 @@ fn path_id(id: Result<Path<String>, PathRejection>) -> Result<String, ApiError> 
     id.map(|Path(id)| id).map_err(|_| ApiError::NotFound)
 }
 
-/// `GET /api/v1/approvals`.
+/// `GET /api/v1/approvals`: the pending approvals the caller may decide, oldest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/approvals",
+    operation_id = "list_approvals",
+    tag = "approvals",
+    responses((status = 200, description = "The pending approvals.", body = ApprovalList))
+)]
 pub(crate) async fn list(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -168,7 +178,18 @@ pub(crate) async fn list(
     Ok(Json(ApprovalList { approvals }))
 }
 
-/// `GET /api/v1/approvals/{id}`.
+/// `GET /api/v1/approvals/{id}`: one approval the caller may decide.
+#[utoipa::path(
+    get,
+    path = "/api/v1/approvals/{id}",
+    operation_id = "get_approval",
+    tag = "approvals",
+    params(ApprovalPath),
+    responses(
+        (status = 200, description = "The approval.", body = ApprovalInfo),
+        (status = 404, response = NotFound),
+    )
+)]
 pub(crate) async fn get(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -179,7 +200,24 @@ pub(crate) async fn get(
     Ok(Json(info(&state, a).await?))
 }
 
-/// `POST /api/v1/approvals/{id}/approve` `{"target"}`.
+/// `POST /api/v1/approvals/{id}/approve` `{"target"}`: approve, typing the target's
+/// exact name; the agent's identical retry then proceeds once.
+#[utoipa::path(
+    post,
+    path = "/api/v1/approvals/{id}/approve",
+    operation_id = "approve",
+    tag = "approvals",
+    params(ApprovalPath),
+    request_body = ApproveBody,
+    responses(
+        (status = 200, description = "The approved approval.", body = ApprovalInfo),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 422, response = TargetMismatch),
+    )
+)]
 pub(crate) async fn approve(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -197,7 +235,19 @@ pub(crate) async fn approve(
     Ok(Json(info(&state, a).await?))
 }
 
-/// `POST /api/v1/approvals/{id}/deny`.
+/// `POST /api/v1/approvals/{id}/deny`: deny; the agent's call is refused.
+#[utoipa::path(
+    post,
+    path = "/api/v1/approvals/{id}/deny",
+    operation_id = "deny",
+    tag = "approvals",
+    params(ApprovalPath),
+    responses(
+        (status = 200, description = "The denied approval.", body = ApprovalInfo),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+    )
+)]
 pub(crate) async fn deny(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,

@@ -25,6 +25,15 @@ pub enum Upstream {
     InProcess(Arc<dyn InProcessUpstream>),
     /// An MCP server over Streamable HTTP, such as `http://127.0.0.1:9000/mcp`.
     Http(String),
+    /// An MCP server the gateway runs as child processes, speaking on their stdin and
+    /// stdout (one child per session, a small pool for stateless requests).
+    Stdio(crate::stdio::StdioCommand),
+    /// Several MCP servers behind one gateway (a settings file's `[upstreams.NAME]`
+    /// tables, see [`named_upstreams`](crate::named_upstreams)): their tools, prompts
+    /// and resource templates are exposed as `NAME.<name>`, and the policy names them
+    /// so. Names are checked by [`check_upstream_name`](crate::check_upstream_name);
+    /// none of the upstreams is itself `Named` or in-process.
+    Named(Vec<(String, Upstream)>),
 }
 
 impl Upstream {
@@ -37,16 +46,32 @@ impl Upstream {
 impl FromStr for Upstream {
     type Err = ServerError;
 
-    /// An [`Upstream::Http`] from an `http://` or `https://` URL (surrounding
-    /// whitespace ignored), as `--upstream` takes it.
+    /// An upstream as `--upstream` takes it (surrounding whitespace ignored): an
+    /// [`Upstream::Http`] from an `http://` or `https://` URL, or an
+    /// [`Upstream::Stdio`] from `stdio:` and a command line, split as a shell would
+    /// ([`StdioCommand::parse`](crate::StdioCommand::parse)).
+    ///
+    /// ```
+    /// use keygate_server::Upstream;
+    /// assert!(matches!("http://127.0.0.1:9000/mcp".parse(), Ok(Upstream::Http(_))));
+    /// let Ok(Upstream::Stdio(cmd)) = "stdio:npx -y '@scope/server'".parse() else { panic!() };
+    /// assert_eq!(cmd.args, ["-y", "@scope/server"]);
+    /// assert!("stdio:".parse::<Upstream>().is_err());
+    /// ```
     ///
     /// # Errors
     ///
-    /// [`ServerError::Config`] for any other scheme, or none.
+    /// [`ServerError::Config`] for any other scheme, or none, and for a `stdio:`
+    /// command line that is empty or badly quoted.
     fn from_str(s: &str) -> Result<Self, ServerError> {
-        const EXPECTED: &str =
-            "expected an http:// or https:// URL such as http://127.0.0.1:9000/mcp";
+        const EXPECTED: &str = "expected an http:// or https:// URL such as http://127.0.0.1:9000/mcp, \
+             or stdio: and a command line such as stdio:npx -y @modelcontextprotocol/server-everything";
         let s = s.trim();
+        if let Some(line) = s.strip_prefix("stdio:") {
+            return crate::stdio::StdioCommand::parse(line)
+                .map(Self::Stdio)
+                .map_err(|e| ServerError::Config(format!("--upstream stdio: {e}")));
+        }
         match s.split_once("://") {
             Some(("http" | "https", rest)) if !rest.is_empty() => Ok(Self::Http(s.to_owned())),
             Some((scheme, _)) if scheme != "http" && scheme != "https" => {

@@ -23,17 +23,15 @@ use crate::state::AppState;
 /// The verify path. `PATH/<original path>` is served too: Envoy's `ext_authz` HTTP
 /// service puts its `path_prefix` in front of the original request's path and query.
 pub(crate) const PATH: &str = "/auth/verify";
-/// The metrics label of every form of the path.
-const LABEL: &str = "forward_auth";
 
-/// The routes, with no layers: app.rs puts authentication, rate limits and [`finish`]
-/// around them.
+/// The routes, counted as `forward_auth`, with no layers: app.rs puts
+/// authentication, rate limits and [`finish`] around them.
 pub(crate) fn routes(labels: &mut RouteLabels) -> axum::Router<AppState> {
     Table::new(labels)
-        .route(LABEL, PATH, axum::routing::any(verify))
-        .route(LABEL, "/auth/verify/", axum::routing::any(verify))
+        .route("forward_auth", PATH, axum::routing::any(verify))
+        .route("forward_auth", "/auth/verify/", axum::routing::any(verify))
         .route(
-            LABEL,
+            "forward_auth",
             "/auth/verify/{*original}",
             axum::routing::any(verify),
         )
@@ -46,6 +44,39 @@ pub(crate) fn routes(labels: &mut RouteLabels) -> axum::Router<AppState> {
 /// On `PATH` itself the query is the proxy's configuration (`?scope=a,b&project=NAME`,
 /// parsed strictly). Under `PATH/…` (Envoy) the rest of the path and the query are the
 /// original request's: they are never read as checks, since the client wrote them.
+#[utoipa::path(
+    method(get, post, put, delete, patch, head, options, trace),
+    path = "/auth/verify",
+    operation_id = "forward_auth",
+    tag = "forward-auth",
+    description = "Forward-auth for a proxy in front of any HTTP service (nginx \
+        `auth_request`, Traefik ForwardAuth, Caddy `forward_auth`, Envoy `ext_authz`), \
+        with any method: 200 with the key's identity in headers, or the error table's \
+        answer, its body repeated in `X-Keygate-Error`. Every answer is `no-store`. \
+        Under `/auth/verify/<original path>` (Envoy's `path_prefix`) the query is the \
+        original request's and is not read.",
+    params(
+        ("scope" = Option<String>, Query,
+            description = "Scopes the key must all hold, comma-separated (each one of the policy)."),
+        ("project" = Option<String>, Query,
+            description = "A project (name or id) of the key's tenant the key must reach."),
+        ("X-Forwarded-Method" = Option<String>, Header, description = "The original method (logged)."),
+        ("X-Forwarded-Uri" = Option<String>, Header, description = "The original URI (logged)."),
+        ("X-Original-URI" = Option<String>, Header, description = "The original URI, as nginx sends it (logged)."),
+    ),
+    responses(
+        (status = 200, description = "The key may: its identity, for the proxy to pass on.",
+            headers(
+                ("X-Keygate-Key-Id" = String, description = "The key's public id."),
+                ("X-Keygate-Tenant" = String, description = "The key's tenant id."),
+                ("X-Keygate-Actor" = String, description = "`user` or `tenant`."),
+                ("X-Keygate-User" = String, description = "The issuing user's id (user keys)."),
+                ("X-Keygate-Scopes" = String, description = "The key's scopes, comma-separated."),
+                ("X-Keygate-Project" = String, description = "The id of the `project` asked for."),
+                ("Cache-Control" = String, description = "`no-store`"),
+            )),
+    )
+)]
 async fn verify(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,

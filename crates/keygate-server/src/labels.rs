@@ -4,8 +4,8 @@
 //! The layer that counts requests runs outside the router (a request refused by the
 //! Origin check is counted too), so a request's label is found by matching its path
 //! against the recorded route paths, as the router matches them: a `{param}` segment
-//! is one non-empty segment, a `{*rest}` segment a non-empty rest of the path, the rest
-//! is literal.
+//! is one non-empty segment, a `{*rest}` segment the non-empty rest of the path, the
+//! rest is literal.
 
 use axum::Router;
 use axum::http::Method;
@@ -54,6 +54,14 @@ impl RouteLabels {
     }
 }
 
+impl RouteLabels {
+    /// Every route path, in the order the routes were added.
+    #[cfg(test)]
+    pub(crate) fn paths(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.0.iter().map(|(path, _)| *path)
+    }
+}
+
 /// Whether the router would route `path` to `route`.
 fn matches(route: &str, path: &str) -> bool {
     let mut path = path.split('/');
@@ -61,9 +69,9 @@ fn matches(route: &str, path: &str) -> bool {
         let Some(given) = path.next() else {
             return false;
         };
-        // A `{*rest}` segment takes the rest of the path, if there is any.
+        // A `{*rest}` segment takes the rest of the path, as the router's wildcard does.
         if part.starts_with("{*") {
-            return !given.is_empty() || path.next().is_some();
+            return !given.is_empty();
         }
         let matched = if part.starts_with('{') {
             !given.is_empty()

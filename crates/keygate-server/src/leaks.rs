@@ -151,14 +151,35 @@ struct Leaks {
     failures: Option<Arc<FailureLimiter>>,
 }
 
-/// The route, or none without keys: then the path answers 404 like any unknown path.
-pub(crate) fn routes(
-    labels: &mut RouteLabels,
+/// What the leak-report route is built from: GitHub's keys (none: `--leak-report-keys`
+/// is not set) and the failed-auth budget bad signatures spend.
+pub(crate) struct LeakSetup {
     keys: Option<Arc<LeakReportKeys>>,
     failures: Option<Arc<FailureLimiter>>,
-) -> Router<AppState> {
+}
+
+impl LeakSetup {
+    /// The route's settings.
+    pub(crate) fn new(
+        keys: Option<Arc<LeakReportKeys>>,
+        failures: Option<Arc<FailureLimiter>>,
+    ) -> Self {
+        Self { keys, failures }
+    }
+}
+
+/// The route, counted as `leaks_github`. Without keys the path answers 404 like any
+/// unknown path.
+pub(crate) fn routes(setup: LeakSetup, labels: &mut RouteLabels) -> Router<AppState> {
+    let LeakSetup { keys, failures } = setup;
     let Some(keys) = keys else {
-        return Router::new();
+        return Table::new(labels)
+            .route(
+                "leaks_github",
+                PATH,
+                axum::routing::any(crate::app::not_found),
+            )
+            .into_router();
     };
     Table::new(labels)
         .route("leaks_github", PATH, axum::routing::post(report))
@@ -175,6 +196,38 @@ fn refuse(status: StatusCode, error: &str, message: &str) -> Response {
     resp
 }
 
+/// A GitHub secret-scanning report: every live key of this server it names is revoked
+/// at once (audit `key.revoked`, reason `leaked`, with the URL).
+#[utoipa::path(
+    post,
+    path = "/api/v1/leaks/github",
+    operation_id = "report_leaks",
+    tag = "leaks",
+    description = "GitHub's secret-scanning partner payload, signed with ECDSA P-256 / \
+        SHA-256 by a key of `--leak-report-keys` (404 when the server has none). No bearer \
+        key: the signature is the authentication; a bad one is 401 and changes nothing.",
+    security(()),
+    params(
+        ("Github-Public-Key-Identifier" = String, Header,
+            description = "The `key_identifier` of the key that signed the body."),
+        ("Github-Public-Key-Signature" = String, Header,
+            description = "The signature of the body, base64 DER."),
+    ),
+    request_body = Vec<LeakMatch>,
+    responses(
+        (status = 200, description = "One verdict per match, in GitHub's feedback format.",
+            body = Vec<LeakVerdict>,
+            headers(("Cache-Control" = String, description = "`no-store`"))),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::InvalidSignature),
+        (status = 403, response = crate::openapi::ForbiddenOrigin),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 413, response = crate::openapi::PayloadTooLarge),
+        (status = 429, response = crate::openapi::RateLimited),
+        (status = 503, response = crate::openapi::Unavailable),
+        (status = 504, response = crate::openapi::Timeout),
+    )
+)]
 async fn report(
     State(state): State<AppState>,
     Extension(leaks): Extension<Leaks>,

@@ -17,6 +17,9 @@
 //!   TCP_NODELAY).
 //! - [`InProcessUpstream`]: an MCP server in the same process (the demo platform is
 //!   one), handed in by the binary as [`Upstream::InProcess`].
+//! - [`Wrap`]: `keygate wrap`, this application in-process in front of a stdio server
+//!   it spawns, served as an MCP server on a reader and a writer; [`WrapEnd`] says how
+//!   it ended.
 //! - [`ServerError`]: why the server could not start.
 //! - For binaries: [`read_settings_file`], [`Timeout`] (a duration setting) and
 //!   [`shutdown_signal`]; with feature `cli`, `settings::Settings`, `keygated`'s flags,
@@ -50,11 +53,14 @@ mod approvals;
 mod config;
 mod elicitation;
 mod error;
+mod federation;
+mod federation_config;
 mod forward_auth;
 mod labels;
 mod leaks;
 mod mcp;
 mod metrics;
+mod openapi;
 mod origin;
 mod page;
 mod serve;
@@ -62,11 +68,11 @@ mod sessions;
 #[cfg(feature = "cli")]
 pub mod settings;
 mod state;
+mod stdio;
+mod stdio_bridge;
 mod unique_json;
 mod upstream;
-// `mcp.rs` still names the module by its former name; one line there, once the work
-// on that file has landed, and this alias goes.
-use crate::unique_json as strict;
+mod wrap;
 
 pub use crate::app::{ADMIN_BODY_LIMIT, App, MCP_BODY_LIMIT};
 pub use crate::config::{
@@ -74,10 +80,18 @@ pub use crate::config::{
     read_settings_file,
 };
 pub use crate::error::ServerError;
+pub use crate::federation_config::{
+    MAX_UPSTREAM_NAME, UpstreamSpec, check_upstream_name, named_upstreams,
+};
 pub use crate::leaks::LEAK_REPORT_BODY_LIMIT;
 pub use crate::mcp::{MAX_JSON_DEPTH, MAX_SESSION_ID_LEN};
 pub use crate::page::CSP;
 pub use crate::serve::shutdown_signal;
+pub use crate::stdio::{
+    ChildProcess, LineError, MAX_LINE, StdioChild, StdioCommand, StdioError, StdioReader,
+    StdioWriter,
+};
 pub use crate::upstream::InProcessUpstream;
+pub use crate::wrap::{APPROVAL_UNAVAILABLE, NO_APPROVAL_PAGE, Wrap, WrapEnd};
 pub use keygate_gates::MrtrSecret;
 pub use keygate_limits::FailMode;

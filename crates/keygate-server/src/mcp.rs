@@ -361,8 +361,8 @@ impl Call<'_> {
         let name = name.as_ref();
         let args = match params.and_then(|p| p.arguments).map(RawValue::get) {
             None | Some("null") => Value::Object(Map::new()),
-            // Duplicate members refused: see `strict`.
-            Some(text) if text.starts_with('{') => match crate::strict::from_str(text) {
+            // Duplicate members refused: see `unique_json`.
+            Some(text) if text.starts_with('{') => match crate::unique_json::from_str(text) {
                 Ok(v) => v,
                 Err(e) => {
                     return rpc_error(

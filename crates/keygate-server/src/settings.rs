@@ -82,7 +82,9 @@ settings! {
         #[arg(long, env = "KEYGATE_DATABASE", value_name = "URL")]
         #[serde(deserialize_with = "parsed")]
         database: Option<DatabaseUrl> => database,
-        /// The MCP server to protect (Streamable HTTP), such as http://127.0.0.1:9000/mcp.
+        /// The MCP server to protect: Streamable HTTP, such as http://127.0.0.1:9000/mcp, or
+        /// stdio:COMMAND LINE (split as a shell would, never run by one), such as
+        /// 'stdio:npx -y @modelcontextprotocol/server-everything stdio'.
         #[arg(
             long,
             env = "KEYGATE_UPSTREAM",
@@ -91,6 +93,11 @@ settings! {
         )]
         #[serde(deserialize_with = "parsed")]
         upstream: Option<Upstream>,
+        /// Several MCP servers behind this gateway (file only): `[upstreams.NAME]`
+        /// tables with `url`, or `command = [..]`, `env = {..}` (values may hold `${VAR}`
+        /// of keygated's own environment) and `cwd`; tools are then `NAME.<tool>`.
+        #[arg(skip)]
+        upstreams: std::collections::BTreeMap<String, crate::UpstreamSpec>,
         /// Serve the built-in demo platform and its policy; on an empty database, create
         /// tenant `demo` and print its owner key once on stdout.
         #[arg(long, env = "KEYGATE_DEMO")]
@@ -204,12 +211,25 @@ impl Settings {
             Some(path) => read_settings_file(path)?,
             None => Self::default(),
         };
-        let upstream = match (
-            self.demo,
-            self.upstream.take(),
-            file.demo,
-            file.upstream.take(),
-        ) {
+        let named = std::mem::take(&mut file.upstreams);
+        let file_upstream = match (file.upstream.take(), named.is_empty()) {
+            (Some(_), false) => {
+                return Err(ServerError::Config(format!(
+                    "config file {}: give `upstream` or [upstreams.NAME] tables, not both",
+                    self.config.unwrap_or_default().display()
+                )));
+            }
+            (upstream, true) => upstream,
+            (None, false) => Some(
+                crate::named_upstreams(named, |var| std::env::var(var).ok()).map_err(|e| {
+                    ServerError::Config(format!(
+                        "config file {}: {e}",
+                        self.config.clone().unwrap_or_default().display()
+                    ))
+                })?,
+            ),
+        };
+        let upstream = match (self.demo, self.upstream.take(), file.demo, file_upstream) {
             (true, _, _, _) | (false, None, true, None) => demo(),
             (false, Some(url), _, _) | (false, None, false, Some(url)) => url,
             (false, None, true, Some(_)) => {

@@ -1,4 +1,5 @@
-//! The MCP server behind the gateway: over HTTP, or in-process (an [`InProcessUpstream`]).
+//! The MCP server behind the gateway: over HTTP, on stdio (a child process, see
+//! `stdio_bridge`), or in-process (an [`InProcessUpstream`]).
 
 use std::fmt;
 use std::sync::Arc;
@@ -9,6 +10,8 @@ use bytes::Bytes;
 use futures_util::TryStreamExt;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, header};
 use http_body_util::BodyExt;
+use keygate_mcp::jsonrpc;
+use serde_json::Value;
 
 /// Largest upstream response the gateway reads in full (tools/list filtering, status
 /// look-ups, evidence recording). Streamed responses are not limited.
@@ -60,6 +63,10 @@ enum Target {
     },
     /// Called directly: no second router, no copy of the body.
     InProcess(Arc<dyn InProcessUpstream>),
+    /// A child process on stdio, bridged (see `stdio_bridge`).
+    Stdio(Arc<crate::stdio_bridge::StdioUpstream>),
+    /// Several upstreams as one (see `federation`).
+    Federated(Arc<crate::federation::Federation>),
 }
 
 /// The MCP server tool calls are forwarded to.
@@ -118,6 +125,41 @@ impl Upstream {
         }
     }
 
+    /// An upstream on stdio: children of `command`, started as sessions need them.
+    pub(crate) fn stdio(
+        command: crate::stdio::StdioCommand,
+        label: String,
+        timeout: Duration,
+    ) -> Self {
+        Self {
+            target: Target::Stdio(Arc::new(crate::stdio_bridge::StdioUpstream::new(
+                command, label, timeout,
+            ))),
+            timeout,
+        }
+    }
+
+    /// Several named upstreams as one (names checked, see `federation`).
+    pub(crate) fn federated(members: Vec<(String, Upstream)>, timeout: Duration) -> Self {
+        Self {
+            target: Target::Federated(Arc::new(crate::federation::Federation::new(members))),
+            timeout,
+        }
+    }
+
+    /// How long it may take to start answering.
+    pub(crate) fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// The stdio bridge, when this upstream is one (`keygate wrap` watches its session).
+    pub(crate) fn stdio_bridge(&self) -> Option<&crate::stdio_bridge::StdioUpstream> {
+        match &self.target {
+            Target::Stdio(bridge) => Some(bridge),
+            Target::Http { .. } | Target::InProcess(_) | Target::Federated(_) => None,
+        }
+    }
+
     /// Sends one MCP request and returns the response with its body still streaming.
     ///
     /// Only the MCP transport headers of `client` are forwarded; `identity` is added.
@@ -157,6 +199,14 @@ impl Upstream {
                 *out.body_mut() = Body::from_stream(stream);
                 Ok(out)
             }
+            // Bounded by the bridge (each answer's first message); the identity headers
+            // have no place on stdio.
+            Target::Stdio(bridge) => Ok(bridge.respond(&method, &forwarded, body).await),
+            // Boxed: each member is an `Upstream` again. The members add the identity
+            // themselves (the gateway's copy in `forwarded` is not passed on).
+            Target::Federated(federation) => {
+                Box::pin(federation.respond(method, &forwarded, identity, body)).await
+            }
             Target::InProcess(upstream) => {
                 // No timeout to arm: an in-process upstream answers in the gateway's own
                 // time (the request timeout still bounds it). It serves POST only.
@@ -188,7 +238,7 @@ impl Upstream {
         body: Bytes,
     ) -> Result<Buffered, UpstreamError> {
         let resp = self.send(Method::POST, client, identity, body).await?;
-        Buffered::read(resp, self.timeout).await
+        Buffered::read_response(resp, self.timeout).await
     }
 }
 
@@ -199,7 +249,11 @@ pub(crate) struct Buffered {
 }
 
 impl Buffered {
-    async fn read(resp: Response<Body>, timeout: Duration) -> Result<Self, UpstreamError> {
+    /// Reads `resp` in full (at most 8 MiB, within `timeout`).
+    pub(crate) async fn read_response(
+        resp: Response<Body>,
+        timeout: Duration,
+    ) -> Result<Self, UpstreamError> {
         let (parts, body) = resp.into_parts();
         let limited = http_body_util::Limited::new(body, MAX_BUFFERED);
         let bytes = tokio::time::timeout(timeout, limited.collect())
@@ -238,6 +292,56 @@ impl Buffered {
             .iter()
             .find(|m| crate::answers::is_answer(m, id))
     }
+}
+
+/// An answer of `status` without a body.
+pub(crate) fn status_only(status: StatusCode) -> Response<Body> {
+    let mut resp = Response::new(Body::empty());
+    *resp.status_mut() = status;
+    resp
+}
+
+/// One JSON-RPC message as a JSON answer.
+pub(crate) fn json_response(status: StatusCode, message: &Value) -> Response<Body> {
+    let mut resp = Response::new(Body::from(serde_json::to_vec(message).unwrap_or_default()));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+/// An event stream answer of `body`.
+pub(crate) fn sse_response(body: Body) -> Response<Body> {
+    let mut resp = Response::new(body);
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(keygate_mcp::sse::CONTENT_TYPE),
+    );
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    resp
+}
+
+/// A JSON-RPC error as a JSON answer with `status`.
+pub(crate) fn rpc_error(
+    status: StatusCode,
+    id: Value,
+    code: i64,
+    message: impl Into<String>,
+) -> Response<Body> {
+    json_response(status, &jsonrpc::error_response(id, code, message))
+}
+
+/// The answer the official SDKs give an unknown session (404, -32600).
+pub(crate) fn not_found(id: Value) -> Response<Body> {
+    rpc_error(
+        StatusCode::NOT_FOUND,
+        id,
+        jsonrpc::INVALID_REQUEST,
+        "Session not found",
+    )
 }
 
 /// The client's MCP transport headers ([`keygate_mcp::headers::is_transport_request_header`]:

@@ -30,6 +30,8 @@
 //!
 //! - `serde`: `Serialize`/`Deserialize` for [`KeyId`] (as its string) and [`KeyKind`]
 //!   (as `user` or `tenant`).
+//! - `openapi`: `utoipa::ToSchema` for [`KeyId`], [`KeyKind`] and [`Token`], the
+//!   schemas of what `serde` writes (with `serde`).
 
 #![cfg_attr(
     not(test),
@@ -44,6 +46,8 @@
 mod base62;
 mod error;
 mod format;
+#[cfg(feature = "openapi")]
+mod openapi;
 mod recognise;
 mod token;
 

@@ -318,6 +318,51 @@ async fn answers_carrying_a_raw_key_are_not_stored_by_caches() {
     assert_eq!(rotated.headers["cache-control"], "no-store");
 }
 
+/// A revoked or expired key is not rotated: 409 `conflict` (the request is well
+/// formed; the key's state refuses it), and nothing is created.
+#[tokio::test]
+async fn a_revoked_or_expired_key_is_not_rotated() {
+    let h = demo().await;
+    let (_, revoked) = h
+        .create_key(json!({"name": "old", "kind": "tenant", "scopes": ["services:read"]}))
+        .await;
+    let id = revoked["id"].as_str().unwrap().to_owned();
+    let r = h
+        .post(&format!("/api/v1/keys/{id}/revoke"), &h.owner, json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
+    let before = h.get("/api/v1/keys", &h.owner).await.body["keys"]
+        .as_array()
+        .unwrap()
+        .len();
+    let r = h
+        .post(&format!("/api/v1/keys/{id}/rotate"), &h.owner, json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.raw);
+    assert_eq!(
+        r.body,
+        json!({"error": "conflict", "message": "a revoked key cannot be rotated; create a new key"})
+    );
+    let after = h.get("/api/v1/keys", &h.owner).await.body["keys"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(after, before, "no key was created");
+
+    let (_, short) = h
+        .create_key(
+            json!({"name": "short", "kind": "tenant", "scopes": ["services:read"], "expires_in": 1}),
+        )
+        .await;
+    let id = short["id"].as_str().unwrap().to_owned();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let r = h
+        .post(&format!("/api/v1/keys/{id}/rotate"), &h.owner, json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.raw);
+    assert_eq!(r.body["error"], "conflict");
+}
+
 #[tokio::test]
 async fn projects_and_tenant_isolation() {
     let h = demo().await;

@@ -94,3 +94,42 @@ async fn bodies_over_the_limits_get_413_json() {
     let r = h.send(req).await;
     assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
 }
+
+/// `GET /api/v1/openapi.json` takes no key, is the same bytes for every request and
+/// every tenant, may be cached a while, and is refused to a foreign `Origin` like
+/// every other `/api/*` request.
+#[tokio::test]
+async fn the_openapi_document_is_served_without_a_key() {
+    let h = demo().await;
+    let r = h
+        .call(Method::GET, "/api/v1/openapi.json", None, None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
+    assert_eq!(r.headers["content-type"], "application/json");
+    assert_eq!(r.headers["cache-control"], "public, max-age=300");
+    assert_eq!(r.body["openapi"], "3.1.0");
+    assert!(r.body["paths"]["/api/v1/keys"]["post"].is_object());
+    let with_key = h.get("/api/v1/openapi.json", &h.owner).await;
+    assert_eq!(with_key.raw, r.raw, "a key changes nothing");
+    let other = demo().await;
+    let r2 = other
+        .call(Method::GET, "/api/v1/openapi.json", None, None)
+        .await;
+    assert_eq!(
+        r2.raw, r.raw,
+        "another app, another tenant: the same document"
+    );
+
+    let req = Request::builder()
+        .uri("/api/v1/openapi.json")
+        .header("origin", "http://evil.example")
+        .body(Body::empty())
+        .unwrap();
+    let r = h.send(req).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(r.body, json!({"error": "forbidden_origin"}));
+    let r = h
+        .call(Method::POST, "/api/v1/openapi.json", None, None)
+        .await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+}
