@@ -218,6 +218,45 @@ async function run(browser) {
     `revoked key: expected {"error":"invalid_token","reason":"key_revoked"}, got ${JSON.stringify(after.body)}`);
   log("the revoked key gets 401 key_revoked on its next request");
 
+  // 4b. A usage-limited key from the form: a refill needs a limit; the list shows both.
+  await page.click("#new-key-button");
+  await waitOpen(page, "create-dialog");
+  await page.check("#kind-tenant");
+  await page.check(`#create-scopes input[name="scope"][value="${chosen[0]}"]`);
+  await page.fill("#create-name", `${name}-metered`);
+  await page.selectOption("#create-refill", "daily");
+  await page.fill("#create-refill-amount", "5");
+  await page.click("#create-submit");
+  await page.waitForSelector("#create-error:not([hidden])");
+  const refillError = await text(page, "#create-error");
+  expect(/needs a usage limit/.test(refillError), `a refill without a limit: the form says "${refillError}"`);
+  await page.fill("#create-remaining", "2");
+  await page.click("#create-submit");
+  const metered = await takeRevealedKey(page);
+  await closeReveal(page, metered.key);
+  await waitRowStatus(page, metered.id, "active");
+  const usageCell = `#keys-body tr[data-key-id="${metered.id}"] [data-testid="key-usage"]`;
+  const shown = await text(page, usageCell);
+  expect(/2 requests left/.test(shown) && /refills to 5 daily/.test(shown),
+    `list: usage shows "${shown}", expected "2 requests left" and "refills to 5 daily"`);
+  const unlimited = await row(page, created.id).locator('[data-testid="key-usage"]').count();
+  expect(unlimited === 0, "list: a key without a usage limit shows one");
+  for (const n of [1, 2]) {
+    const ok = await call("GET", "/api/v1/token", metered.key);
+    expect(ok.status === 200, `usage-limited key, request ${n}: expected 200, got ${ok.status}`);
+  }
+  const spent = await call("GET", "/api/v1/token", metered.key);
+  expect(spent.status === 403 && sameJson(spent.body, { error: "usage_exceeded" }),
+    `exhausted key: expected 403 {"error":"usage_exceeded"}, got ${spent.status} ${JSON.stringify(spent.body)}`);
+  await page.reload({ waitUntil: "load" });
+  await signIn(page, ownerKey);
+  await page.waitForSelector("#app:not([hidden])");
+  await waitRowStatus(page, metered.id, "active");
+  const after0 = await text(page, usageCell);
+  expect(/0 requests left/.test(after0), `list after two requests: usage shows "${after0}", expected "0 requests left"`);
+  await call("POST", `/api/v1/keys/${metered.id}/revoke`, ownerKey);
+  log("created a usage-limited key from the form; the list shows what is left and the refill");
+
   // 5. Rotation: replacement shown once, old key revoked from the reveal dialog.
   const scopes = (await call("GET", "/api/v1/scopes", ownerKey)).body?.scopes?.map((s) => s.name) ?? [];
   const rotScope = scopes.find((s) => !USER_ONLY.includes(s));

@@ -185,6 +185,97 @@ async fn keys_and_projects_verbs_drive_the_admin_api() {
 }
 
 #[tokio::test]
+async fn keys_create_takes_a_usage_limit_and_list_and_show_render_it() {
+    let server = Server::demo();
+    let owner = server.owner_key();
+    let create = |extra: &[&str]| {
+        let base = "keys create --kind tenant --scope services:read";
+        let mut args: Vec<&str> = base.split(' ').collect();
+        args.extend(extra);
+        admin(&server, &owner, &args)
+    };
+    let created = create(&[
+        "--name",
+        "metered",
+        "--remaining",
+        "2",
+        "--refill",
+        "daily:5",
+    ]);
+    assert!(
+        created.stderr.contains("2 requests left (refill daily:5)"),
+        "{}",
+        created.stderr
+    );
+    let key = one_line_key(&created);
+    let me = server.api(&key).introspect().await;
+    assert_eq!(me.status, 200, "{}", me.text);
+    let id = me.json["id"].as_str().expect("an id").to_owned();
+    assert_eq!(server.api(&key).introspect().await.status, 200);
+    let spent = server.api(&key).introspect().await;
+    assert_eq!(spent.status, 403);
+    assert_eq!(spent.text, r#"{"error":"usage_exceeded"}"#);
+
+    let show = admin(&server, &owner, &["keys", "show", &id, "--json"]);
+    show.expect_code(0);
+    let shown: Value = serde_json::from_str(&show.stdout).expect("JSON on stdout");
+    assert_eq!(shown["remaining"], 0, "{shown}");
+    assert_eq!(shown["refill"], json!({"interval": "daily", "amount": 5}));
+    let show = admin(&server, &owner, &["keys", "show", &id]);
+    show.expect_code(0);
+    assert!(show.stdout.contains("remaining  0"), "{}", show.stdout);
+    assert!(
+        show.stdout.contains("refill     daily:5"),
+        "{}",
+        show.stdout
+    );
+    let list = admin(&server, &owner, &["keys", "list"]);
+    list.expect_code(0);
+    let header = list.stdout.lines().next().expect("a header");
+    assert!(
+        header.contains("REMAINING") && header.contains("REFILL"),
+        "{header}"
+    );
+    let row = list
+        .stdout
+        .lines()
+        .find(|l| l.contains(&id))
+        .expect("the key's row");
+    assert!(row.contains("daily:5"), "{row}");
+    let listed = admin(&server, &owner, &["keys", "list", "--json"]);
+    assert!(
+        listed.stdout.contains(r#""remaining":0"#),
+        "{}",
+        listed.stdout
+    );
+
+    // Each mistake is a usage error (2) before any request.
+    for (args, message) in [
+        (&["--remaining", "0"][..], "--remaining"),
+        (&["--remaining", "-1"][..], "-1"),
+        (&["--refill", "daily:5"][..], "--remaining"),
+        (
+            &["--remaining", "3", "--refill", "fortnightly:5"][..],
+            "fortnightly",
+        ),
+        (
+            &["--remaining", "3", "--refill", "daily:0"][..],
+            "above zero",
+        ),
+        (
+            &["--remaining", "3", "--refill", "daily"][..],
+            "INTERVAL:AMOUNT",
+        ),
+    ] {
+        let mut all = vec!["--name", "bad"];
+        all.extend(args);
+        let out = create(&all);
+        out.expect_code(2);
+        assert!(out.stderr.contains(message), "{args:?}: {}", out.stderr);
+    }
+}
+
+#[tokio::test]
 async fn check_refuses_each_bad_credential_and_passes_a_project_key() {
     let server = Server::demo();
     let owner = server.owner_key();

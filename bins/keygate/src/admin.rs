@@ -148,6 +148,8 @@ pub(crate) fn keys(cmd: &KeysCommand) -> anyhow::Result<ExitCode> {
             scopes,
             projects,
             expires_in,
+            remaining,
+            refill,
             name,
         } => {
             let admin = Admin::new(&server.server)?;
@@ -157,7 +159,8 @@ pub(crate) fn keys(cmd: &KeysCommand) -> anyhow::Result<ExitCode> {
             };
             let body = CreateKey::new(name, kind, scopes.clone())
                 .with_projects(projects.clone())
-                .with_lifetime(*expires_in);
+                .with_lifetime(*expires_in)
+                .with_usage(*remaining, *refill);
             let created = admin.call(admin.client.create_key(&body))?;
             crate::print_secret(created.key.expose())?;
             eprintln!("created {}", describe(&created.info));
@@ -175,6 +178,8 @@ pub(crate) fn keys(cmd: &KeysCommand) -> anyhow::Result<ExitCode> {
                 "CREATED",
                 "EXPIRES",
                 "LAST USED",
+                "REMAINING",
+                "REFILL",
                 "STATUS",
             ];
             print_list(*json, &keys, &header, |k| {
@@ -186,6 +191,9 @@ pub(crate) fn keys(cmd: &KeysCommand) -> anyhow::Result<ExitCode> {
                     when(k.created_at),
                     when(k.expires_at),
                     when(k.last_used_at),
+                    k.remaining
+                        .map_or_else(|| "-".to_owned(), |n| n.to_string()),
+                    refill(k),
                     k.status_at(now).as_str().to_owned(),
                 ]
             })?;
@@ -219,6 +227,12 @@ pub(crate) fn keys(cmd: &KeysCommand) -> anyhow::Result<ExitCode> {
                     ("last used", when(key.last_used_at)),
                     ("revoked", when(key.revoked_at)),
                     ("status", key.status_at(now).as_str().to_owned()),
+                    (
+                        "remaining",
+                        key.remaining
+                            .map_or_else(|| "no limit".to_owned(), |n| n.to_string()),
+                    ),
+                    ("refill", refill(&key)),
                 ] {
                     writeln!(out, "{label:<10} {value}")?;
                 }
@@ -246,6 +260,14 @@ pub(crate) fn keys(cmd: &KeysCommand) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A key's refill as `--refill` takes it (`daily:1000`), `-` without one.
+fn refill(key: &KeyInfo) -> String {
+    key.refill.map_or_else(
+        || "-".to_owned(),
+        |r| format!("{}:{}", r.interval, r.amount),
+    )
+}
+
 fn describe(key: &KeyInfo) -> String {
     let mut s = format!(
         "{} key {} ({}) with scopes [{}]",
@@ -256,6 +278,12 @@ fn describe(key: &KeyInfo) -> String {
     );
     if let Some(at) = key.expires_at.and_then(|at| at.format(&Rfc3339).ok()) {
         s.push_str(&format!(", expiring {at}"));
+    }
+    if let Some(n) = key.remaining {
+        s.push_str(&format!(", {n} requests left"));
+        if key.refill.is_some() {
+            s.push_str(&format!(" (refill {})", refill(key)));
+        }
     }
     s
 }

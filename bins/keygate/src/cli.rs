@@ -214,11 +214,20 @@ pub(crate) enum KeysCommand {
         /// Lifetime, such as 30d, 12h, 90m or 45s (default: no expiry).
         #[arg(long, value_name = "DURATION", value_parser = keygate_client::parse_lifetime)]
         expires_in: Option<std::time::Duration>,
+        /// Verified requests the key may make (default: no limit); each one spends one,
+        /// and an exhausted key is refused with 403 usage_exceeded.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=i64::MAX.cast_unsigned()))]
+        remaining: Option<u64>,
+        /// Set the remaining count back to AMOUNT every INTERVAL: daily, monthly or a
+        /// duration such as 6h (UTC periods), e.g. daily:1000. Needs --remaining.
+        #[arg(long, value_name = "INTERVAL:AMOUNT", requires = "remaining", value_parser = parse_refill)]
+        refill: Option<keygate_keys::Refill>,
         /// A name to recognise the key by.
         #[arg(long)]
         name: String,
     },
-    /// List keys: id, name, kind, scopes, created, expires, last used, status.
+    /// List keys: id, name, kind, scopes, created, expires, last used, remaining, refill,
+    /// status.
     List(ListArgs),
     /// Show one key.
     Show {
@@ -292,4 +301,21 @@ pub(crate) enum ApprovalsCommand {
         /// The approval id.
         id: String,
     },
+}
+
+/// `--refill INTERVAL:AMOUNT`: `daily:1000`, `monthly:50000`, `6h:100`.
+fn parse_refill(text: &str) -> Result<keygate_keys::Refill, String> {
+    let (interval, amount) = text
+        .rsplit_once(':')
+        .ok_or_else(|| format!("`{text}`: expected INTERVAL:AMOUNT, such as daily:1000"))?;
+    let interval = interval
+        .parse::<keygate_keys::RefillInterval>()
+        .map_err(|e| e.to_string())?;
+    let amount = amount
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|n| *n > 0 && i64::try_from(*n).is_ok())
+        .ok_or_else(|| format!("refill amount `{amount}`: expected a whole number above zero"))?;
+    Ok(keygate_keys::Refill::new(interval, amount))
 }

@@ -3,7 +3,7 @@
 //! The server serialises these very types, so a field renamed here is renamed on the
 //! wire for both ends at once.
 
-use keygate_keys::{AuditEvent, KeyStatus, ProjectId, ProjectRef, TenantRef, UserId};
+use keygate_keys::{AuditEvent, KeyStatus, ProjectId, ProjectRef, Refill, TenantRef, UserId};
 use keygate_token::{KeyId, KeyKind, Token};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -85,6 +85,13 @@ pub struct KeyInfo {
     /// always says; see [`KeyInfo::status_at`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<KeyStatus>,
+    /// Verified requests left, for a usage-limited key (absent: no limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remaining: Option<u64>,
+    /// How `remaining` is refilled, if it is:
+    /// `{"interval": "daily"|"monthly"|"<duration>", "amount": N}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refill: Option<Refill>,
 }
 
 impl KeyInfo {
@@ -154,6 +161,39 @@ pub struct CreateKey {
     /// `expires_at`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_in: Option<ExpiresIn>,
+    /// Verified requests it may make: a usage-limited key (above zero). Read as a
+    /// signed number so that a negative one is refused with its own message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
+    pub remaining: Option<i64>,
+    /// How `remaining` is refilled (needs `remaining`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refill: Option<CreateRefill>,
+}
+
+/// The `refill` of a [`CreateKey`]: `interval` is `daily`, `monthly` or a duration
+/// such as `6h` ([`RefillInterval`](keygate_keys::RefillInterval)), `amount` what
+/// `remaining` becomes at each refill (above zero). Checked by the server, which
+/// answers each mistake with its own 400.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreateRefill {
+    /// `daily`, `monthly` or a duration such as `6h` (UTC periods).
+    #[cfg_attr(feature = "openapi", schema(example = "daily"))]
+    pub interval: String,
+    /// What `remaining` becomes at each refill.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
+    pub amount: i64,
+}
+
+impl From<Refill> for CreateRefill {
+    fn from(refill: Refill) -> Self {
+        Self {
+            interval: refill.interval.to_string(),
+            amount: i64::try_from(refill.amount).unwrap_or(i64::MAX),
+        }
+    }
 }
 
 impl CreateKey {
@@ -166,7 +206,18 @@ impl CreateKey {
             projects: None,
             expires_at: None,
             expires_in: None,
+            remaining: None,
+            refill: None,
         }
+    }
+
+    /// Limited to `remaining` verified requests, refilled by `refill`; `None`: no
+    /// limit.
+    #[must_use]
+    pub fn with_usage(mut self, remaining: Option<u64>, refill: Option<Refill>) -> Self {
+        self.remaining = remaining.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
+        self.refill = refill.map(CreateRefill::from);
+        self
     }
 
     /// Limited to the projects named `projects`; none: all of the tenant's.

@@ -50,9 +50,9 @@ mod lifetime;
 
 pub use crate::api::{
     ApprovalInfo, ApprovalKey, ApprovalList, ApprovalPerson, ApprovalState, ApproveBody, AuditList,
-    CreateKey, CreateProject, ErrorBody, ExpiresIn, IssuedKey, KeyInfo, KeyList, LeakLabel,
-    LeakMatch, LeakVerdict, MAX_KEY_LIFETIME_SECS, MAX_NAME_CHARS, ProjectInfo, ProjectList,
-    RejectReason, ScopeInfo, ScopeList, TokenInfo, TokenUser,
+    CreateKey, CreateProject, CreateRefill, ErrorBody, ExpiresIn, IssuedKey, KeyInfo, KeyList,
+    LeakLabel, LeakMatch, LeakVerdict, MAX_KEY_LIFETIME_SECS, MAX_NAME_CHARS, ProjectInfo,
+    ProjectList, RejectReason, ScopeInfo, ScopeList, TokenInfo, TokenUser,
 };
 #[cfg(feature = "http")]
 pub use crate::check::{Check, Outcome, Ready, Refusal};

@@ -11,7 +11,8 @@ use keygate_scopes::Denied;
 /// Why a request was not let through. Each variant answers exactly one row of the
 /// keygate HTTP contract: a fixed status, a fixed JSON body (no extra fields),
 /// `Content-Type: application/json`, and an RFC 6750 `WWW-Authenticate` header
-/// (401, 400 and 403) or a `Retry-After` header (429 and 503).
+/// (401, 400 and 403 `insufficient_scope`) or a `Retry-After` header (429, 503, and
+/// 403 `usage_exceeded` when the key is refilled).
 ///
 /// Unknown ids, bad shapes, bad checksums and hash mismatches are all
 /// [`AuthError::KeyNotFound`]: a client cannot tell them apart.
@@ -51,6 +52,14 @@ pub enum AuthError {
     /// `Retry-After: 1`. Never a 401: the key may well be valid.
     #[error("key store unavailable")]
     Unavailable,
+    /// A usage-limited key has no requests left: 403 `{"error":"usage_exceeded"}`,
+    /// with `Retry-After` when a refill is due.
+    #[error("usage limit of the key reached")]
+    UsageExceeded {
+        /// Whole seconds until the key's next refill (answered as at least 1), or
+        /// `None` for a key that is never refilled.
+        retry_after_secs: Option<u64>,
+    },
 }
 
 const REALM: &str = r#"Bearer realm="keygate""#;
@@ -63,7 +72,7 @@ impl AuthError {
                 StatusCode::UNAUTHORIZED
             }
             Self::InvalidRequest => StatusCode::BAD_REQUEST,
-            Self::InsufficientScope => StatusCode::FORBIDDEN,
+            Self::InsufficientScope | Self::UsageExceeded { .. } => StatusCode::FORBIDDEN,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -80,6 +89,7 @@ impl AuthError {
             Self::InsufficientScope => br#"{"error":"insufficient_scope"}"#,
             Self::RateLimited { .. } => br#"{"error":"rate_limited"}"#,
             Self::Unavailable => br#"{"error":"unavailable"}"#,
+            Self::UsageExceeded { .. } => br#"{"error":"usage_exceeded"}"#,
         }
     }
 
@@ -106,7 +116,7 @@ impl AuthError {
             Self::InsufficientScope => {
                 Some(r#"Bearer realm="keygate", error="insufficient_scope""#)
             }
-            Self::RateLimited { .. } | Self::Unavailable => None,
+            Self::RateLimited { .. } | Self::Unavailable | Self::UsageExceeded { .. } => None,
         }
     }
 
@@ -119,6 +129,9 @@ impl AuthError {
                 *retry_after_secs
             }),
             Self::Unavailable => Some(1),
+            Self::UsageExceeded {
+                retry_after_secs: Some(secs),
+            } => Some(if *secs == 0 { 1 } else { *secs }),
             _ => None,
         }
     }
@@ -149,6 +162,9 @@ impl From<VerifyError> for AuthError {
             VerifyError::NotFound => Self::KeyNotFound,
             VerifyError::Revoked => Self::KeyRevoked,
             VerifyError::Expired => Self::Expired,
+            VerifyError::UsageExceeded { retry_after, .. } => Self::UsageExceeded {
+                retry_after_secs: retry_after.map(keygate_limits::retry_after_secs),
+            },
             VerifyError::Unavailable(source) => {
                 tracing::error!(
                     error = %source,

@@ -2,6 +2,7 @@
 
 use keygate_token::RandomError;
 
+use crate::model::Principal;
 use crate::name::NameError;
 
 /// A boxed error from a storage backend.
@@ -60,4 +61,14 @@ pub enum VerifyError {
     /// The store could not answer; the key may well be valid.
     #[error("storage unavailable")]
     Unavailable(#[source] StoreError),
+    /// A usage-limited key has no verified requests left. It is valid otherwise (a
+    /// revoked or expired key is [`VerifyError::Revoked`] or [`VerifyError::Expired`]
+    /// and spends nothing).
+    #[error("usage limit of the key reached")]
+    UsageExceeded {
+        /// Who the key stands for.
+        principal: Box<Principal>,
+        /// How long until its next refill; `None` when it is never refilled.
+        retry_after: Option<std::time::Duration>,
+    },
 }

@@ -41,6 +41,16 @@
 //! bounded channel to a background task that batches updates with `unnest`; memory:
 //! in place). A full queue drops the update: the value is accurate to about a minute.
 //!
+//! # Usage-limited keys
+//!
+//! A key created with [`NewKey::remaining`] (and optionally a [`Refill`]) spends one
+//! request per successful verification: after the read above says the key is limited
+//! (and valid), one guarded `UPDATE … WHERE remaining > 0 RETURNING` (memory: the map's
+//! write lock) decrements it, refilling first when a refill period has begun, so it
+//! never goes below zero however many verifications race. Nothing is left:
+//! [`VerifyError::UsageExceeded`], with the wait for the next refill. Keys without a
+//! limit never write on verification. The time comes from the store's [`Clock`].
+//!
 //! # Storage
 //!
 //! Tables `tenants`, `users`, `projects`, `api_keys` (hash as 32-byte BLOB/bytea,
@@ -76,6 +86,7 @@
     )
 )]
 
+mod clock;
 mod connect;
 mod error;
 mod hash;
@@ -91,14 +102,15 @@ mod sqlite;
 mod store;
 mod verify;
 
+pub use crate::clock::{Clock, SystemClock};
 pub use crate::connect::{DatabaseBackend, DatabaseUrl, connect};
 pub use crate::error::{BoxError, StoreError, VerifyError};
 pub use crate::hash::TokenHash;
 pub use crate::memory::MemoryStore;
 pub use crate::model::{
     ApiKey, AuditEvent, Bootstrap, Bootstrapped, CreatedKey, KeyStatus, NewAuditEvent, NewKey,
-    Principal, Project, ProjectId, ProjectRef, RevokeReason, Role, Tenant, TenantId, TenantRef,
-    User, UserId, UserRef,
+    Principal, Project, ProjectId, ProjectRef, Refill, RefillInterval, RefillIntervalError,
+    RevokeReason, Role, Tenant, TenantId, TenantRef, User, UserId, UserRef,
 };
 pub use crate::name::{NameError, check_name_characters, is_hidden_char};
 #[cfg(feature = "postgres")]

@@ -1,12 +1,14 @@
 //! An in-process store for tests and examples.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
 use keygate_token::{KeyId, TokenFormat};
 use time::OffsetDateTime;
 
+use crate::clock::Clock;
 use crate::error::{StoreError, VerifyError};
 use crate::hash::TokenHash;
 use crate::last_used::LastUsed;
@@ -17,17 +19,31 @@ use crate::model::{
 };
 use crate::records::{self, PreparedKey};
 use crate::store::{KeyStore, Verifier};
-use crate::verify::{KeyRow, verify_with};
+use crate::verify::{KeyRow, Usage, verify_with};
 
 /// A [`KeyStore`] in process memory: nothing survives the process.
 ///
 /// Meant for tests and examples. It follows exactly the same rules as the durable
 /// stores (the same conformance suite runs against it) and, like them, stores only
 /// the hash of each token.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct MemoryStore {
     state: RwLock<State>,
     last_used: LastUsed,
+    clock: Arc<dyn Clock>,
+    /// Write-lock acquisitions, for [`MemoryStore::writes_for_test`].
+    writes: AtomicU64,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self {
+            state: RwLock::default(),
+            last_used: LastUsed::default(),
+            clock: crate::clock::system(),
+            writes: AtomicU64::new(0),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -50,12 +66,53 @@ struct StoredKey {
     /// once created, so only `expires_at` (set fresh from `key`) can differ. Saves
     /// two map lookups and a sort of the scopes on every verification.
     principal: Principal,
+    /// The refill period of the last refill (or of creation), with a refill.
+    refill_period: Option<i64>,
+}
+
+impl StoredKey {
+    /// The record as shown at `now`: a due refill counted in `remaining`.
+    fn shown(&self, now: OffsetDateTime) -> ApiKey {
+        let mut key = self.key.clone();
+        key.remaining =
+            crate::verify::remaining_at(key.remaining, key.refill, self.refill_period, now);
+        key
+    }
+
+    /// Spends one of a usage-limited key's requests, refilling first when the refill
+    /// period `period` is past the stored one; `false` when none is left.
+    fn spend(&mut self, period: Option<i64>) -> bool {
+        let Some(left) = self.key.remaining else {
+            return true;
+        };
+        let refill = match (self.key.refill, period, self.refill_period) {
+            (Some(refill), Some(now), Some(last)) if now > last => Some((refill.amount, now)),
+            _ => None,
+        };
+        let left = refill.map_or(left, |(amount, _)| amount);
+        if left == 0 {
+            return false;
+        }
+        self.key.remaining = Some(left - 1);
+        if let Some((_, now)) = refill {
+            self.refill_period = Some(now);
+        }
+        true
+    }
 }
 
 impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// This store, reading the time of verification (expiry, usage refills) from
+    /// `clock`.
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Test hook: sets the expiry of a key, bypassing the "must be in the future"
@@ -73,7 +130,15 @@ impl MemoryStore {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Test hook: how many times the store took its write lock (every change does),
+    /// so tests can see that verifying a key without a usage limit writes nothing.
+    #[doc(hidden)]
+    pub fn writes_for_test(&self) -> u64 {
+        self.writes.load(Ordering::Relaxed)
+    }
+
     fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.writes.fetch_add(1, Ordering::Relaxed);
         self.state
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -191,6 +256,7 @@ impl State {
             }
         };
         let record = key.record(projects);
+        let refill_period = key.refill_period;
         if self.keys.contains_key(&record.id) {
             return Err(StoreError::Conflict(format!("key `{}`", record.id)));
         }
@@ -203,6 +269,7 @@ impl State {
                 key: record.clone(),
                 hash: key.hash,
                 principal,
+                refill_period,
             },
         );
         let detail = records::created_detail(&record);
@@ -271,6 +338,9 @@ impl State {
             hash: stored.hash,
             revoked: stored.key.revoked_at.is_some(),
             principal,
+            usage: stored.key.remaining.map(|_| Usage {
+                refill: stored.key.refill,
+            }),
         })
     }
 }
@@ -386,7 +456,7 @@ impl KeyStore for MemoryStore {
     }
 
     async fn get_key(&self, tenant: &TenantId, id: &KeyId) -> Result<ApiKey, StoreError> {
-        Ok(self.read().key_of(tenant, id)?.key.clone())
+        Ok(self.read().key_of(tenant, id)?.shown(self.clock.now()))
     }
 
     async fn list_keys(&self, tenant: &TenantId) -> Result<Vec<ApiKey>, StoreError> {
@@ -398,7 +468,8 @@ impl KeyStore for MemoryStore {
             .filter(|k| &k.key.tenant_id == tenant)
             .collect();
         list.sort_by_key(|k| std::cmp::Reverse(k.seq));
-        Ok(list.into_iter().map(|k| k.key.clone()).collect())
+        let now = self.clock.now();
+        Ok(list.into_iter().map(|k| k.shown(now)).collect())
     }
 
     async fn revoke_key_for(
@@ -429,7 +500,7 @@ impl KeyStore for MemoryStore {
                 detail: crate::model::revoked_detail(reason),
             });
         }
-        Ok(state.key_of(tenant, id)?.key.clone())
+        Ok(state.key_of(tenant, id)?.shown(self.clock.now()))
     }
 
     async fn rotate_key(
@@ -440,7 +511,7 @@ impl KeyStore for MemoryStore {
         actor: &str,
     ) -> Result<CreatedKey, StoreError> {
         let mut state = self.write();
-        let old = state.key_of(tenant, id)?.key.clone();
+        let old = state.key_of(tenant, id)?.shown(self.clock.now());
         let prepared = records::prepare_rotation(format, &old)?;
         let new_id = prepared.token.id();
         let rotated = NewAuditEvent {
@@ -484,8 +555,20 @@ impl KeyStore for MemoryStore {
 #[async_trait]
 impl Verifier for MemoryStore {
     async fn verify(&self, token: &str) -> Result<Principal, VerifyError> {
-        let principal =
-            verify_with(token, |id| async move { Ok(self.read().key_row(&id)) }).await?;
+        let principal = verify_with(
+            token,
+            &*self.clock,
+            |id| async move { Ok(self.read().key_row(&id)) },
+            // Under the map's write lock: the check and the decrement are one step.
+            |id, period| async move {
+                Ok(self
+                    .write()
+                    .keys
+                    .get_mut(&id)
+                    .is_some_and(|k| k.spend(period)))
+            },
+        )
+        .await?;
         if self.last_used.due(principal.key_id)
             && let Some(stored) = self.write().keys.get_mut(&principal.key_id)
         {

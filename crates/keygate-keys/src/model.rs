@@ -235,6 +235,13 @@ pub struct ApiKey {
     /// When it was last used (coalesced: accurate to about a minute).
     #[serde(with = "time::serde::rfc3339::option")]
     pub last_used_at: Option<OffsetDateTime>,
+    /// Verified requests it has left, for a usage-limited key (a refill that is due is
+    /// counted in); `None` for a key without a usage limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remaining: Option<u64>,
+    /// How its `remaining` is refilled, if it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refill: Option<Refill>,
 }
 
 impl ApiKey {
@@ -300,6 +307,167 @@ pub struct NewKey {
     pub projects: Option<Vec<String>>,
     /// When it stops working, if ever. Must be in the future.
     pub expires_at: Option<OffsetDateTime>,
+    /// Verified requests it may make: a usage-limited key; `None` = no limit (and no
+    /// write on verification). Above zero.
+    pub remaining: Option<u64>,
+    /// How `remaining` is refilled; needs `remaining`.
+    pub refill: Option<Refill>,
+}
+
+/// How a usage-limited key's `remaining` is refilled: set back to `amount` at the
+/// start of every period of `interval` (not added to what is left).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Refill {
+    /// How often: `daily`, `monthly` or a duration such as `6h` (UTC periods).
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "daily"))]
+    pub interval: RefillInterval,
+    /// What `remaining` becomes at each refill. Above zero.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
+    pub amount: u64,
+}
+
+impl Refill {
+    /// A refill to `amount` every `interval`.
+    pub const fn new(interval: RefillInterval, amount: u64) -> Self {
+        Self { interval, amount }
+    }
+}
+
+/// The periods a [`Refill`] starts again at, all in UTC: `daily` at each midnight,
+/// `monthly` on the first of each month at midnight, a duration `d` at every whole
+/// multiple of `d` since the Unix epoch (`6h`: 00:00, 06:00, 12:00, 18:00).
+///
+/// Written as `daily`, `monthly` or a duration in humantime's grammar (`6h`,
+/// `30m`, `1h 30m`): whole seconds, at least one.
+///
+/// ```
+/// use keygate_keys::RefillInterval;
+///
+/// assert_eq!("daily".parse::<RefillInterval>()?, RefillInterval::Daily);
+/// assert_eq!("6h".parse::<RefillInterval>()?.to_string(), "6h");
+/// assert!("fortnightly".parse::<RefillInterval>().is_err());
+/// assert!("0s".parse::<RefillInterval>().is_err());
+/// # Ok::<(), keygate_keys::RefillIntervalError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RefillInterval {
+    /// Every UTC day.
+    Daily,
+    /// Every UTC calendar month.
+    Monthly,
+    /// Every this many seconds, counted from the Unix epoch.
+    Every(std::num::NonZeroU64),
+}
+
+/// Why a refill interval does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "refill interval `{0}`: expected daily, monthly or a duration of whole seconds such as 6h or 30m"
+)]
+pub struct RefillIntervalError(String);
+
+const DAY_SECS: u64 = 86_400;
+
+impl RefillInterval {
+    /// The period index `now` is in: refills happen when it grows. Months count from
+    /// year 0, durations from the Unix epoch.
+    pub(crate) fn period(self, now: OffsetDateTime) -> i64 {
+        let secs = now.unix_timestamp();
+        match self {
+            Self::Daily => secs.div_euclid(DAY_SECS.cast_signed()),
+            Self::Monthly => i64::from(now.year()) * 12 + i64::from(u8::from(now.month())) - 1,
+            Self::Every(d) => secs.div_euclid(i64::try_from(d.get()).unwrap_or(i64::MAX)),
+        }
+    }
+
+    /// The seconds of a fixed-length interval (`daily`: 86400); `None` for `monthly`.
+    pub(crate) fn seconds(self) -> Option<u64> {
+        match self {
+            Self::Daily => Some(DAY_SECS),
+            Self::Monthly => None,
+            Self::Every(d) => Some(d.get()),
+        }
+    }
+
+    /// The interval as stored: `seconds`, `None` for `monthly`.
+    pub(crate) fn from_seconds(seconds: Option<u64>) -> Option<Self> {
+        match seconds {
+            None => Some(Self::Monthly),
+            Some(DAY_SECS) => Some(Self::Daily),
+            Some(s) => std::num::NonZeroU64::new(s).map(Self::Every),
+        }
+    }
+
+    /// When the period after the one `now` is in starts.
+    pub fn next_start(self, now: OffsetDateTime) -> OffsetDateTime {
+        let at = |secs: i128| {
+            OffsetDateTime::from_unix_timestamp(i64::try_from(secs).unwrap_or(i64::MAX))
+                .unwrap_or(now)
+        };
+        match self {
+            Self::Daily | Self::Every(_) => {
+                let len = i128::from(self.seconds().unwrap_or(DAY_SECS));
+                at((i128::from(self.period(now)) + 1) * len)
+            }
+            Self::Monthly => {
+                let now = now.to_offset(time::UtcOffset::UTC);
+                let (year, month) = match now.month() {
+                    time::Month::December => (now.year() + 1, time::Month::January),
+                    m => (now.year(), m.next()),
+                };
+                time::Date::from_calendar_date(year, month, 1)
+                    .map_or(now, |d| d.midnight().assume_utc())
+            }
+        }
+    }
+}
+
+impl fmt::Display for RefillInterval {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Daily => f.write_str("daily"),
+            Self::Monthly => f.write_str("monthly"),
+            Self::Every(d) => {
+                let shown = humantime::format_duration(std::time::Duration::from_secs(d.get()));
+                f.write_str(&shown.to_string().replace(' ', ""))
+            }
+        }
+    }
+}
+
+impl std::str::FromStr for RefillInterval {
+    type Err = RefillIntervalError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let text = s.trim();
+        let refuse = || RefillIntervalError(text.chars().take(40).collect());
+        match text {
+            "daily" => return Ok(Self::Daily),
+            "monthly" => return Ok(Self::Monthly),
+            _ => {}
+        }
+        let d = humantime::parse_duration(text).map_err(|_| refuse())?;
+        if d.subsec_nanos() != 0 {
+            return Err(refuse());
+        }
+        let secs = std::num::NonZeroU64::new(d.as_secs()).ok_or_else(refuse)?;
+        Ok(Self::from_seconds(Some(secs.get())).unwrap_or(Self::Every(secs)))
+    }
+}
+
+impl Serialize for RefillInterval {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for RefillInterval {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 /// A key just created: its record and its raw token, which exists only here.
@@ -458,6 +626,57 @@ pub struct AuditEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refill_intervals_read_back_what_they_write_and_find_their_periods() {
+        for (text, shown) in [
+            ("daily", "daily"),
+            ("24h", "daily"),
+            ("monthly", "monthly"),
+            ("6h", "6h"),
+            ("90m", "1h30m"),
+            ("1h 30m", "1h30m"),
+            ("45s", "45s"),
+        ] {
+            let interval: RefillInterval = text.parse().expect(text);
+            assert_eq!(interval.to_string(), shown, "{text}");
+            assert_eq!(shown.parse::<RefillInterval>().ok(), Some(interval));
+            let json = serde_json::to_value(Refill::new(interval, 3)).expect("serialises");
+            assert_eq!(json, serde_json::json!({"interval": shown, "amount": 3}));
+        }
+        for bad in ["", "weekly", "0s", "1.5s", "500ms", "-1h"] {
+            assert!(bad.parse::<RefillInterval>().is_err(), "{bad:?}");
+        }
+        let at = |s: &str| {
+            OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+                .expect("a time")
+        };
+        let now = at("2026-12-31T23:59:30Z");
+        assert_eq!(
+            RefillInterval::Daily.next_start(now),
+            at("2027-01-01T00:00:00Z")
+        );
+        assert_eq!(
+            RefillInterval::Monthly.next_start(now),
+            at("2027-01-01T00:00:00Z")
+        );
+        let six: RefillInterval = "6h".parse().expect("6h");
+        assert_eq!(six.next_start(now), at("2027-01-01T00:00:00Z"));
+        assert_eq!(
+            six.next_start(at("2026-12-31T13:00:00Z")),
+            at("2026-12-31T18:00:00Z")
+        );
+        let feb = at("2027-02-15T12:00:00Z");
+        assert_eq!(
+            RefillInterval::Monthly.next_start(feb),
+            at("2027-03-01T00:00:00Z")
+        );
+        assert_eq!(
+            RefillInterval::Monthly.period(feb),
+            RefillInterval::Monthly.period(now) + 2
+        );
+        assert!(RefillInterval::Daily.period(now) < RefillInterval::Daily.period(feb));
+    }
 
     #[test]
     fn statuses_are_the_api_words() {

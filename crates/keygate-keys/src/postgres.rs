@@ -22,17 +22,18 @@ use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use crate::clock::Clock;
 use crate::error::{StoreError, VerifyError};
 use crate::hash::TokenHash;
 use crate::last_used::LastUsed;
 use crate::model::{
     ApiKey, AuditEvent, Bootstrap, Bootstrapped, CreatedKey, NewAuditEvent, NewKey, Principal,
-    Project, ProjectId, ProjectRef, RevokeReason, Role, Tenant, TenantId, TenantRef, User, UserId,
-    UserRef,
+    Project, ProjectId, ProjectRef, Refill, RevokeReason, Role, Tenant, TenantId, TenantRef, User,
+    UserId, UserRef,
 };
 use crate::records::{self, PreparedKey};
 use crate::store::{KeyStore, Verifier};
-use crate::verify::{KeyRow, verify_with};
+use crate::verify::{self, KeyRow, Usage, verify_with};
 
 /// Connections in the pool.
 const POOL_SIZE: usize = 16;
@@ -100,7 +101,28 @@ CREATE INDEX audit_log_tenant ON audit_log (tenant_id, id);
     r"
 ALTER TABLE api_keys ADD COLUMN revoked_reason text;
 ",
+    // Usage-limited keys: NULL `remaining` = no limit (every existing key). A refill has
+    // an amount; its interval is `refill_seconds` (NULL = monthly), and
+    // `refill_period` the period of the last refill.
+    r"
+ALTER TABLE api_keys
+    ADD COLUMN remaining bigint CHECK (remaining >= 0),
+    ADD COLUMN refill_seconds bigint CHECK (refill_seconds > 0),
+    ADD COLUMN refill_amount bigint CHECK (refill_amount > 0),
+    ADD COLUMN refill_period bigint;
+",
 ];
+
+/// Spends one request of usage-limited key `$1`, refilling it first when refill period
+/// `$2` (NULL without a refill) is past the stored one: one statement, so the check and
+/// the decrement cannot be split (a concurrent spend re-checks the row it waited for)
+/// and `remaining` never goes below zero. A row comes back when one was spent.
+const SPEND_SQL: &str = "UPDATE api_keys SET \
+     remaining = CASE WHEN $2::bigint > refill_period THEN refill_amount ELSE remaining END - 1, \
+     refill_period = CASE WHEN $2::bigint > refill_period THEN $2::bigint ELSE refill_period END \
+     WHERE id = $1 AND remaining IS NOT NULL \
+     AND (remaining > 0 OR ($2::bigint > refill_period AND refill_amount > 0)) \
+     RETURNING remaining";
 
 /// The columns of an [`ApiKey`], projects resolved to parallel id and name arrays.
 const KEY_COLUMNS: &str = "k.id, k.tenant_id, k.actor_kind, k.user_id, k.name, k.prefix, k.scopes, \
@@ -108,7 +130,8 @@ const KEY_COLUMNS: &str = "k.id, k.tenant_id, k.actor_kind, k.user_id, k.name, k
        WHERE p.id = ANY(k.projects) ORDER BY p.name, p.id) END, \
      CASE WHEN k.projects IS NULL THEN NULL ELSE ARRAY(SELECT p.name FROM projects p \
        WHERE p.id = ANY(k.projects) ORDER BY p.name, p.id) END, \
-     k.created_at, k.expires_at, k.revoked_at, k.last_used_at, k.revoked_reason";
+     k.created_at, k.expires_at, k.revoked_at, k.last_used_at, k.revoked_reason, \
+     k.remaining, k.refill_seconds, k.refill_amount, k.refill_period";
 
 /// A [`KeyStore`] in a PostgreSQL database, shared by any number of processes.
 ///
@@ -119,6 +142,7 @@ pub struct PostgresStore {
     readers: Arc<Readers>,
     last_used: Arc<LastUsed>,
     touch: mpsc::Sender<(KeyId, OffsetDateTime)>,
+    clock: Arc<dyn Clock>,
 }
 
 /// Connections taken from the pool for verification and shared by every concurrent
@@ -233,6 +257,14 @@ impl PostgresStore {
         Self::start(config, Some(schema)).await
     }
 
+    /// This store, reading the time of verification (expiry, usage refills) from
+    /// `clock`.
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
     /// The connection pool, for callers that keep their own tables in the same
     /// database (with the same `search_path`).
     pub fn pool(&self) -> &Pool {
@@ -265,6 +297,7 @@ impl PostgresStore {
             readers: Arc::new(Readers::new()),
             last_used: Arc::new(LastUsed::default()),
             touch,
+            clock: crate::clock::system(),
         })
     }
 
@@ -354,7 +387,8 @@ async fn write_last_used(pool: Pool, mut rx: mpsc::Receiver<(KeyId, OffsetDateTi
     }
 }
 
-fn key_from_row(r: &Row) -> Result<ApiKey, StoreError> {
+/// A key read with [`KEY_COLUMNS`], its `remaining` as of `now`.
+fn key_from_row(r: &Row, now: OffsetDateTime) -> Result<ApiKey, StoreError> {
     let id: String = r.get(0);
     let kind: String = r.get(2);
     let pids: Option<Vec<String>> = r.get(7);
@@ -373,7 +407,24 @@ fn key_from_row(r: &Row) -> Result<ApiKey, StoreError> {
         revoked_at: r.get(11),
         revoked_reason: r.get(13),
         last_used_at: r.get(12),
+        remaining: verify::remaining_at(
+            r.get::<_, Option<i64>>(14).map(count).transpose()?,
+            refill(r.get(15), r.get(16))?,
+            r.get(17),
+            now,
+        ),
+        refill: refill(r.get(15), r.get(16))?,
     })
+}
+
+/// A stored count, read back.
+fn count(n: i64) -> Result<u64, StoreError> {
+    records::stored_count(n).map_err(bad_value)
+}
+
+/// A stored refill, read back.
+fn refill(seconds: Option<i64>, amount: Option<i64>) -> Result<Option<Refill>, StoreError> {
+    records::stored_refill(seconds, amount).map_err(bad_value)
 }
 
 fn project_refs(ids: Option<Vec<String>>, names: Option<Vec<String>>) -> Option<Vec<ProjectRef>> {
@@ -394,6 +445,7 @@ async fn get_key<C: GenericClient>(
     tenant: &TenantId,
     id: &KeyId,
     for_update: bool,
+    now: OffsetDateTime,
 ) -> Result<ApiKey, StoreError> {
     let sql = format!(
         "SELECT {KEY_COLUMNS} FROM api_keys k WHERE k.tenant_id = $1 AND k.id = $2{}",
@@ -405,7 +457,7 @@ async fn get_key<C: GenericClient>(
         .await
         .map_err(db_err)?
         .ok_or(StoreError::NotFound)?;
-    key_from_row(&row)
+    key_from_row(&row, now)
 }
 
 async fn tenant_exists<C: GenericClient>(client: &C, tenant: &TenantId) -> Result<(), StoreError> {
@@ -597,11 +649,17 @@ async fn insert_key(
         .projects
         .as_ref()
         .map(|l| l.iter().map(|p| p.id.as_str()).collect());
+    // Checked by `records::prepare_key` to fit.
+    let stored = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    let remaining = record.remaining.map(stored);
+    let refill_seconds = record.refill.and_then(|r| r.interval.seconds()).map(stored);
+    let refill_amount = record.refill.map(|r| stored(r.amount));
     let stmt = tx
         .prepare_cached(
             "INSERT INTO api_keys (id, tenant_id, actor_kind, user_id, name, prefix, hash, \
-             scopes, projects, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+             scopes, projects, created_at, expires_at, remaining, refill_seconds, \
+             refill_amount, refill_period) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
         )
         .await
         .map_err(db_err)?;
@@ -619,6 +677,10 @@ async fn insert_key(
             &project_ids,
             &record.created_at,
             &record.expires_at,
+            &remaining,
+            &refill_seconds,
+            &refill_amount,
+            &key.refill_period,
         ],
     )
     .await
@@ -649,7 +711,7 @@ const VERIFY_SQL: &str = "SELECT k.hash, k.revoked_at IS NOT NULL, k.tenant_id, 
        WHERE p.id = ANY(k.projects) ORDER BY p.name, p.id) END, \
      CASE WHEN k.projects IS NULL THEN NULL ELSE ARRAY(SELECT p.name FROM projects p \
        WHERE p.id = ANY(k.projects) ORDER BY p.name, p.id) END, \
-     k.expires_at \
+     k.expires_at, k.remaining IS NOT NULL, k.refill_seconds, k.refill_amount \
      FROM api_keys k JOIN tenants t ON t.id = k.tenant_id \
      LEFT JOIN users u ON u.id = k.user_id WHERE k.id = $1";
 
@@ -700,7 +762,25 @@ impl PostgresStore {
                 projects: project_refs(r.get(9), r.get(10)),
                 expires_at: r.get(11),
             },
+            usage: if r.get(12) {
+                Some(Usage {
+                    refill: refill(r.get(13), r.get(14))?,
+                })
+            } else {
+                None
+            },
         }))
+    }
+
+    /// Runs [`SPEND_SQL`] on the connections `verify` shares: whether one was left.
+    async fn spend(&self, id: KeyId, period: Option<i64>) -> Result<bool, StoreError> {
+        let client = self.readers.get(&self.pool).await?;
+        let stmt = client.prepare_cached(SPEND_SQL).await.map_err(db_err)?;
+        Ok(client
+            .query_opt(&stmt, &[&id.as_str(), &period])
+            .await
+            .map_err(db_err)?
+            .is_some())
     }
 }
 
@@ -839,10 +919,11 @@ impl KeyStore for PostgresStore {
 
     async fn get_key(&self, tenant: &TenantId, id: &KeyId) -> Result<ApiKey, StoreError> {
         let client = self.client().await?;
-        get_key(&client, tenant, id, false).await
+        get_key(&client, tenant, id, false, self.clock.now()).await
     }
 
     async fn list_keys(&self, tenant: &TenantId) -> Result<Vec<ApiKey>, StoreError> {
+        let now = self.clock.now();
         let client = self.client().await?;
         tenant_exists(&client, tenant).await?;
         let sql = format!(
@@ -854,7 +935,7 @@ impl KeyStore for PostgresStore {
             .await
             .map_err(db_err)?
             .iter()
-            .map(key_from_row)
+            .map(|r| key_from_row(r, now))
             .collect()
     }
 
@@ -887,7 +968,7 @@ impl KeyStore for PostgresStore {
             )
             .await
             .map_err(db_err)?;
-        let key = get_key(&tx, tenant, id, false).await?;
+        let key = get_key(&tx, tenant, id, false, self.clock.now()).await?;
         if changed == 1 {
             push_audit(
                 &tx,
@@ -915,7 +996,7 @@ impl KeyStore for PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(db_err)?;
         // Locked so a concurrent revoke cannot slip between the check and the insert.
-        let old = get_key(&tx, tenant, id, true).await?;
+        let old = get_key(&tx, tenant, id, true, self.clock.now()).await?;
         let prepared = records::prepare_rotation(format, &old)?;
         let rotated = NewAuditEvent {
             tenant_id: tenant.clone(),
@@ -978,7 +1059,13 @@ impl KeyStore for PostgresStore {
 #[async_trait]
 impl Verifier for PostgresStore {
     async fn verify(&self, token: &str) -> Result<Principal, VerifyError> {
-        let principal = verify_with(token, |id| self.key_row(id)).await?;
+        let principal = verify_with(
+            token,
+            &*self.clock,
+            |id| self.key_row(id),
+            |id, period| self.spend(id, period),
+        )
+        .await?;
         if self.last_used.due(principal.key_id) {
             // Not awaited; a full queue drops the update.
             let _ = self.touch.try_send((principal.key_id, records::now()));

@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 
 use crate::error::StoreError;
 use crate::hash::TokenHash;
-use crate::model::{ApiKey, NewKey, ProjectRef, TenantId, UserId};
+use crate::model::{ApiKey, NewKey, ProjectRef, Refill, TenantId, UserId};
 use crate::name::check_name_characters;
 
 /// The current time in UTC, truncated to microseconds so that every store (PostgreSQL
@@ -38,6 +38,12 @@ pub(crate) struct PreparedKey {
     pub(crate) projects: Option<Vec<String>>,
     pub(crate) created_at: OffsetDateTime,
     pub(crate) expires_at: Option<OffsetDateTime>,
+    /// Requests left, for a usage-limited key.
+    pub(crate) remaining: Option<u64>,
+    pub(crate) refill: Option<Refill>,
+    /// The refill period of `created_at`, stored with a refill: the first refill is
+    /// at the start of the next one.
+    pub(crate) refill_period: Option<i64>,
 }
 
 impl PreparedKey {
@@ -57,6 +63,8 @@ impl PreparedKey {
             revoked_at: None,
             revoked_reason: None,
             last_used_at: None,
+            remaining: self.remaining,
+            refill: self.refill,
         }
     }
 }
@@ -79,11 +87,7 @@ pub(crate) fn prepare_rotation(
     prepare(format, rotation_of(old)?, false)
 }
 
-fn prepare(
-    format: &TokenFormat,
-    request: NewKey,
-    check_name: bool,
-) -> Result<PreparedKey, StoreError> {
+fn prepare(format: &TokenFormat, request: NewKey, fresh: bool) -> Result<PreparedKey, StoreError> {
     let created_at = now();
     match (request.kind, &request.user_id) {
         (KeyKind::User, None) => {
@@ -100,13 +104,18 @@ fn prepare(
     if name.is_empty() {
         return Err(StoreError::Invalid("a key needs a name".to_owned()));
     }
-    if check_name {
+    if fresh {
         check_characters("key", &name)?;
     }
     let expires_at = request.expires_at.map(truncate);
     if expires_at.is_some_and(|at| at <= created_at) {
         return Err(StoreError::Invalid("expires_at is in the past".to_owned()));
     }
+    if fresh {
+        // A rotation copies a limit that may have run down to zero.
+        check_usage(request.remaining, request.refill)?;
+    }
+    let refill_period = request.refill.map(|r| r.interval.period(created_at));
     let scopes = normalise(request.scopes);
     let projects = request.projects.map(normalise);
     let token = format.generate(request.kind)?;
@@ -122,7 +131,36 @@ fn prepare(
         projects,
         created_at,
         expires_at,
+        remaining: request.remaining,
+        refill: request.refill,
+        refill_period,
     })
+}
+
+/// Refuses a usage limit of zero, a refill of zero, and a refill without a limit.
+fn check_usage(remaining: Option<u64>, refill: Option<Refill>) -> Result<(), StoreError> {
+    // Stored as signed 64-bit integers.
+    let too_large = |n: u64| i64::try_from(n).is_err();
+    if remaining.is_some_and(too_large) || refill.is_some_and(|r| too_large(r.amount)) {
+        return Err(StoreError::Invalid(format!(
+            "remaining and a refill's amount are at most {}",
+            i64::MAX
+        )));
+    }
+    if remaining == Some(0) {
+        return Err(StoreError::Invalid(
+            "remaining must be above zero (omit it for a key without a usage limit)".to_owned(),
+        ));
+    }
+    match refill {
+        Some(r) if r.amount == 0 => Err(StoreError::Invalid(
+            "a refill's amount must be above zero".to_owned(),
+        )),
+        Some(_) if remaining.is_none() => Err(StoreError::Invalid(
+            "a refill needs remaining: only a usage-limited key is refilled".to_owned(),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// The owner key a [`Bootstrap`](crate::Bootstrap) creates: a user key of `owner`, every project, no expiry.
@@ -140,10 +178,14 @@ pub(crate) fn bootstrap_key(
         scopes,
         projects: None,
         expires_at: None,
+        remaining: None,
+        refill: None,
     }
 }
 
-/// A new key request copying everything of `old` but its name.
+/// A new key request copying everything of `old` but its token: the replacement of a
+/// usage-limited key starts with what `old` has left now (a refill that is due
+/// counted in) and the same refill, so rotating never resets a budget.
 fn rotation_of(old: &ApiKey) -> Result<NewKey, StoreError> {
     if old.revoked_at.is_some() {
         return Err(StoreError::Invalid(
@@ -166,6 +208,9 @@ fn rotation_of(old: &ApiKey) -> Result<NewKey, StoreError> {
             .as_ref()
             .map(|list| list.iter().map(|p| p.name.clone()).collect()),
         expires_at: old.expires_at,
+        // An exhausted key's replacement is exhausted too, until its refill.
+        remaining: old.remaining,
+        refill: old.refill,
     })
 }
 
@@ -202,16 +247,49 @@ pub(crate) fn check_name(what: &'static str, name: &str) -> Result<String, Store
 
 /// The detail of a `key.created` audit event (never a secret).
 pub(crate) fn created_detail(key: &ApiKey) -> serde_json::Value {
-    serde_json::json!({
+    let mut detail = serde_json::json!({
         "name": key.name,
         "kind": key.kind.actor(),
         "scopes": key.scopes,
         "projects": key.projects.as_ref().map(|l| l.iter().map(|p| p.name.clone()).collect::<Vec<_>>()),
         "expires_at": key.expires_at.and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok()),
-    })
+    });
+    // Only on usage-limited keys, so other keys' events keep their shape.
+    if let (Some(remaining), Some(map)) = (key.remaining, detail.as_object_mut()) {
+        map.insert("remaining".to_owned(), remaining.into());
+        if let Some(refill) = key.refill {
+            map.insert(
+                "refill".to_owned(),
+                serde_json::json!({ "interval": refill.interval.to_string(), "amount": refill.amount }),
+            );
+        }
+    }
+    detail
 }
 
 /// Sorts project references by name for display.
 pub(crate) fn sort_projects(list: &mut [ProjectRef]) {
     list.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
+}
+
+/// A count as stored (`remaining`, a refill's seconds or amount): never negative, which
+/// the schema checks; `Err` names what was stored wrong.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn stored_count(n: i64) -> Result<u64, &'static str> {
+    u64::try_from(n).map_err(|_| "count")
+}
+
+/// The refill stored as `refill_seconds` (NULL: monthly) and `refill_amount` (NULL: no
+/// refill); `Err` names what was stored wrong.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn stored_refill(
+    seconds: Option<i64>,
+    amount: Option<i64>,
+) -> Result<Option<Refill>, &'static str> {
+    let Some(amount) = amount else {
+        return Ok(None);
+    };
+    let seconds = seconds.map(stored_count).transpose()?;
+    let interval = crate::model::RefillInterval::from_seconds(seconds).ok_or("refill interval")?;
+    Ok(Some(Refill::new(interval, stored_count(amount)?)))
 }

@@ -24,17 +24,18 @@ use rusqlite::{
 };
 use time::OffsetDateTime;
 
+use crate::clock::Clock;
 use crate::error::{StoreError, VerifyError};
 use crate::hash::TokenHash;
 use crate::last_used::LastUsed;
 use crate::model::{
     ApiKey, AuditEvent, Bootstrap, Bootstrapped, CreatedKey, NewAuditEvent, NewKey, Principal,
-    Project, ProjectId, ProjectRef, RevokeReason, Role, Tenant, TenantId, TenantRef, User, UserId,
-    UserRef,
+    Project, ProjectId, ProjectRef, Refill, RevokeReason, Role, Tenant, TenantId, TenantRef, User,
+    UserId, UserRef,
 };
 use crate::records::{self, PreparedKey};
 use crate::store::{KeyStore, Verifier};
-use crate::verify::{KeyRow, verify_with};
+use crate::verify::{self, KeyRow, Usage, verify_with};
 
 /// How long a connection waits for a lock held by another connection or process.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -98,14 +99,35 @@ CREATE INDEX audit_log_tenant ON audit_log (tenant_id, id);
     r"
 ALTER TABLE api_keys ADD COLUMN revoked_reason TEXT;
 ",
+    // Usage-limited keys: NULL `remaining` = no limit (every existing key). A refill has
+    // an amount; its interval is `refill_seconds` (NULL = monthly), and
+    // `refill_period` the period of the last refill.
+    r"
+ALTER TABLE api_keys ADD COLUMN remaining INTEGER CHECK (remaining >= 0);
+ALTER TABLE api_keys ADD COLUMN refill_seconds INTEGER CHECK (refill_seconds > 0);
+ALTER TABLE api_keys ADD COLUMN refill_amount INTEGER CHECK (refill_amount > 0);
+ALTER TABLE api_keys ADD COLUMN refill_period INTEGER;
+",
 ];
+
+/// Spends one request of usage-limited key `?1`, refilling it first when refill period
+/// `?2` (NULL without a refill) is past the stored one: one statement, so the check and
+/// the decrement cannot be split and `remaining` never goes below zero. A row comes
+/// back when one was spent.
+const SPEND_SQL: &str = "UPDATE api_keys SET \
+     remaining = CASE WHEN ?2 > refill_period THEN refill_amount ELSE remaining END - 1, \
+     refill_period = CASE WHEN ?2 > refill_period THEN ?2 ELSE refill_period END \
+     WHERE id = ?1 AND remaining IS NOT NULL \
+     AND (remaining > 0 OR (?2 > refill_period AND refill_amount > 0)) \
+     RETURNING remaining";
 
 /// The columns of an [`ApiKey`], projects resolved to `[[id, name], …]` JSON.
 const KEY_COLUMNS: &str = "k.id, k.tenant_id, k.actor_kind, k.user_id, k.name, k.prefix, \
      k.scopes, CASE WHEN k.projects IS NULL THEN NULL ELSE \
      (SELECT json_group_array(json_array(p.id, p.name)) FROM projects p \
       WHERE p.id IN (SELECT value FROM json_each(k.projects))) END, \
-     k.created_at, k.expires_at, k.revoked_at, k.last_used_at, k.revoked_reason";
+     k.created_at, k.expires_at, k.revoked_at, k.last_used_at, k.revoked_reason, \
+     k.remaining, k.refill_seconds, k.refill_amount, k.refill_period";
 
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 
@@ -116,6 +138,7 @@ type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     inner: Arc<Inner>,
+    clock: Arc<dyn Clock>,
 }
 
 #[derive(Debug)]
@@ -212,6 +235,14 @@ impl SqliteStore {
         Ok(Self::start(conn, Vec::new(), Vec::new(), None))
     }
 
+    /// This store, reading the time of verification (expiry, usage refills) from
+    /// `clock`.
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
     /// The database file, or `None` for an in-memory database.
     pub fn path(&self) -> Option<&Path> {
         self.inner.path.as_deref()
@@ -243,6 +274,7 @@ impl SqliteStore {
                 last_used: LastUsed::default(),
                 path,
             }),
+            clock: crate::clock::system(),
         }
     }
 
@@ -422,7 +454,8 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     tx.commit().map_err(db_err)
 }
 
-fn key_from_row(r: &Row<'_>) -> rusqlite::Result<ApiKey> {
+/// A key read with [`KEY_COLUMNS`], its `remaining` as of `now`.
+fn key_from_row(r: &Row<'_>, now: OffsetDateTime) -> rusqlite::Result<ApiKey> {
     let id: String = r.get(0)?;
     let kind: String = r.get(2)?;
     let scopes: String = r.get(6)?;
@@ -456,14 +489,48 @@ fn key_from_row(r: &Row<'_>) -> rusqlite::Result<ApiKey> {
         revoked_at: opt_micros(r.get(10)?)?,
         revoked_reason: r.get(12)?,
         last_used_at: opt_micros(r.get(11)?)?,
+        remaining: verify::remaining_at(
+            r.get::<_, Option<i64>>(13)?.map(count).transpose()?,
+            refill(r.get(14)?, r.get(15)?)?,
+            r.get(16)?,
+            now,
+        ),
+        refill: refill(r.get(14)?, r.get(15)?)?,
     })
 }
 
-fn get_key(conn: &Connection, tenant: &TenantId, id: &KeyId) -> Result<ApiKey, StoreError> {
+/// A stored count, read back.
+fn count(n: i64) -> rusqlite::Result<u64> {
+    records::stored_count(n).map_err(bad_value)
+}
+
+/// A stored refill, read back.
+fn refill(seconds: Option<i64>, amount: Option<i64>) -> rusqlite::Result<Option<Refill>> {
+    records::stored_refill(seconds, amount).map_err(bad_value)
+}
+
+/// Runs [`SPEND_SQL`]: whether one was left to spend.
+fn spend(conn: &Connection, id: &KeyId, period: Option<i64>) -> Result<bool, StoreError> {
+    conn.prepare_cached(SPEND_SQL)
+        .map_err(db_err)?
+        .query_row(params![id.as_str(), period], |_| Ok(()))
+        .optional()
+        .map(|spent| spent.is_some())
+        .map_err(db_err)
+}
+
+fn get_key(
+    conn: &Connection,
+    tenant: &TenantId,
+    id: &KeyId,
+    now: OffsetDateTime,
+) -> Result<ApiKey, StoreError> {
     let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys k WHERE k.tenant_id = ?1 AND k.id = ?2");
     conn.prepare_cached(&sql)
         .map_err(db_err)?
-        .query_row(params![tenant.as_str(), id.as_str()], key_from_row)
+        .query_row(params![tenant.as_str(), id.as_str()], |r| {
+            key_from_row(r, now)
+        })
         .optional()
         .map_err(db_err)?
         .ok_or(StoreError::NotFound)
@@ -644,9 +711,16 @@ fn insert_key(
         .map(|l| serde_json::to_string(&l.iter().map(|p| p.id.as_str()).collect::<Vec<_>>()))
         .transpose()
         .map_err(StoreError::unavailable)?;
+    // Checked by `records::prepare_key` to fit.
+    let stored = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    let remaining = record.remaining.map(stored);
+    let refill_seconds = record.refill.and_then(|r| r.interval.seconds()).map(stored);
+    let refill_amount = record.refill.map(|r| stored(r.amount));
     tx.prepare_cached(
         "INSERT INTO api_keys (id, tenant_id, actor_kind, user_id, name, prefix, hash, scopes, \
-         projects, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+         projects, created_at, expires_at, remaining, refill_seconds, refill_amount, \
+         refill_period) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
     )
     .map_err(db_err)?
     .execute(params![
@@ -661,6 +735,10 @@ fn insert_key(
         project_ids,
         micros(record.created_at),
         record.expires_at.map(micros),
+        remaining,
+        refill_seconds,
+        refill_amount,
+        key.refill_period,
     ])
     .map_err(db_err)?;
     push_audit(
@@ -717,7 +795,7 @@ fn key_row_raw(conn: &Connection, id: &KeyId) -> rusqlite::Result<Option<KeyRow>
              CASE WHEN k.projects IS NULL THEN NULL ELSE \
              (SELECT json_group_array(json_array(p.id, p.name)) FROM projects p \
               WHERE p.id IN (SELECT value FROM json_each(k.projects))) END, \
-             k.expires_at \
+             k.expires_at, k.remaining IS NOT NULL, k.refill_seconds, k.refill_amount \
              FROM api_keys k JOIN tenants t ON t.id = k.tenant_id \
              LEFT JOIN users u ON u.id = k.user_id WHERE k.id = ?1",
     )?;
@@ -769,6 +847,13 @@ fn key_row_raw(conn: &Connection, id: &KeyId) -> rusqlite::Result<Option<KeyRow>
                 scopes: serde_json::from_str(&scopes).map_err(conversion)?,
                 projects,
                 expires_at: opt_micros(r.get(10)?)?,
+            },
+            usage: if r.get(11)? {
+                Some(Usage {
+                    refill: refill(r.get(12)?, r.get(13)?)?,
+                })
+            } else {
+                None
             },
         })
     })
@@ -890,17 +975,21 @@ impl KeyStore for SqliteStore {
 
     async fn get_key(&self, tenant: &TenantId, id: &KeyId) -> Result<ApiKey, StoreError> {
         let (tenant, id) = (tenant.clone(), *id);
-        self.read(move |conn| get_key(conn, &tenant, &id)).await
+        let now = self.clock.now();
+        self.read(move |conn| get_key(conn, &tenant, &id, now))
+            .await
     }
 
     async fn list_keys(&self, tenant: &TenantId) -> Result<Vec<ApiKey>, StoreError> {
-        let tenant = tenant.clone();
+        let (tenant, now) = (tenant.clone(), self.clock.now());
         self.read(move |conn| {
             tenant_exists(conn, &tenant)?;
             let sql = format!(
                 "SELECT {KEY_COLUMNS} FROM api_keys k WHERE k.tenant_id = ?1 ORDER BY k.rowid DESC"
             );
-            query_all(conn, &sql, params![tenant.as_str()], key_from_row)
+            query_all(conn, &sql, params![tenant.as_str()], |r| {
+                key_from_row(r, now)
+            })
         })
         .await
     }
@@ -913,8 +1002,9 @@ impl KeyStore for SqliteStore {
         reason: Option<&RevokeReason>,
     ) -> Result<ApiKey, StoreError> {
         let (tenant, id, actor, reason) = (tenant.clone(), *id, actor.to_owned(), reason.cloned());
+        let now = self.clock.now();
         self.write(move |tx| {
-            get_key(tx, &tenant, &id)?;
+            get_key(tx, &tenant, &id, now)?;
             let changed = tx
                 .prepare_cached(
                     "UPDATE api_keys SET revoked_at = ?1, revoked_reason = ?4 \
@@ -940,7 +1030,7 @@ impl KeyStore for SqliteStore {
                     },
                 )?;
             }
-            get_key(tx, &tenant, &id)
+            get_key(tx, &tenant, &id, now)
         })
         .await
     }
@@ -953,8 +1043,9 @@ impl KeyStore for SqliteStore {
         actor: &str,
     ) -> Result<CreatedKey, StoreError> {
         let (format, tenant, id, actor) = (format.clone(), tenant.clone(), *id, actor.to_owned());
+        let now = self.clock.now();
         self.write(move |tx| {
-            let old = get_key(tx, &tenant, &id)?;
+            let old = get_key(tx, &tenant, &id, now)?;
             let prepared = records::prepare_rotation(&format, &old)?;
             let rotated = NewAuditEvent {
                 tenant_id: tenant.clone(),
@@ -1011,12 +1102,18 @@ impl KeyStore for SqliteStore {
 #[async_trait]
 impl Verifier for SqliteStore {
     async fn verify(&self, token: &str) -> Result<Principal, VerifyError> {
-        let principal = verify_with(token, |id| async move {
-            match self.read_inline(&id) {
-                Some(row) => row,
-                None => self.read(move |conn| key_row(conn, &id)).await,
-            }
-        })
+        let principal = verify_with(
+            token,
+            &*self.clock,
+            |id| async move {
+                match self.read_inline(&id) {
+                    Some(row) => row,
+                    None => self.read(move |conn| key_row(conn, &id)).await,
+                }
+            },
+            // A usage-limited key only: the writer thread, one statement.
+            |id, period| Self::run(&self.inner.writer, move |conn| spend(conn, &id, period)),
+        )
         .await?;
         if self.inner.last_used.due(principal.key_id) {
             let id = principal.key_id;

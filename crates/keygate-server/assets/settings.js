@@ -389,8 +389,20 @@ function keyRow(key) {
   h("td", { "data-label": "Created", class: "nowrap" }, when(key.created_at, "—")),
   h("td", { "data-label": "Expires", class: "nowrap", "data-testid": "key-expires" }, when(key.expires_at, "Never")),
   h("td", { "data-label": "Last used", class: "nowrap", "data-testid": "key-last-used" }, when(key.last_used_at, "Never")),
-  h("td", { "data-label": "Status" }, statusBadge(key.status), revokedReason(key)),
+  h("td", { "data-label": "Status" }, statusBadge(key.status), usage(key), revokedReason(key)),
   h("td", { class: "cell-actions" }, actions));
+}
+
+const REFILL_WORDS = { daily: "daily", monthly: "monthly", "1h": "hourly" };
+
+/** Under the status of a usage-limited key: requests left and its refill. */
+function usage(key) {
+  if (typeof key.remaining !== "number") return null;
+  const left = `${key.remaining} ${key.remaining === 1 ? "request" : "requests"} left`;
+  const every = key.refill ? REFILL_WORDS[key.refill.interval] || `every ${key.refill.interval}` : "";
+  return h("div", { class: "key-usage", "data-testid": "key-usage" },
+    h("div", {}, left),
+    key.refill ? h("div", { class: "muted" }, `refills to ${key.refill.amount} ${every}`) : null);
 }
 
 /** Why a revoked key was revoked, when not by an owner: `leaked` names a leak report. */
@@ -480,6 +492,9 @@ async function submitCreate(event) {
   const scopes = [...document.querySelectorAll('#create-scopes input[name="scope"]:checked')].map((i) => i.value);
   const chosenProjects = [...document.querySelectorAll('#create-projects input[name="project"]:checked')].map((i) => i.value);
   const expiry = $("create-expiry").value;
+  const remaining = $("create-remaining").value.trim();
+  const refill = $("create-refill").value;
+  const refillAmount = $("create-refill-amount").value.trim();
 
   if (!name) {
     show(error, "Give the key a name.");
@@ -490,9 +505,27 @@ async function submitCreate(event) {
     show(error, "Choose at least one scope.");
     return;
   }
+  const whole = (text) => /^[0-9]+$/.test(text) && Number(text) > 0;
+  if (remaining && !whole(remaining)) {
+    show(error, "The usage limit is a whole number of requests above zero.");
+    $("create-remaining").focus();
+    return;
+  }
+  if (refill && !remaining) {
+    show(error, "A refill needs a usage limit: set the number of requests.");
+    $("create-remaining").focus();
+    return;
+  }
+  if (refill && !whole(refillAmount)) {
+    show(error, "Say how many requests each refill gives: a whole number above zero.");
+    $("create-refill-amount").focus();
+    return;
+  }
   const body = { name, kind, scopes };
   if (chosenProjects.length) body.projects = chosenProjects;
   if (expiry) body.expires_in = Number(expiry);
+  if (remaining) body.remaining = Number(remaining);
+  if (refill) body.refill = { interval: refill, amount: Number(refillAmount) };
 
   const submit = $("create-submit");
   submit.disabled = true;

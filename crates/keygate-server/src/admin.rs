@@ -10,7 +10,10 @@ use keygate_client::{
     AuditList, CreateKey, CreateProject, ExpiresIn, IssuedKey, KeyInfo, KeyList, ProjectInfo,
     ProjectList, ScopeInfo, ScopeList, TokenInfo, TokenUser,
 };
-use keygate_keys::{ApiKey, CreatedKey, KeyId, KeyKind, NewKey, Principal, Project, ProjectRef};
+use keygate_keys::{
+    ApiKey, CreatedKey, KeyId, KeyKind, NewKey, Principal, Project, ProjectRef, Refill,
+    RefillInterval,
+};
 use keygate_scopes::ADMIN_SCOPE;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -62,7 +65,35 @@ fn key_info(k: ApiKey) -> KeyInfo {
         revoked_reason: k.revoked_reason,
         last_used_at: k.last_used_at,
         status: Some(status),
+        remaining: k.remaining,
+        refill: k.refill,
     }
+}
+
+/// The usage limit of a create request: `remaining` above zero, and a refill (which
+/// needs `remaining`) with a known interval and an amount above zero.
+fn usage(body: &CreateKey) -> Result<(Option<u64>, Option<Refill>), ApiError> {
+    let count = |n: i64, what: &str| {
+        u64::try_from(n)
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| ApiError::invalid(format!("{what} must be a whole number above zero")))
+    };
+    let remaining = body.remaining.map(|n| count(n, "remaining")).transpose()?;
+    let Some(refill) = &body.refill else {
+        return Ok((remaining, None));
+    };
+    if remaining.is_none() {
+        return Err(ApiError::invalid(
+            "refill needs remaining: only a usage-limited key is refilled",
+        ));
+    }
+    let interval = refill
+        .interval
+        .parse::<RefillInterval>()
+        .map_err(|e| ApiError::invalid(e.to_string()))?;
+    let amount = count(refill.amount, "refill.amount")?;
+    Ok((remaining, Some(Refill::new(interval, amount))))
 }
 
 /// An answer written through `serde_json::Value`, whose objects keep their keys in
@@ -201,6 +232,7 @@ pub(crate) async fn create_key(
     }
     let now = OffsetDateTime::now_utc();
     let expires_at = expiry(&body, now)?;
+    let (remaining, refill) = usage(&body)?;
     if let Some(wanted) = &body.projects {
         let existing = state.store.list_projects(&principal.tenant.id).await?;
         if let Some(missing) = wanted
@@ -224,6 +256,8 @@ pub(crate) async fn create_key(
         scopes: body.scopes,
         projects: body.projects,
         expires_at,
+        remaining,
+        refill,
     };
     let created = state
         .store

@@ -330,6 +330,8 @@ async fn judge(state: &AppState, found: &LeakMatch) -> Result<LeakLabel, Respons
     // with a made-up secret (anyone can publish one) revokes nothing.
     let principal = match state.store.verify(&found.token).await {
         Ok(principal) => principal,
+        // A usage-limited key with nothing left is still live: revoke it too.
+        Err(VerifyError::UsageExceeded { principal, .. }) => *principal,
         Err(VerifyError::Revoked | VerifyError::Expired) => return Ok(LeakLabel::TruePositive),
         Err(VerifyError::Unavailable(e)) => {
             tracing::error!(error = %e, "key store unavailable during a leak report; answering 503");

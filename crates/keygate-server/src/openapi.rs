@@ -253,7 +253,7 @@ const ERRORS: &[(StatusCode, &str, Message)] = &[
 ];
 
 /// Every refusal of the auth layer, each with its fixed body.
-fn auth_errors() -> [AuthError; 8] {
+fn auth_errors() -> [AuthError; 9] {
     [
         AuthError::MissingToken,
         AuthError::InvalidRequest,
@@ -265,6 +265,9 @@ fn auth_errors() -> [AuthError; 8] {
             retry_after_secs: 1,
         },
         AuthError::Unavailable,
+        AuthError::UsageExceeded {
+            retry_after_secs: Some(1),
+        },
     ]
 }
 
@@ -376,8 +379,10 @@ answers! {
         header "WWW-Authenticate" = "An RFC 6750 Bearer challenge.";
     /// 401 for a leak report: its signature is not verified.
     InvalidSignature: UNAUTHORIZED only "invalid_signature";
-    /// 403: the key may not do this, or the request's `Origin` is not allowed.
-    Forbidden: FORBIDDEN;
+    /// 403: the key may not do this, its usage limit is spent, or the request's
+    /// `Origin` is not allowed.
+    Forbidden: FORBIDDEN,
+        header "Retry-After" = "With `usage_exceeded`: whole seconds until the key's refill, when it has one.";
     /// 403 from the origin guard alone (an operation that takes no key).
     ForbiddenOrigin: FORBIDDEN only "forbidden_origin";
     /// 404: absent, or another tenant's.

@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use keygate_keys::{
-    Bootstrap, KeyId, KeyKind, KeyStore, NameError, NewAuditEvent, NewKey, ProjectRef,
-    RevokeReason, Role, StoreError, TenantId, TokenFormat, VerifyError,
+    Bootstrap, KeyId, KeyKind, KeyStore, NameError, NewAuditEvent, NewKey, ProjectRef, Refill,
+    RefillInterval, RevokeReason, Role, StoreError, TenantId, TokenFormat, VerifyError,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -22,6 +22,9 @@ pub trait Hooks: Send + Sync {
     /// Every stored value of every table as text, or `None` when the backend keeps
     /// nothing outside the process.
     async fn dump(&self) -> Option<String>;
+    /// A value that changes whenever key `id` (or, coarser, anything) is written:
+    /// how a case sees that a verification wrote nothing.
+    async fn write_mark(&self, id: &KeyId) -> String;
 }
 
 /// A store under test and its [`Hooks`].
@@ -30,6 +33,8 @@ pub struct Harness {
     pub store: Arc<dyn KeyStore>,
     /// What the backend offers beyond the trait.
     pub hooks: Box<dyn Hooks>,
+    /// The store's clock (given to it with `with_clock`).
+    pub clock: Arc<crate::ManualClock>,
 }
 
 impl std::fmt::Debug for Harness {
@@ -86,6 +91,8 @@ pub fn user_key(s: &Setup, scopes: &[&str], projects: Option<&[&str]>) -> NewKey
         scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
         projects: projects.map(|l| l.iter().map(|s| (*s).to_owned()).collect()),
         expires_at: None,
+        remaining: None,
+        refill: None,
     }
 }
 
@@ -99,6 +106,8 @@ pub fn tenant_key(s: &Setup) -> NewKey {
         scopes: vec!["services:read".to_owned()],
         projects: Some(vec!["shop".to_owned()]),
         expires_at: Some(OffsetDateTime::now_utc() + Duration::days(30)),
+        remaining: None,
+        refill: None,
     }
 }
 
@@ -793,4 +802,266 @@ pub async fn names_with_invisible_characters_are_refused(h: &Harness) {
         .create_project(&s.tenant, "Zürich café")
         .await
         .unwrap();
+}
+
+/// A user key of `s`'s owner limited to `remaining` verified requests.
+fn limited_key(s: &Setup, remaining: u64, refill: Option<Refill>) -> NewKey {
+    NewKey {
+        remaining: Some(remaining),
+        refill,
+        ..user_key(s, &["a"], None)
+    }
+}
+
+/// Creates the key `req` asks for (actor `u`).
+async fn create(h: &Harness, req: NewKey) -> keygate_keys::CreatedKey {
+    h.store.create_key(&format(), req, "u").await.unwrap()
+}
+
+fn is_usage_exceeded<T: std::fmt::Debug>(r: &Result<T, VerifyError>) -> bool {
+    matches!(r, Err(VerifyError::UsageExceeded { .. }))
+}
+
+/// Case: a usage-limited key passes exactly `remaining` times; revoked and expired
+/// keys are refused as before and spend nothing; a rotation keeps what is left.
+pub async fn usage_limited_key_passes_exactly_remaining_times(h: &Harness) {
+    let s = setup(&*h.store, "acme").await;
+    for (remaining, refill, why) in [
+        (Some(0), None, "remaining must be above zero"),
+        (
+            None,
+            Some(Refill::new(RefillInterval::Daily, 5)),
+            "a refill needs remaining",
+        ),
+        (
+            Some(3),
+            Some(Refill::new(RefillInterval::Daily, 0)),
+            "amount must be above zero",
+        ),
+        (Some(u64::MAX), None, "at most"),
+    ] {
+        let req = NewKey {
+            remaining,
+            refill,
+            ..user_key(&s, &["a"], None)
+        };
+        match h.store.create_key(&format(), req, "u").await {
+            Err(StoreError::Invalid(msg)) => assert!(msg.contains(why), "{msg}"),
+            other => panic!("{remaining:?} {refill:?}: {other:?}"),
+        }
+    }
+    let k = create(h, limited_key(&s, 3, None)).await;
+    assert_eq!(k.key.remaining, Some(3));
+    assert_eq!(k.key.refill, None);
+    for left in [2, 1, 0] {
+        let p = h.store.verify(k.token.expose()).await.unwrap();
+        assert_eq!(p.key_id, k.key.id);
+        let got = h.store.get_key(&s.tenant, &k.key.id).await.unwrap();
+        assert_eq!(got.remaining, Some(left));
+    }
+    for _ in 0..3 {
+        match h.store.verify(k.token.expose()).await {
+            Err(VerifyError::UsageExceeded {
+                principal,
+                retry_after,
+            }) => {
+                assert_eq!(principal.key_id, k.key.id);
+                assert_eq!(retry_after, None, "never refilled");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    let listed = h.store.list_keys(&s.tenant).await.unwrap();
+    let listed = listed.iter().find(|l| l.id == k.key.id).unwrap();
+    assert_eq!(listed.remaining, Some(0), "never below zero");
+    // The owner's key has no limit and shows none.
+    assert_eq!(
+        h.store.verify(&s.owner_token).await.unwrap().tenant.id,
+        s.tenant
+    );
+    assert!(listed.remaining.is_some());
+    assert!(
+        h.store
+            .list_keys(&s.tenant)
+            .await
+            .unwrap()
+            .iter()
+            .any(|l| l.remaining.is_none())
+    );
+
+    // Revoked and expired keys are refused as before, and spend nothing.
+    let revoked = create(h, limited_key(&s, 2, None)).await;
+    h.store
+        .revoke_key(&s.tenant, &revoked.key.id, "u")
+        .await
+        .unwrap();
+    let expired = create(h, limited_key(&s, 2, None)).await;
+    h.hooks
+        .set_expires_at(
+            &expired.key.id,
+            OffsetDateTime::now_utc() - Duration::hours(1),
+        )
+        .await;
+    for _ in 0..3 {
+        assert!(matches!(
+            h.store.verify(revoked.token.expose()).await,
+            Err(VerifyError::Revoked)
+        ));
+        assert!(matches!(
+            h.store.verify(expired.token.expose()).await,
+            Err(VerifyError::Expired)
+        ));
+    }
+    for key in [&revoked, &expired] {
+        let got = h.store.get_key(&s.tenant, &key.key.id).await.unwrap();
+        assert_eq!(got.remaining, Some(2), "a refused key spent nothing");
+    }
+    // A wrong secret for the key's id spends nothing either.
+    let other = create(h, limited_key(&s, 1, None)).await;
+    let raw = other.token.expose();
+    let body = raw.len() - 48;
+    let forged = crate::with_checksum(&format!("{}{}", &raw[..body + 12], "z".repeat(30)));
+    assert!(is_not_found(h.store.verify(&forged).await));
+    h.store.verify(raw).await.unwrap();
+    assert!(is_usage_exceeded(&h.store.verify(raw).await));
+
+    // A rotation keeps the limit: the new key starts with what the old one has left.
+    let refill = Refill::new(RefillInterval::Monthly, 7);
+    let old = create(h, limited_key(&s, 3, Some(refill))).await;
+    assert_eq!(old.key.refill, Some(refill));
+    h.store.verify(old.token.expose()).await.unwrap();
+    let new = h
+        .store
+        .rotate_key(&format(), &s.tenant, &old.key.id, "u")
+        .await
+        .unwrap();
+    assert_eq!(new.key.remaining, Some(2));
+    assert_eq!(new.key.refill, Some(refill));
+    let got = h.store.get_key(&s.tenant, &new.key.id).await.unwrap();
+    assert_eq!((got.remaining, got.refill), (Some(2), Some(refill)));
+    h.store.verify(new.token.expose()).await.unwrap();
+    h.store.verify(new.token.expose()).await.unwrap();
+    assert!(is_usage_exceeded(&h.store.verify(new.token.expose()).await));
+    // The old key keeps its own count until it is revoked.
+    let got = h.store.get_key(&s.tenant, &old.key.id).await.unwrap();
+    assert_eq!(got.remaining, Some(2));
+}
+
+/// Case: an exhausted key with a refill says when it refills, and passes again once
+/// the store's clock is past that, with `remaining` set back to the refill's amount.
+pub async fn usage_limited_key_refills_after_its_interval(h: &Harness) {
+    let s = setup(&*h.store, "acme").await;
+    let hour = std::num::NonZeroU64::new(3600).unwrap();
+    let refill = Refill::new(RefillInterval::Every(hour), 5);
+    let k = create(h, limited_key(&s, 2, Some(refill))).await;
+    h.store.verify(k.token.expose()).await.unwrap();
+    h.store.verify(k.token.expose()).await.unwrap();
+    let wait = match h.store.verify(k.token.expose()).await {
+        Err(VerifyError::UsageExceeded { retry_after, .. }) => retry_after.unwrap(),
+        other => panic!("{other:?}"),
+    };
+    assert!(
+        wait > std::time::Duration::ZERO && wait <= std::time::Duration::from_secs(3600),
+        "{wait:?}"
+    );
+    let got = h.store.get_key(&s.tenant, &k.key.id).await.unwrap();
+    assert_eq!(got.remaining, Some(0));
+    // Just before the next period nothing changes; just after, the refill is due.
+    h.clock
+        .advance(Duration::try_from(wait).unwrap() - Duration::seconds(1));
+    assert!(is_usage_exceeded(&h.store.verify(k.token.expose()).await));
+    h.clock.advance(Duration::seconds(1));
+    let got = h.store.get_key(&s.tenant, &k.key.id).await.unwrap();
+    assert_eq!(
+        got.remaining,
+        Some(5),
+        "a due refill is shown before it is spent"
+    );
+    h.store.verify(k.token.expose()).await.unwrap();
+    let got = h.store.get_key(&s.tenant, &k.key.id).await.unwrap();
+    assert_eq!(
+        got.remaining,
+        Some(4),
+        "set back to the amount, then one spent"
+    );
+    // Within the same period no second refill: four more pass, then none.
+    for _ in 0..4 {
+        h.store.verify(k.token.expose()).await.unwrap();
+    }
+    assert!(is_usage_exceeded(&h.store.verify(k.token.expose()).await));
+    // A refill sets `remaining` to the amount, whatever was left.
+    h.clock.advance(Duration::hours(1));
+    h.store.verify(k.token.expose()).await.unwrap();
+    h.clock.advance(Duration::hours(1));
+    h.store.verify(k.token.expose()).await.unwrap();
+    let got = h.store.get_key(&s.tenant, &k.key.id).await.unwrap();
+    assert_eq!(got.remaining, Some(4), "refills are not added up");
+}
+
+/// Polls until `id`'s `last_used_at` is written (bounded): after that, verifying it
+/// again within a minute writes nothing of its own.
+async fn wait_for_last_used(h: &Harness, tenant: &TenantId, id: &KeyId) {
+    for _ in 0..200 {
+        let key = h.store.get_key(tenant, id).await.unwrap();
+        if key.last_used_at.is_some() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("last_used_at not written within 2 s");
+}
+
+/// Case: verifying a key without a usage limit writes nothing (its read path stays a
+/// read); verifying a usage-limited key does write.
+pub async fn key_without_a_usage_limit_writes_nothing_on_verify(h: &Harness) {
+    let s = setup(&*h.store, "acme").await;
+    let unlimited = create(h, user_key(&s, &["a"], None)).await;
+    let limited = create(h, limited_key(&s, 100, None)).await;
+    for k in [&unlimited, &limited] {
+        h.store.verify(k.token.expose()).await.unwrap();
+        wait_for_last_used(h, &s.tenant, &k.key.id).await;
+    }
+    let before = h.hooks.write_mark(&unlimited.key.id).await;
+    for _ in 0..20 {
+        h.store.verify(unlimited.token.expose()).await.unwrap();
+    }
+    let after = h.hooks.write_mark(&unlimited.key.id).await;
+    assert_eq!(
+        before, after,
+        "a verification of a key without a limit wrote"
+    );
+    let got = h.store.get_key(&s.tenant, &unlimited.key.id).await.unwrap();
+    assert_eq!(got.remaining, None);
+
+    let before = h.hooks.write_mark(&limited.key.id).await;
+    h.store.verify(limited.token.expose()).await.unwrap();
+    let after = h.hooks.write_mark(&limited.key.id).await;
+    assert_ne!(before, after, "the mark sees a spend");
+}
+
+/// Case: 64 concurrent verifications of a key with 10 left: exactly 10 pass.
+pub async fn concurrent_verifies_spend_exactly_what_is_left(h: &Harness) {
+    let s = setup(&*h.store, "acme").await;
+    let k = create(h, limited_key(&s, 10, None)).await;
+    let token = Arc::new(k.token.expose().to_owned());
+    let start = Arc::new(tokio::sync::Barrier::new(64));
+    let mut tasks = Vec::new();
+    for _ in 0..64 {
+        let (store, token, start) = (h.store.clone(), token.clone(), start.clone());
+        tasks.push(tokio::spawn(async move {
+            start.wait().await;
+            store.verify(&token).await
+        }));
+    }
+    let (mut passed, mut exceeded) = (0, 0);
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => passed += 1,
+            Err(VerifyError::UsageExceeded { .. }) => exceeded += 1,
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    assert_eq!((passed, exceeded), (10, 54));
+    let got = h.store.get_key(&s.tenant, &k.key.id).await.unwrap();
+    assert_eq!(got.remaining, Some(0));
 }

@@ -8,6 +8,7 @@
 //! - [`with_checksum`]: a hand-made token body with a valid checksum;
 //!   [`utf16_with_bom`]: text as a UTF-16 file holds it.
 //! - [`LeakSigner`]: signs leak reports as GitHub secret scanning does.
+//! - [`ManualClock`]: a store clock tests move by hand.
 //! - [`conformance`] and [`conformance_tests!`]: the one suite every
 //!   [`KeyStore`](keygate_keys::KeyStore) backend passes (memory, SQLite, PostgreSQL).
 //! - [`DownVerifier`], [`CountingVerifier`]: fake [`Verifier`]s for the
@@ -27,6 +28,7 @@
     reason = "test helpers panic on failure by design"
 )]
 
+mod clock;
 pub mod conformance;
 mod fake;
 mod forge;
@@ -35,6 +37,7 @@ mod postgres;
 mod services;
 mod text;
 
+pub use crate::clock::ManualClock;
 pub use crate::fake::{CountingVerifier, DownVerifier};
 pub use crate::forge::with_checksum;
 pub use crate::leak_signer::LeakSigner;
@@ -66,6 +69,10 @@ macro_rules! conformance_tests {
             last_used_is_recorded,
             find_project_stays_within_the_tenant,
             names_with_invisible_characters_are_refused,
+            usage_limited_key_passes_exactly_remaining_times,
+            usage_limited_key_refills_after_its_interval,
+            key_without_a_usage_limit_writes_nothing_on_verify,
+            concurrent_verifies_spend_exactly_what_is_left,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {

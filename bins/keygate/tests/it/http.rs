@@ -155,6 +155,31 @@ fn keys_create_prints_the_key_alone_on_stdout() {
 }
 
 #[test]
+fn keys_create_sends_the_usage_limit() {
+    let owner = key("kg", KeyKind::User);
+    let new = key("kg", KeyKind::Tenant);
+    let answer = json!({
+        "id": new.id().as_str(), "key": new.expose(), "kind": "tenant", "name": "m",
+        "scopes": [], "remaining": 100, "refill": {"interval": "6h", "amount": 100},
+    });
+    let fake = Fake::serve(vec![(201, answer.to_string())]);
+    let args = "keys create --kind tenant --scope services:read --name m --remaining 100";
+    let mut args: Vec<&str> = args.split(' ').collect();
+    args.extend(["--refill", "6h:100"]);
+    let out = admin(&fake, &owner, &args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("100 requests left (refill 6h:100)"),
+        "{}",
+        stderr(&out)
+    );
+    let seen = fake.finish();
+    let sent: Value = serde_json::from_str(&seen[0].body).unwrap();
+    assert_eq!(sent["remaining"], 100, "{sent}");
+    assert_eq!(sent["refill"], json!({"interval": "6h", "amount": 100}));
+}
+
+#[test]
 fn keys_rotate_reminds_to_revoke_the_old_key() {
     let owner = key("kg", KeyKind::User);
     let old = key("kg", KeyKind::User);

@@ -213,3 +213,30 @@ async fn rate_limited_has_retry_after_at_least_one() {
     .await;
     assert_eq!(headers["retry-after"], "1");
 }
+
+#[tokio::test]
+async fn usage_exceeded_is_403_with_retry_after_only_when_refilled() {
+    let (status, headers, body) = read(AuthError::UsageExceeded {
+        retry_after_secs: Some(3600),
+    })
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(body, r#"{"error":"usage_exceeded"}"#);
+    assert_eq!(headers["content-type"], "application/json");
+    assert_eq!(headers["retry-after"], "3600");
+    assert!(headers.get("www-authenticate").is_none());
+
+    let (status, headers, body) = read(AuthError::UsageExceeded {
+        retry_after_secs: None,
+    })
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(body, r#"{"error":"usage_exceeded"}"#);
+    assert!(headers.get("retry-after").is_none());
+
+    let (_, headers, _) = read(AuthError::UsageExceeded {
+        retry_after_secs: Some(0),
+    })
+    .await;
+    assert_eq!(headers["retry-after"], "1");
+}

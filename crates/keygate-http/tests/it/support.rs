@@ -50,6 +50,8 @@ impl Fixture {
                     scopes: vec!["deploy".to_owned()],
                     projects: None,
                     expires_at: None,
+                    remaining: None,
+                    refill: None,
                 },
                 "test",
             )

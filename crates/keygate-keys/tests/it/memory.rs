@@ -19,13 +19,19 @@ impl Hooks for MemoryHooks {
     async fn dump(&self) -> Option<String> {
         None
     }
+
+    async fn write_mark(&self, _id: &KeyId) -> String {
+        self.0.writes_for_test().to_string()
+    }
 }
 
 async fn make() -> Option<Harness> {
-    let store = Arc::new(MemoryStore::new());
+    let clock = keygate_test::ManualClock::new();
+    let store = Arc::new(MemoryStore::new().with_clock(clock.clone()));
     Some(Harness {
         store: store.clone(),
         hooks: Box::new(MemoryHooks(store)),
+        clock,
     })
 }
 

@@ -95,23 +95,109 @@ impl Hooks for PgHooks {
         assert!(!out.is_empty());
         Some(out)
     }
+
+    async fn write_mark(&self, id: &KeyId) -> String {
+        // The row version's transaction id: a new one after any UPDATE of the row.
+        let client = self.store.pool().get().await.unwrap();
+        let row = client
+            .query_one(
+                "SELECT xmin::text FROM api_keys WHERE id = $1",
+                &[&id.as_str()],
+            )
+            .await
+            .unwrap();
+        row.get(0)
+    }
 }
 
 async fn make() -> Option<Harness> {
     let url = url()?;
     let schema = schema();
+    let clock = keygate_test::ManualClock::new();
     let store = Arc::new(
         PostgresStore::connect_with_schema(&url, &schema)
             .await
-            .unwrap(),
+            .unwrap()
+            .with_clock(clock.clone()),
     );
     Some(Harness {
         store: store.clone(),
         hooks: Box::new(PgHooks { store, url, schema }),
+        clock,
     })
 }
 
 crate::conformance_tests!(make);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn servers_sharing_a_database_spend_a_usage_limit_exactly_once_between_them() {
+    let Some(url) = url() else { return };
+    let schema = schema();
+    let mut stores = Vec::new();
+    for _ in 0..4 {
+        stores.push(Arc::new(
+            PostgresStore::connect_with_schema(&url, &schema)
+                .await
+                .unwrap(),
+        ));
+    }
+    let s = conformance::setup(&*stores[0], "acme").await;
+    let request = keygate_keys::NewKey {
+        remaining: Some(10),
+        ..conformance::user_key(&s, &["a"], None)
+    };
+    let key = stores[0]
+        .create_key(&conformance::format(), request, "u")
+        .await
+        .unwrap();
+    let token = Arc::new(key.token.expose().to_owned());
+    let mut tasks = Vec::new();
+    for i in 0..64 {
+        let (store, token) = (stores[i % stores.len()].clone(), token.clone());
+        tasks.push(tokio::spawn(
+            async move { store.verify(&token).await.is_ok() },
+        ));
+    }
+    let mut passed = 0;
+    for t in tasks {
+        passed += usize::from(t.await.unwrap());
+    }
+    assert_eq!(passed, 10, "four servers, one budget");
+    let left = stores[3].get_key(&s.tenant, &key.key.id).await.unwrap();
+    assert_eq!(left.remaining, Some(0));
+    drop(stores);
+    drop_schema(&url, &schema);
+}
+
+#[tokio::test]
+async fn a_database_from_before_usage_limits_migrates_and_its_keys_stay_unlimited() {
+    let Some(url) = url() else { return };
+    let schema = schema();
+    let store = PostgresStore::connect_with_schema(&url, &schema)
+        .await
+        .unwrap();
+    let s = conformance::setup(&store, "acme").await;
+    // Back to schema version 2: the columns the third migration adds are gone.
+    let client = store.pool().get().await.unwrap();
+    client
+        .batch_execute(
+            "ALTER TABLE api_keys DROP COLUMN remaining, DROP COLUMN refill_seconds, \
+             DROP COLUMN refill_amount, DROP COLUMN refill_period; \
+             DELETE FROM schema_version WHERE version = 3",
+        )
+        .await
+        .unwrap();
+    drop(client);
+    drop(store);
+    let store = PostgresStore::connect_with_schema(&url, &schema)
+        .await
+        .unwrap();
+    let p = store.verify(&s.owner_token).await.unwrap();
+    let key = store.get_key(&s.tenant, &p.key_id).await.unwrap();
+    assert_eq!((key.remaining, key.refill), (None, None));
+    drop(store);
+    drop_schema(&url, &schema);
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn several_processes_may_migrate_at_once() {
@@ -140,7 +226,7 @@ async fn several_processes_may_migrate_at_once() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(n, 2, "one row per migration, each applied once");
+    assert_eq!(n, 3, "one row per migration, each applied once");
     drop(stores);
     drop_schema(&url, &schema);
 }

@@ -13,6 +13,8 @@ use crate::conformance::{self, Harness, Hooks};
 struct SqliteHooks {
     _dir: tempfile::TempDir,
     path: PathBuf,
+    /// Asked for `PRAGMA data_version`, which changes when another connection commits.
+    watcher: std::sync::Mutex<Connection>,
 }
 
 #[async_trait]
@@ -33,6 +35,14 @@ impl Hooks for SqliteHooks {
 
     async fn dump(&self) -> Option<String> {
         Some(dump(&self.path))
+    }
+
+    async fn write_mark(&self, _id: &KeyId) -> String {
+        let conn = self.watcher.lock().unwrap();
+        let version: i64 = conn
+            .query_row("PRAGMA data_version", [], |r| r.get(0))
+            .unwrap();
+        version.to_string()
     }
 }
 
@@ -77,10 +87,17 @@ pub(crate) fn dump(path: &std::path::Path) -> String {
 async fn make() -> Option<Harness> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("keygate.db");
-    let store = Arc::new(SqliteStore::open(&path).unwrap());
+    let clock = keygate_test::ManualClock::new();
+    let store = Arc::new(SqliteStore::open(&path).unwrap().with_clock(clock.clone()));
+    let watcher = std::sync::Mutex::new(Connection::open(&path).unwrap());
     Some(Harness {
         store,
-        hooks: Box::new(SqliteHooks { _dir: dir, path }),
+        hooks: Box::new(SqliteHooks {
+            _dir: dir,
+            path,
+            watcher,
+        }),
+        clock,
     })
 }
 
@@ -93,6 +110,40 @@ async fn in_memory_store_passes_the_basics() {
     let s = conformance::setup(&store, "acme").await;
     let p = store.verify(&s.owner_token).await.unwrap();
     assert_eq!(p.tenant.name, "acme");
+}
+
+#[tokio::test]
+async fn a_database_from_before_usage_limits_migrates_and_its_keys_stay_unlimited() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("k.db");
+    let token = {
+        let store = SqliteStore::open(&path).unwrap();
+        conformance::setup(&store, "acme").await.owner_token
+    };
+    // Back to schema version 2: the columns the third migration adds are gone.
+    let conn = Connection::open(&path).unwrap();
+    for column in [
+        "remaining",
+        "refill_seconds",
+        "refill_amount",
+        "refill_period",
+    ] {
+        conn.execute(&format!("ALTER TABLE api_keys DROP COLUMN {column}"), [])
+            .unwrap();
+    }
+    conn.execute("DELETE FROM schema_version WHERE version = 3", [])
+        .unwrap();
+    drop(conn);
+    let store = SqliteStore::open(&path).unwrap();
+    let p = store.verify(&token).await.unwrap();
+    let key = keygate_keys::KeyStore::get_key(&store, &p.tenant.id, &p.key_id)
+        .await
+        .unwrap();
+    assert_eq!((key.remaining, key.refill), (None, None));
+    let s = keygate_keys::KeyStore::list_keys(&store, &p.tenant.id)
+        .await
+        .unwrap();
+    assert_eq!(s.len(), 1);
 }
 
 #[tokio::test]
@@ -109,7 +160,7 @@ async fn reopen_keeps_everything_and_migrations_are_idempotent() {
     let versions: i64 = conn
         .query_row("SELECT COUNT(*) FROM schema_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(versions, 2, "one row per migration");
+    assert_eq!(versions, 3, "one row per migration");
     let mode: String = conn
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap();

@@ -509,3 +509,129 @@ async fn introspection_and_catalogue() {
     );
     assert_eq!(scopes.len(), 8);
 }
+
+#[tokio::test]
+async fn usage_limited_keys_are_created_shown_spent_and_refused_with_403() {
+    let h = demo().await;
+    let (raw, view) = h
+        .create_key(
+            json!({"name": "metered", "kind": "tenant", "scopes": ["services:read"],
+            "remaining": 2, "refill": {"interval": "daily", "amount": 5}}),
+        )
+        .await;
+    assert_view(&view, &["key", "remaining", "refill"]);
+    assert_eq!(view["remaining"], 2);
+    assert_eq!(view["refill"], json!({"interval": "daily", "amount": 5}));
+    let id = view["id"].as_str().unwrap().to_owned();
+    // Two verified requests pass, the third is refused, with the wait for the refill.
+    for left in [1, 0] {
+        let r = h.get("/api/v1/token", &raw).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
+        let got = h.get(&format!("/api/v1/keys/{id}"), &h.owner).await;
+        assert_eq!(got.body["remaining"], left);
+    }
+    let r = h.get("/api/v1/token", &raw).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(r.raw, r#"{"error":"usage_exceeded"}"#);
+    let wait: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=86_400).contains(&wait), "{wait}");
+    // The MCP gateway refuses it the same way.
+    let r = h
+        .post(
+            "/api/mcp",
+            &raw,
+            json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(r.raw, r#"{"error":"usage_exceeded"}"#);
+    // The listing shows the limit; a key without one shows neither field.
+    let list = h.get("/api/v1/keys", &h.owner).await;
+    let keys = list.body["keys"].as_array().unwrap();
+    let metered = keys.iter().find(|k| k["id"] == json!(id)).unwrap();
+    assert_view(metered, &["remaining", "refill"]);
+    assert_eq!(metered["remaining"], 0);
+    let owner = keys.iter().find(|k| k["id"] != json!(id)).unwrap();
+    assert_view(owner, &[]);
+
+    // Without a refill: no Retry-After. A revoked limited key is 401 as before.
+    let (raw, view) = h
+        .create_key(json!({"name": "once", "kind": "tenant", "scopes": [], "remaining": 1}))
+        .await;
+    assert_view(&view, &["key", "remaining"]);
+    assert_eq!(h.get("/api/v1/token", &raw).await.status, StatusCode::OK);
+    let r = h.get("/api/v1/token", &raw).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.headers.get("retry-after").is_none());
+    let (raw, view) = h
+        .create_key(json!({"name": "gone", "kind": "tenant", "scopes": [], "remaining": 5}))
+        .await;
+    let id = view["id"].as_str().unwrap();
+    let r = h
+        .post(&format!("/api/v1/keys/{id}/revoke"), &h.owner, json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
+    let r = h.get("/api/v1/token", &raw).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(r.body["reason"], "key_revoked");
+    let got = h.get(&format!("/api/v1/keys/{id}"), &h.owner).await;
+    assert_eq!(got.body["remaining"], 5, "a refused key spends nothing");
+}
+
+#[tokio::test]
+async fn usage_limits_that_make_no_sense_are_refused_with_a_precise_400() {
+    let h = demo().await;
+    let base = json!({"name": "m", "kind": "tenant", "scopes": []});
+    for (extra, message) in [
+        (
+            json!({"remaining": 0}),
+            "remaining must be a whole number above zero",
+        ),
+        (
+            json!({"remaining": -3}),
+            "remaining must be a whole number above zero",
+        ),
+        (
+            json!({"refill": {"interval": "daily", "amount": 5}}),
+            "refill needs remaining",
+        ),
+        (
+            json!({"remaining": 5, "refill": {"interval": "fortnightly", "amount": 5}}),
+            "refill interval `fortnightly`: expected daily, monthly or a duration",
+        ),
+        (
+            json!({"remaining": 5, "refill": {"interval": "0s", "amount": 5}}),
+            "refill interval `0s`",
+        ),
+        (
+            json!({"remaining": 5, "refill": {"interval": "daily", "amount": 0}}),
+            "refill.amount must be a whole number above zero",
+        ),
+        (
+            json!({"remaining": 5, "refill": {"interval": "daily", "amount": -1}}),
+            "refill.amount must be a whole number above zero",
+        ),
+        (
+            json!({"remaining": 5, "refill": {"interval": "daily"}}),
+            "missing field `amount`",
+        ),
+        (
+            json!({"remaining": 5, "refill": {"interval": "daily", "amount": 1, "day": 3}}),
+            "unknown field `day`",
+        ),
+        (json!({"remaining": "lots"}), "invalid type"),
+    ] {
+        let mut body = base.clone();
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let r = h.post("/api/v1/keys", &h.owner, body.clone()).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}: {}", r.raw);
+        assert_eq!(r.body["error"], "invalid_request", "{}", r.raw);
+        let got = r.body["message"].as_str().unwrap();
+        assert!(got.contains(message), "{body}: {got}");
+    }
+    // Nothing was created.
+    let list = h.get("/api/v1/keys", &h.owner).await;
+    assert_eq!(list.body["keys"].as_array().unwrap().len(), 1);
+}

@@ -396,3 +396,29 @@ async fn a_bad_key_file_stops_the_server_with_a_precise_message() {
     let err = start_error(dir.path().join("missing.json")).await;
     assert!(err.contains("cannot read it"), "{err}");
 }
+
+#[tokio::test]
+async fn an_exhausted_usage_limited_key_in_a_report_is_revoked_too() {
+    let signer = Signer::new();
+    let (h, _dir) = app(&signer, |_| {}).await;
+    let (key, view) = h
+        .create_key(json!({"name": "metered", "kind": "tenant", "scopes": ["services:read"], "remaining": 1}))
+        .await;
+    let id = view["id"].as_str().unwrap().to_owned();
+    assert_eq!(h.get("/api/v1/token", &key).await.status, StatusCode::OK);
+    assert_eq!(
+        h.get("/api/v1/token", &key).await.status,
+        StatusCode::FORBIDDEN,
+        "exhausted"
+    );
+    let r = send_report(&h, &signer, &json!([found(&key)])).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
+    assert_eq!(r.body[0]["label"], "true_positive", "{}", r.raw);
+    let got = h.get(&format!("/api/v1/keys/{id}"), &h.owner).await;
+    assert_eq!(got.body["status"], "revoked", "{}", got.raw);
+    assert_eq!(got.body["revoked_reason"], "leaked");
+    assert!(matches!(
+        h.store.verify(&key).await,
+        Err(VerifyError::Revoked)
+    ));
+}

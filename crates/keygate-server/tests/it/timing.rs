@@ -83,6 +83,8 @@ async fn new_key(store: &dyn KeyStore, tenant: &keygate_keys::TenantId) -> Strin
                 scopes: vec!["services:read".to_owned()],
                 projects: None,
                 expires_at: None,
+                remaining: None,
+                refill: None,
             },
             "test",
         )

@@ -259,6 +259,8 @@ impl Harness {
                     scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
                     projects: None,
                     expires_at: None,
+                    remaining: None,
+                    refill: None,
                 },
                 "test",
             )
