@@ -50,9 +50,13 @@ async fn postgres_without_the_feature_says_so() {
 #[cfg(feature = "postgres")]
 #[tokio::test]
 async fn postgres_url_with_a_bad_password_does_not_echo_it() {
-    let Some(url) = crate::postgres::url() else {
+    let Some(base) = crate::postgres::url() else {
         return;
     };
+    // A schema of its own: the store migrates what it connects to, and the shared
+    // database's `public` schema may hold another build's tables.
+    let schema = keygate_test::PgSchema::create(&base, "kg_connect").await;
+    let url = schema.url.clone();
     // Same server, a user that does not exist: the error must not repeat the URL.
     let bad = url.replacen("postgres://postgres@", "postgres://nobody:s3cr3t-pw@", 1);
     if let Err(err) = connect(&bad).await {
