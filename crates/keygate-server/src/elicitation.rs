@@ -402,11 +402,19 @@ pub(crate) async fn audit_decision(
 /// The client's answer (`result` an `ElicitResult`, or an `error`) as the gate reads
 /// it: an error is a cancel.
 fn read_answer(result: Option<&RawValue>) -> MrtrAnswer {
-    use keygate_mcp::mrtr::{ElicitAction, ElicitResult};
-    let Some(answer) = result.and_then(|r| serde_json::from_str::<ElicitResult>(r.get()).ok())
-    else {
-        return MrtrAnswer::Cancel;
-    };
+    match result.and_then(|r| serde_json::from_str(r.get()).ok()) {
+        Some(answer) => gate_answer(answer, MrtrAnswer::Cancel),
+        None => MrtrAnswer::Cancel,
+    }
+}
+
+/// An elicitation's result as the gate reads it, on the stream and in an MRTR retry
+/// alike: an action this gateway does not know is `unknown`, which approves nothing.
+pub(crate) fn gate_answer(
+    answer: keygate_mcp::mrtr::ElicitResult,
+    unknown: MrtrAnswer,
+) -> MrtrAnswer {
+    use keygate_mcp::mrtr::ElicitAction;
     match answer.action {
         ElicitAction::Accept => MrtrAnswer::Accept(
             answer
@@ -414,8 +422,8 @@ fn read_answer(result: Option<&RawValue>) -> MrtrAnswer {
                 .map(str::to_owned),
         ),
         ElicitAction::Decline => MrtrAnswer::Decline,
-        // Cancel, and an action this gateway does not know: approves nothing.
-        _ => MrtrAnswer::Cancel,
+        ElicitAction::Cancel => MrtrAnswer::Cancel,
+        _ => unknown,
     }
 }
 

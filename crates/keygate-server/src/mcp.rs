@@ -855,25 +855,15 @@ fn asks_by_url(params: Option<&RawValue>) -> bool {
 /// [`keygate_gates::MRTR_INPUT`]).
 fn mrtr_answer(responses: Option<&RawValue>) -> keygate_gates::MrtrAnswer {
     use keygate_gates::MrtrAnswer;
-    use keygate_mcp::mrtr::{ElicitAction, ElicitResult, InputResponses};
+    use keygate_mcp::mrtr::{ElicitResult, InputResponses};
     use serde::Deserialize as _;
-    let Some(answer) = responses
+    match responses
         .and_then(|r| serde_json::from_str::<InputResponses>(r.get()).ok())
         .and_then(|mut r| r.remove(keygate_gates::MRTR_INPUT))
         .and_then(|v| ElicitResult::deserialize(v).ok())
-    else {
-        return MrtrAnswer::Missing;
-    };
-    match answer.action {
-        ElicitAction::Accept => MrtrAnswer::Accept(
-            answer
-                .accepted_str(keygate_gates::MRTR_TARGET_FIELD)
-                .map(str::to_owned),
-        ),
-        ElicitAction::Decline => MrtrAnswer::Decline,
-        ElicitAction::Cancel => MrtrAnswer::Cancel,
-        // An action this gateway does not know approves nothing.
-        _ => MrtrAnswer::Missing,
+    {
+        Some(answer) => crate::elicitation::gate_answer(answer, MrtrAnswer::Missing),
+        None => MrtrAnswer::Missing,
     }
 }
 
