@@ -8,7 +8,10 @@
 //!   `Mcp-Session-Id` (32 base62 characters, about 190 random bits) on the answer,
 //!   which the gateway then binds to the key as for any upstream. That session's
 //!   requests go to that child; `DELETE` ends it. A child idle for [`SESSION_IDLE`] is
-//!   ended when a new session starts; at most [`MAX_SESSIONS`] run at once.
+//!   ended when a new session starts; at most [`MAX_SESSIONS`] run at once, of which
+//!   one key holds at most [`MAX_SESSIONS_PER_KEY`] and one tenant
+//!   [`MAX_SESSIONS_PER_TENANT`] (a new one ends that key's or tenant's least recently
+//!   used session), so no key or tenant can take every child from the others.
 //! - **Ids.** Every request is written to the child with an id of the bridge's own (and
 //!   a `progressToken` the same), so requests of different clients on one pooled child
 //!   never collide; the answer gets the client's id back.
@@ -52,6 +55,12 @@ use crate::upstream::{json_response, not_found, rpc_error, sse_response, status_
 
 /// Stateful sessions (children) one stdio upstream runs at most.
 pub(crate) const MAX_SESSIONS: usize = 64;
+/// Sessions one key holds at most on one stdio upstream (the identity headers the
+/// gateway sets name the key); a new one ends the key's least recently used.
+pub(crate) const MAX_SESSIONS_PER_KEY: usize = 8;
+/// Sessions one tenant's keys hold at most on one stdio upstream; a new one ends the
+/// tenant's least recently used.
+pub(crate) const MAX_SESSIONS_PER_TENANT: usize = 16;
 /// How long a session's child may go without a request before a new session ends it.
 pub(crate) const SESSION_IDLE: Duration = Duration::from_secs(60 * 60);
 /// Children serving stateless requests.
@@ -150,7 +159,10 @@ impl StdioUpstream {
     ) -> Response<Body> {
         let session = headers.get(SESSION).and_then(|v| v.to_str().ok());
         match *method {
-            Method::POST => self.post(session, accepts_sse(headers), &body).await,
+            Method::POST => {
+                let owner = Owner::of(headers);
+                self.post(session, accepts_sse(headers), owner, &body).await
+            }
             Method::GET => self.get(session),
             Method::DELETE => self.delete(session),
             _ => {
@@ -173,7 +185,13 @@ impl StdioUpstream {
         Some(conn)
     }
 
-    async fn post(&self, session: Option<&str>, sse: bool, body: &[u8]) -> Response<Body> {
+    async fn post(
+        &self,
+        session: Option<&str>,
+        sse: bool,
+        owner: Option<Owner>,
+        body: &[u8],
+    ) -> Response<Body> {
         let Ok(Value::Object(message)) = serde_json::from_slice::<Value>(body) else {
             return rpc_error(
                 StatusCode::BAD_REQUEST,
@@ -198,7 +216,7 @@ impl StdioUpstream {
             };
         }
         match method.as_deref() {
-            Some("initialize") if is_request => self.open_session(message).await,
+            Some("initialize") if is_request => self.open_session(message, owner).await,
             Some(m) if is_request => {
                 self.stateless(m == keygate_mcp::revision::DISCOVER_METHOD, message, sse)
                     .await
@@ -209,7 +227,11 @@ impl StdioUpstream {
     }
 
     /// The client's `initialize`: a child of its own, and the session id on its answer.
-    async fn open_session(&self, message: Map<String, Value>) -> Response<Body> {
+    async fn open_session(
+        &self,
+        message: Map<String, Value>,
+        owner: Option<Owner>,
+    ) -> Response<Body> {
         let id = message.get("id").cloned().unwrap_or(Value::Null);
         {
             let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
@@ -220,6 +242,9 @@ impl StdioUpstream {
                 }
                 keep
             });
+            if let Some(owner) = &owner {
+                make_room(&mut sessions, owner, &self.label);
+            }
             if sessions.len() >= MAX_SESSIONS {
                 tracing::warn!(upstream = %self.label, "stdio upstream at its session cap; initialize refused");
                 return rpc_error(
@@ -266,6 +291,11 @@ impl StdioUpstream {
             conn.stop();
             return unavailable(id, "a session id could not be sent");
         };
+        if let Some(owner) = owner {
+            let _ = conn.owner.set(owner);
+        }
+        // Its idle time counts from now, not from its first request.
+        conn.touch();
         self.sessions
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -528,6 +558,61 @@ struct Conn {
     label: String,
     /// Where its end is reported (a watched session's child).
     ends: std::sync::OnceLock<mpsc::UnboundedSender<SessionEnd>>,
+    /// The key and tenant whose session it is (a session's child behind the gateway).
+    owner: std::sync::OnceLock<Owner>,
+}
+
+/// The key and tenant a session's `initialize` came with, from the identity headers the
+/// gateway sets (a client's own `X-Keygate-*` headers never get this far).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Owner {
+    key: String,
+    tenant: String,
+}
+
+impl Owner {
+    fn of(headers: &HeaderMap) -> Option<Self> {
+        let read = |name| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        Some(Self {
+            key: read(keygate_http::X_KEYGATE_KEY_ID)?,
+            tenant: read(keygate_http::X_KEYGATE_TENANT)?,
+        })
+    }
+}
+
+/// Before `owner` opens a session: ends its key's least recently used session when the
+/// key holds [`MAX_SESSIONS_PER_KEY`], then its tenant's when the tenant holds
+/// [`MAX_SESSIONS_PER_TENANT`].
+fn make_room(sessions: &mut HashMap<String, Arc<Conn>>, owner: &Owner, label: &str) {
+    /// Whether two owners share the key, or the tenant.
+    type Same = fn(&Owner, &Owner) -> bool;
+    let caps: [(usize, Same); 2] = [
+        (MAX_SESSIONS_PER_KEY, |a, b| a.key == b.key),
+        (MAX_SESSIONS_PER_TENANT, |a, b| a.tenant == b.tenant),
+    ];
+    for (cap, same) in caps {
+        let theirs = sessions
+            .iter()
+            .filter(|(_, conn)| conn.owner.get().is_some_and(|o| same(o, owner)));
+        if theirs.clone().count() < cap {
+            continue;
+        }
+        let Some(oldest) = theirs
+            .max_by_key(|(_, conn)| conn.idle())
+            .map(|(id, _)| id.clone())
+        else {
+            continue;
+        };
+        if let Some(conn) = sessions.remove(&oldest) {
+            tracing::info!(upstream = %label, key_id = %owner.key, "stdio session cap reached; the least recently used session ended");
+            conn.stop();
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -570,6 +655,7 @@ impl Conn {
             stop: Mutex::new(Some(stop)),
             label: label.to_owned(),
             ends: std::sync::OnceLock::new(),
+            owner: std::sync::OnceLock::new(),
         });
         tokio::spawn(conn.clone().run(reader, process, stopped));
         Ok(conn)

@@ -315,3 +315,84 @@ async fn stateless_requests_use_the_pool_and_discover_comes_from_initialize() {
         assert_eq!(got.len(), 1, "{got:?}");
     }
 }
+
+/// `initialize` with the identity headers the gateway sets for `key` of `tenant`.
+async fn open_session_as(b: &Upstream, key: &str, tenant: &str) -> String {
+    let init = json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{
+        "protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"0"}}});
+    let identity = [
+        (
+            keygate_http::X_KEYGATE_KEY_ID,
+            HeaderValue::from_str(key).unwrap(),
+        ),
+        (
+            keygate_http::X_KEYGATE_TENANT,
+            HeaderValue::from_str(tenant).unwrap(),
+        ),
+    ];
+    let resp = tokio::time::timeout(
+        Duration::from_secs(20),
+        b.send(
+            Method::POST,
+            &headers(None),
+            &identity,
+            Bytes::from(init.to_string()),
+        ),
+    )
+    .await
+    .expect("the upstream answers in time")
+    .expect("the upstream answers");
+    assert_eq!(resp.status(), StatusCode::OK);
+    resp.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn one_key_or_tenant_cannot_take_every_child() {
+    use crate::stdio_bridge::{MAX_SESSIONS_PER_KEY, MAX_SESSIONS_PER_TENANT};
+    let Some(b) = bridge() else { return };
+    let alive = |b: &Upstream, s: String| {
+        let b = b.clone();
+        async move {
+            post(&b, Some(&s), &call(json!(1), "echo", None))
+                .await
+                .status()
+                == StatusCode::OK
+        }
+    };
+    // One key: its least recently used session ends when it opens one too many.
+    let mut mine = Vec::new();
+    for _ in 0..MAX_SESSIONS_PER_KEY {
+        mine.push(open_session_as(&b, "kg_key_a", "tenant_1").await);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let newest = open_session_as(&b, "kg_key_a", "tenant_1").await;
+    assert!(
+        !alive(&b, mine[0].clone()).await,
+        "the oldest session of the key ended"
+    );
+    assert!(alive(&b, mine[1].clone()).await);
+    assert!(alive(&b, newest).await);
+    // Another tenant's key is untouched by all of that.
+    let theirs = open_session_as(&b, "kg_key_b", "tenant_2").await;
+    // The same tenant through other keys: at most its cap in all.
+    let mut tenant = Vec::new();
+    for i in 0..MAX_SESSIONS_PER_TENANT {
+        tenant.push(open_session_as(&b, &format!("kg_key_c{i}"), "tenant_1").await);
+    }
+    let open = [mine.clone(), tenant.clone()].concat();
+    let mut alive_count = 0;
+    for s in open {
+        if alive(&b, s).await {
+            alive_count += 1;
+        }
+    }
+    assert!(
+        alive_count <= MAX_SESSIONS_PER_TENANT,
+        "{alive_count} sessions of one tenant"
+    );
+    assert!(alive(&b, tenant[MAX_SESSIONS_PER_TENANT - 1].clone()).await);
+    assert!(alive(&b, theirs).await, "another tenant's session survives");
+}
