@@ -9,7 +9,8 @@
 //!
 //! Targets: MemoryStore ≤ 500 ns/op, SqliteStore ≤ 10 µs/op. PostgresStore runs when
 //! KEYGATE_TEST_POSTGRES is set (build with `--features postgres`) and reports
-//! verifications per second with 16 concurrent tasks.
+//! verifications per second with 16 concurrent tasks, for a key without a usage limit
+//! and for a usage-limited one.
 
 #![allow(
     missing_docs,
@@ -34,6 +35,38 @@ fn bootstrap(rt: &tokio::runtime::Runtime, store: &dyn KeyStore) -> String {
     ))
     .map(|b| b.key.token.expose().to_owned())
     .unwrap_or_else(|e| panic!("bootstrap: {e}"))
+}
+
+/// A second tenant's key limited to more requests than any run makes, refilled
+/// daily: every verification spends one, none is refused.
+#[cfg(feature = "postgres")]
+fn limited_key(rt: &tokio::runtime::Runtime, store: &dyn KeyStore) -> String {
+    use keygate_keys::{KeyKind, NewKey, Refill, RefillInterval};
+    const PLENTY: u64 = 1 << 60;
+    rt.block_on(async {
+        let boot = store
+            .bootstrap(
+                &TokenFormat::default(),
+                Bootstrap::new("limited", "bob", &[], vec!["services:read".to_owned()], "bench"),
+            )
+            .await?;
+        let request = NewKey {
+            tenant_id: boot.tenant.id,
+            kind: KeyKind::User,
+            user_id: Some(boot.owner.id),
+            name: "limited".to_owned(),
+            scopes: vec!["services:read".to_owned()],
+            projects: None,
+            expires_at: None,
+            remaining: Some(PLENTY),
+            refill: Some(Refill::new(RefillInterval::Daily, PLENTY)),
+        };
+        store
+            .create_key(&TokenFormat::default(), request, "bench")
+            .await
+    })
+    .map(|k| k.token.expose().to_owned())
+    .unwrap_or_else(|e| panic!("limited key: {e}"))
 }
 
 fn current_thread() -> tokio::runtime::Runtime {
@@ -185,30 +218,37 @@ fn postgres(c: &mut Criterion) {
             .unwrap_or_else(|e| panic!("connect: {e}")),
     );
     let token = Arc::new(bootstrap(&rt, &*store));
+    let limited = Arc::new(limited_key(&rt, &*store));
     let id = Arc::new(token[token.len() - 48..token.len() - 36].to_owned());
     let mut g = c.benchmark_group("postgres_16_tasks");
     g.throughput(criterion::Throughput::Elements(1));
-    g.bench_function("verify", |b| {
-        b.iter_custom(|iters| {
-            let (store, token) = (store.clone(), token.clone());
-            rt.block_on(async move {
-                let start = Instant::now();
-                let mut tasks = Vec::new();
-                for _ in 0..TASKS {
-                    let (store, token) = (store.clone(), token.clone());
-                    tasks.push(tokio::spawn(async move {
-                        for _ in 0..iters.div_ceil(TASKS) {
-                            black_box(store.verify(&token).await.is_ok());
+    // The bench's own key (no limit: one read, no write), then a usage-limited key
+    // with a daily refill (each verify spends one).
+    for (name, token) in [("verify", &token), ("verify_limited", &limited)] {
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let (store, token) = (store.clone(), token.clone());
+                rt.block_on(async move {
+                    let start = Instant::now();
+                    let mut tasks = Vec::new();
+                    for _ in 0..TASKS {
+                        let (store, token) = (store.clone(), token.clone());
+                        tasks.push(tokio::spawn(async move {
+                            for _ in 0..iters.div_ceil(TASKS) {
+                                assert!(store.verify(black_box(&token)).await.is_ok());
+                            }
+                        }));
+                    }
+                    for t in tasks {
+                        if let Err(e) = t.await {
+                            std::panic::resume_unwind(e.into_panic());
                         }
-                    }));
-                }
-                for t in tasks {
-                    let _ = t.await;
-                }
-                start.elapsed()
-            })
+                    }
+                    start.elapsed()
+                })
+            });
         });
-    });
+    }
     g.bench_function("baseline_select_by_pk_same_pool", |b| {
         b.iter_custom(|iters| {
             let (store, id) = (store.clone(), id.clone());
