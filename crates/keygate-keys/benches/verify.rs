@@ -201,11 +201,36 @@ fn sqlite(c: &mut Criterion) {
 #[cfg(not(feature = "sqlite"))]
 fn sqlite(_: &mut Criterion) {}
 
+/// Makes `iters` calls of `call` spread over `n` tasks on the current runtime, and
+/// how long they took; a panicking call fails the bench.
+#[cfg(feature = "postgres")]
+async fn spread<F, Fut>(n: u64, iters: u64, call: F) -> std::time::Duration
+where
+    F: Fn() -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let start = std::time::Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..n {
+        let call = call.clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..iters.div_ceil(n) {
+                call().await;
+            }
+        }));
+    }
+    for t in tasks {
+        if let Err(e) = t.await {
+            std::panic::resume_unwind(e.into_panic());
+        }
+    }
+    start.elapsed().max(std::time::Duration::from_nanos(1))
+}
+
 #[cfg(feature = "postgres")]
 fn postgres(c: &mut Criterion) {
     use keygate_keys::PostgresStore;
     use std::sync::Arc;
-    use std::time::{Duration, Instant};
     const TASKS: u64 = 16;
     let Ok(url) = std::env::var("KEYGATE_TEST_POSTGRES") else {
         eprintln!("note: KEYGATE_TEST_POSTGRES is unset; skipping the PostgreSQL bench");
@@ -234,55 +259,31 @@ fn postgres(c: &mut Criterion) {
         g.bench_function(name, |b| {
             b.iter_custom(|iters| {
                 let (store, token) = (store.clone(), token.clone());
-                rt.block_on(async move {
-                    let start = Instant::now();
-                    let mut tasks = Vec::new();
-                    for _ in 0..n {
-                        let (store, token) = (store.clone(), token.clone());
-                        tasks.push(tokio::spawn(async move {
-                            for _ in 0..iters.div_ceil(n) {
-                                assert!(store.verify(black_box(&token)).await.is_ok());
-                            }
-                        }));
-                    }
-                    for t in tasks {
-                        if let Err(e) = t.await {
-                            std::panic::resume_unwind(e.into_panic());
-                        }
-                    }
-                    start.elapsed()
-                })
+                rt.block_on(spread(n, iters, move || {
+                    let (store, token) = (store.clone(), token.clone());
+                    async move { assert!(store.verify(black_box(&token)).await.is_ok()) }
+                }))
             });
         });
     }
     g.bench_function("baseline_select_by_pk_same_pool", |b| {
         b.iter_custom(|iters| {
             let (store, id) = (store.clone(), id.clone());
-            rt.block_on(async move {
-                let start = Instant::now();
-                let mut tasks = Vec::new();
-                for _ in 0..TASKS {
-                    let (store, id) = (store.clone(), id.clone());
-                    tasks.push(tokio::spawn(async move {
-                        for _ in 0..iters.div_ceil(TASKS) {
-                            let Ok(client) = store.pool().get().await else {
-                                continue;
-                            };
-                            let Ok(stmt) = client
-                                .prepare_cached("SELECT hash FROM api_keys WHERE id = $1")
-                                .await
-                            else {
-                                continue;
-                            };
-                            black_box(client.query_opt(&stmt, &[&id.as_str()]).await.is_ok());
-                        }
-                    }));
+            rt.block_on(spread(TASKS, iters, move || {
+                let (store, id) = (store.clone(), id.clone());
+                async move {
+                    let Ok(client) = store.pool().get().await else {
+                        return;
+                    };
+                    let Ok(stmt) = client
+                        .prepare_cached("SELECT hash FROM api_keys WHERE id = $1")
+                        .await
+                    else {
+                        return;
+                    };
+                    black_box(client.query_opt(&stmt, &[&id.as_str()]).await.is_ok());
                 }
-                for t in tasks {
-                    let _ = t.await;
-                }
-                start.elapsed().max(Duration::from_nanos(1))
-            })
+            }))
         });
     });
     g.finish();
