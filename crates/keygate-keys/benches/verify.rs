@@ -47,7 +47,13 @@ fn limited_key(rt: &tokio::runtime::Runtime, store: &dyn KeyStore) -> String {
         let boot = store
             .bootstrap(
                 &TokenFormat::default(),
-                Bootstrap::new("limited", "bob", &[], vec!["services:read".to_owned()], "bench"),
+                Bootstrap::new(
+                    "limited",
+                    "bob",
+                    &[],
+                    vec!["services:read".to_owned()],
+                    "bench",
+                ),
             )
             .await?;
         let request = NewKey {
