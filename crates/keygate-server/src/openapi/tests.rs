@@ -277,12 +277,3 @@ fn the_constraints_are_the_servers() {
         );
     }
 }
-
-#[test]
-#[ignore = "prints the document"]
-fn print() {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&document()).expect("JSON")
-    );
-}
