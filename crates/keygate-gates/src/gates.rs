@@ -69,6 +69,20 @@ pub struct GateCall<'a> {
 }
 
 impl<'a> GateCall<'a> {
+    /// The decision `outcome` on this call under `spec` (not read as a protected name).
+    pub(crate) fn decision(&self, spec: &GateSpec, outcome: Outcome) -> Decision {
+        Decision {
+            operation: self.tool.to_owned(),
+            target_arg: spec.target_arg().to_owned(),
+            target: self.target.map(str::to_owned),
+            key_id: self.key_id.to_owned(),
+            session_id: self.session_id.map(str::to_owned),
+            arguments: self.arguments.clone(),
+            protected_as: None,
+            outcome,
+        }
+    }
+
     /// A call of `tool` on `target` without confirmation and with no arguments besides
     /// the target (see [`GateCall::with_arguments`]).
     pub fn new(
@@ -373,16 +387,7 @@ impl Gates {
         call: &GateCall<'_>,
         history: Option<&FailureHistory>,
     ) -> Result<Decision, GateError> {
-        let decision = |outcome| Decision {
-            operation: call.tool.to_owned(),
-            target_arg: spec.target_arg().to_owned(),
-            target: call.target.map(str::to_owned),
-            key_id: call.key_id.to_owned(),
-            session_id: call.session_id.map(str::to_owned),
-            arguments: call.arguments.clone(),
-            protected_as: None,
-            outcome,
-        };
+        let decision = |outcome| call.decision(spec, outcome);
         let invalid = |reason| Ok(decision(Outcome::ConfirmationInvalid { reason }));
 
         let Some(target) = call.target else {

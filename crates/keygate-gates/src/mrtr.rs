@@ -279,16 +279,7 @@ impl Gates {
         request_state: &str,
         answer: &MrtrAnswer,
     ) -> Result<MrtrOutcome, GateError> {
-        let decision = |outcome| Decision {
-            operation: call.tool.to_owned(),
-            target_arg: spec.target_arg().to_owned(),
-            target: call.target.map(str::to_owned),
-            key_id: call.key_id.to_owned(),
-            session_id: call.session_id.map(str::to_owned),
-            arguments: call.arguments.clone(),
-            protected_as: None,
-            outcome,
-        };
+        let decision = |outcome| call.decision(spec, outcome);
         let undecided = |outcome| {
             Ok(MrtrOutcome {
                 decision: decision(outcome),
