@@ -48,6 +48,8 @@ from mcp import MCPError, UrlElicitationRequiredError
 from mcp.client.client import Client
 from mcp.client.streamable_http import streamable_http_client
 
+from report import run_and_print
+
 warnings.simplefilter("ignore")  # the SDK warns about 2025-era features
 
 
@@ -204,14 +206,7 @@ def main() -> None:
     parser.add_argument("scenario", choices=["negotiate", "silent", "notify", "big", "approve", "page", "url"])
     parser.add_argument("arg", nargs="?", default="0")
     args = parser.parse_args()
-    try:
-        out = anyio.run(run, args)
-    except BaseException as exc:  # report the whole chain (task groups wrap errors)
-        print(f"{args.scenario} failed: {exc!r}", file=sys.stderr)
-        for sub in getattr(exc, "exceptions", []):
-            print(f"  {sub!r}", file=sys.stderr)
-        sys.exit(1)
-    print(json.dumps(out), flush=True)
+    run_and_print(run, args)
 
 
 if __name__ == "__main__":

@@ -40,6 +40,8 @@ from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
+from report import run_and_print
+
 warnings.simplefilter("ignore")  # the SDK warns about 2025-era features
 
 
@@ -136,14 +138,7 @@ def main() -> None:
     args = parser.parse_args()
     if not (args.url or args.stdio):
         parser.error("give --url or --stdio")
-    try:
-        out = anyio.run(run, args)
-    except BaseException as exc:  # report the whole chain (task groups wrap errors)
-        print(f"{args.scenario} failed: {exc!r}", file=sys.stderr)
-        for sub in getattr(exc, "exceptions", []):
-            print(f"  {sub!r}", file=sys.stderr)
-        sys.exit(1)
-    print(json.dumps(out), flush=True)
+    run_and_print(run, args)
 
 
 if __name__ == "__main__":
