@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Load benchmark: the MCP gateway against its baselines, in one run, on loopback.
 #
-#   bench/load.sh                 # about 130 s once the release binaries are built
+#   bench/load.sh                 # about 100 s once the release binaries are built
 #
 # Targets, each under the same load generator (wrk, one thread, fixed connections, fixed
 # duration), one after another:
