@@ -8,12 +8,18 @@
 #   echo        a bare axum JSON echo (examples/echo.rs): the floor
 #   demo        the demo platform served directly, no auth, no gateway
 #               (examples/demo-platform.rs): THE BASELINE every ratio is relative to
+#   nginx       nginx as a plain reverse proxy in front of that same demo server (no
+#               auth; worker_processes 1, keepalive to the upstream): what a proxy does
+#               on this core (skipped when nginx is not installed: apt-get install nginx-light)
+#   http        keygated --upstream http://… in front of that same demo server, the key
+#               checked on a fresh SQLite file, the demo's policy: the deployment users run
 #   sqlite      keygated --demo on a fresh SQLite file
 #   postgres    keygated --demo on a fresh PostgreSQL schema
 # Every request is the same JSON-RPC tools/call of the read tool service.list (the
 # gateway checks the key, the policy, the rate limits and the gates, then calls the
-# in-process demo platform). keygated runs with --key-rate/--tenant-rate 1000000 so rate
-# limiting never caps throughput: the limiter is still consulted on every call.
+# demo platform: over HTTP for `http`, in process for `sqlite` and `postgres`). keygated
+# runs with --key-rate/--tenant-rate 1000000 so rate limiting never caps throughput: the
+# limiter is still consulted on every call.
 #
 # Two passes per gateway: peak (as fast as the connections go) and a fixed rate at half
 # of that gateway's peak, where the demo platform is measured at the same rate to give
@@ -21,13 +27,16 @@
 # (cargo install oha --locked), otherwise wrk with a per-connection delay (see mcp.lua).
 #
 # With 2 cores the generator competes with the server, so every server runs pinned to
-# CPU 0 (taskset -c 0) and the generator to CPU 1, for every target alike. The
+# CPU 0 (taskset -c 0) and the generator to CPU 1, for every target alike; the two
+# proxies (nginx, keygated http) share CPU 0 with the demo server behind them. The
 # PostgreSQL backends that serve keygated are pinned to CPU 1 too (the database stands
 # for another machine; KG_BENCH_PIN_PG=0 leaves them where the kernel puts them).
 #
 # Besides requests/s, each peak pass reports the server's CPU time per request (user +
 # system, from /proc/PID/stat): 1 / (req/s) when the server saturates its core, and a
-# figure that moves far less than req/s with whatever else the host runs.
+# figure that moves far less than req/s with whatever else the host runs. For the two
+# proxies it is the proxy's own CPU time (the nginx worker's, keygated's), without the
+# demo server's behind it.
 #
 # Settings (environment):
 #   KG_BENCH_DURATION     seconds per measured pass            [8]
@@ -36,6 +45,8 @@
 #   KG_BENCH_POSTGRES     PostgreSQL URL (a fresh schema is created in it and dropped)
 #                         [$KEYGATE_TEST_POSTGRES, else postgres://postgres@127.0.0.1:5432/test]
 #   KG_BENCH_SERVER_CPU / KG_BENCH_LOAD_CPU                     [0 / 1]
+#   KG_BENCH_NGINX        the nginx binary          [/usr/sbin/nginx, else nginx on PATH]
+#   CARGO_TARGET_DIR      where the release binaries are        [./target]
 #   KG_BENCH_NO_BUILD=1   use the release binaries as they are
 set -euo pipefail
 
@@ -50,10 +61,10 @@ LOAD_CPU=${KG_BENCH_LOAD_CPU:-1}
 PG_URL=${KG_BENCH_POSTGRES:-${KEYGATE_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432/test}}
 HIGH_RATE=1000000
 BODY='{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"service.list","arguments":{}}}'
-BIN=$ROOT/target/release
+BIN=$(cd "${CARGO_TARGET_DIR:-$ROOT/target}" 2>/dev/null && pwd || echo "$ROOT/target")/release
 LUA=$ROOT/bench/mcp.lua
 # The whole run is bounded: a watchdog ends it past this many seconds.
-DEADLINE=${KG_BENCH_DEADLINE:-175}
+DEADLINE=${KG_BENCH_DEADLINE:-240}
 
 log() { printf '%s\n' "$*" >&2; }
 die() { log "load.sh: $*"; exit 1; }
@@ -71,14 +82,17 @@ command -v taskset >/dev/null || die "taskset is missing (util-linux)"
 command -v curl >/dev/null || die "curl is missing"
 OHA=$(command -v oha || true)
 [ -n "$OHA" ] && ! command -v jq >/dev/null && OHA=""
+NGINX=${KG_BENCH_NGINX:-/usr/sbin/nginx}
+[ -x "$NGINX" ] || NGINX=$(command -v nginx || true)
+[ -n "$NGINX" ] && ! command -v pgrep >/dev/null && die "pgrep is missing (procps): it finds the nginx worker"
 
 if [ "${KG_BENCH_NO_BUILD:-0}" != 1 ]; then
     log "building release binaries (cargo build --release; not part of the timed run)"
-    cargo build --release --quiet -p keygated -p keygate-examples --bin keygated \
-        --example demo-platform --example echo
+    cargo build --release --quiet -p keygated -p keygate -p keygate-examples --bin keygated \
+        --bin keygate --example demo-platform --example echo
 fi
-for b in keygated examples/demo-platform examples/echo; do
-    [ -x "$BIN/$b" ] || die "$BIN/$b is missing: cargo build --release -p keygated -p keygate-examples --bins --examples"
+for b in keygated keygate examples/demo-platform examples/echo; do
+    [ -x "$BIN/$b" ] || die "$BIN/$b is missing: cargo build --release -p keygated -p keygate -p keygate-examples --bins --examples"
 done
 
 # --- processes and clean-up -------------------------------------------------------------
@@ -242,7 +256,77 @@ check "$DEMO_URL" ""
 log "demo platform (baseline) ..."
 record demo "$(peak "$DEMO_URL" "" "$demo_pid")"
 
-# --- (b) and (c): the gateway ----------------------------------------------------------
+# --- (b) HTTP upstream: nginx and keygated as proxies in front of the same demo server ---
+if [ -n "$NGINX" ]; then
+    port=$(free_port)
+    mkdir -p "$TMP/nginx"
+    # A plain reverse proxy as one would deploy it for speed: one worker, no access log,
+    # HTTP/1.1 with a pool of idle connections to the upstream, and no per-connection
+    # request cap (its default closes every client connection after 1000 requests, which
+    # keygated never does). Temp paths are relative to the prefix, never /var/lib/nginx.
+    cat >"$TMP/nginx/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid nginx.pid;
+error_log stderr warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path body;
+    proxy_temp_path proxy;
+    fastcgi_temp_path fastcgi;
+    uwsgi_temp_path uwsgi;
+    scgi_temp_path scgi;
+    keepalive_requests 1000000;
+    upstream demo {
+        server 127.0.0.1:$demo_port;
+        keepalive 64;
+        keepalive_requests 1000000;
+    }
+    server {
+        listen 127.0.0.1:$port;
+        location / {
+            proxy_pass http://demo;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+EOF
+    start nginx "$port" "$NGINX" -p "$TMP/nginx/" -c nginx.conf -e stderr
+    nginx_pid=$LAST_PID
+    # The master forks its one worker after it listens: CPU time is the worker's.
+    worker=""
+    for _ in $(seq 100); do
+        worker=$(pgrep -P "$nginx_pid" | head -n1 || true)
+        [ -n "$worker" ] && break
+        sleep 0.05
+    done
+    [ -n "$worker" ] || die "nginx started no worker"
+    check "http://127.0.0.1:$port/mcp" ""
+    log "nginx in front of the demo platform ..."
+    record nginx "$(peak "http://127.0.0.1:$port/mcp" "" "$worker")"
+    RES[nginx.hwm]=$(hwm_kib "$worker")
+    stop "$nginx_pid"
+else
+    log "nginx not found (apt-get install nginx-light, or KG_BENCH_NGINX): skipping it"
+fi
+
+http_db="sqlite://$TMP/http.db"
+http_key=$("$BIN/keygate" bootstrap --database "$http_db" --tenant demo --owner bench --demo \
+    2>"$TMP/bootstrap.err") || { cat "$TMP/bootstrap.err" >&2; die "keygate bootstrap failed"; }
+port=$(free_port)
+start http "$port" "$BIN/keygated" --database "$http_db" --listen "127.0.0.1:$port" \
+    --upstream "$DEMO_URL" --policy "$ROOT/crates/keygate-demo/policy.toml" \
+    --key-rate "$HIGH_RATE" --tenant-rate "$HIGH_RATE"
+http_pid=$LAST_PID
+check "http://127.0.0.1:$port/api/mcp" "$http_key"
+log "keygated in front of the demo platform (HTTP upstream, SQLite) ..."
+record http "$(peak "http://127.0.0.1:$port/api/mcp" "$http_key" "$http_pid")"
+RES[http.hwm]=$(hwm_kib "$http_pid")
+stop "$http_pid"
+
+# --- (c) and (d): the gateway with the demo platform in process ------------------------
 # gateway NAME DATABASE_URL
 gateway() {
     local name=$1 db=$2 port pid key url rate
@@ -304,11 +388,13 @@ echo "servers pinned to CPU $SERVER_CPU, wrk to CPU $LOAD_CPU; tools/call servic
 echo "peak: wrk -t1 -c$CONNS, ${DURATION}s after ${WARMUP}s warm-up; keygated --key-rate/--tenant-rate $HIGH_RATE"
 echo
 printf '%-28s %10s %7s %9s %7s %9s %7s %8s %11s %7s\n' target 'req/s' '×base' 'p50 ms' '×base' 'p99 ms' '×base' 'non-2xx' 'CPU µs/req' '×base'
-for t in echo demo sqlite postgres; do
+for t in echo demo nginx http sqlite postgres; do
     [ -n "${RES[$t]:-}" ] || continue
     case $t in
         echo) label="axum JSON echo (floor)" ;;
         demo) label="demo platform (baseline)" ;;
+        nginx) label="nginx proxy (no auth)" ;;
+        http) label="keygated HTTP upstream" ;;
         sqlite) label="keygated SQLite" ;;
         postgres) label="keygated PostgreSQL" ;;
     esac
@@ -332,6 +418,13 @@ for t in sqlite postgres; do
 done
 echo
 verdict() { if awk -v a="$1" -v b="$2" 'BEGIN { exit !(a >= b) }'; then echo met; else echo MISSED; fi; }
+mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+if [ -n "${RES[nginx]:-}" ]; then
+    r=$(ratio "$(field http 0)" "$(field nginx 0)")
+    echo "target: keygated HTTP upstream >= 0.80 x nginx req/s: $r ($(verdict "$r" 0.80))"
+    echo "nginx worker peak RSS (VmHWM): $(mib "${RES[nginx.hwm]}") MiB"
+fi
+echo "target: keygated HTTP upstream peak RSS (VmHWM) <= 50 MiB: $(mib "${RES[http.hwm]}") MiB ($(verdict $((50 * 1024)) "${RES[http.hwm]}"))"
 if [ -n "${RES[sqlite]:-}" ]; then
     r=$(ratio "$(field sqlite 0)" "$base_rps")
     echo "target: SQLite gateway >= 0.70 x baseline req/s: $r ($(verdict "$r" 0.70))"
@@ -344,6 +437,6 @@ for t in sqlite postgres; do
     [ -n "${RES[$t@half]:-}" ] || continue
     added=$(( $(field "$t@half" 2) - $(field "demo@$t" 2) ))
     echo "target: $t p99 added at half peak <= 1 ms: $(ms "$added") ms ($(verdict 1000 "$added"))"
-    echo "target: keygated $t peak RSS (VmHWM) <= 50 MiB: $(awk -v k="${RES[$t.hwm]}" 'BEGIN { printf "%.1f", k / 1024 }') MiB ($(verdict $((50 * 1024)) "${RES[$t.hwm]}"))"
+    echo "target: keygated $t peak RSS (VmHWM) <= 50 MiB: $(mib "${RES[$t.hwm]}") MiB ($(verdict $((50 * 1024)) "${RES[$t.hwm]}"))"
 done
 echo "run took ${ELAPSED}s"
