@@ -436,7 +436,10 @@ fi
 for t in sqlite postgres; do
     [ -n "${RES[$t@half]:-}" ] || continue
     added=$(( $(field "$t@half" 2) - $(field "demo@$t" 2) ))
-    echo "target: $t p99 added at half peak <= 1 ms: $(ms "$added") ms ($(verdict 1000 "$added"))"
+    # Issue 19's bounds: 0.5 ms on SQLite, 2 ms on PostgreSQL (in µs).
+    bound_us=500
+    [ "$t" = postgres ] && bound_us=2000
+    echo "target: $t p99 added at half peak <= $(ms "$bound_us") ms: $(ms "$added") ms ($(verdict "$bound_us" "$added"))"
     echo "target: keygated $t peak RSS (VmHWM) <= 50 MiB: $(mib "${RES[$t.hwm]}") MiB ($(verdict $((50 * 1024)) "${RES[$t.hwm]}"))"
 done
 echo "run took ${ELAPSED}s"
