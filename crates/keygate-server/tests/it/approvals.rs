@@ -225,7 +225,7 @@ async fn a_person_approves_on_the_page_and_the_identical_retry_runs_once() {
         "conflict",
     );
 
-    let events = audit_events(&h).await;
+    let events = h.audit().await;
     let approved = audited(&events, "gate.approved");
     assert_eq!(approved["detail"]["channel"], json!("page"));
     assert_eq!(
@@ -273,7 +273,7 @@ async fn a_denied_call_is_declined_and_a_tenant_keys_call_is_an_owners_to_decide
     let ran = h.tool(&agent, None, "service.delete", delete("api")).await;
     assert_eq!(gate_code(&ran), None, "{}", ran.raw);
 
-    let declined = audited(&audit_events(&h).await, "gate.declined").clone();
+    let declined = audited(&h.audit().await, "gate.declined").clone();
     assert_eq!(declined["detail"]["channel"], json!("page"));
 }
 
@@ -318,12 +318,6 @@ async fn the_approvals_api_needs_a_key() {
         .call(http::Method::GET, "/api/v1/approvals", None, None)
         .await;
     error(&r, StatusCode::UNAUTHORIZED, "missing_token");
-}
-
-/// The last 100 audit events of the harness's tenant, as its owner reads them.
-async fn audit_events(h: &Harness) -> Vec<Value> {
-    let audit = h.get("/api/v1/audit?limit=100", &h.owner).await;
-    audit.body["events"].as_array().unwrap().clone()
 }
 
 /// The event with `action` among `events`.

@@ -14,7 +14,9 @@ use keygate_server::{Config, Upstream};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-use crate::util::{Harness, demo, demo_with, gate_code, policy_approving_by, with_policy};
+use crate::util::{
+    Harness, assert_approval_required, demo, demo_with, gate_code, policy_approving_by, with_policy,
+};
 
 /// Bound on every read of a stream, so a broken channel fails instead of hanging.
 const BOUND: Duration = Duration::from_secs(30);
@@ -152,12 +154,6 @@ pub(crate) fn code(message: &Value) -> Option<&str> {
     message["result"]["structuredContent"]["code"].as_str()
 }
 
-async fn audit(h: &Harness) -> Vec<Value> {
-    let r = h.get("/api/v1/audit?limit=200", &h.owner).await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
-    r.body["events"].as_array().unwrap().clone()
-}
-
 #[tokio::test]
 async fn accepting_with_the_exact_name_runs_the_call_on_the_same_stream() {
     let h = demo().await;
@@ -208,7 +204,7 @@ async fn accepting_with_the_exact_name_runs_the_call_on_the_same_stream() {
         answer(&h, &agent, &s, &id, accept("web")).await,
         StatusCode::NOT_FOUND
     );
-    let events = audit(&h).await;
+    let events = h.audit().await;
     let approved = events
         .iter()
         .find(|e| e["action"] == "gate.approved")
@@ -250,17 +246,7 @@ async fn declining_cancelling_or_a_wrong_name_deletes_nothing() {
         );
         assert!(exists(&h, "web").await, "{result} deleted nothing");
     }
-    let events = audit(&h).await;
-    let declined: Vec<_> = events
-        .iter()
-        .filter(|e| e["action"] == "gate.declined")
-        .collect();
-    assert_eq!(declined.len(), 5);
-    assert!(
-        declined
-            .iter()
-            .all(|e| e["detail"]["channel"] == json!("elicitation"))
-    );
+    h.assert_declined(5, "elicitation").await;
 }
 
 #[tokio::test]
@@ -320,12 +306,7 @@ async fn a_client_without_elicitation_is_sent_to_the_page() {
             json!({"service": "web"}),
         )
         .await;
-    assert_eq!(
-        gate_code(&r).as_deref(),
-        Some("APPROVAL_REQUIRED"),
-        "{}",
-        r.raw
-    );
+    assert_approval_required(&r);
     assert!(
         r.headers["content-type"]
             .to_str()
@@ -410,12 +391,7 @@ async fn a_page_only_gate_never_asks_on_the_stream() {
     let r = tokio::time::timeout(BOUND, call)
         .await
         .expect("answered at once, not held open for an elicitation");
-    assert_eq!(
-        gate_code(&r).as_deref(),
-        Some("APPROVAL_REQUIRED"),
-        "{}",
-        r.raw
-    );
+    assert_approval_required(&r);
     assert!(
         r.headers["content-type"]
             .to_str()

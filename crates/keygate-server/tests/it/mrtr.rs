@@ -8,7 +8,10 @@ use serde_json::{Value, json};
 
 use keygate_server::{Config, Upstream};
 
-use crate::util::{Harness, Reply, demo, demo_with, gate_code, policy_approving_by, with_policy};
+use crate::util::{
+    Harness, Reply, assert_approval_required, demo, demo_with, gate_code, policy_approving_by,
+    with_policy,
+};
 
 const SCOPES: [&str; 2] = ["services:write", "services:read"];
 
@@ -111,12 +114,6 @@ pub(crate) fn invalid(r: &Reply) -> String {
         .to_owned()
 }
 
-async fn audit(h: &Harness) -> Vec<Value> {
-    let r = h.get("/api/v1/audit?limit=200", &h.owner).await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
-    r.body["events"].as_array().unwrap().clone()
-}
-
 #[tokio::test]
 async fn a_form_client_is_asked_by_input_required_naming_the_call() {
     let h = demo().await;
@@ -177,7 +174,7 @@ async fn the_exact_name_runs_the_call_once_and_a_replay_is_refused() {
     let again = retry(&h, &agent, web(), &state, accept("web")).await;
     assert_eq!(invalid(&again), "request_state_used");
 
-    let events = audit(&h).await;
+    let events = h.audit().await;
     let approved = events
         .iter()
         .find(|e| e["action"] == "gate.approved")
@@ -235,17 +232,7 @@ async fn decline_cancel_and_a_wrong_name_are_declined_and_delete_nothing() {
         r.raw
     );
     assert!(exists(&h, "web").await);
-    let declined = audit(&h)
-        .await
-        .into_iter()
-        .filter(|e| e["action"] == "gate.declined")
-        .collect::<Vec<_>>();
-    assert_eq!(declined.len(), 9);
-    assert!(
-        declined
-            .iter()
-            .all(|e| e["detail"]["channel"] == json!("mrtr"))
-    );
+    h.assert_declined(9, "mrtr").await;
 }
 
 #[tokio::test]
@@ -350,12 +337,7 @@ async fn clients_without_form_elicitation_and_stateful_requests_get_the_approval
                           "io.modelcontextprotocol/clientCapabilities": elicits()}}}),
         )
         .await;
-    assert_eq!(
-        gate_code(&r).as_deref(),
-        Some("APPROVAL_REQUIRED"),
-        "{}",
-        r.raw
-    );
+    assert_approval_required(&r);
     assert!(r.body["result"].get("resultType").is_none(), "{}", r.raw);
     assert!(exists(&h, "web").await);
 }
@@ -368,7 +350,7 @@ async fn a_tenant_keys_call_is_approved_by_the_clients_person() {
     let ran = retry(&h, &agent, web(), &state, accept("web")).await;
     assert_eq!(gate_code(&ran), None, "{}", ran.raw);
     assert!(!exists(&h, "web").await);
-    let events = audit(&h).await;
+    let events = h.audit().await;
     let approved = events
         .iter()
         .find(|e| e["action"] == "gate.approved")
@@ -386,12 +368,7 @@ async fn a_page_only_gate_never_asks_the_client_and_ignores_its_answers() {
     let agent = h.user_key(&SCOPES).await;
     // A form-rendering 2026-07-28 client is sent to the page, not asked itself.
     let r = delete(&h, &agent, web(), elicits(), json!({})).await;
-    assert_eq!(
-        gate_code(&r).as_deref(),
-        Some("APPROVAL_REQUIRED"),
-        "{}",
-        r.raw
-    );
+    assert_approval_required(&r);
     assert_eq!(
         r.body["result"]["resultType"],
         json!("complete"),
@@ -401,12 +378,7 @@ async fn a_page_only_gate_never_asks_the_client_and_ignores_its_answers() {
     // An answer the client makes up with the calling key, with any state, runs nothing.
     let state = "x".repeat(96);
     let made_up = retry(&h, &agent, web(), &state, accept("web")).await;
-    assert_eq!(
-        gate_code(&made_up).as_deref(),
-        Some("APPROVAL_REQUIRED"),
-        "{}",
-        made_up.raw
-    );
+    assert_approval_required(&made_up);
     assert!(exists(&h, "web").await, "web was not deleted");
 }
 
@@ -466,12 +438,7 @@ async fn a_stateless_client_reads_the_evidence_then_a_person_approves() {
         assert_eq!(r.body["result"]["isError"], false, "{}", r.raw);
     }
     let r = call_stateless(&h, &agent, "service.replace", replace.clone(), json!({})).await;
-    assert_eq!(
-        gate_code(&r).as_deref(),
-        Some("APPROVAL_REQUIRED"),
-        "{}",
-        r.raw
-    );
+    assert_approval_required(&r);
     // A form-eliciting client is asked on the call instead.
     let r = call_stateless(&h, &agent, "service.replace", replace, elicits()).await;
     assert_eq!(

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use keygate_test::{PgSchema, postgres_url};
 
-use crate::util::{Harness, gate_code, take_demo_owner};
+use crate::util::{Harness, assert_approval_required, gate_code, take_demo_owner};
 
 /// An instance on `url`; `agent`: with the demo policy's gates set to the
 /// agent-relayed challenge.
@@ -37,12 +37,7 @@ async fn a_person_approval_given_through_one_instance_lets_the_retry_through_ano
     let first = ha
         .tool(&agent, None, "service.delete", json!({"service": "web"}))
         .await;
-    assert_eq!(
-        gate_code(&first).as_deref(),
-        Some("APPROVAL_REQUIRED"),
-        "{}",
-        first.raw
-    );
+    assert_approval_required(&first);
     let id = first.body["result"]["structuredContent"]["approval_id"]
         .as_str()
         .unwrap()

@@ -135,6 +135,28 @@ pub(crate) async fn take_demo_owner(app: &App) -> Option<keygate_keys::Bootstrap
 }
 
 impl Harness {
+    /// The tenant's latest audit events (at most 200), as its owner reads them.
+    pub(crate) async fn audit(&self) -> Vec<Value> {
+        let r = self.get("/api/v1/audit?limit=200", &self.owner).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
+        r.body["events"].as_array().unwrap().clone()
+    }
+
+    /// Asserts that `count` `gate.declined` events were audited, each through `channel`.
+    pub(crate) async fn assert_declined(&self, count: usize, channel: &str) {
+        let events = self.audit().await;
+        let declined: Vec<_> = events
+            .iter()
+            .filter(|e| e["action"] == "gate.declined")
+            .collect();
+        assert_eq!(declined.len(), count);
+        assert!(
+            declined
+                .iter()
+                .all(|e| e["detail"]["channel"] == json!(channel))
+        );
+    }
+
     /// `app` on `store`, acting as the owner `owner` bootstrapped.
     fn of(app: &App, store: Arc<MemoryStore>, owner: keygate_keys::Bootstrapped) -> Self {
         Self {
@@ -319,6 +341,16 @@ impl Harness {
 }
 
 /// The `structuredContent.code` of a gate answer, or `None` for an upstream result.
+/// Asserts that `r` is a gate's `APPROVAL_REQUIRED` answer.
+pub(crate) fn assert_approval_required(r: &Reply) {
+    assert_eq!(
+        gate_code(r).as_deref(),
+        Some("APPROVAL_REQUIRED"),
+        "{}",
+        r.raw
+    );
+}
+
 pub(crate) fn gate_code(r: &Reply) -> Option<String> {
     assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
     let result = &r.body["result"];
