@@ -550,6 +550,26 @@ impl Decision {
         &self.target_arg
     }
 
+    /// What asking the caller's person needs, on any channel: `None` unless the
+    /// decision is `APPROVAL_REQUIRED` with a target.
+    pub(crate) fn person_ask(&self) -> Option<PersonAsk> {
+        let Outcome::ApprovalRequired {
+            approval_id,
+            expires_at,
+            ..
+        } = &self.outcome
+        else {
+            return None;
+        };
+        Some(PersonAsk {
+            approval_id: approval_id.clone(),
+            message: self.person_prompt()?,
+            target: self.target()?.to_owned(),
+            target_arg: self.target_arg.clone(),
+            expires_at: *expires_at,
+        })
+    }
+
     /// The JSON-RPC `result` of a refused call, or `None` when allowed:
     /// `{"isError": true, "content": [{"type": "text", "text": …}], "structuredContent":
     /// {"code", "operation", "target", "arguments", "message"}}` (`arguments` without
@@ -714,6 +734,22 @@ fn gerund(verb: &str) -> String {
         }
         _ => format!("{verb}ing"),
     }
+}
+
+/// An `APPROVAL_REQUIRED` decision as the channels that ask the person (an
+/// elicitation on the stream, an MRTR form) need it.
+#[derive(Debug)]
+pub(crate) struct PersonAsk {
+    /// The approval the answer decides.
+    pub(crate) approval_id: String,
+    /// [`Decision::person_prompt`].
+    pub(crate) message: String,
+    /// The exact target the person must type.
+    pub(crate) target: String,
+    /// The gate's target argument, such as `service`.
+    pub(crate) target_arg: String,
+    /// When the approval expires.
+    pub(crate) expires_at: OffsetDateTime,
 }
 
 #[cfg(test)]

@@ -540,37 +540,21 @@ impl GateStore for MemoryGateStore {
         now: OffsetDateTime,
         evidence_before: OffsetDateTime,
     ) -> Result<u64, GateError> {
-        let mut gone = 0;
-        {
-            let mut map = self.nonces();
-            let before = map.len();
-            map.retain(|_, expires_at| *expires_at > now);
-            gone += before - map.len();
-        }
-        {
-            let mut map = self.approvals();
-            let before = map.len();
-            map.retain(|_, a| a.expires_at > evidence_before);
-            gone += before - map.len();
-        }
-        {
-            let mut map = self.challenges();
-            let before = map.len();
-            map.retain(|_, c| c.expires_at > now);
-            gone += before - map.len();
-        }
-        {
-            let mut map = self.sessions();
-            let before = map.len();
-            map.retain(|_, b| b.expires_at > now);
-            gone += before - map.len();
-        }
-        let mut map = self.evidence();
-        let before = map.len();
-        map.retain(|_, at| *at >= evidence_before);
-        gone += before - map.len();
+        // One statement a map: each lock is released before the next is taken.
+        let mut gone = retain_counted(&mut self.nonces(), |_, expires_at| *expires_at > now);
+        gone += retain_counted(&mut self.approvals(), |_, a| a.expires_at > evidence_before);
+        gone += retain_counted(&mut self.challenges(), |_, c| c.expires_at > now);
+        gone += retain_counted(&mut self.sessions(), |_, b| b.expires_at > now);
+        gone += retain_counted(&mut self.evidence(), |_, at| *at >= evidence_before);
         Ok(u64::try_from(gone).unwrap_or(u64::MAX))
     }
+}
+
+/// Keeps the entries of `map` that `keep` accepts; returns how many went.
+fn retain_counted<K, V>(map: &mut HashMap<K, V>, keep: impl FnMut(&K, &mut V) -> bool) -> usize {
+    let before = map.len();
+    map.retain(keep);
+    before - map.len()
 }
 
 #[cfg(test)]
