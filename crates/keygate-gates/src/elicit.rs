@@ -14,7 +14,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::approval::{APPROVAL_ID_LEN, Approval, ApprovalStatus, DecidedBy};
-use crate::decision::{Decision, Outcome};
+use crate::decision::Decision;
 use crate::error::GateError;
 use crate::gates::Gates;
 use crate::mrtr::{CLIENT_PERSON, MrtrAnswer};

@@ -367,7 +367,7 @@ impl Gates {
                 .claim_approval(call.key_id, call.tool, target, &digest, now)
                 .await?;
             return match closed {
-                Claimed::Denied(a) => declined(a.id, a.decider_user_id(), decided),
+                Claimed::Denied(a) => declined(a.id.clone(), a.decider_user_id(), decided),
                 _ => declined(approval.id.clone(), Some(by.user_id.clone()), decided),
             };
         }
@@ -391,7 +391,7 @@ impl Gates {
                     decided,
                 })
             }
-            Claimed::Denied(a) => declined(a.id, a.decider_user_id(), None),
+            Claimed::Denied(a) => declined(a.id.clone(), a.decider_user_id(), None),
             // Expired, or used by a concurrent retry: nothing to run.
             _ => invalid(InvalidReason::StateExpired),
         }

@@ -314,7 +314,7 @@ pub async fn expiry_and_revoked_wins(h: &Harness) {
 /// Case: scopes and projects round trip.
 pub async fn scopes_and_projects_round_trip(h: &Harness) {
     let s = setup(&*h.store, "acme").await;
-    let k = created(
+    let k = create(
         h,
         user_key(
             &s,
