@@ -124,7 +124,7 @@ impl Gates {
             approval_id: ask.approval_id,
             message: ask.message,
             target: ask.target,
-            target_arg: ask.target_arg,
+            target_arg: decision.target_arg().to_owned(),
             expires_at: ask.expires_at,
         }))
     }

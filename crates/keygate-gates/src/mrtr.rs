@@ -228,7 +228,7 @@ impl Gates {
         Ok(state.seal(secret).map(|request_state| MrtrAsk {
             message: ask.message,
             target: ask.target,
-            target_arg: ask.target_arg,
+            target_arg: decision.target_arg().to_owned(),
             request_state,
             expires_at: ask.expires_at,
         }))
