@@ -341,29 +341,11 @@ async fn protected_targets_are_never_confirmable() {
     }
 }
 
-/// The look-alikes of `keygate` from the issue, and more.
-pub(crate) const LOOK_ALIKES: [&str; 14] = [
-    "keygate\u{200b}",
-    "\u{feff}keygate",
-    "ｋｅｙｇａｔｅ",
-    "keygate\0",
-    "keygate\u{0301}",
-    "kéygate",
-    "KEYGATE",
-    " keygate ",
-    "key\u{200d}gate",
-    "keygate\u{00ad}",
-    "keygate\n",
-    "\u{202e}keygate",
-    "keygate\u{fe0f}",
-    "𝐤𝐞𝐲𝐠𝐚𝐭𝐞",
-];
-
 #[tokio::test]
 async fn look_alikes_of_protected_targets_are_blocked() {
     let f = fixture();
     for spec in [delete_gate(), crate::util::replace_gate()] {
-        for target in LOOK_ALIKES {
+        for target in keygate_test::LOOK_ALIKES {
             for session in [Some("s1"), None] {
                 let plain = GateCall::new("k1", session, TOOL, target);
                 let forged = plain

@@ -374,18 +374,7 @@ fn protected_targets_compare_trimmed_and_case_insensitively() {
 #[test]
 fn protected_targets_catch_look_alikes() {
     let gate = GateSpec::approval("service", vec!["keygate".to_owned()]);
-    for t in [
-        "keygate\u{200b}",
-        "\u{feff}keygate",
-        "ｋｅｙｇａｔｅ",
-        "keygate\0",
-        "keygate\u{0301}",
-        "kéygate",
-        "KEYGATE",
-        " keygate ",
-        "key\u{2060}gate",
-        "keygate\u{00ad}",
-    ] {
+    for t in keygate_test::LOOK_ALIKES {
         assert_eq!(gate.protected_as(t), Some("keygate"), "{t:?}");
     }
     for t in ["keygates", "key-gate", "gatekey", "api"] {
