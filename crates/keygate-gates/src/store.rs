@@ -122,6 +122,21 @@ pub struct SessionBinding {
     pub elicitation_url: bool,
 }
 
+impl SessionBinding {
+    /// A binding of `key_id` made, and last seen, at `at`, live for `ttl`, of a client
+    /// that declared no elicitation.
+    pub fn new(key_id: impl Into<String>, at: OffsetDateTime, ttl: time::Duration) -> Self {
+        Self {
+            key_id: key_id.into(),
+            bound_at: at,
+            seen_at: at,
+            expires_at: at + ttl,
+            elicitation: false,
+            elicitation_url: false,
+        }
+    }
+}
+
 /// What stores keep of an `Mcp-Session-Id`: its SHA-256, never the id (a capability).
 pub fn session_digest(session_id: &str) -> [u8; 32] {
     Sha256::digest(session_id.as_bytes()).into()

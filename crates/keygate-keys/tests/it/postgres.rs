@@ -297,22 +297,8 @@ async fn shared_verify_connections_pipeline_and_recover() {
 
     // Terminate every backend of this store: the shared connections die with them,
     // and verification recovers within a few attempts.
-    let (admin, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    let killed = admin
-        .query(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-             WHERE application_name = $1",
-            &[&schema],
-        )
-        .await
-        .unwrap();
-    assert!(
-        !killed.is_empty(),
-        "the shared verify connection has a backend"
-    );
+    let killed = keygate_test::terminate_backends(&url, &schema).await;
+    assert!(killed > 0, "the shared verify connection has a backend");
     let mut recovered = false;
     for _ in 0..50 {
         if store.verify(&s.owner_token).await.is_ok() {
