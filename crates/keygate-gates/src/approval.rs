@@ -129,6 +129,11 @@ impl Approval {
                 None => approver.is_owner,
             }
     }
+
+    /// The user id of whoever decided it; `None` while pending.
+    pub(crate) fn decider_user_id(&self) -> Option<String> {
+        self.decided_by.as_ref().map(|d| d.user_id.clone())
+    }
 }
 
 /// The key someone signed in with to decide approvals, as the gate sees it.

@@ -414,14 +414,7 @@ pub async fn pending_approvals_are_listed_by_tenant_and_counted_by_key(store: &d
 
 /// A binding of `key` from `at`, live for `ttl` seconds.
 fn binding(key: &str, at: OffsetDateTime, ttl: i64) -> SessionBinding {
-    SessionBinding {
-        key_id: key.to_owned(),
-        bound_at: at,
-        seen_at: at,
-        expires_at: at + Duration::seconds(ttl),
-        elicitation: false,
-        elicitation_url: false,
-    }
+    SessionBinding::new(key, at, Duration::seconds(ttl))
 }
 
 async fn bind(store: &dyn GateStore, session: &str, b: &SessionBinding) -> bool {

@@ -330,37 +330,41 @@ impl Decision {
         }
         if let (Some(obj), Some(code)) = (detail.as_object_mut(), self.code()) {
             obj.insert("code".to_owned(), code.into());
-            match &self.outcome {
-                Outcome::ConfirmationInvalid { reason } => {
-                    obj.insert("reason".to_owned(), reason.as_str().into());
-                }
-                Outcome::DiagnosisRequired {
-                    evidence_missing, ..
-                } => {
-                    obj.insert("evidence_missing".to_owned(), json!(evidence_missing));
-                }
-                Outcome::ConfirmationRequired { expires_at, .. } => {
-                    obj.insert("expires_at".to_owned(), rfc3339(*expires_at).into());
-                }
-                Outcome::ApprovalRequired {
-                    approval_id,
-                    expires_at,
-                    ..
-                } => {
-                    obj.insert("approval_id".to_owned(), approval_id.as_str().into());
-                    obj.insert("expires_at".to_owned(), rfc3339(*expires_at).into());
-                }
-                Outcome::ConfirmationDeclined {
-                    approval_id,
-                    decided_by,
-                } => {
-                    obj.insert("approval_id".to_owned(), approval_id.as_str().into());
-                    obj.insert("approver_user_id".to_owned(), json!(decided_by));
-                }
-                _ => {}
+            obj.extend(self.refusal_members());
+            if let Outcome::ConfirmationDeclined { decided_by, .. } = &self.outcome {
+                obj.insert("approver_user_id".to_owned(), json!(decided_by));
             }
         }
         detail
+    }
+
+    /// The members a refusal's audit detail and tool result share: the reason, the
+    /// missing evidence, the approval, and when the challenge or approval expires.
+    fn refusal_members(&self) -> Vec<(String, Value)> {
+        let member = |name: &str, value: Value| (name.to_owned(), value);
+        match &self.outcome {
+            Outcome::ConfirmationInvalid { reason } => {
+                vec![member("reason", reason.as_str().into())]
+            }
+            Outcome::DiagnosisRequired {
+                evidence_missing, ..
+            } => vec![member("evidence_missing", json!(evidence_missing))],
+            Outcome::ConfirmationRequired { expires_at, .. } => {
+                vec![member("expires_at", rfc3339(*expires_at).into())]
+            }
+            Outcome::ApprovalRequired {
+                approval_id,
+                expires_at,
+                ..
+            } => vec![
+                member("approval_id", approval_id.as_str().into()),
+                member("expires_at", rfc3339(*expires_at).into()),
+            ],
+            Outcome::ConfirmationDeclined { approval_id, .. } => {
+                vec![member("approval_id", approval_id.as_str().into())]
+            }
+            _ => Vec::new(),
+        }
     }
 
     /// What to tell the person, or `None` when allowed.
@@ -550,6 +554,25 @@ impl Decision {
         &self.target_arg
     }
 
+    /// What asking the caller's person needs, on any channel: `None` unless the
+    /// decision is `APPROVAL_REQUIRED` with a target.
+    pub(crate) fn person_ask(&self) -> Option<PersonAsk> {
+        let Outcome::ApprovalRequired {
+            approval_id,
+            expires_at,
+            ..
+        } = &self.outcome
+        else {
+            return None;
+        };
+        Some(PersonAsk {
+            approval_id: approval_id.clone(),
+            message: self.person_prompt()?,
+            target: self.target()?.to_owned(),
+            expires_at: *expires_at,
+        })
+    }
+
     /// The JSON-RPC `result` of a refused call, or `None` when allowed:
     /// `{"isError": true, "content": [{"type": "text", "text": …}], "structuredContent":
     /// {"code", "operation", "target", "arguments", "message"}}` (`arguments` without
@@ -570,33 +593,14 @@ impl Decision {
             "message": message,
         });
         if let Some(obj) = structured.as_object_mut() {
+            obj.extend(self.refusal_members());
+            // Members only the tool result has (the audit log never holds a challenge).
             match &self.outcome {
-                Outcome::ConfirmationRequired {
-                    challenge,
-                    expires_at,
-                } => {
+                Outcome::ConfirmationRequired { challenge, .. } => {
                     obj.insert("challenge".to_owned(), challenge.as_str().into());
-                    obj.insert("expires_at".to_owned(), rfc3339(*expires_at).into());
                 }
-                Outcome::DiagnosisRequired {
-                    evidence_missing, ..
-                } => {
-                    obj.insert("evidence_missing".to_owned(), json!(evidence_missing));
-                }
-                Outcome::ConfirmationInvalid { reason } => {
-                    obj.insert("reason".to_owned(), reason.as_str().into());
-                }
-                Outcome::ApprovalRequired {
-                    approval_id,
-                    approval_url,
-                    expires_at,
-                } => {
-                    obj.insert("approval_id".to_owned(), approval_id.as_str().into());
+                Outcome::ApprovalRequired { approval_url, .. } => {
                     obj.insert("approval_url".to_owned(), approval_url.as_str().into());
-                    obj.insert("expires_at".to_owned(), rfc3339(*expires_at).into());
-                }
-                Outcome::ConfirmationDeclined { approval_id, .. } => {
-                    obj.insert("approval_id".to_owned(), approval_id.as_str().into());
                 }
                 Outcome::TooManyApprovals { limit } => {
                     obj.insert("limit".to_owned(), json!(limit));
@@ -714,6 +718,20 @@ fn gerund(verb: &str) -> String {
         }
         _ => format!("{verb}ing"),
     }
+}
+
+/// An `APPROVAL_REQUIRED` decision as the channels that ask the person (an
+/// elicitation on the stream, an MRTR form) need it.
+/// ([`Decision::target_arg`] goes with it.)
+pub(crate) struct PersonAsk {
+    /// The approval the answer decides.
+    pub(crate) approval_id: String,
+    /// [`Decision::person_prompt`].
+    pub(crate) message: String,
+    /// The exact target the person must type.
+    pub(crate) target: String,
+    /// When the approval expires.
+    pub(crate) expires_at: OffsetDateTime,
 }
 
 #[cfg(test)]

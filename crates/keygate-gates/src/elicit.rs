@@ -14,7 +14,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::approval::{APPROVAL_ID_LEN, Approval, ApprovalStatus, DecidedBy};
-use crate::decision::{Decision, Outcome};
+use crate::decision::Decision;
 use crate::error::GateError;
 use crate::gates::Gates;
 use crate::mrtr::{CLIENT_PERSON, MrtrAnswer};
@@ -111,29 +111,21 @@ impl Gates {
         decision: &Decision,
         session_id: &str,
     ) -> Result<Option<ElicitationAsk>, GateError> {
-        let (Some(message), Some(target)) = (decision.person_prompt(), decision.target()) else {
-            return Ok(None);
-        };
-        let Outcome::ApprovalRequired {
-            approval_id,
-            expires_at,
-            ..
-        } = decision.outcome()
-        else {
+        let Some(ask) = decision.person_ask() else {
             return Ok(None);
         };
         let nonce = keygate_token::random_base62(ELICITATION_NONCE_LEN)?;
-        let Some(mac) = self.elicitation_mac(session_id, approval_id, &nonce) else {
+        let Some(mac) = self.elicitation_mac(session_id, &ask.approval_id, &nonce) else {
             return Ok(None);
         };
         let seal = hex::encode(mac.finalize().into_bytes());
         Ok(Some(ElicitationAsk {
-            request_id: format!("{ELICITATION_ID_PREFIX}{approval_id}-{nonce}-{seal}"),
-            approval_id: approval_id.clone(),
-            message,
-            target: target.to_owned(),
+            request_id: format!("{ELICITATION_ID_PREFIX}{}-{nonce}-{seal}", ask.approval_id),
+            approval_id: ask.approval_id,
+            message: ask.message,
+            target: ask.target,
             target_arg: decision.target_arg().to_owned(),
-            expires_at: *expires_at,
+            expires_at: ask.expires_at,
         }))
     }
 

@@ -288,15 +288,7 @@ impl Gates {
         tool: &str,
         target: &str,
     ) -> Result<(), GateError> {
-        self.store
-            .record_evidence(&EvidenceRead {
-                key_id: key_id.to_owned(),
-                session_id: Some(session_id.to_owned()),
-                tool: tool.to_owned(),
-                target: target.to_owned(),
-                at: self.clock.now(),
-            })
-            .await
+        self.record(key_id, Some(session_id), tool, target).await
     }
 
     /// Records that `key_id` successfully called evidence tool `tool` for `target` in a
@@ -313,10 +305,21 @@ impl Gates {
         tool: &str,
         target: &str,
     ) -> Result<(), GateError> {
+        self.record(key_id, None, tool, target).await
+    }
+
+    /// Stores an evidence read of now, in `session_id` or stateless.
+    async fn record(
+        &self,
+        key_id: &str,
+        session_id: Option<&str>,
+        tool: &str,
+        target: &str,
+    ) -> Result<(), GateError> {
         self.store
             .record_evidence(&EvidenceRead {
                 key_id: key_id.to_owned(),
-                session_id: None,
+                session_id: session_id.map(str::to_owned),
                 tool: tool.to_owned(),
                 target: target.to_owned(),
                 at: self.clock.now(),
@@ -566,18 +569,14 @@ impl Gates {
         match claimed {
             Claimed::Approved(a) => {
                 return Ok(decision(Outcome::Approved {
-                    approver_user_id: a
-                        .decided_by
-                        .as_ref()
-                        .map(|d| d.user_id.clone())
-                        .unwrap_or_default(),
+                    approver_user_id: a.decider_user_id().unwrap_or_default(),
                     approval_id: a.id,
                     channel: Channel::Page,
                 }));
             }
             Claimed::Denied(a) => {
                 return Ok(decision(Outcome::ConfirmationDeclined {
-                    decided_by: a.decided_by.as_ref().map(|d| d.user_id.clone()),
+                    decided_by: a.decider_user_id(),
                     approval_id: a.id,
                 }));
             }

@@ -214,35 +214,23 @@ impl Gates {
     ///
     /// [`GateError::Random`] when no nonce could be drawn.
     pub fn mrtr_ask(&self, decision: &Decision) -> Result<Option<MrtrAsk>, GateError> {
-        let (Some(secret), Some(message), Some(target)) = (
-            self.mrtr_secret(),
-            decision.person_prompt(),
-            decision.target(),
-        ) else {
-            return Ok(None);
-        };
-        let Outcome::ApprovalRequired {
-            approval_id,
-            expires_at,
-            ..
-        } = decision.outcome()
-        else {
+        let (Some(secret), Some(ask)) = (self.mrtr_secret(), decision.person_ask()) else {
             return Ok(None);
         };
         let state = State {
-            approval_id: approval_id.clone(),
+            approval_id: ask.approval_id,
             key_id: decision.key_id().to_owned(),
             tool: decision.operation().to_owned(),
             arguments_sha256: decision.arguments().digest(),
             nonce: keygate_token::random_base62(MRTR_NONCE_LEN)?,
-            expires_at: *expires_at,
+            expires_at: ask.expires_at,
         };
         Ok(state.seal(secret).map(|request_state| MrtrAsk {
-            message,
-            target: target.to_owned(),
+            message: ask.message,
+            target: ask.target,
             target_arg: decision.target_arg().to_owned(),
             request_state,
-            expires_at: *expires_at,
+            expires_at: ask.expires_at,
         }))
     }
 
@@ -379,11 +367,7 @@ impl Gates {
                 .claim_approval(call.key_id, call.tool, target, &digest, now)
                 .await?;
             return match closed {
-                Claimed::Denied(a) => declined(
-                    a.id,
-                    a.decided_by.as_ref().map(|d| d.user_id.clone()),
-                    decided,
-                ),
+                Claimed::Denied(a) => declined(a.id.clone(), a.decider_user_id(), decided),
                 _ => declined(approval.id.clone(), Some(by.user_id.clone()), decided),
             };
         }
@@ -396,11 +380,7 @@ impl Gates {
                 let by_page = decided.is_none();
                 Ok(MrtrOutcome {
                     decision: decision(Outcome::Approved {
-                        approver_user_id: a
-                            .decided_by
-                            .as_ref()
-                            .map(|d| d.user_id.clone())
-                            .unwrap_or_default(),
+                        approver_user_id: a.decider_user_id().unwrap_or_default(),
                         approval_id: a.id,
                         channel: if by_page {
                             Channel::Page
@@ -411,9 +391,7 @@ impl Gates {
                     decided,
                 })
             }
-            Claimed::Denied(a) => {
-                declined(a.id, a.decided_by.as_ref().map(|d| d.user_id.clone()), None)
-            }
+            Claimed::Denied(a) => declined(a.id.clone(), a.decider_user_id(), None),
             // Expired, or used by a concurrent retry: nothing to run.
             _ => invalid(InvalidReason::StateExpired),
         }

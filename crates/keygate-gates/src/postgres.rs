@@ -859,12 +859,9 @@ mod tests {
             .unwrap();
         let session = "session-of-A-0123456789";
         let binding = SessionBinding {
-            key_id: "kA".to_owned(),
-            bound_at: now,
-            seen_at: now,
-            expires_at: now + time::Duration::hours(1),
             elicitation: true,
             elicitation_url: true,
+            ..SessionBinding::new("kA", now, time::Duration::hours(1))
         };
         assert!(a.bind_session(session, &binding).await.unwrap());
         assert_eq!(

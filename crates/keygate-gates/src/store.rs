@@ -122,6 +122,21 @@ pub struct SessionBinding {
     pub elicitation_url: bool,
 }
 
+impl SessionBinding {
+    /// A binding of `key_id` made, and last seen, at `at`, live for `ttl`, of a client
+    /// that declared no elicitation.
+    pub fn new(key_id: impl Into<String>, at: OffsetDateTime, ttl: time::Duration) -> Self {
+        Self {
+            key_id: key_id.into(),
+            bound_at: at,
+            seen_at: at,
+            expires_at: at + ttl,
+            elicitation: false,
+            elicitation_url: false,
+        }
+    }
+}
+
 /// What stores keep of an `Mcp-Session-Id`: its SHA-256, never the id (a capability).
 pub fn session_digest(session_id: &str) -> [u8; 32] {
     Sha256::digest(session_id.as_bytes()).into()
@@ -540,37 +555,21 @@ impl GateStore for MemoryGateStore {
         now: OffsetDateTime,
         evidence_before: OffsetDateTime,
     ) -> Result<u64, GateError> {
-        let mut gone = 0;
-        {
-            let mut map = self.nonces();
-            let before = map.len();
-            map.retain(|_, expires_at| *expires_at > now);
-            gone += before - map.len();
-        }
-        {
-            let mut map = self.approvals();
-            let before = map.len();
-            map.retain(|_, a| a.expires_at > evidence_before);
-            gone += before - map.len();
-        }
-        {
-            let mut map = self.challenges();
-            let before = map.len();
-            map.retain(|_, c| c.expires_at > now);
-            gone += before - map.len();
-        }
-        {
-            let mut map = self.sessions();
-            let before = map.len();
-            map.retain(|_, b| b.expires_at > now);
-            gone += before - map.len();
-        }
-        let mut map = self.evidence();
-        let before = map.len();
-        map.retain(|_, at| *at >= evidence_before);
-        gone += before - map.len();
+        // One statement a map: each lock is released before the next is taken.
+        let mut gone = retain_counted(&mut self.nonces(), |_, expires_at| *expires_at > now);
+        gone += retain_counted(&mut self.approvals(), |_, a| a.expires_at > evidence_before);
+        gone += retain_counted(&mut self.challenges(), |_, c| c.expires_at > now);
+        gone += retain_counted(&mut self.sessions(), |_, b| b.expires_at > now);
+        gone += retain_counted(&mut self.evidence(), |_, at| *at >= evidence_before);
         Ok(u64::try_from(gone).unwrap_or(u64::MAX))
     }
+}
+
+/// Keeps the entries of `map` that `keep` accepts; returns how many went.
+fn retain_counted<K, V>(map: &mut HashMap<K, V>, keep: impl FnMut(&K, &mut V) -> bool) -> usize {
+    let before = map.len();
+    map.retain(keep);
+    before - map.len()
 }
 
 #[cfg(test)]

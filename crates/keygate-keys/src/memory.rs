@@ -171,21 +171,31 @@ impl State {
         Ok(tenant)
     }
 
+    /// Checks `name` for a new `what` of `tenant`: the tenant exists, the name is
+    /// valid and no entry of `existing` (tenant, name) in that tenant has it.
+    fn free_name<'a>(
+        &'a self,
+        tenant: &TenantId,
+        what: &'static str,
+        name: &str,
+        mut existing: impl Iterator<Item = (&'a TenantId, &'a str)>,
+    ) -> Result<String, StoreError> {
+        self.tenant(tenant)?;
+        let name = records::check_name(what, name)?;
+        if existing.any(|(t, n)| t == tenant && n == name) {
+            return Err(StoreError::Conflict(format!("{what} `{name}`")));
+        }
+        Ok(name)
+    }
+
     fn insert_user(
         &mut self,
         tenant: &TenantId,
         name: &str,
         role: Role,
     ) -> Result<User, StoreError> {
-        self.tenant(tenant)?;
-        let name = records::check_name("user", name)?;
-        if self
-            .users
-            .values()
-            .any(|u| &u.tenant_id == tenant && u.name == name)
-        {
-            return Err(StoreError::Conflict(format!("user `{name}`")));
-        }
+        let users = self.users.values().map(|u| (&u.tenant_id, u.name.as_str()));
+        let name = self.free_name(tenant, "user", name, users)?;
         let user = User {
             id: UserId::random()?,
             tenant_id: tenant.clone(),
@@ -198,15 +208,11 @@ impl State {
     }
 
     fn insert_project(&mut self, tenant: &TenantId, name: &str) -> Result<Project, StoreError> {
-        self.tenant(tenant)?;
-        let name = records::check_name("project", name)?;
-        if self
+        let projects = self
             .projects
             .values()
-            .any(|p| &p.tenant_id == tenant && p.name == name)
-        {
-            return Err(StoreError::Conflict(format!("project `{name}`")));
-        }
+            .map(|p| (&p.tenant_id, p.name.as_str()));
+        let name = self.free_name(tenant, "project", name, projects)?;
         let project = Project {
             id: ProjectId::random()?,
             tenant_id: tenant.clone(),

@@ -652,25 +652,21 @@ mod tests {
                 .expect("a time")
         };
         let now = at("2026-12-31T23:59:30Z");
-        assert_eq!(
-            RefillInterval::Daily.next_start(now),
-            at("2027-01-01T00:00:00Z")
-        );
-        assert_eq!(
-            RefillInterval::Monthly.next_start(now),
-            at("2027-01-01T00:00:00Z")
-        );
-        let six: RefillInterval = "6h".parse().expect("6h");
-        assert_eq!(six.next_start(now), at("2027-01-01T00:00:00Z"));
-        assert_eq!(
-            six.next_start(at("2026-12-31T13:00:00Z")),
-            at("2026-12-31T18:00:00Z")
-        );
         let feb = at("2027-02-15T12:00:00Z");
-        assert_eq!(
-            RefillInterval::Monthly.next_start(feb),
-            at("2027-03-01T00:00:00Z")
-        );
+        let six: RefillInterval = "6h".parse().expect("6h");
+        for (interval, from, next) in [
+            (RefillInterval::Daily, now, "2027-01-01T00:00:00Z"),
+            (RefillInterval::Monthly, now, "2027-01-01T00:00:00Z"),
+            (six, now, "2027-01-01T00:00:00Z"),
+            (six, at("2026-12-31T13:00:00Z"), "2026-12-31T18:00:00Z"),
+            (RefillInterval::Monthly, feb, "2027-03-01T00:00:00Z"),
+        ] {
+            assert_eq!(
+                interval.next_start(from),
+                at(next),
+                "{interval} from {from}"
+            );
+        }
         assert_eq!(
             RefillInterval::Monthly.period(feb),
             RefillInterval::Monthly.period(now) + 2

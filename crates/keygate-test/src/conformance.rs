@@ -113,6 +113,14 @@ pub fn tenant_key(s: &Setup) -> NewKey {
 
 use crate::forge::with_checksum;
 
+/// The replacement of key `id` of `tenant`, rotated by actor `u`.
+async fn rotated(h: &Harness, tenant: &TenantId, id: &KeyId) -> keygate_keys::CreatedKey {
+    h.store
+        .rotate_key(&format(), tenant, id, "u")
+        .await
+        .unwrap()
+}
+
 fn is_not_found<T: std::fmt::Debug>(r: Result<T, VerifyError>) -> bool {
     matches!(r, Err(VerifyError::NotFound))
 }
@@ -190,11 +198,7 @@ pub async fn wrong_secret_garbage_and_bad_checksum_are_not_found(h: &Harness) {
 /// Case: revoke then revoked and idempotent.
 pub async fn revoke_then_revoked_and_idempotent(h: &Harness) {
     let s = setup(&*h.store, "acme").await;
-    let k = h
-        .store
-        .create_key(&format(), user_key(&s, &["a"], None), "u")
-        .await
-        .unwrap();
+    let k = create(h, user_key(&s, &["a"], None)).await;
     h.store.verify(k.token.expose()).await.unwrap();
     let first = h.store.revoke_key(&s.tenant, &k.key.id, "u").await.unwrap();
     let at = first.revoked_at.expect("revoked_at set");
@@ -229,11 +233,7 @@ pub async fn revoke_reason_is_kept_with_the_first_revocation(h: &Harness) {
     let leaked = RevokeReason::Leaked {
         url: "https://github.com/o/r/blob/main/.env".to_owned(),
     };
-    let k = h
-        .store
-        .create_key(&format(), user_key(&s, &["a"], None), "u")
-        .await
-        .unwrap();
+    let k = create(h, user_key(&s, &["a"], None)).await;
     assert_eq!(k.key.revoked_reason, None);
     let got = h
         .store
@@ -268,11 +268,7 @@ pub async fn revoke_reason_is_kept_with_the_first_revocation(h: &Harness) {
         serde_json::json!({"reason": "leaked", "url": "https://github.com/o/r/blob/main/.env"})
     );
     // Revoked on request first: a later leak report keeps that (no reason).
-    let m = h
-        .store
-        .create_key(&format(), user_key(&s, &["a"], None), "u")
-        .await
-        .unwrap();
+    let m = create(h, user_key(&s, &["a"], None)).await;
     h.store.revoke_key(&s.tenant, &m.key.id, "u").await.unwrap();
     let kept = h
         .store
@@ -298,7 +294,7 @@ pub async fn expiry_and_revoked_wins(h: &Harness) {
         Err(StoreError::Invalid(_))
     ));
     req.expires_at = Some(OffsetDateTime::now_utc() + Duration::hours(1));
-    let k = h.store.create_key(&format(), req, "u").await.unwrap();
+    let k = create(h, req).await;
     h.store.verify(k.token.expose()).await.unwrap();
     h.hooks
         .set_expires_at(&k.key.id, OffsetDateTime::now_utc() - Duration::seconds(1))
@@ -318,19 +314,15 @@ pub async fn expiry_and_revoked_wins(h: &Harness) {
 /// Case: scopes and projects round trip.
 pub async fn scopes_and_projects_round_trip(h: &Harness) {
     let s = setup(&*h.store, "acme").await;
-    let k = h
-        .store
-        .create_key(
-            &format(),
-            user_key(
-                &s,
-                &["z:w", "a:r", "a:r", " m "],
-                Some(&["shop", "ops", "shop"]),
-            ),
-            "u",
-        )
-        .await
-        .unwrap();
+    let k = create(
+        h,
+        user_key(
+            &s,
+            &["z:w", "a:r", "a:r", " m "],
+            Some(&["shop", "ops", "shop"]),
+        ),
+    )
+    .await;
     assert_eq!(k.key.scopes, vec!["a:r", "m", "z:w"]);
     let names: Vec<_> = k
         .key
@@ -358,11 +350,7 @@ pub async fn scopes_and_projects_round_trip(h: &Harness) {
     let shop = all.iter().find(|p| p.name == "shop").unwrap();
     assert_eq!(p.restricted_project(shop.id.as_str()).unwrap().id, shop.id);
     // Empty project list = no project at all (not "all").
-    let none = h
-        .store
-        .create_key(&format(), user_key(&s, &[], Some(&[])), "u")
-        .await
-        .unwrap();
+    let none = create(h, user_key(&s, &[], Some(&[]))).await;
     assert_eq!(none.key.projects, Some(vec![]));
     let pn = h.store.verify(none.token.expose()).await.unwrap();
     assert_eq!(pn.projects, Some(vec![]));
@@ -377,16 +365,8 @@ pub async fn scopes_and_projects_round_trip(h: &Harness) {
 /// Case: rotation copies and keeps old.
 pub async fn rotation_copies_and_keeps_old(h: &Harness) {
     let s = setup(&*h.store, "acme").await;
-    let old = h
-        .store
-        .create_key(&format(), tenant_key(&s), "u")
-        .await
-        .unwrap();
-    let new = h
-        .store
-        .rotate_key(&format(), &s.tenant, &old.key.id, "u")
-        .await
-        .unwrap();
+    let old = create(h, tenant_key(&s)).await;
+    let new = rotated(h, &s.tenant, &old.key.id).await;
     assert_ne!(new.key.id, old.key.id);
     assert_eq!(new.key.kind, old.key.kind);
     assert_eq!(new.key.user_id, old.key.user_id);
@@ -426,11 +406,7 @@ pub async fn rotation_copies_and_keeps_old(h: &Harness) {
 pub async fn tenant_isolation(h: &Harness) {
     let a = setup(&*h.store, "acme").await;
     let b = setup(&*h.store, "globex").await;
-    let ka = h
-        .store
-        .create_key(&format(), tenant_key(&a), "u")
-        .await
-        .unwrap();
+    let ka = create(h, tenant_key(&a)).await;
     let id = ka.key.id;
     assert!(matches!(
         h.store.get_key(&b.tenant, &id).await,
@@ -536,7 +512,7 @@ pub async fn user_key_needs_user_of_same_tenant(h: &Harness) {
         .unwrap();
     let mut req = user_key(&a, &["x"], None);
     req.user_id = Some(bob.id.clone());
-    let k = h.store.create_key(&format(), req, "u").await.unwrap();
+    let k = create(h, req).await;
     let p = h.store.verify(k.token.expose()).await.unwrap();
     assert_eq!(p.user.unwrap().role, Role::Member);
     assert!(!h.store.list_keys(&a.tenant).await.unwrap().is_empty());
@@ -581,16 +557,8 @@ pub async fn concurrent_creates_and_verifies(h: &Harness) {
 /// Case: raw token never stored.
 pub async fn raw_token_never_stored(h: &Harness) {
     let s = setup(&*h.store, "acme").await;
-    let k = h
-        .store
-        .create_key(&format(), tenant_key(&s), "u")
-        .await
-        .unwrap();
-    let r = h
-        .store
-        .rotate_key(&format(), &s.tenant, &k.key.id, "u")
-        .await
-        .unwrap();
+    let k = create(h, tenant_key(&s)).await;
+    let r = rotated(h, &s.tenant, &k.key.id).await;
     h.store.verify(k.token.expose()).await.unwrap();
     h.store.revoke_key(&s.tenant, &k.key.id, "u").await.unwrap();
     let Some(dump) = h.hooks.dump().await else {
@@ -661,11 +629,7 @@ pub async fn audit_events_recorded(h: &Harness) {
 /// Case: last used is recorded.
 pub async fn last_used_is_recorded(h: &Harness) {
     let s = setup(&*h.store, "acme").await;
-    let k = h
-        .store
-        .create_key(&format(), tenant_key(&s), "u")
-        .await
-        .unwrap();
+    let k = create(h, tenant_key(&s)).await;
     assert_eq!(k.key.last_used_at, None);
     h.store.verify(k.token.expose()).await.unwrap();
     // The write happens off the request path: poll for it (bounded).
@@ -930,11 +894,7 @@ pub async fn usage_limited_key_passes_exactly_remaining_times(h: &Harness) {
     let old = create(h, limited_key(&s, 3, Some(refill))).await;
     assert_eq!(old.key.refill, Some(refill));
     h.store.verify(old.token.expose()).await.unwrap();
-    let new = h
-        .store
-        .rotate_key(&format(), &s.tenant, &old.key.id, "u")
-        .await
-        .unwrap();
+    let new = rotated(h, &s.tenant, &old.key.id).await;
     assert_eq!(new.key.remaining, Some(2));
     assert_eq!(new.key.refill, Some(refill));
     let got = h.store.get_key(&s.tenant, &new.key.id).await.unwrap();

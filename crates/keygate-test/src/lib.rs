@@ -33,6 +33,7 @@ pub mod conformance;
 mod fake;
 mod forge;
 mod leak_signer;
+mod look_alikes;
 mod postgres;
 mod services;
 mod text;
@@ -41,7 +42,8 @@ pub use crate::clock::ManualClock;
 pub use crate::fake::{CountingVerifier, DownVerifier};
 pub use crate::forge::with_checksum;
 pub use crate::leak_signer::LeakSigner;
-pub use crate::postgres::{PgSchema, pg_connect};
+pub use crate::look_alikes::LOOK_ALIKES;
+pub use crate::postgres::{PgSchema, pg_connect, terminate_backends};
 pub use crate::services::{postgres_url, redis_url, service_url, under_ci};
 pub use crate::text::utf16_with_bom;
 

@@ -23,6 +23,26 @@ pub async fn pg_connect(url: &str) -> tokio_postgres::Client {
     client
 }
 
+/// Terminates every backend of the database at `url` whose `application_name` is
+/// `application` (but the one asking); returns how many there were.
+///
+/// # Panics
+///
+/// When PostgreSQL cannot be reached or refuses the query.
+pub async fn terminate_backends(url: &str, application: &str) -> usize {
+    pg_connect(url)
+        .await
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND application_name = $1 \
+             AND pid <> pg_backend_pid()",
+            &[&application],
+        )
+        .await
+        .expect("pg_stat_activity answers")
+        .len()
+}
+
 /// A fresh schema in the test database, dropped (with everything in it) when this is,
 /// so parallel tests never see each other's tables and runs do not pile schemas up.
 #[derive(Debug)]

@@ -176,22 +176,11 @@ pub(crate) fn validate_brand(brand: &str) -> Result<(), BrandError> {
     }
 }
 
-#[cfg(feature = "serde")]
-impl serde::Serialize for KeyKind {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.actor())
-    }
-}
-
-#[cfg(feature = "serde")]
-impl<'de> serde::Deserialize<'de> for KeyKind {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        Self::from_actor(&s).ok_or_else(|| {
-            serde::de::Error::invalid_value(serde::de::Unexpected::Str(&s), &"`user` or `tenant`")
-        })
-    }
-}
+serde_as_str!(KeyKind, |kind| kind.actor(), |s| {
+    KeyKind::from_actor(s).ok_or_else(|| {
+        serde::de::Error::invalid_value(serde::de::Unexpected::Str(s), &"`user` or `tenant`")
+    })
+});
 
 #[cfg(test)]
 mod tests {

@@ -43,6 +43,30 @@
     )
 )]
 
+/// `serde` impls (feature `serde`) for a type written as a string: `$show` turns
+/// `&self` into the `&str` to write, `$parse` turns the `&str` read into
+/// `Result<Self, D::Error>`.
+macro_rules! serde_as_str {
+    ($ty:ty, |$this:ident| $show:expr, |$text:ident| $parse:expr) => {
+        #[cfg(feature = "serde")]
+        impl serde::Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let $this = self;
+                s.serialize_str($show)
+            }
+        }
+
+        #[cfg(feature = "serde")]
+        impl<'de> serde::Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                let $text: &str = &text;
+                $parse
+            }
+        }
+    };
+}
+
 mod base62;
 mod error;
 mod format;

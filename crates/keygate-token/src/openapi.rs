@@ -28,12 +28,6 @@ impl PartialSchema for KeyId {
     }
 }
 
-impl ToSchema for KeyId {
-    fn name() -> Cow<'static, str> {
-        Cow::Borrowed("KeyId")
-    }
-}
-
 impl PartialSchema for KeyKind {
     fn schema() -> RefOr<Schema> {
         string()
@@ -42,12 +36,6 @@ impl PartialSchema for KeyKind {
             ))
             .enum_values(Some([KeyKind::User.actor(), KeyKind::Tenant.actor()]))
             .into()
-    }
-}
-
-impl ToSchema for KeyKind {
-    fn name() -> Cow<'static, str> {
-        Cow::Borrowed("KeyKind")
     }
 }
 
@@ -68,11 +56,18 @@ impl PartialSchema for Token {
     }
 }
 
-impl ToSchema for Token {
-    fn name() -> Cow<'static, str> {
-        Cow::Borrowed("Token")
-    }
+/// [`ToSchema`] for types whose schema is named like the type.
+macro_rules! named_like_the_type {
+    ($($ty:ident),*) => {$(
+        impl ToSchema for $ty {
+            fn name() -> Cow<'static, str> {
+                Cow::Borrowed(stringify!($ty))
+            }
+        }
+    )*};
 }
+
+named_like_the_type!(KeyId, KeyKind, Token);
 
 #[cfg(test)]
 mod tests {

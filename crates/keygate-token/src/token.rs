@@ -73,20 +73,9 @@ impl FromStr for KeyId {
 #[error("a key id is 12 characters of 0-9, A-Z, a-z")]
 pub struct InvalidKeyId;
 
-#[cfg(feature = "serde")]
-impl serde::Serialize for KeyId {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
-
-#[cfg(feature = "serde")]
-impl<'de> serde::Deserialize<'de> for KeyId {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
+serde_as_str!(KeyId, |id| id.as_str(), |s| {
+    s.parse().map_err(serde::de::Error::custom)
+});
 
 /// A well-formed keygate token, holding its raw text in memory that is zeroed on drop.
 ///

@@ -5,15 +5,56 @@ use keygate_gates::{
     Outcome, SELF_SERVICE_BLOCKED,
 };
 use keygate_scopes::GateSpec;
-use serde_json::json;
+use serde_json::{Value, json};
 use time::Duration;
 
-use crate::util::{challenge, delete_gate, fixture};
+use crate::util::{Fixture, challenge, delete_gate, fixture};
 
 const TOOL: &str = "service.delete";
 
 fn call<'a>(key: &'a str, session: &'a str, target: &'a str) -> GateCall<'a> {
     GateCall::new(key, Some(session), TOOL, target)
+}
+
+/// [`call`] confirmed with challenge `c` for its own target.
+fn confirmed<'a>(
+    key: &'a str,
+    session: &'a str,
+    target: &'a str,
+    c: impl Into<String>,
+) -> GateCall<'a> {
+    call(key, session, target).with_confirm(Confirm::new(c, target))
+}
+
+/// k1 in s1 calling `tool` with `args` (which may hold `confirm`).
+fn args_call<'a>(spec: &GateSpec, tool: &'a str, args: &'a Value) -> GateCall<'a> {
+    GateCall::from_args(spec, "k1", Some("s1"), tool, args)
+}
+
+/// Asserts that deleting each of `targets` is an ordinary gated call: it gets a challenge.
+async fn assert_ordinary<const N: usize>(f: &Fixture, targets: [&str; N]) {
+    for target in targets {
+        let d = f.decide(&delete_gate(), &call("k1", "s1", target)).await;
+        assert_eq!(d.code(), Some(CONFIRMATION_REQUIRED), "{target}");
+    }
+}
+
+/// `args` with `confirm` holding challenge `c` for target `worker`.
+fn confirming(mut args: Value, c: &str) -> Value {
+    args["confirm"] = json!({"challenge": c, "target": "worker"});
+    args
+}
+
+/// A fixture, and the challenge k1 got in s1 for deleting `target`.
+async fn challenged(target: &str) -> (Fixture, String) {
+    let f = fixture();
+    let c = challenge(&f.decide(&delete_gate(), &call("k1", "s1", target)).await);
+    (f, c)
+}
+
+/// The message of a decision that refuses.
+fn message(d: &keygate_gates::Decision) -> String {
+    d.message().expect("message")
 }
 
 fn reason(d: &keygate_gates::Decision) -> InvalidReason {
@@ -68,12 +109,7 @@ async fn each_call_without_confirm_gets_a_fresh_challenge() {
     assert_ne!(a, b);
     // Both stay usable, once each.
     for c in [a, b] {
-        let d = f
-            .decide(
-                &spec,
-                &call("k1", "s1", "w").with_confirm(Confirm::new(c, "w")),
-            )
-            .await;
+        let d = f.decide(&spec, &confirmed("k1", "s1", "w", c)).await;
         assert!(d.is_allowed());
     }
 }
@@ -154,95 +190,55 @@ async fn a_challenge_confirms_only_the_arguments_it_was_issued_for() {
         GateSpec::approval("service", vec![]).with_approval_by(keygate_scopes::ApprovalBy::Agent);
     let tool = "service.replace";
     let a = json!({"service": "worker", "image": "shop/worker:A"});
-    let first = f
-        .decide(
-            &spec,
-            &GateCall::from_args(&spec, "k1", Some("s1"), tool, &a),
-        )
-        .await;
+    let first = f.decide(&spec, &args_call(&spec, tool, &a)).await;
     assert_eq!(first.arguments().value(), &a);
     let c = challenge(&first);
-    let text = first.message().expect("message");
+    let text = message(&first);
     assert!(
         text.contains(r#"Arguments: {"image":"shop/worker:A","service":"worker"}."#),
         "{text}"
     );
 
-    let b = json!({"service": "worker", "image": "shop/worker:B",
-                   "confirm": {"challenge": c, "target": "worker"}});
-    let d = f
-        .decide(
-            &spec,
-            &GateCall::from_args(&spec, "k1", Some("s1"), tool, &b),
-        )
-        .await;
+    let b = confirming(json!({"service": "worker", "image": "shop/worker:B"}), &c);
+    let d = f.decide(&spec, &args_call(&spec, tool, &b)).await;
     assert_eq!(reason(&d), InvalidReason::OtherArguments);
     assert!(!d.is_allowed());
-    let text = d.message().expect("message");
+    let text = message(&d);
     assert!(text.contains("issued for other arguments"), "{text}");
     assert!(
         text.ends_with(r#"Arguments: {"image":"shop/worker:B","service":"worker"}."#),
         "{text}"
     );
     // It is spent: not even the approved arguments pass with it now.
-    let a_confirmed = json!({"image": "shop/worker:A", "service": "worker",
-                             "confirm": {"challenge": c, "target": "worker"}});
-    let d = f
-        .decide(
-            &spec,
-            &GateCall::from_args(&spec, "k1", Some("s1"), tool, &a_confirmed),
-        )
-        .await;
+    let a_confirmed = confirming(a.clone(), &c);
+    let d = f.decide(&spec, &args_call(&spec, tool, &a_confirmed)).await;
     assert_eq!(reason(&d), InvalidReason::UnknownChallenge);
 
     // The same arguments in another key order are the same arguments.
-    let c = challenge(
-        &f.decide(
-            &spec,
-            &GateCall::from_args(&spec, "k1", Some("s1"), tool, &a),
-        )
-        .await,
-    );
+    let c = challenge(&f.decide(&spec, &args_call(&spec, tool, &a)).await);
     let reordered = json!({"confirm": {"target": "worker", "challenge": c},
                            "image": "shop/worker:A", "service": "worker"});
-    let d = f
-        .decide(
-            &spec,
-            &GateCall::from_args(&spec, "k1", Some("s1"), tool, &reordered),
-        )
-        .await;
+    let d = f.decide(&spec, &args_call(&spec, tool, &reordered)).await;
     assert!(d.is_allowed(), "{:?}", d.outcome());
 }
 
 #[tokio::test]
 async fn another_key_or_session_cannot_burn_a_challenge() {
-    let f = fixture();
+    let (f, c) = challenged("worker").await;
     let spec = delete_gate();
-    let c = challenge(&f.decide(&spec, &call("k1", "s1", "worker")).await);
     for _ in 0..3 {
         for (key, session) in [("k2", "s1"), ("k1", "s2"), ("k2", "s2")] {
             let d = f
-                .decide(
-                    &spec,
-                    &call(key, session, "worker").with_confirm(Confirm::new(c.clone(), "worker")),
-                )
+                .decide(&spec, &confirmed(key, session, "worker", c.clone()))
                 .await;
             assert!(!d.is_allowed());
         }
     }
     let d = f
-        .decide(
-            &spec,
-            &call("k1", "s1", "worker").with_confirm(Confirm::new(c.clone(), "worker")),
-        )
+        .decide(&spec, &confirmed("k1", "s1", "worker", c.clone()))
         .await;
     assert!(d.is_allowed(), "{:?}", d.outcome());
-    let d = f
-        .decide(
-            &spec,
-            &call("k2", "s2", "worker").with_confirm(Confirm::new(c, "worker")),
-        )
-        .await;
+    let d = f.decide(&spec, &confirmed("k2", "s2", "worker", c)).await;
     assert_eq!(reason(&d), InvalidReason::UnknownChallenge);
 }
 
@@ -254,13 +250,8 @@ async fn messages_for_other_sessions_do_not_leak_them() {
         &f.decide(&spec, &call("k1", "secret-session", "worker"))
             .await,
     );
-    let d = f
-        .decide(
-            &spec,
-            &call("k1", "s2", "worker").with_confirm(Confirm::new(c, "worker")),
-        )
-        .await;
-    let text = d.message().expect("message");
+    let d = f.decide(&spec, &confirmed("k1", "s2", "worker", c)).await;
+    let text = message(&d);
     assert!(
         text.starts_with("The challenge was issued for another session."),
         "{text}"
@@ -276,9 +267,8 @@ async fn messages_for_other_sessions_do_not_leak_them() {
 
 #[tokio::test]
 async fn the_confirm_target_must_be_exact_and_a_typo_keeps_the_challenge() {
-    let f = fixture();
+    let (f, c) = challenged("worker").await;
     let spec = delete_gate();
-    let c = challenge(&f.decide(&spec, &call("k1", "s1", "worker")).await);
     for typo in ["Worker", "worker ", "work", ""] {
         let d = f
             .decide(
@@ -292,48 +282,24 @@ async fn the_confirm_target_must_be_exact_and_a_typo_keeps_the_challenge() {
                 given: typo.to_owned()
             }
         );
-        assert!(
-            d.message()
-                .expect("message")
-                .contains("the challenge is still valid")
-        );
+        assert!(message(&d).contains("the challenge is still valid"));
     }
-    let d = f
-        .decide(
-            &spec,
-            &call("k1", "s1", "worker").with_confirm(Confirm::new(c, "worker")),
-        )
-        .await;
+    let d = f.decide(&spec, &confirmed("k1", "s1", "worker", c)).await;
     assert!(d.is_allowed());
 }
 
 #[tokio::test]
 async fn challenges_expire() {
-    let f = fixture();
+    let (f, c) = challenged("w").await;
     let spec = delete_gate();
-    let c = challenge(&f.decide(&spec, &call("k1", "s1", "w")).await);
     f.clock.advance(Duration::seconds(299));
     let c2 = challenge(&f.decide(&spec, &call("k1", "s1", "w")).await);
     f.clock.advance(Duration::seconds(1));
-    let d = f
-        .decide(
-            &spec,
-            &call("k1", "s1", "w").with_confirm(Confirm::new(c, "w")),
-        )
-        .await;
+    let d = f.decide(&spec, &confirmed("k1", "s1", "w", c)).await;
     assert_eq!(reason(&d), InvalidReason::Expired);
-    assert!(
-        d.message()
-            .expect("message")
-            .starts_with("The challenge has expired.")
-    );
+    assert!(message(&d).starts_with("The challenge has expired."));
     // The one issued later is still good.
-    let d = f
-        .decide(
-            &spec,
-            &call("k1", "s1", "w").with_confirm(Confirm::new(c2, "w")),
-        )
-        .await;
+    let d = f.decide(&spec, &confirmed("k1", "s1", "w", c2)).await;
     assert!(d.is_allowed());
 }
 
@@ -351,11 +317,7 @@ async fn the_challenge_lifetime_is_configurable() {
     );
     f.clock.advance(Duration::seconds(10));
     let d = gates
-        .decide(
-            &spec,
-            &call("k1", "s1", "w").with_confirm(Confirm::new(c, "w")),
-            None,
-        )
+        .decide(&spec, &confirmed("k1", "s1", "w", c), None)
         .await
         .expect("decide");
     assert_eq!(reason(&d), InvalidReason::Expired);
@@ -369,10 +331,7 @@ async fn protected_targets_are_never_confirmable() {
         let d = f.decide(&spec, &call("k1", "s1", target)).await;
         assert_eq!(d.code(), Some(SELF_SERVICE_BLOCKED), "{target}");
         let d = f
-            .decide(
-                &spec,
-                &call("k1", "s1", target).with_confirm(Confirm::new("x".repeat(32), target)),
-            )
+            .decide(&spec, &confirmed("k1", "s1", target, "x".repeat(32)))
             .await;
         assert_eq!(d.code(), Some(SELF_SERVICE_BLOCKED));
         let d = f
@@ -382,29 +341,11 @@ async fn protected_targets_are_never_confirmable() {
     }
 }
 
-/// The look-alikes of `keygate` from the issue, and more.
-pub(crate) const LOOK_ALIKES: [&str; 14] = [
-    "keygate\u{200b}",
-    "\u{feff}keygate",
-    "ｋｅｙｇａｔｅ",
-    "keygate\0",
-    "keygate\u{0301}",
-    "kéygate",
-    "KEYGATE",
-    " keygate ",
-    "key\u{200d}gate",
-    "keygate\u{00ad}",
-    "keygate\n",
-    "\u{202e}keygate",
-    "keygate\u{fe0f}",
-    "𝐤𝐞𝐲𝐠𝐚𝐭𝐞",
-];
-
 #[tokio::test]
 async fn look_alikes_of_protected_targets_are_blocked() {
     let f = fixture();
     for spec in [delete_gate(), crate::util::replace_gate()] {
-        for target in LOOK_ALIKES {
+        for target in keygate_test::LOOK_ALIKES {
             for session in [Some("s1"), None] {
                 let plain = GateCall::new("k1", session, TOOL, target);
                 let forged = plain
@@ -412,10 +353,8 @@ async fn look_alikes_of_protected_targets_are_blocked() {
                     .with_confirm(Confirm::new("x".repeat(32), target));
                 for c in [plain, forged] {
                     let d = f
-                        .gates
-                        .decide(&spec, &c, Some(&keygate_gates::FailureHistory::None))
-                        .await
-                        .expect("decide");
+                        .decide_after(&spec, &c, &keygate_gates::FailureHistory::None)
+                        .await;
                     assert_eq!(
                         d.code(),
                         Some(SELF_SERVICE_BLOCKED),
@@ -430,7 +369,7 @@ async fn look_alikes_of_protected_targets_are_blocked() {
     let d = f
         .decide(&delete_gate(), &call("k1", "s1", "keygate\u{200b}"))
         .await;
-    let text = d.message().expect("message");
+    let text = message(&d);
     assert!(
         text.starts_with(
             "Deleting service `keygate\\u{200b}` is blocked: `keygate\\u{200b}` reads as `keygate`, which is protected"
@@ -438,10 +377,7 @@ async fn look_alikes_of_protected_targets_are_blocked() {
         "{text}"
     );
     // Names that only resemble it are ordinary targets.
-    for target in ["keygates", "key-gate", "gatekey"] {
-        let d = f.decide(&delete_gate(), &call("k1", "s1", target)).await;
-        assert_eq!(d.code(), Some(CONFIRMATION_REQUIRED), "{target}");
-    }
+    assert_ordinary(&f, ["keygates", "key-gate", "gatekey"]).await;
 }
 
 #[tokio::test]
@@ -457,14 +393,12 @@ async fn targets_with_hidden_characters_are_refused() {
         for spec in [delete_gate(), crate::util::replace_gate()] {
             // Even where the gate would not apply (no failure history).
             let d = f
-                .gates
-                .decide(
+                .decide_after(
                     &spec,
                     &GateCall::new("k1", Some("s1"), TOOL, target),
-                    Some(&keygate_gates::FailureHistory::None),
+                    &keygate_gates::FailureHistory::None,
                 )
-                .await
-                .expect("decide");
+                .await;
             assert_eq!(reason(&d), InvalidReason::InvalidTarget { character });
             assert_eq!(d.audit_detail()["reason"], "invalid_target");
         }
@@ -473,14 +407,11 @@ async fn targets_with_hidden_characters_are_refused() {
         .decide(&delete_gate(), &call("k1", "s1", "worker\u{200b}"))
         .await;
     assert_eq!(
-        d.message().expect("message"),
+        message(&d),
         "The service `worker\\u{200b}` contains U+200B, a control, format or invisible character, so a person could not see what it names. Gated calls refuse such names. Nothing was changed; call service.delete again with the plain name. Arguments: {}."
     );
     // Accented and other visible non-ASCII names are fine.
-    for target in ["wörker", "サービス", "kéygate-api"] {
-        let d = f.decide(&delete_gate(), &call("k1", "s1", target)).await;
-        assert_eq!(d.code(), Some(CONFIRMATION_REQUIRED), "{target}");
-    }
+    assert_ordinary(&f, ["wörker", "サービス", "kéygate-api"]).await;
 }
 
 #[tokio::test]
@@ -491,7 +422,7 @@ async fn without_a_session_nothing_can_be_confirmed() {
         .decide(&spec, &GateCall::new("k1", None, TOOL, "worker"))
         .await;
     assert_eq!(reason(&d), InvalidReason::NoSession);
-    assert!(d.message().expect("message").contains("Mcp-Session-Id"));
+    assert!(message(&d).contains("Mcp-Session-Id"));
     // A challenge from a session does not work without one either.
     let c = challenge(&f.decide(&spec, &call("k1", "s1", "worker")).await);
     let d = f
@@ -508,40 +439,20 @@ async fn arguments_are_read_with_precise_errors() {
     let f = fixture();
     let spec = delete_gate();
     let args = json!({"project": "ops"});
-    let d = f
-        .decide(
-            &spec,
-            &GateCall::from_args(&spec, "k1", Some("s1"), TOOL, &args),
-        )
-        .await;
+    let d = f.decide(&spec, &args_call(&spec, TOOL, &args)).await;
     assert_eq!(reason(&d), InvalidReason::MissingTarget);
     assert_eq!(d.target(), None);
-    assert!(d.message().expect("message").contains("argument `service`"));
+    assert!(message(&d).contains("argument `service`"));
 
     let args = json!({"service": "worker", "confirm": "yes"});
-    let d = f
-        .decide(
-            &spec,
-            &GateCall::from_args(&spec, "k1", Some("s1"), TOOL, &args),
-        )
-        .await;
+    let d = f.decide(&spec, &args_call(&spec, TOOL, &args)).await;
     assert!(matches!(reason(&d), InvalidReason::MalformedConfirm { .. }));
-    assert!(d.message().expect("message").contains("must be an object"));
+    assert!(message(&d).contains("must be an object"));
 
     let args = json!({"service": "worker"});
-    let first = f
-        .decide(
-            &spec,
-            &GateCall::from_args(&spec, "k1", Some("s1"), TOOL, &args),
-        )
-        .await;
+    let first = f.decide(&spec, &args_call(&spec, TOOL, &args)).await;
     let args = json!({"service": "worker", "confirm": {"challenge": challenge(&first), "target": "worker"}});
-    let d = f
-        .decide(
-            &spec,
-            &GateCall::from_args(&spec, "k1", Some("s1"), TOOL, &args),
-        )
-        .await;
+    let d = f.decide(&spec, &args_call(&spec, TOOL, &args)).await;
     assert!(d.is_allowed());
     assert_eq!(
         keygate_gates::strip_confirm(&args),
@@ -553,17 +464,11 @@ async fn arguments_are_read_with_precise_errors() {
 async fn unknown_challenges_are_invalid() {
     let f = fixture();
     let d = f
-        .gates
-        .decide(
-            &delete_gate(),
-            &call("k1", "s1", "w").with_confirm(Confirm::new("made-up", "w")),
-            None,
-        )
-        .await
-        .expect("decide");
+        .decide(&delete_gate(), &confirmed("k1", "s1", "w", "made-up"))
+        .await;
     assert_eq!(reason(&d), InvalidReason::UnknownChallenge);
     assert_eq!(
-        d.message().expect("message"),
+        message(&d),
         "The challenge is unknown or already used. Nothing was changed. To try again, call service.delete without confirm to get a new challenge, and ask the user to approve deleting `w` first. Arguments: {}."
     );
 }

@@ -33,14 +33,8 @@ async fn no_failure_history_is_ungated() {
     for history in [FailureHistory::None, FailureHistory::from(false)] {
         for session in [Some("s1"), None] {
             let d = f
-                .gates
-                .decide(
-                    &spec,
-                    &GateCall::new("k1", session, TOOL, "api"),
-                    Some(&history),
-                )
-                .await
-                .expect("decide");
+                .decide_after(&spec, &GateCall::new("k1", session, TOOL, "api"), &history)
+                .await;
             assert_eq!(d.outcome(), &Outcome::Allow { confirmed: false });
             assert_eq!(d.audit_action(), "gate.allowed");
         }
@@ -54,66 +48,33 @@ async fn failure_history_needs_evidence_then_confirmation() {
     let h = failed();
     let call = GateCall::new("k1", Some("s1"), TOOL, "api");
 
-    let d = f
-        .gates
-        .decide(&spec, &call, Some(&h))
-        .await
-        .expect("decide");
+    let d = f.decide_after(&spec, &call, &h).await;
     assert_eq!(d.code(), Some(DIAGNOSIS_REQUIRED));
     assert_eq!(missing(&d), EVIDENCE);
 
-    f.gates
-        .record_evidence("k1", "s1", "service.events", "api")
-        .await
-        .expect("record");
+    f.record_evidence("k1", "s1", "service.events", "api").await;
     // Evidence for another target, session or key does not count.
-    f.gates
-        .record_evidence("k1", "s1", "service.logs.build", "web")
-        .await
-        .expect("record");
-    f.gates
-        .record_evidence("k1", "s2", "service.logs.build", "api")
-        .await
-        .expect("record");
-    f.gates
-        .record_evidence("k2", "s1", "service.logs.build", "api")
-        .await
-        .expect("record");
-    let d = f
-        .gates
-        .decide(&spec, &call, Some(&h))
-        .await
-        .expect("decide");
+    f.record_evidence("k1", "s1", "service.logs.build", "web")
+        .await;
+    f.record_evidence("k1", "s2", "service.logs.build", "api")
+        .await;
+    f.record_evidence("k2", "s1", "service.logs.build", "api")
+        .await;
+    let d = f.decide_after(&spec, &call, &h).await;
     assert_eq!(missing(&d), ["service.logs.build", "service.logs.runtime"]);
 
-    f.gates
-        .record_evidence("k1", "s1", "service.logs.build", "api")
-        .await
-        .expect("record");
-    f.gates
-        .record_evidence("k1", "s1", "service.logs.runtime", "api")
-        .await
-        .expect("record");
-    let d = f
-        .gates
-        .decide(&spec, &call, Some(&h))
-        .await
-        .expect("decide");
+    f.record_evidence("k1", "s1", "service.logs.build", "api")
+        .await;
+    f.record_evidence("k1", "s1", "service.logs.runtime", "api")
+        .await;
+    let d = f.decide_after(&spec, &call, &h).await;
     assert_eq!(d.code(), Some(CONFIRMATION_REQUIRED));
     let c = challenge(&d);
 
     let confirmed = call.clone().with_confirm(Confirm::new(c.clone(), "api"));
-    let d = f
-        .gates
-        .decide(&spec, &confirmed, Some(&h))
-        .await
-        .expect("decide");
+    let d = f.decide_after(&spec, &confirmed, &h).await;
     assert_eq!(d.outcome(), &Outcome::Allow { confirmed: true });
-    let d = f
-        .gates
-        .decide(&spec, &confirmed, Some(&h))
-        .await
-        .expect("decide");
+    let d = f.decide_after(&spec, &confirmed, &h).await;
     assert_eq!(
         d.outcome(),
         &Outcome::ConfirmationInvalid {
@@ -132,11 +93,7 @@ async fn unknown_history_is_treated_as_failure() {
     let unknown = FailureHistory::Unknown {
         reason: "the status tool timed out".to_owned(),
     };
-    let d = f
-        .gates
-        .decide(&spec, &call, Some(&unknown))
-        .await
-        .expect("decide");
+    let d = f.decide_after(&spec, &call, &unknown).await;
     assert_eq!(d.code(), Some(DIAGNOSIS_REQUIRED));
     assert!(
         d.message()
@@ -174,15 +131,8 @@ async fn evidence_goes_stale() {
 #[tokio::test]
 async fn failure_history_without_a_session_cannot_proceed() {
     let f = fixture();
-    let d = f
-        .gates
-        .decide(
-            &replace_gate(),
-            &GateCall::new("k1", None, TOOL, "api"),
-            Some(&failed()),
-        )
-        .await
-        .expect("decide");
+    let call = GateCall::new("k1", None, TOOL, "api");
+    let d = f.decide_after(&replace_gate(), &call, &failed()).await;
     assert_eq!(
         d.outcome(),
         &Outcome::ConfirmationInvalid {
@@ -215,11 +165,7 @@ async fn stateless_evidence_counts_for_the_key_within_the_window() {
     let f = fixture();
     let spec = person_gate();
     let call = GateCall::new("k1", None, TOOL, "api");
-    let d = f
-        .gates
-        .decide(&spec, &call, Some(&failed()))
-        .await
-        .expect("decide");
+    let d = f.decide_after(&spec, &call, &failed()).await;
     assert_eq!(
         missing(&d),
         EVIDENCE,
@@ -227,22 +173,14 @@ async fn stateless_evidence_counts_for_the_key_within_the_window() {
     );
     read_statelessly(&f, "k1", "api").await;
     f.clock.advance(Duration::minutes(14));
-    let d = f
-        .gates
-        .decide(&spec, &call, Some(&failed()))
-        .await
-        .expect("decide");
+    let d = f.decide_after(&spec, &call, &failed()).await;
     assert_eq!(
         d.code(),
         Some("APPROVAL_REQUIRED"),
         "reads 14 min ago count"
     );
     f.clock.advance(Duration::minutes(2));
-    let d = f
-        .gates
-        .decide(&spec, &call, Some(&failed()))
-        .await
-        .expect("decide");
+    let d = f.decide_after(&spec, &call, &failed()).await;
     assert_eq!(missing(&d), EVIDENCE, "reads 16 min ago do not count");
 }
 
@@ -253,14 +191,8 @@ async fn the_evidence_window_is_the_gates() {
     read_statelessly(&f, "k1", "api").await;
     f.clock.advance(Duration::minutes(6));
     let d = f
-        .gates
-        .decide(
-            &spec,
-            &GateCall::new("k1", None, TOOL, "api"),
-            Some(&failed()),
-        )
-        .await
-        .expect("decide");
+        .decide_after(&spec, &GateCall::new("k1", None, TOOL, "api"), &failed())
+        .await;
     assert_eq!(missing(&d), EVIDENCE, "a 5 min window: 6 min is too old");
 }
 
@@ -299,10 +231,7 @@ async fn stateless_evidence_is_per_key_and_target_and_apart_from_sessions() {
         "a stateless read does not count in a session"
     );
     for tool in EVIDENCE {
-        f.gates
-            .record_evidence("k2", "s1", tool, "api")
-            .await
-            .expect("record");
+        f.record_evidence("k2", "s1", tool, "api").await;
     }
     assert_eq!(
         missing(&decide("k2", None, "api").await),

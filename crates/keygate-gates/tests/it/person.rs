@@ -49,6 +49,13 @@ fn approval_id(d: &Decision) -> String {
     }
 }
 
+/// Ann's agent calls with `args`: the call, and the id of the approval it waits for.
+async fn ann_asks<'a>(f: &Fixture, args: &'a Value) -> (GateCall<'a>, String) {
+    let c = call("agentkey0001", args, ann_agent());
+    let id = approval_id(&decide(f, &c).await);
+    (c, id)
+}
+
 #[tokio::test]
 async fn a_person_approves_and_the_identical_retry_proceeds_once() {
     let f = fixture();
@@ -218,8 +225,7 @@ async fn only_the_callers_person_or_an_owner_decides() {
 async fn a_denial_is_answered_once_then_the_person_is_asked_again() {
     let f = fixture();
     let args = json!({"service": "web"});
-    let c = call("agentkey0001", &args, ann_agent());
-    let id = approval_id(&decide(&f, &c).await);
+    let (c, id) = ann_asks(&f, &args).await;
     f.gates.deny(&id, &ann()).await.expect("deny");
     let d = decide(&f, &c).await;
     assert_eq!(d.code(), Some("CONFIRMATION_DECLINED"));
@@ -236,8 +242,7 @@ async fn a_denial_is_answered_once_then_the_person_is_asked_again() {
 async fn approvals_expire() {
     let f = fixture();
     let args = json!({"service": "web"});
-    let c = call("agentkey0001", &args, ann_agent());
-    let id = approval_id(&decide(&f, &c).await);
+    let (c, id) = ann_asks(&f, &args).await;
     f.clock.advance(Duration::seconds(300));
     assert!(matches!(
         f.gates.approve(&id, &ann(), "web").await,
@@ -304,27 +309,19 @@ async fn protected_targets_and_evidence_come_first() {
     let args = json!({"service": "worker", "image": "a:2"});
     let c = GateCall::from_args(&spec, "agentkey0001", Some("s1"), "service.replace", &args)
         .with_caller(ann_agent());
-    let d = f.gates.decide(&spec, &c, None).await.expect("decide");
+    let d = f.decide(&spec, &c).await;
     assert_eq!(d.code(), Some("DIAGNOSIS_REQUIRED"));
     for tool in EVIDENCE {
-        f.gates
-            .record_evidence("agentkey0001", "s1", tool, "worker")
-            .await
-            .expect("record");
+        f.record_evidence("agentkey0001", "s1", tool, "worker")
+            .await;
     }
-    let d = f.gates.decide(&spec, &c, None).await.expect("decide");
+    let d = f.decide(&spec, &c).await;
     let id = approval_id(&d);
     f.gates
         .approve(&id, &ann(), "worker")
         .await
         .expect("approve");
-    assert!(
-        f.gates
-            .decide(&spec, &c, None)
-            .await
-            .expect("decide")
-            .is_allowed()
-    );
+    assert!(f.decide(&spec, &c).await.is_allowed());
 }
 
 // The property test.
@@ -617,7 +614,7 @@ proptest! {
                         }
                         let c = GateCall::from_args(&spec, KEYS[key], None, TOOL, &a)
                             .with_caller(caller(key));
-                        let d = f.gates.decide(&spec, &c, None).await.expect("decide");
+                        let d = f.decide(&spec, &c).await;
                         let expected = match claim(&mut known, key, args, now) {
                             Claim::Approved(i) => {
                                 prop_assert!(justified(&known[i], key, args), "ran on {:?}", known[i]);

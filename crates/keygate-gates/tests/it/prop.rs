@@ -155,7 +155,7 @@ proptest! {
                     call = call.with_confirm(Confirm::new(c.clone(), *t));
                 }
                 let now = keygate_gates::Clock::now(&*f.clock);
-                let d = f.gates.decide(&spec, &call, None).await.expect("decide");
+                let d = f.decide(&spec, &call).await;
 
                 // The model.
                 let protected = PROTECTED.contains(&target);

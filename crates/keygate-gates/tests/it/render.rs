@@ -1,33 +1,43 @@
 //! The MCP tool results and audit details of decisions.
 
 use keygate_gates::{Confirm, FailureHistory, GateCall};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::util::{challenge, delete_gate, fixture, replace_gate};
+
+/// The tool result refusing a call: `text` as its one content item, `structured` as
+/// its structured content.
+fn refusal(text: &str, structured: Value) -> Value {
+    json!({
+        "isError": true,
+        "content": [{"type": "text", "text": text}],
+        "structuredContent": structured,
+    })
+}
+
+/// k1 in s1 calling `service.delete` on `target`.
+fn delete(target: &str) -> GateCall<'_> {
+    GateCall::new("k1", Some("s1"), "service.delete", target)
+}
 
 #[tokio::test]
 async fn confirmation_required_renders_exactly() {
     let f = fixture();
     let d = f
-        .gates
         .decide(
             &delete_gate(),
-            &GateCall::new("k1", Some("s1"), "service.delete", "worker")
-                .with_arguments(&json!({"service": "worker", "project": "ops"})),
-            None,
+            &delete("worker").with_arguments(&json!({"service": "worker", "project": "ops"})),
         )
-        .await
-        .expect("decide");
+        .await;
     let c = challenge(&d);
     let text = format!(
         "Deleting service `worker` removes it and its data permanently. Arguments: {{\"project\":\"ops\",\"service\":\"worker\"}}. To proceed, call service.delete again with exactly these arguments and confirm = {{\"challenge\":\"{c}\",\"target\":\"worker\"}} after the user has approved deleting `worker` with these arguments in this conversation. The challenge works once, only in this session and with these arguments, and expires at 2025-06-01T12:05:00Z."
     );
     assert_eq!(
         d.to_tool_result().expect("refused"),
-        json!({
-            "isError": true,
-            "content": [{"type": "text", "text": text}],
-            "structuredContent": {
+        refusal(
+            &text,
+            json!({
                 "code": "CONFIRMATION_REQUIRED",
                 "operation": "service.delete",
                 "target": "worker",
@@ -35,8 +45,8 @@ async fn confirmation_required_renders_exactly() {
                 "message": text,
                 "challenge": c,
                 "expires_at": "2025-06-01T12:05:00Z",
-            }
-        })
+            })
+        )
     );
     assert_eq!(d.audit_action(), "gate.confirmation_required");
     assert_eq!(d.audit_target(), "service.delete:worker");
@@ -62,40 +72,34 @@ async fn confirmation_required_renders_exactly() {
 #[tokio::test]
 async fn diagnosis_required_renders_the_missing_evidence() {
     let f = fixture();
-    f.gates
-        .record_evidence("k1", "s1", "service.events", "api")
-        .await
-        .expect("record");
+    f.record_evidence("k1", "s1", "service.events", "api").await;
     let history = FailureHistory::Failed {
         failed_deploys: Some(3),
         state: Some("failed".to_owned()),
     };
     let d = f
-        .gates
-        .decide(
+        .decide_after(
             &replace_gate(),
             &GateCall::new("k1", Some("s1"), "service.replace", "api")
                 .with_arguments(&json!({"service": "api", "image": "shop/api:2"})),
-            Some(&history),
+            &history,
         )
-        .await
-        .expect("decide");
+        .await;
     let result = d.to_tool_result().expect("refused");
     let text = "`api` has failed before (3 failed deploys, state: failed). Replacing service `api` discards its current deployment, image and configuration for good, and replacing does not fix whatever made it fail. First find out why: call service.events, service.logs.build and service.logs.runtime for `api` in this session and explain the cause to the user. Not read yet: service.logs.build and service.logs.runtime. Then call service.replace again with the arguments to run ({\"image\":\"shop/api:2\",\"service\":\"api\"}) to get a confirmation challenge.";
     assert_eq!(
         result,
-        json!({
-            "isError": true,
-            "content": [{"type": "text", "text": text}],
-            "structuredContent": {
+        refusal(
+            text,
+            json!({
                 "code": "DIAGNOSIS_REQUIRED",
                 "operation": "service.replace",
                 "target": "api",
                 "arguments": {"service": "api", "image": "shop/api:2"},
                 "message": text,
                 "evidence_missing": ["service.logs.build", "service.logs.runtime"],
-            }
-        })
+            })
+        )
     );
     assert_eq!(
         d.audit_detail()["evidence_missing"],
@@ -106,15 +110,7 @@ async fn diagnosis_required_renders_the_missing_evidence() {
 #[tokio::test]
 async fn blocked_and_invalid_render_their_arguments_and_reason() {
     let f = fixture();
-    let d = f
-        .gates
-        .decide(
-            &delete_gate(),
-            &GateCall::new("k1", Some("s1"), "service.delete", "keygate"),
-            None,
-        )
-        .await
-        .expect("decide");
+    let d = f.decide(&delete_gate(), &delete("keygate")).await;
     let r = d.to_tool_result().expect("refused");
     let sc = r["structuredContent"].as_object().expect("object");
     assert_eq!(sc.len(), 5, "{sc:?}");
@@ -127,18 +123,15 @@ async fn blocked_and_invalid_render_their_arguments_and_reason() {
     assert_eq!(d.audit_action(), "gate.self_service_blocked");
 
     let d = f
-        .gates
         .decide(
             &delete_gate(),
-            &GateCall::new("k1", Some("s1"), "service.delete", "w")
+            &delete("w")
                 .with_arguments(
                     &json!({"service": "w", "confirm": {"challenge": "nope", "target": "w"}}),
                 )
                 .with_confirm(Confirm::new("nope", "w")),
-            None,
         )
-        .await
-        .expect("decide");
+        .await;
     let r = d.to_tool_result().expect("refused");
     let sc = r["structuredContent"].as_object().expect("object");
     assert_eq!(sc.len(), 6, "{sc:?}");

@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use keygate_gates::{Decision, GateCall, Gates, ManualClock, MemoryGateStore, Outcome};
+use keygate_gates::{
+    Decision, FailureHistory, GateCall, Gates, ManualClock, MemoryGateStore, Outcome,
+};
 use keygate_scopes::{ApprovalBy, GateSpec};
 use time::macros::datetime;
 
@@ -15,6 +17,27 @@ impl Fixture {
     /// `gates.decide` for an approval or evidence call without failure history given.
     pub(crate) async fn decide(&self, spec: &GateSpec, call: &GateCall<'_>) -> Decision {
         self.gates.decide(spec, call, None).await.expect("decide")
+    }
+
+    /// `gates.decide` given the target's failure history.
+    pub(crate) async fn decide_after(
+        &self,
+        spec: &GateSpec,
+        call: &GateCall<'_>,
+        history: &FailureHistory,
+    ) -> Decision {
+        self.gates
+            .decide(spec, call, Some(history))
+            .await
+            .expect("decide")
+    }
+
+    /// Records that `key` in `session` read evidence `tool` about `target`.
+    pub(crate) async fn record_evidence(&self, key: &str, session: &str, tool: &str, target: &str) {
+        self.gates
+            .record_evidence(key, session, tool, target)
+            .await
+            .expect("record");
     }
 }
 

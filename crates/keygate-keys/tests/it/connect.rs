@@ -2,12 +2,14 @@
 
 use keygate_keys::{StoreError, connect};
 
+/// The error `connect` refuses `url` with.
+async fn refused(url: &str) -> StoreError {
+    connect(url).await.err().expect("connect refuses the URL")
+}
+
 #[tokio::test]
 async fn unsupported_schemes_are_named_without_secrets() {
-    let err = connect("mysql://root:hunter2@db/keygate")
-        .await
-        .err()
-        .unwrap();
+    let err = refused("mysql://root:hunter2@db/keygate").await;
     let msg = err.to_string();
     assert!(matches!(err, StoreError::Invalid(_)));
     assert_eq!(
@@ -15,9 +17,9 @@ async fn unsupported_schemes_are_named_without_secrets() {
         "unsupported database URL scheme `mysql`: use sqlite://PATH or postgres://..."
     );
     assert!(!msg.contains("hunter2"));
-    let err = connect("keygate.db").await.err().unwrap();
+    let err = refused("keygate.db").await;
     assert!(err.to_string().contains("no scheme"), "{err}");
-    let err = connect("sqlite://").await.err().unwrap();
+    let err = refused("sqlite://").await;
     assert!(matches!(err, StoreError::Invalid(_)), "{err}");
 }
 
@@ -39,10 +41,7 @@ async fn sqlite_urls_open_relative_absolute_and_memory() {
 #[cfg(not(feature = "postgres"))]
 #[tokio::test]
 async fn postgres_without_the_feature_says_so() {
-    let err = connect("postgres://u:secret@localhost/db")
-        .await
-        .err()
-        .unwrap();
+    let err = refused("postgres://u:secret@localhost/db").await;
     assert!(err.to_string().contains("feature `postgres`"), "{err}");
     assert!(!err.to_string().contains("secret"));
 }

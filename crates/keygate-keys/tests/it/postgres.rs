@@ -17,6 +17,11 @@ pub(crate) fn schema() -> String {
     format!("kg_test_{}", random.as_str()[3..].to_ascii_lowercase())
 }
 
+/// The test database URL and a fresh schema name in it, or `None` as [`url`] says.
+fn db() -> Option<(String, String)> {
+    Some((url()?, schema()))
+}
+
 struct PgHooks {
     store: Arc<PostgresStore>,
     url: String,
@@ -111,8 +116,7 @@ impl Hooks for PgHooks {
 }
 
 async fn make() -> Option<Harness> {
-    let url = url()?;
-    let schema = schema();
+    let (url, schema) = db()?;
     let clock = keygate_test::ManualClock::new();
     let store = Arc::new(
         PostgresStore::connect_with_schema(&url, &schema)
@@ -131,8 +135,7 @@ crate::conformance_tests!(make);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn servers_sharing_a_database_spend_a_usage_limit_exactly_once_between_them() {
-    let Some(url) = url() else { return };
-    let schema = schema();
+    let Some((url, schema)) = db() else { return };
     let mut stores = Vec::new();
     for _ in 0..4 {
         stores.push(Arc::new(
@@ -171,8 +174,7 @@ async fn servers_sharing_a_database_spend_a_usage_limit_exactly_once_between_the
 
 #[tokio::test]
 async fn a_database_from_before_usage_limits_migrates_and_its_keys_stay_unlimited() {
-    let Some(url) = url() else { return };
-    let schema = schema();
+    let Some((url, schema)) = db() else { return };
     let store = PostgresStore::connect_with_schema(&url, &schema)
         .await
         .unwrap();
@@ -201,8 +203,7 @@ async fn a_database_from_before_usage_limits_migrates_and_its_keys_stay_unlimite
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn several_processes_may_migrate_at_once() {
-    let Some(url) = url() else { return };
-    let schema = schema();
+    let Some((url, schema)) = db() else { return };
     let mut tasks = Vec::new();
     for _ in 0..4 {
         let (url, schema) = (url.clone(), schema.clone());
@@ -246,8 +247,7 @@ async fn bad_schema_names_are_refused() {
 /// shared connection whose backend is terminated is replaced.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn shared_verify_connections_pipeline_and_recover() {
-    let Some(url) = url() else { return };
-    let schema = schema();
+    let Some((url, schema)) = db() else { return };
     // Named after the schema, so that only this test's backends are terminated below.
     let sep = if url.contains('?') { '&' } else { '?' };
     let named = format!("{url}{sep}application_name={schema}");
@@ -297,22 +297,8 @@ async fn shared_verify_connections_pipeline_and_recover() {
 
     // Terminate every backend of this store: the shared connections die with them,
     // and verification recovers within a few attempts.
-    let (admin, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    let killed = admin
-        .query(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-             WHERE application_name = $1",
-            &[&schema],
-        )
-        .await
-        .unwrap();
-    assert!(
-        !killed.is_empty(),
-        "the shared verify connection has a backend"
-    );
+    let killed = keygate_test::terminate_backends(&url, &schema).await;
+    assert!(killed > 0, "the shared verify connection has a backend");
     let mut recovered = false;
     for _ in 0..50 {
         if store.verify(&s.owner_token).await.is_ok() {

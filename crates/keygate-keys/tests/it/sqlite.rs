@@ -103,6 +103,17 @@ async fn make() -> Option<Harness> {
 
 crate::conformance_tests!(make);
 
+/// A database file in a fresh directory with tenant `acme` set up, its store closed
+/// again: the directory (keep it alive), the file and the owner's token.
+async fn closed_database() -> (tempfile::TempDir, PathBuf, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("k.db");
+    let store = SqliteStore::open(&path).unwrap();
+    let token = conformance::setup(&store, "acme").await.owner_token;
+    drop(store);
+    (dir, path, token)
+}
+
 #[tokio::test]
 async fn in_memory_store_passes_the_basics() {
     let store = SqliteStore::open_in_memory().unwrap();
@@ -114,12 +125,7 @@ async fn in_memory_store_passes_the_basics() {
 
 #[tokio::test]
 async fn a_database_from_before_usage_limits_migrates_and_its_keys_stay_unlimited() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("k.db");
-    let token = {
-        let store = SqliteStore::open(&path).unwrap();
-        conformance::setup(&store, "acme").await.owner_token
-    };
+    let (_dir, path, token) = closed_database().await;
     // Back to schema version 2: the columns the third migration adds are gone.
     let conn = Connection::open(&path).unwrap();
     for column in [
@@ -148,12 +154,7 @@ async fn a_database_from_before_usage_limits_migrates_and_its_keys_stay_unlimite
 
 #[tokio::test]
 async fn reopen_keeps_everything_and_migrations_are_idempotent() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("k.db");
-    let token = {
-        let store = SqliteStore::open(&path).unwrap();
-        conformance::setup(&store, "acme").await.owner_token
-    };
+    let (_dir, path, token) = closed_database().await;
     let store = SqliteStore::open(&path).unwrap();
     store.verify(&token).await.unwrap();
     let conn = Connection::open(&path).unwrap();

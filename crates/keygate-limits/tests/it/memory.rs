@@ -23,31 +23,41 @@ fn scope_of(outcome: &Outcome) -> Scope {
     }
 }
 
-#[test]
-fn key_limit_holds_to_within_one_request_over_a_window() {
-    let (lim, clock) = limiter(limits(10, 1000));
-    let mut allowed = 0_u64;
-    // One attempt per millisecond for ten seconds: burst (10) + 10/s * 10 s = 110.
-    for _ in 0..10_000 {
-        if lim.check_now("k", "t").is_allowed() {
+/// How many of `attempts` checks of tenant `t`, one a millisecond, by key `key(i)` for
+/// the `i`th, a limiter of `limits` allows.
+fn allowed_one_a_millisecond(limits: Limits, attempts: u64, key: impl Fn(u64) -> String) -> u64 {
+    let (lim, clock) = limiter(limits);
+    let mut allowed = 0;
+    for i in 0..attempts {
+        if lim.check_now(&key(i), "t").is_allowed() {
             allowed += 1;
         }
         clock.advance(Duration::from_millis(1));
     }
+    allowed
+}
+
+/// The status of an allowed outcome.
+fn allowed_status(outcome: Outcome) -> keygate_limits::Status {
+    match outcome {
+        Outcome::Allowed {
+            status: Some(status),
+            ..
+        } => status,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn key_limit_holds_to_within_one_request_over_a_window() {
+    // One attempt per millisecond for ten seconds: burst (10) + 10/s * 10 s = 110.
+    let allowed = allowed_one_a_millisecond(limits(10, 1000), 10_000, |_| "k".to_owned());
     assert!(allowed.abs_diff(110) <= 1, "allowed {allowed}");
 }
 
 #[test]
 fn tenant_limit_holds_across_its_keys_over_a_window() {
-    let (lim, clock) = limiter(limits(1000, 20));
-    let mut allowed = 0_u64;
-    for i in 0..5_000 {
-        let key = format!("k{}", i % 7);
-        if lim.check_now(&key, "t").is_allowed() {
-            allowed += 1;
-        }
-        clock.advance(Duration::from_millis(1));
-    }
+    let allowed = allowed_one_a_millisecond(limits(1000, 20), 5_000, |i| format!("k{}", i % 7));
     // burst 20 + 20/s * 5 s = 120.
     assert!(allowed.abs_diff(120) <= 1, "allowed {allowed}");
 }
@@ -104,29 +114,15 @@ fn tenant_rejection_keeps_the_key_unit_consumed() {
 #[test]
 fn allowed_reports_the_tighter_budget() {
     let (lim, _clock) = limiter(limits(10, 100));
-    match lim.check_now("k", "t") {
-        Outcome::Allowed {
-            status: Some(status),
-            ..
-        } => {
-            assert_eq!(status.scope, Scope::Key);
-            assert_eq!(status.remaining, 9);
-            assert_eq!(status.quota, Quota::from_rate(nz(10)));
-            assert_eq!(status.reset, Duration::from_millis(100));
-        }
-        other => panic!("{other:?}"),
-    }
+    let status = allowed_status(lim.check_now("k", "t"));
+    assert_eq!(status.scope, Scope::Key);
+    assert_eq!(status.remaining, 9);
+    assert_eq!(status.quota, Quota::from_rate(nz(10)));
+    assert_eq!(status.reset, Duration::from_millis(100));
     let (lim, _clock) = limiter(limits(100, 10));
-    match lim.check_now("k", "t") {
-        Outcome::Allowed {
-            status: Some(status),
-            ..
-        } => {
-            assert_eq!(status.scope, Scope::Tenant);
-            assert_eq!(status.remaining, 9);
-        }
-        other => panic!("{other:?}"),
-    }
+    let status = allowed_status(lim.check_now("k", "t"));
+    assert_eq!(status.scope, Scope::Tenant);
+    assert_eq!(status.remaining, 9);
 }
 
 #[test]

@@ -25,6 +25,23 @@ fn redis(url: &str, limits: Limits, prefix: &str) -> RedisLimiter {
     .expect("valid test URL")
 }
 
+/// A limiter on the test server with a prefix of its own, or `None` without one.
+fn on_the_test_server(limits: Limits) -> Option<RedisLimiter> {
+    redis_url().map(|url| redis(&url, limits, &prefix()))
+}
+
+/// A limiter on `url`, where nothing listens.
+fn unreachable(url: &str, limits: Limits, config: RedisConfig) -> RedisLimiter {
+    RedisLimiter::new(url, limits, config).expect("valid URL")
+}
+
+/// `lim.check("k", "t")`, which the limiter's own timeout must end well within 10 s.
+async fn check_in_time(lim: &RedisLimiter) -> Result<Outcome, LimitError> {
+    tokio::time::timeout(Duration::from_secs(10), lim.check("k", "t"))
+        .await
+        .expect("the limiter's own timeout ends the check")
+}
+
 #[tokio::test]
 async fn two_instances_share_one_budget() -> Result<(), LimitError> {
     let Some(url) = redis_url() else {
@@ -51,14 +68,12 @@ async fn two_instances_share_one_budget() -> Result<(), LimitError> {
 
 #[tokio::test]
 async fn key_tighter_than_tenant_and_rejections_consume_nothing() -> Result<(), LimitError> {
-    let Some(url) = redis_url() else {
+    let Some(lim) = on_the_test_server(Limits::new(
+        Quota::new(nz(1), nz(2)),
+        Quota::new(nz(1), nz(4)),
+    )) else {
         return Ok(());
     };
-    let lim = redis(
-        &url,
-        Limits::new(Quota::new(nz(1), nz(2)), Quota::new(nz(1), nz(4))),
-        &prefix(),
-    );
     assert!(lim.check("noisy", "t").await?.is_allowed());
     assert!(lim.check("noisy", "t").await?.is_allowed());
     for _ in 0..10 {
@@ -77,14 +92,12 @@ async fn key_tighter_than_tenant_and_rejections_consume_nothing() -> Result<(), 
 
 #[tokio::test]
 async fn tenant_tighter_than_key() -> Result<(), LimitError> {
-    let Some(url) = redis_url() else {
+    let Some(lim) = on_the_test_server(Limits::new(
+        Quota::from_rate(nz(100)),
+        Quota::new(nz(1), nz(2)),
+    )) else {
         return Ok(());
     };
-    let lim = redis(
-        &url,
-        Limits::new(Quota::from_rate(nz(100)), Quota::new(nz(1), nz(2))),
-        &prefix(),
-    );
     assert!(lim.check("a", "t").await?.is_allowed());
     assert!(lim.check("b", "t").await?.is_allowed());
     for key in ["a", "b", "c"] {
@@ -98,10 +111,9 @@ async fn tenant_tighter_than_key() -> Result<(), LimitError> {
 
 #[tokio::test]
 async fn waiting_retry_after_lets_the_next_request_through() -> Result<(), LimitError> {
-    let Some(url) = redis_url() else {
+    let Some(lim) = on_the_test_server(limits(1, 100)) else {
         return Ok(());
     };
-    let lim = redis(&url, limits(1, 100), &prefix());
     assert!(lim.check("k", "t").await?.is_allowed());
     let outcome = lim.check("k", "t").await?;
     let Outcome::Limited {
@@ -151,17 +163,14 @@ async fn buckets_live_under_the_prefix_and_expire() -> Result<(), LimitError> {
 
 #[tokio::test]
 async fn unreachable_redis_fails_closed_by_default() {
-    let lim = RedisLimiter::new(
+    let lim = unreachable(
         "redis://127.0.0.1:1",
         Limits::default(),
         RedisConfig::new().timeout(Duration::from_millis(100)),
-    )
-    .expect("valid URL");
+    );
     assert_eq!(lim.config().fail_mode, FailMode::Closed);
     for _ in 0..3 {
-        let result = tokio::time::timeout(Duration::from_secs(10), lim.check("k", "t"))
-            .await
-            .expect("the limiter's own timeout ends the check");
+        let result = check_in_time(&lim).await;
         assert!(
             matches!(result, Err(LimitError::Unavailable { .. })),
             "{result:?}"
@@ -171,17 +180,15 @@ async fn unreachable_redis_fails_closed_by_default() {
 
 #[tokio::test]
 async fn unreachable_redis_fails_open_when_asked() -> Result<(), LimitError> {
-    let lim = RedisLimiter::new(
+    let lim = unreachable(
         "redis://127.0.0.1:1",
         limits(1, 1),
         RedisConfig::new()
             .timeout(Duration::from_millis(100))
             .fail_mode(FailMode::Open),
-    )?;
+    );
     for _ in 0..3 {
-        let outcome = tokio::time::timeout(Duration::from_secs(10), lim.check("k", "t"))
-            .await
-            .expect("the limiter's own timeout ends the check")?;
+        let outcome = check_in_time(&lim).await?;
         assert_eq!(outcome, Outcome::allowed(None));
     }
     Ok(())
@@ -250,12 +257,11 @@ impl tracing::Subscriber for CountingSubscriber {
 async fn an_outage_is_logged_once_not_per_request() {
     let counter = std::sync::Arc::new(Counter::default());
     let _guard = tracing::subscriber::set_default(CountingSubscriber(counter.clone()));
-    let lim = RedisLimiter::new(
+    let lim = unreachable(
         "redis://:hunter2@127.0.0.1:1",
         Limits::default(),
         RedisConfig::new().timeout(Duration::from_millis(100)),
-    )
-    .expect("valid URL");
+    );
     assert!(!format!("{lim:?}").contains("hunter2"));
     for _ in 0..5 {
         let result = lim.check("k", "t").await;

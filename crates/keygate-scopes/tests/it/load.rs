@@ -19,6 +19,11 @@ fn with_scopes(rest: &str) -> String {
     format!("{SCOPES}{rest}")
 }
 
+/// [`invalid`] for a policy of [`SCOPES`] and one tool `t` whose table holds `body`.
+fn invalid_tool(body: &str) -> String {
+    invalid(&with_scopes(&format!("[tools.\"t\"]\n{body}")))
+}
+
 #[test]
 fn example_policy_loads_with_every_field() {
     let p = policy();
@@ -118,9 +123,7 @@ fn syntax_errors_have_a_position() {
 
 #[test]
 fn unknown_fields_are_rejected_with_position() {
-    let msg = invalid(&with_scopes(
-        "[tools.\"t\"]\nscopes = [\"s:read\"]\nmutatin = true\n",
-    ));
+    let msg = invalid_tool("scopes = [\"s:read\"]\nmutatin = true\n");
     assert!(
         msg.starts_with("line 6, column 1: unknown field `mutatin`"),
         "{msg}"
@@ -129,28 +132,24 @@ fn unknown_fields_are_rejected_with_position() {
     let msg = invalid("[scope]\n");
     assert!(msg.contains("unknown field `scope`"), "{msg}");
 
-    let msg = invalid(&with_scopes(
-        "[tools.\"t\"]\nscopes = [\"s:write\"]\nmutating = true\ngate = { kind = \"approval\", target_arg = \"x\", protekt = [] }\n",
-    ));
+    let msg = invalid_tool(
+        "scopes = [\"s:write\"]\nmutating = true\ngate = { kind = \"approval\", target_arg = \"x\", protekt = [] }\n",
+    );
     assert!(msg.starts_with("line 7, "), "{msg}");
     assert!(msg.contains("unknown field `protekt`"), "{msg}");
 }
 
 #[test]
 fn mistyped_fields_are_rejected() {
-    let msg = invalid(&with_scopes(
-        "[tools.\"t\"]\nscopes = [\"s:read\"]\nmutating = \"yes\"\n",
-    ));
+    let msg = invalid_tool("scopes = [\"s:read\"]\nmutating = \"yes\"\n");
     assert!(msg.starts_with("line 6, column 12: "), "{msg}");
-    let msg = invalid(&with_scopes("[tools.\"t\"]\nmutating = true\n"));
+    let msg = invalid_tool("mutating = true\n");
     assert!(msg.contains("missing field `scopes`"), "{msg}");
 }
 
 #[test]
 fn undeclared_scope_is_rejected_at_the_scope() {
-    let msg = invalid(&with_scopes(
-        "[tools.\"t\"]\nscopes = [\"s:read\", \"s:delete\"]\n",
-    ));
+    let msg = invalid_tool("scopes = [\"s:read\", \"s:delete\"]\n");
     assert_eq!(
         msg,
         "line 5, column 21: tool `t` requires scope `s:delete`, which is not declared in [scopes]"
@@ -159,17 +158,13 @@ fn undeclared_scope_is_rejected_at_the_scope() {
 
 #[test]
 fn duplicate_scope_in_a_list_is_rejected() {
-    let msg = invalid(&with_scopes(
-        "[tools.\"t\"]\nscopes = [\"s:read\", \"s:read\"]\n",
-    ));
+    let msg = invalid_tool("scopes = [\"s:read\", \"s:read\"]\n");
     assert_eq!(msg, "line 5, column 21: scope `s:read` is listed twice");
 }
 
 #[test]
 fn duplicate_tool_is_rejected_by_toml() {
-    let msg = invalid(&with_scopes(
-        "[tools.\"t\"]\nscopes = []\n[tools.\"t\"]\nscopes = []\n",
-    ));
+    let msg = invalid_tool("scopes = []\n[tools.\"t\"]\nscopes = []\n");
     assert!(msg.starts_with("line 6, "), "{msg}");
 }
 
@@ -177,7 +172,7 @@ fn duplicate_tool_is_rejected_by_toml() {
 fn admin_scope_is_built_in_and_never_required() {
     let msg = invalid("[scopes]\n\"keys:admin\" = \"mine\"\n");
     assert!(msg.contains("built in"), "{msg}");
-    let msg = invalid(&with_scopes("[tools.\"t\"]\nscopes = [\"keys:admin\"]\n"));
+    let msg = invalid_tool("scopes = [\"keys:admin\"]\n");
     assert!(msg.starts_with("line 5, column 11: "), "{msg}");
     assert!(msg.contains("never required by a tool"), "{msg}");
 }
@@ -189,9 +184,7 @@ fn approve_scope_is_built_in_and_never_required() {
         msg,
         "line 2, column 19: scope `gates:approve` is built in; remove it from [scopes]"
     );
-    let msg = invalid(&with_scopes(
-        "[tools.\"t\"]\nscopes = [\"gates:approve\"]\n",
-    ));
+    let msg = invalid_tool("scopes = [\"gates:approve\"]\n");
     assert_eq!(
         msg,
         "line 5, column 11: tool `t` requires `gates:approve`, which is reserved for a person approving gated calls and is never required by a tool"
@@ -257,9 +250,8 @@ fn gates_are_approved_by_a_person_unless_they_say_agent() {
 
 #[test]
 fn gate_on_a_non_mutating_tool_is_rejected() {
-    let msg = invalid(&with_scopes(
-        "[tools.\"t\"]\nscopes = [\"s:read\"]\ngate = { kind = \"approval\", target_arg = \"x\" }\n",
-    ));
+    let msg =
+        invalid_tool("scopes = [\"s:read\"]\ngate = { kind = \"approval\", target_arg = \"x\" }\n");
     assert_eq!(
         msg,
         "line 6, column 8: tool `t` has a gate but is not mutating; gates guard mutating tools only (set `mutating = true` or remove the gate)"
@@ -268,18 +260,17 @@ fn gate_on_a_non_mutating_tool_is_rejected() {
 
 #[test]
 fn gate_without_target_arg_is_rejected() {
-    let msg = invalid(&with_scopes(
-        "[tools.\"t\"]\nscopes = [\"s:write\"]\nmutating = true\ngate = { kind = \"approval\" }\n",
-    ));
+    let msg =
+        invalid_tool("scopes = [\"s:write\"]\nmutating = true\ngate = { kind = \"approval\" }\n");
     assert!(msg.starts_with("line 7, column 8: "), "{msg}");
     assert!(msg.contains("has no `target_arg`"), "{msg}");
 }
 
 #[test]
 fn unknown_gate_kind_is_rejected() {
-    let msg = invalid(&with_scopes(
-        "[tools.\"t\"]\nscopes = [\"s:write\"]\nmutating = true\ngate = { kind = \"vote\", target_arg = \"x\" }\n",
-    ));
+    let msg = invalid_tool(
+        "scopes = [\"s:write\"]\nmutating = true\ngate = { kind = \"vote\", target_arg = \"x\" }\n",
+    );
     assert!(
         msg.starts_with("line 7, column 17: unknown gate kind `vote`"),
         "{msg}"
@@ -327,9 +318,9 @@ fn evidence_gate_needs_its_tools_in_the_policy() {
 
 #[test]
 fn gate_fields_of_the_other_kind_are_rejected() {
-    let msg = invalid(&with_scopes(
-        "[tools.\"t\"]\nscopes = [\"s:write\"]\nmutating = true\ngate = { kind = \"approval\", target_arg = \"x\", status_tool = \"t\" }\n",
-    ));
+    let msg = invalid_tool(
+        "scopes = [\"s:write\"]\nmutating = true\ngate = { kind = \"approval\", target_arg = \"x\", status_tool = \"t\" }\n",
+    );
     assert!(
         msg.ends_with("`status_tool` is not a field of `approval` gates (tool `t`)"),
         "{msg}"
@@ -342,13 +333,11 @@ fn gate_fields_of_the_other_kind_are_rejected() {
 
 #[test]
 fn empty_and_padded_names_are_rejected() {
-    let msg = invalid(&with_scopes(
-        "[tools.\"t\"]\nscopes = [\"s:read\"]\nproject_arg = \"\"\n",
-    ));
+    let msg = invalid_tool("scopes = [\"s:read\"]\nproject_arg = \"\"\n");
     assert!(msg.ends_with("project_arg must not be empty"), "{msg}");
-    let msg = invalid(&with_scopes(
-        "[tools.\"t\"]\nscopes = [\"s:write\"]\nmutating = true\ngate = { kind = \"approval\", target_arg = \"x\", protect = [\" keygate\"] }\n",
-    ));
+    let msg = invalid_tool(
+        "scopes = [\"s:write\"]\nmutating = true\ngate = { kind = \"approval\", target_arg = \"x\", protect = [\" keygate\"] }\n",
+    );
     assert!(msg.contains("must not start or end with spaces"), "{msg}");
     let msg = invalid("[scopes]\n\"a b\" = \"x\"\n");
     assert!(msg.contains("no spaces"), "{msg}");
@@ -374,18 +363,7 @@ fn protected_targets_compare_trimmed_and_case_insensitively() {
 #[test]
 fn protected_targets_catch_look_alikes() {
     let gate = GateSpec::approval("service", vec!["keygate".to_owned()]);
-    for t in [
-        "keygate\u{200b}",
-        "\u{feff}keygate",
-        "ｋｅｙｇａｔｅ",
-        "keygate\0",
-        "keygate\u{0301}",
-        "kéygate",
-        "KEYGATE",
-        " keygate ",
-        "key\u{2060}gate",
-        "keygate\u{00ad}",
-    ] {
+    for t in keygate_test::LOOK_ALIKES {
         assert_eq!(gate.protected_as(t), Some("keygate"), "{t:?}");
     }
     for t in ["keygates", "key-gate", "gatekey", "api"] {

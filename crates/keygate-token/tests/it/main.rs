@@ -174,17 +174,8 @@ fn mixed_corpus_is_reported_in_order() {
 
 #[test]
 fn every_kind_has_a_name_and_id() {
-    for kind in [
-        CredentialKind::Keygate(KeyKind::User),
-        CredentialKind::Keygate(KeyKind::Tenant),
-        CredentialKind::GitHub,
-        CredentialKind::GitLab,
-        CredentialKind::Slack,
-        CredentialKind::AwsAccessKeyId,
-        CredentialKind::Stripe,
-        CredentialKind::Anthropic,
-        CredentialKind::OpenAi,
-    ] {
+    // `all_lists_every_kind_once` checks that ALL holds every kind.
+    for kind in CredentialKind::ALL {
         assert!(!kind.name().is_empty());
         assert!(
             kind.id()
