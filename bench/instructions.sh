@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Instructions per request, counted by valgrind (callgrind): the demo platform served
-# directly (the baseline) and keygated --demo on SQLite, under the same wrk load.
+# directly (the baseline), keygated --demo on SQLite, and keygated in front of the demo
+# platform over HTTP (the demo server runs natively; only keygated is counted), under the
+# same wrk load.
 #
-#   bench/instructions.sh        # about 40 s once the release binaries are built
+#   bench/instructions.sh        # about 60 s once the release binaries are built
 #
 # Requests/s on a shared virtual machine swing with whatever else the host runs; the
 # number of user-space instructions a request executes does not, so this is the figure
@@ -14,12 +16,14 @@
 # the instructions by the requests wrk completed. Loopback only; every process started
 # here is stopped on exit.
 #
-# Settings (environment): KG_BENCH_NO_BUILD=1 uses the release binaries as they are.
+# Settings (environment): KG_BENCH_NO_BUILD=1 uses the release binaries as they are;
+# CARGO_TARGET_DIR, where they are [./target]; KG_BENCH_KEEP=DIR keeps the callgrind
+# files there (for callgrind_annotate).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-BIN=$ROOT/target/release
+BIN=$(cd "${CARGO_TARGET_DIR:-$ROOT/target}" 2>/dev/null && pwd || echo "$ROOT/target")/release
 LUA=$ROOT/bench/mcp.lua
 
 die() { printf 'instructions.sh: %s\n' "$*" >&2; exit 1; }
@@ -27,14 +31,16 @@ for tool in valgrind callgrind_control wrk curl; do
     command -v "$tool" >/dev/null || die "$tool is missing (Debian packages valgrind, wrk, curl)"
 done
 if [ "${KG_BENCH_NO_BUILD:-0}" != 1 ]; then
-    cargo build --release --quiet -p keygated -p keygate-examples --bin keygated \
-        --example demo-platform
+    cargo build --release --quiet -p keygated -p keygate -p keygate-examples --bin keygated \
+        --bin keygate --example demo-platform
 fi
 
 TMP=$(mktemp -d)
 PID=""
+DEMO_PID=""
 cleanup() {
-    if [ -n "$PID" ]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi
+    for p in $PID $DEMO_PID; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+    if [ -n "${KG_BENCH_KEEP:-}" ]; then mkdir -p "$KG_BENCH_KEEP" && cp "$TMP"/*.cg.1 "$KG_BENCH_KEEP"/ 2>/dev/null || true; fi
     rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -85,3 +91,17 @@ done
 [ -n "$key" ] || die "keygated printed no key: $(cat "$TMP/keygated.err")"
 wait_http http://127.0.0.1:18592/healthz
 count keygated "keygated SQLite" http://127.0.0.1:18592/api/mcp "$key"
+
+# keygated in front of the demo platform over HTTP: only keygated runs under callgrind.
+"$BIN/examples/demo-platform" --listen 127.0.0.1:18593 >/dev/null 2>"$TMP/demo2.err" &
+DEMO_PID=$!
+wait_http http://127.0.0.1:18593/mcp
+key=$("$BIN/keygate" bootstrap --database "sqlite://$TMP/http.db" --tenant demo --owner bench \
+    --demo 2>"$TMP/bootstrap.err") || die "keygate bootstrap failed: $(cat "$TMP/bootstrap.err")"
+valgrind --tool=callgrind --callgrind-out-file="$TMP/http.cg" \
+    "$BIN/keygated" --database "sqlite://$TMP/http.db" --listen 127.0.0.1:18594 \
+    --upstream http://127.0.0.1:18593/mcp --policy "$ROOT/crates/keygate-demo/policy.toml" \
+    --key-rate 1000000 --tenant-rate 1000000 >/dev/null 2>"$TMP/http.err" &
+PID=$!
+wait_http http://127.0.0.1:18594/healthz
+count http "keygated HTTP upstream" http://127.0.0.1:18594/api/mcp "$key"

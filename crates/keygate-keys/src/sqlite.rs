@@ -454,27 +454,30 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     tx.commit().map_err(db_err)
 }
 
+/// A key's projects from the `json_group_array(json_array(id, name))` column both key
+/// reads select (`None`: the key is not restricted), sorted as every store sorts them.
+fn project_refs(json: Option<String>) -> rusqlite::Result<Option<Vec<ProjectRef>>> {
+    let Some(json) = json else {
+        return Ok(None);
+    };
+    let pairs: Vec<(String, String)> = serde_json::from_str(&json).map_err(conversion)?;
+    let mut refs: Vec<ProjectRef> = pairs
+        .into_iter()
+        .map(|(id, name)| ProjectRef {
+            id: ProjectId::new(id),
+            name,
+        })
+        .collect();
+    records::sort_projects(&mut refs);
+    Ok(Some(refs))
+}
+
 /// A key read with [`KEY_COLUMNS`], its `remaining` as of `now`.
 fn key_from_row(r: &Row<'_>, now: OffsetDateTime) -> rusqlite::Result<ApiKey> {
     let id: String = r.get(0)?;
     let kind: String = r.get(2)?;
     let scopes: String = r.get(6)?;
-    let projects: Option<String> = r.get(7)?;
-    let projects = match projects {
-        None => None,
-        Some(json) => {
-            let pairs: Vec<(String, String)> = serde_json::from_str(&json).map_err(conversion)?;
-            let mut refs: Vec<ProjectRef> = pairs
-                .into_iter()
-                .map(|(id, name)| ProjectRef {
-                    id: ProjectId::new(id),
-                    name,
-                })
-                .collect();
-            records::sort_projects(&mut refs);
-            Some(refs)
-        }
-    };
+    let projects = project_refs(r.get(7)?)?;
     Ok(ApiKey {
         id: id.parse().map_err(|_| bad_value("key id"))?,
         tenant_id: TenantId::new(r.get::<_, String>(1)?),
@@ -817,22 +820,7 @@ fn key_row_raw(conn: &Connection, id: &KeyId) -> rusqlite::Result<Option<KeyRow>
             _ => None,
         };
         let scopes: String = r.get(8)?;
-        let projects = match r.get::<_, Option<String>>(9)? {
-            None => None,
-            Some(json) => {
-                let pairs: Vec<(String, String)> =
-                    serde_json::from_str(&json).map_err(conversion)?;
-                let mut refs: Vec<ProjectRef> = pairs
-                    .into_iter()
-                    .map(|(id, name)| ProjectRef {
-                        id: ProjectId::new(id),
-                        name,
-                    })
-                    .collect();
-                records::sort_projects(&mut refs);
-                Some(refs)
-            }
-        };
+        let projects = project_refs(r.get(9)?)?;
         Ok(KeyRow {
             hash: TokenHash::from_slice(&hash).ok_or_else(|| bad_value("hash"))?,
             revoked: r.get(1)?,

@@ -7,9 +7,13 @@ use std::time::Duration;
 
 use axum::body::Body;
 use bytes::Bytes;
-use futures_util::TryStreamExt;
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, header};
-use http_body_util::BodyExt;
+use http::{
+    HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri, header,
+};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use keygate_mcp::jsonrpc;
 use serde_json::Value;
 
@@ -50,17 +54,26 @@ pub(crate) enum UpstreamError {
     #[error("the upstream MCP server did not answer within {} s", .0.as_secs_f64())]
     Timeout(Duration),
     #[error("the upstream MCP server is unreachable")]
-    Unreachable(#[source] reqwest::Error),
+    Unreachable(#[source] hyper_util::client::legacy::Error),
     #[error("the upstream MCP server sent an unreadable response: {0}")]
     BadResponse(String),
 }
 
+/// The pooled HTTP/1.1 client of an HTTP upstream: hyper's own, with the upstream's URI
+/// parsed once, so a forwarded request costs no URL parsing, no redirect policy and no
+/// header-map copies (reqwest did all three per request; see BENCHMARKS.md).
+type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// An upstream over HTTP: its client and its URI.
+#[derive(Debug)]
+struct HttpTarget {
+    client: HttpClient,
+    uri: Uri,
+}
+
 #[derive(Debug, Clone)]
 enum Target {
-    Http {
-        client: reqwest::Client,
-        url: reqwest::Url,
-    },
+    Http(Arc<HttpTarget>),
     /// Called directly: no second router, no copy of the body.
     InProcess(Arc<dyn InProcessUpstream>),
     /// A child process on stdio, bridged (see `stdio_bridge`).
@@ -79,40 +92,60 @@ pub(crate) struct Upstream {
 impl Upstream {
     /// An upstream over HTTP, with a pooled client.
     pub(crate) fn http(url: &str, timeout: Duration) -> Result<Self, String> {
-        let url =
-            reqwest::Url::parse(url).map_err(|e| format!("invalid upstream URL {url:?}: {e}"))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(format!(
-                "upstream URL must be http:// or https:// (got {}://)",
-                url.scheme()
-            ));
+        let invalid = |e: &dyn fmt::Display| format!("invalid upstream URL {url:?}: {e}");
+        let uri: Uri = url.parse().map_err(|e| invalid(&e))?;
+        let https = match uri.scheme_str() {
+            Some("https") => true,
+            Some("http") => false,
+            Some(other) => {
+                return Err(format!(
+                    "upstream URL must be http:// or https:// (got {other}://)"
+                ));
+            }
+            None => return Err(invalid(&"no scheme (http:// or https://)")),
+        };
+        if uri.host().is_none_or(str::is_empty) {
+            return Err(invalid(&"no host"));
         }
-        // reqwest is built with rustls and no default provider; installing ring is
-        // idempotent (an already installed provider is kept).
+        let mut connector = HttpConnector::new();
+        // Streamed answers are many small writes.
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(timeout.min(Duration::from_secs(5))));
+        // The TLS connector below takes https:// URIs to this connector too.
+        connector.enforce_http(false);
+        // rustls is built with ring and no default provider; installing it is idempotent
+        // (an already installed provider is kept).
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut builder = reqwest::Client::builder()
-            // reqwest's default, stated: streamed answers are many small writes.
-            .tcp_nodelay(true)
-            .connect_timeout(timeout.min(Duration::from_secs(5)))
-            // No read timeout: it would apply between any two bytes of a streamed
-            // answer and cut idle GET streams and silent tools. `send` bounds the wait
-            // for the response head instead; buffered reads bound themselves.
+        let tls = if https {
+            use rustls_platform_verifier::ConfigVerifierExt;
+            rustls::ClientConfig::with_platform_verifier().map_err(|e| {
+                format!(
+                    "cannot build the upstream HTTP client: {e} (an https:// upstream needs the \
+                     system's CA certificates, or SSL_CERT_FILE naming a PEM file of them)"
+                )
+            })?
+        } else {
+            // A plain HTTP upstream needs no CA store (a container without
+            // ca-certificates): the connector is never asked for TLS.
+            rustls::ClientConfig::builder()
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth()
+        };
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
+        // No read timeout: it would apply between any two bytes of a streamed answer and
+        // cut idle GET streams and silent tools. `send` bounds the wait for the response
+        // head instead; buffered reads bound themselves. No redirects are followed.
+        let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(64)
-            .redirect(reqwest::redirect::Policy::none());
-        if url.scheme() == "http" {
-            // The platform verifier refuses to start without a CA store, which a plain
-            // HTTP upstream does not need (a container without ca-certificates).
-            builder = builder.tls_certs_only(Vec::new());
-        }
-        let client = builder.build().map_err(|e| {
-            format!(
-                "cannot build the upstream HTTP client: {e} (an https:// upstream needs the \
-                 system's CA certificates, or SSL_CERT_FILE naming a PEM file of them)"
-            )
-        })?;
+            .pool_timer(TokioTimer::new())
+            .build(connector);
         Ok(Self {
-            target: Target::Http { client, url },
+            target: Target::Http(Arc::new(HttpTarget { client, uri })),
             timeout,
         })
     }
@@ -156,7 +189,7 @@ impl Upstream {
     pub(crate) fn stdio_bridge(&self) -> Option<&crate::stdio_bridge::StdioUpstream> {
         match &self.target {
             Target::Stdio(bridge) => Some(bridge),
-            Target::Http { .. } | Target::InProcess(_) | Target::Federated(_) => None,
+            Target::Http(_) | Target::InProcess(_) | Target::Federated(_) => None,
         }
     }
 
@@ -176,27 +209,25 @@ impl Upstream {
         }
         let timeout = self.timeout;
         match &self.target {
-            Target::Http { client, url } => {
-                let send = client
-                    .request(method, url.clone())
-                    .headers(forwarded)
-                    .body(body)
-                    .send();
-                let resp = tokio::time::timeout(timeout, send)
+            Target::Http(http) => {
+                let mut request = Request::new(Full::new(body));
+                *request.method_mut() = method;
+                *request.uri_mut() = http.uri.clone();
+                *request.headers_mut() = forwarded;
+                let resp = tokio::time::timeout(timeout, http.client.request(request))
                     .await
                     .map_err(|_| UpstreamError::Timeout(timeout))?
                     .map_err(|e| {
-                        if e.is_timeout() {
+                        if timed_out(&e) {
                             UpstreamError::Timeout(timeout)
                         } else {
                             UpstreamError::Unreachable(e)
                         }
                     })?;
-                let mut out = Response::new(Body::empty());
-                *out.status_mut() = resp.status();
-                copy_response_headers(resp.headers(), out.headers_mut());
-                let stream = resp.bytes_stream().map_err(axum::Error::new);
-                *out.body_mut() = Body::from_stream(stream);
+                let (parts, body) = resp.into_parts();
+                let mut out = Response::new(Body::new(body));
+                *out.status_mut() = parts.status;
+                copy_response_headers(&parts.headers, out.headers_mut());
                 Ok(out)
             }
             // Bounded by the bridge (each answer's first message); the identity headers
@@ -361,6 +392,22 @@ fn forward_headers(incoming: &HeaderMap, has_body: bool) -> HeaderMap {
         );
     }
     out
+}
+
+/// Whether the client's error is the connect timeout (an `io::Error` of kind `TimedOut`
+/// somewhere in its sources): answered like the response timeout, 504.
+fn timed_out(e: &hyper_util::client::legacy::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(err) = source {
+        if err
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        source = err.source();
+    }
+    false
 }
 
 /// The upstream's MCP transport headers ([`keygate_mcp::headers::is_transport_response_header`]:
