@@ -61,6 +61,24 @@ pub fn project_header(
     Ok((X_KEYGATE_PROJECT, HeaderValue::from_str(project.as_str())?))
 }
 
+/// The identity headers [`apply_identity`] set on `headers`, in the order
+/// [`identity_headers`] gives them: for a handler behind [`AuthLayer`](crate::AuthLayer)
+/// that forwards them, so that they are built once per request, by the layer.
+///
+/// Empty when the layer did not run (no verified principal).
+#[must_use]
+pub fn applied_identity(headers: &HeaderMap) -> Vec<(HeaderName, HeaderValue)> {
+    [
+        X_KEYGATE_KEY_ID,
+        X_KEYGATE_TENANT,
+        X_KEYGATE_ACTOR,
+        X_KEYGATE_USER,
+    ]
+    .into_iter()
+    .filter_map(|name| headers.get(&name).cloned().map(|value| (name, value)))
+    .collect()
+}
+
 /// Removes every client-supplied `X-Keygate-*` header (any case) and the
 /// `Authorization` header from `headers`.
 pub fn strip_identity(headers: &mut HeaderMap) {

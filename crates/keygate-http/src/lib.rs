@@ -61,6 +61,6 @@ pub use crate::forward::{
 pub use crate::header::{MAX_AUTHORIZATION_LEN, parse_authorization};
 pub use crate::identity::{
     X_KEYGATE_ACTOR, X_KEYGATE_KEY_ID, X_KEYGATE_PROJECT, X_KEYGATE_TENANT, X_KEYGATE_USER,
-    apply_identity, identity_headers, project_header, strip_identity,
+    applied_identity, apply_identity, identity_headers, project_header, strip_identity,
 };
 pub use crate::untrusted::{LOG_MAX_CHARS, Untrusted, untrusted};

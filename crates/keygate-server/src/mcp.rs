@@ -99,13 +99,6 @@ pub(crate) fn session_id(headers: &HeaderMap) -> Result<Option<&str>, Response> 
     }
 }
 
-fn identity(principal: &Principal) -> Result<Vec<(HeaderName, HeaderValue)>, Response> {
-    keygate_http::identity_headers(principal).map_err(|_| {
-        tracing::error!(key_id = %principal.key_id, "identity cannot be sent as headers");
-        AuthError::Unavailable.into_response()
-    })
-}
-
 /// `GET` and `DELETE /api/mcp` (the server-sent event stream and session end):
 /// forwarded once the session id is checked.
 pub(crate) async fn passthrough(
@@ -124,10 +117,9 @@ pub(crate) async fn passthrough(
     {
         return resp;
     }
-    let ident = match identity(&principal) {
-        Ok(i) => i,
-        Err(resp) => return resp,
-    };
+    // Set by the auth layer (which refuses a request whose identity cannot be written
+    // as headers): taken, not built a second time.
+    let ident = keygate_http::applied_identity(&headers);
     let deleting = method == Method::DELETE;
     match state
         .upstream
@@ -227,10 +219,9 @@ pub(crate) async fn gateway(State(state): State<AppState>, req: Request) -> Resp
         );
         return keygate_http::deny(&denied);
     }
-    let ident = match identity(&principal) {
-        Ok(i) => i,
-        Err(resp) => return resp,
-    };
+    // Set by the auth layer (which refuses a request whose identity cannot be written
+    // as headers): taken, not built a second time.
+    let ident = keygate_http::applied_identity(&headers);
     let call = Call {
         state: &state,
         principal: &principal,

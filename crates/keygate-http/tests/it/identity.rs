@@ -1,7 +1,9 @@
 //! Identity headers: spoofed ones removed, verified ones set, the token not forwarded.
 
 use http::StatusCode;
-use keygate_http::{X_KEYGATE_PROJECT, apply_identity, identity_headers, project_header};
+use keygate_http::{
+    X_KEYGATE_PROJECT, applied_identity, apply_identity, identity_headers, project_header,
+};
 
 use crate::support::{Fixture, bearer, send};
 
@@ -76,6 +78,22 @@ async fn apply_identity_replaces_headers() {
     assert_eq!(headers["x-keygate-tenant"], principal.tenant.id.as_str());
     assert_eq!(headers["x-other"], "kept");
     assert_eq!(identity_headers(&principal).unwrap().len(), 4);
+}
+
+#[tokio::test]
+async fn the_applied_identity_is_the_one_built_for_the_principal_not_the_clients() {
+    let fx = Fixture::new().await;
+    let principal = fx.store_principal().await;
+    let mut headers = http::HeaderMap::new();
+    assert!(applied_identity(&headers).is_empty());
+    headers.insert("x-keygate-user", "spoofed".parse().unwrap());
+    headers.insert("mcp-session-id", "s".parse().unwrap());
+    headers.insert("x-keygate-key-id", "spoofed".parse().unwrap());
+    apply_identity(&mut headers, &principal).unwrap();
+    assert_eq!(
+        applied_identity(&headers),
+        identity_headers(&principal).unwrap()
+    );
 }
 
 #[tokio::test]
