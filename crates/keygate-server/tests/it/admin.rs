@@ -4,7 +4,7 @@ use http::StatusCode;
 use keygate_keys::{Bootstrap, KeyStore, TokenFormat};
 use serde_json::{Value, json};
 
-use crate::util::demo;
+use crate::util::{demo, fields};
 
 const VIEW_FIELDS: [&str; 12] = [
     "id",
@@ -91,10 +91,7 @@ async fn create_list_get_revoke_rotate() {
     assert_eq!(h.get("/api/v1/token", &raw).await.status, StatusCode::OK);
     assert_eq!(h.get("/api/v1/token", new_raw).await.status, StatusCode::OK);
 
-    let first = h
-        .post(&format!("/api/v1/keys/{id}/revoke"), &h.owner, json!({}))
-        .await;
-    assert_eq!(first.status, StatusCode::OK);
+    let first = h.revoke(&id).await;
     assert_eq!(first.body["status"], "revoked");
     let again = h
         .post(&format!("/api/v1/keys/{id}/revoke"), &h.owner, json!({}))
@@ -108,12 +105,7 @@ async fn create_list_get_revoke_rotate() {
 
     let audit = h.get("/api/v1/audit?limit=10", &h.owner).await;
     assert_eq!(audit.status, StatusCode::OK);
-    let actions: Vec<&str> = audit.body["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["action"].as_str().unwrap())
-        .collect();
+    let actions = fields(&audit.body["events"], "action");
     for a in ["key.created", "key.rotated", "key.revoked"] {
         assert!(actions.contains(&a), "{actions:?}");
     }
@@ -323,14 +315,8 @@ async fn answers_carrying_a_raw_key_are_not_stored_by_caches() {
 #[tokio::test]
 async fn a_revoked_or_expired_key_is_not_rotated() {
     let h = demo().await;
-    let (_, revoked) = h
-        .create_key(json!({"name": "old", "kind": "tenant", "scopes": ["services:read"]}))
-        .await;
-    let id = revoked["id"].as_str().unwrap().to_owned();
-    let r = h
-        .post(&format!("/api/v1/keys/{id}/revoke"), &h.owner, json!({}))
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
+    let (_, id) = h.reader_key("old").await;
+    h.revoke(&id).await;
     let before = h.get("/api/v1/keys", &h.owner).await.body["keys"]
         .as_array()
         .unwrap()
@@ -376,12 +362,7 @@ async fn projects_and_tenant_isolation() {
         .await;
     assert_eq!(dup.status, StatusCode::CONFLICT);
     let list = h.get("/api/v1/projects", &h.owner).await;
-    let names: Vec<&str> = list.body["projects"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["name"].as_str().unwrap())
-        .collect();
+    let names = fields(&list.body["projects"], "name");
     assert_eq!(names, ["billing", "ops", "shop"]);
 
     // A second tenant in the same store sees none of it.
@@ -474,12 +455,7 @@ async fn introspection_and_catalogue() {
     assert_eq!(r.body["user"]["name"], "owner");
     assert_eq!(r.body["read_only"], false);
     assert_eq!(r.body["expires_at"], Value::Null);
-    let names: Vec<&str> = r.body["projects"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["name"].as_str().unwrap())
-        .collect();
+    let names = fields(&r.body["projects"], "name");
     assert_eq!(
         names,
         ["ops", "shop"],
@@ -567,10 +543,7 @@ async fn usage_limited_keys_are_created_shown_spent_and_refused_with_403() {
         .create_key(json!({"name": "gone", "kind": "tenant", "scopes": [], "remaining": 5}))
         .await;
     let id = view["id"].as_str().unwrap();
-    let r = h
-        .post(&format!("/api/v1/keys/{id}/revoke"), &h.owner, json!({}))
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
+    h.revoke(id).await;
     let r = h.get("/api/v1/token", &raw).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(r.body["reason"], "key_revoked");

@@ -7,7 +7,17 @@ use serde_json::json;
 
 use keygate_test::{PgSchema, postgres_url};
 
-use crate::util::{Harness, assert_approval_required, gate_code, take_demo_owner};
+use crate::util::{
+    assert_approval_required, assert_ungated, gated, harnesses, stored_rows, take_demo_owner,
+};
+
+/// A fresh schema `prefix` on the test database, or `None` (the test passes) without one.
+async fn fresh_schema(prefix: &str) -> Option<PgSchema> {
+    Some(PgSchema::create(&postgres_url()?, prefix).await)
+}
+
+/// The MRTR secret the instances of a test share.
+const SECRET: &str = "a shared MRTR secret of 32 bytes or more";
 
 /// An instance on `url`; `agent`: with the demo policy's gates set to the
 /// agent-relayed challenge.
@@ -23,16 +33,12 @@ async fn instance(url: &str, agent: bool) -> App {
 
 #[tokio::test]
 async fn a_person_approval_given_through_one_instance_lets_the_retry_through_another_once() {
-    let Some(base) = postgres_url() else { return };
-    let schema = PgSchema::create(&base, "kga").await;
-    let url = schema.url.clone();
-    let a = instance(&url, false).await;
-    let b = instance(&url, false).await;
-    let owner = take_demo_owner(&a)
-        .await
-        .expect("the first instance bootstraps");
-    let harness = |app: &App| Harness::for_app(app, &owner);
-    let (ha, hb) = (harness(&a), harness(&b));
+    let Some(schema) = fresh_schema("kga").await else {
+        return;
+    };
+    let url = &schema.url;
+    let (a, b) = (instance(url, false).await, instance(url, false).await);
+    let [ha, hb] = harnesses([&a, &b]).await;
     let agent = ha.user_key(&["services:read", "services:write"]).await;
     let first = ha
         .tool(&agent, None, "service.delete", json!({"service": "web"}))
@@ -63,11 +69,11 @@ async fn a_person_approval_given_through_one_instance_lets_the_retry_through_ano
     let ran = ha
         .tool(&agent, None, "service.delete", json!({"service": "web"}))
         .await;
-    assert_eq!(gate_code(&ran), None, "{}", ran.raw);
+    assert_ungated(&ran);
     let twice = hb
         .tool(&agent, None, "service.delete", json!({"service": "web"}))
         .await;
-    assert_eq!(gate_code(&twice).as_deref(), Some("APPROVAL_REQUIRED"));
+    gated(&twice, "APPROVAL_REQUIRED");
     assert_ne!(
         twice.body["result"]["structuredContent"]["approval_id"],
         json!(id),
@@ -79,21 +85,17 @@ async fn a_person_approval_given_through_one_instance_lets_the_retry_through_ano
 
 #[tokio::test]
 async fn a_challenge_from_one_instance_is_honoured_once_by_another() {
-    let Some(base) = postgres_url() else { return };
-    let schema = PgSchema::create(&base, "kgs").await;
-    let url = schema.url.clone();
+    let Some(schema) = fresh_schema("kgs").await else {
+        return;
+    };
+    let url = &schema.url;
     // The challenge's mechanics: `approval = "agent"`.
-    let a = instance(&url, true).await;
-    let b = instance(&url, true).await;
-    let owner = take_demo_owner(&a)
-        .await
-        .expect("the first instance bootstraps");
+    let (a, b) = (instance(url, true).await, instance(url, true).await);
+    let [ha, hb] = harnesses([&a, &b]).await;
     assert!(
         take_demo_owner(&b).await.is_none(),
         "the second finds the tenant"
     );
-    let harness = |app: &App| Harness::for_app(app, &owner);
-    let (ha, hb) = (harness(&a), harness(&b));
     let key = ha.owner.clone();
     let (s, e) = (ha.session(&key).await, ha.session(&key).await);
 
@@ -114,62 +116,33 @@ async fn a_challenge_from_one_instance_is_honoured_once_by_another() {
 
     // A challenge issued by A confirms on B, once.
     let first = ha
-        .tool(
-            &key,
-            Some(s.as_str()),
-            "service.delete",
-            json!({"service": "api"}),
-        )
+        .tool_in(&key, &s, "service.delete", json!({"service": "api"}))
         .await;
-    assert_eq!(gate_code(&first).as_deref(), Some("CONFIRMATION_REQUIRED"));
+    gated(&first, "CONFIRMATION_REQUIRED");
     let challenge = first.body["result"]["structuredContent"]["challenge"].clone();
     // The table keeps the challenge's SHA-256 only.
-    let client = keygate_test::pg_connect(&url).await;
-    let rows: String = client
-        .query_one(
-            "SELECT coalesce(string_agg(row_to_json(c)::text, ''), '') FROM gate_challenges c",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let rows = stored_rows(url, "gate_challenges").await;
     assert!(rows.contains("\\x"), "a stored challenge row: {rows}");
     assert!(!rows.contains(challenge.as_str().unwrap()), "{rows}");
     let confirm = json!({"service": "api", "confirm": {"challenge": challenge, "target": "api"}});
     let ok = hb
-        .tool(&key, Some(s.as_str()), "service.delete", confirm.clone())
+        .tool_in(&key, &s, "service.delete", confirm.clone())
         .await;
-    assert_eq!(gate_code(&ok), None, "{}", ok.raw);
-    let again = ha
-        .tool(&key, Some(s.as_str()), "service.delete", confirm)
-        .await;
-    assert_eq!(gate_code(&again).as_deref(), Some("CONFIRMATION_INVALID"));
+    assert_ungated(&ok);
+    let again = ha.tool_in(&key, &s, "service.delete", confirm).await;
+    gated(&again, "CONFIRMATION_INVALID");
 
     // Evidence read through A counts on B.
-    for tool in [
-        "service.events",
-        "service.logs.build",
-        "service.logs.runtime",
-    ] {
-        let r = ha
-            .tool(&key, Some(e.as_str()), tool, json!({"service": "worker"}))
-            .await;
-        assert_eq!(r.body["result"]["isError"], false, "{}", r.raw);
-    }
+    ha.read_evidence(&key, &e, "worker").await;
     let r = hb
-        .tool(
+        .tool_in(
             &key,
-            Some(e.as_str()),
+            &e,
             "service.replace",
             json!({"service": "worker", "image": "x:1"}),
         )
         .await;
-    assert_eq!(
-        gate_code(&r).as_deref(),
-        Some("CONFIRMATION_REQUIRED"),
-        "{}",
-        r.raw
-    );
+    gated(&r, "CONFIRMATION_REQUIRED");
 
     // Health reflects the database.
     let h = ha.call(http::Method::GET, "/healthz", None, None).await;
@@ -186,19 +159,16 @@ async fn instance_with_secret(url: &str, secret: Option<&str>) -> App {
 
 #[tokio::test]
 async fn an_mrtr_state_from_one_instance_is_honoured_once_by_another_with_the_same_secret() {
-    use crate::mrtr::{accept, ask, invalid, retry, web};
-    let Some(base) = postgres_url() else { return };
-    let schema = PgSchema::create(&base, "kgr").await;
-    let url = schema.url.clone();
-    let secret = "a shared MRTR secret of 32 bytes or more";
-    let a = instance_with_secret(&url, Some(secret)).await;
-    let b = instance_with_secret(&url, Some(secret)).await;
-    let lone = instance_with_secret(&url, None).await;
-    let owner = take_demo_owner(&a)
-        .await
-        .expect("the first instance bootstraps");
-    let harness = |app: &App| Harness::for_app(app, &owner);
-    let (ha, hb, hl) = (harness(&a), harness(&b), harness(&lone));
+    use crate::mrtr::{ask, retry, web};
+    use crate::util::{accept, invalid};
+    let Some(schema) = fresh_schema("kgr").await else {
+        return;
+    };
+    let url = &schema.url;
+    let a = instance_with_secret(url, Some(SECRET)).await;
+    let b = instance_with_secret(url, Some(SECRET)).await;
+    let lone = instance_with_secret(url, None).await;
+    let [ha, hb, hl] = harnesses([&a, &b, &lone]).await;
     let agent = ha.user_key(&["services:read", "services:write"]).await;
 
     // Sealed by A, refused by an instance with its own secret, honoured by B once.
@@ -206,35 +176,27 @@ async fn an_mrtr_state_from_one_instance_is_honoured_once_by_another_with_the_sa
     let r = retry(&hl, &agent, web(), &state, accept("web")).await;
     assert_eq!(invalid(&r), "invalid_request_state");
     let ran = retry(&hb, &agent, web(), &state, accept("web")).await;
-    assert_eq!(gate_code(&ran), None, "{}", ran.raw);
+    assert_ungated(&ran);
     // The nonce is spent in the shared store: A refuses the replay.
     let again = retry(&ha, &agent, web(), &state, accept("web")).await;
     assert_eq!(invalid(&again), "request_state_used");
     // A decline through B closes the approval asked through A.
     let state = ask(&ha, &agent, web()).await;
     let r = retry(&hb, &agent, web(), &state, json!({"action": "decline"})).await;
-    assert_eq!(
-        gate_code(&r).as_deref(),
-        Some("CONFIRMATION_DECLINED"),
-        "{}",
-        r.raw
-    );
+    gated(&r, "CONFIRMATION_DECLINED");
 }
 
 #[tokio::test]
 async fn an_elicitation_answered_at_another_instance_reaches_the_waiting_stream() {
-    use crate::elicitation::{accept, answer, code, delete, exists, session};
-    let Some(base) = postgres_url() else { return };
-    let schema = PgSchema::create(&base, "kge").await;
-    let url = schema.url.clone();
-    let secret = "a shared MRTR secret of 32 bytes or more";
-    let a = instance_with_secret(&url, Some(secret)).await;
-    let b = instance_with_secret(&url, Some(secret)).await;
-    let owner = take_demo_owner(&a)
-        .await
-        .expect("the first instance bootstraps");
-    let harness = |app: &App| Harness::for_app(app, &owner);
-    let (ha, hb) = (harness(&a), harness(&b));
+    use crate::elicitation::{answer, code, delete, session};
+    use crate::util::{accept, exists};
+    let Some(schema) = fresh_schema("kge").await else {
+        return;
+    };
+    let url = &schema.url;
+    let a = instance_with_secret(url, Some(SECRET)).await;
+    let b = instance_with_secret(url, Some(SECRET)).await;
+    let [ha, hb] = harnesses([&a, &b]).await;
     let agent = ha.user_key(&["services:read", "services:write"]).await;
     let s = session(&ha, &agent, true).await;
 
