@@ -25,7 +25,9 @@
 
 #![no_main]
 
-use std::sync::OnceLock;
+mod support;
+
+use std::sync::LazyLock;
 
 use axum::body::Body;
 use http::{Request, StatusCode};
@@ -34,14 +36,7 @@ use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 use tower::ServiceExt;
 
-fn runtime() -> &'static tokio::runtime::Runtime {
-    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RUNTIME.get_or_init(|| {
-        tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("runtime")
-    })
-}
+static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(support::runtime);
 
 fuzz_target!(|data: &[u8]| {
     let app = keygate_demo::router(keygate_demo::Platform::new());
@@ -52,7 +47,7 @@ fuzz_target!(|data: &[u8]| {
             .header(keygate_demo::USER_HEADER, "alice")
             .body(Body::from(body.to_vec()))
             .expect("request");
-        let (status, content_type, answer) = runtime().block_on(async {
+        let (status, content_type, answer) = RUNTIME.block_on(async {
             let res = app.clone().oneshot(req).await.expect("infallible");
             let status = res.status();
             let content_type = res
