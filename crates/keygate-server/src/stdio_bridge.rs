@@ -822,14 +822,11 @@ impl Conn {
         if self.pooled {
             drop(state);
             if is_request {
-                // Nobody can answer: say so, so the child does not wait.
-                let id = message.get("id").cloned().unwrap_or(Value::Null);
-                let reply = jsonrpc::error_response(
-                    id,
+                self.refuse_later(
+                    &message,
                     jsonrpc::METHOD_NOT_FOUND,
                     "keygate: a stateless client cannot answer requests of the server",
                 );
-                self.write_later(reply);
             }
             return;
         }
@@ -844,19 +841,24 @@ impl Conn {
         let Some(stream) = &state.stream else {
             if is_request {
                 drop(state);
-                let id = message.get("id").cloned().unwrap_or(Value::Null);
-                let reply = jsonrpc::error_response(
-                    id,
+                self.refuse_later(
+                    &message,
                     jsonrpc::INTERNAL_ERROR,
                     "keygate: the client has no stream open to take this request",
                 );
-                self.write_later(reply);
             }
             return;
         };
         if let Err(mpsc::error::TrySendError::Closed(_)) = stream.try_send(message) {
             state.stream = None;
         }
+    }
+
+    /// Answers the child's request `request` with the JSON-RPC error `code`: nobody can
+    /// answer it, and the child must not wait for an answer.
+    fn refuse_later(self: &Arc<Self>, request: &Value, code: i64, text: &str) {
+        let id = request.get("id").cloned().unwrap_or(Value::Null);
+        self.write_later(jsonrpc::error_response(id, code, text));
     }
 
     /// Writes `message` from a task of its own: the reader task must not wait on the
