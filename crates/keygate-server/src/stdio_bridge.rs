@@ -193,12 +193,7 @@ impl StdioUpstream {
         body: &[u8],
     ) -> Response<Body> {
         let Ok(Value::Object(message)) = serde_json::from_slice::<Value>(body) else {
-            return rpc_error(
-                StatusCode::BAD_REQUEST,
-                Value::Null,
-                jsonrpc::PARSE_ERROR,
-                "Parse error: send one JSON-RPC message",
-            );
+            return not_one_message();
         };
         let method = message
             .get("method")
@@ -1113,6 +1108,17 @@ fn accepts_sse(headers: &HeaderMap) -> bool {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .any(|v| v.contains(keygate_mcp::sse::CONTENT_TYPE))
+}
+
+/// The 400 for a POST body that is not one JSON-RPC message (an object), as the bridge
+/// and the federation answer it.
+pub(crate) fn not_one_message() -> Response<Body> {
+    rpc_error(
+        StatusCode::BAD_REQUEST,
+        Value::Null,
+        jsonrpc::PARSE_ERROR,
+        "Parse error: send one JSON-RPC message",
+    )
 }
 
 fn unavailable(id: Value, why: &str) -> Response<Body> {

@@ -37,12 +37,13 @@ async fn app(signer: &Signer, edit: impl FnOnce(&mut Config)) -> (Harness, tempf
     (demo_with(config).await, dir)
 }
 
-/// [`app`] with the default config, the signer it trusts, and a live tenant key.
-async fn with_live_key() -> (Harness, tempfile::TempDir, Signer, String) {
+/// [`app`] with the default config, the signer it trusts, and a live tenant key `ci`
+/// made through the admin API (raw key, id).
+async fn with_live_key() -> (Harness, tempfile::TempDir, Signer, String, String) {
     let signer = Signer::new();
     let (h, dir) = app(&signer, |_| {}).await;
-    let key = h.tenant_key(&["services:read"]).await;
-    (h, dir, signer, key)
+    let (key, id) = h.reader_key("ci").await;
+    (h, dir, signer, key, id)
 }
 
 fn report_request(body: &[u8], key_id: Option<&str>, signature: Option<&str>) -> Request<Body> {
@@ -56,14 +57,14 @@ fn report_request(body: &[u8], key_id: Option<&str>, signature: Option<&str>) ->
     req.body(Body::from(body.to_vec())).unwrap()
 }
 
+/// A report of `body` with the key id `key_id`, signed by `signer`.
+fn signed(body: &[u8], key_id: &str, signer: &Signer) -> Request<Body> {
+    report_request(body, Some(key_id), Some(&signer.sign(body)))
+}
+
 async fn send_report(h: &Harness, signer: &Signer, report: &Value) -> Reply {
     let body = report.to_string();
-    h.send(report_request(
-        body.as_bytes(),
-        Some(KEY_ID),
-        Some(&signer.sign(body.as_bytes())),
-    ))
-    .await
+    h.send(signed(body.as_bytes(), KEY_ID, signer)).await
 }
 
 fn found(token: &str) -> Value {
@@ -88,9 +89,7 @@ async fn revoked_events(h: &Harness, id: &str) -> Vec<Value> {
 
 #[tokio::test]
 async fn a_signed_report_revokes_the_live_key_at_once() {
-    let signer = Signer::new();
-    let (h, _dir) = app(&signer, |_| {}).await;
-    let (key, id) = h.reader_key("ci").await;
+    let (h, _dir, signer, key, id) = with_live_key().await;
     let id = id.as_str();
     h.principal(&key).await;
     let r = send_report(&h, &signer, &json!([found(&key)])).await;
@@ -120,17 +119,13 @@ async fn a_signed_report_revokes_the_live_key_at_once() {
 
 #[tokio::test]
 async fn a_bad_or_missing_signature_is_401_and_revokes_nothing() {
-    let (h, _dir, signer, key) = with_live_key().await;
+    let (h, _dir, signer, key, _) = with_live_key().await;
     let body = json!([found(&key)]).to_string();
     let stranger = Signer::new();
     let tampered = json!([found(&key), found("ghp_x")]).to_string();
     for (req, why) in [
         (
-            report_request(
-                body.as_bytes(),
-                Some(KEY_ID),
-                Some(&stranger.sign(body.as_bytes())),
-            ),
+            signed(body.as_bytes(), KEY_ID, &stranger),
             "the signature does not match the body",
         ),
         (
@@ -154,11 +149,7 @@ async fn a_bad_or_missing_signature_is_401_and_revokes_nothing() {
             "no Github-Public-Key-Identifier header",
         ),
         (
-            report_request(
-                body.as_bytes(),
-                Some("old"),
-                Some(&signer.sign(body.as_bytes())),
-            ),
+            signed(body.as_bytes(), "old", &signer),
             "the signature does not match the body",
         ),
     ] {
@@ -175,7 +166,7 @@ async fn a_bad_or_missing_signature_is_401_and_revokes_nothing() {
 
 #[tokio::test]
 async fn a_signed_body_of_another_shape_is_400_and_never_echoes_a_key() {
-    let (h, _dir, signer, key) = with_live_key().await;
+    let (h, _dir, signer, key, _) = with_live_key().await;
     for report in [json!([key]), json!({"token": key}), json!([{"type": "x"}])] {
         let r = send_report(&h, &signer, &report).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{report}: {}", r.raw);
@@ -192,15 +183,9 @@ async fn a_signed_body_of_another_shape_is_400_and_never_echoes_a_key() {
 
 #[tokio::test]
 async fn an_unknown_key_identifier_is_401() {
-    let (h, _dir, signer, key) = with_live_key().await;
+    let (h, _dir, signer, key, _) = with_live_key().await;
     let body = json!([found(&key)]).to_string();
-    let r = h
-        .send(report_request(
-            body.as_bytes(),
-            Some("0000"),
-            Some(&signer.sign(body.as_bytes())),
-        ))
-        .await;
+    let r = h.send(signed(body.as_bytes(), "0000", &signer)).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.raw);
     assert_eq!(
         r.body["message"],
@@ -211,9 +196,7 @@ async fn an_unknown_key_identifier_is_401() {
 
 #[tokio::test]
 async fn a_key_already_revoked_is_listed_without_a_second_event() {
-    let signer = Signer::new();
-    let (h, _dir) = app(&signer, |_| {}).await;
-    let (key, id) = h.reader_key("ci").await;
+    let (h, _dir, signer, key, id) = with_live_key().await;
     let id = id.as_str();
     h.revoke(id).await;
     // Reported twice in one report, and again in a second one.
@@ -236,7 +219,7 @@ async fn a_key_already_revoked_is_listed_without_a_second_event() {
 
 #[tokio::test]
 async fn foreign_and_forged_tokens_are_labelled_and_change_nothing() {
-    let (h, _dir, signer, key) = with_live_key().await;
+    let (h, _dir, signer, key, _) = with_live_key().await;
     // The real key's id with another secret: anyone could publish one.
     let signed = &key[..key.len() - 6];
     let mut forged_secret = signed.to_owned();
@@ -266,7 +249,7 @@ async fn foreign_and_forged_tokens_are_labelled_and_change_nothing() {
 
 #[tokio::test]
 async fn a_report_of_1_mib_is_read_and_a_larger_one_is_413() {
-    let (h, _dir, signer, key) = with_live_key().await;
+    let (h, _dir, signer, key, _) = with_live_key().await;
     // Many foreign matches around the live key, padded to exactly the limit.
     let mut matches = vec![found(&key)];
     let filler = found("ghp_0123456789abcdefghijklmnopqrstuvwxyzAB");
@@ -277,13 +260,7 @@ async fn a_report_of_1_mib_is_read_and_a_larger_one_is_413() {
     let pad = LEAK_REPORT_BODY_LIMIT - body.len();
     body.insert_str(body.len() - 1, &" ".repeat(pad));
     assert_eq!(body.len(), LEAK_REPORT_BODY_LIMIT);
-    let r = h
-        .send(report_request(
-            body.as_bytes(),
-            Some(KEY_ID),
-            Some(&signer.sign(body.as_bytes())),
-        ))
-        .await;
+    let r = h.send(signed(body.as_bytes(), KEY_ID, &signer)).await;
     assert_eq!(
         r.status,
         StatusCode::OK,
@@ -299,13 +276,7 @@ async fn a_report_of_1_mib_is_read_and_a_larger_one_is_413() {
     ));
     // One byte more.
     body.insert(body.len() - 1, ' ');
-    let r = h
-        .send(report_request(
-            body.as_bytes(),
-            Some(KEY_ID),
-            Some(&signer.sign(body.as_bytes())),
-        ))
-        .await;
+    let r = h.send(signed(body.as_bytes(), KEY_ID, &signer)).await;
     assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.raw);
     assert_eq!(
         r.body,

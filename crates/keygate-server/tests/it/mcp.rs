@@ -14,8 +14,8 @@ use keygate_server::{Config, Upstream};
 use serde_json::{Value, json};
 
 use crate::util::{
-    EVIDENCE, Harness, assert_ungated, demo, error_message, fields, gate_code, gated, invalid,
-    other_tenant,
+    EVIDENCE, Harness, assert_no_confirm, assert_ungated, demo, error_message, fields, gate_code,
+    gated, invalid, listed_tool, other_tenant, structured,
 };
 
 fn tool_names(r: &crate::util::Reply) -> Vec<String> {
@@ -27,6 +27,12 @@ fn tool_names(r: &crate::util::Reply) -> Vec<String> {
         .collect();
     names.sort();
     names
+}
+
+/// The arguments of `service.delete` of `service`, confirmed with `challenge` and
+/// the typed `target`.
+fn confirmed(service: &str, challenge: &str, target: &str) -> Value {
+    json!({"service": service, "confirm": {"challenge": challenge, "target": target}})
 }
 
 async fn list(h: &Harness, key: &str) -> crate::util::Reply {
@@ -45,23 +51,9 @@ async fn tools_list_shows_only_callable_tools() {
     assert_eq!(all.status, StatusCode::OK);
     assert_eq!(all.body["id"], "l");
     assert_eq!(tool_names(&all).len(), 15);
-    let delete = all.body["result"]["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["name"] == "service.delete")
-        .unwrap();
-    assert!(
-        delete["inputSchema"]["properties"]["confirm"].is_null(),
-        "a person gate takes no confirm: {delete}"
-    );
-    assert!(delete["inputSchema"]["properties"]["service"].is_object());
-    let deploy = all.body["result"]["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["name"] == "service.deploy")
-        .unwrap();
+    let tools = all.body["result"]["tools"].as_array().unwrap();
+    assert_no_confirm(listed_tool(tools, "service.delete"));
+    let deploy = listed_tool(tools, "service.deploy");
     assert!(deploy["inputSchema"]["properties"]["confirm"].is_null());
 
     let reader = h.tenant_key(&["services:read"]).await;
@@ -131,8 +123,7 @@ async fn delete_needs_a_challenge_from_the_same_session() {
     let first = h
         .tool_in(&key, &s1, "service.delete", json!({"service": "api"}))
         .await;
-    gated(&first, "CONFIRMATION_REQUIRED");
-    let sc = &first.body["result"]["structuredContent"];
+    let sc = gated(&first, "CONFIRMATION_REQUIRED");
     assert_eq!(sc["operation"], "service.delete");
     assert_eq!(sc["target"], "api");
     assert!(sc["expires_at"].is_string());
@@ -145,7 +136,7 @@ async fn delete_needs_a_challenge_from_the_same_session() {
     );
 
     // From another session: invalid, and the challenge is kept for its owner.
-    let confirm = json!({"service": "api", "confirm": {"challenge": challenge, "target": "api"}});
+    let confirm = confirmed("api", &challenge, "api");
     let other = h
         .tool_in(&key, &s2, "service.delete", confirm.clone())
         .await;
@@ -154,7 +145,7 @@ async fn delete_needs_a_challenge_from_the_same_session() {
     let changed = json!({"service": "api", "project": "shop",
                          "confirm": {"challenge": challenge, "target": "api"}});
     let changed = h.tool_in(&key, &s1, "service.delete", changed).await;
-    let reason = &changed.body["result"]["structuredContent"]["reason"];
+    let reason = &structured(&changed)["reason"];
     assert_eq!(reason, "other_arguments", "{}", changed.raw);
     let reuse = h.tool_in(&key, &s1, "service.delete", confirm).await;
     assert_eq!(invalid(&reuse), "unknown_challenge");
@@ -163,16 +154,13 @@ async fn delete_needs_a_challenge_from_the_same_session() {
     let first = h
         .tool_in(&key, &s1, "service.delete", json!({"service": "api"}))
         .await;
-    let challenge = first.body["result"]["structuredContent"]["challenge"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let challenge = structured(&first)["challenge"].as_str().unwrap().to_owned();
     let typo = h
         .tool_in(
             &key,
             &s1,
             "service.delete",
-            json!({"service": "api", "confirm": {"challenge": challenge, "target": "API"}}),
+            confirmed("api", &challenge, "API"),
         )
         .await;
     gated(&typo, "CONFIRMATION_INVALID");
@@ -181,7 +169,7 @@ async fn delete_needs_a_challenge_from_the_same_session() {
             &key,
             &s1,
             "service.delete",
-            json!({"service": "api", "confirm": {"challenge": challenge, "target": "api"}}),
+            confirmed("api", &challenge, "api"),
         )
         .await;
     assert_ungated(&ok);
@@ -189,10 +177,7 @@ async fn delete_needs_a_challenge_from_the_same_session() {
     let gone = h
         .tool_in(&key, &s1, "service.status", json!({"service": "api"}))
         .await;
-    assert_eq!(
-        gone.body["result"]["structuredContent"]["code"],
-        "UNKNOWN_SERVICE"
-    );
+    assert_eq!(structured(&gone)["code"], "UNKNOWN_SERVICE");
 
     // The gateway's own service: never confirmable.
     let blocked = h
@@ -205,7 +190,7 @@ async fn delete_needs_a_challenge_from_the_same_session() {
         .await;
     gated(&nosession, "CONFIRMATION_INVALID");
     assert!(
-        nosession.body["result"]["structuredContent"]["message"]
+        structured(&nosession)["message"]
             .as_str()
             .unwrap()
             .to_lowercase()
@@ -243,10 +228,7 @@ async fn replace_of_a_failed_service_needs_evidence_then_confirmation() {
         .tool_in(&key, &s1, "service.replace", replace.clone())
         .await;
     gated(&first, "DIAGNOSIS_REQUIRED");
-    assert_eq!(
-        first.body["result"]["structuredContent"]["evidence_missing"],
-        json!(EVIDENCE)
-    );
+    assert_eq!(structured(&first)["evidence_missing"], json!(EVIDENCE));
     // Reading evidence in another session does not count for this one.
     h.read_evidence(&key, &other, "worker").await;
     // A failed evidence call (unknown service) does not count either.
@@ -261,7 +243,7 @@ async fn replace_of_a_failed_service_needs_evidence_then_confirmation() {
         .await;
     gated(&second, "DIAGNOSIS_REQUIRED");
     assert_eq!(
-        second.body["result"]["structuredContent"]["evidence_missing"],
+        structured(&second)["evidence_missing"],
         json!(["service.logs.build", "service.logs.runtime"])
     );
     for tool in ["service.logs.build", "service.logs.runtime"] {
@@ -272,7 +254,7 @@ async fn replace_of_a_failed_service_needs_evidence_then_confirmation() {
         .tool_in(&key, &s1, "service.replace", replace.clone())
         .await;
     gated(&third, "CONFIRMATION_REQUIRED");
-    let challenge = third.body["result"]["structuredContent"]["challenge"].clone();
+    let challenge = structured(&third)["challenge"].clone();
     let mut confirmed = replace.clone();
     confirmed["confirm"] = json!({"challenge": challenge, "target": "worker"});
     let done = h.tool_in(&key, &s1, "service.replace", confirmed).await;
@@ -442,7 +424,7 @@ async fn forwarding_strips_confirm_and_authorization_and_sets_identity() {
     let first = h
         .tool_in(&h.owner, &s9, "service.delete", json!({"service": "web"}))
         .await;
-    let challenge = first.body["result"]["structuredContent"]["challenge"].clone();
+    let challenge = structured(&first)["challenge"].clone();
     assert!(challenge.is_string(), "{}", first.raw);
     let mut req = json!({"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"service.delete","arguments":{"service":"web","confirm":{"challenge":challenge,"target":"web"}}}});
     let r = {
@@ -861,19 +843,11 @@ async fn an_unrestricted_key_reaches_no_project_outside_its_tenant() {
             json!({"service": "api", "replicas": 9}),
         )
         .await;
-    assert_eq!(
-        r.body["result"]["structuredContent"]["previous_replicas"], 2,
-        "{}",
-        r.raw
-    );
+    assert_eq!(structured(&r)["previous_replicas"], 2, "{}", r.raw);
     let r = h
         .tool(&h.owner, None, "service.status", json!({"service": "api"}))
         .await;
-    assert_eq!(
-        r.body["result"]["structuredContent"]["replicas"], 2,
-        "{}",
-        r.raw
-    );
+    assert_eq!(structured(&r)["replicas"], 2, "{}", r.raw);
 }
 
 #[tokio::test]
@@ -889,11 +863,7 @@ async fn a_tenant_with_its_own_shop_reaches_only_its_own() {
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
-    assert_eq!(
-        r.body["result"]["structuredContent"]["replicas"], 9,
-        "{}",
-        r.raw
-    );
+    assert_eq!(structured(&r)["replicas"], 9, "{}", r.raw);
     let r = h
         .tool(
             &h.owner,
@@ -902,11 +872,7 @@ async fn a_tenant_with_its_own_shop_reaches_only_its_own() {
             json!({"service": "api", "project": "shop"}),
         )
         .await;
-    assert_eq!(
-        r.body["result"]["structuredContent"]["replicas"], 2,
-        "{}",
-        r.raw
-    );
+    assert_eq!(structured(&r)["replicas"], 2, "{}", r.raw);
     let r = h
         .tool(
             &eve,
@@ -915,11 +881,7 @@ async fn a_tenant_with_its_own_shop_reaches_only_its_own() {
             json!({"service": "api", "project": "shop"}),
         )
         .await;
-    assert_eq!(
-        r.body["result"]["structuredContent"]["replicas"], 9,
-        "{}",
-        r.raw
-    );
+    assert_eq!(structured(&r)["replicas"], 9, "{}", r.raw);
 }
 
 #[tokio::test]

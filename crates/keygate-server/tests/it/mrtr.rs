@@ -10,7 +10,7 @@ use keygate_server::{Config, Upstream};
 
 use crate::util::{
     EVIDENCE, Harness, Reply, accept, assert_approval_required, assert_ungated, audited, demo,
-    demo_with, exists, gate_code, gated, invalid, policy_approving_by, with_policy,
+    demo_with, exists, gate_code, gated, invalid, policy_approving_by, structured, with_policy,
 };
 
 const SCOPES: [&str; 2] = ["services:write", "services:read"];
@@ -87,6 +87,15 @@ pub(crate) async fn retry(
     .await
 }
 
+/// Asks for the delete of `web` with `key`, then retries with the client's person
+/// accepting: the `requestState` and the retry's answer, which ran the call.
+async fn accepted(h: &Harness, key: &str) -> (String, Reply) {
+    let state = ask(h, key, web()).await;
+    let ran = retry(h, key, web(), &state, accept("web")).await;
+    assert_ungated(&ran);
+    (state, ran)
+}
+
 #[tokio::test]
 async fn a_form_client_is_asked_by_input_required_naming_the_call() {
     let h = demo().await;
@@ -135,9 +144,7 @@ async fn a_form_client_is_asked_by_input_required_naming_the_call() {
 async fn the_exact_name_runs_the_call_once_and_a_replay_is_refused() {
     let h = demo().await;
     let agent = h.user_key(&SCOPES).await;
-    let state = ask(&h, &agent, web()).await;
-    let ran = retry(&h, &agent, web(), &state, accept("web")).await;
-    assert_ungated(&ran);
+    let (state, ran) = accepted(&h, &agent).await;
     assert_ne!(ran.body["result"]["isError"], json!(true), "{}", ran.raw);
     assert!(ran.raw.contains("deleted"), "{}", ran.raw);
     assert!(!exists(&h, "web").await, "web was deleted");
@@ -303,9 +310,7 @@ async fn clients_without_form_elicitation_and_stateful_requests_get_the_approval
 async fn a_tenant_keys_call_is_approved_by_the_clients_person() {
     let h = demo().await;
     let agent = h.tenant_key(&SCOPES).await;
-    let state = ask(&h, &agent, web()).await;
-    let ran = retry(&h, &agent, web(), &state, accept("web")).await;
-    assert_ungated(&ran);
+    accepted(&h, &agent).await;
     assert!(!exists(&h, "web").await);
     let events = h.audit().await;
     let approved = audited(&events, "gate.approved");
@@ -362,10 +367,7 @@ async fn a_stateless_client_reads_the_evidence_then_a_person_approves() {
     let evidence = EVIDENCE;
     let r = call_stateless(&h, &agent, "service.replace", replace.clone(), json!({})).await;
     gated(&r, "DIAGNOSIS_REQUIRED");
-    assert_eq!(
-        r.body["result"]["structuredContent"]["evidence_missing"],
-        json!(evidence)
-    );
+    assert_eq!(structured(&r)["evidence_missing"], json!(evidence));
     // Another key's stateless reads do not count for this one.
     for tool in evidence {
         let r = call_stateless(&h, &other, tool, json!({"service": "worker"}), json!({})).await;

@@ -8,7 +8,8 @@ use serde_json::json;
 use keygate_test::{PgSchema, postgres_url};
 
 use crate::util::{
-    assert_approval_required, assert_ungated, gated, harnesses, stored_rows, take_demo_owner,
+    assert_approval_required, assert_ungated, gated, harnesses, stored_rows, structured,
+    take_demo_owner,
 };
 
 /// A fresh schema `prefix` on the test database, or `None` (the test passes) without one.
@@ -44,7 +45,7 @@ async fn a_person_approval_given_through_one_instance_lets_the_retry_through_ano
         .tool(&agent, None, "service.delete", json!({"service": "web"}))
         .await;
     assert_approval_required(&first);
-    let id = first.body["result"]["structuredContent"]["approval_id"]
+    let id = structured(&first)["approval_id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -52,10 +53,7 @@ async fn a_person_approval_given_through_one_instance_lets_the_retry_through_ano
     let again = hb
         .tool(&agent, None, "service.delete", json!({"service": "web"}))
         .await;
-    assert_eq!(
-        again.body["result"]["structuredContent"]["approval_id"],
-        json!(id)
-    );
+    assert_eq!(structured(&again)["approval_id"], json!(id));
     let list = hb.get("/api/v1/approvals", &hb.owner).await;
     assert_eq!(list.body["approvals"][0]["id"], json!(id), "{}", list.raw);
     let ok = hb
@@ -75,7 +73,7 @@ async fn a_person_approval_given_through_one_instance_lets_the_retry_through_ano
         .await;
     gated(&twice, "APPROVAL_REQUIRED");
     assert_ne!(
-        twice.body["result"]["structuredContent"]["approval_id"],
+        structured(&twice)["approval_id"],
         json!(id),
         "used once, on whichever instance"
     );
@@ -119,7 +117,7 @@ async fn a_challenge_from_one_instance_is_honoured_once_by_another() {
         .tool_in(&key, &s, "service.delete", json!({"service": "api"}))
         .await;
     gated(&first, "CONFIRMATION_REQUIRED");
-    let challenge = first.body["result"]["structuredContent"]["challenge"].clone();
+    let challenge = structured(&first)["challenge"].clone();
     // The table keeps the challenge's SHA-256 only.
     let rows = stored_rows(url, "gate_challenges").await;
     assert!(rows.contains("\\x"), "a stored challenge row: {rows}");

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use crate::mrtr::{delete as stateless_delete, web};
 use crate::util::{
     Harness, Reply, assert_approval_required, assert_ungated, demo_with, exists,
-    policy_approving_by, with_policy,
+    policy_approving_by, structured, with_policy,
 };
 
 const SCOPES: [&str; 2] = ["services:write", "services:read"];
@@ -137,10 +137,10 @@ async fn a_person_gate_offers_the_url_only_to_clients_it_cannot_ask_by_form() {
     let plain = session(&h, &agent, json!({})).await;
     let r = h.tool_in(&agent, &plain, "service.delete", web()).await;
     assert_approval_required(&r);
-    let structured = &r.body["result"]["structuredContent"];
-    let id = structured["approval_id"].as_str().unwrap();
+    let content = structured(&r);
+    let id = content["approval_id"].as_str().unwrap();
     assert_eq!(
-        structured["approval_url"],
+        content["approval_url"],
         json!(format!("{PUBLIC}/approvals/{id}"))
     );
     assert!(exists(&h, "web").await);

@@ -503,6 +503,25 @@ pub(crate) fn content_type(headers: &HeaderMap) -> &str {
     headers["content-type"].to_str().unwrap()
 }
 
+/// The tool `name` among the `tools` of a `tools/list` result.
+pub(crate) fn listed_tool<'a>(tools: &'a [Value], name: &str) -> &'a Value {
+    tools
+        .iter()
+        .find(|t| t["name"] == name)
+        .unwrap_or_else(|| panic!("{name} is not listed"))
+}
+
+/// Asserts that the listed `tool` takes a `service` and, as a person gate's tool does,
+/// no `confirm`.
+pub(crate) fn assert_no_confirm(tool: &Value) {
+    let properties = &tool["inputSchema"]["properties"];
+    assert!(
+        properties["confirm"].is_null(),
+        "a person gate takes no confirm: {tool}"
+    );
+    assert!(properties["service"].is_object(), "{tool}");
+}
+
 /// The string `field` of every element of the array `list`.
 pub(crate) fn fields<'a>(list: &'a Value, field: &str) -> Vec<&'a str> {
     list.as_array()
@@ -541,6 +560,11 @@ pub(crate) fn gated(r: &Reply, code: &str) -> Value {
 /// Asserts that `r` is the upstream's result, not a gate's answer.
 pub(crate) fn assert_ungated(r: &Reply) {
     assert_eq!(gate_code(r), None, "{}", r.raw);
+}
+
+/// The `structuredContent` of a tool result `r`.
+pub(crate) fn structured(r: &Reply) -> &Value {
+    &r.body["result"]["structuredContent"]
 }
 
 /// The `structuredContent.code` of a gate answer, or `None` for an upstream result.
