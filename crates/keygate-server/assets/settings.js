@@ -527,20 +527,29 @@ async function submitCreate(event) {
   if (remaining) body.remaining = Number(remaining);
   if (refill) body.refill = { interval: refill, amount: Number(refillAmount) };
 
-  const submit = $("create-submit");
-  submit.disabled = true;
-  submit.textContent = "Creating…";
-  try {
+  await whileBusy($("create-submit"), "Creating…", "Create key", error, async () => {
     const created = await api("POST", "/keys", body);
     $("create-dialog").close();
     reveal({ name, kind, ...created }, null);
     refresh();
+  });
+}
+
+/**
+ * Runs `action` with `button` disabled and saying `busy`, then saying `label` again;
+ * what goes wrong is shown in `error` (unless it signed the page out).
+ */
+async function whileBusy(button, busy, label, error, action) {
+  button.disabled = true;
+  button.textContent = busy;
+  try {
+    await action();
   } catch (err) {
     const msg = handleAuthError(err);
     if (msg) show(error, msg);
   } finally {
-    submit.disabled = false;
-    submit.textContent = "Create key";
+    button.disabled = false;
+    button.textContent = label;
   }
 }
 
@@ -629,10 +638,7 @@ function openRevoke(key) {
 async function confirmRevoke() {
   const key = pendingRevoke;
   if (!key) return;
-  const confirm = $("revoke-confirm");
-  confirm.disabled = true;
-  confirm.textContent = "Revoking…";
-  try {
+  await whileBusy($("revoke-confirm"), "Revoking…", "Revoke key", $("revoke-error"), async () => {
     await api("POST", `/keys/${encodeURIComponent(key.id)}/revoke`);
     pendingRevoke = null;
     $("revoke-dialog").close();
@@ -645,13 +651,7 @@ async function confirmRevoke() {
       $("rotation-status").textContent = `Old key ${key.id} revoked.`;
     }
     await refresh();
-  } catch (err) {
-    const msg = handleAuthError(err);
-    if (msg) show($("revoke-error"), msg);
-  } finally {
-    confirm.disabled = false;
-    confirm.textContent = "Revoke key";
-  }
+  });
 }
 
 // ---------------------------------------------------------------------------------------
@@ -670,22 +670,14 @@ function openRotate(key) {
 async function confirmRotate() {
   const key = pendingRotate;
   if (!key) return;
-  const confirm = $("rotate-confirm");
-  confirm.disabled = true;
-  confirm.textContent = "Creating…";
-  try {
+  const rotate = $("rotate-confirm");
+  await whileBusy(rotate, "Creating…", "Create replacement", $("rotate-error"), async () => {
     const created = await api("POST", `/keys/${encodeURIComponent(key.id)}/rotate`);
     pendingRotate = null;
     $("rotate-dialog").close();
     reveal({ name: key.name, kind: key.kind, ...created }, key);
     refresh();
-  } catch (err) {
-    const msg = handleAuthError(err);
-    if (msg) show($("rotate-error"), msg);
-  } finally {
-    confirm.disabled = false;
-    confirm.textContent = "Create replacement";
-  }
+  });
 }
 
 // ---------------------------------------------------------------------------------------
