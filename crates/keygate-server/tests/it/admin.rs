@@ -33,13 +33,8 @@ fn assert_view(v: &Value, extra: &[&str]) {
 #[tokio::test]
 async fn create_list_get_revoke_rotate() {
     let h = demo().await;
-    let r = h
-        .post(
-            "/api/v1/keys",
-            &h.owner,
-            json!({"name": "ci agent", "kind": "tenant", "scopes": ["services:read"], "projects": ["shop"], "expires_in": "30d"}),
-        )
-        .await;
+    let body = json!({"name": "ci agent", "kind": "tenant", "scopes": ["services:read"], "projects": ["shop"], "expires_in": "30d"});
+    let r = h.post_key(body).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.raw);
     assert_view(&r.body, &["key"]);
     let raw = r.body["key"].as_str().unwrap().to_owned();
@@ -179,13 +174,9 @@ async fn create_body_validation_is_precise() {
         json!("12h"),
         json!("30d"),
     ] {
-        let r = h
-            .post(
-                "/api/v1/keys",
-                &h.owner,
-                json!({"name": "x", "kind": "tenant", "scopes": ["services:read"], "expires_in": ok}),
-            )
-            .await;
+        let body =
+            json!({"name": "x", "kind": "tenant", "scopes": ["services:read"], "expires_in": ok});
+        let r = h.post_key(body).await;
         assert_eq!(r.status, StatusCode::CREATED, "{ok}: {}", r.raw);
     }
     // Within the ten-year cap (2099 was accepted before the cap applied to expires_at).
@@ -195,11 +186,7 @@ async fn create_body_validation_is_precise() {
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap();
     let r = h
-        .post(
-            "/api/v1/keys",
-            &h.owner,
-            json!({"name": "x", "kind": "tenant", "scopes": [], "expires_at": in_two_years}),
-        )
+        .post_key(json!({"name": "x", "kind": "tenant", "scopes": [], "expires_at": in_two_years}))
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.raw);
     assert_eq!(r.body["expires_at"], in_two_years.as_str());
@@ -255,11 +242,7 @@ async fn names_with_bidi_or_invisible_characters_are_refused() {
         ("key\u{FEFF}", "U+FEFF"),
     ] {
         let r = h
-            .post(
-                "/api/v1/keys",
-                &h.owner,
-                json!({"name": name, "kind": "tenant", "scopes": []}),
-            )
+            .post_key(json!({"name": name, "kind": "tenant", "scopes": []}))
             .await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{name:?}: {}", r.raw);
         let message = r.body["message"].as_str().unwrap();
@@ -292,11 +275,7 @@ async fn names_with_bidi_or_invisible_characters_are_refused() {
 async fn answers_carrying_a_raw_key_are_not_stored_by_caches() {
     let h = demo().await;
     let r = h
-        .post(
-            "/api/v1/keys",
-            &h.owner,
-            json!({"name": "ci", "kind": "tenant", "scopes": ["services:read"]}),
-        )
+        .post_key(json!({"name": "ci", "kind": "tenant", "scopes": ["services:read"]}))
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.raw);
     assert!(r.body["key"].is_string());

@@ -24,6 +24,15 @@ const BOUND: Duration = Duration::from_secs(30);
 
 const AGENT_SCOPES: [&str; 2] = ["services:write", "services:read"];
 
+/// The demo, a user key of its owner with [`AGENT_SCOPES`], and a session of that key
+/// that declared form elicitation or not (`elicits`).
+async fn agent_in_session(elicits: bool) -> (Harness, String, String) {
+    let h = demo().await;
+    let agent = h.user_key(&AGENT_SCOPES).await;
+    let s = session(&h, &agent, elicits).await;
+    (h, agent, s)
+}
+
 /// Opens a session whose client declares (or not) form elicitation.
 pub(crate) async fn session(h: &Harness, key: &str, elicitation: bool) -> String {
     let capabilities = if elicitation {
@@ -143,9 +152,7 @@ pub(crate) fn code(message: &Value) -> Option<&str> {
 
 #[tokio::test]
 async fn accepting_with_the_exact_name_runs_the_call_on_the_same_stream() {
-    let h = demo().await;
-    let agent = h.user_key(&AGENT_SCOPES).await;
-    let s = session(&h, &agent, true).await;
+    let (h, agent, s) = agent_in_session(true).await;
     assert!(exists(&h, "web").await);
 
     let (head, mut stream) = delete(&h, &agent, &s, "web").await;
@@ -193,9 +200,7 @@ async fn accepting_with_the_exact_name_runs_the_call_on_the_same_stream() {
 
 #[tokio::test]
 async fn declining_cancelling_or_a_wrong_name_deletes_nothing() {
-    let h = demo().await;
-    let agent = h.user_key(&AGENT_SCOPES).await;
-    let s = session(&h, &agent, true).await;
+    let (h, agent, s) = agent_in_session(true).await;
     for result in [
         json!({"action": "decline"}),
         json!({"action": "cancel"}),
@@ -269,9 +274,7 @@ async fn an_answer_from_another_key_or_session_is_refused_and_the_wait_goes_on()
 
 #[tokio::test]
 async fn a_client_without_elicitation_is_sent_to_the_page() {
-    let h = demo().await;
-    let agent = h.user_key(&AGENT_SCOPES).await;
-    let s = session(&h, &agent, false).await;
+    let (h, agent, s) = agent_in_session(false).await;
     let r = h
         .tool_in(&agent, &s, "service.delete", json!({"service": "web"}))
         .await;
@@ -309,9 +312,7 @@ async fn no_answer_before_the_approval_expires_ends_with_the_page() {
 
 #[tokio::test]
 async fn a_client_that_goes_away_ends_the_wait_and_an_approval_given_later_counts_once() {
-    let h = demo().await;
-    let agent = h.user_key(&AGENT_SCOPES).await;
-    let s = session(&h, &agent, true).await;
+    let (h, agent, s) = agent_in_session(true).await;
     let (_, mut stream) = delete(&h, &agent, &s, "web").await;
     let ask = stream.next().await.unwrap();
     drop(stream);

@@ -9,7 +9,7 @@ use keygate_server::{Config, Upstream};
 use serde_json::json;
 use time::OffsetDateTime;
 
-use crate::util::{demo, demo_with};
+use crate::util::{demo, demo_with, www_authenticate};
 
 #[tokio::test]
 async fn missing_and_malformed_headers() {
@@ -17,12 +17,7 @@ async fn missing_and_malformed_headers() {
     let r = h.call(Method::GET, "/api/v1/token", None, None).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(r.raw, r#"{"error":"missing_token"}"#);
-    assert!(
-        r.headers["www-authenticate"]
-            .to_str()
-            .unwrap()
-            .starts_with("Bearer")
-    );
+    assert!(www_authenticate(&r).starts_with("Bearer"));
 
     let req = Request::get("/api/mcp")
         .header("authorization", "Basic dXNlcjpwYXNz")
@@ -100,12 +95,7 @@ async fn insufficient_scope_for_admin_routes() {
                 .await;
             assert_eq!(r.status, StatusCode::FORBIDDEN, "{method} {path}");
             assert_eq!(r.raw, r#"{"error":"insufficient_scope"}"#);
-            assert!(
-                r.headers["www-authenticate"]
-                    .to_str()
-                    .unwrap()
-                    .contains("insufficient_scope")
-            );
+            assert!(www_authenticate(&r).contains("insufficient_scope"));
         }
         let r = h
             .post(

@@ -120,9 +120,8 @@ async fn delete_needs_a_challenge_from_the_same_session() {
     let h = crate::util::demo_agent().await;
     let key = h.tenant_key(&["services:write", "services:read"]).await;
     let (s1, s2) = (h.session(&key).await, h.session(&key).await);
-    let first = h
-        .tool_in(&key, &s1, "service.delete", json!({"service": "api"}))
-        .await;
+    let delete = |args: Value| h.tool_in(&key, &s1, "service.delete", args);
+    let first = delete(json!({"service": "api"})).await;
     let sc = gated(&first, "CONFIRMATION_REQUIRED");
     assert_eq!(sc["operation"], "service.delete");
     assert_eq!(sc["target"], "api");
@@ -144,34 +143,18 @@ async fn delete_needs_a_challenge_from_the_same_session() {
     // Its owner presenting it with other arguments spends it.
     let changed = json!({"service": "api", "project": "shop",
                          "confirm": {"challenge": challenge, "target": "api"}});
-    let changed = h.tool_in(&key, &s1, "service.delete", changed).await;
+    let changed = delete(changed).await;
     let reason = &structured(&changed)["reason"];
     assert_eq!(reason, "other_arguments", "{}", changed.raw);
-    let reuse = h.tool_in(&key, &s1, "service.delete", confirm).await;
+    let reuse = delete(confirm).await;
     assert_eq!(invalid(&reuse), "unknown_challenge");
 
     // A fresh challenge, with a target that is not exactly the name: refused, kept.
-    let first = h
-        .tool_in(&key, &s1, "service.delete", json!({"service": "api"}))
-        .await;
+    let first = delete(json!({"service": "api"})).await;
     let challenge = structured(&first)["challenge"].as_str().unwrap().to_owned();
-    let typo = h
-        .tool_in(
-            &key,
-            &s1,
-            "service.delete",
-            confirmed("api", &challenge, "API"),
-        )
-        .await;
+    let typo = delete(confirmed("api", &challenge, "API")).await;
     gated(&typo, "CONFIRMATION_INVALID");
-    let ok = h
-        .tool_in(
-            &key,
-            &s1,
-            "service.delete",
-            confirmed("api", &challenge, "api"),
-        )
-        .await;
+    let ok = delete(confirmed("api", &challenge, "api")).await;
     assert_ungated(&ok);
     assert_eq!(ok.body["result"]["isError"], false, "{}", ok.raw);
     let gone = h
@@ -180,9 +163,7 @@ async fn delete_needs_a_challenge_from_the_same_session() {
     assert_eq!(structured(&gone)["code"], "UNKNOWN_SERVICE");
 
     // The gateway's own service: never confirmable.
-    let blocked = h
-        .tool_in(&key, &s1, "service.delete", json!({"service": "KeyGate"}))
-        .await;
+    let blocked = delete(json!({"service": "KeyGate"})).await;
     gated(&blocked, "SELF_SERVICE_BLOCKED");
     // No session: confirmation needs one.
     let nosession = h

@@ -320,9 +320,14 @@ impl Harness {
         self.call(Method::POST, path, Some(key), Some(body)).await
     }
 
+    /// `POST /api/v1/keys` with `body` as the owner.
+    pub(crate) async fn post_key(&self, body: Value) -> Reply {
+        self.post("/api/v1/keys", &self.owner, body).await
+    }
+
     /// Creates a key through the admin API as the owner; returns (raw key, view).
     pub(crate) async fn create_key(&self, body: Value) -> (String, Value) {
-        let r = self.post("/api/v1/keys", &self.owner, body).await;
+        let r = self.post_key(body).await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.raw);
         (r.body["key"].as_str().unwrap().to_owned(), r.body)
     }
@@ -520,6 +525,11 @@ pub(crate) fn assert_no_confirm(tool: &Value) {
         "a person gate takes no confirm: {tool}"
     );
     assert!(properties["service"].is_object(), "{tool}");
+}
+
+/// The `www-authenticate` challenge of a refusal `r`.
+pub(crate) fn www_authenticate(r: &Reply) -> &str {
+    r.headers["www-authenticate"].to_str().unwrap()
 }
 
 /// The string `field` of every element of the array `list`.
