@@ -143,16 +143,22 @@ async fn store_down_is_503_not_401() {
     let fx = Fixture::new().await;
     let down: Arc<dyn Verifier> = Arc::new(DownVerifier::new());
     let a = send(protected(down), "/echo", &[&bearer(fx.user_token())], &[]).await;
-    assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(a.text(), r#"{"error":"unavailable"}"#);
-    assert_eq!(a.header("content-type"), Some("application/json"));
-    assert_eq!(a.header("retry-after"), Some("1"));
-    assert_eq!(a.header("www-authenticate"), None);
+    let body = r#"{"error":"unavailable"}"#;
+    assert_refused(&a, StatusCode::SERVICE_UNAVAILABLE, body, Some("1"));
 }
 
-async fn read(err: AuthError) -> (StatusCode, http::HeaderMap, String) {
-    let a = Answer::of(err.into_response()).await;
-    (a.status, a.headers.clone(), a.text().to_owned())
+async fn read(err: AuthError) -> Answer {
+    Answer::of(err.into_response()).await
+}
+
+/// Asserts that `a` is a `status` with the JSON `body`, no challenge, and the
+/// `Retry-After` `retry_after` (`None`: no such header).
+fn assert_refused(a: &Answer, status: StatusCode, body: &str, retry_after: Option<&str>) {
+    assert_eq!(a.status, status);
+    assert_eq!(a.text(), body);
+    assert_eq!(a.header("content-type"), Some("application/json"));
+    assert_eq!(a.header("retry-after"), retry_after);
+    assert_eq!(a.header("www-authenticate"), None);
 }
 
 #[tokio::test]
@@ -177,46 +183,38 @@ async fn insufficient_scope_via_denied() {
 
 #[tokio::test]
 async fn rate_limited_has_retry_after_at_least_one() {
-    let (status, headers, body) = read(AuthError::RateLimited {
+    let a = read(AuthError::RateLimited {
         retry_after_secs: 7,
     })
     .await;
-    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
-    assert_eq!(body, r#"{"error":"rate_limited"}"#);
-    assert_eq!(headers["content-type"], "application/json");
-    assert_eq!(headers["retry-after"], "7");
-    assert!(headers.get("www-authenticate").is_none());
+    let body = r#"{"error":"rate_limited"}"#;
+    assert_refused(&a, StatusCode::TOO_MANY_REQUESTS, body, Some("7"));
 
-    let (_, headers, _) = read(AuthError::RateLimited {
+    let a = read(AuthError::RateLimited {
         retry_after_secs: 0,
     })
     .await;
-    assert_eq!(headers["retry-after"], "1");
+    assert_eq!(a.header("retry-after"), Some("1"));
 }
 
 #[tokio::test]
 async fn usage_exceeded_is_403_with_retry_after_only_when_refilled() {
-    let (status, headers, body) = read(AuthError::UsageExceeded {
+    let body = r#"{"error":"usage_exceeded"}"#;
+    let a = read(AuthError::UsageExceeded {
         retry_after_secs: Some(3600),
     })
     .await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
-    assert_eq!(body, r#"{"error":"usage_exceeded"}"#);
-    assert_eq!(headers["content-type"], "application/json");
-    assert_eq!(headers["retry-after"], "3600");
-    assert!(headers.get("www-authenticate").is_none());
+    assert_refused(&a, StatusCode::FORBIDDEN, body, Some("3600"));
 
-    let (status, headers, body) = read(AuthError::UsageExceeded {
+    let a = read(AuthError::UsageExceeded {
         retry_after_secs: None,
     })
     .await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
-    assert_eq!(body, r#"{"error":"usage_exceeded"}"#);
-    assert!(headers.get("retry-after").is_none());
+    assert_refused(&a, StatusCode::FORBIDDEN, body, None);
 
-    let (_, headers, _) = read(AuthError::UsageExceeded {
+    let a = read(AuthError::UsageExceeded {
         retry_after_secs: Some(0),
     })
     .await;
-    assert_eq!(headers["retry-after"], "1");
+    assert_eq!(a.header("retry-after"), Some("1"));
 }

@@ -4,7 +4,7 @@ use http::StatusCode;
 use keygate_keys::{Bootstrap, KeyStore, TokenFormat};
 use serde_json::{Value, json};
 
-use crate::util::{demo, fields};
+use crate::util::{Reply, demo, fields};
 
 const VIEW_FIELDS: [&str; 12] = [
     "id",
@@ -232,6 +232,17 @@ async fn expires_at_and_expires_in_share_one_ten_year_cap() {
     }
 }
 
+/// Asserts that `r` refused the `what` name `name` for its character `code` (`U+…`).
+fn assert_invisible_refused(r: &Reply, what: &str, name: &str, code: &str) {
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{name:?}: {}", r.raw);
+    let message = r.body["message"].as_str().unwrap();
+    let start = format!("{what} name must not contain invisible or bidirectional");
+    assert!(
+        message.starts_with(&start) && message.contains(code),
+        "{message}"
+    );
+}
+
 #[tokio::test]
 async fn names_with_bidi_or_invisible_characters_are_refused() {
     let h = demo().await;
@@ -244,23 +255,11 @@ async fn names_with_bidi_or_invisible_characters_are_refused() {
         let r = h
             .post_key(json!({"name": name, "kind": "tenant", "scopes": []}))
             .await;
-        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{name:?}: {}", r.raw);
-        let message = r.body["message"].as_str().unwrap();
-        assert!(
-            message.starts_with("key name must not contain invisible or bidirectional")
-                && message.contains(code),
-            "{message}"
-        );
+        assert_invisible_refused(&r, "key", name, code);
         let r = h
             .post("/api/v1/projects", &h.owner, json!({"name": name}))
             .await;
-        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{name:?}: {}", r.raw);
-        let message = r.body["message"].as_str().unwrap();
-        assert!(
-            message.starts_with("project name must not contain invisible or bidirectional")
-                && message.contains(code),
-            "{message}"
-        );
+        assert_invisible_refused(&r, "project", name, code);
     }
     let projects = h.get("/api/v1/projects", &h.owner).await;
     assert_eq!(projects.body["projects"].as_array().unwrap().len(), 2);

@@ -438,14 +438,18 @@ async fn forwarding_strips_confirm_and_authorization_and_sets_identity() {
     }
 }
 
-#[tokio::test]
-async fn upstream_down_slow_or_garbage_is_a_json_rpc_error() {
-    // A port nothing listens on.
+/// The gateway in front of a port nothing listens on.
+async fn gateway_to_nothing() -> Harness {
     let closed = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap()
     };
-    let h = http_gateway(format!("http://{closed}/mcp"), Duration::from_secs(5)).await;
+    http_gateway(format!("http://{closed}/mcp"), Duration::from_secs(5)).await
+}
+
+#[tokio::test]
+async fn upstream_down_slow_or_garbage_is_a_json_rpc_error() {
+    let h = gateway_to_nothing().await;
     let r = list(&h, &h.owner).await;
     assert_eq!(r.status, StatusCode::BAD_GATEWAY, "{}", r.raw);
     assert_eq!(r.body["error"]["code"], -32001);
@@ -468,11 +472,7 @@ async fn upstream_down_slow_or_garbage_is_a_json_rpc_error() {
 
 #[tokio::test]
 async fn a_gate_with_an_unreachable_status_tool_does_not_forward() {
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    };
-    let h = http_gateway(format!("http://{closed}/mcp"), Duration::from_secs(5)).await;
+    let h = gateway_to_nothing().await;
     let r = h
         .tool(
             &h.owner,
