@@ -1,10 +1,9 @@
 //! The owner admin API, introspection and the scope catalogue.
 
 use http::StatusCode;
-use keygate_keys::{Bootstrap, KeyStore, TokenFormat};
 use serde_json::{Value, json};
 
-use crate::util::{Reply, demo, fields};
+use crate::util::{Reply, demo, fields, other_tenant};
 
 const VIEW_FIELDS: [&str; 12] = [
     "id",
@@ -344,22 +343,8 @@ async fn projects_and_tenant_isolation() {
     assert_eq!(names, ["billing", "ops", "shop"]);
 
     // A second tenant in the same store sees none of it.
-    let other = h
-        .store
-        .bootstrap(
-            &TokenFormat::default(),
-            Bootstrap::new(
-                "acme",
-                "alice",
-                &["shop"],
-                vec!["keys:admin".to_owned()],
-                "acme owner",
-            ),
-        )
-        .await
-        .unwrap();
-    let acme = other.key.token.expose().to_owned();
-    let acme_id = other.key.key.id.to_string();
+    let acme = other_tenant(&*h.store, "acme", "alice", &["shop"]).await;
+    let acme_id = h.principal(&acme).await.key_id.to_string();
     let demo_key = h.tenant_key(&["services:read"]).await;
     let demo_id = h.principal(&demo_key).await.key_id.to_string();
 

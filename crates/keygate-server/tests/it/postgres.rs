@@ -7,9 +7,11 @@ use serde_json::json;
 
 use keygate_test::{PgSchema, postgres_url};
 
+use crate::elicitation::{answer, code, delete, session};
+use crate::mrtr::{ask, retry, web};
 use crate::util::{
-    assert_approval_required, assert_ungated, gated, harnesses, stored_rows, structured,
-    take_demo_owner,
+    accept, assert_approval_required, assert_ungated, exists, gated, harnesses, invalid,
+    stored_rows, structured, take_demo_owner,
 };
 
 /// A fresh schema `prefix` on the test database, or `None` (the test passes) without one.
@@ -155,17 +157,21 @@ async fn instance_with_secret(url: &str, secret: Option<&str>) -> App {
     App::new(config).await.unwrap()
 }
 
+/// Two instances on a fresh schema `prefix` that share the MRTR secret [`SECRET`], or
+/// `None` (the test passes) without PostgreSQL.
+async fn sharing_the_secret(prefix: &str) -> Option<(PgSchema, [App; 2])> {
+    let schema = fresh_schema(prefix).await?;
+    let a = instance_with_secret(&schema.url, Some(SECRET)).await;
+    let b = instance_with_secret(&schema.url, Some(SECRET)).await;
+    Some((schema, [a, b]))
+}
+
 #[tokio::test]
 async fn an_mrtr_state_from_one_instance_is_honoured_once_by_another_with_the_same_secret() {
-    use crate::mrtr::{ask, retry, web};
-    use crate::util::{accept, invalid};
-    let Some(schema) = fresh_schema("kgr").await else {
+    let Some((schema, [a, b])) = sharing_the_secret("kgr").await else {
         return;
     };
-    let url = &schema.url;
-    let a = instance_with_secret(url, Some(SECRET)).await;
-    let b = instance_with_secret(url, Some(SECRET)).await;
-    let lone = instance_with_secret(url, None).await;
+    let lone = instance_with_secret(&schema.url, None).await;
     let [ha, hb, hl] = harnesses([&a, &b, &lone]).await;
     let agent = ha.user_key(&["services:read", "services:write"]).await;
 
@@ -186,14 +192,9 @@ async fn an_mrtr_state_from_one_instance_is_honoured_once_by_another_with_the_sa
 
 #[tokio::test]
 async fn an_elicitation_answered_at_another_instance_reaches_the_waiting_stream() {
-    use crate::elicitation::{answer, code, delete, session};
-    use crate::util::{accept, exists};
-    let Some(schema) = fresh_schema("kge").await else {
+    let Some((_schema, [a, b])) = sharing_the_secret("kge").await else {
         return;
     };
-    let url = &schema.url;
-    let a = instance_with_secret(url, Some(SECRET)).await;
-    let b = instance_with_secret(url, Some(SECRET)).await;
     let [ha, hb] = harnesses([&a, &b]).await;
     let agent = ha.user_key(&["services:read", "services:write"]).await;
     let s = session(&ha, &agent, true).await;
