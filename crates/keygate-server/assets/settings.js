@@ -349,27 +349,20 @@ function keyRow(key) {
   const scopes = Array.isArray(key.scopes) ? key.scopes : [];
 
   const actions = h("div", { class: "row-actions" });
+  /** A small button `label` of the row (`label <name>` to a screen reader). */
+  const action = (label, style, testid, onclick) =>
+    h("button", {
+      type: "button",
+      class: `btn ${style} btn-small`,
+      "data-testid": testid,
+      "aria-label": `${label} ${key.name}`,
+      onclick,
+    }, label);
   if (key.status === "active") {
-    actions.append(
-      h("button", {
-        type: "button",
-        class: "btn btn-secondary btn-small",
-        "data-testid": "rotate-button",
-        "aria-label": `Rotate ${key.name}`,
-        onclick: () => openRotate(key),
-      }, "Rotate"),
-    );
+    actions.append(action("Rotate", "btn-secondary", "rotate-button", () => openRotate(key)));
   }
   if (key.status !== "revoked") {
-    actions.append(
-      h("button", {
-        type: "button",
-        class: "btn btn-danger-outline btn-small",
-        "data-testid": "revoke-button",
-        "aria-label": `Revoke ${key.name}`,
-        onclick: () => openRevoke(key),
-      }, "Revoke"),
-    );
+    actions.append(action("Revoke", "btn-danger-outline", "revoke-button", () => openRevoke(key)));
   }
 
   return h("tr", {
