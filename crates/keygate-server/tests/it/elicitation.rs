@@ -230,10 +230,8 @@ async fn declining_cancelling_or_a_wrong_name_deletes_nothing() {
 
 #[tokio::test]
 async fn an_answer_from_another_key_or_session_is_refused_and_the_wait_goes_on() {
-    let h = demo().await;
-    let agent = h.user_key(&AGENT_SCOPES).await;
+    let (h, agent, s) = agent_in_session(true).await;
     let other = h.user_key(&AGENT_SCOPES).await;
-    let s = session(&h, &agent, true).await;
     let second = session(&h, &agent, true).await;
     let others = session(&h, &other, true).await;
 
