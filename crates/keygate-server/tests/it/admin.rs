@@ -231,6 +231,15 @@ async fn expires_at_and_expires_in_share_one_ten_year_cap() {
     }
 }
 
+/// Names hiding a bidirectional override or an invisible character, and the code point
+/// the refusal names.
+const INVISIBLE: [(&str, &str); 4] = [
+    ("shop\u{202E}gnp.exe", "U+202E"),
+    ("ci\u{200B}bot", "U+200B"),
+    ("\u{2066}deploy\u{2069}", "U+2066"),
+    ("key\u{FEFF}", "U+FEFF"),
+];
+
 /// Asserts that `r` refused the `what` name `name` for its character `code` (`U+…`).
 fn assert_invisible_refused(r: &Reply, what: &str, name: &str, code: &str) {
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{name:?}: {}", r.raw);
@@ -245,12 +254,7 @@ fn assert_invisible_refused(r: &Reply, what: &str, name: &str, code: &str) {
 #[tokio::test]
 async fn names_with_bidi_or_invisible_characters_are_refused() {
     let h = demo().await;
-    for (name, code) in [
-        ("shop\u{202E}gnp.exe", "U+202E"),
-        ("ci\u{200B}bot", "U+200B"),
-        ("\u{2066}deploy\u{2069}", "U+2066"),
-        ("key\u{FEFF}", "U+FEFF"),
-    ] {
+    for (name, code) in INVISIBLE {
         let r = h
             .post_key(json!({"name": name, "kind": "tenant", "scopes": []}))
             .await;
