@@ -10,7 +10,7 @@ use keygate_test::{PgSchema, postgres_url};
 use crate::elicitation::{answer, code, delete, session};
 use crate::mrtr::{ask, retry, web};
 use crate::util::{
-    accept, assert_approval_required, assert_ungated, exists, gated, harnesses, invalid,
+    Harness, accept, assert_approval_required, assert_ungated, exists, gated, harnesses, invalid,
     stored_rows, structured, take_demo_owner,
 };
 
@@ -34,14 +34,23 @@ async fn instance(url: &str, agent: bool) -> App {
     App::new(config).await.unwrap()
 }
 
+/// Two instances on a fresh schema `prefix` (`agent`: see [`instance`]) and their
+/// harnesses, or `None` (the test passes) without PostgreSQL.
+async fn two_instances(prefix: &str, agent: bool) -> Option<(PgSchema, [App; 2], [Harness; 2])> {
+    let schema = fresh_schema(prefix).await?;
+    let apps = [
+        instance(&schema.url, agent).await,
+        instance(&schema.url, agent).await,
+    ];
+    let harnesses = harnesses([&apps[0], &apps[1]]).await;
+    Some((schema, apps, harnesses))
+}
+
 #[tokio::test]
 async fn a_person_approval_given_through_one_instance_lets_the_retry_through_another_once() {
-    let Some(schema) = fresh_schema("kga").await else {
+    let Some((_schema, _apps, [ha, hb])) = two_instances("kga", false).await else {
         return;
     };
-    let url = &schema.url;
-    let (a, b) = (instance(url, false).await, instance(url, false).await);
-    let [ha, hb] = harnesses([&a, &b]).await;
     let agent = ha.user_key(&["services:read", "services:write"]).await;
     let first = ha
         .tool(&agent, None, "service.delete", json!({"service": "web"}))
@@ -85,13 +94,10 @@ async fn a_person_approval_given_through_one_instance_lets_the_retry_through_ano
 
 #[tokio::test]
 async fn a_challenge_from_one_instance_is_honoured_once_by_another() {
-    let Some(schema) = fresh_schema("kgs").await else {
+    // The challenge's mechanics: `approval = "agent"`.
+    let Some((schema, [_a, b], [ha, hb])) = two_instances("kgs", true).await else {
         return;
     };
-    let url = &schema.url;
-    // The challenge's mechanics: `approval = "agent"`.
-    let (a, b) = (instance(url, true).await, instance(url, true).await);
-    let [ha, hb] = harnesses([&a, &b]).await;
     assert!(
         take_demo_owner(&b).await.is_none(),
         "the second finds the tenant"
@@ -121,7 +127,7 @@ async fn a_challenge_from_one_instance_is_honoured_once_by_another() {
     gated(&first, "CONFIRMATION_REQUIRED");
     let challenge = structured(&first)["challenge"].clone();
     // The table keeps the challenge's SHA-256 only.
-    let rows = stored_rows(url, "gate_challenges").await;
+    let rows = stored_rows(&schema.url, "gate_challenges").await;
     assert!(rows.contains("\\x"), "a stored challenge row: {rows}");
     assert!(!rows.contains(challenge.as_str().unwrap()), "{rows}");
     let confirm = json!({"service": "api", "confirm": {"challenge": challenge, "target": "api"}});
