@@ -21,7 +21,9 @@
 
 #![no_main]
 
-use std::sync::{Arc, Mutex, OnceLock};
+mod support;
+
+use std::sync::{Arc, LazyLock, Mutex};
 
 use async_trait::async_trait;
 use axum::body::Body;
@@ -61,31 +63,26 @@ struct Fixture {
     valid: String,
 }
 
-fn fixture() -> &'static Fixture {
-    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
-    FIXTURE.get_or_init(|| {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("runtime");
-        let store = Arc::new(Recording {
-            inner: MemoryStore::new(),
-            seen: Mutex::new(Seen::default()),
-        });
-        let scopes = vec!["keys:admin".to_owned()];
-        let request = Bootstrap::new("acme", "alice", &["shop"], scopes, "owner");
-        let boot = runtime
-            .block_on(store.inner.bootstrap(&TokenFormat::default(), request))
-            .expect("bootstrap");
-        Fixture {
-            runtime,
-            store,
-            valid: boot.key.token.expose().to_owned(),
-        }
-    })
-}
+static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
+    let runtime = support::runtime();
+    let store = Arc::new(Recording {
+        inner: MemoryStore::new(),
+        seen: Mutex::new(Seen::default()),
+    });
+    let scopes = vec!["keys:admin".to_owned()];
+    let request = Bootstrap::new("acme", "alice", &["shop"], scopes, "owner");
+    let boot = runtime
+        .block_on(store.inner.bootstrap(&TokenFormat::default(), request))
+        .expect("bootstrap");
+    Fixture {
+        runtime,
+        store,
+        valid: boot.key.token.expose().to_owned(),
+    }
+});
 
 fuzz_target!(|data: &[u8]| {
-    let fx = fixture();
+    let fx = &*FIXTURE;
     let values = header_values(data, fx.valid.as_bytes());
     let mut headers = HeaderMap::new();
     for v in &values {

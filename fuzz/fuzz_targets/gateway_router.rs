@@ -37,8 +37,10 @@
 
 #![no_main]
 
+mod support;
+
 use std::future::poll_fn;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, LazyLock};
 use std::task::Poll;
 
 use axum::Router;
@@ -70,74 +72,67 @@ struct Fixture {
     print: bool,
 }
 
-fn fixture() -> &'static Fixture {
-    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
-    FIXTURE.get_or_init(|| {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let (app, user, tenant, user_session, tenant_session) = runtime.block_on(async {
-            let mut config = Config::new(Upstream::in_process(keygate_demo::Platform::new()));
-            config.key_rate = 1_000_000.try_into().expect("non-zero");
-            config.tenant_rate = 1_000_000.try_into().expect("non-zero");
-            let app = App::with_store(config, Arc::new(MemoryStore::new()))
+static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
+    let runtime = support::runtime();
+    let (app, user, tenant, user_session, tenant_session) = runtime.block_on(async {
+        let mut config = Config::new(Upstream::in_process(keygate_demo::Platform::new()));
+        config.key_rate = 1_000_000.try_into().expect("non-zero");
+        config.tenant_rate = 1_000_000.try_into().expect("non-zero");
+        let app = App::with_store(config, Arc::new(MemoryStore::new()))
+            .await
+            .expect("the demo app starts");
+        let scopes = app.policy().all_scopes();
+        let keygate_demo::DemoBootstrap::Created(owner) =
+            keygate_demo::bootstrap(&**app.store(), app.format(), scopes)
                 .await
-                .expect("the demo app starts");
-            let scopes = app.policy().all_scopes();
-            let keygate_demo::DemoBootstrap::Created(owner) =
-                keygate_demo::bootstrap(&**app.store(), app.format(), scopes)
-                    .await
-                    .expect("the demo tenant is created")
-            else {
-                panic!("a fresh store gets the demo owner");
-            };
-            let owner = owner.key.token.expose().to_owned();
-            let app = app.router();
+                .expect("the demo tenant is created")
+        else {
+            panic!("a fresh store gets the demo owner");
+        };
+        let owner = owner.key.token.expose().to_owned();
+        let app = app.router();
 
-            let scopes = send(&app, admin(Method::GET, "/api/v1/scopes", &owner, None)).await;
-            let scopes: Vec<Value> = scopes
-                .as_array()
-                .or_else(|| scopes.get("scopes").and_then(Value::as_array))
-                .expect("a scope list")
-                .iter()
-                .filter_map(|s| s.as_str().or_else(|| s.get("name")?.as_str()))
-                .filter(|s| *s != "keys:admin")
-                .map(Value::from)
-                .collect();
-            let create = |body: Value| admin(Method::POST, "/api/v1/keys", &owner, Some(body));
-            let user = json!({"name": "fuzz user", "kind": "user", "scopes": scopes});
-            let user = send(&app, create(user)).await["key"]
-                .as_str()
-                .expect("a user key")
-                .to_owned();
-            let tenant =
-                json!({"name": "fuzz tenant", "kind": "tenant", "scopes": ["services:read"]});
-            let tenant = send(&app, create(tenant)).await["key"]
-                .as_str()
-                .expect("a tenant key")
-                .to_owned();
-            let user_session = open_session(&app, &user).await;
-            let tenant_session = open_session(&app, &tenant).await;
-            (app, user, tenant, user_session, tenant_session)
-        });
-        let forged = TokenFormat::default()
-            .generate(KeyKind::User)
-            .expect("randomness")
-            .expose()
+        let scopes = send(&app, admin(Method::GET, "/api/v1/scopes", &owner, None)).await;
+        let scopes: Vec<Value> = scopes
+            .as_array()
+            .or_else(|| scopes.get("scopes").and_then(Value::as_array))
+            .expect("a scope list")
+            .iter()
+            .filter_map(|s| s.as_str().or_else(|| s.get("name")?.as_str()))
+            .filter(|s| *s != "keys:admin")
+            .map(Value::from)
+            .collect();
+        let create = |body: Value| admin(Method::POST, "/api/v1/keys", &owner, Some(body));
+        let user = json!({"name": "fuzz user", "kind": "user", "scopes": scopes});
+        let user = send(&app, create(user)).await["key"]
+            .as_str()
+            .expect("a user key")
             .to_owned();
-        Fixture {
-            runtime,
-            app,
-            user,
-            tenant,
-            forged,
-            user_session,
-            tenant_session,
-            print: std::env::var_os("GATEWAY_ROUTER_PRINT").is_some(),
-        }
-    })
-}
+        let tenant = json!({"name": "fuzz tenant", "kind": "tenant", "scopes": ["services:read"]});
+        let tenant = send(&app, create(tenant)).await["key"]
+            .as_str()
+            .expect("a tenant key")
+            .to_owned();
+        let user_session = open_session(&app, &user).await;
+        let tenant_session = open_session(&app, &tenant).await;
+        (app, user, tenant, user_session, tenant_session)
+    });
+    let forged = TokenFormat::default()
+        .generate(KeyKind::User)
+        .expect("randomness")
+        .expose()
+        .to_owned();
+    Fixture {
+        runtime,
+        app,
+        user,
+        tenant,
+        forged,
+        user_session,
+        tenant_session,
+        print: std::env::var_os("GATEWAY_ROUTER_PRINT").is_some(),
+    }
+});
 
 fn admin(method: Method, path: &str, key: &str, body: Option<Value>) -> Request<Body> {
     Request::builder()
@@ -583,7 +578,7 @@ fn request(
 }
 
 fuzz_target!(|data: &[u8]| {
-    let f = fixture();
+    let f = &*FIXTURE;
     let mut u = Unstructured::new(data);
     let Ok(Some((req, sent, sent_body))) = request(&mut u, f) else {
         return;

@@ -25,23 +25,18 @@
 
 #![no_main]
 
-use std::sync::OnceLock;
+mod support;
+
+use std::sync::LazyLock;
 
 use axum::body::Body;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use libfuzzer_sys::fuzz_target;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use tower::ServiceExt;
 
-fn runtime() -> &'static tokio::runtime::Runtime {
-    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RUNTIME.get_or_init(|| {
-        tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("runtime")
-    })
-}
+static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(support::runtime);
 
 fuzz_target!(|data: &[u8]| {
     let app = keygate_demo::router(keygate_demo::Platform::new());
@@ -52,7 +47,7 @@ fuzz_target!(|data: &[u8]| {
             .header(keygate_demo::USER_HEADER, "alice")
             .body(Body::from(body.to_vec()))
             .expect("request");
-        let (status, content_type, answer) = runtime().block_on(async {
+        let (status, content_type, answer) = RUNTIME.block_on(async {
             let res = app.clone().oneshot(req).await.expect("infallible");
             let status = res.status();
             let content_type = res
@@ -72,15 +67,9 @@ fn check(body: &[u8], status: StatusCode, content_type: Option<&[u8]>, answer: &
 
     if status == StatusCode::ACCEPTED {
         assert!(answer.is_empty(), "202 with a body");
-        let Some(request) = request else {
-            // JSON that `Value` cannot hold (a number beyond f64): nothing more to check.
-            assert!(is_json(body), "202 for a body that is not JSON");
+        let Some(obj) = request_object(body, request.as_ref(), status) else {
             return;
         };
-        let obj = request
-            .as_object()
-            .expect("202 for a body that is not a JSON object");
-        assert_eq!(obj.get("jsonrpc"), Some(&Value::from("2.0")));
         let notification = obj.contains_key("method") && !obj.contains_key("id");
         let response = !obj.contains_key("method")
             && obj.contains_key("id")
@@ -117,14 +106,9 @@ fn check(body: &[u8], status: StatusCode, content_type: Option<&[u8]>, answer: &
     }
 
     if status == StatusCode::OK {
-        let Some(request) = request else {
-            assert!(is_json(body), "200 for a body that is not JSON");
+        let Some(req) = request_object(body, request.as_ref(), status) else {
             return;
         };
-        let req = request
-            .as_object()
-            .expect("200 for a body that is not a JSON object");
-        assert_eq!(req.get("jsonrpc"), Some(&Value::from("2.0")));
         let method = req.get("method").and_then(Value::as_str).expect("method");
         assert_eq!(req.get("id"), Some(id), "id not echoed");
         if method == "tools/call"
@@ -137,6 +121,26 @@ fn check(body: &[u8], status: StatusCode, content_type: Option<&[u8]>, answer: &
             assert!(result["isError"].is_boolean(), "{result}");
         }
     }
+}
+
+/// The JSON-RPC 2.0 object that `body` (parsed: `request`) holds, as an answer
+/// `status` requires; `None` for JSON that `Value` cannot hold (a number beyond f64),
+/// where there is nothing more to check.
+fn request_object<'a>(
+    body: &[u8],
+    request: Option<&'a Value>,
+    status: StatusCode,
+) -> Option<&'a Map<String, Value>> {
+    let status = status.as_u16();
+    let Some(request) = request else {
+        assert!(is_json(body), "{status} for a body that is not JSON");
+        return None;
+    };
+    let obj = request
+        .as_object()
+        .unwrap_or_else(|| panic!("{status} for a body that is not a JSON object"));
+    assert_eq!(obj.get("jsonrpc"), Some(&Value::from("2.0")));
+    Some(obj)
 }
 
 /// An integer id too large for `i64`/`u64` parses as a float in `Value`; it is still

@@ -14,10 +14,24 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use http::{Request, StatusCode};
 use keygate_http::{AuthLayer, Authenticated};
 use keygate_keys::{Bootstrap, KeyStore, MemoryStore, TokenFormat};
+use tokio::runtime::Runtime;
 use tower::ServiceExt;
 
 async fn me(Authenticated(p): Authenticated) -> String {
     p.tenant.name
+}
+
+/// The status of `GET /` through `app`, with the `Authorization` header `authorization`
+/// when given.
+fn status(rt: &Runtime, app: &Router, authorization: Option<&str>) -> StatusCode {
+    let mut req = Request::get("/");
+    if let Some(value) = authorization {
+        req = req.header("authorization", value);
+    }
+    let req = req.body(Body::empty()).expect("request");
+    rt.block_on(app.clone().oneshot(req))
+        .expect("infallible")
+        .status()
 }
 
 fn bench(c: &mut Criterion) {
@@ -40,24 +54,12 @@ fn bench(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("request");
     group.bench_function("baseline_no_layer", |b| {
-        b.iter(|| {
-            let req = Request::get("/").body(Body::empty()).expect("request");
-            let res = rt
-                .block_on(baseline.clone().oneshot(req))
-                .expect("infallible");
-            assert_eq!(res.status(), StatusCode::OK);
-        });
+        b.iter(|| assert_eq!(status(&rt, &baseline, None), StatusCode::OK));
     });
     group.bench_function("auth_layer_valid_key", |b| {
         b.iter(|| {
-            let req = Request::get("/")
-                .header("authorization", &authorization)
-                .body(Body::empty())
-                .expect("request");
-            let res = rt
-                .block_on(protected.clone().oneshot(req))
-                .expect("infallible");
-            assert_eq!(res.status(), StatusCode::OK);
+            let answer = status(&rt, &protected, Some(&authorization));
+            assert_eq!(answer, StatusCode::OK);
         });
     });
     group.bench_function("auth_layer_unknown_key", |b| {
@@ -69,24 +71,12 @@ fn bench(c: &mut Criterion) {
                 .expose()
         );
         b.iter(|| {
-            let req = Request::get("/")
-                .header("authorization", &unknown)
-                .body(Body::empty())
-                .expect("request");
-            let res = rt
-                .block_on(protected.clone().oneshot(req))
-                .expect("infallible");
-            assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+            let answer = status(&rt, &protected, Some(&unknown));
+            assert_eq!(answer, StatusCode::UNAUTHORIZED);
         });
     });
     group.bench_function("auth_layer_missing_token", |b| {
-        b.iter(|| {
-            let req = Request::get("/").body(Body::empty()).expect("request");
-            let res = rt
-                .block_on(protected.clone().oneshot(req))
-                .expect("infallible");
-            assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
-        });
+        b.iter(|| assert_eq!(status(&rt, &protected, None), StatusCode::UNAUTHORIZED));
     });
     group.finish();
 }

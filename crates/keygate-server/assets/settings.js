@@ -349,27 +349,20 @@ function keyRow(key) {
   const scopes = Array.isArray(key.scopes) ? key.scopes : [];
 
   const actions = h("div", { class: "row-actions" });
+  /** A small button `label` of the row (`label <name>` to a screen reader). */
+  const action = (label, style, testid, onclick) =>
+    h("button", {
+      type: "button",
+      class: `btn ${style} btn-small`,
+      "data-testid": testid,
+      "aria-label": `${label} ${key.name}`,
+      onclick,
+    }, label);
   if (key.status === "active") {
-    actions.append(
-      h("button", {
-        type: "button",
-        class: "btn btn-secondary btn-small",
-        "data-testid": "rotate-button",
-        "aria-label": `Rotate ${key.name}`,
-        onclick: () => openRotate(key),
-      }, "Rotate"),
-    );
+    actions.append(action("Rotate", "btn-secondary", "rotate-button", () => openRotate(key)));
   }
   if (key.status !== "revoked") {
-    actions.append(
-      h("button", {
-        type: "button",
-        class: "btn btn-danger-outline btn-small",
-        "data-testid": "revoke-button",
-        "aria-label": `Revoke ${key.name}`,
-        onclick: () => openRevoke(key),
-      }, "Revoke"),
-    );
+    actions.append(action("Revoke", "btn-danger-outline", "revoke-button", () => openRevoke(key)));
   }
 
   return h("tr", {
@@ -527,20 +520,29 @@ async function submitCreate(event) {
   if (remaining) body.remaining = Number(remaining);
   if (refill) body.refill = { interval: refill, amount: Number(refillAmount) };
 
-  const submit = $("create-submit");
-  submit.disabled = true;
-  submit.textContent = "Creating…";
-  try {
+  await whileBusy($("create-submit"), "Creating…", "Create key", error, async () => {
     const created = await api("POST", "/keys", body);
     $("create-dialog").close();
     reveal({ name, kind, ...created }, null);
     refresh();
+  });
+}
+
+/**
+ * Runs `action` with `button` disabled and saying `busy`, then saying `label` again;
+ * what goes wrong is shown in `error` (unless it signed the page out).
+ */
+async function whileBusy(button, busy, label, error, action) {
+  button.disabled = true;
+  button.textContent = busy;
+  try {
+    await action();
   } catch (err) {
     const msg = handleAuthError(err);
     if (msg) show(error, msg);
   } finally {
-    submit.disabled = false;
-    submit.textContent = "Create key";
+    button.disabled = false;
+    button.textContent = label;
   }
 }
 
@@ -629,10 +631,7 @@ function openRevoke(key) {
 async function confirmRevoke() {
   const key = pendingRevoke;
   if (!key) return;
-  const confirm = $("revoke-confirm");
-  confirm.disabled = true;
-  confirm.textContent = "Revoking…";
-  try {
+  await whileBusy($("revoke-confirm"), "Revoking…", "Revoke key", $("revoke-error"), async () => {
     await api("POST", `/keys/${encodeURIComponent(key.id)}/revoke`);
     pendingRevoke = null;
     $("revoke-dialog").close();
@@ -645,13 +644,7 @@ async function confirmRevoke() {
       $("rotation-status").textContent = `Old key ${key.id} revoked.`;
     }
     await refresh();
-  } catch (err) {
-    const msg = handleAuthError(err);
-    if (msg) show($("revoke-error"), msg);
-  } finally {
-    confirm.disabled = false;
-    confirm.textContent = "Revoke key";
-  }
+  });
 }
 
 // ---------------------------------------------------------------------------------------
@@ -670,22 +663,14 @@ function openRotate(key) {
 async function confirmRotate() {
   const key = pendingRotate;
   if (!key) return;
-  const confirm = $("rotate-confirm");
-  confirm.disabled = true;
-  confirm.textContent = "Creating…";
-  try {
+  const rotate = $("rotate-confirm");
+  await whileBusy(rotate, "Creating…", "Create replacement", $("rotate-error"), async () => {
     const created = await api("POST", `/keys/${encodeURIComponent(key.id)}/rotate`);
     pendingRotate = null;
     $("rotate-dialog").close();
     reveal({ name: key.name, kind: key.kind, ...created }, key);
     refresh();
-  } catch (err) {
-    const msg = handleAuthError(err);
-    if (msg) show($("rotate-error"), msg);
-  } finally {
-    confirm.disabled = false;
-    confirm.textContent = "Create replacement";
-  }
+  });
 }
 
 // ---------------------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 //! The owner admin API (keys, projects, audit log of the caller's tenant), token
 //! introspection and the scope catalogue.
 
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
@@ -41,6 +42,37 @@ fn require_owner(p: &Principal) -> Result<(), ApiError> {
         Ok(())
     } else {
         Err(ApiError::InsufficientScope)
+    }
+}
+
+/// The calling principal, extracted only for an owner ([`require_owner`]): anyone
+/// else is refused 403 before the path or the body is read.
+pub(crate) struct Owner(Principal);
+
+impl<S: Send + Sync> FromRequestParts<S> for Owner {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Extension(principal) = Extension::<Principal>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::Internal)?;
+        require_owner(&principal)?;
+        Ok(Self(principal))
+    }
+}
+
+/// The key id of the path. A segment that is not even UTF-8 (`%ff`) is as absent as
+/// any other malformed id: 404 JSON, not the framework's plain-text 400.
+pub(crate) struct KeyIdPath(KeyId);
+
+impl<S: Send + Sync> FromRequestParts<S> for KeyIdPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path(id) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::NotFound)?;
+        id.parse().map(Self).map_err(|_| ApiError::NotFound)
     }
 }
 
@@ -217,10 +249,9 @@ fn expiry(body: &CreateKey, now: OffsetDateTime) -> Result<Option<OffsetDateTime
 )]
 pub(crate) async fn create_key(
     State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
+    Owner(principal): Owner,
     body: Result<Json<CreateKey>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    require_owner(&principal)?;
     let Json(body) = body.map_err(|e| ApiError::from_json(&e))?;
     let name = validate_name("key", &body.name)?;
     for scope in &body.scopes {
@@ -276,21 +307,11 @@ pub(crate) async fn create_key(
 )]
 pub(crate) async fn list_keys(
     State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
+    Owner(principal): Owner,
 ) -> Result<Json<Value>, ApiError> {
-    require_owner(&principal)?;
     let keys = state.store.list_keys(&principal.tenant.id).await?;
     let keys = keys.into_iter().map(key_info).collect();
     Ok(Json(sorted(&KeyList { keys })?))
-}
-
-/// The key id of the path. A segment that is not even UTF-8 (`%ff`) is as absent as
-/// any other malformed id: 404 JSON, not the framework's plain-text 400.
-fn parse_id(id: &Result<Path<String>, PathRejection>) -> Result<KeyId, ApiError> {
-    let Ok(Path(id)) = id else {
-        return Err(ApiError::NotFound);
-    };
-    id.parse().map_err(|_| ApiError::NotFound)
 }
 
 /// One key of the tenant (owner only).
@@ -306,14 +327,10 @@ fn parse_id(id: &Result<Path<String>, PathRejection>) -> Result<KeyId, ApiError>
 )]
 pub(crate) async fn get_key(
     State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
-    id: Result<Path<String>, PathRejection>,
+    Owner(principal): Owner,
+    KeyIdPath(id): KeyIdPath,
 ) -> Result<Json<KeyInfo>, ApiError> {
-    require_owner(&principal)?;
-    let key = state
-        .store
-        .get_key(&principal.tenant.id, &parse_id(&id)?)
-        .await?;
+    let key = state.store.get_key(&principal.tenant.id, &id).await?;
     Ok(Json(key_info(key)))
 }
 
@@ -331,13 +348,12 @@ pub(crate) async fn get_key(
 )]
 pub(crate) async fn revoke_key(
     State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
-    id: Result<Path<String>, PathRejection>,
+    Owner(principal): Owner,
+    KeyIdPath(id): KeyIdPath,
 ) -> Result<Json<KeyInfo>, ApiError> {
-    require_owner(&principal)?;
     let key = state
         .store
-        .revoke_key(&principal.tenant.id, &parse_id(&id)?, &actor(&principal))
+        .revoke_key(&principal.tenant.id, &id, &actor(&principal))
         .await?;
     tracing::info!(key_id = %key.id, by = %principal.key_id, "key revoked");
     Ok(Json(key_info(key)))
@@ -358,11 +374,9 @@ pub(crate) async fn revoke_key(
 )]
 pub(crate) async fn rotate_key(
     State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
-    id: Result<Path<String>, PathRejection>,
+    Owner(principal): Owner,
+    KeyIdPath(old): KeyIdPath,
 ) -> Result<Response, ApiError> {
-    require_owner(&principal)?;
-    let old = parse_id(&id)?;
     let created = state
         .store
         .rotate_key(
@@ -397,10 +411,9 @@ pub(crate) async fn rotate_key(
 )]
 pub(crate) async fn create_project(
     State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
+    Owner(principal): Owner,
     body: Result<Json<CreateProject>, JsonRejection>,
 ) -> Result<(StatusCode, Json<ProjectInfo>), ApiError> {
-    require_owner(&principal)?;
     let Json(body) = body.map_err(|e| ApiError::from_json(&e))?;
     let name = validate_name("project", &body.name)?;
     let project = state
@@ -419,9 +432,8 @@ pub(crate) async fn create_project(
 )]
 pub(crate) async fn list_projects(
     State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
+    Owner(principal): Owner,
 ) -> Result<Json<Value>, ApiError> {
-    require_owner(&principal)?;
     let projects = state.store.list_projects(&principal.tenant.id).await?;
     let projects = projects.into_iter().map(project_info).collect();
     Ok(Json(sorted(&ProjectList { projects })?))
@@ -448,10 +460,9 @@ pub(crate) struct AuditQuery {
 )]
 pub(crate) async fn list_audit(
     State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
+    Owner(principal): Owner,
     query: Result<Query<AuditQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    require_owner(&principal)?;
     let bad = || {
         ApiError::invalid(format!(
             "limit must be a whole number from 1 to {MAX_AUDIT}"

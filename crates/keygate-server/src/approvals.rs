@@ -8,8 +8,9 @@
 //! to decide: 404; a tenant key, a key without `gates:approve`, or the calling key
 //! itself: 403; not pending: 409; a wrong name: 422 `{"error":"target_mismatch"}`.
 
-use axum::extract::rejection::{JsonRejection, PathRejection};
-use axum::extract::{Path, State};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
@@ -154,8 +155,17 @@ async fn info(state: &AppState, a: Approval) -> Result<ApprovalInfo, ApiError> {
 }
 
 /// The approval id of the path; one that is not UTF-8 is as absent as any other.
-fn path_id(id: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
-    id.map(|Path(id)| id).map_err(|_| ApiError::NotFound)
+pub(crate) struct ApprovalIdPath(String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ApprovalIdPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path(id) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::NotFound)?;
+        Ok(Self(id))
+    }
 }
 
 /// `GET /api/v1/approvals`: the pending approvals the caller may decide, oldest first.
@@ -193,9 +203,8 @@ pub(crate) async fn list(
 pub(crate) async fn get(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
-    id: Result<Path<String>, PathRejection>,
+    ApprovalIdPath(id): ApprovalIdPath,
 ) -> Result<Json<ApprovalInfo>, Refusal> {
-    let id = path_id(id)?;
     let a = state.gates.approval_for(&id, &approver(&principal)).await?;
     Ok(Json(info(&state, a).await?))
 }
@@ -221,10 +230,9 @@ pub(crate) async fn get(
 pub(crate) async fn approve(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
-    id: Result<Path<String>, PathRejection>,
+    ApprovalIdPath(id): ApprovalIdPath,
     body: Result<Json<ApproveBody>, JsonRejection>,
 ) -> Result<Json<ApprovalInfo>, Refusal> {
-    let id = path_id(id)?;
     let Json(body) = body.map_err(|e| ApiError::from_json(&e))?;
     let a = state
         .gates
@@ -251,9 +259,8 @@ pub(crate) async fn approve(
 pub(crate) async fn deny(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
-    id: Result<Path<String>, PathRejection>,
+    ApprovalIdPath(id): ApprovalIdPath,
 ) -> Result<Json<ApprovalInfo>, Refusal> {
-    let id = path_id(id)?;
     let a = state.gates.deny(&id, &approver(&principal)).await?;
     audit(&state, &principal, "gate.declined", &a, Channel::Page).await?;
     tracing::info!(approval = %a.id, key_id = %a.key_id, by = %principal.key_id, "gated call denied by a person");

@@ -212,12 +212,7 @@ impl Federation {
 
     async fn post(&self, ctx: &Ctx<'_>, body: &[u8]) -> Result<Response<Body>, UpstreamError> {
         let Ok(Value::Object(message)) = serde_json::from_slice::<Value>(body) else {
-            return Ok(rpc_error(
-                StatusCode::BAD_REQUEST,
-                Value::Null,
-                jsonrpc::PARSE_ERROR,
-                "Parse error: send one JSON-RPC message",
-            ));
+            return Ok(crate::stdio_bridge::not_one_message());
         };
         let id = message.get("id").cloned().unwrap_or(Value::Null);
         let Some(method) = message

@@ -2,12 +2,11 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::{Method, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 
-use crate::stdio_bridge::bridge_tests::{messages, next_event, post, scripted, send};
+use crate::stdio_bridge::bridge_tests::{bodiless, messages, next_event, post, scripted};
 use crate::upstream::Upstream;
 
 fn federation() -> Option<Upstream> {
@@ -97,8 +96,7 @@ async fn a_members_request_is_tagged_and_the_answer_finds_its_way_back() {
 async fn delete_ends_the_session_everywhere() {
     let Some(u) = federation() else { return };
     let s = session(&u).await;
-    let resp = send(&u, Method::DELETE, Some(&s), Bytes::new()).await;
-    assert_eq!(resp.status(), StatusCode::OK);
+    bodiless(&u, Method::DELETE, &s, StatusCode::OK).await;
     let list = json!({"jsonrpc":"2.0","id":1,"method":"tools/list"});
     assert_eq!(
         post(&u, Some(&s), &list).await.status(),

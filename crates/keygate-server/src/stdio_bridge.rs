@@ -193,12 +193,7 @@ impl StdioUpstream {
         body: &[u8],
     ) -> Response<Body> {
         let Ok(Value::Object(message)) = serde_json::from_slice::<Value>(body) else {
-            return rpc_error(
-                StatusCode::BAD_REQUEST,
-                Value::Null,
-                jsonrpc::PARSE_ERROR,
-                "Parse error: send one JSON-RPC message",
-            );
+            return not_one_message();
         };
         let method = message
             .get("method")
@@ -822,14 +817,11 @@ impl Conn {
         if self.pooled {
             drop(state);
             if is_request {
-                // Nobody can answer: say so, so the child does not wait.
-                let id = message.get("id").cloned().unwrap_or(Value::Null);
-                let reply = jsonrpc::error_response(
-                    id,
+                self.refuse_later(
+                    &message,
                     jsonrpc::METHOD_NOT_FOUND,
                     "keygate: a stateless client cannot answer requests of the server",
                 );
-                self.write_later(reply);
             }
             return;
         }
@@ -844,19 +836,24 @@ impl Conn {
         let Some(stream) = &state.stream else {
             if is_request {
                 drop(state);
-                let id = message.get("id").cloned().unwrap_or(Value::Null);
-                let reply = jsonrpc::error_response(
-                    id,
+                self.refuse_later(
+                    &message,
                     jsonrpc::INTERNAL_ERROR,
                     "keygate: the client has no stream open to take this request",
                 );
-                self.write_later(reply);
             }
             return;
         };
         if let Err(mpsc::error::TrySendError::Closed(_)) = stream.try_send(message) {
             state.stream = None;
         }
+    }
+
+    /// Answers the child's request `request` with the JSON-RPC error `code`: nobody can
+    /// answer it, and the child must not wait for an answer.
+    fn refuse_later(self: &Arc<Self>, request: &Value, code: i64, text: &str) {
+        let id = request.get("id").cloned().unwrap_or(Value::Null);
+        self.write_later(jsonrpc::error_response(id, code, text));
     }
 
     /// Writes `message` from a task of its own: the reader task must not wait on the
@@ -1111,6 +1108,17 @@ fn accepts_sse(headers: &HeaderMap) -> bool {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .any(|v| v.contains(keygate_mcp::sse::CONTENT_TYPE))
+}
+
+/// The 400 for a POST body that is not one JSON-RPC message (an object), as the bridge
+/// and the federation answer it.
+pub(crate) fn not_one_message() -> Response<Body> {
+    rpc_error(
+        StatusCode::BAD_REQUEST,
+        Value::Null,
+        jsonrpc::PARSE_ERROR,
+        "Parse error: send one JSON-RPC message",
+    )
 }
 
 fn unavailable(id: Value, why: &str) -> Response<Body> {

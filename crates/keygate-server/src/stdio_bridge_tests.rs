@@ -122,6 +122,18 @@ pub(crate) async fn send(
 }
 
 /// One JSON-RPC message POSTed through `u`.
+/// A bodiless `method` (GET, DELETE) in `session`; asserts that it answered `status`.
+pub(crate) async fn bodiless(
+    u: &Upstream,
+    method: Method,
+    session: &str,
+    status: StatusCode,
+) -> Response<Body> {
+    let resp = send(u, method, Some(session), Bytes::new()).await;
+    assert_eq!(resp.status(), status);
+    resp
+}
+
 pub(crate) async fn post(u: &Upstream, session: Option<&str>, message: &Value) -> Response<Body> {
     send(u, Method::POST, session, Bytes::from(message.to_string())).await
 }
@@ -269,10 +281,8 @@ async fn a_client_that_goes_away_cancels_its_request_at_the_child() {
 async fn list_changed_goes_to_the_get_stream_of_which_there_is_one() {
     let Some(b) = bridge() else { return };
     let session = open_session(&b).await;
-    let get = send(&b, Method::GET, Some(&session), Bytes::new()).await;
-    assert_eq!(get.status(), StatusCode::OK);
-    let second = send(&b, Method::GET, Some(&session), Bytes::new()).await;
-    assert_eq!(second.status(), StatusCode::CONFLICT);
+    let get = bodiless(&b, Method::GET, &session, StatusCode::OK).await;
+    bodiless(&b, Method::GET, &session, StatusCode::CONFLICT).await;
     let answered = messages(post(&b, Some(&session), &call(json!(3), "notify", None)).await).await;
     assert_eq!(answered.len(), 1, "not on the call's stream: {answered:?}");
     let mut body = get.into_body();
@@ -284,8 +294,7 @@ async fn list_changed_goes_to_the_get_stream_of_which_there_is_one() {
 async fn delete_ends_the_session_and_unknown_sessions_answer_404() {
     let Some(b) = bridge() else { return };
     let session = open_session(&b).await;
-    let gone = send(&b, Method::DELETE, Some(&session), Bytes::new()).await;
-    assert_eq!(gone.status(), StatusCode::OK);
+    bodiless(&b, Method::DELETE, &session, StatusCode::OK).await;
     let after = post(&b, Some(&session), &call(json!(1), "echo", None)).await;
     assert_eq!(after.status(), StatusCode::NOT_FOUND);
     let got = messages(after).await;

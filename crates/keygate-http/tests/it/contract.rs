@@ -5,34 +5,36 @@ use std::sync::Arc;
 
 use axum::response::IntoResponse;
 use http::StatusCode;
-use http_body_util::BodyExt;
 use keygate_http::{AuthError, deny};
-use keygate_keys::{KeyKind, KeyStore, Token, TokenFormat, Verifier};
+use keygate_keys::{KeyKind, Token, TokenFormat, Verifier};
 use keygate_scopes::Denied;
 
 use keygate_test::DownVerifier;
 
-use crate::support::{Fixture, bearer, protected, send};
+use crate::support::{Answer, Fixture, bearer, protected, send};
 
 const REALM: &str = r#"Bearer realm="keygate""#;
 
-#[tokio::test]
-async fn no_header_is_missing_token() {
+/// `GET /echo` with `authorization`: asserts a 401 `missing_token` with the bare
+/// challenge; the answer.
+async fn assert_missing_token(authorization: &[&[u8]]) -> Answer {
     let fx = Fixture::new().await;
-    let a = send(fx.app(), "/echo", &[], &[]).await;
+    let a = send(fx.app(), "/echo", authorization, &[]).await;
     assert_eq!(a.status, StatusCode::UNAUTHORIZED);
     assert_eq!(a.text(), r#"{"error":"missing_token"}"#);
-    assert_eq!(a.header("content-type"), Some("application/json"));
     assert_eq!(a.header("www-authenticate"), Some(REALM));
+    a
+}
+
+#[tokio::test]
+async fn no_header_is_missing_token() {
+    let a = assert_missing_token(&[]).await;
+    assert_eq!(a.header("content-type"), Some("application/json"));
 }
 
 #[tokio::test]
 async fn other_scheme_is_missing_token() {
-    let fx = Fixture::new().await;
-    let a = send(fx.app(), "/echo", &[b"Basic dXNlcjpwYXNz"], &[]).await;
-    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(a.text(), r#"{"error":"missing_token"}"#);
-    assert_eq!(a.header("www-authenticate"), Some(REALM));
+    assert_missing_token(&[b"Basic dXNlcjpwYXNz"]).await;
 }
 
 #[tokio::test]
@@ -50,20 +52,23 @@ async fn malformed_is_invalid_request() {
     );
 }
 
+/// Asserts that `a` is a 401 with the JSON `body` and an `invalid_token` challenge
+/// saying `description`.
+fn assert_invalid_token(a: &Answer, body: &str, description: &str) {
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{}", a.text());
+    assert_eq!(a.text(), body);
+    assert_eq!(a.header("content-type"), Some("application/json"));
+    let challenge = format!(r#"{REALM}, error="invalid_token", error_description="{description}""#);
+    assert_eq!(a.header("www-authenticate"), Some(challenge.as_str()));
+}
+
 async fn assert_not_found(token: &str) {
     let fx = Fixture::new().await;
-    let a = send(fx.app(), "/echo", &[&bearer(token)], &[]).await;
-    assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{token}");
-    assert_eq!(
-        a.text(),
-        r#"{"error":"invalid_token","reason":"key_not_found"}"#
-    );
-    assert_eq!(a.header("content-type"), Some("application/json"));
-    assert_eq!(
-        a.header("www-authenticate"),
-        Some(
-            r#"Bearer realm="keygate", error="invalid_token", error_description="the key is not valid""#
-        )
+    let a = fx.echo(token).await;
+    assert_invalid_token(
+        &a,
+        r#"{"error":"invalid_token","reason":"key_not_found"}"#,
+        "the key is not valid",
     );
 }
 
@@ -102,7 +107,7 @@ async fn hash_mismatch_is_key_not_found() {
     let parsed = Token::parse(&forged).expect("forged token is well formed");
     assert_eq!(parsed.id(), Token::parse(real).unwrap().id());
 
-    let a = send(fx.app(), "/echo", &[&bearer(&forged)], &[]).await;
+    let a = fx.echo(&forged).await;
     assert_eq!(a.status, StatusCode::UNAUTHORIZED);
     assert_eq!(
         a.text(),
@@ -113,44 +118,24 @@ async fn hash_mismatch_is_key_not_found() {
 #[tokio::test]
 async fn revoked_is_key_revoked_on_the_next_request() {
     let fx = Fixture::new().await;
-    let ok = send(fx.app(), "/echo", &[&bearer(fx.user_token())], &[]).await;
+    let ok = fx.echo(fx.user_token()).await;
     assert_eq!(ok.status, StatusCode::OK);
 
-    fx.store
-        .revoke_key(&fx.boot.tenant.id, &fx.boot.key.key.id, "test")
-        .await
-        .unwrap();
-    let a = send(fx.app(), "/echo", &[&bearer(fx.user_token())], &[]).await;
-    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(
-        a.text(),
-        r#"{"error":"invalid_token","reason":"key_revoked"}"#
-    );
-    assert_eq!(a.header("content-type"), Some("application/json"));
-    assert_eq!(
-        a.header("www-authenticate"),
-        Some(
-            r#"Bearer realm="keygate", error="invalid_token", error_description="the key has been revoked""#
-        )
+    fx.revoke_user_key().await;
+    let a = fx.echo(fx.user_token()).await;
+    assert_invalid_token(
+        &a,
+        r#"{"error":"invalid_token","reason":"key_revoked"}"#,
+        "the key has been revoked",
     );
 }
 
 #[tokio::test]
 async fn expired_is_expired() {
     let fx = Fixture::new().await;
-    let past = time::OffsetDateTime::now_utc() - time::Duration::minutes(1);
-    fx.store
-        .set_expires_at_for_test(&fx.tenant_key.key.id, Some(past));
-    let a = send(fx.app(), "/echo", &[&bearer(fx.tenant_token())], &[]).await;
-    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(a.text(), r#"{"error":"expired"}"#);
-    assert_eq!(a.header("content-type"), Some("application/json"));
-    assert_eq!(
-        a.header("www-authenticate"),
-        Some(
-            r#"Bearer realm="keygate", error="invalid_token", error_description="the key has expired""#
-        )
-    );
+    fx.expire_tenant_key();
+    let a = fx.echo(fx.tenant_token()).await;
+    assert_invalid_token(&a, r#"{"error":"expired"}"#, "the key has expired");
 }
 
 #[tokio::test]
@@ -158,19 +143,22 @@ async fn store_down_is_503_not_401() {
     let fx = Fixture::new().await;
     let down: Arc<dyn Verifier> = Arc::new(DownVerifier::new());
     let a = send(protected(down), "/echo", &[&bearer(fx.user_token())], &[]).await;
-    assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(a.text(), r#"{"error":"unavailable"}"#);
-    assert_eq!(a.header("content-type"), Some("application/json"));
-    assert_eq!(a.header("retry-after"), Some("1"));
-    assert_eq!(a.header("www-authenticate"), None);
+    let body = r#"{"error":"unavailable"}"#;
+    assert_refused(&a, StatusCode::SERVICE_UNAVAILABLE, body, Some("1"));
 }
 
-async fn read(err: AuthError) -> (StatusCode, http::HeaderMap, String) {
-    let res = err.into_response();
-    let status = res.status();
-    let headers = res.headers().clone();
-    let body = res.into_body().collect().await.unwrap().to_bytes();
-    (status, headers, String::from_utf8(body.to_vec()).unwrap())
+async fn read(err: AuthError) -> Answer {
+    Answer::of(err.into_response()).await
+}
+
+/// Asserts that `a` is a `status` with the JSON `body`, no challenge, and the
+/// `Retry-After` `retry_after` (`None`: no such header).
+fn assert_refused(a: &Answer, status: StatusCode, body: &str, retry_after: Option<&str>) {
+    assert_eq!(a.status, status);
+    assert_eq!(a.text(), body);
+    assert_eq!(a.header("content-type"), Some("application/json"));
+    assert_eq!(a.header("retry-after"), retry_after);
+    assert_eq!(a.header("www-authenticate"), None);
 }
 
 #[tokio::test]
@@ -182,14 +170,12 @@ async fn insufficient_scope_via_denied() {
         deny(&denied),
         AuthError::from(denied.clone()).into_response(),
     ] {
-        let status = res.status();
-        let headers = res.headers().clone();
-        let body = res.into_body().collect().await.unwrap().to_bytes();
-        assert_eq!(status, StatusCode::FORBIDDEN);
-        assert_eq!(&body[..], br#"{"error":"insufficient_scope"}"#);
-        assert_eq!(headers["content-type"], "application/json");
+        let a = Answer::of(res).await;
+        assert_eq!(a.status, StatusCode::FORBIDDEN);
+        assert_eq!(&a.body[..], br#"{"error":"insufficient_scope"}"#);
+        assert_eq!(a.headers["content-type"], "application/json");
         assert_eq!(
-            headers["www-authenticate"],
+            a.headers["www-authenticate"],
             r#"Bearer realm="keygate", error="insufficient_scope""#
         );
     }
@@ -197,46 +183,38 @@ async fn insufficient_scope_via_denied() {
 
 #[tokio::test]
 async fn rate_limited_has_retry_after_at_least_one() {
-    let (status, headers, body) = read(AuthError::RateLimited {
+    let a = read(AuthError::RateLimited {
         retry_after_secs: 7,
     })
     .await;
-    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
-    assert_eq!(body, r#"{"error":"rate_limited"}"#);
-    assert_eq!(headers["content-type"], "application/json");
-    assert_eq!(headers["retry-after"], "7");
-    assert!(headers.get("www-authenticate").is_none());
+    let body = r#"{"error":"rate_limited"}"#;
+    assert_refused(&a, StatusCode::TOO_MANY_REQUESTS, body, Some("7"));
 
-    let (_, headers, _) = read(AuthError::RateLimited {
+    let a = read(AuthError::RateLimited {
         retry_after_secs: 0,
     })
     .await;
-    assert_eq!(headers["retry-after"], "1");
+    assert_eq!(a.header("retry-after"), Some("1"));
 }
 
 #[tokio::test]
 async fn usage_exceeded_is_403_with_retry_after_only_when_refilled() {
-    let (status, headers, body) = read(AuthError::UsageExceeded {
+    let body = r#"{"error":"usage_exceeded"}"#;
+    let a = read(AuthError::UsageExceeded {
         retry_after_secs: Some(3600),
     })
     .await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
-    assert_eq!(body, r#"{"error":"usage_exceeded"}"#);
-    assert_eq!(headers["content-type"], "application/json");
-    assert_eq!(headers["retry-after"], "3600");
-    assert!(headers.get("www-authenticate").is_none());
+    assert_refused(&a, StatusCode::FORBIDDEN, body, Some("3600"));
 
-    let (status, headers, body) = read(AuthError::UsageExceeded {
+    let a = read(AuthError::UsageExceeded {
         retry_after_secs: None,
     })
     .await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
-    assert_eq!(body, r#"{"error":"usage_exceeded"}"#);
-    assert!(headers.get("retry-after").is_none());
+    assert_refused(&a, StatusCode::FORBIDDEN, body, None);
 
-    let (_, headers, _) = read(AuthError::UsageExceeded {
+    let a = read(AuthError::UsageExceeded {
         retry_after_secs: Some(0),
     })
     .await;
-    assert_eq!(headers["retry-after"], "1");
+    assert_eq!(a.header("retry-after"), Some("1"));
 }

@@ -9,9 +9,8 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use http::{Request, StatusCode};
-use http_body_util::BodyExt;
 use keygate_http::AuthLayer;
-use keygate_keys::{KeyKind, KeyStore, TokenFormat, Verifier};
+use keygate_keys::{KeyKind, TokenFormat, Verifier};
 use keygate_limits::{FailureLimiter, FailureQuota};
 use tower::ServiceExt;
 
@@ -39,15 +38,7 @@ async fn get(app: &Router, peer: Option<&str>, token: Option<&str>) -> Answer {
         let addr: SocketAddr = peer.parse().unwrap();
         req.extensions_mut().insert(ConnectInfo(addr));
     }
-    let res = app.clone().oneshot(req).await.unwrap();
-    let status = res.status();
-    let headers = res.headers().clone();
-    let body = res.into_body().collect().await.unwrap().to_bytes();
-    Answer {
-        status,
-        headers,
-        body,
-    }
+    Answer::of(app.clone().oneshot(req).await.unwrap()).await
 }
 
 fn forged() -> String {
@@ -58,11 +49,18 @@ fn forged() -> String {
         .to_owned()
 }
 
-#[tokio::test]
-async fn forged_tokens_over_the_budget_are_refused_before_the_store() {
+/// A fixture and [`app`] with a budget of `per_minute` on its store, counting the
+/// store's calls.
+async fn counted(per_minute: u32) -> (Fixture, Arc<CountingVerifier>, Router) {
     let fx = Fixture::new().await;
     let store = Arc::new(CountingVerifier::new(fx.store.clone()));
-    let app = app(store.clone(), 5);
+    let app = app(store.clone(), per_minute);
+    (fx, store, app)
+}
+
+#[tokio::test]
+async fn forged_tokens_over_the_budget_are_refused_before_the_store() {
+    let (fx, store, app) = counted(5).await;
     for n in 0..5 {
         let a = get(&app, Some(ATTACKER), Some(&forged())).await;
         assert_eq!(a.status, StatusCode::UNAUTHORIZED, "failure {n}");
@@ -106,13 +104,8 @@ async fn revoked_and_expired_keys_count_missing_tokens_do_not() {
         StatusCode::OK,
         "a missing token spends nothing, and neither does a success"
     );
-    fx.store
-        .revoke_key(&fx.boot.tenant.id, &fx.boot.key.key.id, "test")
-        .await
-        .unwrap();
-    let past = time::OffsetDateTime::now_utc() - time::Duration::minutes(1);
-    fx.store
-        .set_expires_at_for_test(&fx.tenant_key.key.id, Some(past));
+    fx.revoke_user_key().await;
+    fx.expire_tenant_key();
     let a = get(&app, Some(ATTACKER), Some(fx.user_token())).await;
     assert_eq!(
         a.text(),
@@ -140,9 +133,7 @@ async fn store_failures_do_not_count() {
 
 #[tokio::test]
 async fn without_a_peer_address_nothing_is_limited() {
-    let fx = Fixture::new().await;
-    let store = Arc::new(CountingVerifier::new(fx.store.clone()));
-    let app = app(store.clone(), 1);
+    let (_fx, store, app) = counted(1).await;
     for _ in 0..10 {
         let a = get(&app, None, Some(&forged())).await;
         assert_eq!(a.status, StatusCode::UNAUTHORIZED);

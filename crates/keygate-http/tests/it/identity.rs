@@ -7,28 +7,31 @@ use keygate_http::{
 
 use crate::support::{Fixture, bearer, send};
 
+/// What `/echo` answers `token` with: asserts a 200.
+async fn echoed(fx: &Fixture, token: &str) -> String {
+    let a = fx.echo(token).await;
+    assert_eq!(a.status, StatusCode::OK);
+    a.text().to_owned()
+}
+
 #[tokio::test]
 async fn user_key_identity_reaches_the_handler() {
     let fx = Fixture::new().await;
-    let a = send(fx.app(), "/echo", &[&bearer(fx.user_token())], &[]).await;
-    assert_eq!(a.status, StatusCode::OK);
     let expected = format!(
         "x-keygate-actor: user\nx-keygate-key-id: {}\nx-keygate-tenant: {}\nx-keygate-user: {}\nprincipal: true",
         fx.boot.key.key.id, fx.boot.tenant.id, fx.boot.owner.id
     );
-    assert_eq!(a.text(), expected);
+    assert_eq!(echoed(&fx, fx.user_token()).await, expected);
 }
 
 #[tokio::test]
 async fn tenant_key_has_no_user_header() {
     let fx = Fixture::new().await;
-    let a = send(fx.app(), "/echo", &[&bearer(fx.tenant_token())], &[]).await;
-    assert_eq!(a.status, StatusCode::OK);
     let expected = format!(
         "x-keygate-actor: tenant\nx-keygate-key-id: {}\nx-keygate-tenant: {}\nprincipal: true",
         fx.tenant_key.key.id, fx.boot.tenant.id
     );
-    assert_eq!(a.text(), expected);
+    assert_eq!(echoed(&fx, fx.tenant_token()).await, expected);
 }
 
 #[tokio::test]
@@ -57,10 +60,9 @@ async fn spoofed_identity_headers_are_stripped() {
 #[tokio::test]
 async fn authorization_is_not_forwarded() {
     let fx = Fixture::new().await;
-    let a = send(fx.app(), "/echo", &[&bearer(fx.user_token())], &[]).await;
-    assert_eq!(a.status, StatusCode::OK);
-    assert!(!a.text().contains("authorization"));
-    assert!(!a.text().contains(fx.user_token()));
+    let text = echoed(&fx, fx.user_token()).await;
+    assert!(!text.contains("authorization"));
+    assert!(!text.contains(fx.user_token()));
 }
 
 #[tokio::test]

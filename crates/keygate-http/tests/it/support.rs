@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
+use axum::response::Response;
 use axum::routing::get;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Request, StatusCode};
@@ -77,6 +78,26 @@ impl Fixture {
     pub(crate) fn app(&self) -> Router {
         protected(self.store.clone())
     }
+
+    /// `GET /echo` through [`Fixture::app`] with `Bearer token`.
+    pub(crate) async fn echo(&self, token: &str) -> Answer {
+        send(self.app(), "/echo", &[&bearer(token)], &[]).await
+    }
+
+    /// Revokes the owner's user key.
+    pub(crate) async fn revoke_user_key(&self) {
+        self.store
+            .revoke_key(&self.boot.tenant.id, &self.boot.key.key.id, "test")
+            .await
+            .unwrap();
+    }
+
+    /// Makes the tenant key expired a minute ago.
+    pub(crate) fn expire_tenant_key(&self) {
+        let past = time::OffsetDateTime::now_utc() - time::Duration::minutes(1);
+        self.store
+            .set_expires_at_for_test(&self.tenant_key.key.id, Some(past));
+    }
 }
 
 /// Echoes the identity-relevant headers the handler received, one `name: value`
@@ -124,6 +145,18 @@ pub(crate) struct Answer {
 }
 
 impl Answer {
+    /// Reads `res` to the end.
+    pub(crate) async fn of(res: Response) -> Self {
+        let status = res.status();
+        let headers = res.headers().clone();
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        Self {
+            status,
+            headers,
+            body,
+        }
+    }
+
     pub(crate) fn text(&self) -> &str {
         std::str::from_utf8(&self.body).unwrap()
     }
@@ -152,15 +185,7 @@ pub(crate) async fn send(
             HeaderValue::from_str(value).unwrap(),
         );
     }
-    let res = app.oneshot(req).await.unwrap();
-    let status = res.status();
-    let headers = res.headers().clone();
-    let body = res.into_body().collect().await.unwrap().to_bytes();
-    Answer {
-        status,
-        headers,
-        body,
-    }
+    Answer::of(app.oneshot(req).await.unwrap()).await
 }
 
 /// `Bearer <token>` as bytes.

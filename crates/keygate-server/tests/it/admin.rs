@@ -1,10 +1,9 @@
 //! The owner admin API, introspection and the scope catalogue.
 
 use http::StatusCode;
-use keygate_keys::{Bootstrap, KeyStore, TokenFormat};
 use serde_json::{Value, json};
 
-use crate::util::demo;
+use crate::util::{Reply, demo, fields, other_tenant};
 
 const VIEW_FIELDS: [&str; 12] = [
     "id",
@@ -33,13 +32,8 @@ fn assert_view(v: &Value, extra: &[&str]) {
 #[tokio::test]
 async fn create_list_get_revoke_rotate() {
     let h = demo().await;
-    let r = h
-        .post(
-            "/api/v1/keys",
-            &h.owner,
-            json!({"name": "ci agent", "kind": "tenant", "scopes": ["services:read"], "projects": ["shop"], "expires_in": "30d"}),
-        )
-        .await;
+    let body = json!({"name": "ci agent", "kind": "tenant", "scopes": ["services:read"], "projects": ["shop"], "expires_in": "30d"});
+    let r = h.post_key(body).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.raw);
     assert_view(&r.body, &["key"]);
     let raw = r.body["key"].as_str().unwrap().to_owned();
@@ -91,10 +85,7 @@ async fn create_list_get_revoke_rotate() {
     assert_eq!(h.get("/api/v1/token", &raw).await.status, StatusCode::OK);
     assert_eq!(h.get("/api/v1/token", new_raw).await.status, StatusCode::OK);
 
-    let first = h
-        .post(&format!("/api/v1/keys/{id}/revoke"), &h.owner, json!({}))
-        .await;
-    assert_eq!(first.status, StatusCode::OK);
+    let first = h.revoke(&id).await;
     assert_eq!(first.body["status"], "revoked");
     let again = h
         .post(&format!("/api/v1/keys/{id}/revoke"), &h.owner, json!({}))
@@ -108,12 +99,7 @@ async fn create_list_get_revoke_rotate() {
 
     let audit = h.get("/api/v1/audit?limit=10", &h.owner).await;
     assert_eq!(audit.status, StatusCode::OK);
-    let actions: Vec<&str> = audit.body["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["action"].as_str().unwrap())
-        .collect();
+    let actions = fields(&audit.body["events"], "action");
     for a in ["key.created", "key.rotated", "key.revoked"] {
         assert!(actions.contains(&a), "{actions:?}");
     }
@@ -187,13 +173,9 @@ async fn create_body_validation_is_precise() {
         json!("12h"),
         json!("30d"),
     ] {
-        let r = h
-            .post(
-                "/api/v1/keys",
-                &h.owner,
-                json!({"name": "x", "kind": "tenant", "scopes": ["services:read"], "expires_in": ok}),
-            )
-            .await;
+        let body =
+            json!({"name": "x", "kind": "tenant", "scopes": ["services:read"], "expires_in": ok});
+        let r = h.post_key(body).await;
         assert_eq!(r.status, StatusCode::CREATED, "{ok}: {}", r.raw);
     }
     // Within the ten-year cap (2099 was accepted before the cap applied to expires_at).
@@ -203,11 +185,7 @@ async fn create_body_validation_is_precise() {
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap();
     let r = h
-        .post(
-            "/api/v1/keys",
-            &h.owner,
-            json!({"name": "x", "kind": "tenant", "scopes": [], "expires_at": in_two_years}),
-        )
+        .post_key(json!({"name": "x", "kind": "tenant", "scopes": [], "expires_at": in_two_years}))
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.raw);
     assert_eq!(r.body["expires_at"], in_two_years.as_str());
@@ -253,39 +231,38 @@ async fn expires_at_and_expires_in_share_one_ten_year_cap() {
     }
 }
 
+/// Names hiding a bidirectional override or an invisible character, and the code point
+/// the refusal names.
+const INVISIBLE: [(&str, &str); 4] = [
+    ("shop\u{202E}gnp.exe", "U+202E"),
+    ("ci\u{200B}bot", "U+200B"),
+    ("\u{2066}deploy\u{2069}", "U+2066"),
+    ("key\u{FEFF}", "U+FEFF"),
+];
+
+/// Asserts that `r` refused the `what` name `name` for its character `code` (`U+…`).
+fn assert_invisible_refused(r: &Reply, what: &str, name: &str, code: &str) {
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{name:?}: {}", r.raw);
+    let message = r.body["message"].as_str().unwrap();
+    let start = format!("{what} name must not contain invisible or bidirectional");
+    assert!(
+        message.starts_with(&start) && message.contains(code),
+        "{message}"
+    );
+}
+
 #[tokio::test]
 async fn names_with_bidi_or_invisible_characters_are_refused() {
     let h = demo().await;
-    for (name, code) in [
-        ("shop\u{202E}gnp.exe", "U+202E"),
-        ("ci\u{200B}bot", "U+200B"),
-        ("\u{2066}deploy\u{2069}", "U+2066"),
-        ("key\u{FEFF}", "U+FEFF"),
-    ] {
+    for (name, code) in INVISIBLE {
         let r = h
-            .post(
-                "/api/v1/keys",
-                &h.owner,
-                json!({"name": name, "kind": "tenant", "scopes": []}),
-            )
+            .post_key(json!({"name": name, "kind": "tenant", "scopes": []}))
             .await;
-        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{name:?}: {}", r.raw);
-        let message = r.body["message"].as_str().unwrap();
-        assert!(
-            message.starts_with("key name must not contain invisible or bidirectional")
-                && message.contains(code),
-            "{message}"
-        );
+        assert_invisible_refused(&r, "key", name, code);
         let r = h
             .post("/api/v1/projects", &h.owner, json!({"name": name}))
             .await;
-        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{name:?}: {}", r.raw);
-        let message = r.body["message"].as_str().unwrap();
-        assert!(
-            message.starts_with("project name must not contain invisible or bidirectional")
-                && message.contains(code),
-            "{message}"
-        );
+        assert_invisible_refused(&r, "project", name, code);
     }
     let projects = h.get("/api/v1/projects", &h.owner).await;
     assert_eq!(projects.body["projects"].as_array().unwrap().len(), 2);
@@ -300,11 +277,7 @@ async fn names_with_bidi_or_invisible_characters_are_refused() {
 async fn answers_carrying_a_raw_key_are_not_stored_by_caches() {
     let h = demo().await;
     let r = h
-        .post(
-            "/api/v1/keys",
-            &h.owner,
-            json!({"name": "ci", "kind": "tenant", "scopes": ["services:read"]}),
-        )
+        .post_key(json!({"name": "ci", "kind": "tenant", "scopes": ["services:read"]}))
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.raw);
     assert!(r.body["key"].is_string());
@@ -323,14 +296,8 @@ async fn answers_carrying_a_raw_key_are_not_stored_by_caches() {
 #[tokio::test]
 async fn a_revoked_or_expired_key_is_not_rotated() {
     let h = demo().await;
-    let (_, revoked) = h
-        .create_key(json!({"name": "old", "kind": "tenant", "scopes": ["services:read"]}))
-        .await;
-    let id = revoked["id"].as_str().unwrap().to_owned();
-    let r = h
-        .post(&format!("/api/v1/keys/{id}/revoke"), &h.owner, json!({}))
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
+    let (_, id) = h.reader_key("old").await;
+    h.revoke(&id).await;
     let before = h.get("/api/v1/keys", &h.owner).await.body["keys"]
         .as_array()
         .unwrap()
@@ -376,31 +343,12 @@ async fn projects_and_tenant_isolation() {
         .await;
     assert_eq!(dup.status, StatusCode::CONFLICT);
     let list = h.get("/api/v1/projects", &h.owner).await;
-    let names: Vec<&str> = list.body["projects"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["name"].as_str().unwrap())
-        .collect();
+    let names = fields(&list.body["projects"], "name");
     assert_eq!(names, ["billing", "ops", "shop"]);
 
     // A second tenant in the same store sees none of it.
-    let other = h
-        .store
-        .bootstrap(
-            &TokenFormat::default(),
-            Bootstrap::new(
-                "acme",
-                "alice",
-                &["shop"],
-                vec!["keys:admin".to_owned()],
-                "acme owner",
-            ),
-        )
-        .await
-        .unwrap();
-    let acme = other.key.token.expose().to_owned();
-    let acme_id = other.key.key.id.to_string();
+    let acme = other_tenant(&*h.store, "acme", "alice", &["shop"]).await;
+    let acme_id = h.principal(&acme).await.key_id.to_string();
     let demo_key = h.tenant_key(&["services:read"]).await;
     let demo_id = h.principal(&demo_key).await.key_id.to_string();
 
@@ -416,22 +364,12 @@ async fn projects_and_tenant_isolation() {
         assert_eq!(r.raw, r#"{"error":"not_found"}"#);
     }
     for action in ["revoke", "rotate"] {
-        let r = h
-            .post(
-                &format!("/api/v1/keys/{demo_id}/{action}"),
-                &acme,
-                json!({}),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::NOT_FOUND, "{action}");
-        let r = h
-            .post(
-                &format!("/api/v1/keys/{acme_id}/{action}"),
-                &h.owner,
-                json!({}),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::NOT_FOUND, "{action}");
+        // Neither owner reaches the other tenant's key.
+        for (id, caller) in [(&demo_id, &acme), (&acme_id, &h.owner)] {
+            let path = format!("/api/v1/keys/{id}/{action}");
+            let r = h.post(&path, caller, json!({})).await;
+            assert_eq!(r.status, StatusCode::NOT_FOUND, "{action}");
+        }
     }
     assert_eq!(
         h.get("/api/v1/token", &demo_key).await.status,
@@ -474,12 +412,7 @@ async fn introspection_and_catalogue() {
     assert_eq!(r.body["user"]["name"], "owner");
     assert_eq!(r.body["read_only"], false);
     assert_eq!(r.body["expires_at"], Value::Null);
-    let names: Vec<&str> = r.body["projects"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["name"].as_str().unwrap())
-        .collect();
+    let names = fields(&r.body["projects"], "name");
     assert_eq!(
         names,
         ["ops", "shop"],
@@ -567,10 +500,7 @@ async fn usage_limited_keys_are_created_shown_spent_and_refused_with_403() {
         .create_key(json!({"name": "gone", "kind": "tenant", "scopes": [], "remaining": 5}))
         .await;
     let id = view["id"].as_str().unwrap();
-    let r = h
-        .post(&format!("/api/v1/keys/{id}/revoke"), &h.owner, json!({}))
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
+    h.revoke(id).await;
     let r = h.get("/api/v1/token", &raw).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(r.body["reason"], "key_revoked");

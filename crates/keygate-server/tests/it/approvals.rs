@@ -9,18 +9,12 @@ use keygate_demo::Platform;
 use keygate_server::{Config, Upstream};
 use serde_json::{Value, json};
 
-use crate::util::{Harness, Reply, demo, demo_with, gate_code};
+use crate::util::{Harness, Reply, assert_ungated, audited, demo, demo_with, gated, other_tenant};
 
 const AGENT_SCOPES: [&str; 3] = ["services:write", "services:read", "gates:approve"];
 
 fn delete(service: &str) -> Value {
     json!({"service": service})
-}
-
-/// The `structuredContent` of a gate answer with `code`.
-fn gated(r: &Reply, code: &str) -> Value {
-    assert_eq!(gate_code(r).as_deref(), Some(code), "{}", r.raw);
-    r.body["result"]["structuredContent"].clone()
 }
 
 fn approval_id(r: &Reply) -> String {
@@ -49,21 +43,6 @@ async fn deny(h: &Harness, key: &str, id: &str) -> Reply {
         .await
 }
 
-/// The owner key of a second tenant.
-async fn other_tenants_owner(h: &Harness) -> String {
-    let scopes = keygate_scopes::Policy::from_toml_str(keygate_demo::POLICY_TOML)
-        .unwrap()
-        .all_scopes();
-    let other = keygate_keys::KeyStore::bootstrap(
-        &*h.store,
-        &keygate_keys::TokenFormat::default(),
-        keygate_keys::Bootstrap::new("other", "oscar", &["shop"], scopes, "oscar's key"),
-    )
-    .await
-    .unwrap();
-    other.key.token.expose().to_owned()
-}
-
 #[tokio::test]
 async fn a_person_approves_on_the_page_and_the_identical_retry_runs_once() {
     let h = demo().await;
@@ -73,7 +52,7 @@ async fn a_person_approves_on_the_page_and_the_identical_retry_runs_once() {
     let person = h.user_key(&["gates:approve"]).await;
     let reader = h.user_key(&["services:read"]).await;
     let member = h.member_key(&["gates:approve"]).await;
-    let stranger = other_tenants_owner(&h).await;
+    let stranger = other_tenant(&*h.store, "other", "oscar", &["shop"]).await;
 
     let first = h.tool(&agent, None, "service.delete", delete("web")).await;
     let sc = gated(&first, "APPROVAL_REQUIRED");
@@ -212,7 +191,7 @@ async fn a_person_approves_on_the_page_and_the_identical_retry_runs_once() {
 
     // The identical retry runs, once.
     let ran = h.tool(&agent, None, "service.delete", delete("web")).await;
-    assert_eq!(gate_code(&ran), None, "{}", ran.raw);
+    assert_ungated(&ran);
     assert_ne!(ran.body["result"]["isError"], json!(true), "{}", ran.raw);
     let next = h.tool(&agent, None, "service.delete", delete("web")).await;
     let next_id = approval_id(&next);
@@ -226,12 +205,7 @@ async fn a_person_approves_on_the_page_and_the_identical_retry_runs_once() {
     );
 
     let events = h.audit().await;
-    let approved = audited(&events, "gate.approved");
-    assert_eq!(approved["detail"]["channel"], json!("page"));
-    assert_eq!(
-        approved["detail"]["approver_user_id"],
-        json!(h.owner_id.as_str())
-    );
+    let approved = h.assert_owner_approved(&events, "page");
     assert_eq!(approved["detail"]["approval_id"], json!(id));
     let used = audited(&events, "gate.approval_used");
     assert_eq!(used["detail"]["approval_id"], json!(id));
@@ -271,7 +245,7 @@ async fn a_denied_call_is_declined_and_a_tenant_keys_call_is_an_owners_to_decide
     let ok = approve(&h, &h.owner, &fresh, "api").await;
     assert_eq!(ok.status, StatusCode::OK, "{}", ok.raw);
     let ran = h.tool(&agent, None, "service.delete", delete("api")).await;
-    assert_eq!(gate_code(&ran), None, "{}", ran.raw);
+    assert_ungated(&ran);
 
     let declined = audited(&h.audit().await, "gate.declined").clone();
     assert_eq!(declined["detail"]["channel"], json!("page"));
@@ -318,12 +292,4 @@ async fn the_approvals_api_needs_a_key() {
         .call(http::Method::GET, "/api/v1/approvals", None, None)
         .await;
     error(&r, StatusCode::UNAUTHORIZED, "missing_token");
-}
-
-/// The event with `action` among `events`.
-fn audited<'a>(events: &'a [Value], action: &str) -> &'a Value {
-    events
-        .iter()
-        .find(|e| e["action"] == action)
-        .unwrap_or_else(|| panic!("{action} audited"))
 }

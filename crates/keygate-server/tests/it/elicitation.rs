@@ -15,13 +15,23 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 
 use crate::util::{
-    Harness, assert_approval_required, demo, demo_with, gate_code, policy_approving_by, with_policy,
+    Harness, accept, assert_approval_required, assert_ungated, content_type, demo, demo_with,
+    exists, policy_approving_by, with_policy,
 };
 
 /// Bound on every read of a stream, so a broken channel fails instead of hanging.
 const BOUND: Duration = Duration::from_secs(30);
 
 const AGENT_SCOPES: [&str; 2] = ["services:write", "services:read"];
+
+/// The demo, a user key of its owner with [`AGENT_SCOPES`], and a session of that key
+/// that declared form elicitation or not (`elicits`).
+async fn agent_in_session(elicits: bool) -> (Harness, String, String) {
+    let h = demo().await;
+    let agent = h.user_key(&AGENT_SCOPES).await;
+    let s = session(&h, &agent, elicits).await;
+    (h, agent, s)
+}
 
 /// Opens a session whose client declares (or not) form elicitation.
 pub(crate) async fn session(h: &Harness, key: &str, elicitation: bool) -> String {
@@ -135,20 +145,6 @@ pub(crate) async fn answer(
     r.status
 }
 
-pub(crate) fn accept(name: &str) -> Value {
-    json!({"action": "accept", "content": {"target": name}})
-}
-
-/// Whether the demo still lists service `name`.
-pub(crate) async fn exists(h: &Harness, name: &str) -> bool {
-    let r = h.tool(&h.owner, None, "service.list", json!({})).await;
-    assert_eq!(gate_code(&r), None, "{}", r.raw);
-    r.raw.contains(&format!("\\\"name\\\":\\\"{name}\\\""))
-        || r.body["result"]["structuredContent"]["services"]
-            .as_array()
-            .is_some_and(|s| s.iter().any(|s| s["name"] == json!(name)))
-}
-
 /// The gate code of a tool result message.
 pub(crate) fn code(message: &Value) -> Option<&str> {
     message["result"]["structuredContent"]["code"].as_str()
@@ -156,19 +152,12 @@ pub(crate) fn code(message: &Value) -> Option<&str> {
 
 #[tokio::test]
 async fn accepting_with_the_exact_name_runs_the_call_on_the_same_stream() {
-    let h = demo().await;
-    let agent = h.user_key(&AGENT_SCOPES).await;
-    let s = session(&h, &agent, true).await;
+    let (h, agent, s) = agent_in_session(true).await;
     assert!(exists(&h, "web").await);
 
     let (head, mut stream) = delete(&h, &agent, &s, "web").await;
     assert_eq!(head.status, StatusCode::OK);
-    assert!(
-        head.headers["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/event-stream")
-    );
+    assert!(content_type(&head.headers).starts_with("text/event-stream"));
     assert_eq!(head.headers["mcp-session-id"], s.as_str());
     let ask = stream.next().await.expect("an elicitation request first");
     assert_eq!(ask["jsonrpc"], json!("2.0"));
@@ -205,23 +194,13 @@ async fn accepting_with_the_exact_name_runs_the_call_on_the_same_stream() {
         StatusCode::NOT_FOUND
     );
     let events = h.audit().await;
-    let approved = events
-        .iter()
-        .find(|e| e["action"] == "gate.approved")
-        .expect("gate.approved audited");
-    assert_eq!(approved["detail"]["channel"], json!("elicitation"));
-    assert_eq!(
-        approved["detail"]["approver_user_id"],
-        json!(h.owner_id.as_str())
-    );
+    h.assert_owner_approved(&events, "elicitation");
     assert!(events.iter().any(|e| e["action"] == "gate.approval_used"));
 }
 
 #[tokio::test]
 async fn declining_cancelling_or_a_wrong_name_deletes_nothing() {
-    let h = demo().await;
-    let agent = h.user_key(&AGENT_SCOPES).await;
-    let s = session(&h, &agent, true).await;
+    let (h, agent, s) = agent_in_session(true).await;
     for result in [
         json!({"action": "decline"}),
         json!({"action": "cancel"}),
@@ -251,10 +230,8 @@ async fn declining_cancelling_or_a_wrong_name_deletes_nothing() {
 
 #[tokio::test]
 async fn an_answer_from_another_key_or_session_is_refused_and_the_wait_goes_on() {
-    let h = demo().await;
-    let agent = h.user_key(&AGENT_SCOPES).await;
+    let (h, agent, s) = agent_in_session(true).await;
     let other = h.user_key(&AGENT_SCOPES).await;
-    let s = session(&h, &agent, true).await;
     let second = session(&h, &agent, true).await;
     let others = session(&h, &other, true).await;
 
@@ -295,24 +272,12 @@ async fn an_answer_from_another_key_or_session_is_refused_and_the_wait_goes_on()
 
 #[tokio::test]
 async fn a_client_without_elicitation_is_sent_to_the_page() {
-    let h = demo().await;
-    let agent = h.user_key(&AGENT_SCOPES).await;
-    let s = session(&h, &agent, false).await;
+    let (h, agent, s) = agent_in_session(false).await;
     let r = h
-        .tool(
-            &agent,
-            Some(&s),
-            "service.delete",
-            json!({"service": "web"}),
-        )
+        .tool_in(&agent, &s, "service.delete", json!({"service": "web"}))
         .await;
     assert_approval_required(&r);
-    assert!(
-        r.headers["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("application/json")
-    );
+    assert!(content_type(&r.headers).starts_with("application/json"));
     assert!(exists(&h, "web").await);
 }
 
@@ -345,9 +310,7 @@ async fn no_answer_before_the_approval_expires_ends_with_the_page() {
 
 #[tokio::test]
 async fn a_client_that_goes_away_ends_the_wait_and_an_approval_given_later_counts_once() {
-    let h = demo().await;
-    let agent = h.user_key(&AGENT_SCOPES).await;
-    let s = session(&h, &agent, true).await;
+    let (h, agent, s) = agent_in_session(true).await;
     let (_, mut stream) = delete(&h, &agent, &s, "web").await;
     let ask = stream.next().await.unwrap();
     drop(stream);
@@ -360,14 +323,9 @@ async fn a_client_that_goes_away_ends_the_wait_and_an_approval_given_later_count
     assert!(exists(&h, "web").await, "no abandoned wait ran the call");
     // The approval stands for the identical retry, once, as a page approval would.
     let ran = h
-        .tool(
-            &agent,
-            Some(&s),
-            "service.delete",
-            json!({"service": "web"}),
-        )
+        .tool_in(&agent, &s, "service.delete", json!({"service": "web"}))
         .await;
-    assert_eq!(gate_code(&ran), None, "{}", ran.raw);
+    assert_ungated(&ran);
     assert!(!exists(&h, "web").await);
 }
 
@@ -382,21 +340,13 @@ async fn a_page_only_gate_never_asks_on_the_stream() {
     let agent = h.user_key(&AGENT_SCOPES).await;
     // The client declared elicitation and takes event streams: still the page.
     let s = session(&h, &agent, true).await;
-    let call = h.tool(
-        &agent,
-        Some(&s),
-        "service.delete",
-        json!({"service": "web"}),
-    );
+    let call = h.tool_in(&agent, &s, "service.delete", json!({"service": "web"}));
     let r = tokio::time::timeout(BOUND, call)
         .await
         .expect("answered at once, not held open for an elicitation");
     assert_approval_required(&r);
     assert!(
-        r.headers["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("application/json"),
+        content_type(&r.headers).starts_with("application/json"),
         "answered without asking the client"
     );
     assert!(exists(&h, "web").await);

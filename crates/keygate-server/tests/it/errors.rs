@@ -9,7 +9,7 @@ use keygate_server::{Config, Upstream};
 use serde_json::json;
 use time::OffsetDateTime;
 
-use crate::util::{demo, demo_with};
+use crate::util::{demo, demo_with, www_authenticate};
 
 #[tokio::test]
 async fn missing_and_malformed_headers() {
@@ -17,12 +17,7 @@ async fn missing_and_malformed_headers() {
     let r = h.call(Method::GET, "/api/v1/token", None, None).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(r.raw, r#"{"error":"missing_token"}"#);
-    assert!(
-        r.headers["www-authenticate"]
-            .to_str()
-            .unwrap()
-            .starts_with("Bearer")
-    );
+    assert!(www_authenticate(&r).starts_with("Bearer"));
 
     let req = Request::get("/api/mcp")
         .header("authorization", "Basic dXNlcjpwYXNz")
@@ -63,21 +58,12 @@ async fn unknown_revoked_and_expired_keys() {
     assert_eq!(r.raw, not_found);
 
     let id = h.principal(&good).await.key_id;
-    let r = h
-        .post(&format!("/api/v1/keys/{id}/revoke"), &h.owner, json!({}))
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
+    h.revoke(id.as_str()).await;
     let r = h.get("/api/v1/token", &good).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(r.raw, r#"{"error":"invalid_token","reason":"key_revoked"}"#);
     // Revocation holds on the gateway too, on the very next request.
-    let r = h
-        .mcp(
-            &good,
-            None,
-            json!({"jsonrpc":"2.0","id":1,"method":"tools/list"}),
-        )
-        .await;
+    let r = h.rpc(&good, "tools/list").await;
     assert_eq!(r.raw, r#"{"error":"invalid_token","reason":"key_revoked"}"#);
 
     let expiring = h.tenant_key(&["services:read"]).await;
@@ -109,12 +95,7 @@ async fn insufficient_scope_for_admin_routes() {
                 .await;
             assert_eq!(r.status, StatusCode::FORBIDDEN, "{method} {path}");
             assert_eq!(r.raw, r#"{"error":"insufficient_scope"}"#);
-            assert!(
-                r.headers["www-authenticate"]
-                    .to_str()
-                    .unwrap()
-                    .contains("insufficient_scope")
-            );
+            assert!(www_authenticate(&r).contains("insufficient_scope"));
         }
         let r = h
             .post(
@@ -158,13 +139,7 @@ async fn rate_limits_answer_429_with_retry_after() {
             .starts_with("\"key\";r=0")
     );
     // The gateway shares the budget.
-    let r = h
-        .mcp(
-            &h.owner,
-            None,
-            json!({"jsonrpc":"2.0","id":1,"method":"tools/list"}),
-        )
-        .await;
+    let r = h.rpc(&h.owner, "tools/list").await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
     let metrics = h.call(Method::GET, "/metrics", None, None).await.raw;
     assert!(

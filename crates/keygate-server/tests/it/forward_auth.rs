@@ -186,16 +186,10 @@ async fn the_key_must_reach_the_project_named() {
 #[tokio::test]
 async fn a_revoked_key_is_refused_on_the_very_next_request() {
     let h = demo().await;
-    let (key, view) = h
-        .create_key(json!({"name": "api", "kind": "tenant", "scopes": ["services:read"]}))
-        .await;
+    let (key, id) = h.reader_key("api").await;
     let r = verify(&h, Method::GET, "/auth/verify", Some(&key)).await;
     assert_eq!(r.status, StatusCode::OK);
-    let id = view["id"].as_str().unwrap();
-    let revoked = h
-        .post(&format!("/api/v1/keys/{id}/revoke"), &h.owner, json!({}))
-        .await;
-    assert_eq!(revoked.status, StatusCode::OK, "{}", revoked.raw);
+    h.revoke(&id).await;
     let r = verify(&h, Method::GET, "/auth/verify", Some(&key)).await;
     assert_refused(
         &r,

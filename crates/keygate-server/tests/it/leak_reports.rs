@@ -37,6 +37,15 @@ async fn app(signer: &Signer, edit: impl FnOnce(&mut Config)) -> (Harness, tempf
     (demo_with(config).await, dir)
 }
 
+/// [`app`] with the default config, the signer it trusts, and a live tenant key `ci`
+/// made through the admin API (raw key, id).
+async fn with_live_key() -> (Harness, tempfile::TempDir, Signer, String, String) {
+    let signer = Signer::new();
+    let (h, dir) = app(&signer, |_| {}).await;
+    let (key, id) = h.reader_key("ci").await;
+    (h, dir, signer, key, id)
+}
+
 fn report_request(body: &[u8], key_id: Option<&str>, signature: Option<&str>) -> Request<Body> {
     let mut req = Request::post(PATH).header("content-type", "application/json");
     if let Some(id) = key_id {
@@ -48,14 +57,14 @@ fn report_request(body: &[u8], key_id: Option<&str>, signature: Option<&str>) ->
     req.body(Body::from(body.to_vec())).unwrap()
 }
 
+/// A report of `body` with the key id `key_id`, signed by `signer`.
+fn signed(body: &[u8], key_id: &str, signer: &Signer) -> Request<Body> {
+    report_request(body, Some(key_id), Some(&signer.sign(body)))
+}
+
 async fn send_report(h: &Harness, signer: &Signer, report: &Value) -> Reply {
     let body = report.to_string();
-    h.send(report_request(
-        body.as_bytes(),
-        Some(KEY_ID),
-        Some(&signer.sign(body.as_bytes())),
-    ))
-    .await
+    h.send(signed(body.as_bytes(), KEY_ID, signer)).await
 }
 
 fn found(token: &str) -> Value {
@@ -64,14 +73,6 @@ fn found(token: &str) -> Value {
 
 fn sha256_hex(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
-}
-
-/// A tenant key `ci` made through the admin API: (raw key, id).
-async fn ci_key(h: &Harness) -> (String, String) {
-    let (key, view) = h
-        .create_key(json!({"name": "ci", "kind": "tenant", "scopes": ["services:read"]}))
-        .await;
-    (key, view["id"].as_str().unwrap().to_owned())
 }
 
 async fn revoked_events(h: &Harness, id: &str) -> Vec<Value> {
@@ -88,9 +89,7 @@ async fn revoked_events(h: &Harness, id: &str) -> Vec<Value> {
 
 #[tokio::test]
 async fn a_signed_report_revokes_the_live_key_at_once() {
-    let signer = Signer::new();
-    let (h, _dir) = app(&signer, |_| {}).await;
-    let (key, id) = ci_key(&h).await;
+    let (h, _dir, signer, key, id) = with_live_key().await;
     let id = id.as_str();
     h.principal(&key).await;
     let r = send_report(&h, &signer, &json!([found(&key)])).await;
@@ -113,31 +112,20 @@ async fn a_signed_report_revokes_the_live_key_at_once() {
     assert_eq!(events[0]["actor"], "leak-report:github");
     assert_eq!(events[0]["detail"], json!({"reason": "leaked", "url": URL}));
     // A key revoked by its owner shows no reason.
-    let (_, other) = h
-        .create_key(json!({"name": "other", "kind": "tenant", "scopes": ["services:read"]}))
-        .await;
-    let other = other["id"].as_str().unwrap();
-    let r = h
-        .post(&format!("/api/v1/keys/{other}/revoke"), &h.owner, json!({}))
-        .await;
+    let (_, other) = h.reader_key("other").await;
+    let r = h.revoke(&other).await;
     assert!(r.body.get("revoked_reason").is_none(), "{}", r.raw);
 }
 
 #[tokio::test]
 async fn a_bad_or_missing_signature_is_401_and_revokes_nothing() {
-    let signer = Signer::new();
-    let (h, _dir) = app(&signer, |_| {}).await;
-    let key = h.tenant_key(&["services:read"]).await;
+    let (h, _dir, signer, key, _) = with_live_key().await;
     let body = json!([found(&key)]).to_string();
     let stranger = Signer::new();
     let tampered = json!([found(&key), found("ghp_x")]).to_string();
     for (req, why) in [
         (
-            report_request(
-                body.as_bytes(),
-                Some(KEY_ID),
-                Some(&stranger.sign(body.as_bytes())),
-            ),
+            signed(body.as_bytes(), KEY_ID, &stranger),
             "the signature does not match the body",
         ),
         (
@@ -161,11 +149,7 @@ async fn a_bad_or_missing_signature_is_401_and_revokes_nothing() {
             "no Github-Public-Key-Identifier header",
         ),
         (
-            report_request(
-                body.as_bytes(),
-                Some("old"),
-                Some(&signer.sign(body.as_bytes())),
-            ),
+            signed(body.as_bytes(), "old", &signer),
             "the signature does not match the body",
         ),
     ] {
@@ -182,9 +166,7 @@ async fn a_bad_or_missing_signature_is_401_and_revokes_nothing() {
 
 #[tokio::test]
 async fn a_signed_body_of_another_shape_is_400_and_never_echoes_a_key() {
-    let signer = Signer::new();
-    let (h, _dir) = app(&signer, |_| {}).await;
-    let key = h.tenant_key(&["services:read"]).await;
+    let (h, _dir, signer, key, _) = with_live_key().await;
     for report in [json!([key]), json!({"token": key}), json!([{"type": "x"}])] {
         let r = send_report(&h, &signer, &report).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{report}: {}", r.raw);
@@ -201,17 +183,9 @@ async fn a_signed_body_of_another_shape_is_400_and_never_echoes_a_key() {
 
 #[tokio::test]
 async fn an_unknown_key_identifier_is_401() {
-    let signer = Signer::new();
-    let (h, _dir) = app(&signer, |_| {}).await;
-    let key = h.tenant_key(&["services:read"]).await;
+    let (h, _dir, signer, key, _) = with_live_key().await;
     let body = json!([found(&key)]).to_string();
-    let r = h
-        .send(report_request(
-            body.as_bytes(),
-            Some("0000"),
-            Some(&signer.sign(body.as_bytes())),
-        ))
-        .await;
+    let r = h.send(signed(body.as_bytes(), "0000", &signer)).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.raw);
     assert_eq!(
         r.body["message"],
@@ -222,14 +196,9 @@ async fn an_unknown_key_identifier_is_401() {
 
 #[tokio::test]
 async fn a_key_already_revoked_is_listed_without_a_second_event() {
-    let signer = Signer::new();
-    let (h, _dir) = app(&signer, |_| {}).await;
-    let (key, id) = ci_key(&h).await;
+    let (h, _dir, signer, key, id) = with_live_key().await;
     let id = id.as_str();
-    let r = h
-        .post(&format!("/api/v1/keys/{id}/revoke"), &h.owner, json!({}))
-        .await;
-    assert_eq!(r.status, StatusCode::OK);
+    h.revoke(id).await;
     // Reported twice in one report, and again in a second one.
     for report in [json!([found(&key), found(&key)]), json!([found(&key)])] {
         let r = send_report(&h, &signer, &report).await;
@@ -250,9 +219,7 @@ async fn a_key_already_revoked_is_listed_without_a_second_event() {
 
 #[tokio::test]
 async fn foreign_and_forged_tokens_are_labelled_and_change_nothing() {
-    let signer = Signer::new();
-    let (h, _dir) = app(&signer, |_| {}).await;
-    let key = h.tenant_key(&["services:read"]).await;
+    let (h, _dir, signer, key, _) = with_live_key().await;
     // The real key's id with another secret: anyone could publish one.
     let signed = &key[..key.len() - 6];
     let mut forged_secret = signed.to_owned();
@@ -282,9 +249,7 @@ async fn foreign_and_forged_tokens_are_labelled_and_change_nothing() {
 
 #[tokio::test]
 async fn a_report_of_1_mib_is_read_and_a_larger_one_is_413() {
-    let signer = Signer::new();
-    let (h, _dir) = app(&signer, |_| {}).await;
-    let key = h.tenant_key(&["services:read"]).await;
+    let (h, _dir, signer, key, _) = with_live_key().await;
     // Many foreign matches around the live key, padded to exactly the limit.
     let mut matches = vec![found(&key)];
     let filler = found("ghp_0123456789abcdefghijklmnopqrstuvwxyzAB");
@@ -295,13 +260,7 @@ async fn a_report_of_1_mib_is_read_and_a_larger_one_is_413() {
     let pad = LEAK_REPORT_BODY_LIMIT - body.len();
     body.insert_str(body.len() - 1, &" ".repeat(pad));
     assert_eq!(body.len(), LEAK_REPORT_BODY_LIMIT);
-    let r = h
-        .send(report_request(
-            body.as_bytes(),
-            Some(KEY_ID),
-            Some(&signer.sign(body.as_bytes())),
-        ))
-        .await;
+    let r = h.send(signed(body.as_bytes(), KEY_ID, &signer)).await;
     assert_eq!(
         r.status,
         StatusCode::OK,
@@ -317,13 +276,7 @@ async fn a_report_of_1_mib_is_read_and_a_larger_one_is_413() {
     ));
     // One byte more.
     body.insert(body.len() - 1, ' ');
-    let r = h
-        .send(report_request(
-            body.as_bytes(),
-            Some(KEY_ID),
-            Some(&signer.sign(body.as_bytes())),
-        ))
-        .await;
+    let r = h.send(signed(body.as_bytes(), KEY_ID, &signer)).await;
     assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.raw);
     assert_eq!(
         r.body,

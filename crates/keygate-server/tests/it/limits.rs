@@ -33,10 +33,7 @@ async fn raw_post(h: &Harness, path: &str, body: String) -> crate::util::Reply {
 #[tokio::test]
 async fn every_body_reading_route_refuses_one_byte_over_its_limit() {
     let h = demo().await;
-    let (_, view) = h
-        .create_key(json!({"name": "k", "kind": "tenant", "scopes": ["services:read"]}))
-        .await;
-    let id = view["id"].as_str().unwrap();
+    let (_, id) = h.reader_key("k").await;
     let admin = [
         "/api/v1/keys".to_owned(),
         "/api/v1/projects".to_owned(),

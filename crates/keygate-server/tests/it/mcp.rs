@@ -13,7 +13,10 @@ use keygate_keys::KeyStore;
 use keygate_server::{Config, Upstream};
 use serde_json::{Value, json};
 
-use crate::util::{Harness, demo, gate_code};
+use crate::util::{
+    EVIDENCE, Harness, assert_no_confirm, assert_ungated, demo, error_message, fields, gate_code,
+    gated, invalid, listed_tool, other_tenant, structured,
+};
 
 fn tool_names(r: &crate::util::Reply) -> Vec<String> {
     let mut names: Vec<String> = r.body["result"]["tools"]
@@ -24,6 +27,12 @@ fn tool_names(r: &crate::util::Reply) -> Vec<String> {
         .collect();
     names.sort();
     names
+}
+
+/// The arguments of `service.delete` of `service`, confirmed with `challenge` and
+/// the typed `target`.
+fn confirmed(service: &str, challenge: &str, target: &str) -> Value {
+    json!({"service": service, "confirm": {"challenge": challenge, "target": target}})
 }
 
 async fn list(h: &Harness, key: &str) -> crate::util::Reply {
@@ -42,23 +51,9 @@ async fn tools_list_shows_only_callable_tools() {
     assert_eq!(all.status, StatusCode::OK);
     assert_eq!(all.body["id"], "l");
     assert_eq!(tool_names(&all).len(), 15);
-    let delete = all.body["result"]["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["name"] == "service.delete")
-        .unwrap();
-    assert!(
-        delete["inputSchema"]["properties"]["confirm"].is_null(),
-        "a person gate takes no confirm: {delete}"
-    );
-    assert!(delete["inputSchema"]["properties"]["service"].is_object());
-    let deploy = all.body["result"]["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["name"] == "service.deploy")
-        .unwrap();
+    let tools = all.body["result"]["tools"].as_array().unwrap();
+    assert_no_confirm(listed_tool(tools, "service.delete"));
+    let deploy = listed_tool(tools, "service.deploy");
     assert!(deploy["inputSchema"]["properties"]["confirm"].is_null());
 
     let reader = h.tenant_key(&["services:read"]).await;
@@ -125,125 +120,58 @@ async fn delete_needs_a_challenge_from_the_same_session() {
     let h = crate::util::demo_agent().await;
     let key = h.tenant_key(&["services:write", "services:read"]).await;
     let (s1, s2) = (h.session(&key).await, h.session(&key).await);
-    let first = h
-        .tool(
-            &key,
-            Some(s1.as_str()),
-            "service.delete",
-            json!({"service": "api"}),
-        )
-        .await;
-    assert_eq!(
-        gate_code(&first).as_deref(),
-        Some("CONFIRMATION_REQUIRED"),
-        "{}",
-        first.raw
-    );
-    let sc = &first.body["result"]["structuredContent"];
+    let delete = |args: Value| h.tool_in(&key, &s1, "service.delete", args);
+    let first = delete(json!({"service": "api"})).await;
+    let sc = gated(&first, "CONFIRMATION_REQUIRED");
     assert_eq!(sc["operation"], "service.delete");
     assert_eq!(sc["target"], "api");
     assert!(sc["expires_at"].is_string());
     let challenge = sc["challenge"].as_str().unwrap().to_owned();
     assert!(
-        h.tool(
-            &key,
-            Some(s1.as_str()),
-            "service.status",
-            json!({"service": "api"})
-        )
-        .await
-        .body["result"]["isError"]
+        h.tool_in(&key, &s1, "service.status", json!({"service": "api"}))
+            .await
+            .body["result"]["isError"]
             == false
     );
 
     // From another session: invalid, and the challenge is kept for its owner.
-    let confirm = json!({"service": "api", "confirm": {"challenge": challenge, "target": "api"}});
+    let confirm = confirmed("api", &challenge, "api");
     let other = h
-        .tool(&key, Some(s2.as_str()), "service.delete", confirm.clone())
+        .tool_in(&key, &s2, "service.delete", confirm.clone())
         .await;
-    assert_eq!(gate_code(&other).as_deref(), Some("CONFIRMATION_INVALID"));
-    let reason = &other.body["result"]["structuredContent"]["reason"];
-    assert_eq!(reason, "other_session", "{}", other.raw);
+    assert_eq!(invalid(&other), "other_session");
     // Its owner presenting it with other arguments spends it.
     let changed = json!({"service": "api", "project": "shop",
                          "confirm": {"challenge": challenge, "target": "api"}});
-    let changed = h
-        .tool(&key, Some(s1.as_str()), "service.delete", changed)
-        .await;
-    let reason = &changed.body["result"]["structuredContent"]["reason"];
+    let changed = delete(changed).await;
+    let reason = &structured(&changed)["reason"];
     assert_eq!(reason, "other_arguments", "{}", changed.raw);
-    let reuse = h
-        .tool(&key, Some(s1.as_str()), "service.delete", confirm)
-        .await;
-    assert_eq!(gate_code(&reuse).as_deref(), Some("CONFIRMATION_INVALID"));
-    let reason = &reuse.body["result"]["structuredContent"]["reason"];
-    assert_eq!(reason, "unknown_challenge", "{}", reuse.raw);
+    let reuse = delete(confirm).await;
+    assert_eq!(invalid(&reuse), "unknown_challenge");
 
     // A fresh challenge, with a target that is not exactly the name: refused, kept.
-    let first = h
-        .tool(
-            &key,
-            Some(s1.as_str()),
-            "service.delete",
-            json!({"service": "api"}),
-        )
-        .await;
-    let challenge = first.body["result"]["structuredContent"]["challenge"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let typo = h
-        .tool(
-            &key,
-            Some(s1.as_str()),
-            "service.delete",
-            json!({"service": "api", "confirm": {"challenge": challenge, "target": "API"}}),
-        )
-        .await;
-    assert_eq!(gate_code(&typo).as_deref(), Some("CONFIRMATION_INVALID"));
-    let ok = h
-        .tool(
-            &key,
-            Some(s1.as_str()),
-            "service.delete",
-            json!({"service": "api", "confirm": {"challenge": challenge, "target": "api"}}),
-        )
-        .await;
-    assert_eq!(gate_code(&ok), None, "{}", ok.raw);
+    let first = delete(json!({"service": "api"})).await;
+    let challenge = structured(&first)["challenge"].as_str().unwrap().to_owned();
+    let typo = delete(confirmed("api", &challenge, "API")).await;
+    gated(&typo, "CONFIRMATION_INVALID");
+    let ok = delete(confirmed("api", &challenge, "api")).await;
+    assert_ungated(&ok);
     assert_eq!(ok.body["result"]["isError"], false, "{}", ok.raw);
     let gone = h
-        .tool(
-            &key,
-            Some(s1.as_str()),
-            "service.status",
-            json!({"service": "api"}),
-        )
+        .tool_in(&key, &s1, "service.status", json!({"service": "api"}))
         .await;
-    assert_eq!(
-        gone.body["result"]["structuredContent"]["code"],
-        "UNKNOWN_SERVICE"
-    );
+    assert_eq!(structured(&gone)["code"], "UNKNOWN_SERVICE");
 
     // The gateway's own service: never confirmable.
-    let blocked = h
-        .tool(
-            &key,
-            Some(s1.as_str()),
-            "service.delete",
-            json!({"service": "KeyGate"}),
-        )
-        .await;
-    assert_eq!(gate_code(&blocked).as_deref(), Some("SELF_SERVICE_BLOCKED"));
+    let blocked = delete(json!({"service": "KeyGate"})).await;
+    gated(&blocked, "SELF_SERVICE_BLOCKED");
     // No session: confirmation needs one.
     let nosession = h
         .tool(&key, None, "service.delete", json!({"service": "web"}))
         .await;
-    assert_eq!(
-        gate_code(&nosession).as_deref(),
-        Some("CONFIRMATION_INVALID")
-    );
+    gated(&nosession, "CONFIRMATION_INVALID");
     assert!(
-        nosession.body["result"]["structuredContent"]["message"]
+        structured(&nosession)["message"]
             .as_str()
             .unwrap()
             .to_lowercase()
@@ -251,12 +179,7 @@ async fn delete_needs_a_challenge_from_the_same_session() {
     );
 
     let audit = h.get("/api/v1/audit?limit=50", &h.owner).await;
-    let actions: Vec<&str> = audit.body["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["action"].as_str().unwrap())
-        .collect();
+    let actions = fields(&audit.body["events"], "action");
     for a in [
         "gate.confirmation_required",
         "gate.confirmation_invalid",
@@ -283,83 +206,40 @@ async fn replace_of_a_failed_service_needs_evidence_then_confirmation() {
     let (s1, other) = (h.session(&key).await, h.session(&key).await);
     let replace = json!({"service": "worker", "image": "shop/worker:2.3.1"});
     let first = h
-        .tool(&key, Some(s1.as_str()), "service.replace", replace.clone())
+        .tool_in(&key, &s1, "service.replace", replace.clone())
         .await;
-    assert_eq!(
-        gate_code(&first).as_deref(),
-        Some("DIAGNOSIS_REQUIRED"),
-        "{}",
-        first.raw
-    );
-    assert_eq!(
-        first.body["result"]["structuredContent"]["evidence_missing"],
-        json!([
-            "service.events",
-            "service.logs.build",
-            "service.logs.runtime"
-        ])
-    );
+    gated(&first, "DIAGNOSIS_REQUIRED");
+    assert_eq!(structured(&first)["evidence_missing"], json!(EVIDENCE));
     // Reading evidence in another session does not count for this one.
-    for tool in [
-        "service.events",
-        "service.logs.build",
-        "service.logs.runtime",
-    ] {
-        let r = h
-            .tool(
-                &key,
-                Some(other.as_str()),
-                tool,
-                json!({"service": "worker"}),
-            )
-            .await;
-        assert_eq!(r.body["result"]["isError"], false, "{}", r.raw);
-    }
+    h.read_evidence(&key, &other, "worker").await;
     // A failed evidence call (unknown service) does not count either.
-    h.tool(
-        &key,
-        Some(s1.as_str()),
-        "service.events",
-        json!({"service": "nope"}),
-    )
-    .await;
+    h.tool_in(&key, &s1, "service.events", json!({"service": "nope"}))
+        .await;
     let r = h
-        .tool(
-            &key,
-            Some(s1.as_str()),
-            "service.events",
-            json!({"service": "worker"}),
-        )
+        .tool_in(&key, &s1, "service.events", json!({"service": "worker"}))
         .await;
     assert_eq!(r.body["result"]["isError"], false);
     let second = h
-        .tool(&key, Some(s1.as_str()), "service.replace", replace.clone())
+        .tool_in(&key, &s1, "service.replace", replace.clone())
         .await;
-    assert_eq!(gate_code(&second).as_deref(), Some("DIAGNOSIS_REQUIRED"));
+    gated(&second, "DIAGNOSIS_REQUIRED");
     assert_eq!(
-        second.body["result"]["structuredContent"]["evidence_missing"],
+        structured(&second)["evidence_missing"],
         json!(["service.logs.build", "service.logs.runtime"])
     );
     for tool in ["service.logs.build", "service.logs.runtime"] {
-        h.tool(&key, Some(s1.as_str()), tool, json!({"service": "worker"}))
+        h.tool_in(&key, &s1, tool, json!({"service": "worker"}))
             .await;
     }
     let third = h
-        .tool(&key, Some(s1.as_str()), "service.replace", replace.clone())
+        .tool_in(&key, &s1, "service.replace", replace.clone())
         .await;
-    assert_eq!(
-        gate_code(&third).as_deref(),
-        Some("CONFIRMATION_REQUIRED"),
-        "{}",
-        third.raw
-    );
-    let challenge = third.body["result"]["structuredContent"]["challenge"].clone();
+    gated(&third, "CONFIRMATION_REQUIRED");
+    let challenge = structured(&third)["challenge"].clone();
     let mut confirmed = replace.clone();
     confirmed["confirm"] = json!({"challenge": challenge, "target": "worker"});
-    let done = h
-        .tool(&key, Some(s1.as_str()), "service.replace", confirmed)
-        .await;
-    assert_eq!(gate_code(&done), None, "{}", done.raw);
+    let done = h.tool_in(&key, &s1, "service.replace", confirmed).await;
+    assert_ungated(&done);
     assert_eq!(done.body["result"]["isError"], false, "{}", done.raw);
 }
 
@@ -419,46 +299,32 @@ async fn malformed_and_too_deep_requests_are_json_rpc_errors() {
     let r = send_raw(Box::leak(deep.into_boxed_str())).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(r.body["error"]["code"], -32600);
-    assert!(r.body["error"]["message"].as_str().unwrap().contains("64"));
+    assert!(error_message(&r).contains("64"));
     // Non-object messages.
     let r = send_raw(r#""tools/list""#).await;
     assert_eq!(r.body["error"]["code"], -32600);
-    assert!(
-        r.body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("object")
-    );
+    assert!(error_message(&r).contains("object"));
     // A member given twice could be read differently by the gateway and the upstream
     // (first or last wins): refused, whichever member it is.
     let r = send_raw(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"service.list","arguments":{}},"params":{"name":"service.delete","arguments":{"service":"api"}}}"#).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.raw);
     assert_eq!(r.body["error"]["code"], -32600);
     assert!(
-        r.body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("duplicate field `params`"),
+        error_message(&r).contains("duplicate field `params`"),
         "{}",
         r.raw
     );
     let r = send_raw(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"service.list","name":"service.delete","arguments":{"service":"api"}}}"#).await;
     assert_eq!(r.body["error"]["code"], -32602, "{}", r.raw);
     assert!(
-        r.body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("duplicate field `name`"),
+        error_message(&r).contains("duplicate field `name`"),
         "{}",
         r.raw
     );
     let r = send_raw(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"service.delete","arguments":{"service":"web","confirm":{"challenge":"c","target":"web"},"service":"api"}}}"#).await;
     assert_eq!(r.body["error"]["code"], -32602, "{}", r.raw);
     assert!(
-        r.body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("duplicate member `service`"),
+        error_message(&r).contains("duplicate member `service`"),
         "{}",
         r.raw
     );
@@ -473,12 +339,7 @@ async fn malformed_and_too_deep_requests_are_json_rpc_errors() {
     assert_eq!(r.body["id"], 2);
     let r = send_raw(r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"service.list","arguments":[1]}}"#).await;
     assert_eq!(r.body["error"]["code"], -32602);
-    assert!(
-        r.body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("must be an object")
-    );
+    assert!(error_message(&r).contains("must be an object"));
     // Other methods go through: initialize answers a session id.
     let r = h
         .mcp(&h.owner, None, json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}))
@@ -542,14 +403,9 @@ async fn forwarding_strips_confirm_and_authorization_and_sets_identity() {
     let h = http_gateway_with(format!("{base}/mcp"), Duration::from_secs(10), &policy).await;
     let s9 = h.session(&h.owner).await;
     let first = h
-        .tool(
-            &h.owner,
-            Some(s9.as_str()),
-            "service.delete",
-            json!({"service": "web"}),
-        )
+        .tool_in(&h.owner, &s9, "service.delete", json!({"service": "web"}))
         .await;
-    let challenge = first.body["result"]["structuredContent"]["challenge"].clone();
+    let challenge = structured(&first)["challenge"].clone();
     assert!(challenge.is_string(), "{}", first.raw);
     let mut req = json!({"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"service.delete","arguments":{"service":"web","confirm":{"challenge":challenge,"target":"web"}}}});
     let r = {
@@ -582,23 +438,22 @@ async fn forwarding_strips_confirm_and_authorization_and_sets_identity() {
     }
 }
 
-#[tokio::test]
-async fn upstream_down_slow_or_garbage_is_a_json_rpc_error() {
-    // A port nothing listens on.
+/// The gateway in front of a port nothing listens on.
+async fn gateway_to_nothing() -> Harness {
     let closed = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap()
     };
-    let h = http_gateway(format!("http://{closed}/mcp"), Duration::from_secs(5)).await;
+    http_gateway(format!("http://{closed}/mcp"), Duration::from_secs(5)).await
+}
+
+#[tokio::test]
+async fn upstream_down_slow_or_garbage_is_a_json_rpc_error() {
+    let h = gateway_to_nothing().await;
     let r = list(&h, &h.owner).await;
     assert_eq!(r.status, StatusCode::BAD_GATEWAY, "{}", r.raw);
     assert_eq!(r.body["error"]["code"], -32001);
-    assert!(
-        r.body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("unreachable")
-    );
+    assert!(error_message(&r).contains("unreachable"));
     let r = h.tool(&h.owner, None, "service.list", json!({})).await;
     assert_eq!(r.body["error"]["code"], -32001);
 
@@ -617,11 +472,7 @@ async fn upstream_down_slow_or_garbage_is_a_json_rpc_error() {
 
 #[tokio::test]
 async fn a_gate_with_an_unreachable_status_tool_does_not_forward() {
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    };
-    let h = http_gateway(format!("http://{closed}/mcp"), Duration::from_secs(5)).await;
+    let h = gateway_to_nothing().await;
     let r = h
         .tool(
             &h.owner,
@@ -740,23 +591,12 @@ async fn session_ids_must_be_one_header_of_1_to_128_visible_ascii_characters() {
     // them), they reach the gate and are echoed.
     let visible: String = (0x21u8..=0x7e).map(char::from).collect();
     let longest = "z".repeat(keygate_server::MAX_SESSION_ID_LEN);
-    use keygate_gates::GateStore as _;
-    let owner = h.principal(&h.owner).await;
-    let now = time::OffsetDateTime::now_utc();
     for id in [visible.as_str(), longest.as_str(), "1", "s1"] {
         let value = HeaderValue::from_str(id).unwrap();
         let r = with_session_headers(&h, Method::POST, &[value], Some(delete.clone())).await;
         assert_eq!(r.status, StatusCode::NOT_FOUND, "{id}: {}", r.raw);
         assert_eq!(r.body["error"]["message"], "Session not found", "{id}");
-        let binding = keygate_gates::SessionBinding {
-            key_id: owner.key_id.as_str().to_owned(),
-            bound_at: now,
-            seen_at: now,
-            expires_at: now + time::Duration::hours(1),
-            elicitation: false,
-            elicitation_url: false,
-        };
-        assert!(gates.bind_session(id, &binding).await.unwrap());
+        h.bind_owner_session(&*gates, id).await;
     }
     for id in [visible.as_str(), longest.as_str(), "1"] {
         let value = HeaderValue::from_str(id).unwrap();
@@ -894,13 +734,7 @@ async fn the_demo_policy_maps_no_method_family() {
         assert_eq!(r.status, StatusCode::FORBIDDEN, "{method}: {}", r.raw);
         assert_eq!(r.raw, r#"{"error":"insufficient_scope"}"#);
     }
-    let r = h
-        .mcp(
-            &h.owner,
-            None,
-            json!({"jsonrpc":"2.0","id":1,"method":"ping"}),
-        )
-        .await;
+    let r = h.rpc(&h.owner, "ping").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
 }
 
@@ -953,25 +787,10 @@ async fn client_strings_reach_the_log_cut_short_and_escaped() {
     );
 }
 
-/// A second tenant in the harness's store, with `projects`; returns its owner key (every
-/// scope of the demo policy).
-async fn second_tenant(h: &Harness, name: &str, projects: &[&str]) -> String {
-    let policy = keygate_scopes::Policy::from_toml_str(keygate_demo::POLICY_TOML).unwrap();
-    let done = h
-        .store
-        .bootstrap(
-            &keygate_keys::TokenFormat::default(),
-            keygate_keys::Bootstrap::new(name, "eve", projects, policy.all_scopes(), "eve's key"),
-        )
-        .await
-        .unwrap();
-    done.key.token.expose().to_owned()
-}
-
 #[tokio::test]
 async fn an_unrestricted_key_reaches_no_project_outside_its_tenant() {
     let h = demo().await;
-    let eve = second_tenant(&h, "other", &[]).await;
+    let eve = other_tenant(&*h.store, "other", "eve", &[]).await;
     let demo_projects = h.store.list_projects(&h.tenant).await.unwrap();
     let demo_shop = demo_projects.iter().find(|p| p.name == "shop").unwrap();
     let deny = r#"{"error":"insufficient_scope"}"#;
@@ -1005,25 +824,17 @@ async fn an_unrestricted_key_reaches_no_project_outside_its_tenant() {
             json!({"service": "api", "replicas": 9}),
         )
         .await;
-    assert_eq!(
-        r.body["result"]["structuredContent"]["previous_replicas"], 2,
-        "{}",
-        r.raw
-    );
+    assert_eq!(structured(&r)["previous_replicas"], 2, "{}", r.raw);
     let r = h
         .tool(&h.owner, None, "service.status", json!({"service": "api"}))
         .await;
-    assert_eq!(
-        r.body["result"]["structuredContent"]["replicas"], 2,
-        "{}",
-        r.raw
-    );
+    assert_eq!(structured(&r)["replicas"], 2, "{}", r.raw);
 }
 
 #[tokio::test]
 async fn a_tenant_with_its_own_shop_reaches_only_its_own() {
     let h = demo().await;
-    let eve = second_tenant(&h, "other", &["shop"]).await;
+    let eve = other_tenant(&*h.store, "other", "eve", &["shop"]).await;
     let r = h
         .tool(
             &eve,
@@ -1033,37 +844,13 @@ async fn a_tenant_with_its_own_shop_reaches_only_its_own() {
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
-    assert_eq!(
-        r.body["result"]["structuredContent"]["replicas"], 9,
-        "{}",
-        r.raw
-    );
-    let r = h
-        .tool(
-            &h.owner,
-            None,
-            "service.status",
-            json!({"service": "api", "project": "shop"}),
-        )
-        .await;
-    assert_eq!(
-        r.body["result"]["structuredContent"]["replicas"], 2,
-        "{}",
-        r.raw
-    );
-    let r = h
-        .tool(
-            &eve,
-            None,
-            "service.status",
-            json!({"service": "api", "project": "shop"}),
-        )
-        .await;
-    assert_eq!(
-        r.body["result"]["structuredContent"]["replicas"], 9,
-        "{}",
-        r.raw
-    );
+    assert_eq!(structured(&r)["replicas"], 9, "{}", r.raw);
+    // Each tenant's `shop` holds its own `api`.
+    for (key, replicas) in [(&h.owner, 2), (&eve, 9)] {
+        let shop_api = json!({"service": "api", "project": "shop"});
+        let r = h.tool(key, None, "service.status", shop_api).await;
+        assert_eq!(structured(&r)["replicas"], replicas, "{}", r.raw);
+    }
 }
 
 #[tokio::test]
@@ -1114,19 +901,14 @@ async fn the_resolved_project_id_and_the_tenant_reach_an_http_upstream() {
     // The evidence gate's status look-up carries the project too.
     let before = seen.0.lock().unwrap().len();
     let r = h
-        .tool(
+        .tool_in(
             &h.owner,
-            Some(s1.as_str()),
+            &s1,
             "service.replace",
             json!({"service": "worker", "image": "shop/worker:2.3.1", "project": "shop"}),
         )
         .await;
-    assert_eq!(
-        gate_code(&r).as_deref(),
-        Some("DIAGNOSIS_REQUIRED"),
-        "{}",
-        r.raw
-    );
+    gated(&r, "DIAGNOSIS_REQUIRED");
     let seen_now = seen.0.lock().unwrap();
     let (status_headers, status_body) = &seen_now[before];
     assert_eq!(status_body["params"]["name"], "service.status");

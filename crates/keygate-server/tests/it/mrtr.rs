@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 use keygate_server::{Config, Upstream};
 
 use crate::util::{
-    Harness, Reply, assert_approval_required, demo, demo_with, gate_code, policy_approving_by,
-    with_policy,
+    EVIDENCE, Harness, Reply, accept, assert_approval_required, assert_ungated, audited, demo,
+    demo_with, exists, gate_code, gated, invalid, policy_approving_by, structured, with_policy,
 };
 
 const SCOPES: [&str; 2] = ["services:write", "services:read"];
@@ -87,31 +87,13 @@ pub(crate) async fn retry(
     .await
 }
 
-pub(crate) fn accept(name: &str) -> Value {
-    json!({"action": "accept", "content": {"target": name}})
-}
-
-/// Whether the demo still lists service `name`.
-async fn exists(h: &Harness, name: &str) -> bool {
-    let r = h.tool(&h.owner, None, "service.list", json!({})).await;
-    assert_eq!(gate_code(&r), None, "{}", r.raw);
-    r.raw.contains(&format!("\\\"name\\\":\\\"{name}\\\""))
-        || r.body["result"]["structuredContent"]["services"]
-            .as_array()
-            .is_some_and(|s| s.iter().any(|s| s["name"] == json!(name)))
-}
-
-pub(crate) fn invalid(r: &Reply) -> String {
-    assert_eq!(
-        gate_code(r).as_deref(),
-        Some("CONFIRMATION_INVALID"),
-        "{}",
-        r.raw
-    );
-    r.body["result"]["structuredContent"]["reason"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+/// Asks for the delete of `web` with `key`, then retries with the client's person
+/// accepting: the `requestState` and the retry's answer, which ran the call.
+async fn accepted(h: &Harness, key: &str) -> (String, Reply) {
+    let state = ask(h, key, web()).await;
+    let ran = retry(h, key, web(), &state, accept("web")).await;
+    assert_ungated(&ran);
+    (state, ran)
 }
 
 #[tokio::test]
@@ -162,9 +144,7 @@ async fn a_form_client_is_asked_by_input_required_naming_the_call() {
 async fn the_exact_name_runs_the_call_once_and_a_replay_is_refused() {
     let h = demo().await;
     let agent = h.user_key(&SCOPES).await;
-    let state = ask(&h, &agent, web()).await;
-    let ran = retry(&h, &agent, web(), &state, accept("web")).await;
-    assert_eq!(gate_code(&ran), None, "{}", ran.raw);
+    let (state, ran) = accepted(&h, &agent).await;
     assert_ne!(ran.body["result"]["isError"], json!(true), "{}", ran.raw);
     assert!(ran.raw.contains("deleted"), "{}", ran.raw);
     assert!(!exists(&h, "web").await, "web was deleted");
@@ -175,19 +155,8 @@ async fn the_exact_name_runs_the_call_once_and_a_replay_is_refused() {
     assert_eq!(invalid(&again), "request_state_used");
 
     let events = h.audit().await;
-    let approved = events
-        .iter()
-        .find(|e| e["action"] == "gate.approved")
-        .expect("gate.approved audited");
-    assert_eq!(approved["detail"]["channel"], json!("mrtr"));
-    assert_eq!(
-        approved["detail"]["approver_user_id"],
-        json!(h.owner_id.as_str())
-    );
-    let used = events
-        .iter()
-        .find(|e| e["action"] == "gate.approval_used")
-        .expect("the use audited");
+    let approved = h.assert_owner_approved(&events, "mrtr");
+    let used = audited(&events, "gate.approval_used");
     assert_eq!(used["detail"]["channel"], json!("mrtr"));
     assert_eq!(
         used["detail"]["approval_id"],
@@ -220,17 +189,12 @@ async fn decline_cancel_and_a_wrong_name_are_declined_and_delete_nothing() {
         assert!(exists(&h, "web").await, "{answer} deleted web");
         // The approval is closed: the plain retry asks anew (a new approval).
         let plain = h.tool(&agent, None, "service.delete", web()).await;
-        assert_eq!(gate_code(&plain).as_deref(), Some("APPROVAL_REQUIRED"));
+        gated(&plain, "APPROVAL_REQUIRED");
     }
     // No inputResponses at all is no approval either.
     let state = ask(&h, &agent, web()).await;
     let r = delete(&h, &agent, web(), elicits(), json!({"requestState": state})).await;
-    assert_eq!(
-        gate_code(&r).as_deref(),
-        Some("CONFIRMATION_DECLINED"),
-        "{}",
-        r.raw
-    );
+    gated(&r, "CONFIRMATION_DECLINED");
     assert!(exists(&h, "web").await);
     h.assert_declined(9, "mrtr").await;
 }
@@ -296,7 +260,7 @@ async fn made_up_altered_and_borrowed_states_run_nothing() {
     let r = retry(&h, &other, web(), &state, accept("web")).await;
     assert_eq!(invalid(&r), "request_state_other_key");
     let ran = retry(&h, &agent, web(), &state, accept("web")).await;
-    assert_eq!(gate_code(&ran), None, "{}", ran.raw);
+    assert_ungated(&ran);
     assert!(!exists(&h, "web").await);
     assert!(exists(&h, "api").await);
 }
@@ -346,15 +310,10 @@ async fn clients_without_form_elicitation_and_stateful_requests_get_the_approval
 async fn a_tenant_keys_call_is_approved_by_the_clients_person() {
     let h = demo().await;
     let agent = h.tenant_key(&SCOPES).await;
-    let state = ask(&h, &agent, web()).await;
-    let ran = retry(&h, &agent, web(), &state, accept("web")).await;
-    assert_eq!(gate_code(&ran), None, "{}", ran.raw);
+    accepted(&h, &agent).await;
     assert!(!exists(&h, "web").await);
     let events = h.audit().await;
-    let approved = events
-        .iter()
-        .find(|e| e["action"] == "gate.approved")
-        .expect("gate.approved audited");
+    let approved = audited(&events, "gate.approved");
     assert_eq!(approved["detail"]["channel"], json!("mrtr"));
     assert_eq!(approved["detail"]["approver_user_id"], Value::Null);
     assert_eq!(approved["detail"]["approver"], json!("the client's person"));
@@ -405,34 +364,17 @@ async fn a_stateless_client_reads_the_evidence_then_a_person_approves() {
     let agent = h.user_key(&SCOPES).await;
     let other = h.user_key(&SCOPES).await;
     let replace = json!({"service": "worker", "image": "shop/worker:2.3.1"});
-    let evidence = [
-        "service.events",
-        "service.logs.build",
-        "service.logs.runtime",
-    ];
+    let evidence = EVIDENCE;
     let r = call_stateless(&h, &agent, "service.replace", replace.clone(), json!({})).await;
-    assert_eq!(
-        gate_code(&r).as_deref(),
-        Some("DIAGNOSIS_REQUIRED"),
-        "{}",
-        r.raw
-    );
-    assert_eq!(
-        r.body["result"]["structuredContent"]["evidence_missing"],
-        json!(evidence)
-    );
+    gated(&r, "DIAGNOSIS_REQUIRED");
+    assert_eq!(structured(&r)["evidence_missing"], json!(evidence));
     // Another key's stateless reads do not count for this one.
     for tool in evidence {
         let r = call_stateless(&h, &other, tool, json!({"service": "worker"}), json!({})).await;
         assert_eq!(r.body["result"]["isError"], false, "{}", r.raw);
     }
     let r = call_stateless(&h, &agent, "service.replace", replace.clone(), json!({})).await;
-    assert_eq!(
-        gate_code(&r).as_deref(),
-        Some("DIAGNOSIS_REQUIRED"),
-        "{}",
-        r.raw
-    );
+    gated(&r, "DIAGNOSIS_REQUIRED");
     for tool in evidence {
         let r = call_stateless(&h, &agent, tool, json!({"service": "worker"}), json!({})).await;
         assert_eq!(r.body["result"]["isError"], false, "{}", r.raw);

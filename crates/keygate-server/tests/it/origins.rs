@@ -6,7 +6,7 @@ use keygate_demo::Platform;
 use keygate_server::{Config, Upstream};
 use serde_json::json;
 
-use crate::util::{Harness, Reply, demo_with};
+use crate::util::{Harness, Reply, demo_with, error_message};
 
 const LISTED: &str = "https://app.example.com";
 
@@ -178,10 +178,7 @@ async fn the_body_limit_is_configurable_and_answered_as_json_rpc() {
     assert_eq!(r.body["jsonrpc"], "2.0");
     assert_eq!(r.body["error"]["code"], -32600);
     assert!(
-        r.body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("at most 2048 bytes"),
+        error_message(&r).contains("at most 2048 bytes"),
         "{}",
         r.raw
     );

@@ -7,7 +7,20 @@ use serde_json::json;
 
 use keygate_test::{PgSchema, postgres_url};
 
-use crate::util::{Harness, assert_approval_required, gate_code, take_demo_owner};
+use crate::elicitation::{answer, code, delete, session};
+use crate::mrtr::{ask, retry, web};
+use crate::util::{
+    Harness, accept, assert_approval_required, assert_ungated, exists, gated, harnesses, invalid,
+    stored_rows, structured, take_demo_owner,
+};
+
+/// A fresh schema `prefix` on the test database, or `None` (the test passes) without one.
+async fn fresh_schema(prefix: &str) -> Option<PgSchema> {
+    Some(PgSchema::create(&postgres_url()?, prefix).await)
+}
+
+/// The MRTR secret the instances of a test share.
+const SECRET: &str = "a shared MRTR secret of 32 bytes or more";
 
 /// An instance on `url`; `agent`: with the demo policy's gates set to the
 /// agent-relayed challenge.
@@ -21,24 +34,29 @@ async fn instance(url: &str, agent: bool) -> App {
     App::new(config).await.unwrap()
 }
 
+/// Two instances on a fresh schema `prefix` (`agent`: see [`instance`]) and their
+/// harnesses, or `None` (the test passes) without PostgreSQL.
+async fn two_instances(prefix: &str, agent: bool) -> Option<(PgSchema, [App; 2], [Harness; 2])> {
+    let schema = fresh_schema(prefix).await?;
+    let apps = [
+        instance(&schema.url, agent).await,
+        instance(&schema.url, agent).await,
+    ];
+    let harnesses = harnesses([&apps[0], &apps[1]]).await;
+    Some((schema, apps, harnesses))
+}
+
 #[tokio::test]
 async fn a_person_approval_given_through_one_instance_lets_the_retry_through_another_once() {
-    let Some(base) = postgres_url() else { return };
-    let schema = PgSchema::create(&base, "kga").await;
-    let url = schema.url.clone();
-    let a = instance(&url, false).await;
-    let b = instance(&url, false).await;
-    let owner = take_demo_owner(&a)
-        .await
-        .expect("the first instance bootstraps");
-    let harness = |app: &App| Harness::for_app(app, &owner);
-    let (ha, hb) = (harness(&a), harness(&b));
+    let Some((_schema, _apps, [ha, hb])) = two_instances("kga", false).await else {
+        return;
+    };
     let agent = ha.user_key(&["services:read", "services:write"]).await;
     let first = ha
         .tool(&agent, None, "service.delete", json!({"service": "web"}))
         .await;
     assert_approval_required(&first);
-    let id = first.body["result"]["structuredContent"]["approval_id"]
+    let id = structured(&first)["approval_id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -46,10 +64,7 @@ async fn a_person_approval_given_through_one_instance_lets_the_retry_through_ano
     let again = hb
         .tool(&agent, None, "service.delete", json!({"service": "web"}))
         .await;
-    assert_eq!(
-        again.body["result"]["structuredContent"]["approval_id"],
-        json!(id)
-    );
+    assert_eq!(structured(&again)["approval_id"], json!(id));
     let list = hb.get("/api/v1/approvals", &hb.owner).await;
     assert_eq!(list.body["approvals"][0]["id"], json!(id), "{}", list.raw);
     let ok = hb
@@ -63,13 +78,13 @@ async fn a_person_approval_given_through_one_instance_lets_the_retry_through_ano
     let ran = ha
         .tool(&agent, None, "service.delete", json!({"service": "web"}))
         .await;
-    assert_eq!(gate_code(&ran), None, "{}", ran.raw);
+    assert_ungated(&ran);
     let twice = hb
         .tool(&agent, None, "service.delete", json!({"service": "web"}))
         .await;
-    assert_eq!(gate_code(&twice).as_deref(), Some("APPROVAL_REQUIRED"));
+    gated(&twice, "APPROVAL_REQUIRED");
     assert_ne!(
-        twice.body["result"]["structuredContent"]["approval_id"],
+        structured(&twice)["approval_id"],
         json!(id),
         "used once, on whichever instance"
     );
@@ -79,21 +94,14 @@ async fn a_person_approval_given_through_one_instance_lets_the_retry_through_ano
 
 #[tokio::test]
 async fn a_challenge_from_one_instance_is_honoured_once_by_another() {
-    let Some(base) = postgres_url() else { return };
-    let schema = PgSchema::create(&base, "kgs").await;
-    let url = schema.url.clone();
     // The challenge's mechanics: `approval = "agent"`.
-    let a = instance(&url, true).await;
-    let b = instance(&url, true).await;
-    let owner = take_demo_owner(&a)
-        .await
-        .expect("the first instance bootstraps");
+    let Some((schema, [_a, b], [ha, hb])) = two_instances("kgs", true).await else {
+        return;
+    };
     assert!(
         take_demo_owner(&b).await.is_none(),
         "the second finds the tenant"
     );
-    let harness = |app: &App| Harness::for_app(app, &owner);
-    let (ha, hb) = (harness(&a), harness(&b));
     let key = ha.owner.clone();
     let (s, e) = (ha.session(&key).await, ha.session(&key).await);
 
@@ -114,62 +122,33 @@ async fn a_challenge_from_one_instance_is_honoured_once_by_another() {
 
     // A challenge issued by A confirms on B, once.
     let first = ha
-        .tool(
-            &key,
-            Some(s.as_str()),
-            "service.delete",
-            json!({"service": "api"}),
-        )
+        .tool_in(&key, &s, "service.delete", json!({"service": "api"}))
         .await;
-    assert_eq!(gate_code(&first).as_deref(), Some("CONFIRMATION_REQUIRED"));
-    let challenge = first.body["result"]["structuredContent"]["challenge"].clone();
+    gated(&first, "CONFIRMATION_REQUIRED");
+    let challenge = structured(&first)["challenge"].clone();
     // The table keeps the challenge's SHA-256 only.
-    let client = keygate_test::pg_connect(&url).await;
-    let rows: String = client
-        .query_one(
-            "SELECT coalesce(string_agg(row_to_json(c)::text, ''), '') FROM gate_challenges c",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let rows = stored_rows(&schema.url, "gate_challenges").await;
     assert!(rows.contains("\\x"), "a stored challenge row: {rows}");
     assert!(!rows.contains(challenge.as_str().unwrap()), "{rows}");
     let confirm = json!({"service": "api", "confirm": {"challenge": challenge, "target": "api"}});
     let ok = hb
-        .tool(&key, Some(s.as_str()), "service.delete", confirm.clone())
+        .tool_in(&key, &s, "service.delete", confirm.clone())
         .await;
-    assert_eq!(gate_code(&ok), None, "{}", ok.raw);
-    let again = ha
-        .tool(&key, Some(s.as_str()), "service.delete", confirm)
-        .await;
-    assert_eq!(gate_code(&again).as_deref(), Some("CONFIRMATION_INVALID"));
+    assert_ungated(&ok);
+    let again = ha.tool_in(&key, &s, "service.delete", confirm).await;
+    gated(&again, "CONFIRMATION_INVALID");
 
     // Evidence read through A counts on B.
-    for tool in [
-        "service.events",
-        "service.logs.build",
-        "service.logs.runtime",
-    ] {
-        let r = ha
-            .tool(&key, Some(e.as_str()), tool, json!({"service": "worker"}))
-            .await;
-        assert_eq!(r.body["result"]["isError"], false, "{}", r.raw);
-    }
+    ha.read_evidence(&key, &e, "worker").await;
     let r = hb
-        .tool(
+        .tool_in(
             &key,
-            Some(e.as_str()),
+            &e,
             "service.replace",
             json!({"service": "worker", "image": "x:1"}),
         )
         .await;
-    assert_eq!(
-        gate_code(&r).as_deref(),
-        Some("CONFIRMATION_REQUIRED"),
-        "{}",
-        r.raw
-    );
+    gated(&r, "CONFIRMATION_REQUIRED");
 
     // Health reflects the database.
     let h = ha.call(http::Method::GET, "/healthz", None, None).await;
@@ -184,21 +163,22 @@ async fn instance_with_secret(url: &str, secret: Option<&str>) -> App {
     App::new(config).await.unwrap()
 }
 
+/// Two instances on a fresh schema `prefix` that share the MRTR secret [`SECRET`], or
+/// `None` (the test passes) without PostgreSQL.
+async fn sharing_the_secret(prefix: &str) -> Option<(PgSchema, [App; 2])> {
+    let schema = fresh_schema(prefix).await?;
+    let a = instance_with_secret(&schema.url, Some(SECRET)).await;
+    let b = instance_with_secret(&schema.url, Some(SECRET)).await;
+    Some((schema, [a, b]))
+}
+
 #[tokio::test]
 async fn an_mrtr_state_from_one_instance_is_honoured_once_by_another_with_the_same_secret() {
-    use crate::mrtr::{accept, ask, invalid, retry, web};
-    let Some(base) = postgres_url() else { return };
-    let schema = PgSchema::create(&base, "kgr").await;
-    let url = schema.url.clone();
-    let secret = "a shared MRTR secret of 32 bytes or more";
-    let a = instance_with_secret(&url, Some(secret)).await;
-    let b = instance_with_secret(&url, Some(secret)).await;
-    let lone = instance_with_secret(&url, None).await;
-    let owner = take_demo_owner(&a)
-        .await
-        .expect("the first instance bootstraps");
-    let harness = |app: &App| Harness::for_app(app, &owner);
-    let (ha, hb, hl) = (harness(&a), harness(&b), harness(&lone));
+    let Some((schema, [a, b])) = sharing_the_secret("kgr").await else {
+        return;
+    };
+    let lone = instance_with_secret(&schema.url, None).await;
+    let [ha, hb, hl] = harnesses([&a, &b, &lone]).await;
     let agent = ha.user_key(&["services:read", "services:write"]).await;
 
     // Sealed by A, refused by an instance with its own secret, honoured by B once.
@@ -206,35 +186,22 @@ async fn an_mrtr_state_from_one_instance_is_honoured_once_by_another_with_the_sa
     let r = retry(&hl, &agent, web(), &state, accept("web")).await;
     assert_eq!(invalid(&r), "invalid_request_state");
     let ran = retry(&hb, &agent, web(), &state, accept("web")).await;
-    assert_eq!(gate_code(&ran), None, "{}", ran.raw);
+    assert_ungated(&ran);
     // The nonce is spent in the shared store: A refuses the replay.
     let again = retry(&ha, &agent, web(), &state, accept("web")).await;
     assert_eq!(invalid(&again), "request_state_used");
     // A decline through B closes the approval asked through A.
     let state = ask(&ha, &agent, web()).await;
     let r = retry(&hb, &agent, web(), &state, json!({"action": "decline"})).await;
-    assert_eq!(
-        gate_code(&r).as_deref(),
-        Some("CONFIRMATION_DECLINED"),
-        "{}",
-        r.raw
-    );
+    gated(&r, "CONFIRMATION_DECLINED");
 }
 
 #[tokio::test]
 async fn an_elicitation_answered_at_another_instance_reaches_the_waiting_stream() {
-    use crate::elicitation::{accept, answer, code, delete, exists, session};
-    let Some(base) = postgres_url() else { return };
-    let schema = PgSchema::create(&base, "kge").await;
-    let url = schema.url.clone();
-    let secret = "a shared MRTR secret of 32 bytes or more";
-    let a = instance_with_secret(&url, Some(secret)).await;
-    let b = instance_with_secret(&url, Some(secret)).await;
-    let owner = take_demo_owner(&a)
-        .await
-        .expect("the first instance bootstraps");
-    let harness = |app: &App| Harness::for_app(app, &owner);
-    let (ha, hb) = (harness(&a), harness(&b));
+    let Some((_schema, [a, b])) = sharing_the_secret("kge").await else {
+        return;
+    };
+    let [ha, hb] = harnesses([&a, &b]).await;
     let agent = ha.user_key(&["services:read", "services:write"]).await;
     let s = session(&ha, &agent, true).await;
 

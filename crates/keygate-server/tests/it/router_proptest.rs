@@ -34,14 +34,8 @@ fn fixture() -> &'static Fixture {
         let (h, tenant_key, revoked, key_id) = rt.block_on(async {
             let h = demo().await;
             let tenant_key = h.tenant_key(&["services:read"]).await;
-            let (revoked, view) = h
-                .create_key(json!({"name": "gone", "kind": "tenant", "scopes": ["services:read"]}))
-                .await;
-            let id = view["id"].as_str().unwrap().to_owned();
-            let r = h
-                .post(&format!("/api/v1/keys/{id}/revoke"), &h.owner, json!({}))
-                .await;
-            assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
+            let (revoked, id) = h.reader_key("gone").await;
+            h.revoke(&id).await;
             (h, tenant_key, revoked, id)
         });
         Fixture {

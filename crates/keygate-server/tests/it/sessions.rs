@@ -13,12 +13,11 @@ use http::{HeaderMap, Method, Request, StatusCode};
 use keygate_gates::{
     Challenge, EvidenceRead, GateError, GateStore, MemoryGateStore, SessionBinding, Taken,
 };
-use keygate_keys::KeyStore;
 use keygate_server::{App, Config, Upstream};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use crate::util::{Harness, LogCapture, Reply, demo};
+use crate::util::{Harness, LogCapture, Reply, all_scopes, demo, other_tenant};
 
 const INIT: &str = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{"sampling":{},"elicitation":{}},"clientInfo":{"name":"NAME","version":"1"}}}"#;
 
@@ -68,33 +67,16 @@ fn assert_not_found(r: &Reply, id: Value, what: &str) {
     assert_eq!(r.headers["content-type"], "application/json", "{what}");
 }
 
-/// Every scope of the demo policy.
-fn all_scopes() -> Vec<String> {
-    keygate_scopes::Policy::from_toml_str(keygate_demo::POLICY_TOML)
-        .unwrap()
-        .all_scopes()
-}
-
-/// A key of another tenant in the harness's store, with every scope.
-async fn other_tenant_key(h: &Harness) -> String {
-    let done = h
-        .store
-        .bootstrap(
-            &keygate_keys::TokenFormat::default(),
-            keygate_keys::Bootstrap::new("other", "dave", &["shop"], all_scopes(), "dave's key"),
-        )
-        .await
-        .unwrap();
-    done.key.token.expose().to_owned()
-}
-
 /// Key B (A's tenant) and key D (another tenant), each with every scope.
 async fn others(h: &Harness) -> [(&'static str, String); 2] {
     let scopes = all_scopes();
     let scopes: Vec<&str> = scopes.iter().map(String::as_str).collect();
     [
         ("B", h.stored_tenant_key(&scopes).await),
-        ("D", other_tenant_key(h).await),
+        (
+            "D",
+            other_tenant(&*h.store, "other", "dave", &["shop"]).await,
+        ),
     ]
 }
 
@@ -526,25 +508,10 @@ async fn a_session_bound_through_one_instance_is_refused_to_others_on_every_inst
         App::new(config).await.unwrap()
     };
     let (one, two) = (instance().await, instance().await);
-    let owner = crate::util::take_demo_owner(&one)
-        .await
-        .expect("the first instance bootstraps");
-    let harness = |app: &App| Harness::for_app(app, &owner);
-    let (h1, h2) = (harness(&one), harness(&two));
+    let [h1, h2] = crate::util::harnesses([&one, &two]).await;
     let a = h1.owner.clone();
     // Key D of another tenant, in the shared database.
-    let d = one
-        .store()
-        .bootstrap(
-            &keygate_keys::TokenFormat::default(),
-            keygate_keys::Bootstrap::new("other", "dave", &["shop"], all_scopes(), "dave's key"),
-        )
-        .await
-        .unwrap()
-        .key
-        .token
-        .expose()
-        .to_owned();
+    let d = other_tenant(&**one.store(), "other", "dave", &["shop"]).await;
     let session = initialize(&h1, &a).await;
     let r = h2.mcp(&a, Some(&session), call(1)).await;
     assert_eq!(
@@ -562,15 +529,7 @@ async fn a_session_bound_through_one_instance_is_refused_to_others_on_every_inst
     let r = h1.mcp(&a, Some("never-issued-0123"), call(3)).await;
     assert_not_found(&r, json!(3), "an unknown session");
     // The table keeps the id's SHA-256 only.
-    let client = keygate_test::pg_connect(&schema.url).await;
-    let rows: String = client
-        .query_one(
-            "SELECT coalesce(string_agg(row_to_json(s)::text, ''), '') FROM gate_sessions s",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let rows = crate::util::stored_rows(&schema.url, "gate_sessions").await;
     assert!(rows.contains("\\x"), "a stored session row: {rows}");
     assert!(!rows.contains(&session), "{rows}");
 }

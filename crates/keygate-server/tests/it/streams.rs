@@ -3,7 +3,6 @@
 //! open past the upstream timeout, upstream error answers passed with their status,
 //! and tools/list answered as an event stream filtered in place.
 
-use keygate_gates::GateStore as _;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,7 +16,7 @@ use http_body_util::BodyExt;
 use keygate_server::Config;
 use serde_json::{Value, json};
 
-use crate::util::Harness;
+use crate::util::{Harness, assert_no_confirm, content_type, listed_tool, structured};
 
 /// The longest any step here waits.
 const BOUND: Duration = Duration::from_secs(20);
@@ -127,18 +126,8 @@ async fn gateway(url: String) -> Harness {
     let h = crate::util::http_gateway(url, keygate_demo::POLICY_TOML, edit, gates.clone()).await;
     // The session ids these tests send, as if the upstream's `initialize` had issued
     // them to the owner's key (the gateway refuses sessions no key opened).
-    let owner = h.principal(&h.owner).await;
-    let now = time::OffsetDateTime::now_utc();
     for id in ["s1", "ended"] {
-        let binding = keygate_gates::SessionBinding {
-            key_id: owner.key_id.as_str().to_owned(),
-            bound_at: now,
-            seen_at: now,
-            expires_at: now + time::Duration::hours(1),
-            elicitation: false,
-            elicitation_url: false,
-        };
-        assert!(gates.bind_session(id, &binding).await.unwrap());
+        h.bind_owner_session(&*gates, id).await;
     }
     h
 }
@@ -278,12 +267,7 @@ async fn a_stream_silent_longer_than_the_upstream_timeout_still_delivers() {
     )
     .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
-    assert!(
-        r.headers["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/event-stream")
-    );
+    assert!(content_type(&r.headers).starts_with("text/event-stream"));
     let events = keygate_mcp::sse::messages(Bytes::from(r.raw.clone())).unwrap();
     assert_eq!(events[0]["id"], 8);
     assert_eq!(events[0]["result"]["isError"], false, "{}", r.raw);
@@ -304,12 +288,8 @@ async fn evidence_read_on_a_streamed_answer_is_recorded() {
     )
     .await;
     assert_eq!(
-        first.body["result"]["structuredContent"]["evidence_missing"],
-        json!([
-            "service.events",
-            "service.logs.build",
-            "service.logs.runtime"
-        ]),
+        structured(&first)["evidence_missing"],
+        json!(crate::util::EVIDENCE),
         "{}",
         first.raw
     );
@@ -324,7 +304,7 @@ async fn evidence_read_on_a_streamed_answer_is_recorded() {
     assert!(r.raw.starts_with("event: message"), "{}", r.raw);
     let second = post(&h, &key, &[("mcp-session-id", session.as_str())], replace).await;
     assert_eq!(
-        second.body["result"]["structuredContent"]["evidence_missing"],
+        structured(&second)["evidence_missing"],
         json!(["service.logs.build", "service.logs.runtime"]),
         "{}",
         second.raw
@@ -367,10 +347,7 @@ async fn tools_list_answered_as_an_event_stream_stays_one_and_is_filtered() {
         .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
         assert!(
-            r.headers["content-type"]
-                .to_str()
-                .unwrap()
-                .starts_with("text/event-stream"),
+            content_type(&r.headers).starts_with("text/event-stream"),
             "{:?}",
             r.headers
         );
@@ -390,26 +367,16 @@ async fn tools_list_answered_as_an_event_stream_stays_one_and_is_filtered() {
             "{names:?}"
         );
         if delete_visible {
-            let delete = tools
-                .iter()
-                .find(|t| t["name"] == "service.delete")
-                .unwrap();
             // The demo's person gate takes no `confirm`.
-            assert!(
-                delete["inputSchema"]["properties"]["confirm"].is_null(),
-                "{delete}"
-            );
-            assert!(
-                delete["inputSchema"]["properties"]["service"].is_object(),
-                "{delete}"
-            );
+            assert_no_confirm(listed_tool(tools, "service.delete"));
         }
     }
 }
 
 #[tokio::test]
 async fn an_mrtr_approved_call_reaches_the_upstream_without_the_gateways_members() {
-    use crate::mrtr::{accept, ask, retry, web};
+    use crate::mrtr::{ask, retry, web};
+    use crate::util::accept;
     let (url, seen) = upstream().await;
     let h = gateway(url).await;
     let before = seen.count();

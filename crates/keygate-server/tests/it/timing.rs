@@ -16,9 +16,7 @@ use std::time::Instant;
 
 use axum::body::Body;
 use http::{Request, StatusCode};
-use keygate_keys::{
-    KeyKind, KeyStore, MemoryStore, NewKey, Principal, TokenFormat, Verifier, VerifyError,
-};
+use keygate_keys::{KeyKind, KeyStore, MemoryStore, Principal, TokenFormat, Verifier, VerifyError};
 use keygate_token::{CHECKSUM_LEN, ID_LEN, SECRET_LEN};
 
 use keygate_test::{PgSchema, postgres_url, with_checksum};
@@ -72,27 +70,8 @@ async fn right_and_revoked(store: &dyn KeyStore) -> (String, String) {
 }
 
 async fn new_key(store: &dyn KeyStore, tenant: &keygate_keys::TenantId) -> String {
-    store
-        .create_key(
-            &TokenFormat::default(),
-            NewKey {
-                tenant_id: tenant.clone(),
-                kind: KeyKind::Tenant,
-                user_id: None,
-                name: "timed".to_owned(),
-                scopes: vec!["services:read".to_owned()],
-                projects: None,
-                expires_at: None,
-                remaining: None,
-                refill: None,
-            },
-            "test",
-        )
-        .await
-        .unwrap()
-        .token
-        .expose()
-        .to_owned()
+    let scopes = ["services:read"];
+    crate::util::store_key(store, tenant, KeyKind::Tenant, None, "timed", &scopes).await
 }
 
 #[test]

@@ -10,7 +10,10 @@ use keygate_server::{Config, Upstream};
 use serde_json::{Value, json};
 
 use crate::mrtr::{delete as stateless_delete, web};
-use crate::util::{Harness, Reply, demo_with, gate_code, policy_approving_by, with_policy};
+use crate::util::{
+    Harness, Reply, assert_approval_required, assert_ungated, demo_with, exists,
+    policy_approving_by, structured, with_policy,
+};
 
 const SCOPES: [&str; 2] = ["services:write", "services:read"];
 
@@ -34,16 +37,6 @@ async fn demo_approving_by(by: &str, public: bool) -> (Harness, tempfile::TempDi
 /// Opens a 2025-11-25 session whose client declares `capabilities`.
 async fn session(h: &Harness, key: &str, capabilities: Value) -> String {
     crate::elicitation::session_declaring(h, key, "2025-11-25", capabilities).await
-}
-
-/// Asserts that the call was answered `APPROVAL_REQUIRED`.
-fn approval_required(r: &Reply) {
-    assert_eq!(
-        gate_code(r).as_deref(),
-        Some("APPROVAL_REQUIRED"),
-        "{}",
-        r.raw
-    );
 }
 
 fn url_only() -> Value {
@@ -78,16 +71,6 @@ async fn approve(h: &Harness, key: &str, id: &str, target: &str) -> StatusCode {
     h.post(&path, key, json!({"target": target})).await.status
 }
 
-/// Whether the demo still lists service `name`.
-async fn exists(h: &Harness, name: &str) -> bool {
-    let r = h.tool(&h.owner, None, "service.list", json!({})).await;
-    assert_eq!(gate_code(&r), None, "{}", r.raw);
-    r.body["result"]["structuredContent"]["services"]
-        .as_array()
-        .is_some_and(|s| s.iter().any(|s| s["name"] == json!(name)))
-        || r.raw.contains(&format!("\\\"name\\\":\\\"{name}\\\""))
-}
-
 #[tokio::test]
 async fn a_session_declaring_url_mode_is_sent_to_the_page_of_its_approval_and_the_retry_runs_once()
 {
@@ -95,7 +78,7 @@ async fn a_session_declaring_url_mode_is_sent_to_the_page_of_its_approval_and_th
     let agent = h.user_key(&SCOPES).await;
     // The SDK's capabilities: form and URL. A page gate never asks by form.
     let s = session(&h, &agent, json!({"elicitation": {"form": {}, "url": {}}})).await;
-    let first = h.tool(&agent, Some(&s), "service.delete", web()).await;
+    let first = h.tool_in(&agent, &s, "service.delete", web()).await;
     let e = required_elicitation(&first);
     let id = e["elicitationId"].as_str().unwrap().to_owned();
     assert_eq!(e["url"], json!(format!("{PUBLIC}/approvals/{id}")));
@@ -115,21 +98,16 @@ async fn a_session_declaring_url_mode_is_sent_to_the_page_of_its_approval_and_th
     assert_eq!(approve(&h, &h.owner, &id, "web").await, StatusCode::OK);
     // Other arguments: not this approval (a new one is offered).
     let other = h
-        .tool(
-            &agent,
-            Some(&s),
-            "service.delete",
-            json!({"service": "api"}),
-        )
+        .tool_in(&agent, &s, "service.delete", json!({"service": "api"}))
         .await;
     assert_ne!(required_elicitation(&other)["elicitationId"], json!(id));
     assert!(exists(&h, "api").await);
     // The identical retry runs once.
-    let ran = h.tool(&agent, Some(&s), "service.delete", web()).await;
-    assert_eq!(gate_code(&ran), None, "{}", ran.raw);
+    let ran = h.tool_in(&agent, &s, "service.delete", web()).await;
+    assert_ungated(&ran);
     assert!(ran.raw.contains("deleted"), "{}", ran.raw);
     assert!(!exists(&h, "web").await);
-    let again = h.tool(&agent, Some(&s), "service.delete", web()).await;
+    let again = h.tool_in(&agent, &s, "service.delete", web()).await;
     let next = required_elicitation(&again);
     assert_ne!(next["elicitationId"], json!(id), "a new approval");
 }
@@ -151,18 +129,18 @@ async fn a_person_gate_offers_the_url_only_to_clients_it_cannot_ask_by_form() {
     drop(stream);
     // URL only: the page as a URL elicitation.
     let url = session(&h, &agent, url_only()).await;
-    let r = h.tool(&agent, Some(&url), "service.delete", web()).await;
+    let r = h.tool_in(&agent, &url, "service.delete", web()).await;
     let e = required_elicitation(&r);
     let id = e["elicitationId"].as_str().unwrap();
     assert_eq!(page_shows(&h, id).await["status"], json!("pending"));
     // Neither: APPROVAL_REQUIRED, with the absolute page URL.
     let plain = session(&h, &agent, json!({})).await;
-    let r = h.tool(&agent, Some(&plain), "service.delete", web()).await;
-    approval_required(&r);
-    let structured = &r.body["result"]["structuredContent"];
-    let id = structured["approval_id"].as_str().unwrap();
+    let r = h.tool_in(&agent, &plain, "service.delete", web()).await;
+    assert_approval_required(&r);
+    let content = structured(&r);
+    let id = content["approval_id"].as_str().unwrap();
     assert_eq!(
-        structured["approval_url"],
+        content["approval_url"],
         json!(format!("{PUBLIC}/approvals/{id}"))
     );
     assert!(exists(&h, "web").await);
@@ -173,10 +151,10 @@ async fn without_a_public_url_no_url_is_offered() {
     let (h, _dir) = demo_approving_by("page", false).await;
     let agent = h.user_key(&SCOPES).await;
     let s = session(&h, &agent, url_only()).await;
-    let r = h.tool(&agent, Some(&s), "service.delete", web()).await;
-    approval_required(&r);
+    let r = h.tool_in(&agent, &s, "service.delete", web()).await;
+    assert_approval_required(&r);
     let r = stateless_delete(&h, &agent, web(), url_only(), json!({})).await;
-    approval_required(&r);
+    assert_approval_required(&r);
     assert_eq!(r.body["result"]["resultType"], json!("complete"));
 }
 
@@ -223,11 +201,11 @@ async fn a_2026_client_declaring_url_mode_gets_input_required_with_the_page() {
     // APPROVAL_REQUIRED (a final result, so the client's loop ends).
     let accepted = json!({"inputResponses": {"approval": {"action": "accept"}}});
     let early = ask(accepted.clone()).await;
-    approval_required(&early);
+    assert_approval_required(&early);
     assert_eq!(early.body["result"]["resultType"], json!("complete"));
     // A made-up requestState on a page gate is ignored like any made-up answer.
     let made_up = ask(json!({"inputResponses": {"approval": {"action": "accept", "content": {"target": "web"}}}, "requestState": "kgm1.x.y"})).await;
-    approval_required(&made_up);
+    assert_approval_required(&made_up);
     assert!(exists(&h, "web").await);
 
     assert_eq!(approve(&h, &h.owner, id, "web").await, StatusCode::OK);
@@ -239,9 +217,9 @@ async fn a_2026_client_declaring_url_mode_gets_input_required_with_the_page() {
         accepted.clone(),
     )
     .await;
-    approval_required(&other);
+    assert_approval_required(&other);
     let ran = ask(accepted.clone()).await;
-    assert_eq!(gate_code(&ran), None, "{}", ran.raw);
+    assert_ungated(&ran);
     assert!(ran.raw.contains("deleted"), "{}", ran.raw);
     assert!(!exists(&h, "web").await);
     assert!(exists(&h, "api").await);

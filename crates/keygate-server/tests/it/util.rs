@@ -20,6 +20,13 @@ pub(crate) struct Harness {
     pub(crate) owner_id: UserId,
 }
 
+/// The evidence tools of the demo policy's `service.replace` gate.
+pub(crate) const EVIDENCE: [&str; 3] = [
+    "service.events",
+    "service.logs.build",
+    "service.logs.runtime",
+];
+
 pub(crate) struct Reply {
     pub(crate) status: StatusCode,
     pub(crate) headers: HeaderMap,
@@ -121,6 +128,34 @@ pub(crate) async fn http_gateway(
     Harness::of(&app, store, owner)
 }
 
+/// A key of `tenant` (all projects, no expiry, no usage limit) created in `store`; the
+/// raw key.
+pub(crate) async fn store_key(
+    store: &dyn KeyStore,
+    tenant: &TenantId,
+    kind: KeyKind,
+    user_id: Option<UserId>,
+    name: &str,
+    scopes: &[&str],
+) -> String {
+    let request = NewKey {
+        tenant_id: tenant.clone(),
+        kind,
+        user_id,
+        name: name.to_owned(),
+        scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+        projects: None,
+        expires_at: None,
+        remaining: None,
+        refill: None,
+    };
+    let created = store
+        .create_key(&keygate_keys::TokenFormat::default(), request, "test")
+        .await
+        .unwrap();
+    created.token.expose().to_owned()
+}
+
 /// Bootstraps the demo tenant into `app`'s store, as `keygated --demo` does: its owner,
 /// or `None` when the store has it already.
 pub(crate) async fn take_demo_owner(app: &App) -> Option<keygate_keys::Bootstrapped> {
@@ -132,6 +167,50 @@ pub(crate) async fn take_demo_owner(app: &App) -> Option<keygate_keys::Bootstrap
         keygate_demo::DemoBootstrap::Created(owner) => Some(*owner),
         _ => None,
     }
+}
+
+/// Every scope of the demo policy.
+pub(crate) fn all_scopes() -> Vec<String> {
+    keygate_scopes::Policy::from_toml_str(keygate_demo::POLICY_TOML)
+        .unwrap()
+        .all_scopes()
+}
+
+/// Bootstraps another tenant `name` in `store`, with `projects` and the owner `user`;
+/// the owner's key (every scope of the demo policy).
+pub(crate) async fn other_tenant(
+    store: &dyn KeyStore,
+    name: &str,
+    user: &str,
+    projects: &[&str],
+) -> String {
+    let request = keygate_keys::Bootstrap::new(name, user, projects, all_scopes(), "owner key");
+    let done = store
+        .bootstrap(&keygate_keys::TokenFormat::default(), request)
+        .await
+        .unwrap();
+    done.key.token.expose().to_owned()
+}
+
+/// Harnesses of the instances `apps` on one database, each acting as the demo owner
+/// the first of them bootstraps there.
+pub(crate) async fn harnesses<const N: usize>(apps: [&App; N]) -> [Harness; N] {
+    let owner = take_demo_owner(apps[0])
+        .await
+        .expect("the first instance bootstraps");
+    apps.map(|app| Harness::for_app(app, &owner))
+}
+
+/// Every row of the PostgreSQL table `table` at `url` as JSON, concatenated: where a
+/// test looks for a secret that must be stored as its SHA-256 only.
+pub(crate) async fn stored_rows(url: &str, table: &str) -> String {
+    let query = format!("SELECT coalesce(string_agg(row_to_json(t)::text, ''), '') FROM {table} t");
+    keygate_test::pg_connect(url)
+        .await
+        .query_one(query.as_str(), &[])
+        .await
+        .unwrap()
+        .get(0)
 }
 
 impl Harness {
@@ -155,6 +234,22 @@ impl Harness {
                 .iter()
                 .all(|e| e["detail"]["channel"] == json!(channel))
         );
+    }
+
+    /// Asserts that the owner approved a gated call through `channel` among `events`;
+    /// the `gate.approved` event.
+    pub(crate) fn assert_owner_approved<'a>(
+        &self,
+        events: &'a [Value],
+        channel: &str,
+    ) -> &'a Value {
+        let approved = audited(events, "gate.approved");
+        assert_eq!(approved["detail"]["channel"], json!(channel));
+        assert_eq!(
+            approved["detail"]["approver_user_id"],
+            json!(self.owner_id.as_str())
+        );
+        approved
     }
 
     /// `app` on `store`, acting as the owner `owner` bootstrapped.
@@ -225,11 +320,33 @@ impl Harness {
         self.call(Method::POST, path, Some(key), Some(body)).await
     }
 
+    /// `POST /api/v1/keys` with `body` as the owner.
+    pub(crate) async fn post_key(&self, body: Value) -> Reply {
+        self.post("/api/v1/keys", &self.owner, body).await
+    }
+
     /// Creates a key through the admin API as the owner; returns (raw key, view).
     pub(crate) async fn create_key(&self, body: Value) -> (String, Value) {
-        let r = self.post("/api/v1/keys", &self.owner, body).await;
+        let r = self.post_key(body).await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.raw);
         (r.body["key"].as_str().unwrap().to_owned(), r.body)
+    }
+
+    /// A tenant key `name` with `services:read` through the admin API: (raw key, id).
+    pub(crate) async fn reader_key(&self, name: &str) -> (String, String) {
+        let (key, view) = self
+            .create_key(json!({"name": name, "kind": "tenant", "scopes": ["services:read"]}))
+            .await;
+        (key, view["id"].as_str().unwrap().to_owned())
+    }
+
+    /// Revokes the key `id` as the owner; asserts that it answered 200.
+    pub(crate) async fn revoke(&self, id: &str) -> Reply {
+        let r = self
+            .post(&format!("/api/v1/keys/{id}/revoke"), &self.owner, json!({}))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
+        r
     }
 
     pub(crate) async fn tenant_key(&self, scopes: &[&str]) -> String {
@@ -269,26 +386,23 @@ impl Harness {
         name: &str,
         scopes: &[&str],
     ) -> String {
-        let created = self
-            .store
-            .create_key(
-                &keygate_keys::TokenFormat::default(),
-                NewKey {
-                    tenant_id: self.tenant.clone(),
-                    kind,
-                    user_id,
-                    name: name.to_owned(),
-                    scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
-                    projects: None,
-                    expires_at: None,
-                    remaining: None,
-                    refill: None,
-                },
-                "test",
-            )
-            .await
-            .unwrap();
-        created.token.expose().to_owned()
+        store_key(&*self.store, &self.tenant, kind, user_id, name, scopes).await
+    }
+
+    /// Binds the session id `id` to the owner's key in `gates` for an hour, as if the
+    /// upstream's `initialize` had issued it to them (no elicitation declared).
+    pub(crate) async fn bind_owner_session(&self, gates: &dyn keygate_gates::GateStore, id: &str) {
+        let owner = self.principal(&self.owner).await;
+        let now = time::OffsetDateTime::now_utc();
+        let binding = keygate_gates::SessionBinding {
+            key_id: owner.key_id.as_str().to_owned(),
+            bound_at: now,
+            seen_at: now,
+            expires_at: now + time::Duration::hours(1),
+            elicitation: false,
+            elicitation_url: false,
+        };
+        assert!(gates.bind_session(id, &binding).await.unwrap());
     }
 
     pub(crate) async fn principal(&self, key: &str) -> Principal {
@@ -308,6 +422,16 @@ impl Harness {
         }
         self.send(req.body(Body::from(body.to_string())).unwrap())
             .await
+    }
+
+    /// One MCP request `method` (without params, id 1) with the key, sessionless.
+    pub(crate) async fn rpc(&self, key: &str, method: &str) -> Reply {
+        self.mcp(
+            key,
+            None,
+            json!({"jsonrpc": "2.0", "id": 1, "method": method}),
+        )
+        .await
     }
 
     /// Opens a stateful MCP session for `key` (`initialize`); returns its id, which
@@ -338,19 +462,122 @@ impl Harness {
         )
         .await
     }
+
+    /// Reads the evidence the demo's `service.replace` gate asks for about `service`
+    /// (events, build and runtime logs) in `session`; asserts that each read succeeded.
+    pub(crate) async fn read_evidence(&self, key: &str, session: &str, service: &str) {
+        for tool in EVIDENCE {
+            let r = self
+                .tool_in(key, session, tool, json!({"service": service}))
+                .await;
+            assert_eq!(r.body["result"]["isError"], false, "{}", r.raw);
+        }
+    }
+
+    /// [`Harness::tool`] in the session `session`.
+    pub(crate) async fn tool_in(&self, key: &str, session: &str, name: &str, args: Value) -> Reply {
+        self.tool(key, Some(session), name, args).await
+    }
+}
+
+/// The `error.message` of a JSON-RPC error answer `r`.
+pub(crate) fn error_message(r: &Reply) -> &str {
+    r.body["error"]["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error message: {}", r.raw))
+}
+
+/// The `reason` of a gate's `CONFIRMATION_INVALID` answer `r`.
+pub(crate) fn invalid(r: &Reply) -> String {
+    gated(r, "CONFIRMATION_INVALID")["reason"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// The first event with `action` among `events`.
+pub(crate) fn audited<'a>(events: &'a [Value], action: &str) -> &'a Value {
+    events
+        .iter()
+        .find(|e| e["action"] == action)
+        .unwrap_or_else(|| panic!("{action} audited"))
+}
+
+/// The `content-type` of a response with `headers`.
+pub(crate) fn content_type(headers: &HeaderMap) -> &str {
+    headers["content-type"].to_str().unwrap()
+}
+
+/// The tool `name` among the `tools` of a `tools/list` result.
+pub(crate) fn listed_tool<'a>(tools: &'a [Value], name: &str) -> &'a Value {
+    tools
+        .iter()
+        .find(|t| t["name"] == name)
+        .unwrap_or_else(|| panic!("{name} is not listed"))
+}
+
+/// Asserts that the listed `tool` takes a `service` and, as a person gate's tool does,
+/// no `confirm`.
+pub(crate) fn assert_no_confirm(tool: &Value) {
+    let properties = &tool["inputSchema"]["properties"];
+    assert!(
+        properties["confirm"].is_null(),
+        "a person gate takes no confirm: {tool}"
+    );
+    assert!(properties["service"].is_object(), "{tool}");
+}
+
+/// The `www-authenticate` challenge of a refusal `r`.
+pub(crate) fn www_authenticate(r: &Reply) -> &str {
+    r.headers["www-authenticate"].to_str().unwrap()
+}
+
+/// The string `field` of every element of the array `list`.
+pub(crate) fn fields<'a>(list: &'a Value, field: &str) -> Vec<&'a str> {
+    list.as_array()
+        .unwrap_or_else(|| panic!("not an array: {list}"))
+        .iter()
+        .map(|e| e[field].as_str().unwrap())
+        .collect()
+}
+
+/// Whether the demo still lists service `name`.
+pub(crate) async fn exists(h: &Harness, name: &str) -> bool {
+    let r = h.tool(&h.owner, None, "service.list", json!({})).await;
+    assert_ungated(&r);
+    r.raw.contains(&format!("\\\"name\\\":\\\"{name}\\\""))
+        || r.body["result"]["structuredContent"]["services"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|s| s["name"] == json!(name)))
+}
+
+/// The answer of a person accepting a gate by typing `name` (elicitation, MRTR).
+pub(crate) fn accept(name: &str) -> Value {
+    json!({"action": "accept", "content": {"target": name}})
+}
+
+/// Asserts that `r` is a gate's `APPROVAL_REQUIRED` answer.
+pub(crate) fn assert_approval_required(r: &Reply) {
+    gated(r, "APPROVAL_REQUIRED");
+}
+
+/// Asserts that `r` is a gate's answer with `code`; its `structuredContent`.
+pub(crate) fn gated(r: &Reply, code: &str) -> Value {
+    assert_eq!(gate_code(r).as_deref(), Some(code), "{}", r.raw);
+    r.body["result"]["structuredContent"].clone()
+}
+
+/// Asserts that `r` is the upstream's result, not a gate's answer.
+pub(crate) fn assert_ungated(r: &Reply) {
+    assert_eq!(gate_code(r), None, "{}", r.raw);
+}
+
+/// The `structuredContent` of a tool result `r`.
+pub(crate) fn structured(r: &Reply) -> &Value {
+    &r.body["result"]["structuredContent"]
 }
 
 /// The `structuredContent.code` of a gate answer, or `None` for an upstream result.
-/// Asserts that `r` is a gate's `APPROVAL_REQUIRED` answer.
-pub(crate) fn assert_approval_required(r: &Reply) {
-    assert_eq!(
-        gate_code(r).as_deref(),
-        Some("APPROVAL_REQUIRED"),
-        "{}",
-        r.raw
-    );
-}
-
 pub(crate) fn gate_code(r: &Reply) -> Option<String> {
     assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
     let result = &r.body["result"];
