@@ -332,73 +332,32 @@ fn valid_env_key(key: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-#[derive(Deserialize)]
-struct ProjectArgs<'a> {
-    #[serde(borrow, default)]
-    project: Option<Cow<'a, str>>,
+/// The arguments of the tools: the named text fields (borrowed from the request),
+/// after `;` any others, and the optional `project` every tool takes.
+macro_rules! tool_args {
+    ($($name:ident { $($text:ident),* $(; $($field:ident: $ty:ty),*)? })*) => {$(
+        #[derive(Deserialize)]
+        struct $name<'a> {
+            $(
+                #[serde(borrow)]
+                $text: Cow<'a, str>,
+            )*
+            $($($field: $ty,)*)?
+            #[serde(borrow, default)]
+            project: Option<Cow<'a, str>>,
+        }
+    )*};
 }
 
-#[derive(Deserialize)]
-struct SearchArgs<'a> {
-    #[serde(borrow)]
-    q: Cow<'a, str>,
-    #[serde(borrow, default)]
-    project: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct NameArgs<'a> {
-    #[serde(borrow)]
-    name: Cow<'a, str>,
-    #[serde(borrow, default)]
-    project: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct TitleArgs<'a> {
-    #[serde(borrow)]
-    title: Cow<'a, str>,
-    #[serde(borrow, default)]
-    project: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct ServiceArgs<'a> {
-    #[serde(borrow)]
-    service: Cow<'a, str>,
-    #[serde(borrow, default)]
-    project: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct ScaleArgs<'a> {
-    #[serde(borrow)]
-    service: Cow<'a, str>,
-    replicas: u32,
-    #[serde(borrow, default)]
-    project: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct EnvArgs<'a> {
-    #[serde(borrow)]
-    service: Cow<'a, str>,
-    #[serde(borrow)]
-    key: Cow<'a, str>,
-    #[serde(borrow)]
-    value: Cow<'a, str>,
-    #[serde(borrow, default)]
-    project: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct ReplaceArgs<'a> {
-    #[serde(borrow)]
-    service: Cow<'a, str>,
-    #[serde(borrow)]
-    image: Cow<'a, str>,
-    #[serde(borrow, default)]
-    project: Option<Cow<'a, str>>,
+tool_args! {
+    ProjectArgs {}
+    SearchArgs { q }
+    NameArgs { name }
+    TitleArgs { title }
+    ServiceArgs { service }
+    ScaleArgs { service; replicas: u32 }
+    EnvArgs { service, key, value }
+    ReplaceArgs { service, image }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Serialize)]
