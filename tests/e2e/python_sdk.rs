@@ -430,15 +430,7 @@ async fn a_client_declaring_url_elicitation_is_offered_the_approval_page() {
     if !available("the Python SDK URL-elicitation test", Need::Python) {
         return;
     }
-    let demo = std::fs::read_to_string(
-        keygate_e2e::workspace_dir().join("crates/keygate-demo/policy.toml"),
-    )
-    .expect("the demo policy");
-    let page = demo.replace("approval = \"person\"", "approval = \"page\"");
-    assert_ne!(page, demo, "the demo gates name their approval");
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let policy = dir.path().join("policy.toml");
-    std::fs::write(&policy, page).expect("the policy is written");
+    let (_dir, policy) = keygate_e2e::demo_policy_with("page");
     let server = keygate_e2e::Server::start(keygate_e2e::ServerOptions::demo().args(&[
         "--policy",
         policy.to_str().expect("a UTF-8 path"),
