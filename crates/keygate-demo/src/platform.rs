@@ -176,7 +176,8 @@ impl State {
     ) -> Result<ToolResult, CallError> {
         let user = caller.user;
         let header = caller.project;
-        // Resolves the call's project, then runs the tool on it.
+        // Resolves the call's project, then runs the tool on it; given the arguments'
+        // type, parses them first (as `a`).
         macro_rules! scoped {
             ($args:ident, |$p:pat_param| $then:expr) => {
                 Ok(
@@ -186,52 +187,28 @@ impl State {
                     },
                 )
             };
+            ($ty:ident, |$a:ident, $p:pat_param| $then:expr) => {{
+                let $a: $ty<'_> = parse(args)?;
+                scoped!($a, |$p| $then)
+            }};
         }
         match tool {
-            "customers.search" => {
-                let a: SearchArgs<'_> = parse(args)?;
-                scoped!(a, |_| self.customers_search(&a))
-            }
-            "customers.create" => {
-                let a: NameArgs<'_> = parse(args)?;
-                scoped!(a, |_| self.customers_create(&a, user))
-            }
-            "invoices.list" => {
-                let a: ProjectArgs<'_> = parse(args)?;
-                scoped!(a, |_| self.invoices_list())
-            }
-            "jobs.create" => {
-                let a: TitleArgs<'_> = parse(args)?;
-                scoped!(a, |_| self.jobs_create(&a, user))
-            }
-            "service.list" => {
-                let a: ProjectArgs<'_> = parse(args)?;
-                scoped!(a, |p| self.service_list(p))
-            }
-            "service.status" => {
-                let a: ServiceArgs<'_> = parse(args)?;
-                scoped!(a, |p| self.service_status(&a, p))
-            }
-            "service.events" => {
-                let a: ServiceArgs<'_> = parse(args)?;
-                scoped!(a, |p| self.service_events(&a, p))
-            }
+            "customers.search" => scoped!(SearchArgs, |a, _| self.customers_search(&a)),
+            "customers.create" => scoped!(NameArgs, |a, _| self.customers_create(&a, user)),
+            "invoices.list" => scoped!(ProjectArgs, |a, _| self.invoices_list()),
+            "jobs.create" => scoped!(TitleArgs, |a, _| self.jobs_create(&a, user)),
+            "service.list" => scoped!(ProjectArgs, |a, p| self.service_list(p)),
+            "service.status" => scoped!(ServiceArgs, |a, p| self.service_status(&a, p)),
+            "service.events" => scoped!(ServiceArgs, |a, p| self.service_events(&a, p)),
             "service.logs.build" => {
-                let a: ServiceArgs<'_> = parse(args)?;
-                scoped!(a, |p| self.service_logs(&a, p, LogKind::Build))
+                scoped!(ServiceArgs, |a, p| self.service_logs(&a, p, LogKind::Build))
             }
             "service.logs.runtime" => {
-                let a: ServiceArgs<'_> = parse(args)?;
-                scoped!(a, |p| self.service_logs(&a, p, LogKind::Runtime))
+                let kind = LogKind::Runtime;
+                scoped!(ServiceArgs, |a, p| self.service_logs(&a, p, kind))
             }
-            "service.deploy" => {
-                let a: ServiceArgs<'_> = parse(args)?;
-                scoped!(a, |p| self.service_deploy(&a, p))
-            }
-            "service.restart" => {
-                let a: ServiceArgs<'_> = parse(args)?;
-                scoped!(a, |p| self.service_restart(&a, p))
-            }
+            "service.deploy" => scoped!(ServiceArgs, |a, p| self.service_deploy(&a, p)),
+            "service.restart" => scoped!(ServiceArgs, |a, p| self.service_restart(&a, p)),
             "service.scale" => {
                 let a: ScaleArgs<'_> = parse(args)?;
                 if a.replicas > MAX_REPLICAS {
@@ -250,14 +227,8 @@ impl State {
                 }
                 scoped!(a, |p| self.service_env_set(&a, p))
             }
-            "service.delete" => {
-                let a: ServiceArgs<'_> = parse(args)?;
-                scoped!(a, |p| self.service_delete(&a, p))
-            }
-            "service.replace" => {
-                let a: ReplaceArgs<'_> = parse(args)?;
-                scoped!(a, |p| self.service_replace(&a, p))
-            }
+            "service.delete" => scoped!(ServiceArgs, |a, p| self.service_delete(&a, p)),
+            "service.replace" => scoped!(ReplaceArgs, |a, p| self.service_replace(&a, p)),
             _ => Err(CallError::UnknownTool),
         }
     }
