@@ -5,7 +5,7 @@ use keygate_token::{KeyKind, Token};
 use serde_json::{Value, json};
 
 use crate::fake::Fake;
-use crate::{key, keygate, stderr, stdout};
+use crate::{assert_exit_saying, key, keygate, stderr, stdout};
 
 fn approval(status: &str, target: &str) -> Value {
     json!({
@@ -57,11 +57,7 @@ fn list_prints_a_table_or_json_of_pending_approvals() {
     assert_eq!(doc[0]["target"], "web");
     assert_eq!(doc[0]["arguments"], json!({"service": "web"}));
     let seen = fake.finish();
-    assert_eq!(seen[0].line, "GET /api/v1/approvals HTTP/1.1");
-    assert_eq!(
-        seen[0].authorization.as_deref(),
-        Some(format!("Bearer {}", approver.expose()).as_str())
-    );
+    seen[0].assert_sent("GET /api/v1/approvals HTTP/1.1", &approver);
 }
 
 #[test]
@@ -94,8 +90,7 @@ fn approve_sends_the_typed_target_and_deny_sends_nothing_else() {
     );
     assert!(err.contains("identical retry now proceeds once"), "{err}");
     let out = run(&fake, &approver, &["deny", "ap_7f3k"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(stderr(&out).contains("denied ap_7f3k"), "{}", stderr(&out));
+    assert_exit_saying(&out, 0, "denied ap_7f3k");
     let seen = fake.finish();
     assert_eq!(
         seen[0].line,

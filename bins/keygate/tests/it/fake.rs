@@ -17,6 +17,18 @@ pub(crate) struct Seen {
     pub(crate) body: String,
 }
 
+impl Seen {
+    /// The request was `line` (`GET /api/v1/token HTTP/1.1`), presenting `token`.
+    #[track_caller]
+    pub(crate) fn assert_sent(&self, line: &str, token: &keygate_token::Token) {
+        assert_eq!(self.line, line);
+        assert_eq!(
+            self.authorization.as_deref(),
+            Some(format!("Bearer {}", token.expose()).as_str())
+        );
+    }
+}
+
 pub(crate) struct Fake {
     pub(crate) url: String,
     seen: mpsc::Receiver<Seen>,
