@@ -666,6 +666,13 @@ impl Api<'_> {
         )
     }
 
+    /// Creates a tenant key named `name` holding `scopes`, for every project; returns
+    /// `(id, raw key)`.
+    pub async fn new_tenant_key(&self, name: &str, scopes: &[&str]) -> (String, String) {
+        self.new_key(json!({"name": name, "kind": "tenant", "scopes": scopes}))
+            .await
+    }
+
     /// `POST /api/v1/keys/{id}/revoke`, which must answer 200.
     pub async fn revoke(&self, id: &str) -> Value {
         self.key_action(id, "revoke", 200).await
@@ -832,6 +839,20 @@ impl CliOutput {
             "exit code; stdout:\n{}\nstderr:\n{}",
             self.stdout, self.stderr
         );
+        self
+    }
+
+    /// Asserts that standard output holds `part`.
+    #[track_caller]
+    pub fn expect_stdout(&self, part: &str) -> &Self {
+        assert!(self.stdout.contains(part), "{}", self.stdout);
+        self
+    }
+
+    /// Asserts that standard error holds `part`.
+    #[track_caller]
+    pub fn expect_stderr(&self, part: &str) -> &Self {
+        assert!(self.stderr.contains(part), "{}", self.stderr);
         self
     }
 }

@@ -73,7 +73,7 @@ async fn bootstrap_refuses_an_existing_tenant() {
     let out = bootstrap(&server.database, "demo", "mallory", &["--demo"]);
     out.expect_code(1);
     assert_eq!(out.stdout, "", "no key printed");
-    assert!(out.stderr.contains("demo"), "{}", out.stderr);
+    out.expect_stderr("demo");
     // A new tenant in the same database: an owner key that works on the running server.
     let owner = keygate_e2e::bootstrap_tenant(&server.database, "acme", "alice");
     let me = server.api(&owner).introspect().await;
@@ -125,8 +125,7 @@ async fn keys_and_projects_verbs_drive_the_admin_api() {
     assert!(listed.to_string().contains(&id), "{listed}");
     assert!(!list.stdout.contains(secret(&key)) && !list.stdout.contains(secret(&owner)));
     let text = admin(&server, &owner, &["keys", "list"]);
-    text.expect_code(0);
-    assert!(text.stdout.contains("ci-bot"), "{}", text.stdout);
+    text.expect_code(0).expect_stdout("ci-bot");
 
     let show = admin(&server, &owner, &["keys", "show", &id, "--json"]);
     show.expect_code(0);
@@ -153,7 +152,7 @@ async fn keys_and_projects_verbs_drive_the_admin_api() {
     let projects = admin(&server, &owner, &["projects", "list", "--json"]);
     projects.expect_code(0);
     for name in ["billing", "ops", "shop"] {
-        assert!(projects.stdout.contains(name), "{}", projects.stdout);
+        projects.expect_stdout(name);
     }
     // A duplicate is the server's 409: a refusal.
     admin(&server, &owner, &["projects", "create", "billing"]).expect_code(1);
@@ -168,8 +167,7 @@ async fn keys_and_projects_verbs_drive_the_admin_api() {
     admin(&server, &rotated, &["keys", "list"]).expect_code(1);
     // A malformed id is refused offline; no key at all, a bad flag: usage (2).
     let bad_id = admin(&server, &owner, &["keys", "show", "not-an-id"]);
-    bad_id.expect_code(2);
-    assert!(bad_id.stderr.contains("not a key id"), "{}", bad_id.stderr);
+    bad_id.expect_code(2).expect_stderr("not a key id");
     keygate(&["keys", "list"], &[("KEYGATE_SERVER", &server.base)], None).expect_code(2);
     admin(&server, &owner, &["keys", "list", "--no-such-flag"]).expect_code(2);
     // An unreachable server: I/O error (2).
@@ -202,11 +200,7 @@ async fn keys_create_takes_a_usage_limit_and_list_and_show_render_it() {
         "--refill",
         "daily:5",
     ]);
-    assert!(
-        created.stderr.contains("2 requests left (refill daily:5)"),
-        "{}",
-        created.stderr
-    );
+    created.expect_stderr("2 requests left (refill daily:5)");
     let key = one_line_key(&created);
     let me = server.api(&key).introspect().await;
     assert_eq!(me.status, 200, "{}", me.text);
@@ -222,13 +216,8 @@ async fn keys_create_takes_a_usage_limit_and_list_and_show_render_it() {
     assert_eq!(shown["remaining"], 0, "{shown}");
     assert_eq!(shown["refill"], json!({"interval": "daily", "amount": 5}));
     let show = admin(&server, &owner, &["keys", "show", &id]);
-    show.expect_code(0);
-    assert!(show.stdout.contains("remaining  0"), "{}", show.stdout);
-    assert!(
-        show.stdout.contains("refill     daily:5"),
-        "{}",
-        show.stdout
-    );
+    show.expect_code(0).expect_stdout("remaining  0");
+    show.expect_stdout("refill     daily:5");
     let list = admin(&server, &owner, &["keys", "list"]);
     list.expect_code(0);
     let header = list.stdout.lines().next().expect("a header");
@@ -243,11 +232,7 @@ async fn keys_create_takes_a_usage_limit_and_list_and_show_render_it() {
         .expect("the key's row");
     assert!(row.contains("daily:5"), "{row}");
     let listed = admin(&server, &owner, &["keys", "list", "--json"]);
-    assert!(
-        listed.stdout.contains(r#""remaining":0"#),
-        "{}",
-        listed.stdout
-    );
+    listed.expect_stdout(r#""remaining":0"#);
 
     // Each mistake is a usage error (2) before any request.
     for (args, message) in [
@@ -331,21 +316,15 @@ async fn check_refuses_each_bad_credential_and_passes_a_project_key() {
         .new_key(json!({"name":"reader","kind":"tenant","scopes":["services:read","customers:read"],"projects":["shop"]}))
         .await;
     let out = check(&server, Some(&reader));
-    out.expect_code(0);
-    assert!(out.stderr.contains("read-only"), "{}", out.stderr);
-    assert!(out.stderr.contains("shop"), "{}", out.stderr);
+    out.expect_code(0).expect_stderr("read-only");
+    out.expect_stderr("shop");
 
     // A one-project key that may write: passes without a warning.
     let (_, writer) = api
         .new_key(json!({"name":"writer","kind":"user","scopes":["services:read","services:write"],"projects":["ops"]}))
         .await;
     let out = check(&server, Some(&writer));
-    out.expect_code(0);
-    assert!(
-        out.stderr.contains("ok:") && out.stderr.contains("ops"),
-        "{}",
-        out.stderr
-    );
+    out.expect_code(0).expect_stderr("ok:").expect_stderr("ops");
     assert!(!out.stderr.contains("warning"), "{}", out.stderr);
 
     // An unreachable server is not a verdict on the key: exit 2.
@@ -415,27 +394,14 @@ async fn doctor_asks_the_server_about_each_key() {
     };
 
     let out = doctor();
-    out.expect_code(0);
-    assert!(
-        out.stdout.contains("active: tenant demo, 1 project(s)"),
-        "{}",
-        out.stdout
-    );
+    out.expect_code(0)
+        .expect_stdout("active: tenant demo, 1 project(s)");
     assert!(!out.stdout.contains(secret(&key)), "never the secret");
 
     api.revoke(&id).await;
     let out = doctor();
-    out.expect_code(1);
-    assert!(
-        out.stdout.contains("rejected: key_revoked"),
-        "{}",
-        out.stdout
-    );
-    assert!(
-        out.stdout.contains("the key was revoked (key_revoked)"),
-        "{}",
-        out.stdout
-    );
+    out.expect_code(1).expect_stdout("rejected: key_revoked");
+    out.expect_stdout("the key was revoked (key_revoked)");
     assert!(!out.stdout.contains(secret(&key)), "never the secret");
 
     // A server that is not there is an I/O error, not a verdict on the key.
@@ -525,16 +491,12 @@ async fn approvals_verbs_let_a_person_decide_a_gated_call() {
         &owner,
         &["approvals", "approve", &web, "--target", "web"],
     );
-    approved.expect_code(0);
-    assert!(approved.stderr.contains("approved"), "{}", approved.stderr);
+    approved.expect_code(0).expect_stderr("approved");
     admin(&server, &owner, &["approvals", "deny", &worker]).expect_code(0);
     let again = admin(&server, &owner, &["approvals", "deny", &web]);
-    again.expect_code(1);
-    assert!(
-        again.stderr.contains("this approval is closed"),
-        "{}",
-        again.stderr
-    );
+    again
+        .expect_code(1)
+        .expect_stderr("this approval is closed");
 
     // The identical retry runs once; the denied call does not.
     let retry = mcp.call("service.delete", json!({"service": "web"})).await;
@@ -549,10 +511,5 @@ async fn approvals_verbs_let_a_person_decide_a_gated_call() {
         "{names}"
     );
     let empty = admin(&server, &owner, &["approvals", "list"]);
-    empty.expect_code(0);
-    assert!(
-        empty.stderr.contains("no pending approvals"),
-        "{}",
-        empty.stderr
-    );
+    empty.expect_code(0).expect_stderr("no pending approvals");
 }

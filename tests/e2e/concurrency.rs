@@ -4,7 +4,6 @@
 use std::time::{Duration, Instant};
 
 use keygate_e2e::{KEY_REVOKED, Mcp, NO_RATE_LIMITS, Server, hammer};
-use serde_json::json;
 
 const CLIENTS: usize = 8;
 const RUN_FOR: Duration = Duration::from_secs(3);
@@ -13,9 +12,7 @@ const RUN_FOR: Duration = Duration::from_secs(3);
 async fn no_request_sent_after_the_revoke_returned_succeeds() {
     let server = Server::demo_with(&NO_RATE_LIMITS);
     let admin = server.api(&server.owner_key());
-    let (id, key) = admin
-        .new_key(json!({"name":"hammered","kind":"tenant","scopes":["services:read"]}))
-        .await;
+    let (id, key) = admin.new_tenant_key("hammered", &["services:read"]).await;
     let url = server.url("/api/mcp");
     let start = Instant::now();
     let clients: Vec<_> = (0..CLIENTS)

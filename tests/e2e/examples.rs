@@ -98,6 +98,16 @@ async fn agent_startup_check_starts_only_with_a_one_project_key() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let here = dir.path();
     let once = ["--once"];
+    // `--once` against this server, with `key` in KEYGATE_API_KEY.
+    let with_key = |key: &str, expect: &str| {
+        startup_check(
+            &server.base,
+            &once,
+            &[("KEYGATE_API_KEY", key)],
+            here,
+            expect,
+        )
+    };
 
     let (code, _) = startup_check(
         &server.base,
@@ -109,11 +119,8 @@ async fn agent_startup_check_starts_only_with_a_one_project_key() {
     assert_eq!(code, 1);
 
     // The demo owner key reaches both demo projects.
-    let (code, output) = startup_check(
-        &server.base,
-        &once,
-        &[("KEYGATE_API_KEY", &owner)],
-        here,
+    let (code, output) = with_key(
+        &owner,
         "Token accesses 2 projects; use project-scoped token",
     );
     assert_eq!(code, 1, "{output}");
@@ -122,26 +129,14 @@ async fn agent_startup_check_starts_only_with_a_one_project_key() {
     let (_, nowhere) = api
         .new_key(json!({"name":"nowhere","kind":"user","scopes":["services:read"],"projects":[]}))
         .await;
-    let (code, _) = startup_check(
-        &server.base,
-        &once,
-        &[("KEYGATE_API_KEY", &nowhere)],
-        here,
-        "Token has no project access",
-    );
+    let (code, _) = with_key(&nowhere, "Token has no project access");
     assert_eq!(code, 1);
 
     // One project that may write: starts, without a warning, never printing the key.
     let (writer_id, writer) = api
         .new_key(json!({"name":"agent","kind":"user","scopes":["services:read","services:write"],"projects":["shop"]}))
         .await;
-    let (code, output) = startup_check(
-        &server.base,
-        &once,
-        &[("KEYGATE_API_KEY", &writer)],
-        here,
-        "ready: project shop",
-    );
+    let (code, output) = with_key(&writer, "ready: project shop");
     assert_eq!(code, 0, "{output}");
     assert!(!output.contains("warning"), "{output}");
     assert!(!output.contains(&writer), "the key was printed:\n{output}");
@@ -154,13 +149,7 @@ async fn agent_startup_check_starts_only_with_a_one_project_key() {
     let (_, reader) = api
         .new_key(json!({"name":"reader","kind":"tenant","scopes":["services:read","customers:read"],"projects":["ops"]}))
         .await;
-    let (code, output) = startup_check(
-        &server.base,
-        &once,
-        &[("KEYGATE_API_KEY", &reader)],
-        here,
-        "ready: project ops",
-    );
+    let (code, output) = with_key(&reader, "ready: project ops");
     assert_eq!(code, 0, "{output}");
     assert!(
         output.contains("warning: this key is read-only"),
@@ -185,13 +174,7 @@ async fn agent_startup_check_starts_only_with_a_one_project_key() {
 
     // Revoked: refused with the reason.
     api.revoke(&writer_id).await;
-    let (code, _) = startup_check(
-        &server.base,
-        &once,
-        &[("KEYGATE_API_KEY", &writer)],
-        here,
-        "AUTH_TOKEN_EXPIRED: key_revoked",
-    );
+    let (code, _) = with_key(&writer, "AUTH_TOKEN_EXPIRED: key_revoked");
     assert_eq!(code, 1);
 
     // A server that cannot be asked is not a verdict on the key: exit 2.

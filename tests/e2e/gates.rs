@@ -467,9 +467,7 @@ async fn another_key_or_session_cannot_burn_a_challenge() {
     let owner = server.owner_key();
     let (_, other_key) = server
         .api(&owner)
-        .new_key(
-            json!({"name":"other","kind":"tenant","scopes":["services:read","services:write"]}),
-        )
+        .new_tenant_key("other", &["services:read", "services:write"])
         .await;
     let mut mine = session(&server, &owner).await;
     let mut my_other_session = session(&server, &owner).await;

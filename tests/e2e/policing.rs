@@ -259,12 +259,8 @@ async fn every_method_is_policed_by_the_methods_table() {
         policy,
     ]));
     let api = server.api(&owner);
-    let (_, reader) = api
-        .new_key(json!({"name": "r", "kind": "tenant", "scopes": ["docs:read"]}))
-        .await;
-    let (_, nobody) = api
-        .new_key(json!({"name": "n", "kind": "tenant", "scopes": []}))
-        .await;
+    let (_, reader) = api.new_tenant_key("r", &["docs:read"]).await;
+    let (_, nobody) = api.new_tenant_key("n", &[]).await;
     for (key, method, allowed) in [
         (&reader, "resources/list", true),
         (&reader, "resources/read", true),

@@ -22,7 +22,7 @@ async fn a_key_revoked_through_one_instance_is_refused_by_the_other() {
     let (_schema, one, two, owner) = two_instances(&url).await;
     let (id, key) = one
         .api(&owner)
-        .new_key(json!({"name":"shared","kind":"tenant","scopes":["services:read"]}))
+        .new_tenant_key("shared", &["services:read"])
         .await;
     assert_eq!(two.api(&key).introspect().await.status, 200);
     let mut via_two = two.api(&key).mcp();
