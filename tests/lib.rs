@@ -693,6 +693,13 @@ impl Api<'_> {
         a.json
     }
 
+    /// An MCP session with this key, initialized.
+    pub async fn session(&self) -> Mcp {
+        let mut mcp = self.mcp();
+        mcp.initialize().await;
+        mcp
+    }
+
     /// An MCP session with this key (not yet initialized).
     pub fn mcp(&self) -> Mcp {
         Mcp::new(&self.server.url("/api/mcp"), &self.key)

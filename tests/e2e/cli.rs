@@ -92,24 +92,10 @@ async fn keys_and_projects_verbs_drive_the_admin_api() {
     let server = Server::demo();
     let owner = server.owner_key();
 
-    let created = admin(
-        &server,
-        &owner,
-        &[
-            "keys",
-            "create",
-            "--kind",
-            "tenant",
-            "--scope",
-            "services:read",
-            "--project",
-            "shop",
-            "--name",
-            "ci-bot",
-            "--expires-in",
-            "30d",
-        ],
-    );
+    let args = "keys create --kind tenant --scope services:read --project shop --name ci-bot";
+    let mut args: Vec<&str> = args.split(' ').collect();
+    args.extend(["--expires-in", "30d"]);
+    let created = admin(&server, &owner, &args);
     let key = one_line_key(&created);
     let me = server.api(&key).introspect().await;
     assert_eq!(me.status, 200, "{}", me.text);
@@ -428,8 +414,7 @@ async fn approvals_verbs_let_a_person_decide_a_gated_call() {
         .await;
     assert_eq!(created.status, 201, "{}", created.text);
     let agent = created.json["key"].as_str().expect("a key").to_owned();
-    let mut mcp = server.api(&agent).mcp();
-    mcp.initialize().await;
+    let mut mcp = server.api(&agent).session().await;
     let asked = |a: &keygate_e2e::Answer| -> String {
         assert_eq!(a.tool_code(), Some("APPROVAL_REQUIRED"), "{}", a.text);
         a.json["result"]["structuredContent"]["approval_id"]

@@ -127,8 +127,7 @@ async fn revoked_expired_and_insufficient_scope() {
         r#"{"error":"insufficient_scope"}"#,
         "error=\"insufficient_scope\"",
     );
-    let mut mcp = server.api(&tenant).mcp();
-    mcp.initialize().await;
+    let mut mcp = server.api(&tenant).session().await;
     let a = mcp.call("service.list", json!({})).await;
     assert_error(
         &a,

@@ -5,19 +5,23 @@ use std::time::Duration;
 use keygate_e2e::{Mcp, Process, Server, clean_command, example};
 use serde_json::json;
 
-#[test]
-fn axum_protected_passes_its_self_test() {
-    let mut cmd = clean_command(&example("axum-protected"));
-    cmd.arg("--self-test");
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    cmd.current_dir(dir.path());
+/// Runs the example `name` with `--self-test` in `dir`: it must pass within 30 s.
+fn assert_self_test_passes(name: &str, dir: &std::path::Path) {
+    let mut cmd = clean_command(&example(name));
+    cmd.arg("--self-test").current_dir(dir);
     let mut process = Process::spawn(cmd);
     let status = process.wait_timeout(Duration::from_secs(30));
     assert!(
         status.success(),
-        "axum-protected --self-test: {status}; stderr:\n{}",
+        "{name} --self-test: {status}; stderr:\n{}",
         process.stderr()
     );
+}
+
+#[test]
+fn axum_protected_passes_its_self_test() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    assert_self_test_passes("axum-protected", dir.path());
 }
 
 #[tokio::test]
@@ -220,13 +224,6 @@ async fn agent_startup_check_keeps_serving_after_a_good_check() {
 
 #[test]
 fn gated_tool_server_passes_its_self_test() {
-    let mut cmd = clean_command(&example("gated-tool-server"));
-    cmd.arg("--self-test");
-    let mut process = Process::spawn(cmd);
-    let status = process.wait_timeout(Duration::from_secs(30));
-    assert!(
-        status.success(),
-        "gated-tool-server --self-test: {status}; stderr:\n{}",
-        process.stderr()
-    );
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    assert_self_test_passes("gated-tool-server", dir.path());
 }

@@ -78,9 +78,7 @@ async fn approve(server: &Server, key: &str, id: &str, target: &str) -> Answer {
 }
 
 async fn session(server: &Server, key: &str) -> Mcp {
-    let mut mcp = server.api(key).mcp();
-    mcp.initialize().await;
-    mcp
+    server.api(key).session().await
 }
 
 #[tokio::test]

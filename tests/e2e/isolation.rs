@@ -55,8 +55,7 @@ async fn another_tenants_unrestricted_key_cannot_reach_demos_shop() {
         .new_key(json!({"name": "attack", "kind": "tenant", "scopes": SCOPES}))
         .await;
     let demo_shop = project_id(&server, &demo_owner, "shop").await;
-    let mut mcp = server.api(&eve).mcp();
-    mcp.initialize().await;
+    let mut mcp = server.api(&eve).session().await;
     assert_denied(
         &mcp.call("service.list", json!({"project": "shop"})).await,
         "service.list",
@@ -85,8 +84,7 @@ async fn another_tenants_unrestricted_key_cannot_reach_demos_shop() {
         "no such project",
     );
     // Demo's platform is untouched, and demo's own key still reaches it.
-    let mut demo = server.api(&demo_owner).mcp();
-    demo.initialize().await;
+    let mut demo = server.api(&demo_owner).session().await;
     let status = api_status(&mut demo, "shop").await;
     assert_eq!(replicas(&status), 2, "{status}");
 }
@@ -101,10 +99,8 @@ async fn a_second_tenant_with_its_own_shop_reaches_only_its_own_data() {
         .api(&eve_owner)
         .new_key(json!({"name": "platform", "kind": "tenant", "scopes": SCOPES}))
         .await;
-    let mut eve_mcp = server.api(&eve).mcp();
-    eve_mcp.initialize().await;
-    let mut demo = server.api(&demo_owner).mcp();
-    demo.initialize().await;
+    let mut eve_mcp = server.api(&eve).session().await;
+    let mut demo = server.api(&demo_owner).session().await;
 
     // Demo changes its shop first; eve's shop is still the seeded data set.
     demo.call_ok(
@@ -169,8 +165,7 @@ async fn a_restricted_key_naming_another_tenants_project_id_is_refused() {
     let demo_shop = project_id(&server, &demo_owner, "shop").await;
     let eve_shop = project_id(&server, &eve_owner, "shop").await;
     assert_ne!(demo_shop, eve_shop);
-    let mut mcp = server.api(&eve).mcp();
-    mcp.initialize().await;
+    let mut mcp = server.api(&eve).session().await;
     for tool in ["service.list", "invoices.list"] {
         assert_denied(&mcp.call(tool, json!({"project": demo_shop})).await, tool);
     }

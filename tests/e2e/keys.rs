@@ -10,8 +10,7 @@ async fn revocation_takes_effect_on_the_very_next_request() {
     let server = Server::demo();
     let admin = server.api(&server.owner_key());
     let (id, key) = admin.new_tenant_key("ci", &["services:read"]).await;
-    let mut mcp = server.api(&key).mcp();
-    mcp.initialize().await;
+    let mut mcp = server.api(&key).session().await;
     mcp.call_ok("service.list", json!({})).await;
     admin.revoke(&id).await;
     // No retry, no sleep: the first request after the revoke answered is refused.
@@ -102,8 +101,7 @@ async fn user_only_tools_refuse_tenant_keys() {
     let (_, tenant) = admin
         .new_tenant_key("t", &["customers:write", "jobs:write"])
         .await;
-    let mut mcp = server.api(&tenant).mcp();
-    mcp.initialize().await;
+    let mut mcp = server.api(&tenant).session().await;
     for (tool, args) in [
         ("customers.create", json!({"name":"Acme"})),
         ("jobs.create", json!({"title":"nightly"})),
@@ -129,8 +127,7 @@ async fn a_spoofed_user_header_is_ignored() {
         .as_str()
         .expect("a user id")
         .to_owned();
-    let mut mcp = server.api(&owner).mcp();
-    mcp.initialize().await;
+    let mcp = server.api(&owner).session().await;
     let message = json!({"jsonrpc":"2.0","id":9,"method":"tools/call",
         "params":{"name":"customers.create","arguments":{"name":"Spoofless Ltd"}}});
     let a = send(

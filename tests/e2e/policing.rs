@@ -184,8 +184,7 @@ async fn session_ids_are_one_header_of_1_to_128_visible_ascii_characters() {
         first.text
     );
     // A session the gateway saw opened reaches the gate, bound to the challenge.
-    let mut mcp = server.api(&owner).mcp();
-    mcp.initialize().await;
+    let mut mcp = server.api(&owner).session().await;
     let first = mcp.call("service.delete", json!({"service": "api"})).await;
     assert_eq!(
         first.tool_code(),
@@ -303,8 +302,7 @@ async fn every_method_is_policed_by_the_methods_table() {
 async fn the_demo_denies_methods_its_policy_does_not_map() {
     let server = Server::demo();
     let owner = server.owner_key();
-    let mut mcp = server.api(&owner).mcp();
-    mcp.initialize().await;
+    let mut mcp = server.api(&owner).session().await;
     for method in [
         "resources/list",
         "resources/read",

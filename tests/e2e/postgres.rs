@@ -40,8 +40,7 @@ async fn a_key_revoked_through_one_instance_is_refused_by_the_other() {
 async fn a_challenge_issued_by_one_instance_is_accepted_by_the_other_once() {
     let Some(url) = postgres_url() else { return };
     let (_schema, one, two, owner) = two_instances(&url).await;
-    let mut via_one = one.api(&owner).mcp();
-    via_one.initialize().await;
+    let mut via_one = one.api(&owner).session().await;
     // The same agent session, load-balanced to the other instance.
     let mut via_two = via_one.clone().at(&two.url("/api/mcp"));
 

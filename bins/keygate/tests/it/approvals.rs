@@ -5,7 +5,7 @@ use keygate_token::{KeyKind, Token};
 use serde_json::{Value, json};
 
 use crate::fake::Fake;
-use crate::{assert_exit_saying, key, keygate, stderr, stdout};
+use crate::{KEY_REVOKED, assert_exit_saying, key, keygate, stderr, stdout};
 
 fn approval(status: &str, target: &str) -> Value {
     json!({
@@ -17,14 +17,9 @@ fn approval(status: &str, target: &str) -> Value {
     })
 }
 
+/// `keygate approvals ARGS…` against `fake`, presenting `approver`.
 fn run(fake: &Fake, approver: &Token, args: &[&str]) -> std::process::Output {
-    keygate()
-        .arg("approvals")
-        .args(args)
-        .env("KEYGATE_SERVER", &fake.url)
-        .env("KEYGATE_API_KEY", approver.expose())
-        .output()
-        .unwrap()
+    fake.run(approver, &[&["approvals"][..], args].concat())
 }
 
 #[test]
@@ -125,10 +120,7 @@ fn refusals_say_what_the_approver_can_do() {
             r#"{"error":"conflict","message":"approval is denied"}"#.to_owned(),
         ),
         (404, r#"{"error":"not_found"}"#.to_owned()),
-        (
-            401,
-            r#"{"error":"invalid_token","reason":"key_revoked"}"#.to_owned(),
-        ),
+        (401, KEY_REVOKED.to_owned()),
     ]);
     let cases: [(&[&str], &str); 5] = [
         (

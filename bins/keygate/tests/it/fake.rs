@@ -97,6 +97,16 @@ impl Fake {
         }
     }
 
+    /// `keygate ARGS…` against this server (`KEYGATE_SERVER`), presenting `key`.
+    pub(crate) fn run(&self, key: &keygate_token::Token, args: &[&str]) -> std::process::Output {
+        crate::keygate()
+            .args(args)
+            .env("KEYGATE_SERVER", &self.url)
+            .env("KEYGATE_API_KEY", key.expose())
+            .output()
+            .unwrap()
+    }
+
     /// Every request seen; fails when the CLI sent fewer than there were answers.
     pub(crate) fn finish(self) -> Vec<Seen> {
         (0..self.expected)

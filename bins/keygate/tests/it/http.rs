@@ -4,7 +4,7 @@ use keygate_token::{KeyKind, Token};
 use serde_json::{Value, json};
 
 use crate::fake::Fake;
-use crate::{assert_exit_saying, key, keygate, stderr, stdout};
+use crate::{KEY_REVOKED, assert_exit_saying, key, keygate, stderr, stdout};
 
 fn introspection(projects: usize, read_only: bool) -> String {
     let projects: Vec<Value> = (0..projects)
@@ -77,10 +77,7 @@ fn check_reports_rejected_keys_as_auth_token_expired() {
     let token = key("kg", KeyKind::User);
     let fake = Fake::serve(vec![
         (401, r#"{"error":"expired"}"#.to_owned()),
-        (
-            401,
-            r#"{"error":"invalid_token","reason":"key_revoked"}"#.to_owned(),
-        ),
+        (401, KEY_REVOKED.to_owned()),
         (
             401,
             r#"{"error":"invalid_token","reason":"key_not_found"}"#.to_owned(),
@@ -103,12 +100,7 @@ fn check_reports_rejected_keys_as_auth_token_expired() {
 }
 
 fn admin(fake: &Fake, owner: &Token, args: &[&str]) -> std::process::Output {
-    keygate()
-        .args(args)
-        .env("KEYGATE_SERVER", &fake.url)
-        .env("KEYGATE_API_KEY", owner.expose())
-        .output()
-        .unwrap()
+    fake.run(owner, args)
 }
 
 #[test]
@@ -120,24 +112,10 @@ fn keys_create_prints_the_key_alone_on_stdout() {
         "scopes": ["services:read"], "projects": [{"id": "p1", "name": "shop"}],
     });
     let fake = Fake::serve(vec![(201, answer.to_string())]);
-    let out = admin(
-        &fake,
-        &owner,
-        &[
-            "keys",
-            "create",
-            "--kind",
-            "tenant",
-            "--scope",
-            "services:read",
-            "--project",
-            "shop",
-            "--expires-in",
-            "30d",
-            "--name",
-            "ci",
-        ],
-    );
+    let args = "keys create --kind tenant --scope services:read --project shop --expires-in 30d";
+    let mut args: Vec<&str> = args.split(' ').collect();
+    args.extend(["--name", "ci"]);
+    let out = admin(&fake, &owner, &args);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(stdout(&out), format!("{}\n", new.expose()));
     assert!(!stderr(&out).contains(new.expose()));
@@ -227,10 +205,7 @@ fn server_errors_become_clear_refusals() {
     let owner = key("kg", KeyKind::Tenant);
     let fake = Fake::serve(vec![
         (403, r#"{"error":"insufficient_scope"}"#.to_owned()),
-        (
-            401,
-            r#"{"error":"invalid_token","reason":"key_revoked"}"#.to_owned(),
-        ),
+        (401, KEY_REVOKED.to_owned()),
         (409, r#"{"error":"conflict"}"#.to_owned()),
     ]);
     let out = admin(&fake, &owner, &["projects", "list"]);
