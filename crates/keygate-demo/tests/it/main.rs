@@ -40,6 +40,15 @@ impl Reply {
     }
 }
 
+/// The `name` of each object in `list` (a JSON array).
+fn names(list: &Value) -> Vec<&str> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["name"].as_str().unwrap())
+        .collect()
+}
+
 fn app() -> Router {
     router(Platform::new())
 }
