@@ -284,6 +284,30 @@ fn tool_error(code: &'static str, message: String) -> ToolResult {
     Err(ToolError { code, message })
 }
 
+/// What `tool` records: the calling user and its trimmed `field`, `text`; without a
+/// user `USER_REQUIRED`, and `INVALID_ARGUMENT` when the text is empty.
+fn created_by<'a>(
+    tool: &str,
+    user: Option<&'a str>,
+    field: &str,
+    text: &'a str,
+) -> Result<(&'a str, &'a str), ToolError> {
+    let Some(user) = user else {
+        return Err(ToolError {
+            code: "USER_REQUIRED",
+            message: format!("{tool} needs a user"),
+        });
+    };
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(ToolError {
+            code: "INVALID_ARGUMENT",
+            message: format!("{field} must not be empty"),
+        });
+    }
+    Ok((user, text))
+}
+
 fn ok<T: Serialize>(value: &T) -> ToolResult {
     serde_json::value::to_raw_value(value).map_err(|e| ToolError {
         code: "INTERNAL",
@@ -624,13 +648,7 @@ impl State {
     }
 
     fn customers_create(&mut self, a: &NameArgs<'_>, user: Option<&str>) -> ToolResult {
-        let Some(user) = user else {
-            return tool_error("USER_REQUIRED", "customers.create needs a user".to_owned());
-        };
-        let name = a.name.trim();
-        if name.is_empty() {
-            return tool_error("INVALID_ARGUMENT", "name must not be empty".to_owned());
-        }
+        let (user, name) = created_by("customers.create", user, "name", &a.name)?;
         if self
             .customers
             .iter()
@@ -653,13 +671,7 @@ impl State {
     }
 
     fn jobs_create(&mut self, a: &TitleArgs<'_>, user: Option<&str>) -> ToolResult {
-        let Some(user) = user else {
-            return tool_error("USER_REQUIRED", "jobs.create needs a user".to_owned());
-        };
-        let title = a.title.trim();
-        if title.is_empty() {
-            return tool_error("INVALID_ARGUMENT", "title must not be empty".to_owned());
-        }
+        let (user, title) = created_by("jobs.create", user, "title", &a.title)?;
         if self.jobs.len() >= MAX_RECORDS {
             return limit_reached("jobs");
         }
