@@ -5,7 +5,7 @@ use keygate_token::{KeyKind, Token};
 use serde_json::{Value, json};
 
 use crate::fake::Fake;
-use crate::{KEY_REVOKED, assert_exit_saying, key, keygate, stderr, stdout};
+use crate::{KEY_REVOKED, assert_contains_all, assert_exit_saying, key, keygate, stderr, stdout};
 
 fn approval(status: &str, target: &str) -> Value {
     json!({
@@ -37,15 +37,16 @@ fn list_prints_a_table_or_json_of_pending_approvals() {
         ["ID", "OPERATION", "TARGET", "KEY", "EXPIRES"]
     );
     let row = lines.next().unwrap();
-    for cell in [
-        "ap_7f3k",
-        "service.delete",
-        "web",
-        "deploy-agent (AAAAAAAAAAAA)",
-        "2026-12-01 10:05Z",
-    ] {
-        assert!(row.contains(cell), "{row}");
-    }
+    assert_contains_all(
+        row,
+        &[
+            "ap_7f3k",
+            "service.delete",
+            "web",
+            "deploy-agent (AAAAAAAAAAAA)",
+            "2026-12-01 10:05Z",
+        ],
+    );
     let out = run(&fake, &approver, &["list", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();

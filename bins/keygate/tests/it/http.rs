@@ -4,7 +4,7 @@ use keygate_token::{KeyKind, Token};
 use serde_json::{Value, json};
 
 use crate::fake::Fake;
-use crate::{KEY_REVOKED, assert_exit_saying, key, keygate, stderr, stdout};
+use crate::{KEY_REVOKED, assert_contains_all, assert_exit_saying, key, keygate, stderr, stdout};
 
 fn introspection(projects: usize, read_only: bool) -> String {
     let projects: Vec<Value> = (0..projects)
@@ -185,15 +185,16 @@ fn keys_list_prints_a_table_or_json() {
     let header = lines.next().unwrap();
     assert!(header.starts_with("ID") && header.contains("LAST USED") && header.ends_with("STATUS"));
     let row = lines.next().unwrap();
-    for cell in [
-        "AAAAAAAAAAAA",
-        "laptop",
-        "keys:admin,services:read",
-        "2025-01-02 03:04Z",
-        "revoked",
-    ] {
-        assert!(row.contains(cell), "{row}");
-    }
+    assert_contains_all(
+        row,
+        &[
+            "AAAAAAAAAAAA",
+            "laptop",
+            "keys:admin,services:read",
+            "2025-01-02 03:04Z",
+            "revoked",
+        ],
+    );
     let out = admin(&fake, &owner, &["keys", "list", "--json"]);
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc[0]["name"], "laptop");

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use keygate_demo::{Platform, TENANT_HEADER, TOOL_NAMES, router};
 use serde_json::{Value, json};
 
-use crate::{Reply, app, names, post_raw, send};
+use crate::{Reply, app, names, post_raw, replicas_of, send};
 
 const VERSION: &str = "2026-07-28";
 
@@ -106,12 +106,11 @@ async fn tools_are_listed_and_called_without_initialize() {
 async fn replicas(app: &Router, tenant: &str, service: &str) -> Value {
     let reply = call_tool(app, "service.list", json!({}), &[(TENANT_HEADER, tenant)]).await;
     let v = reply.json();
-    v["result"]["structuredContent"]["services"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no services: {v}"))
-        .iter()
-        .find(|s| s["name"] == service)
-        .map_or(Value::Null, |s| s["replicas"].clone())
+    assert!(
+        v["result"]["structuredContent"]["services"].is_array(),
+        "no services: {v}"
+    );
+    replicas_of(&v["result"]["structuredContent"], service)
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use keygate_demo::{PROJECT_HEADER, Platform, TENANT_HEADER, router};
 use serde_json::{Value, json};
 
-use crate::{Reply, names, post_raw, send};
+use crate::{Reply, names, post_raw, replicas_of, send};
 
 /// Calls `tool` with identity `headers`; returns the whole reply.
 async fn call_with(app: &Router, headers: &[(&str, &str)], tool: &str, arguments: Value) -> Reply {
@@ -43,15 +43,6 @@ async fn fails(app: &Router, headers: &[(&str, &str)], tool: &str, arguments: Va
         .as_str()
         .unwrap()
         .to_owned()
-}
-
-fn replicas_of(list: &Value, service: &str) -> Value {
-    list["services"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == service)
-        .map_or(Value::Null, |s| s["replicas"].clone())
 }
 
 #[tokio::test]
