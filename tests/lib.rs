@@ -673,6 +673,18 @@ impl Api<'_> {
             .await
     }
 
+    /// Creates a user key named `name` holding `scopes` for `projects` only (none: no
+    /// project at all); returns `(id, raw key)`.
+    pub async fn new_user_key(
+        &self,
+        name: &str,
+        scopes: &[&str],
+        projects: &[&str],
+    ) -> (String, String) {
+        let body = json!({"name": name, "kind": "user", "scopes": scopes, "projects": projects});
+        self.new_key(body).await
+    }
+
     /// `POST /api/v1/keys/{id}/revoke`, which must answer 200.
     pub async fn revoke(&self, id: &str) -> Value {
         self.key_action(id, "revoke", 200).await

@@ -259,9 +259,7 @@ async fn check_refuses_each_bad_credential_and_passes_a_project_key() {
     assert_refused(&check(&server, Some("kg_uk_short")), "Token is malformed");
 
     // Restricted to an empty project list: no project at all.
-    let (_, none) = api
-        .new_key(json!({"name":"nowhere","kind":"user","scopes":["services:read"],"projects":[]}))
-        .await;
+    let (_, none) = api.new_user_key("nowhere", &["services:read"], &[]).await;
     assert_refused(&check(&server, Some(&none)), "Token has no project access");
     // The demo owner reaches shop and ops.
     assert_refused(
@@ -270,9 +268,7 @@ async fn check_refuses_each_bad_credential_and_passes_a_project_key() {
     );
 
     let (id, revoked) = api
-        .new_key(
-            json!({"name":"gone","kind":"user","scopes":["services:read"],"projects":["shop"]}),
-        )
+        .new_user_key("gone", &["services:read"], &["shop"])
         .await;
     api.revoke(&id).await;
     assert_refused(
@@ -307,7 +303,7 @@ async fn check_refuses_each_bad_credential_and_passes_a_project_key() {
 
     // A one-project key that may write: passes without a warning.
     let (_, writer) = api
-        .new_key(json!({"name":"writer","kind":"user","scopes":["services:read","services:write"],"projects":["ops"]}))
+        .new_user_key("writer", &["services:read", "services:write"], &["ops"])
         .await;
     let out = check(&server, Some(&writer));
     out.expect_code(0).expect_stderr("ok:").expect_stderr("ops");
@@ -327,7 +323,7 @@ async fn check_reads_the_env_block_of_mcp_json() {
     let server = Server::demo();
     let api = server.api(&server.owner_key());
     let (_, key) = api
-        .new_key(json!({"name":"agent","kind":"user","scopes":["services:read","services:write"],"projects":["shop"]}))
+        .new_user_key("agent", &["services:read", "services:write"], &["shop"])
         .await;
     let dir = tempfile::tempdir().expect("a temporary directory");
     let mcp_json = json!({"mcpServers": {
@@ -364,9 +360,7 @@ async fn doctor_asks_the_server_about_each_key() {
     let server = Server::demo();
     let api = server.api(&server.owner_key());
     let (id, key) = api
-        .new_key(
-            json!({"name":"agent","kind":"user","scopes":["services:read"],"projects":["shop"]}),
-        )
+        .new_user_key("agent", &["services:read"], &["shop"])
         .await;
     let dir = tempfile::tempdir().expect("a temporary directory");
     std::fs::write(dir.path().join(".gitignore"), ".env\n").expect("written");

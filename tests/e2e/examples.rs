@@ -130,15 +130,13 @@ async fn agent_startup_check_starts_only_with_a_one_project_key() {
     assert_eq!(code, 1, "{output}");
     assert!(!output.contains(&owner), "the key was printed:\n{output}");
 
-    let (_, nowhere) = api
-        .new_key(json!({"name":"nowhere","kind":"user","scopes":["services:read"],"projects":[]}))
-        .await;
+    let (_, nowhere) = api.new_user_key("nowhere", &["services:read"], &[]).await;
     let (code, _) = with_key(&nowhere, "Token has no project access");
     assert_eq!(code, 1);
 
     // One project that may write: starts, without a warning, never printing the key.
     let (writer_id, writer) = api
-        .new_key(json!({"name":"agent","kind":"user","scopes":["services:read","services:write"],"projects":["shop"]}))
+        .new_user_key("agent", &["services:read", "services:write"], &["shop"])
         .await;
     let (code, output) = with_key(&writer, "ready: project shop");
     assert_eq!(code, 0, "{output}");
@@ -197,9 +195,7 @@ async fn agent_startup_check_keeps_serving_after_a_good_check() {
     let server = Server::demo();
     let api = server.api(&server.owner_key());
     let (_, key) = api
-        .new_key(
-            json!({"name":"agent","kind":"user","scopes":["services:read"],"projects":["shop"]}),
-        )
+        .new_user_key("agent", &["services:read"], &["shop"])
         .await;
     let mut cmd = clean_command(&example("agent-startup-check"));
     cmd.args(["--server", &server.base])

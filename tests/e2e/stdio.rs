@@ -388,16 +388,17 @@ fn running(pid: u32) -> bool {
         .is_some_and(|rest| !rest.starts_with('Z') && !rest.starts_with('X'))
 }
 
-/// Waits up to `within` for every one of `pids` to end; fails with `message` of those
-/// still running.
-async fn all_end(pids: &[u32], within: Duration, message: impl Fn(&[u32]) -> String) {
-    let deadline = Instant::now() + within;
+/// Waits up to `secs` seconds for every one of `pids` to end; fails saying `what`, the
+/// ones still running and, given `server`, its log.
+async fn all_end(pids: &[u32], secs: u64, what: &str, server: Option<&Server>) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
         let left: Vec<u32> = pids.iter().copied().filter(|&p| running(p)).collect();
         if left.is_empty() {
             return;
         }
-        assert!(Instant::now() < deadline, "{}", message(&left));
+        let logs = || server.map(Server::logs).unwrap_or_default();
+        assert!(Instant::now() < deadline, "{what}: {left:?}\n{}", logs());
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -427,10 +428,8 @@ async fn killing_keygated_leaves_no_child() {
         gw.server.logs()
     );
     gw.server.kill();
-    all_end(&children, Duration::from_secs(10), |left| {
-        format!("children still running 10 s after keygated was killed: {left:?}")
-    })
-    .await;
+    let what = "children still running 10 s after keygated was killed";
+    all_end(&children, 10, what, None).await;
 }
 
 /// DELETE ends a session's child; the session then answers 404.
@@ -453,9 +452,12 @@ async fn delete_ends_the_sessions_child() {
     )
     .await;
     assert_eq!(a.status, 200, "{}", a.text);
-    all_end(&before[..1], Duration::from_secs(5), |_| {
-        "the child outlived its session's DELETE".to_owned()
-    })
+    all_end(
+        &before[..1],
+        5,
+        "the child outlived its session's DELETE",
+        None,
+    )
     .await;
     let a = mcp.rpc("tools/list", json!({})).await;
     assert_eq!(a.status, 404, "{}", a.text);
@@ -625,14 +627,8 @@ async fn shutdown_ends_every_child() {
     let with_children: Vec<u32> = std::iter::once(pid)
         .chain(children.iter().copied())
         .collect();
-    all_end(&with_children, Duration::from_secs(15), |left| {
-        let children: Vec<_> = left.iter().filter(|&&c| c != pid).collect();
-        format!(
-            "keygated or a child still runs 15 s after SIGTERM: {children:?}\n{}",
-            gw.server.logs()
-        )
-    })
-    .await;
+    let what = "keygated or a child still runs 15 s after SIGTERM";
+    all_end(&with_children, 15, what, Some(&gw.server)).await;
 }
 
 /// A stdio session is bound to the key that opened it, as any upstream's: another
