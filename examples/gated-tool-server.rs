@@ -69,7 +69,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use clap::Parser;
 use keygate_gates::{
-    GateCall, Gates, InvalidReason, MemoryGateStore, Outcome, SystemClock, strip_confirm,
+    Decision, GateCall, Gates, InvalidReason, MemoryGateStore, Outcome, SystemClock, strip_confirm,
 };
 use keygate_mcp::jsonrpc::{self, INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND};
 use keygate_mcp::mrtr::{
@@ -315,21 +315,7 @@ async fn delete_stateless(
     retry: &RetryParams,
 ) -> Result<Value, (i64, String)> {
     let args = strip_confirm(args);
-    let gate_call = GateCall::from_args(
-        &app.delete_gate,
-        LOCAL_IDENTITY,
-        None,
-        "files.delete",
-        &args,
-    );
-    let decision = app
-        .gates
-        .decide(&app.delete_gate, &gate_call, None)
-        .await
-        .map_err(|e| {
-            eprintln!("gate failed: {e}");
-            (INTERNAL_ERROR, "internal error".to_owned())
-        })?;
+    let decision = decide_delete(app, None, &args).await?;
     let no_session = matches!(
         decision.outcome(),
         Outcome::ConfirmationInvalid {
@@ -417,6 +403,30 @@ fn complete_ok(text: &str, structured: Value) -> Value {
     result
 }
 
+/// The delete gate's decision on a `files.delete` with `args` in `session` (none:
+/// stateless). A store failure is an internal error: no decision, so nothing is
+/// deleted.
+async fn decide_delete(
+    app: &App,
+    session: Option<&str>,
+    args: &Value,
+) -> Result<Decision, (i64, String)> {
+    let gate_call = GateCall::from_args(
+        &app.delete_gate,
+        LOCAL_IDENTITY,
+        session,
+        "files.delete",
+        args,
+    );
+    app.gates
+        .decide(&app.delete_gate, &gate_call, None)
+        .await
+        .map_err(|e| {
+            eprintln!("gate failed: {e}");
+            (INTERNAL_ERROR, "internal error".to_owned())
+        })
+}
+
 /// One tool call: the tool result, or a JSON-RPC error code and message.
 async fn call(
     app: &App,
@@ -432,17 +442,7 @@ async fn call(
         "files.delete" => {
             // The gate first: it answers a missing path argument, a protected path, and
             // a missing or wrong confirmation with a tool error the agent can act on.
-            let gate_call =
-                GateCall::from_args(&app.delete_gate, LOCAL_IDENTITY, session, tool, args);
-            let decision = app
-                .gates
-                .decide(&app.delete_gate, &gate_call, None)
-                .await
-                .map_err(|e| {
-                    // A store failure: no decision, so nothing is deleted.
-                    eprintln!("gate failed: {e}");
-                    (INTERNAL_ERROR, "internal error".to_owned())
-                })?;
+            let decision = decide_delete(app, session, args).await?;
             if let Some(refusal) = decision.to_tool_result() {
                 eprintln!(
                     "{} {}: {}",

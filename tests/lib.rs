@@ -393,14 +393,7 @@ impl Server {
             cmd.arg("--demo");
         }
         let policy_dir = options.agent_gates.then(|| {
-            let demo =
-                std::fs::read_to_string(workspace_dir().join("crates/keygate-demo/policy.toml"))
-                    .expect("the demo policy");
-            let agent = demo.replace("approval = \"person\"", "approval = \"agent\"");
-            assert_ne!(agent, demo, "the demo gates name their approval");
-            let dir = tempfile::tempdir().expect("a temporary directory");
-            let path = dir.path().join("policy.toml");
-            std::fs::write(&path, agent).expect("the policy is written");
+            let (dir, path) = demo_policy_with("agent");
             cmd.arg("--policy").arg(&path);
             dir
         });
@@ -673,22 +666,50 @@ impl Api<'_> {
         )
     }
 
+    /// Creates a tenant key named `name` holding `scopes`, for every project; returns
+    /// `(id, raw key)`.
+    pub async fn new_tenant_key(&self, name: &str, scopes: &[&str]) -> (String, String) {
+        self.new_key(json!({"name": name, "kind": "tenant", "scopes": scopes}))
+            .await
+    }
+
+    /// Creates a user key named `name` holding `scopes` for `projects` only (none: no
+    /// project at all); returns `(id, raw key)`.
+    pub async fn new_user_key(
+        &self,
+        name: &str,
+        scopes: &[&str],
+        projects: &[&str],
+    ) -> (String, String) {
+        let body = json!({"name": name, "kind": "user", "scopes": scopes, "projects": projects});
+        self.new_key(body).await
+    }
+
     /// `POST /api/v1/keys/{id}/revoke`, which must answer 200.
     pub async fn revoke(&self, id: &str) -> Value {
-        let a = self
-            .post(&format!("/api/v1/keys/{id}/revoke"), &json!({}))
-            .await;
-        assert_eq!(a.status, 200, "revoke {id}: {}", a.text);
-        a.json
+        self.key_action(id, "revoke", 200).await
     }
 
     /// `POST /api/v1/keys/{id}/rotate`, which must answer 201; returns the body.
     pub async fn rotate(&self, id: &str) -> Value {
+        self.key_action(id, "rotate", 201).await
+    }
+
+    /// `POST /api/v1/keys/{id}/{action}` with an empty body, which must answer
+    /// `status`; returns the body.
+    async fn key_action(&self, id: &str, action: &str, status: u16) -> Value {
         let a = self
-            .post(&format!("/api/v1/keys/{id}/rotate"), &json!({}))
+            .post(&format!("/api/v1/keys/{id}/{action}"), &json!({}))
             .await;
-        assert_eq!(a.status, 201, "rotate {id}: {}", a.text);
+        assert_eq!(a.status, status, "{action} {id}: {}", a.text);
         a.json
+    }
+
+    /// An MCP session with this key, initialized.
+    pub async fn session(&self) -> Mcp {
+        let mut mcp = self.mcp();
+        mcp.initialize().await;
+        mcp
     }
 
     /// An MCP session with this key (not yet initialized).
@@ -839,6 +860,20 @@ impl CliOutput {
         );
         self
     }
+
+    /// Asserts that standard output holds `part`.
+    #[track_caller]
+    pub fn expect_stdout(&self, part: &str) -> &Self {
+        assert!(self.stdout.contains(part), "{}", self.stdout);
+        self
+    }
+
+    /// Asserts that standard error holds `part`.
+    #[track_caller]
+    pub fn expect_stderr(&self, part: &str) -> &Self {
+        assert!(self.stderr.contains(part), "{}", self.stderr);
+        self
+    }
 }
 
 /// `keygate bootstrap --database DATABASE --tenant TENANT --owner OWNER EXTRA…`: a
@@ -903,6 +938,61 @@ pub use keygate_test::with_checksum as with_valid_checksum;
 
 /// The exact 401 body for a revoked key.
 pub const KEY_REVOKED: &str = r#"{"error":"invalid_token","reason":"key_revoked"}"#;
+
+/// The demo policy with its gates' `approval = "person"` set to `approval` (`agent`,
+/// `page`), written to `policy.toml` in a new temporary directory: the directory (which
+/// keeps the file) and the file's path.
+pub fn demo_policy_with(approval: &str) -> (tempfile::TempDir, PathBuf) {
+    let demo = std::fs::read_to_string(workspace_dir().join("crates/keygate-demo/policy.toml"))
+        .expect("the demo policy");
+    let changed = demo.replace(
+        "approval = \"person\"",
+        &format!("approval = \"{approval}\""),
+    );
+    assert_ne!(changed, demo, "the demo gates name their approval");
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("policy.toml");
+    std::fs::write(&path, changed).expect("the policy is written");
+    (dir, path)
+}
+
+/// The `keygated` flags of a load test: rate limits far above what its clients can
+/// send, and no auth-failure limit (the revoked keys' 401s all come from one address),
+/// so that nothing but 200 and the expected 401s comes back.
+pub const NO_RATE_LIMITS: [&str; 6] = [
+    "--key-rate",
+    "1000000",
+    "--tenant-rate",
+    "1000000",
+    "--auth-failure-rate",
+    "0",
+];
+
+/// A client task that calls `service.list` through `mcp` as fast as it can until
+/// `run_for` after `start`, naming its requests `{client}-{n}`; it returns (sent at,
+/// status, body) of every request, sent at taken before the request leaves (so a
+/// request counted as sent after a revoke really was).
+pub fn hammer(
+    client: usize,
+    mcp: Mcp,
+    start: Instant,
+    run_for: Duration,
+) -> tokio::task::JoinHandle<Vec<(Instant, u16, String)>> {
+    tokio::spawn(async move {
+        let mut log = Vec::new();
+        let mut n = 0u64;
+        while start.elapsed() < run_for {
+            n += 1;
+            let message = json!({"jsonrpc":"2.0","id":format!("{client}-{n}"),"method":"tools/call",
+                "params":{"name":"service.list","arguments":{}}});
+            let request = mcp.request(&message);
+            let sent = Instant::now();
+            let answer = send(request).await;
+            log.push((sent, answer.status, answer.text));
+        }
+        log
+    })
+}
 
 /// Polls `check` every 50 ms until it returns `Some`, up to `timeout`.
 pub async fn eventually<T, F, Fut>(timeout: Duration, mut check: F) -> Option<T>

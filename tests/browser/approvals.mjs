@@ -145,12 +145,7 @@ async function run(browser) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, deviceScaleFactor: 1 });
   context.setDefaultTimeout(STEP_TIMEOUT_MS);
   const page = await context.newPage();
-  const problems = [];
-  page.on("pageerror", (err) => problems.push(`uncaught exception in the page: ${err.message}`));
-  page.on("console", (msg) => {
-    const t = msg.text();
-    if (msg.type() === "error" && /Content Security Policy|Refused to/i.test(t)) problems.push(`CSP violation: ${t}`);
-  });
+  const problems = harness.watchProblems(page);
   page.on("dialog", (d) => {
     problems.push(`the page opened a ${d.type()} dialog: ${d.message()}`);
     d.dismiss().catch(() => {});

@@ -81,6 +81,19 @@ export async function call(baseUrl, method, path, key, body, extraHeaders = {}) 
   return { status: res.status, headers: res.headers, body: parseBody(text, res.headers.get("content-type")) };
 }
 
+/** The problems `page` reports from now on (uncaught exceptions, CSP violations), as they come. */
+export function watchProblems(page) {
+  const problems = [];
+  page.on("pageerror", (err) => problems.push(`uncaught exception in the page: ${err.message}`));
+  page.on("console", (msg) => {
+    const t = msg.text();
+    if (msg.type() === "error" && /Content Security Policy|Refused to/i.test(t)) {
+      problems.push(`CSP violation: ${t}`);
+    }
+  });
+  return problems;
+}
+
 /** Text of an element, whitespace collapsed. */
 export async function text(page, selector) {
   const raw = await page.locator(selector).first().textContent({ timeout: STEP_TIMEOUT_MS });

@@ -131,14 +131,7 @@ async function run(browser) {
   });
   context.setDefaultTimeout(STEP_TIMEOUT_MS);
   const page = await context.newPage();
-  const problems = [];
-  page.on("pageerror", (err) => problems.push(`uncaught exception in the page: ${err.message}`));
-  page.on("console", (msg) => {
-    const t = msg.text();
-    if (msg.type() === "error" && /Content Security Policy|Refused to/i.test(t)) {
-      problems.push(`CSP violation: ${t}`);
-    }
-  });
+  const problems = harness.watchProblems(page);
   const checkProblems = () => expect(problems.length === 0, problems.join("; "));
 
   await page.goto(`${baseUrl}/settings/api`, { waitUntil: "load", timeout: STEP_TIMEOUT_MS });

@@ -73,7 +73,7 @@ async fn bootstrap_refuses_an_existing_tenant() {
     let out = bootstrap(&server.database, "demo", "mallory", &["--demo"]);
     out.expect_code(1);
     assert_eq!(out.stdout, "", "no key printed");
-    assert!(out.stderr.contains("demo"), "{}", out.stderr);
+    out.expect_stderr("demo");
     // A new tenant in the same database: an owner key that works on the running server.
     let owner = keygate_e2e::bootstrap_tenant(&server.database, "acme", "alice");
     let me = server.api(&owner).introspect().await;
@@ -92,24 +92,10 @@ async fn keys_and_projects_verbs_drive_the_admin_api() {
     let server = Server::demo();
     let owner = server.owner_key();
 
-    let created = admin(
-        &server,
-        &owner,
-        &[
-            "keys",
-            "create",
-            "--kind",
-            "tenant",
-            "--scope",
-            "services:read",
-            "--project",
-            "shop",
-            "--name",
-            "ci-bot",
-            "--expires-in",
-            "30d",
-        ],
-    );
+    let args = "keys create --kind tenant --scope services:read --project shop --name ci-bot";
+    let mut args: Vec<&str> = args.split(' ').collect();
+    args.extend(["--expires-in", "30d"]);
+    let created = admin(&server, &owner, &args);
     let key = one_line_key(&created);
     let me = server.api(&key).introspect().await;
     assert_eq!(me.status, 200, "{}", me.text);
@@ -125,8 +111,7 @@ async fn keys_and_projects_verbs_drive_the_admin_api() {
     assert!(listed.to_string().contains(&id), "{listed}");
     assert!(!list.stdout.contains(secret(&key)) && !list.stdout.contains(secret(&owner)));
     let text = admin(&server, &owner, &["keys", "list"]);
-    text.expect_code(0);
-    assert!(text.stdout.contains("ci-bot"), "{}", text.stdout);
+    text.expect_code(0).expect_stdout("ci-bot");
 
     let show = admin(&server, &owner, &["keys", "show", &id, "--json"]);
     show.expect_code(0);
@@ -153,7 +138,7 @@ async fn keys_and_projects_verbs_drive_the_admin_api() {
     let projects = admin(&server, &owner, &["projects", "list", "--json"]);
     projects.expect_code(0);
     for name in ["billing", "ops", "shop"] {
-        assert!(projects.stdout.contains(name), "{}", projects.stdout);
+        projects.expect_stdout(name);
     }
     // A duplicate is the server's 409: a refusal.
     admin(&server, &owner, &["projects", "create", "billing"]).expect_code(1);
@@ -168,8 +153,7 @@ async fn keys_and_projects_verbs_drive_the_admin_api() {
     admin(&server, &rotated, &["keys", "list"]).expect_code(1);
     // A malformed id is refused offline; no key at all, a bad flag: usage (2).
     let bad_id = admin(&server, &owner, &["keys", "show", "not-an-id"]);
-    bad_id.expect_code(2);
-    assert!(bad_id.stderr.contains("not a key id"), "{}", bad_id.stderr);
+    bad_id.expect_code(2).expect_stderr("not a key id");
     keygate(&["keys", "list"], &[("KEYGATE_SERVER", &server.base)], None).expect_code(2);
     admin(&server, &owner, &["keys", "list", "--no-such-flag"]).expect_code(2);
     // An unreachable server: I/O error (2).
@@ -202,11 +186,7 @@ async fn keys_create_takes_a_usage_limit_and_list_and_show_render_it() {
         "--refill",
         "daily:5",
     ]);
-    assert!(
-        created.stderr.contains("2 requests left (refill daily:5)"),
-        "{}",
-        created.stderr
-    );
+    created.expect_stderr("2 requests left (refill daily:5)");
     let key = one_line_key(&created);
     let me = server.api(&key).introspect().await;
     assert_eq!(me.status, 200, "{}", me.text);
@@ -222,13 +202,8 @@ async fn keys_create_takes_a_usage_limit_and_list_and_show_render_it() {
     assert_eq!(shown["remaining"], 0, "{shown}");
     assert_eq!(shown["refill"], json!({"interval": "daily", "amount": 5}));
     let show = admin(&server, &owner, &["keys", "show", &id]);
-    show.expect_code(0);
-    assert!(show.stdout.contains("remaining  0"), "{}", show.stdout);
-    assert!(
-        show.stdout.contains("refill     daily:5"),
-        "{}",
-        show.stdout
-    );
+    show.expect_code(0).expect_stdout("remaining  0");
+    show.expect_stdout("refill     daily:5");
     let list = admin(&server, &owner, &["keys", "list"]);
     list.expect_code(0);
     let header = list.stdout.lines().next().expect("a header");
@@ -243,11 +218,7 @@ async fn keys_create_takes_a_usage_limit_and_list_and_show_render_it() {
         .expect("the key's row");
     assert!(row.contains("daily:5"), "{row}");
     let listed = admin(&server, &owner, &["keys", "list", "--json"]);
-    assert!(
-        listed.stdout.contains(r#""remaining":0"#),
-        "{}",
-        listed.stdout
-    );
+    listed.expect_stdout(r#""remaining":0"#);
 
     // Each mistake is a usage error (2) before any request.
     for (args, message) in [
@@ -288,9 +259,7 @@ async fn check_refuses_each_bad_credential_and_passes_a_project_key() {
     assert_refused(&check(&server, Some("kg_uk_short")), "Token is malformed");
 
     // Restricted to an empty project list: no project at all.
-    let (_, none) = api
-        .new_key(json!({"name":"nowhere","kind":"user","scopes":["services:read"],"projects":[]}))
-        .await;
+    let (_, none) = api.new_user_key("nowhere", &["services:read"], &[]).await;
     assert_refused(&check(&server, Some(&none)), "Token has no project access");
     // The demo owner reaches shop and ops.
     assert_refused(
@@ -299,9 +268,7 @@ async fn check_refuses_each_bad_credential_and_passes_a_project_key() {
     );
 
     let (id, revoked) = api
-        .new_key(
-            json!({"name":"gone","kind":"user","scopes":["services:read"],"projects":["shop"]}),
-        )
+        .new_user_key("gone", &["services:read"], &["shop"])
         .await;
     api.revoke(&id).await;
     assert_refused(
@@ -331,21 +298,15 @@ async fn check_refuses_each_bad_credential_and_passes_a_project_key() {
         .new_key(json!({"name":"reader","kind":"tenant","scopes":["services:read","customers:read"],"projects":["shop"]}))
         .await;
     let out = check(&server, Some(&reader));
-    out.expect_code(0);
-    assert!(out.stderr.contains("read-only"), "{}", out.stderr);
-    assert!(out.stderr.contains("shop"), "{}", out.stderr);
+    out.expect_code(0).expect_stderr("read-only");
+    out.expect_stderr("shop");
 
     // A one-project key that may write: passes without a warning.
     let (_, writer) = api
-        .new_key(json!({"name":"writer","kind":"user","scopes":["services:read","services:write"],"projects":["ops"]}))
+        .new_user_key("writer", &["services:read", "services:write"], &["ops"])
         .await;
     let out = check(&server, Some(&writer));
-    out.expect_code(0);
-    assert!(
-        out.stderr.contains("ok:") && out.stderr.contains("ops"),
-        "{}",
-        out.stderr
-    );
+    out.expect_code(0).expect_stderr("ok:").expect_stderr("ops");
     assert!(!out.stderr.contains("warning"), "{}", out.stderr);
 
     // An unreachable server is not a verdict on the key: exit 2.
@@ -362,7 +323,7 @@ async fn check_reads_the_env_block_of_mcp_json() {
     let server = Server::demo();
     let api = server.api(&server.owner_key());
     let (_, key) = api
-        .new_key(json!({"name":"agent","kind":"user","scopes":["services:read","services:write"],"projects":["shop"]}))
+        .new_user_key("agent", &["services:read", "services:write"], &["shop"])
         .await;
     let dir = tempfile::tempdir().expect("a temporary directory");
     let mcp_json = json!({"mcpServers": {
@@ -399,9 +360,7 @@ async fn doctor_asks_the_server_about_each_key() {
     let server = Server::demo();
     let api = server.api(&server.owner_key());
     let (id, key) = api
-        .new_key(
-            json!({"name":"agent","kind":"user","scopes":["services:read"],"projects":["shop"]}),
-        )
+        .new_user_key("agent", &["services:read"], &["shop"])
         .await;
     let dir = tempfile::tempdir().expect("a temporary directory");
     std::fs::write(dir.path().join(".gitignore"), ".env\n").expect("written");
@@ -415,27 +374,14 @@ async fn doctor_asks_the_server_about_each_key() {
     };
 
     let out = doctor();
-    out.expect_code(0);
-    assert!(
-        out.stdout.contains("active: tenant demo, 1 project(s)"),
-        "{}",
-        out.stdout
-    );
+    out.expect_code(0)
+        .expect_stdout("active: tenant demo, 1 project(s)");
     assert!(!out.stdout.contains(secret(&key)), "never the secret");
 
     api.revoke(&id).await;
     let out = doctor();
-    out.expect_code(1);
-    assert!(
-        out.stdout.contains("rejected: key_revoked"),
-        "{}",
-        out.stdout
-    );
-    assert!(
-        out.stdout.contains("the key was revoked (key_revoked)"),
-        "{}",
-        out.stdout
-    );
+    out.expect_code(1).expect_stdout("rejected: key_revoked");
+    out.expect_stdout("the key was revoked (key_revoked)");
     assert!(!out.stdout.contains(secret(&key)), "never the secret");
 
     // A server that is not there is an I/O error, not a verdict on the key.
@@ -462,8 +408,7 @@ async fn approvals_verbs_let_a_person_decide_a_gated_call() {
         .await;
     assert_eq!(created.status, 201, "{}", created.text);
     let agent = created.json["key"].as_str().expect("a key").to_owned();
-    let mut mcp = server.api(&agent).mcp();
-    mcp.initialize().await;
+    let mut mcp = server.api(&agent).session().await;
     let asked = |a: &keygate_e2e::Answer| -> String {
         assert_eq!(a.tool_code(), Some("APPROVAL_REQUIRED"), "{}", a.text);
         a.json["result"]["structuredContent"]["approval_id"]
@@ -525,16 +470,12 @@ async fn approvals_verbs_let_a_person_decide_a_gated_call() {
         &owner,
         &["approvals", "approve", &web, "--target", "web"],
     );
-    approved.expect_code(0);
-    assert!(approved.stderr.contains("approved"), "{}", approved.stderr);
+    approved.expect_code(0).expect_stderr("approved");
     admin(&server, &owner, &["approvals", "deny", &worker]).expect_code(0);
     let again = admin(&server, &owner, &["approvals", "deny", &web]);
-    again.expect_code(1);
-    assert!(
-        again.stderr.contains("this approval is closed"),
-        "{}",
-        again.stderr
-    );
+    again
+        .expect_code(1)
+        .expect_stderr("this approval is closed");
 
     // The identical retry runs once; the denied call does not.
     let retry = mcp.call("service.delete", json!({"service": "web"})).await;
@@ -549,10 +490,5 @@ async fn approvals_verbs_let_a_person_decide_a_gated_call() {
         "{names}"
     );
     let empty = admin(&server, &owner, &["approvals", "list"]);
-    empty.expect_code(0);
-    assert!(
-        empty.stderr.contains("no pending approvals"),
-        "{}",
-        empty.stderr
-    );
+    empty.expect_code(0).expect_stderr("no pending approvals");
 }

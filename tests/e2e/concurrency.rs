@@ -1,69 +1,36 @@
 //! Revocation under concurrent load: no request sent after the revoke call returned
 //! succeeds with the revoked key.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use keygate_e2e::{KEY_REVOKED, Mcp, Server};
-use serde_json::json;
-use tokio::sync::Mutex;
+use keygate_e2e::{KEY_REVOKED, Mcp, NO_RATE_LIMITS, Server, hammer};
 
 const CLIENTS: usize = 8;
 const RUN_FOR: Duration = Duration::from_secs(3);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn no_request_sent_after_the_revoke_returned_succeeds() {
-    // Limits far above what 8 clients can send, so no 429 muddies the outcome; the
-    // revoked key's 401s all come from one address, so no failure limit either.
-    let server = Server::demo_with(&[
-        "--key-rate",
-        "1000000",
-        "--tenant-rate",
-        "1000000",
-        "--auth-failure-rate",
-        "0",
-    ]);
+    let server = Server::demo_with(&NO_RATE_LIMITS);
     let admin = server.api(&server.owner_key());
-    let (id, key) = admin
-        .new_key(json!({"name":"hammered","kind":"tenant","scopes":["services:read"]}))
-        .await;
+    let (id, key) = admin.new_tenant_key("hammered", &["services:read"]).await;
     let url = server.url("/api/mcp");
     let start = Instant::now();
-    // (sent at, status, body) of every request.
-    let log: Arc<Mutex<Vec<(Instant, u16, String)>>> = Arc::default();
-    let mut clients = Vec::new();
-    for c in 0..CLIENTS {
-        let mcp = Mcp::new(&url, &key);
-        let log = Arc::clone(&log);
-        clients.push(tokio::spawn(async move {
-            let mut mine = Vec::new();
-            let mut n = 0u64;
-            while start.elapsed() < RUN_FOR {
-                n += 1;
-                let message = json!({"jsonrpc":"2.0","id":format!("{c}-{n}"),"method":"tools/call",
-                    "params":{"name":"service.list","arguments":{}}});
-                let request = mcp.request(&message);
-                // Taken before the request leaves: a request counted as sent after the
-                // revoke really was.
-                let sent = Instant::now();
-                let a = keygate_e2e::send(request).await;
-                mine.push((sent, a.status, a.text));
-            }
-            log.lock().await.extend(mine);
-        }));
-    }
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|c| hammer(c, Mcp::new(&url, &key), start, RUN_FOR))
+        .collect();
     tokio::time::sleep(RUN_FOR / 3).await;
     admin.revoke(&id).await;
     let revoked = Instant::now();
+    // (sent at, status, body) of every request.
+    let mut log = Vec::new();
     for c in clients {
-        c.await.expect("a client task finishes");
+        log.extend(c.await.expect("a client task finishes"));
     }
     assert!(
         server.api(&key).introspect().await.status == 401,
         "the key is revoked"
     );
 
-    let log = log.lock().await;
     let (mut before_ok, mut after) = (0, 0);
     for (sent, status, body) in log.iter() {
         match status {

@@ -93,9 +93,7 @@ async fn revoked_expired_and_insufficient_scope() {
     let server = Server::demo();
     let admin = server.api(&server.owner_key());
 
-    let (id, key) = admin
-        .new_key(json!({"name":"r","kind":"tenant","scopes":["customers:read"]}))
-        .await;
+    let (id, key) = admin.new_tenant_key("r", &["customers:read"]).await;
     assert_eq!(server.api(&key).introspect().await.status, 200);
     admin.revoke(&id).await;
     let a = server.api(&key).introspect().await;
@@ -121,9 +119,7 @@ async fn revoked_expired_and_insufficient_scope() {
     );
 
     // A tenant key on the admin API, and a tool outside the key's scopes.
-    let (_, tenant) = admin
-        .new_key(json!({"name":"t","kind":"tenant","scopes":["customers:read"]}))
-        .await;
+    let (_, tenant) = admin.new_tenant_key("t", &["customers:read"]).await;
     let a = server.api(&tenant).get("/api/v1/keys").await;
     assert_error(
         &a,
@@ -131,8 +127,7 @@ async fn revoked_expired_and_insufficient_scope() {
         r#"{"error":"insufficient_scope"}"#,
         "error=\"insufficient_scope\"",
     );
-    let mut mcp = server.api(&tenant).mcp();
-    mcp.initialize().await;
+    let mut mcp = server.api(&tenant).session().await;
     let a = mcp.call("service.list", json!({})).await;
     assert_error(
         &a,
@@ -146,9 +141,7 @@ async fn revoked_expired_and_insufficient_scope() {
 async fn rate_limited_answers_429_with_retry_after() {
     let server = Server::demo_with(&["--key-rate", "2"]);
     let admin = server.api(&server.owner_key());
-    let (_, key) = admin
-        .new_key(json!({"name":"rl","kind":"tenant","scopes":["customers:read"]}))
-        .await;
+    let (_, key) = admin.new_tenant_key("rl", &["customers:read"]).await;
     let api = server.api(&key);
     let mut limited = None;
     for _ in 0..20 {

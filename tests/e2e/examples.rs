@@ -5,19 +5,23 @@ use std::time::Duration;
 use keygate_e2e::{Mcp, Process, Server, clean_command, example};
 use serde_json::json;
 
-#[test]
-fn axum_protected_passes_its_self_test() {
-    let mut cmd = clean_command(&example("axum-protected"));
-    cmd.arg("--self-test");
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    cmd.current_dir(dir.path());
+/// Runs the example `name` with `--self-test` in `dir`: it must pass within 30 s.
+fn assert_self_test_passes(name: &str, dir: &std::path::Path) {
+    let mut cmd = clean_command(&example(name));
+    cmd.arg("--self-test").current_dir(dir);
     let mut process = Process::spawn(cmd);
     let status = process.wait_timeout(Duration::from_secs(30));
     assert!(
         status.success(),
-        "axum-protected --self-test: {status}; stderr:\n{}",
+        "{name} --self-test: {status}; stderr:\n{}",
         process.stderr()
     );
+}
+
+#[test]
+fn axum_protected_passes_its_self_test() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    assert_self_test_passes("axum-protected", dir.path());
 }
 
 #[tokio::test]
@@ -98,6 +102,16 @@ async fn agent_startup_check_starts_only_with_a_one_project_key() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let here = dir.path();
     let once = ["--once"];
+    // `--once` against this server, with `key` in KEYGATE_API_KEY.
+    let with_key = |key: &str, expect: &str| {
+        startup_check(
+            &server.base,
+            &once,
+            &[("KEYGATE_API_KEY", key)],
+            here,
+            expect,
+        )
+    };
 
     let (code, _) = startup_check(
         &server.base,
@@ -109,39 +123,22 @@ async fn agent_startup_check_starts_only_with_a_one_project_key() {
     assert_eq!(code, 1);
 
     // The demo owner key reaches both demo projects.
-    let (code, output) = startup_check(
-        &server.base,
-        &once,
-        &[("KEYGATE_API_KEY", &owner)],
-        here,
+    let (code, output) = with_key(
+        &owner,
         "Token accesses 2 projects; use project-scoped token",
     );
     assert_eq!(code, 1, "{output}");
     assert!(!output.contains(&owner), "the key was printed:\n{output}");
 
-    let (_, nowhere) = api
-        .new_key(json!({"name":"nowhere","kind":"user","scopes":["services:read"],"projects":[]}))
-        .await;
-    let (code, _) = startup_check(
-        &server.base,
-        &once,
-        &[("KEYGATE_API_KEY", &nowhere)],
-        here,
-        "Token has no project access",
-    );
+    let (_, nowhere) = api.new_user_key("nowhere", &["services:read"], &[]).await;
+    let (code, _) = with_key(&nowhere, "Token has no project access");
     assert_eq!(code, 1);
 
     // One project that may write: starts, without a warning, never printing the key.
     let (writer_id, writer) = api
-        .new_key(json!({"name":"agent","kind":"user","scopes":["services:read","services:write"],"projects":["shop"]}))
+        .new_user_key("agent", &["services:read", "services:write"], &["shop"])
         .await;
-    let (code, output) = startup_check(
-        &server.base,
-        &once,
-        &[("KEYGATE_API_KEY", &writer)],
-        here,
-        "ready: project shop",
-    );
+    let (code, output) = with_key(&writer, "ready: project shop");
     assert_eq!(code, 0, "{output}");
     assert!(!output.contains("warning"), "{output}");
     assert!(!output.contains(&writer), "the key was printed:\n{output}");
@@ -154,13 +151,7 @@ async fn agent_startup_check_starts_only_with_a_one_project_key() {
     let (_, reader) = api
         .new_key(json!({"name":"reader","kind":"tenant","scopes":["services:read","customers:read"],"projects":["ops"]}))
         .await;
-    let (code, output) = startup_check(
-        &server.base,
-        &once,
-        &[("KEYGATE_API_KEY", &reader)],
-        here,
-        "ready: project ops",
-    );
+    let (code, output) = with_key(&reader, "ready: project ops");
     assert_eq!(code, 0, "{output}");
     assert!(
         output.contains("warning: this key is read-only"),
@@ -185,13 +176,7 @@ async fn agent_startup_check_starts_only_with_a_one_project_key() {
 
     // Revoked: refused with the reason.
     api.revoke(&writer_id).await;
-    let (code, _) = startup_check(
-        &server.base,
-        &once,
-        &[("KEYGATE_API_KEY", &writer)],
-        here,
-        "AUTH_TOKEN_EXPIRED: key_revoked",
-    );
+    let (code, _) = with_key(&writer, "AUTH_TOKEN_EXPIRED: key_revoked");
     assert_eq!(code, 1);
 
     // A server that cannot be asked is not a verdict on the key: exit 2.
@@ -210,9 +195,7 @@ async fn agent_startup_check_keeps_serving_after_a_good_check() {
     let server = Server::demo();
     let api = server.api(&server.owner_key());
     let (_, key) = api
-        .new_key(
-            json!({"name":"agent","kind":"user","scopes":["services:read"],"projects":["shop"]}),
-        )
+        .new_user_key("agent", &["services:read"], &["shop"])
         .await;
     let mut cmd = clean_command(&example("agent-startup-check"));
     cmd.args(["--server", &server.base])
@@ -237,13 +220,6 @@ async fn agent_startup_check_keeps_serving_after_a_good_check() {
 
 #[test]
 fn gated_tool_server_passes_its_self_test() {
-    let mut cmd = clean_command(&example("gated-tool-server"));
-    cmd.arg("--self-test");
-    let mut process = Process::spawn(cmd);
-    let status = process.wait_timeout(Duration::from_secs(30));
-    assert!(
-        status.success(),
-        "gated-tool-server --self-test: {status}; stderr:\n{}",
-        process.stderr()
-    );
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    assert_self_test_passes("gated-tool-server", dir.path());
 }

@@ -169,17 +169,11 @@ async fn kill_9_right_after_an_acknowledged_write_loses_nothing() {
     let mut server = Server::start(ServerOptions::demo().database(&url));
     let owner = server.owner_key();
     let admin = server.api(&owner);
-    let (kept_id, kept) = admin
-        .new_key(json!({"name":"kept","kind":"tenant","scopes":["services:read"]}))
-        .await;
-    let (gone_id, gone) = admin
-        .new_key(json!({"name":"gone","kind":"tenant","scopes":["services:read"]}))
-        .await;
+    let (kept_id, kept) = admin.new_tenant_key("kept", &["services:read"]).await;
+    let (gone_id, gone) = admin.new_tenant_key("gone", &["services:read"]).await;
     admin.revoke(&gone_id).await;
     // The created key is acknowledged last: SIGKILL at once.
-    let (fresh_id, fresh) = admin
-        .new_key(json!({"name":"fresh","kind":"tenant","scopes":["services:read"]}))
-        .await;
+    let (fresh_id, fresh) = admin.new_tenant_key("fresh", &["services:read"]).await;
     server.kill();
 
     let mut server = Server::start(ServerOptions::demo().database(&url));

@@ -181,9 +181,7 @@ async fn nginx_auth_request_in_front_of_a_service() {
     assert_eq!(r.headers.get_all("www-authenticate").iter().count(), 1);
 
     // A good key: the service sees the key id, and never the key.
-    let (id, key) = api
-        .new_key(json!({"name": "reader", "kind": "tenant", "scopes": ["services:read"]}))
-        .await;
+    let (id, key) = api.new_tenant_key("reader", &["services:read"]).await;
     let r = send(
         client()
             .get(nginx.url("/things?page=2"))
@@ -229,9 +227,7 @@ async fn nginx_auth_request_in_front_of_a_service() {
 
     // Rate limited: nginx would make a 429 of the auth request a 500; the example's
     // mapping hands the client keygated's 429, body and Retry-After.
-    let (_, busy) = api
-        .new_key(json!({"name": "busy", "kind": "tenant", "scopes": ["services:read"]}))
-        .await;
+    let (_, busy) = api.new_tenant_key("busy", &["services:read"]).await;
     let mut limited = None;
     for _ in 0..20 {
         let r = nginx.get("/things", Some(&busy)).await;

@@ -43,10 +43,42 @@ async fn services(mcp: &mut Mcp) -> Vec<String> {
     names
 }
 
+/// `args` with a `confirm` of `challenge` for `target`.
+fn confirmed(args: &Value, challenge: &str, target: &str) -> Value {
+    let mut args = args.clone();
+    args["confirm"] = json!({"challenge": challenge, "target": target});
+    args
+}
+
+/// The call went through: no gate, no tool error.
+#[track_caller]
+fn assert_ran(a: &Answer) {
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert!(!a.is_tool_error(), "{}", a.text);
+}
+
+async fn has_service(mcp: &mut Mcp, name: &str) -> bool {
+    services(mcp).await.contains(&name.to_owned())
+}
+
+/// The text of a tool answer.
+fn answer_text(a: &Answer) -> &str {
+    a.json["result"]["content"][0]["text"]
+        .as_str()
+        .expect("a text content")
+}
+
+/// `key` approves the approval `id` of `target`.
+async fn approve(server: &Server, key: &str, id: &str, target: &str) -> Answer {
+    let path = format!("/api/v1/approvals/{id}/approve");
+    server
+        .api(key)
+        .post(&path, &json!({"target": target}))
+        .await
+}
+
 async fn session(server: &Server, key: &str) -> Mcp {
-    let mut mcp = server.api(key).mcp();
-    mcp.initialize().await;
-    mcp
+    server.api(key).session().await
 }
 
 #[tokio::test]
@@ -57,65 +89,43 @@ async fn delete_needs_a_challenge_from_the_same_session_and_the_exact_name() {
     let mut two = session(&server, &owner).await;
     assert_ne!(one.session, two.session);
 
-    let first = one.call("service.delete", json!({"service":"api"})).await;
+    let api = json!({"service":"api"});
+    let first = one.call("service.delete", api.clone()).await;
     assert_gate(&first, "CONFIRMATION_REQUIRED");
     let sc = structured(&first);
     assert_eq!(sc["operation"], "service.delete");
     assert_eq!(sc["target"], "api");
     assert!(sc["expires_at"].is_string(), "{sc}");
     assert!(sc["message"].is_string(), "{sc}");
-    let text = first.json["result"]["content"][0]["text"]
-        .as_str()
-        .expect("a text content");
+    let text = answer_text(&first);
     assert!(text.contains("api"), "{text}");
     let c = challenge(&first);
 
     // A wrong target name is refused and does not spend the challenge.
     let wrong = one
-        .call(
-            "service.delete",
-            json!({"service":"api","confirm":{"challenge":c,"target":"API "}}),
-        )
+        .call("service.delete", confirmed(&api, &c, "API "))
         .await;
     assert_gate(&wrong, "CONFIRMATION_INVALID");
     // A second session cannot use it (and spends it).
-    let other = two
-        .call(
-            "service.delete",
-            json!({"service":"api","confirm":{"challenge":c,"target":"api"}}),
-        )
-        .await;
+    let other = two.call("service.delete", confirmed(&api, &c, "api")).await;
     assert_gate(&other, "CONFIRMATION_INVALID");
-    assert!(services(&mut one).await.contains(&"api".to_owned()));
+    assert!(has_service(&mut one, "api").await);
 
     // A fresh challenge in the same session with the exact name goes through, once.
-    let first = one.call("service.delete", json!({"service":"api"})).await;
+    let first = one.call("service.delete", api.clone()).await;
     let c = challenge(&first);
-    let ok = one
-        .call(
-            "service.delete",
-            json!({"service":"api","confirm":{"challenge":c,"target":"api"}}),
-        )
-        .await;
-    assert_eq!(ok.status, 200, "{}", ok.text);
-    assert!(!ok.is_tool_error(), "{}", ok.text);
-    assert!(!services(&mut one).await.contains(&"api".to_owned()));
-    let again = one
-        .call(
-            "service.delete",
-            json!({"service":"api","confirm":{"challenge":c,"target":"api"}}),
-        )
-        .await;
+    let ok = one.call("service.delete", confirmed(&api, &c, "api")).await;
+    assert_ran(&ok);
+    assert!(!has_service(&mut one, "api").await);
+    let again = one.call("service.delete", confirmed(&api, &c, "api")).await;
     assert_gate(&again, "CONFIRMATION_INVALID");
 
     // A challenge for one target does not confirm another.
     let first = one.call("service.delete", json!({"service":"web"})).await;
     let c = challenge(&first);
+    let worker = json!({"service":"worker"});
     let wrong = one
-        .call(
-            "service.delete",
-            json!({"service":"worker","confirm":{"challenge":c,"target":"worker"}}),
-        )
+        .call("service.delete", confirmed(&worker, &c, "worker"))
         .await;
     assert_gate(&wrong, "CONFIRMATION_INVALID");
     let left = services(&mut one).await;
@@ -140,19 +150,15 @@ async fn the_gateway_never_deletes_its_own_service() {
     let server = agent_demo(&[]);
     let mut mcp = session(&server, &server.owner_key()).await;
     for name in ["keygate", "KeyGate"] {
-        let a = mcp.call("service.delete", json!({"service": name})).await;
+        let args = json!({"service": name});
+        let a = mcp.call("service.delete", args.clone()).await;
         assert_gate(&a, "SELF_SERVICE_BLOCKED");
         assert!(structured(&a).get("challenge").is_none(), "{}", a.text);
-        let forged = json!({"challenge": "A".repeat(32), "target": name});
-        let a = mcp
-            .call(
-                "service.delete",
-                json!({"service": name, "confirm": forged}),
-            )
-            .await;
+        let forged = confirmed(&args, &"A".repeat(32), name);
+        let a = mcp.call("service.delete", forged).await;
         assert_gate(&a, "SELF_SERVICE_BLOCKED");
     }
-    assert!(services(&mut mcp).await.contains(&"keygate".to_owned()));
+    assert!(has_service(&mut mcp, "keygate").await);
 }
 
 #[tokio::test]
@@ -166,12 +172,8 @@ async fn replacing_a_failed_service_needs_the_evidence_read_first() {
         "service.logs.runtime",
     ];
 
-    let a = mcp
-        .call(
-            "service.replace",
-            json!({"service":"worker","image":"shop/worker:2.3.1"}),
-        )
-        .await;
+    let replace = json!({"service":"worker","image":"shop/worker:2.3.1"});
+    let a = mcp.call("service.replace", replace.clone()).await;
     assert_gate(&a, "DIAGNOSIS_REQUIRED");
     let mut missing: Vec<&str> = structured(&a)["evidence_missing"]
         .as_array()
@@ -187,22 +189,12 @@ async fn replacing_a_failed_service_needs_the_evidence_read_first() {
     for tool in evidence {
         other.call_ok(tool, json!({"service":"worker"})).await;
     }
-    let a = mcp
-        .call(
-            "service.replace",
-            json!({"service":"worker","image":"shop/worker:2.3.1"}),
-        )
-        .await;
+    let a = mcp.call("service.replace", replace.clone()).await;
     assert_gate(&a, "DIAGNOSIS_REQUIRED");
 
     mcp.call_ok("service.events", json!({"service":"worker"}))
         .await;
-    let a = mcp
-        .call(
-            "service.replace",
-            json!({"service":"worker","image":"shop/worker:2.3.1"}),
-        )
-        .await;
+    let a = mcp.call("service.replace", replace.clone()).await;
     assert_gate(&a, "DIAGNOSIS_REQUIRED");
     let missing = structured(&a)["evidence_missing"].as_array().map(Vec::len);
     assert_eq!(missing, Some(2), "{}", a.text);
@@ -211,23 +203,13 @@ async fn replacing_a_failed_service_needs_the_evidence_read_first() {
     mcp.call_ok("service.logs.runtime", json!({"service":"worker"}))
         .await;
 
-    let a = mcp
-        .call(
-            "service.replace",
-            json!({"service":"worker","image":"shop/worker:2.3.1"}),
-        )
-        .await;
+    let a = mcp.call("service.replace", replace.clone()).await;
     assert_gate(&a, "CONFIRMATION_REQUIRED");
     let c = challenge(&a);
     let ok = mcp
-        .call(
-            "service.replace",
-            json!({"service":"worker","image":"shop/worker:2.3.1",
-                   "confirm":{"challenge":c,"target":"worker"}}),
-        )
+        .call("service.replace", confirmed(&replace, &c, "worker"))
         .await;
-    assert_eq!(ok.status, 200, "{}", ok.text);
-    assert!(!ok.is_tool_error(), "{}", ok.text);
+    assert_ran(&ok);
 }
 
 #[tokio::test]
@@ -319,9 +301,7 @@ fn assert_reason(a: &Answer, reason: &str) {
 #[track_caller]
 fn assert_names_arguments(a: &Answer, arguments: &Value, canonical: &str) {
     assert_eq!(&structured(a)["arguments"], arguments, "{}", a.text);
-    let text = a.json["result"]["content"][0]["text"]
-        .as_str()
-        .expect("a text content");
+    let text = answer_text(a);
     assert!(
         text.contains(canonical),
         "the text names {canonical}: {text}"
@@ -349,8 +329,7 @@ async fn the_gateway_never_replaces_its_own_service() {
     let mut stateless = server.api(&owner).mcp();
     let a = stateless.call("service.replace", args.clone()).await;
     assert_gate(&a, "SELF_SERVICE_BLOCKED");
-    let forged = json!({"service": "keygate", "image": "evil/keygated:1",
-                        "confirm": {"challenge": "A".repeat(32), "target": "keygate"}});
+    let forged = confirmed(&args, &"A".repeat(32), "keygate");
     let a = mcp.call("service.replace", forged).await;
     assert_gate(&a, "SELF_SERVICE_BLOCKED");
     assert_eq!(image(&mut mcp, "keygate").await, before);
@@ -387,13 +366,8 @@ async fn look_alikes_of_the_protected_service_are_blocked() {
             let a = mcp.call(tool, args.clone()).await;
             assert_gate(&a, "SELF_SERVICE_BLOCKED");
             assert_eq!(structured(&a)["target"], name, "{}", a.text);
-            let a = mcp
-                .call(
-                    tool,
-                    json!({"service": name, "image": "evil/keygated:1",
-                           "confirm": {"challenge": "A".repeat(32), "target": name}}),
-                )
-                .await;
+            let forged = confirmed(&args, &"A".repeat(32), name);
+            let a = mcp.call(tool, forged).await;
             assert_gate(&a, "SELF_SERVICE_BLOCKED");
         }
     }
@@ -422,7 +396,7 @@ async fn look_alikes_of_the_protected_service_are_blocked() {
         )
         .await;
     assert_reason(&a, "invalid_target");
-    assert!(services(&mut mcp).await.contains(&"keygate".to_owned()));
+    assert!(has_service(&mut mcp, "keygate").await);
 }
 
 /// Reads the evidence for `worker` (it has failed deploys) and asks for a challenge to
@@ -454,19 +428,21 @@ async fn a_challenge_confirms_only_the_arguments_it_was_shown_with() {
     let c = replace_challenge(&mut mcp, "shop/worker:A").await;
 
     // Confirmed with image B: refused, B does not run, and the challenge is spent.
-    let b = json!({"service": "worker", "image": "shop/worker:B",
-                   "confirm": {"challenge": c, "target": "worker"}});
-    let a = mcp.call("service.replace", b).await;
+    let b = json!({"service": "worker", "image": "shop/worker:B"});
+    let a = mcp
+        .call("service.replace", confirmed(&b, &c, "worker"))
+        .await;
     assert_reason(&a, "other_arguments");
     assert_names_arguments(
         &a,
-        &json!({"service": "worker", "image": "shop/worker:B"}),
+        &b,
         r#"Arguments: {"image":"shop/worker:B","service":"worker"}."#,
     );
     assert_eq!(image(&mut mcp, "worker").await, before);
-    let a_args = json!({"service": "worker", "image": "shop/worker:A",
-                        "confirm": {"challenge": c, "target": "worker"}});
-    let a = mcp.call("service.replace", a_args).await;
+    let a_args = json!({"service": "worker", "image": "shop/worker:A"});
+    let a = mcp
+        .call("service.replace", confirmed(&a_args, &c, "worker"))
+        .await;
     assert_reason(&a, "unknown_challenge");
     assert_eq!(image(&mut mcp, "worker").await, before);
 
@@ -479,8 +455,7 @@ async fn a_challenge_confirms_only_the_arguments_it_was_shown_with() {
                    "image": "shop/worker:A", "service": "worker"}),
         )
         .await;
-    assert_eq!(a.status, 200, "{}", a.text);
-    assert!(!a.is_tool_error(), "{}", a.text);
+    assert_ran(&a);
     assert_eq!(image(&mut mcp, "worker").await, "shop/worker:A");
 }
 
@@ -490,9 +465,7 @@ async fn another_key_or_session_cannot_burn_a_challenge() {
     let owner = server.owner_key();
     let (_, other_key) = server
         .api(&owner)
-        .new_key(
-            json!({"name":"other","kind":"tenant","scopes":["services:read","services:write"]}),
-        )
+        .new_tenant_key("other", &["services:read", "services:write"])
         .await;
     let mut mine = session(&server, &owner).await;
     let mut my_other_session = session(&server, &owner).await;
@@ -502,9 +475,10 @@ async fn another_key_or_session_cannot_burn_a_challenge() {
         .mcp()
         .with_session(mine.session.as_deref());
 
-    let first = mine.call("service.delete", json!({"service":"api"})).await;
+    let api = json!({"service":"api"});
+    let first = mine.call("service.delete", api.clone()).await;
     let c = challenge(&first);
-    let confirm = json!({"service":"api","confirm":{"challenge":c,"target":"api"}});
+    let confirm = confirmed(&api, &c, "api");
     for _ in 0..2 {
         let a = my_other_session
             .call("service.delete", confirm.clone())
@@ -525,13 +499,12 @@ async fn another_key_or_session_cannot_burn_a_challenge() {
         );
         assert!(!a.text.contains(&c), "{}", a.text);
     }
-    assert!(services(&mut mine).await.contains(&"api".to_owned()));
+    assert!(has_service(&mut mine, "api").await);
 
     // The owner's challenge still works, once.
     let ok = mine.call("service.delete", confirm.clone()).await;
-    assert_eq!(ok.status, 200, "{}", ok.text);
-    assert!(!ok.is_tool_error(), "{}", ok.text);
-    assert!(!services(&mut mine).await.contains(&"api".to_owned()));
+    assert_ran(&ok);
+    assert!(!has_service(&mut mine, "api").await);
     let again = mine.call("service.delete", confirm).await;
     assert_reason(&again, "unknown_challenge");
 }
@@ -545,7 +518,8 @@ async fn the_demo_asks_a_person_and_the_identical_retry_runs_once() {
         .new_key(json!({"name": "agent", "kind": "user", "scopes": ["services:read", "services:write", "gates:approve"]}))
         .await;
     let mut mcp = session(&server, &agent).await;
-    let first = mcp.call("service.delete", json!({"service": "web"})).await;
+    let web = json!({"service": "web"});
+    let first = mcp.call("service.delete", web.clone()).await;
     assert_gate(&first, "APPROVAL_REQUIRED");
     let id = structured(&first)["approval_id"]
         .as_str()
@@ -556,33 +530,18 @@ async fn the_demo_asks_a_person_and_the_identical_retry_runs_once() {
         json!(format!("/approvals/{id}"))
     );
     let made_up = mcp
-        .call(
-            "service.delete",
-            json!({"service": "web", "confirm": {"challenge": id, "target": "web"}}),
-        )
+        .call("service.delete", confirmed(&web, &id, "web"))
         .await;
     assert_gate(&made_up, "APPROVAL_REQUIRED");
-    let itself = server
-        .api(&agent)
-        .post(
-            &format!("/api/v1/approvals/{id}/approve"),
-            &json!({"target": "web"}),
-        )
-        .await;
+    let itself = approve(&server, &agent, &id, "web").await;
     assert_eq!(itself.status, 403, "{}", itself.text);
-    assert!(services(&mut mcp).await.contains(&"web".to_owned()));
+    assert!(has_service(&mut mcp, "web").await);
 
-    let ok = server
-        .api(&owner)
-        .post(
-            &format!("/api/v1/approvals/{id}/approve"),
-            &json!({"target": "web"}),
-        )
-        .await;
+    let ok = approve(&server, &owner, &id, "web").await;
     assert_eq!(ok.status, 200, "{}", ok.text);
-    let ran = mcp.call("service.delete", json!({"service": "web"})).await;
+    let ran = mcp.call("service.delete", web.clone()).await;
     assert!(!ran.is_tool_error(), "{}", ran.text);
-    assert!(!services(&mut mcp).await.contains(&"web".to_owned()));
-    let again = mcp.call("service.delete", json!({"service": "web"})).await;
+    assert!(!has_service(&mut mcp, "web").await);
+    let again = mcp.call("service.delete", web).await;
     assert_gate(&again, "APPROVAL_REQUIRED");
 }

@@ -2,7 +2,7 @@
 //! its own tenant only (the attacks of issue 15, against `keygated --demo` on SQLite with
 //! a second tenant bootstrapped into the same database).
 
-use keygate_e2e::{Answer, Server, bootstrap, bootstrap_tenant};
+use keygate_e2e::{Answer, Mcp, Server, bootstrap, bootstrap_tenant};
 use serde_json::{Value, json};
 
 const DENIED: &str = r#"{"error":"insufficient_scope"}"#;
@@ -32,6 +32,15 @@ fn replicas(content: &Value) -> Value {
     content["replicas"].clone()
 }
 
+/// `service.status` of `api` in `project` (a name or an id), as `mcp` sees it.
+async fn api_status(mcp: &mut Mcp, project: &str) -> Value {
+    mcp.call_ok(
+        "service.status",
+        json!({"service": "api", "project": project}),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn another_tenants_unrestricted_key_cannot_reach_demos_shop() {
     let server = Server::demo();
@@ -46,8 +55,7 @@ async fn another_tenants_unrestricted_key_cannot_reach_demos_shop() {
         .new_key(json!({"name": "attack", "kind": "tenant", "scopes": SCOPES}))
         .await;
     let demo_shop = project_id(&server, &demo_owner, "shop").await;
-    let mut mcp = server.api(&eve).mcp();
-    mcp.initialize().await;
+    let mut mcp = server.api(&eve).session().await;
     assert_denied(
         &mcp.call("service.list", json!({"project": "shop"})).await,
         "service.list",
@@ -76,14 +84,8 @@ async fn another_tenants_unrestricted_key_cannot_reach_demos_shop() {
         "no such project",
     );
     // Demo's platform is untouched, and demo's own key still reaches it.
-    let mut demo = server.api(&demo_owner).mcp();
-    demo.initialize().await;
-    let status = demo
-        .call_ok(
-            "service.status",
-            json!({"service": "api", "project": "shop"}),
-        )
-        .await;
+    let mut demo = server.api(&demo_owner).session().await;
+    let status = api_status(&mut demo, "shop").await;
     assert_eq!(replicas(&status), 2, "{status}");
 }
 
@@ -97,10 +99,8 @@ async fn a_second_tenant_with_its_own_shop_reaches_only_its_own_data() {
         .api(&eve_owner)
         .new_key(json!({"name": "platform", "kind": "tenant", "scopes": SCOPES}))
         .await;
-    let mut eve_mcp = server.api(&eve).mcp();
-    eve_mcp.initialize().await;
-    let mut demo = server.api(&demo_owner).mcp();
-    demo.initialize().await;
+    let mut eve_mcp = server.api(&eve).session().await;
+    let mut demo = server.api(&demo_owner).session().await;
 
     // Demo changes its shop first; eve's shop is still the seeded data set.
     demo.call_ok(
@@ -141,28 +141,13 @@ async fn a_second_tenant_with_its_own_shop_reaches_only_its_own_data() {
         )
         .await;
     assert_eq!(scaled["previous_replicas"], 2, "{scaled}");
-    let demo_api = demo
-        .call_ok(
-            "service.status",
-            json!({"service": "api", "project": "shop"}),
-        )
-        .await;
+    let demo_api = api_status(&mut demo, "shop").await;
     assert_eq!(replicas(&demo_api), 3, "{demo_api}");
-    let eve_api = eve_mcp
-        .call_ok(
-            "service.status",
-            json!({"service": "api", "project": "shop"}),
-        )
-        .await;
+    let eve_api = api_status(&mut eve_mcp, "shop").await;
     assert_eq!(replicas(&eve_api), 9, "{eve_api}");
     // Eve's shop, named by its id, is eve's shop.
     let eve_shop = project_id(&server, &eve_owner, "shop").await;
-    let by_id = eve_mcp
-        .call_ok(
-            "service.status",
-            json!({"service": "api", "project": eve_shop}),
-        )
-        .await;
+    let by_id = api_status(&mut eve_mcp, &eve_shop).await;
     assert_eq!(replicas(&by_id), 9, "{by_id}");
 }
 
@@ -180,8 +165,7 @@ async fn a_restricted_key_naming_another_tenants_project_id_is_refused() {
     let demo_shop = project_id(&server, &demo_owner, "shop").await;
     let eve_shop = project_id(&server, &eve_owner, "shop").await;
     assert_ne!(demo_shop, eve_shop);
-    let mut mcp = server.api(&eve).mcp();
-    mcp.initialize().await;
+    let mut mcp = server.api(&eve).session().await;
     for tool in ["service.list", "invoices.list"] {
         assert_denied(&mcp.call(tool, json!({"project": demo_shop})).await, tool);
     }

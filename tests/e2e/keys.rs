@@ -9,11 +9,8 @@ use serde_json::{Value, json};
 async fn revocation_takes_effect_on_the_very_next_request() {
     let server = Server::demo();
     let admin = server.api(&server.owner_key());
-    let (id, key) = admin
-        .new_key(json!({"name":"ci","kind":"tenant","scopes":["services:read"]}))
-        .await;
-    let mut mcp = server.api(&key).mcp();
-    mcp.initialize().await;
+    let (id, key) = admin.new_tenant_key("ci", &["services:read"]).await;
+    let mut mcp = server.api(&key).session().await;
     mcp.call_ok("service.list", json!({})).await;
     admin.revoke(&id).await;
     // No retry, no sleep: the first request after the revoke answered is refused.
@@ -102,10 +99,9 @@ async fn user_only_tools_refuse_tenant_keys() {
     let server = Server::demo();
     let admin = server.api(&server.owner_key());
     let (_, tenant) = admin
-        .new_key(json!({"name":"t","kind":"tenant","scopes":["customers:write","jobs:write"]}))
+        .new_tenant_key("t", &["customers:write", "jobs:write"])
         .await;
-    let mut mcp = server.api(&tenant).mcp();
-    mcp.initialize().await;
+    let mut mcp = server.api(&tenant).session().await;
     for (tool, args) in [
         ("customers.create", json!({"name":"Acme"})),
         ("jobs.create", json!({"title":"nightly"})),
@@ -131,8 +127,7 @@ async fn a_spoofed_user_header_is_ignored() {
         .as_str()
         .expect("a user id")
         .to_owned();
-    let mut mcp = server.api(&owner).mcp();
-    mcp.initialize().await;
+    let mcp = server.api(&owner).session().await;
     let message = json!({"jsonrpc":"2.0","id":9,"method":"tools/call",
         "params":{"name":"customers.create","arguments":{"name":"Spoofless Ltd"}}});
     let a = send(
@@ -164,12 +159,8 @@ async fn tenants_never_see_each_other_on_any_admin_route() {
     let a = server.api(&owner_a);
     let b = server.api(&owner_b);
     assert_eq!(b.introspect().await.json["tenant"]["name"], "other");
-    let (id_a, key_a) = a
-        .new_key(json!({"name":"a-key","kind":"tenant","scopes":["customers:read"]}))
-        .await;
-    let (id_b, _) = b
-        .new_key(json!({"name":"b-key","kind":"tenant","scopes":["customers:read"]}))
-        .await;
+    let (id_a, key_a) = a.new_tenant_key("a-key", &["customers:read"]).await;
+    let (id_b, _) = b.new_tenant_key("b-key", &["customers:read"]).await;
 
     // B cannot read, revoke or rotate A's key: the answer is the one for no such key.
     assert_not_found(b.get(&format!("/api/v1/keys/{id_a}")).await, "show").await;
@@ -238,9 +229,7 @@ async fn tenants_never_see_each_other_on_any_admin_route() {
 async fn over_the_key_rate_answers_429_with_retry_after() {
     let server = Server::demo_with(&["--key-rate", "2"]);
     let admin = server.api(&server.owner_key());
-    let (_, key) = admin
-        .new_key(json!({"name":"rl","kind":"tenant","scopes":["services:read"]}))
-        .await;
+    let (_, key) = admin.new_tenant_key("rl", &["services:read"]).await;
     let mcp = server.api(&key).mcp();
     let mut statuses = Vec::new();
     let mut limited = None;
@@ -263,8 +252,6 @@ async fn over_the_key_rate_answers_429_with_retry_after() {
         .expect("Retry-After in whole seconds");
     assert!(retry >= 1);
     // Another key of the same tenant is not affected by this key's budget.
-    let (_, other) = admin
-        .new_key(json!({"name":"rl2","kind":"tenant","scopes":["services:read"]}))
-        .await;
+    let (_, other) = admin.new_tenant_key("rl2", &["services:read"]).await;
     assert_eq!(server.api(&other).introspect().await.status, 200);
 }

@@ -17,9 +17,7 @@ async fn a_signed_report_revokes_the_key_for_the_next_request() {
     );
     let owner = server.owner_key();
     let api = server.api(&owner);
-    let (id, key) = api
-        .new_key(json!({"name": "ci", "kind": "tenant", "scopes": ["services:read"]}))
-        .await;
+    let (id, key) = api.new_tenant_key("ci", &["services:read"]).await;
     assert_eq!(server.api(&key).introspect().await.status, 200);
 
     let url = "https://github.com/octo/app/blob/main/.env";

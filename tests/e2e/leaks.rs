@@ -111,6 +111,11 @@ async fn no_raw_key_in_logs_metrics_error_bodies_or_the_database() {
 
     // Keys in the wrong places: the URL, a query, an identity header, a cookie, a body,
     // a malformed Authorization.
+    let token_with = |authorization: String| {
+        client()
+            .get(server.url("/api/v1/token"))
+            .header("authorization", authorization)
+    };
     for req in [
         client()
             .get(server.url(&format!("/api/v1/keys/{user}")))
@@ -121,15 +126,9 @@ async fn no_raw_key_in_logs_metrics_error_bodies_or_the_database() {
             .get(server.url("/api/v1/token"))
             .header("x-keygate-key-id", &user)
             .header("cookie", format!("key={user}")),
-        client()
-            .get(server.url("/api/v1/token"))
-            .header("authorization", format!("Bearer {user} extra")),
-        client()
-            .get(server.url("/api/v1/token"))
-            .header("authorization", format!("Basic {user}")),
-        client()
-            .get(server.url("/api/v1/token"))
-            .header("authorization", format!("Bearer  {user}")),
+        token_with(format!("Bearer {user} extra")),
+        token_with(format!("Basic {user}")),
+        token_with(format!("Bearer  {user}")),
         client()
             .post(server.url("/api/v1/projects"))
             .bearer_auth(&owner)
@@ -157,8 +156,7 @@ async fn no_raw_key_in_logs_metrics_error_bodies_or_the_database() {
 
     // MCP: list, ordinary call, a denied call, a gated delete with its challenge, bad
     // JSON-RPC that carries a key, a call with a revoked key.
-    let mut mcp = server.api(&user).mcp();
-    mcp.initialize().await;
+    let mut mcp = server.api(&user).session().await;
     assert!(mcp.tool_names().await.contains(&"service.list".to_owned()));
     let a = mcp.call("service.list", json!({"project":"shop"})).await;
     assert_clean("an MCP result", &a.text, &needles);

@@ -87,9 +87,7 @@ async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_document()
     let (_, key) = admin
         .new_key(json!({"name": "schemathesis", "kind": "user", "scopes": scopes}))
         .await;
-    let (target, _) = admin
-        .new_key(json!({"name": "target", "kind": "tenant", "scopes": ["services:read"]}))
-        .await;
+    let (target, _) = admin.new_tenant_key("target", &["services:read"]).await;
     // A call the demo's person gate holds: an approval for schemathesis's key to decide.
     let mut mcp = admin.mcp();
     mcp.initialize().await;

@@ -242,6 +242,25 @@ pub(crate) fn run_bounded(mut cmd: Command, budget: Duration) -> Run {
     }
 }
 
+/// Runs `cmd`, the peer script `script` (such as `sdk_client.py`) doing `what`, within
+/// `budget`: the JSON it printed, or why there is none.
+pub(crate) fn script_json(
+    cmd: Command,
+    budget: Duration,
+    script: &str,
+    what: &str,
+) -> Result<serde_json::Value, String> {
+    let run = run_bounded(cmd, budget);
+    if !run.status.success() {
+        return Err(format!(
+            "{script} {what} failed ({}):\n{}",
+            run.status, run.stderr
+        ));
+    }
+    serde_json::from_str(run.stdout.trim())
+        .map_err(|e| format!("{script} printed no JSON ({e}): {}", run.stdout))
+}
+
 /// A command running `script` (a file in `tests/peers`) with the peers' Python.
 pub(crate) fn python_script(script: &Path) -> Command {
     let mut cmd = Command::new(python());

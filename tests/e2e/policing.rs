@@ -184,8 +184,7 @@ async fn session_ids_are_one_header_of_1_to_128_visible_ascii_characters() {
         first.text
     );
     // A session the gateway saw opened reaches the gate, bound to the challenge.
-    let mut mcp = server.api(&owner).mcp();
-    mcp.initialize().await;
+    let mut mcp = server.api(&owner).session().await;
     let first = mcp.call("service.delete", json!({"service": "api"})).await;
     assert_eq!(
         first.tool_code(),
@@ -259,12 +258,8 @@ async fn every_method_is_policed_by_the_methods_table() {
         policy,
     ]));
     let api = server.api(&owner);
-    let (_, reader) = api
-        .new_key(json!({"name": "r", "kind": "tenant", "scopes": ["docs:read"]}))
-        .await;
-    let (_, nobody) = api
-        .new_key(json!({"name": "n", "kind": "tenant", "scopes": []}))
-        .await;
+    let (_, reader) = api.new_tenant_key("r", &["docs:read"]).await;
+    let (_, nobody) = api.new_tenant_key("n", &[]).await;
     for (key, method, allowed) in [
         (&reader, "resources/list", true),
         (&reader, "resources/read", true),
@@ -307,8 +302,7 @@ async fn every_method_is_policed_by_the_methods_table() {
 async fn the_demo_denies_methods_its_policy_does_not_map() {
     let server = Server::demo();
     let owner = server.owner_key();
-    let mut mcp = server.api(&owner).mcp();
-    mcp.initialize().await;
+    let mut mcp = server.api(&owner).session().await;
     for method in [
         "resources/list",
         "resources/read",

@@ -22,7 +22,7 @@ async fn a_key_revoked_through_one_instance_is_refused_by_the_other() {
     let (_schema, one, two, owner) = two_instances(&url).await;
     let (id, key) = one
         .api(&owner)
-        .new_key(json!({"name":"shared","kind":"tenant","scopes":["services:read"]}))
+        .new_tenant_key("shared", &["services:read"])
         .await;
     assert_eq!(two.api(&key).introspect().await.status, 200);
     let mut via_two = two.api(&key).mcp();
@@ -40,8 +40,7 @@ async fn a_key_revoked_through_one_instance_is_refused_by_the_other() {
 async fn a_challenge_issued_by_one_instance_is_accepted_by_the_other_once() {
     let Some(url) = postgres_url() else { return };
     let (_schema, one, two, owner) = two_instances(&url).await;
-    let mut via_one = one.api(&owner).mcp();
-    via_one.initialize().await;
+    let mut via_one = one.api(&owner).session().await;
     // The same agent session, load-balanced to the other instance.
     let mut via_two = via_one.clone().at(&two.url("/api/mcp"));
 

@@ -18,7 +18,7 @@ use std::time::Duration;
 use keygate_e2e::{Mcp, client, send};
 use serde_json::{Value, json};
 
-use crate::peers::{Gateway, Need, PeerServer, available, python_script, run_bounded, tail};
+use crate::peers::{Gateway, Need, PeerServer, available, python_script, script_json, tail};
 
 /// The longest one client run may take (the slow scenarios wait 12-13 s).
 const RUN_BUDGET: Duration = Duration::from_secs(60);
@@ -41,15 +41,8 @@ fn sdk_with(
     cmd.args(["--url", url, "--mode", mode, scenario, arg])
         .env("KEYGATE_PEER_KEY", key)
         .envs(env.iter().copied());
-    let run = run_bounded(cmd, RUN_BUDGET);
-    if !run.status.success() {
-        return Err(format!(
-            "sdk_client.py {mode} {scenario} {arg} failed ({}):\n{}",
-            run.status, run.stderr
-        ));
-    }
-    serde_json::from_str(run.stdout.trim())
-        .map_err(|e| format!("sdk_client.py printed no JSON ({e}): {}", run.stdout))
+    let what = format!("{mode} {scenario} {arg}");
+    script_json(cmd, RUN_BUDGET, "sdk_client.py", &what)
 }
 
 fn setup(test: &str) -> Option<(PeerServer, Gateway)> {
@@ -430,15 +423,7 @@ async fn a_client_declaring_url_elicitation_is_offered_the_approval_page() {
     if !available("the Python SDK URL-elicitation test", Need::Python) {
         return;
     }
-    let demo = std::fs::read_to_string(
-        keygate_e2e::workspace_dir().join("crates/keygate-demo/policy.toml"),
-    )
-    .expect("the demo policy");
-    let page = demo.replace("approval = \"person\"", "approval = \"page\"");
-    assert_ne!(page, demo, "the demo gates name their approval");
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let policy = dir.path().join("policy.toml");
-    std::fs::write(&policy, page).expect("the policy is written");
+    let (_dir, policy) = keygate_e2e::demo_policy_with("page");
     let server = keygate_e2e::Server::start(keygate_e2e::ServerOptions::demo().args(&[
         "--policy",
         policy.to_str().expect("a UTF-8 path"),

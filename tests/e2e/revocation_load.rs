@@ -5,19 +5,16 @@
 //! may come back.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use keygate_e2e::{KEY_REVOKED, Mcp, PgSchema, Server, ServerOptions, postgres_url};
+use keygate_e2e::{
+    KEY_REVOKED, Mcp, NO_RATE_LIMITS, PgSchema, Server, ServerOptions, hammer, postgres_url,
+};
 use serde_json::json;
-use tokio::sync::Mutex;
 
 const CLIENTS: usize = 16;
 const KEYS: usize = 6;
 const RUN_FOR: Duration = Duration::from_secs(6);
-
-/// (key index, sent at, status, body) of every request.
-type Log = Arc<Mutex<Vec<(usize, Instant, u16, String)>>>;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn revokes_at_random_moments_hold_on_both_instances() {
@@ -25,18 +22,13 @@ async fn revokes_at_random_moments_hold_on_both_instances() {
         return;
     };
     let schema = PgSchema::create(&admin_url, "kg_e2e").await;
-    // No 429s: the revoked keys' 401s all come from one address.
-    let fast = [
-        "--key-rate",
-        "1000000",
-        "--tenant-rate",
-        "1000000",
-        "--auth-failure-rate",
-        "0",
-    ];
-    let a = Server::start(ServerOptions::demo().database(&schema.url).args(&fast));
+    let instance = || {
+        let options = ServerOptions::demo().database(&schema.url);
+        Server::start(options.args(&NO_RATE_LIMITS))
+    };
+    let a = instance();
     let owner = a.owner_key();
-    let b = Server::start(ServerOptions::demo().database(&schema.url).args(&fast));
+    let b = instance();
     let servers = [&a, &b];
 
     let mut keys = Vec::new();
@@ -49,27 +41,12 @@ async fn revokes_at_random_moments_hold_on_both_instances() {
     }
     let urls = [a.url("/api/mcp"), b.url("/api/mcp")];
     let start = Instant::now();
-    let log: Log = Arc::default();
-    let mut clients = Vec::new();
-    for c in 0..CLIENTS {
-        let k = c % KEYS;
-        let mcp = Mcp::new(&urls[c % 2], &keys[k].1);
-        let log = Arc::clone(&log);
-        clients.push(tokio::spawn(async move {
-            let mut mine = Vec::new();
-            let mut n = 0u64;
-            while start.elapsed() < RUN_FOR {
-                n += 1;
-                let message = json!({"jsonrpc":"2.0","id":format!("{c}-{n}"),"method":"tools/call",
-                    "params":{"name":"service.list","arguments":{}}});
-                let request = mcp.request(&message);
-                let sent = Instant::now();
-                let answer = keygate_e2e::send(request).await;
-                mine.push((k, sent, answer.status, answer.text));
-            }
-            log.lock().await.extend(mine);
-        }));
-    }
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|c| {
+            let mcp = Mcp::new(&urls[c % 2], &keys[c % KEYS].1);
+            (c % KEYS, hammer(c, mcp, start, RUN_FOR))
+        })
+        .collect();
 
     // Revoke all but one key at pseudo-random moments, alternating instances.
     let mut revoked_at: HashMap<usize, Instant> = HashMap::new();
@@ -83,11 +60,17 @@ async fn revokes_at_random_moments_hold_on_both_instances() {
         servers[k % 2].api(&owner).revoke(&keys[k].0).await;
         revoked_at.insert(k, Instant::now());
     }
-    for c in clients {
-        c.await.expect("a client task finishes");
+    // (key index, sent at, status, body) of every request.
+    let mut log = Vec::new();
+    for (k, c) in clients {
+        let answers = c.await.expect("a client task finishes");
+        log.extend(
+            answers
+                .into_iter()
+                .map(|(sent, status, body)| (k, sent, status, body)),
+        );
     }
 
-    let log = log.lock().await;
     let mut after = 0;
     let mut ok_before = 0;
     for (k, sent, status, body) in log.iter() {

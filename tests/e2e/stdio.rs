@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use keygate_e2e::{Mcp, Server, ServerOptions};
 use serde_json::{Value, json};
 
-use crate::peers::{Need, available, peers_dir, python, python_script, run_bounded};
+use crate::peers::{Need, available, peers_dir, python, python_script, run_bounded, script_json};
 
 /// The longest one client run may take.
 const RUN_BUDGET: Duration = Duration::from_secs(60);
@@ -89,15 +89,8 @@ pub(crate) fn client(
         .args(["--mode", mode, scenario])
         .args(args)
         .env("KEYGATE_PEER_KEY", key);
-    let run = run_bounded(cmd, RUN_BUDGET);
-    if !run.status.success() {
-        return Err(format!(
-            "stdio_client.py {mode} {scenario} {args:?} failed ({}):\n{}",
-            run.status, run.stderr
-        ));
-    }
-    serde_json::from_str(run.stdout.trim())
-        .map_err(|e| format!("stdio_client.py printed no JSON ({e}): {}", run.stdout))
+    let what = format!("{mode} {scenario} {args:?}");
+    script_json(cmd, RUN_BUDGET, "stdio_client.py", &what)
 }
 
 /// `tests/peers/node_modules/@modelcontextprotocol/server-everything/dist/index.js`.
@@ -395,6 +388,21 @@ fn running(pid: u32) -> bool {
         .is_some_and(|rest| !rest.starts_with('Z') && !rest.starts_with('X'))
 }
 
+/// Waits up to `secs` seconds for every one of `pids` to end; fails saying `what`, the
+/// ones still running and, given `server`, its log.
+async fn all_end(pids: &[u32], secs: u64, what: &str, server: Option<&Server>) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let left: Vec<u32> = pids.iter().copied().filter(|&p| running(p)).collect();
+        if left.is_empty() {
+            return;
+        }
+        let logs = || server.map(Server::logs).unwrap_or_default();
+        assert!(Instant::now() < deadline, "{what}: {left:?}\n{}", logs());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// SIGKILL of keygated leaves no child behind: its session children and its pooled
 /// children end (their stdin closes with the gateway).
 #[tokio::test]
@@ -420,18 +428,8 @@ async fn killing_keygated_leaves_no_child() {
         gw.server.logs()
     );
     gw.server.kill();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let left: Vec<u32> = children.iter().copied().filter(|&c| running(c)).collect();
-        if left.is_empty() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "children still running 10 s after keygated was killed: {left:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let what = "children still running 10 s after keygated was killed";
+    all_end(&children, 10, what, None).await;
 }
 
 /// DELETE ends a session's child; the session then answers 404.
@@ -454,14 +452,13 @@ async fn delete_ends_the_sessions_child() {
     )
     .await;
     assert_eq!(a.status, 200, "{}", a.text);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while running(before[0]) {
-        assert!(
-            Instant::now() < deadline,
-            "the child outlived its session's DELETE"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    all_end(
+        &before[..1],
+        5,
+        "the child outlived its session's DELETE",
+        None,
+    )
+    .await;
     let a = mcp.rpc("tools/list", json!({})).await;
     assert_eq!(a.status, 404, "{}", a.text);
 }
@@ -627,16 +624,11 @@ async fn shutdown_ends_every_child() {
         .status()
         .expect("kill runs");
     assert!(term.success());
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while running(pid) || children.iter().any(|&c| running(c)) {
-        assert!(
-            Instant::now() < deadline,
-            "keygated or a child still runs 15 s after SIGTERM: {:?}\n{}",
-            children.iter().filter(|&&c| running(c)).collect::<Vec<_>>(),
-            gw.server.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let with_children: Vec<u32> = std::iter::once(pid)
+        .chain(children.iter().copied())
+        .collect();
+    let what = "keygated or a child still runs 15 s after SIGTERM";
+    all_end(&with_children, 15, what, Some(&gw.server)).await;
 }
 
 /// A stdio session is bound to the key that opened it, as any upstream's: another

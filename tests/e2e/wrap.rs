@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use keygate_e2e::{binary, clean_command};
 use serde_json::{Value, json};
 
-use crate::peers::{Need, available, peers_dir, python, python_script, run_bounded};
+use crate::peers::{Need, available, peers_dir, python, python_script, run_bounded, script_json};
 
 /// The longest one client run may take.
 const RUN_BUDGET: Duration = Duration::from_secs(60);
@@ -36,15 +36,8 @@ fn wrap_command() -> Vec<String> {
 fn sdk_client(options: &[&str]) -> Value {
     let mut cmd = python_script(std::path::Path::new("wrap_client.py"));
     cmd.args(options).arg("--").args(wrap_command());
-    let run = run_bounded(cmd, RUN_BUDGET);
-    assert!(
-        run.status.success(),
-        "wrap_client.py {options:?} failed ({}):\n{}",
-        run.status,
-        run.stderr
-    );
-    serde_json::from_str(run.stdout.trim())
-        .unwrap_or_else(|e| panic!("wrap_client.py printed no JSON ({e}): {}", run.stdout))
+    let what = format!("{options:?}");
+    script_json(cmd, RUN_BUDGET, "wrap_client.py", &what).unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[test]

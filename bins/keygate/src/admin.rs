@@ -6,13 +6,15 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::bail;
-use keygate_client::{ApprovalInfo, Client, CreateKey, KeyInfo, RejectReason};
+use keygate_client::{Api, ApprovalInfo, Client, CreateKey, Declined, IssuedKey, KeyInfo};
 use keygate_token::{KeyId, KeyKind, Token};
 use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::cli::{ApprovalsCommand, AuditArgs, KeysCommand, KindArg, ListArgs, ProjectsCommand};
+use crate::cli::{
+    ApprovalsCommand, AuditArgs, KeyIdArgs, KeysCommand, KindArg, ListArgs, ProjectsCommand,
+};
 use crate::refusal::Refused;
 use crate::runtime::block_on;
 
@@ -20,41 +22,32 @@ use crate::runtime::block_on;
 /// history and the process list.
 const KEY_VAR: &str = "KEYGATE_API_KEY";
 
-/// Which API a command talks to: it picks the words of the refusals.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Role {
-    /// The owner admin API (`keys:admin`).
-    Owner,
-    /// The approvals API (`gates:approve`, never the calling key).
-    Approver,
-}
-
 struct Admin {
     client: Client,
-    role: Role,
+    api: Api,
 }
 
 impl Admin {
     fn new(server: &str) -> anyhow::Result<Self> {
-        Self::with_role(server, Role::Owner)
+        Self::of(server, Api::Admin)
     }
 
-    fn with_role(server: &str, role: Role) -> anyhow::Result<Self> {
+    fn of(server: &str, api: Api) -> anyhow::Result<Self> {
         let raw = std::env::var(KEY_VAR).unwrap_or_default();
         if raw.trim().is_empty() {
-            match role {
-                Role::Owner => bail!(
-                    "{KEY_VAR} is not set: export the owner key (from keygate bootstrap) first"
-                ),
-                Role::Approver => {
+            match api {
+                Api::Approvals => {
                     bail!("{KEY_VAR} is not set: export your own user key with gates:approve first")
                 }
+                _ => bail!(
+                    "{KEY_VAR} is not set: export the owner key (from keygate bootstrap) first"
+                ),
             }
         }
         let token = Token::parse(raw.trim())
             .map_err(|err| anyhow::anyhow!("{KEY_VAR} does not hold a keygate key: {err}"))?;
         let client = Client::new(server, token)?;
-        Ok(Self { client, role })
+        Ok(Self { client, api })
     }
 
     /// The answer of a request; a refusal by the server becomes a clear one (exit 1).
@@ -69,69 +62,12 @@ impl Admin {
         let keygate_client::Error::Rejected { status, body, .. } = err else {
             return err.into();
         };
-        let error = body.error.as_str();
-        let refused = match status {
-            401 => {
-                let reason = RejectReason::of_unauthorized(&body);
-                Refused::new(
-                    format!(
-                        "the key in {KEY_VAR} was refused: {} ({reason})",
-                        reason.explain()
-                    ),
-                    "hint: use a current owner key",
-                )
-            }
-            403 if self.role == Role::Approver => Refused::new(
-                "refused: this key cannot approve: it needs gates:approve and must not be the \
-                 key that asked",
-                "hint: use your own user key with gates:approve (the calling key's user, or a \
-                 tenant owner for tenant keys)",
-            ),
-            403 => Refused::new(
-                "refused: this key is not an owner key with keys:admin",
-                "hint: use a user key of a tenant owner that holds the keys:admin scope",
-            ),
-            404 if self.role == Role::Approver => Refused::new(
-                "not found: no such approval for this key",
-                "hint: `keygate approvals list` shows the approvals you may decide",
-            ),
-            409 if self.role == Role::Approver => Refused::bare(format!(
-                "this approval is closed: it was already decided, used, or it expired{}",
-                body.message
-                    .as_ref()
-                    .map(|m| format!(" ({m})"))
-                    .unwrap_or_default()
-            )),
-            422 if error == "target_mismatch" => Refused::new(
-                "refused: the name does not match the approval's target exactly",
-                "hint: type the target exactly as `keygate approvals list` shows it",
-            ),
-            404 => Refused::bare(format!(
-                "not found{}",
-                if error.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {error}")
-                }
-            )),
-            429 => Refused::bare("rate limited by the server; try again shortly"),
-            status if status >= 500 => Refused::bare(format!(
-                "the keygate server at {} failed ({status}); see its logs",
-                self.client.server()
-            )),
-            status => {
-                let message = body
-                    .message
-                    .as_ref()
-                    .map(|m| format!(": {m}"))
-                    .unwrap_or_default();
-                Refused::bare(format!(
-                    "the server refused the request ({status} {}){message}",
-                    if error.is_empty() { "error" } else { error }
-                ))
-            }
-        };
-        refused.into()
+        let declined = Declined::of(self.api, KEY_VAR, self.client.server(), status, &body);
+        match declined.hint() {
+            Some(hint) => Refused::new(declined.to_string(), hint),
+            None => Refused::bare(declined.to_string()),
+        }
+        .into()
     }
 }
 
@@ -162,9 +98,7 @@ pub(crate) fn keys(cmd: &KeysCommand) -> anyhow::Result<ExitCode> {
                 .with_lifetime(*expires_in)
                 .with_usage(*remaining, *refill);
             let created = admin.call(admin.client.create_key(&body))?;
-            crate::print_secret(created.key.expose())?;
-            eprintln!("created {}", describe(&created.info));
-            eprintln!("the key is shown this once: store it now");
+            show_issued(&created, "")?;
         }
         KeysCommand::List(ListArgs { server, json }) => {
             let admin = Admin::new(&server.server)?;
@@ -198,12 +132,12 @@ pub(crate) fn keys(cmd: &KeysCommand) -> anyhow::Result<ExitCode> {
                 ]
             })?;
         }
-        KeysCommand::Show { server, id, json } => {
+        KeysCommand::Show { list, id } => {
             let id = key_id(id)?;
-            let admin = Admin::new(&server.server)?;
+            let admin = Admin::new(&list.server.server)?;
             let key = admin.call(admin.client.key_info(&id))?;
             let mut out = std::io::stdout().lock();
-            if *json {
+            if list.json {
                 writeln!(out, "{}", serde_json::to_value(&key)?)?;
             } else {
                 let now = OffsetDateTime::now_utc();
@@ -239,19 +173,17 @@ pub(crate) fn keys(cmd: &KeysCommand) -> anyhow::Result<ExitCode> {
             }
             out.flush()?;
         }
-        KeysCommand::Revoke { server, id } => {
+        KeysCommand::Revoke(KeyIdArgs { server, id }) => {
             let id = key_id(id)?;
             let admin = Admin::new(&server.server)?;
             admin.call(admin.client.revoke_key(&id))?;
             eprintln!("revoked key {id}: it is refused from the next request on");
         }
-        KeysCommand::Rotate { server, id } => {
+        KeysCommand::Rotate(KeyIdArgs { server, id }) => {
             let id = key_id(id)?;
             let admin = Admin::new(&server.server)?;
             let created = admin.call(admin.client.rotate_key(&id))?;
-            crate::print_secret(created.key.expose())?;
-            eprintln!("created {} to replace key {id}", describe(&created.info));
-            eprintln!("the key is shown this once: store it now");
+            show_issued(&created, &format!(" to replace key {id}"))?;
             eprintln!(
                 "the old key {id} stays active: once the new key works, run `keygate keys revoke {id}`"
             );
@@ -260,12 +192,19 @@ pub(crate) fn keys(cmd: &KeysCommand) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A new key alone on stdout, then what it is (and what it replaces) on stderr.
+fn show_issued(issued: &IssuedKey, replacing: &str) -> anyhow::Result<()> {
+    crate::print_secret(issued.key.expose())?;
+    eprintln!("created {}{replacing}", describe(&issued.info));
+    eprintln!("the key is shown this once: store it now");
+    Ok(())
+}
+
 /// A key's refill as `--refill` takes it (`daily:1000`), `-` without one.
 fn refill(key: &KeyInfo) -> String {
-    key.refill.map_or_else(
-        || "-".to_owned(),
-        |r| format!("{}:{}", r.interval, r.amount),
-    )
+    key.refill
+        .as_ref()
+        .map_or_else(|| "-".to_owned(), keygate_client::refill_spec)
 }
 
 fn describe(key: &KeyInfo) -> String {
@@ -309,22 +248,18 @@ pub(crate) fn projects(cmd: &ProjectsCommand) -> anyhow::Result<ExitCode> {
 pub(crate) fn audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
     let admin = Admin::new(&args.server.server)?;
     let events = admin.call(admin.client.audit(args.limit))?;
-    print_list(
-        args.json,
-        &events,
-        &["AT", "ACTOR", "ACTION", "TARGET"],
-        |e| {
-            let at = when(Some(e.at));
-            vec![at, e.actor.clone(), e.action.clone(), e.target.clone()]
-        },
-    )?;
+    let header = ["AT", "ACTOR", "ACTION", "TARGET"];
+    print_list(args.json, &events, &header, |e| {
+        let at = when(Some(e.at));
+        vec![at, e.actor.clone(), e.action.clone(), e.target.clone()]
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 
 pub(crate) fn approvals(cmd: &ApprovalsCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         ApprovalsCommand::List(ListArgs { server, json }) => {
-            let admin = Admin::with_role(&server.server, Role::Approver)?;
+            let admin = Admin::of(&server.server, Api::Approvals)?;
             let approvals = admin.call(admin.client.approvals())?;
             let header = ["ID", "OPERATION", "TARGET", "KEY", "EXPIRES"];
             print_list(*json, &approvals, &header, |a| {
@@ -341,7 +276,7 @@ pub(crate) fn approvals(cmd: &ApprovalsCommand) -> anyhow::Result<ExitCode> {
             }
         }
         ApprovalsCommand::Approve { server, id, target } => {
-            let admin = Admin::with_role(&server.server, Role::Approver)?;
+            let admin = Admin::of(&server.server, Api::Approvals)?;
             let approval = admin.call(admin.client.approve(id, target))?;
             eprintln!(
                 "approved {}: the agent's identical retry now proceeds once (until {})",
@@ -350,7 +285,7 @@ pub(crate) fn approvals(cmd: &ApprovalsCommand) -> anyhow::Result<ExitCode> {
             );
         }
         ApprovalsCommand::Deny { server, id } => {
-            let admin = Admin::with_role(&server.server, Role::Approver)?;
+            let admin = Admin::of(&server.server, Api::Approvals)?;
             let approval = admin.call(admin.client.deny(id))?;
             eprintln!(
                 "denied {}: the agent's retry is refused",

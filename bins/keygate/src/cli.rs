@@ -177,7 +177,7 @@ pub(crate) struct ServerArg {
     pub(crate) server: String,
 }
 
-/// A listing: where the API is, and whether to print JSON.
+/// A listing or one item: where the API is, and whether to print JSON.
 #[derive(Debug, Args)]
 pub(crate) struct ListArgs {
     #[command(flatten)]
@@ -220,7 +220,7 @@ pub(crate) enum KeysCommand {
         remaining: Option<u64>,
         /// Set the remaining count back to AMOUNT every INTERVAL: daily, monthly or a
         /// duration such as 6h (UTC periods), e.g. daily:1000. Needs --remaining.
-        #[arg(long, value_name = "INTERVAL:AMOUNT", requires = "remaining", value_parser = parse_refill)]
+        #[arg(long, value_name = "INTERVAL:AMOUNT", requires = "remaining", value_parser = keygate_client::parse_refill)]
         refill: Option<keygate_keys::Refill>,
         /// A name to recognise the key by.
         #[arg(long)]
@@ -232,27 +232,23 @@ pub(crate) enum KeysCommand {
     /// Show one key.
     Show {
         #[command(flatten)]
-        server: ServerArg,
+        list: ListArgs,
         /// The key id (the 12 characters after the prefix).
         id: String,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
     },
     /// Revoke a key (effective on the very next request).
-    Revoke {
-        #[command(flatten)]
-        server: ServerArg,
-        /// The key id.
-        id: String,
-    },
+    Revoke(KeyIdArgs),
     /// Issue a new key with the same kind, scopes and projects; prints it alone on stdout.
-    Rotate {
-        #[command(flatten)]
-        server: ServerArg,
-        /// The key id.
-        id: String,
-    },
+    Rotate(KeyIdArgs),
+}
+
+/// One key: where the API is, and the key's id.
+#[derive(Debug, Args)]
+pub(crate) struct KeyIdArgs {
+    #[command(flatten)]
+    pub(crate) server: ServerArg,
+    /// The key id.
+    pub(crate) id: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -301,21 +297,4 @@ pub(crate) enum ApprovalsCommand {
         /// The approval id.
         id: String,
     },
-}
-
-/// `--refill INTERVAL:AMOUNT`: `daily:1000`, `monthly:50000`, `6h:100`.
-fn parse_refill(text: &str) -> Result<keygate_keys::Refill, String> {
-    let (interval, amount) = text
-        .rsplit_once(':')
-        .ok_or_else(|| format!("`{text}`: expected INTERVAL:AMOUNT, such as daily:1000"))?;
-    let interval = interval
-        .parse::<keygate_keys::RefillInterval>()
-        .map_err(|e| e.to_string())?;
-    let amount = amount
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .filter(|n| *n > 0 && i64::try_from(*n).is_ok())
-        .ok_or_else(|| format!("refill amount `{amount}`: expected a whole number above zero"))?;
-    Ok(keygate_keys::Refill::new(interval, amount))
 }

@@ -11,17 +11,21 @@ fn resolved(args: &[&str]) -> Config {
     resolve(args).expect("the settings resolve").0
 }
 
-#[test]
-fn connection_settings_flag_over_file_over_default() {
+/// A settings file holding `text`: the temporary directory that keeps it, and its path.
+fn config_file(text: &str) -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let path = dir.path().join("keygate.toml");
-    std::fs::write(
-        &path,
+    std::fs::write(&path, text).expect("the file is written");
+    let file = path.to_str().expect("a UTF-8 path").to_owned();
+    (dir, file)
+}
+
+#[test]
+fn connection_settings_flag_over_file_over_default() {
+    let (_dir, file) = config_file(
         "demo = true\nmax-connections = 7\nheader-timeout = 9\nauth-failure-rate = 0\n",
-    )
-    .expect("the file is written");
-    let file = path.to_str().expect("a UTF-8 path");
-    let config = resolved(&["--config", file, "--max-connections", "3"]);
+    );
+    let config = resolved(&["--config", &file, "--max-connections", "3"]);
     assert_eq!(config.max_connections.get(), 3, "the flag wins");
     assert_eq!(
         config.header_timeout,
@@ -30,7 +34,7 @@ fn connection_settings_flag_over_file_over_default() {
     );
     assert_eq!(config.auth_failure_rate, None, "0 turns the limit off");
 
-    let config = resolved(&["--config", file, "--auth-failure-rate", "5"]);
+    let config = resolved(&["--config", &file, "--auth-failure-rate", "5"]);
     assert_eq!(config.auth_failure_rate.map(NonZeroU32::get), Some(5));
     assert_eq!(config.max_connections.get(), 7);
 
@@ -45,16 +49,11 @@ fn connection_settings_flag_over_file_over_default() {
 
 #[test]
 fn origin_and_body_settings_flag_over_file() {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let path = dir.path().join("keygate.toml");
-    std::fs::write(
-        &path,
+    let (_dir, file) = config_file(
         "demo = true\nmax-body = 1000\npublic-url = \"https://keys.example.com\"\n\
          allowed-origin = [\"https://a.example.com\", \"http://localhost:5173\"]\n",
-    )
-    .expect("the file is written");
-    let file = path.to_str().expect("a UTF-8 path");
-    let config = resolved(&["--config", file]);
+    );
+    let config = resolved(&["--config", &file]);
     assert_eq!(config.max_body, 1000);
     assert_eq!(
         config.public_url.as_deref(),
@@ -66,7 +65,7 @@ fn origin_and_body_settings_flag_over_file() {
     );
     let config = resolved(&[
         "--config",
-        file,
+        &file,
         "--max-body",
         "5000",
         "--allowed-origin",
@@ -83,23 +82,20 @@ fn origin_and_body_settings_flag_over_file() {
     assert_eq!(config.max_body, 4 * 1024 * 1024);
     assert_eq!(config.key_rate.get(), keygate_server::DEFAULT_KEY_RATE);
     assert!(config.allowed_origins.is_empty());
-    std::fs::write(&path, "demo = true\nmax_body = 77\n").expect("the file is written");
-    assert_eq!(resolved(&["--config", file]).max_body, 77);
+    std::fs::write(&file, "demo = true\nmax_body = 77\n").expect("the file is written");
+    assert_eq!(resolved(&["--config", &file]).max_body, 77);
 }
 
 #[test]
 fn approval_ttl_flag_env_or_file_over_default() {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let path = dir.path().join("keygate.toml");
-    std::fs::write(&path, "demo = true\napproval-ttl = \"10m\"\n").expect("the file is written");
-    let file = path.to_str().expect("a UTF-8 path");
+    let (_dir, file) = config_file("demo = true\napproval-ttl = \"10m\"\n");
     assert_eq!(
-        resolved(&["--config", file]).approval_ttl,
+        resolved(&["--config", &file]).approval_ttl,
         Duration::from_secs(600),
         "from the file"
     );
     assert_eq!(
-        resolved(&["--config", file, "--approval-ttl", "90"]).approval_ttl,
+        resolved(&["--config", &file, "--approval-ttl", "90"]).approval_ttl,
         Duration::from_secs(90),
         "the flag wins"
     );
@@ -114,14 +110,10 @@ fn approval_ttl_flag_env_or_file_over_default() {
 
 #[test]
 fn mrtr_secret_flag_or_file_and_too_short_refused() {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let path = dir.path().join("keygate.toml");
     let secret = "s".repeat(32);
-    std::fs::write(&path, format!("demo = true\nmrtr-secret = \"{secret}\"\n"))
-        .expect("the file is written");
-    let file = path.to_str().expect("a UTF-8 path");
+    let (_dir, file) = config_file(&format!("demo = true\nmrtr-secret = \"{secret}\"\n"));
     assert!(
-        resolved(&["--config", file]).mrtr_secret.is_some(),
+        resolved(&["--config", &file]).mrtr_secret.is_some(),
         "from the file"
     );
     assert!(
@@ -148,21 +140,14 @@ fn mrtr_secret_flag_or_file_and_too_short_refused() {
 
 #[test]
 fn leak_report_keys_flag_or_file_and_off_by_default() {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let path = dir.path().join("keygate.toml");
-    std::fs::write(
-        &path,
-        "demo = true\nleak-report-keys = \"github-keys.json\"\n",
-    )
-    .expect("the file is written");
-    let file = path.to_str().expect("a UTF-8 path");
+    let (_dir, file) = config_file("demo = true\nleak-report-keys = \"github-keys.json\"\n");
     assert_eq!(
-        resolved(&["--config", file]).leak_report_keys,
+        resolved(&["--config", &file]).leak_report_keys,
         Some(std::path::PathBuf::from("github-keys.json")),
         "from the file"
     );
     assert_eq!(
-        resolved(&["--config", file, "--leak-report-keys", "other.json"]).leak_report_keys,
+        resolved(&["--config", &file, "--leak-report-keys", "other.json"]).leak_report_keys,
         Some(std::path::PathBuf::from("other.json")),
         "the flag wins"
     );

@@ -7,6 +7,8 @@
 //!   write the same bodies: [`TokenInfo`] (`GET /api/v1/token`), [`KeyInfo`],
 //!   [`CreateKey`], [`IssuedKey`], [`ProjectInfo`] and the listings of the owner admin
 //!   API, the approvals a person decides ([`ApprovalInfo`]), and error answers ([`ErrorBody`], read as a [`RejectReason`]).
+//! - [`Declined`]: why the admin API or the approvals API ([`Api`]) refused a request,
+//!   in the words a person reads.
 //! - [`Client`]: an async client of one server presenting one key, a method per
 //!   endpoint, failing with a typed [`Error`].
 //! - Credential discovery: [`Lookup`] finds the key an agent would start with (an
@@ -15,9 +17,12 @@
 //!   [`read_mcp_json`] reads the servers of an `.mcp.json`.
 //! - Key lifetimes: [`parse_seconds`] (`expires_in`: `3600`, `45s`, `90m`, `12h`,
 //!   `30d`) and [`parse_lifetime`] (`--expires-in`: a unit required, `w` too).
+//! - Key refills as a command line writes them: [`parse_refill`] (`--refill
+//!   daily:1000`) and [`refill_spec`], its inverse.
 //! - [`Check`]: the start-up check of `keygate check` (find the key, check its shape
 //!   offline, introspect it, and refuse unless it reaches exactly one project),
-//!   returning an [`Outcome`] for the caller to render.
+//!   returning an [`Outcome`] for the caller to render (a [`Refusal`] displays as its
+//!   message, with [`Refusal::hint`] the fix to show under it).
 //!
 //! Nothing here prints or exits; the raw key is never in a `Debug`, `Display` or error.
 //!
@@ -43,10 +48,14 @@ mod api;
 #[cfg(feature = "http")]
 mod check;
 #[cfg(feature = "http")]
+mod check_hint;
+#[cfg(feature = "http")]
 mod client;
 mod credential;
+mod declined;
 mod error;
 mod lifetime;
+mod refill;
 
 pub use crate::api::{
     ApprovalInfo, ApprovalKey, ApprovalList, ApprovalPerson, ApprovalState, ApproveBody, AuditList,
@@ -62,5 +71,7 @@ pub use crate::credential::{
     Credential, DEFAULT_ENV_VAR, Lookup, MAX_MCP_JSON, McpServer, Source, parse_mcp_json,
     read_mcp_json, reference,
 };
+pub use crate::declined::{Api, Declined};
 pub use crate::error::{Error, McpJsonError};
 pub use crate::lifetime::{LifetimeError, MAX_LIFETIME, parse_lifetime, parse_seconds};
+pub use crate::refill::{RefillSpecError, parse_refill, refill_spec};

@@ -176,7 +176,8 @@ impl State {
     ) -> Result<ToolResult, CallError> {
         let user = caller.user;
         let header = caller.project;
-        // Resolves the call's project, then runs the tool on it.
+        // Resolves the call's project, then runs the tool on it; given the arguments'
+        // type, parses them first (as `a`).
         macro_rules! scoped {
             ($args:ident, |$p:pat_param| $then:expr) => {
                 Ok(
@@ -186,52 +187,28 @@ impl State {
                     },
                 )
             };
+            ($ty:ident, |$a:ident, $p:pat_param| $then:expr) => {{
+                let $a: $ty<'_> = parse(args)?;
+                scoped!($a, |$p| $then)
+            }};
         }
         match tool {
-            "customers.search" => {
-                let a: SearchArgs<'_> = parse(args)?;
-                scoped!(a, |_| self.customers_search(&a))
-            }
-            "customers.create" => {
-                let a: NameArgs<'_> = parse(args)?;
-                scoped!(a, |_| self.customers_create(&a, user))
-            }
-            "invoices.list" => {
-                let a: ProjectArgs<'_> = parse(args)?;
-                scoped!(a, |_| self.invoices_list())
-            }
-            "jobs.create" => {
-                let a: TitleArgs<'_> = parse(args)?;
-                scoped!(a, |_| self.jobs_create(&a, user))
-            }
-            "service.list" => {
-                let a: ProjectArgs<'_> = parse(args)?;
-                scoped!(a, |p| self.service_list(p))
-            }
-            "service.status" => {
-                let a: ServiceArgs<'_> = parse(args)?;
-                scoped!(a, |p| self.service_status(&a, p))
-            }
-            "service.events" => {
-                let a: ServiceArgs<'_> = parse(args)?;
-                scoped!(a, |p| self.service_events(&a, p))
-            }
+            "customers.search" => scoped!(SearchArgs, |a, _| self.customers_search(&a)),
+            "customers.create" => scoped!(NameArgs, |a, _| self.customers_create(&a, user)),
+            "invoices.list" => scoped!(ProjectArgs, |a, _| self.invoices_list()),
+            "jobs.create" => scoped!(TitleArgs, |a, _| self.jobs_create(&a, user)),
+            "service.list" => scoped!(ProjectArgs, |a, p| self.service_list(p)),
+            "service.status" => scoped!(ServiceArgs, |a, p| self.service_status(&a, p)),
+            "service.events" => scoped!(ServiceArgs, |a, p| self.service_events(&a, p)),
             "service.logs.build" => {
-                let a: ServiceArgs<'_> = parse(args)?;
-                scoped!(a, |p| self.service_logs(&a, p, LogKind::Build))
+                scoped!(ServiceArgs, |a, p| self.service_logs(&a, p, LogKind::Build))
             }
             "service.logs.runtime" => {
-                let a: ServiceArgs<'_> = parse(args)?;
-                scoped!(a, |p| self.service_logs(&a, p, LogKind::Runtime))
+                let kind = LogKind::Runtime;
+                scoped!(ServiceArgs, |a, p| self.service_logs(&a, p, kind))
             }
-            "service.deploy" => {
-                let a: ServiceArgs<'_> = parse(args)?;
-                scoped!(a, |p| self.service_deploy(&a, p))
-            }
-            "service.restart" => {
-                let a: ServiceArgs<'_> = parse(args)?;
-                scoped!(a, |p| self.service_restart(&a, p))
-            }
+            "service.deploy" => scoped!(ServiceArgs, |a, p| self.service_deploy(&a, p)),
+            "service.restart" => scoped!(ServiceArgs, |a, p| self.service_restart(&a, p)),
             "service.scale" => {
                 let a: ScaleArgs<'_> = parse(args)?;
                 if a.replicas > MAX_REPLICAS {
@@ -250,14 +227,8 @@ impl State {
                 }
                 scoped!(a, |p| self.service_env_set(&a, p))
             }
-            "service.delete" => {
-                let a: ServiceArgs<'_> = parse(args)?;
-                scoped!(a, |p| self.service_delete(&a, p))
-            }
-            "service.replace" => {
-                let a: ReplaceArgs<'_> = parse(args)?;
-                scoped!(a, |p| self.service_replace(&a, p))
-            }
+            "service.delete" => scoped!(ServiceArgs, |a, p| self.service_delete(&a, p)),
+            "service.replace" => scoped!(ReplaceArgs, |a, p| self.service_replace(&a, p)),
             _ => Err(CallError::UnknownTool),
         }
     }
@@ -313,6 +284,30 @@ fn tool_error(code: &'static str, message: String) -> ToolResult {
     Err(ToolError { code, message })
 }
 
+/// What `tool` records: the calling user and its trimmed `field`, `text`; without a
+/// user `USER_REQUIRED`, and `INVALID_ARGUMENT` when the text is empty.
+fn created_by<'a>(
+    tool: &str,
+    user: Option<&'a str>,
+    field: &str,
+    text: &'a str,
+) -> Result<(&'a str, &'a str), ToolError> {
+    let Some(user) = user else {
+        return Err(ToolError {
+            code: "USER_REQUIRED",
+            message: format!("{tool} needs a user"),
+        });
+    };
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(ToolError {
+            code: "INVALID_ARGUMENT",
+            message: format!("{field} must not be empty"),
+        });
+    }
+    Ok((user, text))
+}
+
 fn ok<T: Serialize>(value: &T) -> ToolResult {
     serde_json::value::to_raw_value(value).map_err(|e| ToolError {
         code: "INTERNAL",
@@ -332,73 +327,32 @@ fn valid_env_key(key: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-#[derive(Deserialize)]
-struct ProjectArgs<'a> {
-    #[serde(borrow, default)]
-    project: Option<Cow<'a, str>>,
+/// The arguments of the tools: the named text fields (borrowed from the request),
+/// after `;` any others, and the optional `project` every tool takes.
+macro_rules! tool_args {
+    ($($name:ident { $($text:ident),* $(; $($field:ident: $ty:ty),*)? })*) => {$(
+        #[derive(Deserialize)]
+        struct $name<'a> {
+            $(
+                #[serde(borrow)]
+                $text: Cow<'a, str>,
+            )*
+            $($($field: $ty,)*)?
+            #[serde(borrow, default)]
+            project: Option<Cow<'a, str>>,
+        }
+    )*};
 }
 
-#[derive(Deserialize)]
-struct SearchArgs<'a> {
-    #[serde(borrow)]
-    q: Cow<'a, str>,
-    #[serde(borrow, default)]
-    project: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct NameArgs<'a> {
-    #[serde(borrow)]
-    name: Cow<'a, str>,
-    #[serde(borrow, default)]
-    project: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct TitleArgs<'a> {
-    #[serde(borrow)]
-    title: Cow<'a, str>,
-    #[serde(borrow, default)]
-    project: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct ServiceArgs<'a> {
-    #[serde(borrow)]
-    service: Cow<'a, str>,
-    #[serde(borrow, default)]
-    project: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct ScaleArgs<'a> {
-    #[serde(borrow)]
-    service: Cow<'a, str>,
-    replicas: u32,
-    #[serde(borrow, default)]
-    project: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct EnvArgs<'a> {
-    #[serde(borrow)]
-    service: Cow<'a, str>,
-    #[serde(borrow)]
-    key: Cow<'a, str>,
-    #[serde(borrow)]
-    value: Cow<'a, str>,
-    #[serde(borrow, default)]
-    project: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct ReplaceArgs<'a> {
-    #[serde(borrow)]
-    service: Cow<'a, str>,
-    #[serde(borrow)]
-    image: Cow<'a, str>,
-    #[serde(borrow, default)]
-    project: Option<Cow<'a, str>>,
+tool_args! {
+    ProjectArgs {}
+    SearchArgs { q }
+    NameArgs { name }
+    TitleArgs { title }
+    ServiceArgs { service }
+    ScaleArgs { service; replicas: u32 }
+    EnvArgs { service, key, value }
+    ReplaceArgs { service, image }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Serialize)]
@@ -694,13 +648,7 @@ impl State {
     }
 
     fn customers_create(&mut self, a: &NameArgs<'_>, user: Option<&str>) -> ToolResult {
-        let Some(user) = user else {
-            return tool_error("USER_REQUIRED", "customers.create needs a user".to_owned());
-        };
-        let name = a.name.trim();
-        if name.is_empty() {
-            return tool_error("INVALID_ARGUMENT", "name must not be empty".to_owned());
-        }
+        let (user, name) = created_by("customers.create", user, "name", &a.name)?;
         if self
             .customers
             .iter()
@@ -723,13 +671,7 @@ impl State {
     }
 
     fn jobs_create(&mut self, a: &TitleArgs<'_>, user: Option<&str>) -> ToolResult {
-        let Some(user) = user else {
-            return tool_error("USER_REQUIRED", "jobs.create needs a user".to_owned());
-        };
-        let title = a.title.trim();
-        if title.is_empty() {
-            return tool_error("INVALID_ARGUMENT", "title must not be empty".to_owned());
-        }
+        let (user, title) = created_by("jobs.create", user, "title", &a.title)?;
         if self.jobs.len() >= MAX_RECORDS {
             return limit_reached("jobs");
         }

@@ -5,7 +5,7 @@ use keygate_token::{KeyKind, Token};
 use serde_json::{Value, json};
 
 use crate::fake::Fake;
-use crate::{key, keygate, stderr, stdout};
+use crate::{KEY_REVOKED, assert_contains_all, assert_exit_saying, key, keygate, stderr, stdout};
 
 fn approval(status: &str, target: &str) -> Value {
     json!({
@@ -17,14 +17,9 @@ fn approval(status: &str, target: &str) -> Value {
     })
 }
 
+/// `keygate approvals ARGS…` against `fake`, presenting `approver`.
 fn run(fake: &Fake, approver: &Token, args: &[&str]) -> std::process::Output {
-    keygate()
-        .arg("approvals")
-        .args(args)
-        .env("KEYGATE_SERVER", &fake.url)
-        .env("KEYGATE_API_KEY", approver.expose())
-        .output()
-        .unwrap()
+    fake.run(approver, &[&["approvals"][..], args].concat())
 }
 
 #[test]
@@ -42,26 +37,23 @@ fn list_prints_a_table_or_json_of_pending_approvals() {
         ["ID", "OPERATION", "TARGET", "KEY", "EXPIRES"]
     );
     let row = lines.next().unwrap();
-    for cell in [
-        "ap_7f3k",
-        "service.delete",
-        "web",
-        "deploy-agent (AAAAAAAAAAAA)",
-        "2026-12-01 10:05Z",
-    ] {
-        assert!(row.contains(cell), "{row}");
-    }
+    assert_contains_all(
+        row,
+        &[
+            "ap_7f3k",
+            "service.delete",
+            "web",
+            "deploy-agent (AAAAAAAAAAAA)",
+            "2026-12-01 10:05Z",
+        ],
+    );
     let out = run(&fake, &approver, &["list", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc[0]["target"], "web");
     assert_eq!(doc[0]["arguments"], json!({"service": "web"}));
     let seen = fake.finish();
-    assert_eq!(seen[0].line, "GET /api/v1/approvals HTTP/1.1");
-    assert_eq!(
-        seen[0].authorization.as_deref(),
-        Some(format!("Bearer {}", approver.expose()).as_str())
-    );
+    seen[0].assert_sent("GET /api/v1/approvals HTTP/1.1", &approver);
 }
 
 #[test]
@@ -94,8 +86,7 @@ fn approve_sends_the_typed_target_and_deny_sends_nothing_else() {
     );
     assert!(err.contains("identical retry now proceeds once"), "{err}");
     let out = run(&fake, &approver, &["deny", "ap_7f3k"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(stderr(&out).contains("denied ap_7f3k"), "{}", stderr(&out));
+    assert_exit_saying(&out, 0, "denied ap_7f3k");
     let seen = fake.finish();
     assert_eq!(
         seen[0].line,
@@ -130,10 +121,7 @@ fn refusals_say_what_the_approver_can_do() {
             r#"{"error":"conflict","message":"approval is denied"}"#.to_owned(),
         ),
         (404, r#"{"error":"not_found"}"#.to_owned()),
-        (
-            401,
-            r#"{"error":"invalid_token","reason":"key_revoked"}"#.to_owned(),
-        ),
+        (401, KEY_REVOKED.to_owned()),
     ]);
     let cases: [(&[&str], &str); 5] = [
         (

@@ -4,7 +4,7 @@ use std::fs;
 
 use keygate_token::{KeyKind, Token};
 
-use crate::{keygate, stderr, stdout};
+use crate::{assert_said, keygate, stderr, stdout};
 
 fn bootstrap(db: &str, tenant: &str, extra: &[&str]) -> std::process::Output {
     keygate()
@@ -65,11 +65,7 @@ fn policy_scopes_go_to_the_owner_key() {
     let out = bootstrap(&db, "acme", &["--policy", policy.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     // The built-in scopes (approving gated calls, administering keys) come with it.
-    assert!(
-        stderr(&out).contains("[gates:approve,keys:admin,things:read]"),
-        "{}",
-        stderr(&out)
-    );
+    assert_said(&out, "[gates:approve,keys:admin,things:read]");
 }
 
 #[test]

@@ -8,7 +8,7 @@ use std::fs;
 use keygate_token::KeyKind;
 use serde_json::json;
 
-use crate::{closed_port_url, key, keygate, look_alike, stderr};
+use crate::{assert_exit_saying, closed_port_url, key, keygate, look_alike, stderr};
 
 #[test]
 fn no_credential_is_refused_with_the_exact_message() {
@@ -87,21 +87,18 @@ fn the_mcp_json_env_block_is_read() {
     assert!(stderr(&out).starts_with("Token is malformed: token body is 4 characters long"));
     // A well-formed key goes on to introspection; nothing listens, so that is exit 2.
     let out = run("good");
-    assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("cannot reach the keygate server at http://127.0.0.1:"));
-    let out = run("missing");
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("has no server \"missing\""),
-        "{}",
-        stderr(&out)
+    assert_exit_saying(
+        &out,
+        2,
+        "cannot reach the keygate server at http://127.0.0.1:",
     );
+    let out = run("missing");
+    assert_exit_saying(&out, 2, "has no server \"missing\"");
     // Several servers and none named: a usage error.
     let out = keygate()
         .current_dir(dir.path())
         .args(["check", "--mcp-json", ".mcp.json"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("say which with --mcp-server"));
+    assert_exit_saying(&out, 2, "say which with --mcp-server");
 }

@@ -1,6 +1,6 @@
 //! Arguments, usage errors and completions.
 
-use crate::{keygate, stderr, stdout};
+use crate::{assert_exit_saying, keygate, stderr, stdout};
 
 #[test]
 fn usage_errors_exit_2_with_help() {
@@ -56,8 +56,7 @@ fn io_errors_exit_2() {
         .args(["scan", "definitely/not/here"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("cannot scan definitely/not/here"));
+    assert_exit_saying(&out, 2, "cannot scan definitely/not/here");
     let out = keygate()
         .args(["doctor", "definitely/not/here"])
         .output()
@@ -68,27 +67,20 @@ fn io_errors_exit_2() {
 #[test]
 fn admin_verbs_need_the_key_in_the_environment() {
     let out = keygate().args(["keys", "list"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("KEYGATE_API_KEY is not set"),
-        "{}",
-        stderr(&out)
-    );
+    assert_exit_saying(&out, 2, "KEYGATE_API_KEY is not set");
     let out = keygate()
         .args(["keys", "list"])
         .env("KEYGATE_API_KEY", "not-a-key")
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("KEYGATE_API_KEY does not hold a keygate key"));
+    assert_exit_saying(&out, 2, "KEYGATE_API_KEY does not hold a keygate key");
     assert!(!stderr(&out).contains("not-a-key"));
     // A key id is checked before any request, so nothing odd reaches a URL.
     let out = keygate()
         .args(["keys", "revoke", "../../x"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("is not a key id"));
+    assert_exit_saying(&out, 2, "is not a key id");
 }
 
 #[test]

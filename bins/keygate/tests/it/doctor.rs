@@ -5,7 +5,10 @@ use std::fs;
 use keygate_token::KeyKind;
 use serde_json::{Value, json};
 
-use crate::{github_token, key, keygate, keygate_within, stderr, stdout};
+use crate::{
+    assert_contains_all, assert_exit_saying, github_token, key, keygate, keygate_within, stderr,
+    stdout,
+};
 
 fn doctor(dir: &std::path::Path, extra: &[&str]) -> std::process::Output {
     keygate()
@@ -83,6 +86,16 @@ fn finds_every_problem() {
     assert!(!text.contains(kg.expose()));
 }
 
+/// The text map of `out` found no problem (exit 0), names every one of `parts`, and
+/// never shows `key`.
+#[track_caller]
+fn assert_no_problems(out: &std::process::Output, key: &keygate_token::Token, parts: &[&str]) {
+    let text = stdout(out);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(out));
+    assert_contains_all(&text, &[&["No problems found."][..], parts].concat());
+    assert!(!text.contains(key.expose()));
+}
+
 #[test]
 fn clean_directory_exits_0() {
     let dir = tempfile::tempdir().unwrap();
@@ -100,19 +113,15 @@ fn clean_directory_exits_0() {
     .unwrap();
 
     let out = doctor(dir.path(), &[]);
-    let text = stdout(&out);
-    assert_eq!(out.status.code(), Some(0), "{text}");
-    assert!(text.contains("No problems found."), "{text}");
-    assert!(
-        text.contains("KEYGATE_API_KEY = keygate user key zoop_uk_"),
-        "{text}"
+    assert_no_problems(
+        &out,
+        &kg,
+        &[
+            "KEYGATE_API_KEY = keygate user key zoop_uk_",
+            "headers Authorization = unrecognised value",
+            ".env.local",
+        ],
     );
-    assert!(
-        text.contains("headers Authorization = unrecognised value"),
-        "{text}"
-    );
-    assert!(text.contains(".env.local"), "{text}");
-    assert!(!text.contains(kg.expose()));
 }
 
 #[test]
@@ -156,8 +165,7 @@ fn broken_mcp_json_is_an_io_error() {
     let dir = tempfile::tempdir().unwrap();
     fs::write(dir.path().join(".mcp.json"), "{ not json").unwrap();
     let out = doctor(dir.path(), &[]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("parsing"), "{}", stderr(&out));
+    assert_exit_saying(&out, 2, "parsing");
 }
 
 fn warning_codes(doc: &Value) -> Vec<(String, String)> {
@@ -212,15 +220,8 @@ fn a_sparse_multi_gib_env_is_read_in_part_with_a_warning() {
     assert_eq!(entries[0]["redacted"], kg.to_string());
 
     let out = run(&[]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let text = stdout(&out);
-    assert!(text.contains("Warnings (1):"), "{text}");
-    assert!(
-        text.contains(".env is 3 GiB; only its first 1 MiB was read"),
-        "{text}"
-    );
-    assert!(text.contains("No problems found."), "{text}");
-    assert!(!text.contains(kg.expose()));
+    let warning = ".env is 3 GiB; only its first 1 MiB was read";
+    assert_no_problems(&out, &kg, &["Warnings (1):", warning]);
 }
 
 #[test]
@@ -240,11 +241,10 @@ fn an_mcp_json_over_1_mib_is_an_io_error_not_a_read() {
         .arg("--no-env")
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("is larger than 1048576 bytes; an .mcp.json is a few lines"),
-        "{}",
-        stderr(&out)
+    assert_exit_saying(
+        &out,
+        2,
+        "is larger than 1048576 bytes; an .mcp.json is a few lines",
     );
 }
 

@@ -17,6 +17,18 @@ pub(crate) struct Seen {
     pub(crate) body: String,
 }
 
+impl Seen {
+    /// The request was `line` (`GET /api/v1/token HTTP/1.1`), presenting `token`.
+    #[track_caller]
+    pub(crate) fn assert_sent(&self, line: &str, token: &keygate_token::Token) {
+        assert_eq!(self.line, line);
+        assert_eq!(
+            self.authorization.as_deref(),
+            Some(format!("Bearer {}", token.expose()).as_str())
+        );
+    }
+}
+
 pub(crate) struct Fake {
     pub(crate) url: String,
     seen: mpsc::Receiver<Seen>,
@@ -83,6 +95,16 @@ impl Fake {
             seen,
             expected,
         }
+    }
+
+    /// `keygate ARGS…` against this server (`KEYGATE_SERVER`), presenting `key`.
+    pub(crate) fn run(&self, key: &keygate_token::Token, args: &[&str]) -> std::process::Output {
+        crate::keygate()
+            .args(args)
+            .env("KEYGATE_SERVER", &self.url)
+            .env("KEYGATE_API_KEY", key.expose())
+            .output()
+            .unwrap()
     }
 
     /// Every request seen; fails when the CLI sent fewer than there were answers.

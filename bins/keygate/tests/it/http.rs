@@ -4,7 +4,7 @@ use keygate_token::{KeyKind, Token};
 use serde_json::{Value, json};
 
 use crate::fake::Fake;
-use crate::{key, keygate, stderr, stdout};
+use crate::{KEY_REVOKED, assert_contains_all, assert_exit_saying, key, keygate, stderr, stdout};
 
 fn introspection(projects: usize, read_only: bool) -> String {
     let projects: Vec<Value> = (0..projects)
@@ -38,11 +38,7 @@ fn check_passes_with_exactly_one_project() {
     assert!(!err.contains("read-only"));
     assert!(stdout(&out).is_empty());
     let seen = fake.finish();
-    assert_eq!(seen[0].line, "GET /api/v1/token HTTP/1.1");
-    assert_eq!(
-        seen[0].authorization.as_deref(),
-        Some(format!("Bearer {}", token.expose()).as_str())
-    );
+    seen[0].assert_sent("GET /api/v1/token HTTP/1.1", &token);
 }
 
 #[test]
@@ -50,8 +46,11 @@ fn check_warns_about_read_only_keys() {
     let token = key("kg", KeyKind::Tenant);
     let fake = Fake::serve(vec![(200, introspection(1, true))]);
     let out = check(&fake, &token);
-    assert_eq!(out.status.code(), Some(0));
-    assert!(stderr(&out).contains("warning: this key is read-only: mutations will fail"));
+    assert_exit_saying(
+        &out,
+        0,
+        "warning: this key is read-only: mutations will fail",
+    );
     fake.finish();
 }
 
@@ -78,10 +77,7 @@ fn check_reports_rejected_keys_as_auth_token_expired() {
     let token = key("kg", KeyKind::User);
     let fake = Fake::serve(vec![
         (401, r#"{"error":"expired"}"#.to_owned()),
-        (
-            401,
-            r#"{"error":"invalid_token","reason":"key_revoked"}"#.to_owned(),
-        ),
+        (401, KEY_REVOKED.to_owned()),
         (
             401,
             r#"{"error":"invalid_token","reason":"key_not_found"}"#.to_owned(),
@@ -99,18 +95,12 @@ fn check_reports_rejected_keys_as_auth_token_expired() {
         assert!(!err.contains(token.expose()));
     }
     let out = check(&fake, &token);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("answered 500"), "{}", stderr(&out));
+    assert_exit_saying(&out, 2, "answered 500");
     fake.finish();
 }
 
 fn admin(fake: &Fake, owner: &Token, args: &[&str]) -> std::process::Output {
-    keygate()
-        .args(args)
-        .env("KEYGATE_SERVER", &fake.url)
-        .env("KEYGATE_API_KEY", owner.expose())
-        .output()
-        .unwrap()
+    fake.run(owner, args)
 }
 
 #[test]
@@ -122,24 +112,10 @@ fn keys_create_prints_the_key_alone_on_stdout() {
         "scopes": ["services:read"], "projects": [{"id": "p1", "name": "shop"}],
     });
     let fake = Fake::serve(vec![(201, answer.to_string())]);
-    let out = admin(
-        &fake,
-        &owner,
-        &[
-            "keys",
-            "create",
-            "--kind",
-            "tenant",
-            "--scope",
-            "services:read",
-            "--project",
-            "shop",
-            "--expires-in",
-            "30d",
-            "--name",
-            "ci",
-        ],
-    );
+    let args = "keys create --kind tenant --scope services:read --project shop --expires-in 30d";
+    let mut args: Vec<&str> = args.split(' ').collect();
+    args.extend(["--name", "ci"]);
+    let out = admin(&fake, &owner, &args);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(stdout(&out), format!("{}\n", new.expose()));
     assert!(!stderr(&out).contains(new.expose()));
@@ -167,12 +143,7 @@ fn keys_create_sends_the_usage_limit() {
     let mut args: Vec<&str> = args.split(' ').collect();
     args.extend(["--refill", "6h:100"]);
     let out = admin(&fake, &owner, &args);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("100 requests left (refill 6h:100)"),
-        "{}",
-        stderr(&out)
-    );
+    assert_exit_saying(&out, 0, "100 requests left (refill 6h:100)");
     let seen = fake.finish();
     let sent: Value = serde_json::from_str(&seen[0].body).unwrap();
     assert_eq!(sent["remaining"], 100, "{sent}");
@@ -214,15 +185,16 @@ fn keys_list_prints_a_table_or_json() {
     let header = lines.next().unwrap();
     assert!(header.starts_with("ID") && header.contains("LAST USED") && header.ends_with("STATUS"));
     let row = lines.next().unwrap();
-    for cell in [
-        "AAAAAAAAAAAA",
-        "laptop",
-        "keys:admin,services:read",
-        "2025-01-02 03:04Z",
-        "revoked",
-    ] {
-        assert!(row.contains(cell), "{row}");
-    }
+    assert_contains_all(
+        row,
+        &[
+            "AAAAAAAAAAAA",
+            "laptop",
+            "keys:admin,services:read",
+            "2025-01-02 03:04Z",
+            "revoked",
+        ],
+    );
     let out = admin(&fake, &owner, &["keys", "list", "--json"]);
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc[0]["name"], "laptop");
@@ -234,25 +206,15 @@ fn server_errors_become_clear_refusals() {
     let owner = key("kg", KeyKind::Tenant);
     let fake = Fake::serve(vec![
         (403, r#"{"error":"insufficient_scope"}"#.to_owned()),
-        (
-            401,
-            r#"{"error":"invalid_token","reason":"key_revoked"}"#.to_owned(),
-        ),
+        (401, KEY_REVOKED.to_owned()),
         (409, r#"{"error":"conflict"}"#.to_owned()),
     ]);
     let out = admin(&fake, &owner, &["projects", "list"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("this key is not an owner key with keys:admin"));
+    assert_exit_saying(&out, 1, "this key is not an owner key with keys:admin");
     let out = admin(&fake, &owner, &["audit", "--limit", "5"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("the key was revoked (key_revoked)"),
-        "{}",
-        stderr(&out)
-    );
+    assert_exit_saying(&out, 1, "the key was revoked (key_revoked)");
     let out = admin(&fake, &owner, &["projects", "create", "shop"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("409 conflict"), "{}", stderr(&out));
+    assert_exit_saying(&out, 1, "409 conflict");
     let seen = fake.finish();
     assert_eq!(seen[1].line, "GET /api/v1/audit?limit=5 HTTP/1.1");
     assert_eq!(seen[2].body, r#"{"name":"shop"}"#);
@@ -292,14 +254,9 @@ fn https_servers_are_spoken_to_over_tls_with_verified_certificates() {
     assert!(!err.contains(token.expose()));
 
     let out = check_trusting("ca.pem");
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(stderr(&out).contains("ok: user key"), "{}", stderr(&out));
+    assert_exit_saying(&out, 0, "ok: user key");
     let seen = fake.finish();
-    assert_eq!(seen[0].line, "GET /api/v1/token HTTP/1.1");
-    assert_eq!(
-        seen[0].authorization.as_deref(),
-        Some(format!("Bearer {}", token.expose()).as_str())
-    );
+    seen[0].assert_sent("GET /api/v1/token HTTP/1.1", &token);
 }
 
 #[test]

@@ -67,6 +67,30 @@ fn look_alike(brand: &str) -> String {
     format!("{head}{flipped}")
 }
 
+/// The 401 body of a revoked key.
+const KEY_REVOKED: &str = r#"{"error":"invalid_token","reason":"key_revoked"}"#;
+
+/// `out` exited with `code`, and its stderr holds `said`.
+#[track_caller]
+fn assert_exit_saying(out: &std::process::Output, code: i32, said: &str) {
+    assert_eq!(out.status.code(), Some(code), "{}", stderr(out));
+    assert_said(out, said);
+}
+
+/// The stderr of `out` holds `said`.
+#[track_caller]
+fn assert_said(out: &std::process::Output, said: &str) {
+    assert!(stderr(out).contains(said), "{}", stderr(out));
+}
+
+/// `text` holds every one of `parts`.
+#[track_caller]
+fn assert_contains_all(text: &str, parts: &[&str]) {
+    for part in parts {
+        assert!(text.contains(part), "{text}");
+    }
+}
+
 fn stdout(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }

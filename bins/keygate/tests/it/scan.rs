@@ -7,7 +7,7 @@ use keygate_test::utf16_with_bom as utf16;
 use keygate_token::KeyKind;
 use serde_json::Value;
 
-use crate::{github_token, key, keygate, keygate_within, look_alike, stderr, stdout};
+use crate::{assert_said, github_token, key, keygate, keygate_within, look_alike, stderr, stdout};
 
 /// A tree with: a committed keygate key, a look-alike with a bad checksum, a GitHub
 /// token in `.env`, a key in an ignored file, a key in a binary file, and a key in `.git/`.
@@ -60,6 +60,15 @@ fn scan(root: &Path, args: &[&str]) -> std::process::Output {
         .args(args)
         .output()
         .unwrap()
+}
+
+/// `keygate scan --format FORMAT` of the fixture, which finds its keys (exit 1): the
+/// output, and the document on stdout.
+fn scan_document(f: &Fixture, format: &str) -> (std::process::Output, Value) {
+    let out = scan(f.dir.path(), &["--format", format]);
+    assert_eq!(out.status.code(), Some(1));
+    let doc = serde_json::from_slice(&out.stdout).unwrap();
+    (out, doc)
 }
 
 #[test]
@@ -117,11 +126,7 @@ fn size_cap_and_explicit_paths() {
     let f = fixture();
     let out = scan(f.dir.path(), &["--max-filesize", "10", "src"]);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
-    assert!(
-        stderr(&out).contains("1 over 10 bytes skipped"),
-        "{}",
-        stderr(&out)
-    );
+    assert_said(&out, "1 over 10 bytes skipped");
     let out = scan(f.dir.path(), &["src/config.rs", ".env"]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(stdout(&out).lines().count(), 2);
@@ -130,9 +135,7 @@ fn size_cap_and_explicit_paths() {
 #[test]
 fn json_output_parses() {
     let f = fixture();
-    let out = scan(f.dir.path(), &["--format", "json"]);
-    assert_eq!(out.status.code(), Some(1));
-    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (out, doc) = scan_document(&f, "json");
     let findings = doc["findings"].as_array().unwrap();
     assert_eq!(findings.len(), 2);
     let key = findings
@@ -149,9 +152,7 @@ fn json_output_parses() {
 #[test]
 fn sarif_output_is_a_valid_2_1_0_log() {
     let f = fixture();
-    let out = scan(f.dir.path(), &["--format", "sarif"]);
-    assert_eq!(out.status.code(), Some(1));
-    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (out, doc) = scan_document(&f, "sarif");
     assert_eq!(doc["version"], "2.1.0");
     let run = &doc["runs"][0];
     assert_eq!(run["tool"]["driver"]["name"], "keygate");
@@ -234,11 +235,7 @@ fn one_nul_does_not_make_a_text_file_binary() {
         stdout(&out).trim_end(),
         format!("settings.toml:52:10: keygate user key {k}")
     );
-    assert!(
-        stderr(&out).contains("0 binary skipped"),
-        "{}",
-        stderr(&out)
-    );
+    assert_said(&out, "0 binary skipped");
 }
 
 #[test]

@@ -2,7 +2,7 @@
 
 use keygate_token::KeyKind;
 
-use crate::{github_token, key, keygate, look_alike, stderr, stdout};
+use crate::{assert_exit_saying, github_token, key, keygate, look_alike, stderr, stdout};
 
 #[test]
 fn valid_token_prints_kind_and_id_but_not_the_secret() {
@@ -78,8 +78,7 @@ fn precise_errors() {
         .write_stdin("")
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("token is empty"));
+    assert_exit_saying(&out, 1, "token is empty");
 }
 
 #[test]

@@ -40,6 +40,25 @@ impl Reply {
     }
 }
 
+/// The replicas of `service` in a `service.list` result (null when it is not listed).
+fn replicas_of(list: &Value, service: &str) -> Value {
+    list["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == service)
+        .map_or(Value::Null, |s| s["replicas"].clone())
+}
+
+/// The `name` of each object in `list` (a JSON array).
+fn names(list: &Value) -> Vec<&str> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["name"].as_str().unwrap())
+        .collect()
+}
+
 fn app() -> Router {
     router(Platform::new())
 }

@@ -256,17 +256,17 @@ async fn a_non_json_body_type_is_refused_and_a_missing_one_tolerated() {
 #[tokio::test]
 async fn the_protocol_version_header_must_be_supported() {
     let app = app();
-    let ping = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
-    let ok = post_raw()
-        .header("mcp-protocol-version", "2025-03-26")
-        .body(Body::from(ping))
-        .unwrap();
-    assert_eq!(send(&app, ok).await.status, StatusCode::OK);
-    let bad = post_raw()
-        .header("mcp-protocol-version", "2030-01-01")
-        .body(Body::from(ping))
-        .unwrap();
-    assert_eq!(send(&app, bad).await.status, StatusCode::BAD_REQUEST);
+    for (version, status) in [
+        ("2025-03-26", StatusCode::OK),
+        ("2030-01-01", StatusCode::BAD_REQUEST),
+    ] {
+        let ping = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
+        let request = post_raw()
+            .header("mcp-protocol-version", version)
+            .body(Body::from(ping))
+            .unwrap();
+        assert_eq!(send(&app, request).await.status, status, "{version}");
+    }
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use keygate_demo::{Platform, TENANT_HEADER, TOOL_NAMES, router};
 use serde_json::{Value, json};
 
-use crate::{Reply, app, post_raw, send};
+use crate::{Reply, app, names, post_raw, replicas_of, send};
 
 const VERSION: &str = "2026-07-28";
 
@@ -43,16 +43,24 @@ async fn post(
     send(app, request.body(Body::from(body.to_string())).unwrap()).await
 }
 
-fn call_params(tool: &str, arguments: Value) -> Value {
-    json!({"name": tool, "arguments": arguments})
+/// Calls `tool` with `arguments` and the envelope, plus the `extra` headers.
+async fn call_tool(app: &Router, tool: &str, arguments: Value, extra: &[(&str, &str)]) -> Reply {
+    let params = json!({"name": tool, "arguments": arguments});
+    post(app, "tools/call", params, None, extra).await
+}
+
+/// An answer without a session: 200 and no `Mcp-Session-Id`.
+#[track_caller]
+fn assert_sessionless(reply: &Reply) {
+    assert_eq!(reply.status, StatusCode::OK);
+    assert!(reply.headers.get("mcp-session-id").is_none());
 }
 
 #[tokio::test]
 async fn discover_names_the_stateless_revision_without_a_session() {
     let app = app();
     let reply = post(&app, "server/discover", json!({}), None, &[]).await;
-    assert_eq!(reply.status, StatusCode::OK);
-    assert!(reply.headers.get("mcp-session-id").is_none());
+    assert_sessionless(&reply);
     let v = reply.json();
     assert_eq!(v["id"], 11);
     let result = &v["result"];
@@ -79,27 +87,14 @@ async fn discover_names_the_stateless_revision_without_a_session() {
 async fn tools_are_listed_and_called_without_initialize() {
     let app = app();
     let reply = post(&app, "tools/list", json!({}), None, &[]).await;
-    assert_eq!(reply.status, StatusCode::OK);
-    assert!(reply.headers.get("mcp-session-id").is_none());
+    assert_sessionless(&reply);
     let result = reply.json()["result"].clone();
     assert_eq!(result["resultType"], "complete");
     assert_eq!(result["cacheScope"], "private");
-    let names: Vec<&str> = result["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap())
-        .collect();
+    let names = names(&result["tools"]);
     assert_eq!(names, TOOL_NAMES);
 
-    let reply = post(
-        &app,
-        "tools/call",
-        call_params("service.status", json!({"service": "worker"})),
-        None,
-        &[],
-    )
-    .await;
+    let reply = call_tool(&app, "service.status", json!({"service": "worker"}), &[]).await;
     assert_eq!(reply.status, StatusCode::OK);
     let result = reply.json()["result"].clone();
     assert_eq!(result["resultType"], "complete");
@@ -109,21 +104,13 @@ async fn tools_are_listed_and_called_without_initialize() {
 
 /// The replica count of `service` as `service.list` reports it to `tenant`.
 async fn replicas(app: &Router, tenant: &str, service: &str) -> Value {
-    let reply = post(
-        app,
-        "tools/call",
-        call_params("service.list", json!({})),
-        None,
-        &[(TENANT_HEADER, tenant)],
-    )
-    .await;
+    let reply = call_tool(app, "service.list", json!({}), &[(TENANT_HEADER, tenant)]).await;
     let v = reply.json();
-    v["result"]["structuredContent"]["services"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no services: {v}"))
-        .iter()
-        .find(|s| s["name"] == service)
-        .map_or(Value::Null, |s| s["replicas"].clone())
+    assert!(
+        v["result"]["structuredContent"]["services"].is_array(),
+        "no services: {v}"
+    );
+    replicas_of(&v["result"]["structuredContent"], service)
 }
 
 #[tokio::test]
@@ -131,11 +118,10 @@ async fn each_tenant_keeps_its_own_data_set_statelessly() {
     let platform = Platform::new();
     let app = router(platform.clone());
     let before = replicas(&app, "tn_b", "api").await;
-    let reply = post(
+    let reply = call_tool(
         &app,
-        "tools/call",
-        call_params("service.scale", json!({"service": "api", "replicas": 7})),
-        None,
+        "service.scale",
+        json!({"service": "api", "replicas": 7}),
         &[(TENANT_HEADER, "tn_a")],
     )
     .await;
@@ -149,11 +135,10 @@ async fn each_tenant_keeps_its_own_data_set_statelessly() {
     assert_eq!(replicas(&app, "tn_b", "api").await, before);
     assert_ne!(before, 7);
     // A tenant's own delete stays its own.
-    let reply = post(
+    let reply = call_tool(
         &app,
-        "tools/call",
-        call_params("service.delete", json!({"service": "web"})),
-        None,
+        "service.delete",
+        json!({"service": "web"}),
         &[(TENANT_HEADER, "tn_a")],
     )
     .await;
@@ -272,14 +257,7 @@ async fn the_stateful_lifecycle_is_not_part_of_2026() {
         assert_eq!(reply.error_code(), -32601, "{method}");
     }
     // Errors of a tool call carry their status.
-    let reply = post(
-        &app,
-        "tools/call",
-        call_params("nope", json!({})),
-        None,
-        &[],
-    )
-    .await;
+    let reply = call_tool(&app, "nope", json!({}), &[]).await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     assert_eq!(reply.error_code(), -32602);
     // Notifications are accepted; responses are not sent by 2026-07-28 clients.

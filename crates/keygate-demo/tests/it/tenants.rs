@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use keygate_demo::{PROJECT_HEADER, Platform, TENANT_HEADER, router};
 use serde_json::{Value, json};
 
-use crate::{Reply, post_raw, send};
+use crate::{Reply, names, post_raw, replicas_of, send};
 
 /// Calls `tool` with identity `headers`; returns the whole reply.
 async fn call_with(app: &Router, headers: &[(&str, &str)], tool: &str, arguments: Value) -> Reply {
@@ -43,15 +43,6 @@ async fn fails(app: &Router, headers: &[(&str, &str)], tool: &str, arguments: Va
         .as_str()
         .unwrap()
         .to_owned()
-}
-
-fn replicas_of(list: &Value, service: &str) -> Value {
-    list["services"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == service)
-        .map_or(Value::Null, |s| s["replicas"].clone())
 }
 
 #[tokio::test]
@@ -98,12 +89,7 @@ async fn the_project_id_binds_to_the_project_it_is_first_named_with() {
     let app = router(Platform::new());
     let shop = [(TENANT_HEADER, "tn_a"), (PROJECT_HEADER, "pj_shop1")];
     let list = ok(&app, &shop, "service.list", json!({"project": "shop"})).await;
-    let names: Vec<&str> = list["services"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["name"].as_str().unwrap())
-        .collect();
+    let names = names(&list["services"]);
     assert_eq!(names, ["api", "web", "worker"]);
     // Named by its id from now on: the same project.
     let by_id = ok(&app, &shop, "service.list", json!({"project": "pj_shop1"})).await;

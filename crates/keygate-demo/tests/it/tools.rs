@@ -3,7 +3,7 @@
 use keygate_demo::Platform;
 use serde_json::json;
 
-use crate::{app, call_as, call_err, call_ok};
+use crate::{app, call_as, call_err, call_ok, names};
 
 #[tokio::test]
 async fn service_status_reports_failure_history() {
@@ -108,12 +108,7 @@ async fn unknown_services_and_wrong_projects_are_tool_errors() {
 async fn service_list_filters_by_project() {
     let app = app();
     let all = call_ok(&app, "service.list", json!({})).await;
-    let names: Vec<&str> = all["services"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["name"].as_str().unwrap())
-        .collect();
+    let names = names(&all["services"]);
     assert_eq!(names, ["api", "keygate", "web", "worker"]);
     let ops = call_ok(&app, "service.list", json!({"project": "ops"})).await;
     assert_eq!(ops["services"].as_array().unwrap().len(), 1);
@@ -167,12 +162,7 @@ async fn customers_create_records_the_calling_user() {
 async fn customers_search_and_invoices_list_read_the_seed() {
     let app = app();
     let all = call_ok(&app, "customers.search", json!({"q": ""})).await;
-    let names: Vec<&str> = all["customers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["name"].as_str().unwrap())
-        .collect();
+    let names = names(&all["customers"]);
     assert_eq!(names, ["Acme Corp", "Globex", "Initech"]);
     let acme = call_ok(
         &app,
