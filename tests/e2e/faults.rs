@@ -358,19 +358,8 @@ async fn postgres_failures_are_503_and_recover_without_a_restart() {
 
     // 1. Every connection of this server killed (only this test's application_name).
     for round in 0..3 {
-        let killed = db
-            .query(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-                 WHERE datname = current_database() AND application_name = $1 \
-                 AND pid <> pg_backend_pid()",
-                &[&app],
-            )
-            .await
-            .unwrap();
-        assert!(
-            !killed.is_empty(),
-            "round {round}: the server had connections"
-        );
+        let killed = keygate_test::terminate_backends(&admin_url, &app).await;
+        assert!(killed > 0, "round {round}: the server had connections");
         let (a, _) = until_ok("introspect", || {
             let api = server.api(&agent);
             async move { api.introspect().await }

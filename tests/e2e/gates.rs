@@ -348,20 +348,8 @@ async fn look_alikes_of_the_protected_service_are_blocked() {
     // Many calls in a row: more than the default per-key rate.
     let server = agent_demo(&["--key-rate", "100000", "--tenant-rate", "100000"]);
     let mut mcp = session(&server, &server.owner_key()).await;
-    let look_alikes = [
-        "keygate\u{200b}",
-        "\u{feff}keygate",
-        "ｋｅｙｇａｔｅ",
-        "keygate\0",
-        "keygate\u{0301}",
-        "kéygate",
-        "KEYGATE",
-        " keygate ",
-        "key\u{200d}gate",
-        "keygate\n",
-    ];
     for tool in ["service.delete", "service.replace"] {
-        for name in look_alikes {
+        for name in keygate_test::LOOK_ALIKES {
             let args = json!({"service": name, "image": "evil/keygated:1"});
             let a = mcp.call(tool, args.clone()).await;
             assert_gate(&a, "SELF_SERVICE_BLOCKED");
