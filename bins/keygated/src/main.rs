@@ -116,6 +116,3 @@ fn main() -> ExitCode {
         _ => ExitCode::FAILURE,
     }
 }
-
-#[cfg(test)]
-mod tests;
