@@ -24,18 +24,13 @@ fn resolved(args: &[&str]) -> (Config, SocketAddr) {
 
 #[test]
 fn every_setting_lands_in_its_config_field() {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let path = dir.path().join("keygate.toml");
-    std::fs::write(
-        &path,
+    let (_dir, file) = config_file(
         "upstream = \"http://127.0.0.1:9/mcp\"\npolicy = \"p.toml\"\nbrand = \"acme\"\n\
          listen = \"127.0.0.1:9999\"\nrate-limit-fail-open = true\nkey-rate = 7\n",
-    )
-    .expect("the file is written");
-    let file = path.to_str().expect("a UTF-8 path");
+    );
     let (config, listen) = resolved(&[
         "--config",
-        file,
+        &file,
         "--database",
         "sqlite::memory:",
         "--tenant-rate",
@@ -75,15 +70,8 @@ fn every_setting_lands_in_its_config_field() {
 
 #[test]
 fn an_upstream_comes_from_one_place() {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let path = dir.path().join("keygate.toml");
-    std::fs::write(
-        &path,
-        "demo = true\nupstream = \"http://127.0.0.1:9/mcp\"\n",
-    )
-    .expect("the file is written");
-    let cli = Cli::try_parse_from(["keygated", "--config", path.to_str().expect("UTF-8")])
-        .expect("the arguments parse");
+    let (_dir, file) = config_file("demo = true\nupstream = \"http://127.0.0.1:9/mcp\"\n");
+    let cli = Cli::try_parse_from(["keygated", "--config", &file]).expect("the arguments parse");
     let err = cli
         .settings
         .resolve(|| unreachable!("no demo is made"))
