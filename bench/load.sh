@@ -32,6 +32,10 @@
 # PostgreSQL backends that serve keygated are pinned to CPU 1 too (the database stands
 # for another machine; KG_BENCH_PIN_PG=0 leaves them where the kernel puts them).
 #
+# For PostgreSQL it also reports verifications per CPU-second of the database backends
+# serving keygated (their user + system time during the peak pass; each request
+# verifies its key once), the figure issue 19 asks for.
+#
 # Besides requests/s, each peak pass reports the server's CPU time per request (user +
 # system, from /proc/PID/stat): 1 / (req/s) when the server saturates its core, and a
 # figure that moves far less than req/s with whatever else the host runs. For the two
@@ -208,15 +212,31 @@ fixed_run() {
 # CPU time (user + system) of process PID so far, in clock ticks.
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
-# peak URL KEY PID -> "rps p50_us p99_us non2xx errors requests cpu_us_per_request"
+# CPU time of every process in PIDS (a space-separated list) so far, in clock ticks;
+# a process that has gone counts nothing.
+all_ticks() {
+    local pid total=0 t
+    for pid in $1; do
+        t=$(cpu_ticks "$pid" 2>/dev/null || echo 0)
+        total=$(( total + t ))
+    done
+    echo "$total"
+}
+
+# peak URL KEY PID [BACKEND_PIDS] -> "rps p50_us p99_us non2xx errors requests
+# cpu_us_per_request backend_cpu_seconds": the last, the CPU time the processes in
+# BACKEND_PIDS (the PostgreSQL backends serving keygated) spent during the pass.
 peak() {
-    local before after result
+    local before after result backends=${4:-} b_before b_after
     wrk_run "$1" "$2" "$WARMUP" "$CONNS" >/dev/null
     before=$(cpu_ticks "$3")
+    b_before=$(all_ticks "$backends")
     result=$(wrk_run "$1" "$2" "$DURATION" "$CONNS")
     after=$(cpu_ticks "$3")
+    b_after=$(all_ticks "$backends")
     awk -v r="$result" -v a="$before" -v b="$after" -v hz="$(getconf CLK_TCK)" \
-        'BEGIN { split(r, f, " "); printf "%s %.1f\n", r, (b - a) * 1e6 / hz / (f[6] > 0 ? f[6] : 1) }'
+        -v ba="$b_before" -v bb="$b_after" \
+        'BEGIN { split(r, f, " "); printf "%s %.1f %.2f\n", r, (b - a) * 1e6 / hz / (f[6] > 0 ? f[6] : 1), (bb - ba) / hz }'
 }
 
 hwm_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
@@ -347,8 +367,16 @@ gateway() {
             taskset -p -c "$LOAD_CPU" "$backend" >/dev/null
         done
     fi
+    # The backends serving this keygated (its pool is full after the check and the
+    # warm-up), whose CPU time gives verifications per database CPU-second.
+    local backends=""
+    if [ "$name" = postgres ]; then
+        wrk_run "$url" "$key" 1 "$CONNS" >/dev/null
+        backends=$(psql -qAt "$PG_URL" -c "SELECT pid FROM pg_stat_activity WHERE application_name = '$PG_SCHEMA'" | tr '\n' ' ')
+        RES[postgres.backends]=$(wc -w <<<"$backends")
+    fi
     log "keygated $name: peak ..."
-    record "$name" "$(peak "$url" "$key" "$pid")"
+    record "$name" "$(peak "$url" "$key" "$pid" "$backends")"
     rate=$(awk -v r="$(field "$name" 0)" 'BEGIN { printf "%d", r / 2 }')
     log "keygated $name and the baseline at $rate requests/s ..."
     record "$name@half" "$(fixed_run "$url" "$key" "$rate")"
@@ -432,6 +460,9 @@ fi
 if [ -n "${RES[postgres]:-}" ]; then
     r=$(ratio "$(field postgres 0)" "$base_rps")
     echo "target: PostgreSQL gateway >= 0.50 x baseline req/s: $r ($(verdict "$r" 0.50))"
+    # Every request verifies its key once: requests per CPU-second of the backends.
+    awk -v n="$(field postgres 5)" -v s="$(field postgres 7)" -v b="${RES[postgres.backends]}" \
+        'BEGIN { printf "PostgreSQL: %.0f verifications per backend CPU-second (%s backends, %.2f CPU-s for %d requests)\n", (s > 0 ? n / s : 0), b, s, n }'
 fi
 for t in sqlite postgres; do
     [ -n "${RES[$t@half]:-}" ] || continue
