@@ -162,11 +162,7 @@ impl State {
         if self.tenants.values().any(|t| t.name == name) {
             return Err(StoreError::Conflict(format!("tenant `{name}`")));
         }
-        let tenant = Tenant {
-            id: TenantId::random()?,
-            name,
-            created_at: records::now(),
-        };
+        let tenant = records::new_tenant(name)?;
         self.tenants.insert(tenant.id.clone(), tenant.clone());
         Ok(tenant)
     }
@@ -196,13 +192,7 @@ impl State {
     ) -> Result<User, StoreError> {
         let users = self.users.values().map(|u| (&u.tenant_id, u.name.as_str()));
         let name = self.free_name(tenant, "user", name, users)?;
-        let user = User {
-            id: UserId::random()?,
-            tenant_id: tenant.clone(),
-            name,
-            role,
-            created_at: records::now(),
-        };
+        let user = records::new_user(tenant, name, role)?;
         self.users.insert(user.id.clone(), user.clone());
         Ok(user)
     }
@@ -213,12 +203,7 @@ impl State {
             .values()
             .map(|p| (&p.tenant_id, p.name.as_str()));
         let name = self.free_name(tenant, "project", name, projects)?;
-        let project = Project {
-            id: ProjectId::random()?,
-            tenant_id: tenant.clone(),
-            name,
-            created_at: records::now(),
-        };
+        let project = records::new_project(tenant, name)?;
         self.projects.insert(project.id.clone(), project.clone());
         Ok(project)
     }

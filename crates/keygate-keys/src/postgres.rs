@@ -487,23 +487,14 @@ async fn exists<C: GenericClient>(
 }
 
 async fn insert_tenant(tx: &Transaction<'_>, name: &str) -> Result<Tenant, StoreError> {
-    let name = records::check_name("tenant", name)?;
-    let conflict = insert_err(format!("tenant `{name}`"));
-    let tenant = Tenant {
-        id: TenantId::random()?,
-        name: name.clone(),
-        created_at: records::now(),
-    };
-    let stmt = tx
-        .prepare_cached("INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)")
-        .await
-        .map_err(db_err)?;
-    tx.execute(
-        &stmt,
+    let tenant = records::new_tenant(records::check_name("tenant", name)?)?;
+    insert_named(
+        tx,
+        "INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)",
         &[&tenant.id.as_str(), &tenant.name, &tenant.created_at],
+        format!("tenant `{}`", tenant.name),
     )
-    .await
-    .map_err(conflict)?;
+    .await?;
     Ok(tenant)
 }
 
@@ -514,23 +505,10 @@ async fn insert_user(
     role: Role,
 ) -> Result<User, StoreError> {
     tenant_exists(tx, tenant).await?;
-    let name = records::check_name("user", name)?;
-    let conflict = insert_err(format!("user `{name}`"));
-    let user = User {
-        id: UserId::random()?,
-        tenant_id: tenant.clone(),
-        name: name.clone(),
-        role,
-        created_at: records::now(),
-    };
-    let stmt = tx
-        .prepare_cached(
-            "INSERT INTO users (id, tenant_id, name, role, created_at) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .await
-        .map_err(db_err)?;
-    tx.execute(
-        &stmt,
+    let user = records::new_user(tenant, records::check_name("user", name)?, role)?;
+    insert_named(
+        tx,
+        "INSERT INTO users (id, tenant_id, name, role, created_at) VALUES ($1, $2, $3, $4, $5)",
         &[
             &user.id.as_str(),
             &tenant.as_str(),
@@ -538,9 +516,9 @@ async fn insert_user(
             &role.as_str(),
             &user.created_at,
         ],
+        format!("user `{}`", user.name),
     )
-    .await
-    .map_err(conflict)?;
+    .await?;
     Ok(user)
 }
 
@@ -550,32 +528,33 @@ async fn insert_project(
     name: &str,
 ) -> Result<Project, StoreError> {
     tenant_exists(tx, tenant).await?;
-    let name = records::check_name("project", name)?;
-    let conflict = insert_err(format!("project `{name}`"));
-    let project = Project {
-        id: ProjectId::random()?,
-        tenant_id: tenant.clone(),
-        name: name.clone(),
-        created_at: records::now(),
-    };
-    let stmt = tx
-        .prepare_cached(
-            "INSERT INTO projects (id, tenant_id, name, created_at) VALUES ($1, $2, $3, $4)",
-        )
-        .await
-        .map_err(db_err)?;
-    tx.execute(
-        &stmt,
+    let project = records::new_project(tenant, records::check_name("project", name)?)?;
+    insert_named(
+        tx,
+        "INSERT INTO projects (id, tenant_id, name, created_at) VALUES ($1, $2, $3, $4)",
         &[
             &project.id.as_str(),
             &tenant.as_str(),
             &project.name,
             &project.created_at,
         ],
+        format!("project `{}`", project.name),
     )
-    .await
-    .map_err(conflict)?;
+    .await?;
     Ok(project)
+}
+
+/// Runs the insert `sql` of a named record; a taken name is a
+/// [`StoreError::Conflict`] naming `what`.
+async fn insert_named(
+    tx: &Transaction<'_>,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    what: String,
+) -> Result<(), StoreError> {
+    let stmt = tx.prepare_cached(sql).await.map_err(db_err)?;
+    tx.execute(&stmt, params).await.map_err(insert_err(what))?;
+    Ok(())
 }
 
 async fn push_audit(tx: &Transaction<'_>, event: &NewAuditEvent) -> Result<(), StoreError> {

@@ -8,7 +8,9 @@ use time::OffsetDateTime;
 
 use crate::error::StoreError;
 use crate::hash::TokenHash;
-use crate::model::{ApiKey, NewKey, ProjectRef, Refill, TenantId, UserId};
+use crate::model::{
+    ApiKey, NewKey, Project, ProjectId, ProjectRef, Refill, Role, Tenant, TenantId, User, UserId,
+};
 use crate::name::check_name_characters;
 
 /// The current time in UTC, truncated to microseconds so that every store (PostgreSQL
@@ -22,6 +24,36 @@ pub(crate) fn truncate(at: OffsetDateTime) -> OffsetDateTime {
     let at = at.to_offset(time::UtcOffset::UTC);
     let micros = at.microsecond();
     at.replace_microsecond(micros).unwrap_or(at)
+}
+
+/// A new tenant named `name` (already checked with [`check_name`]), created now.
+pub(crate) fn new_tenant(name: String) -> Result<Tenant, StoreError> {
+    Ok(Tenant {
+        id: TenantId::random()?,
+        name,
+        created_at: now(),
+    })
+}
+
+/// A new user of `tenant` named `name` (already checked), created now.
+pub(crate) fn new_user(tenant: &TenantId, name: String, role: Role) -> Result<User, StoreError> {
+    Ok(User {
+        id: UserId::random()?,
+        tenant_id: tenant.clone(),
+        name,
+        role,
+        created_at: now(),
+    })
+}
+
+/// A new project of `tenant` named `name` (already checked), created now.
+pub(crate) fn new_project(tenant: &TenantId, name: String) -> Result<Project, StoreError> {
+    Ok(Project {
+        id: ProjectId::random()?,
+        tenant_id: tenant.clone(),
+        name,
+        created_at: now(),
+    })
 }
 
 /// A validated key request with its freshly generated token.

@@ -561,21 +561,13 @@ fn tenant_exists(conn: &Connection, tenant: &TenantId) -> Result<(), StoreError>
 }
 
 fn insert_tenant(tx: &Transaction<'_>, name: &str) -> Result<Tenant, StoreError> {
-    let name = records::check_name("tenant", name)?;
-    let conflict = insert_err(format!("tenant `{name}`"));
-    let tenant = Tenant {
-        id: TenantId::random()?,
-        name,
-        created_at: records::now(),
-    };
-    tx.prepare_cached("INSERT INTO tenants (id, name, created_at) VALUES (?1, ?2, ?3)")
-        .map_err(db_err)?
-        .execute(params![
-            tenant.id.as_str(),
-            tenant.name,
-            micros(tenant.created_at)
-        ])
-        .map_err(conflict)?;
+    let tenant = records::new_tenant(records::check_name("tenant", name)?)?;
+    insert_named(
+        tx,
+        "INSERT INTO tenants (id, name, created_at) VALUES (?1, ?2, ?3)",
+        params![tenant.id.as_str(), tenant.name, micros(tenant.created_at)],
+        format!("tenant `{}`", tenant.name),
+    )?;
     Ok(tenant)
 }
 
@@ -586,27 +578,19 @@ fn insert_user(
     role: Role,
 ) -> Result<User, StoreError> {
     tenant_exists(tx, tenant)?;
-    let name = records::check_name("user", name)?;
-    let conflict = insert_err(format!("user `{name}`"));
-    let user = User {
-        id: UserId::random()?,
-        tenant_id: tenant.clone(),
-        name,
-        role,
-        created_at: records::now(),
-    };
-    tx.prepare_cached(
+    let user = records::new_user(tenant, records::check_name("user", name)?, role)?;
+    insert_named(
+        tx,
         "INSERT INTO users (id, tenant_id, name, role, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-    )
-    .map_err(db_err)?
-    .execute(params![
-        user.id.as_str(),
-        tenant.as_str(),
-        user.name,
-        role.as_str(),
-        micros(user.created_at)
-    ])
-    .map_err(conflict)?;
+        params![
+            user.id.as_str(),
+            tenant.as_str(),
+            user.name,
+            role.as_str(),
+            micros(user.created_at)
+        ],
+        format!("user `{}`", user.name),
+    )?;
     Ok(user)
 }
 
@@ -616,26 +600,34 @@ fn insert_project(
     name: &str,
 ) -> Result<Project, StoreError> {
     tenant_exists(tx, tenant)?;
-    let name = records::check_name("project", name)?;
-    let conflict = insert_err(format!("project `{name}`"));
-    let project = Project {
-        id: ProjectId::random()?,
-        tenant_id: tenant.clone(),
-        name,
-        created_at: records::now(),
-    };
-    tx.prepare_cached(
+    let project = records::new_project(tenant, records::check_name("project", name)?)?;
+    insert_named(
+        tx,
         "INSERT INTO projects (id, tenant_id, name, created_at) VALUES (?1, ?2, ?3, ?4)",
-    )
-    .map_err(db_err)?
-    .execute(params![
-        project.id.as_str(),
-        tenant.as_str(),
-        project.name,
-        micros(project.created_at)
-    ])
-    .map_err(conflict)?;
+        params![
+            project.id.as_str(),
+            tenant.as_str(),
+            project.name,
+            micros(project.created_at)
+        ],
+        format!("project `{}`", project.name),
+    )?;
     Ok(project)
+}
+
+/// Runs the insert `sql` of a named record; a taken name is a
+/// [`StoreError::Conflict`] naming `what`.
+fn insert_named(
+    tx: &Transaction<'_>,
+    sql: &str,
+    params: impl rusqlite::Params,
+    what: String,
+) -> Result<(), StoreError> {
+    tx.prepare_cached(sql)
+        .map_err(db_err)?
+        .execute(params)
+        .map_err(insert_err(what))?;
+    Ok(())
 }
 
 fn push_audit(tx: &Transaction<'_>, event: &NewAuditEvent) -> Result<(), StoreError> {
