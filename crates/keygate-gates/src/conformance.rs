@@ -16,7 +16,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::approval::{Approval, ApprovalStatus, Claimed, DecidedBy};
 use crate::arguments::Arguments;
-use crate::store::{Challenge, EvidenceRead, GateStore, SessionBinding, Taken};
+use crate::store::{Challenge, EvidenceQuery, EvidenceRead, GateStore, SessionBinding, Taken};
 
 /// When the suite's challenges are issued (whole seconds: every backend keeps those).
 const ISSUED: OffsetDateTime = datetime!(2025-06-01 12:00:00 UTC);
@@ -733,7 +733,13 @@ pub async fn evidence_is_bound_and_ages(store: &dyn GateStore) {
         .unwrap_or_else(|e| panic!("record_evidence failed: {e}"));
     let read_by = |key: &'static str, session: &'static str, target: &'static str, since| async move {
         store
-            .evidence_read(key, Some(session), "service.events", target, since)
+            .evidence_read(EvidenceQuery {
+                key_id: key,
+                session_id: Some(session),
+                tool: "service.events",
+                target,
+                since,
+            })
             .await
             .unwrap_or_else(|e| panic!("evidence_read failed: {e}"))
     };
@@ -782,7 +788,13 @@ pub async fn stateless_evidence_is_its_own_record(store: &dyn GateStore) {
     }
     let read_by = |key: &'static str, session: Option<&'static str>, tool: &'static str, since| async move {
         store
-            .evidence_read(key, session, tool, "api", since)
+            .evidence_read(EvidenceQuery {
+                key_id: key,
+                session_id: session,
+                tool,
+                target: "api",
+                since,
+            })
             .await
             .unwrap_or_else(|e| panic!("evidence_read failed: {e}"))
     };

@@ -16,7 +16,7 @@ use crate::decision::{Channel, Decision, InvalidReason, Outcome};
 use crate::error::GateError;
 use crate::history::FailureHistory;
 use crate::mrtr::MrtrSecret;
-use crate::store::{Challenge, EvidenceRead, GateStore, Taken};
+use crate::store::{Challenge, EvidenceQuery, EvidenceRead, GateStore, Taken};
 
 /// Default lifetime of a challenge: 300 seconds.
 pub const DEFAULT_CHALLENGE_TTL: Duration = Duration::seconds(300);
@@ -444,7 +444,13 @@ impl Gates {
                 for tool in tools {
                     if !self
                         .store
-                        .evidence_read(call.key_id, Some(session), tool, target, since)
+                        .evidence_read(EvidenceQuery {
+                            key_id: call.key_id,
+                            session_id: Some(session),
+                            tool,
+                            target,
+                            since,
+                        })
                         .await?
                     {
                         missing.push(tool.clone());
@@ -623,7 +629,13 @@ impl Gates {
         for tool in tools {
             if !self
                 .store
-                .evidence_read(key_id, session, tool, target, since)
+                .evidence_read(EvidenceQuery {
+                    key_id,
+                    session_id: session,
+                    tool,
+                    target,
+                    since,
+                })
                 .await?
             {
                 missing.push(tool.clone());

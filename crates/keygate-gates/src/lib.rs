@@ -128,5 +128,6 @@ pub use crate::mrtr::{
 #[cfg(feature = "postgres")]
 pub use crate::postgres::PgGateStore;
 pub use crate::store::{
-    Challenge, EvidenceRead, GateStore, MemoryGateStore, SessionBinding, Taken, session_digest,
+    Challenge, EvidenceQuery, EvidenceRead, GateStore, MemoryGateStore, SessionBinding, Taken,
+    session_digest,
 };

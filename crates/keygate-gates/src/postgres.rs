@@ -9,7 +9,9 @@
 use crate::approval::{Approval, ApprovalStatus, Claimed, DecidedBy};
 use crate::arguments::Arguments;
 use crate::error::GateError;
-use crate::store::{Challenge, EvidenceRead, GateStore, SessionBinding, Taken, session_digest};
+use crate::store::{
+    Challenge, EvidenceQuery, EvidenceRead, GateStore, SessionBinding, Taken, session_digest,
+};
 use async_trait::async_trait;
 use deadpool_postgres::Pool;
 use sha2::{Digest, Sha256};
@@ -354,14 +356,14 @@ impl GateStore for PgGateStore {
         Ok(())
     }
 
-    async fn evidence_read(
-        &self,
-        key_id: &str,
-        session_id: Option<&str>,
-        tool: &str,
-        target: &str,
-        since: OffsetDateTime,
-    ) -> Result<bool, GateError> {
+    async fn evidence_read(&self, query: EvidenceQuery<'_>) -> Result<bool, GateError> {
+        let EvidenceQuery {
+            key_id,
+            session_id,
+            tool,
+            target,
+            since,
+        } = query;
         let row = match session_id {
             Some(session_id) => self
                 .query_opt(
@@ -675,7 +677,7 @@ mod tests {
     use serde_json::json;
 
     use super::{PgGateStore, SCHEMA_BEFORE_ARGUMENTS, SCHEMA_BEFORE_SESSIONS};
-    use crate::{GateStore, SessionBinding};
+    use crate::{EvidenceQuery, GateStore, SessionBinding};
 
     /// A PostgreSQL schema of its own for one test, dropped at the end (with the
     /// admin client of the test database); `None` when PostgreSQL tests are off.
@@ -821,7 +823,13 @@ mod tests {
         let since = time::OffsetDateTime::now_utc() - time::Duration::minutes(5);
         assert!(
             store
-                .evidence_read("k1", Some("s1"), "service.events", "api", since)
+                .evidence_read(EvidenceQuery {
+                    key_id: "k1",
+                    session_id: Some("s1"),
+                    tool: "service.events",
+                    target: "api",
+                    since,
+                })
                 .await
                 .unwrap(),
             "an older server's evidence read still counts"

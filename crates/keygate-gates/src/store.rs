@@ -96,6 +96,22 @@ pub struct EvidenceRead {
     pub at: OffsetDateTime,
 }
 
+/// What [`GateStore::evidence_read`] looks for: a read by `key_id` of `tool` for
+/// `target`, in `session_id` (`None`: in a stateless request), at or after `since`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EvidenceQuery<'a> {
+    /// The key that must have read.
+    pub key_id: &'a str,
+    /// The session it must have read in; `None` for a stateless read.
+    pub session_id: Option<&'a str>,
+    /// The evidence tool.
+    pub tool: &'a str,
+    /// The target it must have been read for.
+    pub target: &'a str,
+    /// The earliest read that counts.
+    pub since: OffsetDateTime,
+}
+
 /// A stateful MCP session's binding to the key whose `initialize` opened it.
 ///
 /// The session id itself is not part of the record: it is a capability (whoever
@@ -167,16 +183,8 @@ pub trait GateStore: Send + Sync + fmt::Debug {
     /// Records an evidence read (a later read of the same thing replaces it).
     async fn record_evidence(&self, read: &EvidenceRead) -> Result<(), GateError>;
 
-    /// Whether `key_id` read `tool` for `target` in `session_id` (`None`: in a
-    /// stateless request) at or after `since`.
-    async fn evidence_read(
-        &self,
-        key_id: &str,
-        session_id: Option<&str>,
-        tool: &str,
-        target: &str,
-        since: OffsetDateTime,
-    ) -> Result<bool, GateError>;
+    /// Whether the read `query` describes was recorded.
+    async fn evidence_read(&self, query: EvidenceQuery<'_>) -> Result<bool, GateError>;
 
     /// Binds `session_id` (kept as its SHA-256 only, see [`SessionBinding`]) to
     /// `binding.key_id`, atomically. `Ok(true)` when the session is now bound to that
@@ -371,21 +379,17 @@ impl GateStore for MemoryGateStore {
         Ok(())
     }
 
-    async fn evidence_read(
-        &self,
-        key_id: &str,
-        session_id: Option<&str>,
-        tool: &str,
-        target: &str,
-        since: OffsetDateTime,
-    ) -> Result<bool, GateError> {
+    async fn evidence_read(&self, query: EvidenceQuery<'_>) -> Result<bool, GateError> {
         let key = (
-            key_id.to_owned(),
-            session_id.map(str::to_owned),
-            tool.to_owned(),
-            target.to_owned(),
+            query.key_id.to_owned(),
+            query.session_id.map(str::to_owned),
+            query.tool.to_owned(),
+            query.target.to_owned(),
         );
-        Ok(self.evidence().get(&key).is_some_and(|at| *at >= since))
+        Ok(self
+            .evidence()
+            .get(&key)
+            .is_some_and(|at| *at >= query.since))
     }
 
     async fn bind_session(
