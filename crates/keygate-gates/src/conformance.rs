@@ -14,7 +14,7 @@ use std::sync::Arc;
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
-use crate::approval::{Approval, ApprovalStatus, Claimed, DecidedBy};
+use crate::approval::{Approval, ApprovalQuery, ApprovalStatus, Claimed, DecidedBy};
 use crate::arguments::Arguments;
 use crate::store::{Challenge, EvidenceQuery, EvidenceRead, GateStore, SessionBinding, Taken};
 
@@ -113,7 +113,13 @@ async fn get_approval(store: &dyn GateStore, id: &str) -> Option<Approval> {
 
 async fn claim(store: &dyn GateStore, a: &Approval, key: &str, at: OffsetDateTime) -> Claimed {
     store
-        .claim_approval(key, &a.tool, &a.target, &a.arguments.digest(), at)
+        .claim_approval(ApprovalQuery {
+            key_id: key,
+            tool: &a.tool,
+            target: &a.target,
+            arguments_sha256: &a.arguments.digest(),
+            now: at,
+        })
         .await
         .unwrap_or_else(|e| panic!("claim_approval failed: {e}"))
 }
@@ -187,13 +193,25 @@ pub async fn an_approval_is_claimed_only_by_its_call(store: &dyn GateStore) {
     );
     let other_args = Arguments::from_args(&serde_json::json!({"service": "worker", "force": true}));
     let found = store
-        .claim_approval("k1", &a.tool, &a.target, &other_args.digest(), at)
+        .claim_approval(ApprovalQuery {
+            key_id: "k1",
+            tool: &a.tool,
+            target: &a.target,
+            arguments_sha256: &other_args.digest(),
+            now: at,
+        })
         .await
         .unwrap_or_else(|e| panic!("claim_approval failed: {e}"));
     assert_eq!(found, Claimed::Nothing, "other arguments");
     for (tool, target) in [("service.replace", "worker"), ("service.delete", "web")] {
         let found = store
-            .claim_approval("k1", tool, target, &a.arguments.digest(), at)
+            .claim_approval(ApprovalQuery {
+                key_id: "k1",
+                tool,
+                target,
+                arguments_sha256: &a.arguments.digest(),
+                now: at,
+            })
             .await
             .unwrap_or_else(|e| panic!("claim_approval failed: {e}"));
         assert_eq!(

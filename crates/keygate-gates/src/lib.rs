@@ -103,7 +103,8 @@ mod postgres;
 mod store;
 
 pub use crate::approval::{
-    APPROVAL_ID_LEN, Approval, ApprovalError, ApprovalStatus, Approver, Caller, Claimed, DecidedBy,
+    APPROVAL_ID_LEN, Approval, ApprovalError, ApprovalQuery, ApprovalStatus, Approver, Caller,
+    Claimed, DecidedBy,
 };
 pub use crate::arguments::Arguments;
 pub use crate::clock::{Clock, ManualClock, SystemClock};

@@ -6,7 +6,7 @@
 //! arguments a challenge is bound to are kept as the SHA-256 of their canonical form.
 //! Session bindings likewise keep the SHA-256 of the `Mcp-Session-Id`, never the id.
 
-use crate::approval::{Approval, ApprovalStatus, Claimed, DecidedBy};
+use crate::approval::{Approval, ApprovalQuery, ApprovalStatus, Claimed, DecidedBy};
 use crate::arguments::Arguments;
 use crate::error::GateError;
 use crate::store::{
@@ -512,17 +512,11 @@ impl GateStore for PgGateStore {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
-    async fn claim_approval(
-        &self,
-        key_id: &str,
-        tool: &str,
-        target: &str,
-        arguments_sha256: &[u8; 32],
-        now: OffsetDateTime,
-    ) -> Result<Claimed, GateError> {
+    async fn claim_approval(&self, query: ApprovalQuery<'_>) -> Result<Claimed, GateError> {
         let client = self.client().await?;
-        let args = arguments_sha256.as_slice();
-        let call: [&(dyn ToSql + Sync); 5] = [&key_id, &tool, &target, &args, &now];
+        let args = query.arguments_sha256.as_slice();
+        let call: [&(dyn ToSql + Sync); 5] =
+            [&query.key_id, &query.tool, &query.target, &args, &query.now];
         if let Some(approval) = close_oldest(&client, Closing::Use, &call).await? {
             return Ok(Claimed::Approved(approval));
         }

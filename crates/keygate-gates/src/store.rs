@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
-use crate::approval::{Approval, ApprovalStatus, Claimed, DecidedBy};
+use crate::approval::{Approval, ApprovalQuery, ApprovalStatus, Claimed, DecidedBy};
 use crate::error::GateError;
 
 /// A one-time challenge, bound to the key, session, tool, target and arguments it was
@@ -248,14 +248,7 @@ pub trait GateStore: Send + Sync + fmt::Debug {
     /// a denied one not yet closed is closed and returned ([`Claimed::Denied`]),
     /// atomically likewise; else a pending one unexpired at `now`
     /// ([`Claimed::Pending`]); else [`Claimed::Nothing`].
-    async fn claim_approval(
-        &self,
-        key_id: &str,
-        tool: &str,
-        target: &str,
-        arguments_sha256: &[u8; 32],
-        now: OffsetDateTime,
-    ) -> Result<Claimed, GateError>;
+    async fn claim_approval(&self, query: ApprovalQuery<'_>) -> Result<Claimed, GateError>;
 
     /// Sets approval `id` to `status` ([`ApprovalStatus::Approved`] or
     /// [`ApprovalStatus::Denied`]) decided by `by`, atomically and only while it is
@@ -333,11 +326,6 @@ impl MemoryGateStore {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
-}
-
-/// Whether `a` is for this call.
-fn approval_for(a: &Approval, key_id: &str, tool: &str, target: &str, args: &[u8; 32]) -> bool {
-    a.key_id == key_id && a.tool == tool && a.target == target && a.arguments.digest() == *args
 }
 
 #[async_trait]
@@ -487,16 +475,10 @@ impl GateStore for MemoryGateStore {
         Ok(u64::try_from(n).unwrap_or(u64::MAX))
     }
 
-    async fn claim_approval(
-        &self,
-        key_id: &str,
-        tool: &str,
-        target: &str,
-        arguments_sha256: &[u8; 32],
-        now: OffsetDateTime,
-    ) -> Result<Claimed, GateError> {
+    async fn claim_approval(&self, query: ApprovalQuery<'_>) -> Result<Claimed, GateError> {
+        let now = query.now;
         let mut map = self.approvals();
-        let mine = |a: &&mut Approval| approval_for(a, key_id, tool, target, arguments_sha256);
+        let mine = |a: &&mut Approval| query.matches(a);
         if let Some(a) = map.values_mut().filter(mine).find(|a| {
             a.status == ApprovalStatus::Approved && a.expires_at > now && a.closed_at.is_none()
         }) {

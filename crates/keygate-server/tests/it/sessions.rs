@@ -439,13 +439,9 @@ impl GateStore for BrokenSessions {
     }
     async fn claim_approval(
         &self,
-        key: &str,
-        tool: &str,
-        target: &str,
-        args: &[u8; 32],
-        now: OffsetDateTime,
+        query: keygate_gates::ApprovalQuery<'_>,
     ) -> Result<keygate_gates::Claimed, GateError> {
-        self.0.claim_approval(key, tool, target, args, now).await
+        self.0.claim_approval(query).await
     }
     async fn decide_approval(
         &self,
