@@ -18,7 +18,7 @@ use crate::model::{
     UserRef,
 };
 use crate::records::{self, PreparedKey};
-use crate::store::{KeyStore, Verifier};
+use crate::store::{KeyChange, KeyStore, Verifier};
 use crate::verify::{KeyRow, Usage, verify_with};
 
 /// A [`KeyStore`] in process memory: nothing survives the process.
@@ -465,11 +465,10 @@ impl KeyStore for MemoryStore {
 
     async fn revoke_key_for(
         &self,
-        tenant: &TenantId,
-        id: &KeyId,
-        actor: &str,
+        change: KeyChange<'_>,
         reason: Option<&RevokeReason>,
     ) -> Result<ApiKey, StoreError> {
+        let KeyChange { tenant, id, actor } = change;
         let mut state = self.write();
         state.key_of(tenant, id)?;
         let first = {
@@ -497,10 +496,9 @@ impl KeyStore for MemoryStore {
     async fn rotate_key(
         &self,
         format: &TokenFormat,
-        tenant: &TenantId,
-        id: &KeyId,
-        actor: &str,
+        change: KeyChange<'_>,
     ) -> Result<CreatedKey, StoreError> {
+        let KeyChange { tenant, id, actor } = change;
         let mut state = self.write();
         let old = state.key_of(tenant, id)?.shown(self.clock.now());
         let prepared = records::prepare_rotation(format, &old)?;

@@ -32,7 +32,7 @@ use crate::model::{
     UserId, UserRef,
 };
 use crate::records::{self, PreparedKey};
-use crate::store::{KeyStore, Verifier};
+use crate::store::{KeyChange, KeyStore, Verifier};
 use crate::verify::{self, KeyRow, Usage, verify_with};
 
 /// Connections in the pool.
@@ -920,11 +920,10 @@ impl KeyStore for PostgresStore {
 
     async fn revoke_key_for(
         &self,
-        tenant: &TenantId,
-        id: &KeyId,
-        actor: &str,
+        change: KeyChange<'_>,
         reason: Option<&RevokeReason>,
     ) -> Result<ApiKey, StoreError> {
+        let KeyChange { tenant, id, actor } = change;
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(db_err)?;
         let stmt = tx
@@ -968,10 +967,9 @@ impl KeyStore for PostgresStore {
     async fn rotate_key(
         &self,
         format: &TokenFormat,
-        tenant: &TenantId,
-        id: &KeyId,
-        actor: &str,
+        change: KeyChange<'_>,
     ) -> Result<CreatedKey, StoreError> {
+        let KeyChange { tenant, id, actor } = change;
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(db_err)?;
         // Locked so a concurrent revoke cannot slip between the check and the insert.

@@ -34,7 +34,7 @@ use crate::model::{
     UserId, UserRef,
 };
 use crate::records::{self, PreparedKey};
-use crate::store::{KeyStore, Verifier};
+use crate::store::{KeyChange, KeyStore, Verifier};
 use crate::verify::{self, KeyRow, Usage, verify_with};
 
 /// How long a connection waits for a lock held by another connection or process.
@@ -976,11 +976,10 @@ impl KeyStore for SqliteStore {
 
     async fn revoke_key_for(
         &self,
-        tenant: &TenantId,
-        id: &KeyId,
-        actor: &str,
+        change: KeyChange<'_>,
         reason: Option<&RevokeReason>,
     ) -> Result<ApiKey, StoreError> {
+        let KeyChange { tenant, id, actor } = change;
         let (tenant, id, actor, reason) = (tenant.clone(), *id, actor.to_owned(), reason.cloned());
         let now = self.clock.now();
         self.write(move |tx| {
@@ -1018,10 +1017,9 @@ impl KeyStore for SqliteStore {
     async fn rotate_key(
         &self,
         format: &TokenFormat,
-        tenant: &TenantId,
-        id: &KeyId,
-        actor: &str,
+        change: KeyChange<'_>,
     ) -> Result<CreatedKey, StoreError> {
+        let KeyChange { tenant, id, actor } = change;
         let (format, tenant, id, actor) = (format.clone(), tenant.clone(), *id, actor.to_owned());
         let now = self.clock.now();
         self.write(move |tx| {
