@@ -111,17 +111,40 @@ async fn get_approval(store: &dyn GateStore, id: &str) -> Option<Approval> {
         .unwrap_or_else(|e| panic!("get_approval failed: {e}"))
 }
 
-async fn claim(store: &dyn GateStore, a: &Approval, key: &str, at: OffsetDateTime) -> Claimed {
+async fn claim_query(store: &dyn GateStore, query: ApprovalQuery<'_>) -> Claimed {
     store
-        .claim_approval(ApprovalQuery {
-            key_id: key,
-            tool: &a.tool,
-            target: &a.target,
-            arguments_sha256: &a.arguments.digest(),
-            now: at,
-        })
+        .claim_approval(query)
         .await
         .unwrap_or_else(|e| panic!("claim_approval failed: {e}"))
+}
+
+async fn claim(store: &dyn GateStore, a: &Approval, key: &str, at: OffsetDateTime) -> Claimed {
+    let query = ApprovalQuery {
+        key_id: key,
+        tool: &a.tool,
+        target: &a.target,
+        arguments_sha256: &a.arguments.digest(),
+        now: at,
+    };
+    claim_query(store, query).await
+}
+
+/// Approval `id` of key `k1` for `args` ([`approval`]), stored and decided `status` at
+/// `at`, which must change it.
+async fn decided_approval(
+    store: &dyn GateStore,
+    id: &str,
+    args: &serde_json::Value,
+    status: ApprovalStatus,
+    at: OffsetDateTime,
+) -> Approval {
+    let a = approval(id, "k1", args);
+    put_approval(store, &a).await;
+    assert!(
+        decide(store, &a.id, status, at).await.is_some(),
+        "{id} is decided while pending"
+    );
+    a
 }
 
 async fn decide(
@@ -192,30 +215,28 @@ pub async fn an_approval_is_claimed_only_by_its_call(store: &dyn GateStore) {
         "another key's call"
     );
     let other_args = Arguments::from_args(&serde_json::json!({"service": "worker", "force": true}));
-    let found = store
-        .claim_approval(ApprovalQuery {
-            key_id: "k1",
-            tool: &a.tool,
-            target: &a.target,
-            arguments_sha256: &other_args.digest(),
-            now: at,
-        })
-        .await
-        .unwrap_or_else(|e| panic!("claim_approval failed: {e}"));
-    assert_eq!(found, Claimed::Nothing, "other arguments");
+    let other = ApprovalQuery {
+        key_id: "k1",
+        tool: &a.tool,
+        target: &a.target,
+        arguments_sha256: &other_args.digest(),
+        now: at,
+    };
+    assert_eq!(
+        claim_query(store, other).await,
+        Claimed::Nothing,
+        "other arguments"
+    );
     for (tool, target) in [("service.replace", "worker"), ("service.delete", "web")] {
-        let found = store
-            .claim_approval(ApprovalQuery {
-                key_id: "k1",
-                tool,
-                target,
-                arguments_sha256: &a.arguments.digest(),
-                now: at,
-            })
-            .await
-            .unwrap_or_else(|e| panic!("claim_approval failed: {e}"));
+        let elsewhere = ApprovalQuery {
+            key_id: "k1",
+            tool,
+            target,
+            arguments_sha256: &a.arguments.digest(),
+            now: at,
+        };
         assert_eq!(
-            found,
+            claim_query(store, elsewhere).await,
             Claimed::Nothing,
             "another tool or target: {tool} {target}"
         );
@@ -246,33 +267,27 @@ pub async fn an_approval_is_claimed_only_by_its_call(store: &dyn GateStore) {
         Some(ApprovalStatus::Used)
     );
 
-    let late = approval(
+    let late = decided_approval(
+        store,
         "ap-late",
-        "k1",
         &serde_json::json!({"service": "worker", "late": 1}),
-    );
-    put_approval(store, &late).await;
-    assert!(
-        decide(store, &late.id, ApprovalStatus::Approved, at)
-            .await
-            .is_some()
-    );
+        ApprovalStatus::Approved,
+        at,
+    )
+    .await;
     assert_eq!(
         claim(store, &late, "k1", late.expires_at).await,
         Claimed::Nothing,
         "an approval is not used at or after its expiry"
     );
-    let denied = approval(
+    let denied = decided_approval(
+        store,
         "ap-denied",
-        "k1",
         &serde_json::json!({"service": "worker", "denied": 1}),
-    );
-    put_approval(store, &denied).await;
-    assert!(
-        decide(store, &denied.id, ApprovalStatus::Denied, at)
-            .await
-            .is_some()
-    );
+        ApprovalStatus::Denied,
+        at,
+    )
+    .await;
     assert!(
         matches!(claim(store, &denied, "k1", at).await, Claimed::Denied(d) if d.id == denied.id),
         "a denial is reported"
@@ -286,18 +301,15 @@ pub async fn an_approval_is_claimed_only_by_its_call(store: &dyn GateStore) {
 
 /// Only a pending, unexpired approval is decided, and only once.
 pub async fn an_approval_is_decided_once_while_pending(store: &dyn GateStore) {
-    let a = approval(
-        "ap-once",
-        "k1",
-        &serde_json::json!({"service": "worker", "once": 1}),
-    );
-    put_approval(store, &a).await;
     let at = ISSUED + Duration::seconds(1);
-    assert!(
-        decide(store, &a.id, ApprovalStatus::Approved, at)
-            .await
-            .is_some()
-    );
+    let a = decided_approval(
+        store,
+        "ap-once",
+        &serde_json::json!({"service": "worker", "once": 1}),
+        ApprovalStatus::Approved,
+        at,
+    )
+    .await;
     assert_eq!(
         decide(store, &a.id, ApprovalStatus::Denied, at).await,
         None,
