@@ -16,7 +16,9 @@ use time::{Duration, OffsetDateTime};
 
 use crate::approval::{Approval, ApprovalQuery, ApprovalStatus, Claimed, DecidedBy};
 use crate::arguments::Arguments;
-use crate::store::{Challenge, EvidenceQuery, EvidenceRead, GateStore, SessionBinding, Taken};
+use crate::store::{
+    Challenge, EvidenceQuery, EvidenceRead, GateStore, SessionBinding, SessionTouch, Taken,
+};
 
 /// When the suite's challenges are issued (whole seconds: every backend keeps those).
 const ISSUED: OffsetDateTime = datetime!(2025-06-01 12:00:00 UTC);
@@ -512,7 +514,14 @@ async fn touch(
     ttl: i64,
 ) -> bool {
     store
-        .touch_session(session, key, at, at + Duration::seconds(ttl))
+        .touch_session(
+            session,
+            SessionTouch {
+                key_id: key,
+                seen_at: at,
+                expires_at: at + Duration::seconds(ttl),
+            },
+        )
         .await
         .unwrap_or_else(|e| panic!("touch_session failed: {e}"))
 }

@@ -129,6 +129,6 @@ pub use crate::mrtr::{
 #[cfg(feature = "postgres")]
 pub use crate::postgres::PgGateStore;
 pub use crate::store::{
-    Challenge, EvidenceQuery, EvidenceRead, GateStore, MemoryGateStore, SessionBinding, Taken,
-    session_digest,
+    Challenge, EvidenceQuery, EvidenceRead, GateStore, MemoryGateStore, SessionBinding,
+    SessionTouch, Taken, session_digest,
 };

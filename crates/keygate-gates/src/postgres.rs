@@ -10,7 +10,8 @@ use crate::approval::{Approval, ApprovalQuery, ApprovalStatus, Claimed, DecidedB
 use crate::arguments::Arguments;
 use crate::error::GateError;
 use crate::store::{
-    Challenge, EvidenceQuery, EvidenceRead, GateStore, SessionBinding, Taken, session_digest,
+    Challenge, EvidenceQuery, EvidenceRead, GateStore, SessionBinding, SessionTouch, Taken,
+    session_digest,
 };
 use async_trait::async_trait;
 use deadpool_postgres::Pool;
@@ -434,9 +435,7 @@ impl GateStore for PgGateStore {
     async fn touch_session(
         &self,
         session_id: &str,
-        key_id: &str,
-        seen_at: OffsetDateTime,
-        expires_at: OffsetDateTime,
+        touch: SessionTouch<'_>,
     ) -> Result<bool, GateError> {
         let n = self
             .execute(
@@ -444,9 +443,9 @@ impl GateStore for PgGateStore {
                  WHERE session_sha256 = $1 AND key_id = $2 AND expires_at > $3",
                 &[
                     &session_digest(session_id).as_slice(),
-                    &key_id,
-                    &seen_at,
-                    &expires_at,
+                    &touch.key_id,
+                    &touch.seen_at,
+                    &touch.expires_at,
                 ],
             )
             .await?;
@@ -671,7 +670,7 @@ mod tests {
     use serde_json::json;
 
     use super::{PgGateStore, SCHEMA_BEFORE_ARGUMENTS, SCHEMA_BEFORE_SESSIONS};
-    use crate::{EvidenceQuery, GateStore, SessionBinding};
+    use crate::{EvidenceQuery, GateStore, SessionBinding, SessionTouch};
 
     /// A PostgreSQL schema of its own for one test, dropped at the end (with the
     /// admin client of the test database); `None` when PostgreSQL tests are off.
@@ -881,9 +880,16 @@ mod tests {
         );
         let later = now + time::Duration::minutes(10);
         assert!(
-            b.touch_session(session, "kA", later, later + time::Duration::hours(1))
-                .await
-                .unwrap()
+            b.touch_session(
+                session,
+                SessionTouch {
+                    key_id: "kA",
+                    seen_at: later,
+                    expires_at: later + time::Duration::hours(1),
+                },
+            )
+            .await
+            .unwrap()
         );
         assert_eq!(
             a.session_binding(session, later)

@@ -112,6 +112,18 @@ pub struct EvidenceQuery<'a> {
     pub since: OffsetDateTime,
 }
 
+/// A refresh of a session's binding ([`GateStore::touch_session`]): by `key_id`, seen
+/// at `seen_at`, live until `expires_at`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionTouch<'a> {
+    /// The key the session must be bound to.
+    pub key_id: &'a str,
+    /// When the key was seen; the binding must be live then.
+    pub seen_at: OffsetDateTime,
+    /// The binding's new expiry.
+    pub expires_at: OffsetDateTime,
+}
+
 /// A stateful MCP session's binding to the key whose `initialize` opened it.
 ///
 /// The session id itself is not part of the record: it is a capability (whoever
@@ -207,14 +219,12 @@ pub trait GateStore: Send + Sync + fmt::Debug {
         now: OffsetDateTime,
     ) -> Result<Option<SessionBinding>, GateError>;
 
-    /// Refreshes the binding of `session_id` when it is bound to `key_id` and live at
-    /// `seen_at`: sets `seen_at` and `expires_at`. Returns whether it did.
+    /// Refreshes the binding of `session_id` when it is bound to `touch.key_id` and
+    /// live at `touch.seen_at`: sets `seen_at` and `expires_at`. Returns whether it did.
     async fn touch_session(
         &self,
         session_id: &str,
-        key_id: &str,
-        seen_at: OffsetDateTime,
-        expires_at: OffsetDateTime,
+        touch: SessionTouch<'_>,
     ) -> Result<bool, GateError>;
 
     /// Ends the binding of `session_id` when it is bound to `key_id` (a binding of
@@ -411,15 +421,13 @@ impl GateStore for MemoryGateStore {
     async fn touch_session(
         &self,
         session_id: &str,
-        key_id: &str,
-        seen_at: OffsetDateTime,
-        expires_at: OffsetDateTime,
+        touch: SessionTouch<'_>,
     ) -> Result<bool, GateError> {
         let mut map = self.sessions();
         match map.get_mut(&session_digest(session_id)) {
-            Some(b) if b.key_id == key_id && b.expires_at > seen_at => {
-                b.seen_at = seen_at;
-                b.expires_at = expires_at;
+            Some(b) if b.key_id == touch.key_id && b.expires_at > touch.seen_at => {
+                b.seen_at = touch.seen_at;
+                b.expires_at = touch.expires_at;
                 Ok(true)
             }
             _ => Ok(false),

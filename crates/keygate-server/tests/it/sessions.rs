@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, Method, Request, StatusCode};
 use keygate_gates::{
     Challenge, EvidenceQuery, EvidenceRead, GateError, GateStore, MemoryGateStore, SessionBinding,
-    Taken,
+    SessionTouch, Taken,
 };
 use keygate_server::{App, Config, Upstream};
 use serde_json::{Value, json};
@@ -405,13 +405,7 @@ impl GateStore for BrokenSessions {
     ) -> Result<Option<SessionBinding>, GateError> {
         Err(broken())
     }
-    async fn touch_session(
-        &self,
-        _: &str,
-        _: &str,
-        _: OffsetDateTime,
-        _: OffsetDateTime,
-    ) -> Result<bool, GateError> {
+    async fn touch_session(&self, _: &str, _: SessionTouch<'_>) -> Result<bool, GateError> {
         Err(broken())
     }
     async fn end_session(&self, _: &str, _: &str) -> Result<bool, GateError> {
