@@ -223,29 +223,15 @@ impl State {
                 .get(user)
                 .is_none_or(|u| u.tenant_id != key.tenant_id)
         {
-            return Err(StoreError::Invalid(
-                "the key's user does not exist in this tenant".to_owned(),
-            ));
+            return Err(records::foreign_user());
         }
-        let projects = match &key.projects {
-            None => None,
-            Some(names) => {
-                let mut refs = Vec::with_capacity(names.len());
-                for name in names {
-                    let p = self
-                        .projects
-                        .values()
-                        .find(|p| p.tenant_id == key.tenant_id && &p.name == name)
-                        .ok_or_else(|| StoreError::Invalid(format!("unknown project `{name}`")))?;
-                    refs.push(ProjectRef {
-                        id: p.id.clone(),
-                        name: p.name.clone(),
-                    });
-                }
-                records::sort_projects(&mut refs);
-                Some(refs)
-            }
-        };
+        let projects = records::resolve_projects(key.projects.as_deref(), |name| {
+            Ok(self
+                .projects
+                .values()
+                .find(|p| p.tenant_id == key.tenant_id && p.name == name)
+                .map(|p| p.id.clone()))
+        })?;
         let record = key.record(projects);
         let refill_period = key.refill_period;
         if self.keys.contains_key(&record.id) {
@@ -468,7 +454,7 @@ impl KeyStore for MemoryStore {
         change: KeyChange<'_>,
         reason: Option<&RevokeReason>,
     ) -> Result<ApiKey, StoreError> {
-        let KeyChange { tenant, id, actor } = change;
+        let KeyChange { tenant, id, .. } = change;
         let mut state = self.write();
         state.key_of(tenant, id)?;
         let first = {
@@ -482,13 +468,7 @@ impl KeyStore for MemoryStore {
             }
         };
         if first {
-            state.push_audit(NewAuditEvent {
-                tenant_id: tenant.clone(),
-                actor: actor.to_owned(),
-                action: "key.revoked".to_owned(),
-                target: id.to_string(),
-                detail: crate::model::revoked_detail(reason),
-            });
+            state.push_audit(records::revoked_event(change, reason));
         }
         Ok(state.key_of(tenant, id)?.shown(self.clock.now()))
     }
@@ -503,13 +483,7 @@ impl KeyStore for MemoryStore {
         let old = state.key_of(tenant, id)?.shown(self.clock.now());
         let prepared = records::prepare_rotation(format, &old)?;
         let new_id = prepared.token.id();
-        let rotated = NewAuditEvent {
-            tenant_id: tenant.clone(),
-            actor: actor.to_owned(),
-            action: "key.rotated".to_owned(),
-            target: id.to_string(),
-            detail: serde_json::json!({ "new_key_id": new_id.as_str() }),
-        };
+        let rotated = records::rotated_event(change, new_id);
         state.insert_key(prepared, actor, Some(rotated))
     }
 

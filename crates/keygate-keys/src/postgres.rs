@@ -596,9 +596,7 @@ async fn insert_key(
         )
         .await?
     {
-        return Err(StoreError::Invalid(
-            "the key's user does not exist in this tenant".to_owned(),
-        ));
+        return Err(records::foreign_user());
     }
     let projects = match &key.projects {
         None => None,
@@ -612,12 +610,9 @@ async fn insert_key(
                 let row = tx
                     .query_opt(&stmt, &[&key.tenant_id.as_str(), name])
                     .await
-                    .map_err(db_err)?
-                    .ok_or_else(|| StoreError::Invalid(format!("unknown project `{name}`")))?;
-                refs.push(ProjectRef {
-                    id: ProjectId::new(row.get::<_, String>(0)),
-                    name: name.clone(),
-                });
+                    .map_err(db_err)?;
+                let found = row.map(|r| ProjectId::new(r.get::<_, String>(0)));
+                refs.push(records::project_ref(name, found)?);
             }
             records::sort_projects(&mut refs);
             Some(refs)
@@ -923,7 +918,7 @@ impl KeyStore for PostgresStore {
         change: KeyChange<'_>,
         reason: Option<&RevokeReason>,
     ) -> Result<ApiKey, StoreError> {
-        let KeyChange { tenant, id, actor } = change;
+        let KeyChange { tenant, id, .. } = change;
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(db_err)?;
         let stmt = tx
@@ -948,17 +943,7 @@ impl KeyStore for PostgresStore {
             .map_err(db_err)?;
         let key = get_key(&tx, tenant, id, false, self.clock.now()).await?;
         if changed == 1 {
-            push_audit(
-                &tx,
-                &NewAuditEvent {
-                    tenant_id: tenant.clone(),
-                    actor: actor.to_owned(),
-                    action: "key.revoked".to_owned(),
-                    target: id.to_string(),
-                    detail: crate::model::revoked_detail(reason),
-                },
-            )
-            .await?;
+            push_audit(&tx, &records::revoked_event(change, reason)).await?;
         }
         tx.commit().await.map_err(db_err)?;
         Ok(key)
@@ -975,13 +960,7 @@ impl KeyStore for PostgresStore {
         // Locked so a concurrent revoke cannot slip between the check and the insert.
         let old = get_key(&tx, tenant, id, true, self.clock.now()).await?;
         let prepared = records::prepare_rotation(format, &old)?;
-        let rotated = NewAuditEvent {
-            tenant_id: tenant.clone(),
-            actor: actor.to_owned(),
-            action: "key.rotated".to_owned(),
-            target: id.to_string(),
-            detail: serde_json::json!({ "new_key_id": prepared.token.id().as_str() }),
-        };
+        let rotated = records::rotated_event(change, prepared.token.id());
         let created = insert_key(&tx, prepared, actor, Some(&rotated)).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(created)

@@ -662,34 +662,18 @@ fn insert_key(
             .exists(params![user.as_str(), key.tenant_id.as_str()])
             .map_err(db_err)?;
         if !ok {
-            return Err(StoreError::Invalid(
-                "the key's user does not exist in this tenant".to_owned(),
-            ));
+            return Err(records::foreign_user());
         }
     }
-    let projects = match &key.projects {
-        None => None,
-        Some(names) => {
-            let mut refs = Vec::with_capacity(names.len());
-            let mut stmt = tx
-                .prepare_cached("SELECT id FROM projects WHERE tenant_id = ?1 AND name = ?2")
-                .map_err(db_err)?;
-            for name in names {
-                let id: Option<String> = stmt
-                    .query_row(params![key.tenant_id.as_str(), name], |r| r.get(0))
-                    .optional()
-                    .map_err(db_err)?;
-                let id =
-                    id.ok_or_else(|| StoreError::Invalid(format!("unknown project `{name}`")))?;
-                refs.push(ProjectRef {
-                    id: ProjectId::new(id),
-                    name: name.clone(),
-                });
-            }
-            records::sort_projects(&mut refs);
-            Some(refs)
-        }
-    };
+    let projects = records::resolve_projects(key.projects.as_deref(), |name| {
+        let id: Option<String> = tx
+            .prepare_cached("SELECT id FROM projects WHERE tenant_id = ?1 AND name = ?2")
+            .map_err(db_err)?
+            .query_row(params![key.tenant_id.as_str(), name], |r| r.get(0))
+            .optional()
+            .map_err(db_err)?;
+        Ok(id.map(ProjectId::new))
+    })?;
     let record = key.record(projects);
     let exists = tx
         .prepare_cached("SELECT 1 FROM api_keys WHERE id = ?1")
@@ -998,16 +982,12 @@ impl KeyStore for SqliteStore {
                 ])
                 .map_err(db_err)?;
             if changed == 1 {
-                push_audit(
-                    tx,
-                    &NewAuditEvent {
-                        tenant_id: tenant.clone(),
-                        actor,
-                        action: "key.revoked".to_owned(),
-                        target: id.to_string(),
-                        detail: crate::model::revoked_detail(reason.as_ref()),
-                    },
-                )?;
+                let change = KeyChange {
+                    tenant: &tenant,
+                    id: &id,
+                    actor: &actor,
+                };
+                push_audit(tx, &records::revoked_event(change, reason.as_ref()))?;
             }
             get_key(tx, &tenant, &id, now)
         })
@@ -1025,13 +1005,12 @@ impl KeyStore for SqliteStore {
         self.write(move |tx| {
             let old = get_key(tx, &tenant, &id, now)?;
             let prepared = records::prepare_rotation(&format, &old)?;
-            let rotated = NewAuditEvent {
-                tenant_id: tenant.clone(),
-                actor: actor.clone(),
-                action: "key.rotated".to_owned(),
-                target: id.to_string(),
-                detail: serde_json::json!({ "new_key_id": prepared.token.id().as_str() }),
+            let change = KeyChange {
+                tenant: &tenant,
+                id: &id,
+                actor: &actor,
             };
+            let rotated = records::rotated_event(change, prepared.token.id());
             insert_key(tx, prepared, &actor, Some(&rotated))
         })
         .await
