@@ -229,6 +229,33 @@ impl Caller {
     }
 }
 
+/// The call [`GateStore::claim_approval`](crate::GateStore::claim_approval) looks for
+/// an approval of: by `key_id`, of `tool` on `target` with the arguments whose digest
+/// is `arguments_sha256`, as of `now`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApprovalQuery<'a> {
+    /// The key making the call.
+    pub key_id: &'a str,
+    /// The gated tool.
+    pub tool: &'a str,
+    /// The call's target.
+    pub target: &'a str,
+    /// The SHA-256 digest of the call's arguments ([`Arguments::digest`]).
+    pub arguments_sha256: &'a [u8; 32],
+    /// The time the claim is made at.
+    pub now: OffsetDateTime,
+}
+
+impl ApprovalQuery<'_> {
+    /// Whether `approval` was asked for this call (whatever its status).
+    pub fn matches(&self, approval: &Approval) -> bool {
+        approval.key_id == self.key_id
+            && approval.tool == self.tool
+            && approval.target == self.target
+            && approval.arguments.digest() == *self.arguments_sha256
+    }
+}
+
 /// What [`GateStore::claim_approval`](crate::GateStore::claim_approval) found for a
 /// call.
 #[derive(Debug, Clone, PartialEq, Eq)]

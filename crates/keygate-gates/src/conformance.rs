@@ -14,9 +14,11 @@ use std::sync::Arc;
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
-use crate::approval::{Approval, ApprovalStatus, Claimed, DecidedBy};
+use crate::approval::{Approval, ApprovalQuery, ApprovalStatus, Claimed, DecidedBy};
 use crate::arguments::Arguments;
-use crate::store::{Challenge, EvidenceRead, GateStore, SessionBinding, Taken};
+use crate::store::{
+    Challenge, EvidenceQuery, EvidenceRead, GateStore, SessionBinding, SessionTouch, Taken,
+};
 
 /// When the suite's challenges are issued (whole seconds: every backend keeps those).
 const ISSUED: OffsetDateTime = datetime!(2025-06-01 12:00:00 UTC);
@@ -111,11 +113,40 @@ async fn get_approval(store: &dyn GateStore, id: &str) -> Option<Approval> {
         .unwrap_or_else(|e| panic!("get_approval failed: {e}"))
 }
 
-async fn claim(store: &dyn GateStore, a: &Approval, key: &str, at: OffsetDateTime) -> Claimed {
+async fn claim_query(store: &dyn GateStore, query: ApprovalQuery<'_>) -> Claimed {
     store
-        .claim_approval(key, &a.tool, &a.target, &a.arguments.digest(), at)
+        .claim_approval(query)
         .await
         .unwrap_or_else(|e| panic!("claim_approval failed: {e}"))
+}
+
+async fn claim(store: &dyn GateStore, a: &Approval, key: &str, at: OffsetDateTime) -> Claimed {
+    let query = ApprovalQuery {
+        key_id: key,
+        tool: &a.tool,
+        target: &a.target,
+        arguments_sha256: &a.arguments.digest(),
+        now: at,
+    };
+    claim_query(store, query).await
+}
+
+/// Approval `id` of key `k1` for `args` ([`approval`]), stored and decided `status` at
+/// `at`, which must change it.
+async fn decided_approval(
+    store: &dyn GateStore,
+    id: &str,
+    args: &serde_json::Value,
+    status: ApprovalStatus,
+    at: OffsetDateTime,
+) -> Approval {
+    let a = approval(id, "k1", args);
+    put_approval(store, &a).await;
+    assert!(
+        decide(store, &a.id, status, at).await.is_some(),
+        "{id} is decided while pending"
+    );
+    a
 }
 
 async fn decide(
@@ -186,18 +217,28 @@ pub async fn an_approval_is_claimed_only_by_its_call(store: &dyn GateStore) {
         "another key's call"
     );
     let other_args = Arguments::from_args(&serde_json::json!({"service": "worker", "force": true}));
-    let found = store
-        .claim_approval("k1", &a.tool, &a.target, &other_args.digest(), at)
-        .await
-        .unwrap_or_else(|e| panic!("claim_approval failed: {e}"));
-    assert_eq!(found, Claimed::Nothing, "other arguments");
+    let other = ApprovalQuery {
+        key_id: "k1",
+        tool: &a.tool,
+        target: &a.target,
+        arguments_sha256: &other_args.digest(),
+        now: at,
+    };
+    assert_eq!(
+        claim_query(store, other).await,
+        Claimed::Nothing,
+        "other arguments"
+    );
     for (tool, target) in [("service.replace", "worker"), ("service.delete", "web")] {
-        let found = store
-            .claim_approval("k1", tool, target, &a.arguments.digest(), at)
-            .await
-            .unwrap_or_else(|e| panic!("claim_approval failed: {e}"));
+        let elsewhere = ApprovalQuery {
+            key_id: "k1",
+            tool,
+            target,
+            arguments_sha256: &a.arguments.digest(),
+            now: at,
+        };
         assert_eq!(
-            found,
+            claim_query(store, elsewhere).await,
             Claimed::Nothing,
             "another tool or target: {tool} {target}"
         );
@@ -228,33 +269,27 @@ pub async fn an_approval_is_claimed_only_by_its_call(store: &dyn GateStore) {
         Some(ApprovalStatus::Used)
     );
 
-    let late = approval(
+    let late = decided_approval(
+        store,
         "ap-late",
-        "k1",
         &serde_json::json!({"service": "worker", "late": 1}),
-    );
-    put_approval(store, &late).await;
-    assert!(
-        decide(store, &late.id, ApprovalStatus::Approved, at)
-            .await
-            .is_some()
-    );
+        ApprovalStatus::Approved,
+        at,
+    )
+    .await;
     assert_eq!(
         claim(store, &late, "k1", late.expires_at).await,
         Claimed::Nothing,
         "an approval is not used at or after its expiry"
     );
-    let denied = approval(
+    let denied = decided_approval(
+        store,
         "ap-denied",
-        "k1",
         &serde_json::json!({"service": "worker", "denied": 1}),
-    );
-    put_approval(store, &denied).await;
-    assert!(
-        decide(store, &denied.id, ApprovalStatus::Denied, at)
-            .await
-            .is_some()
-    );
+        ApprovalStatus::Denied,
+        at,
+    )
+    .await;
     assert!(
         matches!(claim(store, &denied, "k1", at).await, Claimed::Denied(d) if d.id == denied.id),
         "a denial is reported"
@@ -268,18 +303,15 @@ pub async fn an_approval_is_claimed_only_by_its_call(store: &dyn GateStore) {
 
 /// Only a pending, unexpired approval is decided, and only once.
 pub async fn an_approval_is_decided_once_while_pending(store: &dyn GateStore) {
-    let a = approval(
-        "ap-once",
-        "k1",
-        &serde_json::json!({"service": "worker", "once": 1}),
-    );
-    put_approval(store, &a).await;
     let at = ISSUED + Duration::seconds(1);
-    assert!(
-        decide(store, &a.id, ApprovalStatus::Approved, at)
-            .await
-            .is_some()
-    );
+    let a = decided_approval(
+        store,
+        "ap-once",
+        &serde_json::json!({"service": "worker", "once": 1}),
+        ApprovalStatus::Approved,
+        at,
+    )
+    .await;
     assert_eq!(
         decide(store, &a.id, ApprovalStatus::Denied, at).await,
         None,
@@ -482,7 +514,14 @@ async fn touch(
     ttl: i64,
 ) -> bool {
     store
-        .touch_session(session, key, at, at + Duration::seconds(ttl))
+        .touch_session(
+            session,
+            SessionTouch {
+                key_id: key,
+                seen_at: at,
+                expires_at: at + Duration::seconds(ttl),
+            },
+        )
         .await
         .unwrap_or_else(|e| panic!("touch_session failed: {e}"))
 }
@@ -733,7 +772,13 @@ pub async fn evidence_is_bound_and_ages(store: &dyn GateStore) {
         .unwrap_or_else(|e| panic!("record_evidence failed: {e}"));
     let read_by = |key: &'static str, session: &'static str, target: &'static str, since| async move {
         store
-            .evidence_read(key, Some(session), "service.events", target, since)
+            .evidence_read(EvidenceQuery {
+                key_id: key,
+                session_id: Some(session),
+                tool: "service.events",
+                target,
+                since,
+            })
             .await
             .unwrap_or_else(|e| panic!("evidence_read failed: {e}"))
     };
@@ -782,7 +827,13 @@ pub async fn stateless_evidence_is_its_own_record(store: &dyn GateStore) {
     }
     let read_by = |key: &'static str, session: Option<&'static str>, tool: &'static str, since| async move {
         store
-            .evidence_read(key, session, tool, "api", since)
+            .evidence_read(EvidenceQuery {
+                key_id: key,
+                session_id: session,
+                tool,
+                target: "api",
+                since,
+            })
             .await
             .unwrap_or_else(|e| panic!("evidence_read failed: {e}"))
     };

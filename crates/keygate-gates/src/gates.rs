@@ -7,7 +7,8 @@ use serde_json::Value;
 use time::{Duration, OffsetDateTime};
 
 use crate::approval::{
-    APPROVAL_ID_LEN, Approval, ApprovalError, ApprovalStatus, Approver, Caller, Claimed, DecidedBy,
+    APPROVAL_ID_LEN, Approval, ApprovalError, ApprovalQuery, ApprovalStatus, Approver, Caller,
+    Claimed, DecidedBy,
 };
 use crate::arguments::Arguments;
 use crate::clock::Clock;
@@ -16,7 +17,7 @@ use crate::decision::{Channel, Decision, InvalidReason, Outcome};
 use crate::error::GateError;
 use crate::history::FailureHistory;
 use crate::mrtr::MrtrSecret;
-use crate::store::{Challenge, EvidenceRead, GateStore, Taken};
+use crate::store::{Challenge, EvidenceQuery, EvidenceRead, GateStore, Taken};
 
 /// Default lifetime of a challenge: 300 seconds.
 pub const DEFAULT_CHALLENGE_TTL: Duration = Duration::seconds(300);
@@ -80,6 +81,26 @@ impl<'a> GateCall<'a> {
             arguments: self.arguments.clone(),
             protected_as: None,
             outcome,
+        }
+    }
+
+    /// The approval look-up of this call on `target` (the call's target, checked), whose
+    /// arguments digest to `arguments_sha256`, at `now`.
+    pub(crate) fn approval_query<'q>(
+        &self,
+        target: &'q str,
+        arguments_sha256: &'q [u8; 32],
+        now: OffsetDateTime,
+    ) -> ApprovalQuery<'q>
+    where
+        'a: 'q,
+    {
+        ApprovalQuery {
+            key_id: self.key_id,
+            tool: self.tool,
+            target,
+            arguments_sha256,
+            now,
         }
     }
 
@@ -440,17 +461,10 @@ impl Gates {
         let Some(confirm) = confirm else {
             if let Some((tools, _)) = evidence_tools {
                 let since = now - self.evidence_ttl;
-                let mut missing = Vec::new();
-                for tool in tools {
-                    if !self
-                        .store
-                        .evidence_read(call.key_id, Some(session), tool, target, since)
-                        .await?
-                    {
-                        missing.push(tool.clone());
-                    }
-                }
-                if !missing.is_empty() {
+                if let Some(missing) = self
+                    .missing_evidence(call.key_id, Some(session), tools, target, since)
+                    .await?
+                {
                     return Ok(decision(Outcome::DiagnosisRequired {
                         evidence_missing: missing,
                         evidence_tools: tools.clone(),
@@ -557,7 +571,7 @@ impl Gates {
         let digest = call.arguments.digest();
         let claimed = self
             .store
-            .claim_approval(call.key_id, call.tool, target, &digest, now)
+            .claim_approval(call.approval_query(target, &digest, now))
             .await?;
         let required = |a: &Approval| {
             decision(Outcome::ApprovalRequired {
@@ -623,7 +637,13 @@ impl Gates {
         for tool in tools {
             if !self
                 .store
-                .evidence_read(key_id, session, tool, target, since)
+                .evidence_read(EvidenceQuery {
+                    key_id,
+                    session_id: session,
+                    tool,
+                    target,
+                    since,
+                })
                 .await?
             {
                 missing.push(tool.clone());

@@ -103,7 +103,8 @@ mod postgres;
 mod store;
 
 pub use crate::approval::{
-    APPROVAL_ID_LEN, Approval, ApprovalError, ApprovalStatus, Approver, Caller, Claimed, DecidedBy,
+    APPROVAL_ID_LEN, Approval, ApprovalError, ApprovalQuery, ApprovalStatus, Approver, Caller,
+    Claimed, DecidedBy,
 };
 pub use crate::arguments::Arguments;
 pub use crate::clock::{Clock, ManualClock, SystemClock};
@@ -128,5 +129,6 @@ pub use crate::mrtr::{
 #[cfg(feature = "postgres")]
 pub use crate::postgres::PgGateStore;
 pub use crate::store::{
-    Challenge, EvidenceRead, GateStore, MemoryGateStore, SessionBinding, Taken, session_digest,
+    Challenge, EvidenceQuery, EvidenceRead, GateStore, MemoryGateStore, SessionBinding,
+    SessionTouch, Taken, session_digest,
 };

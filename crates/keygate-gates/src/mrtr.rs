@@ -315,14 +315,11 @@ impl Gates {
         if state.tool != call.tool || state.arguments_sha256 != digest {
             return invalid(InvalidReason::StateOtherArguments);
         }
+        let query = call.approval_query(target, &digest, now);
         let Some(approval) = self.store().get_approval(&state.approval_id).await? else {
             return invalid(InvalidReason::StateInvalid);
         };
-        if approval.key_id != call.key_id
-            || approval.tool != call.tool
-            || approval.target != target
-            || approval.arguments.digest() != digest
-        {
+        if !query.matches(&approval) {
             return invalid(InvalidReason::StateInvalid);
         }
 
@@ -362,20 +359,13 @@ impl Gates {
         };
         if !accepted {
             // Close it, so that the agent's plain retry is not asked again.
-            let closed = self
-                .store()
-                .claim_approval(call.key_id, call.tool, target, &digest, now)
-                .await?;
+            let closed = self.store().claim_approval(query).await?;
             return match closed {
                 Claimed::Denied(a) => declined(a.id.clone(), a.decider_user_id(), decided),
                 _ => declined(approval.id.clone(), Some(by.user_id.clone()), decided),
             };
         }
-        match self
-            .store()
-            .claim_approval(call.key_id, call.tool, target, &digest, now)
-            .await?
-        {
+        match self.store().claim_approval(query).await? {
             Claimed::Approved(a) => {
                 let by_page = decided.is_none();
                 Ok(MrtrOutcome {

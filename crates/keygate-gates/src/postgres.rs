@@ -6,10 +6,13 @@
 //! arguments a challenge is bound to are kept as the SHA-256 of their canonical form.
 //! Session bindings likewise keep the SHA-256 of the `Mcp-Session-Id`, never the id.
 
-use crate::approval::{Approval, ApprovalStatus, Claimed, DecidedBy};
+use crate::approval::{Approval, ApprovalQuery, ApprovalStatus, Claimed, DecidedBy};
 use crate::arguments::Arguments;
 use crate::error::GateError;
-use crate::store::{Challenge, EvidenceRead, GateStore, SessionBinding, Taken, session_digest};
+use crate::store::{
+    Challenge, EvidenceQuery, EvidenceRead, GateStore, SessionBinding, SessionTouch, Taken,
+    session_digest,
+};
 use async_trait::async_trait;
 use deadpool_postgres::Pool;
 use sha2::{Digest, Sha256};
@@ -354,14 +357,14 @@ impl GateStore for PgGateStore {
         Ok(())
     }
 
-    async fn evidence_read(
-        &self,
-        key_id: &str,
-        session_id: Option<&str>,
-        tool: &str,
-        target: &str,
-        since: OffsetDateTime,
-    ) -> Result<bool, GateError> {
+    async fn evidence_read(&self, query: EvidenceQuery<'_>) -> Result<bool, GateError> {
+        let EvidenceQuery {
+            key_id,
+            session_id,
+            tool,
+            target,
+            since,
+        } = query;
         let row = match session_id {
             Some(session_id) => self
                 .query_opt(
@@ -432,9 +435,7 @@ impl GateStore for PgGateStore {
     async fn touch_session(
         &self,
         session_id: &str,
-        key_id: &str,
-        seen_at: OffsetDateTime,
-        expires_at: OffsetDateTime,
+        touch: SessionTouch<'_>,
     ) -> Result<bool, GateError> {
         let n = self
             .execute(
@@ -442,9 +443,9 @@ impl GateStore for PgGateStore {
                  WHERE session_sha256 = $1 AND key_id = $2 AND expires_at > $3",
                 &[
                     &session_digest(session_id).as_slice(),
-                    &key_id,
-                    &seen_at,
-                    &expires_at,
+                    &touch.key_id,
+                    &touch.seen_at,
+                    &touch.expires_at,
                 ],
             )
             .await?;
@@ -510,17 +511,11 @@ impl GateStore for PgGateStore {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
-    async fn claim_approval(
-        &self,
-        key_id: &str,
-        tool: &str,
-        target: &str,
-        arguments_sha256: &[u8; 32],
-        now: OffsetDateTime,
-    ) -> Result<Claimed, GateError> {
+    async fn claim_approval(&self, query: ApprovalQuery<'_>) -> Result<Claimed, GateError> {
         let client = self.client().await?;
-        let args = arguments_sha256.as_slice();
-        let call: [&(dyn ToSql + Sync); 5] = [&key_id, &tool, &target, &args, &now];
+        let args = query.arguments_sha256.as_slice();
+        let call: [&(dyn ToSql + Sync); 5] =
+            [&query.key_id, &query.tool, &query.target, &args, &query.now];
         if let Some(approval) = close_oldest(&client, Closing::Use, &call).await? {
             return Ok(Claimed::Approved(approval));
         }
@@ -675,7 +670,7 @@ mod tests {
     use serde_json::json;
 
     use super::{PgGateStore, SCHEMA_BEFORE_ARGUMENTS, SCHEMA_BEFORE_SESSIONS};
-    use crate::{GateStore, SessionBinding};
+    use crate::{EvidenceQuery, GateStore, SessionBinding, SessionTouch};
 
     /// A PostgreSQL schema of its own for one test, dropped at the end (with the
     /// admin client of the test database); `None` when PostgreSQL tests are off.
@@ -821,7 +816,13 @@ mod tests {
         let since = time::OffsetDateTime::now_utc() - time::Duration::minutes(5);
         assert!(
             store
-                .evidence_read("k1", Some("s1"), "service.events", "api", since)
+                .evidence_read(EvidenceQuery {
+                    key_id: "k1",
+                    session_id: Some("s1"),
+                    tool: "service.events",
+                    target: "api",
+                    since,
+                })
                 .await
                 .unwrap(),
             "an older server's evidence read still counts"
@@ -879,9 +880,16 @@ mod tests {
         );
         let later = now + time::Duration::minutes(10);
         assert!(
-            b.touch_session(session, "kA", later, later + time::Duration::hours(1))
-                .await
-                .unwrap()
+            b.touch_session(
+                session,
+                SessionTouch {
+                    key_id: "kA",
+                    seen_at: later,
+                    expires_at: later + time::Duration::hours(1),
+                },
+            )
+            .await
+            .unwrap()
         );
         assert_eq!(
             a.session_binding(session, later)

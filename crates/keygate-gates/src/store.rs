@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
-use crate::approval::{Approval, ApprovalStatus, Claimed, DecidedBy};
+use crate::approval::{Approval, ApprovalQuery, ApprovalStatus, Claimed, DecidedBy};
 use crate::error::GateError;
 
 /// A one-time challenge, bound to the key, session, tool, target and arguments it was
@@ -96,6 +96,34 @@ pub struct EvidenceRead {
     pub at: OffsetDateTime,
 }
 
+/// What [`GateStore::evidence_read`] looks for: a read by `key_id` of `tool` for
+/// `target`, in `session_id` (`None`: in a stateless request), at or after `since`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EvidenceQuery<'a> {
+    /// The key that must have read.
+    pub key_id: &'a str,
+    /// The session it must have read in; `None` for a stateless read.
+    pub session_id: Option<&'a str>,
+    /// The evidence tool.
+    pub tool: &'a str,
+    /// The target it must have been read for.
+    pub target: &'a str,
+    /// The earliest read that counts.
+    pub since: OffsetDateTime,
+}
+
+/// A refresh of a session's binding ([`GateStore::touch_session`]): by `key_id`, seen
+/// at `seen_at`, live until `expires_at`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionTouch<'a> {
+    /// The key the session must be bound to.
+    pub key_id: &'a str,
+    /// When the key was seen; the binding must be live then.
+    pub seen_at: OffsetDateTime,
+    /// The binding's new expiry.
+    pub expires_at: OffsetDateTime,
+}
+
 /// A stateful MCP session's binding to the key whose `initialize` opened it.
 ///
 /// The session id itself is not part of the record: it is a capability (whoever
@@ -167,16 +195,8 @@ pub trait GateStore: Send + Sync + fmt::Debug {
     /// Records an evidence read (a later read of the same thing replaces it).
     async fn record_evidence(&self, read: &EvidenceRead) -> Result<(), GateError>;
 
-    /// Whether `key_id` read `tool` for `target` in `session_id` (`None`: in a
-    /// stateless request) at or after `since`.
-    async fn evidence_read(
-        &self,
-        key_id: &str,
-        session_id: Option<&str>,
-        tool: &str,
-        target: &str,
-        since: OffsetDateTime,
-    ) -> Result<bool, GateError>;
+    /// Whether the read `query` describes was recorded.
+    async fn evidence_read(&self, query: EvidenceQuery<'_>) -> Result<bool, GateError>;
 
     /// Binds `session_id` (kept as its SHA-256 only, see [`SessionBinding`]) to
     /// `binding.key_id`, atomically. `Ok(true)` when the session is now bound to that
@@ -199,14 +219,12 @@ pub trait GateStore: Send + Sync + fmt::Debug {
         now: OffsetDateTime,
     ) -> Result<Option<SessionBinding>, GateError>;
 
-    /// Refreshes the binding of `session_id` when it is bound to `key_id` and live at
-    /// `seen_at`: sets `seen_at` and `expires_at`. Returns whether it did.
+    /// Refreshes the binding of `session_id` when it is bound to `touch.key_id` and
+    /// live at `touch.seen_at`: sets `seen_at` and `expires_at`. Returns whether it did.
     async fn touch_session(
         &self,
         session_id: &str,
-        key_id: &str,
-        seen_at: OffsetDateTime,
-        expires_at: OffsetDateTime,
+        touch: SessionTouch<'_>,
     ) -> Result<bool, GateError>;
 
     /// Ends the binding of `session_id` when it is bound to `key_id` (a binding of
@@ -240,14 +258,7 @@ pub trait GateStore: Send + Sync + fmt::Debug {
     /// a denied one not yet closed is closed and returned ([`Claimed::Denied`]),
     /// atomically likewise; else a pending one unexpired at `now`
     /// ([`Claimed::Pending`]); else [`Claimed::Nothing`].
-    async fn claim_approval(
-        &self,
-        key_id: &str,
-        tool: &str,
-        target: &str,
-        arguments_sha256: &[u8; 32],
-        now: OffsetDateTime,
-    ) -> Result<Claimed, GateError>;
+    async fn claim_approval(&self, query: ApprovalQuery<'_>) -> Result<Claimed, GateError>;
 
     /// Sets approval `id` to `status` ([`ApprovalStatus::Approved`] or
     /// [`ApprovalStatus::Denied`]) decided by `by`, atomically and only while it is
@@ -327,11 +338,6 @@ impl MemoryGateStore {
     }
 }
 
-/// Whether `a` is for this call.
-fn approval_for(a: &Approval, key_id: &str, tool: &str, target: &str, args: &[u8; 32]) -> bool {
-    a.key_id == key_id && a.tool == tool && a.target == target && a.arguments.digest() == *args
-}
-
 #[async_trait]
 impl GateStore for MemoryGateStore {
     async fn put_challenge(&self, challenge: &Challenge) -> Result<(), GateError> {
@@ -371,21 +377,17 @@ impl GateStore for MemoryGateStore {
         Ok(())
     }
 
-    async fn evidence_read(
-        &self,
-        key_id: &str,
-        session_id: Option<&str>,
-        tool: &str,
-        target: &str,
-        since: OffsetDateTime,
-    ) -> Result<bool, GateError> {
+    async fn evidence_read(&self, query: EvidenceQuery<'_>) -> Result<bool, GateError> {
         let key = (
-            key_id.to_owned(),
-            session_id.map(str::to_owned),
-            tool.to_owned(),
-            target.to_owned(),
+            query.key_id.to_owned(),
+            query.session_id.map(str::to_owned),
+            query.tool.to_owned(),
+            query.target.to_owned(),
         );
-        Ok(self.evidence().get(&key).is_some_and(|at| *at >= since))
+        Ok(self
+            .evidence()
+            .get(&key)
+            .is_some_and(|at| *at >= query.since))
     }
 
     async fn bind_session(
@@ -419,15 +421,13 @@ impl GateStore for MemoryGateStore {
     async fn touch_session(
         &self,
         session_id: &str,
-        key_id: &str,
-        seen_at: OffsetDateTime,
-        expires_at: OffsetDateTime,
+        touch: SessionTouch<'_>,
     ) -> Result<bool, GateError> {
         let mut map = self.sessions();
         match map.get_mut(&session_digest(session_id)) {
-            Some(b) if b.key_id == key_id && b.expires_at > seen_at => {
-                b.seen_at = seen_at;
-                b.expires_at = expires_at;
+            Some(b) if b.key_id == touch.key_id && b.expires_at > touch.seen_at => {
+                b.seen_at = touch.seen_at;
+                b.expires_at = touch.expires_at;
                 Ok(true)
             }
             _ => Ok(false),
@@ -483,16 +483,10 @@ impl GateStore for MemoryGateStore {
         Ok(u64::try_from(n).unwrap_or(u64::MAX))
     }
 
-    async fn claim_approval(
-        &self,
-        key_id: &str,
-        tool: &str,
-        target: &str,
-        arguments_sha256: &[u8; 32],
-        now: OffsetDateTime,
-    ) -> Result<Claimed, GateError> {
+    async fn claim_approval(&self, query: ApprovalQuery<'_>) -> Result<Claimed, GateError> {
+        let now = query.now;
         let mut map = self.approvals();
-        let mine = |a: &&mut Approval| approval_for(a, key_id, tool, target, arguments_sha256);
+        let mine = |a: &&mut Approval| query.matches(a);
         if let Some(a) = map.values_mut().filter(mine).find(|a| {
             a.status == ApprovalStatus::Approved && a.expires_at > now && a.closed_at.is_none()
         }) {

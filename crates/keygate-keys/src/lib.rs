@@ -117,5 +117,5 @@ pub use crate::name::{NameError, check_name_characters, is_hidden_char};
 pub use crate::postgres::PostgresStore;
 #[cfg(feature = "sqlite")]
 pub use crate::sqlite::SqliteStore;
-pub use crate::store::{KeyStore, Verifier};
+pub use crate::store::{KeyChange, KeyStore, Verifier};
 pub use keygate_token::{KeyId, KeyKind, Token, TokenFormat};

@@ -18,7 +18,7 @@ use crate::model::{
     UserRef,
 };
 use crate::records::{self, PreparedKey};
-use crate::store::{KeyStore, Verifier};
+use crate::store::{KeyChange, KeyStore, Verifier};
 use crate::verify::{KeyRow, Usage, verify_with};
 
 /// A [`KeyStore`] in process memory: nothing survives the process.
@@ -162,11 +162,7 @@ impl State {
         if self.tenants.values().any(|t| t.name == name) {
             return Err(StoreError::Conflict(format!("tenant `{name}`")));
         }
-        let tenant = Tenant {
-            id: TenantId::random()?,
-            name,
-            created_at: records::now(),
-        };
+        let tenant = records::new_tenant(name)?;
         self.tenants.insert(tenant.id.clone(), tenant.clone());
         Ok(tenant)
     }
@@ -196,13 +192,7 @@ impl State {
     ) -> Result<User, StoreError> {
         let users = self.users.values().map(|u| (&u.tenant_id, u.name.as_str()));
         let name = self.free_name(tenant, "user", name, users)?;
-        let user = User {
-            id: UserId::random()?,
-            tenant_id: tenant.clone(),
-            name,
-            role,
-            created_at: records::now(),
-        };
+        let user = records::new_user(tenant, name, role)?;
         self.users.insert(user.id.clone(), user.clone());
         Ok(user)
     }
@@ -213,12 +203,7 @@ impl State {
             .values()
             .map(|p| (&p.tenant_id, p.name.as_str()));
         let name = self.free_name(tenant, "project", name, projects)?;
-        let project = Project {
-            id: ProjectId::random()?,
-            tenant_id: tenant.clone(),
-            name,
-            created_at: records::now(),
-        };
+        let project = records::new_project(tenant, name)?;
         self.projects.insert(project.id.clone(), project.clone());
         Ok(project)
     }
@@ -238,29 +223,15 @@ impl State {
                 .get(user)
                 .is_none_or(|u| u.tenant_id != key.tenant_id)
         {
-            return Err(StoreError::Invalid(
-                "the key's user does not exist in this tenant".to_owned(),
-            ));
+            return Err(records::foreign_user());
         }
-        let projects = match &key.projects {
-            None => None,
-            Some(names) => {
-                let mut refs = Vec::with_capacity(names.len());
-                for name in names {
-                    let p = self
-                        .projects
-                        .values()
-                        .find(|p| p.tenant_id == key.tenant_id && &p.name == name)
-                        .ok_or_else(|| StoreError::Invalid(format!("unknown project `{name}`")))?;
-                    refs.push(ProjectRef {
-                        id: p.id.clone(),
-                        name: p.name.clone(),
-                    });
-                }
-                records::sort_projects(&mut refs);
-                Some(refs)
-            }
-        };
+        let projects = records::resolve_projects(key.projects.as_deref(), |name| {
+            Ok(self
+                .projects
+                .values()
+                .find(|p| p.tenant_id == key.tenant_id && p.name == name)
+                .map(|p| p.id.clone()))
+        })?;
         let record = key.record(projects);
         let refill_period = key.refill_period;
         if self.keys.contains_key(&record.id) {
@@ -480,11 +451,10 @@ impl KeyStore for MemoryStore {
 
     async fn revoke_key_for(
         &self,
-        tenant: &TenantId,
-        id: &KeyId,
-        actor: &str,
+        change: KeyChange<'_>,
         reason: Option<&RevokeReason>,
     ) -> Result<ApiKey, StoreError> {
+        let KeyChange { tenant, id, .. } = change;
         let mut state = self.write();
         state.key_of(tenant, id)?;
         let first = {
@@ -498,13 +468,7 @@ impl KeyStore for MemoryStore {
             }
         };
         if first {
-            state.push_audit(NewAuditEvent {
-                tenant_id: tenant.clone(),
-                actor: actor.to_owned(),
-                action: "key.revoked".to_owned(),
-                target: id.to_string(),
-                detail: crate::model::revoked_detail(reason),
-            });
+            state.push_audit(records::revoked_event(change, reason));
         }
         Ok(state.key_of(tenant, id)?.shown(self.clock.now()))
     }
@@ -512,21 +476,14 @@ impl KeyStore for MemoryStore {
     async fn rotate_key(
         &self,
         format: &TokenFormat,
-        tenant: &TenantId,
-        id: &KeyId,
-        actor: &str,
+        change: KeyChange<'_>,
     ) -> Result<CreatedKey, StoreError> {
+        let KeyChange { tenant, id, actor } = change;
         let mut state = self.write();
         let old = state.key_of(tenant, id)?.shown(self.clock.now());
         let prepared = records::prepare_rotation(format, &old)?;
         let new_id = prepared.token.id();
-        let rotated = NewAuditEvent {
-            tenant_id: tenant.clone(),
-            actor: actor.to_owned(),
-            action: "key.rotated".to_owned(),
-            target: id.to_string(),
-            detail: serde_json::json!({ "new_key_id": new_id.as_str() }),
-        };
+        let rotated = records::rotated_event(change, new_id);
         state.insert_key(prepared, actor, Some(rotated))
     }
 

@@ -32,7 +32,7 @@ use crate::model::{
     UserId, UserRef,
 };
 use crate::records::{self, PreparedKey};
-use crate::store::{KeyStore, Verifier};
+use crate::store::{KeyChange, KeyStore, Verifier};
 use crate::verify::{self, KeyRow, Usage, verify_with};
 
 /// Connections in the pool.
@@ -487,23 +487,14 @@ async fn exists<C: GenericClient>(
 }
 
 async fn insert_tenant(tx: &Transaction<'_>, name: &str) -> Result<Tenant, StoreError> {
-    let name = records::check_name("tenant", name)?;
-    let conflict = insert_err(format!("tenant `{name}`"));
-    let tenant = Tenant {
-        id: TenantId::random()?,
-        name: name.clone(),
-        created_at: records::now(),
-    };
-    let stmt = tx
-        .prepare_cached("INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)")
-        .await
-        .map_err(db_err)?;
-    tx.execute(
-        &stmt,
+    let tenant = records::new_tenant(records::check_name("tenant", name)?)?;
+    insert_named(
+        tx,
+        "INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)",
         &[&tenant.id.as_str(), &tenant.name, &tenant.created_at],
+        format!("tenant `{}`", tenant.name),
     )
-    .await
-    .map_err(conflict)?;
+    .await?;
     Ok(tenant)
 }
 
@@ -514,23 +505,10 @@ async fn insert_user(
     role: Role,
 ) -> Result<User, StoreError> {
     tenant_exists(tx, tenant).await?;
-    let name = records::check_name("user", name)?;
-    let conflict = insert_err(format!("user `{name}`"));
-    let user = User {
-        id: UserId::random()?,
-        tenant_id: tenant.clone(),
-        name: name.clone(),
-        role,
-        created_at: records::now(),
-    };
-    let stmt = tx
-        .prepare_cached(
-            "INSERT INTO users (id, tenant_id, name, role, created_at) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .await
-        .map_err(db_err)?;
-    tx.execute(
-        &stmt,
+    let user = records::new_user(tenant, records::check_name("user", name)?, role)?;
+    insert_named(
+        tx,
+        "INSERT INTO users (id, tenant_id, name, role, created_at) VALUES ($1, $2, $3, $4, $5)",
         &[
             &user.id.as_str(),
             &tenant.as_str(),
@@ -538,9 +516,9 @@ async fn insert_user(
             &role.as_str(),
             &user.created_at,
         ],
+        format!("user `{}`", user.name),
     )
-    .await
-    .map_err(conflict)?;
+    .await?;
     Ok(user)
 }
 
@@ -550,32 +528,33 @@ async fn insert_project(
     name: &str,
 ) -> Result<Project, StoreError> {
     tenant_exists(tx, tenant).await?;
-    let name = records::check_name("project", name)?;
-    let conflict = insert_err(format!("project `{name}`"));
-    let project = Project {
-        id: ProjectId::random()?,
-        tenant_id: tenant.clone(),
-        name: name.clone(),
-        created_at: records::now(),
-    };
-    let stmt = tx
-        .prepare_cached(
-            "INSERT INTO projects (id, tenant_id, name, created_at) VALUES ($1, $2, $3, $4)",
-        )
-        .await
-        .map_err(db_err)?;
-    tx.execute(
-        &stmt,
+    let project = records::new_project(tenant, records::check_name("project", name)?)?;
+    insert_named(
+        tx,
+        "INSERT INTO projects (id, tenant_id, name, created_at) VALUES ($1, $2, $3, $4)",
         &[
             &project.id.as_str(),
             &tenant.as_str(),
             &project.name,
             &project.created_at,
         ],
+        format!("project `{}`", project.name),
     )
-    .await
-    .map_err(conflict)?;
+    .await?;
     Ok(project)
+}
+
+/// Runs the insert `sql` of a named record; a taken name is a
+/// [`StoreError::Conflict`] naming `what`.
+async fn insert_named(
+    tx: &Transaction<'_>,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    what: String,
+) -> Result<(), StoreError> {
+    let stmt = tx.prepare_cached(sql).await.map_err(db_err)?;
+    tx.execute(&stmt, params).await.map_err(insert_err(what))?;
+    Ok(())
 }
 
 async fn push_audit(tx: &Transaction<'_>, event: &NewAuditEvent) -> Result<(), StoreError> {
@@ -617,9 +596,7 @@ async fn insert_key(
         )
         .await?
     {
-        return Err(StoreError::Invalid(
-            "the key's user does not exist in this tenant".to_owned(),
-        ));
+        return Err(records::foreign_user());
     }
     let projects = match &key.projects {
         None => None,
@@ -633,12 +610,9 @@ async fn insert_key(
                 let row = tx
                     .query_opt(&stmt, &[&key.tenant_id.as_str(), name])
                     .await
-                    .map_err(db_err)?
-                    .ok_or_else(|| StoreError::Invalid(format!("unknown project `{name}`")))?;
-                refs.push(ProjectRef {
-                    id: ProjectId::new(row.get::<_, String>(0)),
-                    name: name.clone(),
-                });
+                    .map_err(db_err)?;
+                let found = row.map(|r| ProjectId::new(r.get::<_, String>(0)));
+                refs.push(records::project_ref(name, found)?);
             }
             records::sort_projects(&mut refs);
             Some(refs)
@@ -941,11 +915,10 @@ impl KeyStore for PostgresStore {
 
     async fn revoke_key_for(
         &self,
-        tenant: &TenantId,
-        id: &KeyId,
-        actor: &str,
+        change: KeyChange<'_>,
         reason: Option<&RevokeReason>,
     ) -> Result<ApiKey, StoreError> {
+        let KeyChange { tenant, id, .. } = change;
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(db_err)?;
         let stmt = tx
@@ -970,17 +943,7 @@ impl KeyStore for PostgresStore {
             .map_err(db_err)?;
         let key = get_key(&tx, tenant, id, false, self.clock.now()).await?;
         if changed == 1 {
-            push_audit(
-                &tx,
-                &NewAuditEvent {
-                    tenant_id: tenant.clone(),
-                    actor: actor.to_owned(),
-                    action: "key.revoked".to_owned(),
-                    target: id.to_string(),
-                    detail: crate::model::revoked_detail(reason),
-                },
-            )
-            .await?;
+            push_audit(&tx, &records::revoked_event(change, reason)).await?;
         }
         tx.commit().await.map_err(db_err)?;
         Ok(key)
@@ -989,22 +952,15 @@ impl KeyStore for PostgresStore {
     async fn rotate_key(
         &self,
         format: &TokenFormat,
-        tenant: &TenantId,
-        id: &KeyId,
-        actor: &str,
+        change: KeyChange<'_>,
     ) -> Result<CreatedKey, StoreError> {
+        let KeyChange { tenant, id, actor } = change;
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(db_err)?;
         // Locked so a concurrent revoke cannot slip between the check and the insert.
         let old = get_key(&tx, tenant, id, true, self.clock.now()).await?;
         let prepared = records::prepare_rotation(format, &old)?;
-        let rotated = NewAuditEvent {
-            tenant_id: tenant.clone(),
-            actor: actor.to_owned(),
-            action: "key.rotated".to_owned(),
-            target: id.to_string(),
-            detail: serde_json::json!({ "new_key_id": prepared.token.id().as_str() }),
-        };
+        let rotated = records::rotated_event(change, prepared.token.id());
         let created = insert_key(&tx, prepared, actor, Some(&rotated)).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(created)

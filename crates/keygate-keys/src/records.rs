@@ -3,13 +3,17 @@
 
 use std::collections::BTreeSet;
 
-use keygate_token::{KeyKind, Token, TokenFormat};
+use keygate_token::{KeyId, KeyKind, Token, TokenFormat};
 use time::OffsetDateTime;
 
 use crate::error::StoreError;
 use crate::hash::TokenHash;
-use crate::model::{ApiKey, NewKey, ProjectRef, Refill, TenantId, UserId};
+use crate::model::{
+    ApiKey, NewAuditEvent, NewKey, Project, ProjectId, ProjectRef, Refill, RevokeReason, Role,
+    Tenant, TenantId, User, UserId,
+};
 use crate::name::check_name_characters;
+use crate::store::KeyChange;
 
 /// The current time in UTC, truncated to microseconds so that every store (PostgreSQL
 /// keeps microseconds) returns exactly what it was given.
@@ -22,6 +26,36 @@ pub(crate) fn truncate(at: OffsetDateTime) -> OffsetDateTime {
     let at = at.to_offset(time::UtcOffset::UTC);
     let micros = at.microsecond();
     at.replace_microsecond(micros).unwrap_or(at)
+}
+
+/// A new tenant named `name` (already checked with [`check_name`]), created now.
+pub(crate) fn new_tenant(name: String) -> Result<Tenant, StoreError> {
+    Ok(Tenant {
+        id: TenantId::random()?,
+        name,
+        created_at: now(),
+    })
+}
+
+/// A new user of `tenant` named `name` (already checked), created now.
+pub(crate) fn new_user(tenant: &TenantId, name: String, role: Role) -> Result<User, StoreError> {
+    Ok(User {
+        id: UserId::random()?,
+        tenant_id: tenant.clone(),
+        name,
+        role,
+        created_at: now(),
+    })
+}
+
+/// A new project of `tenant` named `name` (already checked), created now.
+pub(crate) fn new_project(tenant: &TenantId, name: String) -> Result<Project, StoreError> {
+    Ok(Project {
+        id: ProjectId::random()?,
+        tenant_id: tenant.clone(),
+        name,
+        created_at: now(),
+    })
 }
 
 /// A validated key request with its freshly generated token.
@@ -270,6 +304,61 @@ pub(crate) fn created_detail(key: &ApiKey) -> serde_json::Value {
 /// Sorts project references by name for display.
 pub(crate) fn sort_projects(list: &mut [ProjectRef]) {
     list.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
+}
+
+/// The project of a new key named `name`, whose id the store `found` in the key's
+/// tenant; [`StoreError::Invalid`] when it found none.
+pub(crate) fn project_ref(name: &str, found: Option<ProjectId>) -> Result<ProjectRef, StoreError> {
+    let id = found.ok_or_else(|| StoreError::Invalid(format!("unknown project `{name}`")))?;
+    Ok(ProjectRef {
+        id,
+        name: name.to_owned(),
+    })
+}
+
+/// A new key's project names (`None`: unrestricted) resolved with `find`, which looks
+/// a name up in the key's tenant; sorted as [`sort_projects`] sorts. The first unknown
+/// name is [`StoreError::Invalid`].
+pub(crate) fn resolve_projects(
+    names: Option<&[String]>,
+    mut find: impl FnMut(&str) -> Result<Option<ProjectId>, StoreError>,
+) -> Result<Option<Vec<ProjectRef>>, StoreError> {
+    let Some(names) = names else {
+        return Ok(None);
+    };
+    let mut refs = Vec::with_capacity(names.len());
+    for name in names {
+        refs.push(project_ref(name, find(name)?)?);
+    }
+    sort_projects(&mut refs);
+    Ok(Some(refs))
+}
+
+/// A new key's user is not a user of the key's tenant.
+pub(crate) fn foreign_user() -> StoreError {
+    StoreError::Invalid("the key's user does not exist in this tenant".to_owned())
+}
+
+/// The `key.revoked` audit event of `change`, with `reason` (if any) in its detail.
+pub(crate) fn revoked_event(change: KeyChange<'_>, reason: Option<&RevokeReason>) -> NewAuditEvent {
+    NewAuditEvent {
+        tenant_id: change.tenant.clone(),
+        actor: change.actor.to_owned(),
+        action: "key.revoked".to_owned(),
+        target: change.id.to_string(),
+        detail: crate::model::revoked_detail(reason),
+    }
+}
+
+/// The `key.rotated` audit event of `change`, naming the replacement `new_id`.
+pub(crate) fn rotated_event(change: KeyChange<'_>, new_id: KeyId) -> NewAuditEvent {
+    NewAuditEvent {
+        tenant_id: change.tenant.clone(),
+        actor: change.actor.to_owned(),
+        action: "key.rotated".to_owned(),
+        target: change.id.to_string(),
+        detail: serde_json::json!({ "new_key_id": new_id.as_str() }),
+    }
 }
 
 /// A count as stored (`remaining`, a refill's seconds or amount): never negative, which

@@ -34,7 +34,7 @@ use crate::model::{
     UserId, UserRef,
 };
 use crate::records::{self, PreparedKey};
-use crate::store::{KeyStore, Verifier};
+use crate::store::{KeyChange, KeyStore, Verifier};
 use crate::verify::{self, KeyRow, Usage, verify_with};
 
 /// How long a connection waits for a lock held by another connection or process.
@@ -561,21 +561,13 @@ fn tenant_exists(conn: &Connection, tenant: &TenantId) -> Result<(), StoreError>
 }
 
 fn insert_tenant(tx: &Transaction<'_>, name: &str) -> Result<Tenant, StoreError> {
-    let name = records::check_name("tenant", name)?;
-    let conflict = insert_err(format!("tenant `{name}`"));
-    let tenant = Tenant {
-        id: TenantId::random()?,
-        name,
-        created_at: records::now(),
-    };
-    tx.prepare_cached("INSERT INTO tenants (id, name, created_at) VALUES (?1, ?2, ?3)")
-        .map_err(db_err)?
-        .execute(params![
-            tenant.id.as_str(),
-            tenant.name,
-            micros(tenant.created_at)
-        ])
-        .map_err(conflict)?;
+    let tenant = records::new_tenant(records::check_name("tenant", name)?)?;
+    insert_named(
+        tx,
+        "INSERT INTO tenants (id, name, created_at) VALUES (?1, ?2, ?3)",
+        params![tenant.id.as_str(), tenant.name, micros(tenant.created_at)],
+        format!("tenant `{}`", tenant.name),
+    )?;
     Ok(tenant)
 }
 
@@ -586,27 +578,19 @@ fn insert_user(
     role: Role,
 ) -> Result<User, StoreError> {
     tenant_exists(tx, tenant)?;
-    let name = records::check_name("user", name)?;
-    let conflict = insert_err(format!("user `{name}`"));
-    let user = User {
-        id: UserId::random()?,
-        tenant_id: tenant.clone(),
-        name,
-        role,
-        created_at: records::now(),
-    };
-    tx.prepare_cached(
+    let user = records::new_user(tenant, records::check_name("user", name)?, role)?;
+    insert_named(
+        tx,
         "INSERT INTO users (id, tenant_id, name, role, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-    )
-    .map_err(db_err)?
-    .execute(params![
-        user.id.as_str(),
-        tenant.as_str(),
-        user.name,
-        role.as_str(),
-        micros(user.created_at)
-    ])
-    .map_err(conflict)?;
+        params![
+            user.id.as_str(),
+            tenant.as_str(),
+            user.name,
+            role.as_str(),
+            micros(user.created_at)
+        ],
+        format!("user `{}`", user.name),
+    )?;
     Ok(user)
 }
 
@@ -616,26 +600,34 @@ fn insert_project(
     name: &str,
 ) -> Result<Project, StoreError> {
     tenant_exists(tx, tenant)?;
-    let name = records::check_name("project", name)?;
-    let conflict = insert_err(format!("project `{name}`"));
-    let project = Project {
-        id: ProjectId::random()?,
-        tenant_id: tenant.clone(),
-        name,
-        created_at: records::now(),
-    };
-    tx.prepare_cached(
+    let project = records::new_project(tenant, records::check_name("project", name)?)?;
+    insert_named(
+        tx,
         "INSERT INTO projects (id, tenant_id, name, created_at) VALUES (?1, ?2, ?3, ?4)",
-    )
-    .map_err(db_err)?
-    .execute(params![
-        project.id.as_str(),
-        tenant.as_str(),
-        project.name,
-        micros(project.created_at)
-    ])
-    .map_err(conflict)?;
+        params![
+            project.id.as_str(),
+            tenant.as_str(),
+            project.name,
+            micros(project.created_at)
+        ],
+        format!("project `{}`", project.name),
+    )?;
     Ok(project)
+}
+
+/// Runs the insert `sql` of a named record; a taken name is a
+/// [`StoreError::Conflict`] naming `what`.
+fn insert_named(
+    tx: &Transaction<'_>,
+    sql: &str,
+    params: impl rusqlite::Params,
+    what: String,
+) -> Result<(), StoreError> {
+    tx.prepare_cached(sql)
+        .map_err(db_err)?
+        .execute(params)
+        .map_err(insert_err(what))?;
+    Ok(())
 }
 
 fn push_audit(tx: &Transaction<'_>, event: &NewAuditEvent) -> Result<(), StoreError> {
@@ -670,34 +662,18 @@ fn insert_key(
             .exists(params![user.as_str(), key.tenant_id.as_str()])
             .map_err(db_err)?;
         if !ok {
-            return Err(StoreError::Invalid(
-                "the key's user does not exist in this tenant".to_owned(),
-            ));
+            return Err(records::foreign_user());
         }
     }
-    let projects = match &key.projects {
-        None => None,
-        Some(names) => {
-            let mut refs = Vec::with_capacity(names.len());
-            let mut stmt = tx
-                .prepare_cached("SELECT id FROM projects WHERE tenant_id = ?1 AND name = ?2")
-                .map_err(db_err)?;
-            for name in names {
-                let id: Option<String> = stmt
-                    .query_row(params![key.tenant_id.as_str(), name], |r| r.get(0))
-                    .optional()
-                    .map_err(db_err)?;
-                let id =
-                    id.ok_or_else(|| StoreError::Invalid(format!("unknown project `{name}`")))?;
-                refs.push(ProjectRef {
-                    id: ProjectId::new(id),
-                    name: name.clone(),
-                });
-            }
-            records::sort_projects(&mut refs);
-            Some(refs)
-        }
-    };
+    let projects = records::resolve_projects(key.projects.as_deref(), |name| {
+        let id: Option<String> = tx
+            .prepare_cached("SELECT id FROM projects WHERE tenant_id = ?1 AND name = ?2")
+            .map_err(db_err)?
+            .query_row(params![key.tenant_id.as_str(), name], |r| r.get(0))
+            .optional()
+            .map_err(db_err)?;
+        Ok(id.map(ProjectId::new))
+    })?;
     let record = key.record(projects);
     let exists = tx
         .prepare_cached("SELECT 1 FROM api_keys WHERE id = ?1")
@@ -984,11 +960,10 @@ impl KeyStore for SqliteStore {
 
     async fn revoke_key_for(
         &self,
-        tenant: &TenantId,
-        id: &KeyId,
-        actor: &str,
+        change: KeyChange<'_>,
         reason: Option<&RevokeReason>,
     ) -> Result<ApiKey, StoreError> {
+        let KeyChange { tenant, id, actor } = change;
         let (tenant, id, actor, reason) = (tenant.clone(), *id, actor.to_owned(), reason.cloned());
         let now = self.clock.now();
         self.write(move |tx| {
@@ -1007,16 +982,12 @@ impl KeyStore for SqliteStore {
                 ])
                 .map_err(db_err)?;
             if changed == 1 {
-                push_audit(
-                    tx,
-                    &NewAuditEvent {
-                        tenant_id: tenant.clone(),
-                        actor,
-                        action: "key.revoked".to_owned(),
-                        target: id.to_string(),
-                        detail: crate::model::revoked_detail(reason.as_ref()),
-                    },
-                )?;
+                let change = KeyChange {
+                    tenant: &tenant,
+                    id: &id,
+                    actor: &actor,
+                };
+                push_audit(tx, &records::revoked_event(change, reason.as_ref()))?;
             }
             get_key(tx, &tenant, &id, now)
         })
@@ -1026,22 +997,20 @@ impl KeyStore for SqliteStore {
     async fn rotate_key(
         &self,
         format: &TokenFormat,
-        tenant: &TenantId,
-        id: &KeyId,
-        actor: &str,
+        change: KeyChange<'_>,
     ) -> Result<CreatedKey, StoreError> {
+        let KeyChange { tenant, id, actor } = change;
         let (format, tenant, id, actor) = (format.clone(), tenant.clone(), *id, actor.to_owned());
         let now = self.clock.now();
         self.write(move |tx| {
             let old = get_key(tx, &tenant, &id, now)?;
             let prepared = records::prepare_rotation(&format, &old)?;
-            let rotated = NewAuditEvent {
-                tenant_id: tenant.clone(),
-                actor: actor.clone(),
-                action: "key.rotated".to_owned(),
-                target: id.to_string(),
-                detail: serde_json::json!({ "new_key_id": prepared.token.id().as_str() }),
+            let change = KeyChange {
+                tenant: &tenant,
+                id: &id,
+                actor: &actor,
             };
+            let rotated = records::rotated_event(change, prepared.token.id());
             insert_key(tx, prepared, &actor, Some(&rotated))
         })
         .await

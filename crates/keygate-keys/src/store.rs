@@ -43,6 +43,18 @@ pub trait Verifier: Send + Sync + 'static {
     async fn verify(&self, token: &str) -> Result<Principal, VerifyError>;
 }
 
+/// The key of a tenant a change (a revocation, a rotation) is made to, and who makes
+/// it: the `actor` of its audit event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyChange<'a> {
+    /// The tenant the key must belong to ([`StoreError::NotFound`] otherwise).
+    pub tenant: &'a TenantId,
+    /// The key.
+    pub id: &'a KeyId,
+    /// Who makes the change, as the audit log names them.
+    pub actor: &'a str,
+}
+
 /// Storage and verification of tenants, users, projects, keys and the audit log.
 ///
 /// Every method that names a tenant only ever sees that tenant's records: asking for
@@ -125,7 +137,8 @@ pub trait KeyStore: Verifier {
         id: &KeyId,
         actor: &str,
     ) -> Result<ApiKey, StoreError> {
-        self.revoke_key_for(tenant, id, actor, None).await
+        self.revoke_key_for(KeyChange { tenant, id, actor }, None)
+            .await
     }
 
     /// Revokes a key, recording `reason` (if any) on the key and in the detail of its
@@ -133,9 +146,7 @@ pub trait KeyStore: Verifier {
     /// `revoked_at` and reason, and gets no second audit event.
     async fn revoke_key_for(
         &self,
-        tenant: &TenantId,
-        id: &KeyId,
-        actor: &str,
+        change: KeyChange<'_>,
         reason: Option<&RevokeReason>,
     ) -> Result<ApiKey, StoreError>;
 
@@ -144,9 +155,7 @@ pub trait KeyStore: Verifier {
     async fn rotate_key(
         &self,
         format: &TokenFormat,
-        tenant: &TenantId,
-        id: &KeyId,
-        actor: &str,
+        change: KeyChange<'_>,
     ) -> Result<CreatedKey, StoreError>;
 
     /// Appends an audit event.

@@ -12,7 +12,7 @@ use keygate_client::{
     ProjectList, ScopeInfo, ScopeList, TokenInfo, TokenUser,
 };
 use keygate_keys::{
-    ApiKey, CreatedKey, KeyId, KeyKind, NewKey, Principal, Project, ProjectRef, Refill,
+    ApiKey, CreatedKey, KeyChange, KeyId, KeyKind, NewKey, Principal, Project, ProjectRef, Refill,
     RefillInterval,
 };
 use keygate_scopes::ADMIN_SCOPE;
@@ -381,9 +381,11 @@ pub(crate) async fn rotate_key(
         .store
         .rotate_key(
             &state.format,
-            &principal.tenant.id,
-            &old,
-            &actor(&principal),
+            KeyChange {
+                tenant: &principal.tenant.id,
+                id: &old,
+                actor: &actor(&principal),
+            },
         )
         .await
         .map_err(|e| match e {

@@ -238,9 +238,7 @@ pub(crate) async fn approve(
         .gates
         .approve(&id, &approver(&principal), &body.target)
         .await?;
-    audit(&state, &principal, "gate.approved", &a, Channel::Page).await?;
-    tracing::info!(approval = %a.id, key_id = %a.key_id, by = %principal.key_id, "gated call approved by a person");
-    Ok(Json(info(&state, a).await?))
+    decided_on_page(&state, &principal, "gate.approved", a).await
 }
 
 /// `POST /api/v1/approvals/{id}/deny`: deny; the agent's call is refused.
@@ -262,9 +260,21 @@ pub(crate) async fn deny(
     ApprovalIdPath(id): ApprovalIdPath,
 ) -> Result<Json<ApprovalInfo>, Refusal> {
     let a = state.gates.deny(&id, &approver(&principal)).await?;
-    audit(&state, &principal, "gate.declined", &a, Channel::Page).await?;
-    tracing::info!(approval = %a.id, key_id = %a.key_id, by = %principal.key_id, "gated call denied by a person");
-    Ok(Json(info(&state, a).await?))
+    decided_on_page(&state, &principal, "gate.declined", a).await
+}
+
+/// Audits the decision `action` (`gate.approved`, `gate.declined`) a person made on
+/// the page, logs it by the approval's new status and answers with the approval.
+async fn decided_on_page(
+    state: &AppState,
+    principal: &Principal,
+    action: &str,
+    a: Approval,
+) -> Result<Json<ApprovalInfo>, Refusal> {
+    audit(state, principal, action, &a, Channel::Page).await?;
+    let status = a.status.as_str();
+    tracing::info!(approval = %a.id, key_id = %a.key_id, by = %principal.key_id, "gated call {status} by a person");
+    Ok(Json(info(state, a).await?))
 }
 
 /// Appends a person's decision to the audit log: who (user id; `null` with `approver`

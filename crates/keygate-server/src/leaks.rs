@@ -22,7 +22,7 @@ use axum::{Extension, Json, Router};
 use base64::Engine as _;
 use keygate_client::{LeakLabel, LeakMatch, LeakVerdict};
 use keygate_http::{AuthError, untrusted};
-use keygate_keys::{RevokeReason, VerifyError};
+use keygate_keys::{KeyChange, RevokeReason, VerifyError};
 use keygate_limits::{ClientId, FailureLimiter, retry_after_secs};
 use ring::signature::{ECDSA_P256_SHA256_ASN1, UnparsedPublicKey};
 use serde::Deserialize;
@@ -351,9 +351,11 @@ async fn judge(state: &AppState, found: &LeakMatch) -> Result<LeakLabel, Respons
     match state
         .store
         .revoke_key_for(
-            &principal.tenant.id,
-            &principal.key_id,
-            ACTOR,
+            KeyChange {
+                tenant: &principal.tenant.id,
+                id: &principal.key_id,
+                actor: ACTOR,
+            },
             Some(&reason),
         )
         .await

@@ -17,7 +17,7 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use keygate_gates::SessionBinding;
+use keygate_gates::{SessionBinding, SessionTouch};
 use keygate_http::{AuthError, untrusted};
 use keygate_keys::Principal;
 use serde_json::{Value, json};
@@ -74,8 +74,13 @@ pub(crate) async fn check(
     })?;
     match binding {
         Some(b) if b.key_id == key_id => {
+            let touch = SessionTouch {
+                key_id,
+                seen_at: now,
+                expires_at: now + IDLE,
+            };
             if now - b.seen_at >= REFRESH_EVERY
-                && let Err(e) = store.touch_session(session, key_id, now, now + IDLE).await
+                && let Err(e) = store.touch_session(session, touch).await
             {
                 // The binding holds until its expiry; a later request refreshes it.
                 tracing::warn!(error = %e, key_id = %key_id, "could not refresh a session binding");

@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use keygate_keys::{
-    Bootstrap, KeyId, KeyKind, KeyStore, NameError, NewAuditEvent, NewKey, ProjectRef, Refill,
-    RefillInterval, RevokeReason, Role, StoreError, TenantId, TokenFormat, VerifyError,
+    Bootstrap, KeyChange, KeyId, KeyKind, KeyStore, NameError, NewAuditEvent, NewKey, ProjectRef,
+    Refill, RefillInterval, RevokeReason, Role, StoreError, TenantId, TokenFormat, VerifyError,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -116,7 +116,14 @@ use crate::forge::with_checksum;
 /// The replacement of key `id` of `tenant`, rotated by actor `u`.
 async fn rotated(h: &Harness, tenant: &TenantId, id: &KeyId) -> keygate_keys::CreatedKey {
     h.store
-        .rotate_key(&format(), tenant, id, "u")
+        .rotate_key(
+            &format(),
+            KeyChange {
+                tenant,
+                id,
+                actor: "u",
+            },
+        )
         .await
         .unwrap()
 }
@@ -235,11 +242,7 @@ pub async fn revoke_reason_is_kept_with_the_first_revocation(h: &Harness) {
     };
     let k = create(h, user_key(&s, &["a"], None)).await;
     assert_eq!(k.key.revoked_reason, None);
-    let got = h
-        .store
-        .revoke_key_for(&s.tenant, &k.key.id, "leak-report:github", Some(&leaked))
-        .await
-        .unwrap();
+    let got = revoke_as_leaked(h, &s.tenant, &k.key.id, &leaked).await;
     assert!(got.revoked_at.is_some());
     assert_eq!(got.revoked_reason.as_deref(), Some("leaked"));
     let listed = h.store.list_keys(&s.tenant).await.unwrap();
@@ -250,11 +253,7 @@ pub async fn revoke_reason_is_kept_with_the_first_revocation(h: &Harness) {
         Err(VerifyError::Revoked)
     ));
     // Reported again: nothing changes, no second event.
-    let again = h
-        .store
-        .revoke_key_for(&s.tenant, &k.key.id, "leak-report:github", Some(&leaked))
-        .await
-        .unwrap();
+    let again = revoke_as_leaked(h, &s.tenant, &k.key.id, &leaked).await;
     assert_eq!(again.revoked_at, got.revoked_at);
     let audit = h.store.list_audit(&s.tenant, 100).await.unwrap();
     let events: Vec<_> = audit
@@ -270,11 +269,7 @@ pub async fn revoke_reason_is_kept_with_the_first_revocation(h: &Harness) {
     // Revoked on request first: a later leak report keeps that (no reason).
     let m = create(h, user_key(&s, &["a"], None)).await;
     h.store.revoke_key(&s.tenant, &m.key.id, "u").await.unwrap();
-    let kept = h
-        .store
-        .revoke_key_for(&s.tenant, &m.key.id, "leak-report:github", Some(&leaked))
-        .await
-        .unwrap();
+    let kept = revoke_as_leaked(h, &s.tenant, &m.key.id, &leaked).await;
     assert_eq!(kept.revoked_reason, None);
     let audit = h.store.list_audit(&s.tenant, 100).await.unwrap();
     let manual = audit
@@ -390,7 +385,14 @@ pub async fn rotation_copies_and_keeps_old(h: &Harness) {
         .unwrap();
     assert!(matches!(
         h.store
-            .rotate_key(&format(), &s.tenant, &old.key.id, "u")
+            .rotate_key(
+                &format(),
+                KeyChange {
+                    tenant: &s.tenant,
+                    id: &old.key.id,
+                    actor: "u",
+                },
+            )
             .await,
         Err(StoreError::Invalid(_))
     ));
@@ -417,7 +419,16 @@ pub async fn tenant_isolation(h: &Harness) {
         Err(StoreError::NotFound)
     ));
     assert!(matches!(
-        h.store.rotate_key(&format(), &b.tenant, &id, "x").await,
+        h.store
+            .rotate_key(
+                &format(),
+                KeyChange {
+                    tenant: &b.tenant,
+                    id: &id,
+                    actor: "x",
+                },
+            )
+            .await,
         Err(StoreError::NotFound)
     ));
     let listed = h.store.list_keys(&b.tenant).await.unwrap();
@@ -778,6 +789,21 @@ fn limited_key(s: &Setup, remaining: u64, refill: Option<Refill>) -> NewKey {
 }
 
 /// Creates the key `req` asks for (actor `u`).
+/// Revokes key `id` of `tenant` as a leak report does, for `reason`.
+async fn revoke_as_leaked(
+    h: &Harness,
+    tenant: &TenantId,
+    id: &KeyId,
+    reason: &RevokeReason,
+) -> keygate_keys::ApiKey {
+    let change = KeyChange {
+        tenant,
+        id,
+        actor: "leak-report:github",
+    };
+    h.store.revoke_key_for(change, Some(reason)).await.unwrap()
+}
+
 async fn create(h: &Harness, req: NewKey) -> keygate_keys::CreatedKey {
     h.store.create_key(&format(), req, "u").await.unwrap()
 }

@@ -11,7 +11,8 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, Method, Request, StatusCode};
 use keygate_gates::{
-    Challenge, EvidenceRead, GateError, GateStore, MemoryGateStore, SessionBinding, Taken,
+    Challenge, EvidenceQuery, EvidenceRead, GateError, GateStore, MemoryGateStore, SessionBinding,
+    SessionTouch, Taken,
 };
 use keygate_server::{App, Config, Upstream};
 use serde_json::{Value, json};
@@ -391,15 +392,8 @@ impl GateStore for BrokenSessions {
     async fn record_evidence(&self, read: &EvidenceRead) -> Result<(), GateError> {
         self.0.record_evidence(read).await
     }
-    async fn evidence_read(
-        &self,
-        k: &str,
-        s: Option<&str>,
-        tool: &str,
-        target: &str,
-        since: OffsetDateTime,
-    ) -> Result<bool, GateError> {
-        self.0.evidence_read(k, s, tool, target, since).await
+    async fn evidence_read(&self, query: EvidenceQuery<'_>) -> Result<bool, GateError> {
+        self.0.evidence_read(query).await
     }
     async fn bind_session(&self, _: &str, _: &SessionBinding) -> Result<bool, GateError> {
         Err(broken())
@@ -411,13 +405,7 @@ impl GateStore for BrokenSessions {
     ) -> Result<Option<SessionBinding>, GateError> {
         Err(broken())
     }
-    async fn touch_session(
-        &self,
-        _: &str,
-        _: &str,
-        _: OffsetDateTime,
-        _: OffsetDateTime,
-    ) -> Result<bool, GateError> {
+    async fn touch_session(&self, _: &str, _: SessionTouch<'_>) -> Result<bool, GateError> {
         Err(broken())
     }
     async fn end_session(&self, _: &str, _: &str) -> Result<bool, GateError> {
@@ -445,13 +433,9 @@ impl GateStore for BrokenSessions {
     }
     async fn claim_approval(
         &self,
-        key: &str,
-        tool: &str,
-        target: &str,
-        args: &[u8; 32],
-        now: OffsetDateTime,
+        query: keygate_gates::ApprovalQuery<'_>,
     ) -> Result<keygate_gates::Claimed, GateError> {
-        self.0.claim_approval(key, tool, target, args, now).await
+        self.0.claim_approval(query).await
     }
     async fn decide_approval(
         &self,
