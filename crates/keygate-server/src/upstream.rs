@@ -64,11 +64,13 @@ pub(crate) enum UpstreamError {
 /// header-map copies (reqwest did all three per request; see BENCHMARKS.md).
 type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
-/// An upstream over HTTP: its client and its URI.
+/// An upstream over HTTP: its client, its URI (without credentials) and the
+/// `Authorization` the URL's credentials make (marked sensitive).
 #[derive(Debug)]
 struct HttpTarget {
     client: HttpClient,
     uri: Uri,
+    basic: Option<HeaderValue>,
 }
 
 #[derive(Debug, Clone)]
@@ -91,26 +93,37 @@ pub(crate) struct Upstream {
 
 impl Upstream {
     /// An upstream over HTTP, with a pooled client.
+    ///
+    /// Credentials in the URL (`https://user:pass@host/mcp`) are sent to the upstream as
+    /// `Authorization: Basic` on every request, as reqwest did; errors never repeat them.
     pub(crate) fn http(url: &str, timeout: Duration) -> Result<Self, String> {
-        let invalid = |e: &dyn fmt::Display| format!("invalid upstream URL {url:?}: {e}");
-        let uri: Uri = url.parse().map_err(|e| invalid(&e))?;
-        let https = match uri.scheme_str() {
-            Some("https") => true,
-            Some("http") => false,
-            Some(other) => {
+        let mut parsed = url::Url::parse(url)
+            .map_err(|e| format!("invalid upstream URL {:?}: {e}", redact_credentials(url)))?;
+        let https = match parsed.scheme() {
+            "https" => true,
+            "http" => false,
+            other => {
                 return Err(format!(
                     "upstream URL must be http:// or https:// (got {other}://)"
                 ));
             }
-            None => return Err(invalid(&"no scheme (http:// or https://)")),
         };
-        if uri.host().is_none_or(str::is_empty) {
-            return Err(invalid(&"no host"));
-        }
+        let basic = take_credentials(&mut parsed)?;
+        let uri: Uri = parsed.as_str().parse().map_err(|e| {
+            format!(
+                "invalid upstream URL {:?}: {e}",
+                redact_credentials(parsed.as_str())
+            )
+        })?;
         let mut connector = HttpConnector::new();
         // Streamed answers are many small writes.
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(timeout.min(Duration::from_secs(5))));
+        // reqwest's keepalive, kept: with no read timeout (below), a dead upstream under
+        // an idle event stream or a silent tool is noticed in about a minute, not hours.
+        connector.set_keepalive(Some(Duration::from_secs(15)));
+        connector.set_keepalive_interval(Some(Duration::from_secs(15)));
+        connector.set_keepalive_retries(Some(3));
         // The TLS connector below takes https:// URIs to this connector too.
         connector.enforce_http(false);
         // rustls is built with ring and no default provider; installing it is idempotent
@@ -145,7 +158,7 @@ impl Upstream {
             .pool_timer(TokioTimer::new())
             .build(connector);
         Ok(Self {
-            target: Target::Http(Arc::new(HttpTarget { client, uri })),
+            target: Target::Http(Arc::new(HttpTarget { client, uri, basic })),
             timeout,
         })
     }
@@ -210,6 +223,13 @@ impl Upstream {
         let timeout = self.timeout;
         match &self.target {
             Target::Http(http) => {
+                if let Some(basic) = &http.basic {
+                    forwarded.insert(header::AUTHORIZATION, basic.clone());
+                }
+                // reqwest's default when the client sent none.
+                forwarded
+                    .entry(header::ACCEPT)
+                    .or_insert(HeaderValue::from_static("*/*"));
                 let mut request = Request::new(Full::new(body));
                 *request.method_mut() = method;
                 *request.uri_mut() = http.uri.clone();
@@ -394,6 +414,50 @@ fn forward_headers(incoming: &HeaderMap, has_body: bool) -> HeaderMap {
     out
 }
 
+/// Removes the credentials from `url` and returns them as an `Authorization: Basic`
+/// value (user and password percent-decoded, as reqwest did), marked sensitive so that
+/// no trace shows it.
+fn take_credentials(url: &mut url::Url) -> Result<Option<HeaderValue>, String> {
+    use base64::Engine as _;
+    if url.username().is_empty() && url.password().is_none() {
+        return Ok(None);
+    }
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8()
+            .map(std::borrow::Cow::into_owned)
+            .map_err(|_| {
+                "the credentials in the upstream URL are not UTF-8 once percent-decoded".to_owned()
+            })
+    };
+    let user = decode(url.username())?;
+    let password = url.password().map(decode).transpose()?;
+    let pair = format!("{user}:{}", password.unwrap_or_default());
+    let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
+    let mut value = HeaderValue::from_str(&format!("Basic {encoded}"))
+        .map_err(|_| "the credentials in the upstream URL cannot be sent".to_owned())?;
+    value.set_sensitive(true);
+    // Both succeed on a URL with a host, which an http(s) URL always has.
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    Ok(Some(value))
+}
+
+/// `url` with whatever stands between `://` and the last `@` before the path replaced,
+/// for error messages: a password in a URL that does not parse is not repeated.
+fn redact_credentials(url: &str) -> String {
+    let Some(start) = url.find("://").map(|i| i + 3) else {
+        return url.to_owned();
+    };
+    let authority_end = url[start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| start + i);
+    match url[start..authority_end].rfind('@') {
+        Some(at) => format!("{}***@{}", &url[..start], &url[start + at + 1..]),
+        None => url.to_owned(),
+    }
+}
+
 /// Whether the client's error is the connect timeout (an `io::Error` of kind `TimedOut`
 /// somewhere in its sources): answered like the response timeout, 504.
 fn timed_out(e: &hyper_util::client::legacy::Error) -> bool {
@@ -469,6 +533,24 @@ mod tests {
         copy_response_headers(&from, &mut to);
         assert_eq!(to.len(), 4, "{to:?}");
         assert_eq!(to["mcp-something-new"], "x");
+    }
+
+    #[test]
+    fn credentials_in_the_url_become_basic_auth_and_leave_the_uri() {
+        let mut url = url::Url::parse("https://al%20ice:p%40ss@mcp.example.com:8443/mcp").unwrap();
+        let basic = take_credentials(&mut url).unwrap().unwrap();
+        // base64("al ice:p@ss")
+        assert_eq!(basic, "Basic YWwgaWNlOnBAc3M=");
+        assert!(basic.is_sensitive());
+        assert_eq!(url.as_str(), "https://mcp.example.com:8443/mcp");
+        let mut plain = url::Url::parse("http://127.0.0.1:9/mcp").unwrap();
+        assert!(take_credentials(&mut plain).unwrap().is_none());
+        let err = Upstream::http("http://u:secret@[::1/mcp", Duration::from_secs(1)).unwrap_err();
+        assert!(!err.contains("secret"), "{err}");
+        assert_eq!(
+            redact_credentials("http://u:secret@host/a@b"),
+            "http://***@host/a@b"
+        );
     }
 
     #[test]

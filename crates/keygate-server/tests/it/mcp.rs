@@ -397,6 +397,28 @@ async fn http_gateway_with(url: String, timeout: Duration, policy_toml: &str) ->
 }
 
 #[tokio::test]
+async fn credentials_in_the_upstream_url_reach_it_as_basic_auth_never_the_clients_key() {
+    let (base, seen) = upstream().await;
+    let with_credentials = base.replacen("http://", "http://mcp%20user:s%40cret@", 1);
+    let h = http_gateway(format!("{with_credentials}/mcp"), Duration::from_secs(10)).await;
+    let s1 = h.session(&h.owner).await;
+    let a = h.tool_in(&h.owner, &s1, "service.list", json!({})).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.raw);
+    let seen = seen.0.lock().unwrap();
+    assert!(!seen.is_empty());
+    for (headers, _) in seen.iter() {
+        // base64("mcp user:s@cret")
+        assert_eq!(headers["authorization"], "Basic bWNwIHVzZXI6c0BjcmV0");
+        assert!(
+            !headers["authorization"]
+                .to_str()
+                .unwrap()
+                .contains(&h.owner)
+        );
+    }
+}
+
+#[tokio::test]
 async fn forwarding_strips_confirm_and_authorization_and_sets_identity() {
     let (base, seen) = upstream().await;
     let policy = crate::util::agent_policy();
