@@ -45,6 +45,10 @@ const POOL_TIMEOUT: Duration = Duration::from_secs(5);
 const MIGRATION_LOCK: i64 = 0x006b_6579_6761_7465;
 /// Pending `last_used_at` updates; more are dropped (the value is only a hint).
 const TOUCH_QUEUE: usize = 1024;
+/// Verifies that may wait for a batch; more wait for room in the queue.
+const VERIFY_QUEUE: usize = 4096;
+/// The most key rows one batched read asks for.
+const MAX_BATCH: usize = 64;
 
 /// Migrations, in order; `schema_version` records the last one applied.
 const MIGRATIONS: &[&str] = &[
@@ -140,6 +144,7 @@ const KEY_COLUMNS: &str = "k.id, k.tenant_id, k.actor_kind, k.user_id, k.name, k
 pub struct PostgresStore {
     pool: Pool,
     readers: Arc<Readers>,
+    verifies: mpsc::Sender<Waiter>,
     last_used: Arc<LastUsed>,
     touch: mpsc::Sender<(KeyId, OffsetDateTime)>,
     clock: Arc<dyn Clock>,
@@ -292,9 +297,17 @@ impl PostgresStore {
         migrate(&pool, schema).await?;
         let (touch, rx) = mpsc::channel(TOUCH_QUEUE);
         tokio::spawn(write_last_used(pool.clone(), rx));
+        let readers = Arc::new(Readers::new());
+        let (verifies, queue) = mpsc::channel(VERIFY_QUEUE);
+        let queue = Arc::new(tokio::sync::Mutex::new(queue));
+        // One batch in flight per shared connection; each ends with the store.
+        for _ in 0..readers.slots.len() {
+            tokio::spawn(read_batches(pool.clone(), readers.clone(), queue.clone()));
+        }
         Ok(Self {
             pool,
-            readers: Arc::new(Readers::new()),
+            readers,
+            verifies,
             last_used: Arc::new(LastUsed::default()),
             touch,
             clock: crate::clock::system(),
@@ -685,9 +698,117 @@ const VERIFY_SQL: &str = "SELECT k.hash, k.revoked_at IS NOT NULL, k.tenant_id, 
        WHERE p.id = ANY(k.projects) ORDER BY p.name, p.id) END, \
      CASE WHEN k.projects IS NULL THEN NULL ELSE ARRAY(SELECT p.name FROM projects p \
        WHERE p.id = ANY(k.projects) ORDER BY p.name, p.id) END, \
-     k.expires_at, k.remaining IS NOT NULL, k.refill_seconds, k.refill_amount \
-     FROM api_keys k JOIN tenants t ON t.id = k.tenant_id \
-     LEFT JOIN users u ON u.id = k.user_id WHERE k.id = $1";
+     k.expires_at, k.remaining IS NOT NULL, k.refill_seconds, k.refill_amount, \
+     k.id FROM api_keys k JOIN tenants t ON t.id = k.tenant_id \
+     LEFT JOIN users u ON u.id = k.user_id WHERE k.id = ANY($1)";
+
+/// A verify waiting for its key row.
+type Waiter = (
+    KeyId,
+    tokio::sync::oneshot::Sender<Result<Option<KeyRow>, StoreError>>,
+);
+
+/// Takes every verify waiting (at most [`MAX_BATCH`]) and reads their key rows in one
+/// query ([`VERIFY_SQL`], `WHERE k.id = ANY($1)`) on a shared connection, until the
+/// store is dropped. Under load, a burst of verifies costs the database one statement
+/// instead of one each; alone, a verify waits for nothing but its own query. Each
+/// batch's query starts after every verify in it arrived: no row is reused between
+/// verifies, so revocation stays effective on the very next request.
+async fn read_batches(
+    pool: Pool,
+    readers: Arc<Readers>,
+    queue: Arc<tokio::sync::Mutex<mpsc::Receiver<Waiter>>>,
+) {
+    let mut batch: Vec<Waiter> = Vec::with_capacity(MAX_BATCH);
+    loop {
+        if queue.lock().await.recv_many(&mut batch, MAX_BATCH).await == 0 {
+            return;
+        }
+        let mut ids: Vec<&str> = batch.iter().map(|(id, _)| id.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        match read_key_rows(&pool, &readers, &ids).await {
+            Ok(rows) => {
+                for (id, tx) in batch.drain(..) {
+                    let answer = match rows.iter().find(|(at, _)| *at == id) {
+                        None => Ok(None),
+                        Some((_, Ok(row))) => Ok(Some(row.clone())),
+                        Some((_, Err(e))) => Err(StoreError::unavailable(Arc::clone(e))),
+                    };
+                    let _ = tx.send(answer);
+                }
+            }
+            Err(e) => {
+                let e = Arc::new(e);
+                for (_, tx) in batch.drain(..) {
+                    let _ = tx.send(Err(StoreError::unavailable(Arc::clone(&e))));
+                }
+            }
+        }
+    }
+}
+
+/// The key rows of `ids` (each present at most once), with the id each belongs to; a
+/// row that does not decode is that key's error, not the batch's.
+async fn read_key_rows(
+    pool: &Pool,
+    readers: &Readers,
+    ids: &[&str],
+) -> Result<Vec<(KeyId, Result<KeyRow, Arc<StoreError>>)>, StoreError> {
+    let client = readers.get(pool).await?;
+    let stmt = client.prepare_cached(VERIFY_SQL).await.map_err(db_err)?;
+    let rows = client.query(&stmt, &[&ids]).await.map_err(db_err)?;
+    rows.iter()
+        .map(|r| {
+            let id: KeyId = r
+                .get::<_, &str>(15)
+                .parse()
+                .map_err(|_| bad_value("key id"))?;
+            Ok((id, key_row_from(r, id).map_err(Arc::new)))
+        })
+        .collect()
+}
+
+/// A row of [`VERIFY_SQL`] as the key row of `id`.
+fn key_row_from(r: &Row, id: KeyId) -> Result<KeyRow, StoreError> {
+    let hash: Vec<u8> = r.get(0);
+    let kind: String = r.get(4);
+    let user = match (r.get::<_, Option<String>>(5), r.get::<_, Option<String>>(6)) {
+        (Some(uid), Some(name)) => {
+            let role: String = r.get(7);
+            Some(UserRef {
+                id: UserId::new(uid),
+                name,
+                role: Role::parse(&role).ok_or_else(|| bad_value("role"))?,
+            })
+        }
+        _ => None,
+    };
+    let scopes: Vec<String> = r.get(8);
+    Ok(KeyRow {
+        hash: TokenHash::from_slice(&hash).ok_or_else(|| bad_value("hash"))?,
+        revoked: r.get(1),
+        principal: Principal {
+            key_id: id,
+            tenant: TenantRef {
+                id: TenantId::new(r.get::<_, String>(2)),
+                name: r.get(3),
+            },
+            kind: KeyKind::from_actor(&kind).ok_or_else(|| bad_value("actor_kind"))?,
+            user,
+            scopes: scopes.into_iter().collect(),
+            projects: project_refs(r.get(9), r.get(10)),
+            expires_at: r.get(11),
+        },
+        usage: if r.get(12) {
+            Some(Usage {
+                refill: refill(r.get(13), r.get(14))?,
+            })
+        } else {
+            None
+        },
+    })
+}
 
 /// The project of a tenant with the id, else the name, `$2`: two index look-ups
 /// (primary key; `UNIQUE (tenant_id, name)`) in one statement.
@@ -697,53 +818,13 @@ const FIND_PROJECT_SQL: &str = "(SELECT id, name, 0 AS rank FROM projects \
      ORDER BY rank LIMIT 1";
 
 impl PostgresStore {
+    /// The key row of `id`, read in the next batch (see [`read_batches`]): a query
+    /// that starts after this call, so a revocation committed before it is seen.
     async fn key_row(&self, id: KeyId) -> Result<Option<KeyRow>, StoreError> {
-        let client = self.readers.get(&self.pool).await?;
-        let stmt = client.prepare_cached(VERIFY_SQL).await.map_err(db_err)?;
-        let Some(r) = client
-            .query_opt(&stmt, &[&id.as_str()])
-            .await
-            .map_err(db_err)?
-        else {
-            return Ok(None);
-        };
-        let hash: Vec<u8> = r.get(0);
-        let kind: String = r.get(4);
-        let user = match (r.get::<_, Option<String>>(5), r.get::<_, Option<String>>(6)) {
-            (Some(uid), Some(name)) => {
-                let role: String = r.get(7);
-                Some(UserRef {
-                    id: UserId::new(uid),
-                    name,
-                    role: Role::parse(&role).ok_or_else(|| bad_value("role"))?,
-                })
-            }
-            _ => None,
-        };
-        let scopes: Vec<String> = r.get(8);
-        Ok(Some(KeyRow {
-            hash: TokenHash::from_slice(&hash).ok_or_else(|| bad_value("hash"))?,
-            revoked: r.get(1),
-            principal: Principal {
-                key_id: id,
-                tenant: TenantRef {
-                    id: TenantId::new(r.get::<_, String>(2)),
-                    name: r.get(3),
-                },
-                kind: KeyKind::from_actor(&kind).ok_or_else(|| bad_value("actor_kind"))?,
-                user,
-                scopes: scopes.into_iter().collect(),
-                projects: project_refs(r.get(9), r.get(10)),
-                expires_at: r.get(11),
-            },
-            usage: if r.get(12) {
-                Some(Usage {
-                    refill: refill(r.get(13), r.get(14))?,
-                })
-            } else {
-                None
-            },
-        }))
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let gone = || StoreError::unavailable("the key store is shutting down");
+        self.verifies.send((id, tx)).await.map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())?
     }
 
     /// Runs [`SPEND_SQL`] on the connections `verify` shares: whether one was left.

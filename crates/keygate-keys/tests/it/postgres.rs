@@ -313,3 +313,72 @@ async fn shared_verify_connections_pipeline_and_recover() {
     );
     drop(hooks);
 }
+
+#[tokio::test]
+async fn batched_verifies_each_get_their_own_key_and_see_a_revocation_at_once() {
+    let Some((url, schema)) = db() else { return };
+    let store = Arc::new(
+        PostgresStore::connect_with_schema(&url, &schema)
+            .await
+            .unwrap(),
+    );
+    let hooks = PgHooks {
+        store: store.clone(),
+        url: url.clone(),
+        schema: schema.clone(),
+    };
+    let s = conformance::setup(store.as_ref(), "acme").await;
+    let mut keys = Vec::new();
+    for i in 0..24 {
+        let mut new = conformance::tenant_key(&s);
+        new.name = format!("k{i}");
+        let created = store
+            .create_key(&conformance::format(), new, "test")
+            .await
+            .unwrap();
+        keys.push((created.key.id, created.token.expose().to_owned()));
+    }
+
+    // 240 verifies in flight at once, ten of each key: batches hold many keys, and
+    // every verify must come back with its own key's principal, never another's.
+    let mut tasks = tokio::task::JoinSet::new();
+    for round in 0..10 {
+        for (id, token) in &keys {
+            let (store, id, token) = (store.clone(), *id, token.clone());
+            tasks.spawn(async move {
+                let principal = store.verify(&token).await.unwrap();
+                assert_eq!(principal.key_id, id, "round {round}");
+            });
+        }
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap();
+    }
+
+    // Revoked under load: every verify that starts once the revocation returned is
+    // refused, while verifies of the other keys keep the batches full.
+    let (victim, victim_token) = keys[0].clone();
+    let load = {
+        let store = store.clone();
+        let tokens: Vec<String> = keys[1..].iter().map(|(_, t)| t.clone()).collect();
+        tokio::spawn(async move {
+            for token in tokens.iter().cycle().take(2_000) {
+                store.verify(token).await.unwrap();
+            }
+        })
+    };
+    store.revoke_key(&s.tenant, &victim, "test").await.unwrap();
+    let mut refused = tokio::task::JoinSet::new();
+    for _ in 0..64 {
+        let (store, token) = (store.clone(), victim_token.clone());
+        refused.spawn(async move { store.verify(&token).await });
+    }
+    while let Some(result) = refused.join_next().await {
+        assert!(matches!(
+            result.unwrap(),
+            Err(keygate_keys::VerifyError::Revoked)
+        ));
+    }
+    load.await.unwrap();
+    drop(hooks);
+}
