@@ -153,12 +153,12 @@ pub struct PostgresStore {
 /// Connections taken from the pool for verification and shared by every concurrent
 /// verify, one per CPU the process may use (at most [`MAX_READERS`]).
 ///
-/// tokio-postgres pipelines the queries concurrent callers make on one connection: a
-/// burst of verifies goes out in one write, is answered by one busy backend and comes
-/// back in one read, where a connection per request costs each verify its own write,
-/// backend wake-up and read. Every verify is still its own query on the database, so
-/// a revocation is seen by the next one. A connection that closes (database restart,
-/// terminated backend) is replaced from the pool on the next verify.
+/// The verifies waiting are read in one statement per batch ([`read_batches`]), one
+/// batch in flight per connection; tokio-postgres pipelines what else shares it (the
+/// spends of usage-limited keys). A connection per request would cost each verify its
+/// own write, backend wake-up and read. Every batch is a new query on the database, so
+/// a revocation is seen by the next verify. A connection that closes (database
+/// restart, terminated backend) is replaced from the pool on the next batch.
 #[derive(Debug)]
 struct Readers {
     slots: Box<[Mutex<Option<Arc<deadpool_postgres::Object>>>]>,
