@@ -363,6 +363,7 @@ impl Routes {
 struct Observed {
     state: AppState,
     labels: Arc<RouteLabels>,
+    origins: Arc<crate::origin::Origins>,
 }
 
 /// All routes, with authentication on `/api/*`.
@@ -422,17 +423,15 @@ fn router(
         .layer(SetSensitiveRequestHeadersLayer::new([
             header::AUTHORIZATION,
         ]))
+        // One middleware for the log, the metrics and the Origin check (a layer each
+        // would box the request's future once more).
         .layer(middleware::from_fn_with_state(
             Observed {
                 state,
                 labels: Arc::new(labels),
+                origins,
             },
             observe,
-        ))
-        // Before authentication: a foreign origin is refused whatever it presents.
-        .layer(middleware::from_fn_with_state(
-            origins,
-            crate::origin::guard,
         ))
         .service(routes);
     Router::new().fallback_service(app)
@@ -480,16 +479,22 @@ fn json_error(status: StatusCode, body: serde_json::Value) -> Response {
 }
 
 /// Counts and logs every request (route, status, latency: never headers or bodies),
-/// and gives the framework's plain-text 413 and timeout answers JSON bodies.
+/// applies the Origin check (`origin::guard`), and gives the framework's plain-text
+/// 413 and timeout answers JSON bodies.
 async fn observe(
-    State(Observed { state, labels }): State<Observed>,
+    State(Observed {
+        state,
+        labels,
+        origins,
+    }): State<Observed>,
     req: Request,
     next: Next,
 ) -> Response {
     let route = labels.of(req.uri().path(), req.method());
     let method = req.method().clone();
     let started = Instant::now();
-    let mut resp = next.run(req).await;
+    // Before authentication: a foreign origin is refused whatever it presents.
+    let mut resp = crate::origin::guard(&origins, req, next).await;
     let status = resp.status();
     let is_json = resp
         .headers()

@@ -20,9 +20,8 @@
 //! credentials mode: keys travel in `Authorization`, never in cookies.
 
 use std::net::IpAddr;
-use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header, uri::Authority};
@@ -210,12 +209,9 @@ fn preflight(origin: HeaderValue, requested: Option<&HeaderValue>) -> Response {
     resp
 }
 
-/// The middleware: see the module documentation.
-pub(crate) async fn guard(
-    State(origins): State<Arc<Origins>>,
-    req: Request,
-    next: Next,
-) -> Response {
+/// The check itself, called by the request log middleware (`app::observe`) around
+/// everything inside it: see the module documentation.
+pub(crate) async fn guard(origins: &Origins, req: Request, next: Next) -> Response {
     if !req.uri().path().starts_with("/api/") {
         return next.run(req).await;
     }
