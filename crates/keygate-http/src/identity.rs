@@ -61,22 +61,38 @@ pub fn project_header(
     Ok((X_KEYGATE_PROJECT, HeaderValue::from_str(project.as_str())?))
 }
 
-/// The identity headers [`apply_identity`] set on `headers`, in the order
-/// [`identity_headers`] gives them: for a handler behind [`AuthLayer`](crate::AuthLayer)
-/// that forwards them, so that they are built once per request, by the layer.
-///
-/// Empty when the layer did not run (no verified principal).
-#[must_use]
-pub fn applied_identity(headers: &HeaderMap) -> Vec<(HeaderName, HeaderValue)> {
-    [
-        X_KEYGATE_KEY_ID,
-        X_KEYGATE_TENANT,
-        X_KEYGATE_ACTOR,
-        X_KEYGATE_USER,
-    ]
-    .into_iter()
-    .filter_map(|name| headers.get(&name).cloned().map(|value| (name, value)))
-    .collect()
+/// The identity headers [`AuthLayer`](crate::AuthLayer) set on a request, kept in the
+/// request's extensions beside the [`Principal`]: for a handler that forwards them
+/// (the MCP gateway does), so that they are built once per request, by the layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityHeaders(Vec<(HeaderName, HeaderValue)>);
+
+impl IdentityHeaders {
+    /// The headers, in the order [`identity_headers`] gives them.
+    #[must_use]
+    pub fn as_slice(&self) -> &[(HeaderName, HeaderValue)] {
+        &self.0
+    }
+
+    /// The headers, taken.
+    #[must_use]
+    pub fn into_vec(self) -> Vec<(HeaderName, HeaderValue)> {
+        self.0
+    }
+}
+
+/// [`apply_identity`], returning the headers it set as [`IdentityHeaders`] (for the
+/// request's extensions).
+pub(crate) fn apply_identity_kept(
+    headers: &mut HeaderMap,
+    principal: &Principal,
+) -> Result<IdentityHeaders, InvalidHeaderValue> {
+    let identity = identity_headers(principal)?;
+    strip_identity(headers);
+    for (name, value) in &identity {
+        headers.insert(name.clone(), value.clone());
+    }
+    Ok(IdentityHeaders(identity))
 }
 
 /// Removes every client-supplied `X-Keygate-*` header (any case) and the
@@ -105,9 +121,5 @@ pub fn apply_identity(
     headers: &mut HeaderMap,
     principal: &Principal,
 ) -> Result<(), InvalidHeaderValue> {
-    strip_identity(headers);
-    for (name, value) in identity_headers(principal)? {
-        headers.insert(name, value);
-    }
-    Ok(())
+    apply_identity_kept(headers, principal).map(drop)
 }

@@ -17,7 +17,8 @@
 //!   [`Principal`](keygate_keys::Principal) (also as `Option<Authenticated>`).
 //! - [`parse_authorization`]: the strict `Authorization: Bearer` parser, on its own.
 //! - [`apply_identity`] / [`identity_headers`]: the `X-Keygate-*` headers for an
-//!   upstream, with client-supplied ones removed; [`project_header`] adds
+//!   upstream, with client-supplied ones removed ([`IdentityHeaders`]: the ones the
+//!   layer set, in the request's extensions); [`project_header`] adds
 //!   `X-Keygate-Project` for a call naming a project resolved in the key's tenant.
 //! - [`deny`]: answer a policy denial ([`keygate_scopes::Denied`]) with a 403.
 //! - [`ForwardQuery`] / [`forward_headers`] / [`forward_error_header`] /
@@ -60,7 +61,7 @@ pub use crate::forward::{
 };
 pub use crate::header::{MAX_AUTHORIZATION_LEN, parse_authorization};
 pub use crate::identity::{
-    X_KEYGATE_ACTOR, X_KEYGATE_KEY_ID, X_KEYGATE_PROJECT, X_KEYGATE_TENANT, X_KEYGATE_USER,
-    applied_identity, apply_identity, identity_headers, project_header, strip_identity,
+    IdentityHeaders, X_KEYGATE_ACTOR, X_KEYGATE_KEY_ID, X_KEYGATE_PROJECT, X_KEYGATE_TENANT,
+    X_KEYGATE_USER, apply_identity, identity_headers, project_header, strip_identity,
 };
 pub use crate::untrusted::{LOG_MAX_CHARS, Untrusted, untrusted};

@@ -104,6 +104,7 @@ pub(crate) fn session_id(headers: &HeaderMap) -> Result<Option<&str>, Response> 
 pub(crate) async fn passthrough(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
+    Extension(identity): Extension<keygate_http::IdentityHeaders>,
     method: Method,
     headers: HeaderMap,
 ) -> Response {
@@ -117,9 +118,8 @@ pub(crate) async fn passthrough(
     {
         return resp;
     }
-    // Set by the auth layer (which refuses a request whose identity cannot be written
-    // as headers): taken, not built a second time.
-    let ident = keygate_http::applied_identity(&headers);
+    // Built by the auth layer, which set them on the request too.
+    let ident = identity.into_vec();
     let deleting = method == Method::DELETE;
     match state
         .upstream
@@ -144,6 +144,12 @@ pub(crate) async fn gateway(State(state): State<AppState>, req: Request) -> Resp
     let (mut parts, body) = req.into_parts();
     let Some(principal) = parts.extensions.remove::<Principal>() else {
         tracing::error!("MCP request without a verified principal; answering 503");
+        return AuthError::Unavailable.into_response();
+    };
+    // Built by the auth layer beside the principal (and set on the request): taken, not
+    // built a second time.
+    let Some(identity) = parts.extensions.remove::<keygate_http::IdentityHeaders>() else {
+        tracing::error!("MCP request without its identity headers; answering 503");
         return AuthError::Unavailable.into_response();
     };
     let headers = std::mem::take(&mut parts.headers);
@@ -219,9 +225,7 @@ pub(crate) async fn gateway(State(state): State<AppState>, req: Request) -> Resp
         );
         return keygate_http::deny(&denied);
     }
-    // Set by the auth layer (which refuses a request whose identity cannot be written
-    // as headers): taken, not built a second time.
-    let ident = keygate_http::applied_identity(&headers);
+    let ident = identity.into_vec();
     let call = Call {
         state: &state,
         principal: &principal,

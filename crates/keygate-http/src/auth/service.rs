@@ -17,7 +17,7 @@ use zeroize::Zeroizing;
 use super::future::ResponseFuture;
 use crate::error::AuthError;
 use crate::header::parse_authorization;
-use crate::identity::apply_identity;
+use crate::identity::apply_identity_kept;
 
 /// The service made by [`AuthLayer`](super::AuthLayer); see there for what it does.
 #[derive(Clone)]
@@ -125,15 +125,19 @@ where
                 }
             };
             drop(token);
-            if let Err(err) = apply_identity(req.headers_mut(), &principal) {
-                tracing::error!(
-                    key_id = %principal.key_id,
-                    error = %err,
-                    "identity cannot be sent as headers; answering 503",
-                );
-                return Ok(AuthError::Unavailable.into_response());
-            }
+            let identity = match apply_identity_kept(req.headers_mut(), &principal) {
+                Ok(identity) => identity,
+                Err(err) => {
+                    tracing::error!(
+                        key_id = %principal.key_id,
+                        error = %err,
+                        "identity cannot be sent as headers; answering 503",
+                    );
+                    return Ok(AuthError::Unavailable.into_response());
+                }
+            };
             req.extensions_mut().insert(principal);
+            req.extensions_mut().insert(identity);
             inner.call(req).await
         }))
     }

@@ -1,9 +1,7 @@
 //! Identity headers: spoofed ones removed, verified ones set, the token not forwarded.
 
 use http::StatusCode;
-use keygate_http::{
-    X_KEYGATE_PROJECT, applied_identity, apply_identity, identity_headers, project_header,
-};
+use keygate_http::{X_KEYGATE_PROJECT, apply_identity, identity_headers, project_header};
 
 use crate::support::{Fixture, bearer, send};
 
@@ -83,19 +81,23 @@ async fn apply_identity_replaces_headers() {
 }
 
 #[tokio::test]
-async fn the_applied_identity_is_the_one_built_for_the_principal_not_the_clients() {
+async fn the_layer_keeps_the_identity_it_set_for_handlers_that_forward_it() {
     let fx = Fixture::new().await;
     let principal = fx.store_principal().await;
-    let mut headers = http::HeaderMap::new();
-    assert!(applied_identity(&headers).is_empty());
-    headers.insert("x-keygate-user", "spoofed".parse().unwrap());
-    headers.insert("mcp-session-id", "s".parse().unwrap());
-    headers.insert("x-keygate-key-id", "spoofed".parse().unwrap());
-    apply_identity(&mut headers, &principal).unwrap();
-    assert_eq!(
-        applied_identity(&headers),
-        identity_headers(&principal).unwrap()
-    );
+    let expected: Vec<String> = identity_headers(&principal)
+        .unwrap()
+        .iter()
+        .map(|(name, value)| format!("{name}: {}", value.to_str().unwrap()))
+        .collect();
+    let a = send(
+        fx.app(),
+        "/forwarded",
+        &[&bearer(fx.user_token())],
+        &[("x-keygate-user", "spoofed")],
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.text(), expected.join("\n"));
 }
 
 #[tokio::test]

@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::body::Body;
 use axum::response::Response;
 use axum::routing::get;
+use axum::{Extension, Router};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Request, StatusCode};
 use http_body_util::BodyExt;
@@ -113,6 +113,17 @@ async fn echo(headers: HeaderMap, principal: Option<Authenticated>) -> String {
     lines.join("\n")
 }
 
+/// The identity headers the layer kept in the extensions, one `name: value` per line,
+/// in their order.
+async fn forwarded(Extension(identity): Extension<keygate_http::IdentityHeaders>) -> String {
+    identity
+        .as_slice()
+        .iter()
+        .map(|(name, value)| format!("{name}: {}", value.to_str().unwrap_or("<bytes>")))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 async fn me(Authenticated(p): Authenticated) -> String {
     format!("{} {}", p.tenant.name, p.kind)
 }
@@ -128,6 +139,7 @@ async fn maybe(p: Option<Authenticated>) -> String {
 pub(crate) fn routes() -> Router {
     Router::new()
         .route("/echo", get(echo))
+        .route("/forwarded", get(forwarded))
         .route("/me", get(me))
         .route("/maybe", get(maybe))
 }
