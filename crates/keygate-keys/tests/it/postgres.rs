@@ -245,22 +245,29 @@ async fn bad_schema_names_are_refused() {
 /// Verification shares a few connections among concurrent callers (pipelined):
 /// many verifies at once all succeed, a revocation shows on the very next one, and a
 /// shared connection whose backend is terminated is replaced.
+/// A store on `connect` (the test database's `url`, perhaps with more parameters) in
+/// `schema`, and the hooks that drop the schema when the test ends.
+async fn store_in(connect: &str, url: &str, schema: &str) -> (Arc<PostgresStore>, PgHooks) {
+    let store = Arc::new(
+        PostgresStore::connect_with_schema(connect, schema)
+            .await
+            .unwrap(),
+    );
+    let hooks = PgHooks {
+        store: store.clone(),
+        url: url.to_owned(),
+        schema: schema.to_owned(),
+    };
+    (store, hooks)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn shared_verify_connections_pipeline_and_recover() {
     let Some((url, schema)) = db() else { return };
     // Named after the schema, so that only this test's backends are terminated below.
     let sep = if url.contains('?') { '&' } else { '?' };
     let named = format!("{url}{sep}application_name={schema}");
-    let store = Arc::new(
-        PostgresStore::connect_with_schema(&named, &schema)
-            .await
-            .unwrap(),
-    );
-    let hooks = PgHooks {
-        store: store.clone(),
-        url: url.clone(),
-        schema: schema.clone(),
-    };
+    let (store, hooks) = store_in(&named, &url, &schema).await;
     let s = conformance::setup(store.as_ref(), "acme").await;
     let other = store
         .create_key(&conformance::format(), conformance::tenant_key(&s), "test")
@@ -314,19 +321,10 @@ async fn shared_verify_connections_pipeline_and_recover() {
     drop(hooks);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn batched_verifies_each_get_their_own_key_and_see_a_revocation_at_once() {
     let Some((url, schema)) = db() else { return };
-    let store = Arc::new(
-        PostgresStore::connect_with_schema(&url, &schema)
-            .await
-            .unwrap(),
-    );
-    let hooks = PgHooks {
-        store: store.clone(),
-        url: url.clone(),
-        schema: schema.clone(),
-    };
+    let (store, hooks) = store_in(&url, &url, &schema).await;
     let s = conformance::setup(store.as_ref(), "acme").await;
     let mut keys = Vec::new();
     for i in 0..24 {
