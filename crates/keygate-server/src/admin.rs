@@ -61,11 +61,12 @@ impl<S: Send + Sync> FromRequestParts<S> for Owner {
     }
 }
 
-/// The key id of the path. A segment that is not even UTF-8 (`%ff`) is as absent as
-/// any other malformed id: 404 JSON, not the framework's plain-text 400.
-pub(crate) struct KeyIdPath(KeyId);
+/// The id of the path (a key id, an approval id): one that does not parse, or a segment
+/// that is not even UTF-8 (`%ff`), is as absent as an unknown one: 404 JSON, not the
+/// framework's plain-text 400.
+pub(crate) struct IdPath<T>(pub(crate) T);
 
-impl<S: Send + Sync> FromRequestParts<S> for KeyIdPath {
+impl<S: Send + Sync, T: std::str::FromStr> FromRequestParts<S> for IdPath<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
@@ -328,7 +329,7 @@ pub(crate) async fn list_keys(
 pub(crate) async fn get_key(
     State(state): State<AppState>,
     Owner(principal): Owner,
-    KeyIdPath(id): KeyIdPath,
+    IdPath(id): IdPath<KeyId>,
 ) -> Result<Json<KeyInfo>, ApiError> {
     let key = state.store.get_key(&principal.tenant.id, &id).await?;
     Ok(Json(key_info(key)))
@@ -349,7 +350,7 @@ pub(crate) async fn get_key(
 pub(crate) async fn revoke_key(
     State(state): State<AppState>,
     Owner(principal): Owner,
-    KeyIdPath(id): KeyIdPath,
+    IdPath(id): IdPath<KeyId>,
 ) -> Result<Json<KeyInfo>, ApiError> {
     let key = state
         .store
@@ -375,7 +376,7 @@ pub(crate) async fn revoke_key(
 pub(crate) async fn rotate_key(
     State(state): State<AppState>,
     Owner(principal): Owner,
-    KeyIdPath(old): KeyIdPath,
+    IdPath(old): IdPath<KeyId>,
 ) -> Result<Response, ApiError> {
     let created = state
         .store

@@ -8,9 +8,8 @@
 //! to decide: 404; a tenant key, a key without `gates:approve`, or the calling key
 //! itself: 403; not pending: 409; a wrong name: 422 `{"error":"target_mismatch"}`.
 
+use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequestParts, Path, State};
-use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
@@ -22,6 +21,7 @@ use keygate_keys::{KeyKind, NewAuditEvent, Principal};
 use keygate_scopes::APPROVE_SCOPE;
 use serde_json::json;
 
+use crate::admin::IdPath;
 use crate::error::ApiError;
 use crate::openapi::{
     ApprovalPath, BadRequest, Conflict, NotFound, PayloadTooLarge, TargetMismatch,
@@ -154,20 +154,6 @@ async fn info(state: &AppState, a: Approval) -> Result<ApprovalInfo, ApiError> {
     })
 }
 
-/// The approval id of the path; one that is not UTF-8 is as absent as any other.
-pub(crate) struct ApprovalIdPath(String);
-
-impl<S: Send + Sync> FromRequestParts<S> for ApprovalIdPath {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let Path(id) = Path::<String>::from_request_parts(parts, state)
-            .await
-            .map_err(|_| ApiError::NotFound)?;
-        Ok(Self(id))
-    }
-}
-
 /// `GET /api/v1/approvals`: the pending approvals the caller may decide, oldest first.
 #[utoipa::path(
     get,
@@ -203,7 +189,7 @@ pub(crate) async fn list(
 pub(crate) async fn get(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
-    ApprovalIdPath(id): ApprovalIdPath,
+    IdPath(id): IdPath<String>,
 ) -> Result<Json<ApprovalInfo>, Refusal> {
     let a = state.gates.approval_for(&id, &approver(&principal)).await?;
     Ok(Json(info(&state, a).await?))
@@ -230,7 +216,7 @@ pub(crate) async fn get(
 pub(crate) async fn approve(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
-    ApprovalIdPath(id): ApprovalIdPath,
+    IdPath(id): IdPath<String>,
     body: Result<Json<ApproveBody>, JsonRejection>,
 ) -> Result<Json<ApprovalInfo>, Refusal> {
     let Json(body) = body.map_err(|e| ApiError::from_json(&e))?;
@@ -257,7 +243,7 @@ pub(crate) async fn approve(
 pub(crate) async fn deny(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
-    ApprovalIdPath(id): ApprovalIdPath,
+    IdPath(id): IdPath<String>,
 ) -> Result<Json<ApprovalInfo>, Refusal> {
     let a = state.gates.deny(&id, &approver(&principal)).await?;
     decided_on_page(&state, &principal, "gate.declined", a).await
