@@ -97,8 +97,12 @@ impl Upstream {
     /// Credentials in the URL (`https://user:pass@host/mcp`) are sent to the upstream as
     /// `Authorization: Basic` on every request, as reqwest did; errors never repeat them.
     pub(crate) fn http(url: &str, timeout: Duration) -> Result<Self, String> {
-        let mut parsed = url::Url::parse(url)
-            .map_err(|e| format!("invalid upstream URL {:?}: {e}", redact_credentials(url)))?;
+        let mut parsed = url::Url::parse(url).map_err(|e| {
+            format!(
+                "invalid upstream URL {:?}: {e}",
+                keygate_limits::redact_url(url)
+            )
+        })?;
         let https = match parsed.scheme() {
             "https" => true,
             "http" => false,
@@ -112,7 +116,7 @@ impl Upstream {
         let uri: Uri = parsed.as_str().parse().map_err(|e| {
             format!(
                 "invalid upstream URL {:?}: {e}",
-                redact_credentials(parsed.as_str())
+                keygate_limits::redact_url(parsed.as_str())
             )
         })?;
         let mut connector = HttpConnector::new();
@@ -443,21 +447,6 @@ fn take_credentials(url: &mut url::Url) -> Result<Option<HeaderValue>, String> {
     Ok(Some(value))
 }
 
-/// `url` with whatever stands between `://` and the last `@` before the path replaced,
-/// for error messages: a password in a URL that does not parse is not repeated.
-fn redact_credentials(url: &str) -> String {
-    let Some(start) = url.find("://").map(|i| i + 3) else {
-        return url.to_owned();
-    };
-    let authority_end = url[start..]
-        .find(['/', '?', '#'])
-        .map_or(url.len(), |i| start + i);
-    match url[start..authority_end].rfind('@') {
-        Some(at) => format!("{}***@{}", &url[..start], &url[start + at + 1..]),
-        None => url.to_owned(),
-    }
-}
-
 /// Whether the client's error is the connect timeout (an `io::Error` of kind `TimedOut`
 /// somewhere in its sources): answered like the response timeout, 504.
 fn timed_out(e: &hyper_util::client::legacy::Error) -> bool {
@@ -547,10 +536,6 @@ mod tests {
         assert!(take_credentials(&mut plain).unwrap().is_none());
         let err = Upstream::http("http://u:secret@[::1/mcp", Duration::from_secs(1)).unwrap_err();
         assert!(!err.contains("secret"), "{err}");
-        assert_eq!(
-            redact_credentials("http://u:secret@host/a@b"),
-            "http://***@host/a@b"
-        );
     }
 
     #[test]
