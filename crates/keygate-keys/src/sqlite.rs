@@ -778,27 +778,32 @@ fn key_row_raw(conn: &Connection, id: &KeyId) -> rusqlite::Result<Option<KeyRow>
              FROM api_keys k JOIN tenants t ON t.id = k.tenant_id \
              LEFT JOIN users u ON u.id = k.user_id WHERE k.id = ?1",
     )?;
+    // Values only inspected (hash, kind, role, the scopes' JSON) are borrowed from the
+    // row, not copied into a `String` first: this runs on every request.
     stmt.query_row(params![id.as_str()], |r| {
-        let hash: Vec<u8> = r.get(0)?;
-        let kind: String = r.get(4)?;
+        let hash = r.get_ref(0)?.as_blob().map_err(conversion)?;
+        let kind = r.get_ref(4)?.as_str().map_err(conversion)?;
         let user = match (
             r.get::<_, Option<String>>(5)?,
             r.get::<_, Option<String>>(6)?,
         ) {
             (Some(uid), Some(name)) => {
-                let role: String = r.get(7)?;
+                let role = r.get_ref(7)?.as_str().map_err(conversion)?;
                 Some(UserRef {
                     id: UserId::new(uid),
                     name,
-                    role: Role::parse(&role).ok_or_else(|| bad_value("role"))?,
+                    role: Role::parse(role).ok_or_else(|| bad_value("role"))?,
                 })
             }
             _ => None,
         };
-        let scopes: String = r.get(8)?;
+        let scopes = r.get_ref(8)?.as_str().map_err(conversion)?;
+        // Stored sorted (`records::normalise`): collected in one bulk build, not an
+        // insert (a search and maybe a split) per scope.
+        let scopes: Vec<String> = serde_json::from_str(scopes).map_err(conversion)?;
         let projects = project_refs(r.get(9)?)?;
         Ok(KeyRow {
-            hash: TokenHash::from_slice(&hash).ok_or_else(|| bad_value("hash"))?,
+            hash: TokenHash::from_slice(hash).ok_or_else(|| bad_value("hash"))?,
             revoked: r.get(1)?,
             principal: Principal {
                 key_id: *id,
@@ -806,9 +811,9 @@ fn key_row_raw(conn: &Connection, id: &KeyId) -> rusqlite::Result<Option<KeyRow>
                     id: TenantId::new(r.get::<_, String>(2)?),
                     name: r.get(3)?,
                 },
-                kind: KeyKind::from_actor(&kind).ok_or_else(|| bad_value("actor_kind"))?,
+                kind: KeyKind::from_actor(kind).ok_or_else(|| bad_value("actor_kind"))?,
                 user,
-                scopes: serde_json::from_str(&scopes).map_err(conversion)?,
+                scopes: scopes.into_iter().collect(),
                 projects,
                 expires_at: opt_micros(r.get(10)?)?,
             },
