@@ -218,6 +218,13 @@ pub fn is_valid_id(raw: &RawValue) -> bool {
 /// Whether `bytes` (JSON) nests deeper than `max` arrays and objects. Brackets inside
 /// strings are not counted; the bytes need not be valid JSON.
 pub fn too_deep(bytes: &[u8], max: usize) -> bool {
+    // Nesting deeper than `max` takes more than `max` opening brackets, and counting
+    // them (in strings too) is a loop the compiler vectorises: most messages have a
+    // handful and never reach the scan below, which runs on every request otherwise.
+    let opening = bytes.iter().filter(|&&b| b == b'{' || b == b'[').count();
+    if opening <= max {
+        return false;
+    }
     let mut depth = 0usize;
     let mut in_string = false;
     let mut escaped = false;
@@ -431,6 +438,19 @@ mod tests {
         assert!(!too_deep(br#"{"a":[1,{"b":"[[[[[["}]}"#, 3));
         assert!(too_deep(br#"{"a":[1,{"b":[]}]}"#, 3));
         assert!(!too_deep(br#"{"a":"\"{{{{"}"#, 1));
+    }
+
+    #[test]
+    fn depth_is_exact_on_both_sides_of_the_bracket_count() {
+        // As many opening brackets as the limit: never too deep, whatever the order.
+        assert!(!too_deep(b"[[[]]]", 3));
+        assert!(!too_deep(b"[{[", 3));
+        // One more: the scan decides, nesting against siblings.
+        assert!(too_deep(b"[[[[]]]]", 3));
+        assert!(!too_deep(b"[[[]],[]]", 3));
+        assert!(!too_deep(br#"{"a":[],"b":{},"c":[],"d":{}}"#, 3));
+        assert!(too_deep(&[b'['; 65], MAX_DEPTH));
+        assert!(!too_deep(&[b'['; 64], MAX_DEPTH));
     }
 
     #[test]
