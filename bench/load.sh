@@ -23,8 +23,9 @@
 #
 # Two passes per gateway: peak (as fast as the connections go) and a fixed rate at half
 # of that gateway's peak, where the demo platform is measured at the same rate to give
-# the p99 keygate adds. The fixed-rate pass uses `oha -q` when oha is installed
-# (cargo install oha --locked), otherwise wrk with a per-connection delay (see mcp.lua).
+# the p99 keygate adds. The fixed-rate pass uses `oha -q` with latency correction
+# (installed when missing, see below), or with KG_BENCH_NO_OHA=1 wrk with a
+# per-connection delay (see mcp.lua), which is not a fixed rate: it hides stalls.
 #
 # With 2 cores the generator competes with the server, so every server runs pinned to
 # CPU 0 (taskset -c 0) and the generator to CPU 1, for every target alike; the two
@@ -52,6 +53,7 @@
 #   KG_BENCH_NGINX        the nginx binary          [/usr/sbin/nginx, else nginx on PATH]
 #   CARGO_TARGET_DIR      where the release binaries are        [./target]
 #   KG_BENCH_NO_BUILD=1   use the release binaries as they are
+#   KG_BENCH_NO_OHA=1     the fixed-rate pass with wrk's pauses, never installing oha
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -84,7 +86,25 @@ if ! command -v wrk >/dev/null; then
 fi
 command -v taskset >/dev/null || die "taskset is missing (util-linux)"
 command -v curl >/dev/null || die "curl is missing"
-OHA=$(command -v oha || true)
+# The fixed-rate pass needs oha (a real fixed-rate generator, latency-corrected) and jq;
+# both are installed when missing (oha once, with cargo: a few minutes), unless
+# KG_BENCH_NO_OHA=1, which falls back to wrk's per-connection pauses.
+OHA_VERSION=1.16.0
+if [ "${KG_BENCH_NO_OHA:-0}" != 1 ]; then
+    if ! command -v jq >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        log "installing jq (apt-get)"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq jq >/dev/null \
+            || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq jq >/dev/null; }
+    fi
+    if ! command -v oha >/dev/null && command -v cargo >/dev/null; then
+        log "installing oha $OHA_VERSION (cargo install --locked; once, a few minutes)"
+        cargo install --quiet --locked oha --version "$OHA_VERSION" >&2 \
+            || log "cannot install oha: the fixed-rate pass uses wrk"
+        export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+    fi
+fi
+OHA=""
+[ "${KG_BENCH_NO_OHA:-0}" != 1 ] && OHA=$(command -v oha || true)
 [ -n "$OHA" ] && ! command -v jq >/dev/null && OHA=""
 NGINX=${KG_BENCH_NGINX:-/usr/sbin/nginx}
 [ -x "$NGINX" ] || NGINX=$(command -v nginx || true)
