@@ -244,19 +244,29 @@ all_ticks() {
 }
 
 # peak URL KEY PID [BACKEND_PIDS] -> "rps p50_us p99_us non2xx errors requests
-# cpu_us_per_request backend_cpu_seconds": the last, the CPU time the processes in
-# BACKEND_PIDS (the PostgreSQL backends serving keygated) spent during the pass.
+# cpu_us_per_request backend_cpu_seconds preemptions_per_request": backend_cpu_seconds is
+# the CPU time the processes in BACKEND_PIDS (the PostgreSQL backends serving keygated)
+# spent during the pass.
 peak() {
-    local before after result backends=${4:-} b_before b_after
+    local before after result backends=${4:-} b_before b_after p_before p_after
     wrk_run "$1" "$2" "$WARMUP" "$CONNS" >/dev/null
     before=$(cpu_ticks "$3")
     b_before=$(all_ticks "$backends")
+    p_before=$(preemptions "$3")
     result=$(wrk_run "$1" "$2" "$DURATION" "$CONNS")
     after=$(cpu_ticks "$3")
     b_after=$(all_ticks "$backends")
+    p_after=$(preemptions "$3")
     awk -v r="$result" -v a="$before" -v b="$after" -v hz="$(getconf CLK_TCK)" \
-        -v ba="$b_before" -v bb="$b_after" \
-        'BEGIN { split(r, f, " "); printf "%s %.1f %.2f\n", r, (b - a) * 1e6 / hz / (f[6] > 0 ? f[6] : 1), (bb - ba) / hz }'
+        -v ba="$b_before" -v bb="$b_after" -v pa="$p_before" -v pb="$p_after" \
+        'BEGIN { split(r, f, " "); n = (f[6] > 0 ? f[6] : 1)
+                 printf "%s %.1f %.2f %.2f\n", r, (b - a) * 1e6 / hz / n, (bb - ba) / hz, (pb - pa) / n }'
+}
+
+# Times the threads of process PID were preempted so far (nonvoluntary context switches:
+# the scheduler took the CPU from a thread that could still run).
+preemptions() {
+    cat /proc/"$1"/task/*/status 2>/dev/null | awk '/^nonvoluntary_ctxt_switches:/ { s += $2 } END { print s + 0 }'
 }
 
 hwm_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
@@ -471,6 +481,9 @@ if [ -n "${RES[nginx]:-}" ]; then
     r=$(ratio "$(field http 0)" "$(field nginx 0)")
     echo "target: keygated HTTP upstream >= 0.80 x nginx req/s: $r ($(verdict "$r" 0.80))"
     echo "nginx worker peak RSS (VmHWM): $(mib "${RES[nginx.hwm]}") MiB"
+    # Both proxies share their core with the demo server: each upstream write wakes it,
+    # and a proxy that uses more CPU than the demo is preempted by it (see BENCHMARKS.md).
+    echo "preempted per request (nonvoluntary context switches; the proxies share CPU $SERVER_CPU with the demo): nginx $(field nginx 8), keygated $(field http 8)"
 fi
 echo "target: keygated HTTP upstream peak RSS (VmHWM) <= 50 MiB: $(mib "${RES[http.hwm]}") MiB ($(verdict $((50 * 1024)) "${RES[http.hwm]}"))"
 if [ -n "${RES[sqlite]:-}" ]; then
