@@ -190,7 +190,16 @@ impl<'a> CallParams<'a> {
 
 /// A JSON string, borrowed when it has no escapes; `None` for any other JSON value.
 pub fn json_str(raw: &RawValue) -> Option<Cow<'_, str>> {
-    match serde_json::from_str::<&str>(raw.get()) {
+    // A `RawValue` holds valid JSON, so a string without a backslash is its bytes between
+    // the quotes (control characters are never raw in JSON): no decoder needed for the
+    // method and tool names of every request.
+    let text = raw.get();
+    if let Some(inner) = text.strip_prefix('"').and_then(|t| t.strip_suffix('"'))
+        && !inner.contains(['\\', '"'])
+    {
+        return Some(Cow::Borrowed(inner));
+    }
+    match serde_json::from_str::<&str>(text) {
         Ok(s) => Some(Cow::Borrowed(s)),
         Err(_) => serde_json::from_str::<String>(raw.get())
             .ok()
@@ -581,6 +590,14 @@ mod tests {
         assert_eq!(id_value(Some(&raw("\"k\""))), json!("k"));
         assert_eq!(json_str(&raw(r#""a\"b""#)).as_deref(), Some("a\"b"));
         assert_eq!(json_str(&raw("1")), None);
+        // Borrowed without escapes, decoded with them; never a non-string.
+        assert!(matches!(json_str(&raw(r#""tools/call""#)), Some(Cow::Borrowed("tools/call"))));
+        assert!(matches!(json_str(&raw(r#""""#)), Some(Cow::Borrowed(""))));
+        assert_eq!(json_str(&raw(r#""\u0041\\""#)).as_deref(), Some("A\\"));
+        assert_eq!(json_str(&raw(r#""é""#)).as_deref(), Some("é"));
+        assert_eq!(json_str(&raw("[\"a\"]")), None);
+        assert_eq!(json_str(&raw("{\"a\":\"b\"}")), None);
+        assert_eq!(json_str(&raw("null")), None);
     }
 
     #[test]
