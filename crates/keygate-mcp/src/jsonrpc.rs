@@ -591,7 +591,10 @@ mod tests {
         assert_eq!(json_str(&raw(r#""a\"b""#)).as_deref(), Some("a\"b"));
         assert_eq!(json_str(&raw("1")), None);
         // Borrowed without escapes, decoded with them; never a non-string.
-        assert!(matches!(json_str(&raw(r#""tools/call""#)), Some(Cow::Borrowed("tools/call"))));
+        assert!(matches!(
+            json_str(&raw(r#""tools/call""#)),
+            Some(Cow::Borrowed("tools/call"))
+        ));
         assert!(matches!(json_str(&raw(r#""""#)), Some(Cow::Borrowed(""))));
         assert_eq!(json_str(&raw(r#""\u0041\\""#)).as_deref(), Some("A\\"));
         assert_eq!(json_str(&raw(r#""é""#)).as_deref(), Some("é"));
