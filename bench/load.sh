@@ -76,36 +76,34 @@ log() { printf '%s\n' "$*" >&2; }
 die() { log "load.sh: $*"; exit 1; }
 
 # --- tools ------------------------------------------------------------------------------
-if ! command -v wrk >/dev/null; then
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-        log "installing wrk (apt-get)"
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null \
-            || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
-    fi
-    command -v wrk >/dev/null || die "wrk is missing: apt-get install wrk"
-fi
+# apt_install CMD PACKAGE: installs PACKAGE when CMD is missing, if run as root with apt-get.
+apt_install() {
+    command -v "$1" >/dev/null && return
+    [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null || return 0
+    log "installing $2 (apt-get)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null \
+        || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null; } \
+        || true
+}
+apt_install wrk wrk
+command -v wrk >/dev/null || die "wrk is missing: apt-get install wrk"
 command -v taskset >/dev/null || die "taskset is missing (util-linux)"
 command -v curl >/dev/null || die "curl is missing"
 # The fixed-rate pass needs oha (a real fixed-rate generator, latency-corrected) and jq;
 # both are installed when missing (oha once, with cargo: a few minutes), unless
 # KG_BENCH_NO_OHA=1, which falls back to wrk's per-connection pauses.
 OHA_VERSION=1.16.0
+OHA=""
 if [ "${KG_BENCH_NO_OHA:-0}" != 1 ]; then
-    if ! command -v jq >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-        log "installing jq (apt-get)"
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq jq >/dev/null \
-            || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq jq >/dev/null; }
-    fi
+    apt_install jq jq
     if ! command -v oha >/dev/null && command -v cargo >/dev/null; then
         log "installing oha $OHA_VERSION (cargo install --locked; once, a few minutes)"
         cargo install --quiet --locked oha --version "$OHA_VERSION" >&2 \
             || log "cannot install oha: the fixed-rate pass uses wrk"
         export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
     fi
+    if command -v jq >/dev/null; then OHA=$(command -v oha || true); fi
 fi
-OHA=""
-[ "${KG_BENCH_NO_OHA:-0}" != 1 ] && OHA=$(command -v oha || true)
-[ -n "$OHA" ] && ! command -v jq >/dev/null && OHA=""
 NGINX=${KG_BENCH_NGINX:-/usr/sbin/nginx}
 [ -x "$NGINX" ] || NGINX=$(command -v nginx || true)
 [ -n "$NGINX" ] && ! command -v pgrep >/dev/null && die "pgrep is missing (procps): it finds the nginx worker"
