@@ -201,9 +201,7 @@ pub fn json_str(raw: &RawValue) -> Option<Cow<'_, str>> {
     }
     match serde_json::from_str::<&str>(text) {
         Ok(s) => Some(Cow::Borrowed(s)),
-        Err(_) => serde_json::from_str::<String>(raw.get())
-            .ok()
-            .map(Cow::Owned),
+        Err(_) => serde_json::from_str::<String>(text).ok().map(Cow::Owned),
     }
 }
 
