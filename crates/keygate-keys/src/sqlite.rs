@@ -7,7 +7,8 @@
 //! hot path: [`Verifier::verify`](crate::Verifier::verify) reads its row on the calling task from a small
 //! pool of read-only connections that never wait for a lock (falling back to the
 //! reader threads when all are in use or the database is busy), because the two
-//! thread hand-offs cost about ten times the read itself.
+//! thread hand-offs cost about ten times the read itself. Verifies that are ready to
+//! run together share one read transaction, and one read per key.
 //! Every write is one `IMMEDIATE`
 //! transaction with `synchronous=FULL`: once a call returns `Ok`, the change survives
 //! a crash or power loss.
@@ -44,6 +45,10 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// read to the reader threads (which do wait, up to [`BUSY_TIMEOUT`]) instead of
 /// blocking the async worker.
 const INLINE_BUSY_TIMEOUT: Duration = Duration::ZERO;
+
+/// The most verifies one read transaction serves (see [`SqliteStore::read_batched`]); a verify
+/// arriving at a full batch reads alone.
+const MAX_BATCH: usize = 64;
 
 /// Migrations, in order; `schema_version` records the last one applied.
 const MIGRATIONS: &[&str] = &[
@@ -149,9 +154,20 @@ struct Inner {
     /// Read-only connections `verify` uses on the calling task; empty for an
     /// in-memory database.
     inline: Vec<Mutex<Connection>>,
+    /// Verifies waiting for the batch a first one opened (see [`SqliteStore::read_batched`]).
+    waiting: Mutex<Vec<Waiter>>,
     last_used: LastUsed,
     path: Option<PathBuf>,
 }
+
+/// One key's row as a batch read it; the error is shared by every verify of that key.
+type KeyRead = Result<Option<KeyRow>, Arc<StoreError>>;
+
+/// A verify waiting for its key row.
+type Waiter = (
+    KeyId,
+    tokio::sync::oneshot::Sender<Result<Option<KeyRow>, StoreError>>,
+);
 
 fn closed() -> StoreError {
     StoreError::unavailable("the SQLite worker thread has stopped")
@@ -271,6 +287,7 @@ impl SqliteStore {
                 writer: wtx,
                 readers,
                 inline,
+                waiting: Mutex::new(Vec::new()),
                 last_used: LastUsed::default(),
                 path,
             }),
@@ -316,6 +333,64 @@ impl SqliteStore {
     /// oneshot back) that cost about ten times the read itself.
     fn read_inline(&self, id: &KeyId) -> Option<Result<Option<KeyRow>, StoreError>> {
         self.inline(|conn| key_row_raw(conn, id))
+    }
+
+    /// The key row of `id` for a verify, read after this call in a batch: the first
+    /// verify to arrive opens it and yields once, so that every verify ready to run on
+    /// the runtime joins it before it is read (tokio wakes a yielded task only once it
+    /// has nothing else to run). The batch is then read in one read transaction, one
+    /// `SELECT` per distinct key ([`read_rows`]): under load a burst of requests with
+    /// the same key costs one read, and a burst with different keys one transaction
+    /// (two `fcntl` locks and the page-cache check) instead of one each. Each batch is
+    /// read after the last verify in it arrived, and no row is reused between batches,
+    /// so a revocation committed before a verify started is always seen by it.
+    async fn read_batched(&self, id: KeyId) -> Result<Option<KeyRow>, StoreError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let joined = {
+            let mut waiting = lock(&self.inner.waiting);
+            if waiting.len() < MAX_BATCH {
+                waiting.push((id, tx));
+                Some(waiting.len() == 1)
+            } else {
+                None
+            }
+        };
+        let Some(first) = joined else {
+            return match self.read_inline(&id) {
+                Some(row) => row,
+                None => self.read(move |conn| key_row(conn, &id)).await,
+            };
+        };
+        if first {
+            // Reads the batch when dropped: after the yield, or if this verify is
+            // cancelled while it waits, so the others are never left waiting.
+            let _batch = Batch(self);
+            tokio::task::yield_now().await;
+        }
+        rx.await.map_err(|_| closed())?
+    }
+
+    /// Reads every waiting verify's row: on the calling thread from a free inline
+    /// connection, else (all taken, or the database busy) on the reader threads.
+    fn read_waiting(&self) {
+        let batch = std::mem::take(&mut *lock(&self.inner.waiting));
+        if batch.is_empty() {
+            return;
+        }
+        let mut ids: Vec<KeyId> = batch.iter().map(|(id, _)| *id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        if let Some(rows) = self.inline(|conn| read_rows(conn, &ids)) {
+            answer(batch, &ids, rows);
+            return;
+        }
+        // The reader connections wait for a busy database (`BUSY_TIMEOUT`). If they are
+        // gone, dropping the batch answers every verify in it with `closed()`.
+        let queue = self.inner.readers.as_ref().unwrap_or(&self.inner.writer);
+        let _ = queue.send(Box::new(move |conn: &mut Connection| {
+            let rows = read_rows(conn, &ids).map_err(db_err);
+            answer(batch, &ids, rows);
+        }));
     }
 
     /// Runs `f` on the calling task on the first free inline connection (see
@@ -761,6 +836,88 @@ fn find_project_raw(
     .optional()
 }
 
+/// Reads the waiting verifies' rows when dropped (see [`SqliteStore::read_batched`]).
+struct Batch<'a>(&'a SqliteStore);
+
+impl Drop for Batch<'_> {
+    fn drop(&mut self) {
+        self.0.read_waiting();
+    }
+}
+
+/// The lock's value, also after a panic elsewhere poisoned it (a `Vec` of waiters is
+/// valid in any state).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The key rows of `ids` (sorted, distinct), read in one read transaction (with
+/// SQLite's own error, so that `SQLITE_BUSY` can be told apart); a row that does not
+/// decode is that key's error, not the batch's.
+fn read_rows(conn: &Connection, ids: &[KeyId]) -> rusqlite::Result<Vec<KeyRead>> {
+    if let [id] = ids {
+        return key_row_raw(conn, id).map(|row| vec![Ok(row)]);
+    }
+    conn.prepare_cached("BEGIN")?.execute([])?;
+    let mut rows = Vec::with_capacity(ids.len());
+    let mut failed = None;
+    for id in ids {
+        match key_row_raw(conn, id) {
+            Ok(row) => rows.push(Ok(row)),
+            Err(e @ rusqlite::Error::SqliteFailure(..)) => {
+                failed = Some(e);
+                break;
+            }
+            Err(e) => rows.push(Err(Arc::new(db_err(e)))),
+        }
+    }
+    // A read transaction: ending it cannot lose anything. If it cannot be ended the
+    // connection is not reused in that state (the error goes to every verify).
+    let ended = conn
+        .prepare_cached("COMMIT")
+        .and_then(|mut s| s.execute([]));
+    if !conn.is_autocommit() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    match (failed, ended) {
+        (Some(e), _) | (None, Err(e)) => Err(e),
+        (None, Ok(_)) => Ok(rows),
+    }
+}
+
+/// Sends each verify of `batch` its row of `rows` (in the order of `ids`), or the
+/// batch's error.
+fn answer(batch: Vec<Waiter>, ids: &[KeyId], rows: Result<Vec<KeyRead>, StoreError>) {
+    match rows {
+        Ok(rows) => {
+            for (id, tx) in batch {
+                let row = match ids.binary_search(&id).ok().and_then(|i| rows.get(i)) {
+                    Some(Ok(row)) => Ok(row.clone()),
+                    Some(Err(e)) => Err(StoreError::unavailable(Arc::clone(e))),
+                    None => Err(StoreError::unavailable("key row missing from its batch")),
+                };
+                let _ = tx.send(row);
+            }
+        }
+        Err(e) => {
+            let e = Arc::new(e);
+            for (_, tx) in batch {
+                let _ = tx.send(Err(StoreError::unavailable(Arc::clone(&e))));
+            }
+        }
+    }
+}
+
+/// What verification needs of key `?1`, in one statement.
+const VERIFY_SQL: &str = "SELECT k.hash, k.revoked_at IS NOT NULL, k.tenant_id, t.name, \
+     k.actor_kind, k.user_id, u.name, u.role, k.scopes, \
+     CASE WHEN k.projects IS NULL THEN NULL ELSE \
+     (SELECT json_group_array(json_array(p.id, p.name)) FROM projects p \
+      WHERE p.id IN (SELECT value FROM json_each(k.projects))) END, \
+     k.expires_at, k.remaining IS NOT NULL, k.refill_seconds, k.refill_amount \
+     FROM api_keys k JOIN tenants t ON t.id = k.tenant_id \
+     LEFT JOIN users u ON u.id = k.user_id WHERE k.id = ?1";
+
 /// Loads what verification needs, in one statement.
 fn key_row(conn: &Connection, id: &KeyId) -> Result<Option<KeyRow>, StoreError> {
     key_row_raw(conn, id).map_err(db_err)
@@ -768,16 +925,7 @@ fn key_row(conn: &Connection, id: &KeyId) -> Result<Option<KeyRow>, StoreError> 
 
 /// [`key_row`] with SQLite's own error, so that `SQLITE_BUSY` can be told apart.
 fn key_row_raw(conn: &Connection, id: &KeyId) -> rusqlite::Result<Option<KeyRow>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT k.hash, k.revoked_at IS NOT NULL, k.tenant_id, t.name, k.actor_kind, \
-             k.user_id, u.name, u.role, k.scopes, \
-             CASE WHEN k.projects IS NULL THEN NULL ELSE \
-             (SELECT json_group_array(json_array(p.id, p.name)) FROM projects p \
-              WHERE p.id IN (SELECT value FROM json_each(k.projects))) END, \
-             k.expires_at, k.remaining IS NOT NULL, k.refill_seconds, k.refill_amount \
-             FROM api_keys k JOIN tenants t ON t.id = k.tenant_id \
-             LEFT JOIN users u ON u.id = k.user_id WHERE k.id = ?1",
-    )?;
+    let mut stmt = conn.prepare_cached(VERIFY_SQL)?;
     // Values only inspected (hash, kind, role, the scopes' JSON) are borrowed from the
     // row, not copied into a `String` first: this runs on every request.
     stmt.query_row(params![id.as_str()], |r| {
@@ -1068,9 +1216,11 @@ impl Verifier for SqliteStore {
             token,
             &*self.clock,
             |id| async move {
-                match self.read_inline(&id) {
-                    Some(row) => row,
-                    None => self.read(move |conn| key_row(conn, &id)).await,
+                if self.inner.inline.is_empty() {
+                    // In memory: the writer's connection is the only one.
+                    self.read(move |conn| key_row(conn, &id)).await
+                } else {
+                    self.read_batched(id).await
                 }
             },
             // A usage-limited key only: the writer thread, one statement.
@@ -1108,6 +1258,110 @@ mod tests {
         let done = store.bootstrap(&TokenFormat::default(), request).await;
         let token = done.unwrap().key.token.expose().to_owned();
         (dir, store, token)
+    }
+
+    /// How many times the inline connections have run the verify statement.
+    fn verify_reads(store: &SqliteStore) -> i32 {
+        store
+            .inner
+            .inline
+            .iter()
+            .map(|conn| {
+                let conn = conn.lock().unwrap();
+                let stmt = conn.prepare_cached(VERIFY_SQL).unwrap();
+                stmt.get_status(rusqlite::StatementStatus::Run)
+            })
+            .sum()
+    }
+
+    #[tokio::test]
+    async fn verifies_ready_together_are_read_in_one_batch_each_answered_its_own() {
+        let (_dir, store, owner) = store_with_key().await;
+        let tenant = store.verify(&owner).await.unwrap().tenant.id;
+        let request = NewKey {
+            tenant_id: tenant.clone(),
+            kind: KeyKind::Tenant,
+            user_id: None,
+            name: "ci".to_owned(),
+            scopes: vec!["b".to_owned()],
+            projects: None,
+            expires_at: None,
+            remaining: None,
+            refill: None,
+        };
+        let other = store
+            .create_key(&TokenFormat::default(), request, "test")
+            .await
+            .unwrap();
+        let other_token = other.token.expose().to_owned();
+        let unknown = TokenFormat::default().generate(KeyKind::Tenant).unwrap();
+        let before = verify_reads(&store);
+        let tokens = [&owner, &other_token, unknown.expose(), &owner, &other_token];
+        let results = futures_join(tokens.iter().map(|t| store.verify(t))).await;
+        // Two distinct stored keys, one unknown id: three reads for five verifies.
+        assert_eq!(verify_reads(&store) - before, 3);
+        let scopes = |i: usize| {
+            let p: &Principal = results[i].as_ref().unwrap();
+            p.scopes.iter().cloned().collect::<Vec<_>>()
+        };
+        assert_eq!(scopes(0), ["a"]);
+        assert_eq!(scopes(1), ["b"]);
+        assert!(matches!(results[2], Err(VerifyError::NotFound)));
+        assert_eq!(scopes(3), ["a"]);
+        assert_eq!(scopes(4), ["b"]);
+        // The next batch reads again: a revocation in between is seen.
+        store
+            .revoke_key(&tenant, &other.key.id, "test")
+            .await
+            .unwrap();
+        let results = futures_join([&owner, &other_token].map(|t| store.verify(t))).await;
+        assert!(results[0].is_ok());
+        assert!(matches!(results[1], Err(VerifyError::Revoked)));
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_first_verify_still_reads_the_batch_it_opened() {
+        let (_dir, store, token) = store_with_key().await;
+        let mut first = store.verify(&token);
+        let mut second = store.verify(&token);
+        std::future::poll_fn(|cx| {
+            assert!(first.as_mut().poll(cx).is_pending());
+            assert!(second.as_mut().poll(cx).is_pending());
+            std::task::Poll::Ready(())
+        })
+        .await;
+        drop(first);
+        let principal = tokio::time::timeout(Duration::from_secs(5), second)
+            .await
+            .expect("the second verify was left waiting")
+            .unwrap();
+        assert_eq!(principal.scopes.iter().collect::<Vec<_>>(), ["a"]);
+    }
+
+    /// Polls `futures` together on this task (no spawn: they must share one tick).
+    async fn futures_join<F: std::future::Future + Unpin>(
+        futures: impl IntoIterator<Item = F>,
+    ) -> Vec<F::Output> {
+        let mut pending: Vec<(F, Option<F::Output>)> =
+            futures.into_iter().map(|f| (f, None)).collect();
+        std::future::poll_fn(|cx| {
+            let mut done = true;
+            for (f, out) in &mut pending {
+                if out.is_none() {
+                    match std::pin::Pin::new(f).poll(cx) {
+                        std::task::Poll::Ready(v) => *out = Some(v),
+                        std::task::Poll::Pending => done = false,
+                    }
+                }
+            }
+            if done {
+                std::task::Poll::Ready(())
+            } else {
+                std::task::Poll::Pending
+            }
+        })
+        .await;
+        pending.into_iter().filter_map(|(_, out)| out).collect()
     }
 
     #[tokio::test]
