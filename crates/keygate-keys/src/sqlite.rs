@@ -443,13 +443,7 @@ fn spawn_worker(name: &str, mut conn: Connection, queue: Arc<Mutex<mpsc::Receive
         .name(name.to_owned())
         .spawn(move || {
             loop {
-                let job = {
-                    let rx = match queue.lock() {
-                        Ok(rx) => rx,
-                        Err(poisoned) => poisoned.into_inner(),
-                    };
-                    rx.recv()
-                };
+                let job = lock(&queue).recv();
                 match job {
                     Ok(job) => job(&mut conn),
                     Err(_) => break,
@@ -845,8 +839,8 @@ impl Drop for Batch<'_> {
     }
 }
 
-/// The lock's value, also after a panic elsewhere poisoned it (a `Vec` of waiters is
-/// valid in any state).
+/// The lock's value, also after a panic elsewhere poisoned it (a `Vec` of waiters and
+/// a job queue's receiver are valid in any state).
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
