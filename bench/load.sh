@@ -144,10 +144,9 @@ trap 'exit 130' INT TERM
 ( exec >/dev/null 2>&1; sleep "$DEADLINE"; kill -TERM $$ ) &
 WATCHDOG=$!
 
-# A port nobody listens on (the kernel picks a free one; the race is harmless here).
-# Drawn below the kernel's ephemeral range: a port in it can be taken (or held in
-# TIME_WAIT) by an outgoing connection of an earlier pass between this check and the
-# server's bind, which once failed a run with "Address already in use".
+# A port nobody listens on, drawn below the kernel's ephemeral range: a port in it can
+# be taken (or held in TIME_WAIT) by an outgoing connection of an earlier pass between
+# this check and the server's bind, which once failed a run with "Address already in use".
 EPHEMERAL_LOW=$(awk '{ print $1 }' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
 [ "$EPHEMERAL_LOW" -gt 12000 ] 2>/dev/null || EPHEMERAL_LOW=32768
 free_port() {

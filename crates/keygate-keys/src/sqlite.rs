@@ -371,7 +371,8 @@ impl SqliteStore {
     }
 
     /// Reads every waiting verify's row: on the calling thread from a free inline
-    /// connection, else (all taken, or the database busy) on the reader threads.
+    /// connection, else (all taken, the database busy, or in memory, where there are
+    /// none) on the reader threads (the writer's, in memory).
     fn read_waiting(&self) {
         let batch = std::mem::take(&mut *lock(&self.inner.waiting));
         if batch.is_empty() {
@@ -1209,14 +1210,7 @@ impl Verifier for SqliteStore {
         let principal = verify_with(
             token,
             &*self.clock,
-            |id| async move {
-                if self.inner.inline.is_empty() {
-                    // In memory: the writer's connection is the only one.
-                    self.read(move |conn| key_row(conn, &id)).await
-                } else {
-                    self.read_batched(id).await
-                }
-            },
+            |id| self.read_batched(id),
             // A usage-limited key only: the writer thread, one statement.
             |id, period| Self::run(&self.inner.writer, move |conn| spend(conn, &id, period)),
         )
@@ -1291,7 +1285,8 @@ mod tests {
         let unknown = TokenFormat::default().generate(KeyKind::Tenant).unwrap();
         let before = verify_reads(&store);
         let tokens = [&owner, &other_token, unknown.expose(), &owner, &other_token];
-        let results = futures_join(tokens.iter().map(|t| store.verify(t))).await;
+        // Polled together on this task (`join_all`, no spawn): they share one tick.
+        let results = futures_util::future::join_all(tokens.iter().map(|t| store.verify(t))).await;
         // Two distinct stored keys, one unknown id: three reads for five verifies.
         assert_eq!(verify_reads(&store) - before, 3);
         let scopes = |i: usize| {
@@ -1308,7 +1303,8 @@ mod tests {
             .revoke_key(&tenant, &other.key.id, "test")
             .await
             .unwrap();
-        let results = futures_join([&owner, &other_token].map(|t| store.verify(t))).await;
+        let results =
+            futures_util::future::join_all([&owner, &other_token].map(|t| store.verify(t))).await;
         assert!(results[0].is_ok());
         assert!(matches!(results[1], Err(VerifyError::Revoked)));
     }
@@ -1330,32 +1326,6 @@ mod tests {
             .expect("the second verify was left waiting")
             .unwrap();
         assert_eq!(principal.scopes.iter().collect::<Vec<_>>(), ["a"]);
-    }
-
-    /// Polls `futures` together on this task (no spawn: they must share one tick).
-    async fn futures_join<F: std::future::Future + Unpin>(
-        futures: impl IntoIterator<Item = F>,
-    ) -> Vec<F::Output> {
-        let mut pending: Vec<(F, Option<F::Output>)> =
-            futures.into_iter().map(|f| (f, None)).collect();
-        std::future::poll_fn(|cx| {
-            let mut done = true;
-            for (f, out) in &mut pending {
-                if out.is_none() {
-                    match std::pin::Pin::new(f).poll(cx) {
-                        std::task::Poll::Ready(v) => *out = Some(v),
-                        std::task::Poll::Pending => done = false,
-                    }
-                }
-            }
-            if done {
-                std::task::Poll::Ready(())
-            } else {
-                std::task::Poll::Pending
-            }
-        })
-        .await;
-        pending.into_iter().filter_map(|(_, out)| out).collect()
     }
 
     #[tokio::test]
