@@ -11,9 +11,7 @@ use http::{
     HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri, header,
 };
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use keygate_mcp::jsonrpc;
 use serde_json::Value;
 
@@ -54,22 +52,20 @@ pub(crate) enum UpstreamError {
     #[error("the upstream MCP server did not answer within {} s", .0.as_secs_f64())]
     Timeout(Duration),
     #[error("the upstream MCP server is unreachable")]
-    Unreachable(#[source] hyper_util::client::legacy::Error),
+    Unreachable(#[source] crate::http_pool::SendError),
     #[error("the upstream MCP server sent an unreadable response: {0}")]
     BadResponse(String),
 }
 
-/// The pooled HTTP/1.1 client of an HTTP upstream: hyper's own, with the upstream's URI
-/// parsed once, so a forwarded request costs no URL parsing, no redirect policy and no
-/// header-map copies (reqwest did all three per request; see BENCHMARKS.md).
-type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
-
-/// An upstream over HTTP: its client, its URI (without credentials) and the
-/// `Authorization` the URL's credentials make (marked sensitive).
+/// An upstream over HTTP: its pooled HTTP/1.1 connections (hyper's, see `http_pool`),
+/// its URI in origin form and the `Host` it is sent with (both made once, so a forwarded
+/// request costs no URL parsing; reqwest, then hyper-util's client, did it per request),
+/// and the `Authorization` the URL's credentials make (marked sensitive).
 #[derive(Debug)]
 struct HttpTarget {
-    client: HttpClient,
-    uri: Uri,
+    pool: crate::http_pool::Pool,
+    origin: Uri,
+    host: HeaderValue,
     basic: Option<HeaderValue>,
 }
 
@@ -153,16 +149,19 @@ impl Upstream {
             .https_or_http()
             .enable_http1()
             .wrap_connector(connector);
+        let (origin, host) = origin_and_host(&uri)?;
         // No read timeout: it would apply between any two bytes of a streamed answer and
         // cut idle GET streams and silent tools. `send` bounds the wait for the response
         // head instead; buffered reads bound themselves. No redirects are followed.
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(64)
-            .pool_timer(TokioTimer::new())
-            .build(connector);
+        // hyper-util's pool settings, kept: 64 idle connections, 90 s each at most.
+        let pool = crate::http_pool::Pool::new(connector, uri, 64, Duration::from_secs(90));
         Ok(Self {
-            target: Target::Http(Arc::new(HttpTarget { client, uri, basic })),
+            target: Target::Http(Arc::new(HttpTarget {
+                pool,
+                origin,
+                host,
+                basic,
+            })),
             timeout,
         })
     }
@@ -234,15 +233,16 @@ impl Upstream {
                 forwarded
                     .entry(header::ACCEPT)
                     .or_insert(HeaderValue::from_static("*/*"));
+                forwarded.insert(header::HOST, http.host.clone());
                 let mut request = Request::new(Full::new(body));
                 *request.method_mut() = method;
-                *request.uri_mut() = http.uri.clone();
+                *request.uri_mut() = http.origin.clone();
                 *request.headers_mut() = forwarded;
-                let resp = tokio::time::timeout(timeout, http.client.request(request))
+                let resp = tokio::time::timeout(timeout, http.pool.send(request))
                     .await
                     .map_err(|_| UpstreamError::Timeout(timeout))?
                     .map_err(|e| {
-                        if timed_out(&e) {
+                        if timed_out(&*e) {
                             UpstreamError::Timeout(timeout)
                         } else {
                             UpstreamError::Unreachable(e)
@@ -418,6 +418,30 @@ fn forward_headers(incoming: &HeaderMap, has_body: bool) -> HeaderMap {
     out
 }
 
+/// The origin-form request target of `uri` (its path and query) and the `Host` header
+/// it is sent with (the port only when it is not the scheme's default), as hyper-util's
+/// client made them.
+fn origin_and_host(uri: &Uri) -> Result<(Uri, HeaderValue), String> {
+    let origin = uri
+        .path_and_query()
+        .map_or("/", http::uri::PathAndQuery::as_str)
+        .parse::<Uri>()
+        .map_err(|e| format!("invalid upstream URL path: {e}"))?;
+    let host = uri
+        .host()
+        .ok_or_else(|| "the upstream URL has no host".to_owned())?;
+    let default_port = match uri.scheme_str() {
+        Some("https") => 443,
+        _ => 80,
+    };
+    let host = match uri.port_u16() {
+        Some(port) if port != default_port => HeaderValue::from_str(&format!("{host}:{port}")),
+        _ => HeaderValue::from_str(host),
+    }
+    .map_err(|_| "the upstream URL's host cannot be sent as a Host header".to_owned())?;
+    Ok((origin, host))
+}
+
 /// Removes the credentials from `url` and returns them as an `Authorization: Basic`
 /// value (user and password percent-decoded, as reqwest did), marked sensitive so that
 /// no trace shows it.
@@ -449,8 +473,8 @@ fn take_credentials(url: &mut url::Url) -> Result<Option<HeaderValue>, String> {
 
 /// Whether the client's error is the connect timeout (an `io::Error` of kind `TimedOut`
 /// somewhere in its sources): answered like the response timeout, 504.
-fn timed_out(e: &hyper_util::client::legacy::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(e);
     while let Some(err) = source {
         if err
             .downcast_ref::<std::io::Error>()
@@ -536,6 +560,160 @@ mod tests {
         assert!(take_credentials(&mut plain).unwrap().is_none());
         let err = Upstream::http("http://u:secret@[::1/mcp", Duration::from_secs(1)).unwrap_err();
         assert!(!err.contains("secret"), "{err}");
+    }
+
+    /// A plain HTTP/1.1 server on loopback answering every request `{"n":N}` (N counts
+    /// the requests), keeping each connection open for `keep` requests, then closing it
+    /// after a pause. Returns its URL and the number of connections it accepted.
+    async fn counting_upstream(keep: usize) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/mcp?x=1", listener.local_addr().unwrap());
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let requests = Arc::new(AtomicUsize::new(0));
+        let count = Arc::clone(&accepted);
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                let requests = Arc::clone(&requests);
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    for _ in 0..keep {
+                        // A request: its head, then as many body bytes as it announced.
+                        let head_end = loop {
+                            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                                break i + 4;
+                            }
+                            let mut chunk = [0u8; 4096];
+                            match socket.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                            }
+                        };
+                        let head = String::from_utf8_lossy(&buf[..head_end]).to_lowercase();
+                        assert!(head.starts_with("post /mcp?x=1 http/1.1\r\n"), "{head}");
+                        assert!(head.contains("\r\nhost: 127.0.0.1:"), "{head}");
+                        let length: usize = head
+                            .split("\r\n")
+                            .find_map(|l| l.strip_prefix("content-length: "))
+                            .map_or(0, |v| v.trim().parse().unwrap());
+                        while buf.len() < head_end + length {
+                            let mut chunk = [0u8; 4096];
+                            match socket.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                            }
+                        }
+                        buf.drain(..head_end + length);
+                        let n = requests.fetch_add(1, Ordering::SeqCst) + 1;
+                        let body = format!("{{\"n\":{n}}}");
+                        let resp = format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                             content-length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        if socket.write_all(resp.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                });
+            }
+        });
+        (url, accepted)
+    }
+
+    async fn post(upstream: &Upstream) -> String {
+        let resp = upstream
+            .send(
+                Method::POST,
+                &HeaderMap::new(),
+                &[],
+                Bytes::from_static(b"{}"),
+            )
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        String::from_utf8(body.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn requests_one_after_another_share_one_upstream_connection() {
+        let (url, accepted) = counting_upstream(usize::MAX).await;
+        let upstream = Upstream::http(&url, Duration::from_secs(5)).unwrap();
+        for n in 1..=5 {
+            assert_eq!(post(&upstream).await, format!("{{\"n\":{n}}}"));
+        }
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+        // Concurrent requests each get a connection, and all of them are kept.
+        let answers = futures_util::future::join_all((0..4).map(|_| post(&upstream))).await;
+        assert_eq!(answers.len(), 4);
+        let opened = accepted.load(std::sync::atomic::Ordering::SeqCst);
+        assert!((1..=4).contains(&opened), "{opened}");
+        for _ in 0..8 {
+            post(&upstream).await;
+        }
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), opened);
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_upstream_closed_while_idle_is_not_used_again() {
+        // Every connection serves one request, then the upstream closes it.
+        let (url, accepted) = counting_upstream(1).await;
+        let upstream = Upstream::http(&url, Duration::from_secs(5)).unwrap();
+        for n in 1..=3 {
+            assert_eq!(post(&upstream).await, format!("{{\"n\":{n}}}"));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_body_dropped_before_its_end_takes_its_connection_with_it() {
+        let (url, accepted) = counting_upstream(usize::MAX).await;
+        let upstream = Upstream::http(&url, Duration::from_secs(5)).unwrap();
+        let resp = upstream
+            .send(
+                Method::POST,
+                &HeaderMap::new(),
+                &[],
+                Bytes::from_static(b"{}"),
+            )
+            .await
+            .unwrap();
+        drop(resp);
+        post(&upstream).await;
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn the_request_target_is_the_path_and_the_host_names_a_port_only_when_needed() {
+        let pair = |u: &str| {
+            let (origin, host) = origin_and_host(&u.parse().unwrap()).unwrap();
+            (origin.to_string(), host.to_str().unwrap().to_owned())
+        };
+        assert_eq!(
+            pair("http://127.0.0.1:9000/mcp?a=1"),
+            ("/mcp?a=1".into(), "127.0.0.1:9000".into())
+        );
+        assert_eq!(
+            pair("http://example.com:80/"),
+            ("/".into(), "example.com".into())
+        );
+        assert_eq!(
+            pair("https://example.com:443/x"),
+            ("/x".into(), "example.com".into())
+        );
+        assert_eq!(
+            pair("https://example.com:80/x"),
+            ("/x".into(), "example.com:80".into())
+        );
+        assert_eq!(
+            pair("http://[::1]:8080/mcp"),
+            ("/mcp".into(), "[::1]:8080".into())
+        );
     }
 
     #[test]
