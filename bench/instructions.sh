@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Instructions per request, counted by valgrind (callgrind): the demo platform served
-# directly (the baseline), keygated --demo on SQLite, and keygated in front of the demo
-# platform over HTTP (the demo server runs natively; only keygated is counted), under the
-# same wrk load.
+# directly (the baseline), keygated --demo on SQLite, keygated in front of the demo
+# platform over HTTP, and the bare proxy on keygated's stack (examples/proxy.rs) in front
+# of it too (for the two proxies the demo server runs natively; only the proxy is
+# counted), under the same wrk load.
 #
 #   bench/instructions.sh        # about 60 s once the release binaries are built
 #
@@ -32,7 +33,7 @@ for tool in valgrind callgrind_control wrk curl; do
 done
 if [ "${KG_BENCH_NO_BUILD:-0}" != 1 ]; then
     cargo build --release --quiet -p keygated -p keygate -p keygate-examples --bin keygated \
-        --bin keygate --example demo-platform
+        --bin keygate --example demo-platform --example proxy
 fi
 
 TMP=$(mktemp -d)
@@ -105,3 +106,11 @@ valgrind --tool=callgrind --callgrind-out-file="$TMP/http.cg" \
 PID=$!
 wait_http http://127.0.0.1:18594/healthz
 count http "keygated HTTP upstream" http://127.0.0.1:18594/api/mcp "$key"
+
+# The floor for the line above: the same stack forwarding to the same demo, and nothing else.
+valgrind --tool=callgrind --callgrind-out-file="$TMP/proxy.cg" \
+    "$BIN/examples/proxy" --listen 127.0.0.1:18595 --upstream http://127.0.0.1:18593/mcp \
+    >/dev/null 2>"$TMP/proxy.err" &
+PID=$!
+wait_http http://127.0.0.1:18595/
+count proxy "bare proxy, same stack" http://127.0.0.1:18595/mcp ""

@@ -11,6 +11,10 @@
 #   nginx       nginx as a plain reverse proxy in front of that same demo server (no
 #               auth; worker_processes 1, keepalive to the upstream): what a proxy does
 #               on this core (skipped when nginx is not installed: apt-get install nginx-light)
+#   proxy       a bare reverse proxy on keygated's stack (tokio, hyper, hyper-util's
+#               pooled client; examples/proxy.rs) in front of that same demo server, no
+#               auth, no MCP: what the stack alone costs, so that keygated's gap to nginx
+#               splits into the stack's share and keygate's own work
 #   http        keygated --upstream http://… in front of that same demo server, the key
 #               checked on a fresh SQLite file, the demo's policy: the deployment users run
 #   sqlite      keygated --demo on a fresh SQLite file
@@ -28,8 +32,8 @@
 # per-connection delay (see mcp.lua), which is not a fixed rate: it hides stalls.
 #
 # With 2 cores the generator competes with the server, so every server runs pinned to
-# CPU 0 (taskset -c 0) and the generator to CPU 1, for every target alike; the two
-# proxies (nginx, keygated http) share CPU 0 with the demo server behind them. The
+# CPU 0 (taskset -c 0) and the generator to CPU 1, for every target alike; the three
+# proxies (nginx, the bare proxy, keygated http) share CPU 0 with the demo server behind them. The
 # PostgreSQL backends that serve keygated are pinned to CPU 1 too (the database stands
 # for another machine; KG_BENCH_PIN_PG=0 leaves them where the kernel puts them).
 #
@@ -111,9 +115,9 @@ NGINX=${KG_BENCH_NGINX:-/usr/sbin/nginx}
 if [ "${KG_BENCH_NO_BUILD:-0}" != 1 ]; then
     log "building release binaries (cargo build --release; not part of the timed run)"
     cargo build --release --quiet -p keygated -p keygate -p keygate-examples --bin keygated \
-        --bin keygate --example demo-platform --example echo
+        --bin keygate --example demo-platform --example echo --example proxy
 fi
-for b in keygated keygate examples/demo-platform examples/echo; do
+for b in keygated keygate examples/demo-platform examples/echo examples/proxy; do
     [ -x "$BIN/$b" ] || die "$BIN/$b is missing: cargo build --release -p keygated -p keygate -p keygate-examples --bins --examples"
 done
 
@@ -364,6 +368,14 @@ else
     log "nginx not found (apt-get install nginx-light, or KG_BENCH_NGINX): skipping it"
 fi
 
+port=$(free_port)
+start proxy "$port" "$BIN/examples/proxy" --listen "127.0.0.1:$port" --upstream "$DEMO_URL"
+proxy_pid=$LAST_PID
+check "http://127.0.0.1:$port/mcp" ""
+log "bare proxy on keygated's stack in front of the demo platform ..."
+record proxy "$(peak "http://127.0.0.1:$port/mcp" "" "$proxy_pid")"
+stop "$proxy_pid"
+
 http_db="sqlite://$TMP/http.db"
 http_key=$("$BIN/keygate" bootstrap --database "$http_db" --tenant demo --owner bench --demo \
     2>"$TMP/bootstrap.err") || { cat "$TMP/bootstrap.err" >&2; die "keygate bootstrap failed"; }
@@ -448,12 +460,13 @@ echo "servers pinned to CPU $SERVER_CPU, wrk to CPU $LOAD_CPU; tools/call servic
 echo "peak: wrk -t1 -c$CONNS, ${DURATION}s after ${WARMUP}s warm-up; keygated --key-rate/--tenant-rate $HIGH_RATE"
 echo
 printf '%-28s %10s %7s %9s %7s %9s %7s %8s %11s %7s\n' target 'req/s' '×base' 'p50 ms' '×base' 'p99 ms' '×base' 'non-2xx' 'CPU µs/req' '×base'
-for t in echo demo nginx http sqlite postgres; do
+for t in echo demo nginx proxy http sqlite postgres; do
     [ -n "${RES[$t]:-}" ] || continue
     case $t in
         echo) label="axum JSON echo (floor)" ;;
         demo) label="demo platform (baseline)" ;;
         nginx) label="nginx proxy (no auth)" ;;
+        proxy) label="bare proxy, same stack" ;;
         http) label="keygated HTTP upstream" ;;
         sqlite) label="keygated SQLite" ;;
         postgres) label="keygated PostgreSQL" ;;
@@ -482,6 +495,7 @@ mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 if [ -n "${RES[nginx]:-}" ]; then
     r=$(ratio "$(field http 0)" "$(field nginx 0)")
     echo "target: keygated HTTP upstream >= 0.80 x nginx req/s: $r ($(verdict "$r" 0.80))"
+    echo "bare proxy on keygated's stack (no auth, no MCP): $(ratio "$(field proxy 0)" "$(field nginx 0)") x nginx req/s; keygated: $(ratio "$(field http 0)" "$(field proxy 0)") x the bare proxy"
     echo "nginx worker peak RSS (VmHWM): $(mib "${RES[nginx.hwm]}") MiB"
     # Both proxies share their core with the demo server: each upstream write wakes it,
     # and a proxy that uses more CPU than the demo is preempted by it (see BENCHMARKS.md).

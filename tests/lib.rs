@@ -261,6 +261,30 @@ impl Process {
         let _ = self.child.wait();
     }
 
+    /// The address this process (a server called `name`) announces on stderr after
+    /// `marker` (as in "… serving at http://ADDR/…", `marker` ending in `http://`), waited
+    /// for at most 30 s; panics with its stderr when it exits or stays silent.
+    pub async fn announced(&mut self, name: &str, marker: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let logs = self.stderr();
+            if let Some(addr) = logs
+                .split(marker)
+                .nth(1)
+                .and_then(|rest| rest.split_once('/'))
+                .map(|(addr, _)| addr.to_owned())
+            {
+                return addr;
+            }
+            assert!(self.try_wait().is_none(), "{name} exited; stderr:\n{logs}");
+            assert!(
+                Instant::now() < deadline,
+                "{name} did not announce its address; stderr:\n{logs}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
     /// The process id.
     pub fn id(&self) -> u32 {
         self.child.id()

@@ -24,34 +24,22 @@ fn axum_protected_passes_its_self_test() {
     assert_self_test_passes("axum-protected", dir.path());
 }
 
-#[tokio::test]
-async fn demo_platform_serves_mcp() {
+/// The demo platform on a free port, and its MCP URL.
+async fn demo_platform() -> (Process, String) {
     let mut cmd = clean_command(&example("demo-platform"));
     cmd.args(["--listen", "127.0.0.1:0"])
         .env("RUST_LOG", "info");
     let mut process = Process::spawn(cmd);
     // "demo platform serving MCP at http://ADDR/mcp (no authentication)"
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let url = loop {
-        let logs = process.stderr();
-        if let Some(url) = logs
-            .split("http://")
-            .nth(1)
-            .and_then(|rest| rest.split_once("/mcp"))
-            .map(|(addr, _)| format!("http://{addr}/mcp"))
-        {
-            break url;
-        }
-        assert!(
-            process.try_wait().is_none(),
-            "demo-platform exited; stderr:\n{logs}"
-        );
-        assert!(
-            std::time::Instant::now() < deadline,
-            "demo-platform did not announce its address; stderr:\n{logs}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    };
+    let addr = process
+        .announced("demo-platform", "serving MCP at http://")
+        .await;
+    (process, format!("http://{addr}/mcp"))
+}
+
+#[tokio::test]
+async fn demo_platform_serves_mcp() {
+    let (mut process, url) = demo_platform().await;
     // No authentication: the key is ignored.
     let mut mcp = Mcp::new(&url, "unused");
     mcp.initialize().await;
@@ -222,4 +210,34 @@ async fn agent_startup_check_keeps_serving_after_a_good_check() {
 fn gated_tool_server_passes_its_self_test() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     assert_self_test_passes("gated-tool-server", dir.path());
+}
+
+/// The benchmark's bare proxy forwards a whole MCP session (its session header both
+/// ways) to the demo platform, and answers 502 once the upstream is gone.
+#[tokio::test]
+async fn the_bare_proxy_forwards_an_mcp_session() {
+    let (mut demo, demo_url) = demo_platform().await;
+    let mut cmd = clean_command(&example("proxy"));
+    cmd.args(["--listen", "127.0.0.1:0", "--upstream", &demo_url]);
+    let mut proxy = Process::spawn(cmd);
+    // "proxy serving at http://ADDR/ -> UPSTREAM"
+    let addr = proxy.announced("proxy", "proxy serving at http://").await;
+    let url = format!("http://{addr}/mcp");
+    let mut mcp = Mcp::new(&url, "unused");
+    mcp.initialize().await;
+    assert_eq!(mcp.tool_names().await.len(), 15);
+    let status = mcp
+        .call_ok("service.status", json!({"service":"worker"}))
+        .await;
+    assert_eq!(status["has_failure_history"], true, "{status}");
+    demo.kill();
+    let resp = reqwest::Client::new()
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#)
+        .send()
+        .await
+        .expect("the proxy answers");
+    assert_eq!(resp.status(), 502);
+    proxy.kill();
 }

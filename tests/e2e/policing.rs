@@ -3,7 +3,7 @@
 //! are short visible ASCII, every MCP method is checked against the policy, and
 //! client-supplied strings reach the log cut short and escaped.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use keygate_e2e::{
     Answer, Mcp, Process, Server, ServerOptions, clean_command, client, eventually, example, send,
@@ -209,21 +209,8 @@ async fn echo_upstream() -> (Process, String) {
     let mut cmd = clean_command(&example("echo"));
     cmd.args(["--listen", "127.0.0.1:0"]);
     let mut process = Process::spawn(cmd);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let logs = process.stderr();
-        if let Some(addr) = logs
-            .split("echo serving at http://")
-            .nth(1)
-            .and_then(|rest| rest.split_once('/'))
-            .map(|(addr, _)| addr.to_owned())
-        {
-            return (process, format!("http://{addr}/mcp"));
-        }
-        assert!(process.try_wait().is_none(), "echo exited: {logs}");
-        assert!(Instant::now() < deadline, "echo did not start: {logs}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    let addr = process.announced("echo", "echo serving at http://").await;
+    (process, format!("http://{addr}/mcp"))
 }
 
 const POLICY: &str = r#"
