@@ -519,7 +519,14 @@ for t in sqlite postgres; do
     # Issue 19's bounds: 0.5 ms on SQLite, 2 ms on PostgreSQL (in µs).
     bound_us=500
     [ "$t" = postgres ] && bound_us=2000
-    echo "target: $t p99 added at half peak <= $(ms "$bound_us") ms: $(ms "$added") ms ($(verdict "$bound_us" "$added"))"
+    # keygated's p99 below the demo's own at the same rate is the host's noise, not a
+    # gateway that adds negative latency: no verdict then.
+    if [ "$added" -lt 0 ]; then
+        v="UNDECIDED: the demo's own p99 at this rate, $(ms "$(field "demo@$t" 2)") ms, is above keygated's"
+    else
+        v=$(verdict "$bound_us" "$added")
+    fi
+    echo "target: $t p99 added at half peak <= $(ms "$bound_us") ms: $(ms "$added") ms ($v)"
     echo "target: keygated $t peak RSS (VmHWM) <= 50 MiB: $(mib "${RES[$t.hwm]}") MiB ($(verdict $((50 * 1024)) "${RES[$t.hwm]}"))"
 done
 echo "run took ${ELAPSED}s"
