@@ -57,7 +57,10 @@ const PURGE_EVERY: Duration = Duration::from_secs(300);
 /// ```
 #[derive(Debug)]
 pub struct App {
-    router: Router,
+    /// Every route, its own layers applied, without the layers every request passes
+    /// (see [`layered`]).
+    routes: Router,
+    observed: Observed,
     state: AppState,
     transport: Transport,
 }
@@ -220,15 +223,17 @@ impl App {
             metrics,
         });
         let document = Document::build()?;
+        let (routes, observed) = routes(
+            state.clone(),
+            config.request_timeout,
+            failures,
+            origins,
+            document,
+            leak_keys,
+        );
         Ok(Self {
-            router: router(
-                state.clone(),
-                config.request_timeout,
-                failures,
-                origins,
-                document,
-                leak_keys,
-            ),
+            routes,
+            observed,
             state,
             transport,
         })
@@ -247,7 +252,7 @@ impl App {
 
     /// The axum router (for tests with `oneshot`, or to nest in another app).
     pub fn router(&self) -> Router {
-        self.router.clone()
+        Router::new().fallback_service(layered(self.routes.clone(), self.observed.clone()))
     }
 
     /// The tool policy in force.
@@ -292,7 +297,10 @@ impl App {
                 }
             }
         });
-        crate::serve::serve(listener, self.router, self.transport, shutdown).await;
+        // The layered routes as they are: a `Router` around them (`router`) would route
+        // every request twice and box it once more on the way.
+        let service = layered(self.routes, self.observed);
+        crate::serve::serve(listener, service, self.transport, shutdown).await;
         purge.abort();
         Ok(())
     }
@@ -359,22 +367,23 @@ impl Routes {
 }
 
 /// What [`observe`] reads: the state, and the route labels.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 struct Observed {
     state: AppState,
     labels: Arc<RouteLabels>,
     origins: Arc<crate::origin::Origins>,
 }
 
-/// All routes, with authentication on `/api/*`.
-fn router(
+/// All routes, with authentication on `/api/*`, and what the layer every request passes
+/// through ([`layered`]) needs.
+fn routes(
     state: AppState,
     request_timeout: Duration,
     failures: Option<Arc<FailureLimiter>>,
     origins: Arc<crate::origin::Origins>,
     document: Document,
     leak_keys: Option<Arc<crate::leaks::LeakReportKeys>>,
-) -> Router {
+) -> (Router, Observed) {
     let max_body = state.max_body;
     // Every request but an MCP one must produce its head within the request timeout. An
     // MCP request is bounded by it while the client sends it (`mcp::gateway`), then by
@@ -416,25 +425,37 @@ fn router(
         .merge(leaks)
         .merge(others)
         .with_state(state.clone());
-    // The layers every request passes through wrap the routed app once, from outside.
-    // `Router::layer` would wrap each route's boxed service instead, and a request
-    // clones every boxed level of its route (an allocation each) on its way in.
-    let app = ServiceBuilder::new()
+    let observed = Observed {
+        state,
+        labels: Arc::new(labels),
+        origins,
+    };
+    (routes, observed)
+}
+
+/// `routes` inside the layers every request passes through, wrapped once, from outside:
+/// `Router::layer` would wrap each route's boxed service instead, and a request clones
+/// every boxed level of its route (an allocation each) on its way in.
+fn layered(
+    routes: Router,
+    observed: Observed,
+) -> impl tower::Service<
+    Request,
+    Response = Response,
+    Error = std::convert::Infallible,
+    Future: Send + 'static,
+> + Clone
++ Send
++ Sync
++ 'static {
+    ServiceBuilder::new()
         .layer(SetSensitiveRequestHeadersLayer::new([
             header::AUTHORIZATION,
         ]))
         // One middleware for the log, the metrics and the Origin check (a layer each
         // would box the request's future once more).
-        .layer(middleware::from_fn_with_state(
-            Observed {
-                state,
-                labels: Arc::new(labels),
-                origins,
-            },
-            observe,
-        ))
-        .service(routes);
-    Router::new().fallback_service(app)
+        .layer(middleware::from_fn_with_state(observed, observe))
+        .service(routes)
 }
 
 /// Applies the key and tenant rate limits to every authenticated `/api/*` request,

@@ -1,4 +1,4 @@
-//! Serving the router over TCP: the accept loop, the connection cap, the header
+//! Serving the app over TCP: the accept loop, the connection cap, the header
 //! timeout, TCP_NODELAY and graceful shutdown.
 
 use std::future::Future;
@@ -7,7 +7,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
@@ -31,21 +30,29 @@ const BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// At most one "connection cap reached" warning this often.
 const CAP_WARNING_EVERY: Duration = Duration::from_secs(60);
 
-/// Serves `router` on `listener` until `shutdown` completes, then stops accepting and
+/// Serves `service` (the layered routes) on `listener` until `shutdown` completes, then stops accepting and
 /// waits for the open connections to finish their requests.
 ///
 /// Each connection takes one of `max_connections` slots before it is accepted and
 /// holds it until it closes; with no slot free the loop waits, and new connections
 /// wait in the listen queue. Every accepted socket gets TCP_NODELAY (answers are
 /// streamed in several small writes, which Nagle's algorithm would hold back until the
-/// client acknowledges the previous one). The router sees the peer address as
+/// client acknowledges the previous one). The service sees the peer address as
 /// `ConnectInfo<SocketAddr>`.
-pub(crate) async fn serve<F>(
+pub(crate) async fn serve<S, F>(
     listener: TcpListener,
-    router: Router,
+    service: S,
     transport: Transport,
     shutdown: F,
 ) where
+    S: tower::Service<
+            http::Request<Body>,
+            Response = http::Response<Body>,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
     F: Future<Output = ()> + Send + 'static,
 {
     let mut shutdown = std::pin::pin!(shutdown);
@@ -85,7 +92,7 @@ pub(crate) async fn serve<F>(
                 continue;
             }
         };
-        let service = router
+        let service = service
             .clone()
             .map_request(move |req: http::Request<Incoming>| {
                 let mut req = req.map(Body::new);
