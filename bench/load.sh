@@ -62,6 +62,8 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+# shellcheck source=bench/nginx.sh
+. "$ROOT/bench/nginx.sh"
 
 DURATION=${KG_BENCH_DURATION:-8}
 WARMUP=${KG_BENCH_WARMUP:-2}
@@ -315,50 +317,10 @@ record demo "$(peak "$DEMO_URL" "" "$demo_pid")"
 # --- (b) HTTP upstream: nginx and keygated as proxies in front of the same demo server ---
 if [ -n "$NGINX" ]; then
     port=$(free_port)
-    mkdir -p "$TMP/nginx"
-    # A plain reverse proxy as one would deploy it for speed: one worker, no access log,
-    # HTTP/1.1 with a pool of idle connections to the upstream, and no per-connection
-    # request cap (its default closes every client connection after 1000 requests, which
-    # keygated never does). Temp paths are relative to the prefix, never /var/lib/nginx.
-    cat >"$TMP/nginx/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-pid nginx.pid;
-error_log stderr warn;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    client_body_temp_path body;
-    proxy_temp_path proxy;
-    fastcgi_temp_path fastcgi;
-    uwsgi_temp_path uwsgi;
-    scgi_temp_path scgi;
-    keepalive_requests 1000000;
-    upstream demo {
-        server 127.0.0.1:$demo_port;
-        keepalive 64;
-        keepalive_requests 1000000;
-    }
-    server {
-        listen 127.0.0.1:$port;
-        location / {
-            proxy_pass http://demo;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-        }
-    }
-}
-EOF
+    nginx_conf "$TMP/nginx" "$port" "$demo_port"
     start nginx "$port" "$NGINX" -p "$TMP/nginx/" -c nginx.conf -e stderr
     nginx_pid=$LAST_PID
-    # The master forks its one worker after it listens: CPU time is the worker's.
-    worker=""
-    for _ in $(seq 100); do
-        worker=$(pgrep -P "$nginx_pid" | head -n1 || true)
-        [ -n "$worker" ] && break
-        sleep 0.05
-    done
-    [ -n "$worker" ] || die "nginx started no worker"
+    worker=$(nginx_worker "$nginx_pid") || die "nginx started no worker"
     check "http://127.0.0.1:$port/mcp" ""
     log "nginx in front of the demo platform ..."
     record nginx "$(peak "http://127.0.0.1:$port/mcp" "" "$worker")"

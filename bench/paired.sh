@@ -27,6 +27,8 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+# shellcheck source=bench/nginx.sh
+. "$ROOT/bench/nginx.sh"
 ROUNDS=${KG_BENCH_ROUNDS:-5}
 SECS=${KG_BENCH_ROUND_SECONDS:-4}
 CONNS=${KG_BENCH_CONNECTIONS:-16}
@@ -82,36 +84,9 @@ ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 RUST_LOG=warn start demo "$DEMO_PORT" "$BIN/examples/demo-platform" --listen "127.0.0.1:$DEMO_PORT"
 demo=$LAST_PID
 
-mkdir -p "$TMP/nginx"
-cat >"$TMP/nginx/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-pid nginx.pid;
-error_log stderr warn;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    client_body_temp_path body;
-    proxy_temp_path proxy;
-    fastcgi_temp_path fastcgi;
-    uwsgi_temp_path uwsgi;
-    scgi_temp_path scgi;
-    keepalive_requests 1000000;
-    upstream demo { server 127.0.0.1:$DEMO_PORT; keepalive 64; keepalive_requests 1000000; }
-    server {
-        listen 127.0.0.1:$NGINX_PORT;
-        location / { proxy_pass http://demo; proxy_http_version 1.1; proxy_set_header Connection ""; }
-    }
-}
-EOF
+nginx_conf "$TMP/nginx" "$NGINX_PORT" "$DEMO_PORT"
 start nginx "$NGINX_PORT" "$NGINX" -p "$TMP/nginx/" -c nginx.conf -e stderr
-nginx=""
-for _ in $(seq 100); do
-    nginx=$(pgrep -P "$LAST_PID" | head -n1 || true)
-    [ -n "$nginx" ] && break
-    sleep 0.05
-done
-[ -n "$nginx" ] || die "nginx started no worker"
+nginx=$(nginx_worker "$LAST_PID") || die "nginx started no worker"
 
 start proxy "$PROXY_PORT" "$BIN/examples/proxy" --listen "127.0.0.1:$PROXY_PORT" \
     --upstream "http://127.0.0.1:$DEMO_PORT/mcp"

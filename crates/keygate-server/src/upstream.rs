@@ -690,30 +690,24 @@ mod tests {
 
     #[test]
     fn the_request_target_is_the_path_and_the_host_names_a_port_only_when_needed() {
-        let pair = |u: &str| {
-            let (origin, host) = origin_and_host(&u.parse().unwrap()).unwrap();
-            (origin.to_string(), host.to_str().unwrap().to_owned())
-        };
-        assert_eq!(
-            pair("http://127.0.0.1:9000/mcp?a=1"),
-            ("/mcp?a=1".into(), "127.0.0.1:9000".into())
-        );
-        assert_eq!(
-            pair("http://example.com:80/"),
-            ("/".into(), "example.com".into())
-        );
-        assert_eq!(
-            pair("https://example.com:443/x"),
-            ("/x".into(), "example.com".into())
-        );
-        assert_eq!(
-            pair("https://example.com:80/x"),
-            ("/x".into(), "example.com:80".into())
-        );
-        assert_eq!(
-            pair("http://[::1]:8080/mcp"),
-            ("/mcp".into(), "[::1]:8080".into())
-        );
+        for (url, target, host) in [
+            (
+                "http://127.0.0.1:9000/mcp?a=1",
+                "/mcp?a=1",
+                "127.0.0.1:9000",
+            ),
+            ("http://example.com:80/", "/", "example.com"),
+            ("https://example.com:443/x", "/x", "example.com"),
+            ("https://example.com:80/x", "/x", "example.com:80"),
+            ("http://[::1]:8080/mcp", "/mcp", "[::1]:8080"),
+        ] {
+            let (origin, made) = origin_and_host(&url.parse().unwrap()).unwrap();
+            assert_eq!(
+                (origin.to_string().as_str(), made.to_str().unwrap()),
+                (target, host),
+                "{url}"
+            );
+        }
     }
 
     #[test]
