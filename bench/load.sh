@@ -11,8 +11,8 @@
 #   nginx       nginx as a plain reverse proxy in front of that same demo server (no
 #               auth; worker_processes 1, keepalive to the upstream): what a proxy does
 #               on this core (skipped when nginx is not installed: apt-get install nginx-light)
-#   proxy       a bare reverse proxy on keygated's stack (tokio, hyper, hyper-util's
-#               pooled client; examples/proxy.rs) in front of that same demo server, no
+#   proxy       a bare reverse proxy on keygated's stack (tokio, hyper, with hyper-util's
+#               ordinary pooled client; examples/proxy.rs) in front of that same demo server, no
 #               auth, no MCP: what the stack alone costs, so that keygated's gap to nginx
 #               splits into the stack's share and keygate's own work
 #   http        keygated --upstream http://… in front of that same demo server, the key

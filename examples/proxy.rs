@@ -1,6 +1,7 @@
-//! A bare HTTP/1.1 reverse proxy on the libraries keygated's HTTP upstream path is built
-//! on (tokio, hyper's server connection, hyper-util's pooled client), and nothing else:
-//! no key, no MCP, no policy, no router. The load benchmark runs it in front of the same
+//! A bare HTTP/1.1 reverse proxy on the libraries keygated is built on (tokio, hyper's
+//! server connection) with hyper-util's ordinary pooled client (keygated has had its own
+//! pool of hyper connections since issue 19's fifth pass), and nothing else: no key, no
+//! MCP, no policy, no router. The load benchmark runs it in front of the same
 //! demo platform as nginx and keygated, so that keygated's gap to nginx splits into what
 //! the stack costs and what keygate's own work costs.
 //!
