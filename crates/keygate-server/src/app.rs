@@ -2,7 +2,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -16,12 +16,11 @@ use keygate_keys::{DatabaseBackend, KeyStore, Principal, TokenFormat, Verifier};
 use keygate_limits::{FailureLimiter, FailureQuota, Limits, Quota};
 use keygate_scopes::Policy;
 use serde_json::json;
-use tower::ServiceBuilder;
-use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::config::{Config, Upstream as UpstreamConfig};
 use crate::error::ServerError;
+use crate::front::{self, Front, Observed};
 use crate::labels::{Label, RouteLabels, Table};
 use crate::metrics::{Metrics, TimedVerifier};
 use crate::openapi::{self, Document};
@@ -57,10 +56,8 @@ const PURGE_EVERY: Duration = Duration::from_secs(300);
 /// ```
 #[derive(Debug)]
 pub struct App {
-    /// Every route, its own layers applied, without the layers every request passes
-    /// (see [`layered`]).
-    routes: Router,
-    observed: Observed,
+    /// Every route, behind what every request passes (see [`crate::front`]).
+    front: Front,
     state: AppState,
     transport: Transport,
 }
@@ -223,7 +220,7 @@ impl App {
             metrics,
         });
         let document = Document::build()?;
-        let (routes, observed) = routes(
+        let front = routes(
             state.clone(),
             config.request_timeout,
             failures,
@@ -232,8 +229,7 @@ impl App {
             leak_keys,
         );
         Ok(Self {
-            routes,
-            observed,
+            front,
             state,
             transport,
         })
@@ -252,7 +248,7 @@ impl App {
 
     /// The axum router (for tests with `oneshot`, or to nest in another app).
     pub fn router(&self) -> Router {
-        Router::new().fallback_service(layered(self.routes.clone(), self.observed.clone()))
+        Router::new().fallback_service(front::layered(self.front.clone()))
     }
 
     /// The tool policy in force.
@@ -299,7 +295,7 @@ impl App {
         });
         // The layered routes as they are: a `Router` around them (`router`) would route
         // every request twice and box it once more on the way.
-        let service = layered(self.routes, self.observed);
+        let service = front::layered(self.front);
         crate::serve::serve(listener, service, self.transport, shutdown).await;
         purge.abort();
         Ok(())
@@ -366,16 +362,8 @@ impl Routes {
     }
 }
 
-/// What [`observe`] reads: the state, and the route labels.
-#[derive(Clone, Debug)]
-struct Observed {
-    state: AppState,
-    labels: Arc<RouteLabels>,
-    origins: Arc<crate::origin::Origins>,
-}
-
-/// All routes, with authentication on `/api/*`, and what the layer every request passes
-/// through ([`layered`]) needs.
+/// All routes, with authentication on `/api/*`, behind what every request passes
+/// through ([`Front`]).
 fn routes(
     state: AppState,
     request_timeout: Duration,
@@ -383,7 +371,7 @@ fn routes(
     origins: Arc<crate::origin::Origins>,
     document: Document,
     leak_keys: Option<Arc<crate::leaks::LeakReportKeys>>,
-) -> (Router, Observed) {
+) -> Front {
     let max_body = state.max_body;
     // Every request but an MCP one must produce its head within the request timeout. An
     // MCP request is bounded by it while the client sends it (`mcp::gateway`), then by
@@ -417,7 +405,7 @@ fn routes(
         .route_layer(auth.clone())
         .layer(middleware::from_fn(crate::forward_auth::finish))
         .layer(timeout);
-    let api = admin_routes.merge(mcp_routes).route_layer(auth);
+    let api = admin_routes.merge(mcp_routes).route_layer(auth.clone());
     let others = others.fallback(not_found).layer(timeout);
     let routes = Router::new()
         .merge(api)
@@ -430,44 +418,32 @@ fn routes(
         labels: Arc::new(labels),
         origins,
     };
-    (routes, observed)
-}
-
-/// `routes` inside the layers every request passes through, wrapped once, from outside:
-/// `Router::layer` would wrap each route's boxed service instead, and a request clones
-/// every boxed level of its route (an allocation each) on its way in.
-fn layered(
-    routes: Router,
-    observed: Observed,
-) -> impl tower::Service<
-    Request,
-    Response = Response,
-    Error = std::convert::Infallible,
-    Future: Send + 'static,
-> + Clone
-+ Send
-+ Sync
-+ 'static {
-    ServiceBuilder::new()
-        .layer(SetSensitiveRequestHeadersLayer::new([
-            header::AUTHORIZATION,
-        ]))
-        // One middleware for the log, the metrics and the Origin check (a layer each
-        // would box the request's future once more).
-        .layer(middleware::from_fn_with_state(observed, observe))
-        .service(routes)
+    Front::new(observed, routes, &auth)
 }
 
 /// Applies the key and tenant rate limits to every authenticated `/api/*` request,
 /// before its handler reads the body: a request that is then refused (by policy, as
 /// malformed, as too large) has spent its unit like any other, so no request is free.
 async fn rate_limited(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    limited(&state, req, |req| next.run(req)).await
+}
+
+/// The rate limits of the request's principal around `inner` (see [`rate_limited`]);
+/// a request without a principal (none was verified) is `inner`'s to refuse.
+pub(crate) async fn limited<F>(
+    state: &AppState,
+    req: Request,
+    inner: impl FnOnce(Request) -> F,
+) -> Response
+where
+    F: Future<Output = Response>,
+{
     let Some(principal) = req.extensions().get::<Principal>() else {
-        return next.run(req).await;
+        return inner(req).await;
     };
     match state.rate_limit(principal).await {
         Ok(headers) => {
-            let mut resp = next.run(req).await;
+            let mut resp = inner(req).await;
             resp.headers_mut().extend(headers);
             resp
         }
@@ -475,87 +451,10 @@ async fn rate_limited(State(state): State<AppState>, req: Request, next: Next) -
     }
 }
 
-fn outcome_label(status: StatusCode) -> &'static str {
-    match status.as_u16() {
-        200..=299 => "ok",
-        400 => "invalid_request",
-        401 => "unauthorized",
-        403 => "forbidden",
-        404 => "not_found",
-        413 => "too_large",
-        429 => "rate_limited",
-        502 => "upstream_error",
-        503 => "unavailable",
-        504 => "timeout",
-        500..=599 => "error",
-        _ => "other",
-    }
-}
-
-fn json_error(status: StatusCode, body: serde_json::Value) -> Response {
+pub(crate) fn json_error(status: StatusCode, body: serde_json::Value) -> Response {
     let mut resp = (status, axum::Json(body)).into_response();
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    resp
-}
-
-/// Counts and logs every request (route, status, latency: never headers or bodies),
-/// applies the Origin check (`origin::guard`), and gives the framework's plain-text
-/// 413 and timeout answers JSON bodies.
-async fn observe(
-    State(Observed {
-        state,
-        labels,
-        origins,
-    }): State<Observed>,
-    req: Request,
-    next: Next,
-) -> Response {
-    let route = labels.of(req.uri().path(), req.method());
-    let method = req.method().clone();
-    let started = Instant::now();
-    // Before authentication: a foreign origin is refused whatever it presents.
-    let mut resp = crate::origin::guard(&origins, req, next).await;
-    let status = resp.status();
-    let is_json = resp
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("application/json"));
-    if !is_json {
-        if status == StatusCode::PAYLOAD_TOO_LARGE {
-            let limit = if route == "mcp" {
-                state.max_body
-            } else {
-                ADMIN_BODY_LIMIT
-            };
-            resp = json_error(
-                status,
-                json!({ "error": "payload_too_large", "message": format!("the request body is larger than {limit} bytes") }),
-            );
-        } else if status == StatusCode::GATEWAY_TIMEOUT
-            && resp.headers().get(header::CONTENT_TYPE).is_none()
-        {
-            resp = json_error(status, json!({ "error": "timeout" }));
-        } else if status == StatusCode::METHOD_NOT_ALLOWED {
-            let allow = resp.headers().get(header::ALLOW).cloned();
-            resp = json_error(status, json!({ "error": "method_not_allowed" }));
-            if let Some(allow) = allow {
-                resp.headers_mut().insert(header::ALLOW, allow);
-            }
-        }
-    }
-    state.metrics.request(route, outcome_label(status));
-    let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-    // Per-request lines are debug: at info they cost a stderr write per request (see
-    // BENCHMARKS.md); `/metrics` counts requests at any level.
-    tracing::debug!(
-        method = %keygate_http::untrusted(&method),
-        route,
-        status = status.as_u16(),
-        took_us = micros,
-        "request"
-    );
     resp
 }
 

@@ -56,6 +56,7 @@ mod error;
 mod federation;
 mod federation_config;
 mod forward_auth;
+mod front;
 mod http_pool;
 mod labels;
 mod leaks;

@@ -19,10 +19,10 @@
 //! `Access-Control-Allow-Origin` (the origin itself) and `Vary: Origin`. No
 //! credentials mode: keys travel in `Authorization`, never in cookies.
 
+use std::future::Future;
 use std::net::IpAddr;
 
 use axum::extract::Request;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header, uri::Authority};
 
@@ -209,14 +209,21 @@ fn preflight(origin: HeaderValue, requested: Option<&HeaderValue>) -> Response {
     resp
 }
 
-/// The check itself, called by the request log middleware (`app::observe`) around
+/// The check itself, called by the request log middleware (`front`) around
 /// everything inside it: see the module documentation.
-pub(crate) async fn guard(origins: &Origins, req: Request, next: Next) -> Response {
+pub(crate) async fn guard<F>(
+    origins: &Origins,
+    req: Request,
+    next: impl FnOnce(Request) -> F,
+) -> Response
+where
+    F: Future<Output = Response>,
+{
     if !req.uri().path().starts_with("/api/") {
-        return next.run(req).await;
+        return next(req).await;
     }
     let Some(origin) = req.headers().get(header::ORIGIN).cloned() else {
-        return next.run(req).await;
+        return next(req).await;
     };
     match origins.judge(&origin, req.headers(), req.uri()) {
         Verdict::Foreign => {
@@ -226,13 +233,13 @@ pub(crate) async fn guard(origins: &Origins, req: Request, next: Next) -> Respon
             );
             forbidden()
         }
-        Verdict::Own => next.run(req).await,
+        Verdict::Own => next(req).await,
         Verdict::Listed if req.method() == Method::OPTIONS => preflight(
             origin,
             req.headers().get(header::ACCESS_CONTROL_REQUEST_HEADERS),
         ),
         Verdict::Listed => {
-            let mut resp = next.run(req).await;
+            let mut resp = next(req).await;
             let h = resp.headers_mut();
             h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
             h.insert(
