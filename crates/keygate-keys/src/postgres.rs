@@ -728,12 +728,24 @@ async fn read_batches(
         ids.sort_unstable();
         ids.dedup();
         match read_key_rows(&pool, &readers, &ids).await {
-            Ok(rows) => {
-                for (id, tx) in batch.drain(..) {
-                    let answer = match rows.iter().find(|(at, _)| *at == id) {
+            Ok(mut rows) => {
+                // The last verify of a key is given its row, the others a copy: with one
+                // verify per key no row is copied.
+                batch.sort_unstable_by_key(|(id, _)| *id);
+                let mut waiters = batch.drain(..).peekable();
+                while let Some((id, tx)) = waiters.next() {
+                    let last = waiters.peek().is_none_or(|(next, _)| *next != id);
+                    let answer = match rows.iter().position(|(at, _)| *at == id) {
                         None => Ok(None),
-                        Some((_, Ok(row))) => Ok(Some(row.clone())),
-                        Some((_, Err(e))) => Err(StoreError::unavailable(Arc::clone(e))),
+                        Some(i) if last => rows
+                            .swap_remove(i)
+                            .1
+                            .map(Some)
+                            .map_err(StoreError::unavailable),
+                        Some(i) => match &rows[i].1 {
+                            Ok(row) => Ok(Some(row.clone())),
+                            Err(e) => Err(StoreError::unavailable(Arc::clone(e))),
+                        },
                     };
                     let _ = tx.send(answer);
                 }

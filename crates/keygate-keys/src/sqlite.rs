@@ -881,12 +881,17 @@ fn read_rows(conn: &Connection, ids: &[KeyId]) -> rusqlite::Result<Vec<KeyRead>>
 }
 
 /// Sends each verify of `batch` its row of `rows` (in the order of `ids`), or the
-/// batch's error.
-fn answer(batch: Vec<Waiter>, ids: &[KeyId], rows: Result<Vec<KeyRead>, StoreError>) {
+/// batch's error. The last waiter for a key is given its row, the others a copy: with
+/// one verify per key (the usual batch) no row is copied.
+fn answer(mut batch: Vec<Waiter>, ids: &[KeyId], rows: Result<Vec<KeyRead>, StoreError>) {
     match rows {
-        Ok(rows) => {
-            for (id, tx) in batch {
-                let row = match ids.binary_search(&id).ok().and_then(|i| rows.get(i)) {
+        Ok(mut rows) => {
+            batch.sort_unstable_by_key(|(id, _)| *id);
+            let mut waiters = batch.into_iter().peekable();
+            while let Some((id, tx)) = waiters.next() {
+                let last = waiters.peek().is_none_or(|(next, _)| *next != id);
+                let row = match ids.binary_search(&id).ok().and_then(|i| rows.get_mut(i)) {
+                    Some(Ok(row)) if last => Ok(row.take()),
                     Some(Ok(row)) => Ok(row.clone()),
                     Some(Err(e)) => Err(StoreError::unavailable(Arc::clone(e))),
                     None => Err(StoreError::unavailable("key row missing from its batch")),
