@@ -219,7 +219,9 @@ impl Upstream {
         identity: &[(HeaderName, HeaderValue)],
         body: Bytes,
     ) -> Result<Response<Body>, UpstreamError> {
-        let mut forwarded = forward_headers(client, method == Method::POST);
+        // Room for what is added below (identity, `Accept`, `Host`, `Authorization`):
+        // the map is allocated once, never grown.
+        let mut forwarded = forward_headers(client, method == Method::POST, identity.len() + 3);
         for (name, value) in identity {
             forwarded.insert(name.clone(), value.clone());
         }
@@ -402,8 +404,8 @@ pub(crate) fn not_found(id: Value) -> Response<Body> {
 /// The client's MCP transport headers ([`keygate_mcp::headers::is_transport_request_header`]:
 /// every `Mcp-*`, `Last-Event-ID`, `Content-Type`, `Accept`), all copies of each;
 /// `Authorization`, cookies, client-sent `X-Keygate-*` and everything else stay here.
-fn forward_headers(incoming: &HeaderMap, has_body: bool) -> HeaderMap {
-    let mut out = HeaderMap::new();
+fn forward_headers(incoming: &HeaderMap, has_body: bool, room: usize) -> HeaderMap {
+    let mut out = HeaderMap::with_capacity(incoming.len() + 1 + room);
     for (name, value) in incoming {
         if keygate_mcp::headers::is_transport_request_header(name) {
             out.append(name.clone(), value.clone());
@@ -490,6 +492,7 @@ fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
 /// The upstream's MCP transport headers ([`keygate_mcp::headers::is_transport_response_header`]:
 /// every `Mcp-*`, `Content-Type`, `Cache-Control`).
 fn copy_response_headers(from: &HeaderMap, to: &mut HeaderMap) {
+    to.reserve(from.len());
     for (name, value) in from {
         if keygate_mcp::headers::is_transport_response_header(name) {
             to.append(name.clone(), value.clone());
@@ -513,7 +516,7 @@ mod tests {
         h.insert("mcp-param-region", HeaderValue::from_static("eu"));
         h.insert("last-event-id", HeaderValue::from_static("e7"));
         h.insert("host", HeaderValue::from_static("gateway"));
-        let out = forward_headers(&h, true);
+        let out = forward_headers(&h, true, 0);
         for name in [
             "mcp-method",
             "mcp-name",
