@@ -93,8 +93,10 @@ impl Inner {
             origins,
         } = &self.observed;
         let route = labels.of(req.uri().path(), req.method());
-        let method = req.method().clone();
-        let started = Instant::now();
+        // Only the debug line reads the method and the time taken: neither is copied
+        // or read from the clock for a request nobody logs.
+        let logged = tracing::enabled!(tracing::Level::DEBUG)
+            .then(|| (req.method().clone(), Instant::now()));
         // Before authentication: a foreign origin is refused whatever it presents.
         let mut resp = crate::origin::guard(origins, req, |req| self.dispatch(req)).await;
         let status = resp.status();
@@ -127,16 +129,18 @@ impl Inner {
             }
         }
         state.metrics.request(route, outcome_label(status));
-        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         // Per-request lines are debug: at info they cost a stderr write per request (see
         // BENCHMARKS.md); `/metrics` counts requests at any level.
-        tracing::debug!(
-            method = %keygate_http::untrusted(&method),
-            route,
-            status = status.as_u16(),
-            took_us = micros,
-            "request"
-        );
+        if let Some((method, started)) = logged {
+            let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+            tracing::debug!(
+                method = %keygate_http::untrusted(&method),
+                route,
+                status = status.as_u16(),
+                took_us = micros,
+                "request"
+            );
+        }
         resp
     }
 

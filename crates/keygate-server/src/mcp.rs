@@ -15,6 +15,8 @@
 //! Client-supplied strings reach log lines only through [`keygate_http::untrusted`].
 
 use std::borrow::Cow;
+use std::future::Future;
+use std::task::Poll;
 
 use axum::Extension;
 use axum::extract::{FromRequest, Request, State};
@@ -158,11 +160,23 @@ pub(crate) async fn gateway(State(state): State<AppState>, req: Request) -> Resp
         Err(resp) => return resp,
     };
     // The body limit (and its 413) come from `DefaultBodyLimit`, as with any extractor.
-    let read = Bytes::from_request(Request::from_parts(parts, body), &state);
-    let Ok(read) = tokio::time::timeout(state.request_timeout, read).await else {
-        tracing::info!(key_id = %principal.key_id, "MCP request body not received within the request timeout");
-        // `observe` turns an empty 504 into `{"error":"timeout"}`, as for every route.
-        return StatusCode::GATEWAY_TIMEOUT.into_response();
+    let mut read = std::pin::pin!(Bytes::from_request(
+        Request::from_parts(parts, body),
+        &state
+    ));
+    // A small body has usually arrived with the head: read without arming a timer, then
+    // bound by the request timeout only if it has not.
+    let first = std::future::poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await;
+    let read = match first {
+        Poll::Ready(read) => read,
+        Poll::Pending => match tokio::time::timeout(state.request_timeout, read).await {
+            Ok(read) => read,
+            Err(_) => {
+                tracing::info!(key_id = %principal.key_id, "MCP request body not received within the request timeout");
+                // `observe` turns an empty 504 into `{"error":"timeout"}`, as for every route.
+                return StatusCode::GATEWAY_TIMEOUT.into_response();
+            }
+        },
     };
     let body = match read {
         Ok(body) => body,
