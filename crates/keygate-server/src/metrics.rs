@@ -1,7 +1,7 @@
 //! Prometheus metrics. Labels are routes, outcomes, gate codes and limit scopes: never
 //! key material.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -33,6 +33,9 @@ struct LimitLabels {
 pub(crate) struct Metrics {
     registry: Arc<Registry>,
     requests: Family<RequestLabels, Counter>,
+    /// The series of `requests` nearly every request counts under (`mcp`, `ok`),
+    /// held once it exists: counted without the family's lock and label hash.
+    mcp_ok: Arc<OnceLock<Counter>>,
     verify_seconds: Histogram,
     gate_decisions: Family<GateLabels, Counter>,
     rate_limited: Family<LimitLabels, Counter>,
@@ -69,6 +72,7 @@ impl Metrics {
         Self {
             registry: Arc::new(registry),
             requests,
+            mcp_ok: Arc::default(),
             verify_seconds,
             gate_decisions,
             rate_limited,
@@ -76,6 +80,16 @@ impl Metrics {
     }
 
     pub(crate) fn request(&self, route: &'static str, outcome: &'static str) {
+        if route == "mcp" && outcome == "ok" {
+            // A clone of a family's counter is that counter (they share one value).
+            let counter = self.mcp_ok.get_or_init(|| {
+                self.requests
+                    .get_or_create(&RequestLabels { route, outcome })
+                    .clone()
+            });
+            counter.inc();
+            return;
+        }
         self.requests
             .get_or_create(&RequestLabels { route, outcome })
             .inc();
@@ -120,5 +134,28 @@ impl Verifier for TimedVerifier {
         let result = self.inner.verify(token).await;
         self.metrics.verified(started.elapsed());
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_held_mcp_series_is_the_family_s_own() {
+        let metrics = Metrics::new();
+        metrics.request("mcp", "ok");
+        // A clone counts into the same held series.
+        metrics.clone().request("mcp", "ok");
+        metrics.request("mcp", "unauthorized");
+        let text = metrics.render();
+        assert!(
+            text.contains("keygate_requests_total{route=\"mcp\",outcome=\"ok\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("keygate_requests_total{route=\"mcp\",outcome=\"unauthorized\"} 1"),
+            "{text}"
+        );
     }
 }
