@@ -98,7 +98,7 @@ impl Inner {
         }
         if let Some(v) = outcome
             .ratelimit_header()
-            .and_then(|h| HeaderValue::from_str(&h).ok())
+            .and_then(|h| HeaderValue::try_from(h).ok())
         {
             headers.push((RATELIMIT, v));
         }
