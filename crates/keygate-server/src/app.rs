@@ -451,6 +451,7 @@ where
     }
 }
 
+/// A JSON answer with `status`, never cached (`Cache-Control: no-store`).
 pub(crate) fn json_error(status: StatusCode, body: serde_json::Value) -> Response {
     let mut resp = (status, axum::Json(body)).into_response();
     resp.headers_mut()
