@@ -31,9 +31,6 @@ use crate::labels::RouteLabels;
 use crate::origin::Origins;
 use crate::state::AppState;
 
-/// The path of the MCP gateway.
-const MCP_PATH: &str = "/api/mcp";
-
 /// What [`Front`] reads besides the routes: the state, the route labels, the origins.
 #[derive(Clone, Debug)]
 pub(crate) struct Observed {
@@ -98,7 +95,7 @@ impl Inner {
         let logged = tracing::enabled!(tracing::Level::DEBUG)
             .then(|| (req.method().clone(), Instant::now()));
         // Before authentication: a foreign origin is refused whatever it presents.
-        let mut resp = crate::origin::guard(origins, req, |req| self.dispatch(req)).await;
+        let mut resp = crate::origin::guard(origins, req, |req| self.dispatch(route, req)).await;
         let status = resp.status();
         let is_json = resp
             .headers()
@@ -144,9 +141,11 @@ impl Inner {
         resp
     }
 
-    /// `POST /api/mcp` to its direct path, the rest to the router.
-    async fn dispatch(&self, req: Request) -> Response {
-        let answer = if req.method() == Method::POST && req.uri().path() == MCP_PATH {
+    /// `POST /api/mcp` to its direct path, the rest to the router. `route` is the
+    /// request's label, found once by `observe` from the route table: `mcp` is the
+    /// label of exactly the gateway's path, as the router matches it.
+    async fn dispatch(&self, route: &'static str, req: Request) -> Response {
+        let answer = if route == "mcp" && req.method() == Method::POST {
             self.mcp.clone().oneshot(req).await
         } else {
             self.routes.clone().oneshot(req).await
