@@ -78,7 +78,7 @@ where
                 value.set_sensitive(true);
             }
         }
-        let token = match parse_authorization(req.headers()) {
+        let token_len = match parse_authorization(req.headers()) {
             Ok(token) => token.len(),
             Err(err) => {
                 tracing::debug!(error = %err, "refused before verification");
@@ -114,7 +114,7 @@ where
             let bytes = held.as_bytes();
             let token = bytes
                 .len()
-                .checked_sub(token)
+                .checked_sub(token_len)
                 .and_then(|start| bytes.get(start..))
                 .and_then(|t| std::str::from_utf8(t).ok())
                 .unwrap_or_default();
