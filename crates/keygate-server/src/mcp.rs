@@ -26,7 +26,7 @@ use bytes::Bytes;
 use keygate_gates::{Decision, FailureHistory, GateCall};
 use keygate_http::{AuthError, DENIAL_LOG_CHARS, untrusted};
 use keygate_keys::Principal;
-use keygate_scopes::{Authorized, GateSpec, ProjectAccess};
+use keygate_scopes::{Authorized, GateSpec, ProjectAccess, ToolPolicy};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
@@ -143,55 +143,19 @@ pub(crate) async fn passthrough(
 /// Takes the whole request so that the principal and the headers are moved out of it,
 /// not cloned as the `Extension` and `HeaderMap` extractors would.
 pub(crate) async fn gateway(State(state): State<AppState>, req: Request) -> Response {
-    let (mut parts, body) = req.into_parts();
-    let Some(principal) = parts.extensions.remove::<Principal>() else {
-        tracing::error!("MCP request without a verified principal; answering 503");
-        return AuthError::Unavailable.into_response();
+    // Taken apart and read by helpers: what they hold does not stay in this future,
+    // which is built and moved on every request, through the rest of the call.
+    let (principal, identity, headers, req) = match verified_parts(req) {
+        Ok(parts) => parts,
+        Err(resp) => return resp,
     };
-    // Built by the auth layer beside the principal (and set on the request): taken, not
-    // built a second time.
-    let Some(identity) = parts.extensions.remove::<keygate_http::IdentityHeaders>() else {
-        tracing::error!("MCP request without its identity headers; answering 503");
-        return AuthError::Unavailable.into_response();
-    };
-    let headers = std::mem::take(&mut parts.headers);
     let session = match session_id(&headers) {
         Ok(s) => s,
         Err(resp) => return resp,
     };
-    // The body limit (and its 413) come from `DefaultBodyLimit`, as with any extractor.
-    let mut read = std::pin::pin!(Bytes::from_request(
-        Request::from_parts(parts, body),
-        &state
-    ));
-    // A small body has usually arrived with the head: read without arming a timer, then
-    // bound by the request timeout only if it has not.
-    let first = std::future::poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await;
-    let read = match first {
-        Poll::Ready(read) => read,
-        Poll::Pending => match tokio::time::timeout(state.request_timeout, read).await {
-            Ok(read) => read,
-            Err(_) => {
-                tracing::info!(key_id = %principal.key_id, "MCP request body not received within the request timeout");
-                // `observe` turns an empty 504 into `{"error":"timeout"}`, as for every route.
-                return StatusCode::GATEWAY_TIMEOUT.into_response();
-            }
-        },
-    };
-    let body = match read {
+    let body = match read_body(&state, req, &principal).await {
         Ok(body) => body,
-        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return rpc_error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                Value::Null,
-                code::INVALID_REQUEST,
-                format!(
-                    "Request body too large: this gateway takes MCP messages of at most {} bytes",
-                    state.max_body
-                ),
-            );
-        }
-        Err(rejection) => return rejection.into_response(),
+        Err(resp) => return resp,
     };
     let parsed = match jsonrpc::parse(&body) {
         Ok(parsed) => parsed,
@@ -225,8 +189,16 @@ pub(crate) async fn gateway(State(state): State<AppState>, req: Request) -> Resp
             .as_str()
             .filter(|i| i.starts_with(keygate_gates::ELICITATION_ID_PREFIX))
     {
-        return crate::elicitation::answer(&state, &principal, session, request_id, message.result)
-            .await;
+        // Boxed, as every rare branch of this function is, so that the common one's
+        // future stays small: it is built and moved on every request.
+        return Box::pin(crate::elicitation::answer(
+            &state,
+            &principal,
+            session,
+            request_id,
+            message.result,
+        ))
+        .await;
     }
     if let Some(m) = method
         && let Err(denied) = state.policy.authorize_method(&principal, m)
@@ -252,7 +224,7 @@ pub(crate) async fn gateway(State(state): State<AppState>, req: Request) -> Resp
     match method {
         // `Bytes` clones share the buffer `message` borrows from.
         Some("tools/call") => call.tools_call(message.params, body.clone()).await,
-        Some("tools/list") => call.tools_list(body.clone()).await,
+        Some("tools/list") => Box::pin(call.tools_list(body.clone())).await,
         _ => match state
             .upstream
             .send(Method::POST, &headers, &ident, body.clone())
@@ -260,12 +232,83 @@ pub(crate) async fn gateway(State(state): State<AppState>, req: Request) -> Resp
         {
             Ok(resp) if method == Some("initialize") => {
                 let elicitation = crate::elicitation::initialize_declares(message.params);
-                crate::sessions::bind(&state, &principal, resp, call.id, elicitation).await
+                Box::pin(crate::sessions::bind(
+                    &state,
+                    &principal,
+                    resp,
+                    call.id,
+                    elicitation,
+                ))
+                .await
             }
             Ok(resp) => resp,
             Err(e) => upstream_failure(call.id, &e),
         },
     }
+}
+
+/// The verified principal, its identity headers and the headers of `req` moved out of
+/// it, and what is left of it (the body to read).
+fn verified_parts(
+    req: Request,
+) -> Result<(Principal, keygate_http::IdentityHeaders, HeaderMap, Request), Response> {
+    let (mut parts, body) = req.into_parts();
+    let Some(principal) = parts.extensions.remove::<Principal>() else {
+        tracing::error!("MCP request without a verified principal; answering 503");
+        return Err(AuthError::Unavailable.into_response());
+    };
+    // Built by the auth layer beside the principal (and set on the request): taken, not
+    // built a second time.
+    let Some(identity) = parts.extensions.remove::<keygate_http::IdentityHeaders>() else {
+        tracing::error!("MCP request without its identity headers; answering 503");
+        return Err(AuthError::Unavailable.into_response());
+    };
+    let headers = std::mem::take(&mut parts.headers);
+    Ok((
+        principal,
+        identity,
+        headers,
+        Request::from_parts(parts, body),
+    ))
+}
+
+/// The body of an MCP request, within the body limit and the request timeout.
+async fn read_body(
+    state: &AppState,
+    req: Request,
+    principal: &Principal,
+) -> Result<Bytes, Response> {
+    // The body limit (and its 413) come from `DefaultBodyLimit`, as with any extractor.
+    let mut read = std::pin::pin!(Bytes::from_request(req, state));
+    // A small body has usually arrived with the head: read without arming a timer, then
+    // bound by the request timeout only if it has not.
+    let first = std::future::poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await;
+    let read = match first {
+        Poll::Ready(read) => read,
+        Poll::Pending => match tokio::time::timeout(state.request_timeout, read).await {
+            Ok(read) => read,
+            Err(_) => {
+                tracing::info!(key_id = %principal.key_id, "MCP request body not received within the request timeout");
+                // `observe` turns an empty 504 into `{"error":"timeout"}`, as for every route.
+                return Err(StatusCode::GATEWAY_TIMEOUT.into_response());
+            }
+        },
+    };
+    read.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            rpc_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                Value::Null,
+                code::INVALID_REQUEST,
+                format!(
+                    "Request body too large: this gateway takes MCP messages of at most {} bytes",
+                    state.max_body
+                ),
+            )
+        } else {
+            rejection.into_response()
+        }
+    })
 }
 
 /// The 2026-07-28 routing headers (`Mcp-Method`, `Mcp-Name`) against the body: a
@@ -307,6 +350,17 @@ struct Call<'a> {
     id: Value,
     /// The elicitation modes the session's client declared in its `initialize`.
     elicits: crate::elicitation::Declared,
+}
+
+/// What [`Call::gated`] decides on: the call's gate and the members of its params.
+struct Gated<'p> {
+    spec: &'p GateSpec,
+    tool: &'p ToolPolicy,
+    name: &'p str,
+    args: &'p Value,
+    raw_params: Option<&'p RawValue>,
+    request_state: Option<&'p RawValue>,
+    input_responses: Option<&'p RawValue>,
 }
 
 impl Call<'_> {
@@ -412,200 +466,235 @@ impl Call<'_> {
         }
         let tool = allowed.tool();
         // 2. Rate limits: already spent, before the handler (`app::rate_limited`).
-        // 3. Gates.
+        // 3. Gates: in a future of their own, boxed, so that an ungated call (nearly
+        // every call) neither builds nor copies their state (see docs/decisions.md).
         if let Some(spec) = tool.gate() {
-            let call = GateCall::from_args(
+            let gated = Gated {
                 spec,
-                self.principal.key_id.as_str(),
-                self.session(),
+                tool,
                 name,
                 args,
-            )
-            .with_caller(crate::approvals::caller(self.principal));
-            // Only a gate that lets the client ask its person reads an MRTR retry or asks
-            // on the stream; on a page-only gate a `requestState` is ignored like any
-            // made-up `confirm`.
-            let client_asks = spec.approval_by().asks_through_client();
-            // The failure history the decision was made on, for deciding again once a
-            // person answered on the stream.
-            let mut history_seen = None;
-            let decision = if let Some(sealed) = request_state.filter(|_| client_asks) {
-                // An MRTR retry: the sealed state and the person's answer decide it.
-                // A state that is not a string is as made up as any other.
-                let sealed = jsonrpc::json_str(sealed).unwrap_or_default();
-                let answer = mrtr_answer(input_responses);
-                let outcome = match state.gates.answer_mrtr(spec, &call, &sealed, &answer).await {
-                    Ok(o) => o,
-                    Err(e) => {
-                        tracing::error!(error = %e, "gate state unavailable; answering 503");
-                        return AuthError::Unavailable.into_response();
-                    }
-                };
-                if let Some(decided) = &outcome.decided {
-                    let action = if outcome.decision.is_allowed() {
-                        "gate.approved"
-                    } else {
-                        "gate.declined"
-                    };
-                    let audited = crate::approvals::audit(
-                        state,
-                        self.principal,
-                        action,
-                        decided,
-                        keygate_gates::Channel::Mrtr,
-                    )
-                    .await;
-                    if audited.is_err() && outcome.decision.is_allowed() {
-                        // An approval must leave a trace; refuse rather than act unseen.
-                        return AuthError::Unavailable.into_response();
-                    }
-                }
-                outcome.decision
-            } else {
-                // Protected and unreadable targets are refused without asking the upstream.
-                let history = if state.gates.needs_history(spec, &call) {
-                    match self.failure_history(spec, tool.project_arg(), args).await {
-                        Ok(h) => h,
-                        Err(resp) => return resp,
-                    }
-                } else {
-                    None
-                };
-                let decided = state.gates.decide(spec, &call, history.as_ref()).await;
-                history_seen = history;
-                match decided {
-                    Ok(d) => d,
-                    Err(e) => {
-                        tracing::error!(error = %e, "gate state unavailable; answering 503");
-                        return AuthError::Unavailable.into_response();
-                    }
+                raw_params,
+                request_state,
+                input_responses,
+            };
+            return Box::pin(self.gated(gated, body)).await;
+        }
+        // 4. Forward, without `confirm`.
+        let body = forwarded_body(&body, args, None, request_state, input_responses);
+        self.forward(name, args, body).await
+    }
+
+    /// A call of a gated tool (step 3 of [`Call::tools_call`]): the gate's decision,
+    /// answered by the gateway, or the call forwarded.
+    async fn gated(self, gated: Gated<'_>, body: Bytes) -> Response {
+        let Gated {
+            spec,
+            tool,
+            name,
+            args,
+            raw_params,
+            request_state,
+            input_responses,
+        } = gated;
+        let state = self.state;
+        let call = GateCall::from_args(
+            spec,
+            self.principal.key_id.as_str(),
+            self.session(),
+            name,
+            args,
+        )
+        .with_caller(crate::approvals::caller(self.principal));
+        // Only a gate that lets the client ask its person reads an MRTR retry or asks
+        // on the stream; on a page-only gate a `requestState` is ignored like any
+        // made-up `confirm`.
+        let client_asks = spec.approval_by().asks_through_client();
+        // The failure history the decision was made on, for deciding again once a
+        // person answered on the stream.
+        let mut history_seen = None;
+        let decision = if let Some(sealed) = request_state.filter(|_| client_asks) {
+            // An MRTR retry: the sealed state and the person's answer decide it.
+            // A state that is not a string is as made up as any other.
+            let sealed = jsonrpc::json_str(sealed).unwrap_or_default();
+            let answer = mrtr_answer(input_responses);
+            let outcome = match state.gates.answer_mrtr(spec, &call, &sealed, &answer).await {
+                Ok(o) => o,
+                Err(e) => {
+                    tracing::error!(error = %e, "gate state unavailable; answering 503");
+                    return AuthError::Unavailable.into_response();
                 }
             };
-            state.metrics.gate(decision.code().unwrap_or("ALLOWED"));
-            let audited = self.audit(&decision).await;
-            // A 2026-07-28 client that renders forms asks its person right away (MRTR).
-            if client_asks
-                && decision.code() == Some(keygate_gates::APPROVAL_REQUIRED)
-                && asks_by_form(raw_params)
-            {
-                match state.gates.mrtr_ask(&decision) {
-                    Ok(Some(ask)) => {
-                        tracing::info!(key_id = %self.principal.key_id, tool = ?untrusted(name), "gated call answered input_required (MRTR)");
-                        return self.result(input_required(ask));
-                    }
-                    Ok(None) => {}
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot seal an MRTR request state; answering with the approval page");
-                    }
+            if let Some(decided) = &outcome.decided {
+                let action = if outcome.decision.is_allowed() {
+                    "gate.approved"
+                } else {
+                    "gate.declined"
+                };
+                let audited = crate::approvals::audit(
+                    state,
+                    self.principal,
+                    action,
+                    decided,
+                    keygate_gates::Channel::Mrtr,
+                )
+                .await;
+                if audited.is_err() && outcome.decision.is_allowed() {
+                    // An approval must leave a trace; refuse rather than act unseen.
+                    return AuthError::Unavailable.into_response();
                 }
             }
-            // A stateful client that declared elicitation asks its person on the stream.
-            if client_asks
-                && decision.code() == Some(keygate_gates::APPROVAL_REQUIRED)
-                && self.elicits.form
-                && crate::elicitation::accepts_event_stream(self.headers)
-                && let Some(session) = self.session
-            {
-                match state.gates.elicitation_ask(&decision, session) {
-                    Ok(Some(ask)) => {
-                        tracing::info!(key_id = %self.principal.key_id, tool = ?untrusted(name), "gated call answered with elicitation on the stream");
-                        let forward = forwarded_body(
-                            &body,
-                            args,
-                            tool.gate(),
-                            request_state,
-                            input_responses,
-                        );
-                        return crate::elicitation::ask_on_stream(crate::elicitation::Pending {
-                            state: state.clone(),
-                            principal: self.principal.clone(),
-                            headers: self.headers.clone(),
-                            identity: self.identity.into_owned(),
-                            id: self.id,
-                            session: session.to_owned(),
-                            spec: spec.clone(),
-                            tool: name.to_owned(),
-                            args: args.clone(),
-                            history: history_seen,
-                            forward,
-                            ask,
-                        });
-                    }
-                    Ok(None) => {}
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot ask on the stream; answering with the approval page");
-                    }
+            outcome.decision
+        } else {
+            // Protected and unreadable targets are refused without asking the upstream.
+            let history = if state.gates.needs_history(spec, &call) {
+                match self.failure_history(spec, tool.project_arg(), args).await {
+                    Ok(h) => h,
+                    Err(resp) => return resp,
+                }
+            } else {
+                None
+            };
+            let decided = state.gates.decide(spec, &call, history.as_ref()).await;
+            history_seen = history;
+            match decided {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::error!(error = %e, "gate state unavailable; answering 503");
+                    return AuthError::Unavailable.into_response();
                 }
             }
-            // A client that declared URL elicitation, not asked above (a page gate, or no
-            // form to ask with), is offered the approval page as one.
-            if spec.approval_by().is_person()
-                && let Some(resp) = self.offer_url(&decision, raw_params, input_responses)
-            {
-                tracing::info!(key_id = %self.principal.key_id, tool = ?untrusted(name), "gated call offered the approval page as a URL elicitation");
-                return resp;
-            }
-            if let Some(mut result) = decision.to_tool_result() {
-                tracing::info!(key_id = %self.principal.key_id, tool = ?untrusted(name), code = decision.code(), "gated call answered");
-                // 2026-07-28 results say they are final; clients refuse one that does not.
-                if self.is_stateless(raw_params)
-                    && let Some(obj) = result.as_object_mut()
-                {
-                    obj.insert(
-                        "resultType".to_owned(),
-                        keygate_mcp::mrtr::ResultType::Complete.as_str().into(),
-                    );
+        };
+        state.metrics.gate(decision.code().unwrap_or("ALLOWED"));
+        let audited = self.audit(&decision).await;
+        // A 2026-07-28 client that renders forms asks its person right away (MRTR).
+        if client_asks
+            && decision.code() == Some(keygate_gates::APPROVAL_REQUIRED)
+            && asks_by_form(raw_params)
+        {
+            match state.gates.mrtr_ask(&decision) {
+                Ok(Some(ask)) => {
+                    tracing::info!(key_id = %self.principal.key_id, tool = ?untrusted(name), "gated call answered input_required (MRTR)");
+                    return self.result(input_required(ask));
                 }
-                return self.result(result);
-            }
-            if !audited {
-                // An allowed destructive call must leave a trace; refuse rather than act unseen.
-                return AuthError::Unavailable.into_response();
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot seal an MRTR request state; answering with the approval page");
+                }
             }
         }
-        // 4. Forward, without `confirm` (and, on a person-gated call, without the MRTR
-        // members the gateway answered itself).
-        let body = forwarded_body(&body, args, tool.gate(), request_state, input_responses);
+        // A stateful client that declared elicitation asks its person on the stream.
+        if client_asks
+            && decision.code() == Some(keygate_gates::APPROVAL_REQUIRED)
+            && self.elicits.form
+            && crate::elicitation::accepts_event_stream(self.headers)
+            && let Some(session) = self.session
+        {
+            match state.gates.elicitation_ask(&decision, session) {
+                Ok(Some(ask)) => {
+                    tracing::info!(key_id = %self.principal.key_id, tool = ?untrusted(name), "gated call answered with elicitation on the stream");
+                    let forward =
+                        forwarded_body(&body, args, tool.gate(), request_state, input_responses);
+                    return crate::elicitation::ask_on_stream(crate::elicitation::Pending {
+                        state: state.clone(),
+                        principal: self.principal.clone(),
+                        headers: self.headers.clone(),
+                        identity: self.identity.into_owned(),
+                        id: self.id,
+                        session: session.to_owned(),
+                        spec: spec.clone(),
+                        tool: name.to_owned(),
+                        args: args.clone(),
+                        history: history_seen,
+                        forward,
+                        ask,
+                    });
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot ask on the stream; answering with the approval page");
+                }
+            }
+        }
+        // A client that declared URL elicitation, not asked above (a page gate, or no
+        // form to ask with), is offered the approval page as one.
+        if spec.approval_by().is_person()
+            && let Some(resp) = self.offer_url(&decision, raw_params, input_responses)
+        {
+            tracing::info!(key_id = %self.principal.key_id, tool = ?untrusted(name), "gated call offered the approval page as a URL elicitation");
+            return resp;
+        }
+        if let Some(mut result) = decision.to_tool_result() {
+            tracing::info!(key_id = %self.principal.key_id, tool = ?untrusted(name), code = decision.code(), "gated call answered");
+            // 2026-07-28 results say they are final; clients refuse one that does not.
+            if self.is_stateless(raw_params)
+                && let Some(obj) = result.as_object_mut()
+            {
+                obj.insert(
+                    "resultType".to_owned(),
+                    keygate_mcp::mrtr::ResultType::Complete.as_str().into(),
+                );
+            }
+            return self.result(result);
+        }
+        if !audited {
+            // An allowed destructive call must leave a trace; refuse rather than act unseen.
+            return AuthError::Unavailable.into_response();
+        }
+        // 4. Forward, without `confirm` and without the MRTR members the gateway
+        // answered itself on a person-gated call.
+        let body = forwarded_body(&body, args, Some(spec), request_state, input_responses);
+        self.forward(name, args, body).await
+    }
+
+    /// Forwards a permitted call's `body`. A read that a gate counts as evidence is
+    /// watched in a future of its own, boxed, like the gates' (see [`Call::gated`]).
+    async fn forward(self, name: &str, args: &Value, body: Bytes) -> Response {
         // Evidence reads are recorded in their session or, for a stateless request,
         // for the key alone (counting within the gate's `evidence_window`).
-        let evidence = state.policy.evidence_target(name, args);
-        if let Some(target) = evidence {
-            let resp = match state
-                .upstream
-                .send(Method::POST, self.headers, &self.identity, body)
-                .await
-            {
-                Ok(resp) => resp,
-                Err(e) => return upstream_failure(self.id, &e),
-            };
-            // Streamed as it comes; the read is recorded as its answer passes.
-            let gates = state.gates.clone();
-            let read = [self.principal.key_id.as_str(), name, target].map(str::to_owned);
-            let session = self.session().map(str::to_owned);
-            answers::watch_answer(resp, self.id, move |answer| async move {
-                let [key, tool, target] = read;
-                if !call_succeeded(&answer) {
-                    return;
-                }
-                let recorded = match &session {
-                    Some(session) => gates.record_evidence(&key, session, &tool, &target).await,
-                    None => gates.record_stateless_evidence(&key, &tool, &target).await,
-                };
-                if let Err(e) = recorded {
-                    tracing::error!(error = %e, "could not record an evidence read");
-                }
-            })
-            .await
-        } else {
-            match state
-                .upstream
-                .send(Method::POST, self.headers, &self.identity, body)
-                .await
-            {
-                Ok(resp) => resp,
-                Err(e) => upstream_failure(self.id, &e),
-            }
+        if let Some(target) = self.state.policy.evidence_target(name, args) {
+            return Box::pin(self.forward_evidence(name, target, body)).await;
         }
+        match self
+            .state
+            .upstream
+            .send(Method::POST, self.headers, &self.identity, body)
+            .await
+        {
+            Ok(resp) => resp,
+            Err(e) => upstream_failure(self.id, &e),
+        }
+    }
+
+    /// Forwards an evidence read and records it as its answer passes.
+    async fn forward_evidence(self, name: &str, target: &str, body: Bytes) -> Response {
+        let state = self.state;
+        let resp = match state
+            .upstream
+            .send(Method::POST, self.headers, &self.identity, body)
+            .await
+        {
+            Ok(resp) => resp,
+            Err(e) => return upstream_failure(self.id, &e),
+        };
+        // Streamed as it comes; the read is recorded as its answer passes.
+        let gates = state.gates.clone();
+        let read = [self.principal.key_id.as_str(), name, target].map(str::to_owned);
+        let session = self.session().map(str::to_owned);
+        answers::watch_answer(resp, self.id, move |answer| async move {
+            let [key, tool, target] = read;
+            if !call_succeeded(&answer) {
+                return;
+            }
+            let recorded = match &session {
+                Some(session) => gates.record_evidence(&key, session, &tool, &target).await,
+                None => gates.record_stateless_evidence(&key, &tool, &target).await,
+            };
+            if let Err(e) = recorded {
+                tracing::error!(error = %e, "could not record an evidence read");
+            }
+        })
+        .await
     }
 
     /// Resolves the project a permitted call names: a restricted key's own project comes
