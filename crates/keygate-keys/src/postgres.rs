@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::{
-    GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, Transaction,
+    ClientWrapper, GenericClient, Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime,
+    Transaction,
 };
 use keygate_token::{KeyId, KeyKind, TokenFormat};
 use time::OffsetDateTime;
@@ -39,6 +40,18 @@ use crate::verify::{self, KeyRow, Usage, verify_with};
 const POOL_SIZE: usize = 16;
 /// Most connections held out of the pool for verification (see [`Readers`]).
 const MAX_READERS: usize = 4;
+/// Run once on each connection [`Readers`] takes: plan [`VERIFY_SQL`] once per
+/// connection, not on every batch.
+///
+/// Its `k.id = ANY($1)` takes an array whose length a generic plan cannot know (the
+/// planner assumes ten elements), so under the default `plan_cache_mode = auto` every
+/// custom plan, for the batch's actual ids, looked cheaper than the generic one and
+/// PostgreSQL planned the statement again on every execution: about three quarters of
+/// the backend's CPU per batch (`BENCHMARKS.md`, "Issue 19, eighth pass"). The generic
+/// plan is the same index look-ups for any batch, and PostgreSQL still plans it anew
+/// after an `ANALYZE` of the tables it reads. The setting stays on these connections:
+/// they never return to the pool (see [`Readers::get`]).
+const READER_SETUP: &str = "SET plan_cache_mode = force_generic_plan";
 /// How long a caller waits for a pooled connection, and for a new one.
 const POOL_TIMEOUT: Duration = Duration::from_secs(5);
 /// Advisory lock key serialising migrations across processes ("keygate" in ASCII).
@@ -161,7 +174,7 @@ pub struct PostgresStore {
 /// restart, terminated backend) is replaced from the pool on the next batch.
 #[derive(Debug)]
 struct Readers {
-    slots: Box<[Mutex<Option<Arc<deadpool_postgres::Object>>>]>,
+    slots: Box<[Mutex<Option<Arc<ClientWrapper>>>]>,
     next: AtomicUsize,
 }
 
@@ -177,23 +190,27 @@ impl Readers {
     }
 
     /// A shared connection, round-robin; a closed or missing one is replaced first.
-    async fn get(&self, pool: &Pool) -> Result<Arc<deadpool_postgres::Object>, StoreError> {
+    ///
+    /// A replacement is taken out of the pool for good ([`Object::take`]: the pool may
+    /// open another in its place) and set up with [`READER_SETUP`], so the setting never
+    /// reaches a connection the pool lends for anything else; it closes when dropped.
+    async fn get(&self, pool: &Pool) -> Result<Arc<ClientWrapper>, StoreError> {
         if pool.is_closed() {
             // Closing the pool stops verification too, not only new checkouts.
             return Err(pool_err(deadpool_postgres::PoolError::Closed));
         }
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
         let slot = &self.slots[i];
-        let live = |s: &Option<Arc<deadpool_postgres::Object>>| {
-            s.as_ref().filter(|c| !c.is_closed()).cloned()
-        };
+        let live = |s: &Option<Arc<ClientWrapper>>| s.as_ref().filter(|c| !c.is_closed()).cloned();
         if let Some(client) = live(&slot.lock().unwrap_or_else(PoisonError::into_inner)) {
             return Ok(client);
         }
-        let fresh = Arc::new(pool.get().await.map_err(pool_err)?);
+        let fresh = Object::take(pool.get().await.map_err(pool_err)?);
+        fresh.batch_execute(READER_SETUP).await.map_err(db_err)?;
+        let fresh = Arc::new(fresh);
         let mut held = slot.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(client) = live(&held) {
-            // Another verify replaced it meanwhile; `fresh` goes back to the pool.
+            // Another verify replaced it meanwhile; `fresh` closes.
             return Ok(client);
         }
         *held = Some(fresh.clone());
@@ -1120,5 +1137,68 @@ impl Verifier for PostgresStore {
             let _ = self.touch.try_send((principal.key_id, records::now()));
         }
         Ok(principal)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The verify statement is planned once per reader connection, not on every batch
+    /// ([`READER_SETUP`]), and the setting stays on the readers.
+    #[tokio::test]
+    async fn batched_verifies_reuse_one_plan_and_the_pool_keeps_the_default() {
+        let Some(url) = keygate_test::postgres_url() else {
+            return;
+        };
+        let random = TenantId::random().unwrap();
+        let schema = format!("kg_test_{}", random.as_str()[3..].to_ascii_lowercase());
+        let store = PostgresStore::connect_with_schema(&url, &schema)
+            .await
+            .unwrap();
+        let token = store
+            .bootstrap(
+                &TokenFormat::default(),
+                Bootstrap::new("acme", "alice", &["shop"], vec!["keys:admin".into()], "k"),
+            )
+            .await
+            .unwrap()
+            .key
+            .token;
+        // One at a time: each verify is a batch of its own, so each is an execution.
+        for _ in 0..12 {
+            store.verify(token.expose()).await.unwrap();
+        }
+        // Every reader in turn (`get` is round-robin): what each planned so far.
+        let (mut generic, mut custom) = (0, 0);
+        for _ in 0..store.readers.slots.len() {
+            let reader = store.readers.get(&store.pool).await.unwrap();
+            let plans = reader
+                .query_opt(
+                    "SELECT generic_plans, custom_plans FROM pg_prepared_statements \
+                     WHERE statement = $1",
+                    &[&VERIFY_SQL],
+                )
+                .await
+                .unwrap();
+            if let Some(plans) = plans {
+                generic += plans.get::<_, i64>(0);
+                custom += plans.get::<_, i64>(1);
+            }
+        }
+        assert_eq!(custom, 0, "planned for each batch");
+        assert_eq!(generic, 12, "one execution of the generic plan per verify");
+
+        let pooled = store.pool.get().await.unwrap();
+        let mode: String = pooled
+            .query_one("SHOW plan_cache_mode", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(mode, "auto", "the readers' setting reached the pool");
+        pooled
+            .batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+            .await
+            .unwrap();
     }
 }
