@@ -16,6 +16,7 @@ use keygate_keys::{DatabaseBackend, KeyStore, Principal, TokenFormat, Verifier};
 use keygate_limits::{FailureLimiter, FailureQuota, Limits, Quota};
 use keygate_scopes::Policy;
 use serde_json::json;
+use tokio_util::task::AbortOnDropHandle;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::config::{Config, Upstream as UpstreamConfig};
@@ -283,7 +284,8 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
         let gates = self.state.gates.clone();
-        let purge = tokio::spawn(async move {
+        // Stopped when serving ends, or when this future is dropped before it does.
+        let _purge = AbortOnDropHandle::new(tokio::spawn(async move {
             let mut tick = tokio::time::interval(PURGE_EVERY);
             tick.tick().await;
             loop {
@@ -292,12 +294,11 @@ impl App {
                     tracing::warn!(error = %e, "could not purge gate state");
                 }
             }
-        });
+        }));
         // The layered routes as they are: a `Router` around them (`router`) would route
         // every request twice and box it once more on the way.
         let service = front::layered(self.front);
         crate::serve::serve(listener, service, self.transport, shutdown).await;
-        purge.abort();
         Ok(())
     }
 }
