@@ -15,6 +15,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::task::AbortOnDropHandle;
 use tower::ServiceExt;
 
 /// How connections are handled (from [`Config`](crate::Config)).
@@ -29,6 +30,8 @@ const BACKOFF_FIRST: Duration = Duration::from_millis(10);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// At most one "connection cap reached" warning this often.
 const CAP_WARNING_EVERY: Duration = Duration::from_secs(60);
+/// The period of [`keep_a_timer_due`]: shorter than the timers every request arms.
+const TIMER_FLOOR: Duration = Duration::from_secs(1);
 
 /// Serves `service` (the layered routes) on `listener` until `shutdown` completes, then stops accepting and
 /// waits for the open connections to finish their requests.
@@ -56,6 +59,7 @@ pub(crate) async fn serve<S, F>(
     F: Future<Output = ()> + Send + 'static,
 {
     let mut shutdown = std::pin::pin!(shutdown);
+    let _floor = AbortOnDropHandle::new(tokio::spawn(keep_a_timer_due()));
     let slots = Arc::new(Semaphore::new(transport.max_connections));
     let graceful = GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
@@ -111,6 +115,25 @@ pub(crate) async fn serve<S, F>(
     }
     drop(listener);
     graceful.shutdown().await;
+}
+
+/// Keeps one timer due within [`TIMER_FLOOR`] armed at all times, which spares each
+/// request a system call.
+///
+/// Every request arms timers: hyper's header timeout (30 s by default) when its
+/// connection waits for the next request, the upstream timeout (300 s) while it is
+/// forwarded. tokio wakes its I/O driver (a `write` to an eventfd) whenever a timer is
+/// armed that is due before every timer armed when the driver last parked, or when
+/// none was: it cannot know that the driver is not parked but running this very
+/// request. Under load that was 0.67 `write`s per proxied request. With a timer always
+/// due within a second, no request's timer is ever the earliest, and the only wake-ups
+/// left are this task's own, once a second.
+async fn keep_a_timer_due() {
+    let mut tick = tokio::time::interval(TIMER_FLOOR);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+    }
 }
 
 /// One connection from `listener`, with TCP_NODELAY set.
@@ -276,6 +299,49 @@ mod tests {
         );
         let reset = io::Error::from(io::ErrorKind::ConnectionAborted);
         assert_eq!(backoff.failed(&reset), None, "a vanished peer is skipped");
+    }
+
+    /// `serve` leaves no task of its own behind, whether it returns after its shutdown
+    /// or its future is dropped (an aborted server task).
+    #[tokio::test(flavor = "current_thread")]
+    async fn serving_leaves_no_task_behind() {
+        let alive = || {
+            tokio::runtime::Handle::current()
+                .metrics()
+                .num_alive_tasks()
+        };
+        let service = tower::service_fn(|_: http::Request<Body>| async {
+            Ok::<_, std::convert::Infallible>(http::Response::new(Body::empty()))
+        });
+        let transport = || Transport {
+            header_timeout: Duration::from_secs(30),
+            max_connections: 4,
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let server = tokio::spawn(serve(listener, service, transport(), async {
+            stopped.await.ok();
+        }));
+        tokio::task::yield_now().await;
+        assert!(alive() > 1, "the server and its timer task run");
+        stop.send(()).unwrap();
+        server.await.unwrap();
+        tokio::task::yield_now().await;
+        assert_eq!(alive(), 0, "after a graceful shutdown");
+
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let server = tokio::spawn(serve(
+            listener,
+            service,
+            transport(),
+            std::future::pending(),
+        ));
+        tokio::task::yield_now().await;
+        assert!(alive() > 1, "the server and its timer task run");
+        server.abort();
+        assert!(server.await.unwrap_err().is_cancelled());
+        tokio::task::yield_now().await;
+        assert_eq!(alive(), 0, "after the server's future was dropped");
     }
 
     #[test]
