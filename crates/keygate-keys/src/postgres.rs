@@ -47,9 +47,10 @@ const MAX_READERS: usize = 4;
 /// planner assumes ten elements), so under the default `plan_cache_mode = auto` every
 /// custom plan, for the batch's actual ids, looked cheaper than the generic one and
 /// PostgreSQL planned the statement again on every execution: about three quarters of
-/// the backend's CPU per batch (`BENCHMARKS.md`, "Issue 19, eighth pass"). The generic
-/// plan is the same index look-ups for any batch, and PostgreSQL still plans it anew
-/// after an `ANALYZE` of the tables it reads. The setting stays on these connections:
+/// the backend's CPU per batch (`BENCHMARKS.md`, "Issue 19, eighth pass"). One generic
+/// plan serves every batch (primary-key look-ups once the tables are large), and
+/// PostgreSQL plans it anew after an `ANALYZE` of the tables it reads, which autovacuum
+/// runs as they grow. The setting stays on these connections:
 /// they never return to the pool (see [`Readers::get`]).
 const READER_SETUP: &str = "SET plan_cache_mode = force_generic_plan";
 /// How long a caller waits for a pooled connection, and for a new one.
