@@ -68,10 +68,12 @@ fn bench(c: &mut Criterion) {
         },
         kind: KeyKind::Tenant,
         user: None,
-        scopes: ["services:read", "services:write"]
-            .into_iter()
-            .map(str::to_owned)
-            .collect::<BTreeSet<_>>(),
+        scopes: std::sync::Arc::new(
+            ["services:read", "services:write"]
+                .into_iter()
+                .map(str::to_owned)
+                .collect::<BTreeSet<_>>(),
+        ),
         projects: Some(vec![
             ProjectRef {
                 id: ProjectId::new("pj_ops"),

@@ -301,7 +301,7 @@ impl State {
             },
             kind: key.kind,
             user,
-            scopes: key.scopes.iter().cloned().collect::<BTreeSet<_>>(),
+            scopes: Arc::new(key.scopes.iter().cloned().collect::<BTreeSet<_>>()),
             projects: key.projects.clone(),
             expires_at: key.expires_at,
         })

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
+use std::sync::Arc;
 
 use keygate_token::{KeyId, KeyKind, RandomError, Token, random_base62};
 use serde::{Deserialize, Serialize};
@@ -540,8 +541,10 @@ pub struct Principal {
     pub kind: KeyKind,
     /// The issuing user, for user keys.
     pub user: Option<UserRef>,
-    /// The key's scopes.
-    pub scopes: BTreeSet<String>,
+    /// The key's scopes, shared: a principal is copied to every verify of its key that
+    /// one batched read answers, and handed on with the request, and its scopes never
+    /// change (they are fixed when the key is created). Build it with `Arc::new`.
+    pub scopes: Arc<BTreeSet<String>>,
     /// Projects the key may touch; `None` means every project of the tenant.
     pub projects: Option<Vec<ProjectRef>>,
     /// When the key stops working, if ever.

@@ -826,7 +826,7 @@ fn key_row_from(r: &Row, id: KeyId) -> Result<KeyRow, StoreError> {
             },
             kind: KeyKind::from_actor(&kind).ok_or_else(|| bad_value("actor_kind"))?,
             user,
-            scopes: scopes.into_iter().collect(),
+            scopes: Arc::new(scopes.into_iter().collect()),
             projects: project_refs(r.get(9), r.get(10)),
             expires_at: r.get(11),
         },

@@ -13,6 +13,8 @@
 //! transaction with `synchronous=FULL`: once a call returns `Ok`, the change survives
 //! a crash or power loss.
 
+use std::cell::RefCell;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -945,10 +947,8 @@ fn key_row_raw(conn: &Connection, id: &KeyId) -> rusqlite::Result<Option<KeyRow>
             }
             _ => None,
         };
-        let scopes = r.get_ref(8)?.as_str().map_err(conversion)?;
-        // Stored sorted (`records::normalise`): collected in one bulk build, not an
-        // insert (a search and maybe a split) per scope.
-        let scopes: Vec<String> = serde_json::from_str(scopes).map_err(conversion)?;
+        let scopes =
+            shared_scopes(r.get_ref(8)?.as_str().map_err(conversion)?).map_err(conversion)?;
         let projects = project_refs(r.get(9)?)?;
         Ok(KeyRow {
             hash: TokenHash::from_slice(hash).ok_or_else(|| bad_value("hash"))?,
@@ -961,7 +961,7 @@ fn key_row_raw(conn: &Connection, id: &KeyId) -> rusqlite::Result<Option<KeyRow>
                 },
                 kind: KeyKind::from_actor(kind).ok_or_else(|| bad_value("actor_kind"))?,
                 user,
-                scopes: scopes.into_iter().collect(),
+                scopes,
                 projects,
                 expires_at: opt_micros(r.get(10)?)?,
             },
@@ -975,6 +975,32 @@ fn key_row_raw(conn: &Connection, id: &KeyId) -> rusqlite::Result<Option<KeyRow>
         })
     })
     .optional()
+}
+
+/// A principal's scopes, as [`Principal::scopes`] holds them.
+type SharedScopes = Arc<BTreeSet<String>>;
+
+/// The scopes stored as `json`, parsed once per thread for as long as the rows it reads
+/// hold the same text: one key on many connections always does, and a tenant's keys
+/// mostly share their scopes. Only the parse is reused (it is a function of the text
+/// alone); every verify still reads the row, so nothing about a key is remembered.
+fn shared_scopes(json: &str) -> Result<SharedScopes, serde_json::Error> {
+    thread_local! {
+        static LAST: RefCell<Option<(Box<str>, SharedScopes)>> = const { RefCell::new(None) };
+    }
+    LAST.with_borrow_mut(|last| {
+        if let Some((text, scopes)) = last.as_ref()
+            && **text == *json
+        {
+            return Ok(Arc::clone(scopes));
+        }
+        // Stored sorted (`records::normalise`): collected in one bulk build, not an
+        // insert (a search and maybe a split) per scope.
+        let list: Vec<String> = serde_json::from_str(json)?;
+        let scopes = Arc::new(list.into_iter().collect::<BTreeSet<_>>());
+        *last = Some((json.into(), Arc::clone(&scopes)));
+        Ok(scopes)
+    })
 }
 
 #[async_trait]
@@ -1251,6 +1277,22 @@ mod tests {
         let done = store.bootstrap(&TokenFormat::default(), request).await;
         let token = done.unwrap().key.token.expose().to_owned();
         (dir, store, token)
+    }
+
+    #[test]
+    fn scopes_of_the_same_text_are_parsed_once_per_thread() {
+        let first = shared_scopes(r#"["a:r","b:w"]"#).unwrap();
+        let again = shared_scopes(r#"["a:r","b:w"]"#).unwrap();
+        assert!(Arc::ptr_eq(&first, &again));
+        assert_eq!(first.iter().collect::<Vec<_>>(), ["a:r", "b:w"]);
+        // Another text is parsed anew, and what it holds is its own.
+        let other = shared_scopes(r#"["a:r"]"#).unwrap();
+        assert!(!Arc::ptr_eq(&first, &other));
+        assert_eq!(other.iter().collect::<Vec<_>>(), ["a:r"]);
+        assert!(shared_scopes(r#"["a:r""#).is_err());
+        assert!(shared_scopes("{}").is_err());
+        // A failed parse leaves the last good one in place.
+        assert!(Arc::ptr_eq(&other, &shared_scopes(r#"["a:r"]"#).unwrap()));
     }
 
     /// How many times the inline connections have run the verify statement.

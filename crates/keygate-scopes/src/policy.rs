@@ -471,7 +471,7 @@ impl Policy {
     /// #     tenant: TenantRef { id: TenantId::new("tn_1"), name: "acme".to_owned() },
     /// #     kind: KeyKind::Tenant,
     /// #     user: None,
-    /// #     scopes: ["services:read".to_owned()].into(),
+    /// #     scopes: std::sync::Arc::new(["services:read".to_owned()].into()),
     /// #     projects: None,
     /// #     expires_at: None,
     /// # };
@@ -576,7 +576,7 @@ impl Policy {
     /// #     tenant: TenantRef { id: TenantId::new("tn_1"), name: "acme".to_owned() },
     /// #     kind: KeyKind::Tenant,
     /// #     user: None,
-    /// #     scopes: BTreeSet::new(),
+    /// #     scopes: std::sync::Arc::new(BTreeSet::new()),
     /// #     projects: None,
     /// #     expires_at: None,
     /// # };

@@ -332,7 +332,7 @@ pub async fn scopes_and_projects_round_trip(h: &Harness) {
     assert_eq!(got, k.key);
     let p = h.store.verify(k.token.expose()).await.unwrap();
     assert_eq!(
-        p.scopes,
+        *p.scopes,
         ["a:r", "m", "z:w"]
             .into_iter()
             .map(str::to_owned)

@@ -28,10 +28,12 @@ pub(crate) fn principal(kind: KeyKind, scopes: &[&str], projects: Option<&[&str]
             name: "ada".to_owned(),
             role: Role::Owner,
         }),
-        scopes: scopes
-            .iter()
-            .map(|s| (*s).to_owned())
-            .collect::<BTreeSet<_>>(),
+        scopes: std::sync::Arc::new(
+            scopes
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect::<BTreeSet<_>>(),
+        ),
         projects: projects.map(|ps| {
             ps.iter()
                 .map(|p| ProjectRef {
