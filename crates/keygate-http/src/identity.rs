@@ -89,16 +89,20 @@ impl IdentityHeaders {
     }
 }
 
-/// [`apply_identity`], returning the headers it set as [`IdentityHeaders`] (for the
-/// request's extensions).
+/// [`strip_identity`], then the [`identity_headers`] of `principal`, returned as
+/// [`IdentityHeaders`] (for the request's extensions) and set on `headers` as well when
+/// `on_request` ([`apply_identity`]).
 pub(crate) fn apply_identity_kept(
     headers: &mut HeaderMap,
     principal: &Principal,
+    on_request: bool,
 ) -> Result<IdentityHeaders, InvalidHeaderValue> {
-    let identity = identity_headers(principal)?;
     strip_identity(headers);
-    for (name, value) in &identity {
-        headers.insert(name.clone(), value.clone());
+    let identity = identity_headers(principal)?;
+    if on_request {
+        for (name, value) in &identity {
+            headers.insert(name.clone(), value.clone());
+        }
     }
     Ok(IdentityHeaders(identity))
 }
@@ -129,5 +133,5 @@ pub fn apply_identity(
     headers: &mut HeaderMap,
     principal: &Principal,
 ) -> Result<(), InvalidHeaderValue> {
-    apply_identity_kept(headers, principal).map(drop)
+    apply_identity_kept(headers, principal, true).map(drop)
 }

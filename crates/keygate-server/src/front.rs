@@ -55,7 +55,12 @@ impl Front {
     /// `routes` (every route with its own layers) behind the log and the Origin check,
     /// and `POST /api/mcp` on its direct path, its key checked by `auth`.
     pub(crate) fn new(observed: Observed, routes: Router, auth: &AuthLayer) -> Self {
-        let mcp = auth.layer(McpPost(observed.state.clone()));
+        // The gateway sends the identity headers from the request's extensions and
+        // forwards only the MCP transport headers: none is set on the request itself.
+        let mcp = auth
+            .clone()
+            .identity_in_extensions_only()
+            .layer(McpPost(observed.state.clone()));
         Self(Arc::new(Inner {
             observed,
             routes,

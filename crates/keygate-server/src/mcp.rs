@@ -257,8 +257,8 @@ fn verified_parts(
         tracing::error!("MCP request without a verified principal; answering 503");
         return Err(AuthError::Unavailable.into_response());
     };
-    // Built by the auth layer beside the principal (and set on the request): taken, not
-    // built a second time.
+    // Built by the auth layer beside the principal (on this direct path it sets none on
+    // the request itself): taken, not built a second time.
     let Some(identity) = parts.extensions.remove::<keygate_http::IdentityHeaders>() else {
         tracing::error!("MCP request without its identity headers; answering 503");
         return Err(AuthError::Unavailable.into_response());

@@ -17,9 +17,10 @@ use super::service::Auth;
 /// only changes verification (timing, counting) implements [`Verifier`] alone.
 ///
 /// A verified request reaches the inner service with the
-/// [`Principal`](keygate_keys::Principal) in its extensions, the `X-Keygate-*`
-/// identity headers set (client-supplied ones removed) and no `Authorization`
-/// header. Any other request is answered by the layer with the exact
+/// [`Principal`](keygate_keys::Principal) and its
+/// [`IdentityHeaders`](crate::IdentityHeaders) in its extensions, the `X-Keygate-*`
+/// identity headers set (client-supplied ones removed; see
+/// [`AuthLayer::identity_in_extensions_only`]) and no `Authorization` header. Any other request is answered by the layer with the exact
 /// [`AuthError`](crate::AuthError) response and never reaches the inner service.
 ///
 /// With [`AuthLayer::with_failure_limiter`], failed authentications are counted per
@@ -42,6 +43,7 @@ use super::service::Auth;
 pub struct AuthLayer {
     verifier: Arc<dyn Verifier>,
     failures: Option<Arc<FailureLimiter>>,
+    on_request: bool,
 }
 
 impl AuthLayer {
@@ -51,6 +53,7 @@ impl AuthLayer {
         Self {
             verifier,
             failures: None,
+            on_request: true,
         }
     }
 
@@ -90,12 +93,35 @@ impl AuthLayer {
         self.failures = Some(limiter);
         self
     }
+
+    /// Keeps a verified request's identity headers in its extensions only (as
+    /// [`IdentityHeaders`](crate::IdentityHeaders)) instead of also setting them on the
+    /// request, for an inner service that builds its upstream request itself and sends
+    /// them there (keygated's MCP gateway does): setting headers nobody reads costs each
+    /// request a few map insertions and, often, the map's growth. The client's own
+    /// `X-Keygate-*` and `Authorization` headers are still removed.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use keygate_http::AuthLayer;
+    /// use keygate_keys::KeyStore;
+    ///
+    /// fn layer(store: Arc<dyn KeyStore>) -> AuthLayer {
+    ///     AuthLayer::new(store).identity_in_extensions_only()
+    /// }
+    /// ```
+    #[must_use]
+    pub fn identity_in_extensions_only(mut self) -> Self {
+        self.on_request = false;
+        self
+    }
 }
 
 impl fmt::Debug for AuthLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AuthLayer")
             .field("failures", &self.failures)
+            .field("identity_on_request", &self.on_request)
             .finish_non_exhaustive()
     }
 }
@@ -104,6 +130,11 @@ impl<S> Layer<S> for AuthLayer {
     type Service = Auth<S>;
 
     fn layer(&self, inner: S) -> Auth<S> {
-        Auth::new(inner, self.verifier.clone(), self.failures.clone())
+        Auth::new(
+            inner,
+            self.verifier.clone(),
+            self.failures.clone(),
+            self.on_request,
+        )
     }
 }

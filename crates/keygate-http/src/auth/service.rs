@@ -24,6 +24,9 @@ pub struct Auth<S> {
     inner: S,
     verifier: Arc<dyn Verifier>,
     failures: Option<Arc<FailureLimiter>>,
+    /// Whether the identity headers are set on the request as well as kept in its
+    /// extensions ([`AuthLayer::identity_in_extensions_only`](super::AuthLayer)).
+    on_request: bool,
 }
 
 impl<S> Auth<S> {
@@ -31,11 +34,13 @@ impl<S> Auth<S> {
         inner: S,
         verifier: Arc<dyn Verifier>,
         failures: Option<Arc<FailureLimiter>>,
+        on_request: bool,
     ) -> Self {
         Self {
             inner,
             verifier,
             failures,
+            on_request,
         }
     }
 
@@ -72,6 +77,7 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let verifier = self.verifier.clone();
+        let on_request = self.on_request;
 
         for (name, value) in req.headers_mut().iter_mut() {
             if name == AUTHORIZATION {
@@ -138,7 +144,7 @@ where
                 }
             };
             drop(held);
-            let identity = match apply_identity_kept(req.headers_mut(), &principal) {
+            let identity = match apply_identity_kept(req.headers_mut(), &principal, on_request) {
                 Ok(identity) => identity,
                 Err(err) => {
                     tracing::error!(

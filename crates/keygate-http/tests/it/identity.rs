@@ -127,3 +127,27 @@ impl Fixture {
         self.store.verify(self.user_token()).await.unwrap()
     }
 }
+
+#[tokio::test]
+async fn identity_in_extensions_only_sets_none_on_the_request_and_still_strips() {
+    let fx = Fixture::new().await;
+    let layer = keygate_http::AuthLayer::new(fx.store.clone()).identity_in_extensions_only();
+    let app = crate::support::routes().layer(layer);
+    let spoofed = [
+        ("X-Keygate-Tenant", "tn_someone_else"),
+        ("x-keygate-user", "us_admin"),
+    ];
+    // The handler sees no X-Keygate-* header and no Authorization: the client's are
+    // removed and the verified ones are not set.
+    let echoed = send(app.clone(), "/echo", &[&bearer(fx.user_token())], &spoofed).await;
+    assert_eq!(echoed.status, StatusCode::OK);
+    assert_eq!(echoed.text(), "principal: true");
+    // The verified ones are in the extensions, for the handler to send on.
+    let kept = send(app, "/forwarded", &[&bearer(fx.user_token())], &spoofed).await;
+    assert_eq!(kept.status, StatusCode::OK);
+    let expected = format!(
+        "x-keygate-key-id: {}\nx-keygate-tenant: {}\nx-keygate-actor: user\nx-keygate-user: {}",
+        fx.boot.key.key.id, fx.boot.tenant.id, fx.boot.owner.id
+    );
+    assert_eq!(kept.text(), expected);
+}
