@@ -10,7 +10,9 @@
 //!   refused on the very next request. The raw token is never forwarded (the
 //!   `Authorization` header is removed) and never logged (it is marked sensitive).
 //!   [`AuthLayer::with_failure_limiter`] adds a budget of failed authentications per
-//!   client address: a client over it is answered 429 before its token is verified.
+//!   client address: a client over it is answered 429 before its token is verified;
+//!   [`AuthLayer::identity_in_extensions_only`] keeps the identity headers off the
+//!   request, for a handler that sends them on itself.
 //! - [`AuthError`]: every failure of the contract, each an axum
 //!   [`IntoResponse`](axum::response::IntoResponse) with a fixed body.
 //! - [`Authenticated`]: an axum extractor for the verified
