@@ -20,8 +20,9 @@ use super::service::Auth;
 /// [`Principal`](keygate_keys::Principal) and its
 /// [`IdentityHeaders`](crate::IdentityHeaders) in its extensions, the `X-Keygate-*`
 /// identity headers set (client-supplied ones removed; see
-/// [`AuthLayer::identity_in_extensions_only`]) and no `Authorization` header. Any other request is answered by the layer with the exact
-/// [`AuthError`](crate::AuthError) response and never reaches the inner service.
+/// [`AuthLayer::identity_in_extensions_only`]) and no `Authorization` header. Any other
+/// request is answered by the layer with the exact [`AuthError`](crate::AuthError)
+/// response and never reaches the inner service.
 ///
 /// With [`AuthLayer::with_failure_limiter`], failed authentications are counted per
 /// client address, and a client over its budget is answered 429
