@@ -16,9 +16,11 @@ use keygate_demo::DemoBootstrap;
 use keygate_server::settings::Settings;
 use keygate_server::{App, Config, ServerError, Upstream};
 
+mod alloc;
+
 /// mimalloc: fewer instructions per gateway request than the system allocator (BENCHMARKS.md).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: alloc::Mimalloc = alloc::Mimalloc;
 
 /// API keys, rate limits and confirmation gates in front of MCP tool servers.
 ///
