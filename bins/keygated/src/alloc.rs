@@ -103,6 +103,18 @@ unsafe impl GlobalAlloc for Mimalloc {
 mod tests {
     use super::*;
 
+    /// Asserts that `p` is `align`-aligned and that its first `len` bytes are `byte`.
+    ///
+    /// # Safety
+    ///
+    /// `p` points to at least `len` initialised bytes.
+    unsafe fn assert_block(p: *mut u8, align: usize, len: usize, byte: u8, what: &str) {
+        assert_eq!(p as usize % align, 0, "{what}: not aligned to {align}");
+        // SAFETY: the caller's contract.
+        let bytes = unsafe { std::slice::from_raw_parts(p, len) };
+        assert!(bytes.iter().all(|b| *b == byte), "{what}: contents changed");
+    }
+
     /// Every alignment up to a page, at sizes around each, is met through every entry
     /// point, and the bytes survive reallocations that move between the two paths.
     #[test]
@@ -116,38 +128,31 @@ mod tests {
                 // once, with the layout it has at that point.
                 unsafe {
                     let z = a.alloc_zeroed(layout);
-                    assert_eq!(z as usize % align, 0, "alloc_zeroed {size} at {align}");
-                    assert!(std::slice::from_raw_parts(z, size).iter().all(|b| *b == 0));
+                    assert_block(z, align, size, 0, &format!("alloc_zeroed {size}"));
                     a.dealloc(z, layout);
 
                     let mut p = a.alloc(layout);
-                    assert_eq!(p as usize % align, 0, "alloc {size} at {align}");
+                    assert_block(p, align, 0, 0, &format!("alloc {size}"));
                     for new_size in [size / 2 + 1, size * 3] {
                         p.write_bytes(0xA5, size);
                         let kept = size.min(new_size);
                         let q = a.realloc(p, layout, new_size);
-                        assert_eq!(
-                            q as usize % align,
-                            0,
-                            "realloc {size} to {new_size} at {align}"
-                        );
-                        assert!(
-                            std::slice::from_raw_parts(q, kept)
-                                .iter()
-                                .all(|b| *b == 0xA5)
+                        assert_block(
+                            q,
+                            align,
+                            kept,
+                            0xA5,
+                            &format!("realloc {size} to {new_size}"),
                         );
                         let grown =
                             Layout::from_size_align(new_size, align).expect("a valid layout");
                         p = a.realloc(q, grown, size);
-                        assert_eq!(
-                            p as usize % align,
-                            0,
-                            "realloc {new_size} to {size} at {align}"
-                        );
-                        assert!(
-                            std::slice::from_raw_parts(p, kept)
-                                .iter()
-                                .all(|b| *b == 0xA5)
+                        assert_block(
+                            p,
+                            align,
+                            kept,
+                            0xA5,
+                            &format!("realloc {new_size} to {size}"),
                         );
                     }
                     a.dealloc(p, layout);
