@@ -359,8 +359,8 @@ impl EnvelopeError {
 /// Reads `body` as one JSON-RPC message, as a gateway must before any policy:
 ///
 /// 1. nesting deeper than [`MAX_DEPTH`]: `-32600`;
-/// 2. not JSON: `-32700`; a batch, a non-object or an object with a member given
-///    twice: `-32600` (all with id `null`);
+/// 2. not JSON (bytes that are not UTF-8 included): `-32700`; a batch, a non-object
+///    or an object with a member given twice: `-32600` (all with id `null`);
 /// 3. `jsonrpc` other than `"2.0"`, or a `method` that is not a string: `-32600`
 ///    with the message's id.
 ///
@@ -375,7 +375,12 @@ pub fn parse(body: &[u8]) -> Result<Parsed<'_>, EnvelopeError> {
         ));
     }
     let is_object = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
-    let message = match serde_json::from_slice::<Message<'_>>(body) {
+    // JSON text is UTF-8 (RFC 8259, 8.1), so a body that is not is a parse error. Checked
+    // once here, serde_json then reads a `str` and does not check each member again.
+    let Ok(text) = std::str::from_utf8(body) else {
+        return Err(not_json());
+    };
+    let message = match serde_json::from_str::<Message<'_>>(text) {
         Ok(m) if is_object => m,
         Ok(_) => return Err(malformed(body, None)),
         Err(e) => return Err(malformed(body, Some(&e))),
@@ -406,15 +411,20 @@ pub fn parse(body: &[u8]) -> Result<Parsed<'_>, EnvelopeError> {
     })
 }
 
+/// The refusal of a body that is not JSON.
+fn not_json() -> EnvelopeError {
+    EnvelopeError::new(
+        EnvelopeProblem::NotJson,
+        Value::Null,
+        "Parse error: the body is not JSON",
+    )
+}
+
 /// The refusal of a body that is not one JSON-RPC object. A syntax error anywhere is a
 /// parse error, even when a shape error (a duplicate member) came first.
 fn malformed(body: &[u8], shape: Option<&serde_json::Error>) -> EnvelopeError {
     if serde_json::from_slice::<serde::de::IgnoredAny>(body).is_err() {
-        return EnvelopeError::new(
-            EnvelopeProblem::NotJson,
-            Value::Null,
-            "Parse error: the body is not JSON",
-        );
+        return not_json();
     }
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
     match (first, shape) {
@@ -542,6 +552,15 @@ mod tests {
             assert_eq!(answer["jsonrpc"], "2.0");
             assert_eq!(answer["error"]["code"], *code);
             assert_eq!(answer["error"]["message"], err.message());
+        }
+        // Bytes that are not UTF-8, in a string or outside one: not JSON.
+        for body in [
+            &b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"p\xffing\"}"[..],
+            b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}\xc3",
+        ] {
+            let err = parse(body).unwrap_err();
+            assert_eq!(err.problem(), EnvelopeProblem::NotJson);
+            assert_eq!(err.code(), PARSE_ERROR);
         }
         // Once the message could be read, the refusal carries its id.
         let err = parse(br#"{"jsonrpc":"1.0","id":9,"method":"ping"}"#).unwrap_err();
