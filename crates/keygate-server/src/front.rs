@@ -19,7 +19,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode, header};
 use axum::response::Response;
 use keygate_http::{Auth, AuthLayer};
@@ -162,8 +162,8 @@ impl Inner {
     }
 }
 
-/// `POST /api/mcp` once its key is checked: the body limit, the rate limits, the
-/// gateway, as the router's route for it has them.
+/// `POST /api/mcp` once its key is checked: the rate limits and the gateway (which
+/// applies the body limit), as the router's route for it has them.
 #[derive(Clone, Debug)]
 pub(crate) struct McpPost(AppState);
 
@@ -178,21 +178,14 @@ impl Service<Request> for McpPost {
 
     fn call(&mut self, req: Request) -> Self::Future {
         let state = self.0.clone();
-        // `DefaultBodyLimit` records the limit on the request, where the gateway's body
-        // extractor reads it; its service type is private to axum, so it wraps the
-        // gateway here, for this one request (a struct, no allocation).
-        let limit = DefaultBodyLimit::max(state.max_body);
-        let mut gateway = limit.layer(tower::service_fn(move |req: Request| {
-            let state = state.clone();
-            async move {
-                let resp = crate::app::limited(&state, req, |req| {
-                    crate::mcp::gateway(State(state.clone()), req)
-                })
-                .await;
-                Ok(resp)
-            }
-        }));
-        Box::pin(gateway.call(req))
+        // The gateway applies the body limit itself (`mcp::read_body`).
+        Box::pin(async move {
+            let resp = crate::app::limited(&state, req, |req| {
+                crate::mcp::gateway(State(state.clone()), req)
+            })
+            .await;
+            Ok(resp)
+        })
     }
 }
 

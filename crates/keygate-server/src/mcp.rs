@@ -19,10 +19,11 @@ use std::future::Future;
 use std::task::Poll;
 
 use axum::Extension;
-use axum::extract::{FromRequest, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use keygate_gates::{Decision, FailureHistory, GateCall};
 use keygate_http::{AuthError, DENIAL_LOG_CHARS, untrusted};
 use keygate_keys::Principal;
@@ -272,14 +273,19 @@ fn verified_parts(
     ))
 }
 
-/// The body of an MCP request, within the body limit and the request timeout.
+/// The body of an MCP request, at most [`AppState::max_body`] bytes and within the
+/// request timeout.
+///
+/// Read with `http_body_util` directly rather than axum's `Bytes` extractor: the
+/// limit is the gateway's own, so no `DefaultBodyLimit` is recorded on the request or
+/// looked up in it, and the body is not boxed once more for the limit (one body of one
+/// frame, the usual request, is passed on without a copy either way).
 async fn read_body(
     state: &AppState,
     req: Request,
     principal: &Principal,
 ) -> Result<Bytes, Response> {
-    // The body limit (and its 413) come from `DefaultBodyLimit`, as with any extractor.
-    let mut read = std::pin::pin!(Bytes::from_request(req, state));
+    let mut read = std::pin::pin!(Limited::new(req.into_body(), state.max_body).collect());
     // A small body has usually arrived with the head: read without arming a timer, then
     // bound by the request timeout only if it has not.
     let first = std::future::poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await;
@@ -294,21 +300,29 @@ async fn read_body(
             }
         },
     };
-    read.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            rpc_error(
-                StatusCode::PAYLOAD_TOO_LARGE,
+    match read {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<LengthLimitError>() => Err(rpc_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            Value::Null,
+            code::INVALID_REQUEST,
+            format!(
+                "Request body too large: this gateway takes MCP messages of at most {} bytes",
+                state.max_body
+            ),
+        )),
+        // The connection failed or framed the body wrongly (hyper's error names no
+        // client-supplied value).
+        Err(e) => {
+            tracing::info!(key_id = %principal.key_id, error = %e, "MCP request body could not be read");
+            Err(rpc_error(
+                StatusCode::BAD_REQUEST,
                 Value::Null,
                 code::INVALID_REQUEST,
-                format!(
-                    "Request body too large: this gateway takes MCP messages of at most {} bytes",
-                    state.max_body
-                ),
-            )
-        } else {
-            rejection.into_response()
+                "Invalid Request: the request body could not be read",
+            ))
         }
-    })
+    }
 }
 
 /// The 2026-07-28 routing headers (`Mcp-Method`, `Mcp-Name`) against the body: a

@@ -237,3 +237,33 @@ async fn a_zero_header_timeout_is_a_configuration_error() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn an_mcp_body_framed_wrongly_is_a_json_rpc_400() {
+    let served = serve(
+        Config::new(Upstream::in_process(Platform::new())),
+        Arc::new(MemoryStore::new()),
+    )
+    .await;
+    let owner = served.owner.clone().unwrap();
+    let mut sock = TcpStream::connect(served.addr).await.unwrap();
+    // A chunk size that is not hexadecimal: hyper fails the body, not the head.
+    let request = format!(
+        "POST /api/mcp HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {owner}\r\n\
+         Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n\
+         Transfer-Encoding: chunked\r\nConnection: close\r\n\r\nzz\r\n"
+    );
+    sock.write_all(request.as_bytes()).await.unwrap();
+    let answer = closed_within(&mut sock, BOUND)
+        .await
+        .expect("answered and closed");
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 400 "), "{text}");
+    let (_, body) = text.split_once("\r\n\r\n").expect("a head and a body");
+    let body: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32600,
+            "message": "Invalid Request: the request body could not be read"}})
+    );
+}
