@@ -373,7 +373,6 @@ fn routes(
     document: Document,
     leak_keys: Option<Arc<crate::leaks::LeakReportKeys>>,
 ) -> Front {
-    let max_body = state.max_body;
     // Every request but an MCP one must produce its head within the request timeout. An
     // MCP request is bounded by it while the client sends it (`mcp::gateway`), then by
     // the upstream timeout: a tool answered in one JSON body may take longer than any
@@ -397,9 +396,9 @@ fn routes(
         .route_layer(middleware::from_fn_with_state(state.clone(), rate_limited))
         .layer(DefaultBodyLimit::max(ADMIN_BODY_LIMIT))
         .layer(timeout);
-    let mcp_routes = mcp
-        .route_layer(middleware::from_fn_with_state(state.clone(), rate_limited))
-        .layer(DefaultBodyLimit::max(max_body));
+    // No `DefaultBodyLimit`: the gateway limits the MCP body itself (`mcp::read_body`),
+    // and the GET and DELETE it passes through send none.
+    let mcp_routes = mcp.route_layer(middleware::from_fn_with_state(state.clone(), rate_limited));
     // Forward-auth: the same key checks and budgets, its answers finished outside them.
     let forward = forward
         .route_layer(middleware::from_fn_with_state(state.clone(), rate_limited))
